@@ -1,0 +1,1 @@
+"""Headwater: Stripe customers, filtered and mapped, landed in your own warehouse."""

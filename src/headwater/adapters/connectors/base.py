@@ -1,0 +1,65 @@
+"""The source interface (Stripe first).  See `headwater.adapters.connectors.stripe`.
+
+Contract:
+
+- `read_full` yields pages (lists) of records.  Across all pages every record present
+  in the source when the read started, and not deleted during it, appears exactly once;
+  page order is unspecified (windows are read in parallel).  Ends by returning.
+- `event_position` returns an opaque JSON-able marker of where the change stream
+  stands *now*; taken before a full read, it guarantees that `read_changes` from it
+  sees every change made during and after that read.
+- `read_changes(position)` yields `ChangeBatch` objects in chronological order; each
+  carries the position that is safe to save once that batch's writes have committed.
+  Raises `HistoryExpired` when the position is older than the source keeps history.
+- Errors: `TransientError` subclasses after retries were exhausted, `TerminalError`
+  subclasses for bad keys / missing permissions; messages never contain the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from headwater.kernel.errors import TerminalError
+from headwater.kernel.records import Record
+
+
+class HistoryExpired(TerminalError):
+    """The saved change position is older than the source's retained history."""
+
+
+class PermissionMissing(TerminalError):
+    """The key lacks a permission; `permission` names it (e.g. ``Events: Read``)."""
+
+    def __init__(self, message: str, permission: str) -> None:
+        self.permission = permission
+        super().__init__(message)
+
+
+@dataclass
+class Change:
+    """The latest state of one record within a batch of changes."""
+
+    source_id: str
+    kind: str  # "created" | "updated" | "deleted"
+    record: Record | None  # None when deleted
+    at: int  # unix seconds of the change
+
+
+@dataclass
+class ChangeBatch:
+    changes: list[Change]
+    position: dict[str, Any]
+    api_calls: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    def read_full(self) -> Iterator[list[Record]]: ...
+
+    def event_position(self) -> dict[str, Any]: ...
+
+    def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,37 @@
+"""The transformation interface: mapping, JavaScript and Python all implement it.
+
+A transformation is compiled once per run from its saved source and then called
+with batches of raw Stripe records.  For each input record it returns exactly one
+`Outcome`, in the same order:
+
+- a dict keyed by Customer Model property path (``"address.city"``; an ``object``
+  property may also be given as a nested dict) with JSON-ish values; the run engine
+  converts them to the model's types (`CustomerModel.to_columns`);
+- ``None`` to skip the record (counted as skipped);
+- `TransformFailure` when the code raised, returned a wrong type, etc. for that record.
+
+When a whole batch fails (time limit, memory limit, worker crash) `transform` raises
+`BatchFailed`; the engine counts every record of the batch as failed and goes on with
+the next batch, and the implementation must be ready to take that next batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from headwater.kernel.errors import HeadwaterError
+from headwater.kernel.records import Outcome, Record
+
+
+class BatchFailed(HeadwaterError):
+    """A whole batch failed (which limit, which batch is in the message)."""
+
+
+class Transformation(Protocol):
+    def transform(self, records: Sequence[Record]) -> list[Outcome]: ...
+
+    def logs(self) -> list[str]:
+        """Captured ``console.log`` / ``print`` output since the last call (capped)."""
+
+    def close(self) -> None: ...
