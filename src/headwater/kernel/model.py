@@ -101,6 +101,7 @@ class Column:
 class CustomerModel:
     properties: tuple[Property, ...]
     _columns: tuple[Column, ...] = field(default=(), compare=False, repr=False)
+    _by_path: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         columns = tuple(_leaves(self.properties, ""))
@@ -118,16 +119,14 @@ class CustomerModel:
                 )
             seen[col.name] = col.path
         object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_by_path", {c.path: c for c in columns})
 
     @property
     def columns(self) -> tuple[Column, ...]:
         return self._columns
 
     def column(self, path: str) -> Column | None:
-        for col in self._columns:
-            if col.path == path:
-                return col
-        return None
+        return self._by_path.get(path)
 
     def find(self, path: str) -> Property | None:
         props = self.properties
@@ -164,7 +163,7 @@ class CustomerModel:
     def _put(self, path: str, value: Any, out: dict[str, Any]) -> None:
         if not isinstance(path, str):
             raise ConversionError(f"key {path!r} is not a string")
-        col = self.column(path)
+        col = self._by_path.get(path)
         if col is not None:
             out[col.name] = convert(value, col.type, path)
             return

@@ -1,0 +1,65 @@
+"""The metadata store: SQLite by default, PostgreSQL in production, migrated on open."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+
+from headwater.kernel.errors import TransientError
+
+
+class StoreUnavailable(TransientError):
+    """The metadata database could not be reached."""
+
+
+def engine_url(url: str) -> str:
+    """Map user-facing URLs to SQLAlchemy driver URLs (psycopg 3 for PostgreSQL)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine and bring the schema to the newest migration."""
+    url = engine_url(url)
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        with engine.begin() as conn:
+            migrate(conn)
+    except Exception as exc:  # the driver's own error types vary; report uniformly
+        engine.dispose()
+        raise StoreUnavailable(f"metadata store {engine.url!r} is unavailable: {exc}") from exc
+    return engine
+
+
+def migrate(conn: Connection, revision: str = "head") -> None:
+    config = Config()
+    config.set_main_option("script_location", str(files("headwater.adapters.store") / "migrations"))
+    config.attributes["connection"] = conn
+    command.upgrade(config, revision)
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.begin() as conn:
+        yield conn

@@ -1,0 +1,79 @@
+"""Reading and writing metadata entities.  Plain functions of a SQLAlchemy engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, Table, delete, insert, select, update
+
+from headwater.adapters.store import tables
+from headwater.kernel.entities import Connection, Pipeline, Workspace
+from headwater.kernel.errors import NotFound
+
+E = TypeVar("E", Workspace, Connection, Pipeline)
+
+_TABLES: dict[type[Any], Table] = {
+    Workspace: tables.workspaces,
+    Connection: tables.connections,
+    Pipeline: tables.pipelines,
+}
+_NOUNS = {Workspace: "workspace", Connection: "connection", Pipeline: "pipeline"}
+
+
+def _entity(cls: type[E], row: Any) -> E:
+    data = dict(row._mapping)
+    return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def add(engine: Engine, entity: E) -> E:
+    with engine.begin() as conn:
+        conn.execute(insert(_TABLES[type(entity)]).values(**asdict(entity)))
+    return entity
+
+
+def get(engine: Engine, cls: type[E], entity_id: str, workspace_id: str | None = None) -> E:
+    table = _TABLES[cls]
+    query = select(table).where(table.c.id == entity_id)
+    if workspace_id is not None and cls is not Workspace:
+        query = query.where(table.c.workspace_id == workspace_id)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no {_NOUNS[cls]} with id {entity_id!r}")
+    return _entity(cls, row)
+
+
+def find(engine: Engine, cls: type[E], **where: Any) -> list[E]:
+    table = _TABLES[cls]
+    query = select(table).order_by(table.c.created_at)
+    for column, value in where.items():
+        query = query.where(table.c[column] == value)
+    with engine.connect() as conn:
+        return [_entity(cls, row) for row in conn.execute(query)]
+
+
+def save(engine: Engine, entity: E, only: Sequence[str] | None = None) -> E:
+    table = _TABLES[type(entity)]
+    values = asdict(entity)
+    values.pop("id")
+    if only is not None:
+        values = {k: values[k] for k in only}
+    with engine.begin() as conn:
+        result = conn.execute(update(table).where(table.c.id == entity.id).values(**values))
+    if result.rowcount == 0:
+        raise NotFound(f"no {_NOUNS[type(entity)]} with id {entity.id!r}")
+    return entity
+
+
+def remove(engine: Engine, cls: type[E], entity_id: str) -> None:
+    table = _TABLES[cls]
+    with engine.begin() as conn:
+        if cls is Pipeline:
+            run_ids = select(tables.runs.c.id).where(tables.runs.c.pipeline_id == entity_id)
+            conn.execute(delete(tables.run_errors).where(tables.run_errors.c.run_id.in_(run_ids)))
+            conn.execute(delete(tables.runs).where(tables.runs.c.pipeline_id == entity_id))
+        result = conn.execute(delete(table).where(table.c.id == entity_id))
+    if result.rowcount == 0:
+        raise NotFound(f"no {_NOUNS[cls]} with id {entity_id!r}")

@@ -1,0 +1,98 @@
+"""Metadata entities as plain dataclasses (no I/O)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEDULES = ("off", "5m", "15m", "30m", "1h", "2h", "3h", "6h", "8h", "12h", "24h")
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+LIVE_STATUSES = ("queued", "running")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Workspace:
+    id: str
+    name: str
+    customer_model: list[dict[str, Any]]
+    warehouse_url: str | None
+    created_at: datetime
+
+
+@dataclass
+class Connection:
+    id: str
+    workspace_id: str
+    name: str
+    kind: str
+    base_url: str
+    requests_per_second: float
+    api_key_encrypted: str
+    api_key_masked: str
+    livemode: bool
+    events_read: bool
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """What the API and CLI show: never the key, only its masked form."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "base_url": self.base_url,
+            "requests_per_second": self.requests_per_second,
+            "api_key": self.api_key_masked,
+            "livemode": self.livemode,
+            "permissions": {"customers_read": True, "events_read": self.events_read},
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass
+class Pipeline:
+    id: str
+    workspace_id: str
+    connection_id: str
+    name: str
+    description: str
+    enabled: bool
+    schedule: str
+    incremental: bool
+    filter: dict[str, Any] | None
+    transformation: dict[str, Any]
+    state: dict[str, Any]
+    needs_full: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class Run:
+    id: str
+    pipeline_id: str
+    kind: str  # "full" | "incremental"
+    status: str
+    counters: dict[str, Any]
+    message: str | None
+    summary: dict[str, Any]
+    pid: int | None
+    host: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE_STATUSES
