@@ -1,0 +1,31 @@
+"""The `headwater` command line."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from headwater.entrypoints.cli.connections import connections
+from headwater.entrypoints.cli.demo import demo
+from headwater.entrypoints.cli.model import model
+from headwater.entrypoints.cli.pipelines import pipelines
+from headwater.entrypoints.cli.runs import runs
+from headwater.entrypoints.cli.warehouse import warehouse
+from headwater.sandbox.command import sandbox
+
+
+@click.group()
+@click.version_option(package_name="headwater")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens, on stderr.")
+def cli(verbose: bool) -> None:
+    """Headwater: Stripe customers, filtered and mapped, landed in your own warehouse."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+
+
+for command in (connections, model, warehouse, pipelines, runs, demo, sandbox):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

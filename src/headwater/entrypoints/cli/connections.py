@@ -1,0 +1,126 @@
+"""`headwater connections ...`"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from headwater.entrypoints.cli.output import (
+    handle_errors,
+    json_option,
+    opened_app,
+    out,
+    print_json,
+    table,
+)
+from headwater.kernel.errors import InvalidInput
+from headwater.services import connections as service
+
+
+@click.group("connections")
+def connections() -> None:
+    """Manage source connections (Stripe accounts)."""
+
+
+def read_key(api_key_env: str | None, api_key_file: Path | None) -> str:
+    """The key comes from an env var, a file, a prompt, or stdin — never an argument."""
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise InvalidInput(f"environment variable {api_key_env} is not set", "--api-key-env")
+        return key
+    if api_key_file:
+        return api_key_file.read_text().strip()
+    if sys.stdin.isatty():
+        return str(click.prompt("Stripe API key", hide_input=True))
+    return sys.stdin.readline().strip()
+
+
+@connections.group("add")
+def add() -> None:
+    """Add a connection."""
+
+
+@add.command("stripe")
+@click.option("--name", required=True, help="A name for this connection.")
+@click.option("--api-key-env", metavar="VAR", help="Read the key from this environment variable.")
+@click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base-url", default=service.STRIPE_API, show_default=True)
+@click.option("--requests-per-second", type=float, default=20.0, show_default=True)
+@json_option
+@handle_errors
+def add_stripe(
+    name: str,
+    api_key_env: str | None,
+    api_key_file: Path | None,
+    base_url: str,
+    requests_per_second: float,
+    as_json: bool,
+) -> None:
+    """Add a Stripe connection; the key is verified with Stripe before it is saved."""
+    key = read_key(api_key_env, api_key_file)
+    with opened_app() as app:
+        conn = service.add_stripe(app, name, key, base_url, requests_per_second)
+    if as_json:
+        print_json(conn.public())
+        return
+    out.print(f"Added connection [bold]{conn.id}[/bold] ({conn.name}, key {conn.api_key_masked})")
+    if not conn.events_read:
+        out.print(
+            "[yellow]warning:[/yellow] the key lacks Events: Read; incremental runs will not "
+            "see updates or deletions until you add it."
+        )
+
+
+@connections.command("list")
+@json_option
+@handle_errors
+def list_(as_json: bool) -> None:
+    """List connections."""
+    with opened_app() as app:
+        items = [c.public() for c in service.list_connections(app)]
+    if as_json:
+        print_json(items)
+        return
+    table(
+        ["id", "name", "base url", "key", "req/s", "events read"],
+        [
+            [
+                c["id"],
+                c["name"],
+                c["base_url"],
+                c["api_key"],
+                c["requests_per_second"],
+                c["permissions"]["events_read"],
+            ]
+            for c in items
+        ],
+    )
+
+
+@connections.command("show")
+@click.argument("connection_id")
+@json_option
+@handle_errors
+def show(connection_id: str, as_json: bool) -> None:
+    """Show one connection (the key only masked)."""
+    with opened_app() as app:
+        doc = service.get_connection(app, connection_id).public()
+    if as_json:
+        print_json(doc)
+        return
+    for key, value in doc.items():
+        out.print(f"{key:>20}: {value}", highlight=False)
+
+
+@connections.command("delete")
+@click.argument("connection_id")
+@handle_errors
+def delete(connection_id: str) -> None:
+    """Delete a connection that no pipeline uses."""
+    with opened_app() as app:
+        service.delete_connection(app, connection_id)
+    out.print(f"Deleted connection {connection_id}")

@@ -1,0 +1,80 @@
+"""Stripe connections: the key is checked, verified live, encrypted, then saved."""
+
+from __future__ import annotations
+
+from headwater.adapters.connectors.stripe import (
+    StripeSettings,
+    StripeSource,
+    check_key_format,
+    verify_key,
+)
+from headwater.adapters.store import repository
+from headwater.kernel.entities import Connection, Pipeline, new_id, utcnow
+from headwater.kernel.errors import Conflict, InvalidInput, mask_secret
+from headwater.services.app import App
+
+STRIPE_API = "https://api.stripe.com"
+
+
+def add_stripe(
+    app: App,
+    name: str,
+    api_key: str,
+    base_url: str = STRIPE_API,
+    requests_per_second: float = 20.0,
+) -> Connection:
+    """Verify `api_key` against Stripe and save the connection with the key encrypted."""
+    name = name.strip()
+    if not name:
+        raise InvalidInput("a connection needs a name", "name")
+    if not 0 < requests_per_second <= 100:
+        raise InvalidInput("must be between 0 and 100 requests per second", "requests_per_second")
+    api_key = api_key.strip()
+    check_key_format(api_key)
+    base_url = base_url.rstrip("/")
+    access = verify_key(base_url, api_key)
+    conn_id = new_id("conn")
+    connection = Connection(
+        id=conn_id,
+        workspace_id=app.workspace().id,
+        name=name,
+        kind="stripe",
+        base_url=base_url,
+        requests_per_second=requests_per_second,
+        api_key_encrypted=app.cipher.encrypt(api_key, context=conn_id),
+        api_key_masked=mask_secret(api_key),
+        livemode=access.livemode,
+        events_read=access.events_read,
+        created_at=utcnow(),
+    )
+    return repository.add(app.engine, connection)
+
+
+def list_connections(app: App) -> list[Connection]:
+    return repository.find(app.engine, Connection, workspace_id=app.workspace().id)
+
+
+def get_connection(app: App, connection_id: str) -> Connection:
+    return repository.get(app.engine, Connection, connection_id, app.workspace().id)
+
+
+def delete_connection(app: App, connection_id: str) -> None:
+    get_connection(app, connection_id)
+    used = repository.find(app.engine, Pipeline, connection_id=connection_id)
+    if used:
+        names = ", ".join(p.id for p in used)
+        raise Conflict(
+            f"connection {connection_id} is used by pipelines {names}; delete them first"
+        )
+    repository.remove(app.engine, Connection, connection_id)
+
+
+def open_source(app: App, connection: Connection) -> StripeSource:
+    key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
+    return StripeSource(
+        StripeSettings(
+            base_url=connection.base_url,
+            api_key=key,
+            requests_per_second=connection.requests_per_second,
+        )
+    )

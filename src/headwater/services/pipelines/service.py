@@ -1,0 +1,127 @@
+"""Pipelines: create, update, enable/disable, delete.  Definitions are checked on save."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from headwater.adapters.store import repository, runs
+from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
+from headwater.kernel.errors import Conflict, InvalidInput
+from headwater.services.app import App
+from headwater.services.connections import get_connection
+from headwater.services.pipelines.definition import check_filter, check_transformation
+
+
+@dataclass
+class PipelineChanges:
+    """Fields to change; ``None`` leaves a field as it is (use `clear_filter` to remove)."""
+
+    name: str | None = None
+    description: str | None = None
+    schedule: str | None = None
+    incremental: bool | None = None
+    enabled: bool | None = None
+    filter: dict[str, Any] | None = None
+    clear_filter: bool = False
+    transformation: dict[str, Any] | None = None
+
+
+def _check_schedule(schedule: str) -> str:
+    if schedule not in SCHEDULES:
+        raise InvalidInput(f"must be one of {', '.join(SCHEDULES)}; got {schedule!r}", "schedule")
+    return schedule
+
+
+def _check_name(name: str) -> str:
+    if not name.strip():
+        raise InvalidInput("a pipeline needs a name", "name")
+    return name.strip()
+
+
+def create(
+    app: App,
+    connection_id: str,
+    name: str,
+    transformation: dict[str, Any],
+    *,
+    description: str = "",
+    filter: dict[str, Any] | None = None,
+    schedule: str = "off",
+    incremental: bool = True,
+    enabled: bool = True,
+) -> Pipeline:
+    connection = get_connection(app, connection_id)
+    model = app.model()
+    now = utcnow()
+    pipeline = Pipeline(
+        id=new_id("pl"),
+        workspace_id=connection.workspace_id,
+        connection_id=connection.id,
+        name=_check_name(name),
+        description=description,
+        enabled=enabled,
+        schedule=_check_schedule(schedule),
+        incremental=incremental,
+        filter=check_filter(filter),
+        transformation=check_transformation(transformation, model),
+        state={},
+        needs_full=True,
+        created_at=now,
+        updated_at=now,
+    )
+    return repository.add(app.engine, pipeline)
+
+
+def get(app: App, pipeline_id: str) -> Pipeline:
+    return repository.get(app.engine, Pipeline, pipeline_id, app.workspace().id)
+
+
+def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]:
+    where: dict[str, Any] = {"workspace_id": app.workspace().id}
+    if connection_id:
+        where["connection_id"] = connection_id
+    return repository.find(app.engine, Pipeline, **where)
+
+
+def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
+    pipeline = get(app, pipeline_id)
+    if changes.name is not None:
+        pipeline.name = _check_name(changes.name)
+    if changes.description is not None:
+        pipeline.description = changes.description
+    if changes.schedule is not None:
+        pipeline.schedule = _check_schedule(changes.schedule)
+    if changes.enabled is not None:
+        pipeline.enabled = changes.enabled
+    if changes.incremental is not None:
+        pipeline.incremental = changes.incremental
+    definition_changed = False
+    if changes.clear_filter or changes.filter is not None:
+        new_filter = None if changes.clear_filter else check_filter(changes.filter)
+        definition_changed |= new_filter != pipeline.filter
+        pipeline.filter = new_filter
+    if changes.transformation is not None:
+        spec = check_transformation(changes.transformation, app.model())
+        definition_changed |= spec != pipeline.transformation
+        pipeline.transformation = spec
+    if definition_changed:
+        # State rule 4: a changed filter or transformation makes the next run a full run.
+        pipeline.needs_full = True
+    pipeline.updated_at = utcnow()
+    return repository.save(app.engine, pipeline)
+
+
+def delete(app: App, pipeline_id: str) -> int:
+    """Delete the pipeline, its runs and its identities; returns identities removed."""
+    pipeline = get(app, pipeline_id)
+    live = runs.live_run(app.engine, pipeline.id)
+    if live is not None:
+        raise Conflict(f"pipeline {pipeline.id} has a live run ({live.id}); wait for it to end")
+    warehouse = app.warehouse()
+    try:
+        removed = warehouse.delete_pipeline(pipeline.id)
+    finally:
+        warehouse.close()
+    repository.remove(app.engine, Pipeline, pipeline.id)
+    return removed

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.kernel.model import (
+    DEFAULT_MODEL,
+    ConversionError,
+    CustomerModel,
+    PropertyType,
+    convert,
+)
+from headwater.kernel.model_edits import add_property, drop_property, rename_property
+
+T = PropertyType
+
+
+@pytest.mark.parametrize(
+    ("value", "ptype", "expected"),
+    [
+        ("a", T.STRING, "a"),
+        (12, T.STRING, "12"),
+        (True, T.STRING, "true"),
+        (3, T.INTEGER, 3),
+        (3.0, T.INTEGER, 3),
+        (" 42 ", T.INTEGER, 42),
+        (1.5, T.FLOAT, 1.5),
+        ("2.5", T.FLOAT, 2.5),
+        ("10.25", T.DECIMAL, Decimal("10.25")),
+        (0.1, T.DECIMAL, Decimal("0.1")),
+        ("yes", T.BOOLEAN, True),
+        (0, T.BOOLEAN, False),
+        (0, T.DATETIME, datetime(1970, 1, 1, tzinfo=UTC)),
+        ("2024-05-01T10:00:00Z", T.DATETIME, datetime(2024, 5, 1, 10, tzinfo=UTC)),
+        ("2024-05-01", T.DATE, date(2024, 5, 1)),
+        (1714557600, T.DATE, date(2024, 5, 1)),
+        ({"a": [1, 2]}, T.JSON, {"a": [1, 2]}),
+        (["en", "fr", None], T.ARRAY, ["en", "fr"]),
+        (None, T.INTEGER, None),
+    ],
+)
+def test_convert_accepts(value: object, ptype: PropertyType, expected: object) -> None:
+    assert convert(value, ptype) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "ptype"),
+    [
+        ({"a": 1}, T.STRING),
+        (1.5, T.INTEGER),
+        (True, T.INTEGER),
+        ("abc", T.INTEGER),
+        (float("nan"), T.FLOAT),
+        ("maybe", T.BOOLEAN),
+        ("not a date", T.DATETIME),
+        ("2024-13-01", T.DATE),
+        (float("inf"), T.JSON),
+        ("en", T.ARRAY),
+    ],
+)
+def test_convert_rejects_with_property_and_value(value: object, ptype: PropertyType) -> None:
+    with pytest.raises(ConversionError) as info:
+        convert(value, ptype, "plan")
+    assert "'plan'" in str(info.value)
+    assert ptype.value in str(info.value)
+
+
+def test_to_columns_flattens_nested_and_dotted_paths() -> None:
+    row = DEFAULT_MODEL.to_columns(
+        {"email": "a@b.c", "address": {"city": "Rome"}, "address.country": "IT", "created_at": 0}
+    )
+    assert row == {
+        "email": "a@b.c",
+        "address_city": "Rome",
+        "address_country": "IT",
+        "created_at": datetime(1970, 1, 1, tzinfo=UTC),
+    }
+
+
+def test_to_columns_rejects_unknown_keys_and_non_objects() -> None:
+    with pytest.raises(ConversionError, match="unknown Customer Model property 'plan'"):
+        DEFAULT_MODEL.to_columns({"plan": "gold"})
+    with pytest.raises(ConversionError, match="'address' is an object"):
+        DEFAULT_MODEL.to_columns({"address": "Via Roma 1"})
+
+
+def test_model_round_trips_and_rejects_bad_names() -> None:
+    assert CustomerModel.from_list(DEFAULT_MODEL.as_list()) == DEFAULT_MODEL
+    with pytest.raises(InvalidInput, match="reserved"):
+        CustomerModel.from_list([{"name": "_id", "type": "string"}])
+    with pytest.raises(InvalidInput, match=r"\[0\]: unknown type 'text'"):
+        CustomerModel.from_list([{"name": "x", "type": "text"}])
+    with pytest.raises(InvalidInput, match="must match"):
+        CustomerModel.from_list([{"name": "Email", "type": "string"}])
+
+
+def test_two_paths_flattening_to_one_column_are_rejected() -> None:
+    with pytest.raises(InvalidInput, match="both flatten to column 'address_city'"):
+        CustomerModel.from_list(
+            [
+                {"name": "address_city", "type": "string"},
+                {
+                    "name": "address",
+                    "type": "object",
+                    "properties": [{"name": "city", "type": "string"}],
+                },
+            ]
+        )
+
+
+def test_edits_report_column_changes() -> None:
+    model, changes = add_property(DEFAULT_MODEL, "address.region", T.STRING)
+    assert [c.name for c in changes.added] == ["address_region"]
+    model, changes = rename_property(model, "address", "postal")
+    assert ("address_city", "postal_city") in changes.renamed
+    assert model.column("postal.region") is not None
+    model, changes = drop_property(model, "postal")
+    assert "postal_region" in changes.dropped
+    assert model.find("postal") is None
+    with pytest.raises(NotFound):
+        drop_property(model, "nope")
+    with pytest.raises(InvalidInput, match="already exists"):
+        add_property(model, "email", T.STRING)
