@@ -1,0 +1,150 @@
+"""The customer change stream, read from Stripe's `/v1/events` in chronological order."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Iterator
+from typing import Any
+
+from headwater.adapters.connectors.base import Change, ChangeBatch, HistoryExpired
+from headwater.adapters.connectors.stripe.declaration import STRIPE
+from headwater.adapters.connectors.stripe.errors import MalformedResponse, StripeRequestFailed
+from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
+from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
+from headwater.kernel.errors import InvalidInput
+from headwater.kernel.records import Record
+
+PATH = "/v1/events"
+
+
+def merge_events(events: Iterable[Record]) -> list[Change]:
+    """Reduce chronological events to the latest state of each customer.
+
+    A customer created and then updated within the batch is still "created"; any
+    sequence that ends in a deletion is "deleted" (without a record).
+    """
+    latest: dict[str, Change] = {}
+    for event in events:
+        kind, obj = _unpack(event)
+        if kind is None:
+            continue
+        source_id = str(obj["id"])
+        previous = latest.get(source_id)
+        if kind != "deleted" and previous is not None and previous.kind == "created":
+            kind = "created"
+        record = None if kind == "deleted" else obj
+        latest[source_id] = Change(source_id, kind, record, int(event["created"]))
+    return list(latest.values())
+
+
+def _unpack(event: Record) -> tuple[str | None, Record]:
+    etype = event.get("type")
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        raise MalformedResponse(f"Stripe event {event.get('id')} has no data.object with an id")
+    if etype not in STRIPE.event_types:
+        return None, obj  # not a customer event; the type filter should prevent this
+    return str(etype).removeprefix("customer."), obj
+
+
+def position_of(event: Record) -> dict[str, Any]:
+    return {"event_id": str(event["id"]), "created": int(event["created"])}
+
+
+class ChangeReader:
+    """Reads customer events strictly after a saved position, oldest first."""
+
+    def __init__(self, http: StripeHTTP, page_size: int = 100) -> None:
+        self.http = http
+        self.params: dict[str, Any] = {"types[]": list(STRIPE.event_types), "limit": page_size}
+
+    def position(self) -> dict[str, Any]:
+        """Where the stream stands now, by the server's clock (never the local one)."""
+        reply = self.http.get(PATH, {**self.params, "limit": 1})
+        data, _ = parse_list(reply.body, f"GET {PATH}")
+        if data:
+            return position_of(data[0])
+        if reply.server_time is None:
+            raise MalformedResponse("Stripe's response has no usable Date header")
+        return {"event_id": None, "created": reply.server_time}
+
+    def read(self, position: dict[str, Any]) -> Iterator[ChangeBatch]:
+        event_id, created = _validate(position)
+        if event_id is None:
+            start = yield from self._read_from_time(created)
+            if start is None:
+                return
+            event_id = start
+        yield from self._read_after(event_id, created)
+
+    def _read_after(self, event_id: str, created: int) -> Iterator[ChangeBatch]:
+        cursor = Cursor("ending_before", start=event_id)
+        checked = False
+        while not cursor.finished:
+            before = self.http.api_calls
+            reply = self._get({**self.params, **cursor.params()}, event_id)
+            if not checked:
+                _check_age(created, reply)
+                checked = True
+            data, has_more = parse_list(reply.body, f"GET {PATH}")
+            if data:
+                # Newest first within the page: reverse into chronological order.
+                changes = merge_events(reversed(data))
+                calls = self.http.api_calls - before
+                yield ChangeBatch(changes, position_of(data[0]), calls, {"events": len(data)})
+            cursor.advance(data, has_more)
+
+    def _read_from_time(self, created: int) -> Generator[ChangeBatch, None, str | None]:
+        """No event existed at the position: find the oldest page since `created`."""
+        cursor = Cursor("starting_after")
+        oldest: list[Record] = []
+        before = self.http.api_calls
+        first: Reply | None = None
+        while not cursor.finished:
+            reply = self.http.get(PATH, {**self.params, "created[gte]": created, **cursor.params()})
+            first = first or reply
+            data, has_more = parse_list(reply.body, f"GET {PATH}")
+            oldest = data or oldest
+            cursor.advance(data, has_more)
+        if first is not None:
+            _check_age(created, first)
+        if not oldest:
+            return None
+        changes = merge_events(reversed(oldest))
+        calls = self.http.api_calls - before
+        yield ChangeBatch(changes, position_of(oldest[0]), calls, {"events": len(oldest)})
+        return str(oldest[0]["id"])
+
+    def _get(self, params: dict[str, Any], event_id: str) -> Reply:
+        try:
+            return self.http.get(PATH, params)
+        except StripeRequestFailed as exc:
+            if exc.failure.code == "resource_missing":
+                raise HistoryExpired(
+                    f"The saved change position (event {event_id}) is no longer in Stripe's "
+                    "event history (kept 30 days); a full run is needed to catch up. "
+                    f"({exc.failure.describe()})"
+                ) from exc
+            raise
+
+
+def _validate(position: dict[str, Any]) -> tuple[str | None, int]:
+    if not isinstance(position, dict):
+        raise InvalidInput("must be an object with event_id and created", "position")
+    event_id = position.get("event_id")
+    created = position.get("created")
+    if event_id is not None and not (isinstance(event_id, str) and event_id):
+        raise InvalidInput(f"must be an event id or null, got {event_id!r}", "position.event_id")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise InvalidInput(f"must be unix seconds, got {created!r}", "position.created")
+    return event_id, created
+
+
+def _check_age(created: int, reply: Reply) -> None:
+    now = reply.server_time
+    if now is not None and now - created > STRIPE.event_history_seconds:
+        days = (now - created) // 86400
+        raise HistoryExpired(
+            f"The saved change position is {days} days old, but Stripe keeps only 30 days "
+            "of events; a full run is needed to catch up."
+        )

@@ -1,0 +1,211 @@
+"""The Stripe HTTP client: pinned version, shared rate budget, bounded retries.
+
+One `StripeHTTP` serves one connection; all its threads share the keep-alive
+`httpx.Client` and the token bucket, so the requests/second budget holds for the
+connection as a whole.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import orjson
+
+from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.stripe.declaration import STRIPE, Action, StripeSettings
+from headwater.adapters.connectors.stripe.errors import (
+    ApiFailure,
+    InvalidKey,
+    RetriesExhausted,
+    SourceUnreachable,
+    StripeRequestFailed,
+)
+from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
+from headwater.adapters.connectors.stripe.retry import RetryPolicy
+
+Params = Mapping[str, str | int | list[str]]
+
+
+class Cancelled(Exception):
+    """Raised inside worker threads when the read they serve was stopped."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful response: the decoded body and the facts from its headers."""
+
+    body: dict[str, Any]
+    request_id: str | None
+    server_time: int | None  # unix seconds from the `Date` header
+
+
+class StripeHTTP:
+    """A thread-safe GET client for the Stripe API."""
+
+    def __init__(
+        self,
+        settings: StripeSettings,
+        *,
+        limiter: TokenBucket | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = RetryPolicy(settings.max_retries, settings.backoff_base, settings.backoff_cap)
+        self.limiter = limiter or TokenBucket(settings.requests_per_second)
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._retries = 0
+        pool = settings.workers + 2
+        self._client = httpx.Client(
+            base_url=settings.base_url,
+            headers={
+                "Authorization": f"Bearer {settings.api_key}",
+                "Stripe-Version": STRIPE.api_version,
+                "User-Agent": "headwater-stripe-connector",
+            },
+            timeout=httpx.Timeout(settings.timeout),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+            transport=transport,
+        )
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        return self._calls
+
+    @property
+    def retries(self) -> int:
+        return self._retries
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, path: str, params: Params, stop: threading.Event | None = None) -> Reply:
+        """GET `path`; retry transient failures; raise a typed error otherwise."""
+        attempts = self.settings.max_retries + 1
+        last: ApiFailure | None = None
+        last_network: str | None = None
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                with self._lock:
+                    self._retries += 1
+            if stop is not None and stop.is_set():
+                raise Cancelled
+            self.limiter.acquire()
+            with self._lock:
+                self._calls += 1
+            try:
+                response = self._client.get(path, params=params)
+            except httpx.TransportError as exc:
+                last, last_network = None, f"{type(exc).__name__}: {exc}"
+                self._wait(self.policy.delay(attempt, {}), stop, attempt < attempts)
+                continue
+            headers = response.headers
+            action = self.policy.action(response.status_code, headers)
+            if action is Action.OK:
+                body = _decode(response)
+                if body is not None:
+                    return Reply(body, headers.get("request-id"), _server_time(headers))
+                last = ApiFailure(
+                    response.status_code,
+                    message="the response body is not a JSON object",
+                    request_id=headers.get("request-id"),
+                )
+                action = Action.RETRY
+            else:
+                last = _failure(response)
+            last_network = None
+            if action is not Action.RETRY:
+                raise _terminal(action, path, last)
+            self._wait(self.policy.delay(attempt, headers), stop, attempt < attempts)
+        raise _exhausted(self.settings.base_url, path, attempts, last, last_network)
+
+    def _wait(self, delay: float, stop: threading.Event | None, more: bool) -> None:
+        if not more:
+            return
+        if stop is None:
+            self._sleep(delay)
+        elif stop.wait(delay):
+            raise Cancelled
+
+
+def _decode(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _server_time(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("date")
+    if not value:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError):
+        return None
+
+
+def _failure(response: httpx.Response) -> ApiFailure:
+    request_id = response.headers.get("request-id")
+    body = _decode(response)
+    error = body.get("error") if body else None
+    if not isinstance(error, dict):
+        snippet = response.text[:200].strip() or None
+        return ApiFailure(response.status_code, message=snippet, request_id=request_id)
+
+    def field(key: str) -> str | None:
+        value = error.get(key)
+        return str(value) if value is not None else None
+
+    return ApiFailure(
+        response.status_code, field("type"), field("code"), field("message"), request_id
+    )
+
+
+def _terminal(action: Action, path: str, failure: ApiFailure) -> Exception:
+    detail = failure.describe()
+    if action is Action.INVALID_KEY:
+        return InvalidKey(
+            f"Stripe rejected the API key as invalid or revoked ({detail}). "
+            "Check that the key is copied in full and has not been rolled.",
+            failure,
+        )
+    mentions_permission = "permission" in (failure.message or "").lower()
+    if action is Action.PERMISSION or (
+        failure.type == "invalid_request_error" and mentions_permission
+    ):
+        permission = STRIPE.permission_for(path)
+        return PermissionMissing(
+            f"The Stripe key lacks the '{permission}' permission needed for GET {path} "
+            f"({detail}). Grant it to the restricted key in the Stripe Dashboard.",
+            permission=permission,
+        )
+    return StripeRequestFailed(f"Stripe refused GET {path}: {detail}", failure)
+
+
+def _exhausted(
+    base_url: str, path: str, attempts: int, last: ApiFailure | None, network: str | None
+) -> RetriesExhausted:
+    if network is not None:
+        return SourceUnreachable(
+            f"Could not reach Stripe at {base_url} for GET {path}: gave up after "
+            f"{attempts} attempts; last error: {network}",
+            attempts,
+            None,
+        )
+    detail = last.describe() if last else "unknown error"
+    return RetriesExhausted(
+        f"Stripe GET {path} kept failing: gave up after {attempts} attempts; last error: {detail}",
+        attempts,
+        last,
+    )

@@ -1,0 +1,72 @@
+"""Checking a Stripe key before it is saved: its format, then what it may read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.stripe.declaration import STRIPE, StripeSettings
+from headwater.adapters.connectors.stripe.errors import MalformedKey
+from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.kernel.errors import mask_secret
+
+_BODY = re.compile(r"^[A-Za-z0-9_]{8,}$")
+
+
+@dataclass(frozen=True)
+class KeyAccess:
+    """What a verified key can do."""
+
+    customers_read: bool
+    events_read: bool
+    livemode: bool
+
+
+def check_key_format(key: str) -> None:
+    """Raise `MalformedKey` unless `key` looks like a secret or restricted key."""
+    if not isinstance(key, str) or not key.strip():
+        raise MalformedKey("an API key is required", "api_key")
+    if key != key.strip():
+        raise MalformedKey("remove the spaces around the API key", "api_key")
+    prefix = next((p for p in STRIPE.key_prefixes if key.startswith(p)), None)
+    if prefix is None:
+        shown = mask_secret(key) if key.startswith(("pk_", "whsec_")) else "this value"
+        hint = " (a publishable key cannot read customers)" if key.startswith("pk_") else ""
+        raise MalformedKey(
+            f"{shown} is not a Stripe secret or restricted key{hint}; expected a key "
+            "starting with sk_live_, sk_test_, rk_live_ or rk_test_",
+            "api_key",
+        )
+    if not _BODY.match(key[len(prefix) :]):
+        raise MalformedKey(
+            f"the key after {prefix} is truncated or contains invalid characters", "api_key"
+        )
+
+
+def verify_key(base_url: str, key: str, timeout: float = 10.0) -> KeyAccess:
+    """Check the key against Stripe: Customers: Read is required, Events: Read probed.
+
+    Raises `MalformedKey`, `InvalidKey` (401), `PermissionMissing` (Customers: Read)
+    or `SourceUnreachable`.
+    """
+    check_key_format(key)
+    settings = StripeSettings(
+        base_url=base_url, api_key=key, timeout=timeout, max_retries=1, backoff_base=0.2
+    )
+    http = StripeHTTP(settings)
+    try:
+        reply = http.get("/v1/customers", {"limit": 1})
+        try:
+            http.get("/v1/events", {"limit": 1})
+            events_read = True
+        except PermissionMissing:
+            events_read = False
+    finally:
+        http.close()
+    data = reply.body.get("data")
+    first = data[0] if isinstance(data, list) and data else None
+    livemode = first.get("livemode") if isinstance(first, dict) else None
+    if not isinstance(livemode, bool):
+        livemode = key.startswith(("sk_live_", "rk_live_"))
+    return KeyAccess(customers_read=True, events_read=events_read, livemode=livemode)

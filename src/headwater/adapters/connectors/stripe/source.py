@@ -1,0 +1,63 @@
+"""`StripeSource`: the Stripe implementation of the source interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from headwater.adapters.connectors.base import ChangeBatch
+from headwater.adapters.connectors.stripe.changes import ChangeReader
+from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
+from headwater.adapters.connectors.stripe.full import read_windows
+from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.windows import Window
+from headwater.kernel.records import Record
+
+
+class StripeSource:
+    """Reads one Stripe account's customers (full) and their changes (events)."""
+
+    declaration: Declaration = STRIPE
+
+    def __init__(self, settings: StripeSettings, *, http: StripeHTTP | None = None) -> None:
+        self.settings = settings
+        self.http = http or StripeHTTP(settings)
+        self._changes = ChangeReader(self.http, settings.page_size)
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests this source has sent, retries included."""
+        return self.http.api_calls
+
+    def read_full(self) -> Iterator[list[Record]]:
+        yield from self.read_created_since(self.settings.created_lower_bound)
+
+    def read_created_since(self, created: int) -> Iterator[list[Record]]:
+        """Customers with ``created >= created``, in pages (for keys without Events: Read)."""
+        yield from read_windows(
+            self.http,
+            Window(created),
+            page_size=self.settings.page_size,
+            workers=self.settings.workers,
+        )
+
+    def event_position(self) -> dict[str, Any]:
+        return self._changes.position()
+
+    def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]:
+        yield from self._changes.read(position)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> StripeSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
