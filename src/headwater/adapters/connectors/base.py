@@ -8,6 +8,8 @@ Contract:
 - `event_position` returns an opaque JSON-able marker of where the change stream
   stands *now*; taken before a full read, it guarantees that `read_changes` from it
   sees every change made during and after that read.
+- `read_created_since(created)`: like `read_full`, limited to records created at or
+  after `created` (unix seconds).
 - `read_changes(position)` yields `ChangeBatch` objects in chronological order; each
   carries the position that is safe to save once that batch's writes have committed.
   Raises `HistoryExpired` when the position is older than the source keeps history.
@@ -61,5 +63,9 @@ class Source(Protocol):
     def event_position(self) -> dict[str, Any]: ...
 
     def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]: ...
+
+    def read_created_since(self, created: int) -> Iterator[list[Record]]:
+        """Records with ``created >= created`` (for keys that cannot read the change
+        stream); same exactly-once guarantee as `read_full`."""
 
     def close(self) -> None: ...

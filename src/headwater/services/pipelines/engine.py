@@ -162,7 +162,7 @@ def _run_created_since(ctx: RunContext, since: int) -> None:
     max_created = since
     writer = Writer(ctx.warehouse)
     try:
-        for page in ctx.source.read_created_since(since):  # type: ignore[attr-defined]
+        for page in ctx.source.read_created_since(since):
             ctx.recorder.counters.read += len(page)
             max_created = _created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
