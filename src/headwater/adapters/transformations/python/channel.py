@@ -1,0 +1,117 @@
+"""Talking to worker processes: framed messages with one deadline for many workers.
+
+A frame is a 4-byte big-endian length and a body.  `exchange` sends one frame to each
+worker and collects one reply frame from each, all multiplexed over non-blocking
+pipes, giving up on whatever is unfinished at the deadline.  Workers run untrusted
+code, so their replies are size-capped and a dead or silent worker is a failure
+with a reason, never a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+#: Largest reply frame accepted from a worker.
+MAX_REPLY = 256 * 1024 * 1024
+_CHUNK = 1 << 20
+
+
+@dataclass(eq=False)
+class _Job:
+    proc: subprocess.Popen[bytes]
+    out: memoryview
+    buf: bytearray = field(default_factory=bytearray)
+    result: bytes | str | None = None  # str = why it failed
+
+
+def exchange(
+    jobs: list[tuple[subprocess.Popen[bytes], bytes]], deadline: float, limit_text: str
+) -> list[bytes | str]:
+    """Send each payload to its worker and return each reply, or why there is none.
+
+    `limit_text` is the failure reason used for workers still busy at `deadline`.
+    """
+    sel = selectors.DefaultSelector()
+    pending: list[_Job] = []
+    for proc, payload in jobs:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        job = _Job(proc, memoryview(struct.pack(">I", len(payload)) + payload))
+        for pipe, event in (
+            (proc.stdin, selectors.EVENT_WRITE),
+            (proc.stdout, selectors.EVENT_READ),
+        ):
+            os.set_blocking(pipe.fileno(), False)
+            sel.register(pipe.fileno(), event, job)
+        pending.append(job)
+    try:
+        while any(job.result is None for job in pending):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for key, mask in sel.select(left):
+                job = key.data
+                if job.result is None:
+                    _step(job, key.fd, mask)
+                if job.result is not None:
+                    for fd in _fds(job):
+                        if fd in sel.get_map():
+                            sel.unregister(fd)
+    finally:
+        sel.close()
+    return [limit_text if job.result is None else job.result for job in pending]
+
+
+def _fds(job: _Job) -> list[int]:
+    assert job.proc.stdin is not None
+    assert job.proc.stdout is not None
+    return [job.proc.stdin.fileno(), job.proc.stdout.fileno()]
+
+
+def _step(job: _Job, fd: int, mask: int) -> None:
+    if mask & selectors.EVENT_WRITE and job.out:
+        try:
+            job.out = job.out[os.write(fd, job.out[:_CHUNK]) :]
+        except (BrokenPipeError, ConnectionResetError):
+            job.result = exit_reason(job.proc)
+        return
+    if not mask & selectors.EVENT_READ:
+        return
+    chunk = os.read(fd, _CHUNK)
+    if not chunk:
+        job.result = exit_reason(job.proc)
+        return
+    job.buf += chunk
+    if len(job.buf) < 4:
+        return
+    (size,) = struct.unpack(">I", job.buf[:4])
+    if size > MAX_REPLY:
+        job.result = f"the worker's reply is too large ({size} bytes, limit {MAX_REPLY})"
+    elif len(job.buf) >= 4 + size:
+        job.result = bytes(job.buf[4 : 4 + size])
+
+
+def exit_reason(proc: subprocess.Popen[bytes]) -> str:
+    """Why a worker stopped talking: its exit code or the signal that killed it."""
+    try:
+        code = proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        return "the worker closed its pipe but did not exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = {
+            "SIGXCPU": " (CPU time limit)",
+            "SIGSEGV": " (often a stack overflow from deep recursion, or the memory limit)",
+            "SIGABRT": " (often the memory limit)",
+        }.get(name, "")
+        return f"the worker process was killed by {name}{hint}"
+    return f"the worker process exited with code {code} (e.g. os._exit was called)"

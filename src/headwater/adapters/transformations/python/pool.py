@@ -1,0 +1,274 @@
+"""The Python transformation: a pool of sandboxed worker processes (see `worker`).
+
+Each worker is a fresh interpreter (``python -I -S``) with an empty environment and
+only its two pipes; the records of a batch are split over the workers and sent as
+one JSON frame each.  A worker that exceeds the batch time limit is killed; one that
+runs out of memory, crashes or exits is reaped; either way the batch raises
+`BatchFailed` and a new worker is started (from the same source) when the next
+batch comes.  Workers are also recycled before they can reach their lifetime CPU
+limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from headwater.adapters.transformations.base import BatchFailed
+from headwater.adapters.transformations.python.channel import exchange
+from headwater.kernel.errors import InvalidInput
+from headwater.kernel.records import Outcome, Record, TransformFailure
+
+#: Largest JSON form, in bytes, of one record's result.
+MAX_RECORD_BYTES = 1 << 20
+#: Time allowed for a worker's interpreter to start, on top of the time limit.
+STARTUP_ALLOWANCE = 5.0
+_MIN_CHUNK = 64  # records; smaller batches are not worth splitting over workers
+
+
+@cache
+def _worker_source() -> str:
+    return Path(__file__).with_name("worker.py").read_text(encoding="utf-8")
+
+
+class _BadReply(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    sandbox: dict[str, str]
+    cpu: float = 0.0
+
+    def stop(self, grace: float = 0.0) -> None:
+        """End the process (politely first when `grace` > 0) and reap it."""
+        if grace > 0 and self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()  # EOF: the worker's loop ends
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+
+class PythonTransformation:
+    """A compiled Python transformation (see the package docstring for isolation)."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        time_limit: float = 5.0,
+        memory_limit_mb: int = 512,
+        workers: int = 1,
+        log_cap: int = 200,
+    ) -> None:
+        if time_limit <= 0 or memory_limit_mb < 64 or workers < 1 or log_cap < 0:
+            raise InvalidInput("need time_limit > 0, memory_limit_mb >= 64, workers >= 1")
+        self._time_limit = time_limit
+        self._memory = memory_limit_mb
+        self._log_cap = log_cap
+        self._root = tempfile.mkdtemp(prefix="headwater-py-")
+        self._cpu_budget = max(60, int(time_limit * 20))
+        self._config = orjson.dumps(
+            {
+                "source": source,
+                "root": self._root,
+                "memory_mb": memory_limit_mb,
+                "cpu_seconds": self._cpu_budget,
+                "log_cap": log_cap,
+                "max_record_bytes": MAX_RECORD_BYTES,
+                "orjson_dir": _orjson_dir(),
+            }
+        )
+        self._workers: list[_Worker | None] = [None] * workers
+        self._logs: list[str] = []
+        self._dropped = 0
+        self._batch = 0
+        try:
+            self._workers[0] = self._spawn(on_error=InvalidInput)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def sandbox(self) -> dict[str, str]:
+        """What isolation the first live worker got (network, files, limits)."""
+        live = [w for w in self._workers if w is not None]
+        return dict(live[0].sandbox) if live else {}
+
+    def pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return [w.proc.pid for w in self._workers if w is not None]
+
+    def _spawn(self, on_error: type[InvalidInput] | type[BatchFailed]) -> _Worker:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _worker_source()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={},
+            cwd=self._root,
+            close_fds=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + self._time_limit + STARTUP_ALLOWANCE
+        limit = f"the top-level code did not finish within {self._time_limit:g} s"
+        reply = exchange([(proc, self._config)], deadline, limit)[0]
+        worker = _Worker(proc, {})
+        try:
+            if isinstance(reply, str):
+                raise on_error(reply)
+            data = orjson.loads(reply)
+            if not isinstance(data, dict) or data.get("ok") is not True:
+                error = data.get("error") if isinstance(data, dict) else None
+                line = data.get("line") if isinstance(data, dict) else None
+                message = str(error or "the worker failed to start")
+                if on_error is InvalidInput and isinstance(line, int):
+                    raise InvalidInput(message, f"line {line}")
+                raise on_error(f"line {line}: {message}" if isinstance(line, int) else message)
+            worker.sandbox = {str(k): str(v) for k, v in dict(data["sandbox"]).items()}
+        except BaseException:
+            worker.stop()
+            raise
+        return worker
+
+    def transform(self, records: Sequence[Record]) -> list[Outcome]:
+        self._batch += 1
+        if not records:
+            return []
+        rows = list(records)
+        count = min(len(self._workers), max(1, len(rows) // _MIN_CHUNK))
+        step = -(-len(rows) // count)
+        chunks = [rows[i : i + step] for i in range(0, len(rows), step)]
+        workers = [self._live(i) for i in range(len(chunks))]
+        deadline = time.monotonic() + self._time_limit
+        limit = f"time limit of {self._time_limit:g} s exceeded"
+        replies = exchange(
+            [(w.proc, orjson.dumps(chunk)) for w, chunk in zip(workers, chunks, strict=True)],
+            deadline,
+            limit,
+        )
+        outcomes: list[Outcome] = []
+        failure: str | None = None
+        for index, (reply, chunk) in enumerate(zip(replies, chunks, strict=True)):
+            try:
+                if isinstance(reply, str):
+                    raise _BadReply(reply)
+                outcomes += self._parse(reply, len(chunk), workers[index])
+            except _BadReply as exc:
+                failure = failure or str(exc)
+                workers[index].stop()
+                self._workers[index] = None
+        if failure is not None:
+            raise BatchFailed(
+                f"Python transformation, batch {self._batch}: {failure}; "
+                f"its {len(rows)} records are counted as failed"
+            )
+        self._recycle()
+        return outcomes
+
+    def _live(self, index: int) -> _Worker:
+        worker = self._workers[index]
+        if worker is None or worker.proc.poll() is not None:
+            if worker is not None:
+                worker.stop()
+            try:
+                worker = self._spawn(on_error=BatchFailed)
+            except BatchFailed as exc:
+                raise BatchFailed(
+                    f"Python transformation, batch {self._batch}: "
+                    f"could not start a worker: {exc.message}"
+                ) from None
+            self._workers[index] = worker
+        return worker
+
+    def _parse(self, reply: bytes, count: int, worker: _Worker) -> list[Outcome]:
+        """Check a worker's reply (untrusted: user code could have written it)."""
+        try:
+            data = orjson.loads(reply)
+        except orjson.JSONDecodeError:
+            raise _BadReply("the worker sent an unreadable reply") from None
+        if not isinstance(data, dict):
+            raise _BadReply("the worker sent an unreadable reply")
+        if data.get("fatal") == "memory":
+            raise _BadReply(f"memory limit of {self._memory} MB exceeded")
+        out, errors, logs = data.get("out"), data.get("errors"), data.get("logs")
+        if not (
+            isinstance(out, list)
+            and len(out) == count
+            and isinstance(errors, list)
+            and isinstance(logs, list)
+        ):
+            raise _BadReply("the worker sent a malformed reply")
+        result: list[Outcome] = [
+            v if v is None or isinstance(v, dict) else TransformFailure("not a dict") for v in out
+        ]
+        for item in errors:
+            if not (
+                isinstance(item, list)
+                and len(item) == 2
+                and isinstance(item[0], int)
+                and 0 <= item[0] < count
+            ):
+                raise _BadReply("the worker sent a malformed reply")
+            result[item[0]] = TransformFailure(str(item[1]))
+        self._keep_logs([str(line) for line in logs], int(data.get("dropped") or 0))
+        worker.cpu = float(data.get("cpu") or 0.0)
+        return result
+
+    def _keep_logs(self, lines: list[str], dropped: int) -> None:
+        room = max(self._log_cap - len(self._logs), 0)
+        self._logs.extend(lines[:room])
+        self._dropped += dropped + max(len(lines) - room, 0)
+
+    def _recycle(self) -> None:
+        """Replace workers before they can hit their lifetime CPU limit mid-batch."""
+        for index, worker in enumerate(self._workers):
+            if worker is not None and worker.cpu > self._cpu_budget / 2:
+                worker.stop(grace=1.0)
+                self._workers[index] = None
+
+    def logs(self) -> list[str]:
+        """Captured ``print`` output since the last call (at most ``log_cap`` lines)."""
+        logs, self._logs = self._logs, []
+        if self._dropped:
+            logs.append(f"… {self._dropped} more lines not shown")
+            self._dropped = 0
+        return logs
+
+    def close(self) -> None:
+        """Stop every worker (they are gone when this returns) and remove the sandbox."""
+        for index, worker in enumerate(self._workers):
+            if worker is not None:
+                worker.stop(grace=1.0)
+                self._workers[index] = None
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def __enter__(self) -> PythonTransformation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _orjson_dir() -> str | None:
+    """The directory holding the orjson package, for the worker's faster JSON."""
+    origin: Any = getattr(orjson, "__file__", None)
+    return str(Path(origin).parent.parent) if origin else None

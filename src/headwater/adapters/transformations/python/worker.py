@@ -1,0 +1,331 @@
+"""The Python transformation worker: one sandboxed interpreter running user code.
+
+`pool` starts it as ``python -I -S -c <this file's text>`` with an empty environment
+and no inherited file descriptors beyond its two pipes, so it imports only the
+standard library (never Headwater).  It must stay self-contained: stdlib imports only.
+
+Protocol on stdin/stdout (moved to other descriptors at start-up; fds 0-2 then point
+to /dev/null so stray prints cannot corrupt it): frames of a 4-byte big-endian length
+and a JSON body.  First the parent sends the configuration (source, limits, sandbox
+root); the worker locks itself down (see `sandbox`), runs the top-level code and
+answers ``{"ok": true, "sandbox": {...}}`` or ``{"error": ..., "line": n}``.  Then each
+frame is a JSON array of records, answered with ``{"out": [...], "errors": [[i, msg]],
+"logs": [...], "dropped": n, "cpu": seconds}``, or ``{"fatal": "memory"}`` after which
+the worker exits.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import json
+import os
+import resource
+import signal
+import struct
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+# Importable by user code; everything else is out of reach once chrooted (the
+# modules must be loaded before the file system disappears).
+PRELOAD = [
+    "base64",
+    "calendar",
+    "collections",
+    "copy",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "email.utils",
+    "enum",
+    "fractions",
+    "functools",
+    "hashlib",
+    "html",
+    "ipaddress",
+    "itertools",
+    "json",
+    "math",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "textwrap",
+    "time",
+    "typing",
+    "unicodedata",
+    "urllib.parse",
+    "uuid",
+    "zoneinfo",
+    "encodings.ascii",
+    "encodings.latin_1",
+    "encodings.cp1252",
+    "encodings.utf_16",
+    "encodings.utf_32",
+    "encodings.idna",
+    "encodings.punycode",
+]
+FILENAME = "<transformation>"
+NOBODY = 65534
+CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+MEMORY_FRAME = b'{"fatal":"memory"}'
+MAX_LINE = 2000
+
+Dumps = Callable[[Any], bytes]
+
+
+def read_frame(fd: int) -> bytes | None:
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    (size,) = struct.unpack(">I", head)
+    return _read_exact(fd, size) or b""
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks, got = [], 0
+    while got < size:
+        chunk = os.read(fd, min(size - got, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(fd: int, body: bytes) -> None:
+    view = memoryview(struct.pack(">I", len(body)) + body)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def load_codec(orjson_dir: str | None) -> tuple[Dumps, Callable[[bytes], Any]]:
+    """orjson when the parent told us where it lives, else the json module."""
+    if orjson_dir:
+        sys.path.insert(0, orjson_dir)
+        try:
+            import orjson
+
+            def dumps(value: Any) -> bytes:
+                return orjson.dumps(value, default=_default)
+
+            return dumps, orjson.loads
+        except ImportError:
+            pass
+        finally:
+            sys.path.remove(orjson_dir)
+            sys.path_importer_cache.pop(orjson_dir, None)
+    encoder = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"))
+    return (lambda value: encoder.encode(value).encode()), json.loads
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def sandbox(root: str, memory_mb: int, cpu_seconds: int) -> dict[str, str]:
+    """Lock the process down before any user code runs; say what was applied."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    done: dict[str, str] = {}
+    is_root = os.geteuid() == 0
+    flags = CLONE_NEWNET if is_root else CLONE_NEWUSER | CLONE_NEWNET
+    if libc.unshare(flags) == 0:
+        done["network"] = "empty network namespace"
+    else:
+        for name in ("socket", "_socket", "ssl", "_ssl", "select", "selectors"):
+            sys.modules[name] = None  # type: ignore[assignment]
+        done["network"] = "socket modules removed (weak: no namespace available)"
+    if is_root:
+        os.chroot(root)
+        os.chdir("/")
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        done["files"] = "chroot to an empty directory, running as nobody"
+    else:
+        os.chdir(root)
+        done["files"] = "working directory is an empty directory (weak: no chroot)"
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # no ptrace/proc access by other workers
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which resets it
+    if os.getppid() == 1:
+        os._exit(1)  # the parent is already gone
+    limits = {
+        resource.RLIMIT_AS: memory_mb * 1024 * 1024,
+        resource.RLIMIT_CPU: cpu_seconds,
+        resource.RLIMIT_NPROC: 0,  # no fork, no threads
+        resource.RLIMIT_FSIZE: 0,
+        resource.RLIMIT_CORE: 0,
+        resource.RLIMIT_NOFILE: 16,
+    }
+    for which, value in limits.items():
+        resource.setrlimit(which, (value, value))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing a file fails, not kills
+    done["limits"] = f"address space {memory_mb} MB, CPU {cpu_seconds} s, no processes"
+    return done
+
+
+def describe(exc: BaseException) -> tuple[str, int | None]:
+    """A one-line message for a user exception, and the user's line if known."""
+    line = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if isinstance(exc, SystemExit):
+        text = f"transform called exit({exc.code!r})"
+    else:
+        text = f"{type(exc).__name__}: {exc}"[:MAX_LINE]
+    return (f"{text} (line {line})" if line else text), line
+
+
+class Capture:
+    """Stands in for sys.stdout/stderr during a batch; keeps at most `cap` lines."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.lines: list[str] = []
+        self.partial = ""
+        self.dropped = 0
+
+    def write(self, text: Any) -> int:
+        text = str(text)
+        pieces = (self.partial + text).split("\n")
+        self.partial = pieces.pop()[:MAX_LINE]
+        for piece in pieces:
+            self._line(piece)
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if len(self.lines) < self.cap:
+            self.lines.append(line[:MAX_LINE])
+        else:
+            self.dropped += 1
+
+    def flush(self) -> None:
+        return None
+
+    def finish(self) -> tuple[list[str], int]:
+        if self.partial:
+            self._line(self.partial)
+        return self.lines, self.dropped
+
+
+def run_batch(
+    fn: Callable[[Any], Any], records: list[Any], dumps: Dumps, cfg: dict[str, Any]
+) -> bytes:
+    """Apply `fn` to each record; one JSON reply for the whole batch."""
+    capture = Capture(int(cfg["log_cap"]))
+    sys.stdout = sys.stderr = capture
+    max_bytes = int(cfg["max_record_bytes"])
+    parts: list[bytes] = []
+    errors: list[list[Any]] = []
+    for index, record in enumerate(records):
+        part = b"null"
+        try:
+            result = fn(record)
+            if isinstance(result, dict):
+                part = dumps(result)
+                if len(part) > max_bytes:
+                    errors.append(
+                        [
+                            index,
+                            f"the returned dict is too large ({len(part)} "
+                            f"bytes of JSON, limit {max_bytes})",
+                        ]
+                    )
+                    part = b"null"
+            elif result is not None:
+                errors.append(
+                    [index, f"transform must return a dict or None, not {type(result).__name__}"]
+                )
+        except MemoryError:
+            raise
+        except BaseException as exc:
+            errors.append([index, describe(exc)[0]])
+        parts.append(part)
+    lines, dropped = capture.finish()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    tail = {
+        "errors": errors,
+        "logs": lines,
+        "dropped": dropped,
+        "cpu": usage.ru_utime + usage.ru_stime,
+    }
+    return b'{"out":[' + b",".join(parts) + b"]," + dumps(tail)[1:]
+
+
+def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[str, Any]]:
+    """Lock down, then run the user's top-level code and find ``transform``."""
+    for name in PRELOAD:
+        __import__(name)
+    done = sandbox(str(cfg["root"]), int(cfg["memory_mb"]), int(cfg["cpu_seconds"]))
+    namespace: dict[str, Any] = {"__name__": "transformation", "__builtins__": builtins}
+    try:
+        code = compile(str(cfg["source"]), FILENAME, "exec")
+        exec(code, namespace)  # noqa: S102 - running user code is this process' purpose
+    except BaseException as exc:
+        message, line = describe(exc)
+        if isinstance(exc, SyntaxError):
+            message, line = f"SyntaxError: {exc.msg}", exc.lineno
+        write_frame(out_fd, json.dumps({"error": message, "line": line}).encode())
+        os._exit(0)
+    fn = namespace.get("transform")
+    if not callable(fn):
+        write_frame(out_fd, b'{"error":"the code does not define a function named transform"}')
+        os._exit(0)
+    return fn, done
+
+
+def main() -> None:
+    # Keep the protocol pipes on private descriptors; 0-2 become /dev/null.
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    first = read_frame(in_fd)
+    if first is None:
+        return
+    cfg = json.loads(first)
+    dumps, loads = load_codec(cfg.get("orjson_dir"))
+    fn, done = start(cfg, out_fd)
+    write_frame(out_fd, json.dumps({"ok": True, "sandbox": done}).encode())
+    saved_builtins = dict(builtins.__dict__)
+    out, err, limit = sys.stdout, sys.stderr, sys.getrecursionlimit()
+    read, write, exit_now = read_frame, write_frame, os._exit
+    while (frame := read(in_fd)) is not None:
+        try:
+            reply = run_batch(fn, loads(frame), dumps, cfg)
+        except MemoryError:
+            reply = b""
+        if not reply:
+            write(out_fd, MEMORY_FRAME)
+            exit_now(3)
+        write(out_fd, reply)
+        # Undo what user code may have changed between batches.
+        builtins.__dict__.clear()
+        builtins.__dict__.update(saved_builtins)
+        sys.stdout, sys.stderr = out, err
+        sys.setrecursionlimit(limit)
+        sys.settrace(None)
+        sys.setprofile(None)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+
+
+if __name__ == "__main__":
+    main()
