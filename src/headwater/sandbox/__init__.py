@@ -1,1 +1,34 @@
+"""The Stripe sandbox: a Stripe-compatible API server for demos, tests and benchmarks.
 
+Run it with ``headwater sandbox`` (or ``python -m headwater.sandbox``); start one from a
+test with `headwater.sandbox.testing.start_sandbox`.  It speaks Stripe's paths,
+parameters, object shapes and error format (API version 2024-06-20):
+
+- ``GET/POST /v1/customers``, ``GET/POST/DELETE /v1/customers/{id}``
+- ``GET /v1/events``, ``GET /v1/events/{id}`` (30 days of ``customer.*`` events)
+- ``GET/POST /v1/webhook_endpoints``, ``DELETE /v1/webhook_endpoints/{id}``; the
+  sandbox also accepts a ``secret`` parameter on create to choose the signing secret.
+
+Keys: ``sk_test_sandbox`` (everything), ``rk_test_customers_only`` (Customers: Read),
+plus ``--key KEY=PERMISSIONS``; permissions are ``customers:read``,
+``customers:write``, ``events:read``, ``webhooks:read``, ``webhooks:write`` or ``*``.
+``sk_live_``/``rk_live_`` keys are rate-limited as live mode.
+
+Sandbox-only control endpoints (any valid key; never rate-limited or faulted, not
+counted in the statistics).  Bodies are JSON objects (or form-encoded):
+
+- ``GET /_sandbox/control`` -> the fault knobs; ``POST /_sandbox/control`` with any of
+  ``latency_ms``, ``jitter_ms``, ``error_rate``, ``rate_limit_error_rate``,
+  ``malformed_rate``, ``rate_limit``, ``live_rate_limit`` (0 = unlimited) changes them.
+- ``GET /_sandbox/clock`` -> ``{"now", "offset"}``; ``POST /_sandbox/clock`` with
+  ``{"advance_seconds": N}`` moves the clock forward (new objects and event aging).
+- ``GET /_sandbox/stats`` -> request counters (``requests``, ``by_path``, ``by_status``,
+  ``rate_limited``, ``server_errors``, ``malformed``, ``webhook_attempts``,
+  ``webhook_deliveries``, ``webhook_failures``, ``customers``, ``events``);
+  ``POST /_sandbox/stats/reset`` zeroes them.
+- ``POST /_sandbox/snapshot`` writes the ``--state`` file now (it is also written on exit).
+
+Generated customers (``--customers N --seed S``) are pre-existing: they emit no events.
+Webhook signatures use real time (receivers check it against their own clock), not the
+sandbox clock.
+"""

@@ -1,0 +1,126 @@
+"""The sandbox's HTTP surface: a raw ASGI app (no framework cost on the hot path)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from headwater.sandbox import control
+from headwater.sandbox.config import API_VERSION, SandboxConfig, is_live
+from headwater.sandbox.errors import ApiError, permission_denied, unauthenticated
+from headwater.sandbox.faults import Faults
+from headwater.sandbox.routes import Request, Response, route
+from headwater.sandbox.service import Sandbox
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class SandboxApp:
+    """Authenticates, rate-limits, injects faults, dispatches and records statistics."""
+
+    def __init__(self, config: SandboxConfig, sandbox: Sandbox) -> None:
+        self.config = config
+        self.sandbox = sandbox
+        self.knobs = config.knobs
+        self.stats = sandbox.stats
+        self.faults = Faults(config.knobs, config.seed)
+        self.idempotent: dict[tuple[str, str], Response] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request = Request(
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b""),
+            body=body,
+            headers=headers,
+            request_id="req_" + base64.b32encode(os.urandom(10)).decode().lower()[:14],
+        )
+        response = await self.handle(request)
+        await self._send(send, request, response)
+
+    async def handle(self, request: Request) -> Response:
+        key = _api_key(request.headers.get("authorization", ""))
+        permissions = self.config.keys.get(key or "")
+        if request.path.startswith("/_sandbox/"):
+            if permissions is None:
+                return Response.error(unauthenticated(key))
+            return control.handle(self, request)
+        match = route(request.method, request.path)
+        try:
+            if permissions is None or key is None:
+                raise unauthenticated(key)
+            if self.knobs.rate_limit or self.knobs.live_rate_limit:
+                self.faults.check_rate(is_live(key))
+            if self.knobs.faults_on:
+                await self._faults()
+            if match.permission and match.permission not in permissions:
+                raise permission_denied(key, match.permission)
+            response = self._idempotent(request, match.call)
+        except ApiError as error:
+            response = Response.error(error)
+        self.stats.record(match.name, response.status)
+        if self.knobs.malformed_rate and response.status < 400:
+            broken = self.faults.malform(response.body)
+            if broken is not None:
+                self.stats.malformed += 1
+                response = Response(response.status, broken)
+        return response
+
+    async def _faults(self) -> None:
+        delay = self.faults.delay_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        error = self.faults.injected_error()
+        if error is not None:
+            raise error
+
+    def _idempotent(
+        self, request: Request, call: Callable[[Sandbox, Request], Response]
+    ) -> Response:
+        token = request.headers.get("idempotency-key")
+        if request.method != "POST" or not token:
+            return call(self.sandbox, request)
+        cache_key = (token, request.path)
+        cached = self.idempotent.get(cache_key)
+        if cached is None:
+            cached = self.idempotent[cache_key] = call(self.sandbox, request)
+        return cached
+
+    async def _send(self, send: Send, request: Request, response: Response) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(response.body)).encode()),
+            (b"request-id", request.request_id.encode()),
+            (b"stripe-version", request.headers.get("stripe-version", API_VERSION).encode()),
+        ]
+        headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _api_key(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip() or None
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value.strip()).decode()
+        except ValueError:
+            return None
+        return decoded.partition(":")[0] or None
+    return None

@@ -1,0 +1,149 @@
+"""``headwater sandbox``: the click command (also ``python -m headwater.sandbox``)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from headwater.kernel.errors import mask_secret
+from headwater.sandbox.config import DEFAULT_KEYS, Knobs, SandboxConfig, parse_key_option
+from headwater.sandbox.service import Sandbox
+
+
+def _keys(options: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    keys = dict(DEFAULT_KEYS)
+    for option in options:
+        try:
+            key, permissions = parse_key_option(option)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{mask_secret(option.partition('=')[0])}: {exc}", param_hint="--key"
+            ) from None
+        keys[key] = permissions
+    return keys
+
+
+def _rate(name: str, value: float) -> float:
+    if value < 0:
+        raise click.BadParameter("must be >= 0 (0 = unlimited)", param_hint=name)
+    return value
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=12111, show_default=True, help="Port (0 = any free port).")
+@click.option("--customers", default=0, show_default=True, help="Customers to generate.")
+@click.option("--seed", default=1, show_default=True, help="Seed for generated data and ids.")
+@click.option(
+    "--key",
+    "key_options",
+    multiple=True,
+    metavar="KEY=PERMISSIONS",
+    help="Extra API key, e.g. rk_test_x=customers:read,events:read ('*' = all).",
+)
+@click.option(
+    "--rate-limit", default=25.0, show_default=True, help="Test-mode requests/s (0 = unlimited)."
+)
+@click.option(
+    "--live-rate-limit",
+    default=100.0,
+    show_default=True,
+    help="Live-mode requests/s (0 = unlimited).",
+)
+@click.option("--latency-ms", default=0.0, help="Added latency per request.")
+@click.option("--jitter-ms", default=0.0, help="Random extra latency, up to this.")
+@click.option("--error-rate", default=0.0, help="Fraction of requests answered 500/503.")
+@click.option("--rate-limit-error-rate", default=0.0, help="Fraction answered 429.")
+@click.option("--malformed-rate", default=0.0, help="Fraction with truncated/garbled JSON.")
+@click.option(
+    "--created-span-days",
+    default=3 * 365.0,
+    show_default=True,
+    help="Generated customers are created over this many days before now.",
+)
+@click.option(
+    "--clock-start",
+    type=float,
+    default=None,
+    help="Unix time the sandbox clock starts at (default: now).",
+)
+@click.option(
+    "--state",
+    "state_file",
+    default=None,
+    metavar="FILE",
+    help="Load data from FILE if it exists; save it there on exit.",
+)
+@click.option(
+    "--webhook-retry-seconds",
+    default=1.0,
+    show_default=True,
+    help="First retry delay for failed webhook deliveries (doubles each time).",
+)
+def sandbox(
+    host: str,
+    port: int,
+    customers: int,
+    seed: int,
+    key_options: tuple[str, ...],
+    rate_limit: float,
+    live_rate_limit: float,
+    latency_ms: float,
+    jitter_ms: float,
+    error_rate: float,
+    rate_limit_error_rate: float,
+    malformed_rate: float,
+    created_span_days: float,
+    clock_start: float | None,
+    state_file: str | None,
+    webhook_retry_seconds: float,
+) -> None:
+    """Run a Stripe-compatible API server for demos, tests and benchmarks."""
+    knobs = Knobs()
+    try:
+        knobs.update(
+            {
+                "rate_limit": _rate("--rate-limit", rate_limit),
+                "live_rate_limit": _rate("--live-rate-limit", live_rate_limit),
+                "latency_ms": latency_ms,
+                "jitter_ms": jitter_ms,
+                "error_rate": error_rate,
+                "rate_limit_error_rate": rate_limit_error_rate,
+                "malformed_rate": malformed_rate,
+            }
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if customers < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--customers")
+    config = SandboxConfig(
+        host=host,
+        port=port,
+        customers=customers,
+        seed=seed,
+        keys=_keys(key_options),
+        knobs=knobs,
+        created_span_days=created_span_days,
+        clock_start=clock_start,
+        state_file=state_file,
+        webhook_retry_seconds=webhook_retry_seconds,
+    )
+    from headwater.sandbox.server import serve  # uvicorn is only needed when serving
+
+    serve(config, _announce)
+
+
+def _announce(url: str, sandbox: Sandbox, seconds: float) -> None:
+    # Sandbox keys are fixed, documented test values, so printing them in full is the point.
+    lines = [
+        f"Headwater Stripe sandbox listening on {url}",
+        f"  customers: {len(sandbox.customers)} (ready in {seconds:.1f}s)",
+        "  keys:",
+    ]
+    for key, permissions in sandbox.config.keys.items():
+        shown = key if key in DEFAULT_KEYS else mask_secret(key)  # never echo user secrets
+        lines.append(f"    {shown}  {','.join(sorted(permissions))}")
+    lines.append(f"  control: {url}/_sandbox/control  (Ctrl+C to stop)")
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()

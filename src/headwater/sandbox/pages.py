@@ -1,0 +1,100 @@
+"""List pagination over an ascending list of integer sort keys, newest first.
+
+A sort key is ``created << 32 | sequence``: ascending keys are oldest first, and the
+sequence breaks ties between objects created in the same second.  Every page is found
+by bisection, so its cost is O(log n + limit) whatever the size of the store.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from typing import Any
+
+from headwater.sandbox.errors import invalid
+
+SEQ_BITS = 32
+
+
+def make_key(created: int, seq: int) -> int:
+    return (created << SEQ_BITS) | seq
+
+
+def created_of(key: int) -> int:
+    return key >> SEQ_BITS
+
+
+@dataclass(frozen=True)
+class CreatedRange:
+    """Half-open key range ``[low, high)`` from Stripe's ``created`` filter."""
+
+    low: int | None = None
+    high: int | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> CreatedRange:
+        if value is None:
+            return cls()
+        if isinstance(value, str):
+            c = parse_int(value, "created")
+            return cls(make_key(c, 0), make_key(c + 1, 0))
+        if not isinstance(value, dict):
+            raise invalid("Invalid created: must be an integer or a hash", param="created")
+        low: int | None = None
+        high: int | None = None
+        for op, raw in value.items():
+            c = parse_int(raw, f"created[{op}]")
+            if op in ("gt", "gte"):
+                bound = make_key(c + 1 if op == "gt" else c, 0)
+                low = bound if low is None else max(low, bound)
+            elif op in ("lt", "lte"):
+                bound = make_key(c if op == "lt" else c + 1, 0)
+                high = bound if high is None else min(high, bound)
+            else:
+                raise invalid(f"Received unknown parameter: created[{op}]", f"created[{op}]")
+        return cls(low, high)
+
+
+def parse_int(raw: Any, param: str) -> int:
+    if not isinstance(raw, str):
+        raise invalid(f"Invalid integer: {raw!r}", param=param)
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(f"Invalid integer: {raw}", param=param) from None
+
+
+def parse_limit(raw: Any) -> int:
+    if raw is None:
+        return 10
+    limit = parse_int(raw, "limit")
+    if limit < 1:
+        raise invalid("This value must be greater than or equal to 1.", param="limit")
+    if limit > 100:
+        raise invalid("This value must be less than or equal to 100.", param="limit")
+    return limit
+
+
+def window(
+    keys: list[int],
+    span: CreatedRange,
+    limit: int,
+    after: int | None = None,
+    before: int | None = None,
+) -> tuple[int, int, bool]:
+    """Return ``(start, end, has_more)``: the page is ``keys[start:end]`` reversed.
+
+    ``after`` is the key of a ``starting_after`` cursor (the page holds older objects),
+    ``before`` the key of an ``ending_before`` cursor (newer objects, nearest first in
+    position, still listed newest first).  Cursor keys need not be present in ``keys``.
+    """
+    lo = 0 if span.low is None else bisect_left(keys, span.low)
+    hi = len(keys) if span.high is None else bisect_left(keys, span.high)
+    if before is not None:
+        start = max(lo, bisect_right(keys, before))
+        end = min(hi, start + limit)
+        return start, max(start, end), end < hi
+    if after is not None:
+        hi = min(hi, bisect_left(keys, after))
+    start = max(lo, hi - limit)
+    return start, max(start, hi), start > lo

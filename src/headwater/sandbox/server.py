@@ -1,0 +1,73 @@
+"""Start the sandbox: build the data, bind a socket, serve with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+import uvicorn
+
+from headwater.sandbox.app import SandboxApp
+from headwater.sandbox.config import SandboxConfig
+from headwater.sandbox.generate import populate
+from headwater.sandbox.service import Sandbox
+
+
+def build(config: SandboxConfig) -> Sandbox:
+    """The sandbox with its data: loaded from ``--state`` if present, else generated."""
+    sandbox = Sandbox(config)
+    if config.state_file:
+        from headwater.sandbox.snapshot import load
+
+        if load(sandbox, config.state_file):
+            return sandbox
+    populate(sandbox, config.customers, config.seed, config.created_span_days)
+    return sandbox
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: SandboxConfig, announce: Callable[[str, Sandbox, float], None]) -> None:
+    """Run until SIGINT/SIGTERM; `announce(url, sandbox, startup_seconds)` once listening."""
+    started = time.perf_counter()
+    sandbox = build(config)
+    sock = bind(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    app = SandboxApp(config, sandbox)
+    uv_config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="h11",
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(uv_config)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        announce(f"http://{shown}:{port}", sandbox, time.perf_counter() - started)
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await sandbox.webhooks.close()
+            if config.state_file:
+                from headwater.sandbox.snapshot import save
+
+                save(sandbox, config.state_file)
+
+    asyncio.run(main())

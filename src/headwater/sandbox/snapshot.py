@@ -1,0 +1,92 @@
+"""``--state FILE``: the sandbox's data saved as tab-separated lines of JSON.
+
+Line kinds: ``H`` header (clock offset, sequence), ``C key id email json`` customer,
+``D key id`` deleted customer, ``E key id type json`` event, ``W json`` webhook endpoint.
+Customers' JSON is written as stored, so loading needs no re-rendering.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+
+from headwater.sandbox.events import Event
+from headwater.sandbox.store import Stored
+from headwater.sandbox.webhooks import Endpoint
+
+if TYPE_CHECKING:
+    from headwater.sandbox.service import Sandbox
+
+_FORMAT = 1
+
+
+def save(sandbox: Sandbox, path: str) -> None:
+    """Write atomically (temp file + rename), so a crash never leaves half a snapshot."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    header = {"format": _FORMAT, "clock_offset": sandbox.clock.offset, "seq": sandbox.customers.seq}
+    with open(tmp, "wb") as out:
+        out.write(b"H\t" + orjson.dumps(header) + b"\n")
+        for rec in sandbox.customers:
+            email = orjson.dumps(rec.email)
+            out.write(b"C\t%d\t%s\t%s\t%s\n" % (rec.key, rec.id.encode(), email, rec.blob))
+        for customer_id, key in sandbox.customers.deleted.items():
+            out.write(b"D\t%d\t%s\n" % (key, customer_id.encode()))
+        for event in sandbox.events:
+            out.write(
+                b"E\t%d\t%s\t%s\t%s\n"
+                % (event.key, event.id.encode(), event.type.encode(), event.blob)
+            )
+        for endpoint in sandbox.webhooks.endpoints.values():
+            data = {**endpoint.public(with_secret=True), "deliveries": endpoint.deliveries}
+            out.write(b"W\t" + orjson.dumps(data) + b"\n")
+    tmp.replace(target)
+
+
+def load(sandbox: Sandbox, path: str) -> bool:
+    """Load `path` into an empty sandbox; False when the file does not exist yet."""
+    source = Path(path)
+    if not source.exists():
+        return False
+    with open(source, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            kind, _, rest = line.rstrip(b"\n").partition(b"\t")
+            try:
+                _load_line(sandbox, kind, rest)
+            except (ValueError, KeyError) as exc:
+                raise ValueError(f"{path}:{number}: unreadable snapshot line ({exc})") from None
+    return True
+
+
+def _load_line(sandbox: Sandbox, kind: bytes, rest: bytes) -> None:
+    store = sandbox.customers
+    if kind == b"H":
+        header = orjson.loads(rest)
+        if header.get("format") != _FORMAT:
+            raise ValueError(f"unsupported snapshot format {header.get('format')!r}")
+        sandbox.clock.offset = float(header["clock_offset"])
+        store.seq = int(header["seq"])
+    elif kind == b"C":
+        key, cid, email, blob = rest.split(b"\t", 3)
+        store.add(Stored(cid.decode(), int(key), blob, orjson.loads(email)))
+    elif kind == b"D":
+        key, cid = rest.split(b"\t", 1)
+        store.deleted[cid.decode()] = int(key)
+    elif kind == b"E":
+        key, eid, etype, blob = rest.split(b"\t", 3)
+        sandbox.events.add(Event(eid.decode(), int(key), etype.decode(), blob))
+    elif kind == b"W":
+        data = orjson.loads(rest)
+        endpoint = Endpoint(
+            data["id"],
+            data["url"],
+            data["secret"],
+            data["enabled_events"],
+            data["created"],
+            data.get("deliveries", 0),
+        )
+        sandbox.webhooks.endpoints[endpoint.id] = endpoint
+    else:
+        raise ValueError(f"unknown line kind {kind!r}")

@@ -1,0 +1,190 @@
+"""Start a sandbox in a subprocess for tests and benchmarks.
+
+The server runs as ``python -m headwater.sandbox`` so it never competes with the test
+process for the GIL.  Rate limits are off unless asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+
+SECRET_KEY = "sk_test_sandbox"  # noqa: S105 - the documented sandbox key
+_READY = "Headwater Stripe sandbox listening on "
+
+
+class RunningSandbox:
+    """A sandbox subprocess; use as a context manager or call `stop()`."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str, output: list[str]) -> None:
+        self.process = process
+        self.url = url
+        self.secret_key = SECRET_KEY
+        self.output = output
+        self._http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {SECRET_KEY}"}, timeout=30.0
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, path, json=body)
+        if response.status_code != 200:
+            raise RuntimeError(f"sandbox {method} {path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def control(self, **knobs: float) -> dict[str, float]:
+        """Change fault knobs now: latency_ms, jitter_ms, error_rate, rate_limit_error_rate,
+        malformed_rate, rate_limit, live_rate_limit (0 = unlimited)."""
+        result: dict[str, float] = self._call("POST", "/_sandbox/control", knobs)
+        return result
+
+    def knobs(self) -> dict[str, float]:
+        result: dict[str, float] = self._call("GET", "/_sandbox/control")
+        return result
+
+    def advance_clock(self, seconds: float) -> int:
+        """Move the sandbox clock forward; returns the sandbox's new ``now``."""
+        return int(self._call("POST", "/_sandbox/clock", {"advance_seconds": seconds})["now"])
+
+    def now(self) -> int:
+        return int(self._call("GET", "/_sandbox/clock")["now"])
+
+    def stats(self) -> dict[str, Any]:
+        """``requests``, ``by_path``, ``by_status``, ``rate_limited``, ``server_errors``,
+        ``malformed``, ``webhook_*`` counters, ``customers``, ``events``."""
+        result: dict[str, Any] = self._call("GET", "/_sandbox/stats")
+        return result
+
+    def reset_stats(self) -> None:
+        self._call("POST", "/_sandbox/stats/reset")
+
+    def add_webhook(
+        self, url: str, secret: str | None = None, events: tuple[str, ...] = ("*",)
+    ) -> dict[str, Any]:
+        """Register a webhook endpoint; the answer includes its signing ``secret``."""
+        form: dict[str, Any] = {"url": url, "enabled_events[]": list(events)}
+        if secret:
+            form["secret"] = secret
+        response = self._http.post("/v1/webhook_endpoints", data=form)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def snapshot(self) -> None:
+        self._call("POST", "/_sandbox/snapshot")
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM, which also saves ``--state``); kill after 10 s."""
+        self._http.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> RunningSandbox:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_sandbox(
+    customers: int = 0,
+    seed: int = 1,
+    *,
+    keys: dict[str, str] | None = None,
+    rate_limit: float | None = None,
+    live_rate_limit: float | None = None,
+    latency_ms: float = 0,
+    jitter_ms: float = 0,
+    error_rate: float = 0,
+    rate_limit_error_rate: float = 0,
+    malformed_rate: float = 0,
+    created_span_days: float | None = None,
+    state_file: str | None = None,
+    clock_start: float | None = None,
+    webhook_retry_seconds: float = 0.2,
+    startup_timeout: float = 120.0,
+) -> RunningSandbox:
+    """Start a sandbox on a free loopback port and wait until it answers.
+
+    `keys` maps extra keys to permissions (``{"rk_test_x": "customers:read"}``).
+    A rate limit of None means unlimited.
+    """
+    args = [
+        sys.executable,
+        "-m",
+        "headwater.sandbox",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--customers",
+        str(customers),
+        "--seed",
+        str(seed),
+        "--rate-limit",
+        str(rate_limit or 0),
+        "--live-rate-limit",
+        str(live_rate_limit or 0),
+        "--latency-ms",
+        str(latency_ms),
+        "--jitter-ms",
+        str(jitter_ms),
+        "--error-rate",
+        str(error_rate),
+        "--rate-limit-error-rate",
+        str(rate_limit_error_rate),
+        "--malformed-rate",
+        str(malformed_rate),
+        "--webhook-retry-seconds",
+        str(webhook_retry_seconds),
+    ]
+    for key, permissions in (keys or {}).items():
+        args += ["--key", f"{key}={permissions}"]
+    if created_span_days is not None:
+        args += ["--created-span-days", str(created_span_days)]
+    if state_file is not None:
+        args += ["--state", state_file]
+    if clock_start is not None:
+        args += ["--clock-start", str(clock_start)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    found = threading.Event()
+    threading.Thread(target=_drain, args=(process.stdout, output, found), daemon=True).start()
+    deadline = time.monotonic() + startup_timeout
+    while not found.wait(0.05):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise RuntimeError("sandbox did not start:\n" + "".join(output))
+    url = next(line for line in output if line.startswith(_READY))[len(_READY) :].strip()
+    return RunningSandbox(process, url, output)
+
+
+def _drain(stream: IO[str], output: list[str], found: threading.Event) -> None:
+    # Keep reading so the child never blocks on a full pipe; remember lines for errors.
+    for line in stream:
+        if len(output) < 1000:
+            output.append(line)
+        if line.startswith(_READY):
+            found.set()
