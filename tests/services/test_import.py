@@ -1,0 +1,216 @@
+"""End to end: sandbox over HTTP → run engine → DuckDB / PostgreSQL (issue 3)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import stripe
+from tests.services.conftest import MakePipeline, connect
+
+from headwater.adapters.store import repository, runs
+from headwater.adapters.warehouse import connect as connect_warehouse
+from headwater.kernel.entities import Workspace
+from headwater.kernel.errors import Conflict, InvalidInput, TerminalError, TransientError
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.services import connections, model
+from headwater.services.app import App
+from headwater.services.pipelines import runner, service
+
+
+def _identities(app: App, pipeline_id: str) -> dict[str, dict[str, object]]:
+    wh = app.warehouse()
+    try:
+        return {row["_source_id"]: row for row in wh.identities(pipeline_id)}
+    finally:
+        wh.close()
+
+
+def _stripe_ids(sb: RunningSandbox) -> list[str]:
+    client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+    return [c.id for c in client.customers.list({"limit": 100}).auto_paging_iter()]
+
+
+def test_full_import_lands_every_customer_once(
+    warehouse_app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    app = warehouse_app
+    pipeline = make_pipeline(connect(app, sandbox))
+    run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == "succeeded", run.message
+    assert run.kind == "full"
+    assert run.counters["read"] == 1500
+    assert run.counters["written"] == 1500
+    rows = _identities(app, pipeline.id)
+    assert sorted(rows) == sorted(_stripe_ids(sandbox))
+    client = stripe.StripeClient(sandbox.secret_key, base_addresses={"api": sandbox.url})
+    sample = client.customers.retrieve(next(iter(rows)))
+    row = rows[sample.id]
+    assert row["email"] == sample.email
+    assert row["created_at"].timestamp() == sample.created
+    assert row["address_country"] == (sample.address.country if sample.address else None)
+    profiles_before = {r["_source_id"]: r["_profile_id"] for r in rows.values()}
+    # A second full run rewrites nothing twice and keeps every profile id.
+    again = runner.run_pipeline(app, pipeline.id, full=True)
+    assert again.status == "succeeded"
+    rows = _identities(app, pipeline.id)
+    assert len(rows) == 1500
+    assert {r["_source_id"]: r["_profile_id"] for r in rows.values()} == profiles_before
+    wh = app.warehouse()
+    assert len(wh.profiles()) == 1500
+    wh.close()
+
+
+def test_connection_key_errors_are_distinct_and_never_show_the_key(
+    app: App, sandbox: RunningSandbox
+) -> None:
+    with pytest.raises(InvalidInput, match="key") as malformed:
+        connections.add_stripe(app, "x", "pk_test_123456789012", sandbox.url)
+    with pytest.raises(TerminalError, match=r"(?i)invalid|revoked") as invalid:
+        connections.add_stripe(app, "x", "sk_test_doesnotexist12345", sandbox.url)
+    with start_sandbox(keys={"rk_test_eventsonly99": "events:read"}) as sb:
+        with pytest.raises(TerminalError, match="Customers: Read") as perm:
+            connections.add_stripe(app, "x", "rk_test_eventsonly99", sb.url)
+    with pytest.raises(TransientError, match=r"(?i)reach|connect") as down:
+        connections.add_stripe(app, "x", "sk_test_sandbox", "http://127.0.0.1:9")
+    for info in (malformed, invalid, perm, down):
+        assert "doesnotexist12345" not in str(info.value)
+        assert "eventsonly99" not in str(info.value)
+    assert connections.list_connections(app) == []
+    saved = connect(app, sandbox, key="rk_test_customers_only")
+    assert saved.api_key_masked.startswith("rk_test_")
+    assert "customers_only" not in saved.api_key_masked
+    assert not saved.events_read
+    with app.engine.connect() as conn:
+        raw = conn.exec_driver_sql("select api_key_encrypted from connections").scalar_one()
+    assert "rk_test" not in raw
+
+
+def test_server_errors_and_rate_limits_for_a_while_still_give_the_exact_count(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    with start_sandbox(customers=800, seed=3, error_rate=0.25, rate_limit_error_rate=0.15) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        run = runner.run_pipeline(app, pipeline.id)
+        stats = sb.stats()
+    assert run.status == "succeeded", run.message
+    assert run.counters["written"] == 800
+    assert len(_identities(app, pipeline.id)) == 800
+    assert sum(stats.get("errors_by_status", {}).values()) > 0 or stats.get("injected", 0) > 0
+
+
+def test_malformed_json_fails_the_run_clearly_and_the_next_run_recovers(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    with start_sandbox(customers=600, seed=5) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
+        before = _identities(app, pipeline.id)
+        sb.control(malformed_rate=1.0)
+        failed = runner.run_pipeline(app, pipeline.id, full=True)
+        assert failed.status == "failed"
+        assert "JSON" in (failed.message or "") or "malformed" in (failed.message or "").lower()
+        assert failed.summary.get("purged") == 0
+        assert _identities(app, pipeline.id).keys() == before.keys()  # intact
+        sb.control(malformed_rate=0.0)
+        recovered = runner.run_pipeline(app, pipeline.id, full=True)
+    assert recovered.status == "succeeded"
+    assert len(_identities(app, pipeline.id)) == 600
+
+
+@pytest.mark.postgres
+def test_unreachable_warehouse_fails_clearly_and_writes_nothing(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, pg_schema: str
+) -> None:
+    from tests.services.conftest import use_postgres
+
+    good = use_postgres(app, pg_schema)
+    pipeline = make_pipeline(connect(app, sandbox))
+    assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
+    workspace = app.workspace()
+    workspace.warehouse_url = "postgresql://root@127.0.0.1:1/test"
+    repository.save(app.engine, workspace, only=["warehouse_url"])
+    run = runner.run_pipeline(app, pipeline.id, full=True)
+    assert run.status == "failed"
+    assert "127.0.0.1:1" in (run.message or "") or "warehouse" in (run.message or "").lower()
+    wh = connect_warehouse(good)
+    assert wh.count(pipeline.id) == 1500
+    wh.close()
+
+
+def test_a_customer_that_does_not_fit_the_model_is_a_per_record_error(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    model.add(app, "score", "integer")
+    with start_sandbox(customers=50, seed=9) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        bad = client.customers.create({"email": "bad@example.com", "metadata": {"score": "lots"}})
+        client.customers.create({"email": "ok@example.com", "metadata": {"score": "7"}})
+        pipeline = make_pipeline(
+            connect(app, sb), mapping={"email": "email", "score": "metadata.score"}
+        )
+        run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == "succeeded"
+    assert run.counters["failed"]["validate"] >= 1
+    assert run.counters["written"] == run.counters["read"] - run.counters["failed_total"]
+    errors = {e["source_id"]: e for e in run.errors}
+    assert errors[bad.id]["step"] == "validate"
+    assert "score" in errors[bad.id]["message"] and "lots" in errors[bad.id]["message"]
+    rows = _identities(app, pipeline.id)
+    assert bad.id not in rows
+    assert {r["score"] for r in rows.values() if r["email"] == "ok@example.com"} == {7}
+
+
+def test_disabled_pipelines_and_second_live_runs_are_refused(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    pipeline = make_pipeline(connect(app, sandbox), enabled=False)
+    with pytest.raises(Conflict, match="disabled"):
+        runner.run_pipeline(app, pipeline.id)
+    service.update(app, pipeline.id, service.PipelineChanges(enabled=True))
+    live = runs.create_run(app.engine, pipeline.id, "full")
+    with pytest.raises(Conflict, match=f"already has a live run \\({live.id}"):
+        runner.run_pipeline(app, pipeline.id)
+
+
+def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "HEADWATER_HOME": str(home)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "headwater", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_run_then_run_again_loses_and_duplicates_nothing(
+    app: App, home: Path, make_pipeline: MakePipeline
+) -> None:
+    with start_sandbox(customers=6000, seed=13, latency_ms=15) as sb:
+        pipeline = make_pipeline(connect(app, sb, rps=100), incremental=False)
+        proc = _cli(home, "pipelines", "run", pipeline.id, "--json")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            listed = runs.list_runs(app.engine, [pipeline.id], limit=1)
+            if listed and listed[0].counters.get("written", 0) > 0:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        partial = len(_identities(app, pipeline.id))
+        assert 0 < partial < 6000
+        run = runner.run_pipeline(app, pipeline.id)
+        assert run.status == "succeeded", run.message
+        ids = _stripe_ids(sb)
+    rows = _identities(app, pipeline.id)
+    assert sorted(rows) == sorted(ids)
+    killed = runs.list_runs(app.engine, [pipeline.id])[-1]
+    assert killed.status == "failed" and "abandoned" in (killed.message or "")
+    assert repository.find(app.engine, Workspace)[0].name == "default"
