@@ -1,1 +1,23 @@
+"""Warehouse adapters: one `Warehouse` protocol (base.py), one module per engine."""
 
+from __future__ import annotations
+
+from headwater.adapters.warehouse.base import (
+    Capabilities,
+    Warehouse,
+    WarehouseError,
+    WriteBatch,
+    WriteResult,
+)
+from headwater.adapters.warehouse.factory import ENGINES, check, connect
+
+__all__ = [
+    "ENGINES",
+    "Capabilities",
+    "Warehouse",
+    "WarehouseError",
+    "WriteBatch",
+    "WriteResult",
+    "check",
+    "connect",
+]

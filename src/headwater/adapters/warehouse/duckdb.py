@@ -1,0 +1,335 @@
+"""DuckDB warehouse: a file (or memory) database, bulk writes staged through Arrow."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse.base import (
+    META_COLUMNS,
+    Capabilities,
+    WarehouseError,
+    WriteBatch,
+    WriteResult,
+)
+from headwater.adapters.warehouse.staging import (
+    check_row_columns,
+    column_values,
+    json_value,
+    latest_rows,
+    profile_id,
+)
+from headwater.kernel.errors import NotFound
+from headwater.kernel.model import Column, PropertyType
+
+T = PropertyType
+DIALECT = sql.Dialect(
+    types={
+        T.STRING: "VARCHAR",
+        T.INTEGER: "BIGINT",
+        T.FLOAT: "DOUBLE",
+        T.DECIMAL: "DECIMAL(38,9)",
+        T.BOOLEAN: "BOOLEAN",
+        T.DATETIME: "TIMESTAMPTZ",
+        T.DATE: "DATE",
+        T.JSON: "JSON",
+        T.ARRAY: "VARCHAR[]",
+    },
+    text="VARCHAR",
+    timestamptz="TIMESTAMPTZ",
+    integer="INTEGER",
+)
+# information_schema spelling of each column type, back to the model type.
+_FROM_SQL = {
+    "VARCHAR": T.STRING,
+    "BIGINT": T.INTEGER,
+    "DOUBLE": T.FLOAT,
+    "DECIMAL(38,9)": T.DECIMAL,
+    "BOOLEAN": T.BOOLEAN,
+    "TIMESTAMP WITH TIME ZONE": T.DATETIME,
+    "DATE": T.DATE,
+    "JSON": T.JSON,
+    "VARCHAR[]": T.ARRAY,
+}
+# How each type is staged in Arrow; decimals go as text so DuckDB rounds them to scale 9.
+_ARROW = {
+    T.STRING: pa.string(),
+    T.INTEGER: pa.int64(),
+    T.FLOAT: pa.float64(),
+    T.DECIMAL: pa.string(),
+    T.BOOLEAN: pa.bool_(),
+    T.DATETIME: pa.timestamp("us", tz="UTC"),
+    T.DATE: pa.date32(),
+    T.JSON: pa.string(),
+    T.ARRAY: pa.list_(pa.string()),
+}
+_CASTS = {T.DECIMAL: "DECIMAL(38,9)", T.JSON: "JSON"}
+_STAGE = "hw_stage"
+_IDS = "hw_ids"
+
+
+class DuckDBWarehouse:
+    """The `Warehouse` on DuckDB; one connection, serialised by a lock."""
+
+    def __init__(self, path: str | Path = ":memory:", *, schema: str = "headwater") -> None:
+        self.schema = sql.check_schema(schema)
+        self.capabilities = Capabilities("duckdb", "arrow", True, self.schema)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._columns: dict[str, PropertyType] | None = None
+        # Test hook: called inside the write transaction right after the identity merge.
+        self._after_merge: Callable[[], None] | None = None
+        target = str(path)
+        try:
+            if target != ":memory:":
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = duckdb.connect(target)
+            self._conn.execute("SET TimeZone = 'UTC'")
+        except (duckdb.Error, OSError) as exc:
+            raise WarehouseError(f"cannot open DuckDB database {target!r}: {exc}") from None
+        self._s = sql.quote(self.schema)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            conn = self._conn
+            if self._depth:  # nested use (same thread, lock held) joins the open transaction
+                yield conn
+                return
+            conn.begin()
+            self._depth += 1
+            try:
+                yield conn
+                conn.commit()
+            except BaseException as exc:
+                conn.rollback()
+                self._columns = None  # the failure may come from a schema changed elsewhere
+                if isinstance(exc, duckdb.Error):
+                    raise WarehouseError(f"DuckDB {what} failed: {exc}") from None
+                raise
+            finally:
+                self._depth = 0
+
+    def _model_columns(self, conn: duckdb.DuckDBPyConnection) -> dict[str, PropertyType]:
+        if self._columns is None:
+            found = _run(
+                conn,
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = $1 AND table_name = 'identities' ORDER BY ordinal_position",
+                [self.schema],
+            )
+            self._columns = {
+                name: _FROM_SQL.get(kind, T.STRING)
+                for name, kind in found
+                if name not in META_COLUMNS
+            }
+        return self._columns
+
+    # -- model changes ---------------------------------------------------------------
+
+    def ensure_columns(self, columns: Sequence[Column]) -> None:
+        for col in columns:
+            sql.check_model_column(col.name)
+        with self._transaction("creating tables") as conn:
+            for stmt in sql.create_tables(DIALECT, self.schema):
+                _run(conn, stmt)
+            self._columns = None
+            have = self._model_columns(conn)
+            profile_cols = set(self._table_columns(conn, "profiles"))
+            for col in columns:
+                if col.name not in have:
+                    _run(conn, sql.add_column(DIALECT, self.schema, "identities", col))
+                if col.name not in profile_cols:
+                    _run(conn, sql.add_column(DIALECT, self.schema, "profiles", col))
+            self._columns = None
+
+    def _table_columns(self, conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+        rows = _run(
+            conn,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = $1 AND table_name = $2",
+            [self.schema, table],
+        )
+        return [r[0] for r in rows]
+
+    def rename_column(self, old: str, new: str) -> None:
+        sql.check_model_column(old, "old")
+        sql.check_model_column(new, "new")
+        with self._transaction("renaming a column") as conn:
+            for table in ("identities", "profiles"):
+                have = self._table_columns(conn, table)
+                if old in have:
+                    _run(conn, sql.rename_column(self.schema, table, old, new))
+                elif new not in have:
+                    raise NotFound(f"column {old!r} does not exist in {self.schema}.{table}")
+            self._columns = None
+
+    def drop_column(self, name: str) -> None:
+        sql.check_model_column(name)
+        with self._transaction("dropping a column") as conn:
+            for table in ("identities", "profiles"):
+                _run(conn, sql.drop_column(self.schema, table, name))
+            self._columns = None
+
+    # -- writes ----------------------------------------------------------------------
+
+    def write(self, batch: WriteBatch) -> WriteResult:
+        rows = latest_rows(batch.rows)
+        result = WriteResult()
+        now = datetime.now(UTC)
+        with self._transaction("write") as conn:
+            columns = self._model_columns(conn)
+            check_row_columns(rows, columns)
+            if rows:
+                with _registered(conn, _STAGE, _arrow_stage(rows, columns, batch.pipeline_id)):
+                    self._merge(conn, batch, columns, now, result)
+            if batch.deletes:
+                result.deleted = self._delete_where(
+                    conn,
+                    "_pipeline_id = $1 AND list_contains($2, _source_id)",
+                    [batch.pipeline_id, list(dict.fromkeys(batch.deletes))],
+                )
+        return result
+
+    def _merge(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        batch: WriteBatch,
+        columns: dict[str, PropertyType],
+        now: datetime,
+        result: WriteResult,
+    ) -> None:
+        names = list(columns)
+        casts = {n: _CASTS[t] for n, t in columns.items() if t in _CASTS}
+        insert, update_tail = sql.identity_upsert(
+            self.schema, _STAGE, names, ("$1", "$2", "$3", "$4"), casts
+        )
+        params: list[Any] = [batch.pipeline_id, batch.connection_id, batch.run_id, now]
+        # DuckDB cannot say whether an upsert inserted or updated, so insert the new
+        # ones first (their ids come back), then update the rest; both use the index.
+        new = _run(conn, insert + " ON CONFLICT DO NOTHING RETURNING _source_id", params)
+        result.inserted = len(new)
+        total = int(_run(conn, f"SELECT count(*) FROM {_STAGE}")[0][0])
+        if result.inserted < total:
+            _run(
+                conn,
+                insert + " WHERE NOT list_contains($5, s._source_id)" + update_tail,
+                [*params, [r[0] for r in new]],
+            )
+        result.updated = total - result.inserted
+        if self._after_merge is not None:
+            self._after_merge()
+        _run(conn, sql.profile_upsert(self.schema, _STAGE, names, "$1", casts), [now])
+
+    def _delete_where(self, conn: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
+        """Delete matching identities, then the profiles no identity references any more."""
+        gone = _run(
+            conn, f"DELETE FROM {self._s}.identities WHERE {where} RETURNING _profile_id", params
+        )
+        if gone:
+            ids = pa.table({"id": pa.array([g[0] for g in gone], pa.string())})
+            with _registered(conn, _IDS, ids):
+                _run(
+                    conn,
+                    f"DELETE FROM {self._s}.profiles AS p WHERE p._profile_id IN "
+                    f"(SELECT id FROM {_IDS}) AND NOT EXISTS (SELECT 1 FROM "
+                    f"{self._s}.identities AS i WHERE i._profile_id = p._profile_id)",
+                )
+        return len(gone)
+
+    def purge_unseen(self, pipeline_id: str, run_id: str, keep: Collection[str] = ()) -> int:
+        keep_ids = pa.table({"id": pa.array(list(keep), pa.string())})
+        with self._transaction("purge") as conn, _registered(conn, "hw_keep", keep_ids):
+            return self._delete_where(
+                conn,
+                "_pipeline_id = $1 AND _run_id <> $2 AND _source_id NOT IN "
+                "(SELECT id FROM hw_keep)",
+                [pipeline_id, run_id],
+            )
+
+    def delete_pipeline(self, pipeline_id: str) -> int:
+        with self._transaction("deleting a pipeline") as conn:
+            return self._delete_where(conn, "_pipeline_id = $1", [pipeline_id])
+
+    # -- reads -----------------------------------------------------------------------
+
+    def identities(self, pipeline_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE _pipeline_id = $1", [pipeline_id]) if pipeline_id else ("", [])
+        return self._select(
+            f"SELECT * FROM {self._s}.identities {where} ORDER BY _pipeline_id, _source_id",
+            params,
+        )
+
+    def profiles(self) -> list[dict[str, Any]]:
+        return self._select(f"SELECT * FROM {self._s}.profiles ORDER BY _profile_id", [])
+
+    def _select(self, query: str, params: list[Any]) -> list[dict[str, Any]]:
+        with self._transaction("read") as conn:
+            columns = self._model_columns(conn)
+            cur = conn.execute(query, params)
+            names = [d[0] for d in cur.description or ()]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        json_cols = [n for n, t in columns.items() if t is T.JSON]
+        for row in rows:
+            for name in json_cols:
+                if name in row:
+                    row[name] = json_value(row[name])
+        return rows
+
+    def count(self, pipeline_id: str | None = None) -> int:
+        where, params = ("WHERE _pipeline_id = $1", [pipeline_id]) if pipeline_id else ("", [])
+        with self._transaction("count") as conn:
+            found = _run(conn, f"SELECT count(*) FROM {self._s}.identities {where}", params)
+        return int(found[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _arrow_stage(rows: list[Any], columns: dict[str, PropertyType], pipeline_id: str) -> pa.Table:
+    data: dict[str, pa.Array] = {
+        "_source_id": pa.array([r.source_id for r in rows], pa.string()),
+        "_source_updated_at": pa.array(
+            [r.source_updated_at for r in rows], pa.timestamp("us", tz="UTC")
+        ),
+        "_profile_id": pa.array([profile_id(pipeline_id, r.source_id) for r in rows], pa.string()),
+    }
+    for name, ptype in columns.items():
+        values = column_values(rows, name, ptype)
+        if ptype is T.DECIMAL:
+            values = [None if v is None else format(v, "f") for v in values]
+        try:
+            data[name] = pa.array(values, _ARROW[ptype])
+        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
+            raise WarehouseError(f"DuckDB cannot stage column {name!r}: {exc}") from None
+    return pa.table(data)
+
+
+def _run(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> list[Any]:
+    # Always drain the result: DuckDB refuses further work (even ROLLBACK) on a
+    # connection that holds an unfinished result.
+    return conn.execute(query, params or []).fetchall()
+
+
+@contextmanager
+def _registered(conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """Expose an Arrow table to SQL as `name` for the duration of the block."""
+    conn.register(name, table)
+    try:
+        yield
+    finally:
+        # Inside an aborted transaction unregistering fails; the original error matters
+        # more, and the next register() of the same name replaces the view anyway.
+        with suppress(duckdb.Error):
+            conn.unregister(name)

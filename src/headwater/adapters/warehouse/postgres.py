@@ -1,0 +1,358 @@
+"""PostgreSQL warehouse (psycopg 3): batches COPY into a temporary stage, then merge."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+
+from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse.base import (
+    META_COLUMNS,
+    Capabilities,
+    WarehouseError,
+    WriteBatch,
+    WriteResult,
+)
+from headwater.adapters.warehouse.staging import (
+    check_row_columns,
+    column_values,
+    hide_password,
+    latest_rows,
+    profile_id,
+)
+from headwater.kernel.errors import NotFound
+from headwater.kernel.model import Column, PropertyType
+from headwater.kernel.records import IdentityRow
+
+T = PropertyType
+DIALECT = sql.Dialect(
+    types={
+        T.STRING: "text",
+        T.INTEGER: "bigint",
+        T.FLOAT: "double precision",
+        T.DECIMAL: "numeric",
+        T.BOOLEAN: "boolean",
+        T.DATETIME: "timestamptz",
+        T.DATE: "date",
+        T.JSON: "jsonb",
+        T.ARRAY: "text[]",
+    },
+    text="text",
+    timestamptz="timestamptz",
+    integer="integer",
+    # Finding the identities of a profile (orphan checks, identity resolution).
+    extra_ddl=(
+        "CREATE INDEX IF NOT EXISTS identities_profile_idx ON {schema}.identities (_profile_id)",
+    ),
+)
+_FROM_SQL = {
+    "text": T.STRING,
+    "bigint": T.INTEGER,
+    "double precision": T.FLOAT,
+    "numeric": T.DECIMAL,
+    "boolean": T.BOOLEAN,
+    "timestamp with time zone": T.DATETIME,
+    "date": T.DATE,
+    "jsonb": T.JSON,
+    "text[]": T.ARRAY,
+}
+# Binary COPY types of the stage; JSON is staged as text and cast on merge.
+_COPY = {
+    T.STRING: "text",
+    T.INTEGER: "int8",
+    T.FLOAT: "float8",
+    T.DECIMAL: "numeric",
+    T.BOOLEAN: "bool",
+    T.DATETIME: "timestamptz",
+    T.DATE: "date",
+    T.JSON: "text",
+    T.ARRAY: "text[]",
+}
+_STAGE = "pg_temp.hw_stage"
+
+
+class _StaleColumns(WarehouseError):
+    """A statement named a column that no longer exists (the model changed elsewhere)."""
+
+
+def describe(url: str) -> str:
+    """host:port/db of a URL, for messages (never the password)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the configured server"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+class PostgresWarehouse:
+    """The `Warehouse` on PostgreSQL; one autocommit connection, explicit transactions."""
+
+    def __init__(self, url: str, *, schema: str = "headwater", connect_timeout: int = 10) -> None:
+        self.schema = sql.check_schema(schema)
+        self.capabilities = Capabilities("postgresql", "copy", True, self.schema)
+        self._url = url
+        self._timeout = connect_timeout
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._columns: dict[str, PropertyType] | None = None
+        self._stage_sig: tuple[tuple[str, PropertyType], ...] | None = None
+        # Test hook: called inside the write transaction right after the identity merge.
+        self._after_merge: Callable[[], None] | None = None
+        self._s = sql.quote(self.schema)
+        self._connection()
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._stage_sig = None  # temp tables die with their session
+            try:
+                self._conn = psycopg.connect(
+                    self._url,
+                    autocommit=True,
+                    connect_timeout=self._timeout,
+                    options="-c TimeZone=UTC",
+                )
+            except psycopg.Error as exc:
+                reason = hide_password(str(exc).strip().splitlines()[0] if str(exc) else "")
+                raise WarehouseError(
+                    f"cannot connect to PostgreSQL at {describe(self._url)}: {reason}"
+                ) from None
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    yield cur
+            except BaseException as exc:
+                self._columns = None
+                self._stage_sig = None
+                if isinstance(exc, psycopg.errors.UndefinedColumn):
+                    raise _StaleColumns(hide_password(f"PostgreSQL {what} failed: {exc}")) from None
+                if isinstance(exc, psycopg.Error):
+                    raise WarehouseError(
+                        hide_password(f"PostgreSQL {what} failed: {exc}")
+                    ) from None
+                raise
+
+    def _model_columns(self, cur: psycopg.Cursor[Any]) -> dict[str, PropertyType]:
+        if self._columns is None:
+            self._columns = {
+                name: _FROM_SQL.get(kind, T.STRING)
+                for name, kind in self._table_columns(cur, "identities")
+                if name not in META_COLUMNS
+            }
+        return self._columns
+
+    def _table_columns(self, cur: psycopg.Cursor[Any], table: str) -> list[tuple[str, str]]:
+        cur.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum",
+            (f"{self._s}.{table}",),
+        )
+        return [(r[0], r[1]) for r in cur.fetchall()]
+
+    # -- model changes ---------------------------------------------------------------
+
+    def ensure_columns(self, columns: Sequence[Column]) -> None:
+        for col in columns:
+            sql.check_model_column(col.name)
+        with self._transaction("creating tables") as cur:
+            # Serialise concurrent creators: CREATE ... IF NOT EXISTS can still race.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"headwater:{self.schema}",))
+            for stmt in sql.create_tables(DIALECT, self.schema):
+                cur.execute(stmt)
+            for table in ("identities", "profiles"):
+                have = {name for name, _ in self._table_columns(cur, table)}
+                for col in columns:
+                    if col.name not in have:
+                        cur.execute(sql.add_column(DIALECT, self.schema, table, col))
+            self._columns = None
+
+    def rename_column(self, old: str, new: str) -> None:
+        sql.check_model_column(old, "old")
+        sql.check_model_column(new, "new")
+        with self._transaction("renaming a column") as cur:
+            for table in ("identities", "profiles"):
+                have = {name for name, _ in self._table_columns(cur, table)}
+                if old in have:
+                    cur.execute(sql.rename_column(self.schema, table, old, new))
+                elif new not in have:
+                    raise NotFound(f"column {old!r} does not exist in {self.schema}.{table}")
+            self._columns = None
+
+    def drop_column(self, name: str) -> None:
+        sql.check_model_column(name)
+        with self._transaction("dropping a column") as cur:
+            for table in ("identities", "profiles"):
+                cur.execute(sql.drop_column(self.schema, table, name))
+            self._columns = None
+
+    # -- writes ----------------------------------------------------------------------
+
+    def write(self, batch: WriteBatch) -> WriteResult:
+        rows = latest_rows(batch.rows)
+        try:
+            return self._write(batch, rows)
+        except _StaleColumns:
+            # Another session changed the model since we cached it; the failed attempt
+            # rolled back and dropped the cache, so one retry sees the new columns.
+            return self._write(batch, rows)
+
+    def _write(self, batch: WriteBatch, rows: list[IdentityRow]) -> WriteResult:
+        result = WriteResult()
+        with self._transaction("write") as cur:
+            columns = self._model_columns(cur)
+            check_row_columns(rows, columns)
+            if rows:
+                self._stage(cur, rows, columns, batch.pipeline_id)
+                self._merge(cur, batch, columns, result)
+            if batch.deletes:
+                result.deleted = self._delete_where(
+                    cur,
+                    "_pipeline_id = %s AND _source_id = ANY(%s)",
+                    (batch.pipeline_id, list(dict.fromkeys(batch.deletes))),
+                )
+        return result
+
+    def _stage(
+        self,
+        cur: psycopg.Cursor[Any],
+        rows: list[Any],
+        columns: dict[str, PropertyType],
+        pipeline_id: str,
+    ) -> None:
+        sig = tuple(columns.items())
+        if sig != self._stage_sig:
+            defs = "".join(f", {sql.quote(n)} {_COPY[t]}" for n, t in sig)
+            cur.execute(f"DROP TABLE IF EXISTS {_STAGE}")
+            cur.execute(
+                f"CREATE TEMP TABLE hw_stage (_source_id text, _source_updated_at timestamptz, "
+                f"_profile_id text{defs}) ON COMMIT DELETE ROWS"
+            )
+        names = list(columns)
+        # Column-wise preparation, then rows: cheaper than per-row dict lookups.
+        data = [
+            [r.source_id for r in rows],
+            [r.source_updated_at for r in rows],
+            [profile_id(pipeline_id, r.source_id) for r in rows],
+            *(column_values(rows, n, columns[n]) for n in names),
+        ]
+        target = ", ".join(
+            ["_source_id", "_source_updated_at", "_profile_id", *map(sql.quote, names)]
+        )
+        with cur.copy(f"COPY {_STAGE} ({target}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "timestamptz", "text", *(_COPY[columns[n]] for n in names)])
+            for record in zip(*data, strict=True):
+                try:
+                    copy.write_row(record)
+                except (OverflowError, ValueError, TypeError, psycopg.DataError) as exc:
+                    raise WarehouseError(
+                        f"PostgreSQL cannot stage row {record[0]!r}: {_which(record, names, exc)}"
+                    ) from None
+        self._stage_sig = sig
+
+    def _merge(
+        self,
+        cur: psycopg.Cursor[Any],
+        batch: WriteBatch,
+        columns: dict[str, PropertyType],
+        result: WriteResult,
+    ) -> None:
+        names = list(columns)
+        casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
+        insert, tail = sql.identity_upsert(
+            self.schema, _STAGE, names, ("%(p)s", "%(c)s", "%(r)s", "%(n)s"), casts
+        )
+        now = datetime.now(UTC)
+        params = {"p": batch.pipeline_id, "c": batch.connection_id, "r": batch.run_id, "n": now}
+        # xmax = 0 only on a freshly inserted row version: that tells inserts from updates.
+        cur.execute(
+            f"WITH up AS ({insert}{tail} RETURNING (xmax = 0) AS ins) "
+            "SELECT count(*) FILTER (WHERE ins), count(*) FROM up",
+            params,
+        )
+        found = cur.fetchone()
+        inserted, total = (int(found[0]), int(found[1])) if found else (0, 0)
+        result.inserted, result.updated = inserted, total - inserted
+        if self._after_merge is not None:
+            self._after_merge()
+        cur.execute(sql.profile_upsert(self.schema, _STAGE, names, "%(n)s", casts), {"n": now})
+
+    def _delete_where(self, cur: psycopg.Cursor[Any], where: str, params: tuple[Any, ...]) -> int:
+        """Delete matching identities, then the profiles no identity references any more."""
+        cur.execute(f"DELETE FROM {self._s}.identities WHERE {where} RETURNING _profile_id", params)
+        deleted = cur.fetchall()
+        gone = list({r[0] for r in deleted})
+        if gone:
+            cur.execute(
+                f"DELETE FROM {self._s}.profiles AS p WHERE p._profile_id = ANY(%s) AND NOT "
+                f"EXISTS (SELECT 1 FROM {self._s}.identities AS i "
+                "WHERE i._profile_id = p._profile_id)",
+                (gone,),
+            )
+        return len(deleted)
+
+    def purge_unseen(self, pipeline_id: str, run_id: str, keep: Collection[str] = ()) -> int:
+        with self._transaction("purge") as cur:
+            # `<> ALL` over a bound array is hashed by PostgreSQL, so big keep-sets are fine.
+            return self._delete_where(
+                cur,
+                "_pipeline_id = %s AND _run_id <> %s AND _source_id <> ALL(%s)",
+                (pipeline_id, run_id, list(keep)),
+            )
+
+    def delete_pipeline(self, pipeline_id: str) -> int:
+        with self._transaction("deleting a pipeline") as cur:
+            return self._delete_where(cur, "_pipeline_id = %s", (pipeline_id,))
+
+    # -- reads -----------------------------------------------------------------------
+
+    def identities(self, pipeline_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("WHERE _pipeline_id = %s", (pipeline_id,)) if pipeline_id else ("", ())
+        return self._select(
+            f"SELECT * FROM {self._s}.identities {where} ORDER BY _pipeline_id, _source_id",
+            params,
+        )
+
+    def profiles(self) -> list[dict[str, Any]]:
+        return self._select(f"SELECT * FROM {self._s}.profiles ORDER BY _profile_id", ())
+
+    def _select(self, query: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        with self._lock, self._transaction("read") as cur:
+            cur.row_factory = dict_row
+            cur.execute(query, params)
+            return list(cur.fetchall())
+
+    def count(self, pipeline_id: str | None = None) -> int:
+        where, params = ("WHERE _pipeline_id = %s", (pipeline_id,)) if pipeline_id else ("", ())
+        with self._transaction("count") as cur:
+            cur.execute(f"SELECT count(*) FROM {self._s}.identities {where}", params)
+            found = cur.fetchone()
+        return int(found[0]) if found else 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _which(record: tuple[Any, ...], names: list[str], exc: Exception) -> str:
+    """Name the column whose value could not be dumped (psycopg does not say)."""
+    for name, value in zip(names, record[len(sql.STAGE_META) :], strict=True):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            return f"column {name!r}: {value} is out of the bigint range ({exc})"
+    return str(exc)

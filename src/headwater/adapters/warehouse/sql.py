@@ -1,0 +1,126 @@
+"""SQL pieces shared by the SQL engines; each engine supplies a small `Dialect`.
+
+Only what differs between engines lives in a `Dialect` (type names, extra DDL), so a
+new engine (Snowflake, BigQuery, ClickHouse) adds one dialect and one adapter module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from headwater.kernel.errors import InvalidInput
+from headwater.kernel.model import Column, PropertyType
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+#: Meta columns of the staging relation; the batch-wide values (pipeline, connection,
+#: run, import time) are bound as parameters instead of being repeated per row.
+STAGE_META = ("_source_id", "_source_updated_at", "_profile_id")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The per-engine differences of the shared DDL."""
+
+    types: Mapping[PropertyType, str]  # Customer Model type -> column type
+    text: str  # type of ids and other text meta columns
+    timestamptz: str
+    integer: str
+    extra_ddl: Sequence[str] = ()  # formatted with schema=quoted schema
+
+
+def quote(name: str) -> str:
+    """Quote an identifier (doubling embedded quotes), valid on every SQL engine we use."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_schema(name: str) -> str:
+    if not _SCHEMA_NAME.match(name):
+        raise InvalidInput(
+            f"schema name {name!r} must be letters, digits and '_' (at most 63), "
+            "not starting with a digit",
+            "schema",
+        )
+    return name
+
+
+def check_model_column(name: str, where: str = "column") -> None:
+    """Model columns are never meta columns: a leading '_' is reserved for those."""
+    if not name or name.startswith("_") or len(name) > 63:
+        raise InvalidInput(
+            f"{name!r} is not a Customer Model column (a leading '_' is reserved)", where
+        )
+
+
+def create_tables(d: Dialect, schema: str) -> list[str]:
+    """Statements creating the schema and both tables with their meta columns (idempotent)."""
+    s, t, ts = quote(schema), d.text, d.timestamptz
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {s}",
+        f"CREATE TABLE IF NOT EXISTS {s}.identities ("
+        f"_pipeline_id {t} NOT NULL, _connection_id {t} NOT NULL, _source_id {t} NOT NULL, "
+        f"_source_updated_at {ts}, _run_id {t} NOT NULL, _imported_at {ts} NOT NULL, "
+        f"_profile_id {t} NOT NULL, UNIQUE (_pipeline_id, _source_id))",
+        f"CREATE TABLE IF NOT EXISTS {s}.profiles ("
+        f"_profile_id {t} PRIMARY KEY, _updated_at {ts} NOT NULL, "
+        f"_identity_count {d.integer} NOT NULL)",
+        *(ddl.format(schema=s) for ddl in d.extra_ddl),
+    ]
+
+
+def add_column(d: Dialect, schema: str, table: str, col: Column) -> str:
+    return f"ALTER TABLE {quote(schema)}.{table} ADD COLUMN {quote(col.name)} {d.types[col.type]}"
+
+
+def rename_column(schema: str, table: str, old: str, new: str) -> str:
+    return f"ALTER TABLE {quote(schema)}.{table} RENAME COLUMN {quote(old)} TO {quote(new)}"
+
+
+def drop_column(schema: str, table: str, name: str) -> str:
+    return f"ALTER TABLE {quote(schema)}.{table} DROP COLUMN IF EXISTS {quote(name)}"
+
+
+def identity_upsert(
+    schema: str,
+    stage: str,
+    names: Sequence[str],
+    params: tuple[str, str, str, str],
+    casts: Mapping[str, str],
+) -> tuple[str, str]:
+    """The INSERT ... SELECT from the stage, and its ON CONFLICT DO UPDATE tail.
+
+    `params` are the placeholders for pipeline id, connection id, run id and import
+    time; `casts` maps a model column to the type its staged value is cast to.  The
+    profile id is never updated: once assigned it stays.
+    """
+    p_pipe, p_conn, p_run, p_now = params
+    cols = [quote(n) for n in names]
+    values = [f"CAST(s.{quote(n)} AS {casts[n]})" if n in casts else f"s.{quote(n)}" for n in names]
+    insert = (
+        f"INSERT INTO {quote(schema)}.identities (_pipeline_id, _connection_id, _source_id, "
+        f"_source_updated_at, _run_id, _imported_at, _profile_id{''.join(', ' + c for c in cols)}) "
+        f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}, "
+        f"s._profile_id{''.join(', ' + v for v in values)} FROM {stage} AS s"
+    )
+    updated = ["_connection_id", "_source_updated_at", "_run_id", "_imported_at", *cols]
+    tail = " ON CONFLICT (_pipeline_id, _source_id) DO UPDATE SET " + ", ".join(
+        f"{c} = excluded.{c}" for c in updated
+    )
+    return insert, tail
+
+
+def profile_upsert(
+    schema: str, stage: str, names: Sequence[str], p_now: str, casts: Mapping[str, str]
+) -> str:
+    """Upsert one profile per staged identity (identity resolution comes later)."""
+    cols = [quote(n) for n in names]
+    values = [f"CAST(s.{quote(n)} AS {casts[n]})" if n in casts else f"s.{quote(n)}" for n in names]
+    sets = ["_updated_at = excluded._updated_at", *(f"{c} = excluded.{c}" for c in cols)]
+    return (
+        f"INSERT INTO {quote(schema)}.profiles (_profile_id, _updated_at, _identity_count"
+        f"{''.join(', ' + c for c in cols)}) SELECT s._profile_id, {p_now}, 1"
+        f"{''.join(', ' + v for v in values)} FROM {stage} AS s "
+        f"ON CONFLICT (_profile_id) DO UPDATE SET {', '.join(sets)}"
+    )

@@ -1,0 +1,67 @@
+"""Engine-neutral preparation of a batch before it is staged in an engine."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from headwater.kernel.errors import InvalidInput
+from headwater.kernel.model import PropertyType
+from headwater.kernel.records import IdentityRow
+
+# A fixed namespace so that profile ids are the same on every machine and every run.
+_PROFILES = uuid.UUID("5b0f5f0e-8c1e-4d59-9a8e-6f1f2f4c9a10")
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+
+
+def profile_id(pipeline_id: str, source_id: str) -> str:
+    """The stable profile id of an identity that has no other identity to merge with."""
+    return str(uuid.uuid5(_PROFILES, f"{pipeline_id}\x1f{source_id}"))
+
+
+def latest_rows(rows: Iterable[IdentityRow]) -> list[IdentityRow]:
+    """One row per source id; when a batch repeats a source id the last one wins."""
+    by_id: dict[str, IdentityRow] = {}
+    for row in rows:
+        by_id.pop(row.source_id, None)  # re-insert so the order follows the last occurrence
+        by_id[row.source_id] = row
+    return list(by_id.values())
+
+
+def check_row_columns(rows: Sequence[IdentityRow], known: Mapping[str, PropertyType]) -> None:
+    for row in rows:
+        unknown = [name for name in row.values if name not in known]
+        if unknown:
+            raise InvalidInput(
+                f"row {row.source_id!r} has values for unknown warehouse column(s) "
+                f"{', '.join(sorted(unknown))}; call ensure_columns with the Customer Model first",
+                "rows",
+            )
+
+
+def json_text(value: Any) -> str | None:
+    """JSON values are staged as text and cast by the engine."""
+    if value is None:
+        return None
+    return orjson.dumps(value, default=str).decode()
+
+
+def json_value(value: Any) -> Any:
+    """Engines that hand JSON back as text get it parsed, so every engine reads alike."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def column_values(rows: Sequence[IdentityRow], name: str, ptype: PropertyType) -> list[Any]:
+    values = [row.values.get(name) for row in rows]
+    if ptype is PropertyType.JSON:
+        return [json_text(v) for v in values]
+    return values
+
+
+def hide_password(text: str) -> str:
+    """Strip the password of any URL in `text` (connection errors echo the URL)."""
+    return _PASSWORD.sub(r"\1***\3", text)

@@ -1,0 +1,305 @@
+"""The Warehouse contract (base.py), run against every engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from headwater.adapters.warehouse import Warehouse, WriteBatch
+from headwater.adapters.warehouse.base import META_COLUMNS, PROFILE_META_COLUMNS
+from headwater.adapters.warehouse.staging import profile_id
+from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.kernel.model import Column, PropertyType
+from headwater.kernel.records import IdentityRow
+
+from .conftest import COLUMNS, Engine
+
+WHEN = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+FULL = {
+    "email": "ada@example.com",
+    "age": 36,
+    "score": 0.25,
+    "balance": Decimal("1234.5"),
+    "vip": True,
+    "created_at": datetime(2023, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "birthday": date(1815, 12, 10),
+    "metadata": {"plan": "gold", "seats": 3, "nested": {"ok": True}, "list": [1, "a"]},
+    "tags": ["a", "b"],
+    "address_city": "London",
+    "order": "first",
+    "user": 7,
+}
+
+
+def row(source_id: str, **values: Any) -> IdentityRow:
+    return IdentityRow(source_id, WHEN, values)
+
+
+def batch(*rows: IdentityRow, run: str = "run1", pipeline: str = "p1", deletes=()) -> WriteBatch:
+    return WriteBatch(pipeline, "conn1", run, list(rows), list(deletes))
+
+
+def model(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def test_capabilities_are_data(warehouse: Warehouse, engine: Engine) -> None:
+    caps = warehouse.capabilities
+    assert caps.engine == engine.name
+    assert caps.bulk_load == {"duckdb": "arrow", "postgresql": "copy"}[engine.name]
+    assert caps.transactional_ddl is True
+    assert caps.schema == engine.schema
+
+
+def test_tables_have_meta_then_model_columns(warehouse: Warehouse, engine: Engine) -> None:
+    warehouse.ensure_columns(COLUMNS)  # a second call changes nothing
+    warehouse.write(batch(row("cus_1", email="x")))
+    [ident] = warehouse.identities()
+    assert list(ident) == [*META_COLUMNS, *(c.name for c in COLUMNS)]
+    [prof] = warehouse.profiles()
+    assert list(prof) == [*PROFILE_META_COLUMNS, *(c.name for c in COLUMNS)]
+    key = engine.raw(
+        warehouse,
+        "SELECT count(*) FROM information_schema.table_constraints WHERE table_schema = "
+        f"'{engine.schema}' AND table_name = 'identities' AND constraint_type = 'UNIQUE'",
+    )
+    assert key[0][0] == 1
+
+
+def test_write_round_trips_every_type(warehouse: Warehouse) -> None:
+    result = warehouse.write(batch(row("cus_1", **FULL), row("cus_2", email="b@example.com")))
+    assert (result.inserted, result.updated, result.deleted) == (2, 0, 0)
+    first, second = warehouse.identities()
+    assert model(first) == FULL
+    assert first["_pipeline_id"] == "p1"
+    assert first["_connection_id"] == "conn1"
+    assert first["_run_id"] == "run1"
+    assert first["_source_updated_at"] == WHEN
+    assert abs((first["_imported_at"] - datetime.now(UTC)).total_seconds()) < 60
+    # Columns a row lacks are NULL.
+    assert model(second) == {c.name: None for c in COLUMNS} | {"email": "b@example.com"}
+
+
+def test_profiles_follow_their_identity(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1", **FULL), row("cus_2", email="b")))
+    profiles = {p["_profile_id"]: p for p in warehouse.profiles()}
+    for ident in warehouse.identities():
+        assert ident["_profile_id"] == profile_id("p1", ident["_source_id"])
+        prof = profiles[ident["_profile_id"]]
+        assert prof["_identity_count"] == 1
+        assert model(prof) == model(ident)
+    warehouse.write(batch(row("cus_1", email="new@example.com"), run="run2"))
+    prof = {p["_profile_id"]: p for p in warehouse.profiles()}[profile_id("p1", "cus_1")]
+    assert prof["email"] == "new@example.com"
+    assert prof["age"] is None
+
+
+def test_same_batch_twice_is_idempotent(warehouse: Warehouse) -> None:
+    b = batch(row("cus_1", **FULL), row("cus_2", email="b"), row("cus_3", age=3))
+    assert warehouse.write(b).inserted == 3
+    before = warehouse.identities(), warehouse.profiles()
+    again = warehouse.write(b)
+    assert (again.inserted, again.updated, again.written) == (0, 3, 3)
+    after = warehouse.identities(), warehouse.profiles()
+
+    def stable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.items() if k not in ("_imported_at", "_updated_at")} for r in rows
+        ]
+
+    assert stable(after[0]) == stable(before[0])
+    assert stable(after[1]) == stable(before[1])
+    assert warehouse.count() == 3
+
+
+def test_duplicate_source_ids_in_a_batch_last_wins(warehouse: Warehouse) -> None:
+    result = warehouse.write(
+        batch(row("cus_1", email="old"), row("cus_2", email="x"), row("cus_1", email="new"))
+    )
+    assert (result.inserted, result.updated) == (2, 0)
+    assert [(i["_source_id"], i["email"]) for i in warehouse.identities()] == [
+        ("cus_1", "new"),
+        ("cus_2", "x"),
+    ]
+    assert sorted(p["email"] for p in warehouse.profiles()) == ["new", "x"]
+
+
+def test_update_counts_and_overwrites(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1", email="a", age=1)))
+    result = warehouse.write(batch(row("cus_1", email="b"), row("cus_2"), run="run2"))
+    assert (result.inserted, result.updated) == (1, 1)
+    first = warehouse.identities()[0]
+    assert (first["email"], first["age"], first["_run_id"]) == ("b", None, "run2")
+    assert first["_profile_id"] == profile_id("p1", "cus_1")
+
+
+def test_deletes_remove_identity_and_orphan_profile(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1"), row("cus_2"), row("cus_3")))
+    warehouse.write(batch(row("cus_1"), pipeline="p2"))
+    result = warehouse.write(batch(deletes=["cus_1", "cus_2", "cus_2", "cus_missing"]))
+    assert result.deleted == 2
+    assert [i["_source_id"] for i in warehouse.identities("p1")] == ["cus_3"]
+    assert warehouse.count("p2") == 1  # same source id, other pipeline: untouched
+    assert {p["_profile_id"] for p in warehouse.profiles()} == {
+        profile_id("p1", "cus_3"),
+        profile_id("p2", "cus_1"),
+    }
+
+
+def test_rows_and_deletes_in_one_batch(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1"), row("cus_2")))
+    result = warehouse.write(batch(row("cus_3", email="c"), deletes=["cus_1"]))
+    assert (result.inserted, result.deleted) == (1, 1)
+    assert [i["_source_id"] for i in warehouse.identities()] == ["cus_2", "cus_3"]
+    assert len(warehouse.profiles()) == 2
+
+
+def test_purge_unseen(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1"), row("cus_2"), row("cus_3"), row("cus_4"), run="old"))
+    warehouse.write(batch(row("cus_9"), run="old", pipeline="p2"))
+    warehouse.write(batch(row("cus_1"), run="new"))
+    assert warehouse.purge_unseen("p1", "new", keep={"cus_2"}) == 2
+    assert [i["_source_id"] for i in warehouse.identities("p1")] == ["cus_1", "cus_2"]
+    assert warehouse.count("p2") == 1
+    assert len(warehouse.profiles()) == 3
+    assert warehouse.purge_unseen("p1", "new") == 1  # cus_2 is no longer kept
+    assert warehouse.purge_unseen("p1", "new") == 0
+
+
+def test_delete_pipeline(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1"), row("cus_2")))
+    warehouse.write(batch(row("cus_1"), pipeline="p2"))
+    assert warehouse.delete_pipeline("p1") == 2
+    assert warehouse.count() == 1
+    assert warehouse.count("p1") == 0
+    assert [p["_profile_id"] for p in warehouse.profiles()] == [profile_id("p2", "cus_1")]
+    assert warehouse.delete_pipeline("p1") == 0
+
+
+def test_model_changes_alter_both_tables(warehouse: Warehouse, reopen) -> None:
+    warehouse.write(batch(row("cus_1", email="a", age=5)))
+    warehouse.ensure_columns([*COLUMNS, Column("plan", "plan", PropertyType.STRING)])
+    warehouse.write(batch(row("cus_2", plan="gold")))
+    warehouse.rename_column("email", "primary_email")
+    warehouse.rename_column("email", "primary_email")  # a retried rename is a no-op
+    warehouse.drop_column("age")
+    warehouse.drop_column("age")
+    warehouse.write(batch(row("cus_3", primary_email="c")))
+    for table in (warehouse.identities(), warehouse.profiles()):
+        assert "email" not in table[0]
+        assert "age" not in table[0]
+        assert "plan" in table[0]
+    emails = {i["_source_id"]: i["primary_email"] for i in warehouse.identities()}
+    assert emails == {"cus_1": "a", "cus_2": None, "cus_3": "c"}
+    with pytest.raises(NotFound, match="nope"):
+        warehouse.rename_column("nope", "other")
+    with pytest.raises(InvalidInput, match="reserved"):
+        warehouse.drop_column("_source_id")
+    again = reopen()
+    try:
+        assert again.count() == 3
+        assert "primary_email" in again.profiles()[0]
+    finally:
+        again.close()
+
+
+def test_unknown_column_is_rejected_and_nothing_written(warehouse: Warehouse) -> None:
+    with pytest.raises(InvalidInput, match="nickname"):
+        warehouse.write(batch(row("cus_1", email="a"), row("cus_2", nickname="x")))
+    assert warehouse.count() == 0
+
+
+def test_identities_and_count_filter_by_pipeline(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_2"), row("cus_1")))
+    warehouse.write(batch(row("cus_1"), pipeline="p0"))
+    assert warehouse.count() == 3
+    assert warehouse.count("p1") == 2
+    assert [(i["_pipeline_id"], i["_source_id"]) for i in warehouse.identities()] == [
+        ("p0", "cus_1"),
+        ("p1", "cus_1"),
+        ("p1", "cus_2"),
+    ]
+    assert len(warehouse.identities("p0")) == 1
+
+
+def test_committed_writes_survive_reopening(warehouse: Warehouse, reopen) -> None:
+    warehouse.write(batch(row("cus_1", **FULL)))
+    again = reopen()
+    try:
+        assert model(again.identities()[0]) == FULL
+        again.write(batch(row("cus_1", email="z"), run="run2"))
+        assert again.identities()[0]["_profile_id"] == profile_id("p1", "cus_1")
+    finally:
+        again.close()
+
+
+def test_a_failure_after_the_merge_leaves_nothing(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1", email="kept"), row("cus_2", email="kept")))
+    before = warehouse.identities(), warehouse.profiles()
+
+    def boom() -> None:
+        assert warehouse.count() >= 0  # the merge is visible inside the transaction
+        raise RuntimeError("injected failure after the merge")
+
+    warehouse._after_merge = boom  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="injected"):
+        warehouse.write(
+            batch(row("cus_1", email="lost"), row("cus_3"), deletes=["cus_2"], run="run2")
+        )
+    warehouse._after_merge = None  # type: ignore[attr-defined]
+    assert (warehouse.identities(), warehouse.profiles()) == before
+    assert warehouse.write(batch(row("cus_3"), run="run2")).inserted == 1
+
+
+def test_a_failing_statement_mid_batch_rolls_back(warehouse: Warehouse, engine: Engine) -> None:
+    """The identity merge succeeds, the profile upsert fails: nothing may remain."""
+    from headwater.adapters.warehouse import WarehouseError
+
+    warehouse.write(batch(row("cus_1", email="kept")))
+    before = warehouse.identities()
+    engine.raw(warehouse, "ALTER TABLE {s}.profiles RENAME TO profiles_away")
+    with pytest.raises(WarehouseError, match="profiles"):
+        warehouse.write(batch(row("cus_1", email="lost"), row("cus_2"), run="run2"))
+    engine.raw(warehouse, "ALTER TABLE {s}.profiles_away RENAME TO profiles")
+    assert warehouse.identities() == before
+    assert warehouse.write(batch(row("cus_2"), run="run2")).inserted == 1
+
+
+def test_a_value_the_engine_rejects_fails_the_whole_batch(warehouse: Warehouse) -> None:
+    from headwater.adapters.warehouse import WarehouseError
+
+    warehouse.write(batch(row("cus_1", email="kept")))
+    with pytest.raises(WarehouseError, match="'age'"):
+        warehouse.write(batch(row("cus_2", email="x"), row("cus_3", age=2**70), deletes=["cus_1"]))
+    assert [(i["_source_id"], i["email"]) for i in warehouse.identities()] == [("cus_1", "kept")]
+    assert len(warehouse.profiles()) == 1
+
+
+def test_empty_batch_writes_nothing(warehouse: Warehouse) -> None:
+    result = warehouse.write(batch())
+    assert (result.inserted, result.updated, result.deleted) == (0, 0, 0)
+    assert warehouse.count() == 0
+
+
+def test_large_keep_set_and_many_rows(warehouse: Warehouse) -> None:
+    rows = [row(f"cus_{i:05d}", email=f"{i}@x", age=i) for i in range(3000)]
+    assert warehouse.write(batch(*rows)).inserted == 3000
+    keep = {f"cus_{i:05d}" for i in range(0, 3000, 2)}
+    assert warehouse.purge_unseen("p1", "other-run", keep=keep) == 1500
+    assert warehouse.count() == 1500
+    assert len(warehouse.profiles()) == 1500
+
+
+def test_reopen_fixture_reads_committed_state(
+    warehouse: Warehouse, reopen: Callable[[], Warehouse]
+) -> None:
+    warehouse.write(batch(row("cus_1")))
+    other = reopen()
+    try:
+        assert other.count() == 1
+    finally:
+        other.close()

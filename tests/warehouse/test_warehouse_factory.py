@@ -1,0 +1,103 @@
+"""connect() and check(): URL schemes, errors that name the problem and hide passwords."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from headwater.adapters.warehouse import WarehouseError, check, connect
+from headwater.adapters.warehouse.duckdb import DuckDBWarehouse
+from headwater.adapters.warehouse.postgres import PostgresWarehouse
+from headwater.kernel.errors import InvalidInput
+
+from .conftest import PG_URL
+
+
+def test_duckdb_file_url_creates_the_directory(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "dir" / "w.duckdb"
+    wh = connect(f"duckdb:///{target}")
+    try:
+        assert isinstance(wh, DuckDBWarehouse)
+        assert wh.capabilities.schema == "headwater"
+        wh.ensure_columns(())
+        assert wh.count() == 0
+    finally:
+        wh.close()
+    assert target.exists()
+
+
+def test_duckdb_memory_url_with_schema() -> None:
+    wh = connect("duckdb:///:memory:", schema="other")
+    try:
+        assert wh.capabilities.engine == "duckdb"
+        assert wh.capabilities.schema == "other"
+    finally:
+        wh.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "snowflake://acct", "just-a-path.duckdb"])
+def test_unknown_scheme_names_it_and_the_supported_ones(url: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        connect(url)
+    assert url.split(":")[0] in info.value.message
+    assert "duckdb://" in info.value.message
+    assert "postgresql://" in info.value.message
+
+
+def test_malformed_duckdb_url() -> None:
+    with pytest.raises(InvalidInput, match="duckdb:///"):
+        connect("duckdb://")
+
+
+def test_bad_schema_name_is_rejected() -> None:
+    with pytest.raises(InvalidInput, match="schema"):
+        connect("duckdb:///:memory:", schema='x"; DROP TABLE y; --')
+
+
+def test_unreachable_postgres_is_a_clear_error_without_the_password() -> None:
+    url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/nowhere?connect_timeout=2"
+    with pytest.raises(WarehouseError) as info:
+        connect(url)
+    message = info.value.message
+    assert "127.0.0.1:1/nowhere" in message
+    assert "s3cr3t-pw" not in message
+    assert info.value.transient
+
+
+def test_check_duckdb_creates_tables(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'c.duckdb'}"
+    check(url)
+    wh = connect(url)
+    try:
+        assert wh.identities() == []
+        assert wh.profiles() == []
+    finally:
+        wh.close()
+
+
+def test_check_refuses_an_unusable_duckdb_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(WarehouseError, match="DuckDB"):
+        check(f"duckdb:///{blocker / 'w.duckdb'}")
+
+
+@pytest.mark.postgres
+def test_check_postgres_creates_schema_and_tables(pg_schema: str) -> None:
+    url = PG_URL.replace("postgresql://", "postgres://")  # the short alias works too
+    check(url, schema=pg_schema)
+    wh = connect(url, schema=pg_schema)
+    try:
+        assert isinstance(wh, PostgresWarehouse)
+        assert wh.capabilities.bulk_load == "copy"
+        assert wh.count() == 0
+        assert wh.profiles() == []
+    finally:
+        wh.close()
+
+
+@pytest.mark.postgres
+def test_check_postgres_reports_a_missing_database() -> None:
+    with pytest.raises(WarehouseError, match="no_such_db"):
+        check("postgresql://root@127.0.0.1:5432/no_such_db_hw")

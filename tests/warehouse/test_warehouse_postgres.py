@@ -1,0 +1,83 @@
+"""PostgreSQL-specific behaviour: a connection killed mid-batch, staging, reconnects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from headwater.adapters.warehouse import WarehouseError, WriteBatch
+from headwater.adapters.warehouse.postgres import PostgresWarehouse
+from headwater.kernel.records import IdentityRow
+
+from .conftest import COLUMNS, PG_URL
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg(pg_schema: str):
+    wh = PostgresWarehouse(PG_URL, schema=pg_schema)
+    wh.ensure_columns(COLUMNS)
+    yield wh
+    wh.close()
+
+
+def rows(*ids: str, email: str = "x") -> list[IdentityRow]:
+    return [IdentityRow(i, datetime.now(UTC), {"email": email}) for i in ids]
+
+
+def test_connection_killed_between_statements_leaves_nothing(pg: PostgresWarehouse) -> None:
+    pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1", "cus_2", email="kept")))
+    before = pg.identities(), pg.profiles()
+    assert pg._conn is not None
+    victim = pg._conn.info.backend_pid
+
+    def kill() -> None:
+        # The identity merge has run in the victim's open transaction; end its session.
+        with psycopg.connect(PG_URL, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (victim,))
+
+    pg._after_merge = kill
+    with pytest.raises(WarehouseError, match="PostgreSQL write failed"):
+        pg.write(
+            WriteBatch("p1", "c1", "r2", rows("cus_1", "cus_3", email="lost"), deletes=["cus_2"])
+        )
+    pg._after_merge = None
+    # The adapter reconnects by itself; the killed batch left no trace.
+    assert (pg.identities(), pg.profiles()) == before
+    assert pg._conn is not None
+    assert pg._conn.info.backend_pid != victim
+    assert pg.write(WriteBatch("p1", "c1", "r2", rows("cus_3"))).inserted == 1
+
+
+def test_stage_follows_model_changes_in_one_session(pg: PostgresWarehouse) -> None:
+    pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1")))
+    pg.rename_column("email", "mail")
+    batch = [IdentityRow("cus_2", None, {"mail": "m"})]
+    assert pg.write(WriteBatch("p1", "c1", "r1", batch)).inserted == 1
+    assert [i["mail"] for i in pg.identities()] == ["x", "m"]
+
+
+def test_schema_change_by_another_session_is_picked_up(pg: PostgresWarehouse) -> None:
+    pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1")))
+    with psycopg.connect(PG_URL, autocommit=True) as other:
+        other.execute(f'ALTER TABLE "{pg.schema}".identities DROP COLUMN "order"')
+        other.execute(f'ALTER TABLE "{pg.schema}".profiles DROP COLUMN "order"')
+    # The cached column list is stale; the adapter notices and retries on its own.
+    assert pg.write(WriteBatch("p1", "c1", "r2", rows("cus_2"))).inserted == 1
+    assert pg.count() == 2
+    assert "order" not in pg.identities()[0]
+
+
+def test_concurrent_writers_on_distinct_pipelines(pg: PostgresWarehouse, pg_schema: str) -> None:
+    second = PostgresWarehouse(PG_URL, schema=pg_schema)
+    try:
+        second.ensure_columns(COLUMNS)
+        pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1", "cus_2")))
+        second.write(WriteBatch("p2", "c1", "r1", rows("cus_1")))
+        assert pg.count("p1") == 2
+        assert second.count() == 3
+    finally:
+        second.close()
