@@ -2,75 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import stripe
+from tests.connectors.scripted_http import ScriptedServer
 
-
-@dataclass
-class Scripted:
-    """One canned response."""
-
-    status: int = 200
-    body: bytes | dict[str, Any] = b"{}"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Seen:
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-
-
-class ScriptedServer:
-    """A real HTTP server answering from a script; the last entry repeats forever."""
-
-    def __init__(self) -> None:
-        self.script: list[Scripted] = []
-        self.seen: list[Seen] = []
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                with server._lock:
-                    server.seen.append(
-                        Seen(
-                            url.path,
-                            parse_qs(url.query),
-                            {k.lower(): v for k, v in self.headers.items()},
-                        )
-                    )
-                    reply = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                body = (
-                    reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-                )
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+from headwater.adapters.connectors.stripe import StripeSettings, StripeSource
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 
 @pytest.fixture
@@ -80,8 +20,38 @@ def scripted() -> Iterator[ScriptedServer]:
     server.close()
 
 
-def error_body(type_: str, message: str, code: str | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": type_, "message": message}
-    if code:
-        error["code"] = code
-    return {"error": error}
+@pytest.fixture(scope="module")
+def big_sandbox() -> Iterator[RunningSandbox]:
+    """3,000 customers over the default created span; tests must not mutate it."""
+    with start_sandbox(customers=3000, seed=11) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    """A small private sandbox that a test may mutate and fault as it likes."""
+    with start_sandbox(
+        customers=120,
+        seed=5,
+        keys={"rk_test_events_only": "events:read", "rk_test_both": "customers:read,events:read"},
+    ) as running:
+        yield running
+
+
+def stripe_client(sandbox: RunningSandbox) -> stripe.StripeClient:
+    """The official SDK pointed at the sandbox, as a merchant's own code would be."""
+    return stripe.StripeClient(sandbox.secret_key, base_addresses={"api": sandbox.url})
+
+
+def source_for(sandbox: RunningSandbox, **overrides: Any) -> StripeSource:
+    """A source with fast backoff, so fault tests do not sleep for long."""
+    options: dict[str, Any] = {
+        "base_url": sandbox.url,
+        "api_key": sandbox.secret_key,
+        "requests_per_second": 500.0,
+        "backoff_base": 0.01,
+        "backoff_cap": 0.05,
+        "timeout": 10.0,
+    }
+    options.update(overrides)
+    return StripeSource(StripeSettings(**options))

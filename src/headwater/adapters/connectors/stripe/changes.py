@@ -83,10 +83,10 @@ class ChangeReader:
         while not cursor.finished:
             before = self.http.api_calls
             reply = self._get({**self.params, **cursor.params()}, event_id)
-            if not checked:
-                _check_age(created, reply)
-                checked = True
             data, has_more = parse_list(reply.body, f"GET {PATH}")
+            if not checked:
+                _check_age(created, reply, data)
+                checked = True
             if data:
                 # Newest first within the page: reverse into chronological order.
                 changes = merge_events(reversed(data))
@@ -95,19 +95,21 @@ class ChangeReader:
             cursor.advance(data, has_more)
 
     def _read_from_time(self, created: int) -> Generator[ChangeBatch, None, str | None]:
-        """No event existed at the position: find the oldest page since `created`."""
+        """No event existed at the position, so every event now listed came after it.
+
+        Walk to the oldest page (no `created` filter: the two clocks need not agree),
+        yield it, and return its newest id for `_read_after` to continue from.
+        """
         cursor = Cursor("starting_after")
         oldest: list[Record] = []
         before = self.http.api_calls
-        first: Reply | None = None
         while not cursor.finished:
-            reply = self.http.get(PATH, {**self.params, "created[gte]": created, **cursor.params()})
-            first = first or reply
+            reply = self.http.get(PATH, {**self.params, **cursor.params()})
             data, has_more = parse_list(reply.body, f"GET {PATH}")
+            if cursor.pages == 0:
+                _check_age(created, reply, data)
             oldest = data or oldest
             cursor.advance(data, has_more)
-        if first is not None:
-            _check_age(created, first)
         if not oldest:
             return None
         changes = merge_events(reversed(oldest))
@@ -140,10 +142,15 @@ def _validate(position: dict[str, Any]) -> tuple[str | None, int]:
     return event_id, created
 
 
-def _check_age(created: int, reply: Reply) -> None:
-    now = reply.server_time
-    if now is not None and now - created > STRIPE.event_history_seconds:
-        days = (now - created) // 86400
+def _check_age(created: int, reply: Reply, newest_first: list[Record]) -> None:
+    """Raise `HistoryExpired` if `created` is older than Stripe's event history.
+
+    "Now" is the server's: its `Date` header, or the newest event seen if later.
+    """
+    stamps = [t for t in (reply.server_time,) if t is not None]
+    stamps += [int(newest_first[0]["created"])] if newest_first else []
+    if stamps and max(stamps) - created > STRIPE.event_history_seconds:
+        days = (max(stamps) - created) // 86400
         raise HistoryExpired(
             f"The saved change position is {days} days old, but Stripe keeps only 30 days "
             "of events; a full run is needed to catch up."
