@@ -17,7 +17,6 @@ the worker exits.
 from __future__ import annotations
 
 import builtins
-import ctypes
 import json
 import os
 import resource
@@ -70,7 +69,7 @@ PRELOAD = [
     "encodings.punycode",
 ]
 FILENAME = "<transformation>"
-NOBODY = 65534
+UID_BASE = 1_000_000  # above any account's uid; plus the worker's pid
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 MEMORY_FRAME = b'{"fatal":"memory"}'
@@ -79,18 +78,18 @@ MAX_LINE = 2000
 Dumps = Callable[[Any], bytes]
 
 
-def read_frame(fd: int) -> bytes | None:
+def read_frame(fd: int, unpack: Callable[..., tuple[Any, ...]] = struct.unpack) -> bytes | None:
     head = _read_exact(fd, 4)
     if head is None:
         return None
-    (size,) = struct.unpack(">I", head)
+    (size,) = unpack(">I", head)
     return _read_exact(fd, size) or b""
 
 
-def _read_exact(fd: int, size: int) -> bytes | None:
+def _read_exact(fd: int, size: int, read: Callable[[int, int], bytes] = os.read) -> bytes | None:
     chunks, got = [], 0
     while got < size:
-        chunk = os.read(fd, min(size - got, 1 << 20))
+        chunk = read(fd, min(size - got, 1 << 20))
         if not chunk:
             return None
         chunks.append(chunk)
@@ -98,10 +97,16 @@ def _read_exact(fd: int, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def write_frame(fd: int, body: bytes) -> None:
-    view = memoryview(struct.pack(">I", len(body)) + body)
+def write_frame(
+    fd: int,
+    body: bytes,
+    pack: Callable[..., bytes] = struct.pack,
+    write: Callable[[int, Any], int] = os.write,
+) -> None:
+    # Functions bound at definition time: user code patching os or struct cannot reach them.
+    view = memoryview(pack(">I", len(body)) + body)
     while view:
-        view = view[os.write(fd, view) :]
+        view = view[write(fd, view) :]
 
 
 def load_codec(orjson_dir: str | None) -> tuple[Dumps, Callable[[bytes], Any]]:
@@ -136,6 +141,8 @@ def _default(value: Any) -> Any:
 
 def sandbox(root: str, memory_mb: int, cpu_seconds: int) -> dict[str, str]:
     """Lock the process down before any user code runs; say what was applied."""
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     done: dict[str, str] = {}
     is_root = os.geteuid() == 0
@@ -149,10 +156,13 @@ def sandbox(root: str, memory_mb: int, cpu_seconds: int) -> dict[str, str]:
     if is_root:
         os.chroot(root)
         os.chdir("/")
+        # A user id of its own (no account has it): other workers, even of the same
+        # server, cannot signal or trace this one, and files are "other" to it.
+        uid = UID_BASE + os.getpid()
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        done["files"] = "chroot to an empty directory, running as nobody"
+        os.setgid(uid)
+        os.setuid(uid)
+        done["files"] = f"chroot to an empty directory, running as unprivileged uid {uid}"
     else:
         os.chdir(root)
         done["files"] = "working directory is an empty directory (weak: no chroot)"
@@ -173,6 +183,8 @@ def sandbox(root: str, memory_mb: int, cpu_seconds: int) -> dict[str, str]:
         resource.setrlimit(which, (value, value))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing a file fails, not kills
     done["limits"] = f"address space {memory_mb} MB, CPU {cpu_seconds} s, no processes"
+    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+        del sys.modules[name]  # not importable again once chrooted
     return done
 
 
@@ -224,7 +236,13 @@ class Capture:
 
 
 def run_batch(
-    fn: Callable[[Any], Any], records: list[Any], dumps: Dumps, cfg: dict[str, Any]
+    fn: Callable[[Any], Any],
+    records: list[Any],
+    dumps: Dumps,
+    cfg: dict[str, Any],
+    restore: Callable[[], None],
+    isinstance: Callable[[Any, Any], bool] = isinstance,
+    len: Callable[[Any], int] = len,
 ) -> bytes:
     """Apply `fn` to each record; one JSON reply for the whole batch."""
     capture = Capture(int(cfg["log_cap"]))
@@ -237,7 +255,12 @@ def run_batch(
         try:
             result = fn(record)
             if isinstance(result, dict):
-                part = dumps(result)
+                try:
+                    part = dumps(result)
+                except (TypeError, ValueError) as exc:
+                    errors.append([index, f"the returned dict is not JSON: {exc}"])
+                    parts.append(b"null")
+                    continue
                 if len(part) > max_bytes:
                     errors.append(
                         [
@@ -256,6 +279,7 @@ def run_batch(
         except BaseException as exc:
             errors.append([index, describe(exc)[0]])
         parts.append(part)
+    restore()  # before our own code runs again: user code may have patched builtins
     lines, dropped = capture.finish()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     tail = {
@@ -289,6 +313,31 @@ def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[
     return fn, done
 
 
+def make_restore() -> Callable[[], None]:
+    """Snapshot interpreter state now; the returned function puts it back."""
+    saved = dict(builtins.__dict__)
+    out, err, limit = sys.stdout, sys.stderr, sys.getrecursionlimit()
+    mapping, set_limit, set_timer, timers = (
+        builtins.__dict__,
+        sys.setrecursionlimit,
+        (signal.setitimer),
+        (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF),
+    )
+    settrace, setprofile, module = sys.settrace, sys.setprofile, sys
+
+    def restore() -> None:
+        mapping.clear()
+        mapping.update(saved)
+        module.stdout, module.stderr = out, err
+        set_limit(limit)
+        settrace(None)
+        setprofile(None)
+        for timer in timers:
+            set_timer(timer, 0)
+
+    return restore
+
+
 def main() -> None:
     # Keep the protocol pipes on private descriptors; 0-2 become /dev/null.
     in_fd, out_fd = os.dup(0), os.dup(1)
@@ -301,30 +350,27 @@ def main() -> None:
         return
     cfg = json.loads(first)
     dumps, loads = load_codec(cfg.get("orjson_dir"))
+    # Taken before any user code runs, so user code cannot swap them.
+    restore, batch, read, write, exit_now = (
+        make_restore(),
+        run_batch,
+        read_frame,
+        write_frame,
+        (os._exit),
+    )
     fn, done = start(cfg, out_fd)
-    write_frame(out_fd, json.dumps({"ok": True, "sandbox": done}).encode())
-    saved_builtins = dict(builtins.__dict__)
-    out, err, limit = sys.stdout, sys.stderr, sys.getrecursionlimit()
-    read, write, exit_now = read_frame, write_frame, os._exit
+    restore()  # what the top-level code changed in builtins does not last either
+    write(out_fd, json.dumps({"ok": True, "sandbox": done}).encode())
     while (frame := read(in_fd)) is not None:
         try:
-            reply = run_batch(fn, loads(frame), dumps, cfg)
+            reply = batch(fn, loads(frame), dumps, cfg, restore)
         except MemoryError:
             reply = b""
         if not reply:
+            restore()
             write(out_fd, MEMORY_FRAME)
             exit_now(3)
         write(out_fd, reply)
-        # Undo what user code may have changed between batches.
-        builtins.__dict__.clear()
-        builtins.__dict__.update(saved_builtins)
-        sys.stdout, sys.stderr = out, err
-        sys.setrecursionlimit(limit)
-        sys.settrace(None)
-        sys.setprofile(None)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
-        signal.setitimer(signal.ITIMER_PROF, 0)
 
 
 if __name__ == "__main__":

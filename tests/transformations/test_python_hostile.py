@@ -1,0 +1,195 @@
+"""Hostile Python transformation code: each attack is contained, the next batch runs.
+
+Every source below does its attack when the record says ``{"evil": true}`` and a
+harmless transform otherwise, so each test checks both the containment and that
+the same transformation keeps working afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+import orjson
+import psutil
+import pytest
+
+import headwater
+from headwater.adapters.transformations.base import BatchFailed
+from headwater.adapters.transformations.python import PythonTransformation, compile_python
+from headwater.kernel.records import TransformFailure
+
+GOOD = [{"evil": False, "email": "A@B.COM"}]
+EVIL = [{"evil": True, "email": "A@B.COM"}]
+
+
+def hostile(attack: str) -> str:
+    body = "\n".join("        " + line for line in attack.strip().splitlines())
+    return (
+        "import os, sys, json\n"
+        "def transform(c):\n"
+        "    if c['evil']:\n"
+        f"{body}\n"
+        "    return {'email': c['email'].lower()}\n"
+    )
+
+
+def start(attack: str, time_limit: float = 3.0) -> PythonTransformation:
+    return compile_python(hostile(attack), time_limit=time_limit, memory_limit_mb=256)
+
+
+def assert_recovers(t: PythonTransformation) -> None:
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+
+
+def batch_failure(t: PythonTransformation, records: list[dict[str, object]]) -> str:
+    with pytest.raises(BatchFailed) as caught:
+        t.transform(records)
+    return caught.value.message
+
+
+def test_infinite_loop_hits_the_time_limit() -> None:
+    with start("while True:\n    pass", time_limit=1.0) as t:
+        message = batch_failure(t, EVIL + GOOD)
+        assert message == (
+            "Python transformation, batch 1: time limit of 1 s exceeded; "
+            "its 2 records are counted as failed"
+        )
+        assert_recovers(t)
+
+
+def test_memory_bomb_hits_the_memory_limit() -> None:
+    with start("x = []\nwhile True:\n    x.append(bytearray(10**8))") as t:
+        assert "memory limit of 256 MB exceeded" in batch_failure(t, EVIL)
+        assert_recovers(t)
+
+
+def test_huge_return_values() -> None:
+    with start("return {'x': 'a' * int(c['size'])}") as t:
+        [big] = t.transform([{"evil": True, "size": 2_000_000}])
+        assert isinstance(big, TransformFailure)
+        assert "too large" in big.message
+        assert "memory limit" in batch_failure(t, [{"evil": True, "size": 10**9}])
+        assert_recovers(t)
+
+
+def test_fork_bomb_cannot_start_processes() -> None:
+    with start("while True:\n    os.fork()") as t:
+        [result] = t.transform(EVIL)
+        assert isinstance(result, TransformFailure)
+        assert result.message.startswith("BlockingIOError")
+        for pid in t.pids():
+            assert psutil.Process(pid).children() == []
+        assert_recovers(t)
+
+
+def test_deep_recursion() -> None:
+    attack = "def f(n):\n    return f(n + 1)\nif c.get('unlimited'):\n"
+    attack += "    sys.setrecursionlimit(10**7)\n    x = []\n    for _ in range(10**6):\n"
+    attack += "        x = [x]\n    repr(x)\nreturn f(0)"
+    with compile_python(hostile(attack), time_limit=10.0) as t:
+        [result] = t.transform(EVIL)
+        assert isinstance(result, TransformFailure)
+        assert result.message.startswith("RecursionError")
+        # With the recursion limit lifted the C stack overflows: the worker dies.
+        assert "killed by SIGSEGV" in batch_failure(t, [{"evil": True, "unlimited": True}])
+        assert_recovers(t)
+
+
+@pytest.mark.parametrize("exit_call", ["os._exit(0)", "os.kill(os.getpid(), 9)"])
+def test_hard_exit_fails_the_batch_only(exit_call: str) -> None:
+    with start(exit_call) as t:
+        message = batch_failure(t, EVIL)
+        assert "the worker process" in message
+        assert_recovers(t)
+
+
+def test_secret_key_and_environment_are_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "hw-test-secret-0123456789abcdef"
+    monkeypatch.setenv("HEADWATER_SECRET_KEY", secret)
+    attack = """
+found = {"env": dict(os.environ)}
+for path in ("/proc/self/environ", "/proc/%d/environ" % os.getppid(), "/proc/1/environ"):
+    try:
+        found[path] = open(path, "rb").read().decode("latin-1")
+    except Exception as exc:
+        found[path] = repr(exc)
+return {"found": found}
+"""
+    with start(attack) as t:
+        [result] = t.transform(EVIL)
+    assert isinstance(result, dict)
+    assert set(result["found"]["env"]) <= {"LC_CTYPE"}  # set by Python itself
+    assert secret not in orjson.dumps(result).decode()
+
+
+def test_data_directory_is_unreadable(tmp_path: Path) -> None:
+    data = tmp_path / "home"
+    data.mkdir(mode=0o700)
+    (data / "secret.key").write_text("top-secret-key-material")
+    attack = "return {'key': open(c['path']).read(), 'ls': os.listdir(c['dir'])}"
+    with start(attack) as t:
+        [result] = t.transform([{"evil": True, "path": str(data / "secret.key"), "dir": "/"}])
+        assert isinstance(result, TransformFailure)
+        assert "top-secret" not in result.message
+        assert result.message.startswith(("FileNotFoundError", "PermissionError"))
+        [listing] = t.transform([{"evil": True, "path": "/dev/null", "dir": "/"}])
+        assert isinstance(listing, TransformFailure)  # not even the empty root is listable
+
+
+def test_network_is_unreachable() -> None:
+    attack = "import socket\nsocket.create_connection(('127.0.0.1', 5432), timeout=1)"
+    with start(attack) as t:
+        [result] = t.transform(EVIL)
+        assert isinstance(result, TransformFailure)
+        assert result.message.startswith(("OSError", "ImportError", "ModuleNotFoundError"))
+        assert_recovers(t)
+
+
+def test_headwater_cannot_be_imported() -> None:
+    src = str(Path(headwater.__file__).parent.parent)
+    attack = "sys.path.insert(0, c['src'])\nimport headwater\nreturn {'x': headwater.__file__}"
+    with start(attack) as t:
+        [result] = t.transform([{"evil": True, "src": src}])
+        assert isinstance(result, TransformFailure)
+        assert result.message.startswith("ModuleNotFoundError: No module named 'headwater'")
+
+
+def test_patching_builtins_and_modules_does_not_outlive_the_batch() -> None:
+    source = """
+import builtins, os, struct
+def transform(c):
+    if c.get("evil"):
+        builtins.len = lambda value: 42
+        builtins.print = None
+        builtins.isinstance = lambda *args: False
+        os.read = os.write = struct.pack = None
+        sys.stdout = None
+        return {"n": len("abc")}
+    print("len is", len("abc"))
+    return {"n": len("abc")}
+import sys
+"""
+    with compile_python(source) as t:
+        assert t.transform([{"evil": True}]) == [{"n": 42}]
+        assert t.transform([{}]) == [{"n": 3}]
+        assert t.logs() == ["len is 3"]
+
+
+def test_top_level_infinite_loop_is_rejected_at_compile() -> None:
+    with pytest.raises(Exception, match="did not finish within 1 s"):
+        compile_python("while True:\n    pass\ndef transform(c):\n    pass\n", time_limit=1.0)
+
+
+def test_the_server_process_is_unaffected() -> None:
+    limits = resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_NPROC)
+    cwd, pid = Path.cwd(), os.getpid()
+    with start("os._exit(1)") as t:
+        batch_failure(t, EVIL)
+        assert_recovers(t)
+    assert (resource.getrlimit(resource.RLIMIT_AS), resource.getrlimit(resource.RLIMIT_NPROC)) == (
+        limits
+    )
+    assert (Path.cwd(), os.getpid()) == (cwd, pid)
+    assert os.fork is not None  # nothing was patched in this interpreter

@@ -1,0 +1,135 @@
+"""Python transformations: the contract (outcomes, validation, logs, pool life)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from headwater.adapters.transformations.python import (
+    PythonTransformation,
+    compile_python,
+    validate_python,
+)
+from headwater.kernel.errors import InvalidInput
+from headwater.kernel.records import TransformFailure
+
+TRIVIAL = """
+def transform(customer):
+    first, _, last = (customer.get("name") or "").partition(" ")
+    return {"email": customer["email"].lower(), "first_name": first, "last_name": last}
+"""
+
+
+@pytest.fixture
+def trivial() -> Iterator[PythonTransformation]:
+    t = compile_python(TRIVIAL, time_limit=5.0)
+    yield t
+    t.close()
+
+
+def test_transforms_a_batch_in_order(trivial: PythonTransformation) -> None:
+    records = [{"email": f"A{i}@X.COM", "name": f"Ann Lee{i}"} for i in range(300)]
+    out = trivial.transform(records)
+    assert out[0] == {"email": "a0@x.com", "first_name": "Ann", "last_name": "Lee0"}
+    assert out[299] == {"email": "a299@x.com", "first_name": "Ann", "last_name": "Lee299"}
+    assert trivial.transform([]) == []
+
+
+def test_skip_errors_and_wrong_types_are_per_record() -> None:
+    source = """
+import datetime, decimal
+def transform(c):
+    kind = c["kind"]
+    if kind == "skip":
+        return None
+    if kind == "raise":
+        raise ValueError("no good")
+    if kind == "list":
+        return [1]
+    if kind == "exit":
+        raise SystemExit(2)
+    if kind == "set":
+        return {"x": object()}
+    if kind == "rich":
+        return {"at": datetime.datetime(2024, 5, 1, 12, 0), "amount": decimal.Decimal("1.50")}
+    return {"ok": kind}
+"""
+    with compile_python(source) as t:
+        kinds = ["skip", "raise", "list", "exit", "set", "rich", "fine"]
+        out = t.transform([{"kind": k} for k in kinds])
+    assert out[0] is None
+    assert out[1] == TransformFailure("ValueError: no good (line 8)")
+    assert out[2] == TransformFailure("transform must return a dict or None, not list")
+    assert out[3] == TransformFailure("transform called exit(2) (line 12)")
+    assert isinstance(out[4], TransformFailure)
+    assert out[4].message.startswith("the returned dict is not JSON")
+    assert "object" in out[4].message
+    assert out[5] == {"at": "2024-05-01T12:00:00", "amount": "1.50"}
+    assert out[6] == {"ok": "fine"}
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def transform(c):\n    return {\n", "line 2: SyntaxError: '{' was never closed"),
+        ("x = 1\n", "the code does not define a function named transform"),
+        ("def transform(a, b):\n    pass\n", "line 1: transform must take exactly one"),
+        ("async def transform(c):\n    pass\n", "line 1: transform must be a plain def"),
+        ("def transform(c):\n  return 1\n return 2\n", "line 3: SyntaxError: unindent"),
+    ],
+)
+def test_validate_rejects_with_line(source: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate_python(source)
+    assert caught.value.message.startswith(message)
+
+
+def test_validate_does_not_execute_module_code(tmp_path: os.PathLike[str]) -> None:
+    marker = os.path.join(tmp_path, "ran")
+    validate_python(f"open({marker!r}, 'w').write('x')\ndef transform(c):\n    return c\n")
+    assert not os.path.exists(marker)
+
+
+def test_top_level_failure_is_rejected_at_compile_with_line() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        compile_python("import json\nraise RuntimeError('boom')\ndef transform(c):\n    pass\n")
+    assert caught.value.message == "line 2: RuntimeError: boom (line 2)"
+    with pytest.raises(InvalidInput, match="does not define a function named transform"):
+        compile_python("transform = 3\n")
+
+
+def test_print_is_captured_and_capped() -> None:
+    source = "def transform(c):\n    print('seen', c['n'])\n    return None\n"
+    with compile_python(source, log_cap=3) as t:
+        t.transform([{"n": n} for n in range(5)])
+        assert t.logs() == ["seen 0", "seen 1", "seen 2", "… 2 more lines not shown"]
+        assert t.logs() == []
+
+
+def test_code_is_compiled_once_and_state_survives_batches() -> None:
+    source = "calls = []\ndef transform(c):\n    calls.append(1)\n    return {'n': len(calls)}\n"
+    with compile_python(source) as t:
+        t.transform([{}, {}])
+        assert t.transform([{}]) == [{"n": 3}]
+
+
+def test_several_workers_split_a_batch_and_keep_order() -> None:
+    source = "import os\ndef transform(c):\n    return {'i': c['i'], 'pid': os.getpid()}\n"
+    with compile_python(source, workers=2) as t:
+        out = t.transform([{"i": i} for i in range(400)])
+        assert [o["i"] for o in out if isinstance(o, dict)] == list(range(400))
+        assert len({o["pid"] for o in out if isinstance(o, dict)}) == 2
+
+
+def test_workers_are_gone_after_close() -> None:
+    t = compile_python(TRIVIAL, workers=2)
+    t.transform([{"email": "A@B", "name": "x"}] * 200)
+    pids = t.pids()
+    assert len(pids) == 2
+    assert all(psutil.pid_exists(pid) for pid in pids)
+    t.close()
+    assert t.pids() == []
+    assert not any(psutil.pid_exists(pid) for pid in pids)
