@@ -19,7 +19,7 @@ from headwater.adapters.connectors.stripe.schema import (
     Kind,
     leaf_paths,
 )
-from headwater.adapters.transformations.mapping.functions import FUNCTIONS, Fn, Function
+from headwater.adapters.transformations.mapping.functions import FUNCTIONS, Const, Fn, Function
 from headwater.adapters.transformations.mapping.parser import (
     Call,
     Expr,
@@ -61,7 +61,7 @@ def _literal(value: Any) -> Compiled:
         t = T.STRING
     else:
         t = T.ANY
-    return Compiled(t, lambda _r: value, constant=True)
+    return Compiled(t, Const(value), constant=True)
 
 
 def resolve(path: Path, root: FieldType) -> tuple[list[str], FieldType]:
@@ -204,4 +204,4 @@ def _fold(result: Compiled, call: Call) -> Compiled:
         value = result.fn({})
     except EvalError as exc:
         raise ExpressionError(str(exc), call.line, call.column) from None
-    return Compiled(result.type, lambda _r: value, constant=True)
+    return Compiled(result.type, Const(value), constant=True)
