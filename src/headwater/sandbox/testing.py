@@ -23,8 +23,15 @@ _READY = "Headwater Stripe sandbox listening on "
 class RunningSandbox:
     """A sandbox subprocess; use as a context manager or call `stop()`."""
 
-    def __init__(self, process: subprocess.Popen[str], url: str, output: list[str]) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[str],
+        url: str,
+        output: list[str],
+        reader: threading.Thread,
+    ) -> None:
         self.process = process
+        self._reader = reader
         self.url = url
         self.secret_key = SECRET_KEY
         self.output = output
@@ -93,6 +100,9 @@ class RunningSandbox:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def __enter__(self) -> RunningSandbox:
         return self
@@ -170,15 +180,18 @@ def start_sandbox(
     assert process.stdout is not None
     output: list[str] = []
     found = threading.Event()
-    threading.Thread(target=_drain, args=(process.stdout, output, found), daemon=True).start()
+    reader = threading.Thread(target=_drain, args=(process.stdout, output, found), daemon=True)
+    reader.start()
     deadline = time.monotonic() + startup_timeout
     while not found.wait(0.05):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             process.wait()
+            reader.join(timeout=5)
+            process.stdout.close()
             raise RuntimeError("sandbox did not start:\n" + "".join(output))
     url = next(line for line in output if line.startswith(_READY))[len(_READY) :].strip()
-    return RunningSandbox(process, url, output)
+    return RunningSandbox(process, url, output, reader)
 
 
 def _drain(stream: IO[str], output: list[str], found: threading.Event) -> None:
