@@ -33,7 +33,10 @@ def sandbox() -> Iterator[RunningSandbox]:
     with start_sandbox(
         customers=120,
         seed=5,
-        keys={"rk_test_events_only": "events:read", "rk_test_both": "customers:read,events:read"},
+        keys={
+            "rk_test_events_only": "events:read",
+            "rk_test_customers_events": "customers:read,events:read",
+        },
     ) as running:
         yield running
 

@@ -1,0 +1,160 @@
+"""Keys and the change stream against the Stripe sandbox over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from tests.connectors.conftest import source_for, stripe_client
+
+from headwater.adapters.connectors.base import HistoryExpired, PermissionMissing
+from headwater.adapters.connectors.stripe import (
+    InvalidKey,
+    KeyAccess,
+    SourceUnreachable,
+    verify_key,
+)
+from headwater.sandbox.testing import RunningSandbox
+
+
+def test_verify_key_reports_what_the_key_can_read(sandbox: RunningSandbox) -> None:
+    full = verify_key(sandbox.url, sandbox.secret_key)
+    assert full == KeyAccess(customers_read=True, events_read=True, livemode=False)
+    both = verify_key(sandbox.url, "rk_test_customers_events")
+    assert both.events_read
+    limited = verify_key(sandbox.url, "rk_test_customers_only")
+    assert limited == KeyAccess(customers_read=True, events_read=False, livemode=False)
+
+
+def test_unknown_key_is_invalid_and_never_echoed(sandbox: RunningSandbox) -> None:
+    key = "sk_test_NotARealKey123456789"
+    with pytest.raises(InvalidKey) as info:
+        verify_key(sandbox.url, key)
+    assert key not in info.value.message
+    assert "invalid or revoked" in info.value.message
+    assert "Request-Id req_" in info.value.message
+
+
+def test_key_without_customers_read_names_the_permission(sandbox: RunningSandbox) -> None:
+    with pytest.raises(PermissionMissing) as info:
+        verify_key(sandbox.url, "rk_test_events_only")
+    assert info.value.permission == "Customers: Read"
+    assert "'Customers: Read'" in info.value.message
+
+
+def test_unreachable_stripe_is_transient() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(SourceUnreachable) as info:
+        verify_key(f"http://127.0.0.1:{port}", "sk_test_abcdefgh12345", timeout=1.0)
+    assert info.value.transient
+    assert f"127.0.0.1:{port}" in info.value.message
+
+
+def test_reading_changes_without_events_read(sandbox: RunningSandbox) -> None:
+    with source_for(sandbox, api_key="rk_test_customers_only") as source:
+        with pytest.raises(PermissionMissing) as info:
+            source.event_position()
+        assert info.value.permission == "Events: Read"
+        with pytest.raises(PermissionMissing):
+            list(source.read_changes({"event_id": None, "created": 0}))
+
+
+def test_changes_after_a_position_arrive_merged_and_in_order(sandbox: RunningSandbox) -> None:
+    client = stripe_client(sandbox)
+    existing = [c.id for c in client.v1.customers.list(params={"limit": 3}).data]
+    with source_for(sandbox) as source:
+        start = source.event_position()
+        assert start["event_id"] is None  # generated customers have no events
+        fresh = client.v1.customers.create(params={"email": "new@example.com"})
+        client.v1.customers.update(fresh.id, params={"name": "Renamed"})
+        gone = client.v1.customers.create(params={"email": "brief@example.com"})
+        client.v1.customers.delete(gone.id)
+        client.v1.customers.update(existing[0], params={"name": "Updated Once"})
+        client.v1.customers.delete(existing[1])
+        batches = list(source.read_changes(start))
+        assert len(batches) == 1
+        kinds = {c.source_id: c.kind for c in batches[0].changes}
+        assert kinds == {
+            fresh.id: "created",
+            gone.id: "deleted",
+            existing[0]: "updated",
+            existing[1]: "deleted",
+        }
+        by_id = {c.source_id: c for c in batches[0].changes}
+        assert by_id[fresh.id].record is not None
+        assert by_id[fresh.id].record["name"] == "Renamed"
+        assert by_id[existing[1]].record is None
+        assert batches[0].position == source.event_position()
+
+        # From the saved position only what happened since is read.
+        client.v1.customers.update(existing[2], params={"name": "Later"})
+        later = list(source.read_changes(batches[0].position))
+        assert [(c.source_id, c.kind) for b in later for c in b.changes] == [
+            (existing[2], "updated")
+        ]
+        assert list(source.read_changes(later[-1].position)) == []
+
+
+def test_many_changes_cost_about_one_call_per_hundred(sandbox: RunningSandbox) -> None:
+    client = stripe_client(sandbox)
+    ids = [c.id for c in client.v1.customers.list(params={"limit": 100}).auto_paging_iter()]
+    client.v1.customers.update(ids[0], params={"name": "first"})
+    with source_for(sandbox) as source:
+        start = source.event_position()
+        assert start["event_id"] is not None
+        # 149 updates from several threads (order among them does not matter), then
+        # one more for ids[0], which must win as the latest state.
+        headers = {"Authorization": f"Bearer {sandbox.secret_key}"}
+        with httpx.Client(base_url=sandbox.url, headers=headers) as http:
+
+            def rename(item: tuple[int, str]) -> None:
+                http.post(f"/v1/customers/{item[1]}", data={"name": f"bulk {item[0]}"})
+
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(rename, enumerate(ids[1:100] + ids[1:51])))
+        client.v1.customers.update(ids[0], params={"name": "final"})
+        before = source.api_calls
+        batches = list(source.read_changes(start))
+        calls = source.api_calls - before
+    assert [b.extra["events"] for b in batches] == [100, 50]
+    assert calls == 2
+    assert sum(b.api_calls for b in batches) == 2
+    stamps = [b.position["created"] for b in batches]
+    assert stamps == sorted(stamps)
+    last = {c.source_id: c for b in batches for c in b.changes}
+    assert last[ids[0]].record is not None
+    assert last[ids[0]].record["name"] == "final"
+    assert len(last) == 100
+
+
+def test_expired_position_raises_history_expired(sandbox: RunningSandbox) -> None:
+    client = stripe_client(sandbox)
+    customer = client.v1.customers.create(params={"email": "old@example.com"})
+    with source_for(sandbox) as source:
+        position = source.event_position()
+        sandbox.advance_clock(31 * 86400)
+        client.v1.customers.update(customer.id, params={"name": "much later"})
+        with pytest.raises(HistoryExpired) as info:
+            list(source.read_changes(position))
+    assert "30 days" in info.value.message
+    assert "full run" in info.value.message
+
+
+def test_unknown_event_cursor_raises_history_expired(sandbox: RunningSandbox) -> None:
+    with source_for(sandbox) as source:
+        position = source.event_position()
+        with pytest.raises(HistoryExpired, match="evt_doesnotexist"):
+            list(
+                source.read_changes(
+                    {"event_id": "evt_doesnotexist", "created": position["created"]}
+                )
+            )
+
+
+def test_malformed_positions_are_rejected(sandbox: RunningSandbox) -> None:
+    with source_for(sandbox) as source, pytest.raises(Exception, match=r"position\.created"):
+        list(source.read_changes({"event_id": None, "created": "yesterday"}))
