@@ -1,0 +1,195 @@
+"""JavaScript transformations: the contract, and hostile code contained in V8."""
+
+from __future__ import annotations
+
+import pytest
+
+from headwater.adapters.transformations.base import BatchFailed
+from headwater.adapters.transformations.javascript import (
+    JavaScriptTransformation,
+    compile_javascript,
+    validate_javascript,
+)
+from headwater.kernel.errors import InvalidInput
+from headwater.kernel.records import TransformFailure
+
+TRIVIAL = """
+function transform(customer) {
+  const [first, ...rest] = (customer.name || "").split(" ");
+  return {email: customer.email.toLowerCase(), first_name: first, last_name: rest.join(" ")};
+}
+"""
+GOOD = [{"evil": False, "email": "A@B.COM"}]
+EVIL = [{"evil": True, "email": "A@B.COM"}]
+
+
+def hostile(attack: str, time_limit: float = 1.0) -> JavaScriptTransformation:
+    source = (
+        "function transform(c) {\n  if (c.evil) {\n" + attack + "\n  }\n"
+        "  return {email: c.email.toLowerCase()};\n}\n"
+    )
+    return compile_javascript(source, time_limit=time_limit, memory_limit_mb=64)
+
+
+def test_transforms_a_batch_in_order() -> None:
+    t = compile_javascript(TRIVIAL)
+    records = [{"email": f"A{i}@X.COM", "name": f"Ann Lee {i}"} for i in range(300)]
+    out = t.transform(records)
+    assert out[0] == {"email": "a0@x.com", "first_name": "Ann", "last_name": "Lee 0"}
+    assert out[299] == {"email": "a299@x.com", "first_name": "Ann", "last_name": "Lee 299"}
+    assert t.transform([]) == []
+    t.close()
+
+
+def test_skip_errors_and_wrong_types_are_per_record() -> None:
+    source = """
+function transform(c) {
+  switch (c.kind) {
+    case "skip": return null;
+    case "undefined": return;
+    case "throw": throw new TypeError("no good");
+    case "throw-string": throw "plain";
+    case "array": return [1];
+    case "number": return 5;
+    case "bigint": return {n: 10n};
+    case "date": return {at: new Date(Date.UTC(2024, 4, 1))};
+  }
+  return {ok: c.kind};
+}
+"""
+    t = compile_javascript(source)
+    kinds = ["skip", "undefined", "throw", "throw-string", "array", "number", "bigint", "date", "x"]
+    out = t.transform([{"kind": k} for k in kinds])
+    assert out[:2] == [None, None]
+    assert out[2] == TransformFailure("TypeError: no good (line 6)")
+    assert out[3] == TransformFailure('transform threw "plain"') or out[3] == TransformFailure(
+        "transform threw plain"
+    )
+    assert out[4] == TransformFailure("transform must return an object or null, not an array")
+    assert out[5] == TransformFailure("transform must return an object or null, not a number")
+    assert isinstance(out[6], TransformFailure)
+    assert "BigInt" in out[6].message
+    assert out[7] == {"at": "2024-05-01T00:00:00.000Z"}
+    assert out[8] == {"ok": "x"}
+    t.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("function transform(c) {\n  return {\n}}}", "line 3: SyntaxError: Unexpected token '}'"),
+        ("var x = 1;", "the code does not define a function named transform"),
+        ("\n\nfoo.bar();", "line 3: top-level code failed: ReferenceError: foo is not defined"),
+        ("while (true) {}\nfunction transform(c) {}", "top-level code did not finish"),
+    ],
+)
+def test_validate_rejects_with_line(source: str, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validate_javascript(source)
+    assert caught.value.message.startswith(message)
+
+
+def test_arrow_function_and_const_are_accepted() -> None:
+    validate_javascript("const transform = (c) => ({email: c.email});")
+
+
+def test_console_output_is_captured_and_capped() -> None:
+    source = "function transform(c) { console.log('seen', c.n, {a: 1}); return null; }"
+    t = compile_javascript(source, log_cap=3)
+    t.transform([{"n": n} for n in range(5)])
+    assert t.logs() == [
+        'seen 0 {"a":1}',
+        'seen 1 {"a":1}',
+        'seen 2 {"a":1}',
+        "… 2 more lines not shown",
+    ]
+    assert t.logs() == []
+    t.close()
+
+
+def test_state_survives_batches_compiled_once() -> None:
+    t = compile_javascript("let n = 0;\nfunction transform(c) { n++; return {n: n}; }")
+    t.transform([{}, {}])
+    assert t.transform([{}]) == [{"n": 3}]
+    t.close()
+
+
+def test_infinite_loop_hits_the_time_limit_and_the_next_batch_runs() -> None:
+    t = hostile("while (true) {}")
+    with pytest.raises(BatchFailed) as caught:
+        t.transform(EVIL + GOOD)
+    assert caught.value.message == (
+        "JavaScript transformation, batch 1: time limit of 1 s exceeded; "
+        "its 2 records are counted as failed"
+    )
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+    t.close()
+
+
+def test_memory_bomb_hits_the_memory_limit() -> None:
+    t = hostile("const a = []; while (true) { a.push(new Array(1e6).fill(1.5)); }", 5.0)
+    with pytest.raises(BatchFailed, match="batch 1: memory limit of 64 MB exceeded"):
+        t.transform(EVIL)
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+    t.close()
+
+
+def test_deep_recursion_is_a_record_error() -> None:
+    t = hostile("function f(n) { return f(n + 1); }\nreturn f(0);")
+    [result] = t.transform(EVIL)
+    assert isinstance(result, TransformFailure)
+    assert result.message.startswith("RangeError: Maximum call stack size exceeded")
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+    t.close()
+
+
+def test_huge_return_values() -> None:
+    t = hostile("return {x: 'a'.repeat(c.size)};", 5.0)
+    [big] = t.transform([{"evil": True, "size": 2_000_000, "email": ""}])
+    assert isinstance(big, TransformFailure)
+    assert "too large" in big.message
+    [huge] = t.transform([{"evil": True, "size": 2**31, "email": ""}])
+    assert isinstance(huge, TransformFailure)
+    assert huge.message.startswith("RangeError: Invalid string length")
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+    t.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["require", "process", "fetch", "XMLHttpRequest", "setTimeout", "FinalizationRegistry"]
+)
+def test_host_apis_are_absent(name: str) -> None:
+    t = hostile(f"return {{kind: typeof {name}}};")
+    assert t.transform(EVIL) == [{"kind": "undefined"}]
+    t.close()
+
+
+def test_calling_host_apis_is_a_record_error() -> None:
+    t = hostile("return {x: require('fs').readFileSync('/proc/self/environ', 'utf8')};")
+    [result] = t.transform(EVIL)
+    assert result == TransformFailure("ReferenceError: require is not defined (line 3)")
+    t.close()
+
+
+def test_dynamic_import_cannot_load_files() -> None:
+    t = hostile(
+        "let got = 'nothing'; import('/etc/passwd').then((m) => { got = m; });\n"
+        "return {got: String(got)};"
+    )
+    assert t.transform(EVIL) == [{"got": "nothing"}]
+    t.close()
+
+
+def test_patching_globals_cannot_break_the_runtime() -> None:
+    source = """
+function transform(c) {
+  JSON.parse = () => [];
+  JSON.stringify = () => "{}";
+  Array.prototype.join = () => "";
+  return {email: c.email};
+}
+"""
+    t = compile_javascript(source)
+    assert t.transform([{"email": "a"}, {"email": "b"}]) == [{"email": "a"}, {"email": "b"}]
+    assert t.transform([{"email": "c"}]) == [{"email": "c"}]
+    t.close()
