@@ -101,3 +101,14 @@ def test_check_postgres_creates_schema_and_tables(pg_schema: str) -> None:
 def test_check_postgres_reports_a_missing_database() -> None:
     with pytest.raises(WarehouseError, match="no_such_db"):
         check("postgresql://root@127.0.0.1:5432/no_such_db_hw")
+
+
+def test_profile_id_is_uuid5_of_pipeline_and_source() -> None:
+    import uuid
+
+    from headwater.adapters.warehouse.staging import _PROFILES, profile_id
+
+    for pipeline, source in [("p1", "cus_1"), ("pipe-ü", "cus_Ä"), ("", "")]:
+        expected = str(uuid.uuid5(_PROFILES, f"{pipeline}\x1f{source}"))
+        assert profile_id(pipeline, source) == expected
+    assert profile_id("p1", "cus_1") != profile_id("p2", "cus_1")

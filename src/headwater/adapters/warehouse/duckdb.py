@@ -29,6 +29,7 @@ from headwater.adapters.warehouse.staging import (
 )
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
+from headwater.kernel.records import IdentityRow
 
 T = PropertyType
 DIALECT = sql.Dialect(
@@ -192,7 +193,7 @@ class DuckDBWarehouse:
             check_row_columns(rows, columns)
             if rows:
                 with _registered(conn, _STAGE, _arrow_stage(rows, columns, batch.pipeline_id)):
-                    self._merge(conn, batch, columns, now, result)
+                    self._merge(conn, batch, rows, columns, now, result)
             if batch.deletes:
                 result.deleted = self._delete_where(
                     conn,
@@ -205,6 +206,7 @@ class DuckDBWarehouse:
         self,
         conn: duckdb.DuckDBPyConnection,
         batch: WriteBatch,
+        staged: list[IdentityRow],
         columns: dict[str, PropertyType],
         now: datetime,
         result: WriteResult,
@@ -219,7 +221,7 @@ class DuckDBWarehouse:
         # ones first (their ids come back), then update the rest; both use the index.
         new = _run(conn, insert + " ON CONFLICT DO NOTHING RETURNING _source_id", params)
         result.inserted = len(new)
-        total = int(_run(conn, f"SELECT count(*) FROM {_STAGE}")[0][0])
+        total = len(staged)
         if result.inserted < total:
             _run(
                 conn,
@@ -297,7 +299,9 @@ class DuckDBWarehouse:
             self._conn.close()
 
 
-def _arrow_stage(rows: list[Any], columns: dict[str, PropertyType], pipeline_id: str) -> pa.Table:
+def _arrow_stage(
+    rows: list[IdentityRow], columns: dict[str, PropertyType], pipeline_id: str
+) -> pa.Table:
     data: dict[str, pa.Array] = {
         "_source_id": pa.array([r.source_id for r in rows], pa.string()),
         "_source_updated_at": pa.array(

@@ -1,0 +1,182 @@
+"""Warehouse write throughput against a plain bulk insert, measured in the same run.
+
+Writes N synthetic customers (Default Customer Model, 14 columns) in batches of 1,000
+through each adapter, first as inserts and then again as updates, and compares with a
+yardstick: DuckDB inserting the same Arrow data without merge, PostgreSQL COPYing the
+same rows into an unlogged table.  Usage: python bench/warehouse.py [N] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pyarrow as pa
+
+from headwater.adapters.warehouse import Warehouse, WriteBatch, connect
+from headwater.adapters.warehouse.staging import column_values
+from headwater.kernel.model import DEFAULT_MODEL
+from headwater.kernel.records import IdentityRow
+
+BATCH = 1_000
+COLUMNS = DEFAULT_MODEL.columns
+
+
+def synthetic(n: int) -> list[list[IdentityRow]]:
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = []
+    for i in range(n):
+        when = base + timedelta(seconds=i)
+        values = {
+            "email": f"user{i}@example.com",
+            "first_name": f"First{i % 977}",
+            "last_name": f"Last{i % 991}",
+            "phone": f"+1555{i:07d}",
+            "address_line1": f"{i % 500} Main Street",
+            "address_line2": None if i % 3 else f"Apt {i % 40}",
+            "address_city": ["London", "Rome", "Paris", "Berlin"][i % 4],
+            "address_postal_code": f"{10000 + i % 89999}",
+            "address_state": None,
+            "address_country": ["GB", "IT", "FR", "DE"][i % 4],
+            "currency": "eur",
+            "created_at": when,
+            "metadata": {"plan": ["free", "pro"][i % 2], "seats": i % 10},
+        }
+        rows.append(IdentityRow(f"cus_{i:014d}", when, values))
+    return [rows[i : i + BATCH] for i in range(0, n, BATCH)]
+
+
+def timed(label: str, n: int, work: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    work()
+    rate = n / (time.perf_counter() - start)
+    print(f"  {label:<38} {rate:>10,.0f} rows/s  ({1000 * BATCH / rate:6.1f} ms/batch)")
+    return rate
+
+
+def through_adapter(
+    wh: Warehouse, batches: list[list[IdentityRow]], run: str
+) -> Callable[[], None]:
+    def work() -> None:
+        for rows in batches:
+            wh.write(WriteBatch("bench", "conn", run, rows))
+
+    return work
+
+
+def duckdb_yardstick(path: Path, batches: list[list[IdentityRow]]) -> Callable[[], None]:
+    conn = duckdb.connect(str(path))
+    conn.execute(
+        "CREATE TABLE plain (_source_id VARCHAR, _source_updated_at TIMESTAMPTZ, "
+        + ", ".join(
+            f'"{c.name}" {"TIMESTAMPTZ" if c.name == "created_at" else "VARCHAR"}' for c in COLUMNS
+        )
+        + ")"
+    )
+
+    def work() -> None:
+        for rows in batches:
+            data = {
+                "_source_id": pa.array([r.source_id for r in rows], pa.string()),
+                "_source_updated_at": pa.array(
+                    [r.source_updated_at for r in rows], pa.timestamp("us", tz="UTC")
+                ),
+            }
+            for c in COLUMNS:
+                data[c.name] = pa.array(column_values(rows, c.name, c.type))
+            conn.register("stage", pa.table(data))
+            conn.execute("BEGIN")
+            conn.execute("INSERT INTO plain SELECT * FROM stage").fetchall()
+            conn.execute("COMMIT")
+            conn.unregister("stage")
+        conn.close()
+
+    return work
+
+
+def pg_yardstick(url: str, schema: str, batches: list[list[IdentityRow]]) -> Callable[[], None]:
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(
+        f'CREATE UNLOGGED TABLE "{schema}".plain (_source_id text, _source_updated_at '
+        "timestamptz, "
+        + ", ".join(
+            f'"{c.name}" {"timestamptz" if c.name == "created_at" else "text"}' for c in COLUMNS
+        )
+        + ")"
+    )
+    types = [
+        "text",
+        "timestamptz",
+        *("timestamptz" if c.name == "created_at" else "text" for c in COLUMNS),
+    ]
+
+    def work() -> None:
+        for rows in batches:
+            data = [[r.source_id for r in rows], [r.source_updated_at for r in rows]]
+            data += [column_values(rows, c.name, c.type) for c in COLUMNS]
+            with (
+                conn.transaction(),
+                conn.cursor() as cur,
+                cur.copy(f'COPY "{schema}".plain FROM STDIN (FORMAT BINARY)') as copy,
+            ):
+                copy.set_types(types)
+                for record in zip(*data, strict=True):
+                    copy.write_row(record)
+        conn.close()
+
+    return work
+
+
+def bench_engine(
+    name: str,
+    wh: Warehouse,
+    yardstick: Callable[[], None],
+    n: int,
+    batches: list[list[IdentityRow]],
+) -> None:
+    print(f"{name}: {n:,} rows, batches of {BATCH}")
+    wh.ensure_columns(COLUMNS)
+    base = timed("yardstick (plain bulk insert)", n, yardstick)
+    ins = timed("adapter write, all new (merge)", n, through_adapter(wh, batches, "r1"))
+    upd = timed("adapter write, all existing (merge)", n, through_adapter(wh, batches, "r2"))
+    assert wh.count() == n
+    print(f"  ratio insert/yardstick {ins / base:.2f}   update/yardstick {upd / base:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", nargs="?", type=int, default=200_000)
+    parser.add_argument("--pg", default="postgresql://root@127.0.0.1:5432/test")
+    parser.add_argument("--skip-pg", action="store_true")
+    args = parser.parse_args()
+    batches = synthetic(args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        wh = connect(f"duckdb:///{Path(tmp) / 'bench.duckdb'}")
+        try:
+            bench_engine(
+                "duckdb", wh, duckdb_yardstick(Path(tmp) / "plain.duckdb", batches), args.n, batches
+            )
+        finally:
+            wh.close()
+    if args.skip_pg:
+        return
+    schema = f"bench_{secrets.token_hex(4)}"
+    wh = connect(args.pg, schema=schema)
+    try:
+        wh.ensure_columns(())
+        bench_engine("postgresql", wh, pg_yardstick(args.pg, schema, batches), args.n, batches)
+    finally:
+        wh.close()
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    main()
