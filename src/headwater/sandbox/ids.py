@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import random
 
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def encode(number: int, width: int) -> str:
     chars = []
     for _ in range(width):
         number, digit = divmod(number, 62)
-        chars.append(_ALPHABET[digit])
+        chars.append(ALPHABET[digit])
     return "".join(chars)
 
 

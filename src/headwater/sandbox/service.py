@@ -50,7 +50,7 @@ class Sandbox:
         prefix = self.ids.make("", 8).upper()
         customer = new_customer(customer_id, now, prefix)
         apply_params(customer, params)
-        blob = orjson.dumps(customer)
+        blob = bytes(memoryview(orjson.dumps(customer)))  # drop orjson buffer slack
         self.customers.add(
             Stored(customer_id, self.customers.next_key(now), blob, customer["email"])
         )
@@ -65,7 +65,7 @@ class Sandbox:
         previous = apply_params(customer, params)
         if not previous:
             return rec.blob  # Stripe emits no event when nothing changed
-        blob = orjson.dumps(customer)
+        blob = bytes(memoryview(orjson.dumps(customer)))  # drop orjson buffer slack
         self.customers.replace(customer_id, blob, customer.get("email"))
         self._emit("customer.updated", blob, previous, request_id)
         return blob
