@@ -87,11 +87,26 @@ def test_dense_second_is_paged_sequentially_and_sparse_ranges_are_bisected() -> 
 
 
 def test_first_page_keeps_only_seconds_it_holds_completely() -> None:
-    data = [{"id": "a", "created": 30}, {"id": "b", "created": 20}, {"id": "c", "created": 20}]
+    data = [{"id": "a", "created": 90}, {"id": "b", "created": 80}, {"id": "c", "created": 80}]
     plan = plan_window(Window(0, 100), data, True)
     assert [r["id"] for r in plan.emit] == ["a"]
-    assert plan.children == [Window(0, 10), Window(10, 21)]
+    assert plan.children == [Window(0, 40), Window(40, 81)]
     assert not plan.sequential
+
+
+def test_far_past_goes_in_one_window_and_data_nearby_in_another() -> None:
+    data = [{"id": "a", "created": 1000}, {"id": "b", "created": 990}]
+    plan = plan_window(Window(0), data, True)
+    # The page spanned 11 s; 4 page spans near the data, the rest (mostly empty) apart.
+    assert plan.children == [Window(947, 991), Window(0, 947)]
+
+
+def test_small_remainder_is_paged_sequentially() -> None:
+    data = [{"id": "a", "created": 30}, {"id": "b", "created": 20}]
+    plan = plan_window(Window(10, 100), data, True)
+    assert plan.emit == data
+    assert plan.sequential
+    assert plan.children == []
 
 
 def test_window_of_one_second_continues_with_starting_after() -> None:

@@ -16,6 +16,8 @@ from headwater.kernel.records import Record
 
 #: How many pages of data a window split off near known data should hold.
 PAGES_PER_WINDOW = 4
+#: Page on sequentially when the rest of a window is at most this many page spans.
+SEQUENTIAL_SPANS = 2
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ def plan_window(window: Window, data: list[Record], has_more: bool) -> Plan:
     # holds a few pages, while the (possibly empty) far past goes in one window.  This
     # finds the data in a handful of calls even when the lower bound is 0.
     seen = created[0] + 1 - oldest
+    if top - window.lo <= SEQUENTIAL_SPANS * seen:
+        # What is left likely fits in a page or two: paging on is cheaper than
+        # splitting into windows that would each cost a call for a partial page.
+        return Plan(emit=data, sequential=True)
     near = seen * PAGES_PER_WINDOW
     if top - window.lo > 2 * near:
         return Plan(emit=emit, children=[Window(top - near, top), Window(window.lo, top - near)])
