@@ -33,7 +33,7 @@ def _identities(app: App, pipeline_id: str) -> dict[str, dict[str, object]]:
 
 def _stripe_ids(sb: RunningSandbox) -> list[str]:
     client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
-    return [c.id for c in client.customers.list({"limit": 100}).auto_paging_iter()]
+    return [c.id for c in client.v1.customers.list({"limit": 100}).auto_paging_iter()]
 
 
 def test_full_import_lands_every_customer_once(
@@ -49,7 +49,7 @@ def test_full_import_lands_every_customer_once(
     rows = _identities(app, pipeline.id)
     assert sorted(rows) == sorted(_stripe_ids(sandbox))
     client = stripe.StripeClient(sandbox.secret_key, base_addresses={"api": sandbox.url})
-    sample = client.customers.retrieve(next(iter(rows)))
+    sample = client.v1.customers.retrieve(next(iter(rows)))
     row = rows[sample.id]
     assert row["email"] == sample.email
     assert row["created_at"].timestamp() == sample.created
@@ -73,9 +73,11 @@ def test_connection_key_errors_are_distinct_and_never_show_the_key(
         connections.add_stripe(app, "x", "pk_test_123456789012", sandbox.url)
     with pytest.raises(TerminalError, match=r"(?i)invalid|revoked") as invalid:
         connections.add_stripe(app, "x", "sk_test_doesnotexist12345", sandbox.url)
-    with start_sandbox(keys={"rk_test_eventsonly99": "events:read"}) as sb:
-        with pytest.raises(TerminalError, match="Customers: Read") as perm:
-            connections.add_stripe(app, "x", "rk_test_eventsonly99", sb.url)
+    with (
+        start_sandbox(keys={"rk_test_eventsonly99": "events:read"}) as sb,
+        pytest.raises(TerminalError, match="Customers: Read") as perm,
+    ):
+        connections.add_stripe(app, "x", "rk_test_eventsonly99", sb.url)
     with pytest.raises(TransientError, match=r"(?i)reach|connect") as down:
         connections.add_stripe(app, "x", "sk_test_sandbox", "http://127.0.0.1:9")
     for info in (malformed, invalid, perm, down):
@@ -101,7 +103,9 @@ def test_server_errors_and_rate_limits_for_a_while_still_give_the_exact_count(
     assert run.status == "succeeded", run.message
     assert run.counters["written"] == 800
     assert len(_identities(app, pipeline.id)) == 800
-    assert sum(stats.get("errors_by_status", {}).values()) > 0 or stats.get("injected", 0) > 0
+    # The faults really happened and the client rode them out.
+    assert stats["by_status"].get("500", 0) + stats["by_status"].get("503", 0) > 0
+    assert stats["by_status"].get("429", 0) > 0
 
 
 def test_malformed_json_fails_the_run_clearly_and_the_next_run_recovers(
@@ -149,8 +153,10 @@ def test_a_customer_that_does_not_fit_the_model_is_a_per_record_error(
     model.add(app, "score", "integer")
     with start_sandbox(customers=50, seed=9) as sb:
         client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
-        bad = client.customers.create({"email": "bad@example.com", "metadata": {"score": "lots"}})
-        client.customers.create({"email": "ok@example.com", "metadata": {"score": "7"}})
+        bad = client.v1.customers.create(
+            {"email": "bad@example.com", "metadata": {"score": "lots"}}
+        )
+        client.v1.customers.create({"email": "ok@example.com", "metadata": {"score": "7"}})
         pipeline = make_pipeline(
             connect(app, sb), mapping={"email": "email", "score": "metadata.score"}
         )
@@ -160,7 +166,8 @@ def test_a_customer_that_does_not_fit_the_model_is_a_per_record_error(
     assert run.counters["written"] == run.counters["read"] - run.counters["failed_total"]
     errors = {e["source_id"]: e for e in run.errors}
     assert errors[bad.id]["step"] == "validate"
-    assert "score" in errors[bad.id]["message"] and "lots" in errors[bad.id]["message"]
+    assert "score" in errors[bad.id]["message"]
+    assert "lots" in errors[bad.id]["message"]
     rows = _identities(app, pipeline.id)
     assert bad.id not in rows
     assert {r["score"] for r in rows.values() if r["email"] == "ok@example.com"} == {7}
@@ -183,8 +190,8 @@ def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "headwater", *args],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
 
@@ -193,8 +200,8 @@ def _cli(home: Path, *args: str) -> subprocess.Popen[str]:
 def test_kill_9_during_a_run_then_run_again_loses_and_duplicates_nothing(
     app: App, home: Path, make_pipeline: MakePipeline
 ) -> None:
-    with start_sandbox(customers=6000, seed=13, latency_ms=15) as sb:
-        pipeline = make_pipeline(connect(app, sb, rps=100), incremental=False)
+    with start_sandbox(customers=20_000, seed=13, latency_ms=20) as sb:
+        pipeline = make_pipeline(connect(app, sb, rps=50), incremental=False)
         proc = _cli(home, "pipelines", "run", pipeline.id, "--json")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -205,12 +212,13 @@ def test_kill_9_during_a_run_then_run_again_loses_and_duplicates_nothing(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         partial = len(_identities(app, pipeline.id))
-        assert 0 < partial < 6000
+        assert 0 < partial < 20_000
         run = runner.run_pipeline(app, pipeline.id)
         assert run.status == "succeeded", run.message
         ids = _stripe_ids(sb)
     rows = _identities(app, pipeline.id)
     assert sorted(rows) == sorted(ids)
     killed = runs.list_runs(app.engine, [pipeline.id])[-1]
-    assert killed.status == "failed" and "abandoned" in (killed.message or "")
+    assert killed.status == "failed"
+    assert "abandoned" in (killed.message or "")
     assert repository.find(app.engine, Workspace)[0].name == "default"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from headwater.adapters.warehouse.base import Warehouse, WarehouseError
 from headwater.adapters.warehouse.staging import hide_password
@@ -38,13 +39,27 @@ ENGINES: dict[str, Callable[[str, str], Warehouse]] = {
 }
 
 
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take a ``schema=NAME`` query parameter out of `url`; the rest goes to the driver."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    if schema is None:
+        return url, None
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
 def connect(url: str, *, schema: str | None = None) -> Warehouse:
     """Open the warehouse at `url` (``duckdb:///file``, ``duckdb:///:memory:``,
     ``postgresql://user@host:port/db``); tables are created by `ensure_columns`.
+    A ``?schema=NAME`` parameter in the URL picks the schema (default ``headwater``).
 
     Raises `InvalidInput` for an unsupported or malformed URL and `WarehouseError`
     when the warehouse cannot be reached.
     """
+    url, url_schema = split_schema(url)
+    schema = schema or url_schema
     scheme, sep, _ = url.partition(":")
     opener = ENGINES.get(scheme.lower()) if sep else None
     if opener is None:
