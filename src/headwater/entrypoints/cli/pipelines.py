@@ -22,6 +22,7 @@ from headwater.entrypoints.cli.progress import live_progress
 from headwater.entrypoints.cli.runs import print_run
 from headwater.kernel.entities import SCHEDULES
 from headwater.kernel.errors import InvalidInput
+from headwater.services.pipelines import preview as preview_service
 from headwater.services.pipelines import runner, service
 from headwater.services.pipelines.documents import pipeline_document, suggested_transformation
 
@@ -279,3 +280,72 @@ def run(pipeline_id: str, full: bool, as_json: bool) -> None:
         print_run(finished)
     if finished.status != "succeeded":
         sys.exit(1)
+
+
+def _lines(value: Any, prefix: str = "", width: int = 48) -> list[str]:
+    """Flatten nested values into `path: value` lines for side-by-side display."""
+    if isinstance(value, dict) and value:
+        return [line for k, v in value.items() for line in _lines(v, f"{prefix}{k}.", width)]
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return [f"{prefix.rstrip('.')}: {text}"]
+
+
+PREVIEW_INPUT = ("id", "email", "name", "phone", "address", "created", "metadata")
+
+
+@pipelines.command("preview")
+@click.argument("pipeline_id", required=False)
+@click.option("--connection", "connection_id", help="Preview an unsaved definition on it.")
+@click.option("--mapping", type=FILE)
+@click.option("--suggested-mapping", is_flag=True)
+@click.option("--javascript", type=FILE)
+@click.option("--python", type=FILE)
+@click.option("--filter", "filter_file", type=FILE)
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@handle_errors
+def preview(
+    pipeline_id: str | None,
+    connection_id: str | None,
+    mapping: Path | None,
+    suggested_mapping: bool,
+    javascript: Path | None,
+    python: Path | None,
+    filter_file: Path | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Run a pipeline's definition (or an unsaved one) on live sample customers."""
+    if not pipeline_id and not connection_id:
+        raise InvalidInput("give a PIPELINE_ID, or --connection with a definition")
+    with opened_app() as app:
+        spec = transformation_from(app, mapping, suggested_mapping, javascript, python)
+        if spec is None and not pipeline_id:
+            spec = suggested_transformation(app.model())
+        result = preview_service.preview(
+            app,
+            pipeline_id=pipeline_id,
+            connection_id=connection_id,
+            transformation=spec,
+            filter=_json_file(filter_file, "--filter") if filter_file else None,
+            limit=limit,
+        )
+    if as_json:
+        print_json(result.as_dict())
+        return
+    rows = []
+    for s in result.samples:
+        shown_in = {k: s.input.get(k) for k in PREVIEW_INPUT if s.input.get(k) is not None}
+        shown_out = _lines(s.output) if s.output is not None else []
+        if s.status != "ok":
+            shown_out.insert(0, f"{s.status.upper()} ({s.step or '-'}): {s.error or ''}")
+        rows.append([s.source_id, "\n".join(_lines(shown_in)), "\n".join(shown_out)])
+    table(["customer", "Stripe (input)", "Customer Model (output)"], rows)
+    out.print(
+        f"{len(result.samples)} shown · scanned {result.scanned} · filtered out "
+        f"{result.filtered_out}",
+        highlight=False,
+    )
+    for line in result.logs:
+        out.print(f"[dim]log:[/dim] {line}", highlight=False)

@@ -11,6 +11,7 @@ from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
 from headwater.adapters.connectors.stripe.full import read_windows
 from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.records import Record
 
@@ -41,6 +42,16 @@ class StripeSource:
             page_size=self.settings.page_size,
             workers=self.settings.workers,
         )
+
+    def read_newest(self, max_pages: int = 5) -> Iterator[list[Record]]:
+        """The newest customers, newest first, one page at a time (for previews)."""
+        cursor = Cursor("starting_after")
+        while not cursor.finished and cursor.pages < max_pages:
+            params: dict[str, str | int | list[str]] = {"limit": self.settings.page_size}
+            params.update(cursor.params())
+            data, has_more = parse_list(self.http.get("/v1/customers", params).body, "customers")
+            cursor.advance(data, has_more)
+            yield data
 
     def event_position(self) -> dict[str, Any]:
         return self._changes.position()

@@ -1,0 +1,124 @@
+"""Previews: a definition (saved or not) run on live sample customers, side by side.
+
+Uses the same filter, transformation runtimes and Customer Model validation as a run,
+but writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from headwater.adapters.transformations.base import BatchFailed, Transformation
+from headwater.kernel.errors import InvalidInput
+from headwater.kernel.model import ConversionError, CustomerModel
+from headwater.kernel.records import Record, TransformFailure
+from headwater.services.app import App
+from headwater.services.connections import get_connection, open_source
+from headwater.services.pipelines import service
+from headwater.services.pipelines.definition import (
+    check_filter,
+    check_transformation,
+    compile_predicate,
+    compile_transformation,
+)
+
+MAX_PAGES = 10
+
+
+@dataclass
+class Sample:
+    source_id: str
+    input: Record
+    status: str  # "ok" | "skipped" | "error"
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    step: str | None = None
+
+
+@dataclass
+class Preview:
+    samples: list[Sample] = field(default_factory=list)
+    scanned: int = 0
+    filtered_out: int = 0
+    logs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "scanned": self.scanned,
+            "filtered_out": self.filtered_out,
+            "logs": self.logs,
+            "samples": [s.__dict__ for s in self.samples],
+        }
+
+
+def preview(
+    app: App,
+    *,
+    pipeline_id: str | None = None,
+    connection_id: str | None = None,
+    transformation: dict[str, Any] | None = None,
+    filter: dict[str, Any] | None = None,
+    limit: int = 20,
+) -> Preview:
+    """Preview a saved pipeline, or an unsaved definition on a connection.
+
+    Given a pipeline, `transformation` / `filter` override its own (to try a change
+    before saving it).  The definition is validated exactly as on save.
+    """
+    if not 1 <= limit <= 100:
+        raise InvalidInput("must be between 1 and 100", "limit")
+    model = app.model()
+    if pipeline_id:
+        pipeline = service.get(app, pipeline_id)
+        connection_id = pipeline.connection_id
+        transformation = transformation or pipeline.transformation
+        filter = filter if filter is not None else pipeline.filter
+    if not connection_id or transformation is None:
+        raise InvalidInput("give a pipeline, or a connection and a transformation")
+    spec = check_transformation(transformation, model)
+    keep = compile_predicate(check_filter(filter))
+    result = Preview()
+    chosen: list[Record] = []
+    with open_source(app, get_connection(app, connection_id)) as source:
+        for page in source.read_newest(MAX_PAGES):
+            for record in page:
+                result.scanned += 1
+                if keep(record):
+                    chosen.append(record)
+                else:
+                    result.filtered_out += 1
+                if len(chosen) == limit:
+                    break
+            if len(chosen) == limit:
+                break
+    transform = compile_transformation(spec, model)
+    try:
+        result.samples = _run(transform, chosen, model)
+        result.logs = transform.logs()
+    finally:
+        transform.close()
+    return result
+
+
+def _run(transform: Transformation, records: list[Record], model: CustomerModel) -> list[Sample]:
+    try:
+        outcomes = transform.transform(records)
+    except BatchFailed as exc:
+        return [Sample(r["id"], r, "error", error=exc.message, step="transform") for r in records]
+    samples = []
+    for record, outcome in zip(records, outcomes, strict=True):
+        sample = Sample(record["id"], record, "ok")
+        if outcome is None:
+            sample.status = "skipped"
+        elif isinstance(outcome, TransformFailure):
+            sample.status, sample.error, sample.step = "error", outcome.message, "transform"
+        else:
+            try:
+                model.to_columns(outcome)
+                sample.output = outcome
+            except ConversionError as exc:
+                sample.status, sample.error, sample.step = "error", str(exc), "validate"
+                sample.output = outcome
+        samples.append(sample)
+    return samples
