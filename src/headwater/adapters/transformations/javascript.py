@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -147,6 +148,9 @@ class JavaScriptTransformation:
         self._dropped = 0
         self._batch = 0
         self._ctx: MiniRacer | None = self._new_context()
+        # An unclosed V8 context keeps the interpreter from exiting: close it on
+        # garbage collection or at exit if the owner forgot to.
+        self._finalizer = weakref.finalize(self, _close, self._ctx)
 
     def _new_context(self) -> MiniRacer:
         ctx = MiniRacer()
@@ -181,6 +185,7 @@ class JavaScriptTransformation:
             return []
         if self._ctx is None:
             self._ctx = self._new_context()
+            self._finalizer = weakref.finalize(self, _close, self._ctx)
         text = orjson.dumps(orjson.dumps(list(records)).decode()).decode()
         try:
             reply = self._ctx.eval(f"__headwater__.run({text})", timeout_sec=self._time_limit)
@@ -229,6 +234,7 @@ class JavaScriptTransformation:
 
     def _discard(self) -> None:
         if self._ctx is not None:
+            self._finalizer.detach()
             _close(self._ctx)
             self._ctx = None
 

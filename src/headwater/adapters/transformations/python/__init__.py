@@ -13,7 +13,7 @@ What is isolated, and how (also in docs/isolation.md):
   no interfaces, not even a working loopback.  If no namespace can be made, the
   socket modules are removed, which is weak (a determined user can get them back).
 - Files: when the server runs as root, the worker ``chroot``s into an empty
-  directory and drops to ``nobody``, so no file of the host (data directory,
+  directory and drops to a uid of its own (1,000,000 + pid), so no file of the host (data directory,
   metadata database, warehouse, secret key file, /proc) can be reached.  Not as
   root: only the working directory is an empty directory; files readable by the
   server's user stay readable (keep the data directory at mode 0700 and run the
@@ -21,7 +21,8 @@ What is isolated, and how (also in docs/isolation.md):
 - Limits: address space (``memory_limit_mb``), lifetime CPU time (workers are
   recycled before reaching it), no new processes or threads (``RLIMIT_NPROC`` 0),
   no file writes (``RLIMIT_FSIZE`` 0), few open files, no core dumps, no new
-  privileges, not dumpable/ptrace-able, killed if the server dies.
+  privileges, not dumpable/ptrace-able, killed if the server dies.  No seccomp
+  filter and no cgroups: the system-call surface is the kernel's, within the above.
 - Per batch: a wall-clock time limit; a worker over it is killed.  Built-ins,
   stdout/stderr, the recursion limit, tracing and timers are reset after every
   batch.  ``print`` output is captured (capped).
