@@ -1,0 +1,192 @@
+"""The CLI contract: command names, --json documents, exit codes, key handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from headwater.entrypoints.cli import cli
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+
+
+@pytest.fixture
+def sandbox() -> Any:
+    with start_sandbox(customers=300, seed=4) as sb:
+        yield sb
+
+
+def invoke(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=stdin, env=env, catch_exceptions=False)
+
+
+def doc(*args: str, **kw: Any) -> Any:
+    result = invoke(*args, "--json", **kw)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # exactly one JSON document, nothing else
+
+
+def _connection(sb: RunningSandbox) -> dict[str, Any]:
+    return doc(  # type: ignore[no-any-return]
+        "connections",
+        "add",
+        "stripe",
+        "--name",
+        "Sandbox",
+        "--base-url",
+        sb.url,
+        "--requests-per-second",
+        "50",
+        stdin="sk_test_sandbox\n",
+    )
+
+
+def test_connection_key_from_stdin_env_and_file_never_printed(
+    home: Path, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    first = _connection(sandbox)
+    assert first["id"].startswith("conn_")
+    assert first["api_key"] == "sk_test_…dbox"
+    second = doc(
+        "connections",
+        "add",
+        "stripe",
+        "--name",
+        "env",
+        "--base-url",
+        sandbox.url,
+        "--api-key-env",
+        "MY_KEY",
+        env={"MY_KEY": "rk_test_customers_only"},
+    )
+    assert second["permissions"] == {"customers_read": True, "events_read": False}
+    key_file = tmp_path / "key"
+    key_file.write_text("sk_test_sandbox\n")
+    third = doc(
+        "connections",
+        "add",
+        "stripe",
+        "--name",
+        "file",
+        "--base-url",
+        sandbox.url,
+        "--api-key-file",
+        str(key_file),
+    )
+    listed = doc("connections", "list")
+    assert [c["id"] for c in listed] == [first["id"], second["id"], third["id"]]
+    shown = invoke("connections", "show", first["id"])
+    assert "sandbox" not in shown.stdout.replace("Sandbox", "")
+    bad = invoke(
+        "connections",
+        "add",
+        "stripe",
+        "--name",
+        "x",
+        "--base-url",
+        sandbox.url,
+        stdin="sk_test_wrongwrongwrong\n",
+    )
+    assert bad.exit_code == 1
+    assert "wrongwrong" not in bad.output
+    assert "401" in bad.output or "invalid" in bad.output.lower()
+    assert invoke("connections", "delete", third["id"]).exit_code == 0
+    assert len(doc("connections", "list")) == 2
+
+
+def test_model_and_warehouse_commands(home: Path, pg_schema: str) -> None:
+    shown = doc("model", "show")
+    assert [p["name"] for p in shown["properties"]][:3] == ["email", "first_name", "last_name"]
+    added = doc("model", "add-property", "address.region", "string")
+    address = next(p for p in added["properties"] if p["name"] == "address")
+    assert "region" in [p["name"] for p in address["properties"]]
+    assert invoke("model", "rename-property", "address.region", "area").exit_code == 0
+    dropped = doc("model", "drop-property", "address.area", "--yes")
+    address = next(p for p in dropped["properties"] if p["name"] == "address")
+    assert "area" not in [p["name"] for p in address["properties"]]
+    bad = invoke("model", "add-property", "Bad", "string")
+    assert bad.exit_code == 1
+    assert "must match" in bad.output
+    assert doc("warehouse", "show")["engine"] == "duckdb"
+    refused = invoke("warehouse", "set", "postgresql://root@127.0.0.1:1/test")
+    assert refused.exit_code == 1
+    assert doc("warehouse", "show")["engine"] == "duckdb"  # unchanged
+    url = f"postgresql://root@127.0.0.1:5432/test?schema={pg_schema}"
+    assert doc("warehouse", "set", url)["engine"] == "postgresql"
+
+
+def test_pipeline_lifecycle_and_run_documents(
+    home: Path, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    conn = _connection(sandbox)
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"email": "lower(email)", "created_at": "created"}))
+    flt = tmp_path / "f.json"
+    flt.write_text(
+        json.dumps(
+            {
+                "logical": "and",
+                "conditions": [{"property": "email", "operator": "is not null", "values": []}],
+            }
+        )
+    )
+    added = doc(
+        "pipelines",
+        "add",
+        "--connection",
+        conn["id"],
+        "--name",
+        "P",
+        "--mapping",
+        str(mapping),
+        "--filter",
+        str(flt),
+        "--schedule",
+        "1h",
+    )
+    pid = added["id"]
+    assert added["schedule"] == "1h"
+    assert added["filter_text"] == "email is not null"
+    run = doc("pipelines", "run", pid)
+    assert run["status"] == "succeeded"
+    assert run["counters"]["written"] + run["counters"]["filtered_out"] == 300
+    assert doc("runs", "show", run["id"])["id"] == run["id"]
+    assert [r["id"] for r in doc("runs", "list", "--pipeline", pid)] == [run["id"]]
+    assert invoke("pipelines", "disable", pid).exit_code == 0
+    refused = invoke("pipelines", "run", pid)
+    assert refused.exit_code == 1
+    assert "disabled" in refused.output
+    assert invoke("pipelines", "enable", pid).exit_code == 0
+    updated = doc("pipelines", "update", pid, "--suggested-mapping", "--no-incremental")
+    assert updated["incremental"] is False
+    assert updated["next_run_kind"] == "full"
+    assert len(doc("pipelines", "list")) == 1
+    assert doc("pipelines", "show", pid)["last_run"]["id"] == run["id"]
+    assert invoke("pipelines", "delete", pid, "--yes").exit_code == 0
+    assert doc("pipelines", "list") == []
+
+
+def test_installed_entry_point_and_failed_run_exit_code(home: Path, tmp_path: Path) -> None:
+    with start_sandbox(customers=50, seed=2) as sb:
+        conn = _connection(sb)
+        pid = doc("pipelines", "add", "--connection", conn["id"], "--name", "P")["id"]
+        sb.control(malformed_rate=1.0)
+        env = {**os.environ, "HEADWATER_HOME": str(home)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "headwater", "pipelines", "run", pid, "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=120,
+        )
+    assert proc.returncode == 1
+    failed = json.loads(proc.stdout)
+    assert failed["status"] == "failed"
+    assert failed["message"]
