@@ -6,6 +6,7 @@ import asyncio
 import base64
 import os
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Any
 
 from headwater.sandbox import control
@@ -105,6 +106,8 @@ class SandboxApp:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(response.body)).encode()),
             (b"request-id", request.request_id.encode()),
+            # The sandbox clock, not the wall clock: clients judge event age by it.
+            (b"date", formatdate(self.sandbox.clock.now(), usegmt=True).encode()),
             (b"stripe-version", request.headers.get("stripe-version", API_VERSION).encode()),
         ]
         headers.extend((k.encode(), v.encode()) for k, v in response.headers.items())

@@ -62,6 +62,7 @@ def serve(config: SandboxConfig, announce: Callable[[str, Sandbox, float], None]
         lifespan="off",
         http="h11",
         timeout_keep_alive=30,
+        date_header=False,  # the app sends its own, by the sandbox clock
     )
     server = uvicorn.Server(uv_config)
 
