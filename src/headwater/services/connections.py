@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from headwater.adapters.connectors.stripe import (
+    STRIPE,
     StripeSettings,
     StripeSource,
     check_key_format,
@@ -14,6 +15,9 @@ from headwater.kernel.errors import Conflict, InvalidInput, mask_secret
 from headwater.services.app import App
 
 STRIPE_API = "https://api.stripe.com"
+MAX_REQUESTS_PER_SECOND = float(
+    STRIPE.settings_schema["properties"]["requests_per_second"]["maximum"]
+)
 
 
 def add_stripe(
@@ -27,8 +31,11 @@ def add_stripe(
     name = name.strip()
     if not name:
         raise InvalidInput("a connection needs a name", "name")
-    if not 0 < requests_per_second <= 100:
-        raise InvalidInput("must be between 0 and 100 requests per second", "requests_per_second")
+    if not 0 < requests_per_second <= MAX_REQUESTS_PER_SECOND:
+        raise InvalidInput(
+            f"must be more than 0 and at most {MAX_REQUESTS_PER_SECOND} requests per second",
+            "requests_per_second",
+        )
     api_key = api_key.strip()
     check_key_format(api_key)
     base_url = base_url.rstrip("/")

@@ -88,10 +88,11 @@ STRIPE = Declaration(
             "requests_per_second": {
                 "type": "number",
                 "exclusiveMinimum": 0,
-                "maximum": 100,
+                "maximum": 1000,
                 "default": 20.0,
                 "description": "Budget shared by all threads of one connection; Stripe's "
-                "limits are shared with the merchant's own traffic.",
+                "limits (100 live, 25 test) are shared with the merchant's own traffic. "
+                "Budgets above them only make sense against a private endpoint.",
             },
             "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30.0},
             "workers": {"type": "integer", "minimum": 1, "maximum": 16, "default": 4},

@@ -1,0 +1,170 @@
+"""Import speed, as ratios against yardsticks measured in the same run (issue 3 §8).
+
+1. Throughput: a full import of N sandbox customers into DuckDB and into PostgreSQL,
+   against the rate at which a bare HTTP client merely pages through the same sandbox.
+   Target: ratio >= 0.80, peak RSS of the importing process < 400 MB.
+2. Budget: sandbox with 100 ms latency per request and a 25 req/s limit; the import
+   must sustain >= 90% of the 2,500 customers/s that limit allows, with zero failed
+   (429/5xx) requests.
+
+    python bench/import.py                       # 1,000,000 customers (slow start-up)
+    python bench/import.py --customers 200000 --latency-customers 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import httpx
+import orjson
+
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+
+PG_URL = "postgresql://root@127.0.0.1:5432/test"
+
+# Runs in a child process so its peak RSS is the importer's alone.
+CHILD = r"""
+import json, sys
+from headwater.services.app import App
+from headwater.services import connections
+from headwater.services.pipelines import runner, service
+from headwater.services.pipelines.documents import suggested_transformation
+from headwater.services.warehouse import set_url
+url, key, warehouse, rps = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+app = App.open()
+if warehouse != "default":
+    set_url(app, warehouse)
+conn = connections.add_stripe(app, "bench", key, url, rps)
+pipeline = service.create(app, conn.id, "bench", suggested_transformation(app.model()))
+run = runner.run_pipeline(app, pipeline.id)
+seconds = (run.finished_at - run.started_at).total_seconds()
+print(json.dumps({"status": run.status, "message": run.message, "seconds": seconds,
+                  "counters": run.counters}))
+"""
+
+
+def yardstick(sb: RunningSandbox) -> tuple[float, int]:
+    """Customers/s of one bare client paging through the whole list, newest first."""
+    headers = {"Authorization": f"Bearer {sb.secret_key}"}
+    count, cursor = 0, None
+    start = time.perf_counter()
+    with httpx.Client(base_url=sb.url, headers=headers, timeout=60) as client:
+        while True:
+            params: dict[str, Any] = {"limit": 100}
+            if cursor:
+                params["starting_after"] = cursor
+            page = orjson.loads(client.get("/v1/customers", params=params).content)
+            count += len(page["data"])
+            if not page["has_more"]:
+                break
+            cursor = page["data"][-1]["id"]
+    return count / (time.perf_counter() - start), count
+
+
+def import_once(sb: RunningSandbox, warehouse: str, rps: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "HEADWATER_HOME": home}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, sb.url, sb.secret_key, warehouse, str(rps)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"import into {warehouse} failed (exit {proc.returncode})")
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+    return result
+
+
+def fresh_pg_schema() -> str:
+    import psycopg
+
+    name = f"bench_{os.getpid()}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        conn.execute(f"CREATE SCHEMA {name}")
+    return f"{PG_URL}?schema={name}"
+
+
+def drop_pg_schema(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("=", 1)[1]
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def throughput(customers: int, engines: list[str]) -> bool:
+    ok = True
+    t0 = time.perf_counter()
+    with start_sandbox(customers=customers, seed=1) as sb:
+        print(f"sandbox with {customers:,} customers ready in {time.perf_counter() - t0:.1f}s")
+        bare, seen = yardstick(sb)
+        print(f"yardstick: bare HTTP paging {seen:,} customers at {bare:,.0f} customers/s")
+        for engine in engines:
+            url = fresh_pg_schema() if engine == "postgres" else "default"
+            try:
+                result = import_once(sb, url, rps=1000.0)
+            finally:
+                if engine == "postgres":
+                    drop_pg_schema(url)
+            written = result["counters"]["written"]
+            rate = written / result["seconds"]
+            ratio = rate / bare
+            good = result["status"] == "succeeded" and written == customers
+            good = good and ratio >= 0.8 and result["peak_rss_mb"] < 400
+            ok &= good
+            print(
+                f"{engine:>8}: {written:,} customers in {result['seconds']:.1f}s = "
+                f"{rate:,.0f}/s; ratio to yardstick {ratio:.2f} (target >= 0.80); "
+                f"peak RSS {result['peak_rss_mb']:.0f} MB (target < 400) "
+                f"{'OK' if good else 'MISSED'}"
+            )
+    return ok
+
+
+def budget(customers: int) -> bool:
+    limit = 25.0
+    with start_sandbox(customers=customers, seed=2, latency_ms=100, rate_limit=limit) as sb:
+        sb.reset_stats()
+        result = import_once(sb, "default", rps=limit * 0.97)
+        stats = sb.stats()
+    allowed = limit * 100
+    rate = result["counters"]["written"] / result["seconds"]
+    failed = stats["rate_limited"] + stats["server_errors"]
+    good = rate >= 0.9 * allowed and failed == 0 and result["status"] == "succeeded"
+    print(
+        f"  budget: {customers:,} customers at 100 ms latency, {limit:.0f} req/s limit: "
+        f"{rate:,.0f}/s = {rate / allowed:.2f} of the {allowed:,.0f}/s allowed (target "
+        f">= 0.90); {stats['requests']} requests, {failed} failed "
+        f"{'OK' if good else 'MISSED'}"
+    )
+    return good
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--latency-customers", type=int, default=100_000)
+    parser.add_argument("--engines", default="duckdb,postgres")
+    args = parser.parse_args()
+    ok = throughput(args.customers, args.engines.split(","))
+    ok &= budget(args.latency_customers)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
