@@ -17,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from headwater.kernel.errors import InvalidInput
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -102,6 +104,10 @@ class CustomerModel:
     properties: tuple[Property, ...]
     _columns: tuple[Column, ...] = field(default=(), compare=False, repr=False)
     _by_path: dict[str, Column] = field(default_factory=dict, compare=False, repr=False)
+    # path -> (column name, Python types that need no conversion, type); hot path.
+    _plan: dict[str, tuple[str, tuple[type, ...], PropertyType]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         columns = tuple(_leaves(self.properties, ""))
@@ -120,6 +126,8 @@ class CustomerModel:
             seen[col.name] = col.path
         object.__setattr__(self, "_columns", columns)
         object.__setattr__(self, "_by_path", {c.path: c for c in columns})
+        plan = {c.path: (c.name, _NATIVE.get(c.type, ()), c.type) for c in columns}
+        object.__setattr__(self, "_plan", plan)
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -156,8 +164,15 @@ class CustomerModel:
         given as a nested mapping.  Raises `ConversionError` naming the property.
         """
         out: dict[str, Any] = {}
+        plan = self._plan
         for key, value in values.items():
-            self._put(key, value, out)
+            entry = plan.get(key)
+            if entry is None:
+                self._put(key, value, out)  # objects given whole, or unknown keys
+            elif value is None or type(value) in entry[1]:
+                out[entry[0]] = value
+            else:
+                out[entry[0]] = convert(value, entry[2], key)
         return out
 
     def _put(self, path: str, value: Any, out: dict[str, Any]) -> None:
@@ -326,7 +341,12 @@ def _to_date(v: Any) -> date:
 
 def _to_json(v: Any) -> Any:
     # Must be serialisable as JSON; keep the value itself.
-    json.dumps(v, allow_nan=False)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConversionError("not a finite number")
+    try:
+        orjson.dumps(v)
+    except orjson.JSONEncodeError as exc:
+        raise ConversionError(str(exc)) from None
     return v
 
 
@@ -351,6 +371,19 @@ _CONVERTERS = {
     PropertyType.JSON: _to_json,
     PropertyType.ARRAY: _to_array,
     PropertyType.OBJECT: _to_object,
+}
+
+
+#: Values of these exact Python types are stored as they are (no conversion needed).
+#: JSON values from a source record or a runtime are already valid JSON; str/int/bool
+#: are exact (``bool`` is not ``int`` here because `type()` is compared, not isinstance).
+_NATIVE: dict[PropertyType, tuple[type, ...]] = {
+    PropertyType.STRING: (str,),
+    PropertyType.INTEGER: (int,),
+    PropertyType.FLOAT: (float,),
+    PropertyType.DECIMAL: (Decimal,),
+    PropertyType.BOOLEAN: (bool,),
+    PropertyType.JSON: (dict, list, str, int, bool),
 }
 
 
