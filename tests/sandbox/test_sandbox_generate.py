@@ -23,7 +23,7 @@ CLOCK = 1_780_000_000.0
 def _generate(count: int, seed: int, span_days: float = 3 * 365) -> list[dict[str, Any]]:
     sandbox = Sandbox(SandboxConfig(seed=seed, clock_start=CLOCK))
     populate(sandbox, count, seed, span_days)
-    return [orjson.loads(rec.blob) for rec in sandbox.customers]
+    return [orjson.loads(blob) for _, _, blob in sandbox.customers.items()]
 
 
 def _json_schema(node: Any, known: set[str]) -> Any:

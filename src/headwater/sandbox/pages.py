@@ -8,6 +8,7 @@ by bisection, so its cost is O(log n + limit) whatever the size of the store.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,7 @@ def parse_limit(raw: Any) -> int:
 
 
 def window(
-    keys: list[int],
+    keys: Sequence[int],
     span: CreatedRange,
     limit: int,
     after: int | None = None,

@@ -13,7 +13,7 @@ from headwater.sandbox.errors import no_such
 from headwater.sandbox.events import Event, EventLog, render_event
 from headwater.sandbox.faults import Stats
 from headwater.sandbox.ids import IdFactory
-from headwater.sandbox.store import Clock, CustomerStore, Stored
+from headwater.sandbox.store import Clock, CustomerStore
 from headwater.sandbox.webhooks import WebhookHub
 
 EventListener = Callable[[Event], None]
@@ -35,9 +35,9 @@ class Sandbox:
         self.listeners: list[EventListener] = [self.webhooks.on_event]
 
     def retrieve(self, customer_id: str) -> bytes:
-        rec = self.customers.get(customer_id)
-        if rec is not None:
-            return rec.blob
+        blob = self.customers.get(customer_id)
+        if blob is not None:
+            return blob
         if customer_id in self.customers.deleted:
             return orjson.dumps({"id": customer_id, "object": "customer", "deleted": True})
         raise no_such("customer", customer_id)
@@ -45,37 +45,34 @@ class Sandbox:
     def create(self, params: dict[str, Any], request_id: str | None) -> bytes:
         now = self.clock.now()
         customer_id = self.ids.make("cus_")
-        while self.customers.get(customer_id) or customer_id in self.customers.deleted:
+        while customer_id in self.customers or customer_id in self.customers.deleted:
             customer_id = self.ids.make("cus_")
         prefix = self.ids.make("", 8).upper()
         customer = new_customer(customer_id, now, prefix)
         apply_params(customer, params)
         blob = bytes(memoryview(orjson.dumps(customer)))  # drop orjson buffer slack
-        self.customers.add(
-            Stored(customer_id, self.customers.next_key(now), blob, customer["email"])
-        )
+        self.customers.add(customer_id, self.customers.next_key(now), blob)
         self._emit("customer.created", blob, None, request_id)
         return blob
 
     def update(self, customer_id: str, params: dict[str, Any], request_id: str | None) -> bytes:
-        rec = self.customers.get(customer_id)
-        if rec is None:
+        stored = self.customers.get(customer_id)
+        if stored is None:
             raise no_such("customer", customer_id)
-        customer = orjson.loads(rec.blob)
+        customer = orjson.loads(stored)  # the dict form exists only while it is changed
         previous = apply_params(customer, params)
         if not previous:
-            return rec.blob  # Stripe emits no event when nothing changed
+            return stored  # Stripe emits no event when nothing changed
         blob = bytes(memoryview(orjson.dumps(customer)))  # drop orjson buffer slack
-        self.customers.replace(customer_id, blob, customer.get("email"))
+        self.customers.replace(customer_id, blob)
         self._emit("customer.updated", blob, previous, request_id)
         return blob
 
     def delete(self, customer_id: str, request_id: str | None) -> bytes:
-        rec = self.customers.get(customer_id)
-        if rec is None:
+        if customer_id not in self.customers:
             raise no_such("customer", customer_id)
-        self.customers.remove(customer_id)
-        self._emit("customer.deleted", rec.blob, None, request_id)
+        blob = self.customers.remove(customer_id)
+        self._emit("customer.deleted", blob, None, request_id)
         return orjson.dumps({"id": customer_id, "object": "customer", "deleted": True})
 
     def _emit(

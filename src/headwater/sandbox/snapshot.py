@@ -1,8 +1,9 @@
 """``--state FILE``: the sandbox's data saved as tab-separated lines of JSON.
 
-Line kinds: ``H`` header (clock offset, sequence), ``C key id email json`` customer,
+Line kinds: ``H`` header (clock offset, sequence), ``C key id json`` customer,
 ``D key id`` deleted customer, ``E key id type json`` event, ``W json`` webhook endpoint.
-Customers' JSON is written as stored, so loading needs no re-rendering.
+Customers' JSON is written as stored, so loading needs no re-rendering.  Format 1 files
+(whose ``C`` lines also carried the email, now read from the JSON) still load.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import TYPE_CHECKING
 import orjson
 
 from headwater.sandbox.events import Event
-from headwater.sandbox.store import Stored
 from headwater.sandbox.webhooks import Endpoint
 
 if TYPE_CHECKING:
     from headwater.sandbox.service import Sandbox
 
-_FORMAT = 1
+_FORMAT = 2
+_READABLE = (1, 2)
 
 
 def save(sandbox: Sandbox, path: str) -> None:
@@ -29,9 +30,8 @@ def save(sandbox: Sandbox, path: str) -> None:
     header = {"format": _FORMAT, "clock_offset": sandbox.clock.offset, "seq": sandbox.customers.seq}
     with open(tmp, "wb") as out:
         out.write(b"H\t" + orjson.dumps(header) + b"\n")
-        for rec in sandbox.customers:
-            email = orjson.dumps(rec.email)
-            out.write(b"C\t%d\t%s\t%s\t%s\n" % (rec.key, rec.id.encode(), email, rec.blob))
+        for key, customer_id, blob in sandbox.customers.items():
+            out.write(b"C\t%d\t%s\t%s\n" % (key, customer_id.encode(), blob))
         for customer_id, key in sandbox.customers.deleted.items():
             out.write(b"D\t%d\t%s\n" % (key, customer_id.encode()))
         for event in sandbox.events:
@@ -50,27 +50,29 @@ def load(sandbox: Sandbox, path: str) -> bool:
     source = Path(path)
     if not source.exists():
         return False
+    version = [_FORMAT]
     with open(source, "rb") as lines:
         for number, line in enumerate(lines, 1):
             kind, _, rest = line.rstrip(b"\n").partition(b"\t")
             try:
-                _load_line(sandbox, kind, rest)
-            except (ValueError, KeyError) as exc:
+                _load_line(sandbox, kind, rest, version)
+            except (ValueError, KeyError, IndexError) as exc:
                 raise ValueError(f"{path}:{number}: unreadable snapshot line ({exc})") from None
     return True
 
 
-def _load_line(sandbox: Sandbox, kind: bytes, rest: bytes) -> None:
+def _load_line(sandbox: Sandbox, kind: bytes, rest: bytes, version: list[int]) -> None:
     store = sandbox.customers
     if kind == b"H":
         header = orjson.loads(rest)
-        if header.get("format") != _FORMAT:
+        if header.get("format") not in _READABLE:
             raise ValueError(f"unsupported snapshot format {header.get('format')!r}")
+        version[0] = header["format"]
         sandbox.clock.offset = float(header["clock_offset"])
         store.seq = int(header["seq"])
     elif kind == b"C":
-        key, cid, email, blob = rest.split(b"\t", 3)
-        store.add(Stored(cid.decode(), int(key), blob, orjson.loads(email)))
+        fields = rest.split(b"\t", 3 if version[0] == 1 else 2)
+        store.add(fields[1].decode(), int(fields[0]), fields[-1])
     elif kind == b"D":
         key, cid = rest.split(b"\t", 1)
         store.deleted[cid.decode()] = int(key)

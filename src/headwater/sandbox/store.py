@@ -1,18 +1,33 @@
 """The customer store: pre-serialised customers in ascending ``(created, seq)`` order.
 
-Each customer is kept as its JSON bytes, rendered once, so a list page is a slice of
-a list joined into the body.  Cursors and ``created`` filters are bisections over the
-parallel list of integer sort keys (see `headwater.sandbox.pages`).
+Each customer is kept only as its JSON bytes, rendered once, so a list page is a slice
+of a list joined into the body.  Cursors and ``created`` filters are bisections over
+the parallel array of integer sort keys (see `headwater.sandbox.pages`).
+
+Memory is what a million customers make it matter: per customer the store holds the
+JSON bytes, one 8-byte key in an `array`, one list slot, and one dict entry from the
+id to those same bytes.  Nothing else is kept per customer: the sort key of a customer
+found by id is recovered from the ``created`` in its JSON (plus an identity check among
+the few customers created in that second), and emails are read from the JSON when the
+email filter is first used.
 """
 
 from __future__ import annotations
 
 import time
+from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import pairwise
+
+import orjson
 
 from headwater.sandbox.errors import invalid, no_such
 from headwater.sandbox.pages import CreatedRange, make_key, window
+
+_CREATED = b'"created":'
+_EMAIL = b',"email":'
+_AFTER_EMAIL = b',"invoice_prefix":'
 
 
 class Clock:
@@ -30,84 +45,130 @@ class Clock:
         self.offset += seconds
 
 
-class Stored:
-    """One customer: its id, sort key, JSON bytes and the email used by the filter."""
+def created_in(blob: bytes) -> int:
+    """The top-level ``created`` of a stored customer's JSON.
 
-    __slots__ = ("blob", "email", "id", "key")
+    Every key before ``created`` (id, object, address, balance) holds a string, number,
+    null or flat object of strings, and a string cannot contain an unescaped quote, so
+    the first ``"created":`` is the top-level one.
+    """
+    start = blob.index(_CREATED) + len(_CREATED)
+    return int(blob[start : blob.index(b",", start)])
 
-    def __init__(self, id_: str, key: int, blob: bytes, email: str | None) -> None:
-        self.id = id_
-        self.key = key
-        self.blob = blob
-        self.email = email
+
+def email_in(blob: bytes) -> str | None:
+    """The ``email`` of a stored customer's JSON (keys are always in Stripe's order)."""
+    start = blob.find(_EMAIL)
+    end = blob.find(_AFTER_EMAIL, start)
+    if start < 0 or end < 0:
+        email: str | None = orjson.loads(blob).get("email")
+        return email
+    value: str | None = orjson.loads(blob[start + len(_EMAIL) : end])
+    return value
 
 
 class CustomerStore:
     def __init__(self) -> None:
-        self._keys: list[int] = []
-        self._recs: list[Stored] = []
-        self._by_id: dict[str, Stored] = {}
+        self._keys = array("q")
+        self._blobs: list[bytes] = []
+        self._by_id: dict[str, bytes] = {}
         self.deleted: dict[str, int] = {}  # id -> sort key, so old cursors keep working
         self.seq = 0
-        self._emails: dict[str, list[Stored]] | None = None
+        self._emails: dict[str, list[bytes]] | None = None
 
     def __len__(self) -> int:
-        return len(self._recs)
+        return len(self._blobs)
 
-    def __iter__(self) -> Iterator[Stored]:
-        return iter(self._recs)
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._by_id
 
-    def get(self, customer_id: str) -> Stored | None:
+    def items(self) -> Iterator[tuple[int, str, bytes]]:
+        """``(sort key, id, JSON)`` oldest first."""
+        for key, blob in zip(self._keys, self._blobs, strict=True):
+            yield key, blob[7 : blob.index(b'"', 7)].decode(), blob  # blob is {"id":"...
+
+    def get(self, customer_id: str) -> bytes | None:
         return self._by_id.get(customer_id)
 
     def next_key(self, created: int) -> int:
         self.seq += 1
         return make_key(created, self.seq)
 
-    def add(self, rec: Stored) -> None:
-        """Insert; O(1) when `rec` is the newest (the usual case: the clock moves forward)."""
-        if rec.id in self._by_id:
-            raise ValueError(f"duplicate customer id {rec.id}")
-        if not self._keys or rec.key > self._keys[-1]:
-            self._keys.append(rec.key)
-            self._recs.append(rec)
+    def add(self, customer_id: str, key: int, blob: bytes) -> None:
+        """Insert; O(1) when `key` is the newest (the usual case: the clock moves forward)."""
+        if customer_id in self._by_id:
+            raise ValueError(f"duplicate customer id {customer_id}")
+        keys = self._keys
+        if not keys or key > keys[-1]:
+            keys.append(key)
+            self._blobs.append(blob)
         else:
-            pos = bisect_left(self._keys, rec.key)
-            self._keys.insert(pos, rec.key)
-            self._recs.insert(pos, rec)
-        self._by_id[rec.id] = rec
-        if self._emails is not None and rec.email is not None:
-            self._emails.setdefault(rec.email, []).append(rec)
-
-    def replace(self, customer_id: str, blob: bytes, email: str | None) -> None:
-        rec = self._by_id[customer_id]
-        if self._emails is not None and rec.email != email:
-            self._unindex(rec)
-            if email is not None:
-                bucket = self._emails.setdefault(email, [])
-                bucket.insert(bisect_left([r.key for r in bucket], rec.key), rec)
-        rec.blob = blob
-        rec.email = email
-
-    def remove(self, customer_id: str) -> None:
-        rec = self._by_id.pop(customer_id)
-        pos = bisect_left(self._keys, rec.key)
-        del self._keys[pos]
-        del self._recs[pos]
-        self.deleted[customer_id] = rec.key
+            pos = bisect_left(keys, key)
+            keys.insert(pos, key)
+            self._blobs.insert(pos, blob)
+        self._by_id[customer_id] = blob
         if self._emails is not None:
-            self._unindex(rec)
+            self._index(blob, key)
 
-    def _unindex(self, rec: Stored) -> None:
-        assert self._emails is not None
-        bucket = self._emails.get(rec.email or "")
-        if bucket and rec in bucket:
-            bucket.remove(rec)
+    def isdisjoint(self, ids: Iterable[str]) -> bool:
+        """True when none of `ids` is a stored customer's."""
+        return self._by_id.keys().isdisjoint(ids)
+
+    def extend(self, ids: list[str], created: list[int], blobs: list[bytes]) -> None:
+        """Append customers newer than all stored ones, in order (bulk generation).
+
+        Each gets the next sequence number; ids must be new and `created` ascending.
+        """
+        if not (len(ids) == len(created) == len(blobs)):
+            raise ValueError("extend: ids, created and blobs differ in length")
+        first = self.seq + 1
+        keys = array("q", [make_key(c, first + n) for n, c in enumerate(created)])
+        ordered = all(a <= b for a, b in pairwise(created))
+        if not ordered or (self._keys and keys and keys[0] <= self._keys[-1]):
+            raise ValueError("extend: customers must be newer than the stored ones, in order")
+        if len(set(ids)) != len(ids) or not self.isdisjoint(ids):
+            raise ValueError("extend: duplicate customer ids")
+        self._by_id.update(zip(ids, blobs, strict=True))
+        self.seq += len(ids)
+        self._keys.extend(keys)
+        self._blobs.extend(blobs)
+        self._emails = None  # rebuilt on the next email query
+
+    def replace(self, customer_id: str, blob: bytes) -> None:
+        old = self._by_id[customer_id]
+        pos = self._position(old)
+        if self._emails is not None:
+            self._unindex(old)
+        self._blobs[pos] = self._by_id[customer_id] = blob
+        if self._emails is not None:
+            self._index(blob, self._keys[pos])
+
+    def remove(self, customer_id: str) -> bytes:
+        """Delete and return the customer's last JSON."""
+        blob = self._by_id.pop(customer_id)
+        pos = self._position(blob)
+        self.deleted[customer_id] = self._keys[pos]
+        del self._keys[pos]
+        del self._blobs[pos]
+        if self._emails is not None:
+            self._unindex(blob)
+        return blob
+
+    def _position(self, blob: bytes) -> int:
+        created = created_in(blob)
+        keys, blobs = self._keys, self._blobs
+        pos = bisect_left(keys, make_key(created, 0))
+        end = bisect_left(keys, make_key(created + 1, 0))
+        while pos < end:
+            if blobs[pos] is blob:
+                return pos
+            pos += 1
+        raise LookupError("stored customer not found at its created time")
 
     def cursor_key(self, customer_id: str, param: str) -> int:
-        rec = self._by_id.get(customer_id)
-        if rec is not None:
-            return rec.key
+        blob = self._by_id.get(customer_id)
+        if blob is not None:
+            return self._keys[self._position(blob)]
         if customer_id in self.deleted:
             return self.deleted[customer_id]
         raise no_such("customer", customer_id, param=param)
@@ -129,19 +190,37 @@ class CustomerStore:
         after_key = None if after is None else self.cursor_key(after, "starting_after")
         before_key = None if before is None else self.cursor_key(before, "ending_before")
         if email is None:
-            keys, recs = self._keys, self._recs
-        else:
-            recs = self._email_index().get(email, [])
-            keys = [r.key for r in recs]
+            start, end, has_more = window(self._keys, span, limit, after_key, before_key)
+            return self._blobs[start:end][::-1], has_more
+        blobs = self._email_index().get(email, [])
+        keys = [self._keys[self._position(b)] for b in blobs]
         start, end, has_more = window(keys, span, limit, after_key, before_key)
-        return [r.blob for r in reversed(recs[start:end])], has_more
+        return blobs[start:end][::-1], has_more
 
-    def _email_index(self) -> dict[str, list[Stored]]:
-        # Built on the first email query and maintained from then on.
+    def _email_index(self) -> dict[str, list[bytes]]:
+        # Built on the first email query (one pass over the JSON) and maintained from
+        # then on; buckets hold the stored bytes themselves, in key order.
         if self._emails is None:
-            index: dict[str, list[Stored]] = {}
-            for rec in self._recs:
-                if rec.email is not None:
-                    index.setdefault(rec.email, []).append(rec)
+            index: dict[str, list[bytes]] = {}
+            for blob in self._blobs:
+                email = email_in(blob)
+                if email is not None:
+                    index.setdefault(email, []).append(blob)
             self._emails = index
         return self._emails
+
+    def _index(self, blob: bytes, key: int) -> None:
+        assert self._emails is not None
+        email = email_in(blob)
+        if email is None:
+            return
+        bucket = self._emails.setdefault(email, [])
+        keys = [self._keys[self._position(b)] for b in bucket]
+        bucket.insert(bisect_left(keys, key), blob)
+
+    def _unindex(self, blob: bytes) -> None:
+        assert self._emails is not None
+        email = email_in(blob)
+        bucket = None if email is None else self._emails.get(email)
+        if bucket:
+            bucket[:] = [b for b in bucket if b is not blob]
