@@ -135,7 +135,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--section",
+        choices=["mapping", "code", "all"],
+        default="all",
+        help="mapping: filter + mapping language (issue 4); code: JavaScript and Python "
+        "runtimes against the mapping language (issue 5, bench/transform_code.py)",
+    )
     args = parser.parse_args()
+    if args.section != "mapping":
+        import transform_code  # the sibling script; `python bench/transform.py` finds it
+
+        print("== JavaScript and Python transformations ==")
+        transform_code.main(["--records", str(args.records), "--repeat", str(args.repeat)])
+        if args.section == "code":
+            return
+        print("== filter + mapping language ==")
     records = customers(args.records)
     ours, theirs = run_compiled(records), run_hand(records)
     if ours != theirs:

@@ -81,12 +81,12 @@ def rate(run: Callable[[Sequence[dict[str, Any]]], list[Any]], batches: list[Any
     return sum(len(b) for b in batches) / best
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     records = customers(args.records)
     batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
     size = len(json.dumps(records[0]))
