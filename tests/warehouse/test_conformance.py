@@ -269,14 +269,69 @@ def test_a_failing_statement_mid_batch_rolls_back(warehouse: Warehouse, engine: 
     assert warehouse.write(batch(row("cus_2"), run="run2")).inserted == 1
 
 
-def test_a_value_the_engine_rejects_fails_the_whole_batch(warehouse: Warehouse) -> None:
-    from headwater.adapters.warehouse import WarehouseError
+def test_refused_values_are_rejected_per_row(warehouse: Warehouse, engine: Engine) -> None:
+    """A value the engine cannot store fails its row, never the batch."""
+    warehouse.write(batch(row("cus_1", email="gone"), row("cus_3", email="old")))
+    bad = {"cus_3": "'age'"}
+    rows = [row("cus_2", email="x"), row("cus_3", email="new", age=2**70), row("cus_4", age=-5)]
+    if engine.name == "postgresql":  # PostgreSQL cannot store NUL in text, arrays or jsonb
+        rows += [
+            row("cus_5", email="a\x00b"),
+            row("cus_6", tags=["ok", "n\x00l"]),
+            row("cus_7", metadata={"k": "v\x00"}),
+            row("cus_8", metadata={"k": "\\u0000 is only text"}, email="sk_test_" + "a" * 24),
+        ]
+        bad |= {"cus_5": "'email'", "cus_6": "'tags'", "cus_7": "'metadata'"}
+    result = warehouse.write(batch(*rows, deletes=["cus_1"], run="run2"))
+    assert sorted(sid for sid, _ in result.rejected) == sorted(bad)
+    for sid, text in result.rejected:
+        assert bad[sid] in text
+        assert len(text) <= 300
+    written = [r.source_id for r in rows if r.source_id not in bad]
+    assert (result.inserted, result.updated, result.deleted) == (len(written), 0, 1)
+    stored = {i["_source_id"]: i for i in warehouse.identities()}
+    assert sorted(stored) == sorted([*written, "cus_3"])
+    assert stored["cus_3"]["email"] == "old"  # the refused row left its identity alone
+    assert stored["cus_4"]["age"] == -5
+    assert warehouse.count_profiles() == len(stored)
 
-    warehouse.write(batch(row("cus_1", email="kept")))
-    with pytest.raises(WarehouseError, match="'age'"):
-        warehouse.write(batch(row("cus_2", email="x"), row("cus_3", age=2**70), deletes=["cus_1"]))
-    assert [(i["_source_id"], i["email"]) for i in warehouse.identities()] == [("cus_1", "kept")]
-    assert len(warehouse.profiles()) == 1
+
+def test_engine_side_refusals_are_found_by_bisection(warehouse: Warehouse) -> None:
+    """Values only the engine refuses (a decimal overflowing the column) are isolated."""
+    rows = [row(f"cus_{i:02d}", email=f"{i}@x", balance=Decimal(i)) for i in range(40)]
+    huge = Decimal("1e200000")  # beyond DECIMAL(38,9) and beyond PostgreSQL's numeric
+    rows[7] = row("cus_07", balance=huge)
+    rows[31] = row("cus_31", balance=-huge)
+    result = warehouse.write(batch(*rows))
+    assert sorted(sid for sid, _ in result.rejected) == ["cus_07", "cus_31"]
+    assert all(text for _, text in result.rejected)
+    assert result.inserted == 38
+    assert warehouse.count() == 38
+    assert warehouse.count_profiles() == 38
+    stored = {i["_source_id"]: i["balance"] for i in warehouse.identities()}
+    assert stored["cus_30"] == Decimal(30)
+
+
+def test_a_batch_of_only_refused_rows_still_applies_its_deletes(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1")))
+    result = warehouse.write(batch(row("cus_2", age=2**64), deletes=["cus_1"]))
+    assert [sid for sid, _ in result.rejected] == ["cus_2"]
+    assert (result.inserted, result.deleted) == (0, 1)
+    assert warehouse.count() == 0
+    assert warehouse.count_profiles() == 0
+
+
+def test_unchanged_rows_keep_their_profile_timestamp(warehouse: Warehouse) -> None:
+    warehouse.write(batch(row("cus_1", **FULL), row("cus_2", email="b")))
+    before = {p["_profile_id"]: p["_updated_at"] for p in warehouse.profiles()}
+    result = warehouse.write(batch(row("cus_1", **FULL), row("cus_2", email="c"), run="run2"))
+    assert (result.inserted, result.updated) == (0, 2)
+    after = {p["_profile_id"]: p for p in warehouse.profiles()}
+    same, changed = profile_id("p1", "cus_1"), profile_id("p1", "cus_2")
+    assert after[same]["_updated_at"] == before[same]
+    assert after[changed]["_updated_at"] > before[changed]
+    assert after[changed]["email"] == "c"
+    assert [i["_run_id"] for i in warehouse.identities()] == ["run2", "run2"]
 
 
 def test_empty_batch_writes_nothing(warehouse: Warehouse) -> None:

@@ -14,12 +14,19 @@ Contract for every implementation:
   profiles of exactly the touched identities.  Either all of it commits or nothing.
   Writing the same batch twice leaves the same state (idempotent), so a retry after a
   crash is always safe.  ``_profile_id`` of an identity never changes once assigned.
+- A row whose values the engine refuses (a *data* error: an integer beyond 64 bits, a
+  NUL character in text on PostgreSQL, a decimal beyond the column's precision...) does
+  not fail the batch: `write` leaves that row out, commits the others (and the deletes)
+  in the one transaction, and lists it in ``WriteResult.rejected`` as (source id,
+  message naming the column or the engine's reason; redacted and truncated).  The
+  caller counts those as per-record errors at step "write".  A rejected row leaves
+  the stored identity of that source id as it was.
 - `purge_unseen` deletes, in one transaction, the pipeline's identities whose
   ``_run_id`` differs from the given run and whose source id is not in `keep`, and
   their profiles.  It returns how many identities it deleted.
 - Model changes (`ensure_columns`, `rename_column`, `drop_column`) alter both tables.
-- Infrastructure failures raise `WarehouseError` (transient); nothing half-written
-  remains after one.
+- Infrastructure failures (connection lost, disk full, a table changed under us) raise
+  `WarehouseError` (transient); nothing of the batch remains after one.
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ class WriteResult:
     updated: int = 0  # identities that existed and were overwritten
     deleted: int = 0  # identities removed by `deletes`
     extra: dict[str, Any] = field(default_factory=dict)
+    # Rows left out because the engine refused a value: (source id, message).
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def written(self) -> int:
@@ -102,5 +111,8 @@ class Warehouse(Protocol):
     def profiles(self) -> list[dict[str, Any]]: ...
 
     def count(self, pipeline_id: str | None = None) -> int: ...
+
+    def count_profiles(self) -> int:
+        """How many profiles there are (cheap: no rows are fetched)."""
 
     def close(self) -> None: ...

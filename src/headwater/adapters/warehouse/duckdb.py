@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import rejects, sql
 from headwater.adapters.warehouse.base import (
     META_COLUMNS,
     Capabilities,
@@ -20,12 +20,18 @@ from headwater.adapters.warehouse.base import (
     WriteBatch,
     WriteResult,
 )
+from headwater.adapters.warehouse.rejects import (
+    DryRun,
+    RejectedData,
+    Staged,
+    stage_values,
+    write_isolating,
+)
 from headwater.adapters.warehouse.staging import (
     check_row_columns,
-    column_values,
     json_value,
     latest_rows,
-    profile_id,
+    profile_ids,
 )
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
@@ -121,6 +127,9 @@ class DuckDBWarehouse:
             except BaseException as exc:
                 conn.rollback()
                 self._columns = None  # the failure may come from a schema changed elsewhere
+                if isinstance(exc, duckdb.DataError | duckdb.IntegrityError):
+                    reason = rejects.message(f"DuckDB refused a value: {exc}")
+                    raise RejectedData(reason) from None
                 if isinstance(exc, duckdb.Error):
                     raise WarehouseError(f"DuckDB {what} failed: {exc}") from None
                 raise
@@ -191,15 +200,24 @@ class DuckDBWarehouse:
     # -- writes ----------------------------------------------------------------------
 
     def write(self, batch: WriteBatch) -> WriteResult:
-        rows = latest_rows(batch.rows)
+        def attempt(part: list[IdentityRow], dry_run: bool) -> WriteResult:
+            return self._write(batch, part, dry_run)
+
+        return write_isolating(latest_rows(batch.rows), attempt)
+
+    def _write(self, batch: WriteBatch, rows: list[IdentityRow], dry_run: bool) -> WriteResult:
         result = WriteResult()
         now = datetime.now(UTC)
         with self._transaction("write") as conn:
             columns = self._model_columns(conn)
             check_row_columns(rows, columns)
-            if rows:
-                with _registered(conn, _STAGE, _arrow_stage(rows, columns, batch.pipeline_id)):
-                    self._merge(conn, batch, rows, columns, now, result)
+            staged = stage_values(rows, columns, nul_forbidden=False)
+            result.rejected = staged.rejected
+            if staged.rows:
+                with _registered(conn, _STAGE, _arrow_stage(staged, columns, batch.pipeline_id)):
+                    self._merge(conn, batch, len(staged.rows), columns, now, result)
+            if dry_run:
+                raise DryRun
             if batch.deletes:
                 result.deleted = self._delete_where(
                     conn,
@@ -212,7 +230,7 @@ class DuckDBWarehouse:
         self,
         conn: duckdb.DuckDBPyConnection,
         batch: WriteBatch,
-        staged: list[IdentityRow],
+        total: int,
         columns: dict[str, PropertyType],
         now: datetime,
         result: WriteResult,
@@ -223,17 +241,14 @@ class DuckDBWarehouse:
             self.schema, _STAGE, names, ("$1", "$2", "$3", "$4"), casts
         )
         params: list[Any] = [batch.pipeline_id, batch.connection_id, batch.run_id, now]
-        # DuckDB cannot say whether an upsert inserted or updated, so insert the new
-        # ones first (their ids come back), then update the rest; both use the index.
-        new = _run(conn, insert + " ON CONFLICT DO NOTHING RETURNING _source_id", params)
-        result.inserted = len(new)
-        total = len(staged)
-        if result.inserted < total:
-            _run(
-                conn,
-                insert + " WHERE NOT list_contains($5, s._source_id)" + update_tail,
-                [*params, [r[0] for r in new]],
-            )
+        # DuckDB cannot say whether an upsert inserted or updated.  Every write to this
+        # database goes through this connection (DuckDB locks the file to one process)
+        # and the transaction sees only its own changes, so the growth of the table is
+        # the number of new identities; count(*) of a table is cheap in DuckDB.
+        count = f"SELECT count(*) FROM {self._s}.identities"
+        before = int(_run(conn, count)[0][0])
+        _run(conn, insert + update_tail, params)
+        result.inserted = int(_run(conn, count)[0][0]) - before
         result.updated = total - result.inserted
         if self._after_merge is not None:
             self._after_merge()
@@ -300,29 +315,34 @@ class DuckDBWarehouse:
             found = _run(conn, f"SELECT count(*) FROM {self._s}.identities {where}", params)
         return int(found[0][0])
 
+    def count_profiles(self) -> int:
+        with self._transaction("count") as conn:
+            found = _run(conn, f"SELECT count(*) FROM {self._s}.profiles")
+        return int(found[0][0])
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
 
-def _arrow_stage(
-    rows: list[IdentityRow], columns: dict[str, PropertyType], pipeline_id: str
-) -> pa.Table:
+def _arrow_stage(staged: Staged, columns: dict[str, PropertyType], pipeline_id: str) -> pa.Table:
+    rows = staged.rows
+    source_ids = [r.source_id for r in rows]
     data: dict[str, pa.Array] = {
-        "_source_id": pa.array([r.source_id for r in rows], pa.string()),
+        "_source_id": pa.array(source_ids, pa.string()),
         "_source_updated_at": pa.array(
             [r.source_updated_at for r in rows], pa.timestamp("us", tz="UTC")
         ),
-        "_profile_id": pa.array([profile_id(pipeline_id, r.source_id) for r in rows], pa.string()),
+        "_profile_id": pa.array(profile_ids(pipeline_id, source_ids), pa.string()),
     }
     for name, ptype in columns.items():
-        values = column_values(rows, name, ptype)
+        values = staged.values[name]
         if ptype is T.DECIMAL:
             values = [None if v is None else format(v, "f") for v in values]
         try:
             data[name] = pa.array(values, _ARROW[ptype])
         except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-            raise WarehouseError(f"DuckDB cannot stage column {name!r}: {exc}") from None
+            raise RejectedData(f"DuckDB cannot stage column {name!r}: {exc}") from None
     return pa.table(data)
 
 

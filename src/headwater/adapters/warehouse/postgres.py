@@ -13,7 +13,7 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import rejects, sql
 from headwater.adapters.warehouse.base import (
     META_COLUMNS,
     Capabilities,
@@ -21,12 +21,18 @@ from headwater.adapters.warehouse.base import (
     WriteBatch,
     WriteResult,
 )
+from headwater.adapters.warehouse.rejects import (
+    DryRun,
+    RejectedData,
+    Staged,
+    stage_values,
+    write_isolating,
+)
 from headwater.adapters.warehouse.staging import (
     check_row_columns,
-    column_values,
     hide_password,
     latest_rows,
-    profile_id,
+    profile_ids,
 )
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
@@ -48,10 +54,6 @@ DIALECT = sql.Dialect(
     text="text",
     timestamptz="timestamptz",
     integer="integer",
-    # Finding the identities of a profile (orphan checks, identity resolution).
-    extra_ddl=(
-        "CREATE INDEX IF NOT EXISTS identities_profile_idx ON {schema}.identities (_profile_id)",
-    ),
 )
 _FROM_SQL = {
     "text": T.STRING,
@@ -138,6 +140,10 @@ class PostgresWarehouse:
             except BaseException as exc:
                 self._columns = None
                 self._stage_sig = None
+                if isinstance(exc, psycopg.errors.DataError | psycopg.errors.IntegrityError):
+                    raise RejectedData(
+                        rejects.message(f"PostgreSQL refused a value: {exc}")
+                    ) from None
                 if isinstance(exc, psycopg.errors.UndefinedColumn):
                     raise _StaleColumns(hide_password(f"PostgreSQL {what} failed: {exc}")) from None
                 if isinstance(exc, psycopg.Error):
@@ -204,21 +210,29 @@ class PostgresWarehouse:
 
     def write(self, batch: WriteBatch) -> WriteResult:
         rows = latest_rows(batch.rows)
+
+        def attempt(part: list[IdentityRow], dry_run: bool) -> WriteResult:
+            return self._write(batch, part, dry_run)
+
         try:
-            return self._write(batch, rows)
+            return write_isolating(rows, attempt)
         except _StaleColumns:
             # Another session changed the model since we cached it; the failed attempt
             # rolled back and dropped the cache, so one retry sees the new columns.
-            return self._write(batch, rows)
+            return write_isolating(rows, attempt)
 
-    def _write(self, batch: WriteBatch, rows: list[IdentityRow]) -> WriteResult:
+    def _write(self, batch: WriteBatch, rows: list[IdentityRow], dry_run: bool) -> WriteResult:
         result = WriteResult()
         with self._transaction("write") as cur:
             columns = self._model_columns(cur)
             check_row_columns(rows, columns)
-            if rows:
-                self._stage(cur, rows, columns, batch.pipeline_id)
+            staged = stage_values(rows, columns, nul_forbidden=True)
+            result.rejected = staged.rejected
+            if staged.rows:
+                self._stage(cur, staged, columns, batch.pipeline_id)
                 self._merge(cur, batch, columns, result)
+            if dry_run:
+                raise DryRun
             if batch.deletes:
                 result.deleted = self._delete_where(
                     cur,
@@ -230,7 +244,7 @@ class PostgresWarehouse:
     def _stage(
         self,
         cur: psycopg.Cursor[Any],
-        rows: list[Any],
+        staged: Staged,
         columns: dict[str, PropertyType],
         pipeline_id: str,
     ) -> None:
@@ -242,13 +256,15 @@ class PostgresWarehouse:
                 f"CREATE TEMP TABLE hw_stage (_source_id text, _source_updated_at timestamptz, "
                 f"_profile_id text{defs}) ON COMMIT DELETE ROWS"
             )
+        rows = staged.rows
         names = list(columns)
         # Column-wise preparation, then rows: cheaper than per-row dict lookups.
+        source_ids = [r.source_id for r in rows]
         data = [
-            [r.source_id for r in rows],
+            source_ids,
             [r.source_updated_at for r in rows],
-            [profile_id(pipeline_id, r.source_id) for r in rows],
-            *(column_values(rows, n, columns[n]) for n in names),
+            profile_ids(pipeline_id, source_ids),
+            *(staged.values[n] for n in names),
         ]
         target = ", ".join(
             ["_source_id", "_source_updated_at", "_profile_id", *map(sql.quote, names)]
@@ -259,7 +275,7 @@ class PostgresWarehouse:
                 try:
                     copy.write_row(record)
                 except (OverflowError, ValueError, TypeError, psycopg.DataError) as exc:
-                    raise WarehouseError(
+                    raise RejectedData(
                         f"PostgreSQL cannot stage row {record[0]!r}: {_which(record, names, exc)}"
                     ) from None
         self._stage_sig = sig
@@ -273,35 +289,34 @@ class PostgresWarehouse:
     ) -> None:
         names = list(columns)
         casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
-        insert, tail = sql.identity_upsert(
+        merge = sql.merge_returning_counts(
             self.schema, _STAGE, names, ("%(p)s", "%(c)s", "%(r)s", "%(n)s"), casts
         )
         now = datetime.now(UTC)
         params = {"p": batch.pipeline_id, "c": batch.connection_id, "r": batch.run_id, "n": now}
-        # xmax = 0 only on a freshly inserted row version: that tells inserts from updates.
-        cur.execute(
-            f"WITH up AS ({insert}{tail} RETURNING (xmax = 0) AS ins) "
-            "SELECT count(*) FILTER (WHERE ins), count(*) FROM up",
-            params,
-        )
+        cur.execute(merge, params)
         found = cur.fetchone()
         inserted, total = (int(found[0]), int(found[1])) if found else (0, 0)
         result.inserted, result.updated = inserted, total - inserted
         if self._after_merge is not None:
             self._after_merge()
-        cur.execute(sql.profile_upsert(self.schema, _STAGE, names, "%(n)s", casts), {"n": now})
 
     def _delete_where(self, cur: psycopg.Cursor[Any], where: str, params: tuple[Any, ...]) -> int:
-        """Delete matching identities, then the profiles no identity references any more."""
+        """Delete matching identities, then the profiles no identity references any more.
+
+        A profile counts its identities (``_identity_count``), so finding orphans needs
+        no index on ``identities._profile_id``: profiles whose count drops to zero go.
+        """
         cur.execute(f"DELETE FROM {self._s}.identities WHERE {where} RETURNING _profile_id", params)
-        deleted = cur.fetchall()
-        gone = list({r[0] for r in deleted})
-        if gone:
+        deleted = [r[0] for r in cur.fetchall()]
+        if deleted:
             cur.execute(
-                f"DELETE FROM {self._s}.profiles AS p WHERE p._profile_id = ANY(%s) AND NOT "
-                f"EXISTS (SELECT 1 FROM {self._s}.identities AS i "
-                "WHERE i._profile_id = p._profile_id)",
-                (gone,),
+                f"WITH g AS (SELECT id, count(*) AS n FROM unnest(%s::text[]) AS id GROUP BY id), "
+                f"d AS (DELETE FROM {self._s}.profiles AS p USING g "
+                "WHERE p._profile_id = g.id AND p._identity_count <= g.n) "
+                f"UPDATE {self._s}.profiles AS p SET _identity_count = p._identity_count - g.n "
+                "FROM g WHERE p._profile_id = g.id AND p._identity_count > g.n",
+                (deleted,),
             )
         return len(deleted)
 
@@ -340,6 +355,12 @@ class PostgresWarehouse:
         where, params = ("WHERE _pipeline_id = %s", (pipeline_id,)) if pipeline_id else ("", ())
         with self._transaction("count") as cur:
             cur.execute(f"SELECT count(*) FROM {self._s}.identities {where}", params)
+            found = cur.fetchone()
+        return int(found[0]) if found else 0
+
+    def count_profiles(self) -> int:
+        with self._transaction("count") as cur:
+            cur.execute(f"SELECT count(*) FROM {self._s}.profiles")
             found = cur.fetchone()
         return int(found[0]) if found else 0
 

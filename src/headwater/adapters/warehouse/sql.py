@@ -97,7 +97,7 @@ def identity_upsert(
     """
     p_pipe, p_conn, p_run, p_now = params
     cols = [quote(n) for n in names]
-    values = [f"CAST(s.{quote(n)} AS {casts[n]})" if n in casts else f"s.{quote(n)}" for n in names]
+    values = _staged_values(names, casts)
     insert = (
         f"INSERT INTO {quote(schema)}.identities (_pipeline_id, _connection_id, _source_id, "
         f"_source_updated_at, _run_id, _imported_at, _profile_id{''.join(', ' + c for c in cols)}) "
@@ -111,16 +111,59 @@ def identity_upsert(
     return insert, tail
 
 
+def _staged_values(names: Sequence[str], casts: Mapping[str, str]) -> list[str]:
+    return [f"CAST(s.{quote(n)} AS {casts[n]})" if n in casts else f"s.{quote(n)}" for n in names]
+
+
+def _profile_conflict(names: Sequence[str]) -> str:
+    """Overwrite a profile only when a model value changed, so re-reading unchanged
+    customers (every full run) costs no profile writes and keeps ``_updated_at``."""
+    if not names:
+        return " ON CONFLICT (_profile_id) DO NOTHING"
+    cols = [quote(n) for n in names]
+    sets = ["_updated_at = excluded._updated_at", *(f"{c} = excluded.{c}" for c in cols)]
+    mine = ", ".join(f"p.{c}" for c in cols)
+    theirs = ", ".join(f"excluded.{c}" for c in cols)
+    return (
+        f" ON CONFLICT (_profile_id) DO UPDATE SET {', '.join(sets)}"
+        f" WHERE ({mine}) IS DISTINCT FROM ({theirs})"
+    )
+
+
 def profile_upsert(
     schema: str, stage: str, names: Sequence[str], p_now: str, casts: Mapping[str, str]
 ) -> str:
     """Upsert one profile per staged identity (identity resolution comes later)."""
-    cols = [quote(n) for n in names]
-    values = [f"CAST(s.{quote(n)} AS {casts[n]})" if n in casts else f"s.{quote(n)}" for n in names]
-    sets = ["_updated_at = excluded._updated_at", *(f"{c} = excluded.{c}" for c in cols)]
+    cols = "".join(", " + quote(n) for n in names)
+    values = "".join(", " + v for v in _staged_values(names, casts))
     return (
-        f"INSERT INTO {quote(schema)}.profiles (_profile_id, _updated_at, _identity_count"
-        f"{''.join(', ' + c for c in cols)}) SELECT s._profile_id, {p_now}, 1"
-        f"{''.join(', ' + v for v in values)} FROM {stage} AS s "
-        f"ON CONFLICT (_profile_id) DO UPDATE SET {', '.join(sets)}"
+        f"INSERT INTO {quote(schema)}.profiles AS p (_profile_id, _updated_at, _identity_count"
+        f"{cols}) SELECT s._profile_id, {p_now}, 1{values} FROM {stage} AS s"
+        + _profile_conflict(names)
+    )
+
+
+def merge_returning_counts(
+    schema: str,
+    stage: str,
+    names: Sequence[str],
+    params: tuple[str, str, str, str],
+    casts: Mapping[str, str],
+) -> str:
+    """One statement (PostgreSQL) merging identities, then their profiles.
+
+    It returns one row: (identities inserted, identities written).  ``xmax = 0`` holds
+    only for a freshly inserted row version, which tells inserts from updates.  The
+    profile of each written identity is keyed by the identity's own ``_profile_id``
+    (the one stored, not a recomputed one).
+    """
+    insert, tail = identity_upsert(schema, stage, names, params, casts)
+    cols = "".join(", " + quote(n) for n in names)
+    values = "".join(", " + v for v in _staged_values(names, casts))
+    return (
+        f"WITH up AS ({insert}{tail} RETURNING _source_id, _profile_id, (xmax = 0) AS ins), "
+        f"prof AS (INSERT INTO {quote(schema)}.profiles AS p (_profile_id, _updated_at, "
+        f"_identity_count{cols}) SELECT u._profile_id, {params[3]}, 1{values} FROM up AS u "
+        f"JOIN {stage} AS s ON s._source_id = u._source_id{_profile_conflict(names)}) "
+        "SELECT count(*) FILTER (WHERE ins), count(*) FROM up"
     )

@@ -1,0 +1,174 @@
+"""Per-record write errors: find the rows an engine refuses so the rest of a batch lands.
+
+Two layers, both engine-neutral:
+
+- `stage_values` checks, in Python and column by column, what we know an engine refuses
+  (integers outside 64 bits, NUL characters where the engine cannot store them, JSON that
+  cannot be encoded).  Clean columns cost one pass; only a hit looks at single rows.
+- `bisect` finds the rest: when an engine refuses a batch with a *data* error, the adapter
+  tries halves in transactions that are rolled back, down to single rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from headwater.adapters.warehouse.base import WarehouseError, WriteResult
+from headwater.kernel.errors import redact
+from headwater.kernel.model import PropertyType
+from headwater.kernel.records import IdentityRow
+
+T = PropertyType
+MESSAGE_LIMIT = 300
+VALUE_LIMIT = 60
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+# orjson writes NUL as \u0000; a preceding odd run of backslashes means a literal "\u0000".
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class RejectedData(WarehouseError):
+    """The engine refused a value of the batch (a data error, not a connection error).
+
+    Internal to the adapters: `write` catches it and isolates the offending rows.
+    """
+
+
+@dataclass
+class Staged:
+    """A batch's rows and their column values as staged, minus the rows refused upfront."""
+
+    rows: list[IdentityRow]
+    values: dict[str, list[Any]]  # column -> one value per row of `rows` (JSON as text)
+    rejected: list[tuple[str, str]]  # (source id, message)
+
+
+def show(value: Any) -> str:
+    """A value for a message: repr, secrets redacted, truncated."""
+    text = redact(repr(value))
+    return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
+
+
+def message(text: str) -> str:
+    """An engine's error for a message: first lines, secrets redacted, truncated."""
+    text = redact(" ".join(str(text).strip().splitlines()[:3]))
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def stage_values(
+    rows: Sequence[IdentityRow], columns: Mapping[str, PropertyType], *, nul_forbidden: bool
+) -> Staged:
+    """Column values of `rows` ready to stage, and the rows refused with the reason."""
+    values: dict[str, list[Any]] = {}
+    bad: dict[int, str] = {}
+    for name, ptype in columns.items():
+        col = [row.values.get(name) for row in rows]
+        if ptype is T.JSON:
+            col = _json_column(col, name, bad)
+        elif ptype is T.INTEGER:
+            _check_ints(col, name, bad)
+        if nul_forbidden and ptype in (T.STRING, T.JSON, T.ARRAY):
+            _check_nul(col, name, ptype, bad)
+        values[name] = col
+    if not bad:
+        return Staged(list(rows), values, [])
+    keep = [i for i in range(len(rows)) if i not in bad]
+    return Staged(
+        [rows[i] for i in keep],
+        {name: [col[i] for i in keep] for name, col in values.items()},
+        [(rows[i].source_id, bad[i]) for i in sorted(bad)],
+    )
+
+
+def _json_column(col: list[Any], name: str, bad: dict[int, str]) -> list[str | None]:
+    out: list[str | None] = []
+    for i, value in enumerate(col):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            out.append(orjson.dumps(value, default=str).decode())
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            bad.setdefault(i, f"column {name!r}: cannot be stored as JSON ({exc})")
+            out.append(None)
+    return out
+
+
+def _check_ints(col: list[Any], name: str, bad: dict[int, str]) -> None:
+    for i, value in enumerate(col):
+        if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+            bad.setdefault(i, f"column {name!r}: {show(value)} is out of the 64-bit integer range")
+
+
+def _check_nul(col: list[Any], name: str, ptype: PropertyType, bad: dict[int, str]) -> None:
+    if ptype is T.ARRAY:
+        texts = [None if v is None else "".join(e for e in v if isinstance(e, str)) for v in col]
+    else:
+        texts = [v if isinstance(v, str) else None for v in col]
+    needle = "\\u0000" if ptype is T.JSON else "\x00"
+    if needle not in "".join(t for t in texts if t):  # the common case: one scan, no hit
+        return
+    for i, text in enumerate(texts):
+        if not text or needle not in text:
+            continue
+        if ptype is T.JSON and not _JSON_NUL.search(text):
+            continue
+        bad.setdefault(
+            i, f"column {name!r}: {show(col[i])} contains a NUL character, which cannot be stored"
+        )
+
+
+def bisect(
+    rows: Sequence[IdentityRow], reason: str, attempt: Callable[[list[IdentityRow]], None]
+) -> list[tuple[str, str]]:
+    """The rows of `rows` (which failed as a whole with `reason`) that fail on their own.
+
+    `attempt` tries a part in a transaction that is always rolled back and raises
+    `RejectedData` when the engine refuses it; other errors propagate.
+    """
+    if len(rows) == 1:
+        return [(rows[0].source_id, reason)]
+    found: list[tuple[str, str]] = []
+    mid = len(rows) // 2
+    for part in (list(rows[:mid]), list(rows[mid:])):
+        try:
+            attempt(part)
+        except RejectedData as exc:
+            found += bisect(part, exc.message, attempt)
+    return found
+
+
+class DryRun(Exception):
+    """Raised inside a trial write's transaction so that it rolls back."""
+
+
+def write_isolating(
+    rows: list[IdentityRow], write: Callable[[list[IdentityRow], bool], WriteResult]
+) -> WriteResult:
+    """Run `write(rows, dry_run=False)`; if the engine refuses data, leave the refused rows out.
+
+    `write(rows, dry_run)` is one transaction; with ``dry_run`` it stages and merges,
+    then raises `DryRun` to roll back.  Returns the `WriteResult` of the final write with
+    the refused rows appended to its ``rejected``.  Should the rows left still be
+    refused (a failure no single row explains), `RejectedData` propagates: it is a
+    `WarehouseError`, and nothing of the batch was written.
+    """
+    try:
+        return write(rows, False)
+    except RejectedData as exc:
+        first = exc.message
+
+    def attempt(part: list[IdentityRow]) -> None:
+        with suppress(DryRun):
+            write(part, True)
+
+    refused = bisect(rows, first, attempt)
+    ids = {source_id for source_id, _ in refused}
+    result = write([r for r in rows if r.source_id not in ids], False)
+    result.rejected.extend(refused)
+    return result
