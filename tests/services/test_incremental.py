@@ -293,3 +293,35 @@ def test_a_position_older_than_30_days_falls_back_to_a_full_run_that_says_why(
     assert resumed.kind == "incremental"
     assert resumed.counters["updated"] == 1
     assert_in_sync(app, sb, pipeline)
+
+
+@pytest.mark.parametrize("held_pages", [50, 1], ids=["one-pass", "bounded-memory"])
+def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_once(
+    app: App,
+    small_sandbox: RunningSandbox,
+    make_pipeline: MakePipeline,
+    monkeypatch: pytest.MonkeyPatch,
+    held_pages: int,
+) -> None:
+    from headwater.adapters.connectors.stripe import changes
+
+    monkeypatch.setattr(changes, "HELD_PAGES", held_pages)
+    sb = small_sandbox
+    customers = sdk(sb).v1.customers
+    pipeline = make(app, sb, make_pipeline)
+    run(app, pipeline)  # no events existed: the position is a time, not an event
+    assert reload(app, pipeline).state["position"]["event_id"] is None
+    ids = pro_ids(sb, 30)
+    for i in range(250):  # three pages of events, several per customer, in order
+        customers.update(ids[i % 30], {"email": f"v{i}@x.io"})
+    sb.reset_stats()
+    done = run(app, pipeline)
+    calls = sb.stats()["by_path"]
+    assert done.kind == "incremental"
+    state = assert_in_sync(app, sb, pipeline)
+    assert state[ids[249 % 30]][0] == "v249@x.io"
+    event_calls = sum(n for path, n in calls.items() if "event" in path)
+    # One pass over 3 pages (+1 empty check from the newest event) when the pages fit
+    # in memory; otherwise a walk back and a replay forward.
+    assert event_calls <= (3 if held_pages == 50 else 6), calls
+    assert reload(app, pipeline).state["position"]["event_id"] is not None

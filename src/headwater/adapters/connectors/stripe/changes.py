@@ -14,6 +14,8 @@ from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Record
 
 PATH = "/v1/events"
+#: Event pages held in memory when a time position is replayed in one pass.
+HELD_PAGES = 50
 
 
 def merge_events(events: Iterable[Record]) -> list[Change]:
@@ -97,25 +99,32 @@ class ChangeReader:
     def _read_from_time(self, created: int) -> Generator[ChangeBatch, None, str | None]:
         """No event existed at the position, so every event now listed came after it.
 
-        Walk to the oldest page (no `created` filter: the two clocks need not agree),
+        Walk newest to oldest (no `created` filter: the two clocks need not agree).
+        When the walk ends within `HELD_PAGES` pages, replay the pages held, oldest
+        first, and return None: done in one pass.  Otherwise keep only the oldest page,
         yield it, and return its newest id for `_read_after` to continue from.
         """
         cursor = Cursor("starting_after")
-        oldest: list[Record] = []
+        held: list[list[Record]] = []
+        overflowed = False
         before = self.http.api_calls
         while not cursor.finished:
             reply = self.http.get(PATH, {**self.params, **cursor.params()})
             data, has_more = parse_list(reply.body, f"GET {PATH}")
             if cursor.pages == 0:
                 _check_age(created, reply, data)
-            oldest = data or oldest
+            if data:
+                held.append(data)
+                if len(held) > HELD_PAGES:
+                    overflowed = True
+                    del held[:-1]  # bounded memory: only the oldest page so far matters
             cursor.advance(data, has_more)
-        if not oldest:
-            return None
-        changes = merge_events(reversed(oldest))
-        calls = self.http.api_calls - before
-        yield ChangeBatch(changes, position_of(oldest[0]), calls, {"events": len(oldest)})
-        return str(oldest[0]["id"])
+        pages = held[-1:] if overflowed else held
+        for page in reversed(pages):
+            calls, before = self.http.api_calls - before, self.http.api_calls
+            changes = merge_events(reversed(page))
+            yield ChangeBatch(changes, position_of(page[0]), calls, {"events": len(page)})
+        return str(held[-1][0]["id"]) if overflowed else None
 
     def _get(self, params: dict[str, Any], event_id: str) -> Reply:
         try:
