@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 from headwater.kernel.records import Record
 
-#: How many pages of data a window split off near known data should hold.
-PAGES_PER_WINDOW = 4
+#: How many pages of data a window split off near known data should hold.  Each window
+#: ends in a partial page, so bigger windows waste less of the request budget (measured:
+#: 4 pages -> 84 customers per call, 32 -> 94); a million customers still make ~300
+#: windows, plenty for the workers.
+PAGES_PER_WINDOW = 32
 #: Page on sequentially when the rest of a window is at most this many page spans.
-SEQUENTIAL_SPANS = 2
+SEQUENTIAL_SPANS = 8
 
 
 @dataclass(frozen=True)
