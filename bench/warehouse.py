@@ -1,9 +1,12 @@
 """Warehouse write throughput against a plain bulk insert, measured in the same run.
 
-Writes N synthetic customers (Default Customer Model, 14 columns) in batches of 1,000
-through each adapter, first as inserts and then again as updates, and compares with a
-yardstick: DuckDB inserting the same Arrow data without merge, PostgreSQL COPYing the
-same rows into an unlogged table.  Usage: python bench/warehouse.py [N] [--pg URL]
+Writes N synthetic customers (Default Customer Model, 14 columns) in batches of 5,000
+(the run engine's WRITE_BATCH) through each adapter: first as inserts, then the same
+rows again (a full re-run: identities updated, profiles unchanged), then with every
+email changed (identities and profiles updated).  Compares with a yardstick measured in
+the same run: DuckDB inserting the same Arrow data without merge, PostgreSQL COPYing the
+same rows into an unlogged table.
+Usage: python bench/warehouse.py [N] [--batch B] [--pg URL] [--skip-pg] [--skip-duckdb]
 """
 
 from __future__ import annotations
@@ -25,17 +28,17 @@ from headwater.adapters.warehouse.staging import column_values
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import IdentityRow
 
-BATCH = 1_000
+BATCH = 5_000
 COLUMNS = DEFAULT_MODEL.columns
 
 
-def synthetic(n: int) -> list[list[IdentityRow]]:
+def synthetic(n: int, tag: str = "") -> list[list[IdentityRow]]:
     base = datetime(2024, 1, 1, tzinfo=UTC)
     rows = []
     for i in range(n):
         when = base + timedelta(seconds=i)
         values = {
-            "email": f"user{i}@example.com",
+            "email": f"user{i}{tag}@example.com",
             "first_name": f"First{i % 977}",
             "last_name": f"Last{i % 991}",
             "phone": f"+1555{i:07d}",
@@ -143,39 +146,60 @@ def bench_engine(
 ) -> None:
     print(f"{name}: {n:,} rows, batches of {BATCH}")
     wh.ensure_columns(COLUMNS)
+    changed = synthetic(n, tag="+v2")
     base = timed("yardstick (plain bulk insert)", n, yardstick)
-    ins = timed("adapter write, all new (merge)", n, through_adapter(wh, batches, "r1"))
-    upd = timed("adapter write, all existing (merge)", n, through_adapter(wh, batches, "r2"))
+    ins = timed("adapter write, all new", n, through_adapter(wh, batches, "r1"))
+    same = timed("adapter write, existing, unchanged", n, through_adapter(wh, batches, "r2"))
+    upd = timed("adapter write, existing, email changed", n, through_adapter(wh, changed, "r3"))
     assert wh.count() == n
-    print(f"  ratio insert/yardstick {ins / base:.2f}   update/yardstick {upd / base:.2f}")
+    assert wh.count_profiles() == n
+    print(
+        f"  ratio vs yardstick: new {ins / base:.2f}  unchanged {same / base:.2f}  "
+        f"changed {upd / base:.2f}"
+    )
+    print(
+        f"  vs targets (60k new, 40k updates): new {ins / 60_000:.2f}  "
+        f"unchanged {same / 40_000:.2f}  changed {upd / 40_000:.2f}"
+    )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("n", nargs="?", type=int, default=200_000)
-    parser.add_argument("--pg", default="postgresql://root@127.0.0.1:5432/test")
-    parser.add_argument("--skip-pg", action="store_true")
-    args = parser.parse_args()
-    batches = synthetic(args.n)
+def bench_duckdb(n: int, batches: list[list[IdentityRow]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wh = connect(f"duckdb:///{Path(tmp) / 'bench.duckdb'}")
         try:
-            bench_engine(
-                "duckdb", wh, duckdb_yardstick(Path(tmp) / "plain.duckdb", batches), args.n, batches
-            )
+            yardstick = duckdb_yardstick(Path(tmp) / "plain.duckdb", batches)
+            bench_engine("duckdb", wh, yardstick, n, batches)
         finally:
             wh.close()
-    if args.skip_pg:
-        return
+
+
+def bench_postgres(url: str, n: int, batches: list[list[IdentityRow]]) -> None:
     schema = f"bench_{secrets.token_hex(4)}"
-    wh = connect(args.pg, schema=schema)
+    wh = connect(url, schema=schema)
     try:
         wh.ensure_columns(())
-        bench_engine("postgresql", wh, pg_yardstick(args.pg, schema, batches), args.n, batches)
+        bench_engine("postgresql", wh, pg_yardstick(url, schema, batches), n, batches)
     finally:
         wh.close()
-        with psycopg.connect(args.pg, autocommit=True) as conn:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def main() -> None:
+    global BATCH
+    parser = argparse.ArgumentParser()
+    parser.add_argument("n", nargs="?", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--pg", default="postgresql://root@127.0.0.1:5432/test")
+    parser.add_argument("--skip-pg", action="store_true")
+    parser.add_argument("--skip-duckdb", action="store_true")
+    args = parser.parse_args()
+    BATCH = args.batch
+    batches = synthetic(args.n)
+    if not args.skip_duckdb:
+        bench_duckdb(args.n, batches)
+    if not args.skip_pg:
+        bench_postgres(args.pg, args.n, batches)
 
 
 if __name__ == "__main__":

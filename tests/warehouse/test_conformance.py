@@ -334,6 +334,32 @@ def test_unchanged_rows_keep_their_profile_timestamp(warehouse: Warehouse) -> No
     assert [i["_run_id"] for i in warehouse.identities()] == ["run2", "run2"]
 
 
+def test_a_stray_profile_is_overwritten(warehouse: Warehouse, engine: Engine) -> None:
+    """A new identity whose profile id is already taken (left by hand) still lands."""
+    warehouse.write(batch(row("cus_0")))
+    stray = profile_id("p1", "cus_1")
+    engine.raw(
+        warehouse,
+        "INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count, email) "
+        f"VALUES ('{stray}', TIMESTAMPTZ '2020-01-01 00:00:00+00', 1, 'stray')",
+    )
+    result = warehouse.write(batch(row("cus_1", email="real"), row("cus_2")))
+    assert (result.inserted, result.updated, result.rejected) == (2, 0, [])
+    profiles = {p["_profile_id"]: p for p in warehouse.profiles()}
+    assert warehouse.count_profiles() == len(profiles) == 3
+    assert profiles[stray]["email"] == "real"
+
+
+def test_new_and_existing_rows_mixed_after_an_all_new_batch(warehouse: Warehouse) -> None:
+    assert warehouse.write(batch(row("cus_1"), row("cus_2"))).inserted == 2
+    result = warehouse.write(batch(row("cus_3"), row("cus_2", email="b"), run="run2"))
+    assert (result.inserted, result.updated) == (1, 1)
+    result = warehouse.write(batch(row("cus_4"), run="run2"))
+    assert (result.inserted, result.updated) == (1, 0)
+    assert warehouse.count() == warehouse.count_profiles() == 4
+    assert [i["email"] for i in warehouse.identities()] == [None, "b", None, None]
+
+
 def test_empty_batch_writes_nothing(warehouse: Warehouse) -> None:
     result = warehouse.write(batch())
     assert (result.inserted, result.updated, result.deleted) == (0, 0, 0)

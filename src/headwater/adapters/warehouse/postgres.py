@@ -294,6 +294,11 @@ class PostgresWarehouse:
         )
         now = datetime.now(UTC)
         params = {"p": batch.pipeline_id, "c": batch.connection_id, "r": batch.run_id, "n": now}
+        # The only join left is the merged rows against the profiles; neither table's
+        # statistics are fresh mid-import, and a hash join would read every profile.
+        # Index lookups cost O(batch).  Planner settings only, for this transaction.
+        cur.execute("SET LOCAL enable_hashjoin = off")
+        cur.execute("SET LOCAL enable_mergejoin = off")
         cur.execute(merge, params)
         found = cur.fetchone()
         inserted, total = (int(found[0]), int(found[1])) if found else (0, 0)

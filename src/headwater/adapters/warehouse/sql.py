@@ -131,15 +131,24 @@ def _profile_conflict(names: Sequence[str]) -> str:
 
 
 def profile_upsert(
-    schema: str, stage: str, names: Sequence[str], p_now: str, casts: Mapping[str, str]
+    schema: str,
+    stage: str,
+    names: Sequence[str],
+    p_now: str,
+    casts: Mapping[str, str],
+    *,
+    on_conflict: bool = True,
 ) -> str:
-    """Upsert one profile per staged identity (identity resolution comes later)."""
+    """Upsert one profile per staged identity (identity resolution comes later).
+
+    Without `on_conflict` it is a plain INSERT (for identities known to be new).
+    """
     cols = "".join(", " + quote(n) for n in names)
     values = "".join(", " + v for v in _staged_values(names, casts))
     return (
         f"INSERT INTO {quote(schema)}.profiles AS p (_profile_id, _updated_at, _identity_count"
         f"{cols}) SELECT s._profile_id, {p_now}, 1{values} FROM {stage} AS s"
-        + _profile_conflict(names)
+        + (_profile_conflict(names) if on_conflict else "")
     )
 
 
@@ -153,17 +162,32 @@ def merge_returning_counts(
     """One statement (PostgreSQL) merging identities, then their profiles.
 
     It returns one row: (identities inserted, identities written).  ``xmax = 0`` holds
-    only for a freshly inserted row version, which tells inserts from updates.  The
-    profile of each written identity is keyed by the identity's own ``_profile_id``
-    (the one stored, not a recomputed one).
+    only for a freshly inserted row version, which tells inserts from updates.  New
+    identities get their profile inserted; existing ones have it updated only when a
+    model value changed (an ON CONFLICT that updates nothing would still lock, and so
+    write, every row).  Profiles are keyed by the identity's stored ``_profile_id`` and
+    take the identity's values as the merge returned them (no second pass over the stage).
     """
     insert, tail = identity_upsert(schema, stage, names, params, casts)
-    cols = "".join(", " + quote(n) for n in names)
-    values = "".join(", " + v for v in _staged_values(names, casts))
+    s, now = quote(schema), params[3]
+    cols = [quote(n) for n in names]
+    returned = "".join(", " + c for c in cols)
+    new = (
+        f"new AS (INSERT INTO {s}.profiles AS p (_profile_id, _updated_at, _identity_count"
+        f"{returned}) SELECT u._profile_id, {now}, 1{''.join(', u.' + c for c in cols)} "
+        f"FROM up AS u WHERE u._ins{_profile_conflict(names)})"
+    )
+    changed = ""
+    if names:
+        sets = ", ".join(f"{c} = u.{c}" for c in cols)
+        mine = ", ".join(f"p.{c}" for c in cols)
+        theirs = ", ".join(f"u.{c}" for c in cols)
+        changed = (
+            f", changed AS (UPDATE {s}.profiles AS p SET _updated_at = {now}, {sets} "
+            f"FROM up AS u WHERE NOT u._ins AND p._profile_id = u._profile_id "
+            f"AND ({mine}) IS DISTINCT FROM ({theirs}))"
+        )
     return (
-        f"WITH up AS ({insert}{tail} RETURNING _source_id, _profile_id, (xmax = 0) AS ins), "
-        f"prof AS (INSERT INTO {quote(schema)}.profiles AS p (_profile_id, _updated_at, "
-        f"_identity_count{cols}) SELECT u._profile_id, {params[3]}, 1{values} FROM up AS u "
-        f"JOIN {stage} AS s ON s._source_id = u._source_id{_profile_conflict(names)}) "
-        "SELECT count(*) FILTER (WHERE ins), count(*) FROM up"
+        f"WITH up AS ({insert}{tail} RETURNING _profile_id, (xmax = 0) AS _ins{returned}), "
+        f"{new}{changed} SELECT count(*) FILTER (WHERE _ins), count(*) FROM up"
     )
