@@ -79,6 +79,8 @@ _COPY = {
     T.ARRAY: "text[]",
 }
 _STAGE = "pg_temp.hw_stage"
+# Placeholders of pipeline id, connection id, run id and import time (see `_params`).
+_PARAMS = ("%(p)s", "%(c)s", "%(r)s", "%(n)s")
 
 
 class _StaleColumns(WarehouseError):
@@ -106,6 +108,8 @@ class PostgresWarehouse:
         self._conn: psycopg.Connection[Any] | None = None
         self._columns: dict[str, PropertyType] | None = None
         self._stage_sig: tuple[tuple[str, PropertyType], ...] | None = None
+        # Per pipeline: whether the next batch is expected to hold only new identities.
+        self._fresh: dict[str, bool] = {}
         # Test hook: called inside the write transaction right after the identity merge.
         self._after_merge: Callable[[], None] | None = None
         self._s = sql.quote(self.schema)
@@ -230,7 +234,8 @@ class PostgresWarehouse:
             result.rejected = staged.rejected
             if staged.rows:
                 self._stage(cur, staged, columns, batch.pipeline_id)
-                self._merge(cur, batch, columns, result)
+                if dry_run or not self._insert_new(cur, batch, columns, result):
+                    self._merge(cur, batch, columns, result)
             if dry_run:
                 raise DryRun
             if batch.deletes:
@@ -280,6 +285,47 @@ class PostgresWarehouse:
                     ) from None
         self._stage_sig = sig
 
+    def _insert_new(
+        self,
+        cur: psycopg.Cursor[Any],
+        batch: WriteBatch,
+        columns: dict[str, PropertyType],
+        result: WriteResult,
+    ) -> bool:
+        """Plain INSERTs when the batch is expected to hold only new identities.
+
+        ON CONFLICT costs PostgreSQL about 1.6 times a plain insert, and a first import
+        is all new rows.  The unique keys guard the guess: on a clash the savepoint is
+        rolled back (the stage stays) and this returns False so the caller merges.
+        """
+        if not self._fresh.get(batch.pipeline_id, True):
+            return False
+        names = list(columns)
+        casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
+        insert, _ = sql.identity_upsert(self.schema, _STAGE, names, _PARAMS, casts)
+        profiles = sql.profile_upsert(self.schema, _STAGE, names, "%(n)s", casts, on_conflict=False)
+        params = self._params(batch)
+        try:
+            with cur.connection.transaction():  # a savepoint
+                cur.execute(insert, params)
+                result.inserted = cur.rowcount
+                if self._after_merge is not None:
+                    self._after_merge()
+                cur.execute(profiles, params)
+        except psycopg.errors.UniqueViolation:
+            self._fresh[batch.pipeline_id] = False
+            result.inserted = 0
+            return False
+        return True
+
+    def _params(self, batch: WriteBatch) -> dict[str, Any]:
+        return {
+            "p": batch.pipeline_id,
+            "c": batch.connection_id,
+            "r": batch.run_id,
+            "n": datetime.now(UTC),
+        }
+
     def _merge(
         self,
         cur: psycopg.Cursor[Any],
@@ -289,20 +335,18 @@ class PostgresWarehouse:
     ) -> None:
         names = list(columns)
         casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
-        merge = sql.merge_returning_counts(
-            self.schema, _STAGE, names, ("%(p)s", "%(c)s", "%(r)s", "%(n)s"), casts
-        )
-        now = datetime.now(UTC)
-        params = {"p": batch.pipeline_id, "c": batch.connection_id, "r": batch.run_id, "n": now}
+        merge = sql.merge_returning_counts(self.schema, _STAGE, names, _PARAMS, casts)
         # The only join left is the merged rows against the profiles; neither table's
         # statistics are fresh mid-import, and a hash join would read every profile.
         # Index lookups cost O(batch).  Planner settings only, for this transaction.
         cur.execute("SET LOCAL enable_hashjoin = off")
         cur.execute("SET LOCAL enable_mergejoin = off")
-        cur.execute(merge, params)
+        cur.execute(merge, self._params(batch))
         found = cur.fetchone()
         inserted, total = (int(found[0]), int(found[1])) if found else (0, 0)
         result.inserted, result.updated = inserted, total - inserted
+        # A batch of only new identities suggests the next one is new too (an import).
+        self._fresh[batch.pipeline_id] = result.updated == 0
         if self._after_merge is not None:
             self._after_merge()
 
