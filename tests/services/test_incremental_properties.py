@@ -142,6 +142,7 @@ CRASH_SCRIPT = textwrap.dedent(
     from headwater.services.pipelines import engine, runner
 
     point, nth = sys.argv[2], int(sys.argv[3])
+    engine.WRITE_BATCH = 50  # about one write per page of events: several commits
     seen = {"save": 0, "write": 0}
     save_state = engine.RunContext.save_state
     open_warehouse = App.warehouse

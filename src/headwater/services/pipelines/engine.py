@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from headwater.adapters.connectors.base import HistoryExpired, PermissionMissing, Source
+from headwater.adapters.connectors.base import (
+    Change,
+    HistoryExpired,
+    PermissionMissing,
+    Source,
+)
 from headwater.adapters.store import repository, runs
 from headwater.adapters.warehouse.base import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, utcnow
@@ -133,27 +138,48 @@ def run_incremental(ctx: RunContext) -> None:
 
 
 def _apply_changes(ctx: RunContext, position: dict[str, Any]) -> None:
+    """Apply change batches, merged across pages into writes of up to `WRITE_BATCH`.
+
+    One write per page would cost a warehouse transaction per 100 events; merging keeps
+    only each customer's latest change, so one write never both upserts and deletes it.
+    """
     writer = Writer(ctx.warehouse)
+    pending: dict[str, Change] = {}
+    last = position
     try:
         for change_batch in ctx.source.read_changes(position):
-            upserts = [c for c in change_batch.changes if c.record is not None]
-            deletes = [c.source_id for c in change_batch.changes if c.record is None]
             ctx.recorder.counters.read += len(change_batch.changes)
-            stamps = [datetime.fromtimestamp(c.at, UTC) for c in upserts]
-            shaped = ctx.shaper.shape([c.record for c in upserts if c.record], stamps)
-            # A customer that no longer passes the filter (or is skipped) is removed.
-            deletes.extend(shaped.dropped)
-            new_position = change_batch.position
-
-            def commit(result: WriteResult, pos: dict[str, Any] = new_position) -> None:
-                ctx.count(result)
-                ctx.save_state(position=pos)  # rule 1: only after the write committed
-
-            writer.submit(ctx.batch(shaped.rows, deletes), commit)
+            for change in change_batch.changes:
+                pending.pop(change.source_id, None)  # re-insert: chronological order
+                pending[change.source_id] = change
+            if len(pending) >= WRITE_BATCH:
+                _submit_changes(ctx, writer, list(pending.values()), change_batch.position)
+                pending = {}
+            last = change_batch.position
+        if pending:
+            _submit_changes(ctx, writer, list(pending.values()), last)
         writer.finish()
     except BaseException:
         writer.abort()
         raise
+
+
+def _submit_changes(
+    ctx: RunContext, writer: Writer, changes: list[Change], position: dict[str, Any]
+) -> None:
+    upserts = [c for c in changes if c.record is not None]
+    deletes = [c.source_id for c in changes if c.record is None]
+    stamps = [datetime.fromtimestamp(c.at, UTC) for c in upserts]
+    shaped = ctx.shaper.shape([c.record for c in upserts if c.record], stamps)
+    # A customer that no longer passes the filter (or is skipped) is removed.
+    deletes.extend(shaped.dropped)
+
+    def commit(result: WriteResult) -> None:
+        ctx.count(result)
+        ctx.save_state(position=position)  # rule 1: only after the write committed
+
+    writer.submit(ctx.batch(shaped.rows, deletes), commit)
+    ctx.recorder.flush()
 
 
 def _run_created_since(ctx: RunContext, since: int) -> None:
