@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,17 @@ from headwater.adapters.warehouse.base import (
     WriteBatch,
     WriteResult,
 )
+from headwater.adapters.warehouse.duckdb_stage import (
+    CASTS,
+    DIALECT,
+    FROM_SQL,
+    arrow_stage,
+    registered,
+    run,
+)
 from headwater.adapters.warehouse.rejects import (
     DryRun,
     RejectedData,
-    Staged,
     stage_values,
     write_isolating,
 )
@@ -31,54 +38,12 @@ from headwater.adapters.warehouse.staging import (
     check_row_columns,
     json_value,
     latest_rows,
-    profile_ids,
 )
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
 
 T = PropertyType
-DIALECT = sql.Dialect(
-    types={
-        T.STRING: "VARCHAR",
-        T.INTEGER: "BIGINT",
-        T.FLOAT: "DOUBLE",
-        T.DECIMAL: "DECIMAL(38,9)",
-        T.BOOLEAN: "BOOLEAN",
-        T.DATETIME: "TIMESTAMPTZ",
-        T.DATE: "DATE",
-        T.JSON: "JSON",
-        T.ARRAY: "VARCHAR[]",
-    },
-    text="VARCHAR",
-    timestamptz="TIMESTAMPTZ",
-    integer="INTEGER",
-)
-# information_schema spelling of each column type, back to the model type.
-_FROM_SQL = {
-    "VARCHAR": T.STRING,
-    "BIGINT": T.INTEGER,
-    "DOUBLE": T.FLOAT,
-    "DECIMAL(38,9)": T.DECIMAL,
-    "BOOLEAN": T.BOOLEAN,
-    "TIMESTAMP WITH TIME ZONE": T.DATETIME,
-    "DATE": T.DATE,
-    "JSON": T.JSON,
-    "VARCHAR[]": T.ARRAY,
-}
-# How each type is staged in Arrow; decimals go as text so DuckDB rounds them to scale 9.
-_ARROW = {
-    T.STRING: pa.string(),
-    T.INTEGER: pa.int64(),
-    T.FLOAT: pa.float64(),
-    T.DECIMAL: pa.string(),
-    T.BOOLEAN: pa.bool_(),
-    T.DATETIME: pa.timestamp("us", tz="UTC"),
-    T.DATE: pa.date32(),
-    T.JSON: pa.string(),
-    T.ARRAY: pa.list_(pa.string()),
-}
-_CASTS = {T.DECIMAL: "DECIMAL(38,9)", T.JSON: "JSON"}
 _STAGE = "hw_stage"
 _IDS = "hw_ids"
 
@@ -144,14 +109,14 @@ class DuckDBWarehouse:
 
     def _model_columns(self, conn: duckdb.DuckDBPyConnection) -> dict[str, PropertyType]:
         if self._columns is None:
-            found = _run(
+            found = run(
                 conn,
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = $1 AND table_name = 'identities' ORDER BY ordinal_position",
                 [self.schema],
             )
             self._columns = {
-                name: _FROM_SQL.get(kind, T.STRING)
+                name: FROM_SQL.get(kind, T.STRING)
                 for name, kind in found
                 if name not in META_COLUMNS
             }
@@ -164,19 +129,19 @@ class DuckDBWarehouse:
             sql.check_model_column(col.name)
         with self._transaction("creating tables") as conn:
             for stmt in sql.create_tables(DIALECT, self.schema):
-                _run(conn, stmt)
+                run(conn, stmt)
             self._columns = None
             have = self._model_columns(conn)
             profile_cols = set(self._table_columns(conn, "profiles"))
             for col in columns:
                 if col.name not in have:
-                    _run(conn, sql.add_column(DIALECT, self.schema, "identities", col))
+                    run(conn, sql.add_column(DIALECT, self.schema, "identities", col))
                 if col.name not in profile_cols:
-                    _run(conn, sql.add_column(DIALECT, self.schema, "profiles", col))
+                    run(conn, sql.add_column(DIALECT, self.schema, "profiles", col))
             self._columns = None
 
     def _table_columns(self, conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-        rows = _run(
+        rows = run(
             conn,
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = $1 AND table_name = $2",
@@ -191,7 +156,7 @@ class DuckDBWarehouse:
             for table in ("identities", "profiles"):
                 have = self._table_columns(conn, table)
                 if old in have:
-                    _run(conn, sql.rename_column(self.schema, table, old, new))
+                    run(conn, sql.rename_column(self.schema, table, old, new))
                 elif new not in have:
                     raise NotFound(f"column {old!r} does not exist in {self.schema}.{table}")
             self._columns = None
@@ -200,7 +165,7 @@ class DuckDBWarehouse:
         sql.check_model_column(name)
         with self._transaction("dropping a column") as conn:
             for table in ("identities", "profiles"):
-                _run(conn, sql.drop_column(self.schema, table, name))
+                run(conn, sql.drop_column(self.schema, table, name))
             self._columns = None
 
     # -- writes ----------------------------------------------------------------------
@@ -227,7 +192,7 @@ class DuckDBWarehouse:
             staged = stage_values(rows, columns, nul_forbidden=False)
             result.rejected = staged.rejected
             if staged.rows:
-                with _registered(conn, _STAGE, _arrow_stage(staged, columns, batch.pipeline_id)):
+                with registered(conn, _STAGE, arrow_stage(staged, columns, batch.pipeline_id)):
                     merge = self._insert_new if fresh else self._merge
                     merge(conn, batch, len(staged.rows), columns, now, result)
             if dry_run:
@@ -256,14 +221,14 @@ class DuckDBWarehouse:
         guess: a clash raises `_NotFresh`, and `write` redoes the batch as a merge.
         """
         names = list(columns)
-        casts = {n: _CASTS[t] for n, t in columns.items() if t in _CASTS}
+        casts = {n: CASTS[t] for n, t in columns.items() if t in CASTS}
         insert, _ = sql.identity_upsert(self.schema, _STAGE, names, ("$1", "$2", "$3", "$4"), casts)
         profiles = sql.profile_upsert(self.schema, _STAGE, names, "$1", casts, on_conflict=False)
         try:
-            _run(conn, insert, [batch.pipeline_id, batch.connection_id, batch.run_id, now])
+            run(conn, insert, [batch.pipeline_id, batch.connection_id, batch.run_id, now])
             if self._after_merge is not None:
                 self._after_merge()
-            _run(conn, profiles, [now])
+            run(conn, profiles, [now])
         except duckdb.ConstraintException:
             raise _NotFresh from None
         result.inserted = total
@@ -278,7 +243,7 @@ class DuckDBWarehouse:
         result: WriteResult,
     ) -> None:
         names = list(columns)
-        casts = {n: _CASTS[t] for n, t in columns.items() if t in _CASTS}
+        casts = {n: CASTS[t] for n, t in columns.items() if t in CASTS}
         insert, update_tail = sql.identity_upsert(
             self.schema, _STAGE, names, ("$1", "$2", "$3", "$4"), casts
         )
@@ -288,25 +253,25 @@ class DuckDBWarehouse:
         # and the transaction sees only its own changes, so the growth of the table is
         # the number of new identities; count(*) of a table is cheap in DuckDB.
         count = f"SELECT count(*) FROM {self._s}.identities"
-        before = int(_run(conn, count)[0][0])
-        _run(conn, insert + update_tail, params)
-        result.inserted = int(_run(conn, count)[0][0]) - before
+        before = int(run(conn, count)[0][0])
+        run(conn, insert + update_tail, params)
+        result.inserted = int(run(conn, count)[0][0]) - before
         result.updated = total - result.inserted
         # A batch of only new identities suggests the next one is new too (an import).
         self._fresh[batch.pipeline_id] = result.updated == 0
         if self._after_merge is not None:
             self._after_merge()
-        _run(conn, sql.profile_upsert(self.schema, _STAGE, names, "$1", casts), [now])
+        run(conn, sql.profile_upsert(self.schema, _STAGE, names, "$1", casts), [now])
 
     def _delete_where(self, conn: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
         """Delete matching identities, then the profiles no identity references any more."""
-        gone = _run(
+        gone = run(
             conn, f"DELETE FROM {self._s}.identities WHERE {where} RETURNING _profile_id", params
         )
         if gone:
             ids = pa.table({"id": pa.array([g[0] for g in gone], pa.string())})
-            with _registered(conn, _IDS, ids):
-                _run(
+            with registered(conn, _IDS, ids):
+                run(
                     conn,
                     f"DELETE FROM {self._s}.profiles AS p WHERE p._profile_id IN "
                     f"(SELECT id FROM {_IDS}) AND NOT EXISTS (SELECT 1 FROM "
@@ -316,7 +281,7 @@ class DuckDBWarehouse:
 
     def purge_unseen(self, pipeline_id: str, run_id: str, keep: Collection[str] = ()) -> int:
         keep_ids = pa.table({"id": pa.array(list(keep), pa.string())})
-        with self._transaction("purge") as conn, _registered(conn, "hw_keep", keep_ids):
+        with self._transaction("purge") as conn, registered(conn, "hw_keep", keep_ids):
             return self._delete_where(
                 conn,
                 "_pipeline_id = $1 AND _run_id <> $2 AND _source_id NOT IN "
@@ -356,54 +321,14 @@ class DuckDBWarehouse:
     def count(self, pipeline_id: str | None = None) -> int:
         where, params = ("WHERE _pipeline_id = $1", [pipeline_id]) if pipeline_id else ("", [])
         with self._transaction("count") as conn:
-            found = _run(conn, f"SELECT count(*) FROM {self._s}.identities {where}", params)
+            found = run(conn, f"SELECT count(*) FROM {self._s}.identities {where}", params)
         return int(found[0][0])
 
     def count_profiles(self) -> int:
         with self._transaction("count") as conn:
-            found = _run(conn, f"SELECT count(*) FROM {self._s}.profiles")
+            found = run(conn, f"SELECT count(*) FROM {self._s}.profiles")
         return int(found[0][0])
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _arrow_stage(staged: Staged, columns: dict[str, PropertyType], pipeline_id: str) -> pa.Table:
-    rows = staged.rows
-    source_ids = [r.source_id for r in rows]
-    data: dict[str, pa.Array] = {
-        "_source_id": pa.array(source_ids, pa.string()),
-        "_source_updated_at": pa.array(
-            [r.source_updated_at for r in rows], pa.timestamp("us", tz="UTC")
-        ),
-        "_profile_id": pa.array(profile_ids(pipeline_id, source_ids), pa.string()),
-    }
-    for name, ptype in columns.items():
-        values = staged.values[name]
-        if ptype is T.DECIMAL:
-            values = [None if v is None else format(v, "f") for v in values]
-        try:
-            data[name] = pa.array(values, _ARROW[ptype])
-        except (pa.ArrowException, OverflowError, TypeError, ValueError) as exc:
-            raise RejectedData(f"DuckDB cannot stage column {name!r}: {exc}") from None
-    return pa.table(data)
-
-
-def _run(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> list[Any]:
-    # Always drain the result: DuckDB refuses further work (even ROLLBACK) on a
-    # connection that holds an unfinished result.
-    return conn.execute(query, params or []).fetchall()
-
-
-@contextmanager
-def _registered(conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
-    """Expose an Arrow table to SQL as `name` for the duration of the block."""
-    conn.register(name, table)
-    try:
-        yield
-    finally:
-        # Inside an aborted transaction unregistering fails; the original error matters
-        # more, and the next register() of the same name replaces the view anyway.
-        with suppress(duckdb.Error):
-            conn.unregister(name)

@@ -10,7 +10,6 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from headwater.adapters.warehouse import rejects, sql
@@ -21,10 +20,17 @@ from headwater.adapters.warehouse.base import (
     WriteBatch,
     WriteResult,
 )
+from headwater.adapters.warehouse.postgres_stage import (
+    DIALECT,
+    FROM_SQL,
+    STAGE,
+    copy_stage,
+    create_stage,
+    describe,
+)
 from headwater.adapters.warehouse.rejects import (
     DryRun,
     RejectedData,
-    Staged,
     stage_values,
     write_isolating,
 )
@@ -32,68 +38,18 @@ from headwater.adapters.warehouse.staging import (
     check_row_columns,
     hide_password,
     latest_rows,
-    profile_ids,
 )
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
 
 T = PropertyType
-DIALECT = sql.Dialect(
-    types={
-        T.STRING: "text",
-        T.INTEGER: "bigint",
-        T.FLOAT: "double precision",
-        T.DECIMAL: "numeric",
-        T.BOOLEAN: "boolean",
-        T.DATETIME: "timestamptz",
-        T.DATE: "date",
-        T.JSON: "jsonb",
-        T.ARRAY: "text[]",
-    },
-    text="text",
-    timestamptz="timestamptz",
-    integer="integer",
-)
-_FROM_SQL = {
-    "text": T.STRING,
-    "bigint": T.INTEGER,
-    "double precision": T.FLOAT,
-    "numeric": T.DECIMAL,
-    "boolean": T.BOOLEAN,
-    "timestamp with time zone": T.DATETIME,
-    "date": T.DATE,
-    "jsonb": T.JSON,
-    "text[]": T.ARRAY,
-}
-# Binary COPY types of the stage; JSON is staged as text and cast on merge.
-_COPY = {
-    T.STRING: "text",
-    T.INTEGER: "int8",
-    T.FLOAT: "float8",
-    T.DECIMAL: "numeric",
-    T.BOOLEAN: "bool",
-    T.DATETIME: "timestamptz",
-    T.DATE: "date",
-    T.JSON: "text",
-    T.ARRAY: "text[]",
-}
-_STAGE = "pg_temp.hw_stage"
 # Placeholders of pipeline id, connection id, run id and import time (see `_params`).
 _PARAMS = ("%(p)s", "%(c)s", "%(r)s", "%(n)s")
 
 
 class _StaleColumns(WarehouseError):
     """A statement named a column that no longer exists (the model changed elsewhere)."""
-
-
-def describe(url: str) -> str:
-    """host:port/db of a URL, for messages (never the password)."""
-    try:
-        info = conninfo_to_dict(url)
-    except psycopg.Error:
-        return "the configured server"
-    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
 class PostgresWarehouse:
@@ -159,7 +115,7 @@ class PostgresWarehouse:
     def _model_columns(self, cur: psycopg.Cursor[Any]) -> dict[str, PropertyType]:
         if self._columns is None:
             self._columns = {
-                name: _FROM_SQL.get(kind, T.STRING)
+                name: FROM_SQL.get(kind, T.STRING)
                 for name, kind in self._table_columns(cur, "identities")
                 if name not in META_COLUMNS
             }
@@ -232,8 +188,12 @@ class PostgresWarehouse:
             check_row_columns(rows, columns)
             staged = stage_values(rows, columns, nul_forbidden=True)
             result.rejected = staged.rejected
+            sig = tuple(columns.items())
             if staged.rows:
-                self._stage(cur, staged, columns, batch.pipeline_id)
+                if sig != self._stage_sig:
+                    create_stage(cur, sig)
+                copy_stage(cur, staged, columns, batch.pipeline_id)
+                self._stage_sig = sig
                 if dry_run or not self._insert_new(cur, batch, columns, result):
                     self._merge(cur, batch, columns, result)
             if dry_run:
@@ -245,45 +205,6 @@ class PostgresWarehouse:
                     (batch.pipeline_id, list(dict.fromkeys(batch.deletes))),
                 )
         return result
-
-    def _stage(
-        self,
-        cur: psycopg.Cursor[Any],
-        staged: Staged,
-        columns: dict[str, PropertyType],
-        pipeline_id: str,
-    ) -> None:
-        sig = tuple(columns.items())
-        if sig != self._stage_sig:
-            defs = "".join(f", {sql.quote(n)} {_COPY[t]}" for n, t in sig)
-            cur.execute(f"DROP TABLE IF EXISTS {_STAGE}")
-            cur.execute(
-                f"CREATE TEMP TABLE hw_stage (_source_id text, _source_updated_at timestamptz, "
-                f"_profile_id text{defs}) ON COMMIT DELETE ROWS"
-            )
-        rows = staged.rows
-        names = list(columns)
-        # Column-wise preparation, then rows: cheaper than per-row dict lookups.
-        source_ids = [r.source_id for r in rows]
-        data = [
-            source_ids,
-            [r.source_updated_at for r in rows],
-            profile_ids(pipeline_id, source_ids),
-            *(staged.values[n] for n in names),
-        ]
-        target = ", ".join(
-            ["_source_id", "_source_updated_at", "_profile_id", *map(sql.quote, names)]
-        )
-        with cur.copy(f"COPY {_STAGE} ({target}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "timestamptz", "text", *(_COPY[columns[n]] for n in names)])
-            for record in zip(*data, strict=True):
-                try:
-                    copy.write_row(record)
-                except (OverflowError, ValueError, TypeError, psycopg.DataError) as exc:
-                    raise RejectedData(
-                        f"PostgreSQL cannot stage row {record[0]!r}: {_which(record, names, exc)}"
-                    ) from None
-        self._stage_sig = sig
 
     def _insert_new(
         self,
@@ -302,8 +223,8 @@ class PostgresWarehouse:
             return False
         names = list(columns)
         casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
-        insert, _ = sql.identity_upsert(self.schema, _STAGE, names, _PARAMS, casts)
-        profiles = sql.profile_upsert(self.schema, _STAGE, names, "%(n)s", casts, on_conflict=False)
+        insert, _ = sql.identity_upsert(self.schema, STAGE, names, _PARAMS, casts)
+        profiles = sql.profile_upsert(self.schema, STAGE, names, "%(n)s", casts, on_conflict=False)
         params = self._params(batch)
         try:
             with cur.connection.transaction():  # a savepoint
@@ -335,7 +256,7 @@ class PostgresWarehouse:
     ) -> None:
         names = list(columns)
         casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
-        merge = sql.merge_returning_counts(self.schema, _STAGE, names, _PARAMS, casts)
+        merge = sql.merge_returning_counts(self.schema, STAGE, names, _PARAMS, casts)
         # The only join left is the merged rows against the profiles; neither table's
         # statistics are fresh mid-import, and a hash join would read every profile.
         # Index lookups cost O(batch).  Planner settings only, for this transaction.
@@ -418,11 +339,3 @@ class PostgresWarehouse:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def _which(record: tuple[Any, ...], names: list[str], exc: Exception) -> str:
-    """Name the column whose value could not be dumped (psycopg does not say)."""
-    for name, value in zip(names, record[len(sql.STAGE_META) :], strict=True):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
-            return f"column {name!r}: {value} is out of the bigint range ({exc})"
-    return str(exc)

@@ -1,0 +1,107 @@
+"""PostgreSQL column types and the COPY of a batch into the session's stage table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse.rejects import RejectedData, Staged
+from headwater.adapters.warehouse.staging import profile_ids
+from headwater.kernel.model import PropertyType
+
+T = PropertyType
+DIALECT = sql.Dialect(
+    types={
+        T.STRING: "text",
+        T.INTEGER: "bigint",
+        T.FLOAT: "double precision",
+        T.DECIMAL: "numeric",
+        T.BOOLEAN: "boolean",
+        T.DATETIME: "timestamptz",
+        T.DATE: "date",
+        T.JSON: "jsonb",
+        T.ARRAY: "text[]",
+    },
+    text="text",
+    timestamptz="timestamptz",
+    integer="integer",
+)
+FROM_SQL = {
+    "text": T.STRING,
+    "bigint": T.INTEGER,
+    "double precision": T.FLOAT,
+    "numeric": T.DECIMAL,
+    "boolean": T.BOOLEAN,
+    "timestamp with time zone": T.DATETIME,
+    "date": T.DATE,
+    "jsonb": T.JSON,
+    "text[]": T.ARRAY,
+}
+# Binary COPY types of the stage; JSON is staged as text and cast on merge.
+COPY_TYPES = {
+    T.STRING: "text",
+    T.INTEGER: "int8",
+    T.FLOAT: "float8",
+    T.DECIMAL: "numeric",
+    T.BOOLEAN: "bool",
+    T.DATETIME: "timestamptz",
+    T.DATE: "date",
+    T.JSON: "text",
+    T.ARRAY: "text[]",
+}
+STAGE = "pg_temp.hw_stage"
+
+
+def describe(url: str) -> str:
+    """host:port/db of a URL, for messages (never the password)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the configured server"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def create_stage(cur: psycopg.Cursor[Any], sig: tuple[tuple[str, PropertyType], ...]) -> None:
+    """(Re)create the session's stage for these model columns; it empties on commit."""
+    defs = "".join(f", {sql.quote(n)} {COPY_TYPES[t]}" for n, t in sig)
+    cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    cur.execute(
+        f"CREATE TEMP TABLE hw_stage (_source_id text, _source_updated_at timestamptz, "
+        f"_profile_id text{defs}) ON COMMIT DELETE ROWS"
+    )
+
+
+def copy_stage(
+    cur: psycopg.Cursor[Any], staged: Staged, columns: dict[str, PropertyType], pipeline_id: str
+) -> None:
+    """Binary COPY of the staged rows (column-wise preparation, then rows)."""
+    rows = staged.rows
+    names = list(columns)
+    source_ids = [r.source_id for r in rows]
+    data = [
+        source_ids,
+        [r.source_updated_at for r in rows],
+        profile_ids(pipeline_id, source_ids),
+        *(staged.values[n] for n in names),
+    ]
+    target = ", ".join(["_source_id", "_source_updated_at", "_profile_id", *map(sql.quote, names)])
+    with cur.copy(f"COPY {STAGE} ({target}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "timestamptz", "text", *(COPY_TYPES[columns[n]] for n in names)])
+        for record in zip(*data, strict=True):
+            try:
+                copy.write_row(record)
+            except (OverflowError, ValueError, TypeError, psycopg.DataError) as exc:
+                raise RejectedData(
+                    f"PostgreSQL cannot stage row {record[0]!r}: {_which(record, names, exc)}"
+                ) from None
+
+
+def _which(record: tuple[Any, ...], names: list[str], exc: Exception) -> str:
+    """Name the column whose value could not be dumped (psycopg does not say)."""
+    for name, value in zip(names, record[len(sql.STAGE_META) :], strict=True):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+            return f"column {name!r}: {value} is out of the bigint range ({exc})"
+    return str(exc)
