@@ -222,3 +222,28 @@ def test_kill_9_during_a_run_then_run_again_loses_and_duplicates_nothing(
     assert killed.status == "failed"
     assert "abandoned" in (killed.message or "")
     assert repository.find(app.engine, Workspace)[0].name == "default"
+
+
+def test_a_row_the_warehouse_refuses_is_a_write_error_and_keeps_its_old_row(
+    warehouse_app: App, make_pipeline: MakePipeline
+) -> None:
+    app = warehouse_app
+    model.add(app, "score", "integer")
+    with start_sandbox(customers=30, seed=12) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        big = client.v1.customers.create({"email": "big@example.com", "metadata": {"score": "5"}})
+        pipeline = make_pipeline(
+            connect(app, sb), mapping={"email": "email", "score": "metadata.score"}
+        )
+        assert runner.run_pipeline(app, pipeline.id).counters["written"] == 31
+        # Fits a Python int, not a 64-bit warehouse column.
+        client.v1.customers.update(big.id, {"metadata": {"score": str(2**70)}})
+        run = runner.run_pipeline(app, pipeline.id, full=True)
+    assert run.status == "succeeded", run.message
+    assert run.counters["failed"]["write"] == 1
+    assert run.counters["written"] == 30
+    assert run.counters["deleted"] == 0  # the refused customer was seen: not purged
+    assert [e["source_id"] for e in run.errors if e["step"] == "write"] == [big.id]
+    rows = _identities(app, pipeline.id)
+    assert len(rows) == 31
+    assert rows[big.id]["score"] == 5  # the earlier import is intact

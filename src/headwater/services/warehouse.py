@@ -26,6 +26,7 @@ def describe(app: App) -> dict[str, Any]:
             "url": safe_url(url),
             "engine": warehouse.capabilities.engine,
             "identities": warehouse.count(),
+            "profiles": warehouse.count_profiles(),
         }
     finally:
         warehouse.close()

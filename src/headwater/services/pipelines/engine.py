@@ -27,7 +27,7 @@ from headwater.adapters.store import repository, runs
 from headwater.adapters.warehouse.base import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, utcnow
 from headwater.kernel.errors import HeadwaterError, redact
-from headwater.kernel.records import Record
+from headwater.kernel.records import Record, Step
 from headwater.services.pipelines.recorder import Recorder
 from headwater.services.pipelines.shaping import Shaper
 from headwater.services.pipelines.writer import Writer
@@ -53,12 +53,17 @@ class RunContext:
     recorder: Recorder
     events_read: bool
     summary: dict[str, Any] = field(default_factory=dict)
+    rejected: set[str] = field(default_factory=set)  # rows the warehouse refused
 
     def batch(self, rows: Sequence[Any] = (), deletes: Sequence[str] = ()) -> WriteBatch:
         p = self.pipeline
         return WriteBatch(p.id, p.connection_id, self.run.id, list(rows), list(deletes))
 
     def count(self, result: WriteResult) -> None:
+        for source_id, message in result.rejected:
+            # The warehouse refused this row; the rest of the batch committed.
+            self.recorder.error(source_id, Step.WRITE, message)
+            self.rejected.add(source_id)
         c = self.recorder.counters
         c.written += result.written
         c.created += result.inserted
@@ -108,7 +113,7 @@ def run_full(ctx: RunContext, reason: str) -> None:
         raise
     # Rule 3: everything was read without a read error, so unseen identities are gone
     # from the source (or no longer pass the filter).  Failed records keep their rows.
-    purged = ctx.warehouse.purge_unseen(ctx.pipeline.id, ctx.run.id, keep=failed)
+    purged = ctx.warehouse.purge_unseen(ctx.pipeline.id, ctx.run.id, keep=failed | ctx.rejected)
     ctx.recorder.counters.deleted += purged
     ctx.summary["purged"] = purged
     ctx.pipeline.needs_full = False
