@@ -140,7 +140,9 @@ def budget(customers: int) -> bool:
     limit = 25.0
     with start_sandbox(customers=customers, seed=2, latency_ms=100, rate_limit=limit) as sb:
         sb.reset_stats()
-        result = import_once(sb, "default", rps=limit * 0.97)
+        # The client's token bucket spaces requests evenly (burst 1), so a budget just
+        # under the account's limit never trips it: measured 0 429s at 99% and 100%.
+        result = import_once(sb, "default", rps=limit * 0.99)
         stats = sb.stats()
     allowed = limit * 100
     rate = result["counters"]["written"] / result["seconds"]
@@ -161,8 +163,9 @@ def main() -> None:
     parser.add_argument("--latency-customers", type=int, default=100_000)
     parser.add_argument("--engines", default="duckdb,postgres")
     args = parser.parse_args()
-    ok = throughput(args.customers, args.engines.split(","))
-    ok &= budget(args.latency_customers)
+    ok = throughput(args.customers, args.engines.split(",")) if args.customers else True
+    if args.latency_customers:
+        ok &= budget(args.latency_customers)
     sys.exit(0 if ok else 1)
 
 
