@@ -35,3 +35,25 @@ class Transformation(Protocol):
         """Captured ``console.log`` / ``print`` output since the last call (capped)."""
 
     def close(self) -> None: ...
+
+
+class CappedLog:
+    """Captured user output (``console.log`` / ``print``): at most `cap` lines are kept
+    between two `take` calls; the rest are counted and reported as one line."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._lines: list[str] = []
+        self._dropped = 0
+
+    def add(self, lines: list[str], dropped: int = 0) -> None:
+        room = max(self.cap - len(self._lines), 0)
+        self._lines.extend(lines[:room])
+        self._dropped += dropped + max(len(lines) - room, 0)
+
+    def take(self) -> list[str]:
+        lines, self._lines = self._lines, []
+        if self._dropped:
+            lines.append(f"… {self._dropped} more lines not shown")
+            self._dropped = 0
+        return lines

@@ -36,7 +36,7 @@ from py_mini_racer import (
     MiniRacer,
 )
 
-from headwater.adapters.transformations.base import BatchFailed
+from headwater.adapters.transformations.base import BatchFailed, CappedLog
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record, TransformFailure
 
@@ -145,8 +145,7 @@ class JavaScriptTransformation:
         self._time_limit = time_limit
         self._memory = memory_limit_mb
         self._log_cap = log_cap
-        self._logs: list[str] = []
-        self._dropped = 0
+        self._logs = CappedLog(log_cap)
         self._batch = 0
         self._ctx: MiniRacer | None = self._new_context()
         # An unclosed V8 context keeps the interpreter from exiting: close it on
@@ -224,19 +223,12 @@ class JavaScriptTransformation:
         ]
         for index, message in data["errors"]:
             out[index] = TransformFailure(str(message))
-        room = self._log_cap - len(self._logs)
-        logs = [str(line) for line in data["logs"]]
-        self._logs.extend(logs[: max(room, 0)])
-        self._dropped += int(data["dropped"]) + max(len(logs) - max(room, 0), 0)
+        self._logs.add([str(line) for line in data["logs"]], int(data["dropped"]))
         return out
 
     def logs(self) -> list[str]:
         """Captured console output since the last call (at most ``log_cap`` lines)."""
-        logs, self._logs = self._logs, []
-        if self._dropped:
-            logs.append(f"… {self._dropped} more lines not shown")
-            self._dropped = 0
-        return logs
+        return self._logs.take()
 
     def close(self) -> None:
         self._discard()

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from headwater.adapters.transformations.base import BatchFailed
+from headwater.adapters.transformations.base import BatchFailed, CappedLog
 from headwater.adapters.transformations.python.channel import exchange
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record, TransformFailure
@@ -86,7 +86,6 @@ class PythonTransformation:
             raise InvalidInput("need time_limit > 0, memory_limit_mb >= 64, workers >= 1")
         self._time_limit = time_limit
         self._memory = memory_limit_mb
-        self._log_cap = log_cap
         self._root = tempfile.mkdtemp(prefix="headwater-py-")
         self._cpu_budget = max(60, int(time_limit * 20))
         self._config = orjson.dumps(
@@ -104,8 +103,7 @@ class PythonTransformation:
         # Workers die with the server anyway (PDEATHSIG); this also covers a
         # transformation dropped without close() in a long-lived server.
         self._finalizer = weakref.finalize(self, _shutdown, self._workers, self._root)
-        self._logs: list[str] = []
-        self._dropped = 0
+        self._logs = CappedLog(log_cap)
         self._batch = 0
         try:
             self._workers[0] = self._spawn(on_error=InvalidInput)
@@ -239,14 +237,9 @@ class PythonTransformation:
             ):
                 raise _BadReply("the worker sent a malformed reply")
             result[item[0]] = TransformFailure(str(item[1]))
-        self._keep_logs([str(line) for line in logs], int(data.get("dropped") or 0))
+        self._logs.add([str(line) for line in logs], int(data.get("dropped") or 0))
         worker.cpu = float(data.get("cpu") or 0.0)
         return result
-
-    def _keep_logs(self, lines: list[str], dropped: int) -> None:
-        room = max(self._log_cap - len(self._logs), 0)
-        self._logs.extend(lines[:room])
-        self._dropped += dropped + max(len(lines) - room, 0)
 
     def _recycle(self) -> None:
         """Replace workers before they can hit their lifetime CPU limit mid-batch."""
@@ -257,11 +250,7 @@ class PythonTransformation:
 
     def logs(self) -> list[str]:
         """Captured ``print`` output since the last call (at most ``log_cap`` lines)."""
-        logs, self._logs = self._logs, []
-        if self._dropped:
-            logs.append(f"… {self._dropped} more lines not shown")
-            self._dropped = 0
-        return logs
+        return self._logs.take()
 
     def close(self) -> None:
         """Stop every worker (they are gone when this returns) and remove the sandbox."""
