@@ -190,3 +190,14 @@ def test_installed_entry_point_and_failed_run_exit_code(home: Path, tmp_path: Pa
     failed = json.loads(proc.stdout)
     assert failed["status"] == "failed"
     assert failed["message"]
+
+
+def test_demo_imports_the_sandbox_into_the_default_duckdb_warehouse(home: Path) -> None:
+    result = invoke("demo", "--customers", "500", "--seed", "3")
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.stdout
+    assert "read 500" in result.stdout
+    assert str(home / "warehouse.duckdb") in result.stdout
+    shown = doc("warehouse", "show")
+    assert shown["identities"] == 500
+    assert shown["profiles"] == 500

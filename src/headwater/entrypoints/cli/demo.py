@@ -53,7 +53,7 @@ def demo(customers: int, seed: int) -> None:
         out.print(
             f"  python -c \"import duckdb; duckdb.connect('{path}', read_only=True).sql("
             "'select address_country, count(*) n from headwater.identities "
-            "group by 1 order by n desc').show()\"",
+            f"where _pipeline_id = \\'{pipeline.id}\\' group by 1 order by n desc').show()\"",
             highlight=False,
         )
     out.print(f"Other views: headwater runs show {run.id} · headwater pipelines show {pipeline.id}")
