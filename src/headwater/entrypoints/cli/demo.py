@@ -51,7 +51,7 @@ def demo(customers: int, seed: int) -> None:
         path = url[len("duckdb:///") :]
         out.print("Try:")
         out.print(
-            f"  python -c \"import duckdb; duckdb.connect('{path}', read_only=True).sql("
+            f"  {sys.executable} -c \"import duckdb; duckdb.connect('{path}', read_only=True).sql("
             "'select address_country, count(*) n from headwater.identities "
             f"where _pipeline_id = \\'{pipeline.id}\\' group by 1 order by n desc').show()\"",
             highlight=False,
