@@ -82,6 +82,8 @@ def test_connection_key_from_stdin_env_and_file_never_printed(
     listed = doc("connections", "list")
     assert [c["id"] for c in listed] == [first["id"], second["id"], third["id"]]
     shown = invoke("connections", "show", first["id"])
+    assert shown.exit_code == 0
+    assert "sk_test_…dbox" in shown.stdout  # masked, never the key itself
     assert "sandbox" not in shown.stdout.replace("Sandbox", "")
     bad = invoke(
         "connections",

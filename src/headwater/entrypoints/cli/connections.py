@@ -14,6 +14,7 @@ from headwater.entrypoints.cli.output import (
     opened_app,
     out,
     print_json,
+    show_document,
     table,
 )
 from headwater.kernel.errors import InvalidInput
@@ -109,11 +110,7 @@ def show(connection_id: str, as_json: bool) -> None:
     """Show one connection (the key only masked)."""
     with opened_app() as app:
         doc = service.get_connection(app, connection_id).public()
-    if as_json:
-        print_json(doc)
-        return
-    for key, value in doc.items():
-        out.print(f"{key:>20}: {value}", highlight=False)
+    show_document(doc, as_json)
 
 
 @connections.command("delete")

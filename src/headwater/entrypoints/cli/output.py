@@ -87,3 +87,13 @@ def run_document(run: Run) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "errors": run.errors,
     }
+
+
+def show_document(doc: dict[str, Any], as_json: bool) -> None:
+    """Print `doc` as one JSON document, or as aligned ``key: value`` lines."""
+    if as_json:
+        print_json(doc)
+        return
+    width = max((len(k) for k in doc), default=0)
+    for key, value in doc.items():
+        out.print(f"{key:>{width}}: {value}", highlight=False)

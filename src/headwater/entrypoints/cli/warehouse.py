@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from headwater.entrypoints.cli.output import handle_errors, json_option, opened_app, out, print_json
+from headwater.entrypoints.cli.output import (
+    handle_errors,
+    json_option,
+    opened_app,
+    out,
+    print_json,
+    show_document,
+)
 from headwater.services.warehouse import describe, set_url
 
 
@@ -20,11 +27,7 @@ def show(as_json: bool) -> None:
     """Show the warehouse URL and what it holds."""
     with opened_app() as app:
         doc = describe(app)
-    if as_json:
-        print_json(doc)
-        return
-    for key, value in doc.items():
-        out.print(f"{key:>12}: {value}", highlight=False)
+    show_document(doc, as_json)
 
 
 @warehouse.command("set")
