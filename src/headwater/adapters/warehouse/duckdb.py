@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -44,8 +47,42 @@ from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
 
 T = PropertyType
+P = ParamSpec("P")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
 _STAGE = "hw_stage"
+#: The memory headroom never grows past this (see `DuckDBWarehouse.__init__`).
+MAX_HEADROOM_MB = 2048
 _IDS = "hw_ids"
+
+
+class _OutOfMemory(Exception):
+    """DuckDB hit its memory limit; the transaction was rolled back (internal)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _memory_bounded(
+    method: Callable[Concatenate[DuckDBWarehouse, P], R],
+) -> Callable[Concatenate[DuckDBWarehouse, P], R]:
+    """Redo a public operation whose transaction ran out of memory, with more headroom.
+
+    The failed transaction was rolled back, so redoing it is safe; only the outermost
+    transaction turns DuckDB's error into `_OutOfMemory`, so nested calls never retry
+    inside a failed transaction.
+    """
+
+    def bounded(self: DuckDBWarehouse, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except _OutOfMemory as exc:
+                self._grow_headroom(exc.detail)
+
+    functools.update_wrapper(bounded, method)
+    return bounded
 
 
 class _NotFresh(Exception):
@@ -61,14 +98,17 @@ class DuckDBWarehouse:
         *,
         schema: str = "headwater",
         checkpoint_mb: int = 512,
-        memory_headroom_mb: int | None = 64,
+        memory_headroom_mb: int | None = 32,
     ) -> None:
         """Open (or create) the database at `path`.
 
         `memory_headroom_mb` bounds DuckDB's memory to its unique indexes (which must
-        stay in memory, about 150 bytes per identity) plus this headroom; the rest is
-        cached or spilled to disk (measured: importing 1M identities peaks near 400 MB
-        RSS).  ``None`` leaves DuckDB's default (80% of RAM).
+        stay in memory, about 50 bytes per identity with UUID profile keys) plus this
+        headroom; the rest is cached or spilled to disk (measured: importing 1M
+        identities peaks near 370 MB RSS for the whole importing process).  A write that
+        runs out of memory doubles the headroom and is redone (up to
+        `MAX_HEADROOM_MB`), so a wide Customer Model costs memory, never a failed run.
+        ``None`` leaves DuckDB's default (80% of RAM).
         """
         self.schema = sql.check_schema(schema)
         self.capabilities = Capabilities("duckdb", "arrow", True, self.schema)
@@ -112,6 +152,13 @@ class DuckDBWarehouse:
             limit_mb = int(found[0][0] * 1.1) // 2**20 + int(self._headroom)
             self._conn.execute(f"SET memory_limit = '{limit_mb}MB'")
 
+    def _grow_headroom(self, detail: str) -> None:
+        if self._headroom is None or self._headroom >= MAX_HEADROOM_MB:
+            raise WarehouseError(f"DuckDB ran out of memory: {detail}")
+        self._headroom = min(self._headroom * 2, MAX_HEADROOM_MB)
+        log.info("DuckDB ran out of memory; headroom raised to %d MB", self._headroom)
+        self._tune_memory()
+
     # -- plumbing --------------------------------------------------------------------
 
     @contextmanager
@@ -130,6 +177,8 @@ class DuckDBWarehouse:
                 with suppress(duckdb.Error):  # a failed COMMIT has already ended it
                     conn.rollback()
                 self._columns = None  # the failure may come from a schema changed elsewhere
+                if isinstance(exc, duckdb.OutOfMemoryException):
+                    raise _OutOfMemory(str(exc).splitlines()[0]) from None
                 if isinstance(exc, duckdb.DataError | duckdb.IntegrityError):
                     reason = rejects.message(f"DuckDB refused a value: {exc}")
                     raise RejectedData(reason) from None
@@ -156,6 +205,7 @@ class DuckDBWarehouse:
 
     # -- model changes ---------------------------------------------------------------
 
+    @_memory_bounded
     def ensure_columns(self, columns: Sequence[Column]) -> None:
         for col in columns:
             sql.check_model_column(col.name)
@@ -181,6 +231,7 @@ class DuckDBWarehouse:
         )
         return [r[0] for r in rows]
 
+    @_memory_bounded
     def rename_column(self, old: str, new: str) -> None:
         sql.check_model_column(old, "old")
         sql.check_model_column(new, "new")
@@ -193,6 +244,7 @@ class DuckDBWarehouse:
                     raise NotFound(f"column {old!r} does not exist in {self.schema}.{table}")
             self._columns = None
 
+    @_memory_bounded
     def drop_column(self, name: str) -> None:
         sql.check_model_column(name)
         with self._transaction("dropping a column") as conn:
@@ -202,6 +254,7 @@ class DuckDBWarehouse:
 
     # -- writes ----------------------------------------------------------------------
 
+    @_memory_bounded
     def write(self, batch: WriteBatch) -> WriteResult:
         def attempt(part: list[IdentityRow], dry_run: bool) -> WriteResult:
             if not dry_run and self._fresh.get(batch.pipeline_id, True):
@@ -302,19 +355,23 @@ class DuckDBWarehouse:
     def _delete_where(self, conn: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
         """Delete matching identities, then the profiles no identity references any more."""
         gone = run(
-            conn, f"DELETE FROM {self._s}.identities WHERE {where} RETURNING _profile_id", params
+            conn,
+            f"DELETE FROM {self._s}.identities WHERE {where} "
+            "RETURNING CAST(_profile_id AS VARCHAR)",
+            params,
         )
         if gone:
             ids = pa.table({"id": pa.array([g[0] for g in gone], pa.string())})
             with registered(conn, _IDS, ids):
                 run(
                     conn,
-                    f"DELETE FROM {self._s}.profiles AS p WHERE p._profile_id IN "
+                    f"DELETE FROM {self._s}.profiles AS p WHERE CAST(p._profile_id AS VARCHAR) IN "
                     f"(SELECT id FROM {_IDS}) AND NOT EXISTS (SELECT 1 FROM "
                     f"{self._s}.identities AS i WHERE i._profile_id = p._profile_id)",
                 )
         return len(gone)
 
+    @_memory_bounded
     def purge_unseen(self, pipeline_id: str, run_id: str, keep: Collection[str] = ()) -> int:
         keep_ids = pa.table({"id": pa.array(list(keep), pa.string())})
         with self._transaction("purge") as conn, registered(conn, "hw_keep", keep_ids):
@@ -325,12 +382,14 @@ class DuckDBWarehouse:
                 [pipeline_id, run_id],
             )
 
+    @_memory_bounded
     def delete_pipeline(self, pipeline_id: str) -> int:
         with self._transaction("deleting a pipeline") as conn:
             return self._delete_where(conn, "_pipeline_id = $1", [pipeline_id])
 
     # -- reads -----------------------------------------------------------------------
 
+    @_memory_bounded
     def identities(self, pipeline_id: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE _pipeline_id = $1", [pipeline_id]) if pipeline_id else ("", [])
         return self._select(
@@ -338,6 +397,7 @@ class DuckDBWarehouse:
             params,
         )
 
+    @_memory_bounded
     def profiles(self) -> list[dict[str, Any]]:
         return self._select(f"SELECT * FROM {self._s}.profiles ORDER BY _profile_id", [])
 
@@ -352,14 +412,18 @@ class DuckDBWarehouse:
             for name in json_cols:
                 if name in row:
                     row[name] = json_value(row[name])
+            if isinstance(row.get("_profile_id"), uuid.UUID):
+                row["_profile_id"] = str(row["_profile_id"])
         return rows
 
+    @_memory_bounded
     def count(self, pipeline_id: str | None = None) -> int:
         where, params = ("WHERE _pipeline_id = $1", [pipeline_id]) if pipeline_id else ("", [])
         with self._transaction("count") as conn:
             found = run(conn, f"SELECT count(*) FROM {self._s}.identities {where}", params)
         return int(found[0][0])
 
+    @_memory_bounded
     def count_profiles(self) -> int:
         with self._transaction("count") as conn:
             found = run(conn, f"SELECT count(*) FROM {self._s}.profiles")

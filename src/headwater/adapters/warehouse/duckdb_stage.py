@@ -28,6 +28,7 @@ DIALECT = sql.Dialect(
         T.ARRAY: "VARCHAR[]",
     },
     text="VARCHAR",
+    profile_key="UUID",
     timestamptz="TIMESTAMPTZ",
     integer="INTEGER",
 )

@@ -29,6 +29,10 @@ class Dialect:
     timestamptz: str
     integer: str
     extra_ddl: Sequence[str] = ()  # formatted with schema=quoted schema
+    #: Type of ``_profile_id``.  Profile ids are UUIDs; a native UUID key is 16 bytes
+    #: instead of 36 characters, which halves the unique index where it must stay in
+    #: memory (DuckDB).  Readers always get the id back as text.
+    profile_key: str = ""
 
 
 def quote(name: str) -> str:
@@ -57,14 +61,15 @@ def check_model_column(name: str, where: str = "column") -> None:
 def create_tables(d: Dialect, schema: str) -> list[str]:
     """Statements creating the schema and both tables with their meta columns (idempotent)."""
     s, t, ts = quote(schema), d.text, d.timestamptz
+    key = d.profile_key or t
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
         f"CREATE TABLE IF NOT EXISTS {s}.identities ("
         f"_pipeline_id {t} NOT NULL, _connection_id {t} NOT NULL, _source_id {t} NOT NULL, "
         f"_source_updated_at {ts}, _run_id {t} NOT NULL, _imported_at {ts} NOT NULL, "
-        f"_profile_id {t} NOT NULL, UNIQUE (_pipeline_id, _source_id))",
+        f"_profile_id {key} NOT NULL, UNIQUE (_pipeline_id, _source_id))",
         f"CREATE TABLE IF NOT EXISTS {s}.profiles ("
-        f"_profile_id {t} PRIMARY KEY, _updated_at {ts} NOT NULL, "
+        f"_profile_id {key} PRIMARY KEY, _updated_at {ts} NOT NULL, "
         f"_identity_count {d.integer} NOT NULL)",
         *(ddl.format(schema=s) for ddl in d.extra_ddl),
     ]

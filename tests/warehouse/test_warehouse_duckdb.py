@@ -1,0 +1,116 @@
+"""DuckDB specifics: UUID profile keys and the self-adjusting memory limit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from headwater.adapters.warehouse import WriteBatch, sql
+from headwater.adapters.warehouse.base import WarehouseError
+from headwater.adapters.warehouse.duckdb import MAX_HEADROOM_MB, DuckDBWarehouse
+from headwater.adapters.warehouse.duckdb_stage import DIALECT
+from headwater.adapters.warehouse.staging import profile_id
+from headwater.kernel.model import DEFAULT_MODEL
+from headwater.kernel.records import IdentityRow
+
+PIPELINE = "pipe-1"
+
+
+def rows(n: int, tag: str = "") -> list[IdentityRow]:
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    return [
+        IdentityRow(
+            f"cus_{i:08d}",
+            at,
+            {"email": f"u{i}{tag}@example.com", "metadata": {"i": i}, "created_at": at},
+        )
+        for i in range(n)
+    ]
+
+
+def batch(part: list[IdentityRow], deletes: list[str] | None = None) -> WriteBatch:
+    return WriteBatch(PIPELINE, "conn-1", "run-1", part, deletes or [])
+
+
+def open_warehouse(path: Path, **kwargs: int | None) -> DuckDBWarehouse:
+    wh = DuckDBWarehouse(path, **kwargs)  # type: ignore[arg-type]
+    wh.ensure_columns(DEFAULT_MODEL.columns)
+    return wh
+
+
+def test_profile_ids_are_native_uuids_read_back_as_text(tmp_path: Path) -> None:
+    wh = open_warehouse(tmp_path / "w.duckdb")
+    wh.write(batch(rows(3)))
+    types = wh._conn.execute(
+        'SELECT DISTINCT typeof(_profile_id) FROM "headwater".identities UNION ALL '
+        'SELECT DISTINCT typeof(_profile_id) FROM "headwater".profiles'
+    ).fetchall()
+    assert types == [("UUID",), ("UUID",)]
+    expected = profile_id(PIPELINE, "cus_00000000")
+    assert wh.identities(PIPELINE)[0]["_profile_id"] == expected
+    assert expected in {p["_profile_id"] for p in wh.profiles()}
+    # Deleting an identity removes its now orphaned profile.
+    result = wh.write(batch([], ["cus_00000000"]))
+    assert result.deleted == 1
+    assert expected not in {p["_profile_id"] for p in wh.profiles()}
+    assert wh.count_profiles() == 2
+    wh.close()
+
+
+def test_a_warehouse_with_text_profile_ids_keeps_working(tmp_path: Path) -> None:
+    """Files created before profile keys were UUIDs hold them as VARCHAR."""
+    path = tmp_path / "old.duckdb"
+    old = DuckDBWarehouse(path)
+    old_dialect = sql.Dialect(
+        types=DIALECT.types,
+        text=DIALECT.text,
+        timestamptz=DIALECT.timestamptz,
+        integer=DIALECT.integer,
+    )
+    for statement in sql.create_tables(old_dialect, "headwater"):
+        old._conn.execute(statement)
+    old.close()
+    wh = open_warehouse(path)
+    wh.write(batch(rows(3)))
+    wh.write(batch(rows(3, tag="-changed")))
+    assert wh.write(batch([], ["cus_00000001"])).deleted == 1
+    assert wh._conn.execute(
+        'SELECT DISTINCT typeof(_profile_id) FROM "headwater".profiles'
+    ).fetchall() == [("VARCHAR",)]
+    emails = sorted(p["email"] for p in wh.profiles())
+    assert emails == ["u0-changed@example.com", "u2-changed@example.com"]
+    assert wh.count() == 2
+    assert wh.count_profiles() == 2
+    wh.close()
+
+
+def test_running_out_of_memory_grows_the_headroom_and_redoes_the_write(tmp_path: Path) -> None:
+    wh = open_warehouse(tmp_path / "w.duckdb", memory_headroom_mb=1)
+    result = wh.write(batch(rows(20_000)))
+    assert result.inserted == 20_000
+    assert wh.count() == 20_000
+    assert wh.count_profiles() == 20_000
+    assert wh._headroom is not None
+    assert 1 < wh._headroom <= MAX_HEADROOM_MB
+    limit = wh._conn.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert (
+        limit
+        == duckdb.execute(
+            f"SET memory_limit = '{wh._headroom}MB'; SELECT current_setting('memory_limit')"
+        ).fetchone()
+    )
+    wh.close()
+
+
+def test_out_of_memory_past_the_cap_is_a_clear_failure(tmp_path: Path) -> None:
+    wh = open_warehouse(tmp_path / "w.duckdb", memory_headroom_mb=MAX_HEADROOM_MB)
+    wh._conn.execute("SET memory_limit = '1MB'")
+    wh._tune_memory = lambda: None  # type: ignore[method-assign]  # keep the tiny limit
+    with pytest.raises(WarehouseError, match="DuckDB ran out of memory"):
+        wh.write(batch(rows(20_000)))
+    wh._conn.execute("SET memory_limit = '1GB'")
+    assert wh.count() == 0  # nothing half-written
+    wh.close()
