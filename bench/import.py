@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import orjson
+import psutil
 
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
@@ -48,6 +49,10 @@ seconds = (run.finished_at - run.started_at).total_seconds()
 print(json.dumps({"status": run.status, "message": run.message, "seconds": seconds,
                   "counters": run.counters}))
 """
+
+
+def sandbox_cpu(sb: RunningSandbox) -> float:
+    return sum(psutil.Process(sb.pid).cpu_times()[:2])
 
 
 def yardstick(sb: RunningSandbox) -> tuple[float, int]:
@@ -86,6 +91,7 @@ def import_once(sb: RunningSandbox, warehouse: str, rps: float) -> dict[str, Any
         raise SystemExit(f"import into {warehouse} failed (exit {proc.returncode})")
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     result["peak_rss_mb"] = usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     return result
 
 
@@ -112,10 +118,15 @@ def throughput(customers: int, engines: list[str]) -> bool:
     t0 = time.perf_counter()
     with start_sandbox(customers=customers, seed=1) as sb:
         print(f"sandbox with {customers:,} customers ready in {time.perf_counter() - t0:.1f}s")
+        cpu = sandbox_cpu(sb)
         bare, seen = yardstick(sb)
-        print(f"yardstick: bare HTTP paging {seen:,} customers at {bare:,.0f} customers/s")
+        print(
+            f"yardstick: bare HTTP paging {seen:,} customers at {bare:,.0f} customers/s "
+            f"(sandbox CPU {(sandbox_cpu(sb) - cpu) / seen * 1e6:.1f} us/customer)"
+        )
         for engine in engines:
             url = fresh_pg_schema() if engine == "postgres" else "default"
+            cpu = sandbox_cpu(sb)
             try:
                 result = import_once(sb, url, rps=1000.0)
             finally:
@@ -132,6 +143,10 @@ def throughput(customers: int, engines: list[str]) -> bool:
                 f"{rate:,.0f}/s; ratio to yardstick {ratio:.2f} (target >= 0.80); "
                 f"peak RSS {result['peak_rss_mb']:.0f} MB (target < 400) "
                 f"{'OK' if good else 'MISSED'}"
+            )
+            print(
+                f"          CPU per customer: importer {result['cpu_seconds'] / written * 1e6:.1f}"
+                f" us, sandbox {(sandbox_cpu(sb) - cpu) / written * 1e6:.1f} us"
             )
     return ok
 
