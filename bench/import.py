@@ -22,11 +22,10 @@ import tempfile
 import time
 from typing import Any
 
-import httpx
-import orjson
 import psutil
 
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from paging import yardstick
 
 PG_URL = "postgresql://root@127.0.0.1:5432/test"
 
@@ -53,24 +52,6 @@ print(json.dumps({"status": run.status, "message": run.message, "seconds": secon
 
 def sandbox_cpu(sb: RunningSandbox) -> float:
     return sum(psutil.Process(sb.pid).cpu_times()[:2])
-
-
-def yardstick(sb: RunningSandbox) -> tuple[float, int]:
-    """Customers/s of one bare client paging through the whole list, newest first."""
-    headers = {"Authorization": f"Bearer {sb.secret_key}"}
-    count, cursor = 0, None
-    start = time.perf_counter()
-    with httpx.Client(base_url=sb.url, headers=headers, timeout=60) as client:
-        while True:
-            params: dict[str, Any] = {"limit": 100}
-            if cursor:
-                params["starting_after"] = cursor
-            page = orjson.loads(client.get("/v1/customers", params=params).content)
-            count += len(page["data"])
-            if not page["has_more"]:
-                break
-            cursor = page["data"][-1]["id"]
-    return count / (time.perf_counter() - start), count
 
 
 def import_once(sb: RunningSandbox, warehouse: str, rps: float) -> dict[str, Any]:
