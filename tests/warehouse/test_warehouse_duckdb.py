@@ -114,3 +114,17 @@ def test_out_of_memory_past_the_cap_is_a_clear_failure(tmp_path: Path) -> None:
     wh._conn.execute("SET memory_limit = '1GB'")
     assert wh.count() == 0  # nothing half-written
     wh.close()
+
+
+def test_a_limit_duckdb_cannot_shrink_to_grows_the_headroom_instead(tmp_path: Path) -> None:
+    wh = open_warehouse(tmp_path / "w.duckdb", memory_headroom_mb=None)
+    # Keep the rows in memory, with nowhere to spill them.
+    wh._conn.execute("SET checkpoint_threshold = '1GB'")
+    wh._conn.execute("SET temp_directory = ''")
+    wh.write(batch(rows(50_000)))
+    wh._headroom = 1
+    wh._tune_memory()  # 1 MB over the indexes cannot hold the unsaved rows
+    assert wh._headroom > 1
+    wh.write(batch(rows(50_000, tag="-again")))
+    assert wh.count() == 50_000
+    wh.close()

@@ -141,6 +141,8 @@ class DuckDBWarehouse:
 
         A fixed limit would fail once the indexes outgrow it; this one follows them.
         Called on open and every few writes (a write adds at most ~1 MB of index).
+        DuckDB refuses a limit below what it cannot free right now; the headroom then
+        grows until the limit is accepted (or stays as it was at the cap).
         """
         if self._headroom is None:
             return
@@ -149,8 +151,15 @@ class DuckDBWarehouse:
                 "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
                 "WHERE tag = 'ART_INDEX'"
             ).fetchall()
-            limit_mb = int(found[0][0] * 1.1) // 2**20 + int(self._headroom)
-            self._conn.execute(f"SET memory_limit = '{limit_mb}MB'")
+            indexes_mb = int(found[0][0] * 1.1) // 2**20
+            while True:
+                try:
+                    self._conn.execute(f"SET memory_limit = '{indexes_mb + self._headroom}MB'")
+                    return
+                except duckdb.OutOfMemoryException:
+                    if self._headroom >= MAX_HEADROOM_MB:
+                        return  # keep the limit in force
+                    self._headroom = min(self._headroom * 2, MAX_HEADROOM_MB)
 
     def _grow_headroom(self, detail: str) -> None:
         if self._headroom is None or self._headroom >= MAX_HEADROOM_MB:
