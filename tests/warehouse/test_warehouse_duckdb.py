@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -128,3 +130,30 @@ def test_a_limit_duckdb_cannot_shrink_to_grows_the_headroom_instead(tmp_path: Pa
     wh.write(batch(rows(50_000, tag="-again")))
     assert wh.count() == 50_000
     wh.close()
+
+
+def test_a_file_another_process_holds_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "busy.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+            "sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(WarehouseError) as caught:
+            DuckDBWarehouse(path)
+        assert "busy.duckdb" in caught.value.message
+        assert f"PID {holder.pid}" in caught.value.message
+        assert "one process at a time" in caught.value.message
+    finally:
+        holder.communicate("")
+    DuckDBWarehouse(path).close()  # free again once the other process has gone

@@ -130,7 +130,13 @@ class DuckDBWarehouse:
             # A larger WAL is still durable: it is replayed on open.
             self._conn.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
         except (duckdb.Error, OSError) as exc:
-            raise WarehouseError(f"cannot open DuckDB database {target!r}: {exc}") from None
+            hint = ""
+            if "Conflicting lock" in str(exc):
+                hint = (
+                    " (a DuckDB file is open to one process at a time; a pipeline run may "
+                    "be writing to it: try again when the run has ended)"
+                )
+            raise WarehouseError(f"cannot open DuckDB database {target!r}: {exc}{hint}") from None
         self._s = sql.quote(self.schema)
         self._headroom = memory_headroom_mb
         self._writes = 0
