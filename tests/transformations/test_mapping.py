@@ -18,6 +18,7 @@ from headwater.adapters.transformations.mapping import (
     suggest_mapping,
     validate_mapping,
 )
+from headwater.adapters.transformations.mapping import runtime as rt
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import DEFAULT_MODEL, CustomerModel, Property, PropertyType
 from headwater.kernel.records import TransformFailure
@@ -369,3 +370,21 @@ def test_parser_on_near_miss_input(text: str) -> None:
     if error is not None:
         assert error.line >= 1
         assert error.column >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.one_of(st.none(), st.text(alphabet=" ab-", max_size=12)),
+    sep=st.sampled_from([" ", "-", "ab", "  "]),
+    pos=st.integers(min_value=-4, max_value=5).filter(lambda n: n != 0),
+)
+def test_split_fields_with_constant_arguments_agree_with_the_runtime(
+    name: str | None, sep: str, pos: int
+) -> None:
+    """`split_part`/`split_rest` specialise constant delimiters and positions; the
+    specialised closures must give what the general runtime functions give."""
+    record = {"name": name}
+    for function, generic in (("split_part", rt.split_part), ("split_rest", rt.split_rest)):
+        expected = None if name is None else generic(name, sep, pos)
+        assert ev(f'{function}(name, "{sep}", {pos})', record) == expected
+        assert ev(f'nullif({function}(name, "{sep}", {pos}), "")', record) == (expected or None)

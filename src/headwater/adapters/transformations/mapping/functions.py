@@ -150,23 +150,34 @@ def _method(method: Callable[[str], str], name: str) -> Callable[[list[Fn]], Fn]
     return build
 
 
-def _split_part(args: list[Fn]) -> Fn:
-    text, delim, n = args
-    if not (isinstance(delim, Const) and isinstance(n, Const)):
-        return _strict(rt.split_part)(args)
-    sep, pos = delim.value, n.value
-    if not (type(sep) is str and sep and type(pos) is int and pos > 0):
-        return _strict(rt.split_part)(args)
-    index = pos - 1
+def _split_fields(generic: Callable[[Any, Any, Any], str], rest: bool) -> Callable[[list[Fn]], Fn]:
+    """`split_part` (``rest=False``) or `split_rest`, specialised for a constant
+    delimiter and a constant positive field number (the common case, e.g. names).
 
-    def fn(r: Any) -> Any:
-        v = text(r)
-        if type(v) is str:
-            parts = v.split(sep, index + 1)
-            return parts[index] if index < len(parts) else ""
-        return None if v is None else rt.split_part(v, sep, pos)
+    ``v.split(sep, k)`` keeps everything after the k-th delimiter in one last piece:
+    that piece is the rest, and the piece before it the k-th field.
+    """
 
-    return fn
+    def build(args: list[Fn]) -> Fn:
+        text, delim, n = args
+        if not (isinstance(delim, Const) and isinstance(n, Const)):
+            return _strict(generic)(args)
+        sep, pos = delim.value, n.value
+        if not (type(sep) is str and sep and type(pos) is int and pos > 0):
+            return _strict(generic)(args)
+        index = pos - 1
+        splits = index if rest else index + 1
+
+        def fn(r: Any) -> Any:
+            v = text(r)
+            if type(v) is str:
+                parts = v.split(sep, splits)
+                return parts[index] if index < len(parts) else ""
+            return None if v is None else generic(v, sep, pos)
+
+        return fn
+
+    return build
 
 
 def _initcap(v: Any) -> str:
@@ -215,6 +226,9 @@ def _concat(*values: Any) -> str:
 
 def _nullif_build(args: list[Fn]) -> Fn:
     a, b = args
+    if isinstance(b, Const):
+        c = b.value
+        return lambda r: None if (x := a(r)) is None or x == c else x
     return lambda r: None if (x := a(r)) is None or x == b(r) else x
 
 
@@ -235,8 +249,8 @@ def _table() -> dict[str, Function]:
         F("initcap", (_STR,), _const(T.STRING), _strict(_initcap)),
         F("substring", (_STR, _INT, _INT), _const(T.STRING), _strict(rt.substring), 2),
         F("replace", (_STR, _STR, _STR), _const(T.STRING), _strict(rt.replace)),
-        F("split_part", (_STR, _STR, _INT), _const(T.STRING), _split_part),
-        F("split_rest", (_STR, _STR, _INT), _const(T.STRING), _strict(rt.split_rest)),
+        F("split_part", (_STR, _STR, _INT), _const(T.STRING), _split_fields(rt.split_part, False)),
+        F("split_rest", (_STR, _STR, _INT), _const(T.STRING), _split_fields(rt.split_rest, True)),
         F("len", (frozenset({T.STRING, T.ARRAY, T.OBJECT}),), _const(T.INTEGER), _strict(_len)),
         F("from_unix", (NUMERIC,), _const(T.DATETIME), _strict(_from_unix)),
         F(
