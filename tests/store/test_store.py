@@ -17,7 +17,7 @@ from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import repository, runs
 from headwater.adapters.store.crypto import Cipher, SecretKeyMismatch
-from headwater.adapters.store.database import open_engine
+from headwater.adapters.store.database import HEAD_REVISION, current_revision, open_engine
 from headwater.kernel.entities import Connection, Pipeline, Workspace, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
@@ -89,6 +89,19 @@ def test_migrations_are_idempotent_and_entities_round_trip(engine: Engine) -> No
     again.dispose()
     with pytest.raises(NotFound, match="no pipeline with id 'nope'"):
         repository.get(engine, Pipeline, "nope")
+
+
+def test_the_known_head_is_alembics_head_and_a_new_store_reaches_it(engine: Engine) -> None:
+    from importlib.resources import files
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(files("headwater.adapters.store") / "migrations"))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+    with engine.connect() as conn:
+        assert current_revision(conn) == HEAD_REVISION
 
 
 def test_one_live_run_per_pipeline_is_enforced_by_the_database(engine: Engine) -> None:
