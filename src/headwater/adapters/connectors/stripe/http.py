@@ -81,6 +81,12 @@ class StripeHTTP:
         """HTTP requests sent so far, retries included."""
         return self._calls
 
+    def add_calls(self, calls: int, retries: int) -> None:
+        """Count requests made for this connection elsewhere (a reading child process)."""
+        with self._lock:
+            self._calls += calls
+            self._retries += retries
+
     @property
     def retries(self) -> int:
         return self._retries

@@ -11,6 +11,7 @@ from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
 from headwater.adapters.connectors.stripe.full import read_windows
 from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.offload import read_windows_in_child
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.records import Record
@@ -23,6 +24,9 @@ class StripeSource:
 
     def __init__(self, settings: StripeSettings, *, http: StripeHTTP | None = None) -> None:
         self.settings = settings
+        # Full reads go to a child process unless a client was handed in (tests that
+        # inject a transport or clock need the read in this process).
+        self._offload = http is None
         self.http = http or StripeHTTP(settings)
         self._changes = ChangeReader(self.http, settings.page_size)
 
@@ -36,6 +40,9 @@ class StripeSource:
 
     def read_created_since(self, created: int) -> Iterator[list[Record]]:
         """Customers with ``created >= created``, in pages (for keys without Events: Read)."""
+        if self._offload:
+            yield from read_windows_in_child(self.settings, Window(created), self.http.add_calls)
+            return
         yield from read_windows(
             self.http,
             Window(created),

@@ -1,0 +1,157 @@
+"""Full reads in a child process: counts, errors, and no process outliving its read."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+from tests.connectors.conftest import source_for
+
+from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.stripe import offload
+from headwater.adapters.connectors.stripe.errors import ApiFailure, InvalidKey, RetriesExhausted
+from headwater.adapters.connectors.stripe.offload import ReaderDied, pack_error, unpack_error
+from headwater.kernel.errors import TerminalError
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+
+OFFLOAD = offload.CHILD_MODULE
+
+
+def readers(parent: int | None = None) -> list[psutil.Process]:
+    """Live reading processes started by `parent` (default: this process)."""
+    found = []
+    for child in psutil.Process(parent).children():
+        with contextlib.suppress(psutil.Error):
+            if OFFLOAD in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+    return found
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_errors_keep_their_class_message_and_attributes() -> None:
+    failure = ApiFailure(503, "api_error", None, "busy", "req_1")
+    errors = [
+        RetriesExhausted("Stripe GET /v1/customers kept failing", 7, failure),
+        PermissionMissing("lacks Customers: Read", permission="Customers: Read"),
+        InvalidKey("Stripe rejected the API key", failure),
+    ]
+    for error in errors:
+        back = unpack_error(pack_error(error))
+        assert type(back) is type(error)
+        assert str(back) == str(error)
+        assert vars(back) == vars(error)
+    back = unpack_error(pack_error(RetriesExhausted("gave up", 7, failure)))
+    assert isinstance(back, RetriesExhausted)
+    assert (back.attempts, back.last, back.transient) == (7, failure, True)
+
+
+def test_an_unpicklable_error_still_arrives_as_a_terminal_error() -> None:
+    error = RuntimeError("socket trouble")
+    error.lock = threading.Lock()  # type: ignore[attr-defined]
+    back = unpack_error(pack_error(error))
+    assert isinstance(back, TerminalError)
+    assert str(back) == "RuntimeError: socket trouble"
+
+
+def test_a_read_in_a_child_counts_its_calls_and_leaves_no_process(
+    big_sandbox: RunningSandbox,
+) -> None:
+    big_sandbox.reset_stats()
+    with source_for(big_sandbox) as source:
+        ids = [c["id"] for page in source.read_full() for c in page]
+        calls = source.api_calls
+    assert len(ids) == len(set(ids)) == 3000
+    assert calls == big_sandbox.stats()["requests"] > 30
+    assert readers() == []
+
+
+def test_faults_in_the_child_fail_the_read_with_the_original_error(
+    sandbox: RunningSandbox,
+) -> None:
+    sandbox.control(error_rate=1.0)
+    with source_for(sandbox, max_retries=1) as source, pytest.raises(RetriesExhausted) as info:
+        list(source.read_full())
+    assert "gave up after 2 attempts" in info.value.message
+    assert info.value.last is not None
+    assert info.value.last.status >= 500
+    assert source.http.retries == 1
+    assert readers() == []
+
+
+def test_stopping_early_ends_the_reading_process(big_sandbox: RunningSandbox) -> None:
+    with source_for(big_sandbox, workers=4) as source:
+        pages = source.read_full()
+        assert next(pages)
+        (child,) = readers()
+        pages.close()
+    assert gone(child.pid)
+    assert readers() == []
+
+
+def test_a_reader_killed_midway_fails_the_read_clearly(big_sandbox: RunningSandbox) -> None:
+    with source_for(big_sandbox, workers=1, requests_per_second=20.0) as source:
+        pages = source.read_full()
+        assert next(pages)
+        (child,) = readers()
+        os.kill(child.pid, signal.SIGKILL)
+        with pytest.raises(ReaderDied, match=r"ended unexpectedly \(exit code -9\)"):
+            list(pages)
+
+
+PARENT = r"""
+import sys, psutil
+from headwater.adapters.connectors.stripe import StripeSettings, StripeSource
+settings = StripeSettings(base_url=sys.argv[1], api_key=sys.argv[2], requests_per_second=5.0)
+pages = StripeSource(settings).read_full()
+next(pages)
+print(psutil.Process().children()[0].pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_reader_dies_with_its_parent() -> None:
+    """`kill -9` of a run must not leave its reading process behind."""
+    with start_sandbox(customers=2000, seed=3, latency_ms=50) as sandbox:
+        with subprocess.Popen(
+            [sys.executable, "-c", PARENT, sandbox.url, sandbox.secret_key],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as parent:
+            assert parent.stdout is not None
+            reader = int(parent.stdout.readline())
+            os.kill(parent.pid, signal.SIGKILL)
+            parent.wait()
+        assert gone(reader), f"reader process {reader} outlived its parent"
+
+
+def test_a_program_read_from_stdin_can_read_too(big_sandbox: RunningSandbox) -> None:
+    """The reader never re-imports the parent's main module (here there is none)."""
+    script = (
+        "import sys\n"
+        "from headwater.adapters.connectors.stripe import StripeSettings, StripeSource\n"
+        f"s = StripeSettings(base_url={big_sandbox.url!r}, api_key={big_sandbox.secret_key!r},"
+        " requests_per_second=500.0)\n"
+        "print(sum(len(page) for page in StripeSource(s).read_full()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "3000"
