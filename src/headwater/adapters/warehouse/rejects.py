@@ -106,15 +106,21 @@ def _check_ints(col: list[Any], name: str, bad: dict[int, str]) -> None:
 
 
 def _check_nul(col: list[Any], name: str, ptype: PropertyType, bad: dict[int, str]) -> None:
+    texts: list[Any]
     if ptype is T.ARRAY:
         texts = [None if v is None else "".join(e for e in v if isinstance(e, str)) for v in col]
     else:
-        texts = [v if isinstance(v, str) else None for v in col]
+        texts = col  # model-typed: text or None
     needle = "\\u0000" if ptype is T.JSON else "\x00"
-    if needle not in "".join(t for t in texts if t):  # the common case: one scan, no hit
+    try:  # the common case: one scan in C, no hit
+        hit = needle in "".join(filter(None, texts))
+    except TypeError:  # a value that is not text: look at the strings only
+        texts = [v if isinstance(v, str) else None for v in col]
+        hit = needle in "".join(filter(None, texts))
+    if not hit:
         return
     for i, text in enumerate(texts):
-        if not text or needle not in text:
+        if not isinstance(text, str) or needle not in text:
             continue
         if ptype is T.JSON and not _JSON_NUL.search(text):
             continue
