@@ -46,6 +46,23 @@ def test_token_bucket_refills_after_idle_time_up_to_burst() -> None:
     assert bucket.reserve() > 0
 
 
+def test_a_budget_handed_over_keeps_the_combined_rate() -> None:
+    """The reading child's bucket starts where the parent's would next allow a request."""
+    clock = FakeClock()
+    parent = TokenBucket(10.0, clock=clock)
+    assert parent.next_free() == clock.now  # a full bucket: now
+    assert parent.reserve() == 0.0  # the parent sends one request...
+    handed = parent.next_free()
+    assert handed == pytest.approx(clock.now + 0.1)
+    child = TokenBucket(10.0, clock=clock)
+    child.not_before(handed)
+    # ...so the child's first request waits the rest of that 0.1 s, then keeps the rate.
+    assert [child.reserve() for _ in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+    late = TokenBucket(10.0, clock=clock)
+    late.not_before(clock.now - 5)  # a time already past changes nothing
+    assert late.reserve() == 0.0
+
+
 def test_token_bucket_holds_the_rate_across_threads() -> None:
     clock = FakeClock()
     bucket = TokenBucket(20.0, clock=clock, sleep=lambda s: None)

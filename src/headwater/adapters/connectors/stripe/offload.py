@@ -35,6 +35,7 @@ import headwater
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
 from headwater.adapters.connectors.stripe.full import read_windows
 from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.errors import TerminalError
 from headwater.kernel.records import Record
@@ -52,11 +53,16 @@ class ReaderDied(TerminalError):
 
 
 def read_windows_in_child(
-    settings: StripeSettings, root: Window, count_calls: Callable[[int, int], None]
+    settings: StripeSettings,
+    root: Window,
+    count_calls: Callable[[int, int], None],
+    not_before: float = 0.0,
 ) -> Iterator[list[Record]]:
     """Yield every customer in `root` exactly once, in pages, read by a child process.
 
-    `count_calls(calls, retries)` receives the child's API calls as they happen.  The
+    `count_calls(calls, retries)` receives the child's API calls as they happen; the
+    child sends no request before `not_before` (`time.monotonic`), where the parent's
+    own rate budget would allow its next one.  The
     child is a fresh interpreter running this module (never a fork of a threaded
     process); its settings, key included, go through its stdin, never its arguments
     or environment.
@@ -74,7 +80,7 @@ def read_windows_in_child(
     counted = (0, 0)
     try:
         with suppress(BrokenPipeError):  # a child that died at once is reported below
-            child.stdin.write(pickle.dumps((settings, root, os.getpid())))
+            child.stdin.write(pickle.dumps((settings, root, os.getpid(), not_before)))
             child.stdin.close()
         while True:
             message = _receive(child.stdout)
@@ -117,7 +123,7 @@ def _receive(stream: IO[bytes]) -> bytes | None:
 
 def serve() -> None:
     """The child: read the windows and send pages; any error is sent, never raised."""
-    settings, root, parent = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (our parent)
+    settings, root, parent, not_before = pickle.loads(sys.stdin.buffer.read())  # noqa: S301
     _die_with(parent)
     out = sys.stdout.buffer
 
@@ -126,7 +132,9 @@ def serve() -> None:
         out.write(_LENGTH.pack(1 + len(counts) + len(body)) + tag + counts + body)
         out.flush()
 
-    http = StripeHTTP(settings)
+    limiter = TokenBucket(settings.requests_per_second)
+    limiter.not_before(not_before)  # the parent's budget carries over
+    http = StripeHTTP(settings, limiter=limiter)
     try:
         for page in read_windows(
             http, root, page_size=settings.page_size, workers=settings.workers

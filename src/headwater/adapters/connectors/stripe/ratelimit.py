@@ -43,6 +43,24 @@ class TokenBucket:
             # A negative balance is a queue of reservations: wait until it is repaid.
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    def next_free(self) -> float:
+        """The clock time at which a request could next be sent without waiting."""
+        with self._lock:
+            now = self._clock()
+            tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            return now if tokens >= 1 else now + (1 - tokens) / self.rate
+
+    def not_before(self, when: float) -> None:
+        """Empty the bucket so that the next request waits until clock time `when`.
+
+        Hands a budget over to another bucket (in another process: `time.monotonic`
+        is the same clock machine-wide), so that together they never exceed `rate`.
+        """
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._tokens, 1 - max(0.0, when - now) * self.rate)
+            self._updated = now
+
     def acquire(self) -> float:
         """Block until a request may be sent; return the time waited."""
         wait = self.reserve()

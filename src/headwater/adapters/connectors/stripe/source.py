@@ -41,7 +41,12 @@ class StripeSource:
     def read_created_since(self, created: int) -> Iterator[list[Record]]:
         """Customers with ``created >= created``, in pages (for keys without Events: Read)."""
         if self._offload:
-            yield from read_windows_in_child(self.settings, Window(created), self.http.add_calls)
+            yield from read_windows_in_child(
+                self.settings,
+                Window(created),
+                self.http.add_calls,
+                not_before=self.http.limiter.next_free(),
+            )
             return
         yield from read_windows(
             self.http,
