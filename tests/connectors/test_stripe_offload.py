@@ -155,3 +155,34 @@ def test_a_program_read_from_stdin_can_read_too(big_sandbox: RunningSandbox) -> 
         [sys.executable, "-"], input=script, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "3000"
+
+
+MIDDLE = r"""
+import subprocess, sys
+grandchild = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(grandchild.pid, flush=True)
+sys.stdin.read()
+"""
+WAITER = r"""
+import os, time
+from headwater.adapters.connectors.stripe.offload import _die_with
+_die_with(os.getppid())
+time.sleep(60)  # idle: neither reading nor writing, so only the kernel can end it
+"""
+
+
+def test_an_idle_reader_is_killed_by_the_kernel_when_its_parent_dies() -> None:
+    """PR_SET_PDEATHSIG, not a broken pipe, ends a reader that is waiting on Stripe."""
+    with subprocess.Popen(
+        [sys.executable, "-c", MIDDLE, WAITER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as parent:
+        assert parent.stdout is not None
+        waiter = int(parent.stdout.readline())
+        time.sleep(1.0)  # let it import and ask the kernel
+        assert not gone(waiter, within=0.1)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    assert gone(waiter, within=10.0), f"process {waiter} outlived its parent"

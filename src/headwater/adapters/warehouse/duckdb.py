@@ -163,15 +163,20 @@ class DuckDBWarehouse:
                     self._conn.execute(f"SET memory_limit = '{indexes_mb + self._headroom}MB'")
                     return
                 except duckdb.OutOfMemoryException:
-                    if self._headroom >= MAX_HEADROOM_MB:
-                        return  # keep the limit in force
-                    self._headroom = min(self._headroom * 2, MAX_HEADROOM_MB)
+                    if not self._double_headroom():
+                        return  # at the cap: keep the limit in force
+
+    def _double_headroom(self) -> bool:
+        """Double the headroom; False when it is unbounded or already at the cap."""
+        if self._headroom is None or self._headroom >= MAX_HEADROOM_MB:
+            return False
+        self._headroom = min(self._headroom * 2, MAX_HEADROOM_MB)
+        return True
 
     def _grow_headroom(self, detail: str) -> None:
-        if self._headroom is None or self._headroom >= MAX_HEADROOM_MB:
+        if not self._double_headroom():
             raise WarehouseError(f"DuckDB ran out of memory: {detail}")
-        self._headroom = min(self._headroom * 2, MAX_HEADROOM_MB)
-        log.info("DuckDB ran out of memory; headroom raised to %d MB", self._headroom)
+        log.info("DuckDB ran out of memory; headroom raised to %s MB", self._headroom)
         self._tune_memory()
 
     # -- plumbing --------------------------------------------------------------------

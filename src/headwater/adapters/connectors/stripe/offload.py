@@ -3,12 +3,12 @@
 The run engine's process is busy shaping and writing, and Python runs one thread at a
 time: reader threads in the same process take turns with it.  A child process reads
 the windows (`read_windows`, with its own client and rate budget) and sends each page,
-re-encoded as JSON, through its stdout.  Measured on 200,000 sandbox customers into DuckDB:
-11-15% more throughput and 28% less CPU per customer in the engine's process.
+re-encoded as JSON, through its stdout.  Measured on 200,000 sandbox customers into
+DuckDB: 11-15% more throughput and 28% less CPU per customer in the engine's process.
 
-Protocol, one length-prefixed frame per message: a tag byte, the child's API calls and retries so
-far (8 bytes each), then ``P`` a page as JSON, ``D`` nothing (done) or ``E`` the error that
-stopped the read (pickled with its class, arguments and attributes).
+Protocol, one length-prefixed frame per message: a tag byte, the child's API calls and
+retries so far (8 bytes each), then ``P`` a page as JSON, ``D`` nothing (done) or ``E``
+the error that stopped the read (pickled with its class, arguments and attributes).
 
 The child dies with its parent (``PR_SET_PDEATHSIG`` on Linux), and the parent kills
 the child when the read is abandoned, so neither outlives a stopped run.
@@ -62,10 +62,9 @@ def read_windows_in_child(
 
     `count_calls(calls, retries)` receives the child's API calls as they happen; the
     child sends no request before `not_before` (`time.monotonic`), where the parent's
-    own rate budget would allow its next one.  The
-    child is a fresh interpreter running this module (never a fork of a threaded
-    process); its settings, key included, go through its stdin, never its arguments
-    or environment.
+    own rate budget would allow its next one.  The child is a fresh interpreter running
+    `CHILD_MODULE` (never a fork of a threaded process); its settings, key included,
+    go through its stdin, never its arguments or environment.
     """
     package_root = str(Path(headwater.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *_pythonpath()])}
