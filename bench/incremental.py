@@ -20,11 +20,12 @@ from typing import Any
 
 import httpx
 
+from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.entities import Run
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import connections
 from headwater.services.app import App
-from headwater.services.pipelines import runner, service
+from headwater.services.pipelines import manage, runner
 
 CALLS_SLACK = 5
 WALL_SHARE = 0.02
@@ -90,11 +91,11 @@ def main() -> None:
         print(f"sandbox with {args.customers:,} customers up in {up:.1f} s")
         os.environ["HEADWATER_HOME"] = home
         os.environ.pop("HEADWATER_DATABASE_URL", None)
-        app = App.open()
+        app = App.open(settings_from_env())
         try:
             conn = connections.add_stripe(app, "bench", sb.secret_key, sb.url, args.rps)
             spec = {"kind": "mapping", "mapping": MAPPING}
-            pipeline = service.create(app, conn.id, "bench", spec, incremental=True)
+            pipeline = manage.create(app, conn.id, "bench", spec, incremental=True)
             full, full_s, full_calls = timed_run(app, pipeline.id, sb, full=False)
             report("full", full, full_s, full_calls)
             made = change(sb, args.changes)

@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.settings import Settings
 
 PG_URL = "postgresql://root@127.0.0.1:5432/test"
@@ -47,4 +48,4 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def settings(home: Path) -> Settings:
-    return Settings.from_env()
+    return settings_from_env()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from tests.connectors.conftest import source_for, stripe_client
 
-from headwater.adapters.connectors.base import HistoryExpired, PermissionMissing
+from headwater.adapters.connectors.contract import HistoryExpired, PermissionMissing
 from headwater.adapters.connectors.stripe import (
     InvalidKey,
     KeyAccess,

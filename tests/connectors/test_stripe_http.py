@@ -7,7 +7,7 @@ import socket
 import pytest
 from tests.connectors.scripted_http import Scripted, ScriptedServer, error_body
 
-from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe import InvalidKey, StripeSettings
 from headwater.adapters.connectors.stripe.errors import (
     RetriesExhausted,

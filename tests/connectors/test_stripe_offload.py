@@ -14,7 +14,7 @@ import psutil
 import pytest
 from tests.connectors.conftest import source_for
 
-from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe import offload
 from headwater.adapters.connectors.stripe.errors import ApiFailure, InvalidKey, RetriesExhausted
 from headwater.adapters.connectors.stripe.offload import ReaderDied, pack_error, unpack_error

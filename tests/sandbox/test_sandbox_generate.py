@@ -53,7 +53,7 @@ def customer_validator() -> jsonschema.Draft202012Validator:
 def test_package_schema_matches_the_shared_copy() -> None:
     shared = SHARED / "stripe" / "customer-schema.json"
     if not shared.exists():
-        pytest.skip("no shared/ directory next to the repository")
+        pytest.skip("no shared/ directory next to the objects")
     packaged = resources.files("headwater.adapters.connectors.stripe").joinpath(
         "customer-schema.json"
     )

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import PG_URL
 
-from headwater.adapters.store import repository
+from headwater.adapters.store import objects
 from headwater.kernel.entities import Connection, Pipeline
+from headwater.kernel.settings import Settings
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import connections
 from headwater.services.app import App
-from headwater.services.pipelines import service
+from headwater.services.pipelines import manage
 from headwater.services.warehouse import set_url
 
 WAREHOUSES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture
-def app(home: Path) -> Iterator[App]:
-    application = App.open()
+def app(settings: Settings) -> Iterator[App]:
+    application = App.open(settings)
     yield application
     application.close()
 
@@ -67,10 +67,10 @@ def make_pipeline(app: App) -> MakePipeline:
                 "metadata": "metadata",
             },
         }
-        return service.create(app, conn.id, kw.pop("name", "p"), spec, **kw)
+        return manage.create(app, conn.id, kw.pop("name", "p"), spec, **kw)
 
     return make
 
 
 def reload(app: App, pipeline: Pipeline) -> Pipeline:
-    return repository.get(app.engine, Pipeline, pipeline.id)
+    return objects.get(app.engine, Pipeline, pipeline.id)

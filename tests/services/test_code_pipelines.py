@@ -8,7 +8,7 @@ from tests.services.conftest import connect
 from headwater.kernel.errors import InvalidInput
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.app import App
-from headwater.services.pipelines import preview, runner, service
+from headwater.services.pipelines import manage, preview, runner
 
 JS = """
 function transform(customer) {
@@ -41,7 +41,7 @@ def test_code_transformations_skip_fail_per_record_and_land_the_rest(
 ) -> None:
     app = warehouse_app
     conn = connect(app, sandbox)
-    pipeline = service.create(app, conn.id, kind, {"kind": kind, "source": source})
+    pipeline = manage.create(app, conn.id, kind, {"kind": kind, "source": source})
     run = runner.run_pipeline(app, pipeline.id)
     assert run.status == "succeeded", run.message
     c = run.counters
@@ -64,7 +64,7 @@ def test_a_transformation_that_times_out_batch_after_batch_fails_the_run_fast(
 ) -> None:
     conn = connect(app, sandbox)
     spin = "function transform(c) { while (true) {} }"
-    pipeline = service.create(app, conn.id, "spin", {"kind": "javascript", "source": spin})
+    pipeline = manage.create(app, conn.id, "spin", {"kind": "javascript", "source": spin})
     run = runner.run_pipeline(app, pipeline.id)
     assert run.status == "failed"
     assert "batches in a row" in (run.message or "")
@@ -87,7 +87,7 @@ def test_bad_code_is_rejected_on_save(
 ) -> None:
     conn = connect(app, sandbox)
     with pytest.raises(InvalidInput, match=where):
-        service.create(app, conn.id, "bad", {"kind": kind, "source": source})
+        manage.create(app, conn.id, "bad", {"kind": kind, "source": source})
 
 
 @pytest.mark.parametrize(("kind", "source"), [("javascript", JS), ("python", PY)])

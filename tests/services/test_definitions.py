@@ -12,7 +12,7 @@ from headwater.kernel.errors import InvalidInput
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import model
 from headwater.services.app import App
-from headwater.services.pipelines import preview, runner, service
+from headwater.services.pipelines import manage, preview, runner
 
 EU = {
     "logical": "and",
@@ -85,7 +85,7 @@ def test_a_changed_filter_makes_the_next_run_full_and_purges(
             "logical": "and",
             "conditions": [{"property": "address.country", "operator": "is", "values": ["US"]}],
         }
-        service.update(app, pipeline.id, service.PipelineChanges(filter=only_us))
+        manage.update(app, pipeline.id, manage.PipelineChanges(filter=only_us))
         assert reload(app, pipeline).needs_full
         run = runner.run_pipeline(app, pipeline.id)
         us = [c for c in _all_customers(sb) if (c.get("address") or {}).get("country") == "US"]
@@ -120,9 +120,9 @@ def test_invalid_definitions_are_rejected_on_save_naming_where(
     conn = connect(app, sandbox)
     spec = {"kind": "mapping", "mapping": definition.get("mapping", {"email": "email"})}
     with pytest.raises(InvalidInput) as info:
-        service.create(app, conn.id, "p", spec, filter=definition.get("filter"))
+        manage.create(app, conn.id, "p", spec, filter=definition.get("filter"))
     assert message in str(info.value)
-    assert service.list_pipelines(app) == []
+    assert manage.list_pipelines(app) == []
 
 
 def test_preview_shows_filtered_samples_with_outputs_and_errors(

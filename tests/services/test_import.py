@@ -13,14 +13,14 @@ import pytest
 import stripe
 from tests.services.conftest import MakePipeline, connect
 
-from headwater.adapters.store import repository, runs
+from headwater.adapters.store import objects, runs
 from headwater.adapters.warehouse import connect as connect_warehouse
 from headwater.kernel.entities import Workspace
 from headwater.kernel.errors import Conflict, InvalidInput, TerminalError, TransientError
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import connections, model
 from headwater.services.app import App
-from headwater.services.pipelines import runner, service
+from headwater.services.pipelines import manage, runner
 
 
 def _identities(app: App, pipeline_id: str) -> dict[str, dict[str, object]]:
@@ -138,7 +138,7 @@ def test_unreachable_warehouse_fails_clearly_and_writes_nothing(
     assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
     workspace = app.workspace()
     workspace.warehouse_url = "postgresql://root@127.0.0.1:1/test"
-    repository.save(app.engine, workspace, only=["warehouse_url"])
+    objects.save(app.engine, workspace, only=["warehouse_url"])
     run = runner.run_pipeline(app, pipeline.id, full=True)
     assert run.status == "failed"
     assert "127.0.0.1:1" in (run.message or "") or "warehouse" in (run.message or "").lower()
@@ -179,7 +179,7 @@ def test_disabled_pipelines_and_second_live_runs_are_refused(
     pipeline = make_pipeline(connect(app, sandbox), enabled=False)
     with pytest.raises(Conflict, match="disabled"):
         runner.run_pipeline(app, pipeline.id)
-    service.update(app, pipeline.id, service.PipelineChanges(enabled=True))
+    manage.update(app, pipeline.id, manage.PipelineChanges(enabled=True))
     live = runs.create_run(app.engine, pipeline.id, "full")
     with pytest.raises(Conflict, match=f"already has a live run \\({live.id}"):
         runner.run_pipeline(app, pipeline.id)
@@ -221,7 +221,7 @@ def test_kill_9_during_a_run_then_run_again_loses_and_duplicates_nothing(
     killed = runs.list_runs(app.engine, [pipeline.id])[-1]
     assert killed.status == "failed"
     assert "abandoned" in (killed.message or "")
-    assert repository.find(app.engine, Workspace)[0].name == "default"
+    assert objects.find(app.engine, Workspace)[0].name == "default"
 
 
 def test_a_row_the_warehouse_refuses_is_a_write_error_and_keeps_its_old_row(

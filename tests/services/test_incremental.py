@@ -18,7 +18,7 @@ from headwater.adapters.transformations.mapping import compile_mapping
 from headwater.kernel.entities import Pipeline, Run
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
-from headwater.services.pipelines import runner, service
+from headwater.services.pipelines import manage, runner
 from headwater.services.pipelines.documents import pipeline_document
 
 #: Filter-relevant fields: a customer passes when on the pro plan or based in Italy.
@@ -210,7 +210,7 @@ def test_changing_the_filter_makes_the_next_run_full(
         "logical": "and",
         "conditions": [{"property": "address.country", "operator": "is", "values": ["DE"]}],
     }
-    service.update(app, pipeline.id, service.PipelineChanges(filter=narrower))
+    manage.update(app, pipeline.id, manage.PipelineChanges(filter=narrower))
     assert pipeline_document(app, reload(app, pipeline))["next_run_kind"] == "full"
     after = run(app, pipeline)
     assert after.kind == "full"
@@ -218,15 +218,15 @@ def test_changing_the_filter_makes_the_next_run_full(
     assert after.counters["deleted"] > 0  # customers outside Germany were purged
     assert_in_sync(app, sb, pipeline)
     # A transformation change does the same; a rename does not.
-    service.update(app, pipeline.id, service.PipelineChanges(name="renamed"))
+    manage.update(app, pipeline.id, manage.PipelineChanges(name="renamed"))
     assert run(app, pipeline).kind == "incremental"
     new_mapping = {"kind": "mapping", "mapping": {**MAPPING, "email": "upper(email)"}}
-    service.update(app, pipeline.id, service.PipelineChanges(transformation=new_mapping))
+    manage.update(app, pipeline.id, manage.PipelineChanges(transformation=new_mapping))
     assert run(app, pipeline).kind == "full"
     assert_in_sync(app, sb, pipeline)
     # `--full` forces a full run; a non-incremental pipeline always runs full.
     assert run(app, pipeline, full=True).kind == "full"
-    service.update(app, pipeline.id, service.PipelineChanges(incremental=False))
+    manage.update(app, pipeline.id, manage.PipelineChanges(incremental=False))
     not_incremental = run(app, pipeline)
     assert not_incremental.kind == "full"
     assert "not incremental" in not_incremental.summary["reason"]

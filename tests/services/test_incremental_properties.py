@@ -138,6 +138,7 @@ def _plan_country(rng: random.Random) -> tuple[str, str]:
 CRASH_SCRIPT = textwrap.dedent(
     """
     import os, sys
+    from headwater.entrypoints.environment import settings_from_env
     from headwater.services.app import App
     from headwater.services.pipelines import engine, runner
 
@@ -167,7 +168,7 @@ CRASH_SCRIPT = textwrap.dedent(
 
     engine.RunContext.save_state = crashing_save
     App.warehouse = crashing_warehouse
-    runner.run_pipeline(App.open(), sys.argv[1])
+    runner.run_pipeline(App.open(settings_from_env()), sys.argv[1])
     sys.exit(0)
     """
 )

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from tests.conftest import pg_schema_url
 
-from headwater.adapters.store import repository, runs
+from headwater.adapters.store import objects, runs
 from headwater.adapters.store.crypto import Cipher, SecretKeyMismatch
 from headwater.adapters.store.database import HEAD_REVISION, current_revision, open_engine
 from headwater.kernel.entities import Connection, Pipeline, Workspace, utcnow
@@ -37,8 +37,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 def _seed(engine: Engine) -> Pipeline:
     now = utcnow()
-    repository.add(engine, Workspace("ws", "default", DEFAULT_MODEL.as_list(), None, now))
-    repository.add(
+    objects.add(engine, Workspace("ws", "default", DEFAULT_MODEL.as_list(), None, now))
+    objects.add(
         engine,
         Connection(
             "conn_1",
@@ -54,7 +54,7 @@ def _seed(engine: Engine) -> Pipeline:
             now,
         ),
     )
-    return repository.add(
+    return objects.add(
         engine,
         Pipeline(
             "pl_1",
@@ -77,18 +77,18 @@ def _seed(engine: Engine) -> Pipeline:
 
 def test_migrations_are_idempotent_and_entities_round_trip(engine: Engine) -> None:
     pipeline = _seed(engine)
-    loaded = repository.get(engine, Pipeline, "pl_1")
+    loaded = objects.get(engine, Pipeline, "pl_1")
     assert loaded.transformation == pipeline.transformation
     assert loaded.state == {}
     loaded.state = {"position": {"event_id": "evt_1", "created": 5}}
-    repository.save(engine, loaded, only=["state"])
-    assert repository.get(engine, Pipeline, "pl_1").state["position"]["event_id"] == "evt_1"
+    objects.save(engine, loaded, only=["state"])
+    assert objects.get(engine, Pipeline, "pl_1").state["position"]["event_id"] == "evt_1"
     # Opening again runs migrations again: nothing to do, nothing lost.
     again = open_engine(str(engine.url.render_as_string(hide_password=False)))
-    assert [p.id for p in repository.find(again, Pipeline)] == ["pl_1"]
+    assert [p.id for p in objects.find(again, Pipeline)] == ["pl_1"]
     again.dispose()
     with pytest.raises(NotFound, match="no pipeline with id 'nope'"):
-        repository.get(engine, Pipeline, "nope")
+        objects.get(engine, Pipeline, "nope")
 
 
 def test_the_known_head_is_alembics_head_and_a_new_store_reaches_it(engine: Engine) -> None:
@@ -157,7 +157,7 @@ def test_deleting_a_pipeline_removes_its_runs(engine: Engine) -> None:
     _seed(engine)
     run = runs.create_run(engine, "pl_1", "full")
     runs.add_errors(engine, run.id, [RecordError("cus_1", Step.READ, "x")])
-    repository.remove(engine, Pipeline, "pl_1")
+    objects.remove(engine, Pipeline, "pl_1")
     with pytest.raises(NotFound):
         runs.get_run(engine, run.id)
 

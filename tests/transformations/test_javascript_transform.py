@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from headwater.adapters.transformations.base import BatchFailed
+from headwater.adapters.transformations.contract import BatchFailed
 from headwater.adapters.transformations.javascript import (
     JavaScriptTransformation,
     compile_javascript,

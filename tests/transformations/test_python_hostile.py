@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 import headwater
-from headwater.adapters.transformations.base import BatchFailed
+from headwater.adapters.transformations.contract import BatchFailed
 from headwater.adapters.transformations.python import PythonTransformation, compile_python
 from headwater.kernel.records import TransformFailure
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from headwater.adapters.warehouse import Warehouse, WriteBatch
-from headwater.adapters.warehouse.base import META_COLUMNS, PROFILE_META_COLUMNS
+from headwater.adapters.warehouse.contract import META_COLUMNS, PROFILE_META_COLUMNS
 from headwater.adapters.warehouse.staging import profile_id
 from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.kernel.model import Column, PropertyType

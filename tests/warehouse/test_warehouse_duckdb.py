@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from headwater.adapters.warehouse import WriteBatch, sql
-from headwater.adapters.warehouse.base import WarehouseError
+from headwater.adapters.warehouse.contract import WarehouseError
 from headwater.adapters.warehouse.duckdb import MAX_HEADROOM_MB, DuckDBWarehouse
 from headwater.adapters.warehouse.duckdb_stage import DIALECT
 from headwater.adapters.warehouse.staging import profile_id

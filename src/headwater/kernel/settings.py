@@ -1,9 +1,9 @@
-"""Settings: read from the environment, in one place, and nowhere else."""
+"""Settings: a plain value.  The entry points read it from the environment
+(`headwater.entrypoints.environment`) and pass it down; nothing below them reads
+the environment."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +12,10 @@ from pathlib import Path
 class Settings:
     """Process-wide settings.
 
-    - ``HEADWATER_HOME``: data directory (default ``~/.headwater``).
-    - ``HEADWATER_DATABASE_URL``: metadata store URL (default: SQLite file in home).
-    - ``HEADWATER_SECRET_KEY``: key that encrypts secrets at rest (default: a key
-      file created with mode 0600 in the data directory on first start).
+    - `home`: data directory (metadata store, DuckDB warehouse, key file).
+    - `database_url`: metadata store URL (SQLite file in `home` by default).
+    - `secret_key`: key that encrypts secrets at rest (``None``: a key file created with
+      mode 0600 in `home` on first start).
     """
 
     home: Path
@@ -23,11 +23,11 @@ class Settings:
     secret_key: str | None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        home = Path(env.get("HEADWATER_HOME") or Path.home() / ".headwater").expanduser()
-        url = env.get("HEADWATER_DATABASE_URL") or f"sqlite:///{home / 'headwater.db'}"
-        return cls(home=home, database_url=url, secret_key=env.get("HEADWATER_SECRET_KEY") or None)
+    def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:
+        """The embedded defaults under `home`: a SQLite store beside the warehouse."""
+        return cls(
+            home=home, database_url=f"sqlite:///{home / 'headwater.db'}", secret_key=secret_key
+        )
 
     @property
     def default_warehouse_url(self) -> str:

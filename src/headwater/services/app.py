@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from headwater.adapters.store import repository
+from headwater.adapters.store import objects
 from headwater.adapters.store.crypto import Cipher
 from headwater.adapters.store.database import open_engine
 from headwater.adapters.warehouse import connect as connect_warehouse
-from headwater.adapters.warehouse.base import Warehouse
+from headwater.adapters.warehouse.contract import Warehouse
 from headwater.kernel.entities import Workspace, utcnow
 from headwater.kernel.model import DEFAULT_MODEL, CustomerModel
 from headwater.kernel.settings import Settings
@@ -25,8 +25,7 @@ class App:
     cipher: Cipher
 
     @classmethod
-    def open(cls, settings: Settings | None = None) -> App:
-        settings = settings or Settings.from_env()
+    def open(cls, settings: Settings) -> App:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         engine = open_engine(settings.database_url)
         app = cls(settings, engine, Cipher.from_settings(settings.secret_key, settings.home))
@@ -37,7 +36,7 @@ class App:
         self.engine.dispose()
 
     def workspace(self) -> Workspace:
-        found = repository.find(self.engine, Workspace, name=DEFAULT_WORKSPACE)
+        found = objects.find(self.engine, Workspace, name=DEFAULT_WORKSPACE)
         if found:
             return found[0]
         workspace = Workspace(
@@ -47,7 +46,7 @@ class App:
             warehouse_url=None,
             created_at=utcnow(),
         )
-        return repository.add(self.engine, workspace)
+        return objects.add(self.engine, workspace)
 
     def model(self) -> CustomerModel:
         return CustomerModel.from_list(self.workspace().customer_model)

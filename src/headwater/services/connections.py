@@ -9,7 +9,7 @@ from headwater.adapters.connectors.stripe import (
     check_key_format,
     verify_key,
 )
-from headwater.adapters.store import repository
+from headwater.adapters.store import objects
 from headwater.kernel.entities import Connection, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput, mask_secret
 from headwater.services.app import App
@@ -54,26 +54,26 @@ def add_stripe(
         events_read=access.events_read,
         created_at=utcnow(),
     )
-    return repository.add(app.engine, connection)
+    return objects.add(app.engine, connection)
 
 
 def list_connections(app: App) -> list[Connection]:
-    return repository.find(app.engine, Connection, workspace_id=app.workspace().id)
+    return objects.find(app.engine, Connection, workspace_id=app.workspace().id)
 
 
 def get_connection(app: App, connection_id: str) -> Connection:
-    return repository.get(app.engine, Connection, connection_id, app.workspace().id)
+    return objects.get(app.engine, Connection, connection_id, app.workspace().id)
 
 
 def delete_connection(app: App, connection_id: str) -> None:
     get_connection(app, connection_id)
-    used = repository.find(app.engine, Pipeline, connection_id=connection_id)
+    used = objects.find(app.engine, Pipeline, connection_id=connection_id)
     if used:
         names = ", ".join(p.id for p in used)
         raise Conflict(
             f"connection {connection_id} is used by pipelines {names}; delete them first"
         )
-    repository.remove(app.engine, Connection, connection_id)
+    objects.remove(app.engine, Connection, connection_id)
 
 
 def open_source(app: App, connection: Connection) -> StripeSource:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headwater.adapters.store import repository
+from headwater.adapters.store import objects
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.kernel.model_edits import (
@@ -28,7 +28,7 @@ def _apply(app: App, model: CustomerModel, changes: ColumnChanges) -> CustomerMo
         warehouse.close()
     workspace = app.workspace()
     workspace.customer_model = model.as_list()
-    repository.save(app.engine, workspace, only=["customer_model"])
+    objects.save(app.engine, workspace, only=["customer_model"])
     return model
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from headwater.adapters.store import repository
+from headwater.adapters.store import objects
 from headwater.adapters.warehouse import check, connect
 from headwater.services.app import App
 
@@ -42,4 +42,4 @@ def set_url(app: App, url: str) -> None:
         warehouse.close()
     workspace = app.workspace()
     workspace.warehouse_url = url
-    repository.save(app.engine, workspace, only=["warehouse_url"])
+    objects.save(app.engine, workspace, only=["warehouse_url"])

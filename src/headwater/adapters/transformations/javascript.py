@@ -36,7 +36,7 @@ from py_mini_racer import (
     MiniRacer,
 )
 
-from headwater.adapters.transformations.base import BatchFailed, CappedLog
+from headwater.adapters.transformations.contract import BatchFailed, CappedLog
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record, TransformFailure
 

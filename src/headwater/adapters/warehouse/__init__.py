@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from headwater.adapters.warehouse.base import (
+from headwater.adapters.warehouse.contract import (
     Capabilities,
     Warehouse,
     WarehouseError,
     WriteBatch,
     WriteResult,
 )
-from headwater.adapters.warehouse.factory import ENGINES, check, connect
+from headwater.adapters.warehouse.engines import ENGINES, check, connect
 
 __all__ = [
     "ENGINES",

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from headwater.adapters.warehouse import rejects, sql
-from headwater.adapters.warehouse.base import (
+from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
     WarehouseError,

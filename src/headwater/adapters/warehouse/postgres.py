@@ -13,7 +13,7 @@ import psycopg.errors
 from psycopg.rows import dict_row
 
 from headwater.adapters.warehouse import rejects, sql
-from headwater.adapters.warehouse.base import (
+from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
     WarehouseError,

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from headwater.adapters.warehouse.base import WarehouseError, WriteResult
+from headwater.adapters.warehouse.contract import WarehouseError, WriteResult
 from headwater.kernel.errors import redact
 from headwater.kernel.model import PropertyType
 from headwater.kernel.records import IdentityRow

@@ -18,7 +18,7 @@ from headwater.entrypoints.cli.output import (
     table,
 )
 from headwater.kernel.errors import InvalidInput
-from headwater.services import connections as service
+from headwater.services import connections as connection_service
 
 
 @click.group("connections")
@@ -49,7 +49,7 @@ def add() -> None:
 @click.option("--name", required=True, help="A name for this connection.")
 @click.option("--api-key-env", metavar="VAR", help="Read the key from this environment variable.")
 @click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--base-url", default=service.STRIPE_API, show_default=True)
+@click.option("--base-url", default=connection_service.STRIPE_API, show_default=True)
 @click.option("--requests-per-second", type=float, default=20.0, show_default=True)
 @json_option
 @handle_errors
@@ -64,7 +64,7 @@ def add_stripe(
     """Add a Stripe connection; the key is verified with Stripe before it is saved."""
     key = read_key(api_key_env, api_key_file)
     with opened_app() as app:
-        conn = service.add_stripe(app, name, key, base_url, requests_per_second)
+        conn = connection_service.add_stripe(app, name, key, base_url, requests_per_second)
     if as_json:
         print_json(conn.public())
         return
@@ -82,7 +82,7 @@ def add_stripe(
 def list_(as_json: bool) -> None:
     """List connections."""
     with opened_app() as app:
-        items = [c.public() for c in service.list_connections(app)]
+        items = [c.public() for c in connection_service.list_connections(app)]
     if as_json:
         print_json(items)
         return
@@ -109,7 +109,7 @@ def list_(as_json: bool) -> None:
 def show(connection_id: str, as_json: bool) -> None:
     """Show one connection (the key only masked)."""
     with opened_app() as app:
-        doc = service.get_connection(app, connection_id).public()
+        doc = connection_service.get_connection(app, connection_id).public()
     show_document(doc, as_json)
 
 
@@ -119,5 +119,5 @@ def show(connection_id: str, as_json: bool) -> None:
 def delete(connection_id: str) -> None:
     """Delete a connection that no pipeline uses."""
     with opened_app() as app:
-        service.delete_connection(app, connection_id)
+        connection_service.delete_connection(app, connection_id)
     out.print(f"Deleted connection {connection_id}")

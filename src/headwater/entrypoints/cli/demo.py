@@ -11,7 +11,7 @@ from headwater.entrypoints.cli.progress import live_progress
 from headwater.entrypoints.cli.runs import print_run
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
-from headwater.services.pipelines import runner, service
+from headwater.services.pipelines import manage, runner
 from headwater.services.pipelines.documents import suggested_transformation
 from headwater.services.warehouse import safe_url
 
@@ -32,7 +32,7 @@ def demo(customers: int, seed: int) -> None:
             app, "Stripe sandbox (demo)", sandbox.secret_key, sandbox.url, 20.0
         )
         out.print(f"Connected {conn.id} with key {conn.api_key_masked} (verified with Stripe)")
-        pipeline = service.create(
+        pipeline = manage.create(
             app,
             conn.id,
             "Demo: all customers",

@@ -8,7 +8,7 @@ import click
 
 from headwater.entrypoints.cli.output import handle_errors, json_option, opened_app, out, print_json
 from headwater.kernel.model import CustomerModel, PropertyType
-from headwater.services import model as service
+from headwater.services import model as model_service
 
 
 def _rows(props: list[dict[str, Any]], prefix: str = "") -> list[list[str]]:
@@ -50,7 +50,7 @@ def show(as_json: bool) -> None:
 def add_property(path: str, type: str, description: str, as_json: bool) -> None:
     """Add PATH (e.g. `plan` or `address.region`) of TYPE; alters the warehouse too."""
     with opened_app() as app:
-        _show(service.add(app, path, type, description), as_json)
+        _show(model_service.add(app, path, type, description), as_json)
 
 
 @model.command("rename-property")
@@ -61,7 +61,7 @@ def add_property(path: str, type: str, description: str, as_json: bool) -> None:
 def rename_property(path: str, new_name: str, as_json: bool) -> None:
     """Rename the property at PATH to NEW_NAME (its columns are renamed, data kept)."""
     with opened_app() as app:
-        _show(service.rename(app, path, new_name), as_json)
+        _show(model_service.rename(app, path, new_name), as_json)
 
 
 @model.command("drop-property")
@@ -74,4 +74,4 @@ def drop_property(path: str, yes: bool, as_json: bool) -> None:
     if not yes:
         click.confirm(f"Drop {path} and its data from the warehouse?", abort=True)
     with opened_app() as app:
-        _show(service.drop(app, path), as_json)
+        _show(model_service.drop(app, path), as_json)

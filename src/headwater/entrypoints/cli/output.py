@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.entities import Run
 from headwater.kernel.errors import HeadwaterError, redact
 from headwater.services.app import App
@@ -66,7 +67,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 @contextmanager
 def opened_app() -> Iterator[App]:
-    app = App.open()
+    app = App.open(settings_from_env())
     try:
         yield app
     finally:

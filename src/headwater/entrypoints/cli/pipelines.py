@@ -22,8 +22,8 @@ from headwater.entrypoints.cli.progress import live_progress
 from headwater.entrypoints.cli.runs import print_run
 from headwater.kernel.entities import SCHEDULES
 from headwater.kernel.errors import InvalidInput
+from headwater.services.pipelines import manage, runner
 from headwater.services.pipelines import preview as preview_service
-from headwater.services.pipelines import runner, service
 from headwater.services.pipelines.documents import pipeline_document, suggested_transformation
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -103,7 +103,7 @@ def add(
     """Add a pipeline (without a transformation option it uses the suggested mapping)."""
     with opened_app() as app:
         spec = transformation_from(app, mapping, suggested_mapping, javascript, python)
-        pipeline = service.create(
+        pipeline = manage.create(
             app,
             connection_id,
             name,
@@ -144,7 +144,7 @@ def update(
 ) -> None:
     """Change a pipeline; a new filter or transformation makes its next run full."""
     with opened_app() as app:
-        changes = service.PipelineChanges(
+        changes = manage.PipelineChanges(
             name=name,
             description=description,
             schedule=schedule,
@@ -153,7 +153,7 @@ def update(
             clear_filter=clear_filter,
             transformation=transformation_from(app, mapping, suggested_mapping, javascript, python),
         )
-        doc = pipeline_document(app, service.update(app, pipeline_id, changes))
+        doc = pipeline_document(app, manage.update(app, pipeline_id, changes))
     if as_json:
         print_json(doc)
     else:
@@ -167,7 +167,7 @@ def update(
 def list_(connection_id: str | None, as_json: bool) -> None:
     """List pipelines."""
     with opened_app() as app:
-        docs = [pipeline_document(app, p) for p in service.list_pipelines(app, connection_id)]
+        docs = [pipeline_document(app, p) for p in manage.list_pipelines(app, connection_id)]
     if as_json:
         print_json(docs)
         return
@@ -207,7 +207,7 @@ def list_(connection_id: str | None, as_json: bool) -> None:
 def show(pipeline_id: str, as_json: bool) -> None:
     """Show a pipeline's definition, state and last run."""
     with opened_app() as app:
-        doc = pipeline_document(app, service.get(app, pipeline_id))
+        doc = pipeline_document(app, manage.get(app, pipeline_id))
     if as_json:
         print_json(doc)
         return
@@ -232,7 +232,7 @@ def show(pipeline_id: str, as_json: bool) -> None:
 
 def _toggle(pipeline_id: str, enabled: bool) -> None:
     with opened_app() as app:
-        service.update(app, pipeline_id, service.PipelineChanges(enabled=enabled))
+        manage.update(app, pipeline_id, manage.PipelineChanges(enabled=enabled))
     out.print(f"Pipeline {pipeline_id} {'enabled' if enabled else 'disabled'}")
 
 
@@ -261,7 +261,7 @@ def delete(pipeline_id: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete {pipeline_id} and the customers it imported?", abort=True)
     with opened_app() as app:
-        removed = service.delete(app, pipeline_id)
+        removed = manage.delete(app, pipeline_id)
     out.print(f"Deleted pipeline {pipeline_id} and {removed:,} imported customers")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from headwater.adapters.transformations.base import Transformation
+from headwater.adapters.transformations.contract import Transformation
 from headwater.adapters.transformations.filters import compile_filter, validate_filter
 from headwater.adapters.transformations.mapping import compile_mapping, validate_mapping
 from headwater.adapters.transformations.python import compile_python, validate_python

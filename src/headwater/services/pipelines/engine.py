@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from headwater.adapters.connectors.base import (
+from headwater.adapters.connectors.contract import (
     Change,
     HistoryExpired,
     PermissionMissing,
     Source,
 )
-from headwater.adapters.store import repository, runs
-from headwater.adapters.warehouse.base import Warehouse, WriteBatch, WriteResult
+from headwater.adapters.store import objects, runs
+from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, utcnow
 from headwater.kernel.errors import HeadwaterError, redact
 from headwater.kernel.records import Record, Step
@@ -84,7 +84,7 @@ class RunContext:
 
     def save_state(self, **changes: Any) -> None:
         self.pipeline.state = {**self.pipeline.state, **changes}
-        repository.save(self.recorder.engine, self.pipeline, only=["state", "needs_full"])
+        objects.save(self.recorder.engine, self.pipeline, only=["state", "needs_full"])
 
 
 def _created_max(records: Iterable[Record], current: int) -> int:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from headwater.adapters.transformations.base import BatchFailed, Transformation
+from headwater.adapters.transformations.contract import BatchFailed, Transformation
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import ConversionError, CustomerModel
 from headwater.kernel.records import Record, TransformFailure
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
-from headwater.services.pipelines import service
+from headwater.services.pipelines import manage
 from headwater.services.pipelines.definition import (
     check_filter,
     check_transformation,
@@ -70,7 +70,7 @@ def preview(
         raise InvalidInput("must be between 1 and 100", "limit")
     model = app.model()
     if pipeline_id:
-        pipeline = service.get(app, pipeline_id)
+        pipeline = manage.get(app, pipeline_id)
         connection_id = pipeline.connection_id
         transformation = transformation or pipeline.transformation
         filter = filter if filter is not None else pipeline.filter

@@ -10,7 +10,7 @@ from headwater.kernel.entities import Pipeline, Run, utcnow
 from headwater.kernel.errors import Conflict, HeadwaterError, redact
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
-from headwater.services.pipelines import service
+from headwater.services.pipelines import manage
 from headwater.services.pipelines.definition import compile_predicate, compile_transformation
 from headwater.services.pipelines.engine import RunContext, execute
 from headwater.services.pipelines.recorder import Progress, Recorder
@@ -30,7 +30,7 @@ def run_pipeline(
 
     Refused (`Conflict`) when the pipeline is disabled or already has a live run.
     """
-    pipeline = service.get(app, pipeline_id)
+    pipeline = manage.get(app, pipeline_id)
     if not pipeline.enabled:
         raise Conflict(f"pipeline {pipeline.id} is disabled; enable it before running it")
     run = runs.create_run(app.engine, pipeline.id, planned_kind(pipeline, full))
@@ -79,9 +79,9 @@ def _parts(app: App, pipeline: Pipeline, recorder: Recorder, run: Run) -> Iterat
 
 def list_runs(app: App, pipeline_id: str | None = None, limit: int = 50) -> list[Run]:
     if pipeline_id:
-        ids = [service.get(app, pipeline_id).id]
+        ids = [manage.get(app, pipeline_id).id]
     else:
-        ids = [p.id for p in service.list_pipelines(app)]
+        ids = [p.id for p in manage.list_pipelines(app)]
     return runs.list_runs(app.engine, ids, limit)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from headwater.adapters.transformations.base import BatchFailed, Transformation
+from headwater.adapters.transformations.contract import BatchFailed, Transformation
 from headwater.kernel.errors import TerminalError
 from headwater.kernel.model import ConversionError, CustomerModel
 from headwater.kernel.records import IdentityRow, Record, Step, TransformFailure

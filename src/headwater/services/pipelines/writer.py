@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from headwater.adapters.warehouse.base import Warehouse, WriteBatch, WriteResult
+from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
-from headwater.adapters.connectors.base import Change, ChangeBatch, HistoryExpired
+from headwater.adapters.connectors.contract import Change, ChangeBatch, HistoryExpired
 from headwater.adapters.connectors.stripe.declaration import STRIPE
 from headwater.adapters.connectors.stripe.errors import MalformedResponse, StripeRequestFailed
 from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP

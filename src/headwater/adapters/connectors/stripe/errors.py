@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.kernel.errors import InvalidInput, TerminalError, TransientError
 
 __all__ = [

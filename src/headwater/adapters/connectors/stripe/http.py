@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 
-from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Action, StripeSettings
 from headwater.adapters.connectors.stripe.errors import (
     ApiFailure,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from headwater.adapters.connectors.base import PermissionMissing
+from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.declaration import STRIPE, StripeSettings
 from headwater.adapters.connectors.stripe.errors import MalformedKey
 from headwater.adapters.connectors.stripe.http import StripeHTTP

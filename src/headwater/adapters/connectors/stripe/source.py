@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from headwater.adapters.connectors.base import ChangeBatch
+from headwater.adapters.connectors.contract import ChangeBatch
 from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
 from headwater.adapters.connectors.stripe.full import read_windows

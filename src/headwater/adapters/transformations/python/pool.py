@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from headwater.adapters.transformations.base import BatchFailed, CappedLog
+from headwater.adapters.transformations.contract import BatchFailed, CappedLog
 from headwater.adapters.transformations.python.channel import exchange
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record, TransformFailure

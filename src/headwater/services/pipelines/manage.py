@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from headwater.adapters.store import repository, runs
+from headwater.adapters.store import objects, runs
 from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.services.app import App
@@ -70,18 +70,18 @@ def create(
         created_at=now,
         updated_at=now,
     )
-    return repository.add(app.engine, pipeline)
+    return objects.add(app.engine, pipeline)
 
 
 def get(app: App, pipeline_id: str) -> Pipeline:
-    return repository.get(app.engine, Pipeline, pipeline_id, app.workspace().id)
+    return objects.get(app.engine, Pipeline, pipeline_id, app.workspace().id)
 
 
 def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]:
     where: dict[str, Any] = {"workspace_id": app.workspace().id}
     if connection_id:
         where["connection_id"] = connection_id
-    return repository.find(app.engine, Pipeline, **where)
+    return objects.find(app.engine, Pipeline, **where)
 
 
 def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
@@ -109,7 +109,7 @@ def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
         # State rule 4: a changed filter or transformation makes the next run a full run.
         pipeline.needs_full = True
     pipeline.updated_at = utcnow()
-    return repository.save(app.engine, pipeline)
+    return objects.save(app.engine, pipeline)
 
 
 def delete(app: App, pipeline_id: str) -> int:
@@ -123,5 +123,5 @@ def delete(app: App, pipeline_id: str) -> int:
         removed = warehouse.delete_pipeline(pipeline.id)
     finally:
         warehouse.close()
-    repository.remove(app.engine, Pipeline, pipeline.id)
+    objects.remove(app.engine, Pipeline, pipeline.id)
     return removed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from headwater.adapters.warehouse.base import Warehouse, WarehouseError
+from headwater.adapters.warehouse.contract import Warehouse, WarehouseError
 from headwater.adapters.warehouse.staging import hide_password
 from headwater.kernel.errors import InvalidInput
 
