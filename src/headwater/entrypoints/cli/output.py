@@ -76,7 +76,8 @@ class PlainConsole(Console):
 
 
 out = PlainConsole(soft_wrap=True, markup=False, emoji=False, highlight=False)
-err = PlainConsole(stderr=True, markup=False, emoji=False, highlight=False)
+# Not wrapped by us: an error keeps its paths and commands whole for copying.
+err = PlainConsole(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
