@@ -76,6 +76,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             stdin="sk_test_sandbox\n",
         )["id"]  # fmt: skip
         _json(w, "model", "add-property", "plan", "string", "--description", HOSTILE)
+        _json(w, "warehouse", "set", f"duckdb:///{tmp}/{MARKUP}.duckdb")
         # A mapping whose validation errors quote the customer's email.
         mapping = tmp / "mapping.json"
         mapping.write_text(json.dumps({"email": "email", "created_at": "email"}))
@@ -99,6 +100,8 @@ def _commands(ws: Workspace) -> dict[str, tuple[list[str], str]]:
         "connections list": (["connections", "list"], HOSTILE_SHOWN),
         "connections show": (["connections", "show", ws.connection], HOSTILE_SHOWN),
         "model show": (["model", "show"], HOSTILE_SHOWN),
+        "warehouse set": (["warehouse", "set", f"duckdb:///{ws.tmp}/{MARKUP}.duckdb"], MARKUP),
+        "warehouse show": (["warehouse", "show"], MARKUP),
         "pipelines add": (
             ["pipelines", "add", "--connection", ws.connection, "--name", HOSTILE],
             HOSTILE_SHOWN,
@@ -122,6 +125,8 @@ COMMANDS = [
     "connections list",
     "connections show",
     "model show",
+    "warehouse set",
+    "warehouse show",
     "pipelines add",
     "pipelines update",
     "pipelines list",
