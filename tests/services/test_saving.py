@@ -62,3 +62,20 @@ def test_an_unreachable_source_gives_a_warning_not_a_failure(app: App) -> None:
     assert warning.startswith("could not try the pipeline on sample customers: ")
     assert f"Could not reach Stripe at {sb.url}" in warning
     assert f"gave up after {GLANCE_RETRIES + 1} attempts" in warning  # no long retry budget
+
+
+def test_code_that_raises_for_most_customers_is_saved_with_a_warning(
+    app: App, sandbox: RunningSandbox
+) -> None:
+    conn = connect(app, sandbox)
+    code = (
+        "def transform(customer):\n"
+        "    if customer['email'] and customer['email'] < 'y':\n"
+        "        raise ValueError('no plan for ' + customer['email'])\n"
+        "    return {'email': customer['email']}\n"
+    )
+    saved = saving.save_new(app, conn.id, "code", {"kind": "python", "source": code})
+    assert reload(app, saved.pipeline).transformation["source"] == code
+    [warning] = saved.warnings
+    assert f"of {preview.SAVE_SAMPLE} sampled customers fail (transform)" in warning
+    assert "ValueError: no plan for " in warning

@@ -99,24 +99,13 @@ def sample_warning(app: App, pipeline: Pipeline, size: int = SAVE_SAMPLE) -> str
     """Try a saved pipeline's filter and transformation on up to `size` of the newest live
     customers; a warning (with the first error) when most of those the filter keeps fail.
 
-    Saving never depends on Stripe: a source that cannot be reached gives a warning too,
-    after one quick retry.
+    Saving never depends on the trial: a source that cannot be reached (after one quick
+    retry) or a runtime that cannot start gives a warning too, never an error.
     """
-    model = app.model()
-    keep = compile_predicate(pipeline.filter)
-    counts = Preview()
     try:
-        with open_source(app, get_connection(app, pipeline.connection_id), glance=True) as source:
-            chosen = _choose(source, keep, size, counts)
+        samples = _try_on_sample(app, pipeline, size)
     except HeadwaterError as exc:
         return f"could not try the pipeline on sample customers: {exc.message}"
-    if not chosen:
-        return None
-    transform = compile_transformation(pipeline.transformation, model)
-    try:
-        samples = _run(transform, chosen, model)
-    finally:
-        transform.close()
     failed = [s for s in samples if s.status == "error"]
     if len(failed) * 2 <= len(samples):
         return None
@@ -125,6 +114,20 @@ def sample_warning(app: App, pipeline: Pipeline, size: int = SAVE_SAMPLE) -> str
         f"{len(failed)} of {len(samples)} sampled customers fail ({first.step}); they would "
         f"not be imported. First error: {first.source_id}: {first.error}"
     )
+
+
+def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> list[Sample]:
+    model = app.model()
+    keep = compile_predicate(pipeline.filter)
+    with open_source(app, get_connection(app, pipeline.connection_id), glance=True) as source:
+        chosen = _choose(source, keep, size, Preview())
+    if not chosen:
+        return []
+    transform = compile_transformation(pipeline.transformation, model)
+    try:
+        return _run(transform, chosen, model)
+    finally:
+        transform.close()
 
 
 def _choose(
