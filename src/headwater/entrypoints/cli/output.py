@@ -159,7 +159,7 @@ def table(
     words: list[int] = []
     for index, name in enumerate(columns):
         column = [name, *(row[index] for row in cells)]
-        natural.append(max(cell_len(cell) for cell in column))
+        natural.append(max(cell_len(line) for cell in column for line in [*cell.splitlines(), ""]))
         longest = max((cell_len(w) for cell in column for w in cell.split()), default=1)
         words.append(natural[-1] if name in ids else min(longest, _WORD))
     # Rich would squeeze every column alike, ids included: the widths are chosen here.
