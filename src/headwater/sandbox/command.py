@@ -129,9 +129,12 @@ def sandbox(
         state_file=state_file,
         webhook_retry_seconds=webhook_retry_seconds,
     )
-    from headwater.sandbox.server import serve  # uvicorn is only needed when serving
+    from headwater.sandbox.server import CannotListen, serve  # uvicorn only when serving
 
-    serve(config, _announce)
+    try:
+        serve(config, _announce)
+    except CannotListen as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _announce(url: str, sandbox: Sandbox, seconds: float) -> None:
