@@ -60,7 +60,7 @@ class Stats:
         self.by_status: Counter[int] = Counter()
         self.rate_limited = 0
         self.rate_limited_by_reason: Counter[str] = Counter()
-        self.peak_in_flight = 0
+        self.peak_in_flight = 0  # the most requests one key has had in flight
         self.server_errors = 0
         self.malformed = 0
         self.webhook_attempts = 0
