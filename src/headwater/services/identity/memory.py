@@ -46,6 +46,16 @@ class MemoryIdentityStore:
         self._index(row)
         return former
 
+    def load(self, identity: Identity, profile: ProfileRow | None = None) -> None:
+        """Store an identity exactly as given, profile id included (restoring a state)."""
+        old = self.rows.get(identity.key)
+        if old is not None:
+            self._unindex(old)
+        self.rows[identity.key] = identity
+        self._index(identity)
+        if profile is not None:
+            self.profile_rows[profile.id] = profile
+
     def delete(self, key: IdentityKey) -> str | None:
         """Remove an identity; returns the profile id it was in (its profile stays
         until resolution, as in the warehouse)."""
