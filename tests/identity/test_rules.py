@@ -3,12 +3,14 @@ against the reference by `World.run`)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 from tests.identity.world import T0, World, identity, settings_for
 
 from headwater.services.identity import ChangeKind, IdentityKey, neighbourhood, rebuild
+from headwater.services.identity.ids import _NAMESPACE, new_profile_id
 from headwater.services.identity.links import link_rank
 from headwater.services.identity.normalise import identifier_keys
 
@@ -288,3 +290,10 @@ def test_changing_the_identifiers_then_rebuilding() -> None:
     (merge,) = wider.store.changes
     assert merge.kind is ChangeKind.MERGE
     assert len(merge.before) == 3
+
+
+def test_new_ids_are_uuid5_of_the_run_and_the_smallest_key() -> None:
+    x = identity("pl_1", "cus_1", "ann@shop.io")
+    expected = uuid.uuid5(_NAMESPACE, "run_9\x1fpl_1\x1fcus_1")
+    assert new_profile_id("run_9", x) == str(expected)
+    assert new_profile_id("run_10", x) != str(expected)

@@ -23,6 +23,7 @@ can be both (a part of A joins B: B's component logs a merge, A logs a split).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,12 +32,22 @@ from headwater.services.identity.records import Identity
 
 #: Fixed namespace: ids are the same on every machine.
 _NAMESPACE = uuid.UUID("0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d2")
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def new_profile_id(run_id: str, identity: Identity) -> str:
-    """The id a component gets when it inherits none (rule 4)."""
+    """The id a component gets when it inherits none (rule 4): a UUIDv5, written out
+    without building `uuid.UUID` objects (a rebuild mints one per profile)."""
     pipeline_id, source_id = identity.key
-    return str(uuid.uuid5(_NAMESPACE, f"{run_id}\x1f{pipeline_id}\x1f{source_id}"))
+    # SHA-1 is the UUIDv5 algorithm here (a stable name hash), not a security measure.
+    digest = hashlib.sha1(
+        _NAMESPACE.bytes + f"{run_id}\x1f{pipeline_id}\x1f{source_id}".encode(),
+        usedforsecurity=False,
+    ).hexdigest()
+    return (
+        f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-"
+        f"{_VARIANT[digest[16]]}{digest[17:20]}-{digest[20:32]}"
+    )
 
 
 @dataclass(frozen=True)
