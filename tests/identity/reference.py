@@ -61,8 +61,14 @@ def plain_keys(identity: Identity, settings: IdentitySettings) -> list[Any]:
     ]
 
 
-def links(identities: Sequence[Identity], settings: IdentitySettings) -> list[tuple[Any, ...]]:
-    """Every link as (rank, shared value, i, j), i < j, sorted in the documented order."""
+def links(
+    identities: Sequence[Identity], settings: IdentitySettings, *, first_rank_first: bool = False
+) -> list[tuple[Any, ...]]:
+    """Every link as (rank, shared value, i, j), i < j, sorted in the documented order.
+
+    With `first_rank_first`, links of the first identifier come before same-source links
+    (docs/identity.md §8 relies on that order giving the same profiles).
+    """
     keys = [plain_keys(x, settings) for x in identities]
     out = []
     for i in range(len(identities)):
@@ -76,18 +82,20 @@ def links(identities: Sequence[Identity], settings: IdentitySettings) -> list[tu
                     if x == y:
                         out.append((rank + 1, x, i, j))
                     break  # the first identifier both have decides
+    if first_rank_first:
+        return sorted(out, key=lambda link: (-1 if link[0] == 1 else link[0], *link[1:]))
     return sorted(out)
 
 
 def reference_partition(
-    identities: Iterable[Identity], settings: IdentitySettings
+    identities: Iterable[Identity], settings: IdentitySettings, *, first_rank_first: bool = False
 ) -> set[frozenset[IdentityKey]]:
     """Connected components of the links, skipping a link that joins two components
     holding different first-identifier values."""
     ordered = sorted(identities, key=lambda x: x.key)
     first = [plain_keys(x, settings)[0] for x in ordered]
     group = list(range(len(ordered)))  # group[i] = label; relabel on join (slow, plain)
-    for _rank, _value, i, j in links(ordered, settings):
+    for _rank, _value, i, j in links(ordered, settings, first_rank_first=first_rank_first):
         gi, gj = group[i], group[j]
         if gi == gj:
             continue
