@@ -297,3 +297,17 @@ def test_new_ids_are_uuid5_of_the_run_and_the_smallest_key() -> None:
     expected = uuid.uuid5(_NAMESPACE, "run_9\x1fpl_1\x1fcus_1")
     assert new_profile_id("run_9", x) == str(expected)
     assert new_profile_id("run_10", x) != str(expected)
+
+
+def test_a_phone_shared_by_many_emails_links_only_the_phone_only_identities() -> None:
+    world = World(settings_for("email", "phone"))
+    switchboard = "+1 800 0000"
+    world.run(
+        puts=[identity("pl_3", f"cus_{n:03d}", f"u{n}@shop.io", switchboard) for n in range(300)]
+        + [identity("pl_1", "cus_a", None, switchboard), identity("pl_2", "cus_b", "", switchboard)]
+    )
+    profiles = groups(world)
+    assert len(profiles) == 300
+    # The phone-only identities join the identity with the smallest key among those
+    # they link to (pl_1/cus_a < pl_2/cus_b < pl_3/...): the first link in the order.
+    assert frozenset({"pl_1/cus_a", "pl_2/cus_b", "pl_3/cus_000"}) in profiles

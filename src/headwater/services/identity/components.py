@@ -11,15 +11,19 @@ Work: one union-find over the identities given (the affected part of the graph).
 Rank-1 links join identities with equal first-identifier values, so they can never
 trip the guard and each group is joined as a chain.  At rank 0 and ranks ≥ 2 a group
 is swept pair by pair in the fixed order, skipping pairs that are not eligible and
-stopping as soon as the whole group is one component.  The one expensive shape is a
-large group (many customers sharing one phone number, say) mixing identities with
-and without the first identifier: it costs (with) x (without) steps.  Such a value is
-almost always a placeholder that belongs in the identifier's blocked list.
+stopping as soon as the whole group is one component; a member walks only the
+members it can be eligible with.  The one expensive shape is a large group (many
+customers sharing one phone number, say) mixing identities with and without the first
+identifier: it costs (with) x (without) steps.  Such a value is almost always a
+placeholder that belongs in the identifier's blocked list.
 """
 
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import islice
 
 from headwater.services.identity.links import Keys, LinkGroup, link_groups, present_mask
 from headwater.services.identity.normalise import Key
@@ -82,19 +86,28 @@ def partition(identities: Sequence[Identity], keys: Sequence[Keys]) -> list[list
 
 
 def _sweep(group: LinkGroup, keys: Sequence[Keys], union: GuardedUnion) -> None:
-    """Consider the group's eligible pairs (a, b), a < b, in order, under the guard."""
+    """Consider the group's eligible pairs (a, b), a < b, in order, under the guard.
+
+    Members are split into classes by which earlier identifiers they have; a member
+    only walks the classes it can be eligible with, so a group of identities that all
+    have the first identifier (a phone shared by many emails) costs one step each.
+    """
     members = group.members
-    masks = (
-        [0] * len(members)
-        if group.rank == 0
-        else [present_mask(keys[m], group.rank) for m in members]
-    )
+    if group.rank == 0:
+        masks = [0] * len(members)
+    else:
+        masks = [present_mask(keys[m], group.rank) for m in members]
+    classes: dict[int, list[int]] = {}
+    for position, mask in enumerate(masks):
+        classes.setdefault(mask, []).append(position)
     roots = len({union.find(m) for m in members})
     for i, a in enumerate(members):
-        mask = masks[i]
-        for j in range(i + 1, len(members)):
-            if masks[j] & mask:
-                continue  # both have an earlier identifier: that one decided
+        tails = [
+            islice(positions, bisect_right(positions, i), None)
+            for mask, positions in classes.items()
+            if not mask & masks[i]  # both having an earlier identifier: that one decided
+        ]
+        for j in tails[0] if len(tails) == 1 else heapq.merge(*tails):
             b = members[j]
             if union.find(a) == union.find(b):
                 continue
