@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 from tests.identity.reference import reference_partition
 from tests.identity.world import PIPELINES, World, identity, settings_for
 
-from headwater.services.identity import IdentityKey
+from headwater.services.identity import Identity, IdentityKey, IdentitySettings
+from headwater.services.identity.components import partition
+from headwater.services.identity.normalise import identifier_keys
 
 # Small pools so that values collide often; variants of one address in case and spaces,
 # placeholders that are blocked by default, and empty strings.
@@ -174,3 +176,52 @@ def test_first_identifier_groups_can_be_formed_first(
     assert reference_partition(unique, settings) == reference_partition(
         unique, settings, first_rank_first=True
     )
+
+
+def set_based_partition(
+    rows: list[Identity], settings: IdentitySettings
+) -> set[frozenset[IdentityKey]]:
+    """The rebuild of docs/identity.md §8: only candidates enter the union-find.
+
+    Candidates are the members of same-source groups and of lower-identifier groups that
+    hold an identity without the first identifier (what the two GROUP BY queries find);
+    every other identity follows its first-identifier group, or stands alone.
+    """
+    keys = {r.key: identifier_keys(r.values, settings) for r in rows}
+    by_source: dict[tuple[str, str], list[IdentityKey]] = {}
+    for r in rows:
+        by_source.setdefault((r.connection_id, r.key.source_id), []).append(r.key)
+    candidates = {k for group in by_source.values() if len(group) > 1 for k in group}
+    for rank in range(1, len(settings.identifiers)):
+        by_value: dict[object, list[IdentityKey]] = {}
+        for r in rows:
+            if keys[r.key][rank] is not None:
+                by_value.setdefault(keys[r.key][rank], []).append(r.key)
+        for group in by_value.values():
+            if len(group) > 1 and any(keys[k][0] is None for k in group):
+                candidates.update(group)
+    chosen = sorted((r for r in rows if r.key in candidates), key=lambda r: r.key)
+    components = partition(chosen, [keys[r.key] for r in chosen])
+    label = {chosen[i].key: n for n, c in enumerate(components) for i in c}
+    by_first = {keys[k][0]: label[k] for k in label if keys[k][0] is not None}
+    out: dict[object, set[IdentityKey]] = {}
+    for r in rows:
+        first = keys[r.key][0]
+        if r.key in label:
+            group: object = label[r.key]
+        elif first is not None:
+            group = by_first.get(first, ("first", first))
+        else:
+            group = ("alone", r.key)
+        out.setdefault(group, set()).add(r.key)
+    return {frozenset(c) for c in out.values()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(IDENTIFIER_SETS), st.lists(identities(), max_size=16))
+def test_the_set_based_rebuild_plan_gives_the_same_profiles(
+    identifiers: tuple[str, ...], rows: list[Identity]
+) -> None:
+    settings = settings_for(*identifiers)
+    unique = list({r.key: r for r in rows}.values())
+    assert set_based_partition(unique, settings) == reference_partition(unique, settings)
