@@ -35,7 +35,8 @@ class IdentityStore(Protocol):
     keys that do not exist are left out, never an error.  The warehouse implements
     this with set-based SQL (docs/identity.md): no method may cost more than the rows
     it returns plus an index lookup per probed value.  Infrastructure failures raise
-    `WarehouseError`; nothing is written then.
+    `WarehouseError`; nothing is written then.  One resolution at a time per workspace:
+    the caller holds the workspace's resolution lock from the first read to `apply`.
     """
 
     def identities(self, keys: Collection[IdentityKey]) -> list[Identity]:
