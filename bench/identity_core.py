@@ -20,6 +20,7 @@ the core is wired into the warehouse; this measures only the Python part.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import resource
 import sys
@@ -83,9 +84,15 @@ def yardstick(identities: list[Identity]) -> int:
 
 
 def loaded(identities: list[Identity]) -> MemoryIdentityStore:
+    """The identities in an in-memory store.  The store stands for the warehouse: its
+    objects are frozen so that the cyclic collector does not walk them on every
+    collection during the timed part (it would never walk warehouse rows; without the
+    freeze, collections make the rebuild grow about 5.5x for 4x the identities)."""
     store = MemoryIdentityStore(SETTINGS)
     for identity in identities:
         store.put(identity)
+    gc.collect()
+    gc.freeze()
     return store
 
 
