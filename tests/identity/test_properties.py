@@ -51,7 +51,7 @@ times = st.one_of(st.none(), st.integers(0, 3))  # few instants: ties are freque
 
 
 @st.composite
-def identities(draw: st.DrawFn) -> object:
+def identities(draw: st.DrawFn) -> Identity:
     return identity(
         draw(st.sampled_from(sorted(PIPELINES))),
         draw(st.sampled_from(SOURCES)),
@@ -65,7 +65,7 @@ def identities(draw: st.DrawFn) -> object:
 
 @dataclass(frozen=True)
 class Create:
-    rows: tuple[object, ...]
+    rows: tuple[Identity, ...]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class FilterChange:
 
     pipeline: str
     keep_every: int
-    rows: tuple[object, ...]
+    rows: tuple[Identity, ...]
 
 
 steps = st.one_of(
@@ -103,10 +103,10 @@ steps = st.one_of(
 )
 
 
-def play(world: World, step: object) -> None:
+def play(world: World, step: Create | Update | Delete | FilterChange) -> None:
     keys = sorted(world.store.rows)
     if isinstance(step, Create):
-        world.run(puts=step.rows)  # type: ignore[arg-type]
+        world.run(puts=step.rows)
     elif isinstance(step, Update) and keys:
         old = world.store.rows[keys[step.pick % len(keys)]]
         new = identity(
@@ -125,7 +125,7 @@ def play(world: World, step: object) -> None:
         mine = [k for k in keys if k.pipeline_id == step.pipeline]
         dropped = [k for n, k in enumerate(mine) if n % step.keep_every == 0]
         added = [
-            identity(step.pipeline, r.key.source_id, r.values["email"], r.values["phone"])  # type: ignore[attr-defined]
+            identity(step.pipeline, r.key.source_id, r.values["email"], r.values["phone"])
             for r in step.rows
         ]
         world.run(puts=added, deletes=[k for k in dropped if k not in {a.key for a in added}])
@@ -133,14 +133,16 @@ def play(world: World, step: object) -> None:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(IDENTIFIER_SETS), st.lists(identities(), max_size=14))
-def test_random_identity_sets(identifiers: tuple[str, ...], rows: list[object]) -> None:
+def test_random_identity_sets(identifiers: tuple[str, ...], rows: list[Identity]) -> None:
     world = World(settings_for(*identifiers))
-    world.run(puts=rows)  # type: ignore[arg-type]
+    world.run(puts=rows)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(IDENTIFIER_SETS), st.lists(steps, min_size=1, max_size=12))
-def test_random_change_sequences(identifiers: tuple[str, ...], sequence: list[object]) -> None:
+def test_random_change_sequences(
+    identifiers: tuple[str, ...], sequence: list[Create | Update | Delete | FilterChange]
+) -> None:
     world = World(settings_for(*identifiers))
     for step in sequence:
         play(world, step)
@@ -148,10 +150,10 @@ def test_random_change_sequences(identifiers: tuple[str, ...], sequence: list[ob
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(identities(), min_size=1, max_size=14), st.data())
-def test_email_changes_merge_and_split(rows: list[object], data: st.DataObject) -> None:
+def test_email_changes_merge_and_split(rows: list[Identity], data: st.DataObject) -> None:
     """Move identities between two addresses and back: profiles merge, then split."""
     world = World(settings_for("email", "phone"))
-    world.run(puts=rows)  # type: ignore[arg-type]
+    world.run(puts=rows)
     keys: list[IdentityKey] = sorted(world.store.rows)
     for _ in range(4):
         chosen = data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True))
@@ -167,12 +169,12 @@ def test_email_changes_merge_and_split(rows: list[object], data: st.DataObject) 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(IDENTIFIER_SETS), st.lists(identities(), max_size=16))
 def test_first_identifier_groups_can_be_formed_first(
-    identifiers: tuple[str, ...], rows: list[object]
+    identifiers: tuple[str, ...], rows: list[Identity]
 ) -> None:
     """Joining the groups of the first identifier before the same-source links gives
     the same profiles: the set-based rebuild (docs/identity.md §8) contracts them in SQL."""
     settings = settings_for(*identifiers)
-    unique = list({r.key: r for r in rows}.values())  # type: ignore[attr-defined]
+    unique = list({r.key: r for r in rows}.values())
     assert reference_partition(unique, settings) == reference_partition(
         unique, settings, first_rank_first=True
     )
@@ -197,23 +199,23 @@ def set_based_partition(
         for r in rows:
             if keys[r.key][rank] is not None:
                 by_value.setdefault(keys[r.key][rank], []).append(r.key)
-        for group in by_value.values():
-            if len(group) > 1 and any(keys[k][0] is None for k in group):
-                candidates.update(group)
+        for shared in by_value.values():
+            if len(shared) > 1 and any(keys[k][0] is None for k in shared):
+                candidates.update(shared)
     chosen = sorted((r for r in rows if r.key in candidates), key=lambda r: r.key)
     components = partition(chosen, [keys[r.key] for r in chosen])
     label = {chosen[i].key: n for n, c in enumerate(components) for i in c}
-    by_first = {keys[k][0]: label[k] for k in label if keys[k][0] is not None}
+    by_first: dict[object, object] = {keys[k][0]: label[k] for k in label if keys[k][0] is not None}
     out: dict[object, set[IdentityKey]] = {}
     for r in rows:
         first = keys[r.key][0]
         if r.key in label:
-            group: object = label[r.key]
+            profile: object = label[r.key]
         elif first is not None:
-            group = by_first.get(first, ("first", first))
+            profile = by_first.get(first, ("first", first))
         else:
-            group = ("alone", r.key)
-        out.setdefault(group, set()).add(r.key)
+            profile = ("alone", r.key)
+        out.setdefault(profile, set()).add(r.key)
     return {frozenset(c) for c in out.values()}
 
 

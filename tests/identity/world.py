@@ -127,9 +127,9 @@ def check(store: MemoryIdentityStore, before: MemoryIdentityStore, context: Cont
     # 2. The rows: one per profile, with its count and values; nothing else.
     assert set(store.profile_rows) == set(actual)
     for profile_id, members in actual.items():
-        row = store.profile_rows[profile_id]
-        assert row.identity_count == len(members)
-        assert row.values == expected_values([store.rows[k] for k in members], ORDER)
+        profile = store.profile_rows[profile_id]
+        assert profile.identity_count == len(members)
+        assert profile.values == expected_values([store.rows[k] for k in members], ORDER)
     # 3. Ids survive by the rules.
     membership = {k: before.rows[k].profile_id for k in store.rows}
     counts = {p: r.identity_count for p, r in before.profile_rows.items()}
@@ -146,13 +146,13 @@ def check(store: MemoryIdentityStore, before: MemoryIdentityStore, context: Cont
     splits = {(c.before[0], c.after) for c in logged if c.kind is ChangeKind.SPLIT}
     wanted_merges = set()
     for component in reference:
-        olds = {membership[k] for k in component} - {None}
+        olds = {p for k in component if (p := membership[k]) is not None}
         if len(olds) > 1:
             wanted_merges.add((tuple(sorted(olds)), store.rows[min(component)].profile_id))
     assert merges == wanted_merges
     wanted_splits = set()
     for former in formers:
-        now = {store.rows[k].profile_id for k in membership if membership[k] == former}
+        now = {p for k in membership if membership[k] == former and (p := store.rows[k].profile_id)}
         if len(now) > 1:
             wanted_splits.add((former, tuple(sorted(now))))
     assert splits == wanted_splits

@@ -111,7 +111,7 @@ class IdentitySettings:
 def identity_settings(
     model: CustomerModel,
     identifiers: Sequence[str] = DEFAULT_IDENTIFIERS,
-    blocked: Mapping[str, Sequence[str]] | None = None,
+    blocked: Mapping[str, Sequence[str | int]] | None = None,
 ) -> IdentitySettings:
     """Validate identifiers (and blocked values) against a Customer Model.
 
