@@ -16,7 +16,7 @@ import psutil
 import pytest
 from tests.connectors.conftest import source_for
 
-from headwater.adapters.connectors.stripe import offload
+from headwater.adapters.connectors.stripe import channel, offload
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 #: Enough customers for a few hundred frames of about 70 KB each.
@@ -112,3 +112,60 @@ def test_ctrl_z_then_fg_on_the_run_loses_nothing(large_sandbox: RunningSandbox) 
     assert run.returncode == 0, err
     assert len(rounds) > 20
     assert json.loads(out) == {"count": CUSTOMERS, "distinct": CUSTOMERS}
+
+
+@contextlib.contextmanager
+def pipe() -> Iterator[tuple[int, int]]:
+    read_end, write_end = os.pipe()
+    try:
+        yield read_end, write_end
+    finally:
+        for fd in (read_end, write_end):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def test_a_frame_larger_than_the_pipe_arrives_whole() -> None:
+    payload = os.urandom(300_000)  # several times a pipe's 64 KB buffer
+    with pipe() as (read_end, write_end):
+        writer = threading.Thread(target=channel.write_frame, args=(write_end, b"P", payload))
+        writer.start()
+        frame = channel.read_frame(read_end)
+        writer.join()
+        os.close(write_end)
+        assert frame is not None
+        assert frame[0] == b"P"
+        assert bytes(frame[1]) == payload
+        assert channel.read_frame(read_end) is None  # the stream ended between frames
+
+
+def framed(payload: bytes) -> bytes:
+    with pipe() as (read_end, write_end):
+        channel.write_frame(write_end, b"P", payload)
+        os.close(write_end)
+        return os.read(read_end, 1 << 16)
+
+
+def test_a_frame_cut_short_is_a_transport_error() -> None:
+    whole = framed(b'{"data": []}')
+    for cut in (3, len(whole) - 1):  # inside the header, inside the payload
+        with pipe() as (read_end, write_end):
+            os.write(write_end, whole[:cut])
+            os.close(write_end)
+            with pytest.raises(channel.ChannelBroken, match="cut short"):
+                channel.read_frame(read_end)
+
+
+def test_a_damaged_frame_is_a_transport_error_never_a_decode_error() -> None:
+    whole = bytearray(framed(b'{"data": [{"id": "cus_1"}]}'))
+    whole[-5] ^= 0x20
+    with pipe() as (read_end, write_end):
+        os.write(write_end, whole)
+        os.close(write_end)
+        with pytest.raises(channel.ChannelBroken, match="corrupt"):
+            channel.read_frame(read_end)
+    huge = (channel.MAX_FRAME + 1).to_bytes(4, "little") + bytes(4)
+    with pipe() as (read_end, write_end):
+        os.write(write_end, huge)
+        with pytest.raises(channel.ChannelBroken, match="declares"):
+            channel.read_frame(read_end)
