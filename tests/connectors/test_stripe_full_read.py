@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
+import stripe
 from tests.connectors.conftest import source_for, stripe_client
 
 from headwater.adapters.connectors.stripe import StripeSettings, StripeSource
@@ -55,9 +57,13 @@ def read_ids(source: StripeSource) -> list[str]:
     return [str(c["id"]) for page in source.read_full() for c in page]
 
 
-def sdk_ids(sandbox: RunningSandbox, **params: Any) -> set[str]:
+def sdk_customers(sandbox: RunningSandbox, **params: Any) -> list[stripe.Customer]:
     listing = stripe_client(sandbox).v1.customers.list(params={"limit": 100, **params})
-    return {c.id for c in listing.auto_paging_iter()}
+    return list(listing.auto_paging_iter())
+
+
+def sdk_ids(sandbox: RunningSandbox, **params: Any) -> set[str]:
+    return {c.id for c in sdk_customers(sandbox, **params)}
 
 
 def test_full_read_returns_each_customer_exactly_once(big_sandbox: RunningSandbox) -> None:
@@ -158,3 +164,24 @@ def test_rate_budget_is_respected(big_sandbox: RunningSandbox) -> None:
     assert len(ids) == 3000
     # One request may go at once; the rest queue at 40/s (10% slack for timing).
     assert (requests - 1) / elapsed <= 40 * 1.1
+
+
+def test_customers_on_window_boundary_seconds_are_read_exactly_once() -> None:
+    """Windows that overlapped or left a gap by one second would read a boundary
+    second's customers twice or never; here every second holds about a dozen."""
+    span = 1000  # seconds: 12,000 customers, about 12 sharing each `created` second
+    with start_sandbox(customers=12_000, seed=13, created_span_days=span / 86400) as sandbox:
+        created = {c.id: c.created for c in sdk_customers(sandbox)}
+        ids, transport, _ = recorded_read(sandbox, workers=4)
+        with source_for(sandbox, workers=4) as source:
+            through_child = read_ids(source)
+    assert len(created) == 12_000
+    for read in (ids, through_child):
+        assert len(read) == len(set(read)) == len(created)
+        assert set(read) == set(created)
+    # The planner cut the span into many windows whose edges fall on seconds that hold
+    # customers on both sides: exactly the customers an off-by-one would duplicate or lose.
+    per_second = Counter(created.values())
+    edges = {int(q["created[gte]"]) for q in transport.queries if "created[lt]" in q}
+    crowded = [s for s in edges if per_second[s] >= 3 and per_second[s - 1] >= 3]
+    assert len(crowded) >= 10, sorted(edges)
