@@ -14,7 +14,7 @@ from tests.connectors.conftest import source_for, stripe_client
 
 from headwater.adapters.connectors.stripe import StripeSettings, StripeSource
 from headwater.adapters.connectors.stripe.errors import RetriesExhausted
-from headwater.adapters.connectors.stripe.full import read_windows
+from headwater.adapters.connectors.stripe.full import read_pages, read_windows
 from headwater.adapters.connectors.stripe.http import StripeHTTP
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
@@ -131,27 +131,47 @@ def test_persistent_malformed_bodies_end_in_a_clear_error(sandbox: RunningSandbo
     assert info.value.transient
 
 
+def in_process(sandbox: RunningSandbox, **overrides: Any) -> StripeHTTP:
+    """A client for reading with `read_pages` in this process (as the reading process
+    does), with fast backoff."""
+    options: dict[str, Any] = {
+        "base_url": sandbox.url,
+        "api_key": sandbox.secret_key,
+        "requests_per_second": 500.0,
+        "backoff_base": 0.01,
+        "backoff_cap": 0.05,
+        **overrides,
+    }
+    return StripeHTTP(StripeSettings(**options))
+
+
+def live_readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stripe-read-")]
+
+
 def test_a_failing_worker_stops_the_read_promptly(sandbox: RunningSandbox) -> None:
     sandbox.control(error_rate=1.0)
-    source = source_for(sandbox, max_retries=1)
+    http = in_process(sandbox, max_retries=1)
+    pages = read_pages(http, Window(0), workers=4)
     with pytest.raises(RetriesExhausted, match="HTTP 5"):
-        read_ids(source)
-    source.close()
-    time.sleep(0.2)
-    assert not [t for t in threading.enumerate() if t.name.startswith("stripe-read-")]
+        next(pages)
+    assert live_readers() == []  # every worker saw the stop and ended
+    http.close()
 
 
 def test_stopping_early_releases_the_readers(big_sandbox: RunningSandbox) -> None:
-    with source_for(big_sandbox, workers=4) as source:
-        pages = source.read_full()
-        first = next(pages)
-        pages.close()
-        calls = source.api_calls
-    assert len(first) > 0
-    # The bounded queue kept the readers from running ahead of the consumer.
+    http = in_process(big_sandbox)
+    pages = read_pages(http, Window(0), workers=4)
+    first = next(pages)
+    time.sleep(0.3)  # the workers fill the hand-off and block, on it or on the task queue
+    assert len(live_readers()) == 4
+    calls = http.api_calls
+    pages.close()
+    assert live_readers() == []  # closing the hand-off woke and ended every one
+    http.close()
+    assert len(first.records) > 0
+    # The bounded hand-off kept the readers from running ahead of the consumer.
     assert calls < 20
-    time.sleep(0.2)
-    assert not [t for t in threading.enumerate() if t.name.startswith("stripe-read-")]
 
 
 def test_rate_budget_is_respected(big_sandbox: RunningSandbox) -> None:
