@@ -128,20 +128,22 @@ def pipe() -> Iterator[tuple[int, int]]:
 def test_a_frame_larger_than_the_pipe_arrives_whole() -> None:
     payload = os.urandom(300_000)  # several times a pipe's 64 KB buffer
     with pipe() as (read_end, write_end):
-        writer = threading.Thread(target=channel.write_frame, args=(write_end, b"P", payload))
+        writer = threading.Thread(
+            target=channel.write_frame, args=(write_end, b"P", payload, b"fixed")
+        )
         writer.start()
         frame = channel.read_frame(read_end)
+        channel.write_frame(write_end, b"D")
         writer.join()
         os.close(write_end)
-        assert frame is not None
-        assert frame[0] == b"P"
-        assert bytes(frame[1]) == payload
+        assert frame == channel.Frame(b"P", b"fixed".ljust(channel.META_SIZE, b"\0"), payload)
+        assert channel.read_frame(read_end) == channel.Frame(b"D", bytes(channel.META_SIZE), b"")
         assert channel.read_frame(read_end) is None  # the stream ended between frames
 
 
 def framed(payload: bytes) -> bytes:
     with pipe() as (read_end, write_end):
-        channel.write_frame(write_end, b"P", payload)
+        channel.write_frame(write_end, b"P", payload, b"\1")
         os.close(write_end)
         return os.read(read_end, 1 << 16)
 
@@ -157,14 +159,19 @@ def test_a_frame_cut_short_is_a_transport_error() -> None:
 
 
 def test_a_damaged_frame_is_a_transport_error_never_a_decode_error() -> None:
-    whole = bytearray(framed(b'{"data": [{"id": "cus_1"}]}'))
-    whole[-5] ^= 0x20
-    with pipe() as (read_end, write_end):
-        os.write(write_end, whole)
-        os.close(write_end)
-        with pytest.raises(channel.ChannelBroken, match="corrupt"):
-            channel.read_frame(read_end)
-    huge = (channel.MAX_FRAME + 1).to_bytes(4, "little") + bytes(4)
+    whole = framed(b'{"data": [{"id": "cus_1"}]}')
+    # A damaged length reads past the frame (here: to the end of the stream); damage
+    # anywhere else fails the checksum.
+    damage = {2: "cut short", 9: "corrupt", 12: "corrupt", len(whole) - 5: "corrupt"}
+    for at, error in damage.items():  # length, tag, fixed fields, payload
+        damaged = bytearray(whole)
+        damaged[at] ^= 0x20
+        with pipe() as (read_end, write_end):
+            os.write(write_end, damaged + whole)
+            os.close(write_end)
+            with pytest.raises(channel.ChannelBroken, match=error):
+                channel.read_frame(read_end)
+    huge = (channel.MAX_FRAME + 1).to_bytes(4, "little") + bytes(29)
     with pipe() as (read_end, write_end):
         os.write(write_end, huge)
         with pytest.raises(channel.ChannelBroken, match="declares"):

@@ -192,6 +192,7 @@ WAITER = r"""
 import os, time
 from headwater.adapters.connectors.stripe.offload import _die_with
 _die_with(os.getppid())
+print("armed", flush=True)
 time.sleep(60)  # idle: neither reading nor writing, so only the kernel can end it
 """
 
@@ -206,7 +207,7 @@ def test_an_idle_reader_is_killed_by_the_kernel_when_its_parent_dies() -> None:
     ) as parent:
         assert parent.stdout is not None
         waiter = int(parent.stdout.readline())
-        time.sleep(1.0)  # let it import and ask the kernel
+        assert parent.stdout.readline().strip() == "armed"  # it asked the kernel
         assert not gone(waiter, within=0.1)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()

@@ -15,11 +15,11 @@ never a fork of a threaded process):
   the monotonic time before which the child must not send a request (the parent's
   rate budget carries over).
 - **Reading process -> run**: frames on a pipe of their own (its descriptor number is
-  the child's only argument; stdout stays free for stray output).  Each payload
-  starts with the child's API calls and retries so far (two signed 64-bit integers),
-  then ``P``: a 4-byte count ``n`` and a Stripe list response as received, whose first
-  ``n`` records of ``data`` are the page; ``D``: the read is complete; ``E``: the
-  error that stopped it, as JSON (`channel.error_to_data`).
+  the child's only argument; stdout stays free for stray output).  Each frame's
+  fixed fields hold the child's API calls and retries so far; its tag is ``P``, a
+  page: the payload is a Stripe list response as received, of whose ``data`` the
+  first ``n`` records (a third fixed field) are the page; ``D``: the read is
+  complete; ``E``: the error that stopped it, as JSON (`channel.error_to_data`).
 - Frames are length-prefixed and checksummed, written and read whole whatever the
   pipe does (stop/continue, short writes): any damage is `ChannelBroken`, the end of
   the stream without ``D`` or ``E`` is `ReaderDied`.
@@ -48,6 +48,7 @@ import orjson
 import headwater
 from headwater.adapters.connectors.stripe.channel import (
     ChannelBroken,
+    Frame,
     ReaderDied,
     error_from_data,
     error_to_data,
@@ -66,8 +67,9 @@ __all__ = ["CHILD_MODULE", "ChannelBroken", "ReaderDied", "read_windows_in_child
 #: What the child runs (a module of its own: running this one with ``-m`` would import
 #: it twice, once through the package and once as ``__main__``).
 CHILD_MODULE = "headwater.adapters.connectors.stripe.reading_process"
-_COUNTS = struct.Struct("<qq")  # API calls and retries so far
-_TAKE = struct.Struct("<I")  # how many records of the response's data are the page
+#: The fixed fields of every frame from the child: its API calls and retries so far,
+#: and (in a page) how many records of the response's ``data`` are the page.
+_META = struct.Struct("<qqI")
 _PR_SET_PDEATHSIG = 1
 
 
@@ -83,6 +85,43 @@ def read_windows_in_child(
     the caller's thread); the child sends no request before `not_before`
     (`time.monotonic`), where the parent's own rate budget would allow its next one.
     """
+    child, frames = _start_child()
+    assert child.stdin is not None
+    counted = (0, 0)
+    try:
+        request = {
+            "settings": asdict(settings),
+            "window": {"lo": root.lo, "hi": root.hi},
+            "parent": os.getpid(),
+            "not_before": not_before,
+        }
+        with suppress(BrokenPipeError):  # a child that died at once is reported below
+            write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))
+        child.stdin.close()
+        while True:
+            frame = _next_frame(frames, child)
+            calls, retries, take = _META.unpack_from(frame.meta)
+            if (calls, retries) != counted:
+                count_calls(calls - counted[0], retries - counted[1])
+                counted = (calls, retries)
+            if frame.tag == b"P":
+                data: list[Record] = orjson.loads(frame.payload)["data"]  # the one decode
+                yield data if take == len(data) else data[:take]
+            elif frame.tag == b"E":
+                raise error_from_data(orjson.loads(frame.payload))
+            elif frame.tag == b"D":
+                return
+            else:
+                raise ChannelBroken(f"the reading process sent an unknown frame {frame.tag!r}")
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        os.close(frames)
+
+
+def _start_child() -> tuple[subprocess.Popen[bytes], int]:
+    """The reading process, and the read end of the pipe its frames come through."""
     package_root = str(Path(headwater.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *_pythonpath()])}
     frames, frames_end = os.pipe()
@@ -98,44 +137,10 @@ def read_windows_in_child(
         raise
     finally:
         os.close(frames_end)  # the child's copy is the only writer left
-    assert child.stdin is not None
-    counted = (0, 0)
-    try:
-        request = {
-            "settings": asdict(settings),
-            "window": {"lo": root.lo, "hi": root.hi},
-            "parent": os.getpid(),
-            "not_before": not_before,
-        }
-        with suppress(BrokenPipeError):  # a child that died at once is reported below
-            write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))
-        child.stdin.close()
-        while True:
-            frame = _next_frame(frames, child)
-            tag, payload = frame
-            counts = _COUNTS.unpack_from(payload)
-            if counts != counted:
-                count_calls(counts[0] - counted[0], counts[1] - counted[1])
-                counted = counts
-            body = payload[_COUNTS.size :]
-            if tag == b"P":
-                (take,) = _TAKE.unpack_from(body)
-                data: list[Record] = orjson.loads(body[_TAKE.size :])["data"]
-                yield data if take == len(data) else data[:take]
-            elif tag == b"E":
-                raise error_from_data(orjson.loads(body))
-            elif tag == b"D":
-                return
-            else:
-                raise ChannelBroken(f"the reading process sent an unknown frame {tag!r}")
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
-        os.close(frames)
+    return child, frames
 
 
-def _next_frame(fd: int, child: subprocess.Popen[bytes]) -> tuple[bytes, memoryview]:
+def _next_frame(fd: int, child: subprocess.Popen[bytes]) -> Frame:
     """The next frame; a stream that ends or breaks says how the child ended."""
     try:
         frame = read_frame(fd)
@@ -160,6 +165,9 @@ def _pythonpath() -> list[str]:
 
 def serve() -> None:
     """The child: read the windows and send pages; any error is sent, never raised."""
+    # Ctrl-C reaches the whole process group: the run decides what it means and ends
+    # this process itself, so the reader never reports it as a failure of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = int(sys.argv[1])
     request = _request(sys.stdin.fileno())
     _die_with(int(request["parent"]))
@@ -169,14 +177,14 @@ def serve() -> None:
     limiter.not_before(float(request["not_before"]))  # the parent's budget carries over
     http = StripeHTTP(settings, limiter=limiter)
 
-    def send(tag: bytes, *body: bytes) -> None:
-        write_frame(out, tag, _COUNTS.pack(http.api_calls, http.retries), *body)
+    def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
+        write_frame(out, tag, payload, _META.pack(http.api_calls, http.retries, take))
 
     try:
         for page in read_pages(
             http, window, page_size=settings.page_size, workers=settings.workers
         ):
-            send(b"P", _TAKE.pack(len(page.records)), page.raw)
+            send(b"P", page.raw, len(page.records))
         send(b"D")
     except BrokenPipeError:
         pass  # the parent stopped listening
@@ -189,9 +197,9 @@ def serve() -> None:
 
 def _request(fd: int) -> dict[str, Any]:
     frame = read_frame(fd)
-    if frame is None or frame[0] != b"S":
+    if frame is None or frame.tag != b"S":
         os._exit(2)  # started by something other than `read_windows_in_child`
-    request: dict[str, Any] = orjson.loads(frame[1])
+    request: dict[str, Any] = orjson.loads(frame.payload)
     return request
 
 
