@@ -26,7 +26,8 @@ never a fork of a threaded process):
 - The run's side is this module's generator, on the caller's thread; it blocks on the
   pipe.  The child's threads are described in `full`.  The child dies with its parent
   (``PR_SET_PDEATHSIG`` on Linux), and the parent kills the child when the read is
-  abandoned, so neither outlives a stopped run.
+  abandoned, so neither outlives a stopped run; the child ignores Ctrl-C (SIGINT
+  reaches the whole process group), so that only the run decides what it means.
 """
 
 from __future__ import annotations
