@@ -22,6 +22,7 @@ from headwater.kernel.entities import Connection, Pipeline, Workspace, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import RecordError, Step
+from headwater.kernel.state import PipelineState
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -67,7 +68,7 @@ def _seed(engine: Engine) -> Pipeline:
             True,
             None,
             {"kind": "mapping", "mapping": {"email": "email"}},
-            {},
+            PipelineState(),
             True,
             now,
             now,
@@ -79,10 +80,10 @@ def test_migrations_are_idempotent_and_entities_round_trip(engine: Engine) -> No
     pipeline = _seed(engine)
     loaded = objects.get(engine, Pipeline, "pl_1")
     assert loaded.transformation == pipeline.transformation
-    assert loaded.state == {}
-    loaded.state = {"position": {"event_id": "evt_1", "created": 5}}
+    assert loaded.state == PipelineState()
+    loaded.state = PipelineState(position={"event_id": "evt_1", "created": 5}, max_created=7)
     objects.save(engine, loaded, only=["state"])
-    assert objects.get(engine, Pipeline, "pl_1").state["position"]["event_id"] == "evt_1"
+    assert objects.get(engine, Pipeline, "pl_1").state == loaded.state
     # Opening again runs migrations again: nothing to do, nothing lost.
     again = open_engine(str(engine.url.render_as_string(hide_password=False)))
     assert [p.id for p in objects.find(again, Pipeline)] == ["pl_1"]

@@ -8,6 +8,7 @@ from typing import Any
 from headwater.adapters.store import objects, runs
 from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
+from headwater.kernel.state import PipelineState
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.pipelines.definition import check_filter, check_transformation
@@ -65,7 +66,7 @@ def create(
         incremental=incremental,
         filter=check_filter(filter),
         transformation=check_transformation(transformation, model),
-        state={},
+        state=PipelineState(),
         needs_full=True,
         created_at=now,
         updated_at=now,
