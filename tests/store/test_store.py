@@ -17,7 +17,14 @@ from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import objects, runs
 from headwater.adapters.store.crypto import Cipher, SecretKeyMismatch
-from headwater.adapters.store.database import HEAD_REVISION, current_revision, open_engine
+from headwater.adapters.store.database import (
+    HEAD_REVISION,
+    StoreUnavailable,
+    current_revision,
+    engine_url,
+    migrate,
+    open_engine,
+)
 from headwater.kernel.entities import Connection, Pipeline, Workspace, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
@@ -174,3 +181,43 @@ def test_cipher_round_trip_and_key_file(tmp_path: Path) -> None:
         cipher.decrypt(token, "conn_2")  # bound to its connection
     with pytest.raises(SecretKeyMismatch, match="HEADWATER_SECRET_KEY"):
         Cipher.from_settings("another passphrase", tmp_path).decrypt(token, "conn_1")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migration_0002_encrypts_the_plain_warehouse_urls_of_a_0001_store(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = pg_schema_url(request.getfixturevalue("pg_schema"))
+    plain = "postgresql://wh:Sup3r-s3cret@db.example:5432/prod?schema=cdp"
+    old = sa.create_engine(engine_url(url))
+    with old.begin() as conn:
+        migrate(conn, "0001")
+        for ws, value in (("ws_a", plain), ("ws_b", None)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO workspaces (id, name, customer_model, warehouse_url, created_at)"
+                    " VALUES (:id, :id, '[]', :url, :at)"
+                ),
+                {"id": ws, "url": value, "at": utcnow()},
+            )
+    old.dispose()
+    cipher = Cipher(b"k" * 32)
+    with pytest.raises(StoreUnavailable, match="secret key"):
+        open_engine(url)  # encrypting needs the key
+    engine = open_engine(url, cipher=cipher)
+    try:
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+            query = sa.text("SELECT id, warehouse_url_encrypted FROM workspaces")
+            rows = dict(conn.execute(query).all())
+        assert "Sup3r-s3cret" not in repr(rows)
+        assert rows["ws_b"] is None
+        assert cipher.decrypt(rows["ws_a"], context="warehouse_url:ws_a") == plain
+        workspace = objects.get(engine, Workspace, "ws_a")
+        assert workspace.warehouse_url_encrypted == rows["ws_a"]
+        open_engine(url).dispose()  # migrated: opening needs no key any more
+    finally:
+        engine.dispose()

@@ -27,7 +27,9 @@ class Workspace:
     id: str
     name: str
     customer_model: list[dict[str, Any]]
-    warehouse_url: str | None
+    #: The warehouse URL encrypted with the store's cipher (it may carry a password);
+    #: None: the default DuckDB file in the data directory.
+    warehouse_url_encrypted: str | None
     created_at: datetime
 
 
