@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -513,3 +515,35 @@ def test_the_state_survives_reopening(warehouse: Warehouse, reopen) -> None:
         assert again.claim("p1", "run2") == S1
     finally:
         again.close()
+
+
+def test_a_takeover_waits_for_the_old_owners_write_in_flight(
+    warehouse: Warehouse, engine: Engine
+) -> None:
+    """A claim from another session while the owner is inside a write transaction gets
+    through only after that write committed (PostgreSQL: the owner row is locked; DuckDB:
+    the claim conflicts and waits), and the old owner's next write sees the new owner."""
+    newer = engine.open()
+    claimed = threading.Event()
+    waited: list[bool] = []
+
+    def claim_meanwhile() -> None:
+        pool.submit(lambda: (newer.claim("p1", "run2"), claimed.set()))
+        waited.append(not claimed.wait(1.0))  # still inside the old owner's transaction
+
+    try:
+        warehouse.claim("p1", "run1")
+        with ThreadPoolExecutor(1) as pool:
+            warehouse._after_merge = claim_meanwhile  # type: ignore[attr-defined]
+            assert warehouse.write(batch(row("cus_1"))).inserted == 1
+            warehouse._after_merge = None  # type: ignore[attr-defined]
+            assert claimed.wait(10)
+        assert waited == [True]
+        with pytest.raises(OwnershipLost, match=r"another run \(run2\) took over pipeline p1"):
+            warehouse.write(batch(row("cus_2")))
+        assert [i["_source_id"] for i in newer.identities()] == ["cus_1"]
+        owned = newer.pipeline_state("p1")
+        assert owned is not None
+        assert (owned.owner_run_id, owned.state) == ("run2", None)
+    finally:
+        newer.close()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from headwater.adapters.warehouse import OwnershipLost, WarehouseError, WriteBatch
+from headwater.adapters.warehouse import WarehouseError, WriteBatch
 from headwater.adapters.warehouse.postgres import PostgresWarehouse
 from headwater.kernel.records import IdentityRow
 
@@ -94,34 +94,3 @@ def test_concurrent_writers_on_distinct_pipelines(pg: PostgresWarehouse, pg_sche
         assert second.count() == 3
     finally:
         second.close()
-
-
-def test_a_takeover_waits_for_the_old_owners_write_in_flight(
-    pg: PostgresWarehouse, pg_schema: str
-) -> None:
-    """Rule 6 on PostgreSQL: the owner row is locked by a write until it commits, so a
-    claim waits for it, and the old owner's next write sees the new owner."""
-    newer = PostgresWarehouse(PG_URL, schema=pg_schema)
-    claimed = threading.Event()
-    waited: list[bool] = []
-
-    def claim_meanwhile() -> None:
-        pool.submit(lambda: (newer.claim("p1", "r2"), claimed.set()))
-        # Inside the old owner's open transaction: the claim must not get through.
-        waited.append(not claimed.wait(1.0))
-
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            pg._after_merge = claim_meanwhile
-            assert pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1"))).inserted == 1
-            pg._after_merge = None
-            assert claimed.wait(10)
-        assert waited == [True]
-        with pytest.raises(OwnershipLost, match=r"another run \(r2\) took over pipeline p1"):
-            pg.write(WriteBatch("p1", "c1", "r1", rows("cus_2")))
-        assert [i["_source_id"] for i in newer.identities()] == ["cus_1"]
-        owned = newer.pipeline_state("p1")
-        assert owned is not None
-        assert owned.owner_run_id == "r2"
-    finally:
-        newer.close()
