@@ -74,7 +74,9 @@ class RunContext:
     events_read: bool
     summary: dict[str, Any] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)  # rows the warehouse refused
-    #: The state committed in the warehouse, as of the last commit this run saw.
+    #: The state committed in the warehouse, as of the last commit this run saw.  Set
+    #: by `claim` and by `save_state`, which runs on the writer thread after a commit;
+    #: the engine's thread reads it only after `Writer.finish`/`abort` joined that thread.
     state: PipelineState | None = None
     claimed: bool = False
 
@@ -191,7 +193,7 @@ def run_incremental(ctx: RunContext) -> None:
     except PermissionMissing as exc:
         ctx.summary.setdefault("warnings", []).append(EVENTS_PERMISSION_WARNING)
         log.warning("%s", redact(exc.message))
-        # From what committed before the permission went missing.
+        # From what committed before the permission went missing (the writer has ended).
         return _run_created_since(ctx, ctx.state or state)
     return None
 
