@@ -6,6 +6,8 @@ Tables (DESIGN.md §6), in schema ``headwater`` where the engine has schemas:
   ``_pipeline_id, _connection_id, _source_id, _source_updated_at, _run_id,
   _imported_at, _profile_id`` followed by one column per Customer Model leaf.
 - ``profiles``: ``_profile_id, _updated_at, _identity_count`` then the model columns.
+- ``profile_changes``: identity resolution's log of merges and splits: ``run_id,
+  changed_at, kind`` (``merge``/``split``), ``before_ids, after_ids`` (JSON arrays).
 - ``pipeline_state``: one row per pipeline: the run that owns it (the fencing token) and
   its saved `PipelineState` as JSON (see `ownership`).
 
@@ -42,17 +44,35 @@ Contract for every implementation:
 - `delete_pipeline` removes the pipeline's identities, their profiles and its
   ``pipeline_state`` row (no ownership needed: the pipeline is going away).
 - Model changes (`ensure_columns`, `rename_column`, `drop_column`) alter both tables.
+- Identity resolution (capability; the rules live in ``services/identity``, the
+  statements in `profile_store`).  ``identities_by_key``, ``identities_sharing``,
+  ``identities_in_profiles``, ``all_identity_records`` and ``profile_records`` read
+  plain `profile_store` records, each in one read transaction; ``identities_sharing``
+  finds, in one set-based statement, the identities whose trimmed, lower-cased
+  identifier column equals a probed key (integer identifiers compare as integers) or
+  whose (connection id, source id) is probed: never fewer than the exact matches (the
+  service filters by its own rules).  ``apply_profiles`` writes one resolution in one
+  transaction (profile upserts and deletions, identities' ``_profile_id``, logged
+  changes); applying the same write twice leaves the same state and logs each change
+  once.  On PostgreSQL it takes a schema-wide advisory lock for the transaction.
+  ``profile_changes`` reads the log, oldest first.
 - Infrastructure failures (connection lost, disk full, a table changed under us) raise
   `WarehouseError` (transient); nothing of the batch remains after one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from headwater.adapters.warehouse.ownership import OwnedState, OwnershipLost
+from headwater.adapters.warehouse.profile_store import (
+    ChangeRecord,
+    IdentityRecord,
+    ProfileRecord,
+    ProfileWrite,
+)
 from headwater.kernel.errors import TransientError
 from headwater.kernel.model import Column
 from headwater.kernel.records import IdentityRow
@@ -149,5 +169,25 @@ class Warehouse(Protocol):
 
     def count_profiles(self) -> int:
         """How many profiles there are (cheap: no rows are fetched)."""
+
+    # -- identity resolution (see the module docstring) ---------------------------------
+
+    def identities_by_key(self, keys: Collection[tuple[str, str]]) -> list[IdentityRecord]: ...
+
+    def identities_sharing(
+        self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
+    ) -> list[IdentityRecord]: ...
+
+    def identities_in_profiles(self, profile_ids: Collection[str]) -> list[IdentityRecord]: ...
+
+    def all_identity_records(self) -> list[IdentityRecord]: ...
+
+    def profile_records(
+        self, profile_ids: Collection[str] | None = None
+    ) -> list[ProfileRecord]: ...
+
+    def profile_changes(self) -> list[ChangeRecord]: ...
+
+    def apply_profiles(self, write: ProfileWrite) -> None: ...
 
     def close(self) -> None: ...

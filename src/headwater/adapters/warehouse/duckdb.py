@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import duckdb
 import pyarrow as pa
 
-from headwater.adapters.warehouse import ownership, rejects, sql
+from headwater.adapters.warehouse import ownership, profile_store, rejects, sql
 from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
@@ -105,6 +105,9 @@ def _named(name: str) -> str:
 
 def _statements(conn: duckdb.DuckDBPyConnection) -> ownership.Execute:
     return lambda query, params: conn.execute(query, params).fetchall()
+
+
+_SPELLING = profile_store.Spelling(_named, "VARCHAR", "BIGINT", "UUID", CASTS)
 
 
 class DuckDBWarehouse:
@@ -511,3 +514,51 @@ class DuckDBWarehouse:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    # -- identity resolution (the reads and writes of `profile_store`) -------------------
+
+    @_memory_bounded
+    def identities_by_key(
+        self, keys: Collection[tuple[str, str]]
+    ) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as conn:
+            return profile_store.identities_by_key(*self._args(conn), keys)
+
+    @_memory_bounded
+    def identities_sharing(
+        self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
+    ) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as conn:
+            return profile_store.identities_sharing(*self._args(conn), keys, sources)
+
+    @_memory_bounded
+    def identities_in_profiles(
+        self, profile_ids: Collection[str]
+    ) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as conn:
+            return profile_store.identities_in_profiles(*self._args(conn), profile_ids)
+
+    @_memory_bounded
+    def all_identity_records(self) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as conn:
+            return profile_store.all_identities(*self._args(conn))
+
+    @_memory_bounded
+    def profile_records(
+        self, profile_ids: Collection[str] | None = None
+    ) -> list[profile_store.ProfileRecord]:
+        with self._transaction("profile read") as conn:
+            return profile_store.profile_rows(*self._args(conn), profile_ids)
+
+    @_memory_bounded
+    def profile_changes(self) -> list[profile_store.ChangeRecord]:
+        with self._transaction("profile read") as conn:
+            return profile_store.changes(_statements(conn), self.schema)
+
+    @_memory_bounded
+    def apply_profiles(self, write: profile_store.ProfileWrite) -> None:
+        with self._transaction("profile write") as conn:
+            profile_store.apply(*self._args(conn), write)
+
+    def _args(self, conn: duckdb.DuckDBPyConnection) -> profile_store.Args:
+        return _statements(conn), self.schema, _SPELLING, self._model_columns(conn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +12,7 @@ import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
 
-from headwater.adapters.warehouse import ownership, rejects, sql
+from headwater.adapters.warehouse import ownership, profile_store, rejects, sql
 from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
@@ -59,6 +59,9 @@ def _statements(cur: psycopg.Cursor[Any]) -> ownership.Execute:
         return list(cur.fetchall()) if cur.description else []
 
     return execute
+
+
+_SPELLING = profile_store.Spelling(_named, "text", "bigint", "text", {T.JSON: "jsonb"})
 
 
 class _StaleColumns(WarehouseError):
@@ -372,3 +375,48 @@ class PostgresWarehouse:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    # -- identity resolution (the reads and writes of `profile_store`) -------------------
+
+    def identities_by_key(
+        self, keys: Collection[tuple[str, str]]
+    ) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as cur:
+            return profile_store.identities_by_key(*self._args(cur), keys)
+
+    def identities_sharing(
+        self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
+    ) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as cur:
+            return profile_store.identities_sharing(*self._args(cur), keys, sources)
+
+    def identities_in_profiles(
+        self, profile_ids: Collection[str]
+    ) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as cur:
+            return profile_store.identities_in_profiles(*self._args(cur), profile_ids)
+
+    def all_identity_records(self) -> list[profile_store.IdentityRecord]:
+        with self._transaction("identity read") as cur:
+            return profile_store.all_identities(*self._args(cur))
+
+    def profile_records(
+        self, profile_ids: Collection[str] | None = None
+    ) -> list[profile_store.ProfileRecord]:
+        with self._transaction("profile read") as cur:
+            return profile_store.profile_rows(*self._args(cur), profile_ids)
+
+    def profile_changes(self) -> list[profile_store.ChangeRecord]:
+        with self._transaction("profile read") as cur:
+            return profile_store.changes(_statements(cur), self.schema)
+
+    def apply_profiles(self, write: profile_store.ProfileWrite) -> None:
+        with self._transaction("profile write") as cur:
+            # One resolution at a time per workspace (docs/identity.md §7).
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"headwater-profiles:{self.schema}",)
+            )
+            profile_store.apply(*self._args(cur), write)
+
+    def _args(self, cur: psycopg.Cursor[Any]) -> profile_store.Args:
+        return _statements(cur), self.schema, _SPELLING, self._model_columns(cur)

@@ -75,6 +75,10 @@ def create_tables(d: Dialect, schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {s}.pipeline_state (pipeline_id {t} PRIMARY KEY, "
         f"owner_run_id {t} NOT NULL, state {t}, claimed_at {ts} NOT NULL, "
         f"updated_at {ts} NOT NULL)",
+        # Identity resolution's log of merges and splits (profile ids as JSON arrays).
+        f"CREATE TABLE IF NOT EXISTS {s}.profile_changes (run_id {t} NOT NULL, "
+        f"changed_at {ts} NOT NULL, kind {t} NOT NULL, before_ids {t} NOT NULL, "
+        f"after_ids {t} NOT NULL)",
         *(ddl.format(schema=s) for ddl in d.extra_ddl),
     ]
 

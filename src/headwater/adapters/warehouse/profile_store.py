@@ -1,0 +1,313 @@
+"""Identity resolution's reads and writes in the warehouse (docs/identity.md §8).
+
+The statements are the same on every SQL engine; each adapter passes how it spells a
+named parameter and how it runs a statement inside its open transaction (as for
+`ownership`).  Everything here works on plain values (`IdentityRecord`,
+`ProfileWrite`): the rules of identity resolution live in `services/identity`, which
+adapts these functions to its `IdentityStore` contract.
+
+Candidates are found set-based: one statement per probe compares the trimmed,
+lower-cased identifier columns with the probed keys (arrays bound as one parameter),
+so the engine does the join.  SQL's lower-casing may differ from Python's outside
+ASCII, so both sides are lower-cased by the engine: the candidate set can only be
+larger than the exact one, and the service keeps only the identities its own rules
+link (a wider candidate set costs time, never a wrong profile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse.ownership import Execute, Placeholder
+from headwater.adapters.warehouse.staging import json_text, json_value
+from headwater.kernel.model import PropertyType
+
+T = PropertyType
+CHANGES = "profile_changes"
+#: The characters `normalise` trims (a fixed set, so SQL trims exactly the same).
+_TRIM = " \t\n\r\v\f"
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    """One ``identities`` row as resolution reads it (profile id as text)."""
+
+    pipeline_id: str
+    source_id: str
+    connection_id: str
+    source_updated_at: datetime | None
+    profile_id: str | None
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    """One ``profiles`` row."""
+
+    id: str
+    updated_at: datetime
+    identity_count: int
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One ``profile_changes`` row (kind ``merge`` or ``split``)."""
+
+    kind: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    run_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ProfileWrite:
+    """What one resolution writes, in one transaction."""
+
+    upserts: Sequence[ProfileRecord] = ()
+    removed: Collection[str] = ()
+    #: (pipeline id, source id, new profile id) of identities whose profile changed.
+    memberships: Sequence[tuple[str, str, str]] = ()
+    changes: Sequence[ChangeRecord] = ()
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How an engine spells what differs: placeholders and the types of casts."""
+
+    ph: Placeholder
+    text: str  # text type (VARCHAR, text)
+    integer: str  # 64-bit integer type
+    profile_key: str  # type of _profile_id
+    #: Model types whose bound value is cast (JSON bound as text, decimals).
+    casts: Mapping[PropertyType, str] = field(default_factory=dict)
+
+
+#: What every function here takes first: (execute, schema, spelling, model columns).
+Args = tuple[Execute, str, Spelling, Mapping[str, PropertyType]]
+
+
+def _identity_select(schema: str, sp: Spelling, names: Sequence[str]) -> str:
+    cols = "".join(", i." + sql.quote(n) for n in names)
+    return (
+        f"SELECT i._pipeline_id, i._source_id, i._connection_id, i._source_updated_at, "
+        f"CAST(i._profile_id AS {sp.text}){cols} FROM {sql.quote(schema)}.identities AS i"
+    )
+
+
+def _records(
+    rows: list[tuple[Any, ...]], columns: Mapping[str, PropertyType]
+) -> list[IdentityRecord]:
+    names = list(columns)
+    out = []
+    for r in rows:
+        values = dict(zip(names, r[5:], strict=True))
+        for n, t in columns.items():
+            if t is T.JSON:
+                values[n] = json_value(values[n])
+        out.append(IdentityRecord(r[0], r[1], r[2], r[3], r[4], values))
+    return out
+
+
+def _array(sp: Spelling, name: str, kind: str) -> str:
+    return f"unnest(CAST({sp.ph(name)} AS {kind}[]))"
+
+
+def identities_by_key(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    keys: Collection[tuple[str, str]],
+) -> list[IdentityRecord]:
+    """The identities with these (pipeline id, source id) keys."""
+    if not keys:
+        return []
+    pipes, sources = zip(*set(keys), strict=True)
+    query = (
+        f"{_identity_select(schema, sp, list(columns))} WHERE (i._pipeline_id, i._source_id) "
+        f"IN (SELECT {_array(sp, 'p', sp.text)}, {_array(sp, 's', sp.text)})"
+    )
+    return _records(execute(query, {"p": list(pipes), "s": list(sources)}), columns)
+
+
+def identities_sharing(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    keys: Mapping[str, Collection[Any]],
+    sources: Collection[tuple[str, str]],
+) -> list[IdentityRecord]:
+    """Identities whose normalised identifier value is among `keys[column]`, or whose
+    (connection id, source id) is in `sources`: one statement, each part a join."""
+    select = _identity_select(schema, sp, list(columns))
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for n, (column, values) in enumerate(sorted(keys.items())):
+        if not values or column not in columns:
+            continue
+        name = f"k{n}"
+        col = f"i.{sql.quote(column)}"
+        if columns[column] is T.INTEGER:
+            parts.append(f"{select} WHERE {col} IN (SELECT {_array(sp, name, sp.integer)})")
+            params[name] = [int(v) for v in values]
+        else:
+            trimmed = f"lower(trim({col}, {sp.ph('trim')}))"
+            parts.append(
+                f"{select} WHERE {trimmed} IN (SELECT lower(k) FROM "
+                f"(SELECT {_array(sp, name, sp.text)} AS k) AS probe)"
+            )
+            params[name] = [str(v) for v in values]
+            params["trim"] = _TRIM
+    if sources:
+        conns, ids = zip(*set(sources), strict=True)
+        parts.append(
+            f"{select} WHERE (i._connection_id, i._source_id) IN "
+            f"(SELECT {_array(sp, 'sc', sp.text)}, {_array(sp, 'ss', sp.text)})"
+        )
+        params.update(sc=list(conns), ss=list(ids))
+    if not parts:
+        return []
+    return _records(execute(" UNION ".join(parts), params), columns)
+
+
+def identities_in_profiles(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    profile_ids: Collection[str],
+) -> list[IdentityRecord]:
+    """Every identity whose current profile id is one of `profile_ids`."""
+    if not profile_ids:
+        return []
+    query = (
+        f"{_identity_select(schema, sp, list(columns))} WHERE CAST(i._profile_id AS {sp.text}) "
+        f"IN (SELECT {_array(sp, 'ids', sp.text)})"
+    )
+    return _records(execute(query, {"ids": list(set(profile_ids))}), columns)
+
+
+def all_identities(
+    execute: Execute, schema: str, sp: Spelling, columns: Mapping[str, PropertyType]
+) -> list[IdentityRecord]:
+    return _records(execute(_identity_select(schema, sp, list(columns)), {}), columns)
+
+
+def profile_rows(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    profile_ids: Collection[str] | None,
+) -> list[ProfileRecord]:
+    """The profile rows with these ids (None: every profile)."""
+    cols = "".join(", p." + sql.quote(n) for n in columns)
+    query = (
+        f"SELECT CAST(p._profile_id AS {sp.text}), p._updated_at, p._identity_count{cols} "
+        f"FROM {sql.quote(schema)}.profiles AS p"
+    )
+    params: dict[str, Any] = {}
+    if profile_ids is not None:
+        if not profile_ids:
+            return []
+        query += f" WHERE CAST(p._profile_id AS {sp.text}) IN (SELECT {_array(sp, 'ids', sp.text)})"
+        params["ids"] = list(set(profile_ids))
+    out = []
+    for r in execute(query, params):
+        values = dict(zip(columns, r[3:], strict=True))
+        for n, t in columns.items():
+            if t is T.JSON:
+                values[n] = json_value(values[n])
+        out.append(ProfileRecord(r[0], r[1], int(r[2]), values))
+    return out
+
+
+def apply(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    write: ProfileWrite,
+) -> None:
+    """Write one resolution (the caller holds the transaction)."""
+    s = sql.quote(schema)
+    key = f"CAST({sp.ph('id')} AS {sp.profile_key})"
+    for profile_id in sorted(set(write.removed)):
+        execute(f"DELETE FROM {s}.profiles WHERE _profile_id = {key}", {"id": profile_id})
+    for row in write.upserts:
+        _upsert(execute, s, sp, columns, row)
+    for pipeline_id, source_id, profile_id in write.memberships:
+        execute(
+            f"UPDATE {s}.identities SET _profile_id = {key} WHERE _pipeline_id = "
+            f"{sp.ph('p')} AND _source_id = {sp.ph('s')}",
+            {"id": profile_id, "p": pipeline_id, "s": source_id},
+        )
+    for c in write.changes:
+        params = {
+            "r": c.run_id,
+            "a": c.at,
+            "k": c.kind,
+            "b": orjson.dumps(list(c.before)).decode(),
+            "f": orjson.dumps(list(c.after)).decode(),
+        }
+        ph = sp.ph
+        # Applying a plan twice must not log its changes twice.
+        execute(
+            f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) SELECT "
+            f"{ph('r')}, {ph('a')}, {ph('k')}, {ph('b')}, {ph('f')} WHERE NOT EXISTS (SELECT 1 "
+            f"FROM {s}.{CHANGES} WHERE run_id = {ph('r')} AND kind = {ph('k')} AND "
+            f"before_ids = {ph('b')} AND after_ids = {ph('f')})",
+            params,
+        )
+
+
+def _upsert(
+    execute: Execute,
+    s: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    row: ProfileRecord,
+) -> None:
+    names = list(columns)
+    params: dict[str, Any] = {"id": row.id, "u": row.updated_at, "n": row.identity_count}
+    values = []
+    for i, name in enumerate(names):
+        value = row.values.get(name)
+        if columns[name] is T.JSON:
+            value = json_text(value)
+        params[f"v{i}"] = value
+        cast = sp.casts.get(columns[name])
+        values.append(f"CAST({sp.ph(f'v{i}')} AS {cast})" if cast else sp.ph(f"v{i}"))
+    cols = "".join(", " + sql.quote(n) for n in names)
+    sets = ", ".join(
+        ["_updated_at = excluded._updated_at", "_identity_count = excluded._identity_count"]
+        + [f"{sql.quote(n)} = excluded.{sql.quote(n)}" for n in names]
+    )
+    execute(
+        f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) VALUES "
+        f"(CAST({sp.ph('id')} AS {sp.profile_key}), {sp.ph('u')}, {sp.ph('n')}"
+        f"{''.join(', ' + v for v in values)}) ON CONFLICT (_profile_id) DO UPDATE SET {sets}",
+        params,
+    )
+
+
+def changes(execute: Execute, schema: str) -> list[ChangeRecord]:
+    """Every logged merge and split, oldest first."""
+    rows = execute(
+        "SELECT run_id, changed_at, kind, before_ids, after_ids "
+        f"FROM {sql.quote(schema)}.{CHANGES} ORDER BY changed_at, run_id, kind, before_ids",
+        {},
+    )
+    return [
+        ChangeRecord(r[2], tuple(orjson.loads(r[3])), tuple(orjson.loads(r[4])), r[0], r[1])
+        for r in rows
+    ]

@@ -1,0 +1,182 @@
+"""The identity-resolution capability of the Warehouse contract, on every engine.
+
+The warehouse finds candidates set-based and writes what resolution decides; the
+results must equal those of the in-memory `IdentityStore` given the same identities.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from headwater.adapters.warehouse import Warehouse
+from headwater.adapters.warehouse.profile_store import (
+    ChangeRecord,
+    ProfileRecord,
+    ProfileWrite,
+)
+from headwater.kernel.model import CustomerModel, Property, PropertyType
+from headwater.services.identity import (
+    ChangeKind,
+    Context,
+    IdentityKey,
+    MemoryIdentityStore,
+    Probe,
+    identity_settings,
+    rebuild,
+    resolve_changes,
+)
+from headwater.services.identity.warehouse import WarehouseIdentityStore
+
+from .test_conformance import batch, row, write
+
+T = PropertyType
+MODEL = CustomerModel(
+    (
+        Property("email", T.STRING),
+        Property("user", T.INTEGER),
+        Property("metadata", T.JSON),
+        Property("balance", T.DECIMAL),
+    )
+)
+SETTINGS = identity_settings(MODEL, ["email", "user"])
+AT = datetime(2024, 6, 1, tzinfo=UTC)
+
+
+def store(warehouse: Warehouse) -> WarehouseIdentityStore:
+    return WarehouseIdentityStore(warehouse, SETTINGS)
+
+
+def partition(warehouse: Warehouse) -> set[frozenset[tuple[str, str]]]:
+    groups: dict[str, set[tuple[str, str]]] = {}
+    for i in warehouse.identities():
+        groups.setdefault(i["_profile_id"], set()).add((i["_pipeline_id"], i["_source_id"]))
+    return {frozenset(g) for g in groups.values()}
+
+
+def memory_twin(warehouse: Warehouse) -> MemoryIdentityStore:
+    """The same identities and profiles, held in memory."""
+    twin = MemoryIdentityStore(SETTINGS)
+    for i in store(warehouse).all_identities():
+        twin.load(i)
+    for p in store(warehouse).all_profiles():
+        twin.profile_rows[p.id] = p
+    return twin
+
+
+def seed(warehouse: Warehouse) -> None:
+    write(
+        warehouse,
+        batch(
+            row("cus_1", email=" Ann@Example.com ", user=7, metadata={"a": [1]}),
+            row("cus_2", email="bob@example.com", user=7),
+            row("cus_3", user=7, balance=Decimal("2.5")),
+            row("cus_4", email="test@example.com"),  # blocked: links nobody
+            row("cus_5", email="TEST@example.com"),
+        ),
+    )
+    write(
+        warehouse,
+        batch(
+            row("cus_1", email="ann@example.com\t"),  # same customer, other pipeline
+            row("x_9", email="\nBOB@EXAMPLE.COM"),
+            pipeline="p2",
+        ),
+    )
+
+
+def test_sharing_finds_normalised_values_and_same_sources(warehouse: Warehouse) -> None:
+    seed(warehouse)
+    s = store(warehouse)
+    found = s.sharing(Probe({"email": frozenset({"ann@example.com"})}))
+    assert {i.key for i in found} == {IdentityKey("p1", "cus_1"), IdentityKey("p2", "cus_1")}
+    found = s.sharing(Probe({"user": frozenset({7})}, frozenset({("conn1", "x_9")})))
+    assert {i.key.source_id for i in found} == {"cus_1", "cus_2", "cus_3", "x_9"}
+    assert s.sharing(Probe({"email": frozenset({"nobody@example.com"})})) == []
+    assert s.sharing(Probe()) == []
+
+
+def test_reads_return_identities_with_their_values(warehouse: Warehouse) -> None:
+    seed(warehouse)
+    s = store(warehouse)
+    [ann] = s.identities([IdentityKey("p1", "cus_1"), IdentityKey("p1", "missing")])
+    assert ann.connection_id == "conn1"
+    assert ann.values["metadata"] == {"a": [1]}
+    assert ann.values["email"] == " Ann@Example.com "
+    assert ann.profile_id is not None
+    assert {i.key for i in s.members([ann.profile_id])} == {ann.key}
+    assert s.members([]) == []
+    assert s.identities([]) == []
+    assert set(s.profiles([ann.profile_id, "nope"])) == {ann.profile_id}
+
+
+def test_rebuild_in_the_warehouse_equals_the_memory_store(warehouse: Warehouse) -> None:
+    seed(warehouse)
+    twin = memory_twin(warehouse)
+    context = Context("rebuild-1", AT, ("p1", "p2"))
+    expected = rebuild(twin, SETTINGS, context)
+    store(warehouse).apply(rebuild(store(warehouse), SETTINGS, context))
+    twin.apply(expected)
+    assert partition(warehouse) == {
+        frozenset({("p1", "cus_1"), ("p2", "cus_1"), ("p1", "cus_3")}),
+        frozenset({("p1", "cus_2"), ("p2", "x_9")}),
+        frozenset({("p1", "cus_4")}),
+        frozenset({("p1", "cus_5")}),
+    }
+    assert {i.key: i.profile_id for i in store(warehouse).all_identities()} == {
+        k: i.profile_id for k, i in twin.rows.items()
+    }
+    profiles = {p["_profile_id"]: p for p in warehouse.profiles()}
+    assert profiles.keys() == twin.profile_rows.keys()
+    for pid, mine in twin.profile_rows.items():
+        assert profiles[pid]["_identity_count"] == mine.identity_count
+        assert {k: profiles[pid][k] for k in mine.values} == dict(mine.values)
+    # Nothing left to do: a second rebuild writes nothing.
+    again = rebuild(store(warehouse), SETTINGS, Context("rebuild-2", AT, ("p1", "p2")))
+    assert again.upserts == ()
+    assert again.removed == ()
+    assert not again.memberships
+
+
+def test_an_email_change_splits_and_is_logged(warehouse: Warehouse) -> None:
+    seed(warehouse)
+    s = store(warehouse)
+    s.apply(rebuild(s, SETTINGS, Context("r0", AT, ("p1", "p2"))))
+    [before] = {i.profile_id for i in s.identities([IdentityKey("p2", "x_9")])}
+    write(warehouse, batch(row("x_9", email="carol@example.com"), pipeline="p2", run="run2"))
+    twin = memory_twin(warehouse)
+    context = Context("r1", AT + timedelta(hours=1), ("p1", "p2"))
+    touched = [IdentityKey("p2", "x_9")]
+    plan = resolve_changes(s, SETTINGS, context, touched)
+    assert plan == resolve_changes(twin, SETTINGS, context, touched)
+    s.apply(plan)
+    s.apply(plan)  # applying twice changes nothing more
+    assert frozenset({("p2", "x_9")}) in partition(warehouse)
+    [split] = [c for c in warehouse.profile_changes() if c.run_id == "r1"]
+    assert split.kind == ChangeKind.SPLIT.value
+    assert split.before == (before,)
+    assert before in split.after
+    assert len(split.after) == 2
+
+
+def test_apply_writes_profiles_memberships_and_changes(warehouse: Warehouse) -> None:
+    write(warehouse, batch(row("cus_1", email="a@x.io"), row("cus_2", email="a@x.io")))
+    old = {i["_source_id"]: i["_profile_id"] for i in warehouse.identities()}
+    keep = old["cus_1"]
+    values: dict[str, Any] = {"email": "a@x.io", "user": 3, "metadata": {"k": 1}}
+    write_plan = ProfileWrite(
+        upserts=[ProfileRecord(keep, AT, 2, values)],
+        removed=[old["cus_2"]],
+        memberships=[("p1", "cus_2", keep)],
+        changes=[ChangeRecord("merge", (old["cus_1"], old["cus_2"]), (keep,), "r9", AT)],
+    )
+    warehouse.apply_profiles(write_plan)
+    warehouse.apply_profiles(write_plan)
+    [profile] = warehouse.profiles()
+    assert profile["_profile_id"] == keep
+    assert profile["_identity_count"] == 2
+    assert profile["metadata"] == {"k": 1}
+    assert profile["user"] == 3
+    assert {i["_profile_id"] for i in warehouse.identities()} == {keep}
+    assert warehouse.profile_changes() == [write_plan.changes[0]]
