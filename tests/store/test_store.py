@@ -18,7 +18,7 @@ from tests.conftest import pg_schema_url
 from headwater.adapters.store import objects, runs
 from headwater.adapters.store.crypto import Cipher, SecretKeyMismatch
 from headwater.adapters.store.database import HEAD_REVISION, current_revision, open_engine
-from headwater.kernel.entities import Connection, Pipeline, Workspace, utcnow
+from headwater.kernel.entities import Connection, Pipeline, RunStatus, Workspace, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import RecordError, Step
@@ -114,30 +114,72 @@ def test_one_live_run_per_pipeline_is_enforced_by_the_database(engine: Engine) -
     assert second.id != first.id
 
 
-def test_abandoned_runs_are_recovered(engine: Engine) -> None:
-    _seed(engine)
-    # A run owned by a process that no longer exists (as after kill -9).
+def _dead_pid() -> int:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
     )
+    return int(dead.stdout)
+
+
+def test_a_run_is_dead_when_its_lease_lapsed_or_its_process_on_this_host_is_gone(
+    engine: Engine,
+) -> None:
+    _seed(engine)
+    now = utcnow()
     run = runs.create_run(engine, "pl_1", "full")
-    runs.update_run(engine, run.id, status="running", pid=int(dead.stdout))
-    replacement = runs.create_run(engine, "pl_1", "full")
-    old = runs.get_run(engine, run.id)
-    assert old.status == "failed"
-    assert "abandoned" in (old.message or "")
-    # A live run with an old heartbeat from another host is abandoned as well.
-    runs.update_run(
-        engine,
-        replacement.id,
-        status="running",
-        host="elsewhere",
-        heartbeat_at=utcnow() - timedelta(minutes=5),
-    )
-    assert runs.recover_abandoned(engine, "pl_1") == [replacement.id]
+    claimed = runs.claim_run(engine, run.id, "me", now + timedelta(seconds=30))
+    assert claimed is not None
+    assert claimed.status == RunStatus.RUNNING
+    assert claimed.lease_expires_at == now + timedelta(seconds=30)
+    # Alive: its lease holds, whatever the age of its last progress update.
+    runs.update_run(engine, run.id, heartbeat_at=now - timedelta(hours=1))
+    assert runs.reap_lapsed(engine, now + timedelta(seconds=29)) == []
+    # Renewed: still alive past the first lease.
+    assert runs.renew_lease(engine, run.id, "me", now + timedelta(seconds=60)).held
+    assert runs.reap_lapsed(engine, now + timedelta(seconds=59)) == []
+    # Lapsed: closed as failed, naming the host.
+    assert runs.reap_lapsed(engine, now + timedelta(seconds=61)) == [run.id]
+    lost = runs.get_run(engine, run.id)
+    assert lost.status == RunStatus.FAILED
+    assert lost.message == f"worker lost on {lost.host}: its lease lapsed and was not renewed"
+    # Its old owner can neither renew nor record an ending any more.
+    assert not runs.renew_lease(engine, run.id, "me", now + timedelta(seconds=90)).held
+    assert not runs.finish_run(engine, run.id, "me", status="succeeded")
+    assert runs.get_run(engine, run.id).status == RunStatus.FAILED
+    # A run whose process on this host is gone is closed at once, lease or not.
+    second = runs.create_run(engine, "pl_1", "full")
+    assert runs.claim_run(engine, second.id, "other", now + timedelta(hours=1))
+    runs.update_run(engine, second.id, pid=_dead_pid())
+    third = runs.create_run(engine, "pl_1", "full")  # creating one closes it
+    gone = runs.get_run(engine, second.id)
+    assert gone.status == RunStatus.FAILED
+    assert "ended without finishing" in (gone.message or "")
+    # A queued run is never closed for waiting, however long.
+    assert runs.reap_lapsed(engine, now + timedelta(days=30)) == []
+    assert runs.get_run(engine, third.id).status == RunStatus.QUEUED
+
+
+def test_cancel_ends_a_queued_run_at_once_and_asks_a_running_one_to_stop(
+    engine: Engine,
+) -> None:
+    _seed(engine)
+    queued = runs.create_run(engine, "pl_1", "full")
+    cancelled = runs.request_cancel(engine, queued.id)
+    assert cancelled.status == RunStatus.CANCELLED
+    assert runs.claim_run(engine, queued.id, "me", utcnow()) is None  # never starts
+    running = runs.create_run(engine, "pl_1", "full")
+    assert runs.claim_run(engine, running.id, "me", utcnow() + timedelta(seconds=30))
+    assert not runs.renew_lease(engine, running.id, "me", utcnow()).cancel_requested
+    asked = runs.request_cancel(engine, running.id)
+    assert asked.status == RunStatus.RUNNING
+    assert asked.cancel_requested
+    assert runs.renew_lease(engine, running.id, "me", utcnow()).cancel_requested
+    assert runs.finish_run(engine, running.id, "me", status="cancelled")
+    with pytest.raises(Conflict, match=rf"run {running.id} already ended \(cancelled\)"):
+        runs.request_cancel(engine, running.id)
 
 
 def test_run_errors_are_capped_but_kept_in_order(engine: Engine) -> None:
