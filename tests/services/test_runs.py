@@ -24,7 +24,6 @@ from tests.services.test_incremental_properties import Mutator, _changes
 from headwater.adapters.store import runs
 from headwater.kernel.entities import Run, RunStatus, utcnow
 from headwater.kernel.errors import Conflict
-from headwater.kernel.settings import Settings
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import engine, runner
@@ -35,8 +34,9 @@ LEASE_DELTA = timedelta(seconds=LEASE)
 
 
 @pytest.fixture
-def short_lease_app(settings: Settings) -> Iterator[App]:
-    application = App.open(dataclasses.replace(settings, run_lease_seconds=LEASE))
+def short_lease_app(app: App) -> Iterator[App]:
+    """The app on the same store, with a lease of `LEASE` seconds."""
+    application = App.open(dataclasses.replace(app.settings, run_lease_seconds=LEASE))
     yield application
     application.close()
 
