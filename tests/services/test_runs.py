@@ -20,6 +20,7 @@ import pytest
 from tests.services.conftest import MakePipeline, connect, reload
 from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
 from tests.services.test_incremental_properties import Mutator, _changes
+from tests.store.test_store import locked
 
 from headwater.adapters.store import runs
 from headwater.kernel.entities import Run, RunStatus, utcnow
@@ -249,3 +250,22 @@ def test_ctrl_c_during_pipelines_run_cancels_the_run_cleanly(
         stripe_ids = {c["id"] for c in sb_customers(sb)}
     assert again.status == RunStatus.SUCCEEDED
     assert warehouse_ids(app, pipeline.id) == stripe_ids
+
+
+def test_a_metadata_store_lock_held_for_12_seconds_does_not_fail_a_healthy_run(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """12 s: longer than SQLite's busy timeout (10 s), which used to fail the run
+    through a progress update, with SQL and parameters in its message."""
+    with start_sandbox(customers=1500, seed=46) as sb:
+        pipeline = make_pipeline(connect(app, sb, rps=1))  # a page a second
+        first = Background(app, pipeline.id)
+        live = wait_for(app, pipeline.id, lambda r: r.live and r.counters.get("read", 0) > 0)
+        with locked(app.engine, live.id):
+            time.sleep(12)
+            assert first.result is None  # still running, through the lock
+        done = first.join()
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert done.message is None
+    assert done.counters["written"] == 1500
+    assert len(warehouse_ids(app, pipeline.id)) == 1500

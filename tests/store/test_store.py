@@ -6,9 +6,12 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +20,12 @@ from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import objects, runs
 from headwater.adapters.store.crypto import Cipher, SecretKeyMismatch
-from headwater.adapters.store.database import HEAD_REVISION, current_revision, open_engine
+from headwater.adapters.store.database import (
+    HEAD_REVISION,
+    current_revision,
+    describe_error,
+    open_engine,
+)
 from headwater.kernel.entities import Connection, Pipeline, RunStatus, Workspace, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
@@ -215,3 +223,49 @@ def test_cipher_round_trip_and_key_file(tmp_path: Path) -> None:
         cipher.decrypt(token, "conn_2")  # bound to its connection
     with pytest.raises(SecretKeyMismatch, match="HEADWATER_SECRET_KEY"):
         Cipher.from_settings("another passphrase", tmp_path).decrypt(token, "conn_1")
+
+
+@contextmanager
+def locked(engine: Engine, run_id: str) -> Iterator[None]:
+    """Another connection holds a write lock: the whole SQLite database
+    (`BEGIN IMMEDIATE`), or the run's row on PostgreSQL (`SELECT … FOR UPDATE`)."""
+    with engine.connect() as other:
+        raw: Any = other.connection.dbapi_connection
+        if engine.dialect.name == "sqlite":
+            raw.execute("BEGIN IMMEDIATE")
+        else:
+            other.execute(sa.text("SELECT id FROM runs WHERE id = :id FOR UPDATE"), {"id": run_id})
+        try:
+            yield
+        finally:
+            if engine.dialect.name == "sqlite":
+                raw.execute("ROLLBACK")
+            else:
+                other.rollback()
+
+
+def test_a_progress_update_waits_a_bounded_time_for_a_lock_and_its_error_shows_no_sql(
+    engine: Engine,
+) -> None:
+    _seed(engine)
+    run = runs.create_run(engine, "pl_1", "full")
+    secret_email = "private.person@example.com"
+    errors = [RecordError("cus_1", Step.VALIDATE, f"bad email {secret_email}")]
+    started = time.monotonic()
+    with locked(engine, run.id), pytest.raises(sa.exc.OperationalError) as caught:
+        runs.record_progress(engine, run.id, {"read": 5}, errors)
+    waited = time.monotonic() - started
+    wait = runs.PROGRESS_LOCK_WAIT.total_seconds()
+    assert wait * 0.9 <= waited < wait + 5
+    raw = str(caught.value)
+    assert "INSERT INTO run_errors" in raw  # what used to be shown: SQL ...
+    assert secret_email in raw  # ... and its parameters
+    expected = {
+        "sqlite": "OperationalError: database is locked",
+        "postgresql": "LockNotAvailable: canceling statement due to lock timeout",
+    }
+    assert describe_error(caught.value) == expected[engine.dialect.name]
+    # Nothing was half-written, and the update goes through once the lock is gone.
+    assert runs.get_run(engine, run.id).counters == {}
+    runs.record_progress(engine, run.id, {"read": 5}, errors)
+    assert runs.get_run(engine, run.id).counters == {"read": 5}
