@@ -164,7 +164,10 @@ def test_a_run_is_dead_when_its_lease_lapsed_or_its_process_on_this_host_is_gone
     third = runs.create_run(engine, "pl_1", "full")  # creating one closes it
     gone = runs.get_run(engine, second.id)
     assert gone.status == RunStatus.FAILED
-    assert "ended without finishing" in (gone.message or "")
+    assert (
+        gone.message
+        == f"worker lost on {gone.host}: its process {gone.pid} ended without finishing"
+    )
     # A queued run is never closed for waiting, however long.
     assert runs.reap_lapsed(engine, now + timedelta(days=30)) == []
     assert runs.get_run(engine, third.id).status == RunStatus.QUEUED
