@@ -25,6 +25,7 @@ from headwater.kernel.errors import InvalidInput
 from headwater.services.pipelines import manage, runner
 from headwater.services.pipelines import preview as preview_service
 from headwater.services.pipelines.documents import (
+    RunOutcome,
     pipeline_document,
     run_document,
     run_outcome,
@@ -271,7 +272,12 @@ def delete(pipeline_id: str, yes: bool) -> None:
 
 
 #: `pipelines run` exit codes (documented in its help and the README).
-EXIT_CODES = {"succeeded": 0, "succeeded_with_errors": 3, "failed": 1, "cancelled": 1}
+EXIT_CODES = {
+    RunOutcome.SUCCEEDED: 0,
+    RunOutcome.SUCCEEDED_WITH_ERRORS: 3,
+    RunOutcome.FAILED: 1,
+    RunOutcome.CANCELLED: 1,
+}
 EXIT_INTERRUPTED = 130
 
 
@@ -306,7 +312,7 @@ def run(pipeline_id: str, full: bool, as_json: bool) -> None:
         print_json(run_document(finished))
     else:
         print_run(finished)
-    sys.exit(EXIT_CODES[run_outcome(finished)])
+    sys.exit(EXIT_CODES.get(run_outcome(finished), 1))
 
 
 def _lines(value: Any, prefix: str = "", width: int = 48) -> list[str]:

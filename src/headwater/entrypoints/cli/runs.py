@@ -13,11 +13,20 @@ from headwater.entrypoints.cli.output import (
     print_json,
     table,
 )
-from headwater.kernel.entities import Run
+from headwater.kernel.entities import Run, RunStatus
 from headwater.services.pipelines import runner
-from headwater.services.pipelines.documents import run_document, run_outcome, run_warnings
+from headwater.services.pipelines.documents import (
+    RunOutcome,
+    run_document,
+    run_outcome,
+    run_warnings,
+)
 
-_COLOURS = {"succeeded": "green", "succeeded_with_errors": "yellow", "failed": "red"}
+_COLOURS = {
+    RunOutcome.SUCCEEDED: "green",
+    RunOutcome.SUCCEEDED_WITH_ERRORS: "yellow",
+    RunOutcome.FAILED: "red",
+}
 
 
 def print_run(run: Run) -> None:
@@ -114,7 +123,7 @@ def cancel(run_id: str, as_json: bool) -> None:
         run = runner.cancel_run(app, run_id)
     if as_json:
         print_json(run_document(run))
-    elif run.status == "cancelled":
+    elif run.status == RunStatus.CANCELLED:
         out.print(f"Run {run.id} cancelled", highlight=False, markup=False)
     else:
         out.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from headwater.adapters.store import runs
@@ -51,12 +52,22 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
     }
 
 
-def run_outcome(run: Run) -> str:
-    """The run's outcome in one word: its status, or ``succeeded_with_errors`` when it
-    succeeded while some records failed (DESIGN.md §6: shown as a warning)."""
+class RunOutcome(StrEnum):
+    """How a run ended, as shown (DESIGN.md §6): a run that succeeded while some records
+    failed is told apart, shown as a warning."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    SUCCEEDED_WITH_ERRORS = "succeeded_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def run_outcome(run: Run) -> RunOutcome:
     if run.status == RunStatus.SUCCEEDED and run.record_errors:
-        return "succeeded_with_errors"
-    return run.status.value
+        return RunOutcome.SUCCEEDED_WITH_ERRORS
+    return RunOutcome(run.status.value)
 
 
 def run_warnings(run: Run) -> list[str]:
@@ -79,7 +90,7 @@ def run_document(run: Run) -> dict[str, Any]:
         "pipeline_id": run.pipeline_id,
         "kind": run.kind,
         "status": run.status.value,
-        "outcome": run_outcome(run),
+        "outcome": run_outcome(run).value,
         "message": run.message,
         "warnings": run_warnings(run),
         "cancel_requested": run.cancel_requested,
