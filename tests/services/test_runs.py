@@ -234,10 +234,11 @@ def test_ctrl_c_during_pipelines_run_cancels_the_run_cleanly(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own process group, as in a terminal
         )
         live = wait_for(app, pipeline.id, lambda r: r.live and r.counters.get("read", 0) > 0)
         assert live.status == RunStatus.RUNNING
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole group, reading process too
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 130, stderr
         assert "interrupted: the run ended cancelled" in stderr

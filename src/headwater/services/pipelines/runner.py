@@ -35,7 +35,12 @@ def run_pipeline(
     Ctrl-C (`KeyboardInterrupt`) ends the run `cancelled`, then propagates.
     """
     run = enqueue(app, pipeline_id, full=full)
-    return execute_run(app, run.id, full=full, on_progress=on_progress)
+    try:
+        return execute_run(app, run.id, full=full, on_progress=on_progress)
+    except KeyboardInterrupt:
+        if runs.get_run(app.engine, run.id, 0).status == RunStatus.QUEUED:
+            runs.request_cancel(app.engine, run.id)  # interrupted before it was claimed
+        raise
 
 
 def enqueue(app: App, pipeline_id: str, *, full: bool = False) -> Run:
