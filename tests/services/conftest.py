@@ -4,7 +4,8 @@ PostgreSQL) and each warehouse (DuckDB and PostgreSQL).
 `app` runs each test on both metadata stores, except slow tests and tests that start
 the CLI as a subprocess (they use `home`, whose environment names the SQLite store).
 `warehouse_app` pairs the stores with the warehouses (SQLite with DuckDB, PostgreSQL
-with PostgreSQL) rather than crossing them, to keep the suite's time reasonable.
+with PostgreSQL; SQLite with both for CLI subprocesses) rather than crossing them, to
+keep the suite's time reasonable.
 """
 
 from __future__ import annotations
@@ -32,16 +33,16 @@ POSTGRES = pytest.mark.postgres
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "store" not in metafunc.fixturenames:
         return
+    # A CLI subprocess finds its store through `home`'s environment: SQLite.
+    subprocess_cli = "home" in signature(metafunc.function).parameters
+    pg_store = "sqlite" if subprocess_cli else "postgres"
     if "warehouse_app" in metafunc.fixturenames:
         metafunc.parametrize(
             ("store", "warehouse_engine"),
-            [("sqlite", "duckdb"), pytest.param("postgres", "postgres", marks=POSTGRES)],
+            [("sqlite", "duckdb"), pytest.param(pg_store, "postgres", marks=POSTGRES)],
             ids=["duckdb", "postgres"],
         )
-    elif (
-        metafunc.definition.get_closest_marker("slow")
-        or "home" in signature(metafunc.function).parameters
-    ):
+    elif subprocess_cli or metafunc.definition.get_closest_marker("slow"):
         metafunc.parametrize("store", ["sqlite"])
     else:
         metafunc.parametrize("store", ["sqlite", pytest.param("postgres", marks=POSTGRES)])

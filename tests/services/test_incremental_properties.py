@@ -207,8 +207,10 @@ def test_a_crash_at_chosen_points_of_incremental_runs_loses_and_duplicates_nothi
             saved = reload(app, pipeline).state["position"]
             if nth == 1:
                 assert saved == before  # the committed batch's position was never saved
-            else:
+            elif point == "after-commit":
                 assert saved != before  # the first batch's position was
+            # Before write 2, batch 1's position may not be saved yet: the engine's thread
+            # saves it when it next hands a batch over (writer.py); rule 1 allows the lag.
             recovered = run(app, pipeline)
             assert recovered.kind == "incremental"
             assert_in_sync(app, sb, pipeline)

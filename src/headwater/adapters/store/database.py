@@ -59,7 +59,8 @@ def open_engine(url: str) -> Engine:
     url = engine_url(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_engine(url, pool_pre_ping=True)
+    # Parameters can hold customer data: never in an error message.
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
