@@ -310,6 +310,8 @@ ENDING_ATTEMPTS = 12
 def _record_ending(ctx: RunContext, status: RunStatus, message: str | None) -> None:
     """Record the outcome; unlike progress it is retried (a lock may be held a while)."""
     ctx.recorder.flush(force=True)
+    if ctx.recorder.skipped_updates:  # the store was locked or away for a while
+        ctx.summary["progress_updates_skipped"] = ctx.recorder.skipped_updates
     kind = ctx.summary.get("kind") or ctx.run.kind
     for attempt in range(ENDING_ATTEMPTS):
         try:
