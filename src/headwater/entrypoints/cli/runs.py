@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.text import Text
 
 from headwater.entrypoints.cli.output import (
     handle_errors,
@@ -11,7 +10,9 @@ from headwater.entrypoints.cli.output import (
     opened_app,
     out,
     print_json,
+    say,
     table,
+    warn,
 )
 from headwater.kernel.entities import Run, RunStatus
 from headwater.services.pipelines import runner
@@ -34,15 +35,13 @@ def print_run(run: Run) -> None:
     printed as text, never as markup)."""
     c = run.counters
     outcome = run_outcome(run)
-    label = outcome.replace("_", " ")
-    colour = _COLOURS.get(outcome, "yellow")
-    out.print(Text.assemble(f"run {run.id} ({run.kind}) ", (label, colour)))
+    say(f"run {run.id} ({run.kind}) ", (outcome.replace("_", " "), _COLOURS.get(outcome, "yellow")))
     if run.message:
         out.print(f"  message: {run.message}", highlight=False, markup=False)
     if run.summary.get("reason"):
         out.print(f"  reason: {run.summary['reason']}", highlight=False, markup=False)
     for warning in run_warnings(run):
-        out.print(Text.assemble("  ", ("warning:", "yellow"), f" {warning}"))
+        warn(warning, indent="  ")
     if c:
         failed = ", ".join(f"{k} {v}" for k, v in c.get("failed", {}).items() if v) or "0"
         out.print(
@@ -90,10 +89,11 @@ def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
                 r.counters.get("written", 0),
                 r.counters.get("deleted", 0),
                 r.counters.get("failed_total", 0),
-                r.started_at,
+                r.started_at and r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             ]
             for r in items
         ],
+        ids=("id", "pipeline"),
     )
 
 

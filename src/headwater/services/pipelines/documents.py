@@ -7,16 +7,10 @@ from typing import Any
 
 from headwater.adapters.store import runs
 from headwater.adapters.transformations.filters import render_filter
-from headwater.adapters.transformations.mapping import suggest_mapping
 from headwater.kernel.entities import Pipeline, Run, RunStatus
-from headwater.kernel.model import CustomerModel
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING, next_run_kind
-
-
-def suggested_transformation(model: CustomerModel) -> dict[str, Any]:
-    return {"kind": "mapping", "mapping": suggest_mapping(model)}
 
 
 def warnings(app: App, pipeline: Pipeline) -> list[str]:
