@@ -81,6 +81,7 @@ def test_a_background_write_failing_mid_run_stops_later_batches_and_fails_the_ru
         assert failing.attempts == 3  # batches queued behind the failed one never written
         assert 0 < failing.committed_rows < 400
         assert len(ids(app, pipeline.id)) == failing.committed_rows  # the two that committed
+        assert run.counters["written"] == failing.committed_rows  # counted, though it failed
         assert run.summary["purged"] == 0
         assert reload(app, pipeline).needs_full  # no position saved: the next run is full
         again = runner.run_pipeline(app, pipeline.id)

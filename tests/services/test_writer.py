@@ -74,11 +74,12 @@ def test_callbacks_run_on_the_submitting_thread_in_order_after_their_commit() ->
         assert f"b{n}" in committed  # each callback ran after its own commit
 
 
-def test_a_stop_request_is_honoured_at_the_next_submit() -> None:
+def test_a_stop_request_is_honoured_at_the_next_submit_and_abort_counts_what_committed() -> None:
     wh = ScriptedWarehouse()
     stop = RunStop()
     writer = Writer(wh, stop=stop)  # type: ignore[arg-type]
-    writer.submit(batch(1))
+    counted: list[int] = []
+    writer.submit(batch(1), lambda _r: counted.append(1))
     deadline = time.monotonic() + 10
     while not wh.committed and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -86,6 +87,22 @@ def test_a_stop_request_is_honoured_at_the_next_submit() -> None:
     stop.request(RunStatus.FAILED, "a later request does not replace the first")
     with pytest.raises(RunStopped, match="cancelled on request"):
         writer.submit(batch(2))
+    assert counted == [1]  # counted on this thread as the boundary was reached
     writer.abort()
+    assert counted == [1]
     assert wh.committed == ["b1"]
     assert stop.status == RunStatus.CANCELLED
+
+
+def test_abort_still_runs_the_callbacks_of_batches_that_committed() -> None:
+    wh = ScriptedWarehouse()
+    writer = Writer(wh)  # type: ignore[arg-type]
+    counted: list[int] = []
+    for n in (1, 2):
+        writer.submit(batch(n), lambda _r, n=n: counted.append(n))
+    deadline = time.monotonic() + 10
+    while len(wh.committed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert counted == []  # nothing came back yet: no submit or finish since
+    writer.abort()  # the engine stops (a failure elsewhere, a cancel, Ctrl-C)
+    assert counted == [1, 2]

@@ -9,21 +9,27 @@ saving a position (state rule 1), the store — happens on the thread that owns 
 after its write committed and before any later batch is handed over.
 
 After a failed write nothing more commits: later batches are drained unwritten, and
-the failure is raised on the engine's thread at its next `submit` or `finish`.
+the failure is raised on the engine's thread at its next `submit` or `finish`.  `abort`
+(the engine stops for any reason) still runs, on the engine's thread, the callbacks of
+the batches that committed, so the counters tell what landed.
 `submit` is also the run's batch boundary: when the run was asked to stop (`RunStop`),
 it raises `RunStopped` instead of handing over another batch.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.errors import HeadwaterError
 from headwater.services.pipelines.lease import RunStop
+
+log = logging.getLogger(__name__)
 
 AfterCommit = Callable[[WriteResult], None]
 
@@ -82,15 +88,27 @@ class Writer:
         self._raise_if_failed()
 
     def abort(self) -> None:
-        """Stop after the batch in progress without raising (used when the run fails).
-
-        Callbacks of batches that committed meanwhile are not run: their positions stay
-        unsaved, and the next run re-applies them (writes are idempotent)."""
+        """Stop after the batch in progress without raising (used when the run fails or
+        stops): the batches that committed are still counted and their callbacks run
+        (their positions may be saved: they committed); later batches are not written.
+        A failing callback is logged, not raised: the run's own failure is the story."""
         if self._error is None:
             self._error = RuntimeError("aborted")
         self._failed.set()
         self._jobs.put(None)
         self._thread.join()
+        while True:
+            try:
+                job, result = self._results.get_nowait()
+            except queue.Empty:
+                return
+            if job.after_commit is None:
+                continue
+            try:
+                job.after_commit(result)
+            except Exception as exc:
+                log.warning("after a committed batch, while stopping: %s", describe_error(exc))
+                return
 
     def _deliver(self) -> None:
         while True:
