@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tests.services.conftest import MakePipeline, connect, reload
 from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
-from tests.services.test_incremental_properties import Mutator, _changes
+from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
 
 from headwater.adapters.connectors.contract import ChangeBatch, PermissionMissing
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
@@ -97,7 +97,7 @@ def test_a_warehouse_failure_during_an_incremental_run_keeps_the_last_committed_
     with start_sandbox(customers=300, seed=52) as sb:
         pipeline = make_pipeline(connect(app, sb), mapping=MAPPING, filter=FILTER)
         assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
-        before = reload(app, pipeline).state["position"]
+        before = warehouse_position(app, pipeline)
         _changes(Mutator(sb), random.Random(3), 300)
         failing = FailingWrites(monkeypatch, fail_at=3)
         failed = runner.run_pipeline(app, pipeline.id)
@@ -105,7 +105,7 @@ def test_a_warehouse_failure_during_an_incremental_run_keeps_the_last_committed_
         assert failed.status == RunStatus.FAILED
         assert failed.kind == "incremental"
         assert failing.attempts == 3
-        saved = reload(app, pipeline).state["position"]
+        saved = warehouse_position(app, pipeline)
         assert saved != before  # the committed batches' positions were saved ...
         recovered = runner.run_pipeline(app, pipeline.id)  # ... and only theirs
         assert recovered.status == RunStatus.SUCCEEDED
@@ -140,7 +140,7 @@ def test_events_permission_lost_midway_falls_back_to_new_customers_by_created_da
     with start_sandbox(customers=200, seed=53) as sb:
         pipeline = make_pipeline(connect(app, sb))
         assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
-        before = reload(app, pipeline).state["position"]
+        before = warehouse_position(app, pipeline)
         new = [sdk(sb).v1.customers.create({"email": f"n{i}@example.com"}).id for i in range(3)]
 
         def revoked_after_one_page(real: Any) -> Callable[..., Iterator[ChangeBatch]]:
@@ -160,7 +160,7 @@ def test_events_permission_lost_midway_falls_back_to_new_customers_by_created_da
     assert run.summary["reason"] == "new customers by created date"
     assert run.summary["warnings"] == [EVENTS_PERMISSION_WARNING]
     assert set(new) <= ids(app, pipeline.id)
-    assert reload(app, pipeline).state["position"] == before  # events not applied: kept
+    assert warehouse_position(app, pipeline) == before  # events not applied: kept
 
 
 def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(
@@ -170,6 +170,7 @@ def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(
     assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
     before = ids(app, pipeline.id)
     state = reload(app, pipeline).state
+    position = warehouse_position(app, pipeline)
 
     def breaks_after_a_page(real: Any) -> Callable[[], Iterator[list[Record]]]:
         def read_full() -> Iterator[list[Record]]:
@@ -187,6 +188,7 @@ def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(
     assert run.summary["purged"] == 0
     assert ids(app, pipeline.id) == before
     assert reload(app, pipeline).state == state
+    assert warehouse_position(app, pipeline) == position
 
 
 def test_a_record_without_an_id_is_a_per_record_read_error(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from tests.services.conftest import MakePipeline, connect, reload
 from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
-from tests.services.test_incremental_properties import Mutator, _changes
+from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
 from tests.store.test_store import locked
 
 from headwater.adapters.store import runs
@@ -171,7 +171,7 @@ def test_cancel_an_incremental_run_then_the_next_one_neither_skips_nor_duplicate
     with start_sandbox(customers=300, seed=44) as sb:
         pipeline = make_pipeline(connect(app, sb), mapping=MAPPING, filter=FILTER)
         assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
-        before = reload(app, pipeline).state["position"]
+        before = warehouse_position(app, pipeline)
         _changes(Mutator(sb), random.Random(7), 450)  # several event pages and batches
         # An incremental run reads its events before it writes; cancel it from another
         # "process" right after its first batch committed.
@@ -199,7 +199,7 @@ def test_cancel_an_incremental_run_then_the_next_one_neither_skips_nor_duplicate
         assert cancelled.status == RunStatus.CANCELLED, cancelled.message
         assert cancelled.kind == "incremental"
         assert 0 < cancelled.counters["written"] < cancelled.counters["read"]
-        after = reload(app, pipeline).state["position"]
+        after = warehouse_position(app, pipeline)
         assert after != before  # the first committed batch kept its position
         again = runner.run_pipeline(app, pipeline.id)
         assert again.status == RunStatus.SUCCEEDED

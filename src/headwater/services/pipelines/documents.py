@@ -36,7 +36,7 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
         "filter_text": render_filter(pipeline.filter) if pipeline.filter else None,
         "transformation": pipeline.transformation,
         "next_run_kind": next_run_kind(pipeline).value,
-        "state": pipeline.state,
+        "state": pipeline.state.as_dict(),
         "warnings": warnings(app, pipeline),
         "last_run": {"id": last[0].id, "status": last[0].status.value, "kind": last[0].kind}
         if last

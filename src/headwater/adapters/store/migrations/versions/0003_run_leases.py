@@ -2,7 +2,7 @@
 asked to stop.
 
 Revision ID: 0003_run_leases
-Revises: 0001
+Revises: 0002_warehouse_secret
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_run_leases"
-down_revision = "0001"
+down_revision = "0002_warehouse_secret"
 
 TS = sa.DateTime(timezone=True)
 
