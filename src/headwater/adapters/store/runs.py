@@ -101,24 +101,37 @@ def reap_lapsed(engine: Engine, now: datetime, pipeline_id: str | None = None) -
     return closed
 
 
-def create_run(engine: Engine, pipeline_id: str, kind: str) -> Run:
-    """Insert a queued run; refuse when the pipeline already has a live run."""
+def create_run(
+    engine: Engine,
+    pipeline_id: str,
+    kind: str,
+    owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> Run:
+    """Insert a queued run; refuse when the pipeline already has a live run.
+
+    With an `owner` and `lease_until`, the run is inserted already claimed (`running`),
+    for a process that executes it itself: no moment exists where it is queued with
+    nobody to run it."""
     now = utcnow()
     reap_lapsed(engine, now, pipeline_id)
+    claimed = owner is not None and lease_until is not None
     run = Run(
         id=new_id("run"),
         pipeline_id=pipeline_id,
         kind=kind,
-        status=RunStatus.QUEUED,
+        status=RunStatus.RUNNING if claimed else RunStatus.QUEUED,
         counters={},
         message=None,
         summary={},
-        pid=None,
-        host=None,
+        pid=os.getpid() if claimed else None,
+        host=socket.gethostname() if claimed else None,
         created_at=now,
-        started_at=None,
+        started_at=now if claimed else None,
         finished_at=None,
         heartbeat_at=None,
+        owner=owner if claimed else None,
+        lease_expires_at=lease_until if claimed else None,
     )
     values = {f.name: getattr(run, f.name) for f in fields(Run) if f.name != "errors"}
     try:

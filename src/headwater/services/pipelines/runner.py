@@ -34,20 +34,18 @@ def run_pipeline(
     Refused (`Conflict`) when the pipeline is disabled or already has a live run.
     Ctrl-C (`KeyboardInterrupt`) ends the run `cancelled`, then propagates.
     """
-    run = enqueue(app, pipeline_id, full=full)
-    try:
-        return execute_run(app, run.id, full=full, on_progress=on_progress)
-    except KeyboardInterrupt:
-        if runs.get_run(app.engine, run.id, 0).status == RunStatus.QUEUED:
-            runs.request_cancel(app.engine, run.id)  # interrupted before it was claimed
-        raise
+    pipeline = _runnable(app, pipeline_id)
+    lease = _lease(app)
+    owner = new_owner()
+    run = runs.create_run(
+        app.engine, pipeline.id, next_run_kind(pipeline, full), owner, utcnow() + lease
+    )
+    return _execute_claimed(app, run, owner, lease, full, on_progress, RunStop())
 
 
 def enqueue(app: App, pipeline_id: str, *, full: bool = False) -> Run:
     """Insert a queued run of the pipeline; refused when disabled or already live."""
-    pipeline = manage.get(app, pipeline_id)
-    if not pipeline.enabled:
-        raise Conflict(f"pipeline {pipeline.id} is disabled; enable it before running it")
+    pipeline = _runnable(app, pipeline_id)
     return runs.create_run(app.engine, pipeline.id, next_run_kind(pipeline, full))
 
 
@@ -63,13 +61,36 @@ def execute_run(
 
     Refused (`Conflict`) when the run is no longer queued (cancelled, claimed elsewhere).
     """
-    lease = timedelta(seconds=app.settings.run_lease_seconds)
+    lease = _lease(app)
     owner = new_owner()
     run = runs.claim_run(app.engine, run_id, owner, utcnow() + lease)
     if run is None:
         current = runs.get_run(app.engine, run_id, 0)
         raise Conflict(f"run {run_id} is {current.status}, not queued: it cannot start")
-    stop = stop or RunStop()
+    return _execute_claimed(app, run, owner, lease, full, on_progress, stop or RunStop())
+
+
+def _runnable(app: App, pipeline_id: str) -> Pipeline:
+    pipeline = manage.get(app, pipeline_id)
+    if not pipeline.enabled:
+        raise Conflict(f"pipeline {pipeline.id} is disabled; enable it before running it")
+    return pipeline
+
+
+def _lease(app: App) -> timedelta:
+    return timedelta(seconds=app.settings.run_lease_seconds)
+
+
+def _execute_claimed(
+    app: App,
+    run: Run,
+    owner: str,
+    lease: timedelta,
+    full: bool,
+    on_progress: Progress | None,
+    stop: RunStop,
+) -> Run:
+    """Execute a run this process claimed, renewing its lease until it ended."""
     recorder = Recorder(app.engine, run.id, on_progress)
     with LeaseKeeper(app.engine, run.id, owner, lease, stop):
         try:
