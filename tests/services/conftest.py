@@ -11,10 +11,12 @@ keep the suite's time reasonable.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable, Iterator
 from inspect import signature
 from typing import Any
 
+import psycopg
 import pytest
 from tests.conftest import PG_URL, pg_schema_url
 
@@ -49,10 +51,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
+def pg_store_schema() -> Iterator[str]:
+    """A PostgreSQL schema for the metadata store, apart from the warehouse's (a test
+    may drop the warehouse's schema)."""
+    name = f"s_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
 def app(request: pytest.FixtureRequest, settings: Settings, store: str) -> Iterator[App]:
     """The application on the metadata store `store` (parametrized above)."""
     if store == "postgres":
-        url = pg_schema_url(request.getfixturevalue("pg_schema"))
+        url = pg_schema_url(request.getfixturevalue("pg_store_schema"))
         settings = dataclasses.replace(settings, database_url=url)
     application = App.open(settings)
     yield application

@@ -160,7 +160,13 @@ def test_a_run_is_dead_when_its_lease_lapsed_or_its_process_on_this_host_is_gone
     # Its old owner can neither renew nor record an ending any more.
     assert not runs.renew_lease(engine, run.id, "me", now + timedelta(seconds=90)).held
     assert not runs.finish_run(engine, run.id, "me", status="succeeded")
-    assert runs.get_run(engine, run.id).status == RunStatus.FAILED
+    runs.note_after_loss(engine, run.id, "me", "it stopped without writing")
+    noted = runs.get_run(engine, run.id)
+    assert noted.status == RunStatus.FAILED
+    assert noted.message == (
+        f"worker lost on {lost.host}: its lease lapsed and was not renewed; after that, the "
+        "run's own process said: it stopped without writing"
+    )
     # A run whose process on this host is gone is closed at once, lease or not.
     second = runs.create_run(engine, "pl_1", "full")
     assert runs.claim_run(engine, second.id, "other", now + timedelta(hours=1))

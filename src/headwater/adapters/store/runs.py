@@ -231,6 +231,24 @@ def finish_run(engine: Engine, run_id: str, owner: str, **values: Any) -> bool:
     return bool(done.rowcount)
 
 
+def note_after_loss(engine: Engine, run_id: str, owner: str, message: str) -> None:
+    """A run closed as lost, whose process came back and ended: keep its status and add
+    what that process said (it could not write: DESIGN.md §6 rule 6)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.owner == owner,
+                runs.c.status == RunStatus.FAILED.value,
+            )
+            .values(
+                message=func.coalesce(runs.c.message, "")
+                + f"; after that, the run's own process said: {message}"
+            )
+        )
+
+
 def live_run(engine: Engine, pipeline_id: str) -> Run | None:
     with engine.connect() as conn:
         row = conn.execute(

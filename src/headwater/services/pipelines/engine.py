@@ -368,7 +368,7 @@ def _record_ending(ctx: RunContext, status: RunStatus, message: str | None) -> N
     kind = ctx.summary.get("kind") or ctx.run.kind
     for attempt in range(ENDING_ATTEMPTS):
         try:
-            runs.finish_run(
+            ended = runs.finish_run(
                 ctx.recorder.engine,
                 ctx.run.id,
                 ctx.owner,
@@ -378,6 +378,8 @@ def _record_ending(ctx: RunContext, status: RunStatus, message: str | None) -> N
                 counters=ctx.recorder.counters.as_dict(),
                 kind=kind,
             )
+            if not ended:  # closed as lost meanwhile: it stays closed, with our account
+                runs.note_after_loss(ctx.recorder.engine, ctx.run.id, ctx.owner, message or "")
             return
         except Exception as exc:
             log.warning("run %s: ending not recorded yet (%s)", ctx.run.id, describe_error(exc))
