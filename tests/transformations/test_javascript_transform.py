@@ -193,3 +193,70 @@ function transform(c) {
     assert t.transform([{"email": "a"}, {"email": "b"}]) == [{"email": "a"}, {"email": "b"}]
     assert t.transform([{"email": "c"}]) == [{"email": "c"}]
     t.close()
+
+
+# Run in a fresh interpreter so that its peak memory is its own: the server's process
+# (this one) and the processes it starts, measured separately.
+_ARRAY_BUFFER_BOMB = r"""
+import json, resource, sys
+from headwater.adapters.transformations.contract import BatchFailed
+from headwater.adapters.transformations.javascript import compile_javascript
+
+source = '''
+const keep = [];
+function transform(c) {
+  for (let i = 0; i < 12; i++) { keep.push(new Uint8Array(256 << 20).fill(7)); }
+  return {n: keep.length};
+}
+'''
+t = compile_javascript(source, time_limit=20.0, memory_limit_mb=128)
+try:
+    outcome = repr(t.transform([{"id": "cus_1"}]))
+except BatchFailed as exc:
+    outcome = exc.message
+t.close()
+mb = lambda who: resource.getrusage(who).ru_maxrss // 1024
+print(json.dumps({"outcome": outcome, "own_mb": mb(resource.RUSAGE_SELF),
+                  "children_mb": mb(resource.RUSAGE_CHILDREN)}))
+"""
+
+
+def test_array_buffers_count_against_the_memory_limit() -> None:
+    """Issue 17 §4: ArrayBuffer backing stores live outside V8's heap; 12 x 256 MB of
+    them must fail the batch on the memory limit, and no process grow past it."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ARRAY_BUFFER_BOMB],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["outcome"] == (
+        "JavaScript transformation, batch 1: memory limit of 128 MB exceeded; "
+        "its 1 records are counted as failed"
+    )
+    assert report["own_mb"] < 400  # the server's process: no array buffers in it
+    assert report["children_mb"] < 128 + 200  # the limit plus the runtime itself
+
+
+def test_buffers_and_heap_together_hit_the_limit_and_the_next_batch_runs() -> None:
+    """Buffers first, then a heap that can no longer grow: V8 ends the worker, the
+    batch fails on the memory limit and a new worker takes the next batch."""
+    t = hostile(
+        "const keep = [];\n"
+        "for (let i = 0; i < 3; i++) { keep.push(new Uint8Array(20 << 20).fill(1)); }\n"
+        "while (true) { keep.push(new Array(1e6).fill({a: 1})); }",
+        10.0,
+    )
+    first = t.pid()
+    with pytest.raises(BatchFailed, match="batch 1: memory limit of 64 MB exceeded"):
+        t.transform(EVIL)
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+    assert t.pid() not in (None, first)
+    t.close()
+    assert t.pid() is None

@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
+from headwater.adapters.transformations.channel import exchange
 from headwater.adapters.transformations.contract import BatchFailed, CappedLog
-from headwater.adapters.transformations.python.channel import exchange
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record, TransformFailure
 
