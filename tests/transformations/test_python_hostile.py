@@ -143,7 +143,8 @@ def test_network_is_unreachable() -> None:
     with start(attack) as t:
         [result] = t.transform(EVIL)
         assert isinstance(result, TransformFailure)
-        assert result.message.startswith(("OSError", "ImportError", "ModuleNotFoundError"))
+        # the socket module is there (empty network namespace); seccomp refuses the call
+        assert result.message == "PermissionError: [Errno 1] Operation not permitted (line 5)"
         assert_recovers(t)
 
 
@@ -193,3 +194,65 @@ def test_the_server_process_is_unaffected() -> None:
     )
     assert (Path.cwd(), os.getpid()) == (cwd, pid)
     assert os.fork is not None  # nothing was patched in this interpreter
+
+
+# Issue 17 §8: ctypes, removed from sys.modules, is still reachable through the
+# garbage collector; with it, raw system calls.  The seccomp filter refuses them.
+_RAW_SYSCALL = """
+import gc
+ns = next(o for o in gc.get_objects() if isinstance(o, dict) and "CDLL" in o and "get_errno" in o)
+libc = ns["CDLL"](None, use_errno=True)
+got = libc.syscall(*c["call"])
+if got < 0:
+    raise OSError(ns["get_errno"](), "refused")
+return {"got": got}
+"""
+# (number on x86_64, number on aarch64, arguments)
+_CALLS = {
+    "socket": (41, 198, [2, 1, 0]),  # AF_INET, SOCK_STREAM
+    "ptrace": (101, 117, [0, 0, 0, 0]),  # PTRACE_TRACEME
+    "unshare": (272, 97, [0x10000000]),  # CLONE_NEWUSER
+    "process_vm_readv": (310, 270, [1, 0, 0, 0, 0, 0]),
+    "kill_parent": (62, 129, ["ppid", 0]),
+    "mount": (165, 40, [0, 0, 0, 0, 0]),
+}
+
+
+@pytest.mark.skipif(
+    os.uname().machine not in ("x86_64", "aarch64"), reason="filter written for x86_64/aarch64"
+)
+@pytest.mark.parametrize("name", list(_CALLS))
+def test_raw_system_calls_are_refused(name: str) -> None:
+    x86, arm, args = _CALLS[name]
+    number = x86 if os.uname().machine == "x86_64" else arm
+    call = [number] + [os.getpid() if a == "ppid" else a for a in args]
+    with start(_RAW_SYSCALL) as t:
+        assert "seccomp" in t.sandbox["syscalls"]
+        [result] = t.transform([{"evil": True, "email": "", "call": call}])
+        assert result == TransformFailure("PermissionError: [Errno 1] refused (line 9)")
+        assert_recovers(t)  # the same worker, not a replacement
+        assert len(t.pids()) == 1
+    assert psutil.pid_exists(os.getpid())
+
+
+def test_the_worker_may_still_signal_itself() -> None:
+    with start("os.kill(os.getpid(), 9)") as t:
+        first = t.pids()
+        assert "killed by SIGKILL" in batch_failure(t, EVIL)
+        assert_recovers(t)
+        assert t.pids() != first
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_filter_names_every_call_on_each_architecture(machine: str) -> None:
+    from headwater.adapters.transformations.python import seccomp
+
+    program = seccomp.filter_program(4242, machine)
+    size = len(program) // 8
+    assert len(program) % 8 == 0
+    x86_only = {"iopl", "ioperm"}
+    denied = len(seccomp.DENIED) - (len(x86_only) if machine == "aarch64" else 0)
+    foreign_abi_check = 2 if machine == "x86_64" else 0
+    assert size == 4 + foreign_abi_check + 2 * denied + 5 * len(seccomp.SELF_ONLY) + 1
+    assert size < 4096  # the kernel's limit for one program
+    assert not seccomp.supported("riscv64")
