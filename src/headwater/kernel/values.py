@@ -1,0 +1,212 @@
+"""Customer Model value types and the conversion of JSON-ish values into them.
+
+`convert` turns what a transformation returned (JSON values, unix seconds, ISO strings)
+into the Python value stored for a property type, or raises `ConversionError` naming
+the property and the value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+
+class PropertyType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    FLOAT = "float"
+    DECIMAL = "decimal"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+    DATE = "date"
+    JSON = "json"
+    ARRAY = "array"
+    OBJECT = "object"
+
+
+class ConversionError(ValueError):
+    """A value that cannot be converted to its property's type."""
+
+
+def show_value(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fail(value: Any, ptype: PropertyType, path: str, why: str = "") -> ConversionError:
+    extra = f" ({why})" if why else ""
+    return ConversionError(
+        f"property {path!r} ({ptype.value}): cannot convert {show_value(value)}{extra}"
+    )
+
+
+def convert(value: Any, ptype: PropertyType, path: str = "value") -> Any:
+    """Convert a JSON-ish value to the Python value stored for `ptype`.
+
+    ``None`` stays ``None`` for every type.  Unix seconds convert to datetimes.
+    """
+    if value is None:
+        return None
+    try:
+        return _CONVERTERS[ptype](value)
+    except ConversionError as exc:
+        raise _fail(value, ptype, path, str(exc)) from None
+    except (ValueError, TypeError, OverflowError, InvalidOperation, ArithmeticError):
+        raise _fail(value, ptype, path) from None
+
+
+def _to_string(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | Decimal):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ConversionError("not a finite number")
+        return repr(v)
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    raise ConversionError("expected a string")
+
+
+def _to_integer(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ConversionError("expected an integer, got a boolean")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float | Decimal):
+        if v != v.to_integral_value() if isinstance(v, Decimal) else not float(v).is_integer():
+            raise ConversionError("not a whole number")
+        return int(v)
+    if isinstance(v, str):
+        return int(v.strip())
+    raise ConversionError("expected an integer")
+
+
+def _to_float(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ConversionError("expected a number, got a boolean")
+    if isinstance(v, int | float | Decimal):
+        out = float(v)
+    elif isinstance(v, str):
+        out = float(v.strip())
+    else:
+        raise ConversionError("expected a number")
+    if not math.isfinite(out):
+        raise ConversionError("not a finite number")
+    return out
+
+
+def _to_decimal(v: Any) -> Decimal:
+    if isinstance(v, bool):
+        raise ConversionError("expected a number, got a boolean")
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ConversionError("not a finite number")
+        return Decimal(repr(v))
+    if isinstance(v, int | Decimal):
+        return Decimal(v)
+    if isinstance(v, str):
+        out = Decimal(v.strip())
+        if not out.is_finite():
+            raise ConversionError("not a finite number")
+        return out
+    raise ConversionError("expected a number")
+
+
+_TRUE = {"true", "t", "yes", "1"}
+_FALSE = {"false", "f", "no", "0"}
+
+
+def _to_boolean(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return v.strip().lower() in _TRUE
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    raise ConversionError("expected a boolean")
+
+
+def _to_datetime(v: Any) -> datetime:
+    if isinstance(v, datetime):
+        return v.astimezone(UTC) if v.tzinfo else v.replace(tzinfo=UTC)
+    if isinstance(v, date):
+        return datetime(v.year, v.month, v.day, tzinfo=UTC)
+    if isinstance(v, bool):
+        raise ConversionError("expected a datetime, got a boolean")
+    if isinstance(v, int | float):
+        return datetime.fromtimestamp(v, UTC)
+    if isinstance(v, str):
+        text = v.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+        return _to_datetime(parsed)
+    raise ConversionError("expected an ISO 8601 datetime or unix seconds")
+
+
+def _to_date(v: Any) -> date:
+    if isinstance(v, datetime):
+        return _to_datetime(v).date()
+    if isinstance(v, date):
+        return v
+    if isinstance(v, str) and len(v.strip()) == 10:
+        return date.fromisoformat(v.strip())
+    return _to_datetime(v).date()
+
+
+def _to_json(v: Any) -> Any:
+    # Must be serialisable as JSON; keep the value itself.
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ConversionError("not a finite number")
+    try:
+        orjson.dumps(v)
+    except orjson.JSONEncodeError as exc:
+        raise ConversionError(str(exc)) from None
+    return v
+
+
+def _to_array(v: Any) -> list[str]:
+    if not isinstance(v, list | tuple):
+        raise ConversionError("expected an array of strings")
+    return [_to_string(item) for item in v if item is not None]
+
+
+def _to_object(_v: Any) -> Any:  # objects are flattened before conversion
+    raise ConversionError("objects are stored as their leaf properties")
+
+
+_CONVERTERS = {
+    PropertyType.STRING: _to_string,
+    PropertyType.INTEGER: _to_integer,
+    PropertyType.FLOAT: _to_float,
+    PropertyType.DECIMAL: _to_decimal,
+    PropertyType.BOOLEAN: _to_boolean,
+    PropertyType.DATETIME: _to_datetime,
+    PropertyType.DATE: _to_date,
+    PropertyType.JSON: _to_json,
+    PropertyType.ARRAY: _to_array,
+    PropertyType.OBJECT: _to_object,
+}
+
+
+#: Values of these exact Python types are stored as they are (no conversion needed).
+#: JSON values from a source record or a runtime are already valid JSON; str/int/bool
+#: are exact (``bool`` is not ``int`` here because `type()` is compared, not isinstance).
+NATIVE: dict[PropertyType, tuple[type, ...]] = {
+    PropertyType.STRING: (str,),
+    PropertyType.INTEGER: (int,),
+    PropertyType.FLOAT: (float,),
+    PropertyType.DECIMAL: (Decimal,),
+    PropertyType.BOOLEAN: (bool,),
+    PropertyType.JSON: (dict, list, str, int, bool),
+}
