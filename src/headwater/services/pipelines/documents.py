@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.adapters.store import runs
-from headwater.adapters.transformations.filters import render_filter
-from headwater.adapters.transformations.mapping import suggest_mapping
 from headwater.kernel.entities import Pipeline
 from headwater.kernel.model import CustomerModel
 from headwater.services.app import App
 from headwater.services.connections import get_connection
+from headwater.services.pipelines.definition import filter_text, suggested_mapping
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
 
 
 def suggested_transformation(model: CustomerModel) -> dict[str, Any]:
-    return {"kind": "mapping", "mapping": suggest_mapping(model)}
+    return {"kind": "mapping", "mapping": suggested_mapping(model)}
 
 
 def warnings(app: App, pipeline: Pipeline) -> list[str]:
@@ -38,7 +37,7 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
         "schedule": pipeline.schedule,
         "incremental": pipeline.incremental,
         "filter": pipeline.filter,
-        "filter_text": render_filter(pipeline.filter) if pipeline.filter else None,
+        "filter_text": filter_text(pipeline.filter) if pipeline.filter else None,
         "transformation": pipeline.transformation,
         "next_run_kind": "full"
         if pipeline.needs_full or not pipeline.incremental
