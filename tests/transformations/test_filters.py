@@ -439,18 +439,15 @@ def test_valid_filters_compile_and_combine_their_conditions(
     keep = compile_filter(data, SCHEMA)
     singles = [compile_filter({"conditions": [c]}, SCHEMA) for c in conditions]
     combine = all if logical == "and" else any
-    positives = [
-        compile_filter(
-            {"conditions": [{**c, "operator": OPERATORS[c["operator"]].negates}]}, SCHEMA
-        )
-        if OPERATORS[c["operator"]].negates
-        else None
-        for c in conditions
+    complements = [
+        (single, compile_filter({"conditions": [{**c, "operator": positive}]}, SCHEMA))
+        for single, c in zip(singles, conditions, strict=True)
+        if (positive := OPERATORS[c["operator"]].negates)
     ]
-    for record in records:
-        assert keep(record) is combine(single(record) for single in singles)
-        for single, positive in zip(singles, positives, strict=True):
-            assert positive is None or single(record) is not positive(record)
+    assert [keep(r) for r in records] == [combine(s(r) for s in singles) for r in records]
+    assert [negative(r) for negative, _ in complements for r in records] == [
+        not positive(r) for _, positive in complements for r in records
+    ]
     assert render_filter(data, SCHEMA).count(" " + logical + " ") >= len(conditions) - 1
 
 
