@@ -3,6 +3,8 @@ filter or a mapping, located, against the schema the connector declares."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from headwater.kernel.errors import InvalidInput, Problem
@@ -16,6 +18,7 @@ BAD_FILTER = {
         {"property": "balance", "operator": "is", "values": ["ten"]},
     ]
 }
+EMPTY_GROUP = {"logical": "or", "conditions": []}
 BAD_MAPPING = {"email": "lower(emial)", "created_at": "\n  livemode", "first_name": "name"}
 
 
@@ -50,3 +53,44 @@ def test_saving_refuses_with_every_problem() -> None:
         definition.check_transformation({"kind": "mapping", "mapping": BAD_MAPPING}, DEFAULT_MODEL)
     assert [p.location for p in caught.value.problems] == ["email", "created_at"]
     assert len(caught.value.message.splitlines()) == 2
+
+
+FILTER_FILE = """{
+  "logical": "and",
+  "conditions": [
+    {"property": "email", "operator": "is not null"},
+    {"property": "email", "operator": "is in", "values": ["x"]},
+    {
+      "logical": "or",
+      "conditions": [
+        {"property": "balance", "operator": "is", "values": ["ten"]}
+      ]
+    }
+  ]
+}"""
+
+
+def test_filter_text_problems_carry_their_line_and_column() -> None:
+    problems = definition.validate_filter_text(FILTER_FILE)
+    assert [(p.location, p.line, p.column) for p in problems] == [
+        ("conditions[1]", 5, 5),
+        ("conditions[2].conditions[0]", 9, 9),
+    ]
+    assert definition.validate_filter_text(json.dumps(EMPTY_GROUP)) == []
+
+
+@pytest.mark.parametrize("text", ["", " \n "])
+def test_empty_texts_are_called_empty(text: str) -> None:
+    assert definition.validate_filter_text(text) == [Problem("the filter is empty")]
+    assert definition.validate_mapping_text(text, DEFAULT_MODEL) == [
+        Problem("the mapping is empty")
+    ]
+
+
+def test_broken_json_is_located() -> None:
+    [problem] = definition.validate_filter_text('{\n  "conditions": [,]\n}')
+    assert (problem.line, problem.column) == (2, 18)
+    assert problem.message.startswith("not valid JSON (")
+    [problem] = definition.validate_mapping_text('{"email": "email",}', DEFAULT_MODEL)
+    assert problem.message.startswith("not valid JSON (")
+    assert definition.validate_mapping_text('{"email": "email"}', DEFAULT_MODEL) == []

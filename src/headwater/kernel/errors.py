@@ -62,7 +62,10 @@ class Problem:
     column: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}" if self.location else self.message
+        text = self.message
+        if self.line is not None:
+            text = f"line {self.line}, column {self.column}: {text}"
+        return f"{self.location}: {text}" if self.location else text
 
 
 class InvalidInput(TerminalError):
@@ -75,6 +78,7 @@ class InvalidInput(TerminalError):
     def __init__(
         self, message: str, location: str | None = None, problems: Iterable[Problem] = ()
     ) -> None:
+        # Given `problems`, `message` and `location` are expected to render them.
         self.problems = tuple(problems) or (Problem(message, location),)
         self.location = location
         super().__init__(f"{location}: {message}" if location else message)
@@ -83,12 +87,8 @@ class InvalidInput(TerminalError):
     def of(cls, problems: Iterable[Problem]) -> InvalidInput:
         """One error carrying every problem (there must be at least one)."""
         found = tuple(problems)
-        first = found[0]
-        if len(found) == 1:
-            return cls(first.message, first.location, found)
-        text = "\n".join(str(p) for p in found)
-        error = cls(text, None, found)
-        error.location = first.location
+        error = cls("\n".join(str(p) for p in found), None, found)
+        error.location = found[0].location
         return error
 
 

@@ -13,7 +13,9 @@ raise `InvalidInput` carrying all of them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA
@@ -31,6 +33,7 @@ from headwater.adapters.transformations.mapping import (
 )
 from headwater.adapters.transformations.python import compile_python, validate_python
 from headwater.kernel.errors import InvalidInput, Problem
+from headwater.kernel.json_positions import value_positions
 from headwater.kernel.model import CustomerModel
 from headwater.kernel.records import Record
 from headwater.kernel.schema import FieldType
@@ -47,6 +50,42 @@ def source_schema() -> FieldType:
 def validate_filter(data: object) -> list[Problem]:
     """Every problem in a filter, each located (``conditions[1]``); empty if valid."""
     return filter_problems(data, source_schema())
+
+
+def validate_filter_text(text: str) -> list[Problem]:
+    """`validate_filter` for a filter file's text: an empty text and invalid JSON are
+    problems too, and each problem gets the line and column of its condition."""
+    data, problems = _parse_json(text, "filter")
+    if problems:
+        return problems
+    positions = value_positions(text)
+    return [_positioned(problem, positions) for problem in validate_filter(data)]
+
+
+def validate_mapping_text(text: str, model: CustomerModel) -> list[Problem]:
+    """`validate_mapping` for a mapping file's text (an empty text and invalid JSON are
+    problems too); lines and columns stay those inside each expression."""
+    data, problems = _parse_json(text, "mapping")
+    return problems or validate_mapping(data, model)
+
+
+def _parse_json(text: str, what: str) -> tuple[Any, list[Problem]]:
+    if not text.strip():
+        return None, [Problem(f"the {what} is empty")]
+    try:
+        return json.loads(text), []
+    except json.JSONDecodeError as exc:
+        return None, [Problem(f"not valid JSON ({exc.msg})", None, exc.lineno, exc.colno)]
+
+
+def _positioned(problem: Problem, positions: dict[str, tuple[int, int]]) -> Problem:
+    """The problem with the line and column of its location (or of the nearest
+    enclosing value that has one)."""
+    where = problem.location or ""
+    while where not in positions and where:
+        where = where[: max(where.rfind("."), where.rfind("["), 0)]
+    line, column = positions.get(where, (None, None))
+    return replace(problem, line=line, column=column)
 
 
 def validate_mapping(mapping: object, model: CustomerModel) -> list[Problem]:

@@ -82,14 +82,13 @@ def _compile_one(
     try:
         compiled = compile_expr(parse_expression(text), root)
     except ExpressionError as exc:
-        found.append(Problem(str(exc), key, exc.line, exc.column))
+        found.append(Problem(exc.detail, key, exc.line, exc.column))
         return None
     if target is not None and target not in CONVERTS_TO[compiled.type]:
         line, column = _start(text)
         article = "an" if compiled.type is T.OBJECT or compiled.type is T.ARRAY else "a"
         message = (
-            f"line {line}, column {column}: expected a value convertible to {target.value}, "
-            f"got {article} {compiled.type.value}"
+            f"expected a value convertible to {target.value}, got {article} {compiled.type.value}"
         )
         found.append(Problem(message, key, line, column))
     return compiled if len(found) == before else None
