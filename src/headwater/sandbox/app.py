@@ -13,7 +13,9 @@ from headwater.sandbox import control
 from headwater.sandbox.config import API_VERSION, SandboxConfig, is_live
 from headwater.sandbox.errors import ApiError, permission_denied, unauthenticated
 from headwater.sandbox.faults import Faults
-from headwater.sandbox.routes import Request, Response, route
+from headwater.sandbox.latency import Latency
+from headwater.sandbox.limits import Limits
+from headwater.sandbox.routes import Match, Request, Response, route
 from headwater.sandbox.service import Sandbox
 
 Scope = dict[str, Any]
@@ -22,7 +24,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class SandboxApp:
-    """Authenticates, rate-limits, injects faults, dispatches and records statistics."""
+    """Authenticates, rate-limits, injects faults, dispatches, waits and counts.
+
+    Everything runs on the server's one event-loop thread; a request counts as in
+    flight from its admission until its latency has passed.
+    """
 
     def __init__(self, config: SandboxConfig, sandbox: Sandbox) -> None:
         self.config = config
@@ -30,6 +36,8 @@ class SandboxApp:
         self.knobs = config.knobs
         self.stats = sandbox.stats
         self.faults = Faults(config.knobs, config.seed)
+        self.limits = Limits(config.knobs)
+        self.latency = Latency(config.knobs, config.seed)
         self.idempotent: dict[tuple[str, str], Response] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,19 +69,23 @@ class SandboxApp:
                 return Response.error(unauthenticated(key))
             return control.handle(self, request)
         match = route(request.method, request.path)
-        try:
-            if permissions is None or key is None:
-                raise unauthenticated(key)
-            if self.knobs.rate_limit or self.knobs.live_rate_limit:
-                self.faults.check_rate(is_live(key))
-            if self.knobs.faults_on:
-                await self._faults()
-            if match.permission and match.permission not in permissions:
-                raise permission_denied(key, match.permission)
-            response = self._idempotent(request, match.call)
-        except ApiError as error:
-            response = Response.error(error)
-        self.stats.record(match.name, response.status)
+        if permissions is None or key is None:
+            response = Response.error(unauthenticated(key))
+        else:
+            refused = self.limits.admit(key, is_live(key), match.name)
+            if refused is None:
+                self.stats.peak_in_flight = max(
+                    self.stats.peak_in_flight, self.limits.in_flight[key]
+                )
+                try:
+                    response = await self._answer(request, match, key, permissions)
+                finally:
+                    self.limits.release(key)
+            else:
+                response = Response.error(refused)
+        self.stats.record(
+            match.name, response.status, response.headers.get("stripe-rate-limited-reason")
+        )
         if self.knobs.malformed_rate and response.status < 400:
             broken = self.faults.malform(response.body)
             if broken is not None:
@@ -81,13 +93,24 @@ class SandboxApp:
                 response = Response(response.status, broken)
         return response
 
-    async def _faults(self) -> None:
-        delay = self.faults.delay_seconds()
+    async def _answer(
+        self, request: Request, match: Match, key: str, permissions: frozenset[str]
+    ) -> Response:
+        """Run an admitted request, then hold its answer for the sampled latency."""
+        error = self.faults.injected_error() if self.knobs.faults_on else None
+        if error is None and match.permission and match.permission not in permissions:
+            error = permission_denied(key, match.permission)
+        if error is None:
+            try:
+                response = self._idempotent(request, match.call)
+            except ApiError as raised:
+                response = Response.error(raised)
+        else:
+            response = Response.error(error)
+        delay = self.latency.seconds(response.objects)
         if delay > 0:
             await asyncio.sleep(delay)
-        error = self.faults.injected_error()
-        if error is not None:
-            raise error
+        return response
 
     def _idempotent(
         self, request: Request, call: Callable[[Sandbox, Request], Response]

@@ -51,8 +51,29 @@ def _rate(name: str, value: float) -> float:
     show_default=True,
     help="Live-mode requests/s (0 = unlimited).",
 )
-@click.option("--latency-ms", default=0.0, help="Added latency per request.")
+@click.option(
+    "--endpoint-rate-limit",
+    default=25.0,
+    show_default=True,
+    help="Requests/s per named operation, under the global limit (0 = unlimited).",
+)
+@click.option(
+    "--concurrency-limit",
+    default=0,
+    show_default=True,
+    help="Requests in flight per key; more are answered 429 (0 = unlimited).",
+)
+@click.option("--latency-ms", default=0.0, help="Added latency per request (constant).")
 @click.option("--jitter-ms", default=0.0, help="Random extra latency, up to this.")
+@click.option("--latency-median-ms", default=0.0, help="Lognormal extra latency: its median.")
+@click.option(
+    "--latency-p99-ms",
+    default=0.0,
+    help="Lognormal extra latency: its 99th percentile (>= the median; 0 = no spread).",
+)
+@click.option(
+    "--latency-per-object-ms", default=0.0, help="Extra latency per object an answer returns."
+)
 @click.option("--error-rate", default=0.0, help="Fraction of requests answered 500/503.")
 @click.option("--rate-limit-error-rate", default=0.0, help="Fraction answered 429.")
 @click.option("--malformed-rate", default=0.0, help="Fraction with truncated/garbled JSON.")
@@ -89,8 +110,13 @@ def sandbox(
     key_options: tuple[str, ...],
     rate_limit: float,
     live_rate_limit: float,
+    endpoint_rate_limit: float,
+    concurrency_limit: int,
     latency_ms: float,
     jitter_ms: float,
+    latency_median_ms: float,
+    latency_p99_ms: float,
+    latency_per_object_ms: float,
     error_rate: float,
     rate_limit_error_rate: float,
     malformed_rate: float,
@@ -106,8 +132,13 @@ def sandbox(
             {
                 "rate_limit": _rate("--rate-limit", rate_limit),
                 "live_rate_limit": _rate("--live-rate-limit", live_rate_limit),
+                "endpoint_rate_limit": _rate("--endpoint-rate-limit", endpoint_rate_limit),
+                "concurrency_limit": _rate("--concurrency-limit", concurrency_limit),
                 "latency_ms": latency_ms,
                 "jitter_ms": jitter_ms,
+                "latency_median_ms": latency_median_ms,
+                "latency_p99_ms": latency_p99_ms,
+                "latency_per_object_ms": latency_per_object_ms,
                 "error_rate": error_rate,
                 "rate_limit_error_rate": rate_limit_error_rate,
                 "malformed_rate": malformed_rate,
@@ -129,9 +160,12 @@ def sandbox(
         state_file=state_file,
         webhook_retry_seconds=webhook_retry_seconds,
     )
-    from headwater.sandbox.server import serve  # uvicorn is only needed when serving
+    from headwater.sandbox.server import CannotListen, serve  # uvicorn only when serving
 
-    serve(config, _announce)
+    try:
+        serve(config, _announce)
+    except CannotListen as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _announce(url: str, sandbox: Sandbox, seconds: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -56,42 +57,57 @@ def is_live(key: str) -> bool:
 
 @dataclass
 class Knobs:
-    """Fault and rate-limit settings; all changeable at runtime.
+    """Fault, latency and limit settings; all changeable at runtime.
 
-    A rate limit of 0 means unlimited.  Rates are fractions of requests in [0, 1].
+    A rate or concurrency limit of 0 means unlimited.  ``*_rate`` knobs are fractions
+    of requests in [0, 1]; ``*_ms`` knobs are milliseconds (see `headwater.sandbox.latency`
+    for how the latency knobs add up).
     """
 
     latency_ms: float = 0.0
     jitter_ms: float = 0.0
+    latency_median_ms: float = 0.0
+    latency_p99_ms: float = 0.0
+    latency_per_object_ms: float = 0.0
     error_rate: float = 0.0
     rate_limit_error_rate: float = 0.0
     malformed_rate: float = 0.0
     rate_limit: float = 25.0
     live_rate_limit: float = 100.0
+    endpoint_rate_limit: float = 25.0
+    concurrency_limit: float = 0.0
 
     def update(self, changes: dict[str, Any]) -> None:
+        """Apply `changes` all together, or none of them (ValueError says why)."""
         names = {f.name for f in fields(self)}
+        numbers: dict[str, float] = {}
         for name, value in changes.items():
             if name not in names:
                 raise ValueError(f"unknown knob {name!r}; known: {', '.join(sorted(names))}")
             number = float(value)
-            if number < 0 or (name.endswith("_rate") and number > 1):
+            if not math.isfinite(number) or number < 0 or (name.endswith("_rate") and number > 1):
                 raise ValueError(f"{name} out of range: {value!r}")
-        for name, value in changes.items():
-            setattr(self, name, float(value))
+            if name == "concurrency_limit" and not number.is_integer():
+                raise ValueError(f"concurrency_limit must be a whole number: {value!r}")
+            numbers[name] = number
+        merged = {**self.as_dict(), **numbers}
+        median, p99 = merged["latency_median_ms"], merged["latency_p99_ms"]
+        if p99 and p99 < median:
+            raise ValueError(
+                f"latency_p99_ms ({p99:g}) must be at least latency_median_ms ({median:g})"
+            )
+        if p99 and not median:
+            raise ValueError("latency_p99_ms needs latency_median_ms")
+        for name, number in numbers.items():
+            setattr(self, name, number)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
     @property
     def faults_on(self) -> bool:
-        return bool(
-            self.latency_ms
-            or self.jitter_ms
-            or self.error_rate
-            or self.rate_limit_error_rate
-            or self.malformed_rate
-        )
+        """Whether any fault is injected (latency is handled apart from faults)."""
+        return bool(self.error_rate or self.rate_limit_error_rate or self.malformed_rate)
 
 
 @dataclass

@@ -50,8 +50,7 @@ def _dispatch(app: SandboxApp, request: Request) -> Response:
             app.knobs.update(_json_body(request))
         except (TypeError, ValueError) as exc:
             raise invalid(str(exc)) from None
-        app.faults.buckets[False].reset(app.knobs.rate_limit)
-        app.faults.buckets[True].reset(app.knobs.live_rate_limit)
+        app.limits.configure()
         return _ok(app.knobs.as_dict())
     if action == ("GET", "/_sandbox/clock"):
         return _ok({"now": sandbox.clock.now(), "offset": sandbox.clock.offset})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from headwater.sandbox.errors import invalid, unknown_parameter
+from headwater.sandbox.pages import parse_int
 
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 TAX_EXEMPT = ("none", "exempt", "reverse")
@@ -93,9 +94,9 @@ def _convert(name: str, value: Any, old: Any) -> Any:
     if name == "shipping":
         return None if value == "" else _shipping(value)
     if name == "balance":
-        return _integer(value, name)
+        return parse_int(value, name)
     if name == "next_invoice_sequence":
-        number = _integer(value, name)
+        number = parse_int(value, name)
         if number < 1:
             raise invalid("This value must be greater than or equal to 1.", param=name)
         return number
@@ -127,13 +128,6 @@ def _text(value: Any, name: str) -> str | None:
     if name == "invoice_prefix" and not (3 <= len(value) <= 12 and value.isalnum()):
         raise invalid("Invalid invoice_prefix: 3-12 letters or digits", param=name)
     return value
-
-
-def _integer(value: Any, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid(f"Invalid integer: {value}", param=name) from None
 
 
 def _metadata(value: Any, old: Any) -> dict[str, str]:

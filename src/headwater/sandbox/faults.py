@@ -1,68 +1,22 @@
-"""Rate limits, injected faults and request statistics."""
+"""Injected faults and request statistics."""
 
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from typing import Any
 
 from headwater.sandbox.config import Knobs
 from headwater.sandbox.errors import ApiError
-
-
-class TokenBucket:
-    """A per-second budget with a one-second burst; a rate of 0 means unlimited."""
-
-    def __init__(self) -> None:
-        self.tokens = 0.0
-        self.stamp = time.monotonic()
-
-    def take(self, rate: float) -> bool:
-        if rate <= 0:
-            return True
-        now = time.monotonic()
-        self.tokens = min(rate, self.tokens + (now - self.stamp) * rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-    def reset(self, rate: float) -> None:
-        self.tokens = rate
-        self.stamp = time.monotonic()
-
-
-def rate_limited() -> ApiError:
-    return ApiError(
-        429,
-        "Too many requests hit the API too quickly. We recommend an exponential backoff "
-        "of your requests.",
-        code="rate_limit",
-        headers={"stripe-should-retry": "true"},
-    )
+from headwater.sandbox.limits import rate_limited
 
 
 class Faults:
-    """Decides, per API request, whether to answer with a rate limit or a fault."""
+    """Decides, per API request, whether to answer with an injected fault."""
 
     def __init__(self, knobs: Knobs, seed: int) -> None:
         self.knobs = knobs
         self.rng = random.Random(f"{seed}:faults")
-        self.buckets = {False: TokenBucket(), True: TokenBucket()}
-        self.buckets[False].reset(knobs.rate_limit)
-        self.buckets[True].reset(knobs.live_rate_limit)
-
-    def check_rate(self, live: bool) -> None:
-        rate = self.knobs.live_rate_limit if live else self.knobs.rate_limit
-        if not self.buckets[live].take(rate):
-            raise rate_limited()
-
-    def delay_seconds(self) -> float:
-        k = self.knobs
-        jitter = self.rng.uniform(0, k.jitter_ms) if k.jitter_ms else 0.0
-        return (k.latency_ms + jitter) / 1000.0
 
     def injected_error(self) -> ApiError | None:
         k = self.knobs
@@ -105,18 +59,22 @@ class Stats:
         self.by_path: Counter[str] = Counter()
         self.by_status: Counter[int] = Counter()
         self.rate_limited = 0
+        self.rate_limited_by_reason: Counter[str] = Counter()
+        self.peak_in_flight = 0  # the most requests one key has had in flight
         self.server_errors = 0
         self.malformed = 0
         self.webhook_attempts = 0
         self.webhook_deliveries = 0
         self.webhook_failures = 0
 
-    def record(self, route: str, status: int) -> None:
+    def record(self, route: str, status: int, reason: str | None = None) -> None:
+        """One answered API request; `reason` is a 429's ``Stripe-Rate-Limited-Reason``."""
         self.requests += 1
         self.by_path[route] += 1
         self.by_status[status] += 1
         if status == 429:
             self.rate_limited += 1
+            self.rate_limited_by_reason[reason or "injected"] += 1
         elif status >= 500:
             self.server_errors += 1
 
@@ -126,6 +84,8 @@ class Stats:
             "by_path": dict(self.by_path),
             "by_status": {str(k): v for k, v in self.by_status.items()},
             "rate_limited": self.rate_limited,
+            "rate_limited_by_reason": dict(self.rate_limited_by_reason),
+            "peak_in_flight": self.peak_in_flight,
             "server_errors": self.server_errors,
             "malformed": self.malformed,
             "webhook_attempts": self.webhook_attempts,

@@ -7,6 +7,7 @@ by bisection, so its cost is O(log n + limit) whatever the size of the store.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,13 +57,22 @@ class CreatedRange:
         return cls(low, high)
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
 def parse_int(raw: Any, param: str) -> int:
-    if not isinstance(raw, str):
-        raise invalid(f"Invalid integer: {raw!r}", param=param)
-    try:
-        return int(raw)
-    except ValueError:
-        raise invalid(f"Invalid integer: {raw}", param=param) from None
+    """A form or query integer; Stripe's integers are 64-bit, so larger ones are a 400."""
+    shown = str(raw) if len(str(raw)) <= 40 else str(raw)[:40] + "..."
+    if not isinstance(raw, str) or not _INTEGER.fullmatch(raw):
+        raise invalid(f"Invalid integer: {shown}", param=param)
+    # Count digits before converting: int() refuses strings past 4,300 digits.
+    value = int(raw) if len(raw.lstrip("-").lstrip("0")) <= 19 else None
+    if value is None or not INT64_MIN <= value <= INT64_MAX:
+        message = f"Invalid integer: {shown} (must be between {INT64_MIN} and {INT64_MAX})"
+        raise invalid(message, param=param)
+    return value
 
 
 def parse_limit(raw: Any) -> int:

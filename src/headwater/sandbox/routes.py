@@ -30,13 +30,16 @@ class Request:
 
 @dataclass
 class Response:
+    """An answer; `objects` is how many Stripe objects it returns (it prices latency)."""
+
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    objects: int = 1
 
     @classmethod
     def error(cls, error: ApiError) -> Response:
-        return cls(error.status, error.body(), error.headers)
+        return cls(error.status, error.body(), error.headers, objects=0)
 
 
 Handler = Callable[[Sandbox, Request], Response]
@@ -109,7 +112,7 @@ def list_customers(sandbox: Sandbox, request: Request) -> Response:
         _cursor(params, "ending_before"),
         email,
     )
-    return Response(200, _list_body(blobs, has_more, b"/v1/customers"))
+    return Response(200, _list_body(blobs, has_more, b"/v1/customers"), objects=len(blobs))
 
 
 def list_events(sandbox: Sandbox, request: Request) -> Response:
@@ -123,7 +126,7 @@ def list_events(sandbox: Sandbox, request: Request) -> Response:
         _cursor(params, "starting_after"),
         _cursor(params, "ending_before"),
     )
-    return Response(200, _list_body(blobs, has_more, b"/v1/events"))
+    return Response(200, _list_body(blobs, has_more, b"/v1/events"), objects=len(blobs))
 
 
 def _object_id(request: Request) -> str:
@@ -168,7 +171,8 @@ def _webhook_create(sandbox: Sandbox, request: Request) -> Response:
 
 def _webhook_list(sandbox: Sandbox, _request: Request) -> Response:
     data = [orjson.dumps(e.public()) for e in sandbox.webhooks.endpoints.values()]
-    return Response(200, _list_body(data, False, b"/v1/webhook_endpoints"))
+    body = _list_body(data, False, b"/v1/webhook_endpoints")
+    return Response(200, body, objects=len(data))
 
 
 def _webhook_delete(sandbox: Sandbox, request: Request) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import signal
 import socket
@@ -36,24 +37,43 @@ def _settle() -> None:
     gc.freeze()
 
 
+class CannotListen(Exception):
+    """The address could not be bound; the message says why and what to do."""
+
+
 def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on `host`:`port`, or `CannotListen` saying why not."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
     # proto says TCP, and with Nagle on, small responses stall ~40 ms on delayed ACKs.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            message = (
+                f"port {port} is already in use on {host}; choose another with "
+                "--port P (or --port 0 for any free port)"
+            )
+        else:
+            message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        raise CannotListen(message) from None
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
 
 
 def serve(config: SandboxConfig, announce: Callable[[str, Sandbox, float], None]) -> None:
-    """Run until SIGINT/SIGTERM; `announce(url, sandbox, startup_seconds)` once listening."""
+    """Run until SIGINT/SIGTERM; `announce(url, sandbox, startup_seconds)` once listening.
+
+    The port is bound before the data is built, so a busy port fails at once.
+    """
     started = time.perf_counter()
+    sock = bind(config.host, config.port)
     sandbox = build(config)
     _settle()
-    sock = bind(config.host, config.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     app = SandboxApp(config, sandbox)

@@ -50,8 +50,9 @@ class RunningSandbox:
         return response.json()
 
     def control(self, **knobs: float) -> dict[str, float]:
-        """Change fault knobs now: latency_ms, jitter_ms, error_rate, rate_limit_error_rate,
-        malformed_rate, rate_limit, live_rate_limit (0 = unlimited)."""
+        """Change knobs now: latency_ms, jitter_ms, latency_median_ms, latency_p99_ms,
+        latency_per_object_ms, error_rate, rate_limit_error_rate, malformed_rate,
+        rate_limit, live_rate_limit, endpoint_rate_limit, concurrency_limit (0 = unlimited)."""
         result: dict[str, float] = self._call("POST", "/_sandbox/control", knobs)
         return result
 
@@ -67,8 +68,9 @@ class RunningSandbox:
         return int(self._call("GET", "/_sandbox/clock")["now"])
 
     def stats(self) -> dict[str, Any]:
-        """``requests``, ``by_path``, ``by_status``, ``rate_limited``, ``server_errors``,
-        ``malformed``, ``webhook_*`` counters, ``customers``, ``events``."""
+        """``requests``, ``by_path``, ``by_status``, ``rate_limited``,
+        ``rate_limited_by_reason``, ``peak_in_flight``, ``server_errors``, ``malformed``,
+        ``webhook_*`` counters, ``customers``, ``events``."""
         result: dict[str, Any] = self._call("GET", "/_sandbox/stats")
         return result
 
@@ -120,8 +122,13 @@ def start_sandbox(
     keys: dict[str, str] | None = None,
     rate_limit: float | None = None,
     live_rate_limit: float | None = None,
+    endpoint_rate_limit: float | None = None,
+    concurrency_limit: int | None = None,
     latency_ms: float = 0,
     jitter_ms: float = 0,
+    latency_median_ms: float = 0,
+    latency_p99_ms: float = 0,
+    latency_per_object_ms: float = 0,
     error_rate: float = 0,
     rate_limit_error_rate: float = 0,
     malformed_rate: float = 0,
@@ -134,7 +141,7 @@ def start_sandbox(
     """Start a sandbox on a free loopback port and wait until it answers.
 
     `keys` maps extra keys to permissions (``{"rk_test_x": "customers:read"}``).
-    A rate limit of None means unlimited.
+    A rate or concurrency limit of None means unlimited.
     """
     args = [
         sys.executable,
@@ -152,10 +159,20 @@ def start_sandbox(
         str(rate_limit or 0),
         "--live-rate-limit",
         str(live_rate_limit or 0),
+        "--endpoint-rate-limit",
+        str(endpoint_rate_limit or 0),
+        "--concurrency-limit",
+        str(concurrency_limit or 0),
         "--latency-ms",
         str(latency_ms),
         "--jitter-ms",
         str(jitter_ms),
+        "--latency-median-ms",
+        str(latency_median_ms),
+        "--latency-p99-ms",
+        str(latency_p99_ms),
+        "--latency-per-object-ms",
+        str(latency_per_object_ms),
         "--error-rate",
         str(error_rate),
         "--rate-limit-error-rate",

@@ -1,0 +1,73 @@
+"""Regression tests for sandbox defects found by the outside audit (issue 17 §8)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+import stripe
+
+HUGE = str(10**30)
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("path", "param", "query"),
+    [
+        ("/v1/customers", "limit", {"limit": HUGE}),
+        ("/v1/customers", "created", {"created": HUGE}),
+        ("/v1/customers", "created[gte]", {"created[gte]": "-" + HUGE}),
+        ("/v1/events", "created[lt]", {"created[lt]": HUGE}),
+    ],
+)
+def test_query_integers_outside_int64_are_400_naming_the_param(
+    fresh, path: str, param: str, query: dict[str, str]
+) -> None:
+    auth = {"Authorization": f"Bearer {fresh.secret_key}"}
+    response = httpx.get(f"{fresh.url}{path}", params=query, headers=auth)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+
+
+@pytest.mark.parametrize("param", ["balance", "next_invoice_sequence"])
+def test_form_integers_outside_int64_are_400_naming_the_param(fresh, sdk, param: str) -> None:
+    client = sdk(fresh)
+    with pytest.raises(stripe.InvalidRequestError) as create:
+        client.v1.customers.create({param: 10**30})
+    assert create.value.http_status == 400
+    assert create.value.param == param
+    customer = client.v1.customers.create({"name": "kept"})
+    for value in (INT64_MAX + 1, -(INT64_MAX + 2)):
+        with pytest.raises(stripe.InvalidRequestError) as update:
+            client.v1.customers.update(customer.id, {param: value})
+        assert update.value.param == param
+    # The edge of the range is still accepted, and nothing was changed by the refusals.
+    if param == "balance":
+        edge = client.v1.customers.update(customer.id, {"balance": INT64_MAX})
+        assert edge.balance == INT64_MAX
+    assert fresh.stats()["customers"] == 1
+    assert fresh.stats()["server_errors"] == 0
+
+
+def test_busy_port_says_so_and_exits_non_zero() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "headwater.sandbox", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    assert f"port {port} is already in use" in output
+    assert "--port" in output
