@@ -262,3 +262,18 @@ def test_buffers_and_heap_together_hit_the_limit_and_the_next_batch_runs() -> No
     assert t.pid() not in (None, first)
     t.close()
     assert t.pid() is None
+
+
+def test_webassembly_memory_counts_against_the_memory_limit() -> None:
+    t = hostile(
+        "const keep = [];\n"
+        "for (let i = 0; i < 8; i++) {\n"
+        "  const m = new WebAssembly.Memory({initial: 4096, maximum: 4096});\n"
+        "  new Uint8Array(m.buffer).fill(1); keep.push(m);\n"
+        "}",
+        10.0,
+    )
+    with pytest.raises(BatchFailed, match="batch 1: memory limit of 64 MB exceeded"):
+        t.transform(EVIL)
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+    t.close()
