@@ -13,9 +13,12 @@ from headwater.adapters.connectors.contract import HistoryExpired, PermissionMis
 from headwater.adapters.connectors.stripe import (
     InvalidKey,
     KeyAccess,
+    RetriesExhausted,
     SourceUnreachable,
+    StripeSettings,
     verify_key,
 )
+from headwater.kernel.errors import InvalidInput
 from headwater.sandbox.testing import RunningSandbox
 
 
@@ -49,8 +52,11 @@ def test_unreachable_stripe_is_transient() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(SourceUnreachable) as info:
-        verify_key(f"http://127.0.0.1:{port}", "sk_test_abcdefgh12345", timeout=1.0)
+        verify_key(
+            f"http://127.0.0.1:{port}", "sk_test_abcdefgh12345", timeout=1.0, backoff_base=0.01
+        )
     assert info.value.transient
+    assert info.value.attempts == StripeSettings().max_retries + 1
     assert f"127.0.0.1:{port}" in info.value.message
 
 
@@ -156,5 +162,29 @@ def test_unknown_event_cursor_raises_history_expired(sandbox: RunningSandbox) ->
 
 
 def test_malformed_positions_are_rejected(sandbox: RunningSandbox) -> None:
-    with source_for(sandbox) as source, pytest.raises(Exception, match=r"position\.created"):
+    with source_for(sandbox) as source, pytest.raises(InvalidInput) as info:
         list(source.read_changes({"event_id": None, "created": "yesterday"}))
+    assert info.value.location == "position.created"
+    assert "must be unix seconds, got 'yesterday'" in info.value.message
+
+
+def test_verify_key_rides_out_429s_like_a_run(sandbox: RunningSandbox) -> None:
+    """`connections add` through 15% 429s succeeds every time (it gave up after 2)."""
+    sandbox.control(rate_limit_error_rate=0.15)
+    sandbox.reset_stats()
+    for _ in range(40):
+        access = verify_key(sandbox.url, sandbox.secret_key, backoff_base=0.01)
+        assert access.customers_read
+    stats = sandbox.stats()
+    assert stats["rate_limited"] > 0
+    assert stats["requests"] == 2 * 40 + stats["rate_limited"]
+
+
+def test_verify_key_gives_up_after_as_many_attempts_as_a_run(sandbox: RunningSandbox) -> None:
+    sandbox.control(rate_limit_error_rate=1.0)
+    sandbox.reset_stats()
+    with pytest.raises(RetriesExhausted) as info:
+        verify_key(sandbox.url, sandbox.secret_key, backoff_base=0.01)
+    attempts = StripeSettings().max_retries + 1
+    assert info.value.attempts == attempts == sandbox.stats()["rate_limited"]
+    assert f"gave up after {attempts} attempts" in info.value.message

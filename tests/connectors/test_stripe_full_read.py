@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
+import stripe
 from tests.connectors.conftest import source_for, stripe_client
 
 from headwater.adapters.connectors.stripe import StripeSettings, StripeSource
 from headwater.adapters.connectors.stripe.errors import RetriesExhausted
+from headwater.adapters.connectors.stripe.full import read_pages, read_windows
 from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.windows import Window
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 
@@ -33,27 +37,37 @@ class Recording(httpx.BaseTransport):
         self.inner.close()
 
 
-def recorded_source(sandbox: RunningSandbox, **overrides: Any) -> tuple[StripeSource, Recording]:
+def recorded_read(sandbox: RunningSandbox, workers: int) -> tuple[list[str], Recording, int]:
+    """Read every customer with `read_windows` (what the reading process runs) in this
+    process, through a transport that records each request."""
     settings = StripeSettings(
-        base_url=sandbox.url, api_key=sandbox.secret_key, requests_per_second=500.0, **overrides
+        base_url=sandbox.url, api_key=sandbox.secret_key, requests_per_second=500.0
     )
     transport = Recording()
-    return StripeSource(settings, http=StripeHTTP(settings, transport=transport)), transport
+    http = StripeHTTP(settings, transport=transport)
+    try:
+        pages = read_windows(http, Window(0), page_size=100, workers=workers)
+        ids = [str(c["id"]) for page in pages for c in page]
+    finally:
+        http.close()
+    return ids, transport, http.api_calls
 
 
 def read_ids(source: StripeSource) -> list[str]:
     return [str(c["id"]) for page in source.read_full() for c in page]
 
 
-def sdk_ids(sandbox: RunningSandbox, **params: Any) -> set[str]:
+def sdk_customers(sandbox: RunningSandbox, **params: Any) -> list[stripe.Customer]:
     listing = stripe_client(sandbox).v1.customers.list(params={"limit": 100, **params})
-    return {c.id for c in listing.auto_paging_iter()}
+    return list(listing.auto_paging_iter())
+
+
+def sdk_ids(sandbox: RunningSandbox, **params: Any) -> set[str]:
+    return {c.id for c in sdk_customers(sandbox, **params)}
 
 
 def test_full_read_returns_each_customer_exactly_once(big_sandbox: RunningSandbox) -> None:
-    source, transport = recorded_source(big_sandbox, workers=4)
-    with source:
-        ids = read_ids(source)
+    ids, transport, calls = recorded_read(big_sandbox, workers=4)
     assert len(ids) == 3000
     assert len(set(ids)) == 3000
     assert set(ids) == sdk_ids(big_sandbox)
@@ -61,7 +75,12 @@ def test_full_read_returns_each_customer_exactly_once(big_sandbox: RunningSandbo
     assert len(windows) > 8  # the range was bisected into many windows
     assert all(q["limit"] == "100" for q in transport.queries)
     # 30 pages of data; finding them from second 0 and bisecting costs a bounded extra.
-    assert 30 <= source.api_calls <= 80
+    assert 30 <= calls <= 80
+    # The same read through the reading process: the same customers, the same calls.
+    big_sandbox.reset_stats()
+    with source_for(big_sandbox, workers=4) as source:
+        assert sorted(read_ids(source)) == sorted(ids)
+        assert source.api_calls == big_sandbox.stats()["requests"] == calls
 
 
 def test_read_created_since_matches_the_created_filter(big_sandbox: RunningSandbox) -> None:
@@ -81,9 +100,7 @@ def test_customers_sharing_one_second_are_paged_not_lost() -> None:
         client = stripe_client(sandbox)
         for n in range(5):
             client.v1.customers.create(params={"email": f"late{n}@example.com"})
-        source, transport = recorded_source(sandbox, workers=3)
-        with source:
-            ids = read_ids(source)
+        ids, transport, _ = recorded_read(sandbox, workers=3)
         assert len(ids) == len(set(ids)) == 455
         assert set(ids) == sdk_ids(sandbox)
     # More customers share one second than fit in a page, so no window can split them:
@@ -114,27 +131,47 @@ def test_persistent_malformed_bodies_end_in_a_clear_error(sandbox: RunningSandbo
     assert info.value.transient
 
 
+def in_process(sandbox: RunningSandbox, **overrides: Any) -> StripeHTTP:
+    """A client for reading with `read_pages` in this process (as the reading process
+    does), with fast backoff."""
+    options: dict[str, Any] = {
+        "base_url": sandbox.url,
+        "api_key": sandbox.secret_key,
+        "requests_per_second": 500.0,
+        "backoff_base": 0.01,
+        "backoff_cap": 0.05,
+        **overrides,
+    }
+    return StripeHTTP(StripeSettings(**options))
+
+
+def live_readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stripe-read-")]
+
+
 def test_a_failing_worker_stops_the_read_promptly(sandbox: RunningSandbox) -> None:
     sandbox.control(error_rate=1.0)
-    source = source_for(sandbox, max_retries=1)
+    http = in_process(sandbox, max_retries=1)
+    pages = read_pages(http, Window(0), workers=4)
     with pytest.raises(RetriesExhausted, match="HTTP 5"):
-        read_ids(source)
-    source.close()
-    time.sleep(0.2)
-    assert not [t for t in threading.enumerate() if t.name.startswith("stripe-read-")]
+        next(pages)
+    assert live_readers() == []  # every worker saw the stop and ended
+    http.close()
 
 
 def test_stopping_early_releases_the_readers(big_sandbox: RunningSandbox) -> None:
-    with source_for(big_sandbox, workers=4) as source:
-        pages = source.read_full()
-        first = next(pages)
-        pages.close()
-        calls = source.api_calls
-    assert len(first) > 0
-    # The bounded queue kept the readers from running ahead of the consumer.
+    http = in_process(big_sandbox)
+    pages = read_pages(http, Window(0), workers=4)
+    first = next(pages)
+    time.sleep(0.3)  # the workers fill the hand-off and block, on it or on the task queue
+    assert len(live_readers()) == 4
+    calls = http.api_calls
+    pages.close()
+    assert live_readers() == []  # closing the hand-off woke and ended every one
+    http.close()
+    assert len(first.records) > 0
+    # The bounded hand-off kept the readers from running ahead of the consumer.
     assert calls < 20
-    time.sleep(0.2)
-    assert not [t for t in threading.enumerate() if t.name.startswith("stripe-read-")]
 
 
 def test_rate_budget_is_respected(big_sandbox: RunningSandbox) -> None:
@@ -147,3 +184,24 @@ def test_rate_budget_is_respected(big_sandbox: RunningSandbox) -> None:
     assert len(ids) == 3000
     # One request may go at once; the rest queue at 40/s (10% slack for timing).
     assert (requests - 1) / elapsed <= 40 * 1.1
+
+
+def test_customers_on_window_boundary_seconds_are_read_exactly_once() -> None:
+    """Windows that overlapped or left a gap by one second would read a boundary
+    second's customers twice or never; here every second holds about a dozen."""
+    span = 1000  # seconds: 12,000 customers, about 12 sharing each `created` second
+    with start_sandbox(customers=12_000, seed=13, created_span_days=span / 86400) as sandbox:
+        created = {c.id: c.created for c in sdk_customers(sandbox)}
+        ids, transport, _ = recorded_read(sandbox, workers=4)
+        with source_for(sandbox, workers=4) as source:
+            through_child = read_ids(source)
+    assert len(created) == 12_000
+    for read in (ids, through_child):
+        assert len(read) == len(set(read)) == len(created)
+        assert set(read) == set(created)
+    # The planner cut the span into many windows whose edges fall on seconds that hold
+    # customers on both sides: exactly the customers an off-by-one would duplicate or lose.
+    per_second = Counter(created.values())
+    edges = {int(q["created[gte]"]) for q in transport.queries if "created[lt]" in q}
+    crowded = [s for s in edges if per_second[s] >= 3 and per_second[s - 1] >= 3]
+    assert len(crowded) >= 10, sorted(edges)

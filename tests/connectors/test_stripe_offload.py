@@ -10,15 +10,25 @@ import sys
 import threading
 import time
 
+import orjson
 import psutil
 import pytest
 from tests.connectors.conftest import source_for
 
 from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe import offload
-from headwater.adapters.connectors.stripe.errors import ApiFailure, InvalidKey, RetriesExhausted
-from headwater.adapters.connectors.stripe.offload import ReaderDied, pack_error, unpack_error
-from headwater.kernel.errors import TerminalError
+from headwater.adapters.connectors.stripe.channel import error_from_data, error_to_data
+from headwater.adapters.connectors.stripe.errors import (
+    ApiFailure,
+    InvalidKey,
+    MalformedResponse,
+    PaginationLoop,
+    RetriesExhausted,
+    SourceUnreachable,
+    StripeRequestFailed,
+)
+from headwater.adapters.connectors.stripe.offload import ReaderDied
+from headwater.kernel.errors import InvalidInput, TerminalError, TransientError
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 OFFLOAD = offload.CHILD_MODULE
@@ -45,29 +55,44 @@ def gone(pid: int, within: float = 10.0) -> bool:
     return False
 
 
-def test_errors_keep_their_class_message_and_attributes() -> None:
+def test_errors_cross_as_data_and_come_back_as_the_same_class() -> None:
     failure = ApiFailure(503, "api_error", None, "busy", "req_1")
-    errors = [
+    errors: list[Exception] = [
         RetriesExhausted("Stripe GET /v1/customers kept failing", 7, failure),
+        SourceUnreachable("Could not reach Stripe", 3, None),
         PermissionMissing("lacks Customers: Read", permission="Customers: Read"),
         InvalidKey("Stripe rejected the API key", failure),
+        StripeRequestFailed("Stripe refused GET /v1/customers", failure),
+        MalformedResponse("Stripe returned a malformed list"),
+        PaginationLoop("Stripe pagination repeated the token cus_1"),
+        InvalidInput("must be between 1 and 100", "page_size"),
+        TransientError("try later"),
+        TerminalError("never"),
     ]
     for error in errors:
-        back = unpack_error(pack_error(error))
+        data = error_to_data(error)
+        back = error_from_data(orjson.loads(orjson.dumps(data)))
         assert type(back) is type(error)
         assert str(back) == str(error)
         assert vars(back) == vars(error)
-    back = unpack_error(pack_error(RetriesExhausted("gave up", 7, failure)))
+        assert back.transient == error.transient  # type: ignore[attr-defined]
+    back = error_from_data(error_to_data(RetriesExhausted("gave up", 7, failure)))
     assert isinstance(back, RetriesExhausted)
     assert (back.attempts, back.last, back.transient) == (7, failure, True)
 
 
-def test_an_unpicklable_error_still_arrives_as_a_terminal_error() -> None:
+def test_an_unexpected_error_arrives_as_a_terminal_error_naming_it() -> None:
     error = RuntimeError("socket trouble")
     error.lock = threading.Lock()  # type: ignore[attr-defined]
-    back = unpack_error(pack_error(error))
-    assert isinstance(back, TerminalError)
-    assert str(back) == "RuntimeError: socket trouble"
+    back = error_from_data(orjson.loads(orjson.dumps(error_to_data(error))))
+    assert type(back) is TerminalError
+    assert str(back) == "the Stripe reading process failed: RuntimeError: socket trouble"
+
+
+def test_a_key_in_an_error_never_crosses_the_channel() -> None:
+    data = error_to_data(RuntimeError("bad header Bearer sk_test_abcdefghijkl1234"))
+    assert "sk_test_abcdefghijkl1234" not in orjson.dumps(data).decode()
+    assert "sk_test_…1234" in str(error_from_data(data))
 
 
 def test_a_read_in_a_child_counts_its_calls_and_leaves_no_process(
@@ -167,6 +192,7 @@ WAITER = r"""
 import os, time
 from headwater.adapters.connectors.stripe.offload import _die_with
 _die_with(os.getppid())
+print("armed", flush=True)
 time.sleep(60)  # idle: neither reading nor writing, so only the kernel can end it
 """
 
@@ -181,8 +207,22 @@ def test_an_idle_reader_is_killed_by_the_kernel_when_its_parent_dies() -> None:
     ) as parent:
         assert parent.stdout is not None
         waiter = int(parent.stdout.readline())
-        time.sleep(1.0)  # let it import and ask the kernel
+        assert parent.stdout.readline().strip() == "armed"  # it asked the kernel
         assert not gone(waiter, within=0.1)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
     assert gone(waiter, within=10.0), f"process {waiter} outlived its parent"
+
+
+def test_the_key_reaches_the_reader_only_through_its_channel(big_sandbox: RunningSandbox) -> None:
+    key = "rk_test_customers_only"
+    with source_for(big_sandbox, api_key=key, workers=1, requests_per_second=20.0) as source:
+        pages = source.read_full()
+        assert next(pages)
+        (child,) = readers()
+        visible = " ".join(child.cmdline()) + " ".join(
+            f"{k}={v}" for k, v in child.environ().items()
+        )
+        pages.close()
+    assert key not in visible
+    assert "sk_test_sandbox" not in visible

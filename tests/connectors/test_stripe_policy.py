@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime
 
@@ -85,8 +86,11 @@ def test_token_bucket_holds_the_rate_across_threads() -> None:
 
 
 def test_token_bucket_rejects_bad_rates() -> None:
-    with pytest.raises(ValueError, match="rate must be positive"):
-        TokenBucket(0)
+    for rate in (0, -1.0):
+        with pytest.raises(ValueError, match=re.escape(f"rate must be positive, got {rate!r}")):
+            TokenBucket(rate)
+    with pytest.raises(ValueError, match=r"burst must be at least 1, got 0\.5"):
+        TokenBucket(1.0, burst=0.5)
 
 
 def test_status_actions_come_from_the_declaration() -> None:
@@ -162,16 +166,17 @@ def test_settings_reject_bad_values_naming_the_field(field: str, value: object, 
 
 
 @pytest.mark.parametrize(
-    "key",
+    ("key", "prefix"),
     [
-        "sk_live_51Habc123XYZ",
-        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
-        "rk_live_abcdefgh",
-        "rk_test_x1234567",
+        ("sk_live_51Habc123XYZ", "sk_live_"),
+        ("sk_test_4eC39HqLyjWDarjtT1zdp7dc", "sk_test_"),
+        ("rk_live_abcdefgh", "rk_live_"),
+        ("rk_test_x1234567", "rk_test_"),
+        ("sk_test_sandbox", "sk_test_"),  # the sandbox's documented key
     ],
 )
-def test_key_formats_accepted(key: str) -> None:
-    check_key_format(key)
+def test_key_formats_accepted(key: str, prefix: str) -> None:
+    assert check_key_format(key) == prefix
 
 
 @pytest.mark.parametrize(

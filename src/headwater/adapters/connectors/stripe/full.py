@@ -1,10 +1,22 @@
-"""Parallel full read of customers over adaptive `created` windows."""
+"""Parallel full read of customers over adaptive `created` windows.
+
+Concurrency: `read_windows` starts `workers` threads that take windows from an
+unbounded task queue, read them through the shared `StripeHTTP` (its token bucket
+keeps the connection's budget) and put pages into a bounded hand-off that the caller's
+thread drains.  Every wait blocks (no polling): an idle worker blocks on the task
+queue until a window or its end-of-work marker arrives; a worker with a page blocks on
+the hand-off until there is room or the hand-off is closed (the consumer is gone); a
+retry waits on the `stop` event.  The first failure stops the workers and reaches
+the consumer ahead of any page still queued.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from headwater.adapters.connectors.stripe.http import Cancelled, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
@@ -12,38 +24,96 @@ from headwater.adapters.connectors.stripe.windows import Window, plan_window
 from headwater.kernel.records import Record
 
 PATH = "/v1/customers"
-_DONE = object()
-_POLL = 0.05
+
+
+@dataclass(frozen=True)
+class Page:
+    """Customers read in one response: the first `len(records)` of its ``data``.
+
+    `raw` is the response body as Stripe sent it, so that another process can decode
+    the page itself instead of receiving it decoded and re-encoded.
+    """
+
+    records: list[Record]
+    raw: bytes
+
+
+class _Done:
+    """The end-of-read marker."""
+
+
+class _Handoff:
+    """A bounded queue of pages between the workers and the consumer, closable."""
+
+    def __init__(self, capacity: int) -> None:
+        self._items: deque[Page | BaseException | _Done] = deque()
+        self._capacity = capacity
+        self._changed = threading.Condition()
+        self._closed = False
+
+    def put(self, page: Page) -> bool:
+        """Block until there is room; False when the consumer has gone."""
+        with self._changed:
+            while len(self._items) >= self._capacity and not self._closed:
+                self._changed.wait()
+            if self._closed:
+                return False
+            self._items.append(page)
+            self._changed.notify_all()
+            return True
+
+    def finish(self, last: BaseException | _Done) -> None:
+        """Queue the error or the end; an error goes ahead of the pages still queued."""
+        with self._changed:
+            if isinstance(last, BaseException):
+                self._items.appendleft(last)
+            else:
+                self._items.append(last)
+            self._changed.notify_all()
+
+    def get(self) -> Page | BaseException | _Done:
+        with self._changed:
+            while not self._items:
+                self._changed.wait()
+            item = self._items.popleft()
+            self._changed.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
 
 class _Run:
-    """One parallel read: a task queue of windows, a bounded queue of pages."""
+    """One parallel read: a task queue of windows, a bounded hand-off of pages."""
 
     def __init__(self, http: StripeHTTP, page_size: int, workers: int) -> None:
         self.http = http
         self.page_size = page_size
         self.workers = workers
-        self.tasks: queue.Queue[Window | None] = queue.Queue()
+        self.tasks: queue.Queue[Window | None] = queue.Queue()  # None: end of work
         # Bounded: a slow consumer blocks the readers instead of filling memory.
-        self.pages: queue.Queue[object] = queue.Queue(maxsize=2 * workers)
+        self.pages = _Handoff(2 * workers)
         self.stop = threading.Event()  # workers must cease
-        self.closed = threading.Event()  # the consumer is gone
-        self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._pending = 0
+        self._failed = False
 
     def submit(self, window: Window) -> None:
         with self._lock:
             self._pending += 1
         self.tasks.put(window)
 
+    def end_work(self) -> None:
+        """Wake every idle worker so that it returns."""
+        for _ in range(self.workers):
+            self.tasks.put(None)
+
     def work(self) -> None:
-        while not self.stop.is_set():
-            try:
-                window = self.tasks.get(timeout=_POLL)
-            except queue.Empty:
-                continue
-            if window is None:
+        while True:
+            window = self.tasks.get()
+            if window is None or self.stop.is_set():
                 return
             try:
                 self._read(window)
@@ -61,8 +131,8 @@ class _Run:
         plan = plan_window(window, data, has_more)
         for child in plan.children:
             self.submit(child)
-        if plan.emit:
-            self._emit(plan.emit)
+        if plan.emit:  # always the newest records of the page: a prefix of `data`
+            self._emit(Page(plan.emit, reply.raw))
         if not plan.sequential:
             return
         cursor = Cursor("starting_after")
@@ -71,49 +141,33 @@ class _Run:
             reply = self.http.get(PATH, {**params, **cursor.params()}, self.stop)
             data, has_more = parse_list(reply.body, f"GET {PATH}")
             if data:
-                self._emit(data)
+                self._emit(Page(data, reply.raw))
             cursor.advance(data, has_more)
 
-    def _emit(self, page: list[Record]) -> None:
-        while True:
-            if self.stop.is_set():
-                raise Cancelled
-            try:
-                self.pages.put(page, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
-
-    def _deliver(self, item: object) -> None:
-        while not self.closed.is_set():
-            try:
-                self.pages.put(item, timeout=_POLL)
-                return
-            except queue.Full:
-                continue
+    def _emit(self, page: Page) -> None:
+        if self.stop.is_set() or not self.pages.put(page):
+            raise Cancelled
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
-            first = self.error is None
-            if first:
-                self.error = exc
+            first, self._failed = not self._failed, True
         self.stop.set()
         if first:
-            self._deliver(exc)
+            self.pages.finish(exc)
+            self.end_work()
 
     def _finished_one(self) -> None:
         with self._lock:
             self._pending -= 1
-            done = self._pending == 0
+            done = self._pending == 0 and not self._failed
         if done:
-            for _ in range(self.workers):
-                self.tasks.put(None)
-            self._deliver(_DONE)
+            self.end_work()
+            self.pages.finish(_Done())
 
 
-def read_windows(
+def read_pages(
     http: StripeHTTP, root: Window, *, page_size: int = 100, workers: int = 4
-) -> Iterator[list[Record]]:
+) -> Iterator[Page]:
     """Yield every customer in `root` exactly once, in pages, reading in parallel."""
     run = _Run(http, page_size, workers)
     run.submit(root)
@@ -126,14 +180,22 @@ def read_windows(
     try:
         while True:
             item = run.pages.get()
-            if run.error is not None:
-                raise run.error
-            if item is _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, _Done):
                 return
-            assert isinstance(item, list)
             yield item
     finally:
         run.stop.set()
-        run.closed.set()
+        run.pages.close()
+        run.end_work()
         for thread in threads:
             thread.join(timeout=5)
+
+
+def read_windows(
+    http: StripeHTTP, root: Window, *, page_size: int = 100, workers: int = 4
+) -> Iterator[list[Record]]:
+    """`read_pages`, as lists of records."""
+    for page in read_pages(http, root, page_size=page_size, workers=workers):
+        yield page.records

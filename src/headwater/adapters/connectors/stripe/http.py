@@ -43,6 +43,7 @@ class Reply:
     body: dict[str, Any]
     request_id: str | None
     server_time: int | None  # unix seconds from the `Date` header
+    raw: bytes = b""  # the body as Stripe sent it (`body` is its decoding)
 
 
 class StripeHTTP:
@@ -119,7 +120,12 @@ class StripeHTTP:
             if action is Action.OK:
                 body = _decode(response)
                 if body is not None:
-                    return Reply(body, headers.get("request-id"), _server_time(headers))
+                    return Reply(
+                        body,
+                        headers.get("request-id"),
+                        _server_time(headers),
+                        response.content,
+                    )
                 last = ApiFailure(
                     response.status_code,
                     message="the response body is not a JSON object",

@@ -24,8 +24,9 @@ class KeyAccess:
     livemode: bool
 
 
-def check_key_format(key: str) -> None:
-    """Raise `MalformedKey` unless `key` looks like a secret or restricted key."""
+def check_key_format(key: str) -> str:
+    """The key's prefix (``sk_live_``, ``rk_test_``, ...); `MalformedKey` unless `key`
+    looks like a secret or restricted key."""
     if not isinstance(key, str) or not key.strip():
         raise MalformedKey("an API key is required", "api_key")
     if key != key.strip():
@@ -43,17 +44,28 @@ def check_key_format(key: str) -> None:
         raise MalformedKey(
             f"the key after {prefix} is truncated or contains invalid characters", "api_key"
         )
+    return prefix
 
 
-def verify_key(base_url: str, key: str, timeout: float = 10.0) -> KeyAccess:
+def verify_key(
+    base_url: str,
+    key: str,
+    timeout: float = 10.0,
+    *,
+    backoff_base: float = StripeSettings.backoff_base,
+) -> KeyAccess:
     """Check the key against Stripe: Customers: Read is required, Events: Read probed.
 
-    Raises `MalformedKey`, `InvalidKey` (401), `PermissionMissing` (Customers: Read)
-    or `SourceUnreachable`.
+    Transient failures (429, 5xx, network) are retried with the bounded policy that
+    runs use (`StripeSettings.max_retries` retries, exponential backoff from
+    `backoff_base` seconds, `Retry-After` honoured up to a minute).
+
+    Raises `MalformedKey`, `InvalidKey` (401), `PermissionMissing` (Customers: Read),
+    `RetriesExhausted` or `SourceUnreachable`.
     """
     check_key_format(key)
     settings = StripeSettings(
-        base_url=base_url, api_key=key, timeout=timeout, max_retries=1, backoff_base=0.2
+        base_url=base_url, api_key=key, timeout=timeout, backoff_base=backoff_base
     )
     http = StripeHTTP(settings)
     try:

@@ -9,7 +9,6 @@ from typing import Any
 from headwater.adapters.connectors.contract import ChangeBatch
 from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
-from headwater.adapters.connectors.stripe.full import read_windows
 from headwater.adapters.connectors.stripe.http import StripeHTTP
 from headwater.adapters.connectors.stripe.offload import read_windows_in_child
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
@@ -22,12 +21,11 @@ class StripeSource:
 
     declaration: Declaration = STRIPE
 
-    def __init__(self, settings: StripeSettings, *, http: StripeHTTP | None = None) -> None:
+    def __init__(self, settings: StripeSettings) -> None:
         self.settings = settings
-        # Full reads go to a child process unless a client was handed in (tests that
-        # inject a transport or clock need the read in this process).
-        self._offload = http is None
-        self.http = http or StripeHTTP(settings)
+        # Full reads run in a reading process (`offload`); this client serves the rest
+        # (changes, previews) and counts the reading process's calls with its own.
+        self.http = StripeHTTP(settings)
         self._changes = ChangeReader(self.http, settings.page_size)
 
     @property
@@ -40,19 +38,11 @@ class StripeSource:
 
     def read_created_since(self, created: int) -> Iterator[list[Record]]:
         """Customers with ``created >= created``, in pages (for keys without Events: Read)."""
-        if self._offload:
-            yield from read_windows_in_child(
-                self.settings,
-                Window(created),
-                self.http.add_calls,
-                not_before=self.http.limiter.next_free(),
-            )
-            return
-        yield from read_windows(
-            self.http,
+        yield from read_windows_in_child(
+            self.settings,
             Window(created),
-            page_size=self.settings.page_size,
-            workers=self.settings.workers,
+            self.http.add_calls,
+            not_before=self.http.limiter.next_free(),
         )
 
     def read_newest(self, max_pages: int = 5) -> Iterator[list[Record]]:
