@@ -76,12 +76,27 @@ def delete_connection(app: App, connection_id: str) -> None:
     objects.remove(app.engine, Connection, connection_id)
 
 
-def open_source(app: App, connection: Connection) -> StripeSource:
+# A glance (a sample taken while a pipeline is saved) must not keep the user waiting
+# through a run's full retry budget when Stripe is down: one retry, a short timeout.
+GLANCE_RETRIES = 1
+GLANCE_TIMEOUT = 10.0
+
+
+def open_source(app: App, connection: Connection, *, glance: bool = False) -> StripeSource:
+    """A source reading `connection`; ``glance=True`` gives up quickly (see above)."""
     key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
-    return StripeSource(
-        StripeSettings(
+    if glance:
+        settings = StripeSettings(
+            base_url=connection.base_url,
+            api_key=key,
+            requests_per_second=connection.requests_per_second,
+            max_retries=GLANCE_RETRIES,
+            timeout=GLANCE_TIMEOUT,
+        )
+    else:
+        settings = StripeSettings(
             base_url=connection.base_url,
             api_key=key,
             requests_per_second=connection.requests_per_second,
         )
-    )
+    return StripeSource(settings)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -59,17 +61,39 @@ class Cipher:
 
 
 def load_or_create_key_file(path: Path) -> bytes:
-    """Read the key file, creating it atomically with mode 0600 on first start."""
+    """Read the key file, creating it atomically with mode 0600 on first start.
+
+    A key file that anyone but its owner may read or write is refused (as ssh refuses a
+    private key), and so is a corrupt one; both errors name the file and the way out.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        data = path.read_bytes()
-        key = base64.urlsafe_b64decode(data.strip())
-        if len(key) != 32:
-            raise TerminalError(f"key file {path} is corrupt (expected 32 bytes)") from None
-        return key
+        return _read_key_file(path)
     key = secrets.token_bytes(32)
     with os.fdopen(fd, "wb") as handle:
         handle.write(base64.urlsafe_b64encode(key) + b"\n")
+    return key
+
+
+def _read_key_file(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        if mode & 0o077:
+            raise TerminalError(
+                f"key file {path} has mode {mode:04o}: other users may read the key that "
+                f"encrypts your secrets; make it private with `chmod 600 {path}`"
+            )
+        data = handle.read().strip()
+    try:
+        key = base64.b64decode(data, altchars=b"-_", validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != 32:
+        raise TerminalError(
+            f"key file {path} is corrupt: it must hold 32 random bytes in URL-safe base64 "
+            f"(it holds {len(data)} characters that do not decode to them); restore it from "
+            "a backup, or set HEADWATER_SECRET_KEY to the passphrase you used instead"
+        )
     return key

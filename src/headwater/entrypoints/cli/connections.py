@@ -12,10 +12,11 @@ from headwater.entrypoints.cli.output import (
     handle_errors,
     json_option,
     opened_app,
-    out,
     print_json,
+    say,
     show_document,
     table,
+    warn,
 )
 from headwater.kernel.errors import InvalidInput
 from headwater.services import connections as connection_service
@@ -68,11 +69,11 @@ def add_stripe(
     if as_json:
         print_json(conn.public())
         return
-    out.print(f"Added connection [bold]{conn.id}[/bold] ({conn.name}, key {conn.api_key_masked})")
+    say("Added connection ", (conn.id, "bold"), f" ({conn.name}, key {conn.api_key_masked})")
     if not conn.events_read:
-        out.print(
-            "[yellow]warning:[/yellow] the key lacks Events: Read; incremental runs will not "
-            "see updates or deletions until you add it."
+        warn(
+            "the key lacks Events: Read; incremental runs will not see updates or deletions "
+            "until you add it."
         )
 
 
@@ -99,6 +100,7 @@ def list_(as_json: bool) -> None:
             ]
             for c in items
         ],
+        ids=("id", "key"),
     )
 
 
@@ -120,4 +122,4 @@ def delete(connection_id: str) -> None:
     """Delete a connection that no pipeline uses."""
     with opened_app() as app:
         connection_service.delete_connection(app, connection_id)
-    out.print(f"Deleted connection {connection_id}")
+    say(f"Deleted connection {connection_id}")

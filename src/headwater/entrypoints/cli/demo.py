@@ -6,13 +6,12 @@ import sys
 
 import click
 
-from headwater.entrypoints.cli.output import handle_errors, opened_app, out
+from headwater.entrypoints.cli.output import handle_errors, opened_app, out, say, warn
 from headwater.entrypoints.cli.progress import live_progress
 from headwater.entrypoints.cli.runs import print_run
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
-from headwater.services.pipelines import manage, runner
-from headwater.services.pipelines.documents import suggested_transformation
+from headwater.services.pipelines import runner, saving
 from headwater.services.warehouse import safe_url
 
 
@@ -32,21 +31,20 @@ def demo(customers: int, seed: int) -> None:
             app, "Stripe sandbox (demo)", sandbox.secret_key, sandbox.url, 20.0
         )
         out.print(f"Connected {conn.id} with key {conn.api_key_masked} (verified with Stripe)")
-        pipeline = manage.create(
-            app,
-            conn.id,
-            "Demo: all customers",
-            suggested_transformation(app.model()),
-            description="Created by `headwater demo`",
+        saved = saving.save_new(
+            app, conn.id, "Demo: all customers", description="Created by `headwater demo`"
         )
+        pipeline = saved.pipeline
         out.print(f"Created pipeline {pipeline.id} with the suggested mapping; running it…")
+        for warning in saved.warnings:
+            warn(warning)
         with live_progress(sys.stderr.isatty()) as progress:
             run = runner.run_pipeline(app, pipeline.id, on_progress=progress)
         print_run(run)
         url = app.warehouse_url()
     if run.status != "succeeded":
         sys.exit(1)
-    out.print(f"\nCustomers landed in [bold]{safe_url(url)}[/bold], table headwater.identities.")
+    say("\nCustomers landed in ", (safe_url(url), "bold"), ", table headwater.identities.")
     if url.startswith("duckdb:///"):
         path = url[len("duckdb:///") :]
         out.print("Try:")

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from headwater.entrypoints.cli.output import handle_errors, json_option, opened_app, out, print_json
+from headwater.entrypoints.cli.output import handle_errors, json_option, opened_app, print_json, say
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.services import model as model_service
 
@@ -24,7 +24,7 @@ def _show(model: CustomerModel, as_json: bool) -> None:
         print_json({"properties": model.as_list()})
         return
     for path, ptype, description in _rows(model.as_list()):
-        out.print(f"{path:<28} {ptype:<9} {description}", highlight=False)
+        say(f"{path:<28} {ptype:<9} {description}")
 
 
 @click.group("model")

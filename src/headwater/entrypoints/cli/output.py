@@ -1,9 +1,19 @@
-"""Output helpers shared by the CLI commands: JSON mode, tables, errors."""
+"""Output helpers shared by the CLI commands: JSON mode, text, tables, errors.
+
+The one rule for text output: **nothing printed is ever read as markup.**  Every string
+that reaches `out` or `err` (a pipeline name, a customer's email, a Stripe or exception
+message, a table cell) is shown as the characters it holds: no rich markup (``[red]``),
+no emoji codes (``:smile:``), no highlighting, and control characters (an ESC that would
+start a terminal escape sequence, a bidi override) shown as visible escapes.  Styles come
+only from code, through `styled` and the `style=` of a table column.  `PlainConsole`
+applies the rule in one place, so every command (and every future one) gets it.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,8 +22,12 @@ from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 import click
-from rich.console import Console
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console, HighlighterType, JustifyMethod, OverflowMethod
+from rich.style import Style
 from rich.table import Table
+from rich.text import Text
 
 from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.entities import Run
@@ -23,10 +37,74 @@ from headwater.services.app import App
 P = ParamSpec("P")
 R = TypeVar("R")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
+# C0 and C1 control characters except newline and tab, and the Unicode bidi controls
+# that can make a terminal show text in another order than it is stored.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(value: object) -> str:
+    """`value` as text whose control characters are shown as escapes, never obeyed."""
+    return _INVISIBLE.sub(_escape, str(value))
+
+
+class PlainConsole(Console):
+    """A console that shows every string as text (see the module docstring).
+
+    `render_str` is where rich turns each printed string and each table cell into
+    `Text`; here it never parses markup or emoji codes and never highlights.
+    """
+
+    def render_str(
+        self,
+        text: str,
+        *,
+        style: str | Style = "",
+        justify: JustifyMethod | None = None,
+        overflow: OverflowMethod | None = None,
+        emoji: bool | None = None,
+        markup: bool | None = None,
+        highlight: bool | None = None,
+        highlighter: HighlighterType | None = None,
+    ) -> Text:
+        del emoji, markup, highlight, highlighter  # asked for or not: never (the rule above)
+        return Text(visible(text), style=style, justify=justify, overflow=overflow)
+
+
+out = PlainConsole(soft_wrap=True, markup=False, emoji=False, highlight=False)
+# Not wrapped by us: an error keeps its paths and commands whole for copying.
+err = PlainConsole(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+
+
+def styled(*parts: object | tuple[object, str]) -> Text:
+    """Text from plain parts and ``(part, style)`` pairs; no part is read as markup.
+
+    ``styled(("error:", "red"), " ", message)``: the style comes from code, the words
+    from anywhere.
+    """
+    text = Text()
+    for part in parts:
+        if isinstance(part, tuple):
+            text.append(visible(part[0]), style=part[1])
+        else:
+            text.append(visible(part))
+    return text
+
+
+def say(*parts: object | tuple[object, str], to: Console = out) -> None:
+    """Print one line built by `styled`."""
+    to.print(styled(*parts))
+
+
+def warn(message: object, indent: str = "") -> None:
+    """Print ``warning: message`` (the message as text) on standard output."""
+    say(indent, ("warning:", "yellow"), " ", message)
 
 
 def _default(value: Any) -> Any:
@@ -41,11 +119,57 @@ def print_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, default=_default, ensure_ascii=False))
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
-    t = Table(*columns, title=title, show_lines=False)
-    for row in rows:
-        t.add_row(*("" if v is None else str(v) for v in row))
-    out.print(t)
+# A column narrower than its longest word breaks words (`succ|eeded`): when the terminal
+# is narrow, columns give up width down to their longest word (at most this long) first.
+_WORD = 12
+_NARROWEST = 3
+
+
+def _table(columns: Sequence[str], cells: list[list[str]], widths: Sequence[int]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name, width in zip(columns, widths, strict=True):
+        t.add_column(name, overflow="fold", width=width)
+    for row in cells:
+        t.add_row(*row)
+    return t
+
+
+def _rendered_width(t: Table) -> int:
+    with out.capture() as captured:
+        out.print(t)
+    return max((cell_len(line) for line in captured.get().splitlines()), default=0)
+
+
+def _shrink(widths: list[int], floors: list[int], budget: int) -> None:
+    """Narrow the widest column above its floor, one character at a time, to `budget`."""
+    while sum(widths) > budget:
+        index = max(range(len(widths)), key=lambda i: widths[i] - floors[i])
+        if widths[index] <= floors[index]:
+            return
+        widths[index] -= 1
+
+
+def table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], ids: Sequence[str] = ("id",)
+) -> None:
+    """Print rows as a table; nothing is cut: `ids` columns keep their full width on one
+    line (so an id can be copied whole), the other columns wrap, words whole if they can."""
+    cells = [["" if v is None else visible(v) for v in row] for row in rows]
+    natural: list[int] = []
+    words: list[int] = []
+    for index, name in enumerate(columns):
+        column = [name, *(row[index] for row in cells)]
+        natural.append(max(cell_len(line) for cell in column for line in [*cell.splitlines(), ""]))
+        longest = max((cell_len(w) for cell in column for w in cell.split()), default=1)
+        words.append(natural[-1] if name in ids else min(longest, _WORD))
+    # Rich would squeeze every column alike, ids included: the widths are chosen here.
+    budget = out.width - (_rendered_width(_table(columns, [], [1] * len(columns))) - len(columns))
+    widths = list(natural)
+    _shrink(widths, words, budget)
+    _shrink(
+        widths, [w if n in ids else _NARROWEST for n, w in zip(columns, words, strict=True)], budget
+    )
+    out.print(_table(columns, cells, widths))
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -56,10 +180,10 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except HeadwaterError as exc:
-            err.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True)
+            say(("error:", "red"), " ", exc.message, to=err)
             sys.exit(1)
         except (OSError, ValueError) as exc:
-            err.print(f"[red]error:[/red] {redact(str(exc))}", highlight=False)
+            say(("error:", "red"), " ", redact(str(exc)), to=err)
             sys.exit(1)
 
     return wrapper
@@ -97,4 +221,4 @@ def show_document(doc: dict[str, Any], as_json: bool) -> None:
         return
     width = max((len(k) for k in doc), default=0)
     for key, value in doc.items():
-        out.print(f"{key:>{width}}: {value}", highlight=False)
+        say(f"{key:>{width}}: ", value)

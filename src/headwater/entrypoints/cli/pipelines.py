@@ -13,18 +13,19 @@ from headwater.entrypoints.cli.output import (
     handle_errors,
     json_option,
     opened_app,
-    out,
     print_json,
     run_document,
+    say,
     table,
+    warn,
 )
 from headwater.entrypoints.cli.progress import live_progress
 from headwater.entrypoints.cli.runs import print_run
 from headwater.kernel.entities import SCHEDULES
 from headwater.kernel.errors import InvalidInput
-from headwater.services.pipelines import manage, runner
+from headwater.services.pipelines import manage, runner, saving
 from headwater.services.pipelines import preview as preview_service
-from headwater.services.pipelines.documents import pipeline_document, suggested_transformation
+from headwater.services.pipelines.documents import pipeline_document
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -61,20 +62,20 @@ def definition_options(fn: Any) -> Any:
 def transformation_from(
     app: Any, mapping: Path | None, suggested: bool, javascript: Path | None, python: Path | None
 ) -> dict[str, Any] | None:
-    given = [x for x in (mapping, javascript, python) if x] + ([True] if suggested else [])
-    if len(given) > 1:
-        raise InvalidInput(
-            "give at most one of --mapping, --suggested-mapping, --javascript, --python"
-        )
-    if mapping:
-        return {"kind": "mapping", "mapping": _json_file(mapping, "--mapping")}
-    if javascript:
-        return {"kind": "javascript", "source": javascript.read_text()}
-    if python:
-        return {"kind": "python", "source": python.read_text()}
-    if suggested:
-        return suggested_transformation(app.model())
-    return None
+    """The transformation the options give (the service enforces "at most one")."""
+    return manage.choose_transformation(
+        app.model(),
+        mapping=_json_file(mapping, "--mapping") if mapping else None,
+        suggested=suggested,
+        javascript=javascript.read_text() if javascript else None,
+        python=python.read_text() if python else None,
+    )
+
+
+def _print_saved(verb: str, saved: saving.Saved) -> None:
+    say(f"{verb} pipeline ", (saved.pipeline.id, "bold"), f" ({saved.pipeline.name})")
+    for warning in saved.warnings:
+        warn(warning)
 
 
 @click.group("pipelines")
@@ -105,23 +106,22 @@ def add(
 ) -> None:
     """Add a pipeline (without a transformation option it uses the suggested mapping)."""
     with opened_app() as app:
-        spec = transformation_from(app, mapping, suggested_mapping, javascript, python)
-        pipeline = manage.create(
+        saved = saving.save_new(
             app,
             connection_id,
             name,
-            spec or suggested_transformation(app.model()),
+            transformation_from(app, mapping, suggested_mapping, javascript, python),
             description=description or "",
             filter=_json_file(filter_file, "--filter") if filter_file else None,
-            schedule=schedule or "off",
-            incremental=True if incremental is None else incremental,
+            schedule=schedule,
+            incremental=incremental,
             enabled=not disabled,
         )
-        doc = pipeline_document(app, pipeline)
+        doc = pipeline_document(app, saved.pipeline) | {"save_warnings": saved.warnings}
     if as_json:
         print_json(doc)
     else:
-        out.print(f"Added pipeline [bold]{pipeline.id}[/bold] ({pipeline.name})")
+        _print_saved("Added", saved)
 
 
 @pipelines.command("update")
@@ -156,11 +156,12 @@ def update(
             clear_filter=clear_filter,
             transformation=transformation_from(app, mapping, suggested_mapping, javascript, python),
         )
-        doc = pipeline_document(app, manage.update(app, pipeline_id, changes))
+        saved = saving.save_changes(app, pipeline_id, changes)
+        doc = pipeline_document(app, saved.pipeline) | {"save_warnings": saved.warnings}
     if as_json:
         print_json(doc)
     else:
-        out.print(f"Updated pipeline {pipeline_id}")
+        _print_saved("Updated", saved)
 
 
 @pipelines.command("list")
@@ -175,32 +176,29 @@ def list_(connection_id: str | None, as_json: bool) -> None:
         print_json(docs)
         return
     table(
-        [
-            "id",
-            "name",
-            "connection",
-            "enabled",
-            "schedule",
-            "incremental",
-            "transformation",
-            "filter",
-            "last run",
-        ],
+        ["id", "name", "connection", "schedule", "transformation", "last run"],
         [
             [
                 d["id"],
                 d["name"],
                 d["connection_id"],
-                d["enabled"],
-                d["schedule"],
-                d["incremental"],
+                _schedule_text(d),
                 d["transformation"]["kind"],
-                d["filter_text"] or "everyone",
-                (d["last_run"] or {}).get("status"),
+                _last_run_text(d["last_run"]),
             ]
             for d in docs
         ],
+        ids=("id", "connection"),
     )
+
+
+def _schedule_text(doc: dict[str, Any]) -> str:
+    mode = "incremental" if doc["incremental"] else "full"
+    return f"{doc['schedule']}, {mode}" + ("" if doc["enabled"] else ", disabled")
+
+
+def _last_run_text(last: dict[str, Any] | None) -> str:
+    return f"{last['status']} ({last['kind']}) {last['id']}" if last else "never run"
 
 
 @pipelines.command("show")
@@ -214,29 +212,30 @@ def show(pipeline_id: str, as_json: bool) -> None:
     if as_json:
         print_json(doc)
         return
-    for key in (
-        "id",
-        "name",
-        "description",
-        "connection_id",
-        "enabled",
-        "schedule",
-        "incremental",
-        "filter_text",
-        "next_run_kind",
-    ):
-        out.print(f"{key:>14}: {doc[key]}", highlight=False)
-    out.print(
-        f"{'transformation':>14}: {json.dumps(doc['transformation'], indent=2)}", highlight=False
-    )
+    rows: list[tuple[str, Any]] = [
+        ("id", doc["id"]),
+        ("name", doc["name"]),
+        ("description", doc["description"]),
+        ("connection", doc["connection_id"]),
+        ("enabled", "yes" if doc["enabled"] else "no"),
+        ("schedule", doc["schedule"]),
+        ("incremental", "yes" if doc["incremental"] else "no"),
+        ("filter", doc["filter_text"] or "everyone"),
+        ("next run", doc["next_run_kind"]),
+        ("last run", _last_run_text(doc["last_run"])),
+        ("state", json.dumps(doc["state"], default=str, ensure_ascii=False)),
+        ("transformation", json.dumps(doc["transformation"], indent=2, ensure_ascii=False)),
+    ]
+    for key, value in rows:
+        say(f"{key:>14}: ", value)
     for warning in doc["warnings"]:
-        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning)
 
 
 def _toggle(pipeline_id: str, enabled: bool) -> None:
     with opened_app() as app:
         manage.update(app, pipeline_id, manage.PipelineChanges(enabled=enabled))
-    out.print(f"Pipeline {pipeline_id} {'enabled' if enabled else 'disabled'}")
+    say(f"Pipeline {pipeline_id} {'enabled' if enabled else 'disabled'}")
 
 
 @pipelines.command("enable")
@@ -265,7 +264,7 @@ def delete(pipeline_id: str, yes: bool) -> None:
         click.confirm(f"Delete {pipeline_id} and the customers it imported?", abort=True)
     with opened_app() as app:
         removed = manage.delete(app, pipeline_id)
-    out.print(f"Deleted pipeline {pipeline_id} and {removed:,} imported customers")
+    say(f"Deleted pipeline {pipeline_id} and {removed:,} imported customers")
 
 
 @pipelines.command("run")
@@ -323,14 +322,11 @@ def preview(
     if not pipeline_id and not connection_id:
         raise InvalidInput("give a PIPELINE_ID, or --connection with a definition")
     with opened_app() as app:
-        spec = transformation_from(app, mapping, suggested_mapping, javascript, python)
-        if spec is None and not pipeline_id:
-            spec = suggested_transformation(app.model())
         result = preview_service.preview(
             app,
             pipeline_id=pipeline_id,
             connection_id=connection_id,
-            transformation=spec,
+            transformation=transformation_from(app, mapping, suggested_mapping, javascript, python),
             filter=_json_file(filter_file, "--filter") if filter_file else None,
             limit=limit,
         )
@@ -344,11 +340,10 @@ def preview(
         if s.status != "ok":
             shown_out.insert(0, f"{s.status.upper()} ({s.step or '-'}): {s.error or ''}")
         rows.append([s.source_id, "\n".join(_lines(shown_in)), "\n".join(shown_out)])
-    table(["customer", "Stripe (input)", "Customer Model (output)"], rows)
-    out.print(
+    table(["customer", "Stripe (input)", "Customer Model (output)"], rows, ids=("customer",))
+    say(
         f"{len(result.samples)} shown · scanned {result.scanned} · filtered out "
-        f"{result.filtered_out}",
-        highlight=False,
+        f"{result.filtered_out}"
     )
     for line in result.logs:
-        out.print(f"[dim]log:[/dim] {line}", highlight=False)
+        say(("log:", "dim"), " ", line)

@@ -11,7 +11,9 @@ from headwater.entrypoints.cli.output import (
     out,
     print_json,
     run_document,
+    say,
     table,
+    warn,
 )
 from headwater.kernel.entities import Run
 from headwater.services.pipelines import runner
@@ -20,13 +22,13 @@ from headwater.services.pipelines import runner
 def print_run(run: Run) -> None:
     c = run.counters
     colour = {"succeeded": "green", "failed": "red"}.get(run.status, "yellow")
-    out.print(f"run {run.id} ({run.kind}) [{colour}]{run.status}[/{colour}]")
+    say(f"run {run.id} ({run.kind}) ", (run.status, colour))
     if run.message:
         out.print(f"  message: {run.message}", highlight=False)
     if run.summary.get("reason"):
         out.print(f"  reason: {run.summary['reason']}", highlight=False)
     for warning in run.summary.get("warnings", []):
-        out.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+        warn(warning, indent="  ")
     if c:
         failed = ", ".join(f"{k} {v}" for k, v in c.get("failed", {}).items() if v) or "0"
         out.print(
@@ -69,10 +71,11 @@ def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
                 r.counters.get("written", 0),
                 r.counters.get("deleted", 0),
                 r.counters.get("failed_total", 0),
-                r.started_at,
+                r.started_at and r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             ]
             for r in items
         ],
+        ids=("id", "pipeline"),
     )
 
 

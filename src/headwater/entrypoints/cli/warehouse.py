@@ -8,8 +8,8 @@ from headwater.entrypoints.cli.output import (
     handle_errors,
     json_option,
     opened_app,
-    out,
     print_json,
+    say,
     show_document,
 )
 from headwater.services.warehouse import describe, set_url
@@ -42,4 +42,4 @@ def set_(url: str, as_json: bool) -> None:
     if as_json:
         print_json(doc)
     else:
-        out.print(f"Warehouse set to {doc['url']}", highlight=False)
+        say(f"Warehouse set to {doc['url']}")

@@ -6,15 +6,10 @@ from typing import Any
 
 from headwater.adapters.store import runs
 from headwater.kernel.entities import Pipeline
-from headwater.kernel.model import CustomerModel
 from headwater.services.app import App
 from headwater.services.connections import get_connection
-from headwater.services.pipelines.definition import filter_text, suggested_mapping
+from headwater.services.pipelines.definition import filter_text
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
-
-
-def suggested_transformation(model: CustomerModel) -> dict[str, Any]:
-    return {"kind": "mapping", "mapping": suggested_mapping(model)}
 
 
 def warnings(app: App, pipeline: Pipeline) -> list[str]:

@@ -1,4 +1,10 @@
-"""Pipelines: create, update, enable/disable, delete.  Definitions are checked on save."""
+"""Pipelines: create, update, enable/disable, delete.  Definitions are checked on save.
+
+The rules every entry point shares live here: the default transformation (the suggested
+mapping), the default schedule and mode, and "at most one kind of transformation".
+Entry points save through `services.pipelines.saving`, which also tries the definition
+on live sample customers.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,55 @@ from typing import Any
 from headwater.adapters.store import objects, runs
 from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
+from headwater.kernel.model import CustomerModel
 from headwater.services.app import App
 from headwater.services.connections import get_connection
-from headwater.services.pipelines.definition import check_filter, check_transformation
+from headwater.services.pipelines.definition import (
+    check_filter,
+    check_transformation,
+    suggested_mapping,
+)
+
+#: A new pipeline runs only when asked, and incrementally once it has a position.
+DEFAULT_SCHEDULE = "off"
+DEFAULT_INCREMENTAL = True
+
+
+def default_transformation(model: CustomerModel) -> dict[str, Any]:
+    """The transformation of a pipeline created without one: the suggested mapping."""
+    return {"kind": "mapping", "mapping": suggested_mapping(model)}
+
+
+def choose_transformation(
+    model: CustomerModel,
+    *,
+    mapping: object = None,
+    suggested: bool = False,
+    javascript: str | None = None,
+    python: str | None = None,
+) -> dict[str, Any] | None:
+    """The transformation given as at most one of: a mapping, the suggested mapping,
+    JavaScript source, Python source; ``None`` when none is given (keep or default)."""
+    given = {
+        "mapping": mapping is not None,
+        "suggested mapping": suggested,
+        "javascript": javascript is not None,
+        "python": python is not None,
+    }
+    chosen = [name for name, present in given.items() if present]
+    if len(chosen) > 1:
+        raise InvalidInput(
+            "give at most one of mapping, suggested mapping, javascript, python; "
+            f"got {' and '.join(chosen)}",
+            "transformation",
+        )
+    if mapping is not None:
+        return {"kind": "mapping", "mapping": mapping}
+    if javascript is not None:
+        return {"kind": "javascript", "source": javascript}
+    if python is not None:
+        return {"kind": "python", "source": python}
+    return default_transformation(model) if suggested else None
 
 
 @dataclass
@@ -43,14 +95,18 @@ def create(
     app: App,
     connection_id: str,
     name: str,
-    transformation: dict[str, Any],
+    transformation: dict[str, Any] | None = None,
     *,
     description: str = "",
     filter: dict[str, Any] | None = None,
-    schedule: str = "off",
-    incremental: bool = True,
+    schedule: str | None = None,
+    incremental: bool | None = None,
     enabled: bool = True,
 ) -> Pipeline:
+    """Validate and store a new pipeline; ``None`` takes the default (see the module).
+
+    Entry points call `saving.save_new`, which also tries it on sample customers.
+    """
     connection = get_connection(app, connection_id)
     model = app.model()
     now = utcnow()
@@ -61,10 +117,12 @@ def create(
         name=_check_name(name),
         description=description,
         enabled=enabled,
-        schedule=_check_schedule(schedule),
-        incremental=incremental,
+        schedule=_check_schedule(DEFAULT_SCHEDULE if schedule is None else schedule),
+        incremental=DEFAULT_INCREMENTAL if incremental is None else incremental,
         filter=check_filter(filter),
-        transformation=check_transformation(transformation, model),
+        transformation=check_transformation(
+            default_transformation(model) if transformation is None else transformation, model
+        ),
         state={},
         needs_full=True,
         created_at=now,
@@ -85,6 +143,7 @@ def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]
 
 
 def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
+    """Apply `changes`; entry points call `saving.save_changes` (it tries the result)."""
     pipeline = get(app, pipeline_id)
     if changes.name is not None:
         pipeline.name = _check_name(changes.name)

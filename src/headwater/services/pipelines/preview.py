@@ -1,16 +1,19 @@
 """Previews: a definition (saved or not) run on live sample customers, side by side.
 
 Uses the same filter, transformation runtimes and Customer Model validation as a run,
-but writes nothing.
+but writes nothing.  `sample_warning` is the same trial, taken when a pipeline is saved.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from headwater.adapters.connectors.stripe import StripeSource
 from headwater.adapters.transformations.contract import BatchFailed, Transformation
-from headwater.kernel.errors import InvalidInput
+from headwater.kernel.entities import Pipeline
+from headwater.kernel.errors import HeadwaterError, InvalidInput
 from headwater.kernel.model import ConversionError, CustomerModel
 from headwater.kernel.records import Record, TransformFailure
 from headwater.services.app import App
@@ -24,6 +27,8 @@ from headwater.services.pipelines.definition import (
 )
 
 MAX_PAGES = 10
+#: Customers a pipeline's definition is tried on when it is saved.
+SAVE_SAMPLE = 50
 
 
 @dataclass
@@ -74,24 +79,13 @@ def preview(
         connection_id = pipeline.connection_id
         transformation = transformation or pipeline.transformation
         filter = filter if filter is not None else pipeline.filter
-    if not connection_id or transformation is None:
+    if not connection_id:
         raise InvalidInput("give a pipeline, or a connection and a transformation")
-    spec = check_transformation(transformation, model)
+    spec = check_transformation(transformation or manage.default_transformation(model), model)
     keep = compile_predicate(check_filter(filter))
     result = Preview()
-    chosen: list[Record] = []
     with open_source(app, get_connection(app, connection_id)) as source:
-        for page in source.read_newest(MAX_PAGES):
-            for record in page:
-                result.scanned += 1
-                if keep(record):
-                    chosen.append(record)
-                else:
-                    result.filtered_out += 1
-                if len(chosen) == limit:
-                    break
-            if len(chosen) == limit:
-                break
+        chosen = _choose(source, keep, limit, result)
     transform = compile_transformation(spec, model)
     try:
         result.samples = _run(transform, chosen, model)
@@ -99,6 +93,58 @@ def preview(
     finally:
         transform.close()
     return result
+
+
+def sample_warning(app: App, pipeline: Pipeline, size: int = SAVE_SAMPLE) -> str | None:
+    """Try a saved pipeline's filter and transformation on up to `size` of the newest live
+    customers; a warning (with the first error) when most of those the filter keeps fail.
+
+    Saving never depends on the trial: a source that cannot be reached (after one quick
+    retry) or a runtime that cannot start gives a warning too, never an error.
+    """
+    try:
+        samples = _try_on_sample(app, pipeline, size)
+    except HeadwaterError as exc:
+        return f"could not try the pipeline on sample customers: {exc.message}"
+    failed = [s for s in samples if s.status == "error"]
+    if len(failed) * 2 <= len(samples):
+        return None
+    first = failed[0]
+    return (
+        f"{len(failed)} of {len(samples)} sampled customers fail ({first.step}); they would "
+        f"not be imported. First error: {first.source_id}: {first.error}"
+    )
+
+
+def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> list[Sample]:
+    model = app.model()
+    keep = compile_predicate(pipeline.filter)
+    with open_source(app, get_connection(app, pipeline.connection_id), glance=True) as source:
+        chosen = _choose(source, keep, size, Preview())
+    if not chosen:
+        return []
+    transform = compile_transformation(pipeline.transformation, model)
+    try:
+        return _run(transform, chosen, model)
+    finally:
+        transform.close()
+
+
+def _choose(
+    source: StripeSource, keep: Callable[[Record], bool], limit: int, counts: Preview
+) -> list[Record]:
+    """Up to `limit` of the newest customers that `keep` accepts; counts what it scanned."""
+    chosen: list[Record] = []
+    for page in source.read_newest(MAX_PAGES):
+        for record in page:
+            counts.scanned += 1
+            if keep(record):
+                chosen.append(record)
+            else:
+                counts.filtered_out += 1
+            if len(chosen) == limit:
+                return chosen
+    return chosen
 
 
 def _run(transform: Transformation, records: list[Record], model: CustomerModel) -> list[Sample]:

@@ -1,0 +1,63 @@
+"""The rules every entry point shares: defaults and "at most one transformation"."""
+
+from __future__ import annotations
+
+import pytest
+from tests.services.conftest import connect
+
+from headwater.adapters.transformations.mapping import suggest_mapping
+from headwater.kernel.errors import InvalidInput
+from headwater.sandbox.testing import RunningSandbox
+from headwater.services.app import App
+from headwater.services.pipelines import manage, preview
+
+
+def test_choose_transformation_takes_at_most_one_kind(app: App) -> None:
+    model = app.model()
+    assert manage.choose_transformation(model) is None
+    assert manage.choose_transformation(model, suggested=True) == {
+        "kind": "mapping",
+        "mapping": suggest_mapping(model),
+    }
+    assert manage.choose_transformation(model, mapping={"email": "email"}) == {
+        "kind": "mapping",
+        "mapping": {"email": "email"},
+    }
+    assert manage.choose_transformation(model, javascript="function transform(c) {}") == {
+        "kind": "javascript",
+        "source": "function transform(c) {}",
+    }
+    assert manage.choose_transformation(model, python="def transform(c): ...") == {
+        "kind": "python",
+        "source": "def transform(c): ...",
+    }
+    with pytest.raises(InvalidInput) as raised:
+        manage.choose_transformation(model, mapping={}, python="x", suggested=True)
+    assert raised.value.location == "transformation"
+    assert raised.value.message.endswith("got mapping and suggested mapping and python")
+
+
+def test_a_pipeline_created_without_options_gets_the_defaults(
+    app: App, sandbox: RunningSandbox
+) -> None:
+    conn = connect(app, sandbox)
+    pipeline = manage.create(app, conn.id, "defaults")
+    assert pipeline.transformation == {"kind": "mapping", "mapping": suggest_mapping(app.model())}
+    assert pipeline.schedule == manage.DEFAULT_SCHEDULE == "off"
+    assert pipeline.incremental is manage.DEFAULT_INCREMENTAL is True
+    assert pipeline.enabled is True
+    chosen = manage.create(app, conn.id, "chosen", schedule="24h", incremental=False)
+    assert (chosen.schedule, chosen.incremental) == ("24h", False)
+
+
+def test_preview_of_an_unsaved_definition_defaults_to_the_suggested_mapping(
+    app: App, sandbox: RunningSandbox
+) -> None:
+    conn = connect(app, sandbox)
+    result = preview.preview(app, connection_id=conn.id, limit=5)
+    assert len(result.samples) == 5
+    suggested = suggest_mapping(app.model())
+    for sample in result.samples:
+        assert sample.status == "ok", sample.error
+        assert sample.output is not None
+        assert set(sample.output) == set(suggested)
