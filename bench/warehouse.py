@@ -68,6 +68,7 @@ def through_adapter(
     wh: Warehouse, batches: list[list[IdentityRow]], run: str
 ) -> Callable[[], None]:
     def work() -> None:
+        wh.claim("bench", run)
         for rows in batches:
             wh.write(WriteBatch("bench", "conn", run, rows))
 

@@ -133,12 +133,12 @@ def test_unreachable_warehouse_fails_clearly_and_writes_nothing(
 ) -> None:
     from tests.services.conftest import use_postgres
 
+    from headwater.services.warehouse import save_url
+
     good = use_postgres(app, pg_schema)
     pipeline = make_pipeline(connect(app, sandbox))
     assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
-    workspace = app.workspace()
-    workspace.warehouse_url = "postgresql://root@127.0.0.1:1/test"
-    objects.save(app.engine, workspace, only=["warehouse_url"])
+    save_url(app, "postgresql://root@127.0.0.1:1/test")
     run = runner.run_pipeline(app, pipeline.id, full=True)
     assert run.status == "failed"
     assert "127.0.0.1:1" in (run.message or "") or "warehouse" in (run.message or "").lower()

@@ -128,7 +128,7 @@ def test_incremental_run_applies_exactly_the_changes_with_separate_counters(
     assert first.kind == "full"
     assert "new" in first.summary["reason"]
     before = assert_in_sync(app, sb, pipeline)
-    assert reload(app, pipeline).state["position"] is not None
+    assert reload(app, pipeline).state.position is not None
     stamps = {r["_source_id"]: r["_imported_at"] for r in identities(app, pipeline.id)}
     wh = app.warehouse()
     profiles_before = {p["_profile_id"]: p["_updated_at"] for p in wh.profiles()}
@@ -275,7 +275,7 @@ def test_a_position_older_than_30_days_falls_back_to_a_full_run_that_says_why(
     if with_event:
         client.v1.customers.update(pro_ids(sb, 1)[0], {"email": "seen@x.io"})
         assert run(app, pipeline).kind == "incremental"
-    position = reload(app, pipeline).state["position"]
+    position = reload(app, pipeline).state.position
     assert (position["event_id"] is not None) is with_event
     # Changes whose events will have aged out of Stripe's history by the next run:
     # an incremental reader cannot see them any more, only a full run with purge can.
@@ -313,7 +313,7 @@ def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_
     customers = sdk(sb).v1.customers
     pipeline = make(app, sb, make_pipeline)
     run(app, pipeline)  # no events existed: the position is a time, not an event
-    assert reload(app, pipeline).state["position"]["event_id"] is None
+    assert reload(app, pipeline).state.position["event_id"] is None
     ids = pro_ids(sb, 30)
     for i in range(250):  # three pages of events, several per customer, in order
         customers.update(ids[i % 30], {"email": f"v{i}@x.io"})
@@ -327,4 +327,4 @@ def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_
     # One pass over 3 pages (+1 empty check from the newest event) when the pages fit
     # in memory; otherwise a walk back and a replay forward.
     assert event_calls <= (3 if held_pages == 50 else 6), calls
-    assert reload(app, pipeline).state["position"]["event_id"] is not None
+    assert reload(app, pipeline).state.position["event_id"] is not None

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.services.conftest import MakePipeline, connect, reload
+from tests.services.conftest import MakePipeline, connect
 from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, run, sdk
 
 from headwater.adapters.store import runs
+from headwater.kernel.entities import Pipeline
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import runner
@@ -148,12 +149,11 @@ CRASH_SCRIPT = textwrap.dedent(
     save_state = engine.RunContext.save_state
     open_warehouse = App.warehouse
 
-    def crashing_save(self, **changes):
-        if "position" in changes:
-            seen["save"] += 1
-            if point == "after-commit" and seen["save"] == nth:
-                os._exit(99)  # this batch's write committed; its position is not saved
-        save_state(self, **changes)
+    def crashing_save(self, state, **kw):
+        seen["save"] += 1
+        if point == "after-commit" and seen["save"] == nth:
+            os._exit(99)  # this batch (and its position) committed; nothing after it did
+        save_state(self, state, **kw)
 
     def crashing_warehouse(self):
         wh = open_warehouse(self)
@@ -172,6 +172,17 @@ CRASH_SCRIPT = textwrap.dedent(
     sys.exit(0)
     """
 )
+
+
+def warehouse_position(app: App, pipeline: Pipeline) -> dict[str, Any] | None:
+    wh = app.warehouse()
+    try:
+        owned = wh.pipeline_state(pipeline.id)
+    finally:
+        wh.close()
+    assert owned is not None
+    assert owned.state is not None
+    return owned.state.position
 
 
 def _changes(mutator: Mutator, rng: random.Random, n: int) -> None:
@@ -194,7 +205,7 @@ def test_a_crash_at_chosen_points_of_incremental_runs_loses_and_duplicates_nothi
         run(app, pipeline)
         mutator = Mutator(sb)
         for n, (point, nth) in enumerate(CRASH_POINTS):
-            before = reload(app, pipeline).state["position"]
+            before = warehouse_position(app, pipeline)
             _changes(mutator, random.Random(n), 130)  # two pages of events: two batches
             crashed = subprocess.run(
                 [sys.executable, "-c", CRASH_SCRIPT, pipeline.id, point, str(nth)],
@@ -204,11 +215,13 @@ def test_a_crash_at_chosen_points_of_incremental_runs_loses_and_duplicates_nothi
                 timeout=120,
             )
             assert crashed.returncode == 99, crashed.stderr[-2000:]
-            saved = reload(app, pipeline).state["position"]
-            if nth == 1:
-                assert saved == before  # the committed batch's position was never saved
+            # The position commits with its batch (rules 1 and 5): it moved exactly when
+            # a batch committed before the crash.
+            saved = warehouse_position(app, pipeline)
+            if point == "before-write" and nth == 1:
+                assert saved == before
             else:
-                assert saved != before  # the first batch's position was
+                assert saved != before
             recovered = run(app, pipeline)
             assert recovered.kind == "incremental"
             assert_in_sync(app, sb, pipeline)

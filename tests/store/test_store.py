@@ -17,11 +17,19 @@ from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import objects, runs
 from headwater.adapters.store.crypto import Cipher, SecretKeyMismatch
-from headwater.adapters.store.database import HEAD_REVISION, current_revision, open_engine
+from headwater.adapters.store.database import (
+    HEAD_REVISION,
+    StoreUnavailable,
+    current_revision,
+    engine_url,
+    migrate,
+    open_engine,
+)
 from headwater.kernel.entities import Connection, Pipeline, Workspace, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import RecordError, Step
+from headwater.kernel.state import PipelineState
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -67,7 +75,7 @@ def _seed(engine: Engine) -> Pipeline:
             True,
             None,
             {"kind": "mapping", "mapping": {"email": "email"}},
-            {},
+            PipelineState(),
             True,
             now,
             now,
@@ -79,10 +87,10 @@ def test_migrations_are_idempotent_and_entities_round_trip(engine: Engine) -> No
     pipeline = _seed(engine)
     loaded = objects.get(engine, Pipeline, "pl_1")
     assert loaded.transformation == pipeline.transformation
-    assert loaded.state == {}
-    loaded.state = {"position": {"event_id": "evt_1", "created": 5}}
+    assert loaded.state == PipelineState()
+    loaded.state = PipelineState(position={"event_id": "evt_1", "created": 5}, max_created=7)
     objects.save(engine, loaded, only=["state"])
-    assert objects.get(engine, Pipeline, "pl_1").state["position"]["event_id"] == "evt_1"
+    assert objects.get(engine, Pipeline, "pl_1").state == loaded.state
     # Opening again runs migrations again: nothing to do, nothing lost.
     again = open_engine(str(engine.url.render_as_string(hide_password=False)))
     assert [p.id for p in objects.find(again, Pipeline)] == ["pl_1"]
@@ -173,3 +181,43 @@ def test_cipher_round_trip_and_key_file(tmp_path: Path) -> None:
         cipher.decrypt(token, "conn_2")  # bound to its connection
     with pytest.raises(SecretKeyMismatch, match="HEADWATER_SECRET_KEY"):
         Cipher.from_settings("another passphrase", tmp_path).decrypt(token, "conn_1")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migration_0002_encrypts_the_plain_warehouse_urls_of_a_0001_store(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = pg_schema_url(request.getfixturevalue("pg_schema"))
+    plain = "postgresql://wh:Sup3r-s3cret@db.example:5432/prod?schema=cdp"
+    old = sa.create_engine(engine_url(url))
+    with old.begin() as conn:
+        migrate(conn, "0001")
+        for ws, value in (("ws_a", plain), ("ws_b", None)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO workspaces (id, name, customer_model, warehouse_url, created_at)"
+                    " VALUES (:id, :id, '[]', :url, :at)"
+                ),
+                {"id": ws, "url": value, "at": utcnow()},
+            )
+    old.dispose()
+    cipher = Cipher(b"k" * 32)
+    with pytest.raises(StoreUnavailable, match="secret key"):
+        open_engine(url)  # encrypting needs the key
+    engine = open_engine(url, cipher=cipher)
+    try:
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+            query = sa.text("SELECT id, warehouse_url_encrypted FROM workspaces")
+            rows = dict(conn.execute(query).all())
+        assert "Sup3r-s3cret" not in repr(rows)
+        assert rows["ws_b"] is None
+        assert cipher.decrypt(rows["ws_a"], context="warehouse_url:ws_a") == plain
+        workspace = objects.get(engine, Workspace, "ws_a")
+        assert workspace.warehouse_url_encrypted == rows["ws_a"]
+        open_engine(url).dispose()  # migrated: opening needs no key any more
+    finally:
+        engine.dispose()

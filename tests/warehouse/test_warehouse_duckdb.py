@@ -40,6 +40,7 @@ def batch(part: list[IdentityRow], deletes: list[str] | None = None) -> WriteBat
 def open_warehouse(path: Path, **kwargs: int | None) -> DuckDBWarehouse:
     wh = DuckDBWarehouse(path, **kwargs)  # type: ignore[arg-type]
     wh.ensure_columns(DEFAULT_MODEL.columns)
+    wh.claim(PIPELINE, "run-1")
     return wh
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from headwater.adapters.warehouse import WarehouseError, check, connect
 from headwater.adapters.warehouse.duckdb import DuckDBWarehouse
+from headwater.adapters.warehouse.engines import canonical_url
 from headwater.adapters.warehouse.postgres import PostgresWarehouse
 from headwater.kernel.errors import InvalidInput
 
@@ -27,8 +29,8 @@ def test_duckdb_file_url_creates_the_directory(tmp_path: Path) -> None:
     assert target.exists()
 
 
-def test_duckdb_memory_url_with_schema() -> None:
-    wh = connect("duckdb:///:memory:", schema="other")
+def test_duckdb_url_with_schema(tmp_path: Path) -> None:
+    wh = connect(f"duckdb:///{tmp_path / 'w.duckdb'}?schema=other")
     try:
         assert wh.capabilities.engine == "duckdb"
         assert wh.capabilities.schema == "other"
@@ -52,7 +54,7 @@ def test_malformed_duckdb_url() -> None:
 
 def test_bad_schema_name_is_rejected() -> None:
     with pytest.raises(InvalidInput, match="schema"):
-        connect("duckdb:///:memory:", schema='x"; DROP TABLE y; --')
+        DuckDBWarehouse(":memory:", schema='x"; DROP TABLE y; --')
 
 
 def test_unreachable_postgres_is_a_clear_error_without_the_password() -> None:
@@ -112,3 +114,33 @@ def test_profile_id_is_uuid5_of_pipeline_and_source() -> None:
         expected = str(uuid.uuid5(_PROFILES, f"{pipeline}\x1f{source}"))
         assert profile_id(pipeline, source) == expected
     assert profile_id("p1", "cus_1") != profile_id("p2", "cus_1")
+
+
+def test_a_memory_url_is_refused_because_it_keeps_nothing() -> None:
+    """The audit: duckdb:///:memory: was accepted, lost everything and the position advanced."""
+    for url in ("duckdb:///:memory:", "duckdb:///:memory:?schema=x"):
+        with pytest.raises(InvalidInput, match="keeps nothing") as info:
+            connect(url)
+        assert "duckdb:////absolute/path/file.duckdb" in info.value.message
+        with pytest.raises(InvalidInput, match="keeps nothing"):
+            canonical_url(url)
+
+
+def test_a_relative_duckdb_path_is_refused_when_opened(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=re.escape("'wh/x.duckdb' is relative")):
+        connect("duckdb:///wh/x.duckdb")
+    assert not (Path.cwd() / "wh" / "x.duckdb").exists()
+
+
+def test_canonical_url_resolves_a_relative_duckdb_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert canonical_url("duckdb:///wh/x.duckdb") == f"duckdb:///{tmp_path}/wh/x.duckdb"
+    assert canonical_url("duckdb:///wh/x.duckdb?schema=s") == (
+        f"duckdb:///{tmp_path}/wh/x.duckdb?schema=s"
+    )
+    absolute = f"duckdb:///{tmp_path}/a.duckdb"
+    assert absolute.startswith("duckdb:////")
+    assert canonical_url(absolute) == absolute
+    assert canonical_url(PG_URL) == PG_URL

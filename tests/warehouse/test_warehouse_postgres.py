@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import psycopg
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.postgres
 def pg(pg_schema: str):
     wh = PostgresWarehouse(PG_URL, schema=pg_schema)
     wh.ensure_columns(COLUMNS)
+    wh.claim("p1", "r1")
     yield wh
     wh.close()
 
@@ -40,6 +43,7 @@ def test_connection_killed_between_statements_leaves_nothing(pg: PostgresWarehou
             other.execute("SELECT pg_terminate_backend(%s)", (victim,))
 
     pg._after_merge = kill
+    pg.claim("p1", "r2")
     with pytest.raises(WarehouseError, match="PostgreSQL write failed"):
         pg.write(
             WriteBatch("p1", "c1", "r2", rows("cus_1", "cus_3", email="lost"), deletes=["cus_2"])
@@ -66,17 +70,26 @@ def test_schema_change_by_another_session_is_picked_up(pg: PostgresWarehouse) ->
         other.execute(f'ALTER TABLE "{pg.schema}".identities DROP COLUMN "order"')
         other.execute(f'ALTER TABLE "{pg.schema}".profiles DROP COLUMN "order"')
     # The cached column list is stale; the adapter notices and retries on its own.
+    pg.claim("p1", "r2")
     assert pg.write(WriteBatch("p1", "c1", "r2", rows("cus_2"))).inserted == 1
     assert pg.count() == 2
     assert "order" not in pg.identities()[0]
 
 
 def test_concurrent_writers_on_distinct_pipelines(pg: PostgresWarehouse, pg_schema: str) -> None:
+    """Two sessions, each inside its own write transaction at the same time."""
     second = PostgresWarehouse(PG_URL, schema=pg_schema)
+    both_in = threading.Barrier(2, timeout=10)
     try:
         second.ensure_columns(COLUMNS)
-        pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1", "cus_2")))
-        second.write(WriteBatch("p2", "c1", "r1", rows("cus_1")))
+        second.claim("p2", "r1")
+        # Each waits, inside its open transaction, until the other is inside its own.
+        pg._after_merge = both_in.wait
+        second._after_merge = both_in.wait
+        with ThreadPoolExecutor(2) as pool:
+            one = pool.submit(pg.write, WriteBatch("p1", "c1", "r1", rows("cus_1", "cus_2")))
+            two = pool.submit(second.write, WriteBatch("p2", "c1", "r1", rows("cus_1")))
+            assert (one.result(30).inserted, two.result(30).inserted) == (2, 1)
         assert pg.count("p1") == 2
         assert second.count() == 3
     finally:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from headwater.kernel.state import PipelineState
+
 SCHEDULES = ("off", "5m", "15m", "30m", "1h", "2h", "3h", "6h", "8h", "12h", "24h")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 LIVE_STATUSES = ("queued", "running")
@@ -25,7 +27,9 @@ class Workspace:
     id: str
     name: str
     customer_model: list[dict[str, Any]]
-    warehouse_url: str | None
+    #: The warehouse URL encrypted with the store's cipher (it may carry a password);
+    #: None: the default DuckDB file in the data directory.
+    warehouse_url_encrypted: str | None
     created_at: datetime
 
 
@@ -70,7 +74,8 @@ class Pipeline:
     incremental: bool
     filter: dict[str, Any] | None
     transformation: dict[str, Any]
-    state: dict[str, Any]
+    #: A display copy of the state saved in the warehouse (the warehouse's is the truth).
+    state: PipelineState
     needs_full: bool
     created_at: datetime
     updated_at: datetime

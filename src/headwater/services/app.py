@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from headwater.adapters.store import objects
-from headwater.adapters.store.crypto import Cipher
+from headwater.adapters.store.crypto import Cipher, warehouse_url_context
 from headwater.adapters.store.database import open_engine
 from headwater.adapters.warehouse import connect as connect_warehouse
 from headwater.adapters.warehouse.contract import Warehouse
+from headwater.adapters.warehouse.engines import canonical_url
 from headwater.kernel.entities import Workspace, utcnow
 from headwater.kernel.model import DEFAULT_MODEL, CustomerModel
 from headwater.kernel.settings import Settings
@@ -27,8 +28,9 @@ class App:
     @classmethod
     def open(cls, settings: Settings) -> App:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        engine = open_engine(settings.database_url)
-        app = cls(settings, engine, Cipher.from_settings(settings.secret_key, settings.home))
+        cipher = Cipher.from_settings(settings.secret_key, settings.home)
+        engine = open_engine(settings.database_url, cipher)
+        app = cls(settings, engine, cipher)
         app.workspace()  # the default workspace exists from the first start
         return app
 
@@ -43,7 +45,7 @@ class App:
             id="ws_default",
             name=DEFAULT_WORKSPACE,
             customer_model=DEFAULT_MODEL.as_list(),
-            warehouse_url=None,
+            warehouse_url_encrypted=None,
             created_at=utcnow(),
         )
         return objects.add(self.engine, workspace)
@@ -52,7 +54,13 @@ class App:
         return CustomerModel.from_list(self.workspace().customer_model)
 
     def warehouse_url(self) -> str:
-        return self.workspace().warehouse_url or self.settings.default_warehouse_url
+        """The workspace's warehouse URL, decrypted: for connecting, never for display
+        (`headwater.services.warehouse.safe_url` masks it)."""
+        workspace = self.workspace()
+        if workspace.warehouse_url_encrypted is None:
+            return canonical_url(self.settings.default_warehouse_url)
+        context = warehouse_url_context(workspace.id)
+        return self.cipher.decrypt(workspace.warehouse_url_encrypted, context=context)
 
     def warehouse(self) -> Warehouse:
         """Open the workspace's warehouse with its tables matching the Customer Model."""

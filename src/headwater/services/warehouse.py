@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from headwater.adapters.store import objects
+from headwater.adapters.store.crypto import warehouse_url_context
 from headwater.adapters.warehouse import check, connect
+from headwater.adapters.warehouse.engines import canonical_url
+from headwater.adapters.warehouse.staging import hide_password
 from headwater.services.app import App
-
-_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
 
 def safe_url(url: str) -> str:
     """The URL with any password masked, for display."""
-    return _PASSWORD.sub(r"\1***@", url)
+    return hide_password(url)
 
 
 def describe(app: App) -> dict[str, Any]:
@@ -33,13 +33,26 @@ def describe(app: App) -> dict[str, Any]:
 
 
 def set_url(app: App, url: str) -> None:
-    """Test the warehouse and create its tables, then save the setting."""
+    """Test the warehouse and create its tables, then save the setting.
+
+    A DuckDB path is saved absolute (resolved against the working directory now) and
+    ``duckdb:///:memory:`` is refused (`InvalidInput`).  A pipeline's position lives in
+    its warehouse, so after a switch each pipeline's next run is a full one.
+    """
+    url = canonical_url(url)
     check(url)
     warehouse = connect(url)
     try:
         warehouse.ensure_columns(app.model().columns)
     finally:
         warehouse.close()
+    save_url(app, url)
+
+
+def save_url(app: App, url: str) -> None:
+    """Save `url` as the workspace's warehouse, encrypted (it may carry a password),
+    without testing it: `set_url` is what entry points call."""
     workspace = app.workspace()
-    workspace.warehouse_url = url
-    objects.save(app.engine, workspace, only=["warehouse_url"])
+    context = warehouse_url_context(workspace.id)
+    workspace.warehouse_url_encrypted = app.cipher.encrypt(canonical_url(url), context=context)
+    objects.save(app.engine, workspace, only=["warehouse_url_encrypted"])

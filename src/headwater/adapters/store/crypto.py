@@ -24,7 +24,7 @@ class SecretKeyMismatch(TerminalError):
 
 
 class Cipher:
-    """Encrypts and decrypts short secrets (API keys, webhook secrets)."""
+    """Encrypts and decrypts short secrets (API keys, webhook secrets, warehouse URLs)."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
@@ -58,6 +58,16 @@ class Cipher:
                 "a stored secret cannot be decrypted: HEADWATER_SECRET_KEY (or the key file) "
                 "changed since it was saved"
             ) from None
+
+
+def is_encrypted(value: str) -> bool:
+    """Whether `value` is a token of `Cipher.encrypt` (not a plain secret)."""
+    return value.startswith(_PREFIX)
+
+
+def warehouse_url_context(workspace_id: str) -> str:
+    """What a workspace's warehouse URL is bound to when encrypted (its row)."""
+    return f"warehouse_url:{workspace_id}"
 
 
 def load_or_create_key_file(path: Path) -> bytes:

@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
+from headwater.adapters.store.crypto import Cipher
 from headwater.kernel.errors import TransientError
 
 #: The newest migration.  When the store is at it, opening skips Alembic altogether
 #: (importing it costs ~12 MB and ~80 ms); a test checks this against Alembic's head.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002_warehouse_secret"
 
 
 class StoreUnavailable(TransientError):
@@ -37,8 +38,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def open_engine(url: str) -> Engine:
-    """Create the engine and bring the schema to the newest migration."""
+def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
+    """Create the engine and bring the schema to the newest migration.
+
+    `cipher` is the store's key: migrations that encrypt stored secrets need it.
+    """
     url = engine_url(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -48,7 +52,7 @@ def open_engine(url: str) -> Engine:
     try:
         with engine.begin() as conn:
             if current_revision(conn) != HEAD_REVISION:
-                migrate(conn)
+                migrate(conn, cipher=cipher)
     except Exception as exc:  # the driver's own error types vary; report uniformly
         engine.dispose()
         raise StoreUnavailable(f"metadata store {engine.url!r} is unavailable: {exc}") from exc
@@ -63,13 +67,14 @@ def current_revision(conn: Connection) -> str | None:
     return None if found is None else str(found)
 
 
-def migrate(conn: Connection, revision: str = "head") -> None:
+def migrate(conn: Connection, revision: str = "head", cipher: Cipher | None = None) -> None:
     from alembic import command  # only when there is something to migrate
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(files("headwater.adapters.store") / "migrations"))
     config.attributes["connection"] = conn
+    config.attributes["cipher"] = cipher
     command.upgrade(config, revision)
 
 

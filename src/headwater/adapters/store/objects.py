@@ -11,6 +11,7 @@ from sqlalchemy import Engine, Table, delete, insert, select, update
 from headwater.adapters.store import tables
 from headwater.kernel.entities import Connection, Pipeline, Workspace
 from headwater.kernel.errors import NotFound
+from headwater.kernel.state import PipelineState
 
 E = TypeVar("E", Workspace, Connection, Pipeline)
 
@@ -24,6 +25,8 @@ _NOUNS = {Workspace: "workspace", Connection: "connection", Pipeline: "pipeline"
 
 def _entity(cls: type[E], row: Any) -> E:
     data = dict(row._mapping)
+    if cls is Pipeline:  # stored as JSON (`asdict` turned it into a dict on the way in)
+        data["state"] = PipelineState.from_dict(data["state"])
     return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 

@@ -27,7 +27,7 @@ workspaces = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("customer_model", JSON, nullable=False),
-    Column("warehouse_url", Text, nullable=True),
+    Column("warehouse_url_encrypted", Text, nullable=True),  # a secret: it may hold a password
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -1,9 +1,11 @@
-"""Warehouse adapters: one `Warehouse` protocol (base.py), one module per engine."""
+"""Warehouse adapters: one `Warehouse` protocol (contract.py), one module per engine."""
 
 from __future__ import annotations
 
 from headwater.adapters.warehouse.contract import (
     Capabilities,
+    OwnedState,
+    OwnershipLost,
     Warehouse,
     WarehouseError,
     WriteBatch,
@@ -14,6 +16,8 @@ from headwater.adapters.warehouse.engines import ENGINES, check, connect
 __all__ = [
     "ENGINES",
     "Capabilities",
+    "OwnedState",
+    "OwnershipLost",
     "Warehouse",
     "WarehouseError",
     "WriteBatch",

@@ -6,9 +6,24 @@ Tables (DESIGN.md §6), in schema ``headwater`` where the engine has schemas:
   ``_pipeline_id, _connection_id, _source_id, _source_updated_at, _run_id,
   _imported_at, _profile_id`` followed by one column per Customer Model leaf.
 - ``profiles``: ``_profile_id, _updated_at, _identity_count`` then the model columns.
+- ``pipeline_state``: one row per pipeline: the run that owns it (the fencing token) and
+  its saved `PipelineState` as JSON (see `ownership`).
 
 Contract for every implementation:
 
+- Ownership (DESIGN.md §6 rule 6).  `claim` makes a run the owner of a pipeline, taking
+  it over from any earlier run (which run may run at all is the metadata store's
+  decision: one live run per pipeline), and returns the state saved in *this*
+  warehouse, or None when it holds none (a new warehouse, a dropped schema, a replaced
+  file: the caller then runs in full, rule 5).  `write` and `purge_unseen` check inside
+  their own transaction, before anything else, that ``run_id`` still owns the pipeline;
+  if not they raise `OwnershipLost` and change nothing.  The check is one statement on
+  one row, serialised against a concurrent `claim` (a takeover waits for a write in
+  flight, or conflicts with it; never do both commit as owners).  A pipeline nobody
+  claimed has no owner: every write or purge for it is refused.
+- State (rule 5, with rule 1).  ``WriteBatch.state`` and the ``state`` of
+  `purge_unseen`, when given, are saved in the same transaction as the rows they cover:
+  both commit or neither.  `pipeline_state` reads the row back.
 - `write` applies one batch in ONE transaction: merge (upsert) the rows on
   (``_pipeline_id``, ``_source_id``), delete the listed source ids, and update the
   profiles of exactly the touched identities.  Either all of it commits or nothing.
@@ -24,6 +39,8 @@ Contract for every implementation:
 - `purge_unseen` deletes, in one transaction, the pipeline's identities whose
   ``_run_id`` differs from the given run and whose source id is not in `keep`, and
   their profiles.  It returns how many identities it deleted.
+- `delete_pipeline` removes the pipeline's identities, their profiles and its
+  ``pipeline_state`` row (no ownership needed: the pipeline is going away).
 - Model changes (`ensure_columns`, `rename_column`, `drop_column`) alter both tables.
 - Infrastructure failures (connection lost, disk full, a table changed under us) raise
   `WarehouseError` (transient); nothing of the batch remains after one.
@@ -35,9 +52,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from headwater.adapters.warehouse.ownership import OwnedState, OwnershipLost
 from headwater.kernel.errors import TransientError
 from headwater.kernel.model import Column
 from headwater.kernel.records import IdentityRow
+from headwater.kernel.state import PipelineState
+
+__all__ = ["OwnedState", "OwnershipLost"]
 
 META_COLUMNS = (
     "_pipeline_id",
@@ -72,6 +93,8 @@ class WriteBatch:
     run_id: str
     rows: Sequence[IdentityRow] = ()
     deletes: Sequence[str] = ()
+    #: Saved as the pipeline's state in the batch's transaction (None: left as it is).
+    state: PipelineState | None = None
 
 
 @dataclass
@@ -98,9 +121,21 @@ class Warehouse(Protocol):
 
     def drop_column(self, name: str) -> None: ...
 
+    def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
+        """Make `run_id` the pipeline's owner; the state saved here, if any."""
+
+    def pipeline_state(self, pipeline_id: str) -> OwnedState | None:
+        """The pipeline's owner and saved state in this warehouse (None: never claimed)."""
+
     def write(self, batch: WriteBatch) -> WriteResult: ...
 
-    def purge_unseen(self, pipeline_id: str, run_id: str, keep: Collection[str] = ()) -> int: ...
+    def purge_unseen(
+        self,
+        pipeline_id: str,
+        run_id: str,
+        keep: Collection[str] = (),
+        state: PipelineState | None = None,
+    ) -> int: ...
 
     def delete_pipeline(self, pipeline_id: str) -> int:
         """Remove every identity of a pipeline (and its profiles); returns the count."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -15,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import duckdb
 import pyarrow as pa
 
-from headwater.adapters.warehouse import rejects, sql
+from headwater.adapters.warehouse import ownership, rejects, sql
 from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
@@ -45,6 +46,7 @@ from headwater.adapters.warehouse.staging import (
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
+from headwater.kernel.state import PipelineState
 
 T = PropertyType
 P = ParamSpec("P")
@@ -85,8 +87,24 @@ def _memory_bounded(
     return bounded
 
 
+class _WriteConflict(WarehouseError):
+    """Another connection of this process changed the same row in a transaction still open."""
+
+
+#: How long a claim waits for another connection's write in flight on the owner row.
+CLAIM_WAIT_SECONDS = 30.0
+
+
 class _NotFresh(Exception):
     """A batch written as all-new met an existing row (internal; the batch is redone)."""
+
+
+def _named(name: str) -> str:
+    return f"${name}"
+
+
+def _statements(conn: duckdb.DuckDBPyConnection) -> ownership.Execute:
+    return lambda query, params: conn.execute(query, params).fetchall()
 
 
 class DuckDBWarehouse:
@@ -202,6 +220,8 @@ class DuckDBWarehouse:
                 if isinstance(exc, duckdb.DataError | duckdb.IntegrityError):
                     reason = rejects.message(f"DuckDB refused a value: {exc}")
                     raise RejectedData(reason) from None
+                if isinstance(exc, duckdb.TransactionException):
+                    raise _WriteConflict(f"DuckDB {what} failed: {exc}") from None
                 if isinstance(exc, duckdb.Error):
                     raise WarehouseError(f"DuckDB {what} failed: {exc}") from None
                 raise
@@ -296,6 +316,7 @@ class DuckDBWarehouse:
         result = WriteResult()
         now = datetime.now(UTC)
         with self._transaction("write") as conn:
+            self._fence(conn, batch.pipeline_id, batch.run_id, batch.state)
             columns = self._model_columns(conn)
             check_row_columns(rows, columns)
             staged = stage_values(rows, columns, nul_forbidden=False)
@@ -391,10 +412,47 @@ class DuckDBWarehouse:
                 )
         return len(gone)
 
+    def _fence(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        pipeline_id: str,
+        run_id: str,
+        state: PipelineState | None,
+    ) -> None:
+        ownership.fence(_statements(conn), self.schema, _named, pipeline_id, run_id, state)
+
     @_memory_bounded
-    def purge_unseen(self, pipeline_id: str, run_id: str, keep: Collection[str] = ()) -> int:
+    def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
+        # DuckDB does not wait for a row lock: a claim that meets the old owner's write
+        # in flight (two runs in one process) conflicts.  Wait for that write to end.
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while True:
+            try:
+                with self._transaction("claim") as conn:
+                    return ownership.claim(
+                        _statements(conn), self.schema, _named, pipeline_id, run_id
+                    )
+            except _WriteConflict:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    @_memory_bounded
+    def pipeline_state(self, pipeline_id: str) -> ownership.OwnedState | None:
+        with self._transaction("read") as conn:
+            return ownership.read(_statements(conn), self.schema, _named, pipeline_id)
+
+    @_memory_bounded
+    def purge_unseen(
+        self,
+        pipeline_id: str,
+        run_id: str,
+        keep: Collection[str] = (),
+        state: PipelineState | None = None,
+    ) -> int:
         keep_ids = pa.table({"id": pa.array(list(keep), pa.string())})
         with self._transaction("purge") as conn, registered(conn, "hw_keep", keep_ids):
+            self._fence(conn, pipeline_id, run_id, state)
             return self._delete_where(
                 conn,
                 "_pipeline_id = $1 AND _run_id <> $2 AND _source_id NOT IN "
@@ -405,6 +463,7 @@ class DuckDBWarehouse:
     @_memory_bounded
     def delete_pipeline(self, pipeline_id: str) -> int:
         with self._transaction("deleting a pipeline") as conn:
+            ownership.forget(_statements(conn), self.schema, _named, pipeline_id)
             return self._delete_where(conn, "_pipeline_id = $1", [pipeline_id])
 
     # -- reads -----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 from headwater.adapters.warehouse.contract import Warehouse, WarehouseError
 from headwater.adapters.warehouse.staging import hide_password
@@ -12,15 +13,50 @@ from headwater.kernel.errors import InvalidInput
 DEFAULT_SCHEMA = "headwater"
 
 
+_DUCKDB = "duckdb:///"
+_DUCKDB_FORM = "duckdb:////absolute/path/file.duckdb"
+
+
+def _duckdb_path(url: str) -> str:
+    """The file of a DuckDB URL (without its query); refuses what would lose data."""
+    path = url.removeprefix(_DUCKDB).partition("?")[0]
+    if not url.startswith(_DUCKDB) or not path:
+        raise InvalidInput(f"a DuckDB URL is {_DUCKDB_FORM}", "url")
+    if path == ":memory:":
+        raise InvalidInput(
+            "an in-memory DuckDB warehouse keeps nothing once the command ends (while the "
+            f"pipelines' positions would move on); use a file: {_DUCKDB_FORM}",
+            "url",
+        )
+    return path
+
+
 def _duckdb(url: str, schema: str) -> Warehouse:
     from headwater.adapters.warehouse.duckdb import DuckDBWarehouse
 
-    path = url.removeprefix("duckdb:///")
-    if path == url or not path:
+    path = _duckdb_path(url)
+    if not Path(path).is_absolute():
+        # Relative to what?  Each command's working directory would be its own warehouse.
         raise InvalidInput(
-            "a DuckDB URL is duckdb:///path/to/file.duckdb or duckdb:///:memory:", "url"
+            f"the DuckDB path {path!r} is relative; a DuckDB URL names an absolute path "
+            f"({_DUCKDB_FORM}): set it again with `headwater warehouse set`",
+            "url",
         )
     return DuckDBWarehouse(path, schema=schema)
+
+
+def canonical_url(url: str) -> str:
+    """`url` as it is saved: a DuckDB path resolved against the working directory now
+    (so every later command, wherever it runs, opens the same file); other URLs as given.
+
+    Raises `InvalidInput` for ``duckdb:///:memory:`` and malformed DuckDB URLs.
+    """
+    if not url.lower().startswith("duckdb:"):
+        return url
+    path = _duckdb_path(url)
+    query = url.partition("?")[2]
+    absolute = str(Path(path).expanduser().absolute())
+    return _DUCKDB + absolute + (f"?{query}" if query else "")
 
 
 def _postgres(url: str, schema: str) -> Warehouse:
@@ -41,17 +77,18 @@ ENGINES: dict[str, Callable[[str, str], Warehouse]] = {
 
 def split_schema(url: str) -> tuple[str, str | None]:
     """Take a ``schema=NAME`` query parameter out of `url`; the rest goes to the driver."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
+    # Not urlsplit/urlunsplit: they turn duckdb:////abs/path into duckdb://abs/path.
+    base, _, query_text = url.partition("?")
+    query = parse_qsl(query_text, keep_blank_values=True)
     schema = next((v for k, v in query if k == "schema"), None)
     if schema is None:
         return url, None
     rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
+    return base + (f"?{rest}" if rest else ""), schema
 
 
 def connect(url: str, *, schema: str | None = None) -> Warehouse:
-    """Open the warehouse at `url` (``duckdb:///file``, ``duckdb:///:memory:``,
+    """Open the warehouse at `url` (``duckdb:////absolute/file.duckdb``,
     ``postgresql://user@host:port/db``); tables are created by `ensure_columns`.
     A ``?schema=NAME`` parameter in the URL picks the schema (default ``headwater``).
 

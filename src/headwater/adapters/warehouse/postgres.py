@@ -12,7 +12,7 @@ import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
 
-from headwater.adapters.warehouse import rejects, sql
+from headwater.adapters.warehouse import ownership, rejects, sql
 from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
@@ -42,10 +42,23 @@ from headwater.adapters.warehouse.staging import (
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
+from headwater.kernel.state import PipelineState
 
 T = PropertyType
 # Placeholders of pipeline id, connection id, run id and import time (see `_params`).
 _PARAMS = ("%(p)s", "%(c)s", "%(r)s", "%(n)s")
+
+
+def _named(name: str) -> str:
+    return f"%({name})s"
+
+
+def _statements(cur: psycopg.Cursor[Any]) -> ownership.Execute:
+    def execute(query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        cur.execute(query, params)
+        return list(cur.fetchall()) if cur.description else []
+
+    return execute
 
 
 class _StaleColumns(WarehouseError):
@@ -184,6 +197,10 @@ class PostgresWarehouse:
     def _write(self, batch: WriteBatch, rows: list[IdentityRow], dry_run: bool) -> WriteResult:
         result = WriteResult()
         with self._transaction("write") as cur:
+            # First: the owner row stays locked until commit (a takeover waits for us).
+            ownership.fence(
+                _statements(cur), self.schema, _named, batch.pipeline_id, batch.run_id, batch.state
+            )
             columns = self._model_columns(cur)
             check_row_columns(rows, columns)
             staged = stage_values(rows, columns, nul_forbidden=True)
@@ -290,8 +307,23 @@ class PostgresWarehouse:
             )
         return len(deleted)
 
-    def purge_unseen(self, pipeline_id: str, run_id: str, keep: Collection[str] = ()) -> int:
+    def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
+        with self._transaction("claim") as cur:
+            return ownership.claim(_statements(cur), self.schema, _named, pipeline_id, run_id)
+
+    def pipeline_state(self, pipeline_id: str) -> ownership.OwnedState | None:
+        with self._transaction("read") as cur:
+            return ownership.read(_statements(cur), self.schema, _named, pipeline_id)
+
+    def purge_unseen(
+        self,
+        pipeline_id: str,
+        run_id: str,
+        keep: Collection[str] = (),
+        state: PipelineState | None = None,
+    ) -> int:
         with self._transaction("purge") as cur:
+            ownership.fence(_statements(cur), self.schema, _named, pipeline_id, run_id, state)
             # `<> ALL` over a bound array is hashed by PostgreSQL, so big keep-sets are fine.
             return self._delete_where(
                 cur,
@@ -301,6 +333,7 @@ class PostgresWarehouse:
 
     def delete_pipeline(self, pipeline_id: str) -> int:
         with self._transaction("deleting a pipeline") as cur:
+            ownership.forget(_statements(cur), self.schema, _named, pipeline_id)
             return self._delete_where(cur, "_pipeline_id = %s", (pipeline_id,))
 
     # -- reads -----------------------------------------------------------------------

@@ -59,7 +59,7 @@ def check_model_column(name: str, where: str = "column") -> None:
 
 
 def create_tables(d: Dialect, schema: str) -> list[str]:
-    """Statements creating the schema and both tables with their meta columns (idempotent)."""
+    """Statements creating the schema and its tables (idempotent)."""
     s, t, ts = quote(schema), d.text, d.timestamptz
     key = d.profile_key or t
     return [
@@ -71,6 +71,10 @@ def create_tables(d: Dialect, schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {s}.profiles ("
         f"_profile_id {key} PRIMARY KEY, _updated_at {ts} NOT NULL, "
         f"_identity_count {d.integer} NOT NULL)",
+        # The owner run and saved state of each pipeline (see `ownership`).
+        f"CREATE TABLE IF NOT EXISTS {s}.pipeline_state (pipeline_id {t} PRIMARY KEY, "
+        f"owner_run_id {t} NOT NULL, state {t}, claimed_at {ts} NOT NULL, "
+        f"updated_at {ts} NOT NULL)",
         *(ddl.format(schema=s) for ddl in d.extra_ddl),
     ]
 

@@ -19,6 +19,8 @@ _PROFILES = uuid.UUID("5b0f5f0e-8c1e-4d59-9a8e-6f1f2f4c9a10")
 _NS = _PROFILES.bytes
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
+# libpq also takes the password as a query parameter or a conninfo key.
+_PASSWORD_PARAM = re.compile(r"(\bpassword\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
 
 
 def profile_id(pipeline_id: str, source_id: str) -> str:
@@ -90,4 +92,4 @@ def column_values(rows: Sequence[IdentityRow], name: str, ptype: PropertyType) -
 
 def hide_password(text: str) -> str:
     """Strip the password of any URL in `text` (connection errors echo the URL)."""
-    return _PASSWORD.sub(r"\1***\3", text)
+    return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD.sub(r"\1***\3", text))

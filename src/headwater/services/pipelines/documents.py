@@ -37,7 +37,7 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
         "next_run_kind": "full"
         if pipeline.needs_full or not pipeline.incremental
         else "incremental",
-        "state": pipeline.state,
+        "state": pipeline.state.as_dict(),
         "warnings": warnings(app, pipeline),
         "last_run": {"id": last[0].id, "status": last[0].status, "kind": last[0].kind}
         if last

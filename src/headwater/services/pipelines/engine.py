@@ -3,10 +3,18 @@
 read → filter → transform → validate → write, for full and incremental runs, under the
 state rules of DESIGN.md §6:
 
-1. the saved position advances only after the write it covers committed (`Writer`);
+1. the saved position advances only with the write it covers: a `PipelineState` rides
+   in the batch (or the purge) whose rows it covers and commits in its transaction;
 2. a full run records the event position before it starts reading;
 3. only a full run that read everything purges unseen identities;
-4. a changed definition makes the next run full (`needs_full`).
+4. a changed definition makes the next run full (`needs_full`);
+5. the position is the one saved in *this* warehouse (`RunContext.claim` reads it):
+   none there (new warehouse, dropped schema, replaced file) makes the run full;
+6. a run first claims the pipeline in the warehouse; every write, purge and position
+   save checks in its transaction that the run still owns it, so a run that another
+   run took over fails (`OwnershipLost`) without writing anything more.
+
+The metadata store keeps a copy of the state for display only (`RunContext.save_state`).
 """
 
 from __future__ import annotations
@@ -14,9 +22,9 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +39,7 @@ from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteRe
 from headwater.kernel.entities import Pipeline, Run, utcnow
 from headwater.kernel.errors import HeadwaterError, redact
 from headwater.kernel.records import Record, Step
+from headwater.kernel.state import PipelineState
 from headwater.services.pipelines.recorder import Recorder
 from headwater.services.pipelines.shaping import Shaper
 from headwater.services.pipelines.writer import Writer
@@ -65,10 +74,28 @@ class RunContext:
     events_read: bool
     summary: dict[str, Any] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)  # rows the warehouse refused
+    #: The state committed in the warehouse, as of the last commit this run saw.  Set
+    #: by `claim` and by `save_state`, which runs on the writer thread after a commit;
+    #: the engine's thread reads it only after `Writer.finish`/`abort` joined that thread.
+    state: PipelineState | None = None
+    claimed: bool = False
 
-    def batch(self, rows: Sequence[Any] = (), deletes: Sequence[str] = ()) -> WriteBatch:
+    def claim(self) -> PipelineState | None:
+        """Make this run the pipeline's owner in the warehouse (once per run) and return
+        the state saved there; None when this warehouse holds none (rule 5)."""
+        if not self.claimed:
+            self.state = self.warehouse.claim(self.pipeline.id, self.run.id)
+            self.claimed = True
+        return self.state
+
+    def batch(
+        self,
+        rows: Sequence[Any] = (),
+        deletes: Sequence[str] = (),
+        state: PipelineState | None = None,
+    ) -> WriteBatch:
         p = self.pipeline
-        return WriteBatch(p.id, p.connection_id, self.run.id, list(rows), list(deletes))
+        return WriteBatch(p.id, p.connection_id, self.run.id, list(rows), list(deletes), state)
 
     def count(self, result: WriteResult) -> None:
         for source_id, message in result.rejected:
@@ -82,9 +109,17 @@ class RunContext:
         c.deleted += result.deleted
         self.recorder.flush()
 
-    def save_state(self, **changes: Any) -> None:
-        self.pipeline.state = {**self.pipeline.state, **changes}
-        objects.save(self.recorder.engine, self.pipeline, only=["state", "needs_full"])
+    def save_state(self, state: PipelineState, *, full_done: bool = False) -> None:
+        """`state` committed in the warehouse: remember it, and copy it to the metadata
+        store for display (never read back as the position).  `full_done` also clears
+        the pipeline's need for a full run."""
+        self.state = state
+        self.pipeline.state = state
+        only = ["state"]
+        if full_done:
+            self.pipeline.needs_full = False
+            only.append("needs_full")
+        objects.save(self.recorder.engine, self.pipeline, only=only)
 
 
 def _created_max(records: Iterable[Record], current: int) -> int:
@@ -96,6 +131,7 @@ def _created_max(records: Iterable[Record], current: int) -> int:
 
 
 def run_full(ctx: RunContext, reason: str) -> None:
+    ctx.claim()
     ctx.summary.update(kind="full", reason=reason)
     position = None
     if ctx.pipeline.incremental and ctx.events_read:
@@ -124,37 +160,47 @@ def run_full(ctx: RunContext, reason: str) -> None:
         raise
     # Rule 3: everything was read without a read error, so unseen identities are gone
     # from the source (or no longer pass the filter).  Failed records keep their rows.
-    purged = ctx.warehouse.purge_unseen(ctx.pipeline.id, ctx.run.id, keep=failed | ctx.rejected)
+    # The new position commits with the purge (rules 1 and 5).
+    state = PipelineState(position=position, max_created=max_created, last_full_run=ctx.run.id)
+    purged = ctx.warehouse.purge_unseen(
+        ctx.pipeline.id, ctx.run.id, keep=failed | ctx.rejected, state=state
+    )
     ctx.recorder.counters.deleted += purged
     ctx.summary["purged"] = purged
-    ctx.pipeline.needs_full = False
-    ctx.save_state(position=position, max_created=max_created, last_full_run=ctx.run.id)
+    ctx.save_state(state, full_done=True)
 
 
 def run_incremental(ctx: RunContext) -> None:
-    state = ctx.pipeline.state
+    state = ctx.claim()
     if ctx.pipeline.needs_full:
         return run_full(ctx, "the pipeline is new or its filter or transformation changed")
+    if state is None:
+        return run_full(
+            ctx,
+            "no saved position in this warehouse (a new warehouse, or its schema or file "
+            "was replaced); importing everything",
+        )
     if not ctx.events_read:
         ctx.summary.setdefault("warnings", []).append(EVENTS_PERMISSION_WARNING)
-        return _run_created_since(ctx, int(state.get("max_created") or 0))
-    position = state.get("position")
-    if not position:
+        return _run_created_since(ctx, state)
+    if not state.position:
         return run_full(ctx, "no saved event position yet")
     ctx.summary.update(kind="incremental", reason="changes since the last run")
     try:
-        _apply_changes(ctx, position)
+        _apply_changes(ctx, state, state.position)
     except HistoryExpired as exc:
         return run_full(ctx, f"incremental history is gone ({exc.message}); re-importing all")
     except PermissionMissing as exc:
         ctx.summary.setdefault("warnings", []).append(EVENTS_PERMISSION_WARNING)
         log.warning("%s", redact(exc.message))
-        return _run_created_since(ctx, int(state.get("max_created") or 0))
+        # From what committed before the permission went missing (the writer has ended).
+        return _run_created_since(ctx, ctx.state or state)
     return None
 
 
-def _apply_changes(ctx: RunContext, position: dict[str, Any]) -> None:
-    """Apply change batches, merged across pages into writes of up to `WRITE_BATCH`.
+def _apply_changes(ctx: RunContext, start: PipelineState, position: dict[str, Any]) -> None:
+    """Apply change batches from `position`, merged across pages into writes of up to
+    `WRITE_BATCH`; each write carries `start` moved to the position it covers.
 
     One write per page would cost a warehouse transaction per 100 events; merging keeps
     only each customer's latest change, so one write never both upserts and deletes it.
@@ -169,11 +215,12 @@ def _apply_changes(ctx: RunContext, position: dict[str, Any]) -> None:
                 pending.pop(change.source_id, None)  # re-insert: chronological order
                 pending[change.source_id] = change
             if len(pending) >= WRITE_BATCH:
-                _submit_changes(ctx, writer, list(pending.values()), change_batch.position)
+                state = replace(start, position=change_batch.position)
+                _submit_changes(ctx, writer, list(pending.values()), state)
                 pending = {}
             last = change_batch.position
         if pending:
-            _submit_changes(ctx, writer, list(pending.values()), last)
+            _submit_changes(ctx, writer, list(pending.values()), replace(start, position=last))
         writer.finish()
     except BaseException:
         writer.abort()
@@ -181,7 +228,7 @@ def _apply_changes(ctx: RunContext, position: dict[str, Any]) -> None:
 
 
 def _submit_changes(
-    ctx: RunContext, writer: Writer, changes: list[Change], position: dict[str, Any]
+    ctx: RunContext, writer: Writer, changes: list[Change], state: PipelineState
 ) -> None:
     upserts = [c for c in changes if c.record is not None]
     deletes = [c.source_id for c in changes if c.record is None]
@@ -190,32 +237,38 @@ def _submit_changes(
     # A customer that no longer passes the filter (or is skipped) is removed.
     deletes.extend(shaped.dropped)
 
-    def commit(result: WriteResult) -> None:
-        ctx.count(result)
-        ctx.save_state(position=position)  # rule 1: only after the write committed
-
-    writer.submit(ctx.batch(shaped.rows, deletes), commit)
+    writer.submit(ctx.batch(shaped.rows, deletes, state), _committed(ctx, state))
     ctx.recorder.flush()
 
 
-def _run_created_since(ctx: RunContext, since: int) -> None:
+def _run_created_since(ctx: RunContext, start: PipelineState) -> None:
     ctx.summary.update(kind="incremental", reason="new customers by created date")
     read_at = utcnow()
-    max_created = since
+    max_created = start.max_created
     writer = Writer(ctx.warehouse)
     try:
-        for page in ctx.source.read_created_since(since):
+        # `created` has one-second resolution: re-reading the last second next time is
+        # harmless (idempotent merge) and never misses a customer created in it.
+        for page in ctx.source.read_created_since(start.max_created):
             ctx.recorder.counters.read += len(page)
             max_created = _created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
-            writer.submit(ctx.batch(shaped.rows), ctx.count)
+            state = replace(start, max_created=max_created)
+            writer.submit(ctx.batch(shaped.rows, state=state), _committed(ctx, state))
         writer.finish()
     except BaseException:
         writer.abort()
         raise
-    # `created` has one-second resolution: re-reading the last second next time is
-    # harmless (idempotent merge) and never misses a customer created in it.
-    ctx.save_state(max_created=max_created)
+
+
+def _committed(ctx: RunContext, state: PipelineState) -> Callable[[WriteResult], None]:
+    """After a batch that carried `state` committed: count it and keep the state."""
+
+    def commit(result: WriteResult) -> None:
+        ctx.count(result)
+        ctx.save_state(state)
+
+    return commit
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from headwater.adapters.store import objects, runs
 from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.kernel.model import CustomerModel
+from headwater.kernel.state import PipelineState
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.pipelines.definition import (
@@ -123,7 +124,7 @@ def create(
         transformation=check_transformation(
             default_transformation(model) if transformation is None else transformation, model
         ),
-        state={},
+        state=PipelineState(),
         needs_full=True,
         created_at=now,
         updated_at=now,
