@@ -36,8 +36,11 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _json_file(path: Path, option: str) -> Any:
+    text = path.read_text()
+    if not text.strip():
+        raise InvalidInput(f"{path}: the file is empty", option)
     try:
-        return json.loads(path.read_text())
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})", option

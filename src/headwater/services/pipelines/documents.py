@@ -6,10 +6,10 @@ from enum import StrEnum
 from typing import Any
 
 from headwater.adapters.store import runs
-from headwater.adapters.transformations.filters import render_filter
 from headwater.kernel.entities import Pipeline, Run, RunStatus
 from headwater.services.app import App
 from headwater.services.connections import get_connection
+from headwater.services.pipelines.definition import filter_text
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING, next_run_kind
 
 
@@ -33,7 +33,7 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
         "schedule": pipeline.schedule,
         "incremental": pipeline.incremental,
         "filter": pipeline.filter,
-        "filter_text": render_filter(pipeline.filter) if pipeline.filter else None,
+        "filter_text": filter_text(pipeline.filter) if pipeline.filter else None,
         "transformation": pipeline.transformation,
         "next_run_kind": next_run_kind(pipeline).value,
         "state": pipeline.state.as_dict(),
