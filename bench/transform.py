@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA
 from headwater.adapters.transformations.filters import compile_filter
 from headwater.adapters.transformations.mapping import compile_mapping
 from headwater.kernel.model import DEFAULT_MODEL
@@ -107,8 +108,8 @@ def customers(n: int, seed: int = 7) -> list[dict[str, Any]]:
 
 
 def run_compiled(records: list[dict[str, Any]]) -> list[Any]:
-    keep = compile_filter(FILTER)
-    mapping = compile_mapping(MAPPING, DEFAULT_MODEL)
+    keep = compile_filter(FILTER, STRIPE_CUSTOMER_SCHEMA)
+    mapping = compile_mapping(MAPPING, DEFAULT_MODEL, STRIPE_CUSTOMER_SCHEMA)
     kept = [r for r in records if keep(r)]
     return mapping.transform(kept)
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA
 from headwater.adapters.transformations.javascript import compile_javascript
 from headwater.adapters.transformations.mapping import compile_mapping
 from headwater.adapters.transformations.python import compile_python
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     records = customers(args.records)
     batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
     size = len(json.dumps(records[0]))
-    mapping = compile_mapping(MAPPING, DEFAULT_MODEL)
+    mapping = compile_mapping(MAPPING, DEFAULT_MODEL, STRIPE_CUSTOMER_SCHEMA)
     js = compile_javascript(JAVASCRIPT)
     py = compile_python(PYTHON)
     try:

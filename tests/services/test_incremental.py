@@ -13,6 +13,7 @@ import pytest
 import stripe
 from tests.services.conftest import MakePipeline, connect, reload
 
+from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA
 from headwater.adapters.transformations.filters import compile_filter
 from headwater.adapters.transformations.mapping import compile_mapping
 from headwater.kernel.entities import Pipeline, Run
@@ -47,10 +48,12 @@ def sdk(sb: RunningSandbox) -> stripe.StripeClient:
 def truth(app: App, sb: RunningSandbox, pipeline: Pipeline) -> Snapshot:
     """What the warehouse must hold: Stripe's customers after filter and mapping."""
     records = [c.to_dict() for c in sdk(sb).v1.customers.list({"limit": 100}).auto_paging_iter()]
-    keep = compile_filter(pipeline.filter)
+    keep = compile_filter(pipeline.filter, STRIPE_CUSTOMER_SCHEMA)
     kept = [r for r in records if keep(r)]
     model = app.model()
-    outcomes = compile_mapping(pipeline.transformation["mapping"], model).transform(kept)
+    outcomes = compile_mapping(
+        pipeline.transformation["mapping"], model, STRIPE_CUSTOMER_SCHEMA
+    ).transform(kept)
     out: Snapshot = {}
     for record, outcome in zip(kept, outcomes, strict=True):
         assert isinstance(outcome, dict), outcome
@@ -156,10 +159,11 @@ def test_incremental_run_applies_exactly_the_changes_with_separate_counters(
     assert calls <= 3, calls  # a couple of event pages, not a re-read of 300 customers
     # Untouched identities and their profiles were left alone (not rebuilt).
     touched = {*created, pro[0], pro[1]}
-    for row in identities(app, pipeline.id):
-        if row["_source_id"] not in touched:
-            assert row["_imported_at"] == stamps[row["_source_id"]]
-            assert row["_run_id"] == first.id
+    untouched = [r for r in identities(app, pipeline.id) if r["_source_id"] not in touched]
+    assert untouched
+    for row in untouched:
+        assert row["_imported_at"] == stamps[row["_source_id"]]
+        assert row["_run_id"] == first.id
     wh = app.warehouse()
     profiles_after = {p["_profile_id"]: p["_updated_at"] for p in wh.profiles()}
     wh.close()

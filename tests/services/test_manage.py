@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from tests.services.conftest import connect
 
-from headwater.adapters.transformations.mapping import suggest_mapping
 from headwater.kernel.errors import InvalidInput
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.app import App
-from headwater.services.pipelines import manage, preview
+from headwater.services.pipelines import definition, manage, preview
 
 
 def test_choose_transformation_takes_at_most_one_kind(app: App) -> None:
@@ -17,7 +16,7 @@ def test_choose_transformation_takes_at_most_one_kind(app: App) -> None:
     assert manage.choose_transformation(model) is None
     assert manage.choose_transformation(model, suggested=True) == {
         "kind": "mapping",
-        "mapping": suggest_mapping(model),
+        "mapping": definition.suggested_mapping(model),
     }
     assert manage.choose_transformation(model, mapping={"email": "email"}) == {
         "kind": "mapping",
@@ -42,7 +41,8 @@ def test_a_pipeline_created_without_options_gets_the_defaults(
 ) -> None:
     conn = connect(app, sandbox)
     pipeline = manage.create(app, conn.id, "defaults")
-    assert pipeline.transformation == {"kind": "mapping", "mapping": suggest_mapping(app.model())}
+    suggested = definition.suggested_mapping(app.model())
+    assert pipeline.transformation == {"kind": "mapping", "mapping": suggested}
     assert pipeline.schedule == manage.DEFAULT_SCHEDULE == "off"
     assert pipeline.incremental is manage.DEFAULT_INCREMENTAL is True
     assert pipeline.enabled is True
@@ -56,7 +56,7 @@ def test_preview_of_an_unsaved_definition_defaults_to_the_suggested_mapping(
     conn = connect(app, sandbox)
     result = preview.preview(app, connection_id=conn.id, limit=5)
     assert len(result.samples) == 5
-    suggested = suggest_mapping(app.model())
+    suggested = definition.suggested_mapping(app.model())
     for sample in result.samples:
         assert sample.status == "ok", sample.error
         assert sample.output is not None

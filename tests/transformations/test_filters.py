@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA as SCHEMA
 from headwater.adapters.transformations.filters import (
     compile_filter,
+    filter_problems,
     render_filter,
-    validate_filter,
 )
-from headwater.adapters.transformations.filters.operators import OPERATORS
-from headwater.kernel.errors import InvalidInput
+from headwater.adapters.transformations.filters.operators import OPERATORS, operators_for
+from headwater.kernel.errors import InvalidInput, Problem
+from headwater.kernel.records import Record
+from headwater.kernel.schema import lookup
 
 DAY = 86400
 JAN1 = 1704067200  # 2024-01-01T00:00:00Z
@@ -45,7 +49,7 @@ def cond(prop: str, op: str, *values: Any) -> dict[str, Any]:
 
 
 def matches(prop: str, op: str, *values: Any, record: dict[str, Any] | None = None) -> bool:
-    return compile_filter(cond(prop, op, *values))(CUSTOMER if record is None else record)
+    return compile_filter(cond(prop, op, *values), SCHEMA)(CUSTOMER if record is None else record)
 
 
 CASES: list[tuple[str, str, tuple[Any, ...], bool]] = [
@@ -170,7 +174,7 @@ def test_groups_nest() -> None:
             },
         ],
     }
-    keep = compile_filter(f)
+    keep = compile_filter(f, SCHEMA)
     assert keep(CUSTOMER)
     assert not keep({**CUSTOMER, "metadata": {}})
     assert keep({"balance": -1})
@@ -178,8 +182,8 @@ def test_groups_nest() -> None:
 
 @pytest.mark.parametrize("empty", [None, {}, {"logical": "and", "conditions": []}])
 def test_no_filter_keeps_everyone(empty: Any) -> None:
-    assert compile_filter(empty)({}) is True
-    assert render_filter(empty) == ""
+    assert compile_filter(empty, SCHEMA)({}) is True
+    assert render_filter(empty, SCHEMA) == ""
 
 
 ERRORS = [
@@ -240,7 +244,14 @@ ERRORS = [
         },
         'conditions[0].conditions[0]: operator "is true" does not apply to string property "email"',
     ),
-    ({"conditions": [{"logical": "xor", "conditions": []}]}, "conditions[0].logical:"),
+    (
+        {
+            "conditions": [
+                {"logical": "xor", "conditions": [cond("email", "is null")["conditions"][0]]}
+            ]
+        },
+        "conditions[0].logical:",
+    ),
     (
         {"conditions": [{"logical": "or", "conditions": []}]},
         "conditions[0]: a nested group needs at least one condition",
@@ -265,11 +276,79 @@ ERRORS = [
 
 @pytest.mark.parametrize(("data", "message"), ERRORS)
 def test_validation_errors_name_the_condition(data: Any, message: str) -> None:
+    [problem] = filter_problems(data, SCHEMA)
+    assert str(problem).startswith(message)
     with pytest.raises(InvalidInput) as info:
-        validate_filter(data)
-    assert message in str(info.value)
-    with pytest.raises(InvalidInput):
-        compile_filter(data)
+        compile_filter(data, SCHEMA)
+    assert info.value.problems == (problem,)
+    assert str(info.value) == str(problem)
+
+
+def test_every_error_is_reported_with_its_condition() -> None:
+    """Issue 17 §8: validation stopped at the first error."""
+    data = {
+        "logical": "nand",
+        "conditions": [
+            {"property": "adress.country", "operator": "is in", "values": ["IT"]},
+            {"property": "email", "operator": "is", "values": ["a@b.c"]},
+            {
+                "logical": "or",
+                "conditions": [
+                    {"property": "balance", "operator": "is", "values": ["ten", 3, "x"]},
+                    {"property": "livemode", "operator": "starts with", "values": ["t"]},
+                ],
+            },
+        ],
+    }
+    problems = filter_problems(data, SCHEMA)
+    assert problems == [
+        Problem('"logical" must be "and" or "or", got \'nand\'', "logical"),
+        Problem(
+            "unknown property 'adress.country'; did you mean 'address.country'?",
+            "conditions[0]",
+        ),
+        Problem("unknown operator 'is in'; did you mean 'is one of'?", "conditions[0]"),
+        Problem('operator "is" needs 1 value, got 3', "conditions[2].conditions[0]"),
+        Problem(
+            "values[0]: expected a number for integer property 'balance', got 'ten'",
+            "conditions[2].conditions[0]",
+        ),
+        Problem(
+            "values[2]: expected a number for integer property 'balance', got 'x'",
+            "conditions[2].conditions[0]",
+        ),
+        Problem(
+            'operator "starts with" does not apply to boolean property "livemode" '
+            '(use one of "is", "is not", "is true", "is false", "is null", "is not null", '
+            '"exists", "does not exist")',
+            "conditions[2].conditions[1]",
+        ),
+    ]
+    with pytest.raises(InvalidInput) as info:
+        compile_filter(data, SCHEMA)
+    assert info.value.problems == tuple(problems)
+    assert info.value.location == "logical"
+    assert str(info.value).splitlines() == [str(p) for p in problems]
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("is in", "is one of"),
+        ("in", "is one of"),
+        ("not in", "is not one of"),
+        ("IS NOT", "is not"),
+        ("==", "is"),
+        (">=", "is greater than or equal to"),
+        ("starts_with", "starts with"),
+        ("is betwen", "is between"),
+        ("is missing", "does not exist"),
+    ],
+)
+def test_unknown_operators_get_the_operator_they_mean(written: str, meant: str) -> None:
+    data = {"conditions": [{"property": "email", "operator": written, "values": ["x"]}]}
+    [problem] = filter_problems(data, SCHEMA)
+    assert problem.message == f"unknown operator {written!r}; did you mean {meant!r}?"
 
 
 def test_render() -> None:
@@ -288,7 +367,7 @@ def test_render() -> None:
             },
         ],
     }
-    assert render_filter(f) == (
+    assert render_filter(f, SCHEMA) == (
         'address.country is one of ("IT", "FR") and created is after 2024-01-01 and '
         '(balance is between 0 and 10 or email is null or `metadata.plan name` is "say \\"hi\\"")'
     )
@@ -301,25 +380,75 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
-PROPS = st.sampled_from(
-    [
-        "email",
-        "balance",
-        "created",
-        "address.country",
-        "metadata.x",
-        "livemode",
-        "preferred_locales",
-        "nope",
-    ]
-)
-CONDITIONS = st.fixed_dictionaries(
-    {
-        "property": PROPS,
-        "operator": st.sampled_from([*OPERATORS, "bogus"]),
-        "values": st.lists(JSON, max_size=3),
+TEXT = st.text(alphabet="abAB é@.-", max_size=6)
+DAYS = st.dates(min_value=date(1970, 1, 2), max_value=date(2100, 1, 1)).map(str)
+SECONDS = st.integers(min_value=0, max_value=4_102_444_800)
+# property -> (a value the record may hold, a value a condition may compare with)
+VALID: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
+    "email": (TEXT, TEXT),
+    "address.country": (TEXT, TEXT),
+    "metadata.x": (TEXT, TEXT),
+    "balance": (st.integers(-50, 50), st.integers(-50, 50)),
+    "created": (SECONDS, DAYS),
+    "livemode": (st.booleans(), st.booleans()),
+    "preferred_locales": (st.lists(TEXT, max_size=3), TEXT),
+}
+
+
+@st.composite
+def valid_conditions(draw: st.DrawFn) -> dict[str, Any]:
+    prop = draw(st.sampled_from(sorted(VALID)))
+    field = lookup(prop, SCHEMA)
+    assert field is not None
+    operator = OPERATORS[draw(st.sampled_from(operators_for(field.kind)))]
+    value = VALID[prop][1]
+    count = {0: st.just(0), 1: st.just(1), 2: st.just(2)}.get(operator.arity, st.integers(1, 3))
+    return {
+        "property": prop,
+        "operator": operator.name,
+        "values": [draw(value) for _ in range(draw(count))],
     }
+
+
+@st.composite
+def customers(draw: st.DrawFn) -> Record:
+    record: dict[str, Any] = {}
+    for prop, (value, _) in VALID.items():
+        if draw(st.booleans()):
+            head, _, rest = prop.partition(".")
+            held = draw(value | st.none())
+            if rest:
+                record.setdefault(head, {})[rest] = held
+            else:
+                record[head] = held
+    return record
+
+
+@given(
+    st.sampled_from(["and", "or"]),
+    st.lists(valid_conditions(), min_size=1, max_size=4),
+    st.lists(customers(), min_size=1, max_size=5),
 )
+def test_valid_filters_compile_and_combine_their_conditions(
+    logical: str, conditions: list[dict[str, Any]], records: list[Record]
+) -> None:
+    """Every generated filter is valid and has conditions; the group's predicate is the
+    and/or of its conditions', and a negative operator is its positive's complement."""
+    data = {"logical": logical, "conditions": conditions}
+    assert filter_problems(data, SCHEMA) == []
+    keep = compile_filter(data, SCHEMA)
+    singles = [compile_filter({"conditions": [c]}, SCHEMA) for c in conditions]
+    combine = all if logical == "and" else any
+    complements = [
+        (single, compile_filter({"conditions": [{**c, "operator": positive}]}, SCHEMA))
+        for single, c in zip(singles, conditions, strict=True)
+        if (positive := OPERATORS[c["operator"]].negates)
+    ]
+    assert [keep(r) for r in records] == [combine(s(r) for s in singles) for r in records]
+    assert [negative(r) for negative, _ in complements for r in records] == [
+        not positive(r) for _, positive in complements for r in records
+    ]
+    assert render_filter(data, SCHEMA).count(" " + logical + " ") >= len(conditions) - 1
 
 
 @given(
@@ -328,21 +457,21 @@ CONDITIONS = st.fixed_dictionaries(
         st.fixed_dictionaries(
             {
                 "logical": st.sampled_from(["and", "or", "nand"]),
-                "conditions": st.lists(CONDITIONS | JSON, max_size=3),
+                "conditions": st.lists(valid_conditions() | JSON, max_size=3),
             }
         ),
     ),
     JSON,
 )
 def test_arbitrary_filters_validate_or_raise_invalid_input(data: Any, record: Any) -> None:
-    try:
-        keep = compile_filter(data)
-    except InvalidInput as exc:
-        message = str(exc)
-    else:
-        message = ""
-    if message:
+    """Whatever the input, validation either accepts it (and the predicate answers a
+    bool on any record) or raises `InvalidInput` listing the same problems."""
+    problems = filter_problems(data, SCHEMA)
+    if problems:
+        with pytest.raises(InvalidInput) as info:
+            compile_filter(data, SCHEMA)
+        assert list(info.value.problems) == problems
         return
-    result = keep(record if isinstance(record, dict) else {"email": record})
-    assert isinstance(result, bool)
-    assert isinstance(render_filter(data), str)
+    keep = compile_filter(data, SCHEMA)
+    assert keep(record if isinstance(record, dict) else {"email": record}) in (True, False)
+    assert isinstance(render_filter(data, SCHEMA), str)

@@ -62,9 +62,7 @@ function transform(c) {
     out = t.transform([{"kind": k} for k in kinds])
     assert out[:2] == [None, None]
     assert out[2] == TransformFailure("TypeError: no good (line 6)")
-    assert out[3] == TransformFailure('transform threw "plain"') or out[3] == TransformFailure(
-        "transform threw plain"
-    )
+    assert out[3] == TransformFailure("transform threw plain")
     assert out[4] == TransformFailure("transform must return an object or null, not an array")
     assert out[5] == TransformFailure("transform must return an object or null, not a number")
     assert isinstance(out[6], TransformFailure)
@@ -90,13 +88,17 @@ def test_validate_rejects_with_line(source: str, message: str) -> None:
 
 
 def test_arrow_function_and_const_are_accepted() -> None:
-    validate_javascript("const transform = (c) => ({email: c.email});")
+    source = "const transform = (c) => ({email: c.email});"
+    assert validate_javascript(source) is None  # no InvalidInput
+    t = compile_javascript(source)
+    assert t.transform([{"email": "a@b.c"}]) == [{"email": "a@b.c"}]
+    t.close()
 
 
 def test_console_output_is_captured_and_capped() -> None:
     source = "function transform(c) { console.log('seen', c.n, {a: 1}); return null; }"
     t = compile_javascript(source, log_cap=3)
-    t.transform([{"n": n} for n in range(5)])
+    assert t.transform([{"n": n} for n in range(5)]) == [None] * 5
     assert t.logs() == [
         'seen 0 {"a":1}',
         'seen 1 {"a":1}',
@@ -109,7 +111,7 @@ def test_console_output_is_captured_and_capped() -> None:
 
 def test_state_survives_batches_compiled_once() -> None:
     t = compile_javascript("let n = 0;\nfunction transform(c) { n++; return {n: n}; }")
-    t.transform([{}, {}])
+    assert t.transform([{}, {}]) == [{"n": 1}, {"n": 2}]
     assert t.transform([{}]) == [{"n": 3}]
     t.close()
 
@@ -192,4 +194,86 @@ function transform(c) {
     t = compile_javascript(source)
     assert t.transform([{"email": "a"}, {"email": "b"}]) == [{"email": "a"}, {"email": "b"}]
     assert t.transform([{"email": "c"}]) == [{"email": "c"}]
+    t.close()
+
+
+# Run in a fresh interpreter so that its peak memory is its own: the server's process
+# (this one) and the processes it starts, measured separately.
+_ARRAY_BUFFER_BOMB = r"""
+import json, resource, sys
+from headwater.adapters.transformations.contract import BatchFailed
+from headwater.adapters.transformations.javascript import compile_javascript
+
+source = '''
+const keep = [];
+function transform(c) {
+  for (let i = 0; i < 12; i++) { keep.push(new Uint8Array(256 << 20).fill(7)); }
+  return {n: keep.length};
+}
+'''
+t = compile_javascript(source, time_limit=20.0, memory_limit_mb=128)
+try:
+    outcome = repr(t.transform([{"id": "cus_1"}]))
+except BatchFailed as exc:
+    outcome = exc.message
+t.close()
+mb = lambda who: resource.getrusage(who).ru_maxrss // 1024
+print(json.dumps({"outcome": outcome, "own_mb": mb(resource.RUSAGE_SELF),
+                  "children_mb": mb(resource.RUSAGE_CHILDREN)}))
+"""
+
+
+def test_array_buffers_count_against_the_memory_limit() -> None:
+    """Issue 17 §4: ArrayBuffer backing stores live outside V8's heap; 12 x 256 MB of
+    them must fail the batch on the memory limit, and no process grow past it."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _ARRAY_BUFFER_BOMB],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["outcome"] == (
+        "JavaScript transformation, batch 1: memory limit of 128 MB exceeded; "
+        "its 1 records are counted as failed"
+    )
+    assert report["own_mb"] < 400  # the server's process: no array buffers in it
+    assert report["children_mb"] < 128 + 200  # the limit plus the runtime itself
+
+
+def test_buffers_and_heap_together_hit_the_limit_and_the_next_batch_runs() -> None:
+    """Buffers first, then a heap that can no longer grow: V8 ends the worker, the
+    batch fails on the memory limit and a new worker takes the next batch."""
+    t = hostile(
+        "const keep = [];\n"
+        "for (let i = 0; i < 3; i++) { keep.push(new Uint8Array(20 << 20).fill(1)); }\n"
+        "while (true) { keep.push(new Array(1e6).fill({a: 1})); }",
+        10.0,
+    )
+    first = t.pid()
+    with pytest.raises(BatchFailed, match="batch 1: memory limit of 64 MB exceeded"):
+        t.transform(EVIL)
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
+    assert t.pid() not in (None, first)
+    t.close()
+    assert t.pid() is None
+
+
+def test_webassembly_memory_counts_against_the_memory_limit() -> None:
+    t = hostile(
+        "const keep = [];\n"
+        "for (let i = 0; i < 8; i++) {\n"
+        "  const m = new WebAssembly.Memory({initial: 4096, maximum: 4096});\n"
+        "  new Uint8Array(m.buffer).fill(1); keep.push(m);\n"
+        "}",
+        10.0,
+    )
+    with pytest.raises(BatchFailed, match="batch 1: memory limit of 64 MB exceeded"):
+        t.transform(EVIL)
+    assert t.transform(GOOD) == [{"email": "a@b.com"}]
     t.close()

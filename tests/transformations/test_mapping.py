@@ -9,14 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA as SCHEMA
 from headwater.adapters.transformations.mapping import (
     FUNCTIONS,
     ExpressionError,
     compile_expr,
     compile_mapping,
+    mapping_problems,
     parse_expression,
     suggest_mapping,
-    validate_mapping,
 )
 from headwater.adapters.transformations.mapping import runtime as rt
 from headwater.kernel.errors import InvalidInput
@@ -39,7 +40,7 @@ REC: dict[str, Any] = {
 
 
 def ev(text: str, record: dict[str, Any] | None = None) -> Any:
-    return compile_expr(parse_expression(text)).fn(REC if record is None else record)
+    return compile_expr(parse_expression(text), SCHEMA).fn(REC if record is None else record)
 
 
 CASES: list[tuple[str, Any]] = [
@@ -192,7 +193,7 @@ ERRORS = [
 @pytest.mark.parametrize(("text", "line", "column", "fragment"), ERRORS)
 def test_positioned_errors(text: str, line: int, column: int, fragment: str) -> None:
     with pytest.raises(ExpressionError) as info:
-        compile_expr(parse_expression(text))
+        compile_expr(parse_expression(text), SCHEMA)
     assert (info.value.line, info.value.column) == (line, column)
     assert fragment in str(info.value)
 
@@ -212,6 +213,7 @@ def test_runtime_errors_become_failures_naming_property_and_value() -> None:
             "extra": "json_parse(metadata.x)",
         },
         model,
+        SCHEMA,
     )
     ok, zero, bad_json, not_text = t.transform(
         [
@@ -244,8 +246,8 @@ def test_default_model_mapping_end_to_end() -> None:
         "created_at": "created",
         "metadata": "metadata",
     }
-    validate_mapping(mapping, DEFAULT_MODEL)
-    (out,) = compile_mapping(mapping, DEFAULT_MODEL).transform([REC])
+    assert mapping_problems(mapping, DEFAULT_MODEL, SCHEMA) == []
+    (out,) = compile_mapping(mapping, DEFAULT_MODEL, SCHEMA).transform([REC])
     assert isinstance(out, dict)
     cols = DEFAULT_MODEL.to_columns(out)
     assert cols["email"] == "ada@example.com"
@@ -284,37 +286,66 @@ MAPPING_ERRORS = [
 
 @pytest.mark.parametrize(("mapping", "location", "fragment"), MAPPING_ERRORS)
 def test_mapping_validation(mapping: Any, location: str | None, fragment: str) -> None:
+    [problem] = mapping_problems(mapping, DEFAULT_MODEL, SCHEMA)
+    assert problem.location == location
+    assert fragment in str(problem)
     with pytest.raises(InvalidInput) as info:
-        validate_mapping(mapping, DEFAULT_MODEL)
+        compile_mapping(mapping, DEFAULT_MODEL, SCHEMA)
     assert info.value.location == location
+    assert info.value.problems == (problem,)
     assert fragment in str(info.value)
 
 
+def test_every_mapping_error_is_reported_with_its_line_and_column() -> None:
+    """Issue 17 §8: validation stopped at the first error."""
+    mapping = {
+        "email": "lower(emial)",
+        "nope": "email",
+        "first_name": "\n  upper(\n  balance)",
+        "created_at": "livemode",
+        "address.city": "address.city",
+    }
+    problems = mapping_problems(mapping, DEFAULT_MODEL, SCHEMA)
+    assert [(p.location, p.line, p.column) for p in problems] == [
+        ("email", 1, 7),
+        ("nope", None, None),
+        ("first_name", 3, 3),
+        ("created_at", 1, 1),
+    ]
+    assert problems[0].message == "unknown Stripe customer field 'emial'; did you mean 'email'?"
+    assert str(problems[0]) == f"email: line 1, column 7: {problems[0].message}"
+    with pytest.raises(InvalidInput) as info:
+        compile_mapping(mapping, DEFAULT_MODEL, SCHEMA)
+    assert info.value.problems == tuple(problems)
+    assert info.value.location == "email"
+    assert str(info.value).splitlines() == [str(p) for p in problems]
+
+
 def test_valid_bare_paths_and_objects() -> None:
-    validate_mapping(
-        {"email": "email", "address.city": "address.city", "created_at": "created"}, DEFAULT_MODEL
-    )
-    validate_mapping({"address": "shipping.address", "metadata": "metadata"}, DEFAULT_MODEL)
-    (out,) = compile_mapping({"address": "address"}, DEFAULT_MODEL).transform([REC])
+    flat = {"email": "email", "address.city": "address.city", "created_at": "created"}
+    assert mapping_problems(flat, DEFAULT_MODEL, SCHEMA) == []
+    objects = {"address": "shipping.address", "metadata": "metadata"}
+    assert mapping_problems(objects, DEFAULT_MODEL, SCHEMA) == []
+    (out,) = compile_mapping({"address": "address"}, DEFAULT_MODEL, SCHEMA).transform([REC])
     assert isinstance(out, dict)
     assert DEFAULT_MODEL.to_columns(out)["address_city"] == "Rome"
 
 
 def test_suggestion_is_valid_and_sensible() -> None:
-    suggestion = suggest_mapping(DEFAULT_MODEL)
-    validate_mapping(suggestion, DEFAULT_MODEL)
+    suggestion = suggest_mapping(DEFAULT_MODEL, SCHEMA)
+    assert mapping_problems(suggestion, DEFAULT_MODEL, SCHEMA) == []
     assert suggestion["email"] == "email"
     assert suggestion["created_at"] == "created"
     assert suggestion["metadata"] == "metadata"
     assert {
         f"address.{k}" for k in ("line1", "line2", "city", "postal_code", "state", "country")
     } <= set(suggestion)
-    (out,) = compile_mapping(suggestion, DEFAULT_MODEL).transform(
+    (out,) = compile_mapping(suggestion, DEFAULT_MODEL, SCHEMA).transform(
         [{**REC, "name": "Ada  King Lovelace"}, {"id": "c", "name": "Cher"}]
     )[:1]
     assert isinstance(out, dict)
     assert (out["first_name"], out["last_name"]) == ("Ada", "King Lovelace")
-    single = compile_mapping(suggestion, DEFAULT_MODEL).transform([{"name": "Cher"}])[0]
+    single = compile_mapping(suggestion, DEFAULT_MODEL, SCHEMA).transform([{"name": "Cher"}])[0]
     assert isinstance(single, dict)
     assert (single["first_name"], single["last_name"]) == ("Cher", None)
 
@@ -331,7 +362,7 @@ def test_suggestion_for_another_model() -> None:
             Property("email", PropertyType.ARRAY),  # incompatible: not suggested
         )
     )
-    assert suggest_mapping(model) == {
+    assert suggest_mapping(model, SCHEMA) == {
         "full_name": "name",
         "country": "address.country",
         "balance": "balance",
@@ -342,7 +373,7 @@ def test_suggestion_for_another_model() -> None:
 
 def _error_of(text: str) -> ExpressionError | None:
     try:
-        compile_expr(parse_expression(text))
+        compile_expr(parse_expression(text), SCHEMA)
     except ExpressionError as exc:
         return exc
     return None

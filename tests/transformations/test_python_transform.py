@@ -104,7 +104,7 @@ def test_top_level_failure_is_rejected_at_compile_with_line() -> None:
 def test_print_is_captured_and_capped() -> None:
     source = "def transform(c):\n    print('seen', c['n'])\n    return None\n"
     with compile_python(source, log_cap=3) as t:
-        t.transform([{"n": n} for n in range(5)])
+        assert t.transform([{"n": n} for n in range(5)]) == [None] * 5
         assert t.logs() == ["seen 0", "seen 1", "seen 2", "… 2 more lines not shown"]
         assert t.logs() == []
 
@@ -112,7 +112,7 @@ def test_print_is_captured_and_capped() -> None:
 def test_code_is_compiled_once_and_state_survives_batches() -> None:
     source = "calls = []\ndef transform(c):\n    calls.append(1)\n    return {'n': len(calls)}\n"
     with compile_python(source) as t:
-        t.transform([{}, {}])
+        assert t.transform([{}, {}]) == [{"n": 1}, {"n": 2}]
         assert t.transform([{}]) == [{"n": 3}]
 
 

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from headwater.adapters.connectors.stripe.schema import (
-    STRIPE_API_VERSION,
-    STRIPE_CUSTOMER_SCHEMA,
-    Kind,
-    leaf_paths,
-    lookup,
-    split_path,
-)
+from headwater.adapters.connectors.stripe.schema import STRIPE_API_VERSION, STRIPE_CUSTOMER_SCHEMA
+from headwater.kernel.schema import Kind, leaf_paths, lookup, split_path
 
 FIXTURE = Path(__file__).parents[3] / "shared" / "stripe" / "customer-fixture.json"
 
@@ -43,17 +37,17 @@ FIXTURE = Path(__file__).parents[3] / "shared" / "stripe" / "customer-fixture.js
     ],
 )
 def test_lookup_types(path: str, kind: Kind, nullable: bool) -> None:
-    ft = lookup(path)
+    ft = lookup(path, STRIPE_CUSTOMER_SCHEMA)
     assert ft is not None
     assert ft.kind is kind
     assert ft.nullable is nullable
 
 
 def test_enums_and_descriptions() -> None:
-    tax_exempt = lookup("tax_exempt")
+    tax_exempt = lookup("tax_exempt", STRIPE_CUSTOMER_SCHEMA)
     assert tax_exempt is not None
     assert tax_exempt.enum == ("exempt", "none", "reverse")
-    email = lookup("email")
+    email = lookup("email", STRIPE_CUSTOMER_SCHEMA)
     assert email is not None
     assert "email" in email.description.lower()
     assert STRIPE_API_VERSION == "2024-06-20"
@@ -61,16 +55,16 @@ def test_enums_and_descriptions() -> None:
 
 @pytest.mark.parametrize("path", ["nope", "address.nope", "email.x", "", "address.", ".email"])
 def test_unknown_paths(path: str) -> None:
-    assert lookup(path) is None
+    assert lookup(path, STRIPE_CUSTOMER_SCHEMA) is None
 
 
 def test_metadata_keys_keep_their_dots() -> None:
-    assert split_path("metadata.plan.tier") == ["metadata", "plan.tier"]
-    assert split_path("address.city") == ["address", "city"]
+    assert split_path("metadata.plan.tier", STRIPE_CUSTOMER_SCHEMA) == ["metadata", "plan.tier"]
+    assert split_path("address.city", STRIPE_CUSTOMER_SCHEMA) == ["address", "city"]
 
 
 def test_leaf_paths_cover_the_fixture() -> None:
-    paths = dict(leaf_paths())
+    paths = dict(leaf_paths(STRIPE_CUSTOMER_SCHEMA))
     assert "address.city" in paths
     assert "metadata" in paths
     assert "created" in paths

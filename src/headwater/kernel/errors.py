@@ -7,6 +7,8 @@ which secrets have been stripped.  Layers raise these, entry points render them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 # Stripe secret/restricted/publishable keys and webhook secrets, plus bearer tokens.
 _SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:live|test)_|whsec_)([A-Za-z0-9_]+)")
@@ -48,12 +50,46 @@ class TerminalError(HeadwaterError):
     """A failure that retrying will not fix (bad key, bad input, missing permission)."""
 
 
-class InvalidInput(TerminalError):
-    """User input rejected; `location` says where (e.g. ``conditions[1]``, ``email``)."""
+@dataclass(frozen=True)
+class Problem:
+    """One located error in user input: `location` is where in the document
+    (``conditions[1]``, a mapping's property), `line`/`column` (1-based) where in
+    its text when known (a mapping expression, a filter file)."""
 
-    def __init__(self, message: str, location: str | None = None) -> None:
+    message: str
+    location: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.line is not None:
+            text = f"line {self.line}, column {self.column}: {text}"
+        return f"{self.location}: {text}" if self.location else text
+
+
+class InvalidInput(TerminalError):
+    """User input rejected; `location` says where (e.g. ``conditions[1]``, ``email``).
+
+    `problems` lists every error found (at least one); the message shows them all,
+    one per line, and `location` is the first one's.
+    """
+
+    def __init__(
+        self, message: str, location: str | None = None, problems: Iterable[Problem] = ()
+    ) -> None:
+        # Given `problems`, `message` and `location` are expected to render them.
+        self.problems = tuple(problems) or (Problem(message, location),)
         self.location = location
         super().__init__(f"{location}: {message}" if location else message)
+
+    @classmethod
+    def of(cls, problems: Iterable[Problem]) -> InvalidInput:
+        """One error carrying every problem (there must be at least one)."""
+        found = tuple(problems)
+        error = cls("\n".join(str(p) for p in found), None, found)
+        error.location = found[0].location
+        return error
 
 
 class NotFound(TerminalError):

@@ -3,24 +3,105 @@
 Stored transformation shapes (exactly one kind):
 ``{"kind": "mapping", "mapping": {path: expression}}``,
 ``{"kind": "javascript", "source": "..."}``, ``{"kind": "python", "source": "..."}``.
+
+Filters and mappings are checked against the schema of the records the pipeline
+reads, which the connector declares (`source_schema`); the transformations never
+reach into a connector for it.  `validate_filter` and `validate_mapping` return
+every problem found (what ``POST /validate`` answers); the ``check_*`` functions
+raise `InvalidInput` carrying all of them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
+from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA
 from headwater.adapters.transformations.contract import Transformation
-from headwater.adapters.transformations.filters import compile_filter, validate_filter
-from headwater.adapters.transformations.mapping import compile_mapping, validate_mapping
+from headwater.adapters.transformations.filters import (
+    compile_filter,
+    filter_problems,
+    render_filter,
+)
+from headwater.adapters.transformations.javascript import compile_javascript, validate_javascript
+from headwater.adapters.transformations.mapping import (
+    compile_mapping,
+    mapping_problems,
+    suggest_mapping,
+)
 from headwater.adapters.transformations.python import compile_python, validate_python
-from headwater.kernel.errors import InvalidInput
+from headwater.kernel.errors import InvalidInput, Problem
+from headwater.kernel.json_positions import value_positions
 from headwater.kernel.model import CustomerModel
 from headwater.kernel.records import Record
+from headwater.kernel.schema import FieldType
 
 KINDS = ("mapping", "javascript", "python")
-# The JavaScript runtime is imported where it is used: loading V8 costs ~11 MB of
-# memory that pipelines with a mapping or a Python transformation never need.
+
+
+def source_schema() -> FieldType:
+    """The schema of the records pipelines read.  Every connection today is a Stripe
+    connection, whose connector declares the customer it returns."""
+    return STRIPE_CUSTOMER_SCHEMA
+
+
+def validate_filter(data: object) -> list[Problem]:
+    """Every problem in a filter, each located (``conditions[1]``); empty if valid."""
+    return filter_problems(data, source_schema())
+
+
+def validate_filter_text(text: str) -> list[Problem]:
+    """`validate_filter` for a filter file's text: an empty text and invalid JSON are
+    problems too, and each problem gets the line and column of its condition."""
+    data, problems = _parse_json(text, "filter")
+    if problems:
+        return problems
+    positions = value_positions(text)
+    return [_positioned(problem, positions) for problem in validate_filter(data)]
+
+
+def validate_mapping_text(text: str, model: CustomerModel) -> list[Problem]:
+    """`validate_mapping` for a mapping file's text (an empty text and invalid JSON are
+    problems too); lines and columns stay those inside each expression."""
+    data, problems = _parse_json(text, "mapping")
+    return problems or validate_mapping(data, model)
+
+
+def _parse_json(text: str, what: str) -> tuple[Any, list[Problem]]:
+    if not text.strip():
+        return None, [Problem(f"the {what} is empty")]
+    try:
+        return json.loads(text), []
+    except json.JSONDecodeError as exc:
+        return None, [Problem(f"not valid JSON ({exc.msg})", None, exc.lineno, exc.colno)]
+
+
+def _positioned(problem: Problem, positions: dict[str, tuple[int, int]]) -> Problem:
+    """The problem with the line and column of its location (or of the nearest
+    enclosing value that has one)."""
+    where = problem.location or ""
+    while where not in positions and where:
+        where = where[: max(where.rfind("."), where.rfind("["), 0)]
+    line, column = positions.get(where, (None, None))
+    return replace(problem, line=line, column=column)
+
+
+def validate_mapping(mapping: object, model: CustomerModel) -> list[Problem]:
+    """Every problem in a mapping, each at its property with the line and column in
+    its expression when known; empty if valid."""
+    return mapping_problems(mapping, model, source_schema())
+
+
+def filter_text(data: object) -> str:
+    """A saved filter as readable text (``""`` for none)."""
+    return render_filter(data, source_schema())
+
+
+def suggested_mapping(model: CustomerModel) -> dict[str, str]:
+    """The mapping proposed for `model` from the source records' obvious fields."""
+    return suggest_mapping(model, source_schema())
 
 
 def check_transformation(spec: object, model: CustomerModel) -> dict[str, Any]:
@@ -34,14 +115,14 @@ def check_transformation(spec: object, model: CustomerModel) -> dict[str, Any]:
         )
     if kind == "mapping":
         mapping = spec.get("mapping")
-        validate_mapping(mapping, model)
+        problems = validate_mapping(mapping, model)
+        if problems:
+            raise InvalidInput.of(problems)
         return {"kind": "mapping", "mapping": dict(mapping)}  # type: ignore[arg-type]
     source = spec.get("source")
     if not isinstance(source, str) or not source.strip():
         raise InvalidInput(f"a {kind} transformation needs its source code", "transformation")
     if kind == "javascript":
-        from headwater.adapters.transformations.javascript import validate_javascript
-
         validate_javascript(source)
     else:
         validate_python(source)
@@ -49,9 +130,13 @@ def check_transformation(spec: object, model: CustomerModel) -> dict[str, Any]:
 
 
 def check_filter(data: object) -> dict[str, Any] | None:
+    """Validate a filter at save time (`InvalidInput` with every problem) and return
+    it, or None for "every customer"."""
     if data is None or data == {}:
         return None
-    validate_filter(data)
+    problems = validate_filter(data)
+    if problems:
+        raise InvalidInput.of(problems)
     assert isinstance(data, dict)
     return data
 
@@ -59,13 +144,11 @@ def check_filter(data: object) -> dict[str, Any] | None:
 def compile_transformation(spec: Mapping[str, Any], model: CustomerModel) -> Transformation:
     kind = spec["kind"]
     if kind == "mapping":
-        return compile_mapping(dict(spec["mapping"]), model)
+        return compile_mapping(dict(spec["mapping"]), model, source_schema())
     if kind == "javascript":
-        from headwater.adapters.transformations.javascript import compile_javascript
-
         return compile_javascript(spec["source"])
     return compile_python(spec["source"])
 
 
 def compile_predicate(data: dict[str, Any] | None) -> Callable[[Record], bool]:
-    return compile_filter(data)
+    return compile_filter(data, source_schema())

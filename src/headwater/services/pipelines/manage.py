@@ -12,14 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from headwater.adapters.store import objects, runs
-from headwater.adapters.transformations.mapping import suggest_mapping
 from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.kernel.model import CustomerModel
 from headwater.kernel.state import PipelineState
 from headwater.services.app import App
 from headwater.services.connections import get_connection
-from headwater.services.pipelines.definition import check_filter, check_transformation
+from headwater.services.pipelines.definition import (
+    check_filter,
+    check_transformation,
+    suggested_mapping,
+)
 
 #: A new pipeline runs only when asked, and incrementally once it has a position.
 DEFAULT_SCHEDULE = "off"
@@ -28,7 +31,7 @@ DEFAULT_INCREMENTAL = True
 
 def default_transformation(model: CustomerModel) -> dict[str, Any]:
     """The transformation of a pipeline created without one: the suggested mapping."""
-    return {"kind": "mapping", "mapping": suggest_mapping(model)}
+    return {"kind": "mapping", "mapping": suggested_mapping(model)}
 
 
 def choose_transformation(

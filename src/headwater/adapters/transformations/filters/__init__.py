@@ -5,6 +5,9 @@ A filter is ``{"logical": "and"|"or", "conditions": [CONDITION | FILTER, ...]}``
 evaluated on the raw Stripe customer before the transformation.  ``None`` or ``{}``
 keeps every customer.  The semantics of null and missing values are documented in
 `headwater.adapters.transformations.filters.operators`.
+
+Every function takes the source schema (`headwater.kernel.schema.FieldType`, the
+root of what the connector reads) from its caller.
 """
 
 from __future__ import annotations
@@ -13,34 +16,38 @@ from collections.abc import Callable
 from typing import Any
 
 from headwater.adapters.transformations.filters.operators import MISSING, Getter, build
-from headwater.adapters.transformations.filters.spec import Condition, Group, parse
+from headwater.adapters.transformations.filters.spec import Condition, Group, parse, problems
 from headwater.adapters.transformations.filters.values import show
+from headwater.kernel.errors import Problem
 from headwater.kernel.records import Record
+from headwater.kernel.schema import FieldType
 
-__all__ = ["compile_filter", "render_filter", "validate_filter"]
-
-
-def validate_filter(data: object) -> None:
-    """Raise `InvalidInput` (location like ``conditions[0].conditions[2]``) if invalid."""
-    parse(data)
+__all__ = ["compile_filter", "filter_problems", "render_filter"]
 
 
-def compile_filter(data: object) -> Callable[[Record], bool]:
+def filter_problems(data: object, root: FieldType) -> list[Problem]:
+    """Every problem in `data`, each located (``conditions[0].conditions[2]``); empty
+    when the filter is valid."""
+    return problems(data, root)
+
+
+def compile_filter(data: object, root: FieldType) -> Callable[[Record], bool]:
     """Validate `data` and return a predicate: True keeps the customer.
 
-    Compile once per run; the predicate never raises on odd records (a value of an
-    unexpected type simply does not match a positive condition).
+    Raises `InvalidInput` carrying every problem.  Compile once per run; the
+    predicate never raises on odd records (a value of an unexpected type simply does
+    not match a positive condition).
     """
-    group = parse(data)
+    group = parse(data, root)
     if group is None:
         return _keep_all
     return _compile_group(group)
 
 
-def render_filter(data: object) -> str:
+def render_filter(data: object, root: FieldType) -> str:
     """Readable text, e.g. ``address.country is one of ("IT", "FR") and created is
     after 2024-01-01``; nested groups are parenthesised.  ``""`` for no filter."""
-    group = parse(data)
+    group = parse(data, root)
     return "" if group is None else _render_group(group, nested=False)
 
 

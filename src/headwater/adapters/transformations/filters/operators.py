@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from headwater.adapters.connectors.stripe.schema import Kind
 from headwater.adapters.transformations.filters.values import Moment
 from headwater.kernel.records import Record
+from headwater.kernel.schema import Kind
 
 Getter = Callable[[Record], Any]
 Predicate = Callable[[Record], bool]

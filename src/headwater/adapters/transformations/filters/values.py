@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from headwater.adapters.connectors.stripe.schema import FieldType, Kind
+from headwater.kernel.schema import FieldType, Kind
 
 
 class BadValue(Exception):

@@ -18,7 +18,7 @@ from headwater.adapters.transformations.mapping.suggest import suggest_mapping
 from headwater.adapters.transformations.mapping.transformation import (
     MappingTransformation,
     compile_mapping,
-    validate_mapping,
+    mapping_problems,
 )
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
     "MappingTransformation",
     "compile_expr",
     "compile_mapping",
+    "mapping_problems",
     "parse_expression",
     "suggest_mapping",
-    "validate_mapping",
 ]

@@ -12,13 +12,6 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from headwater.adapters.connectors.stripe.schema import (
-    SCALARS,
-    STRIPE_CUSTOMER_SCHEMA,
-    FieldType,
-    Kind,
-    leaf_paths,
-)
 from headwater.adapters.transformations.mapping.functions import FUNCTIONS, Const, Fn, Function
 from headwater.adapters.transformations.mapping.parser import (
     Call,
@@ -29,6 +22,7 @@ from headwater.adapters.transformations.mapping.parser import (
 )
 from headwater.adapters.transformations.mapping.runtime import EvalError
 from headwater.adapters.transformations.mapping.types import NUMERIC, TEMPORAL, T, article, of_field
+from headwater.kernel.schema import SCALARS, FieldType, Kind, leaf_paths
 
 
 @dataclass(frozen=True)
@@ -39,7 +33,7 @@ class Compiled:
     field: FieldType | None = None  # for bare paths: the source field
 
 
-def compile_expr(expr: Expr, root: FieldType = STRIPE_CUSTOMER_SCHEMA) -> Compiled:
+def compile_expr(expr: Expr, root: FieldType) -> Compiled:
     """Type-check and compile `expr`; raise `ExpressionError` at the offending node."""
     if isinstance(expr, Literal):
         return _literal(expr.value)

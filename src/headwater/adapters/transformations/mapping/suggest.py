@@ -1,10 +1,10 @@
-"""Suggesting a mapping from the Stripe customer to a Customer Model."""
+"""Suggesting a mapping from the source record (a Stripe customer) to a Customer Model."""
 
 from __future__ import annotations
 
-from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA, FieldType, lookup
 from headwater.adapters.transformations.mapping.types import CONVERTS_TO, T, of_field
 from headwater.kernel.model import CustomerModel, PropertyType
+from headwater.kernel.schema import FieldType, lookup
 
 # Customer Model leaf path (or last segment) -> expression, typed by `types`.
 _KNOWN: dict[str, tuple[str, T]] = {
@@ -26,9 +26,7 @@ _KNOWN: dict[str, tuple[str, T]] = {
 }
 
 
-def suggest_mapping(
-    model: CustomerModel, root: FieldType = STRIPE_CUSTOMER_SCHEMA
-) -> dict[str, str]:
+def suggest_mapping(model: CustomerModel, root: FieldType) -> dict[str, str]:
     """Propose ``{model path: expression}`` for every model property with an obvious
     source: same path in the Stripe customer (``email``, ``address.city``, ``metadata``),
     ``name`` split into first/last, ``created`` -> ``created_at``.  Only type-compatible

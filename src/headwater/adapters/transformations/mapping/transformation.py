@@ -5,82 +5,105 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA, FieldType
 from headwater.adapters.transformations.mapping.compiler import Compiled, compile_expr
 from headwater.adapters.transformations.mapping.functions import Fn
 from headwater.adapters.transformations.mapping.parser import ExpressionError, parse_expression
 from headwater.adapters.transformations.mapping.runtime import show
 from headwater.adapters.transformations.mapping.types import CONVERTS_TO, T
-from headwater.kernel.errors import InvalidInput
+from headwater.kernel.errors import InvalidInput, Problem
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.kernel.records import Outcome, Record, TransformFailure
+from headwater.kernel.schema import FieldType
 
 
-def validate_mapping(mapping: object, model: CustomerModel) -> None:
-    """Raise `InvalidInput` located at the target property (message: line, column, what
-    was expected) unless every expression parses, type-checks and can convert."""
-    _compile_all(mapping, model, STRIPE_CUSTOMER_SCHEMA)
+def mapping_problems(mapping: object, model: CustomerModel, root: FieldType) -> list[Problem]:
+    """Every problem in `mapping`, each located at its target property (with the line
+    and column in the expression when the expression is at fault); empty when valid.
+
+    `root` is the schema of the source records (from the connector, via the service).
+    """
+    found: list[Problem] = []
+    _compile_all(mapping, model, root, found)
+    return found
 
 
 def compile_mapping(
-    mapping: Mapping[str, str], model: CustomerModel, root: FieldType = STRIPE_CUSTOMER_SCHEMA
+    mapping: Mapping[str, str], model: CustomerModel, root: FieldType
 ) -> MappingTransformation:
-    """Validate and compile a mapping once; the result evaluates it per record."""
-    return MappingTransformation(_compile_all(mapping, model, root))
+    """Validate and compile a mapping once; the result evaluates it per record.
+
+    Raises `InvalidInput` carrying every problem (see `mapping_problems`).
+    """
+    found: list[Problem] = []
+    items = _compile_all(mapping, model, root, found)
+    if found:
+        raise InvalidInput.of(found)
+    return MappingTransformation(items)
 
 
 def _compile_all(
-    mapping: object, model: CustomerModel, root: FieldType
+    mapping: object, model: CustomerModel, root: FieldType, found: list[Problem]
 ) -> tuple[tuple[str, Fn], ...]:
     if not isinstance(mapping, Mapping):
-        raise InvalidInput("a mapping is an object {customer_model_property: expression}")
+        found.append(Problem("a mapping is an object {customer_model_property: expression}"))
+        return ()
     if not mapping:
-        raise InvalidInput("a mapping needs at least one property")
+        found.append(Problem("a mapping needs at least one property"))
+        return ()
     targets = [str(k) for k in mapping]
     items: list[tuple[str, Fn]] = []
     for key, text in mapping.items():
         if not isinstance(key, str):
-            raise InvalidInput(f"property names must be strings, got {key!r}")
-        target = _target(key, model)
-        _check_overlap(key, targets)
-        if not isinstance(text, str):
-            raise InvalidInput(f"the expression must be a string, got {show(text)}", key)
-        try:
-            compiled = compile_expr(parse_expression(text), root)
-        except ExpressionError as exc:
-            raise InvalidInput(str(exc), key) from None
-        _check_target(key, text, compiled, target)
-        items.append((key, compiled.fn))
+            found.append(Problem(f"property names must be strings, got {key!r}"))
+            continue
+        compiled = _compile_one(key, text, model, root, targets, found)
+        if compiled is not None:
+            items.append((key, compiled.fn))
     return tuple(items)
 
 
-def _target(key: str, model: CustomerModel) -> PropertyType:
+def _compile_one(
+    key: str,
+    text: object,
+    model: CustomerModel,
+    root: FieldType,
+    targets: list[str],
+    found: list[Problem],
+) -> Compiled | None:
+    """One property's expression compiled, or None with its problems added."""
+    before = len(found)
+    target = _target(key, model, found)
+    for other in targets:
+        if other.startswith(key + "."):
+            found.append(Problem(f"overlaps with {other!r}: map the object or its fields", key))
+    if not isinstance(text, str):
+        found.append(Problem(f"the expression must be a string, got {show(text)}", key))
+        return None
+    try:
+        compiled = compile_expr(parse_expression(text), root)
+    except ExpressionError as exc:
+        found.append(Problem(exc.detail, key, exc.line, exc.column))
+        return None
+    if target is not None and target not in CONVERTS_TO[compiled.type]:
+        line, column = _start(text)
+        article = "an" if compiled.type is T.OBJECT or compiled.type is T.ARRAY else "a"
+        message = (
+            f"expected a value convertible to {target.value}, got {article} {compiled.type.value}"
+        )
+        found.append(Problem(message, key, line, column))
+    return compiled if len(found) == before else None
+
+
+def _target(key: str, model: CustomerModel, found: list[Problem]) -> PropertyType | None:
     column = model.column(key)
     if column is not None:
         return column.type
     prop = model.find(key)
     if prop is None:
         known = ", ".join(c.path for c in model.columns)
-        raise InvalidInput(f"unknown Customer Model property (expected one of {known})", key)
+        found.append(Problem(f"unknown Customer Model property (expected one of {known})", key))
+        return None
     return prop.type
-
-
-def _check_overlap(key: str, targets: list[str]) -> None:
-    for other in targets:
-        if other.startswith(key + "."):
-            raise InvalidInput(f"overlaps with {other!r}: map the object or its fields", key)
-
-
-def _check_target(key: str, text: str, compiled: Compiled, target: PropertyType) -> None:
-    if target in CONVERTS_TO[compiled.type]:
-        return
-    line, column = _start(text)
-    raise InvalidInput(
-        f"line {line}, column {column}: expected a value convertible to {target.value}, "
-        f"got {'an' if compiled.type is T.OBJECT or compiled.type is T.ARRAY else 'a'} "
-        f"{compiled.type.value}",
-        key,
-    )
 
 
 def _start(text: str) -> tuple[int, int]:

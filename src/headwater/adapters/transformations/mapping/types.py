@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from headwater.adapters.connectors.stripe.schema import FieldType, Kind
 from headwater.kernel.model import PropertyType
+from headwater.kernel.schema import FieldType, Kind
 
 
 class T(StrEnum):

@@ -21,8 +21,9 @@ What is isolated, and how (also in docs/isolation.md):
 - Limits: address space (``memory_limit_mb``), lifetime CPU time (workers are
   recycled before reaching it), no new processes or threads (``RLIMIT_NPROC`` 0),
   no file writes (``RLIMIT_FSIZE`` 0), few open files, no core dumps, no new
-  privileges, not dumpable/ptrace-able, killed if the server dies.  No seccomp
-  filter and no cgroups: the system-call surface is the kernel's, within the above.
+  privileges, not dumpable/ptrace-able, killed if the server dies.  A seccomp
+  filter (`seccomp`) refuses sockets, tracing, mounts, namespaces and signals to
+  other processes, even to code that recovers ctypes.  No cgroups.
 - Per batch: a wall-clock time limit; a worker over it is killed.  Built-ins,
   stdout/stderr, the recursion limit, tracing and timers are reset after every
   batch.  ``print`` output is captured (capped).

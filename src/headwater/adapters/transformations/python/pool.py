@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,9 @@ from typing import Any
 
 import orjson
 
+from headwater.adapters.transformations.channel import exchange
 from headwater.adapters.transformations.contract import BatchFailed, CappedLog
-from headwater.adapters.transformations.python.channel import exchange
+from headwater.adapters.transformations.python import seccomp
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record, TransformFailure
 
@@ -88,17 +90,15 @@ class PythonTransformation:
         self._memory = memory_limit_mb
         self._root = tempfile.mkdtemp(prefix="headwater-py-")
         self._cpu_budget = max(60, int(time_limit * 20))
-        self._config = orjson.dumps(
-            {
-                "source": source,
-                "root": self._root,
-                "memory_mb": memory_limit_mb,
-                "cpu_seconds": self._cpu_budget,
-                "log_cap": log_cap,
-                "max_record_bytes": MAX_RECORD_BYTES,
-                "orjson_dir": _orjson_dir(),
-            }
-        )
+        self._config: dict[str, Any] = {
+            "source": source,
+            "root": self._root,
+            "memory_mb": memory_limit_mb,
+            "cpu_seconds": self._cpu_budget,
+            "log_cap": log_cap,
+            "max_record_bytes": MAX_RECORD_BYTES,
+            "orjson_dir": _orjson_dir(),
+        }
         self._workers: list[_Worker | None] = [None] * workers
         # Workers die with the server anyway (PDEATHSIG); this also covers a
         # transformation dropped without close() in a long-lived server.
@@ -138,7 +138,8 @@ class PythonTransformation:
                 fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, 1 << 20)  # type: ignore[union-attr]
         deadline = time.monotonic() + self._time_limit + STARTUP_ALLOWANCE
         limit = f"the top-level code did not finish within {self._time_limit:g} s"
-        reply = exchange([(proc, self._config)], deadline, limit)[0]
+        config = dict(self._config, seccomp=_seccomp_hex(proc.pid))
+        reply = exchange([(proc, orjson.dumps(config))], deadline, limit)[0]
         worker = _Worker(proc, {})
         try:
             if isinstance(reply, str):
@@ -269,6 +270,12 @@ def _shutdown(workers: list[_Worker | None], root: str) -> None:
             worker.stop(grace=1.0)
             workers[index] = None
     shutil.rmtree(root, ignore_errors=True)
+
+
+def _seccomp_hex(pid: int) -> str | None:
+    """The worker's seccomp program (see `seccomp`), or None on another architecture."""
+    machine = os.uname().machine
+    return seccomp.filter_program(pid, machine).hex() if seccomp.supported(machine) else None
 
 
 def _orjson_dir() -> str | None:

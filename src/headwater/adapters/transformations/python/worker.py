@@ -71,7 +71,8 @@ PRELOAD = [
 FILENAME = "<transformation>"
 UID_BASE = 1_000_000  # above any account's uid; plus the worker's pid
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
+SECCOMP_MODE_FILTER = 2
 MEMORY_FRAME = b'{"fatal":"memory"}'
 MAX_LINE = 2000
 
@@ -139,10 +140,11 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
-def sandbox(root: str, memory_mb: int, cpu_seconds: int) -> dict[str, str]:
+def sandbox(cfg: dict[str, Any]) -> dict[str, str]:
     """Lock the process down before any user code runs; say what was applied."""
     import ctypes
 
+    root, memory_mb, cpu_seconds = str(cfg["root"]), int(cfg["memory_mb"]), int(cfg["cpu_seconds"])
     libc = ctypes.CDLL(None, use_errno=True)
     done: dict[str, str] = {}
     is_root = os.geteuid() == 0
@@ -183,9 +185,27 @@ def sandbox(root: str, memory_mb: int, cpu_seconds: int) -> dict[str, str]:
         resource.setrlimit(which, (value, value))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writing a file fails, not kills
     done["limits"] = f"address space {memory_mb} MB, CPU {cpu_seconds} s, no processes"
+    done["syscalls"] = install_filter(libc, cfg.get("seccomp"))
     for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
         del sys.modules[name]  # not importable again once chrooted
     return done
+
+
+def install_filter(libc: Any, program_hex: Any) -> str:
+    """Install the seccomp program the parent built (`seccomp.filter_program`)."""
+    import ctypes
+
+    if not isinstance(program_hex, str):
+        return "no seccomp filter (weak: not available for this architecture)"
+    program = ctypes.create_string_buffer(bytes.fromhex(program_hex))
+
+    class Program(ctypes.Structure):
+        _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+    fprog = Program(len(program.raw) // 8, ctypes.addressof(program))
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        return f"no seccomp filter (weak: the kernel refused it, errno {ctypes.get_errno()})"
+    return "seccomp filter: sockets, tracing, mounts, namespaces, signals to others refused"
 
 
 def describe(exc: BaseException) -> tuple[str, int | None]:
@@ -295,7 +315,7 @@ def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[
     """Lock down, then run the user's top-level code and find ``transform``."""
     for name in PRELOAD:
         __import__(name)
-    done = sandbox(str(cfg["root"]), int(cfg["memory_mb"]), int(cfg["cpu_seconds"]))
+    done = sandbox(cfg)
     namespace: dict[str, Any] = {"__name__": "transformation", "__builtins__": builtins}
     try:
         code = compile(str(cfg["source"]), FILENAME, "exec")

@@ -1,10 +1,11 @@
 """Talking to worker processes: framed messages with one deadline for many workers.
 
-A frame is a 4-byte big-endian length and a body.  `exchange` sends one frame to each
-worker and collects one reply frame from each, all multiplexed over non-blocking
-pipes, giving up on whatever is unfinished at the deadline.  Workers run untrusted
-code, so their replies are size-capped and a dead or silent worker is a failure
-with a reason, never a hang.
+Used for the Python and the JavaScript workers alike.  A frame is a 4-byte
+big-endian length and a body.  `exchange` sends one frame to each worker and
+collects one reply frame from each, all multiplexed over non-blocking pipes, giving
+up on whatever is unfinished at the deadline.  Workers run untrusted code, so their
+replies are size-capped and a dead or silent worker is a failure with a reason,
+never a hang.
 """
 
 from __future__ import annotations

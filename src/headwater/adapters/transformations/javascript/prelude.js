@@ -1,0 +1,79 @@
+// Installed in every isolate before the user's code (headwater.adapters.transformations
+// .javascript.worker); it captures the built-ins it relies on so that user code
+// replacing JSON, String, etc. can only break its own results.
+const __headwater__ = (function () {
+  "use strict";
+  const g = globalThis;
+  const parse = JSON.parse, stringify = JSON.stringify, isArray = Array.isArray;
+  const toStr = String, ErrorCtor = Error, RangeErrorCtor = RangeError;
+  const exec = RegExp.prototype.exec, test = RegExp.prototype.test;
+  // What V8 says when the process's memory limit refuses an ArrayBuffer or a
+  // WebAssembly memory (their bytes live outside the V8 heap).
+  const outOfMemory = /allocation failed|could not allocate memory/;
+  const where = /<anonymous>:(\d+):\d+/;
+  // Nothing may run outside a time-limited call: no timers, no GC callbacks.
+  g.setTimeout = undefined; g.clearTimeout = undefined; g.__timer_manager = undefined;
+  if (g.Atomics) { delete g.Atomics.waitAsync; }
+  delete g.FinalizationRegistry;
+  let fn = null, logs = [], nlogs = 0, dropped = 0, logCap = 0, maxChars = 0;
+  function show(v) {
+    if (typeof v === "string") { return v; }
+    try { const s = stringify(v); return s === undefined ? toStr(v) : s; }
+    catch (e) { return toStr(v); }
+  }
+  function log(...args) {
+    if (nlogs >= logCap) { dropped++; return; }
+    let line = "";
+    for (let i = 0; i < args.length; i++) { line += (i ? " " : "") + show(args[i]); }
+    logs[nlogs++] = line.length > 2000 ? line.slice(0, 2000) + "…" : line;
+  }
+  const con = {log: log, info: log, warn: log, error: log, debug: log};
+  Object.defineProperty(g, "console", {value: con, writable: true, configurable: true});
+  function describe(e) {
+    if (e instanceof ErrorCtor) {
+      let msg = toStr(e.name) + ": " + toStr(e.message);
+      const m = typeof e.stack === "string" ? exec.call(where, e.stack) : null;
+      return m ? msg + " (line " + m[1] + ")" : msg;
+    }
+    return "transform threw " + show(e);
+  }
+  function kind(v) { return isArray(v) ? "an array" : v === null ? "null" : "a " + typeof v; }
+  return {
+    setup(cap, chars) { logCap = cap; maxChars = chars; },
+    bind() {
+      fn = typeof transform === "function" ? transform : null;
+      return fn !== null;
+    },
+    run(text) {
+      const records = parse(text);
+      nlogs = 0; dropped = 0; logs = [];
+      let out = "", errors = "";
+      for (let i = 0; i < records.length; i++) {
+        let part = "null", err = null;
+        try {
+          const r = fn(records[i]);
+          if (r === null || r === undefined) { part = "null"; }
+          else if (typeof r !== "object" || isArray(r)) {
+            err = "transform must return an object or null, not " + kind(r);
+          } else {
+            part = stringify(r);
+            if (part.length > maxChars) {
+              err = "the returned object is too large (" + part.length +
+                    " characters of JSON, limit " + maxChars + ")";
+              part = "null";
+            }
+          }
+        } catch (e) {
+          if (e instanceof RangeErrorCtor && test.call(outOfMemory, toStr(e.message))) {
+            return '{"memory":true}';
+          }
+          err = describe(e); part = "null";
+        }
+        out += (i ? "," : "") + part;
+        if (err !== null) { errors += (errors ? "," : "") + stringify([i, err]); }
+      }
+      return '{"out":[' + out + '],"errors":[' + errors + '],"logs":' + stringify(logs) +
+             ',"dropped":' + dropped + "}";
+    },
+  };
+})();

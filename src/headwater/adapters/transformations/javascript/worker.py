@@ -1,0 +1,225 @@
+"""The JavaScript worker: one process holding the V8 isolate that runs user code.
+
+`process` starts it as ``python -I -c <this file's text>`` with an empty environment
+and only its two pipes, so it imports the standard library, ``py_mini_racer`` and
+``orjson`` (never Headwater).  It must stay self-contained.
+
+Why a process of its own: V8's heap limit does not cover ArrayBuffer backing stores
+(nor WebAssembly memories), which live outside the heap.  Once the isolate is up the
+worker caps its data segment (``RLIMIT_DATA``: every private writable mapping,
+whatever allocated it) at what the runtime already holds plus the memory limit; a
+buffer that would pass it fails to allocate (the batch fails on the memory limit) and
+a heap that cannot grow any more ends the process (the parent reports the memory
+limit and starts a new worker for the next batch).
+
+Protocol on stdin/stdout (fds 0-2 then point to /dev/null): frames of a 4-byte
+big-endian length and a body.  First the parent sends the configuration (prelude,
+source, limits); the worker builds the isolate and answers ``{"ok": true}`` or
+``{"error": message, "where": "line n" | null}`` (and exits).  Then each frame is a
+JSON array of records, answered with the prelude's ``{"out": [...], "errors": [...],
+"logs": [...], "dropped": n}`` or with ``{"failed": "time" | "memory" | "runtime",
+"detail": text}``; after a failure the isolate is thrown away and rebuilt from the
+source for the next batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import resource
+import signal
+import struct
+from typing import Any
+
+from py_mini_racer import (
+    JSEvalException,
+    JSFunction,
+    JSOOMException,
+    JSParseException,
+    JSTimeoutException,
+    MiniRacer,
+)
+
+PR_SET_PDEATHSIG = 1
+#: Room on top of the memory limit for the batch's JSON text in both directions.
+TEXT_ALLOWANCE_MB = 64
+_LINE = re.compile(r"<anonymous>:(\d+):\s*(.*)")
+
+
+class SourceError(Exception):
+    """The user's code cannot be set up: a message and where (``line n``) if known."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.where = message, where
+
+
+def read_frame(fd: int) -> bytes | None:
+    head = _read_exact(fd, 4)
+    if head is None:
+        return None
+    (size,) = struct.unpack(">I", head)
+    return _read_exact(fd, size) if size else b""
+
+
+def _read_exact(fd: int, size: int) -> bytes | None:
+    chunks, got = [], 0
+    while got < size:
+        chunk = os.read(fd, min(size - got, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def write_frame(fd: int, body: bytes) -> None:
+    view = memoryview(struct.pack(">I", len(body)) + body)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _source_error(exc: Exception, prefix: str = "") -> SourceError:
+    """A V8 parse/eval error as a message naming the line."""
+    first = str(exc).splitlines()[0] if str(exc) else "failed"
+    match = _LINE.match(first)
+    if match:
+        return SourceError(prefix + match.group(2), f"line {match.group(1)}")
+    return SourceError(prefix + first)
+
+
+class Isolate:
+    """The user's code compiled in a V8 context, rebuilt after a failed batch."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.time_limit = float(cfg["time_limit"])
+        self.memory_mb = int(cfg["memory_mb"])
+        self.ctx: MiniRacer | None = None
+
+    def build(self) -> None:
+        ctx = MiniRacer()
+        self.ctx = ctx
+        ctx.set_hard_memory_limit(self.memory_mb * 1024 * 1024)
+        ctx.eval(str(self.cfg["prelude"]))
+        ctx.eval(f"__headwater__.setup({int(self.cfg['log_cap'])}, {int(self.cfg['max_chars'])})")
+        try:
+            ctx.eval(str(self.cfg["source"]), timeout_sec=self.time_limit)
+        except JSParseException as exc:
+            raise _source_error(exc) from None
+        except JSTimeoutException:
+            raise SourceError(
+                f"top-level code did not finish within {self.time_limit:g} s"
+            ) from None
+        except JSOOMException:
+            raise SourceError(
+                f"top-level code exceeded the memory limit of {self.memory_mb} MB"
+            ) from None
+        except JSEvalException as exc:
+            if ctx.was_hard_memory_limit_reached():
+                raise SourceError(
+                    f"top-level code exceeded the memory limit of {self.memory_mb} MB"
+                ) from None
+            raise _source_error(exc, "top-level code failed: ") from None
+        if ctx.eval("__headwater__.bind()") is not True:
+            raise SourceError("the code does not define a function named transform")
+
+    def run(self, text: str) -> str | dict[str, str]:
+        """The prelude's reply for one batch, or ``{"failed": kind, "detail": ...}``."""
+        if self.ctx is None:
+            try:
+                self.build()
+            except SourceError as exc:
+                self.discard()
+                return {"failed": "runtime", "detail": f"could not restart: {exc.message}"}
+        ctx = self.ctx
+        assert ctx is not None
+        try:
+            run = ctx.eval("__headwater__.run")
+            if not isinstance(run, JSFunction):
+                return self.fail("runtime", "the runtime lost its entry point")
+            reply = run(text, timeout_sec=self.time_limit)
+        except JSTimeoutException:
+            return self.fail("time")
+        except JSOOMException:
+            return self.fail("memory")
+        except JSEvalException as exc:
+            # Through a function call V8 reports a hit heap limit as a plain failure.
+            if ctx.was_hard_memory_limit_reached():
+                return self.fail("memory")
+            return self.fail("runtime", str(exc).splitlines()[0] if str(exc) else "failed")
+        if not isinstance(reply, str):
+            return self.fail("runtime", "the runtime returned no result")
+        if reply == '{"memory":true}':
+            return self.fail("memory")
+        return reply
+
+    def fail(self, kind: str, detail: str = "") -> dict[str, str]:
+        self.discard()
+        return {"failed": kind, "detail": detail}
+
+    def discard(self) -> None:
+        if self.ctx is not None:
+            # A round trip first lets mini-racer deliver a cancelled call's last
+            # callback; closing before that makes it fire on a closed event loop.
+            with contextlib.suppress(Exception):
+                self.ctx.eval("0", timeout_sec=1.0)
+            self.ctx.close()
+            self.ctx = None
+
+
+def data_segment_bytes() -> int:
+    """This process's private writable memory (``VmData``), which RLIMIT_DATA caps."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def cap_memory(memory_mb: int) -> int:
+    """Cap the data segment at what the runtime holds now plus the limit."""
+    limit = data_segment_bytes() + (memory_mb + TEXT_ALLOWANCE_MB) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return limit
+
+
+def main() -> None:
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:
+        os._exit(1)  # the parent is already gone
+    first = read_frame(in_fd)
+    if first is None:
+        return
+    import orjson
+
+    cfg = json.loads(first)
+    isolate = Isolate(cfg)
+    try:
+        isolate.build()
+    except SourceError as exc:
+        write_frame(out_fd, orjson.dumps({"error": exc.message, "where": exc.where}))
+        return
+    cap_memory(isolate.memory_mb)
+    write_frame(out_fd, b'{"ok":true}')
+    while (frame := read_frame(in_fd)) is not None:
+        try:
+            reply = isolate.run(frame.decode())
+            body = reply.encode() if isinstance(reply, str) else orjson.dumps(reply)
+        except MemoryError:
+            write_frame(out_fd, b'{"failed":"memory","detail":""}')
+            os._exit(3)
+        write_frame(out_fd, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Mapping and filter files given to the CLI: empty and broken files are refused
+naming the option and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from headwater.entrypoints.cli import cli
+
+
+def add_with(option: str, path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        cli,
+        ["pipelines", "add", "--connection", "conn_missing", "--name", "P", option, str(path)],
+        catch_exceptions=False,
+    )
+    return result.exit_code, " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("option", ["--mapping", "--filter"])
+@pytest.mark.parametrize("content", ["", "  \n\t\n"])
+def test_an_empty_file_is_called_empty(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, content: str
+) -> None:
+    """Issue 17 §8: an empty file said "not valid JSON"."""
+    monkeypatch.chdir(tmp_path)  # a short path: the terminal wraps long ones
+    Path("d.json").write_text(content)
+    code, output = add_with(option, Path("d.json"))
+    assert code == 1
+    assert f"{option}: d.json: the file is empty" in output
+    assert "not valid JSON" not in output
+
+
+def test_a_broken_file_names_the_line(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("m.json").write_text('{\n  "email": "email",\n}')
+    code, output = add_with("--mapping", Path("m.json"))
+    assert code == 1
+    assert "--mapping: m.json: not valid JSON (" in output
+    assert "at line 3)" in output
