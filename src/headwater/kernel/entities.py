@@ -55,6 +55,8 @@ class Workspace:
     #: None: the default DuckDB file in the data directory.
     warehouse_url_encrypted: str | None
     created_at: datetime
+    #: Identity resolution settings as stored (``IdentitySettings.as_dict``); None: defaults.
+    identity_settings: dict[str, Any] | None = None
 
 
 @dataclass

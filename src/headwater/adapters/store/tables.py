@@ -28,6 +28,7 @@ workspaces = Table(
     Column("name", String(200), nullable=False, unique=True),
     Column("customer_model", JSON, nullable=False),
     Column("warehouse_url_encrypted", Text, nullable=True),  # a secret: it may hold a password
+    Column("identity_settings", JSON, nullable=True),  # None: the default identifiers
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -10,6 +10,7 @@ from headwater.entrypoints.cli.connections import connections
 from headwater.entrypoints.cli.demo import demo
 from headwater.entrypoints.cli.model import model
 from headwater.entrypoints.cli.pipelines import pipelines
+from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.runs import runs
 from headwater.entrypoints.cli.warehouse import warehouse
 from headwater.sandbox.command import sandbox
@@ -23,7 +24,7 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
 
 
-for command in (connections, model, warehouse, pipelines, runs, demo, sandbox):
+for command in (connections, model, warehouse, pipelines, runs, identity, profiles, demo, sandbox):
     cli.add_command(command)
 
 

@@ -1,0 +1,51 @@
+"""`headwater identity set|show` and `headwater profiles list|show|rebuild`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import stripe
+from tests.entrypoints.test_cli import _connection, doc, invoke
+
+from headwater.sandbox.testing import start_sandbox
+
+
+def test_identity_and_profiles_commands(home: Path, tmp_path: Path) -> None:
+    with start_sandbox(customers=0, seed=5) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        one = client.v1.customers.create({"email": "Dee@Example.com", "phone": "1"}).id
+        two = client.v1.customers.create({"email": " dee@example.com", "name": "[red]x"}).id
+        conn = _connection(sb)
+        mapping = tmp_path / "m.json"
+        mapping.write_text(json.dumps({"email": "email", "phone": "phone", "first_name": "name"}))
+        pid = doc("pipelines", "add", "--connection", conn["id"], "--name", "P",
+                  "--mapping", str(mapping))["id"]  # fmt: skip
+        assert doc("pipelines", "run", pid)["status"] == "succeeded"
+
+    assert doc("identity", "show")["identifiers"] == ["email"]
+    blocked = tmp_path / "blocked.json"
+    blocked.write_text(json.dumps({"phone": ["0"]}))
+    result = invoke("identity", "set", "--identifiers", "email,phone", "--blocked", str(blocked))
+    assert result.exit_code == 0, result.output
+    assert doc("identity", "show")["blocked"]["phone"] == ["0"]
+    refused = invoke("identity", "set", "--identifiers", "email,nope")
+    assert refused.exit_code == 1
+    assert "nope" in refused.stderr
+
+    rebuilt = invoke("profiles", "rebuild")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "considered 2 identities" in rebuilt.stdout
+    [profile] = doc("profiles", "list", "--search", "DEE@")
+    assert profile["identity_count"] == 2
+    shown = doc("profiles", "show", profile["id"])
+    assert {i["source_id"] for i in shown["identities"]} == {one, two}
+    assert {i["pipeline"] for i in shown["identities"]} == {"P"}
+    text = invoke("profiles", "show", profile["id"])
+    assert text.exit_code == 0
+    assert profile["id"] in text.stdout
+    assert "first_name: [red]x" in text.stdout  # customer text shown as text, not markup
+    assert invoke("profiles", "list").exit_code == 0
+    missing = invoke("profiles", "show", "nope")
+    assert missing.exit_code == 1
+    assert "no profile" in missing.stderr

@@ -1,0 +1,137 @@
+"""End to end: sandbox customers → two pipelines → unified profiles (issue 14).
+
+Resolution here is `profiles rebuild` over the warehouse (the call after every run is
+still to come); every profile must follow the rules of DESIGN §10 on both engines.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import stripe
+from tests.services.conftest import MakePipeline, connect
+
+from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.services import profiles
+from headwater.services.app import App
+from headwater.services.pipelines import runner
+
+MAPPING = {"email": "email", "first_name": "name", "phone": "phone"}
+
+
+@pytest.fixture
+def empty_sandbox() -> Iterator[RunningSandbox]:
+    with start_sandbox(customers=0, seed=3) as running:
+        yield running
+
+
+def _client(sb: RunningSandbox) -> stripe.StripeClient:
+    return stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+
+
+def _run(app: App, *pipeline_ids: str) -> None:
+    for pipeline_id in pipeline_ids:
+        run = runner.run_pipeline(app, pipeline_id, full=True)
+        assert run.status == "succeeded", run.message
+
+
+def _partition(app: App) -> set[frozenset[str]]:
+    """Profiles as sets of '<pipeline name>:<customer email or id>'."""
+    out = set()
+    for p in profiles.list_profiles(app):
+        doc = profiles.show_profile(app, p["id"])
+        out.add(frozenset(f"{i['pipeline']}:{i['source_id']}" for i in doc["identities"]))
+    return out
+
+
+def test_profiles_unify_customers_across_pipelines_and_email_variants(
+    warehouse_app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    app = warehouse_app
+    client = _client(empty_sandbox)
+    ann = client.v1.customers.create({"email": "ann@example.com", "name": "Ann"}).id
+    ann2 = client.v1.customers.create({"email": "  ANN@Example.COM ", "name": "Ann B"}).id
+    bob = client.v1.customers.create({"email": "bob@example.com", "name": "Bob"}).id
+    carol = client.v1.customers.create({"email": "carol@example.com", "name": "Carol"}).id
+    conn = connect(app, empty_sandbox)
+    one = make_pipeline(conn, MAPPING, name="one")
+    two = make_pipeline(conn, MAPPING, name="two")
+    _run(app, one.id, two.id)
+
+    first = profiles.rebuild_profiles(app)
+    assert first.considered == 8
+    assert _partition(app) == {
+        frozenset({f"one:{ann}", f"two:{ann}", f"one:{ann2}", f"two:{ann2}"}),
+        frozenset({f"one:{bob}", f"two:{bob}"}),
+        frozenset({f"one:{carol}", f"two:{carol}"}),
+    }
+    [bob_profile] = profiles.list_profiles(app, search="BOB@")
+    assert bob_profile["identity_count"] == 2
+    assert bob_profile["values"]["email"] == "bob@example.com"
+
+    # Bob takes Carol's email: their profiles merge (equal sizes: the smaller id is
+    # kept), then Bob leaves again: a split of that profile, both logged.
+    client.v1.customers.update(bob, {"email": "Carol@example.com"})
+    _run(app, one.id, two.id)
+    merged = profiles.rebuild_profiles(app)
+    assert [c.kind.value for c in merged.changes] == ["merge"]
+    assert frozenset({f"one:{bob}", f"two:{bob}", f"one:{carol}", f"two:{carol}"}) in _partition(
+        app
+    )
+    [survivor] = merged.changes[0].after
+    client.v1.customers.update(bob, {"email": "bob@example.com"})
+    _run(app, one.id, two.id)
+    split = profiles.rebuild_profiles(app)
+    assert [(c.kind.value, c.before) for c in split.changes] == [("split", (survivor,))]
+    history = profiles.show_profile(app, survivor)["changes"]
+    # (the first rebuild logged the merge of each customer's two per-pipeline profiles)
+    assert [(c["kind"], c["run_id"]) for c in history][-2:] == [
+        ("merge", merged.changes[0].run_id),
+        ("split", split.changes[0].run_id),
+    ]
+    assert profiles.show_profile(app, survivor)["identity_count"] == 2
+
+    # A deleted customer leaves its profile; a rebuild after nothing changed writes nothing.
+    client.v1.customers.delete(ann2)
+    _run(app, one.id, two.id)
+    profiles.rebuild_profiles(app)
+    [ann_profile] = profiles.list_profiles(app, search="ann@")
+    assert ann_profile["identity_count"] == 2
+    again = profiles.rebuild_profiles(app)
+    assert (again.upserts, again.removed, again.changes) == ((), (), ())
+
+
+def test_conflicting_emails_stay_apart_and_settings_are_stored(
+    warehouse_app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline, tmp_path: Path
+) -> None:
+    app = warehouse_app
+    client = _client(empty_sandbox)
+    a = client.v1.customers.create({"email": "a@example.com", "phone": "+1 555 0100"}).id
+    b = client.v1.customers.create({"email": "b@example.com", "phone": "+1 555 0100"}).id
+    c = client.v1.customers.create({"email": "noreply@shop.io", "name": "x"}).id
+    d = client.v1.customers.create({"email": "NOREPLY@shop.io", "name": "y"}).id
+    pipeline = make_pipeline(connect(app, empty_sandbox), MAPPING, name="one")
+    _run(app, pipeline.id)
+    assert profiles.current_settings(app).names == ("email",)
+    profiles.set_settings(app, ["email", "phone"], None)
+    assert profiles.current_settings(app).names == ("email", "phone")
+    profiles.rebuild_profiles(app)
+    # Different emails never link by a lower identifier; blocked emails never link.
+    assert _partition(app) == {frozenset({f"one:{x}"}) for x in (a, b, c, d)}
+    blocked = tmp_path / "blocked.json"
+    blocked.write_text(json.dumps({"email": ["a@example.com"]}))
+    data = profiles.blocked_from_text(blocked.read_text(), str(blocked))
+    profiles.set_settings(app, ["email"], data)
+    profiles.rebuild_profiles(app)
+    # noreply@ is no longer blocked (the given list replaces the defaults).
+    assert frozenset({f"one:{c}", f"one:{d}"}) in _partition(app)
+    with pytest.raises(InvalidInput, match="identifiers"):
+        profiles.set_settings(app, ["nope"], None)
+    with pytest.raises(InvalidInput, match="JSON"):
+        profiles.blocked_from_text("[1", "blocked.json")
+    with pytest.raises(NotFound):
+        profiles.show_profile(app, "00000000-0000-0000-0000-000000000000")
