@@ -6,6 +6,7 @@ results must equal those of the in-memory `IdentityStore` given the same identit
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,7 @@ from headwater.services.identity import (
 )
 from headwater.services.identity.warehouse import WarehouseIdentityStore
 
+from .conftest import Engine
 from .test_conformance import batch, row, write
 
 T = PropertyType
@@ -180,3 +182,29 @@ def test_apply_writes_profiles_memberships_and_changes(warehouse: Warehouse) -> 
     assert profile["user"] == 3
     assert {i["_profile_id"] for i in warehouse.identities()} == {keep}
     assert warehouse.profile_changes() == [write_plan.changes[0]]
+
+
+def test_one_resolution_at_a_time(warehouse: Warehouse, engine: Engine) -> None:
+    """While one resolution holds the lock, another waits for it to be released."""
+    seed(warehouse)
+    other = engine.open() if engine.name == "postgresql" else warehouse
+    entered = threading.Event()
+    order: list[str] = []
+
+    def second() -> None:
+        with other.resolution_lock():
+            order.append("second")
+        entered.set()
+
+    try:
+        with warehouse.resolution_lock():
+            thread = threading.Thread(target=second)
+            thread.start()
+            assert not entered.wait(0.5)  # blocked while the first holds the lock
+            order.append("first")
+        assert entered.wait(10)
+        thread.join()
+        assert order == ["first", "second"]
+    finally:
+        if other is not warehouse:
+            other.close()

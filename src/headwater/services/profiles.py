@@ -76,8 +76,9 @@ def rebuild_profiles(app: App, at: datetime | None = None) -> ProfilePlan:
     warehouse = app.warehouse()
     try:
         store = WarehouseIdentityStore(warehouse, settings)
-        plan = rebuild(store, settings, context)
-        store.apply(plan)
+        with warehouse.resolution_lock():
+            plan = rebuild(store, settings, context)
+            store.apply(plan)
     finally:
         warehouse.close()
     return plan

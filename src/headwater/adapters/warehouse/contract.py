@@ -54,7 +54,7 @@ Contract for every implementation:
   service filters by its own rules).  ``apply_profiles`` writes one resolution in one
   transaction (profile upserts and deletions, identities' ``_profile_id``, logged
   changes); applying the same write twice leaves the same state and logs each change
-  once.  On PostgreSQL it takes a schema-wide advisory lock for the transaction.
+  once.  The caller holds `resolution_lock` from its first read to the apply.
   ``profile_changes`` reads the log, oldest first.
 - Infrastructure failures (connection lost, disk full, a table changed under us) raise
   `WarehouseError` (transient); nothing of the batch remains after one.
@@ -63,6 +63,7 @@ Contract for every implementation:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -189,5 +190,10 @@ class Warehouse(Protocol):
     def profile_changes(self) -> list[ChangeRecord]: ...
 
     def apply_profiles(self, write: ProfileWrite) -> None: ...
+
+    def resolution_lock(self) -> AbstractContextManager[None]:
+        """Held from a resolution's first read to its `apply_profiles`: one resolution
+        at a time per warehouse (PostgreSQL: a session advisory lock; DuckDB: the
+        connection's lock, one process holding the file)."""
 
     def close(self) -> None: ...

@@ -560,5 +560,13 @@ class DuckDBWarehouse:
         with self._transaction("profile write") as conn:
             profile_store.apply(*self._args(conn), write)
 
+    @contextmanager
+    def resolution_lock(self) -> Iterator[None]:
+        # A DuckDB file is open to one process at a time and this connection is
+        # serialised by `_lock`; holding it makes a resolution exclusive in the process
+        # (its reads and apply re-enter the lock on the same thread).
+        with self._lock:
+            yield
+
     def _args(self, conn: duckdb.DuckDBPyConnection) -> profile_store.Args:
         return _statements(conn), self.schema, _SPELLING, self._model_columns(conn)

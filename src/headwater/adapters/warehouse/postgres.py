@@ -412,11 +412,21 @@ class PostgresWarehouse:
 
     def apply_profiles(self, write: profile_store.ProfileWrite) -> None:
         with self._transaction("profile write") as cur:
-            # One resolution at a time per workspace (docs/identity.md §7).
-            cur.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"headwater-profiles:{self.schema}",)
-            )
             profile_store.apply(*self._args(cur), write)
+
+    @contextmanager
+    def resolution_lock(self) -> Iterator[None]:
+        # A session-level advisory lock on this connection (autocommit), held from the
+        # first read of a resolution to its `apply_profiles`: one resolution at a time
+        # per warehouse schema, across processes (docs/identity.md §7).
+        key = f"headwater-profiles:{self.schema}"
+        with self._transaction("taking the resolution lock") as cur:
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            with self._transaction("releasing the resolution lock") as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
     def _args(self, cur: psycopg.Cursor[Any]) -> profile_store.Args:
         return _statements(cur), self.schema, _SPELLING, self._model_columns(cur)
