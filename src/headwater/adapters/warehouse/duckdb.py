@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from headwater.adapters.warehouse.duckdb_stage import (
     registered,
     run,
 )
+from headwater.adapters.warehouse.profile_methods import ProfileMethods
 from headwater.adapters.warehouse.rejects import (
     DryRun,
     RejectedData,
@@ -110,7 +111,7 @@ def _statements(conn: duckdb.DuckDBPyConnection) -> ownership.Execute:
 _SPELLING = profile_store.Spelling(_named, "VARCHAR", "BIGINT", "UUID", CASTS)
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(ProfileMethods):
     """The `Warehouse` on DuckDB; one connection, serialised by a lock."""
 
     def __init__(
@@ -515,50 +516,12 @@ class DuckDBWarehouse:
         with self._lock:
             self._conn.close()
 
-    # -- identity resolution (the reads and writes of `profile_store`) -------------------
+    # -- identity resolution (methods in `profile_methods`) ----------------------------
 
     @_memory_bounded
-    def identities_by_key(
-        self, keys: Collection[tuple[str, str]]
-    ) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as conn:
-            return profile_store.identities_by_key(*self._args(conn), keys)
-
-    @_memory_bounded
-    def identities_sharing(
-        self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
-    ) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as conn:
-            return profile_store.identities_sharing(*self._args(conn), keys, sources)
-
-    @_memory_bounded
-    def identities_in_profiles(
-        self, profile_ids: Collection[str]
-    ) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as conn:
-            return profile_store.identities_in_profiles(*self._args(conn), profile_ids)
-
-    @_memory_bounded
-    def all_identity_records(self) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as conn:
-            return profile_store.all_identities(*self._args(conn))
-
-    @_memory_bounded
-    def profile_records(
-        self, profile_ids: Collection[str] | None = None
-    ) -> list[profile_store.ProfileRecord]:
-        with self._transaction("profile read") as conn:
-            return profile_store.profile_rows(*self._args(conn), profile_ids)
-
-    @_memory_bounded
-    def profile_changes(self) -> list[profile_store.ChangeRecord]:
-        with self._transaction("profile read") as conn:
-            return profile_store.changes(_statements(conn), self.schema)
-
-    @_memory_bounded
-    def apply_profiles(self, write: profile_store.ProfileWrite) -> None:
-        with self._transaction("profile write") as conn:
-            profile_store.apply(*self._args(conn), write)
+    def _with_profile_args(self, what: str, fn: Callable[[profile_store.Args], R]) -> R:
+        with self._transaction(what) as conn:
+            return fn((_statements(conn), self.schema, _SPELLING, self._model_columns(conn)))
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:
@@ -567,6 +530,3 @@ class DuckDBWarehouse:
         # (its reads and apply re-enter the lock on the same thread).
         with self._lock:
             yield
-
-    def _args(self, conn: duckdb.DuckDBPyConnection) -> profile_store.Args:
-        return _statements(conn), self.schema, _SPELLING, self._model_columns(conn)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -28,6 +28,7 @@ from headwater.adapters.warehouse.postgres_stage import (
     create_stage,
     describe,
 )
+from headwater.adapters.warehouse.profile_methods import ProfileMethods
 from headwater.adapters.warehouse.rejects import (
     DryRun,
     RejectedData,
@@ -45,6 +46,7 @@ from headwater.kernel.records import IdentityRow
 from headwater.kernel.state import PipelineState
 
 T = PropertyType
+R = TypeVar("R")
 # Placeholders of pipeline id, connection id, run id and import time (see `_params`).
 _PARAMS = ("%(p)s", "%(c)s", "%(r)s", "%(n)s")
 
@@ -68,7 +70,7 @@ class _StaleColumns(WarehouseError):
     """A statement named a column that no longer exists (the model changed elsewhere)."""
 
 
-class PostgresWarehouse:
+class PostgresWarehouse(ProfileMethods):
     """The `Warehouse` on PostgreSQL; one autocommit connection, explicit transactions."""
 
     def __init__(self, url: str, *, schema: str = "headwater", connect_timeout: int = 10) -> None:
@@ -376,43 +378,11 @@ class PostgresWarehouse:
                 self._conn.close()
                 self._conn = None
 
-    # -- identity resolution (the reads and writes of `profile_store`) -------------------
+    # -- identity resolution (methods in `profile_methods`) ----------------------------
 
-    def identities_by_key(
-        self, keys: Collection[tuple[str, str]]
-    ) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as cur:
-            return profile_store.identities_by_key(*self._args(cur), keys)
-
-    def identities_sharing(
-        self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
-    ) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as cur:
-            return profile_store.identities_sharing(*self._args(cur), keys, sources)
-
-    def identities_in_profiles(
-        self, profile_ids: Collection[str]
-    ) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as cur:
-            return profile_store.identities_in_profiles(*self._args(cur), profile_ids)
-
-    def all_identity_records(self) -> list[profile_store.IdentityRecord]:
-        with self._transaction("identity read") as cur:
-            return profile_store.all_identities(*self._args(cur))
-
-    def profile_records(
-        self, profile_ids: Collection[str] | None = None
-    ) -> list[profile_store.ProfileRecord]:
-        with self._transaction("profile read") as cur:
-            return profile_store.profile_rows(*self._args(cur), profile_ids)
-
-    def profile_changes(self) -> list[profile_store.ChangeRecord]:
-        with self._transaction("profile read") as cur:
-            return profile_store.changes(_statements(cur), self.schema)
-
-    def apply_profiles(self, write: profile_store.ProfileWrite) -> None:
-        with self._transaction("profile write") as cur:
-            profile_store.apply(*self._args(cur), write)
+    def _with_profile_args(self, what: str, fn: Callable[[profile_store.Args], R]) -> R:
+        with self._transaction(what) as cur:
+            return fn((_statements(cur), self.schema, _SPELLING, self._model_columns(cur)))
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:
@@ -427,6 +397,3 @@ class PostgresWarehouse:
         finally:
             with self._transaction("releasing the resolution lock") as cur:
                 cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
-
-    def _args(self, cur: psycopg.Cursor[Any]) -> profile_store.Args:
-        return _statements(cur), self.schema, _SPELLING, self._model_columns(cur)

@@ -1,0 +1,60 @@
+"""The identity-resolution methods of the `Warehouse` contract, shared by the SQL engines.
+
+Each engine supplies one hook, `_with_profile_args`: run a function inside a transaction
+of its own with `profile_store`'s arguments (statement runner, schema, spelling, model
+columns), translating the engine's errors as its other operations do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
+
+from headwater.adapters.warehouse import profile_store
+from headwater.adapters.warehouse.profile_store import (
+    Args,
+    ChangeRecord,
+    IdentityRecord,
+    ProfileRecord,
+    ProfileWrite,
+)
+
+R = TypeVar("R")
+
+
+class ProfileMethods:
+    """Mixed into an engine's warehouse class; see the contract for each method."""
+
+    def _with_profile_args(self, what: str, fn: Callable[[Args], R]) -> R:
+        raise NotImplementedError  # every engine defines it
+
+    def identities_by_key(self, keys: Collection[tuple[str, str]]) -> list[IdentityRecord]:
+        return self._with_profile_args(
+            "identity read", lambda a: profile_store.identities_by_key(*a, keys)
+        )
+
+    def identities_sharing(
+        self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
+    ) -> list[IdentityRecord]:
+        return self._with_profile_args(
+            "identity read", lambda a: profile_store.identities_sharing(*a, keys, sources)
+        )
+
+    def identities_in_profiles(self, profile_ids: Collection[str]) -> list[IdentityRecord]:
+        return self._with_profile_args(
+            "identity read", lambda a: profile_store.identities_in_profiles(*a, profile_ids)
+        )
+
+    def all_identity_records(self) -> list[IdentityRecord]:
+        return self._with_profile_args("identity read", lambda a: profile_store.all_identities(*a))
+
+    def profile_records(self, profile_ids: Collection[str] | None = None) -> list[ProfileRecord]:
+        return self._with_profile_args(
+            "profile read", lambda a: profile_store.profile_rows(*a, profile_ids)
+        )
+
+    def profile_changes(self) -> list[ChangeRecord]:
+        return self._with_profile_args("profile read", lambda a: profile_store.changes(a[0], a[1]))
+
+    def apply_profiles(self, write: ProfileWrite) -> None:
+        self._with_profile_args("profile write", lambda a: profile_store.apply(*a, write))
