@@ -49,6 +49,14 @@ def run_pipeline(
     return finished
 
 
+def enqueue(app: App, pipeline_id: str, *, full: bool = False) -> Run:
+    """Insert a queued run of the pipeline; refused when disabled or already live."""
+    pipeline = manage.get(app, pipeline_id)
+    if not pipeline.enabled:
+        raise Conflict(f"pipeline {pipeline.id} is disabled; enable it before running it")
+    return runs.create_run(app.engine, pipeline.id, planned_kind(pipeline, full))
+
+
 def _fail(app: App, run: Run, message: str) -> Run:
     runs.update_run(app.engine, run.id, status="failed", message=message, finished_at=utcnow())
     return runs.get_run(app.engine, run.id)
