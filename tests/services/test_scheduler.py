@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import objects, runs, schedules
 from headwater.adapters.store.tables import runs as runs_table
-from headwater.kernel.entities import Connection, Pipeline, utcnow
+from headwater.kernel.entities import Connection, Pipeline, Run, utcnow
 from headwater.kernel.settings import Settings
 from headwater.services.app import App
 from headwater.services.pipelines import manage
@@ -243,3 +243,22 @@ def test_an_unrelated_update_keeps_the_slot_the_scheduler_advanced(
     monkeypatch.undo()
     assert next_run(sched_app, pipeline) == slot + HOUR
     assert tick(sched_app, SetClock(slot + SECOND)) == Tick()
+
+
+def test_a_pipeline_disabled_while_its_run_is_enqueued_keeps_no_queued_run(
+    sched_app: App, connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = scheduled(sched_app, connection, "5m")
+    slot = next_run(sched_app, pipeline)
+    assert slot is not None
+    create_run = runs.create_run
+
+    def disabled_meanwhile(engine: Engine, pipeline_id: str, kind: str) -> Run:
+        # Someone disables the pipeline after `enqueue` checked it, before its insert.
+        manage.update(sched_app, pipeline_id, manage.PipelineChanges(enabled=False))
+        return create_run(engine, pipeline_id, kind)
+
+    monkeypatch.setattr(runs, "create_run", disabled_meanwhile)
+    assert tick(sched_app, SetClock(slot)) == Tick(disabled=[pipeline.id])
+    [(_run_id, status)] = run_rows(sched_app, pipeline)
+    assert status == "cancelled"

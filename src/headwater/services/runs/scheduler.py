@@ -33,11 +33,13 @@ TICK_BATCH = 200
 
 @dataclass
 class Tick:
-    """What one tick did: runs enqueued, due slots whose pipeline already had a live run,
-    and slots another scheduler won first."""
+    """What one tick did: runs enqueued, pipelines whose slot came while they had a live
+    run, pipelines disabled while their run was being enqueued (the run dropped), and
+    how many slots another scheduler won first."""
 
     enqueued: list[str] = field(default_factory=list)
     already_live: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
     lost: int = 0
 
 
@@ -50,29 +52,28 @@ def tick(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
         if not schedules.advance(app.engine, due, next_slot(due.schedule, due.pipeline_id, now)):
             done.lost += 1
             continue
-        run_id = _enqueue(app, due.pipeline_id)
-        if run_id is None:
-            done.already_live.append(due.pipeline_id)
-        else:
-            done.enqueued.append(run_id)
+        _enqueue(app, due.pipeline_id, done)
     return done
 
 
-def _enqueue(app: App, pipeline_id: str) -> str | None:
-    """Enqueue a run of a pipeline whose slot this tick won; None when it has a live run."""
+def _enqueue(app: App, pipeline_id: str, done: Tick) -> None:
+    """Enqueue a run of a pipeline whose slot this tick won, noting the outcome in `done`."""
     if runs.live_run(app.engine, pipeline_id) is not None:
-        return None
+        done.already_live.append(pipeline_id)
+        return
     try:
         run = runner.enqueue(app, pipeline_id)
     except Conflict:
         # A run went live (run now, a webhook) or the pipeline was disabled between our
         # look and our insert; the database refused the second run, as it must.
-        return None
+        done.already_live.append(pipeline_id)
+        return
     # Disabling drops queued runs; if it happened between `enqueue`'s check and its
     # insert, our run escaped that drop.  Looking again after the insert closes the gap.
     if not manage.get(app, pipeline_id).enabled:
         schedules.drop_queued_runs(
             app.engine, pipeline_id, utcnow(), "dropped: the pipeline was disabled"
         )
-        return None
-    return run.id
+        done.disabled.append(pipeline_id)
+        return
+    done.enqueued.append(run.id)
