@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli import cli, output
 from headwater.kernel.entities import utcnow
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
@@ -23,8 +23,7 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 
 def text(*args: str, stdin: str | None = None) -> str:
-    wide = {"COLUMNS": "200"}  # the list table on one line per pipeline
-    result = CliRunner().invoke(cli, list(args), input=stdin, env=wide, catch_exceptions=False)
+    result = CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -33,7 +32,10 @@ def doc(*args: str, stdin: str | None = None) -> Any:
     return json.loads(text(*args, "--json", stdin=stdin))
 
 
-def test_show_and_list_give_the_next_run_time(home: Path, sandbox: RunningSandbox) -> None:
+def test_show_and_list_give_the_next_run_time(
+    home: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.out, "width", 1000)  # the list table: one line per pipeline
     conn = doc(
         "connections", "add", "stripe", "--name", "S", "--base-url", sandbox.url,
         stdin="sk_test_sandbox\n",
