@@ -84,7 +84,9 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
             w, "pipelines", "add", "--connection", w.connection, "--name", HOSTILE,
             "--description", HOSTILE, "--mapping", str(mapping),
         )["id"]  # fmt: skip
-        w.run = _json(w, "pipelines", "run", w.pipeline)["id"]
+        ran = invoke(w, "pipelines", "run", w.pipeline, "--json")
+        assert ran.exit_code == 3, ran.output  # every record failed validation
+        w.run = json.loads(ran.stdout)["id"]
         yield w
 
 

@@ -1,12 +1,24 @@
-"""Fixtures for end-to-end service tests: an App on SQLite/DuckDB or PostgreSQL."""
+"""Fixtures for end-to-end service tests: an App on each metadata store (SQLite and
+PostgreSQL) and each warehouse (DuckDB and PostgreSQL).
+
+`app` runs each test on both metadata stores, except slow tests and tests that start
+the CLI as a subprocess (they use `home`, whose environment names the SQLite store).
+`warehouse_app` pairs the stores with the warehouses (SQLite with DuckDB, PostgreSQL
+with PostgreSQL; SQLite with both for CLI subprocesses) rather than crossing them, to
+keep the suite's time reasonable.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from collections.abc import Callable, Iterator
+from inspect import signature
 from typing import Any
 
+import psycopg
 import pytest
-from tests.conftest import PG_URL
+from tests.conftest import PG_URL, pg_schema_url
 
 from headwater.adapters.store import objects
 from headwater.kernel.entities import Connection, Pipeline
@@ -17,11 +29,47 @@ from headwater.services.app import App
 from headwater.services.pipelines import manage
 from headwater.services.warehouse import set_url
 
-WAREHOUSES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+POSTGRES = pytest.mark.postgres
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store" not in metafunc.fixturenames:
+        return
+    # A CLI subprocess finds its store through `home`'s environment: SQLite.
+    subprocess_cli = "home" in signature(metafunc.function).parameters
+    pg_store = "sqlite" if subprocess_cli else "postgres"
+    if "warehouse_app" in metafunc.fixturenames:
+        metafunc.parametrize(
+            ("store", "warehouse_engine"),
+            [("sqlite", "duckdb"), pytest.param(pg_store, "postgres", marks=POSTGRES)],
+            ids=["duckdb", "postgres"],
+        )
+    elif subprocess_cli or metafunc.definition.get_closest_marker("slow"):
+        metafunc.parametrize("store", ["sqlite"])
+    else:
+        metafunc.parametrize("store", ["sqlite", pytest.param("postgres", marks=POSTGRES)])
 
 
 @pytest.fixture
-def app(settings: Settings) -> Iterator[App]:
+def pg_store_schema() -> Iterator[str]:
+    """A PostgreSQL schema for the metadata store, apart from the warehouse's (a test
+    may drop the warehouse's schema)."""
+    name = f"s_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, settings: Settings, store: str) -> Iterator[App]:
+    """The application on the metadata store `store` (parametrized above)."""
+    if store == "postgres":
+        url = pg_schema_url(request.getfixturevalue("pg_store_schema"))
+        settings = dataclasses.replace(settings, database_url=url)
     application = App.open(settings)
     yield application
     application.close()
@@ -33,10 +81,10 @@ def use_postgres(app: App, schema: str) -> str:
     return url
 
 
-@pytest.fixture(params=WAREHOUSES)
-def warehouse_app(request: pytest.FixtureRequest, app: App) -> App:
-    """The app with its warehouse on each engine in turn."""
-    if request.param == "postgres":
+@pytest.fixture
+def warehouse_app(request: pytest.FixtureRequest, app: App, warehouse_engine: str) -> App:
+    """The app with its warehouse on each engine in turn (parametrized above)."""
+    if warehouse_engine == "postgres":
         use_postgres(app, request.getfixturevalue("pg_schema"))
     return app
 

@@ -53,7 +53,7 @@ def test_code_transformations_skip_fail_per_record_and_land_the_rest(
     wh = app.warehouse()
     rows = wh.identities(pipeline.id)
     wh.close()
-    assert len(rows) == c["written"]
+    assert len(rows) == c["written"] > 0
     for row in rows:
         assert row["email"] == row["email"].strip().lower()
         assert row["created_at"] is not None
@@ -67,8 +67,9 @@ def test_a_transformation_that_times_out_batch_after_batch_fails_the_run_fast(
     pipeline = manage.create(app, conn.id, "spin", {"kind": "javascript", "source": spin})
     run = runner.run_pipeline(app, pipeline.id)
     assert run.status == "failed"
-    assert "batches in a row" in (run.message or "")
-    assert "time" in (run.message or "").lower()
+    assert run.message is not None
+    assert "batches in a row" in run.message
+    assert "time" in run.message.lower()
     assert run.counters["failed"]["transform"] > 0
     assert run.counters["written"] == 0
 

@@ -118,7 +118,9 @@ def test_malformed_json_fails_the_run_clearly_and_the_next_run_recovers(
         sb.control(malformed_rate=1.0)
         failed = runner.run_pipeline(app, pipeline.id, full=True)
         assert failed.status == "failed"
-        assert "JSON" in (failed.message or "") or "malformed" in (failed.message or "").lower()
+        assert failed.message is not None
+        assert failed.message.startswith("Stripe GET /v1/")
+        assert "the response body is not a JSON object" in failed.message
         assert failed.summary.get("purged") == 0
         assert _identities(app, pipeline.id).keys() == before.keys()  # intact
         sb.control(malformed_rate=0.0)
@@ -141,7 +143,8 @@ def test_unreachable_warehouse_fails_clearly_and_writes_nothing(
     save_url(app, "postgresql://root@127.0.0.1:1/test")
     run = runner.run_pipeline(app, pipeline.id, full=True)
     assert run.status == "failed"
-    assert "127.0.0.1:1" in (run.message or "") or "warehouse" in (run.message or "").lower()
+    assert run.message is not None
+    assert run.message.startswith("cannot connect to PostgreSQL at 127.0.0.1:1/test")
     wh = connect_warehouse(good)
     assert wh.count(pipeline.id) == 1500
     wh.close()
@@ -220,7 +223,8 @@ def test_kill_9_during_a_run_then_run_again_loses_and_duplicates_nothing(
     assert sorted(rows) == sorted(ids)
     killed = runs.list_runs(app.engine, [pipeline.id])[-1]
     assert killed.status == "failed"
-    assert "abandoned" in (killed.message or "")
+    assert killed.message is not None
+    assert killed.message.startswith(f"worker lost on {killed.host}: its process {killed.pid}")
     assert objects.find(app.engine, Workspace)[0].name == "default"
 
 

@@ -159,10 +159,11 @@ def test_incremental_run_applies_exactly_the_changes_with_separate_counters(
     assert calls <= 3, calls  # a couple of event pages, not a re-read of 300 customers
     # Untouched identities and their profiles were left alone (not rebuilt).
     touched = {*created, pro[0], pro[1]}
-    for row in identities(app, pipeline.id):
-        if row["_source_id"] not in touched:
-            assert row["_imported_at"] == stamps[row["_source_id"]]
-            assert row["_run_id"] == first.id
+    untouched = [r for r in identities(app, pipeline.id) if r["_source_id"] not in touched]
+    assert untouched
+    for row in untouched:
+        assert row["_imported_at"] == stamps[row["_source_id"]]
+        assert row["_run_id"] == first.id
     wh = app.warehouse()
     profiles_after = {p["_profile_id"]: p["_updated_at"] for p in wh.profiles()}
     wh.close()

@@ -199,7 +199,7 @@ def test_disabling_drops_queued_runs_and_lets_a_running_one_finish(
     clock = SetClock(utcnow() + timedelta(minutes=15))
     assert len(tick(sched_app, clock).enqueued) == 2
     running_id = run_rows(sched_app, working)[0][0]
-    runs.update_run(sched_app.engine, running_id, status="running", started_at=utcnow())
+    assert runs.claim_run(sched_app.engine, running_id, "a-worker", utcnow() + HOUR) is not None
     for pipeline in (waiting, working):
         manage.update(sched_app, pipeline.id, manage.PipelineChanges(enabled=False))
         assert next_run(sched_app, pipeline) is None

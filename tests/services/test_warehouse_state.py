@@ -205,10 +205,10 @@ def test_two_overlapping_full_runs_never_purge_each_others_customers(
         first.join(120)
     [resumed] = outcome
     assert resumed.status == "failed"
-    assert resumed.message == (
-        f"another run ({second.id}) took over pipeline {pipeline.id}; "
-        "this run stopped without writing"
-    )
+    # The run stays closed as lost; its process, once resumed, stopped without writing
+    # (its lease thread or the warehouse's fencing told it first) and says so.
+    assert resumed.message is not None
+    assert resumed.message.startswith("worker lost; after that, the run's own process said: ")
     assert warehouse_emails(app, pipeline) == stripe_emails(sb)  # all 500 remain
     state = saved_state(app, pipeline)
     assert state is not None

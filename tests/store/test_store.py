@@ -6,9 +6,12 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,11 +24,12 @@ from headwater.adapters.store.database import (
     HEAD_REVISION,
     StoreUnavailable,
     current_revision,
+    describe_error,
     engine_url,
     migrate,
     open_engine,
 )
-from headwater.kernel.entities import Connection, Pipeline, Workspace, utcnow
+from headwater.kernel.entities import Connection, Pipeline, RunStatus, Workspace, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import RecordError, Step
@@ -122,30 +126,81 @@ def test_one_live_run_per_pipeline_is_enforced_by_the_database(engine: Engine) -
     assert second.id != first.id
 
 
-def test_abandoned_runs_are_recovered(engine: Engine) -> None:
-    _seed(engine)
-    # A run owned by a process that no longer exists (as after kill -9).
+def _dead_pid() -> int:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
     )
+    return int(dead.stdout)
+
+
+def test_a_run_is_dead_when_its_lease_lapsed_or_its_process_on_this_host_is_gone(
+    engine: Engine,
+) -> None:
+    _seed(engine)
+    now = utcnow()
     run = runs.create_run(engine, "pl_1", "full")
-    runs.update_run(engine, run.id, status="running", pid=int(dead.stdout))
-    replacement = runs.create_run(engine, "pl_1", "full")
-    old = runs.get_run(engine, run.id)
-    assert old.status == "failed"
-    assert "abandoned" in (old.message or "")
-    # A live run with an old heartbeat from another host is abandoned as well.
-    runs.update_run(
-        engine,
-        replacement.id,
-        status="running",
-        host="elsewhere",
-        heartbeat_at=utcnow() - timedelta(minutes=5),
+    claimed = runs.claim_run(engine, run.id, "me", now + timedelta(seconds=30))
+    assert claimed is not None
+    assert claimed.status == RunStatus.RUNNING
+    assert claimed.lease_expires_at == now + timedelta(seconds=30)
+    # Alive: its lease holds, whatever the age of its last progress update.
+    runs.update_run(engine, run.id, heartbeat_at=now - timedelta(hours=1))
+    assert runs.reap_lapsed(engine, now + timedelta(seconds=29)) == []
+    # Renewed: still alive past the first lease.
+    assert runs.renew_lease(engine, run.id, "me", now + timedelta(seconds=60)).held
+    assert runs.reap_lapsed(engine, now + timedelta(seconds=59)) == []
+    # Lapsed: closed as failed, naming the host.
+    assert runs.reap_lapsed(engine, now + timedelta(seconds=61)) == [run.id]
+    lost = runs.get_run(engine, run.id)
+    assert lost.status == RunStatus.FAILED
+    assert lost.message == f"worker lost on {lost.host}: its lease lapsed and was not renewed"
+    # Its old owner can neither renew nor record an ending any more.
+    assert not runs.renew_lease(engine, run.id, "me", now + timedelta(seconds=90)).held
+    assert not runs.finish_run(engine, run.id, "me", status="succeeded")
+    runs.note_after_loss(engine, run.id, "me", "it stopped without writing")
+    noted = runs.get_run(engine, run.id)
+    assert noted.status == RunStatus.FAILED
+    assert noted.message == (
+        f"worker lost on {lost.host}: its lease lapsed and was not renewed; after that, the "
+        "run's own process said: it stopped without writing"
     )
-    assert runs.recover_abandoned(engine, "pl_1") == [replacement.id]
+    # A run whose process on this host is gone is closed at once, lease or not.
+    second = runs.create_run(engine, "pl_1", "full")
+    assert runs.claim_run(engine, second.id, "other", now + timedelta(hours=1))
+    runs.update_run(engine, second.id, pid=_dead_pid())
+    third = runs.create_run(engine, "pl_1", "full")  # creating one closes it
+    gone = runs.get_run(engine, second.id)
+    assert gone.status == RunStatus.FAILED
+    assert (
+        gone.message
+        == f"worker lost on {gone.host}: its process {gone.pid} ended without finishing"
+    )
+    # A queued run is never closed for waiting, however long.
+    assert runs.reap_lapsed(engine, now + timedelta(days=30)) == []
+    assert runs.get_run(engine, third.id).status == RunStatus.QUEUED
+
+
+def test_cancel_ends_a_queued_run_at_once_and_asks_a_running_one_to_stop(
+    engine: Engine,
+) -> None:
+    _seed(engine)
+    queued = runs.create_run(engine, "pl_1", "full")
+    cancelled = runs.request_cancel(engine, queued.id)
+    assert cancelled.status == RunStatus.CANCELLED
+    assert runs.claim_run(engine, queued.id, "me", utcnow()) is None  # never starts
+    running = runs.create_run(engine, "pl_1", "full")
+    assert runs.claim_run(engine, running.id, "me", utcnow() + timedelta(seconds=30))
+    assert not runs.renew_lease(engine, running.id, "me", utcnow()).cancel_requested
+    asked = runs.request_cancel(engine, running.id)
+    assert asked.status == RunStatus.RUNNING
+    assert asked.cancel_requested
+    assert runs.renew_lease(engine, running.id, "me", utcnow()).cancel_requested
+    assert runs.finish_run(engine, running.id, "me", status="cancelled")
+    with pytest.raises(Conflict, match=rf"run {running.id} already ended \(cancelled\)"):
+        runs.request_cancel(engine, running.id)
 
 
 def test_run_errors_are_capped_but_kept_in_order(engine: Engine) -> None:
@@ -181,6 +236,52 @@ def test_cipher_round_trip_and_key_file(tmp_path: Path) -> None:
         cipher.decrypt(token, "conn_2")  # bound to its connection
     with pytest.raises(SecretKeyMismatch, match="HEADWATER_SECRET_KEY"):
         Cipher.from_settings("another passphrase", tmp_path).decrypt(token, "conn_1")
+
+
+@contextmanager
+def locked(engine: Engine, run_id: str) -> Iterator[None]:
+    """Another connection holds a write lock: the whole SQLite database
+    (`BEGIN IMMEDIATE`), or the run's row on PostgreSQL (`SELECT … FOR UPDATE`)."""
+    with engine.connect() as other:
+        raw: Any = other.connection.dbapi_connection
+        if engine.dialect.name == "sqlite":
+            raw.execute("BEGIN IMMEDIATE")
+        else:
+            other.execute(sa.text("SELECT id FROM runs WHERE id = :id FOR UPDATE"), {"id": run_id})
+        try:
+            yield
+        finally:
+            if engine.dialect.name == "sqlite":
+                raw.execute("ROLLBACK")
+            else:
+                other.rollback()
+
+
+def test_a_progress_update_waits_a_bounded_time_for_a_lock_and_its_error_shows_no_sql(
+    engine: Engine,
+) -> None:
+    _seed(engine)
+    run = runs.create_run(engine, "pl_1", "full")
+    secret_email = "private.person@example.com"
+    errors = [RecordError("cus_1", Step.VALIDATE, f"bad email {secret_email}")]
+    started = time.monotonic()
+    with locked(engine, run.id), pytest.raises(sa.exc.OperationalError) as caught:
+        runs.record_progress(engine, run.id, {"read": 5}, errors)
+    waited = time.monotonic() - started
+    wait = runs.PROGRESS_LOCK_WAIT.total_seconds()
+    assert wait * 0.9 <= waited < wait + 5
+    raw = str(caught.value)
+    assert "INSERT INTO run_errors" in raw  # what used to be shown: SQL ...
+    assert secret_email not in raw  # ... without its parameters, hidden by the engine
+    expected = {
+        "sqlite": "OperationalError: database is locked",
+        "postgresql": "LockNotAvailable: canceling statement due to lock timeout",
+    }
+    assert describe_error(caught.value) == expected[engine.dialect.name]
+    # Nothing was half-written, and the update goes through once the lock is gone.
+    assert runs.get_run(engine, run.id).counters == {}
+    runs.record_progress(engine, run.id, {"read": 5}, errors)
+    assert runs.get_run(engine, run.id).counters == {"read": 5}
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -5,13 +5,37 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from headwater.kernel.state import PipelineState
 
 SCHEDULES = ("off", "5m", "15m", "30m", "1h", "2h", "3h", "6h", "8h", "12h", "24h")
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-LIVE_STATUSES = ("queued", "running")
+
+
+class RunStatus(StrEnum):
+    """A run's status (DESIGN.md §6): ``queued`` → ``running`` → an ending."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def live(self) -> bool:
+        return self in LIVE_STATUSES
+
+
+class RunKind(StrEnum):
+    """A full run re-reads everything and purges; an incremental one applies changes."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+RUN_STATUSES = tuple(RunStatus)
+LIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def new_id(prefix: str) -> str:
@@ -88,8 +112,8 @@ class Pipeline:
 class Run:
     id: str
     pipeline_id: str
-    kind: str  # "full" | "incremental"
-    status: str
+    kind: str  # a `RunKind`
+    status: RunStatus
     counters: dict[str, Any]
     message: str | None
     summary: dict[str, Any]
@@ -98,9 +122,22 @@ class Run:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    heartbeat_at: datetime | None
+    heartbeat_at: datetime | None  # the last progress update
+    #: Who executes it (``host:pid:token``) and until when its lease holds; renewed by a
+    #: timer while the run is alive, never by progress (DESIGN.md §7).
+    owner: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = RunStatus(self.status)
 
     @property
     def live(self) -> bool:
-        return self.status in LIVE_STATUSES
+        return self.status.live
+
+    @property
+    def record_errors(self) -> int:
+        """How many records failed (counted, not only the stored ones)."""
+        return int(self.counters.get("failed_total", 0))

@@ -16,11 +16,15 @@ class Settings:
     - `database_url`: metadata store URL (SQLite file in `home` by default).
     - `secret_key`: key that encrypts secrets at rest (``None``: a key file created with
       mode 0600 in `home` on first start).
+    - `run_lease_seconds`: how long a live run's lease holds without renewal; a timer
+      renews it every tenth of that, so a run whose process died or hung is closed
+      about this long after its last renewal (DESIGN.md §7).
     """
 
     home: Path
     database_url: str
     secret_key: str | None
+    run_lease_seconds: float = 30.0
 
     @classmethod
     def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:

@@ -143,53 +143,39 @@ def start_sandbox(
     `keys` maps extra keys to permissions (``{"rk_test_x": "customers:read"}``).
     A rate or concurrency limit of None means unlimited.
     """
-    args = [
-        sys.executable,
-        "-m",
-        "headwater.sandbox",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--customers",
-        str(customers),
-        "--seed",
-        str(seed),
-        "--rate-limit",
-        str(rate_limit or 0),
-        "--live-rate-limit",
-        str(live_rate_limit or 0),
-        "--endpoint-rate-limit",
-        str(endpoint_rate_limit or 0),
-        "--concurrency-limit",
-        str(concurrency_limit or 0),
-        "--latency-ms",
-        str(latency_ms),
-        "--jitter-ms",
-        str(jitter_ms),
-        "--latency-median-ms",
-        str(latency_median_ms),
-        "--latency-p99-ms",
-        str(latency_p99_ms),
-        "--latency-per-object-ms",
-        str(latency_per_object_ms),
-        "--error-rate",
-        str(error_rate),
-        "--rate-limit-error-rate",
-        str(rate_limit_error_rate),
-        "--malformed-rate",
-        str(malformed_rate),
-        "--webhook-retry-seconds",
-        str(webhook_retry_seconds),
-    ]
+    options: dict[str, object] = {
+        "--host": "127.0.0.1",
+        "--port": 0,
+        "--customers": customers,
+        "--seed": seed,
+        "--rate-limit": rate_limit or 0,
+        "--live-rate-limit": live_rate_limit or 0,
+        "--endpoint-rate-limit": endpoint_rate_limit or 0,
+        "--concurrency-limit": concurrency_limit or 0,
+        "--latency-ms": latency_ms,
+        "--jitter-ms": jitter_ms,
+        "--latency-median-ms": latency_median_ms,
+        "--latency-p99-ms": latency_p99_ms,
+        "--latency-per-object-ms": latency_per_object_ms,
+        "--error-rate": error_rate,
+        "--rate-limit-error-rate": rate_limit_error_rate,
+        "--malformed-rate": malformed_rate,
+        "--webhook-retry-seconds": webhook_retry_seconds,
+        "--created-span-days": created_span_days,
+        "--state": state_file,
+        "--clock-start": clock_start,
+    }
+    args = [sys.executable, "-m", "headwater.sandbox"]
+    for flag, value in options.items():
+        if value is not None:  # None: the sandbox's own default
+            args += [flag, str(value)]
     for key, permissions in (keys or {}).items():
         args += ["--key", f"{key}={permissions}"]
-    if created_span_days is not None:
-        args += ["--created-span-days", str(created_span_days)]
-    if state_file is not None:
-        args += ["--state", state_file]
-    if clock_start is not None:
-        args += ["--clock-start", str(clock_start)]
+    return _launch(args, startup_timeout)
+
+
+def _launch(args: list[str], startup_timeout: float) -> RunningSandbox:
+    """Start the sandbox process and wait for its ready line (its URL)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env

@@ -9,13 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import StatementError
 
 from headwater.adapters.store.crypto import Cipher
-from headwater.kernel.errors import TransientError
+from headwater.kernel.errors import TransientError, redact
 
 #: The newest migration.  When the store is at it, opening skips Alembic altogether
 #: (importing it costs ~12 MB and ~80 ms); a test checks this against Alembic's head.
 HEAD_REVISION = "0005_schedules"
+
+
+#: How long a SQLite statement waits for another connection's lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 class StoreUnavailable(TransientError):
@@ -30,11 +35,23 @@ def engine_url(url: str) -> str:
     return url
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for any exception, safe to show: for SQLAlchemy's errors only the
+    driver's own message, never the SQL statement or its parameters (which can hold
+    customer data)."""
+    if isinstance(exc, StatementError):
+        cause: BaseException = exc.orig if exc.orig is not None else exc
+        text = str(exc.orig) if exc.orig is not None else str(exc.args[0] if exc.args else "")
+        first = (text.strip().splitlines() or [""])[0]
+        return redact(f"{type(cause).__name__}: {first}")
+    return redact(f"{type(exc).__name__}: {exc}")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -46,7 +63,8 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
     url = engine_url(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_engine(url, pool_pre_ping=True)
+    # Parameters can hold customer data: never in an error message.
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
@@ -55,7 +73,9 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
                 migrate(conn, cipher=cipher)
     except Exception as exc:  # the driver's own error types vary; report uniformly
         engine.dispose()
-        raise StoreUnavailable(f"metadata store {engine.url!r} is unavailable: {exc}") from exc
+        raise StoreUnavailable(
+            f"metadata store {engine.url!r} is unavailable: {describe_error(exc)}"
+        ) from exc
     return engine
 
 

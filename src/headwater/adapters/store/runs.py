@@ -1,30 +1,42 @@
-"""Run rows: creation under the one-live-run guarantee, progress, errors, recovery."""
+"""Run rows: creation under the one-live-run guarantee, claiming and leases, progress,
+errors, cancellation, and closing runs whose lease lapsed.
+
+A live run is proven alive by its lease (`lease_expires_at`), renewed by a timer in the
+process that executes it (`services/pipelines/lease.py`), never by progress updates: a
+run waiting a minute on Stripe is alive.  A `queued` run has no owner and no lease and is
+never closed for waiting.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from headwater.adapters.store.database import SQLITE_BUSY_TIMEOUT_MS
 from headwater.adapters.store.tables import LIVE_STATUSES, run_errors, runs
-from headwater.kernel.entities import Run, new_id, utcnow
+from headwater.kernel.entities import Run, RunStatus, new_id, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.records import RecordError
 
 MAX_STORED_ERRORS = 1000
-#: A live run whose heartbeat is older than this is considered abandoned.
-STALE_AFTER = timedelta(seconds=30)
+#: A progress update waits this long at most for a lock; then it is skipped (the run
+#: goes on, the next update carries everything).
+PROGRESS_LOCK_WAIT = timedelta(seconds=2)
 
 
 def _run(row: Any) -> Run:
     data = dict(row._mapping)
-    return Run(**{f.name: data[f.name] for f in fields(Run) if f.name != "errors"})
+    run = Run(**{f.name: data[f.name] for f in fields(Run) if f.name != "errors"})
+    run.created_at = _aware(run.created_at) or run.created_at
+    run.lease_expires_at = _aware(run.lease_expires_at)
+    return run
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -32,13 +44,6 @@ def _aware(ts: datetime | None) -> datetime | None:
     if ts is not None and ts.tzinfo is None:
         return ts.replace(tzinfo=utcnow().tzinfo)
     return ts
-
-
-def _is_abandoned(run: Run, now: datetime) -> bool:
-    beat = _aware(run.heartbeat_at or run.created_at)
-    if run.host == socket.gethostname() and run.pid is not None and not _pid_alive(run.pid):
-        return True
-    return beat is not None and now - beat > STALE_AFTER
 
 
 def _pid_alive(pid: int) -> bool:
@@ -53,48 +58,80 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover_abandoned(engine: Engine, pipeline_id: str) -> list[str]:
-    """Mark live runs whose process died (e.g. ``kill -9``) as failed."""
-    now = utcnow()
-    recovered = []
+def _lapse_reason(run: Run, now: datetime, host: str) -> str | None:
+    """Why a running run is dead, or None while its lease holds and its process lives."""
+    if run.status != RunStatus.RUNNING:
+        return None  # queued runs wait as long as they must
+    if run.host == host and run.pid is not None and not _pid_alive(run.pid):
+        return f"worker lost on {run.host}: its process {run.pid} ended without finishing"
+    if run.lease_expires_at is None or run.lease_expires_at < now:
+        return f"worker lost on {run.host}: its lease lapsed and was not renewed"
+    return None
+
+
+def reap_lapsed(engine: Engine, now: datetime, pipeline_id: str | None = None) -> list[str]:
+    """Close as `failed` every running run whose lease lapsed before `now`, or whose
+    process on this host is gone; return their ids.
+
+    Called when a run is created and, periodically, by service workers.  Each close is
+    a compare-and-set on the lease it judged, so a run that renewed meanwhile survives.
+    """
+    host = socket.gethostname()
+    query = select(runs).where(runs.c.status.in_(LIVE_STATUSES))
+    if pipeline_id is not None:
+        query = query.where(runs.c.pipeline_id == pipeline_id)
+    closed = []
     with engine.begin() as conn:
-        rows = conn.execute(
-            select(runs).where(runs.c.pipeline_id == pipeline_id, runs.c.status.in_(LIVE_STATUSES))
-        ).all()
-        for row in rows:
+        for row in conn.execute(query).all():
             run = _run(row)
-            if _is_abandoned(run, now):
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.id == run.id)
-                    .values(
-                        status="failed",
-                        finished_at=now,
-                        message="abandoned: the process running it stopped without finishing",
-                    )
+            reason = _lapse_reason(run, now, host)
+            if reason is None:
+                continue
+            done = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == run.id,
+                    runs.c.status == RunStatus.RUNNING.value,
+                    runs.c.lease_expires_at == row.lease_expires_at,
                 )
-                recovered.append(run.id)
-    return recovered
+                .values(status=RunStatus.FAILED.value, finished_at=now, message=reason)
+            )
+            if done.rowcount:
+                closed.append(run.id)
+    return closed
 
 
-def create_run(engine: Engine, pipeline_id: str, kind: str) -> Run:
-    """Insert a queued run; refuse when the pipeline already has a live run."""
-    recover_abandoned(engine, pipeline_id)
+def create_run(
+    engine: Engine,
+    pipeline_id: str,
+    kind: str,
+    owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> Run:
+    """Insert a queued run; refuse when the pipeline already has a live run.
+
+    With an `owner` and `lease_until`, the run is inserted already claimed (`running`),
+    for a process that executes it itself: no moment exists where it is queued with
+    nobody to run it."""
     now = utcnow()
+    reap_lapsed(engine, now, pipeline_id)
+    claimed = owner is not None and lease_until is not None
     run = Run(
         id=new_id("run"),
         pipeline_id=pipeline_id,
         kind=kind,
-        status="queued",
+        status=RunStatus.RUNNING if claimed else RunStatus.QUEUED,
         counters={},
         message=None,
         summary={},
-        pid=os.getpid(),
-        host=socket.gethostname(),
+        pid=os.getpid() if claimed else None,
+        host=socket.gethostname() if claimed else None,
         created_at=now,
-        started_at=None,
+        started_at=now if claimed else None,
         finished_at=None,
-        heartbeat_at=now,
+        heartbeat_at=None,
+        owner=owner if claimed else None,
+        lease_expires_at=lease_until if claimed else None,
     )
     values = {f.name: getattr(run, f.name) for f in fields(Run) if f.name != "errors"}
     try:
@@ -107,6 +144,111 @@ def create_run(engine: Engine, pipeline_id: str, kind: str) -> Run:
     return run
 
 
+def claim_run(engine: Engine, run_id: str, owner: str, lease_until: datetime) -> Run | None:
+    """Take a queued run: it becomes `running`, owned by `owner` with a lease until
+    `lease_until`.  None when it is no longer queued (claimed elsewhere, cancelled)."""
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.RUNNING.value,
+                owner=owner,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                started_at=utcnow(),
+                lease_expires_at=lease_until,
+            )
+        )
+    return get_run(engine, run_id, 0) if done.rowcount else None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a renewal found: whether the run is still ours, and whether someone asked
+    it to stop."""
+
+    held: bool
+    cancel_requested: bool
+
+
+def renew_lease(engine: Engine, run_id: str, owner: str, until: datetime) -> Lease:
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.owner == owner,
+                runs.c.status == RunStatus.RUNNING.value,
+            )
+            .values(lease_expires_at=until)
+        )
+        if not done.rowcount:
+            return Lease(held=False, cancel_requested=False)
+        asked = conn.execute(select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar()
+    return Lease(held=True, cancel_requested=bool(asked))
+
+
+def request_cancel(engine: Engine, run_id: str) -> Run:
+    """Cancel a run: a queued one ends `cancelled` now; a running one is asked to stop
+    (its owner sees the request at its next lease renewal).  Refused when it ended."""
+    now = utcnow()
+    with engine.begin() as conn:
+        ended = conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.CANCELLED.value,
+                finished_at=now,
+                message="cancelled before it started",
+            )
+        ).rowcount
+        asked = conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value)
+            .values(cancel_requested=True)
+        ).rowcount
+    run = get_run(engine, run_id)
+    if not ended and not asked:
+        raise Conflict(f"run {run_id} already ended ({run.status}); there is nothing to cancel")
+    return run
+
+
+def finish_run(engine: Engine, run_id: str, owner: str, **values: Any) -> bool:
+    """Record a run's ending, only if `owner` still holds it (a run closed as lost
+    stays closed); True when recorded."""
+    values["finished_at"] = utcnow()
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.owner == owner,
+                runs.c.status == RunStatus.RUNNING.value,
+            )
+            .values(**values)
+        )
+    return bool(done.rowcount)
+
+
+def note_after_loss(engine: Engine, run_id: str, owner: str, message: str) -> None:
+    """A run closed as lost, whose process came back and ended: keep its status and add
+    what that process said (it could not write: DESIGN.md §6 rule 6)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.owner == owner,
+                runs.c.status == RunStatus.FAILED.value,
+            )
+            .values(
+                message=func.coalesce(runs.c.message, "")
+                + f"; after that, the run's own process said: {message}"
+            )
+        )
+
+
 def live_run(engine: Engine, pipeline_id: str) -> Run | None:
     with engine.connect() as conn:
         row = conn.execute(
@@ -116,34 +258,59 @@ def live_run(engine: Engine, pipeline_id: str) -> Run | None:
 
 
 def update_run(engine: Engine, run_id: str, **values: Any) -> None:
-    values.setdefault("heartbeat_at", utcnow())
     with engine.begin() as conn:
         conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
 
+def record_progress(
+    engine: Engine, run_id: str, counters: dict[str, Any], errors: Sequence[RecordError]
+) -> None:
+    """Store a live run's counters and new per-record errors in one transaction,
+    waiting at most `PROGRESS_LOCK_WAIT` for a lock another connection holds."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        wait_ms = int(PROGRESS_LOCK_WAIT.total_seconds() * 1000)
+        # sqlite3's own connection: a PRAGMA through SQLAlchemy would open a transaction.
+        raw: Any = conn.connection.dbapi_connection
+        if sqlite:
+            raw.execute(f"PRAGMA busy_timeout={wait_ms}")
+        try:
+            with conn.begin():
+                if not sqlite:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+                _add_errors(conn, run_id, errors)
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run_id)
+                    .values(counters=counters, heartbeat_at=utcnow())
+                )
+        finally:
+            if sqlite:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
 def add_errors(engine: Engine, run_id: str, errors: Sequence[RecordError]) -> None:
     """Store per-record errors, keeping at most the first MAX_STORED_ERRORS per run."""
+    with engine.begin() as conn:
+        _add_errors(conn, run_id, errors)
+
+
+def _add_errors(conn: Any, run_id: str, errors: Sequence[RecordError]) -> None:
     if not errors:
         return
-    with engine.begin() as conn:
-        stored = conn.execute(
-            select(func.count()).select_from(run_errors).where(run_errors.c.run_id == run_id)
-        ).scalar_one()
-        room = MAX_STORED_ERRORS - stored
-        if room <= 0:
-            return
-        conn.execute(
-            insert(run_errors),
-            [
-                {
-                    "run_id": run_id,
-                    "source_id": e.source_id,
-                    "step": e.step.value,
-                    "message": e.message,
-                }
-                for e in errors[:room]
-            ],
-        )
+    stored = conn.execute(
+        select(func.count()).select_from(run_errors).where(run_errors.c.run_id == run_id)
+    ).scalar_one()
+    room = MAX_STORED_ERRORS - stored
+    if room <= 0:
+        return
+    conn.execute(
+        insert(run_errors),
+        [
+            {"run_id": run_id, "source_id": e.source_id, "step": e.step.value, "message": e.message}
+            for e in errors[:room]
+        ],
+    )
 
 
 def get_run(engine: Engine, run_id: str, error_limit: int = 20) -> Run:

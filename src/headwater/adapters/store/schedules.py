@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from headwater.adapters.store.tables import pipelines, runs
+from headwater.kernel.entities import RunStatus
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def drop_queued_runs(engine: Engine, pipeline_id: str, now: datetime, reason: st
     with engine.begin() as conn:
         done = conn.execute(
             update(runs)
-            .where(runs.c.pipeline_id == pipeline_id, runs.c.status == "queued")
-            .values(status="cancelled", finished_at=now, message=reason)
+            .where(runs.c.pipeline_id == pipeline_id, runs.c.status == RunStatus.QUEUED.value)
+            .values(status=RunStatus.CANCELLED.value, finished_at=now, message=reason)
         )
     return int(done.rowcount)

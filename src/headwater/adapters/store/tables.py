@@ -19,7 +19,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-LIVE_STATUSES = ("queued", "running")
+LIVE_STATUSES = ("queued", "running")  # the partial index below needs plain strings
 
 workspaces = Table(
     "workspaces",
@@ -85,6 +85,9 @@ runs = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Column("owner", String(200), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
     Index("ix_runs_pipeline", "pipeline_id", "created_at"),
     # The database itself guarantees at most one live run per pipeline.
     Index(

@@ -9,6 +9,7 @@ import click
 from headwater.entrypoints.cli.output import handle_errors, opened_app, out, say, warn
 from headwater.entrypoints.cli.progress import live_progress
 from headwater.entrypoints.cli.runs import print_run
+from headwater.kernel.entities import RunStatus
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
 from headwater.services.pipelines import runner, saving
@@ -42,7 +43,7 @@ def demo(customers: int, seed: int) -> None:
             run = runner.run_pipeline(app, pipeline.id, on_progress=progress)
         print_run(run)
         url = app.warehouse_url()
-    if run.status != "succeeded":
+    if run.status != RunStatus.SUCCEEDED:
         sys.exit(1)
     say("\nCustomers landed in ", (safe_url(url), "bold"), ", table headwater.identities.")
     if url.startswith("duckdb:///"):

@@ -30,7 +30,6 @@ from rich.table import Table
 from rich.text import Text
 
 from headwater.entrypoints.environment import settings_from_env
-from headwater.kernel.entities import Run
 from headwater.kernel.errors import HeadwaterError, redact
 from headwater.services.app import App
 
@@ -196,22 +195,6 @@ def opened_app() -> Iterator[App]:
         yield app
     finally:
         app.close()
-
-
-def run_document(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "pipeline_id": run.pipeline_id,
-        "kind": run.kind,
-        "status": run.status,
-        "message": run.message,
-        "counters": run.counters,
-        "summary": run.summary,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "errors": run.errors,
-    }
 
 
 def show_document(doc: dict[str, Any], as_json: bool) -> None:

@@ -10,24 +10,37 @@ from headwater.entrypoints.cli.output import (
     opened_app,
     out,
     print_json,
-    run_document,
     say,
     table,
     warn,
 )
-from headwater.kernel.entities import Run
+from headwater.kernel.entities import Run, RunStatus
 from headwater.services.pipelines import runner
+from headwater.services.pipelines.documents import (
+    RunOutcome,
+    run_document,
+    run_outcome,
+    run_warnings,
+)
+
+_COLOURS = {
+    RunOutcome.SUCCEEDED: "green",
+    RunOutcome.SUCCEEDED_WITH_ERRORS: "yellow",
+    RunOutcome.FAILED: "red",
+}
 
 
 def print_run(run: Run) -> None:
+    """A run in text: outcome, message, warnings, counters and first errors (all values
+    printed as text, never as markup)."""
     c = run.counters
-    colour = {"succeeded": "green", "failed": "red"}.get(run.status, "yellow")
-    say(f"run {run.id} ({run.kind}) ", (run.status, colour))
+    outcome = run_outcome(run)
+    say(f"run {run.id} ({run.kind}) ", (outcome.replace("_", " "), _COLOURS.get(outcome, "yellow")))
     if run.message:
-        out.print(f"  message: {run.message}", highlight=False)
+        out.print(f"  message: {run.message}", highlight=False, markup=False)
     if run.summary.get("reason"):
-        out.print(f"  reason: {run.summary['reason']}", highlight=False)
-    for warning in run.summary.get("warnings", []):
+        out.print(f"  reason: {run.summary['reason']}", highlight=False, markup=False)
+    for warning in run_warnings(run):
         warn(warning, indent="  ")
     if c:
         failed = ", ".join(f"{k} {v}" for k, v in c.get("failed", {}).items() if v) or "0"
@@ -37,14 +50,19 @@ def print_run(run: Run) -> None:
             f"{c.get('written', 0):,} (created {c.get('created', 0):,}, updated "
             f"{c.get('updated', 0):,}) · deleted {c.get('deleted', 0):,}",
             highlight=False,
+            markup=False,
         )
     for e in run.errors:
-        out.print(f"  {e['step']:>9} {e['source_id'] or '-'}: {e['message']}", highlight=False)
+        out.print(
+            f"  {e['step']:>9} {e['source_id'] or '-'}: {e['message']}",
+            highlight=False,
+            markup=False,
+        )
 
 
 @click.group("runs")
 def runs() -> None:
-    """Inspect pipeline runs."""
+    """Inspect and cancel pipeline runs."""
 
 
 @runs.command("list")
@@ -66,7 +84,7 @@ def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
                 r.id,
                 r.pipeline_id,
                 r.kind,
-                r.status,
+                run_outcome(r),
                 r.counters.get("read", 0),
                 r.counters.get("written", 0),
                 r.counters.get("deleted", 0),
@@ -92,3 +110,24 @@ def show(run_id: str, error_limit: int, as_json: bool) -> None:
         print_json(run_document(run))
     else:
         print_run(run)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@json_option
+@handle_errors
+def cancel(run_id: str, as_json: bool) -> None:
+    """Cancel a run: a queued one ends now; a running one stops at its next batch
+    boundary (within seconds), keeping what it committed.  Exits 1 if it already ended."""
+    with opened_app() as app:
+        run = runner.cancel_run(app, run_id)
+    if as_json:
+        print_json(run_document(run))
+    elif run.status == RunStatus.CANCELLED:
+        out.print(f"Run {run.id} cancelled", highlight=False, markup=False)
+    else:
+        out.print(
+            f"Run {run.id} asked to stop: it ends cancelled at its next batch boundary",
+            highlight=False,
+            markup=False,
+        )

@@ -1,15 +1,16 @@
-"""Public representations of pipelines, shared by the CLI, the API and the console."""
+"""Public representations (pipelines, runs), shared by the CLI, the API and the console."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from headwater.adapters.store import runs
-from headwater.kernel.entities import Pipeline
+from headwater.kernel.entities import Pipeline, Run, RunStatus
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.pipelines.definition import filter_text
-from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
+from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING, next_run_kind
 
 
 def warnings(app: App, pipeline: Pipeline) -> list[str]:
@@ -35,14 +36,65 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
         "filter": pipeline.filter,
         "filter_text": filter_text(pipeline.filter) if pipeline.filter else None,
         "transformation": pipeline.transformation,
-        "next_run_kind": "full"
-        if pipeline.needs_full or not pipeline.incremental
-        else "incremental",
+        "next_run_kind": next_run_kind(pipeline).value,
         "state": pipeline.state.as_dict(),
         "warnings": warnings(app, pipeline),
-        "last_run": {"id": last[0].id, "status": last[0].status, "kind": last[0].kind}
+        "last_run": {"id": last[0].id, "status": last[0].status.value, "kind": last[0].kind}
         if last
         else None,
         "created_at": pipeline.created_at,
         "updated_at": pipeline.updated_at,
+    }
+
+
+class RunOutcome(StrEnum):
+    """How a run ended, as shown (DESIGN.md §6): a run that succeeded while some records
+    failed is told apart, shown as a warning."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    SUCCEEDED_WITH_ERRORS = "succeeded_with_errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def run_outcome(run: Run) -> RunOutcome:
+    if run.status == RunStatus.SUCCEEDED and run.record_errors:
+        return RunOutcome.SUCCEEDED_WITH_ERRORS
+    return RunOutcome(run.status.value)
+
+
+def run_warnings(run: Run) -> list[str]:
+    """What a reader of the run must not miss: per-record failures, then the run's own."""
+    out = []
+    if run.status == RunStatus.SUCCEEDED and run.record_errors:
+        failed = run.counters.get("failed", {})
+        steps = ", ".join(f"{step} {n:,}" for step, n in failed.items() if n)
+        out.append(
+            f"{run.record_errors:,} of {run.counters.get('read', 0):,} records failed "
+            f"({steps}) and were not imported; the first errors are listed"
+        )
+    out.extend(str(w) for w in run.summary.get("warnings", []))
+    return out
+
+
+def run_document(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "pipeline_id": run.pipeline_id,
+        "kind": run.kind,
+        "status": run.status.value,
+        "outcome": run_outcome(run).value,
+        "message": run.message,
+        "warnings": run_warnings(run),
+        "cancel_requested": run.cancel_requested,
+        "counters": run.counters,
+        "summary": run.summary,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "lease_expires_at": run.lease_expires_at,
+        "host": run.host,
+        "errors": run.errors,
     }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -35,14 +36,16 @@ from headwater.adapters.connectors.contract import (
     Source,
 )
 from headwater.adapters.store import objects, runs
+from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
-from headwater.kernel.entities import Pipeline, Run, utcnow
+from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import HeadwaterError, redact
 from headwater.kernel.records import Record, Step
 from headwater.kernel.state import PipelineState
+from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
 from headwater.services.pipelines.shaping import Shaper
-from headwater.services.pipelines.writer import Writer
+from headwater.services.pipelines.writer import RunStopped, Writer
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +75,13 @@ class RunContext:
     shaper: Shaper
     recorder: Recorder
     events_read: bool
+    owner: str  # the lease holder executing the run (`lease.new_owner`)
+    stop: RunStop  # set when the run must stop at its next batch boundary
     summary: dict[str, Any] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)  # rows the warehouse refused
     #: The state committed in the warehouse, as of the last commit this run saw.  Set
-    #: by `claim` and by `save_state`, which runs on the writer thread after a commit;
-    #: the engine's thread reads it only after `Writer.finish`/`abort` joined that thread.
+    #: by `claim` and by `save_state`, both on the engine's thread (the writer hands each
+    #: commit's result back to it: `writer.py`), current after `Writer.finish`/`abort`.
     state: PipelineState | None = None
     claimed: bool = False
 
@@ -97,7 +102,12 @@ class RunContext:
         p = self.pipeline
         return WriteBatch(p.id, p.connection_id, self.run.id, list(rows), list(deletes), state)
 
+    def writer(self) -> Writer:
+        """A writer for this run: its batch boundaries honour the run's stop requests."""
+        return Writer(self.warehouse, stop=self.stop)
+
     def count(self, result: WriteResult) -> None:
+        """Count a committed write (on the engine's thread: see `writer.py`)."""
         for source_id, message in result.rejected:
             # The warehouse refused this row; the rest of the batch committed.
             self.recorder.error(source_id, Step.WRITE, message)
@@ -140,7 +150,7 @@ def run_full(ctx: RunContext, reason: str) -> None:
     max_created = 0
     failed: set[str] = set()
     pending: list[Any] = []
-    writer = Writer(ctx.warehouse)
+    writer = ctx.writer()
     try:
         for page in ctx.source.read_full():
             ctx.recorder.counters.read += len(page)
@@ -205,7 +215,7 @@ def _apply_changes(ctx: RunContext, start: PipelineState, position: dict[str, An
     One write per page would cost a warehouse transaction per 100 events; merging keeps
     only each customer's latest change, so one write never both upserts and deletes it.
     """
-    writer = Writer(ctx.warehouse)
+    writer = ctx.writer()
     pending: dict[str, Change] = {}
     last = position
     try:
@@ -245,7 +255,7 @@ def _run_created_since(ctx: RunContext, start: PipelineState) -> None:
     ctx.summary.update(kind="incremental", reason="new customers by created date")
     read_at = utcnow()
     max_created = start.max_created
-    writer = Writer(ctx.warehouse)
+    writer = ctx.writer()
     try:
         # `created` has one-second resolution: re-reading the last second next time is
         # harmless (idempotent merge) and never misses a customer created in it.
@@ -290,38 +300,88 @@ def fewer_collections() -> Iterator[None]:
                 _gc_saved = None
 
 
+def next_run_kind(pipeline: Pipeline, full: bool = False) -> RunKind:
+    """The kind of the pipeline's next run (rule 4: a changed definition makes it full).
+
+    An incremental run may still turn full while it runs (no saved position yet, or the
+    event history expired); its summary then says why."""
+    if full or pipeline.needs_full or not pipeline.incremental:
+        return RunKind.FULL
+    return RunKind.INCREMENTAL
+
+
+def _full_reason(pipeline: Pipeline, full: bool) -> str:
+    if full:
+        return "a full run was requested"
+    if not pipeline.incremental:
+        return "the pipeline is not incremental"
+    return "the pipeline is new or its filter or transformation changed"
+
+
 def execute(ctx: RunContext, full: bool) -> Run:
-    """Run to the end and record the outcome; never raises for run failures."""
+    """Run a claimed run to its end and record the outcome; never raises for run
+    failures.  A `KeyboardInterrupt` (Ctrl-C) ends the run `cancelled`, then propagates.
+    """
     with fewer_collections():
         return _execute(ctx, full)
 
 
 def _execute(ctx: RunContext, full: bool) -> Run:
     run = ctx.run
-    runs.update_run(ctx.recorder.engine, run.id, status="running", started_at=utcnow())
-    status, message = "succeeded", None
+    status, message = RunStatus.SUCCEEDED, None
+    interrupted: KeyboardInterrupt | None = None
     try:
-        if full:
-            run_full(ctx, "a full run was requested")
-        elif ctx.pipeline.incremental:
-            run_incremental(ctx)
+        if next_run_kind(ctx.pipeline, full) == RunKind.FULL:
+            run_full(ctx, _full_reason(ctx.pipeline, full))
         else:
-            run_full(ctx, "the pipeline is not incremental")
+            run_incremental(ctx)
+    except RunStopped:
+        status, message = ctx.stop.status, ctx.stop.message
+    except KeyboardInterrupt as exc:
+        status, message, interrupted = RunStatus.CANCELLED, "cancelled: interrupted (Ctrl-C)", exc
     except HeadwaterError as exc:
-        status, message = "failed", exc.message
+        status, message = RunStatus.FAILED, exc.message
     except Exception as exc:  # infrastructure surprises still end the run cleanly
         log.exception("run %s failed", run.id)
-        status, message = "failed", redact(f"{type(exc).__name__}: {exc}")
-    if status == "failed":
+        status, message = RunStatus.FAILED, describe_error(exc)
+    if status != RunStatus.SUCCEEDED:
         ctx.summary["purged"] = 0
-        ctx.summary["note"] = "the run failed: nothing was purged and no position advanced"
-    ctx.recorder.flush(force=True)
-    runs.update_run(
-        ctx.recorder.engine,
-        run.id,
-        status=status,
-        message=message,
-        summary=ctx.summary,
-        finished_at=utcnow(),
-    )
+        ctx.summary["note"] = (
+            f"the run {'was ' if status == RunStatus.CANCELLED else ''}{status}: nothing was "
+            "purged and the position stayed at the last committed batch"
+        )
+    _record_ending(ctx, status, message)
+    if interrupted is not None:
+        raise interrupted
     return runs.get_run(ctx.recorder.engine, run.id)
+
+
+#: How long the run's ending is retried while the store is locked or away.
+ENDING_ATTEMPTS = 12
+
+
+def _record_ending(ctx: RunContext, status: RunStatus, message: str | None) -> None:
+    """Record the outcome; unlike progress it is retried (a lock may be held a while)."""
+    ctx.recorder.flush(force=True)
+    if ctx.recorder.skipped_updates:  # the store was locked or away for a while
+        ctx.summary["progress_updates_skipped"] = ctx.recorder.skipped_updates
+    kind = ctx.summary.get("kind") or ctx.run.kind
+    for attempt in range(ENDING_ATTEMPTS):
+        try:
+            ended = runs.finish_run(
+                ctx.recorder.engine,
+                ctx.run.id,
+                ctx.owner,
+                status=status.value,
+                message=message,
+                summary=ctx.summary,
+                counters=ctx.recorder.counters.as_dict(),
+                kind=kind,
+            )
+            if not ended:  # closed as lost meanwhile: it stays closed, with our account
+                runs.note_after_loss(ctx.recorder.engine, ctx.run.id, ctx.owner, message or "")
+            return
+        except Exception as exc:
+            log.warning("run %s: ending not recorded yet (%s)", ctx.run.id, describe_error(exc))
+            time.sleep(min(2.0**attempt, 10.0))
+    log.error("run %s: its ending could not be recorded; its lease will lapse", ctx.run.id)

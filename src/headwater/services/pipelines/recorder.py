@@ -1,21 +1,33 @@
-"""Live run bookkeeping: counters and per-record errors, flushed to the store often."""
+"""Live run bookkeeping: counters and per-record errors, flushed to the store often.
+
+Only the engine's thread uses a `Recorder` (the writer hands its results back to that
+thread, see `writer.py`), so it needs no lock.  Progress updates are best effort: a
+locked or unreachable store delays them (errors are kept for the next update), it never
+fails the run; the run's ending is recorded by the engine, which retries it.
+"""
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
 from collections.abc import Callable
 
 from sqlalchemy import Engine
 
 from headwater.adapters.store import runs
+from headwater.adapters.store.database import describe_error
 from headwater.kernel.records import Counters, RecordError, Step
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[Counters], None]
 
+#: After a progress update failed, the next is not tried before this many seconds.
+BACKOFF_AFTER_FAILURE = 5.0
+
 
 class Recorder:
-    """Counts and errors of one run; safe to use from the reader and writer threads."""
+    """Counts and errors of one run, used from the engine's thread only."""
 
     def __init__(
         self, engine: Engine, run_id: str, on_progress: Progress | None, every: float = 0.5
@@ -26,28 +38,31 @@ class Recorder:
         self._on_progress = on_progress
         self._every = every
         self._pending: list[RecordError] = []
-        self._stored = 0
-        self._lock = threading.Lock()
-        self._last = 0.0
+        self._kept = 0  # errors stored or pending, at most MAX_STORED_ERRORS
+        self._next = 0.0
+        self.skipped_updates = 0
 
     def error(self, source_id: str | None, step: Step, message: str) -> None:
-        with self._lock:
-            self.counters.fail(step)
-            if self._stored + len(self._pending) < runs.MAX_STORED_ERRORS:
-                self._pending.append(RecordError(source_id, step, message))
+        self.counters.fail(step)
+        if self._kept < runs.MAX_STORED_ERRORS:
+            self._kept += 1
+            self._pending.append(RecordError(source_id, step, message))
 
-    def flush(self, force: bool = False) -> None:
-        """Write counters (and the heartbeat) and new errors to the store, at most every
-        `every` seconds unless forced."""
+    def flush(self, force: bool = False) -> bool:
+        """Write counters and new errors to the store, at most every `every` seconds
+        unless forced; True when written.  A failure is logged and skipped."""
         now = time.monotonic()
-        if not force and now - self._last < self._every:
-            return
-        self._last = now
-        with self._lock:
-            pending, self._pending = self._pending, []
-            self._stored += len(pending)
-            counters = self.counters.as_dict()
-        runs.add_errors(self.engine, self.run_id, pending)
-        runs.update_run(self.engine, self.run_id, counters=counters)
+        if not force and now < self._next:
+            return False
         if self._on_progress is not None:
             self._on_progress(self.counters)
+        try:
+            runs.record_progress(self.engine, self.run_id, self.counters.as_dict(), self._pending)
+        except Exception as exc:  # best effort: the next update carries everything
+            self.skipped_updates += 1
+            self._next = now + BACKOFF_AFTER_FAILURE
+            log.warning("run %s: progress update skipped (%s)", self.run_id, describe_error(exc))
+            return False
+        self._pending = []
+        self._next = now + self._every
+        return True

@@ -1,26 +1,29 @@
-"""Starting runs: the one entry the CLI, the API and the scheduler share."""
+"""Starting, executing and cancelling runs: the entry the CLI, the API and the
+scheduler share.
+
+A run is a row first (`enqueue`), then executed by whoever claims it (`execute_run`):
+today the process that enqueued it, later a service worker.  While it executes, a
+`LeaseKeeper` thread renews its lease (see `lease.py` for that concurrency boundary).
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import timedelta
 
 from headwater.adapters.store import runs
-from headwater.kernel.entities import Pipeline, Run, utcnow
-from headwater.kernel.errors import Conflict, HeadwaterError, redact
+from headwater.adapters.store.database import describe_error
+from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
+from headwater.kernel.errors import Conflict, HeadwaterError
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
 from headwater.services.pipelines.definition import compile_predicate, compile_transformation
-from headwater.services.pipelines.engine import RunContext, execute
+from headwater.services.pipelines.engine import RunContext, execute, next_run_kind
+from headwater.services.pipelines.lease import LeaseKeeper, RunStop, new_owner
 from headwater.services.pipelines.recorder import Progress, Recorder
 from headwater.services.pipelines.shaping import Shaper
-
-
-def planned_kind(pipeline: Pipeline, full: bool) -> str:
-    if full or pipeline.needs_full or not pipeline.incremental:
-        return "full"
-    return "incremental"
 
 
 def run_pipeline(
@@ -29,41 +32,98 @@ def run_pipeline(
     """Run a pipeline now, in this process, and return the finished run.
 
     Refused (`Conflict`) when the pipeline is disabled or already has a live run.
+    Ctrl-C (`KeyboardInterrupt`) ends the run `cancelled`, then propagates.
     """
-    pipeline = manage.get(app, pipeline_id)
-    if not pipeline.enabled:
-        raise Conflict(f"pipeline {pipeline.id} is disabled; enable it before running it")
-    run = runs.create_run(app.engine, pipeline.id, planned_kind(pipeline, full))
-    recorder = Recorder(app.engine, run.id, on_progress)
-    try:
-        with _parts(app, pipeline, recorder, run) as ctx:
-            finished = execute(ctx, full)
-    except HeadwaterError as exc:  # setup failed: warehouse unreachable, bad key, ...
-        return _fail(app, run, exc.message)
-    except Exception as exc:
-        return _fail(app, run, redact(f"{type(exc).__name__}: {exc}"))
-    kind = finished.summary.get("kind")
-    if kind and kind != finished.kind:
-        runs.update_run(app.engine, run.id, kind=kind, heartbeat_at=finished.heartbeat_at)
-        finished.kind = kind
-    return finished
+    pipeline = _runnable(app, pipeline_id)
+    lease = _lease(app)
+    owner = new_owner()
+    run = runs.create_run(
+        app.engine, pipeline.id, next_run_kind(pipeline, full), owner, utcnow() + lease
+    )
+    return _execute_claimed(app, run, owner, lease, full, on_progress, RunStop())
 
 
 def enqueue(app: App, pipeline_id: str, *, full: bool = False) -> Run:
     """Insert a queued run of the pipeline; refused when disabled or already live."""
+    pipeline = _runnable(app, pipeline_id)
+    return runs.create_run(app.engine, pipeline.id, next_run_kind(pipeline, full))
+
+
+def execute_run(
+    app: App,
+    run_id: str,
+    *,
+    full: bool = False,
+    on_progress: Progress | None = None,
+    stop: RunStop | None = None,
+) -> Run:
+    """Claim a queued run and execute it here, holding its lease until it ends.
+
+    Refused (`Conflict`) when the run is no longer queued (cancelled, claimed elsewhere).
+    """
+    lease = _lease(app)
+    owner = new_owner()
+    run = runs.claim_run(app.engine, run_id, owner, utcnow() + lease)
+    if run is None:
+        current = runs.get_run(app.engine, run_id, 0)
+        raise Conflict(f"run {run_id} is {current.status}, not queued: it cannot start")
+    return _execute_claimed(app, run, owner, lease, full, on_progress, stop or RunStop())
+
+
+def _runnable(app: App, pipeline_id: str) -> Pipeline:
     pipeline = manage.get(app, pipeline_id)
     if not pipeline.enabled:
         raise Conflict(f"pipeline {pipeline.id} is disabled; enable it before running it")
-    return runs.create_run(app.engine, pipeline.id, planned_kind(pipeline, full))
+    return pipeline
 
 
-def _fail(app: App, run: Run, message: str) -> Run:
-    runs.update_run(app.engine, run.id, status="failed", message=message, finished_at=utcnow())
+def _lease(app: App) -> timedelta:
+    return timedelta(seconds=app.settings.run_lease_seconds)
+
+
+def _execute_claimed(
+    app: App,
+    run: Run,
+    owner: str,
+    lease: timedelta,
+    full: bool,
+    on_progress: Progress | None,
+    stop: RunStop,
+) -> Run:
+    """Execute a run this process claimed, renewing its lease until it ended."""
+    recorder = Recorder(app.engine, run.id, on_progress)
+    with LeaseKeeper(app.engine, run.id, owner, lease, stop):
+        try:
+            pipeline = manage.get(app, run.pipeline_id)
+            with _parts(app, pipeline, recorder, run, owner, stop) as ctx:
+                return execute(ctx, full)
+        except HeadwaterError as exc:  # setup failed: warehouse unreachable, bad key, ...
+            return _end(app, run, owner, RunStatus.FAILED, exc.message)
+        except KeyboardInterrupt:  # Ctrl-C before the engine started: nothing was written
+            _end(app, run, owner, RunStatus.CANCELLED, "cancelled: interrupted (Ctrl-C)")
+            raise
+        except Exception as exc:
+            return _end(app, run, owner, RunStatus.FAILED, describe_error(exc))
+
+
+def cancel_run(app: App, run_id: str) -> Run:
+    """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to
+    stop and ends `cancelled` at its next batch boundary (within a lease beat and a
+    batch), keeping what committed.  Refused (`Conflict`) when the run already ended."""
+    run = runs.get_run(app.engine, run_id, 0)
+    manage.get(app, run.pipeline_id)  # the run belongs to this workspace
+    return runs.request_cancel(app.engine, run_id)
+
+
+def _end(app: App, run: Run, owner: str, status: RunStatus, message: str) -> Run:
+    runs.finish_run(app.engine, run.id, owner, status=status.value, message=message)
     return runs.get_run(app.engine, run.id)
 
 
 @contextlib.contextmanager
-def _parts(app: App, pipeline: Pipeline, recorder: Recorder, run: Run) -> Iterator[RunContext]:
+def _parts(
+    app: App, pipeline: Pipeline, recorder: Recorder, run: Run, owner: str, stop: RunStop
+) -> Iterator[RunContext]:
     connection = get_connection(app, pipeline.connection_id)
     model = app.model()
     keep = compile_predicate(pipeline.filter)  # compiled once per run
@@ -82,6 +142,8 @@ def _parts(app: App, pipeline: Pipeline, recorder: Recorder, run: Run) -> Iterat
             shaper=Shaper(keep, transformation, model, recorder),
             recorder=recorder,
             events_read=connection.events_read,
+            owner=owner,
+            stop=stop,
         )
 
 

@@ -5,7 +5,7 @@ Pipelines that are enabled and on a schedule get their next slot after the migra
 time; the others keep NULL (never due).
 
 Revision ID: 0005_schedules
-Revises: 0002_warehouse_secret
+Revises: 0003_run_leases
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from headwater.kernel.entities import utcnow
 from headwater.kernel.schedules import next_slot
 
 revision = "0005_schedules"
-down_revision = "0002_warehouse_secret"
+down_revision = "0003_run_leases"
 
 _pipelines = sa.table(
     "pipelines",

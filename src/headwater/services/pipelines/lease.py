@@ -1,0 +1,97 @@
+"""A live run's lease, renewed by a timer, and the requests that stop it.
+
+Concurrency boundary: `LeaseKeeper` runs one thread per live run ("headwater-lease").
+That thread does only two things: it renews the run's lease in the store every tenth
+of the lease's length, whatever the run is doing (waiting a minute on Stripe's
+`Retry-After` is being alive), and it sets the run's `RunStop` when a renewal finds a
+cancel request or finds that the run is no longer ours (closed as lost).  It never
+touches counters, the warehouse or the pipeline.  The engine's thread reads `RunStop`
+at batch boundaries (`Writer.submit`).  A failed renewal (store locked or unreachable)
+is logged and retried at the next beat: the lease outlasts several missed beats.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from headwater.adapters.store import runs
+from headwater.adapters.store.database import describe_error
+from headwater.kernel.entities import RunStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def new_owner() -> str:
+    """This process's identity as a run's owner: host, pid and a random token."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class RunStop:
+    """Why a live run must stop at its next batch boundary, if it must.
+
+    Set from the lease thread or a signal handler, read by the engine's thread; the
+    first request wins.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self.status = RunStatus.CANCELLED
+        self.message = ""
+
+    def request(self, status: RunStatus, message: str) -> None:
+        with self._lock:
+            if not self._event.is_set():
+                self.status, self.message = status, message
+                self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+class LeaseKeeper:
+    """Renews one run's lease from its own thread until stopped (see the module doc)."""
+
+    def __init__(
+        self, engine: Engine, run_id: str, owner: str, lease: timedelta, stop: RunStop
+    ) -> None:
+        self.engine = engine
+        self.run_id = run_id
+        self.owner = owner
+        self.lease = lease
+        self.stop = stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="headwater-lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        every = self.lease.total_seconds() / 10
+        while not self._done.wait(every):
+            try:
+                held = runs.renew_lease(self.engine, self.run_id, self.owner, utcnow() + self.lease)
+            except Exception as exc:  # the store is locked or away: try again next beat
+                log.warning("run %s: lease not renewed (%s)", self.run_id, describe_error(exc))
+                continue
+            if not held.held:
+                self.stop.request(
+                    RunStatus.FAILED,
+                    "the run lost its lease (it was closed as lost while this process "
+                    "was stalled); it stopped without writing more",
+                )
+                return
+            if held.cancel_requested:
+                self.stop.request(RunStatus.CANCELLED, "cancelled on request")

@@ -1,0 +1,63 @@
+"""`pipelines run` exit codes and outcomes, `runs cancel`, `runs show` (issue 17 §7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.entrypoints.test_cli import _connection, doc, invoke
+
+from headwater.sandbox.testing import start_sandbox
+
+
+def test_pipelines_run_exit_codes_tell_whether_everything_landed(
+    home: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"email": "email", "created_at": "name"}))  # names are not dates
+    with start_sandbox(customers=200, seed=61) as sb:
+        conn = _connection(sb)["id"]
+        good = doc("pipelines", "add", "--connection", conn, "--name", "good")["id"]
+        worse = doc(
+            "pipelines", "add", "--connection", conn, "--name", "bad", "--mapping", str(bad)
+        )
+        clean = invoke("pipelines", "run", good, "--json")
+        assert clean.exit_code == 0, clean.output
+        assert json.loads(clean.stdout)["outcome"] == "succeeded"
+        partial = invoke("pipelines", "run", worse["id"], "--json")
+        text = invoke("pipelines", "run", worse["id"], "--full")
+        sb.control(malformed_rate=1.0)
+        failed = invoke("pipelines", "run", good, "--full")
+    assert partial.exit_code == 3, partial.output
+    document = json.loads(partial.stdout)
+    assert document["status"] == "succeeded"
+    assert document["outcome"] == "succeeded_with_errors"
+    failures = document["counters"]["failed"]["validate"]
+    assert 0 < failures <= 200
+    assert document["warnings"][0].startswith(f"{failures:,} of 200 records failed (validate")
+    assert document["errors"][0]["step"] == "validate"
+    assert "created_at" in document["errors"][0]["message"]
+    assert text.exit_code == 3, text.output
+    assert "succeeded with errors" in text.stdout
+    assert f"warning: {failures:,} of 200 records failed" in text.stdout
+    assert failed.exit_code == 1, failed.output
+    assert "failed" in failed.stdout
+    assert "SQL" not in failed.output
+
+
+def test_runs_cancel_refuses_a_finished_run_and_help_documents_the_exit_codes(
+    home: Path,
+) -> None:
+    with start_sandbox(customers=50, seed=62) as sb:
+        conn = _connection(sb)["id"]
+        pid = doc("pipelines", "add", "--connection", conn, "--name", "p")["id"]
+        run = doc("pipelines", "run", pid)
+    refused = invoke("runs", "cancel", run["id"])
+    assert refused.exit_code == 1
+    assert f"run {run['id']} already ended (succeeded)" in refused.output
+    missing = invoke("runs", "cancel", "run_nope")
+    assert missing.exit_code == 1
+    assert "no run with id 'run_nope'" in missing.output
+    shown = invoke("pipelines", "run", "--help").stdout
+    for line in ("0    succeeded", "3    succeeded with per-record errors", "1    failed", "130"):
+        assert line in shown

@@ -1,0 +1,52 @@
+"""The lease thread: renews while the run does nothing else, reports cancel requests and
+a lost lease to the engine's thread through `RunStop`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from tests.services.conftest import MakePipeline, connect
+
+from headwater.adapters.store import runs
+from headwater.kernel.entities import RunStatus, utcnow
+from headwater.sandbox.testing import RunningSandbox
+from headwater.services.app import App
+from headwater.services.pipelines import runner
+from headwater.services.pipelines.lease import LeaseKeeper, RunStop
+
+LEASE = timedelta(seconds=0.5)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_the_lease_is_renewed_by_the_timer_and_reports_cancel_and_loss(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    pipeline = make_pipeline(connect(app, sandbox))
+    run = runner.enqueue(app, pipeline.id)
+    assert runs.claim_run(app.engine, run.id, "me", utcnow() + LEASE)
+    stop = RunStop()
+    with LeaseKeeper(app.engine, run.id, "me", LEASE, stop):
+        time.sleep(4 * LEASE.total_seconds())  # four leases without any progress
+        assert runs.reap_lapsed(app.engine, utcnow()) == []
+        assert not stop.is_set()
+        runner.cancel_run(app, run.id)
+        wait_until(stop.is_set)
+        assert stop.status == RunStatus.CANCELLED
+        assert stop.message == "cancelled on request"
+    # Stalled (no lease thread) past its lease: closed as lost by whoever looks ...
+    time.sleep(LEASE.total_seconds() + 0.1)
+    assert runs.reap_lapsed(app.engine, utcnow()) == [run.id]
+    # ... and when its owner wakes up, its first beat tells the engine to stop.
+    lost = RunStop()
+    with LeaseKeeper(app.engine, run.id, "me", LEASE, lost):
+        wait_until(lost.is_set)
+    assert lost.status == RunStatus.FAILED
+    assert lost.message.startswith("the run lost its lease")
+    assert runs.get_run(app.engine, run.id).status == RunStatus.FAILED

@@ -1,0 +1,216 @@
+"""Runs that meet failures midway (issue 17 §9): nothing after a failed write commits,
+the position stays at the last committed batch, unexpected errors end the run cleanly,
+and a lost permission falls back to reading by created date."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from tests.services.conftest import MakePipeline, connect, reload
+from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
+from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
+
+from headwater.adapters.connectors.contract import ChangeBatch, PermissionMissing
+from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
+from headwater.kernel.entities import RunStatus
+from headwater.kernel.records import Record
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.services.app import App
+from headwater.services.pipelines import engine, runner
+from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
+
+
+def ids(app: App, pipeline_id: str) -> set[str]:
+    wh = app.warehouse()
+    try:
+        return {r["_source_id"] for r in wh.identities(pipeline_id)}
+    finally:
+        wh.close()
+
+
+class FailingWrites:
+    """Wraps the app's warehouse so that its `fail_at`-th write raises, and counts the
+    writes attempted after that one."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int) -> None:
+        self.fail_at = fail_at
+        self.attempts = 0
+        self.committed_rows = 0
+        self._open = App.warehouse
+        self._monkeypatch = monkeypatch
+        monkeypatch.setattr(App, "warehouse", lambda app: self._warehouse(app))
+
+    def _warehouse(self, app: App) -> Any:
+        wh = self._open(app)
+        write = wh.write
+
+        def failing_write(batch: WriteBatch) -> WriteResult:
+            self.attempts += 1
+            if self.attempts == self.fail_at:
+                raise WarehouseError("the warehouse connection was lost mid-batch")
+            result = write(batch)
+            self.committed_rows += len(batch.rows)
+            return result
+
+        self._monkeypatch.setattr(wh, "write", failing_write)
+        return wh
+
+    def restore(self) -> None:
+        self._monkeypatch.setattr(App, "warehouse", self._open)
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "WRITE_BATCH", 20)
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_a_background_write_failing_mid_run_stops_later_batches_and_fails_the_run(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with start_sandbox(customers=400, seed=51) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        failing = FailingWrites(monkeypatch, fail_at=3)
+        run = runner.run_pipeline(app, pipeline.id)
+        failing.restore()
+        assert run.status == RunStatus.FAILED
+        assert run.message == "the warehouse connection was lost mid-batch"
+        assert failing.attempts == 3  # batches queued behind the failed one never written
+        assert 0 < failing.committed_rows < 400
+        assert len(ids(app, pipeline.id)) == failing.committed_rows  # the two that committed
+        assert run.counters["written"] == failing.committed_rows  # counted, though it failed
+        assert run.summary["purged"] == 0
+        assert reload(app, pipeline).needs_full  # no position saved: the next run is full
+        again = runner.run_pipeline(app, pipeline.id)
+        everyone = {c.id for c in sdk(sb).v1.customers.list({"limit": 100}).auto_paging_iter()}
+    assert again.status == RunStatus.SUCCEEDED
+    assert ids(app, pipeline.id) == everyone
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_a_warehouse_failure_during_an_incremental_run_keeps_the_last_committed_position(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with start_sandbox(customers=300, seed=52) as sb:
+        pipeline = make_pipeline(connect(app, sb), mapping=MAPPING, filter=FILTER)
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        before = warehouse_position(app, pipeline)
+        _changes(Mutator(sb), random.Random(3), 300)
+        failing = FailingWrites(monkeypatch, fail_at=3)
+        failed = runner.run_pipeline(app, pipeline.id)
+        failing.restore()
+        assert failed.status == RunStatus.FAILED
+        assert failed.kind == "incremental"
+        assert failing.attempts == 3
+        saved = warehouse_position(app, pipeline)
+        assert saved != before  # the committed batches' positions were saved ...
+        recovered = runner.run_pipeline(app, pipeline.id)  # ... and only theirs
+        assert recovered.status == RunStatus.SUCCEEDED
+        assert recovered.kind == "incremental"
+        assert_in_sync(app, sb, pipeline)
+
+
+class ScriptedSource:
+    """The real source with one read method replaced by a script."""
+
+    def __init__(self, real: Any, **methods: Callable[..., Iterator[Any]]) -> None:
+        self._real = real
+        self._methods = methods
+
+    def __getattr__(self, name: str) -> Any:
+        return self._methods.get(name) or getattr(self._real, name)
+
+
+def script_source(monkeypatch: pytest.MonkeyPatch, **methods: Any) -> None:
+    open_source = runner.open_source
+
+    def scripted(app: App, connection: Any) -> Any:
+        real = open_source(app, connection)
+        return ScriptedSource(real, **{k: v(real) for k, v in methods.items()})
+
+    monkeypatch.setattr(runner, "open_source", scripted)
+
+
+def test_events_permission_lost_midway_falls_back_to_new_customers_by_created_date(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with start_sandbox(customers=200, seed=53) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        before = warehouse_position(app, pipeline)
+        new = [sdk(sb).v1.customers.create({"email": f"n{i}@example.com"}).id for i in range(3)]
+
+        def revoked_after_one_page(real: Any) -> Callable[..., Iterator[ChangeBatch]]:
+            def read_changes(position: dict[str, Any]) -> Iterator[ChangeBatch]:
+                for n, page in enumerate(real.read_changes(position)):
+                    if n == 1:
+                        raise PermissionMissing("the key lacks Events: Read", "Events: Read")
+                    yield page
+                raise PermissionMissing("the key lacks Events: Read", "Events: Read")
+
+            return read_changes
+
+        script_source(monkeypatch, read_changes=revoked_after_one_page)
+        run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert run.kind == "incremental"
+    assert run.summary["reason"] == "new customers by created date"
+    assert run.summary["warnings"] == [EVENTS_PERMISSION_WARNING]
+    assert set(new) <= ids(app, pipeline.id)
+    assert warehouse_position(app, pipeline) == before  # events not applied: kept
+
+
+def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = make_pipeline(connect(app, sandbox))
+    assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+    before = ids(app, pipeline.id)
+    state = reload(app, pipeline).state
+    position = warehouse_position(app, pipeline)
+
+    def breaks_after_a_page(real: Any) -> Callable[[], Iterator[list[Record]]]:
+        def read_full() -> Iterator[list[Record]]:
+            for page in real.read_full():
+                yield page
+                raise ZeroDivisionError("division by zero in a page")
+            raise AssertionError("no page at all")
+
+        return read_full
+
+    script_source(monkeypatch, read_full=breaks_after_a_page)
+    run = runner.run_pipeline(app, pipeline.id, full=True)
+    assert run.status == RunStatus.FAILED
+    assert run.message == "ZeroDivisionError: division by zero in a page"
+    assert run.summary["purged"] == 0
+    assert ids(app, pipeline.id) == before
+    assert reload(app, pipeline).state == state
+    assert warehouse_position(app, pipeline) == position
+
+
+def test_a_record_without_an_id_is_a_per_record_read_error(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = make_pipeline(connect(app, sandbox))
+
+    def one_without_id(real: Any) -> Callable[[], Iterator[list[Record]]]:
+        def read_full() -> Iterator[list[Record]]:
+            for n, page in enumerate(real.read_full()):
+                if n == 0:
+                    page = [{k: v for k, v in page[0].items() if k != "id"}, *page[1:]]
+                yield page
+
+        return read_full
+
+    script_source(monkeypatch, read_full=one_without_id)
+    run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert run.counters["failed"]["read"] == 1
+    assert run.counters["written"] == 1499
+    [error] = run.errors
+    assert error["step"] == "read"
+    assert error["source_id"] is None
+    assert error["message"].startswith("record without a string id")
