@@ -4,6 +4,9 @@
 - ``HEADWATER_DATABASE_URL``: metadata store URL (default: SQLite file in home).
 - ``HEADWATER_SECRET_KEY``: key that encrypts secrets at rest (default: a key file
   created with mode 0600 in the data directory on first start).
+- ``HEADWATER_RUN_LEASE_SECONDS``: how long a live run's lease holds without renewal
+  (default 30; a run whose worker died or hung is closed about this long after its
+  last renewal).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from headwater.kernel.errors import InvalidInput
 from headwater.kernel.settings import Settings
 
 
@@ -20,4 +24,22 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     home = Path(env.get("HEADWATER_HOME") or Path.home() / ".headwater").expanduser()
     defaults = Settings.embedded(home, env.get("HEADWATER_SECRET_KEY") or None)
     url = env.get("HEADWATER_DATABASE_URL") or defaults.database_url
-    return Settings(home=home, database_url=url, secret_key=defaults.secret_key)
+    lease = env.get("HEADWATER_RUN_LEASE_SECONDS") or ""
+    return Settings(
+        home=home,
+        database_url=url,
+        secret_key=defaults.secret_key,
+        run_lease_seconds=_positive_seconds("HEADWATER_RUN_LEASE_SECONDS", lease)
+        if lease
+        else defaults.run_lease_seconds,
+    )
+
+
+def _positive_seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise InvalidInput(f"must be a positive number of seconds; got {text!r}", name)
+    return value

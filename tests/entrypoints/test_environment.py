@@ -1,0 +1,40 @@
+"""Settings read from the environment at the entry points (and only there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from headwater.entrypoints.environment import settings_from_env
+from headwater.kernel.errors import InvalidInput
+
+
+def test_embedded_defaults_under_home(tmp_path: Path) -> None:
+    settings = settings_from_env({"HEADWATER_HOME": str(tmp_path)})
+    assert settings.home == tmp_path
+    assert settings.database_url == f"sqlite:///{tmp_path / 'headwater.db'}"
+    assert settings.secret_key is None
+    assert settings.run_lease_seconds == 30.0
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    settings = settings_from_env(
+        {
+            "HEADWATER_HOME": str(tmp_path),
+            "HEADWATER_DATABASE_URL": "postgresql://u@h/db",
+            "HEADWATER_SECRET_KEY": "k",
+            "HEADWATER_RUN_LEASE_SECONDS": "2.5",
+        }
+    )
+    assert (settings.database_url, settings.secret_key) == ("postgresql://u@h/db", "k")
+    assert settings.run_lease_seconds == 2.5
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon", "nan"])
+def test_a_lease_that_is_not_a_positive_number_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        settings_from_env({"HEADWATER_HOME": str(tmp_path), "HEADWATER_RUN_LEASE_SECONDS": value})
+    assert info.value.message == (
+        f"HEADWATER_RUN_LEASE_SECONDS: must be a positive number of seconds; got {value!r}"
+    )
