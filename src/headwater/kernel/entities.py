@@ -105,6 +105,9 @@ class Pipeline:
     needs_full: bool
     created_at: datetime
     updated_at: datetime
+    #: When the schedule runs it next (`kernel.schedules`); None when disabled or `off`.
+    #: Written only by `manage` (schedule or enabled changed) and the scheduler's CAS.
+    next_run_at: datetime | None = None
 
 
 @dataclass

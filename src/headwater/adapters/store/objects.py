@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, fields
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, delete, insert, select, update
@@ -27,7 +28,15 @@ def _entity(cls: type[E], row: Any) -> E:
     data = dict(row._mapping)
     if cls is Pipeline:  # stored as JSON (`asdict` turned it into a dict on the way in)
         data["state"] = PipelineState.from_dict(data["state"])
+        data["next_run_at"] = aware(data["next_run_at"])
     return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def aware(ts: datetime | None) -> datetime | None:
+    """`ts` as an aware UTC datetime: SQLite returns the UTC values it stores naive."""
+    if ts is not None and ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    return ts
 
 
 def add(engine: Engine, entity: E) -> E:

@@ -65,6 +65,9 @@ pipelines = Table(
     Column("needs_full", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The next schedule slot; NULL when the pipeline is disabled or not scheduled.
+    Column("next_run_at", DateTime(timezone=True), nullable=True),
+    Index("ix_pipelines_next_run_at", "next_run_at"),
 )
 
 runs = Table(

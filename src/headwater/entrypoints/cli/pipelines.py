@@ -181,13 +181,14 @@ def list_(connection_id: str | None, as_json: bool) -> None:
         print_json(docs)
         return
     table(
-        ["id", "name", "connection", "schedule", "transformation", "last run"],
+        ["id", "name", "connection", "schedule", "next run at", "transformation", "last run"],
         [
             [
                 d["id"],
                 d["name"],
                 d["connection_id"],
                 _schedule_text(d),
+                _next_run_at_text(d),
                 d["transformation"]["kind"],
                 _last_run_text(d["last_run"]),
             ]
@@ -200,6 +201,13 @@ def list_(connection_id: str | None, as_json: bool) -> None:
 def _schedule_text(doc: dict[str, Any]) -> str:
     mode = "incremental" if doc["incremental"] else "full"
     return f"{doc['schedule']}, {mode}" + ("" if doc["enabled"] else ", disabled")
+
+
+def _next_run_at_text(doc: dict[str, Any]) -> str:
+    when = doc["next_run_at"]
+    if when is not None:
+        return f"{when:%Y-%m-%d %H:%M:%S} UTC"
+    return "never (disabled)" if not doc["enabled"] else "when asked (no schedule)"
 
 
 def _last_run_text(last: dict[str, Any] | None) -> str:
@@ -224,6 +232,7 @@ def show(pipeline_id: str, as_json: bool) -> None:
         ("connection", doc["connection_id"]),
         ("enabled", "yes" if doc["enabled"] else "no"),
         ("schedule", doc["schedule"]),
+        ("next run at", _next_run_at_text(doc)),
         ("incremental", "yes" if doc["incremental"] else "no"),
         ("filter", doc["filter_text"] or "everyone"),
         ("next run", doc["next_run_kind"]),

@@ -31,6 +31,7 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
         "connection_id": pipeline.connection_id,
         "enabled": pipeline.enabled,
         "schedule": pipeline.schedule,
+        "next_run_at": pipeline.next_run_at,
         "incremental": pipeline.incremental,
         "filter": pipeline.filter,
         "filter_text": filter_text(pipeline.filter) if pipeline.filter else None,

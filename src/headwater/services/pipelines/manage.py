@@ -8,13 +8,15 @@ on live sample customers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
-from headwater.adapters.store import objects, runs
+from headwater.adapters.store import objects, runs, schedules
 from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.kernel.model import CustomerModel
+from headwater.kernel.schedules import next_slot
 from headwater.kernel.state import PipelineState
 from headwater.services.app import App
 from headwater.services.connections import get_connection
@@ -27,6 +29,19 @@ from headwater.services.pipelines.definition import (
 #: A new pipeline runs only when asked, and incrementally once it has a position.
 DEFAULT_SCHEDULE = "off"
 DEFAULT_INCREMENTAL = True
+
+#: What an update writes when neither the schedule nor `enabled` changed: everything
+#: but `next_run_at`, which the scheduler may be advancing meanwhile (writing back the
+#: value read here would undo its compare-and-swap and run the slot twice).
+_FIELDS_BUT_NEXT_RUN = [f.name for f in fields(Pipeline) if f.name not in ("id", "next_run_at")]
+
+
+def next_run_at(pipeline: Pipeline, now: datetime) -> datetime | None:
+    """The pipeline's first schedule slot after `now`; None when disabled or `off`
+    (DESIGN.md §7: a disabled pipeline never runs)."""
+    if not pipeline.enabled:
+        return None
+    return next_slot(pipeline.schedule, pipeline.id, now)
 
 
 def default_transformation(model: CustomerModel) -> dict[str, Any]:
@@ -129,6 +144,7 @@ def create(
         created_at=now,
         updated_at=now,
     )
+    pipeline.next_run_at = next_run_at(pipeline, now)
     return objects.add(app.engine, pipeline)
 
 
@@ -144,8 +160,13 @@ def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]
 
 
 def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
-    """Apply `changes`; entry points call `saving.save_changes` (it tries the result)."""
+    """Apply `changes`; entry points call `saving.save_changes` (it tries the result).
+
+    A changed schedule or `enabled` applies at once: `next_run_at` is recomputed from
+    now.  Disabling drops the pipeline's queued runs; a running one finishes.
+    """
     pipeline = get(app, pipeline_id)
+    timing_before = (pipeline.schedule, pipeline.enabled)
     if changes.name is not None:
         pipeline.name = _check_name(changes.name)
     if changes.description is not None:
@@ -168,8 +189,17 @@ def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
     if definition_changed:
         # State rule 4: a changed filter or transformation makes the next run a full run.
         pipeline.needs_full = True
-    pipeline.updated_at = utcnow()
-    return objects.save(app.engine, pipeline)
+    now = utcnow()
+    pipeline.updated_at = now
+    if (pipeline.schedule, pipeline.enabled) == timing_before:
+        return objects.save(app.engine, pipeline, only=_FIELDS_BUT_NEXT_RUN)
+    pipeline.next_run_at = next_run_at(pipeline, now)
+    saved = objects.save(app.engine, pipeline)
+    if not pipeline.enabled:
+        schedules.drop_queued_runs(
+            app.engine, pipeline.id, now, "dropped: the pipeline was disabled before it started"
+        )
+    return saved
 
 
 def delete(app: App, pipeline_id: str) -> int:

@@ -4,7 +4,7 @@
 NULL means the defaults (identifier ``email`` with its default blocked values).
 
 Revision ID: 0004_identity_settings
-Revises: 0003_run_leases
+Revises: 0005_schedules
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_identity_settings"
-down_revision = "0003_run_leases"
+down_revision = "0005_schedules"
 
 
 def upgrade() -> None:

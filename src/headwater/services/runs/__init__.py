@@ -1,0 +1,1 @@
+"""Runs as a service: the scheduler that enqueues runs on their schedules."""

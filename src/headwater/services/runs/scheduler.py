@@ -1,0 +1,79 @@
+"""The leaderless scheduler (DESIGN.md §7): one `tick` finds the pipelines whose slot
+came and enqueues one run for each.
+
+Any number of workers call `tick` every few seconds, on one machine or several, with no
+leader and no lock held between ticks.  For each due pipeline a tick advances
+`next_run_at` by compare-and-swap (`adapters.store.schedules.advance`) before it
+enqueues: of two ticks that saw the same slot exactly one wins it, so a slot enqueues at
+most one run.  The slot it moves to is the first one after *now*, not after the missed
+slot, so a scheduler that was down for hours enqueues one catch-up run, not a burst.
+
+A pipeline with a live run (queued or running) gets no second one for that slot; that
+is the normal case for a run longer than its period, not an error.
+
+Concurrency boundary: `tick` runs on the caller's thread and shares nothing with other
+ticks but the metadata store; its decisions are the store's compare-and-swap outcomes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from headwater.adapters.store import runs, schedules
+from headwater.kernel.clock import Clock
+from headwater.kernel.entities import utcnow
+from headwater.kernel.errors import Conflict
+from headwater.kernel.schedules import next_slot
+from headwater.services.app import App
+from headwater.services.pipelines import manage, runner
+
+#: Due pipelines handled per tick at most; the rest stay due for the next tick.
+TICK_BATCH = 200
+
+
+@dataclass
+class Tick:
+    """What one tick did: runs enqueued, pipelines whose slot came while they had a live
+    run, pipelines disabled while their run was being enqueued (the run dropped), and
+    how many slots another scheduler won first."""
+
+    enqueued: list[str] = field(default_factory=list)
+    already_live: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    lost: int = 0
+
+
+def tick(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
+    """Enqueue one run for each pipeline of the workspace whose slot came by `clock`'s
+    now, advancing each one's `next_run_at` to its next future slot."""
+    now = clock.now()
+    done = Tick()
+    for due in schedules.due_slots(app.engine, app.workspace().id, now, batch):
+        if not schedules.advance(app.engine, due, next_slot(due.schedule, due.pipeline_id, now)):
+            done.lost += 1
+            continue
+        _enqueue(app, due.pipeline_id, done)
+    return done
+
+
+def _enqueue(app: App, pipeline_id: str, done: Tick) -> None:
+    """Enqueue a run of a pipeline whose slot this tick won, noting the outcome in `done`."""
+    if runs.live_run(app.engine, pipeline_id) is not None:
+        done.already_live.append(pipeline_id)
+        return
+    try:
+        run = runner.enqueue(app, pipeline_id)
+    except Conflict:
+        # A run went live (run now, a webhook) or the pipeline was disabled between our
+        # look and our insert; the database refused the second run, as it must.
+        done.already_live.append(pipeline_id)
+        return
+    # Disabling drops queued runs; if it happened between `enqueue`'s check and its
+    # insert, our run escaped that drop.  Looking again after the insert closes the gap.
+    if not manage.get(app, pipeline_id).enabled:
+        schedules.drop_queued_runs(
+            app.engine, pipeline_id, utcnow(), "dropped: the pipeline was disabled"
+        )
+        done.disabled.append(pipeline_id)
+        return
+    done.enqueued.append(run.id)
