@@ -10,6 +10,7 @@ never a hang.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -116,3 +117,19 @@ def exit_reason(proc: subprocess.Popen[bytes]) -> str:
         }.get(name, "")
         return f"the worker process was killed by {name}{hint}"
     return f"the worker process exited with code {code} (e.g. os._exit was called)"
+
+
+def stop_worker(proc: subprocess.Popen[bytes], grace: float = 0.0) -> None:
+    """End a worker process (politely first when `grace` > 0: EOF on its stdin ends
+    its loop), kill it if it is still there, reap it and close its pipes."""
+    if grace > 0 and proc.poll() is None:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None and not pipe.closed:
+            pipe.close()

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from headwater.adapters.transformations.channel import exchange
+from headwater.adapters.transformations.channel import exchange, stop_worker
 from headwater.adapters.transformations.contract import BatchFailed, CappedLog
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record, TransformFailure
@@ -59,17 +59,7 @@ class _Worker:
 
     def stop(self, grace: float = 0.0) -> None:
         """End the process (politely first when `grace` > 0) and reap it."""
-        if grace > 0 and self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()  # EOF: the worker's loop ends
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=grace)
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
+        stop_worker(self.proc, grace)
 
 
 class JavaScriptTransformation:
