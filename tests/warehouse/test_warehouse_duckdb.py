@@ -12,7 +12,8 @@ import pytest
 
 from headwater.adapters.warehouse import WriteBatch, sql
 from headwater.adapters.warehouse.contract import WarehouseError
-from headwater.adapters.warehouse.duckdb import MAX_HEADROOM_MB, DuckDBWarehouse
+from headwater.adapters.warehouse.duckdb import DuckDBWarehouse
+from headwater.adapters.warehouse.duckdb_memory import MAX_HEADROOM_MB
 from headwater.adapters.warehouse.duckdb_stage import DIALECT
 from headwater.adapters.warehouse.staging import profile_id
 from headwater.kernel.model import DEFAULT_MODEL
@@ -96,13 +97,13 @@ def test_running_out_of_memory_grows_the_headroom_and_redoes_the_write(tmp_path:
     assert result.inserted == 20_000
     assert wh.count() == 20_000
     assert wh.count_profiles() == 20_000
-    assert wh._headroom is not None
-    assert 1 < wh._headroom <= MAX_HEADROOM_MB
+    assert wh._memory.headroom is not None
+    assert 1 < wh._memory.headroom <= MAX_HEADROOM_MB
     limit = wh._conn.execute("SELECT current_setting('memory_limit')").fetchone()
     assert (
         limit
         == duckdb.execute(
-            f"SET memory_limit = '{wh._headroom}MB'; SELECT current_setting('memory_limit')"
+            f"SET memory_limit = '{wh._memory.headroom}MB'; SELECT current_setting('memory_limit')"
         ).fetchone()
     )
     wh.close()
@@ -125,9 +126,9 @@ def test_a_limit_duckdb_cannot_shrink_to_grows_the_headroom_instead(tmp_path: Pa
     wh._conn.execute("SET checkpoint_threshold = '1GB'")
     wh._conn.execute("SET temp_directory = ''")
     wh.write(batch(rows(50_000)))
-    wh._headroom = 1
+    wh._memory.headroom = 1
     wh._tune_memory()  # 1 MB over the indexes cannot hold the unsaved rows
-    assert wh._headroom > 1
+    assert wh._memory.headroom > 1
     wh.write(batch(rows(50_000, tag="-again")))
     assert wh.count() == 50_000
     wh.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -11,7 +10,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -24,6 +23,7 @@ from headwater.adapters.warehouse.contract import (
     WriteBatch,
     WriteResult,
 )
+from headwater.adapters.warehouse.duckdb_memory import MemoryBound, OutOfMemory, memory_bounded
 from headwater.adapters.warehouse.duckdb_stage import (
     CASTS,
     DIALECT,
@@ -54,38 +54,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 _STAGE = "hw_stage"
-#: The memory headroom never grows past this (see `DuckDBWarehouse.__init__`).
-MAX_HEADROOM_MB = 2048
 _IDS = "hw_ids"
-
-
-class _OutOfMemory(Exception):
-    """DuckDB hit its memory limit; the transaction was rolled back (internal)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-def _memory_bounded(
-    method: Callable[Concatenate[DuckDBWarehouse, P], R],
-) -> Callable[Concatenate[DuckDBWarehouse, P], R]:
-    """Redo a public operation whose transaction ran out of memory, with more headroom.
-
-    The failed transaction was rolled back, so redoing it is safe; only the outermost
-    transaction turns DuckDB's error into `_OutOfMemory`, so nested calls never retry
-    inside a failed transaction.
-    """
-
-    def bounded(self: DuckDBWarehouse, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except _OutOfMemory as exc:
-                self._grow_headroom(exc.detail)
-
-    functools.update_wrapper(bounded, method)
-    return bounded
 
 
 class _WriteConflict(WarehouseError):
@@ -160,46 +129,17 @@ class DuckDBWarehouse(ProfileMethods):
                 )
             raise WarehouseError(f"cannot open DuckDB database {target!r}: {exc}{hint}") from None
         self._s = sql.quote(self.schema)
-        self._headroom = memory_headroom_mb
+        self._memory = MemoryBound(memory_headroom_mb)
         self._writes = 0
         self._tune_memory()
 
     def _tune_memory(self) -> None:
-        """Set DuckDB's memory limit to its index memory plus the headroom.
-
-        A fixed limit would fail once the indexes outgrow it; this one follows them.
-        Called on open and every few writes (a write adds at most ~1 MB of index).
-        DuckDB refuses a limit below what it cannot free right now; the headroom then
-        grows until the limit is accepted (or stays as it was at the cap).
-        """
-        if self._headroom is None:
-            return
         with self._lock:
-            found = self._conn.execute(
-                "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
-                "WHERE tag = 'ART_INDEX'"
-            ).fetchall()
-            indexes_mb = int(found[0][0] * 1.1) // 2**20
-            while True:
-                try:
-                    self._conn.execute(f"SET memory_limit = '{indexes_mb + self._headroom}MB'")
-                    return
-                except duckdb.OutOfMemoryException:
-                    if not self._double_headroom():
-                        return  # at the cap: keep the limit in force
-
-    def _double_headroom(self) -> bool:
-        """Double the headroom; False when it is unbounded or already at the cap."""
-        if self._headroom is None or self._headroom >= MAX_HEADROOM_MB:
-            return False
-        self._headroom = min(self._headroom * 2, MAX_HEADROOM_MB)
-        return True
+            self._memory.tune(self._conn)
 
     def _grow_headroom(self, detail: str) -> None:
-        if not self._double_headroom():
-            raise WarehouseError(f"DuckDB ran out of memory: {detail}")
-        log.info("DuckDB ran out of memory; headroom raised to %s MB", self._headroom)
-        self._tune_memory()
+        with self._lock:
+            self._memory.grow(self._conn, detail)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -220,7 +160,7 @@ class DuckDBWarehouse(ProfileMethods):
                     conn.rollback()
                 self._columns = None  # the failure may come from a schema changed elsewhere
                 if isinstance(exc, duckdb.OutOfMemoryException):
-                    raise _OutOfMemory(str(exc).splitlines()[0]) from None
+                    raise OutOfMemory(str(exc).splitlines()[0]) from None
                 if isinstance(exc, duckdb.DataError | duckdb.IntegrityError):
                     reason = rejects.message(f"DuckDB refused a value: {exc}")
                     raise RejectedData(reason) from None
@@ -249,7 +189,7 @@ class DuckDBWarehouse(ProfileMethods):
 
     # -- model changes ---------------------------------------------------------------
 
-    @_memory_bounded
+    @memory_bounded
     def ensure_columns(self, columns: Sequence[Column]) -> None:
         for col in columns:
             sql.check_model_column(col.name)
@@ -275,7 +215,7 @@ class DuckDBWarehouse(ProfileMethods):
         )
         return [r[0] for r in rows]
 
-    @_memory_bounded
+    @memory_bounded
     def rename_column(self, old: str, new: str) -> None:
         sql.check_model_column(old, "old")
         sql.check_model_column(new, "new")
@@ -288,7 +228,7 @@ class DuckDBWarehouse(ProfileMethods):
                     raise NotFound(f"column {old!r} does not exist in {self.schema}.{table}")
             self._columns = None
 
-    @_memory_bounded
+    @memory_bounded
     def drop_column(self, name: str) -> None:
         sql.check_model_column(name)
         with self._transaction("dropping a column") as conn:
@@ -298,7 +238,7 @@ class DuckDBWarehouse(ProfileMethods):
 
     # -- writes ----------------------------------------------------------------------
 
-    @_memory_bounded
+    @memory_bounded
     def write(self, batch: WriteBatch) -> WriteResult:
         def attempt(part: list[IdentityRow], dry_run: bool) -> WriteResult:
             if not dry_run and self._fresh.get(batch.pipeline_id, True):
@@ -425,7 +365,7 @@ class DuckDBWarehouse(ProfileMethods):
     ) -> None:
         ownership.fence(_statements(conn), self.schema, _named, pipeline_id, run_id, state)
 
-    @_memory_bounded
+    @memory_bounded
     def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
         # DuckDB does not wait for a row lock: a claim that meets the old owner's write
         # in flight (two runs in one process) conflicts.  Wait for that write to end.
@@ -441,12 +381,12 @@ class DuckDBWarehouse(ProfileMethods):
                     raise
             time.sleep(0.05)
 
-    @_memory_bounded
+    @memory_bounded
     def pipeline_state(self, pipeline_id: str) -> ownership.OwnedState | None:
         with self._transaction("read") as conn:
             return ownership.read(_statements(conn), self.schema, _named, pipeline_id)
 
-    @_memory_bounded
+    @memory_bounded
     def purge_unseen(
         self,
         pipeline_id: str,
@@ -464,7 +404,7 @@ class DuckDBWarehouse(ProfileMethods):
                 [pipeline_id, run_id],
             )
 
-    @_memory_bounded
+    @memory_bounded
     def delete_pipeline(self, pipeline_id: str) -> int:
         with self._transaction("deleting a pipeline") as conn:
             ownership.forget(_statements(conn), self.schema, _named, pipeline_id)
@@ -472,7 +412,7 @@ class DuckDBWarehouse(ProfileMethods):
 
     # -- reads -----------------------------------------------------------------------
 
-    @_memory_bounded
+    @memory_bounded
     def identities(self, pipeline_id: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE _pipeline_id = $1", [pipeline_id]) if pipeline_id else ("", [])
         return self._select(
@@ -480,7 +420,7 @@ class DuckDBWarehouse(ProfileMethods):
             params,
         )
 
-    @_memory_bounded
+    @memory_bounded
     def profiles(self) -> list[dict[str, Any]]:
         return self._select(f"SELECT * FROM {self._s}.profiles ORDER BY _profile_id", [])
 
@@ -499,14 +439,14 @@ class DuckDBWarehouse(ProfileMethods):
                 row["_profile_id"] = str(row["_profile_id"])
         return rows
 
-    @_memory_bounded
+    @memory_bounded
     def count(self, pipeline_id: str | None = None) -> int:
         where, params = ("WHERE _pipeline_id = $1", [pipeline_id]) if pipeline_id else ("", [])
         with self._transaction("count") as conn:
             found = run(conn, f"SELECT count(*) FROM {self._s}.identities {where}", params)
         return int(found[0][0])
 
-    @_memory_bounded
+    @memory_bounded
     def count_profiles(self) -> int:
         with self._transaction("count") as conn:
             found = run(conn, f"SELECT count(*) FROM {self._s}.profiles")
@@ -518,7 +458,7 @@ class DuckDBWarehouse(ProfileMethods):
 
     # -- identity resolution (methods in `profile_methods`) ----------------------------
 
-    @_memory_bounded
+    @memory_bounded
     def _with_profile_args(self, what: str, fn: Callable[[profile_store.Args], R]) -> R:
         with self._transaction(what) as conn:
             return fn((_statements(conn), self.schema, _SPELLING, self._model_columns(conn)))
