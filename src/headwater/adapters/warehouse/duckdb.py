@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -29,9 +28,11 @@ from headwater.adapters.warehouse.duckdb_stage import (
     DIALECT,
     FROM_SQL,
     arrow_stage,
+    readable,
     registered,
     run,
 )
+from headwater.adapters.warehouse.duckdb_writes import NotFresh, delete_where, insert_new, merge
 from headwater.adapters.warehouse.profile_methods import ProfileMethods
 from headwater.adapters.warehouse.rejects import (
     DryRun,
@@ -41,7 +42,6 @@ from headwater.adapters.warehouse.rejects import (
 )
 from headwater.adapters.warehouse.staging import (
     check_row_columns,
-    json_value,
     latest_rows,
 )
 from headwater.kernel.errors import NotFound
@@ -50,11 +50,9 @@ from headwater.kernel.records import IdentityRow
 from headwater.kernel.state import PipelineState
 
 T = PropertyType
-P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 _STAGE = "hw_stage"
-_IDS = "hw_ids"
 
 
 class _WriteConflict(WarehouseError):
@@ -63,10 +61,6 @@ class _WriteConflict(WarehouseError):
 
 #: How long a claim waits for another connection's write in flight on the owner row.
 CLAIM_WAIT_SECONDS = 30.0
-
-
-class _NotFresh(Exception):
-    """A batch written as all-new met an existing row (internal; the batch is redone)."""
 
 
 def _named(name: str) -> str:
@@ -244,7 +238,7 @@ class DuckDBWarehouse(ProfileMethods):
             if not dry_run and self._fresh.get(batch.pipeline_id, True):
                 try:
                     return self._write(batch, part, dry_run, fresh=True)
-                except _NotFresh:  # rolled back; some identity (or profile) existed
+                except NotFresh:  # rolled back; some identity (or profile) existed
                     self._fresh[batch.pipeline_id] = False
             return self._write(batch, part, dry_run, fresh=False)
 
@@ -266,95 +260,30 @@ class DuckDBWarehouse(ProfileMethods):
             staged = stage_values(rows, columns, nul_forbidden=False)
             result.rejected = staged.rejected
             if staged.rows:
+                upsert = insert_new if fresh else merge
                 with registered(conn, _STAGE, arrow_stage(staged, columns, batch.pipeline_id)):
-                    merge = self._insert_new if fresh else self._merge
-                    merge(conn, batch, len(staged.rows), columns, now, result)
+                    result.inserted, result.updated = upsert(
+                        conn,
+                        self.schema,
+                        _STAGE,
+                        batch,
+                        columns,
+                        len(staged.rows),
+                        now,
+                        self._after_merge,
+                    )
+                if not fresh:  # a batch of only new identities suggests the next one is too
+                    self._fresh[batch.pipeline_id] = result.updated == 0
             if dry_run:
                 raise DryRun
             if batch.deletes:
-                result.deleted = self._delete_where(
+                result.deleted = delete_where(
                     conn,
+                    self.schema,
                     "_pipeline_id = $1 AND list_contains($2, _source_id)",
                     [batch.pipeline_id, list(dict.fromkeys(batch.deletes))],
                 )
         return result
-
-    def _insert_new(
-        self,
-        conn: duckdb.DuckDBPyConnection,
-        batch: WriteBatch,
-        total: int,
-        columns: dict[str, PropertyType],
-        now: datetime,
-        result: WriteResult,
-    ) -> None:
-        """Plain INSERTs, for batches expected to hold only new identities.
-
-        DuckDB's ON CONFLICT costs about three times a plain insert into an indexed
-        table, and a first import is all new rows.  The unique keys still guard the
-        guess: a clash raises `_NotFresh`, and `write` redoes the batch as a merge.
-        """
-        names = list(columns)
-        casts = {n: CASTS[t] for n, t in columns.items() if t in CASTS}
-        insert, _ = sql.identity_upsert(self.schema, _STAGE, names, ("$1", "$2", "$3", "$4"), casts)
-        profiles = sql.profile_upsert(self.schema, _STAGE, names, "$1", casts, on_conflict=False)
-        try:
-            run(conn, insert, [batch.pipeline_id, batch.connection_id, batch.run_id, now])
-            if self._after_merge is not None:
-                self._after_merge()
-            run(conn, profiles, [now])
-        except duckdb.ConstraintException:
-            raise _NotFresh from None
-        result.inserted = total
-
-    def _merge(
-        self,
-        conn: duckdb.DuckDBPyConnection,
-        batch: WriteBatch,
-        total: int,
-        columns: dict[str, PropertyType],
-        now: datetime,
-        result: WriteResult,
-    ) -> None:
-        names = list(columns)
-        casts = {n: CASTS[t] for n, t in columns.items() if t in CASTS}
-        insert, update_tail = sql.identity_upsert(
-            self.schema, _STAGE, names, ("$1", "$2", "$3", "$4"), casts
-        )
-        params: list[Any] = [batch.pipeline_id, batch.connection_id, batch.run_id, now]
-        # DuckDB cannot say whether an upsert inserted or updated.  Every write to this
-        # database goes through this connection (DuckDB locks the file to one process)
-        # and the transaction sees only its own changes, so the growth of the table is
-        # the number of new identities; count(*) of a table is cheap in DuckDB.
-        count = f"SELECT count(*) FROM {self._s}.identities"
-        before = int(run(conn, count)[0][0])
-        run(conn, insert + update_tail, params)
-        result.inserted = int(run(conn, count)[0][0]) - before
-        result.updated = total - result.inserted
-        # A batch of only new identities suggests the next one is new too (an import).
-        self._fresh[batch.pipeline_id] = result.updated == 0
-        if self._after_merge is not None:
-            self._after_merge()
-        run(conn, sql.profile_upsert(self.schema, _STAGE, names, "$1", casts), [now])
-
-    def _delete_where(self, conn: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> int:
-        """Delete matching identities, then the profiles no identity references any more."""
-        gone = run(
-            conn,
-            f"DELETE FROM {self._s}.identities WHERE {where} "
-            "RETURNING CAST(_profile_id AS VARCHAR)",
-            params,
-        )
-        if gone:
-            ids = pa.table({"id": pa.array([g[0] for g in gone], pa.string())})
-            with registered(conn, _IDS, ids):
-                run(
-                    conn,
-                    f"DELETE FROM {self._s}.profiles AS p WHERE CAST(p._profile_id AS VARCHAR) IN "
-                    f"(SELECT id FROM {_IDS}) AND NOT EXISTS (SELECT 1 FROM "
-                    f"{self._s}.identities AS i WHERE i._profile_id = p._profile_id)",
-                )
-        return len(gone)
 
     def _fence(
         self,
@@ -397,8 +326,9 @@ class DuckDBWarehouse(ProfileMethods):
         keep_ids = pa.table({"id": pa.array(list(keep), pa.string())})
         with self._transaction("purge") as conn, registered(conn, "hw_keep", keep_ids):
             self._fence(conn, pipeline_id, run_id, state)
-            return self._delete_where(
+            return delete_where(
                 conn,
+                self.schema,
                 "_pipeline_id = $1 AND _run_id <> $2 AND _source_id NOT IN "
                 "(SELECT id FROM hw_keep)",
                 [pipeline_id, run_id],
@@ -408,7 +338,7 @@ class DuckDBWarehouse(ProfileMethods):
     def delete_pipeline(self, pipeline_id: str) -> int:
         with self._transaction("deleting a pipeline") as conn:
             ownership.forget(_statements(conn), self.schema, _named, pipeline_id)
-            return self._delete_where(conn, "_pipeline_id = $1", [pipeline_id])
+            return delete_where(conn, self.schema, "_pipeline_id = $1", [pipeline_id])
 
     # -- reads -----------------------------------------------------------------------
 
@@ -430,14 +360,7 @@ class DuckDBWarehouse(ProfileMethods):
             cur = conn.execute(query, params)
             names = [d[0] for d in cur.description or ()]
             rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        json_cols = [n for n, t in columns.items() if t is T.JSON]
-        for row in rows:
-            for name in json_cols:
-                if name in row:
-                    row[name] = json_value(row[name])
-            if isinstance(row.get("_profile_id"), uuid.UUID):
-                row["_profile_id"] = str(row["_profile_id"])
-        return rows
+        return readable(rows, columns)
 
     @memory_bounded
     def count(self, pipeline_id: str | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -11,7 +12,7 @@ import pyarrow as pa
 
 from headwater.adapters.warehouse import sql
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
-from headwater.adapters.warehouse.staging import profile_ids
+from headwater.adapters.warehouse.staging import json_value, profile_ids
 from headwater.kernel.model import PropertyType
 
 T = PropertyType
@@ -97,3 +98,15 @@ def registered(conn: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> I
         # more, and the next register() of the same name replaces the view anyway.
         with suppress(duckdb.Error):
             conn.unregister(name)
+
+
+def readable(rows: list[dict[str, Any]], columns: dict[str, PropertyType]) -> list[dict[str, Any]]:
+    """Rows as every engine returns them: JSON columns parsed, profile ids as text."""
+    json_cols = [n for n, t in columns.items() if t is PropertyType.JSON]
+    for row in rows:
+        for name in json_cols:
+            if name in row:
+                row[name] = json_value(row[name])
+        if isinstance(row.get("_profile_id"), uuid.UUID):
+            row["_profile_id"] = str(row["_profile_id"])
+    return rows
