@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from tests.store.test_store import _seed
+from tests.store.seeding import seed
 
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import open_engine
@@ -20,7 +20,7 @@ from headwater.services.pipelines.recorder import Recorder
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
     eng = open_engine(f"sqlite:///{tmp_path / 'meta.db'}")
-    _seed(eng)
+    seed(eng)
     yield eng
     eng.dispose()
 

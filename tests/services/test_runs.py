@@ -20,7 +20,7 @@ import pytest
 from tests.services.conftest import MakePipeline, connect, reload
 from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
 from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
-from tests.store.test_store import locked
+from tests.store.test_runs import locked
 
 from headwater.adapters.store import runs
 from headwater.kernel.entities import Run, RunStatus, utcnow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import stat
 from pathlib import Path
@@ -69,3 +70,16 @@ def test_the_cli_names_the_key_file_in_one_line(home: Path) -> None:
     corrupt = runner.invoke(cli, ["connections", "list"])
     assert corrupt.exit_code == 1
     assert corrupt.stderr.startswith(f"error: key file {path} is corrupt")
+
+
+def test_cipher_round_trip_and_key_file(tmp_path: Path) -> None:
+    cipher = Cipher.from_settings(None, tmp_path)
+    key_file = tmp_path / "secret.key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    token = cipher.encrypt("sk_test_abcdefgh1234", context="conn_1")
+    assert "sk_test" not in token
+    assert Cipher.from_settings(None, tmp_path).decrypt(token, "conn_1") == "sk_test_abcdefgh1234"
+    with pytest.raises(SecretKeyMismatch):
+        cipher.decrypt(token, "conn_2")  # bound to its connection
+    with pytest.raises(SecretKeyMismatch, match="HEADWATER_SECRET_KEY"):
+        Cipher.from_settings("another passphrase", tmp_path).decrypt(token, "conn_1")

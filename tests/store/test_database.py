@@ -1,0 +1,75 @@
+"""Opening the metadata store: migrations reach the known head, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from tests.conftest import pg_schema_url
+
+from headwater.adapters.store import objects
+from headwater.adapters.store.crypto import Cipher
+from headwater.adapters.store.database import (
+    HEAD_REVISION,
+    StoreUnavailable,
+    current_revision,
+    engine_url,
+    migrate,
+    open_engine,
+)
+from headwater.kernel.entities import Workspace, utcnow
+
+
+def test_the_known_head_is_alembics_head_and_a_new_store_reaches_it(engine: Engine) -> None:
+    from importlib.resources import files
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(files("headwater.adapters.store") / "migrations"))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+    with engine.connect() as conn:
+        assert current_revision(conn) == HEAD_REVISION
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_migration_0002_encrypts_the_plain_warehouse_urls_of_a_0001_store(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        url = pg_schema_url(request.getfixturevalue("pg_schema"))
+    plain = "postgresql://wh:Sup3r-s3cret@db.example:5432/prod?schema=cdp"
+    old = sa.create_engine(engine_url(url))
+    with old.begin() as conn:
+        migrate(conn, "0001")
+        for ws, value in (("ws_a", plain), ("ws_b", None)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO workspaces (id, name, customer_model, warehouse_url, created_at)"
+                    " VALUES (:id, :id, '[]', :url, :at)"
+                ),
+                {"id": ws, "url": value, "at": utcnow()},
+            )
+    old.dispose()
+    cipher = Cipher(b"k" * 32)
+    with pytest.raises(StoreUnavailable, match="secret key"):
+        open_engine(url)  # encrypting needs the key
+    engine = open_engine(url, cipher=cipher)
+    try:
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+            query = sa.text("SELECT id, warehouse_url_encrypted FROM workspaces")
+            rows = dict(conn.execute(query).all())
+        assert "Sup3r-s3cret" not in repr(rows)
+        assert rows["ws_b"] is None
+        assert cipher.decrypt(rows["ws_a"], context="warehouse_url:ws_a") == plain
+        workspace = objects.get(engine, Workspace, "ws_a")
+        assert workspace.warehouse_url_encrypted == rows["ws_a"]
+        open_engine(url).dispose()  # migrated: opening needs no key any more
+    finally:
+        engine.dispose()
