@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from headwater.adapters.warehouse.rejects import stage_values
+from headwater.adapters.warehouse.contract import WarehouseError
+from headwater.adapters.warehouse.rejects import RejectedData, stage_values
+from headwater.kernel.errors import TerminalError
 from headwater.kernel.model import PropertyType
 from headwater.kernel.records import IdentityRow
 
@@ -26,3 +28,11 @@ def test_nul_checks_find_nul_text_and_ignore_values_that_are_not_text() -> None:
     assert staged.rejected == [
         ("cus_3", "column 'email': 'a\\x00b' contains a NUL character, which cannot be stored")
     ]
+
+
+def test_refused_data_is_a_terminal_data_error_not_a_transient_warehouse_one() -> None:
+    """Retrying a batch the engine refused cannot help (issue 10 item 2)."""
+    error = RejectedData("DuckDB refused a value: out of range")
+    assert isinstance(error, TerminalError)
+    assert not isinstance(error, WarehouseError)
+    assert error.transient is False

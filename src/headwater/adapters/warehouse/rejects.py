@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from headwater.adapters.warehouse.contract import WarehouseError, WriteResult
-from headwater.kernel.errors import redact
+from headwater.adapters.warehouse.contract import WriteResult
+from headwater.kernel.errors import TerminalError, redact
 from headwater.kernel.model import PropertyType
 from headwater.kernel.records import IdentityRow
 
@@ -32,8 +32,9 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-class RejectedData(WarehouseError):
-    """The engine refused a value of the batch (a data error, not a connection error).
+class RejectedData(TerminalError):
+    """The engine refused a value of the batch: a data error, not a connection error,
+    so retrying the same batch cannot help (not transient, unlike `WarehouseError`).
 
     Internal to the adapters: `write` catches it and isolates the offending rows.
     """
@@ -161,8 +162,8 @@ def write_isolating(
     `write(rows, dry_run)` is one transaction; with ``dry_run`` it stages and merges,
     then raises `DryRun` to roll back.  Returns the `WriteResult` of the final write with
     the refused rows appended to its ``rejected``.  Should the rows left still be
-    refused (a failure no single row explains), `RejectedData` propagates: it is a
-    `WarehouseError`, and nothing of the batch was written.
+    refused (a failure no single row explains), `RejectedData` propagates: the run
+    fails on a data error (not retried), and nothing of the batch was written.
     """
     try:
         return write(rows, False)
