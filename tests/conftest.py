@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -20,13 +21,13 @@ def pg_schema_url(schema: str) -> str:
     return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
+@contextmanager
+def fresh_schema(prefix: str = "t") -> Iterator[str]:
     """A fresh, uniquely named PostgreSQL schema, dropped afterwards.
 
     Fails (never skips) when PostgreSQL is unreachable: CI must not go green without it.
     """
-    name = f"t_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{name}"')
     try:
@@ -34,6 +35,13 @@ def pg_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A fresh PostgreSQL schema for the test (see `fresh_schema`)."""
+    with fresh_schema() as name:
+        yield name
 
 
 @pytest.fixture

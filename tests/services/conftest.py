@@ -11,14 +11,12 @@ keep the suite's time reasonable.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections.abc import Callable, Iterator
 from inspect import signature
 from typing import Any
 
-import psycopg
 import pytest
-from tests.conftest import PG_URL, pg_schema_url
+from tests.conftest import PG_URL, fresh_schema, pg_schema_url
 
 from headwater.adapters.store import objects
 from headwater.kernel.entities import Connection, Pipeline
@@ -54,14 +52,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pg_store_schema() -> Iterator[str]:
     """A PostgreSQL schema for the metadata store, apart from the warehouse's (a test
     may drop the warehouse's schema)."""
-    name = f"s_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    try:
+    with fresh_schema("s") as name:
         yield name
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 @pytest.fixture

@@ -13,11 +13,15 @@ from headwater.adapters.store.database import open_engine
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty metadata store, on each store in turn."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'meta.db'}"
-    else:
-        url = pg_schema_url(request.getfixturevalue("pg_schema"))
-    eng = open_engine(url)
+        return f"sqlite:///{tmp_path / 'meta.db'}"
+    return pg_schema_url(request.getfixturevalue("pg_schema"))
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    eng = open_engine(store_url)
     yield eng
     eng.dispose()

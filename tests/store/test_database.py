@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
-from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import objects
 from headwater.adapters.store.crypto import Cipher
@@ -35,14 +32,8 @@ def test_the_known_head_is_alembics_head_and_a_new_store_reaches_it(engine: Engi
         assert current_revision(conn) == HEAD_REVISION
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_migration_0002_encrypts_the_plain_warehouse_urls_of_a_0001_store(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = pg_schema_url(request.getfixturevalue("pg_schema"))
+def test_migration_0002_encrypts_the_plain_warehouse_urls_of_a_0001_store(store_url: str) -> None:
+    url = store_url
     plain = "postgresql://wh:Sup3r-s3cret@db.example:5432/prod?schema=cdp"
     old = sa.create_engine(engine_url(url))
     with old.begin() as conn:

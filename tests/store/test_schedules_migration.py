@@ -4,11 +4,8 @@ their next slot, and leaves the others never due."""
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import objects
 from headwater.adapters.store.crypto import Cipher
@@ -19,14 +16,8 @@ from headwater.kernel.schedules import schedule_offset
 PIPELINES = {"pl_hourly": (True, "1h"), "pl_disabled": (False, "1h"), "pl_off": (True, "off")}
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_migration_0005_schedules_the_enabled_scheduled_pipelines(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        url = pg_schema_url(request.getfixturevalue("pg_schema"))
+def test_migration_0005_schedules_the_enabled_scheduled_pipelines(store_url: str) -> None:
+    url = store_url
     cipher = Cipher(b"k" * 32)
     now = utcnow()
     old = sa.create_engine(engine_url(url))
