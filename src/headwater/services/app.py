@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 
@@ -17,13 +17,19 @@ from headwater.kernel.model import DEFAULT_MODEL, CustomerModel
 from headwater.kernel.settings import Settings
 
 DEFAULT_WORKSPACE = "default"
+DEFAULT_WORKSPACE_ID = "ws_default"
 
 
 @dataclass
 class App:
+    """One workspace's view of the product. Every service call acts on `workspace_id`;
+    `in_workspace` gives another workspace's view over the same store (the API and the
+    service choose it per request and per run)."""
+
     settings: Settings
     engine: Engine
     cipher: Cipher
+    workspace_id: str = DEFAULT_WORKSPACE_ID
 
     @classmethod
     def open(cls, settings: Settings) -> App:
@@ -37,12 +43,19 @@ class App:
     def close(self) -> None:
         self.engine.dispose()
 
+    def in_workspace(self, workspace_id: str) -> App:
+        """The same store seen from another workspace (NotFound if it does not exist)."""
+        objects.get(self.engine, Workspace, workspace_id)
+        return replace(self, workspace_id=workspace_id)
+
     def workspace(self) -> Workspace:
-        found = objects.find(self.engine, Workspace, name=DEFAULT_WORKSPACE)
+        if self.workspace_id != DEFAULT_WORKSPACE_ID:
+            return objects.get(self.engine, Workspace, self.workspace_id)
+        found = objects.find(self.engine, Workspace, id=DEFAULT_WORKSPACE_ID)
         if found:
             return found[0]
         workspace = Workspace(
-            id="ws_default",
+            id=DEFAULT_WORKSPACE_ID,
             name=DEFAULT_WORKSPACE,
             customer_model=DEFAULT_MODEL.as_list(),
             warehouse_url_encrypted=None,
