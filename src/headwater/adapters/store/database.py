@@ -16,7 +16,7 @@ from headwater.kernel.errors import TransientError, redact
 
 #: The newest migration.  When the store is at it, opening skips Alembic altogether
 #: (importing it costs ~12 MB and ~80 ms); a test checks this against Alembic's head.
-HEAD_REVISION = "0004_identity_settings"
+HEAD_REVISION = "0008_webhooks"
 
 
 #: How long a SQLite statement waits for another connection's lock before failing.
