@@ -7,6 +7,9 @@ from fastapi import APIRouter
 
 from headwater.entrypoints.api.deps import WorkspaceApp
 from headwater.entrypoints.api.paging import Limit, StartingAfter, page
+from headwater.entrypoints.api.params import (
+    ConnectionId,
+)
 from headwater.entrypoints.api.schemas.connections import (
     ConnectionCreate,
     ConnectionList,
@@ -51,14 +54,14 @@ def list_connections(
 
 
 @router.get("/{connection_id}", summary="Show a connection")
-def show_connection(connection_id: str, app: WorkspaceApp) -> ConnectionPublic:
+def show_connection(connection_id: ConnectionId, app: WorkspaceApp) -> ConnectionPublic:
     """One connection, its key masked."""
     return _public(connections.get_connection(app, connection_id))
 
 
 @router.patch("/{connection_id}", summary="Change a connection")
 def update_connection(
-    connection_id: str, body: ConnectionUpdate, app: WorkspaceApp
+    connection_id: ConnectionId, body: ConnectionUpdate, app: WorkspaceApp
 ) -> ConnectionPublic:
     """Rename it, or change its base URL (verified live with the saved key first) or
     its request budget. Absent fields are kept."""
@@ -73,7 +76,9 @@ def update_connection(
 
 
 @router.post("/{connection_id}/rotate-key", summary="Rotate the API key")
-def rotate_key(connection_id: str, body: KeyRotation, app: WorkspaceApp) -> ConnectionPublic:
+def rotate_key(
+    connection_id: ConnectionId, body: KeyRotation, app: WorkspaceApp
+) -> ConnectionPublic:
     """Replace the key with a new one, verified with Stripe first; on any error the
     old key stays."""
     connection = connections.rotate_key(app, connection_id, body.api_key.get_secret_value())
@@ -81,7 +86,7 @@ def rotate_key(connection_id: str, body: KeyRotation, app: WorkspaceApp) -> Conn
 
 
 @router.delete("/{connection_id}", summary="Delete a connection")
-def delete_connection(connection_id: str, app: WorkspaceApp) -> Deleted:
+def delete_connection(connection_id: ConnectionId, app: WorkspaceApp) -> Deleted:
     """Delete a connection that no pipeline uses (409 while one does)."""
     connections.delete_connection(app, connection_id)
     return Deleted(id=connection_id, deleted=True)

@@ -11,6 +11,9 @@ from fastapi import APIRouter, Body, Query
 
 from headwater.entrypoints.api.deps import WorkspaceApp
 from headwater.entrypoints.api.paging import Limit, StartingAfter, page
+from headwater.entrypoints.api.params import (
+    PipelineId,
+)
 from headwater.entrypoints.api.schemas import plain
 from headwater.entrypoints.api.schemas.pipelines import (
     PipelineCreate,
@@ -81,13 +84,15 @@ def list_pipelines(
 
 
 @router.get("/{pipeline_id}", summary="Show a pipeline")
-def show_pipeline(pipeline_id: str, app: WorkspaceApp) -> PipelinePublic:
+def show_pipeline(pipeline_id: PipelineId, app: WorkspaceApp) -> PipelinePublic:
     """A pipeline's definition, schedule, state and last run."""
     return _public(app, manage.get(app, pipeline_id))
 
 
 @router.patch("/{pipeline_id}", summary="Change a pipeline")
-def update_pipeline(pipeline_id: str, body: PipelineUpdate, app: WorkspaceApp) -> PipelineSaved:
+def update_pipeline(
+    pipeline_id: PipelineId, body: PipelineUpdate, app: WorkspaceApp
+) -> PipelineSaved:
     """Change the fields given (absent ones are kept; `"filter": null` removes the
     filter). A new filter or transformation makes the next run a full one and is tried
     on live sample customers."""
@@ -105,30 +110,30 @@ def update_pipeline(pipeline_id: str, body: PipelineUpdate, app: WorkspaceApp) -
     return _saved(app, saving.save_changes(app, pipeline_id, changes))
 
 
-def _changed(app: App, pipeline_id: str, changes: manage.PipelineChanges) -> PipelinePublic:
+def _changed(app: App, pipeline_id: PipelineId, changes: manage.PipelineChanges) -> PipelinePublic:
     return _public(app, manage.update(app, pipeline_id, changes))
 
 
 @router.post("/{pipeline_id}/enable", summary="Enable a pipeline")
-def enable_pipeline(pipeline_id: str, app: WorkspaceApp) -> PipelinePublic:
+def enable_pipeline(pipeline_id: PipelineId, app: WorkspaceApp) -> PipelinePublic:
     """Let the pipeline run (now when asked, and on its schedule)."""
     return _changed(app, pipeline_id, manage.PipelineChanges(enabled=True))
 
 
 @router.post("/{pipeline_id}/disable", summary="Disable a pipeline")
-def disable_pipeline(pipeline_id: str, app: WorkspaceApp) -> PipelinePublic:
+def disable_pipeline(pipeline_id: PipelineId, app: WorkspaceApp) -> PipelinePublic:
     """It never runs, scheduled or not; its queued runs are dropped, a running one ends."""
     return _changed(app, pipeline_id, manage.PipelineChanges(enabled=False))
 
 
 @router.put("/{pipeline_id}/schedule", summary="Set a pipeline's schedule")
-def set_schedule(pipeline_id: str, body: ScheduleSet, app: WorkspaceApp) -> PipelinePublic:
+def set_schedule(pipeline_id: PipelineId, body: ScheduleSet, app: WorkspaceApp) -> PipelinePublic:
     """How often it runs by itself; applies at once (`next_run_at` follows)."""
     return _changed(app, pipeline_id, manage.PipelineChanges(schedule=body.schedule))
 
 
 @router.delete("/{pipeline_id}", summary="Delete a pipeline")
-def delete_pipeline(pipeline_id: str, app: WorkspaceApp) -> PipelineDeleted:
+def delete_pipeline(pipeline_id: PipelineId, app: WorkspaceApp) -> PipelineDeleted:
     """Delete the pipeline, its runs and the customers it imported (409 while a run
     of it is live)."""
     removed = manage.delete(app, pipeline_id)
@@ -137,7 +142,7 @@ def delete_pipeline(pipeline_id: str, app: WorkspaceApp) -> PipelineDeleted:
 
 @router.post("/{pipeline_id}/runs", status_code=202, summary="Run a pipeline now")
 def run_pipeline(
-    pipeline_id: str,
+    pipeline_id: PipelineId,
     app: WorkspaceApp,
     body: Annotated[RunRequest | None, Body()] = None,
 ) -> RunPublic:

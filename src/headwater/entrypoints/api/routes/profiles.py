@@ -9,6 +9,9 @@ from fastapi import APIRouter, Query
 
 from headwater.entrypoints.api.deps import WorkspaceApp
 from headwater.entrypoints.api.paging import Limit, StartingAfter, page
+from headwater.entrypoints.api.params import (
+    ProfileId,
+)
 from headwater.entrypoints.api.schemas import plain
 from headwater.entrypoints.api.schemas.profiles import (
     ProfileList,
@@ -53,6 +56,6 @@ def rebuild_profiles(app: WorkspaceApp) -> RebuildPublic:
 
 
 @router.get("/{profile_id}", summary="Show a profile")
-def show_profile(profile_id: str, app: WorkspaceApp) -> ProfilePublic:
+def show_profile(profile_id: ProfileId, app: WorkspaceApp) -> ProfilePublic:
     """One profile: its values, its identities with their pipelines, its changes."""
     return ProfilePublic.model_validate(plain(profiles.show_profile(app, profile_id)))

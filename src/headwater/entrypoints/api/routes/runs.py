@@ -9,6 +9,9 @@ from fastapi import APIRouter, Query
 
 from headwater.entrypoints.api.deps import WorkspaceApp
 from headwater.entrypoints.api.paging import Limit, StartingAfter
+from headwater.entrypoints.api.params import (
+    RunId,
+)
 from headwater.entrypoints.api.schemas import plain
 from headwater.entrypoints.api.schemas.runs import ErrorList, RunList, RunPublic, StoredError
 from headwater.kernel.entities import RunStatus
@@ -44,7 +47,7 @@ def list_runs(
 
 @router.get("/{run_id}", summary="Show a run")
 def show_run(
-    run_id: str,
+    run_id: RunId,
     app: WorkspaceApp,
     errors: Annotated[
         int, Query(ge=0, le=100, description="How many of its first errors to include.")
@@ -56,7 +59,7 @@ def show_run(
 
 @router.get("/{run_id}/errors", summary="List a run's errors")
 def list_run_errors(
-    run_id: str, app: WorkspaceApp, limit: Limit = 20, starting_after: StartingAfter = None
+    run_id: RunId, app: WorkspaceApp, limit: Limit = 20, starting_after: StartingAfter = None
 ) -> ErrorList:
     """The run's per-record errors in the order they happened (customer, step,
     message); the first 1,000 of a run are kept."""
@@ -67,7 +70,7 @@ def list_run_errors(
 
 
 @router.post("/{run_id}/cancel", summary="Cancel a run")
-def cancel_run(run_id: str, app: WorkspaceApp) -> RunPublic:
+def cancel_run(run_id: RunId, app: WorkspaceApp) -> RunPublic:
     """A queued run ends `cancelled` at once; a running one stops at its next batch
     boundary (within seconds), keeping what it committed. 409 when it already ended."""
     return RunPublic.model_validate(plain(run_document(runner.cancel_run(app, run_id))))

@@ -6,6 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.params import (
+    PropertyPath,
+)
 from headwater.entrypoints.api.schemas import plain
 from headwater.entrypoints.api.schemas.settings import (
     IdentityPublic,
@@ -54,7 +57,7 @@ def add_property(body: PropertyCreate, app: WorkspaceApp) -> ModelPublic:
     summary="Rename a property",
     response_model_exclude_none=True,
 )
-def rename_property(path: str, body: PropertyRename, app: WorkspaceApp) -> ModelPublic:
+def rename_property(path: PropertyPath, body: PropertyRename, app: WorkspaceApp) -> ModelPublic:
     """Rename the property at `path` (`plan`, `address.city`); its columns are renamed
     and their data kept."""
     return _model(model_service.rename(app, path, body.name))
@@ -66,7 +69,7 @@ def rename_property(path: str, body: PropertyRename, app: WorkspaceApp) -> Model
     summary="Drop a property",
     response_model_exclude_none=True,
 )
-def drop_property(path: str, app: WorkspaceApp) -> ModelPublic:
+def drop_property(path: PropertyPath, app: WorkspaceApp) -> ModelPublic:
     """Drop the property at `path` and its warehouse columns with their data."""
     return _model(model_service.drop(app, path))
 
