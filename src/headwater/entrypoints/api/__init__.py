@@ -63,6 +63,7 @@ def create_api(app: App) -> FastAPI:
 def mount(root: FastAPI, app: App) -> None:
     """Mount the API at ``/api/v1`` on the service's root application."""
     root.mount(PREFIX, create_api(app))
+    errors.claim_prefix(root, PREFIX)
 
 
 def openapi_document(app: App) -> dict[str, Any]:

@@ -10,12 +10,14 @@ logged, its secrets masked).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
@@ -66,6 +68,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _described("The request conflicts with the current state."),
     422: _described("Invalid input; `field` names where."),
     429: _described("Too many attempts; `Retry-After` says in how many seconds to retry."),
+    503: _described("Something it needs (Stripe, the warehouse) cannot be reached now; retry."),
 }
 
 _STATUS: tuple[tuple[type[HeadwaterError], int, str], ...] = (
@@ -144,6 +147,23 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error in the API: %s", redact(f"{type(exc).__name__}: {exc}"))
     return error_response(500, "internal", "an unexpected error happened; it was logged")
+
+
+def claim_prefix(root: FastAPI, prefix: str) -> None:
+    """Answer with the error document for a path under `prefix` that never reaches the
+    mounted API: Starlette's mount pattern does not match a path holding a newline
+    (``/api/v1/runs/%0A``), so the root application would answer it in its own format.
+    Other paths keep the root's own handler."""
+    previous = root.exception_handlers.get(HTTPException, http_exception_handler)
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        path = request.scope.get("path", "")
+        if path == prefix or path.startswith(prefix + "/"):
+            return _http_error(request, exc)
+        result = previous(request, exc)
+        return await result if inspect.isawaitable(result) else result
+
+    root.add_exception_handler(HTTPException, handler)
 
 
 def install(api: FastAPI) -> None:

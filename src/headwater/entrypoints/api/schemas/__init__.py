@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Body(BaseModel):
-    """A request body: a field the API does not know is an error, never ignored."""
+    """A request body: a field the API does not know is an error, never ignored, and
+    a value of the wrong JSON type is an error, never coerced (``"enabled": 0`` is not
+    false, ``"name": 5`` is not a name)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def plain(value: Any) -> Any:
