@@ -13,6 +13,7 @@ from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.runs import runs
 from headwater.entrypoints.cli.warehouse import warehouse
+from headwater.entrypoints.serve.command import serve
 from headwater.sandbox.command import sandbox
 
 
@@ -24,7 +25,19 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
 
 
-for command in (connections, model, warehouse, pipelines, runs, identity, profiles, demo, sandbox):
+COMMANDS = (
+    connections,
+    model,
+    warehouse,
+    pipelines,
+    runs,
+    identity,
+    profiles,
+    demo,
+    sandbox,
+    serve,
+)
+for command in COMMANDS:
     cli.add_command(command)
 
 
