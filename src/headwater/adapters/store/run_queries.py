@@ -19,6 +19,9 @@ from headwater.adapters.store.runs import _run
 from headwater.adapters.store.tables import pipelines, run_errors, runs
 from headwater.kernel.entities import Run
 
+#: Built once: an alias's column collections are costly to set up on every call.
+newest = runs.alias("newest")
+
 
 @dataclass(frozen=True)
 class RunPage:
@@ -62,7 +65,6 @@ def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, Run]:
     has."""
     if not pipeline_ids:
         return {}
-    newest = runs.alias("newest")
     newest_id = (
         select(newest.c.id)
         .where(newest.c.pipeline_id == pipelines.c.id)

@@ -149,11 +149,11 @@ def create(
 
 
 def get(app: App, pipeline_id: str) -> Pipeline:
-    return objects.get(app.engine, Pipeline, pipeline_id, app.workspace().id)
+    return objects.get(app.engine, Pipeline, pipeline_id, app.workspace_id)
 
 
 def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]:
-    where: dict[str, Any] = {"workspace_id": app.workspace().id}
+    where: dict[str, Any] = {"workspace_id": app.workspace_id}
     if connection_id:
         where["connection_id"] = connection_id
     return objects.find(app.engine, Pipeline, **where)

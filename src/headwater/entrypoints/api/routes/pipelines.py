@@ -1,7 +1,13 @@
 """``/pipelines``: create, list, show, change, enable/disable, schedule, delete, and
 run now (``POST /pipelines/{id}/runs``).  Saving goes through
 `services.pipelines.saving`, as the CLI's does: the definition is checked, then tried
-on live sample customers (its warnings come back as `save_warnings`)."""
+on live sample customers (its warnings come back as `save_warnings`).
+
+The read routes (``GET``) are `async` on purpose: they make a few short reads of the
+store that never wait for a lock (SQLite's WAL, PostgreSQL's MVCC), which cost less on
+the event loop than a trip through the thread pool; they are what dashboards poll.
+Every route that writes, or reaches Stripe or the warehouse, stays a plain `def`
+(FastAPI runs it in the thread pool)."""
 
 from __future__ import annotations
 
@@ -64,7 +70,7 @@ def create_pipeline(body: PipelineCreate, app: WorkspaceApp) -> PipelineSaved:
 
 
 @router.get("", summary="List pipelines")
-def list_pipelines(
+async def list_pipelines(
     app: WorkspaceApp,
     connection_id: Annotated[
         str | None, Query(max_length=40, description="Only pipelines reading this connection.")
@@ -84,7 +90,7 @@ def list_pipelines(
 
 
 @router.get("/{pipeline_id}", summary="Show a pipeline")
-def show_pipeline(pipeline_id: PipelineId, app: WorkspaceApp) -> PipelinePublic:
+async def show_pipeline(pipeline_id: PipelineId, app: WorkspaceApp) -> PipelinePublic:
     """A pipeline's definition, schedule, state and last run."""
     return _public(app, manage.get(app, pipeline_id))
 
@@ -110,7 +116,7 @@ def update_pipeline(
     return _saved(app, saving.save_changes(app, pipeline_id, changes))
 
 
-def _changed(app: App, pipeline_id: PipelineId, changes: manage.PipelineChanges) -> PipelinePublic:
+def _changed(app: App, pipeline_id: str, changes: manage.PipelineChanges) -> PipelinePublic:
     return _public(app, manage.update(app, pipeline_id, changes))
 
 

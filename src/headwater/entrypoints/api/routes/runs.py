@@ -1,5 +1,8 @@
 """``/runs``: list (by pipeline and status), show with live counters, the per-record
-errors page by page, cancel."""
+errors page by page, cancel.
+
+The read routes are `async`, as those of `pipelines` (short store reads that never
+wait for a lock; `GET /runs/{id}` is what every follower of a run polls)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 
 
 @router.get("", summary="List runs")
-def list_runs(
+async def list_runs(
     app: WorkspaceApp,
     pipeline_id: Annotated[
         str | None, Query(max_length=40, description="Only runs of this pipeline.")
@@ -46,7 +49,7 @@ def list_runs(
 
 
 @router.get("/{run_id}", summary="Show a run")
-def show_run(
+async def show_run(
     run_id: RunId,
     app: WorkspaceApp,
     errors: Annotated[
@@ -58,7 +61,7 @@ def show_run(
 
 
 @router.get("/{run_id}/errors", summary="List a run's errors")
-def list_run_errors(
+async def list_run_errors(
     run_id: RunId, app: WorkspaceApp, limit: Limit = 20, starting_after: StartingAfter = None
 ) -> ErrorList:
     """The run's per-record errors in the order they happened (customer, step,
