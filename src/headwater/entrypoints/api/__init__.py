@@ -10,11 +10,13 @@ authentication.
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.routing import Mount
 
 from headwater.entrypoints.api import errors
 from headwater.entrypoints.api.deps import CurrentPrincipal
@@ -62,7 +64,12 @@ def create_api(app: App) -> FastAPI:
 
 def mount(root: FastAPI, app: App) -> None:
     """Mount the API at ``/api/v1`` on the service's root application."""
-    root.mount(PREFIX, create_api(app))
+    api = Mount(PREFIX, app=create_api(app))
+    # Every path under the prefix is the API's to answer, with its own error document,
+    # even one holding a newline (``%0A``), which Starlette's pattern would leave to the
+    # root application.
+    api.path_regex = re.compile(api.path_regex.pattern, re.DOTALL)
+    root.router.routes.append(api)
 
 
 def openapi_document(app: App) -> dict[str, Any]:
