@@ -16,10 +16,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.routing import Match, Route
+from starlette.routing import compile_path
 
 from headwater.kernel.errors import (
     Conflict,
@@ -79,6 +78,7 @@ _STATUS: tuple[tuple[type[HeadwaterError], int, str], ...] = (
     (RateLimited, 429, "rate_limited"),
     (TransientError, 503, "unavailable"),
 )
+_METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 _HTTP_TYPES = {
     401: "unauthenticated",
     403: "forbidden",
@@ -137,13 +137,17 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route of this path answers (Starlette names only the first
-    route's, so ``OPTIONS /tokens`` would say ``Allow: GET`` though POST works too)."""
+    """Every method the API answers at this path, from its OpenAPI document (Starlette
+    names only the first matching route's, so ``OPTIONS /tokens`` said ``Allow: GET``
+    though POST works too)."""
+    path, mounted_at = request.scope["path"], request.scope.get("root_path", "")
+    path = path.removeprefix(mounted_at) if mounted_at else path
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE and isinstance(route, Route | APIRoute) and route.methods:
-            methods |= route.methods
+    for template, item in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in item if m in _METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
     return ", ".join(sorted(methods))
 
 
