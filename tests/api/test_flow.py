@@ -72,7 +72,7 @@ def expected(sandbox: RunningSandbox) -> tuple[int, set[str]]:
             after = page["data"][-1]["id"]
 
 
-def follow(http: httpx.Client, run_id: str, timeout: float = 240.0) -> dict[str, Any]:
+def follow(http: httpx.Client, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
     """Poll the run until it ends; returns its last document."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

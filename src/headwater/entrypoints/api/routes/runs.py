@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from headwater.entrypoints.api.deps import WorkspaceApp
 from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.entrypoints.api.params import (
     RunId,
 )
-from headwater.entrypoints.api.schemas import plain
+from headwater.entrypoints.api.schemas import json_bytes, plain
 from headwater.entrypoints.api.schemas.runs import ErrorList, RunList, RunPublic, StoredError
 from headwater.kernel.entities import RunStatus
 from headwater.services.pipelines import history, runner
@@ -24,7 +24,7 @@ from headwater.services.pipelines.documents import run_document
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 
-@router.get("", summary="List runs")
+@router.get("", summary="List runs", response_model=RunList)
 async def list_runs(
     app: WorkspaceApp,
     pipeline_id: Annotated[
@@ -33,8 +33,9 @@ async def list_runs(
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
     limit: Limit = 20,
     starting_after: StartingAfter = None,
-) -> RunList:
+) -> Response:
     """The workspace's runs, newest first."""
+    # Written straight to JSON (the shape is the declared `RunList`): polled often.
     found = history.page_runs(
         app,
         pipeline_id=pipeline_id,
@@ -42,22 +43,21 @@ async def list_runs(
         limit=limit,
         starting_after=starting_after,
     )
-    return RunList(
-        data=[RunPublic.model_validate(plain(run_document(r))) for r in found.items],
-        has_more=found.has_more,
-    )
+    page = {"data": [run_document(r) for r in found.items], "has_more": found.has_more}
+    return Response(json_bytes(page), media_type="application/json")
 
 
-@router.get("/{run_id}", summary="Show a run")
+@router.get("/{run_id}", summary="Show a run", response_model=RunPublic)
 async def show_run(
     run_id: RunId,
     app: WorkspaceApp,
     errors: Annotated[
         int, Query(ge=0, le=100, description="How many of its first errors to include.")
     ] = 20,
-) -> RunPublic:
+) -> Response:
     """A run's status, live counters (updated while it runs) and first errors."""
-    return RunPublic.model_validate(plain(run_document(runner.get_run(app, run_id, errors))))
+    document = run_document(runner.get_run(app, run_id, errors))
+    return Response(json_bytes(document), media_type="application/json")
 
 
 @router.get("/{run_id}/errors", summary="List a run's errors")
