@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import RunStatus, utcnow
+from headwater.services.runs.logcontext import in_this_context
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class LeaseKeeper:
         self.lease = lease
         self.stop = stop
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="headwater-lease", daemon=True)
+        self._thread = threading.Thread(
+            target=in_this_context(self._beat), name="headwater-lease", daemon=True
+        )
 
     def __enter__(self) -> LeaseKeeper:
         self.stop.lease_deadline = time.monotonic() + self.lease.total_seconds()

@@ -30,6 +30,7 @@ from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.errors import HeadwaterError
 from headwater.services.pipelines.lease import RunStop
+from headwater.services.runs.logcontext import in_this_context
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ class Writer:
         self._results: queue.Queue[tuple[_Job, WriteResult]] = queue.Queue()
         self._failed = threading.Event()
         self._error: BaseException | None = None  # written before `_failed` is set
-        self._thread = threading.Thread(target=self._loop, name="headwater-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=in_this_context(self._loop), name="headwater-writer", daemon=True
+        )
         self._thread.start()
 
     def _loop(self) -> None:
