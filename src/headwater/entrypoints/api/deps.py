@@ -43,7 +43,9 @@ session_cookie = APIKeyCookie(
 
 
 async def headwater_app(request: Request) -> App:
-    """The `App` the API was created with (`create_api`), for the default workspace."""
+    """The `App` the API was created with (`create_api`), for the default workspace.
+    (Dependencies without I/O are ``async``: FastAPI runs a plain ``def`` in a worker
+    thread, a hop that costs more than they do.)"""
     return cast(App, request.app.state.headwater)
 
 
@@ -109,8 +111,7 @@ CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
 async def workspace_app(app: RootApp, caller: CurrentPrincipal) -> App:
-    """The `App` of the caller's workspace: every service call of a route acts on it.
-    (`async`, as `headwater_app`: no I/O here, so no trip through the thread pool.)"""
+    """The `App` of the caller's workspace: every service call of a route acts on it."""
     if caller.workspace_id == app.workspace_id:
         return app
     return replace(app, workspace_id=caller.workspace_id)
