@@ -68,7 +68,10 @@ def _schemathesis(
         "--no-color",
         *extra,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    # In the test's own folder: schemathesis keeps a cache in its working directory.
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, check=False, cwd=document.parent
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-8000:]
     found = re.search(r"(\d+) generated", output)
