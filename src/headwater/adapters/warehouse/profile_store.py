@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import pending, sql
 from headwater.adapters.warehouse.ownership import Execute, Placeholder
 from headwater.adapters.warehouse.staging import json_text, json_value
 from headwater.kernel.model import PropertyType
@@ -76,6 +76,8 @@ class ProfileWrite:
     #: (pipeline id, source id, new profile id) of identities whose profile changed.
     memberships: Sequence[tuple[str, str, str]] = ()
     changes: Sequence[ChangeRecord] = ()
+    #: ``pending_identities`` batches this resolution read, removed with the write.
+    resolved: Collection[str] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Spelling:
     profile_key: str  # type of _profile_id
     #: Model types whose bound value is cast (JSON bound as text, decimals).
     casts: Mapping[PropertyType, str] = field(default_factory=dict)
+    #: Column type of each model type (a multi-row VALUES list needs typed cells).
+    types: Mapping[PropertyType, str] = field(default_factory=dict)
 
 
 #: What every function here takes first: (execute, schema, spelling, model columns).
@@ -231,6 +235,12 @@ def profile_rows(
     return out
 
 
+#: Rows per multi-row statement (bounded parameters per statement on every engine).
+_CHUNK_CELLS = 4000
+#: Elements per bound array.
+_CHUNK = 50_000
+
+
 def apply(
     execute: Execute,
     schema: str,
@@ -238,36 +248,53 @@ def apply(
     columns: Mapping[str, PropertyType],
     write: ProfileWrite,
 ) -> None:
-    """Write one resolution (the caller holds the transaction)."""
+    """Write one resolution (the caller holds the transaction), a chunk of rows per
+    statement: removed profiles, upserted profiles, memberships, logged changes, and
+    the pending batches it resolved."""
     s = sql.quote(schema)
-    key = f"CAST({sp.ph('id')} AS {sp.profile_key})"
-    for profile_id in sorted(set(write.removed)):
-        execute(f"DELETE FROM {s}.profiles WHERE _profile_id = {key}", {"id": profile_id})
-    for row in write.upserts:
-        _upsert(execute, s, sp, columns, row)
-    for pipeline_id, source_id, profile_id in write.memberships:
+    ids = sorted(set(write.removed))
+    for start in range(0, len(ids), _CHUNK):
         execute(
-            f"UPDATE {s}.identities SET _profile_id = {key} WHERE _pipeline_id = "
-            f"{sp.ph('p')} AND _source_id = {sp.ph('s')}",
-            {"id": profile_id, "p": pipeline_id, "s": source_id},
+            f"DELETE FROM {s}.profiles WHERE _profile_id IN (SELECT CAST(x AS "
+            f"{sp.profile_key}) FROM (SELECT {_array(sp, 'ids', sp.text)} AS x) AS r)",
+            {"ids": ids[start : start + _CHUNK]},
+        )
+    rows = list(write.upserts)
+    step = max(1, _CHUNK_CELLS // (len(columns) + 3))
+    for start in range(0, len(rows), step):
+        _upsert(execute, s, sp, columns, rows[start : start + step])
+    members = list(write.memberships)
+    for start in range(0, len(members), _CHUNK):
+        part = members[start : start + _CHUNK]
+        execute(
+            f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.p AS {sp.profile_key}) "
+            f"FROM (SELECT {_array(sp, 'a', sp.text)} AS pipe, {_array(sp, 'b', sp.text)} "
+            f"AS src, {_array(sp, 'c', sp.text)} AS p) AS m "
+            "WHERE i._pipeline_id = m.pipe AND i._source_id = m.src",
+            {"a": [m[0] for m in part], "b": [m[1] for m in part], "c": [m[2] for m in part]},
         )
     for c in write.changes:
-        params = {
-            "r": c.run_id,
-            "a": c.at,
-            "k": c.kind,
-            "b": orjson.dumps(list(c.before)).decode(),
-            "f": orjson.dumps(list(c.after)).decode(),
-        }
-        ph = sp.ph
-        # Applying a plan twice must not log its changes twice.
-        execute(
-            f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) SELECT "
-            f"{ph('r')}, {ph('a')}, {ph('k')}, {ph('b')}, {ph('f')} WHERE NOT EXISTS (SELECT 1 "
-            f"FROM {s}.{CHANGES} WHERE run_id = {ph('r')} AND kind = {ph('k')} AND "
-            f"before_ids = {ph('b')} AND after_ids = {ph('f')})",
-            params,
-        )
+        _log(execute, s, sp, c)
+    pending.clear(execute, schema, sp.ph, sp.text, write.resolved)
+
+
+def _log(execute: Execute, s: str, sp: Spelling, c: ChangeRecord) -> None:
+    params = {
+        "r": c.run_id,
+        "a": c.at,
+        "k": c.kind,
+        "b": orjson.dumps(list(c.before)).decode(),
+        "f": orjson.dumps(list(c.after)).decode(),
+    }
+    ph = sp.ph
+    # Applying a plan twice must not log its changes twice.
+    execute(
+        f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) SELECT "
+        f"{ph('r')}, {ph('a')}, {ph('k')}, {ph('b')}, {ph('f')} WHERE NOT EXISTS (SELECT 1 "
+        f"FROM {s}.{CHANGES} WHERE run_id = {ph('r')} AND kind = {ph('k')} AND "
+        f"before_ids = {ph('b')} AND after_ids = {ph('f')})",
+        params,
+    )
 
 
 def _upsert(
@@ -275,18 +302,28 @@ def _upsert(
     s: str,
     sp: Spelling,
     columns: Mapping[str, PropertyType],
-    row: ProfileRecord,
+    rows: Sequence[ProfileRecord],
 ) -> None:
+    """One multi-row INSERT ... ON CONFLICT DO UPDATE for these profile rows."""
     names = list(columns)
-    params: dict[str, Any] = {"id": row.id, "u": row.updated_at, "n": row.identity_count}
-    values = []
-    for i, name in enumerate(names):
-        value = row.values.get(name)
-        if columns[name] is T.JSON:
-            value = json_text(value)
-        params[f"v{i}"] = value
-        cast = sp.casts.get(columns[name])
-        values.append(f"CAST({sp.ph(f'v{i}')} AS {cast})" if cast else sp.ph(f"v{i}"))
+    params: dict[str, Any] = {}
+    tuples = []
+    for r, row in enumerate(rows):
+        params.update({f"i{r}": row.id, f"u{r}": row.updated_at, f"n{r}": row.identity_count})
+        cells = [
+            f"CAST({sp.ph(f'i{r}')} AS {sp.profile_key})",
+            sp.ph(f"u{r}"),
+            f"CAST({sp.ph(f'n{r}')} AS {sp.integer})",
+        ]
+        for c, name in enumerate(names):
+            value = row.values.get(name)
+            if columns[name] is T.JSON:
+                value = json_text(value)
+            key = f"v{r}_{c}"
+            params[key] = value
+            cast = sp.casts.get(columns[name]) or sp.types.get(columns[name])
+            cells.append(f"CAST({sp.ph(key)} AS {cast})" if cast else sp.ph(key))
+        tuples.append(f"({', '.join(cells)})")
     cols = "".join(", " + sql.quote(n) for n in names)
     sets = ", ".join(
         ["_updated_at = excluded._updated_at", "_identity_count = excluded._identity_count"]
@@ -294,10 +331,13 @@ def _upsert(
     )
     execute(
         f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) VALUES "
-        f"(CAST({sp.ph('id')} AS {sp.profile_key}), {sp.ph('u')}, {sp.ph('n')}"
-        f"{''.join(', ' + v for v in values)}) ON CONFLICT (_profile_id) DO UPDATE SET {sets}",
+        f"{', '.join(tuples)} ON CONFLICT (_profile_id) DO UPDATE SET {sets}",
         params,
     )
+
+
+def read_pending(execute: Execute, schema: str, sp: Spelling) -> pending.Pending:
+    return pending.read(execute, schema, sp.text)
 
 
 def changes(execute: Execute, schema: str) -> list[ChangeRecord]:
