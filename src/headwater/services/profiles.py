@@ -115,6 +115,13 @@ def resolve_pending(
     """
     settings = current_settings(app)
     context = Context(run_id or new_id("resolve"), at or utcnow(), pipeline_order(app))
+    return resolve_warehouse(warehouse, settings, context)
+
+
+def resolve_warehouse(
+    warehouse: Warehouse, settings: IdentitySettings, context: Context
+) -> ProfilePlan:
+    """`resolve_pending` with the settings and context given (no metadata store)."""
     store = WarehouseIdentityStore(warehouse, settings)
     with warehouse.resolution_lock():
         pending = store.pending()
