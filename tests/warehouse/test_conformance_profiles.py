@@ -224,3 +224,19 @@ def test_one_resolution_at_a_time(warehouse: Warehouse, engine: Engine) -> None:
     finally:
         if other is not warehouse:
             other.close()
+
+
+def test_profile_rows_round_trip_every_type(warehouse: Warehouse) -> None:
+    """Profile rows are bound column-wise as arrays: every model type, and nulls."""
+    from .test_conformance import FULL, model
+
+    ids = ("0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d1", "0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d2")
+    empty = dict.fromkeys(FULL)
+    warehouse.apply_profiles(
+        ProfileWrite(upserts=[ProfileRecord(ids[0], AT, 3, FULL), ProfileRecord(ids[1], AT, 1, {})])
+    )
+    found = {p["_profile_id"]: p for p in warehouse.profiles()}
+    assert model(found[ids[0]]) == FULL
+    assert model(found[ids[1]]) == empty
+    assert found[ids[0]]["_identity_count"] == 3
+    assert found[ids[0]]["_updated_at"] == AT

@@ -69,7 +69,9 @@ def _statements(conn: duckdb.DuckDBPyConnection) -> ownership.Execute:
     return lambda query, params: conn.execute(query, params).fetchall()
 
 
-_SPELLING = profile_store.Spelling(_named, "VARCHAR", "BIGINT", "UUID", CASTS, DIALECT.types)
+_SPELLING = profile_store.Spelling(
+    _named, "VARCHAR", "BIGINT", "UUID", CASTS, DIALECT.types, "TIMESTAMPTZ"
+)
 
 
 class DuckDBWarehouse(ProfileMethods):

@@ -90,8 +90,11 @@ class Spelling:
     profile_key: str  # type of _profile_id
     #: Model types whose bound value is cast (JSON bound as text, decimals).
     casts: Mapping[PropertyType, str] = field(default_factory=dict)
-    #: Column type of each model type (a multi-row VALUES list needs typed cells).
+    #: Column type of each model type (values are bound as typed arrays).
     types: Mapping[PropertyType, str] = field(default_factory=dict)
+    timestamptz: str = "timestamptz"
+    #: Turns a JSON text expression (``{}``) into a text array.
+    array_from_json: str = "CAST(CAST({} AS JSON) AS VARCHAR[])"
 
 
 #: What every function here takes first: (execute, schema, spelling, model columns).
@@ -235,8 +238,6 @@ def profile_rows(
     return out
 
 
-#: Rows per multi-row statement (bounded parameters per statement on every engine).
-_CHUNK_CELLS = 4000
 #: Elements per bound array.
 _CHUNK = 50_000
 
@@ -260,9 +261,8 @@ def apply(
             {"ids": ids[start : start + _CHUNK]},
         )
     rows = list(write.upserts)
-    step = max(1, _CHUNK_CELLS // (len(columns) + 3))
-    for start in range(0, len(rows), step):
-        _upsert(execute, s, sp, columns, rows[start : start + step])
+    for start in range(0, len(rows), _CHUNK):
+        _upsert(execute, s, sp, columns, rows[start : start + _CHUNK])
     members = list(write.memberships)
     for start in range(0, len(members), _CHUNK):
         part = members[start : start + _CHUNK]
@@ -304,34 +304,51 @@ def _upsert(
     columns: Mapping[str, PropertyType],
     rows: Sequence[ProfileRecord],
 ) -> None:
-    """One multi-row INSERT ... ON CONFLICT DO UPDATE for these profile rows."""
+    """One INSERT ... ON CONFLICT DO UPDATE of these profile rows, each column bound
+    as one array (a few parameters per statement, whatever the number of rows).
+
+    JSON and array values travel as JSON text and are converted by the engine."""
     names = list(columns)
-    params: dict[str, Any] = {}
-    tuples = []
-    for r, row in enumerate(rows):
-        params.update({f"i{r}": row.id, f"u{r}": row.updated_at, f"n{r}": row.identity_count})
-        cells = [
-            f"CAST({sp.ph(f'i{r}')} AS {sp.profile_key})",
-            sp.ph(f"u{r}"),
-            f"CAST({sp.ph(f'n{r}')} AS {sp.integer})",
-        ]
-        for c, name in enumerate(names):
-            value = row.values.get(name)
-            if columns[name] is T.JSON:
-                value = json_text(value)
-            key = f"v{r}_{c}"
-            params[key] = value
-            cast = sp.casts.get(columns[name]) or sp.types.get(columns[name])
-            cells.append(f"CAST({sp.ph(key)} AS {cast})" if cast else sp.ph(key))
-        tuples.append(f"({', '.join(cells)})")
+    params: dict[str, Any] = {
+        "ids": [r.id for r in rows],
+        "u": [r.updated_at for r in rows],
+        "n": [r.identity_count for r in rows],
+    }
+    cells = [
+        f"CAST(r.c_id AS {sp.profile_key})",
+        "r.c_u",
+        f"CAST(r.c_n AS {sp.integer})",
+    ]
+    arrays = [
+        f"{_array(sp, 'ids', sp.text)} AS c_id",
+        f"{_array(sp, 'u', sp.timestamptz)} AS c_u",
+        f"{_array(sp, 'n', sp.integer)} AS c_n",
+    ]
+    for c, name in enumerate(names):
+        ptype = columns[name]
+        values = [r.values.get(name) for r in rows]
+        if ptype in (T.JSON, T.ARRAY):
+            params[f"v{c}"] = [json_text(v) for v in values]
+            arrays.append(f"{_array(sp, f'v{c}', sp.text)} AS c{c}")
+            cell = f"r.c{c}"
+            cells.append(
+                sp.array_from_json.format(cell)
+                if ptype is T.ARRAY
+                else f"CAST({cell} AS {sp.casts.get(ptype) or sp.types[ptype]})"
+            )
+        else:
+            params[f"v{c}"] = values
+            arrays.append(f"{_array(sp, f'v{c}', sp.types[ptype])} AS c{c}")
+            cells.append(f"r.c{c}")
     cols = "".join(", " + sql.quote(n) for n in names)
     sets = ", ".join(
         ["_updated_at = excluded._updated_at", "_identity_count = excluded._identity_count"]
         + [f"{sql.quote(n)} = excluded.{sql.quote(n)}" for n in names]
     )
     execute(
-        f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) VALUES "
-        f"{', '.join(tuples)} ON CONFLICT (_profile_id) DO UPDATE SET {sets}",
+        f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) "
+        f"SELECT {', '.join(cells)} FROM (SELECT {', '.join(arrays)}) AS r "
+        f"ON CONFLICT (_profile_id) DO UPDATE SET {sets}",
         params,
     )
 
