@@ -273,26 +273,30 @@ def apply(
             "WHERE i._pipeline_id = m.pipe AND i._source_id = m.src",
             {"a": [m[0] for m in part], "b": [m[1] for m in part], "c": [m[2] for m in part]},
         )
-    for c in write.changes:
-        _log(execute, s, sp, c)
+    _log(execute, s, sp, list(write.changes))
     pending.clear(execute, schema, sp.ph, sp.text, write.resolved)
 
 
-def _log(execute: Execute, s: str, sp: Spelling, c: ChangeRecord) -> None:
+def _log(execute: Execute, s: str, sp: Spelling, changes: Sequence[ChangeRecord]) -> None:
+    """Append the changes in one statement, leaving out those already logged (applying
+    a plan twice must not log its changes twice)."""
+    if not changes:
+        return
     params = {
-        "r": c.run_id,
-        "a": c.at,
-        "k": c.kind,
-        "b": orjson.dumps(list(c.before)).decode(),
-        "f": orjson.dumps(list(c.after)).decode(),
+        "r": [c.run_id for c in changes],
+        "a": [c.at for c in changes],
+        "k": [c.kind for c in changes],
+        "b": [orjson.dumps(list(c.before)).decode() for c in changes],
+        "f": [orjson.dumps(list(c.after)).decode() for c in changes],
     }
-    ph = sp.ph
-    # Applying a plan twice must not log its changes twice.
+    t = sp.text
     execute(
-        f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) SELECT "
-        f"{ph('r')}, {ph('a')}, {ph('k')}, {ph('b')}, {ph('f')} WHERE NOT EXISTS (SELECT 1 "
-        f"FROM {s}.{CHANGES} WHERE run_id = {ph('r')} AND kind = {ph('k')} AND "
-        f"before_ids = {ph('b')} AND after_ids = {ph('f')})",
+        f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) "
+        "SELECT c.r, c.a, c.k, c.b, c.f FROM (SELECT "
+        f"{_array(sp, 'r', t)} AS r, {_array(sp, 'a', sp.timestamptz)} AS a, "
+        f"{_array(sp, 'k', t)} AS k, {_array(sp, 'b', t)} AS b, {_array(sp, 'f', t)} AS f"
+        f") AS c WHERE NOT EXISTS (SELECT 1 FROM {s}.{CHANGES} AS x WHERE x.run_id = c.r "
+        "AND x.kind = c.k AND x.before_ids = c.b AND x.after_ids = c.f)",
         params,
     )
 
