@@ -43,6 +43,7 @@ class StripeSource:
             Window(created),
             self.http.add_calls,
             not_before=self.http.limiter.next_free(),
+            hand_back=self.http.limiter.not_before,
         )
 
     def read_newest(self, max_pages: int = 5) -> Iterator[list[Record]]:
