@@ -10,9 +10,9 @@ import pytest
 from tests.connectors.conftest import source_for
 
 from headwater.adapters.connectors.stripe import StripeSettings
+from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.full import read_pages
 from headwater.adapters.connectors.stripe.http import StripeHTTP
-from headwater.adapters.connectors.stripe.offload import gate_for
 from headwater.adapters.connectors.stripe.windows import Stream, Window, split_stream
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 

@@ -58,9 +58,8 @@ from headwater.adapters.connectors.stripe.channel import (
     read_frame,
     write_frame,
 )
-from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
-from headwater.adapters.connectors.stripe.flight import Gate
+from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.full import read_pages
 from headwater.adapters.connectors.stripe.http import StripeHTTP
 from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
@@ -76,11 +75,6 @@ CHILD_MODULE = "headwater.adapters.connectors.stripe.reading_process"
 #: and (in a page) how many records of the response's ``data`` are the page.
 _META = struct.Struct("<qqI")
 _PR_SET_PDEATHSIG = 1
-#: Requests in flight before any latency is known.  The token bucket spaces requests at
-#: the budget, so the number in flight can only grow as fast as answers are slower than
-#: that spacing; starting higher than 2 saves round trips of slow start at 1 s latency
-#: and costs at most a few 429s once against a concurrency limit below it.
-INITIAL_IN_FLIGHT = 8
 
 
 def read_windows_in_child(
@@ -211,16 +205,6 @@ def serve() -> None:
             send(b"E", orjson.dumps(last))
     finally:
         http.close()
-
-
-def gate_for(settings: StripeSettings) -> Gate:
-    """The adaptive limit on requests in flight for a full read of `settings`."""
-    cap = settings.workers
-    return Gate(
-        ConcurrencySettings(
-            budget=settings.requests_per_second, cap=cap, initial=min(cap, INITIAL_IN_FLIGHT)
-        )
-    )
 
 
 def _request(fd: int) -> dict[str, Any]:
