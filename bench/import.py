@@ -29,6 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -92,9 +94,16 @@ class TreeMemory:
 
 
 def import_once(
-    sb: RunningSandbox, warehouse: str, rps: float, extra_env: dict[str, str] | None = None
+    sb: RunningSandbox,
+    warehouse: str,
+    rps: float,
+    extra_env: dict[str, str] | None = None,
+    before: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Set up with the CLI, then time `headwater pipelines run` as a user would run it."""
+    """Set up with the CLI, then time `headwater pipelines run` as a user would run it.
+
+    With `before`, a first (full) run goes untimed, then `before()` (changes, knobs),
+    and the second run, incremental, is the one timed."""
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "HEADWATER_HOME": home, "BENCH_STRIPE_KEY": sb.secret_key}
         env.update(extra_env or {})
@@ -107,44 +116,41 @@ def import_once(
             )
             if done.returncode != 0:
                 raise SystemExit(f"headwater warehouse set {warehouse} failed")
-        connection = cli(
-            [
-                "connections",
-                "add",
-                "stripe",
-                "--name",
-                "bench",
-                "--api-key-env",
-                "BENCH_STRIPE_KEY",
-                "--base-url",
-                sb.url,
-                "--requests-per-second",
-                str(rps),
-            ],
-            env,
-        )
+        add = ["connections", "add", "stripe", "--name", "bench", "--api-key-env"]
+        add += ["BENCH_STRIPE_KEY", "--base-url", sb.url, "--requests-per-second", str(rps)]
+        connection = cli(add, env)
         pipeline = cli(["pipelines", "add", "--connection", connection["id"], "--name", "b"], env)
-        proc = subprocess.Popen(
-            [*HEADWATER, "pipelines", "run", pipeline["id"], "--json"],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        memory = TreeMemory(proc.pid)
-        assert proc.stdout is not None
-        output = proc.stdout.read()
-        proc.stdout.close()
-        peak_mb = memory.stop()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        if before is not None:
+            first = run_pipeline(env, pipeline["id"])
+            if first["status"] != "succeeded":
+                raise SystemExit(f"the first run failed: {first['message']}")
+            before()
+        return run_pipeline(env, pipeline["id"])
+
+
+def run_pipeline(env: dict[str, str], pipeline_id: str) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [*HEADWATER, "pipelines", "run", pipeline_id, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    memory = TreeMemory(proc.pid)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    proc.stdout.close()
+    peak_mb = memory.stop()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"import into {warehouse} failed (exit {proc.returncode}): {output}")
+        raise SystemExit(f"the import failed (exit {proc.returncode}): {output}")
     run: dict[str, Any] = json.loads(output)
     started = datetime.fromisoformat(run["started_at"])
     seconds = (datetime.fromisoformat(run["finished_at"]) - started).total_seconds()
     return {
         "status": run["status"],
         "message": run["message"],
+        "kind": run.get("kind"),
         "seconds": seconds,
         "counters": run["counters"],
         # ru_maxrss (KiB) is the largest single process, a floor under the sampled sum.
@@ -294,16 +300,78 @@ def budget(customers: int, only: str) -> bool:
     return ok
 
 
+def make_changes(sb: RunningSandbox, count: int) -> None:
+    """`count` changes through the API (40 % creates, 40 % updates, 20 % deletes of
+    distinct existing customers), from 8 threads, 100 per second of the sandbox's clock."""
+    headers = {"Authorization": f"Bearer {sb.secret_key}"}
+    with httpx.Client(base_url=sb.url, headers=headers, timeout=60) as client:
+        ids: list[str] = []
+        params: dict[str, Any] = {"limit": 100}
+        while len(ids) < count * 3 // 5:
+            page = client.get("/v1/customers", params=params).json()
+            ids += [c["id"] for c in page["data"]]
+            params["starting_after"] = ids[-1]
+
+        def one(i: int) -> None:
+            kind = i % 5
+            if kind in (0, 2):
+                client.post("/v1/customers", data={"email": f"new{i}@example.com"})
+            elif kind in (1, 3):
+                client.post(f"/v1/customers/{ids[i // 5 * 2 + kind // 2]}", data={"name": "n"})
+            else:
+                client.delete(f"/v1/customers/{ids[count // 5 * 2 + i // 5]}")
+
+        with ThreadPoolExecutor(8) as pool:
+            for start in range(0, count, 500):
+                list(pool.map(one, range(start, min(count, start + 500))))
+                # Pending changes pile up over time: 100 a second, not all at once.
+                sb.advance_clock(5)
+
+
+def incremental(pending: int) -> bool:
+    """An incremental run with `pending` changes at 300 ms: >= 0.8 of the events
+    endpoint's budget (2,500 events/s at 25 requests/s)."""
+    customers = pending * 3 // 5 + 1000
+    with start_sandbox(customers=customers, seed=3) as sb:
+
+        def change_then_slow_down() -> None:
+            make_changes(sb, pending)
+            sb.control(latency_median_ms=300, latency_p99_ms=900)
+            sb.control(rate_limit=BUDGET, endpoint_rate_limit=BUDGET)
+            sb.reset_stats()
+
+        result = import_once(sb, "default", rps=BUDGET, before=change_then_slow_down)
+        stats = sb.stats()
+    events = stats["by_path"].get("GET /v1/events", 0)
+    rate = pending / result["seconds"]
+    allowed = BUDGET * 100
+    failed = stats["server_errors"] + stats["malformed"]
+    good = result["status"] == "succeeded" and result["kind"] == "incremental"
+    good = good and rate >= 0.8 * allowed and failed == 0
+    print(
+        f"  incremental: {pending:,} pending changes at 300 ms median (p99 900 ms): "
+        f"{result['kind']} run in {result['seconds']:.1f}s = {rate:,.0f} events/s = "
+        f"{rate / allowed:.3f} of the {allowed:,.0f}/s the events budget allows (target "
+        f">= 0.80); {events} event requests ({pending / max(events, 1):.1f} events each), "
+        f"{stats['rate_limited']} answered 429, {failed} failed; peak RSS "
+        f"{result['peak_rss_mb']:.0f} MB {'OK' if good else 'MISSED'}"
+    )
+    return good
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--latency-customers", type=int, default=40_000)
     parser.add_argument("--scenarios", default="", help="indexes of SCENARIOS to run, e.g. 0,1")
+    parser.add_argument("--pending", type=int, default=50_000, help="0: no incremental run")
     parser.add_argument("--engines", default="duckdb,postgres")
     args = parser.parse_args()
     ok = throughput(args.customers, args.engines.split(",")) if args.customers else True
     if args.latency_customers:
         ok &= budget(args.latency_customers, args.scenarios)
+    if args.pending:
+        ok &= incremental(args.pending)
     sys.exit(0 if ok else 1)
 
 
