@@ -333,6 +333,9 @@ def incremental(pending: int) -> bool:
     endpoint's budget (2,500 events/s at 25 requests/s)."""
     customers = pending * 3 // 5 + 1000
     with start_sandbox(customers=customers, seed=3) as sb:
+        # An account with a change history: the full run saves an event as its position
+        # (with none, the first incremental run walks back from the newest event).
+        make_changes(sb, 1)
 
         def change_then_slow_down() -> None:
             make_changes(sb, pending)
