@@ -25,6 +25,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     defaults = Settings.embedded(home, env.get("HEADWATER_SECRET_KEY") or None)
     url = env.get("HEADWATER_DATABASE_URL") or defaults.database_url
     lease = env.get("HEADWATER_RUN_LEASE_SECONDS") or ""
+    in_flight = env.get("HEADWATER_STRIPE_MAX_IN_FLIGHT") or ""
     return Settings(
         home=home,
         database_url=url,
@@ -32,7 +33,15 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         run_lease_seconds=_positive_seconds("HEADWATER_RUN_LEASE_SECONDS", lease)
         if lease
         else defaults.run_lease_seconds,
+        stripe_max_in_flight=_in_flight_cap(in_flight) if in_flight else 20,
     )
+
+
+def _in_flight_cap(text: str) -> int:
+    name = "HEADWATER_STRIPE_MAX_IN_FLIGHT"
+    if not (text.strip().isdigit() and 1 <= int(text) <= 64):
+        raise InvalidInput(f"must be a whole number from 1 to 64; got {text!r}", name)
+    return int(text)
 
 
 def _positive_seconds(name: str, text: str) -> float:

@@ -19,12 +19,15 @@ class Settings:
     - `run_lease_seconds`: how long a live run's lease holds without renewal; a timer
       renews it every tenth of that, so a run whose process died or hung is closed
       about this long after its last renewal (DESIGN.md §7).
+    - `stripe_max_in_flight`: the most requests a Stripe connection's full read keeps
+      in flight (it adapts below this cap to what its budget and latency need).
     """
 
     home: Path
     database_url: str
     secret_key: str | None
     run_lease_seconds: float = 30.0
+    stripe_max_in_flight: int = 20
 
     @classmethod
     def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:
