@@ -7,6 +7,8 @@
 - ``HEADWATER_RUN_LEASE_SECONDS``: how long a live run's lease holds without renewal
   (default 30; a run whose worker died or hung is closed about this long after its
   last renewal).
+- ``HEADWATER_WEBHOOK_RATE``, ``HEADWATER_WEBHOOK_BURST``: Stripe webhook deliveries
+  accepted per connection and second on average (default 50) and in a burst (400).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     defaults = Settings.embedded(home, env.get("HEADWATER_SECRET_KEY") or None)
     url = env.get("HEADWATER_DATABASE_URL") or defaults.database_url
     lease = env.get("HEADWATER_RUN_LEASE_SECONDS") or ""
+    rate = env.get("HEADWATER_WEBHOOK_RATE") or ""
+    burst = env.get("HEADWATER_WEBHOOK_BURST") or ""
     return Settings(
         home=home,
         database_url=url,
@@ -32,7 +36,21 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         run_lease_seconds=_positive_seconds("HEADWATER_RUN_LEASE_SECONDS", lease)
         if lease
         else defaults.run_lease_seconds,
+        webhook_rate=_positive("HEADWATER_WEBHOOK_RATE", rate) if rate else defaults.webhook_rate,
+        webhook_burst=_positive("HEADWATER_WEBHOOK_BURST", burst)
+        if burst
+        else defaults.webhook_burst,
     )
+
+
+def _positive(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and value != float("inf")):
+        raise InvalidInput(f"must be a positive number; got {text!r}", name)
+    return value
 
 
 def _positive_seconds(name: str, text: str) -> float:

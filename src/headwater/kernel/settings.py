@@ -19,12 +19,16 @@ class Settings:
     - `run_lease_seconds`: how long a live run's lease holds without renewal; a timer
       renews it every tenth of that, so a run whose process died or hung is closed
       about this long after its last renewal (DESIGN.md §7).
+    - `webhook_rate` / `webhook_burst`: Stripe deliveries accepted per connection and
+      second on average / in a burst (more answer 429, and Stripe retries later).
     """
 
     home: Path
     database_url: str
     secret_key: str | None
     run_lease_seconds: float = 30.0
+    webhook_rate: float = 50.0
+    webhook_burst: float = 400.0
 
     @classmethod
     def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:

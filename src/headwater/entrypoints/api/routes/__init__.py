@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from headwater.entrypoints.api.routes import auth, tokens, workspaces
+from headwater.entrypoints.api.routes import auth, tokens, webhooks, workspaces
 
-ROUTERS: tuple[APIRouter, ...] = (auth.router, tokens.router, workspaces.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    tokens.router,
+    workspaces.router,
+    webhooks.router,
+)

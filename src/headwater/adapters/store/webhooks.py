@@ -1,0 +1,180 @@
+"""Reading and writing webhook rows (`webhook_tables`): endpoints, accepted event ids
+and coalesced follow-up requests.  Plain functions of a SQLAlchemy engine; the rules
+(what covers a request, when to enqueue) live in `headwater.services.webhooks`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from headwater.adapters.store.objects import aware
+from headwater.adapters.store.webhook_tables import (
+    webhook_endpoints,
+    webhook_events,
+    webhook_followups,
+)
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A connection's webhook settings; `secret_encrypted` is bound to the connection id."""
+
+    connection_id: str
+    workspace_id: str
+    stripe_endpoint_id: str | None  # None: an endpoint made by hand in the Dashboard
+    url: str | None
+    secret_encrypted: str
+    secret_masked: str
+    created_at: datetime
+    last_delivery_at: datetime | None
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A requested run of one pipeline: first and latest request, and when it is due."""
+
+    pipeline_id: str
+    workspace_id: str
+    first_at: datetime
+    requested_at: datetime
+    due_at: datetime
+
+
+def _of(cls: Any, row: Any) -> Any:
+    data = {f.name: row._mapping[f.name] for f in fields(cls)}
+    return cls(**{k: aware(v) if isinstance(v, datetime) else v for k, v in data.items()})
+
+
+def get_endpoint(engine: Engine, connection_id: str) -> WebhookEndpoint | None:
+    query = select(webhook_endpoints).where(webhook_endpoints.c.connection_id == connection_id)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else _of(WebhookEndpoint, row)
+
+
+def save_endpoint(engine: Engine, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Store `endpoint`, replacing the connection's previous one."""
+    where = webhook_endpoints.c.connection_id == endpoint.connection_id
+    with engine.begin() as conn:
+        conn.execute(delete(webhook_endpoints).where(where))
+        conn.execute(insert(webhook_endpoints).values(**asdict(endpoint)))
+    return endpoint
+
+
+def delete_endpoint(engine: Engine, connection_id: str) -> bool:
+    where = webhook_endpoints.c.connection_id == connection_id
+    with engine.begin() as conn:
+        return bool(conn.execute(delete(webhook_endpoints).where(where)).rowcount)
+
+
+def touch_delivery(engine: Engine, connection_id: str, at: datetime) -> None:
+    where = webhook_endpoints.c.connection_id == connection_id
+    with engine.begin() as conn:
+        conn.execute(update(webhook_endpoints).where(where).values(last_delivery_at=at))
+
+
+def remember_event(engine: Engine, connection_id: str, event_id: str, at: datetime) -> bool:
+    """Record an accepted event id; False when it was seen already (a duplicate)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(webhook_events).values(
+                    connection_id=connection_id, event_id=event_id, received_at=at
+                )
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def prune_events(engine: Engine, before: datetime) -> int:
+    """Forget event ids received before `before`; returns how many."""
+    with engine.begin() as conn:
+        done = conn.execute(delete(webhook_events).where(webhook_events.c.received_at < before))
+    return int(done.rowcount)
+
+
+def request_followup(
+    engine: Engine, pipeline_id: str, workspace_id: str, now: datetime, quiet: float, most: float
+) -> None:
+    """Ask for a run of the pipeline: one row per pipeline however many requests come.
+
+    The row becomes due `quiet` seconds after the latest request, but never later than
+    `most` seconds after the first, so a steady stream of changes still runs."""
+    for _attempt in range(3):
+        with engine.begin() as conn:
+            row = conn.execute(
+                select(webhook_followups).where(webhook_followups.c.pipeline_id == pipeline_id)
+            ).first()
+            if row is not None:
+                first = aware(row.first_at) or now
+                due = min(first + timedelta(seconds=most), now + timedelta(seconds=quiet))
+                latest = max(aware(row.requested_at) or now, now)
+                conn.execute(
+                    update(webhook_followups)
+                    .where(webhook_followups.c.pipeline_id == pipeline_id)
+                    .values(requested_at=latest, due_at=due)
+                )
+                return
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(webhook_followups).values(
+                        pipeline_id=pipeline_id,
+                        workspace_id=workspace_id,
+                        first_at=now,
+                        requested_at=now,
+                        due_at=now + timedelta(seconds=quiet),
+                    )
+                )
+            return
+        except IntegrityError:  # another request inserted it meanwhile: update it instead
+            continue
+
+
+def due_followups(engine: Engine, now: datetime, limit: int = 100) -> list[FollowUp]:
+    query = (
+        select(webhook_followups)
+        .where(webhook_followups.c.due_at <= now)
+        .order_by(webhook_followups.c.due_at)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [_of(FollowUp, row) for row in conn.execute(query)]
+
+
+def drop_followup(engine: Engine, followup: FollowUp) -> bool:
+    """Delete the row if no request came after `followup` was read (compare-and-delete);
+    False when a newer request keeps it."""
+    table = webhook_followups.c
+    with engine.begin() as conn:
+        done = conn.execute(
+            delete(webhook_followups).where(
+                and_(
+                    table.pipeline_id == followup.pipeline_id,
+                    table.requested_at == followup.requested_at,
+                )
+            )
+        )
+    return bool(done.rowcount)
+
+
+def pending_followups(engine: Engine) -> list[FollowUp]:
+    """Every follow-up not yet enqueued (for status and tests)."""
+    with engine.connect() as conn:
+        return [_of(FollowUp, row) for row in conn.execute(select(webhook_followups))]
+
+
+def forget_event(engine: Engine, connection_id: str, event_id: str) -> None:
+    """Undo `remember_event` (its delivery failed before it took effect)."""
+    table = webhook_events.c
+    with engine.begin() as conn:
+        conn.execute(
+            delete(webhook_events).where(
+                and_(table.connection_id == connection_id, table.event_id == event_id)
+            )
+        )
