@@ -14,12 +14,13 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from headwater.entrypoints import api, webhooks
 from headwater.services.app import App
 
 Mount = Callable[[FastAPI, App], None]
 
 #: Features that add routes to the root application, in order (the last may claim `/`).
-MOUNTS: tuple[Mount, ...] = ()
+MOUNTS: tuple[Mount, ...] = (api.mount, webhooks.mount)
 
 
 def create_http_app(app: App, mounts: tuple[Mount, ...] | None = None) -> FastAPI:

@@ -72,11 +72,12 @@ async def _body(request: Request, limit: int) -> bytes | None:
     "/webhooks/stripe/{connection_id}",
     summary="Receive a Stripe webhook delivery",
     openapi_extra={"security": []},
+    response_model=DeliveryReceived,
     responses={413: {"description": "The body is over the size limit."}},
 )
 async def receive_delivery(
     connection_id: ConnectionId, request: Request, app: RootApp
-) -> DeliveryReceived | JSONResponse:
+) -> JSONResponse:
     """Where Stripe sends the connection's events. Verified by the `Stripe-Signature`
     header (no credentials); a verified event asks for an incremental run of each
     enabled incremental pipeline of the connection, coalesced, and is answered at once."""
@@ -99,12 +100,13 @@ async def receive_delivery(
     except BadSignature as exc:
         log.info("webhook delivery to %s refused: %s", connection_id, exc.message)
         return error_response(400, "invalid_signature", _REFUSED)
-    return DeliveryReceived(
+    answer = DeliveryReceived(
         received=True,
         duplicate=done.duplicate,
         event_id=done.event_id,
         runs_requested=len(done.pipelines),
     )
+    return JSONResponse(answer.model_dump())
 
 
 @router.get("/connections/{connection_id}/webhook", summary="Show a connection's webhook")
