@@ -43,8 +43,9 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
     off = make_pipeline(conn, name="disabled", enabled=False, incremental=True)
     t0 = utcnow()
     for i in range(50):  # a burst of deliveries within the quiet spell
-        assert request_runs(app, conn.id, t0 + timedelta(milliseconds=i)) == [pipe.id]
+        assert request_runs(app, conn.id, f"evt_a{i}", t0 + timedelta(milliseconds=i)) == [pipe.id]
     assert [f.pipeline_id for f in store.pending_followups(app.engine)] == [pipe.id]
+    assert request_runs(app, conn.id, "evt_a0", t0) is None  # a duplicate asks nothing
     assert dispatch_due(app, t0) == []  # not due before a quiet spell
     [run] = dispatch_due(app, t0 + timedelta(seconds=QUIET_SECONDS + 1))
     assert run.pipeline_id == pipe.id
@@ -55,7 +56,7 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
 
     # More requests while it is queued: the queued run covers them.
     t1 = utcnow()
-    request_runs(app, conn.id, t1)
+    request_runs(app, conn.id, "evt_b", t1)
     assert dispatch_due(app, t1 + timedelta(seconds=5)) == []
     assert store.pending_followups(app.engine) == []
 
@@ -63,7 +64,7 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
     run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
     t2 = utcnow() + timedelta(milliseconds=5)
     for i in range(20):
-        request_runs(app, conn.id, t2 + timedelta(milliseconds=i))
+        request_runs(app, conn.id, f"evt_c{i}", t2 + timedelta(milliseconds=i))
     assert dispatch_due(app, t2 + timedelta(seconds=5)) == []
     assert len(store.pending_followups(app.engine)) == 1  # kept: the run began too early
     run_store.finish_run(app.engine, run.id, "owner", status="succeeded", message=None)
@@ -80,7 +81,7 @@ def test_a_request_already_covered_by_a_running_run_is_dropped(
     conn = connect(app, empty_sandbox)
     pipe = make_pipeline(conn, enabled=True, incremental=True)
     asked = utcnow() - timedelta(seconds=10)
-    request_runs(app, conn.id, asked)
+    request_runs(app, conn.id, "evt_d", asked)
     run = run_store.create_run(app.engine, pipe.id, "incremental")
     run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
     assert dispatch_due(app, utcnow()) == []
@@ -96,7 +97,7 @@ def test_a_steady_stream_still_runs_within_the_longest_wait(
     step = timedelta(seconds=QUIET_SECONDS / 2)
     now = t0
     while now < t0 + timedelta(seconds=MOST_WAIT):
-        request_runs(app, conn.id, now)
+        request_runs(app, conn.id, f"evt_{now.timestamp()}", now)
         now += step
     [due] = store.pending_followups(app.engine)
     assert due.due_at <= t0 + timedelta(seconds=MOST_WAIT)
@@ -109,7 +110,7 @@ def test_a_pipeline_disabled_or_deleted_after_the_request_never_runs(
     conn = connect(app, empty_sandbox)
     pipe = make_pipeline(conn, enabled=True, incremental=True)
     other = make_pipeline(conn, name="other", enabled=True, incremental=True)
-    request_runs(app, conn.id, utcnow())
+    request_runs(app, conn.id, "evt_e", utcnow())
     manage.update(app, pipe.id, manage.PipelineChanges(enabled=False))
     manage.delete(app, other.id)
     assert dispatch_due(app, utcnow() + timedelta(seconds=5)) == []

@@ -4,12 +4,13 @@ and coalesced follow-up requests.  Plain functions of a SQLAlchemy engine; the r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.adapters.store.objects import aware
 from headwater.adapters.store.webhook_tables import (
@@ -71,24 +72,73 @@ def delete_endpoint(engine: Engine, connection_id: str) -> bool:
         return bool(conn.execute(delete(webhook_endpoints).where(where)).rowcount)
 
 
-def touch_delivery(engine: Engine, connection_id: str, at: datetime) -> None:
-    where = webhook_endpoints.c.connection_id == connection_id
+def record_delivery(
+    engine: Engine,
+    connection_id: str,
+    event_id: str,
+    now: datetime,
+    asks: Sequence[tuple[str, str]],
+    timing: tuple[float, float],
+) -> bool:
+    """Record an accepted event and its requests in one transaction; False (and nothing
+    written) when the event id was seen already.
+
+    `asks` are (pipeline id, workspace id) to request a run of; `timing` is (quiet,
+    most): a request is due `quiet` seconds after the pipeline's latest one, but never
+    later than `most` seconds after its first, so a steady stream of changes still runs.
+    One transaction whose first statement writes: on SQLite it takes the write lock at
+    once (no read-to-write upgrade to fail under load)."""
     with engine.begin() as conn:
-        conn.execute(update(webhook_endpoints).where(where).values(last_delivery_at=at))
-
-
-def remember_event(engine: Engine, connection_id: str, event_id: str, at: datetime) -> bool:
-    """Record an accepted event id; False when it was seen already (a duplicate)."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(webhook_events).values(
-                    connection_id=connection_id, event_id=event_id, received_at=at
-                )
-            )
-    except IntegrityError:
-        return False
+        values = {"connection_id": connection_id, "event_id": event_id, "received_at": now}
+        if not _insert_new(conn, webhook_events, values):
+            return False
+        for pipeline_id, workspace_id in asks:
+            _ask(conn, pipeline_id, workspace_id, now, timing)
+        conn.execute(
+            update(webhook_endpoints)
+            .where(webhook_endpoints.c.connection_id == connection_id)
+            .values(last_delivery_at=now)
+        )
     return True
+
+
+def _insert_new(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """INSERT unless the primary key exists (no error either way); True if inserted.
+    (RETURNING tells, as psycopg reports no row count for ON CONFLICT DO NOTHING.)"""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    key = next(iter(table.primary_key.columns))
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    return conn.execute(statement).first() is not None
+
+
+def _ask(
+    conn: Connection,
+    pipeline_id: str,
+    workspace_id: str,
+    now: datetime,
+    timing: tuple[float, float],
+) -> None:
+    quiet, most = (timedelta(seconds=t) for t in timing)
+    fresh = {
+        "pipeline_id": pipeline_id,
+        "workspace_id": workspace_id,
+        "first_at": now,
+        "requested_at": now,
+        "due_at": now + quiet,
+    }
+    if _insert_new(conn, webhook_followups, fresh):
+        return
+    where = webhook_followups.c.pipeline_id == pipeline_id
+    row = conn.execute(select(webhook_followups).where(where).with_for_update()).one()
+    first = aware(row.first_at) or now
+    conn.execute(
+        update(webhook_followups)
+        .where(where)
+        .values(
+            requested_at=max(aware(row.requested_at) or now, now),
+            due_at=min(first + most, now + quiet),
+        )
+    )
 
 
 def prune_events(engine: Engine, before: datetime) -> int:
@@ -96,44 +146,6 @@ def prune_events(engine: Engine, before: datetime) -> int:
     with engine.begin() as conn:
         done = conn.execute(delete(webhook_events).where(webhook_events.c.received_at < before))
     return int(done.rowcount)
-
-
-def request_followup(
-    engine: Engine, pipeline_id: str, workspace_id: str, now: datetime, quiet: float, most: float
-) -> None:
-    """Ask for a run of the pipeline: one row per pipeline however many requests come.
-
-    The row becomes due `quiet` seconds after the latest request, but never later than
-    `most` seconds after the first, so a steady stream of changes still runs."""
-    for _attempt in range(3):
-        with engine.begin() as conn:
-            row = conn.execute(
-                select(webhook_followups).where(webhook_followups.c.pipeline_id == pipeline_id)
-            ).first()
-            if row is not None:
-                first = aware(row.first_at) or now
-                due = min(first + timedelta(seconds=most), now + timedelta(seconds=quiet))
-                latest = max(aware(row.requested_at) or now, now)
-                conn.execute(
-                    update(webhook_followups)
-                    .where(webhook_followups.c.pipeline_id == pipeline_id)
-                    .values(requested_at=latest, due_at=due)
-                )
-                return
-        try:
-            with engine.begin() as conn:
-                conn.execute(
-                    insert(webhook_followups).values(
-                        pipeline_id=pipeline_id,
-                        workspace_id=workspace_id,
-                        first_at=now,
-                        requested_at=now,
-                        due_at=now + timedelta(seconds=quiet),
-                    )
-                )
-            return
-        except IntegrityError:  # another request inserted it meanwhile: update it instead
-            continue
 
 
 def due_followups(engine: Engine, now: datetime, limit: int = 100) -> list[FollowUp]:
@@ -167,14 +179,3 @@ def pending_followups(engine: Engine) -> list[FollowUp]:
     """Every follow-up not yet enqueued (for status and tests)."""
     with engine.connect() as conn:
         return [_of(FollowUp, row) for row in conn.execute(select(webhook_followups))]
-
-
-def forget_event(engine: Engine, connection_id: str, event_id: str) -> None:
-    """Undo `remember_event` (its delivery failed before it took effect)."""
-    table = webhook_events.c
-    with engine.begin() as conn:
-        conn.execute(
-            delete(webhook_events).where(
-                and_(table.connection_id == connection_id, table.event_id == event_id)
-            )
-        )

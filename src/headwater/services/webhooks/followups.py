@@ -36,20 +36,35 @@ from headwater.services.pipelines import manage, runner
 
 log = logging.getLogger(__name__)
 
-QUIET_SECONDS = 0.3  # a burst of deliveries lands in one run
-MOST_WAIT = 1.5  # ... but a steady stream still runs this soon after its first change
+#: A request is due after this quiet spell without another one: a burst of deliveries
+#: (Stripe sends one per change, concurrently) lands in one run, while a lone change
+#: waits only this long.
+QUIET_SECONDS = 0.3
+#: ... but never later than this after the first request, so a steady stream of
+#: changes still runs.  Long enough for a burst of a few hundred changes (deliveries
+#: spread over a few seconds) to need one run and one follow-up, not one per second.
+MOST_WAIT = 4.0
 #: Stripe retries a delivery for up to three days; an id older than that cannot return.
 EVENT_ID_RETENTION = timedelta(days=3, hours=1)
 
 
-def request_runs(app: App, connection_id: str, now: datetime) -> list[str]:
-    """Ask for a run of each enabled incremental pipeline of the connection; returns
-    their ids."""
-    wanted = [p for p in manage.list_pipelines(app, connection_id) if p.enabled and p.incremental]
-    for pipeline in wanted:
-        store.request_followup(
-            app.engine, pipeline.id, pipeline.workspace_id, now, QUIET_SECONDS, MOST_WAIT
-        )
+def wanted_pipelines(app: App, connection_id: str) -> list[Pipeline]:
+    """The pipelines a change of the connection asks to run: enabled and incremental."""
+    found = manage.list_pipelines(app, connection_id)
+    return [p for p in found if p.enabled and p.incremental]
+
+
+def request_runs(
+    app: App, connection_id: str, event_id: str, now: datetime, *, changes: bool = True
+) -> list[str] | None:
+    """Record the connection's event `event_id` and, when it `changes` customers, ask
+    for a run of each wanted pipeline; their ids, or None for an event id seen before
+    (then nothing is recorded or asked)."""
+    wanted = wanted_pipelines(app, connection_id) if changes else []
+    asks = [(p.id, p.workspace_id) for p in wanted]
+    timing = (QUIET_SECONDS, MOST_WAIT)
+    if not store.record_delivery(app.engine, connection_id, event_id, now, asks, timing):
+        return None
     return [p.id for p in wanted]
 
 

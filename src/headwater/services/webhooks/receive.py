@@ -55,16 +55,10 @@ def receive(
     event_id, event_type = _event(payload)
     now = clock.now()
     scoped = app.in_workspace(found[0].workspace_id)
-    if not store.remember_event(app.engine, connection_id, event_id, now):
+    changes = event_type in CUSTOMER_EVENTS
+    asked = request_runs(scoped, connection_id, event_id, now, changes=changes)
+    if asked is None:
         return Delivery(event_id, event_type, duplicate=True, pipelines=())
-    try:
-        asked = request_runs(scoped, connection_id, now) if event_type in CUSTOMER_EVENTS else []
-        store.touch_delivery(app.engine, connection_id, now)
-    except BaseException:
-        # Unrecorded: the sender gets an error and retries, and the retry is not taken
-        # for a duplicate.
-        store.forget_event(app.engine, connection_id, event_id)
-        raise
     return Delivery(event_id, event_type, duplicate=False, pipelines=tuple(asked))
 
 
