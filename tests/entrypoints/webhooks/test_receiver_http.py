@@ -35,7 +35,7 @@ REFUSED = {
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooked]:
-    env = {"HEADWATER_WEBHOOK_RATE": "2", "HEADWATER_WEBHOOK_BURST": "30"}
+    env = {"HEADWATER_WEBHOOK_RATE": "0.2", "HEADWATER_WEBHOOK_BURST": "30"}
     with (
         start_sandbox(customers=0, seed=8) as sandbox,
         hooked(tmp_path_factory.mktemp("home"), sandbox, workers=0, env=env) as running,
