@@ -24,6 +24,8 @@ from headwater.services.auth import tokens, workspaces
 from headwater.services.pipelines import runner
 from headwater.services.webhooks.receive import secret_context
 
+pytestmark = pytest.mark.slow
+
 REFUSED = {
     "error": {
         "type": "invalid_signature",
