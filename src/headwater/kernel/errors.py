@@ -10,8 +10,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Stripe secret/restricted/publishable keys and webhook secrets, plus bearer tokens.
-_SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:live|test)_|whsec_)([A-Za-z0-9_]+)")
+# Stripe secret/restricted/publishable keys and webhook secrets, plus Headwater's own
+# API tokens (``hw_`` and at least 20 letters or digits, so that a name like ``hw_test``
+# is left alone).
+_SECRET = re.compile(
+    r"\b((?:sk|rk|pk)_(?:live|test)_|whsec_|hw_(?=[A-Za-z0-9]{20}))([A-Za-z0-9_]+)"
+)
 
 
 def mask_secret(secret: str) -> str:
@@ -98,3 +102,20 @@ class NotFound(TerminalError):
 
 class Conflict(TerminalError):
     """The operation conflicts with the current state (e.g. a run is already live)."""
+
+
+class Unauthenticated(TerminalError):
+    """No valid credentials: missing, forged, expired or revoked (HTTP 401)."""
+
+
+class Forbidden(TerminalError):
+    """Authenticated, but this request is not allowed (HTTP 403): e.g. a cross-site
+    request carried by a session cookie."""
+
+
+class RateLimited(TerminalError):
+    """Too many attempts; retrying helps only after `retry_after` seconds (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message)

@@ -71,9 +71,18 @@ class App:
         (`headwater.services.warehouse.safe_url` masks it)."""
         workspace = self.workspace()
         if workspace.warehouse_url_encrypted is None:
-            return canonical_url(self.settings.default_warehouse_url)
+            return canonical_url(self.default_warehouse_url())
         context = warehouse_url_context(workspace.id)
         return self.cipher.decrypt(workspace.warehouse_url_encrypted, context=context)
+
+    def default_warehouse_url(self) -> str:
+        """Where the workspace's customers land until it is given a warehouse: the
+        default workspace uses the data directory's DuckDB file, every other workspace a
+        DuckDB file of its own (``warehouses/<id>.duckdb``), so that two workspaces never
+        share a table."""
+        if self.workspace_id == DEFAULT_WORKSPACE_ID:
+            return self.settings.default_warehouse_url
+        return f"duckdb:///{self.settings.home / 'warehouses' / f'{self.workspace_id}.duckdb'}"
 
     def warehouse(self) -> Warehouse:
         """Open the workspace's warehouse with its tables matching the Customer Model."""

@@ -1,0 +1,300 @@
+"""Reading and writing users, memberships, sessions, API tokens and sign-in attempts.
+
+Plain functions of a SQLAlchemy engine, like `objects`. Secrets arrive here already
+hashed (`secret_hash`): this module never sees a password, a session id or a token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from headwater.adapters.store.auth_tables import (
+    api_tokens,
+    memberships,
+    sessions,
+    sign_in_attempts,
+    users,
+)
+from headwater.adapters.store.objects import aware
+from headwater.kernel.accounts import ApiToken, Session, User
+from headwater.kernel.entities import new_id
+from headwater.kernel.errors import Conflict, NotFound
+
+# A token's `last_used_at` is refreshed at most this often: a write per request would
+# make every read of the API a write to the store.
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def _user(row: Any) -> User:
+    return User(row.id, row.email, row.password_hash, aware(row.created_at))  # type: ignore[arg-type]
+
+
+def _session(row: Any) -> Session:
+    return Session(
+        id=row.id,
+        user_id=row.user_id,
+        workspace_id=row.workspace_id,
+        created_at=aware(row.created_at),  # type: ignore[arg-type]
+        expires_at=aware(row.expires_at),  # type: ignore[arg-type]
+        revoked_at=aware(row.revoked_at),
+    )
+
+
+def _token(row: Any) -> ApiToken:
+    return ApiToken(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        name=row.name,
+        prefix=row.prefix,
+        created_at=aware(row.created_at),  # type: ignore[arg-type]
+        last_used_at=aware(row.last_used_at),
+        revoked_at=aware(row.revoked_at),
+    )
+
+
+# Users and memberships
+
+
+def add_user(engine: Engine, user: User, email_key: str, workspace_id: str) -> User:
+    """Insert `user` as a member of `workspace_id`; Conflict if the email is taken."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(users).values(
+                    id=user.id,
+                    email=user.email,
+                    email_key=email_key,
+                    password_hash=user.password_hash,
+                    created_at=user.created_at,
+                )
+            )
+            conn.execute(
+                insert(memberships).values(
+                    user_id=user.id, workspace_id=workspace_id, created_at=user.created_at
+                )
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"a user with the email {user.email!r} already exists") from exc
+    return user
+
+
+def user_by_email(engine: Engine, email_key: str) -> User | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.email_key == email_key)).first()
+    return None if row is None else _user(row)
+
+
+def get_user(engine: Engine, user_id: str) -> User:
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    if row is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    return _user(row)
+
+
+def set_password_hash(engine: Engine, user_id: str, password_hash: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def add_membership(engine: Engine, user_id: str, workspace_id: str, at: datetime) -> None:
+    """Make the user a member of the workspace (nothing changes if they already are)."""
+    with engine.begin() as conn:
+        found = conn.execute(
+            select(memberships.c.user_id).where(
+                memberships.c.user_id == user_id, memberships.c.workspace_id == workspace_id
+            )
+        ).first()
+        if found is None:
+            conn.execute(
+                insert(memberships).values(
+                    user_id=user_id, workspace_id=workspace_id, created_at=at
+                )
+            )
+
+
+def workspace_ids_of(engine: Engine, user_id: str) -> list[str]:
+    """The workspaces the user belongs to, oldest membership first."""
+    query = (
+        select(memberships.c.workspace_id)
+        .where(memberships.c.user_id == user_id)
+        .order_by(memberships.c.created_at, memberships.c.workspace_id)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
+# Sessions
+
+
+def add_session(engine: Engine, session: Session, secret_hash: str) -> Session:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(sessions).values(
+                id=session.id,
+                secret_hash=secret_hash,
+                user_id=session.user_id,
+                workspace_id=session.workspace_id,
+                created_at=session.created_at,
+                expires_at=session.expires_at,
+                revoked_at=None,
+            )
+        )
+    return session
+
+
+def session_by_hash(engine: Engine, secret_hash: str) -> Session | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(sessions).where(sessions.c.secret_hash == secret_hash)).first()
+    return None if row is None else _session(row)
+
+
+def revoke_session(engine: Engine, session_id: str, at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+
+
+def set_session_workspace(engine: Engine, session_id: str, workspace_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(sessions).where(sessions.c.id == session_id).values(workspace_id=workspace_id)
+        )
+
+
+# API tokens
+
+
+def add_token(engine: Engine, token: ApiToken, secret_hash: str) -> ApiToken:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(api_tokens).values(
+                id=token.id,
+                secret_hash=secret_hash,
+                workspace_id=token.workspace_id,
+                name=token.name,
+                prefix=token.prefix,
+                created_at=token.created_at,
+                last_used_at=None,
+                revoked_at=None,
+            )
+        )
+    return token
+
+
+def token_by_hash(engine: Engine, secret_hash: str) -> ApiToken | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(api_tokens).where(api_tokens.c.secret_hash == secret_hash)
+        ).first()
+    return None if row is None else _token(row)
+
+
+def get_token(engine: Engine, token_id: str, workspace_id: str) -> ApiToken:
+    """The workspace's token `token_id`; another workspace's is NotFound like a missing one."""
+    query = select(api_tokens).where(
+        api_tokens.c.id == token_id, api_tokens.c.workspace_id == workspace_id
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no token with id {token_id!r}")
+    return _token(row)
+
+
+def list_tokens(
+    engine: Engine, workspace_id: str, limit: int, starting_after: str | None = None
+) -> tuple[list[ApiToken], bool]:
+    """The workspace's tokens, newest first, after `starting_after` (a token id of
+    this workspace); and whether more follow."""
+    order = (api_tokens.c.created_at.desc(), api_tokens.c.id.desc())
+    query = select(api_tokens).where(api_tokens.c.workspace_id == workspace_id)
+    if starting_after is not None:
+        after = get_token(engine, starting_after, workspace_id)
+        query = query.where(
+            or_(
+                api_tokens.c.created_at < after.created_at,
+                and_(api_tokens.c.created_at == after.created_at, api_tokens.c.id < after.id),
+            )
+        )
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+    return [_token(row) for row in rows[:limit]], len(rows) > limit
+
+
+def revoke_token(engine: Engine, token_id: str, workspace_id: str, at: datetime) -> ApiToken:
+    """Revoke the token (a revoked one stays as it was); NotFound outside the workspace."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(api_tokens)
+            .where(
+                api_tokens.c.id == token_id,
+                api_tokens.c.workspace_id == workspace_id,
+                api_tokens.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )
+    return get_token(engine, token_id, workspace_id)
+
+
+def touch_token(engine: Engine, token: ApiToken, at: datetime) -> None:
+    """Record that the token was used at `at`, at most once per `TOUCH_EVERY`."""
+    if token.last_used_at is not None and at - token.last_used_at < TOUCH_EVERY:
+        return
+    with engine.begin() as conn:
+        conn.execute(update(api_tokens).where(api_tokens.c.id == token.id).values(last_used_at=at))
+
+
+# Sign-in attempts
+
+
+def record_attempt(
+    engine: Engine, email_key: str, address: str, succeeded: bool, at: datetime, keep: timedelta
+) -> None:
+    """Record one sign-in attempt, and forget this account's and this address's
+    attempts older than `keep`."""
+    with engine.begin() as conn:
+        attempts = sign_in_attempts.c
+        cutoff = at - keep
+        conn.execute(
+            delete(sign_in_attempts).where(attempts.email_key == email_key, attempts.at < cutoff)
+        )
+        conn.execute(
+            delete(sign_in_attempts).where(attempts.address == address, attempts.at < cutoff)
+        )
+        conn.execute(
+            insert(sign_in_attempts).values(
+                id=new_id("att"), email_key=email_key, address=address, succeeded=succeeded, at=at
+            )
+        )
+
+
+def failures_since(
+    engine: Engine, since: datetime, *, email_key: str | None = None, address: str | None = None
+) -> list[datetime]:
+    """When the failed attempts since `since` were made, oldest first: for one account
+    (counting only those after its last success) or for one address."""
+    attempts = sign_in_attempts.c
+    key = attempts.email_key == email_key if email_key is not None else attempts.address == address
+    with engine.connect() as conn:
+        if email_key is not None:
+            success = conn.execute(
+                select(attempts.at)
+                .where(key, attempts.succeeded.is_(True), attempts.at >= since)
+                .order_by(attempts.at.desc())
+                .limit(1)
+            ).scalar()
+            since = max(since, aware(success) or since)
+        query = (
+            select(attempts.at)
+            .where(key, attempts.succeeded.is_(False), attempts.at > since)
+            .order_by(attempts.at)
+        )
+        return [aware(at) for at in conn.execute(query).scalars()]  # type: ignore[misc]

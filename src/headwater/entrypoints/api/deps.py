@@ -1,0 +1,118 @@
+"""The API's dependencies: who is calling (`principal`) and the workspace they act on
+(`workspace_app`). Every route but sign-in depends on `principal`, so every route
+answers 401 without valid credentials.
+
+Credentials are an ``Authorization: Bearer hw_…`` token or the ``headwater_session``
+cookie; when both come, the token decides. A request that changes state (any method
+but GET, HEAD and OPTIONS) carried by the cookie must come from the same origin as the
+API: its ``Origin`` names this host, or the browser says ``Sec-Fetch-Site:
+same-origin``; otherwise it is refused with 403 (a cross-site form or script cannot
+use someone's session). Token requests need no such check: browsers never add a token
+on their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, cast
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from headwater.kernel.errors import Forbidden, Unauthenticated
+from headwater.services.app import App
+from headwater.services.auth import Principal, sessions, tokens
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token of one workspace: `Authorization: Bearer hw_…` "
+    "(`headwater tokens create`, or `POST /tokens`).",
+)
+session_cookie = APIKeyCookie(
+    name=sessions.COOKIE,
+    auto_error=False,
+    scheme_name="session",
+    description="The session cookie set by `POST /auth/login` (HttpOnly, SameSite=Lax). "
+    "A request that changes state with it must be same-origin.",
+)
+
+
+def headwater_app(request: Request) -> App:
+    """The `App` the API was created with (`create_api`), for the default workspace."""
+    return cast(App, request.app.state.headwater)
+
+
+RootApp = Annotated[App, Depends(headwater_app)]
+
+
+def _origin(scheme: str, netloc: str) -> tuple[str, str | None, int | None] | None:
+    """(scheme, host, port) with the default port filled in; None when malformed."""
+    parts = urlsplit(f"{scheme}://{netloc}")
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme.lower())
+    except ValueError:
+        return None
+    return scheme.lower(), parts.hostname, port
+
+
+def same_origin(request: Request) -> bool:
+    """Whether the browser says the request comes from a page of this very origin."""
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return True
+    origin = request.headers.get("origin")
+    host = request.headers.get("host")
+    if not origin or not host or origin == "null":
+        return False
+    parts = urlsplit(origin)
+    theirs = _origin(parts.scheme, parts.netloc)
+    return theirs is not None and theirs == _origin(request.url.scheme, host)
+
+
+def cross_site(request: Request) -> bool:
+    """Whether the browser says the request comes from another site's page (a request
+    without browser headers, such as curl's, is not)."""
+    browser = "origin" in request.headers or "sec-fetch-site" in request.headers
+    return browser and not same_origin(request)
+
+
+def principal(
+    request: Request,
+    app: RootApp,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    session: Annotated[str | None, Depends(session_cookie)],
+) -> Principal:
+    """Who is calling: 401 when no credentials come or they are forged, expired or
+    revoked; 403 for a cookie request that changes state from another origin."""
+    if credentials is not None:
+        found = tokens.principal_for_token(app, credentials.credentials)
+        if found is None:
+            raise Unauthenticated("the API token is not valid: unknown, malformed or revoked")
+        return found
+    if request.headers.get("authorization"):
+        raise Unauthenticated("send an API token as `Authorization: Bearer hw_…`")
+    if session:
+        found = sessions.principal_for_session(app, session)
+        if found is None:
+            raise Unauthenticated("the session has expired or was signed out: sign in again")
+        if request.method not in SAFE_METHODS and not same_origin(request):
+            raise Forbidden("a request that changes something must come from this site's pages")
+        return found
+    raise Unauthenticated("sign in, or send an API token as `Authorization: Bearer hw_…`")
+
+
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+def workspace_app(app: RootApp, caller: CurrentPrincipal) -> App:
+    """The `App` of the caller's workspace: every service call of a route acts on it."""
+    if caller.workspace_id == app.workspace_id:
+        return app
+    return replace(app, workspace_id=caller.workspace_id)
+
+
+WorkspaceApp = Annotated[App, Depends(workspace_app)]

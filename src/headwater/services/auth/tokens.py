@@ -1,0 +1,73 @@
+"""API tokens: ``hw_`` and 43 random letters and digits (256 bits), shown once at
+creation, stored as their SHA-256 digest, listed by name and prefix, revocable.
+
+A token belongs to one workspace and acts on it alone.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+
+from headwater.adapters.store import accounts
+from headwater.kernel.accounts import ApiToken
+from headwater.kernel.entities import new_id, utcnow
+from headwater.kernel.errors import InvalidInput
+from headwater.services.app import App
+from headwater.services.auth.names import checked_name
+from headwater.services.auth.principal import Principal, digest
+
+PREFIX = "hw_"
+_ALPHABET = string.ascii_letters + string.digits
+_LENGTH = 43  # 62**43 > 2**256
+_SHAPE = re.compile(rf"{PREFIX}[A-Za-z0-9]{{{_LENGTH}}}")
+#: How much of a token lists show: enough to tell tokens apart, far too little to guess.
+SHOWN = len(PREFIX) + 6
+MAX_PAGE = 100
+
+
+def create_token(app: App, name: str) -> tuple[str, ApiToken]:
+    """A new token of `app`'s workspace: the raw token (show it once, it is not kept)
+    and what is stored. `InvalidInput` (field ``name``) for an empty or long name."""
+    name = checked_name(name, "token")
+    raw = PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(_LENGTH))
+    token = ApiToken(
+        id=new_id("tok"),
+        workspace_id=app.workspace().id,
+        name=name,
+        prefix=raw[:SHOWN],
+        created_at=utcnow(),
+    )
+    return raw, accounts.add_token(app.engine, token, digest(raw))
+
+
+def principal_for_token(app: App, raw: str) -> Principal | None:
+    """Who `raw` authenticates, or None when it is malformed, unknown or revoked."""
+    if not _SHAPE.fullmatch(raw):
+        return None
+    token = accounts.token_by_hash(app.engine, digest(raw))
+    if token is None or token.revoked_at is not None:
+        return None
+    accounts.touch_token(app.engine, token, utcnow())
+    return Principal(workspace_id=token.workspace_id, token_id=token.id)
+
+
+def list_tokens(
+    app: App, limit: int = MAX_PAGE, starting_after: str | None = None
+) -> tuple[list[ApiToken], bool]:
+    """`app`'s workspace's tokens, newest first, revoked ones included; and whether more
+    follow. `starting_after` is the last token id of the previous page."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"must be between 1 and {MAX_PAGE}", "limit")
+    return accounts.list_tokens(app.engine, app.workspace_id, limit, starting_after)
+
+
+def get_token(app: App, token_id: str) -> ApiToken:
+    """The workspace's token (`NotFound` for another workspace's, as for a missing one)."""
+    return accounts.get_token(app.engine, token_id, app.workspace_id)
+
+
+def revoke_token(app: App, token_id: str) -> ApiToken:
+    """Revoke the token at once: its next request is refused. Revoking twice is harmless."""
+    return accounts.revoke_token(app.engine, token_id, app.workspace_id, utcnow())

@@ -1,0 +1,85 @@
+"""User accounts: an email (unique whatever its case) and an argon2 password hash."""
+
+from __future__ import annotations
+
+import re
+
+from pwdlib import PasswordHash
+
+from headwater.adapters.store import accounts
+from headwater.kernel.accounts import User
+from headwater.kernel.entities import new_id, utcnow
+from headwater.kernel.errors import InvalidInput
+from headwater.services.app import App
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # argon2 takes any length; this bounds the work one request can ask for
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+#: argon2id with pwdlib's recommended parameters.
+hasher = PasswordHash.recommended()
+# Verified when the email is unknown, so that an unknown email takes as long to refuse
+# as a wrong password (no way to learn which emails have accounts by timing).
+_DUMMY_HASH = hasher.hash("not a password of anyone")
+
+
+def email_key(email: str) -> str:
+    """The form an email is unique and looked up in: trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+def _checked_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > 320 or not _EMAIL.fullmatch(email):
+        raise InvalidInput("must be an email address such as ada@example.com", "email")
+    return email
+
+
+def _checked_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"must be at least {MIN_PASSWORD} characters long", "password")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"must be at most {MAX_PASSWORD} characters long", "password")
+    return password
+
+
+def add_user(app: App, email: str, password: str) -> User:
+    """Create a user who is a member of `app`'s workspace.
+
+    Raises `InvalidInput` (field ``email`` or ``password``) for a malformed email or a
+    password under 8 characters, and `Conflict` if the email has an account already.
+    """
+    email = _checked_email(email)
+    password_hash = hasher.hash(_checked_password(password))
+    user = User(id=new_id("usr"), email=email, password_hash=password_hash, created_at=utcnow())
+    return accounts.add_user(app.engine, user, email_key(email), app.workspace().id)
+
+
+def get_user(app: App, user_id: str) -> User:
+    """The user `user_id` (`NotFound` if there is none)."""
+    return accounts.get_user(app.engine, user_id)
+
+
+def authenticate(app: App, email: str, password: str) -> User | None:
+    """The user with this email and password, or None; as slow for an unknown email as
+    for a wrong password. A hash made with older parameters is upgraded on success."""
+    user = accounts.user_by_email(app.engine, email_key(email))
+    if user is None or len(password) > MAX_PASSWORD:
+        hasher.verify("", _DUMMY_HASH)
+        return None
+    valid, updated = hasher.verify_and_update(password, user.password_hash)
+    if not valid:
+        return None
+    if updated is not None:
+        accounts.set_password_hash(app.engine, user.id, updated)
+        user.password_hash = updated
+    return user
+
+
+def add_member(app: App, email: str) -> User:
+    """Make the existing user with `email` a member of `app`'s workspace too."""
+    user = accounts.user_by_email(app.engine, email_key(email))
+    if user is None:
+        raise InvalidInput(f"no user with the email {email.strip()!r}", "email")
+    accounts.add_membership(app.engine, user.id, app.workspace().id, utcnow())
+    return user

@@ -1,0 +1,66 @@
+"""Workspaces: tenants, each with its own Customer Model, warehouse (a DuckDB file of
+its own until one is set), connections, pipelines, identity settings and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from headwater.adapters.store import accounts, objects
+from headwater.adapters.store.objects import aware
+from headwater.kernel.entities import Workspace, new_id, utcnow
+from headwater.kernel.errors import Conflict, NotFound
+from headwater.kernel.model import DEFAULT_MODEL
+from headwater.services.app import App
+from headwater.services.auth.names import checked_name
+
+
+def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Workspace:
+    """Create a workspace with the default Customer Model and its own warehouse file;
+    `member_id` (a user id) becomes its first member.
+
+    Raises `InvalidInput` (field ``name``) for an empty or too long name and `Conflict`
+    if a workspace has that name already.
+    """
+    name = checked_name(name, "workspace")
+    workspace = Workspace(
+        id=new_id("ws"),
+        name=name,
+        customer_model=DEFAULT_MODEL.as_list(),
+        warehouse_url_encrypted=None,
+        created_at=utcnow(),
+    )
+    try:
+        objects.add(app.engine, workspace)
+    except IntegrityError as exc:
+        raise Conflict(f"a workspace named {name!r} already exists") from exc
+    if member_id is not None:
+        accounts.add_membership(app.engine, member_id, workspace.id, workspace.created_at)
+    return workspace
+
+
+def workspaces_of(app: App, user_id: str) -> list[Workspace]:
+    """The workspaces the user is a member of, oldest membership first."""
+    found = []
+    for workspace_id in accounts.workspace_ids_of(app.engine, user_id):
+        try:
+            found.append(objects.get(app.engine, Workspace, workspace_id))
+        except NotFound:  # removed since the membership was read
+            continue
+    return found
+
+
+def list_workspaces(app: App) -> list[Workspace]:
+    """Every workspace of the store, oldest first (for the operator's CLI)."""
+    app.workspace()  # the default one exists from the first start
+    return objects.find(app.engine, Workspace)
+
+
+def document(workspace: Workspace) -> dict[str, Any]:
+    """A workspace as the CLI's ``--json`` and the API show it."""
+    return {
+        "id": workspace.id,
+        "name": workspace.name,
+        "created_at": aware(workspace.created_at).isoformat(),  # type: ignore[union-attr]
+    }
