@@ -34,6 +34,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     retry = env.get("HEADWATER_RUN_RETRY_SECONDS") or ""
     rate = env.get("HEADWATER_WEBHOOK_RATE") or ""
     burst = env.get("HEADWATER_WEBHOOK_BURST") or ""
+    in_flight = env.get("HEADWATER_STRIPE_MAX_IN_FLIGHT") or ""
     return Settings(
         home=home,
         database_url=url,
@@ -49,6 +50,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         webhook_burst=_positive("HEADWATER_WEBHOOK_BURST", burst)
         if burst
         else defaults.webhook_burst,
+        stripe_max_in_flight=_in_flight_cap(in_flight) if in_flight else 20,
     )
 
 
@@ -60,6 +62,13 @@ def _positive(name: str, text: str) -> float:
     if not (value > 0 and value != float("inf")):
         raise InvalidInput(f"must be a positive number; got {text!r}", name)
     return value
+
+
+def _in_flight_cap(text: str) -> int:
+    name = "HEADWATER_STRIPE_MAX_IN_FLIGHT"
+    if not (text.strip().isdigit() and 1 <= int(text) <= 64):
+        raise InvalidInput(f"must be a whole number from 1 to 64; got {text!r}", name)
+    return int(text)
 
 
 def _positive_seconds(name: str, text: str) -> float:

@@ -24,6 +24,8 @@ class Settings:
     - `run_retry_seconds`: the wait before the first retry; it doubles for each next one.
     - `webhook_rate` / `webhook_burst`: Stripe deliveries accepted per connection and
       second on average / in a burst (more answer 429, and Stripe retries later).
+    - `stripe_max_in_flight`: the most requests a Stripe connection's full read keeps
+      in flight (it adapts below this cap to what its budget and latency need).
     """
 
     home: Path
@@ -34,6 +36,7 @@ class Settings:
     run_retry_seconds: float = 120.0
     webhook_rate: float = 50.0
     webhook_burst: float = 400.0
+    stripe_max_in_flight: int = 20
 
     @classmethod
     def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:
