@@ -51,3 +51,16 @@ def test_a_lease_that_is_not_a_positive_number_is_refused(tmp_path: Path, value:
     assert info.value.message == (
         f"HEADWATER_RUN_LEASE_SECONDS: must be a positive number of seconds; got {value!r}"
     )
+
+
+def test_webhook_limits_come_from_the_environment_and_bad_ones_say_which() -> None:
+    base = {"HEADWATER_HOME": "/tmp/hw-env-test"}
+    assert settings_from_env(base).webhook_rate == 50.0
+    given = settings_from_env(
+        {**base, "HEADWATER_WEBHOOK_RATE": "2.5", "HEADWATER_WEBHOOK_BURST": "9"}
+    )
+    assert (given.webhook_rate, given.webhook_burst) == (2.5, 9.0)
+    for bad in ("0", "-1", "lots", "inf", "nan"):
+        with pytest.raises(InvalidInput) as caught:
+            settings_from_env({**base, "HEADWATER_WEBHOOK_RATE": bad})
+        assert caught.value.location == "HEADWATER_WEBHOOK_RATE"

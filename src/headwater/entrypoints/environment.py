@@ -11,6 +11,8 @@
   transient cause (default 3; 0: never).
 - ``HEADWATER_RUN_RETRY_SECONDS``: the wait before the first retry (default 120); it
   doubles for each next one.
+- ``HEADWATER_WEBHOOK_RATE``, ``HEADWATER_WEBHOOK_BURST``: Stripe webhook deliveries
+  accepted per connection and second on average (default 50) and in a burst (400).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     url = env.get("HEADWATER_DATABASE_URL") or defaults.database_url
     lease = env.get("HEADWATER_RUN_LEASE_SECONDS") or ""
     retry = env.get("HEADWATER_RUN_RETRY_SECONDS") or ""
+    rate = env.get("HEADWATER_WEBHOOK_RATE") or ""
+    burst = env.get("HEADWATER_WEBHOOK_BURST") or ""
     in_flight = env.get("HEADWATER_STRIPE_MAX_IN_FLIGHT") or ""
     return Settings(
         home=home,
@@ -42,8 +46,22 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         run_retry_seconds=_positive_seconds("HEADWATER_RUN_RETRY_SECONDS", retry)
         if retry
         else defaults.run_retry_seconds,
+        webhook_rate=_positive("HEADWATER_WEBHOOK_RATE", rate) if rate else defaults.webhook_rate,
+        webhook_burst=_positive("HEADWATER_WEBHOOK_BURST", burst)
+        if burst
+        else defaults.webhook_burst,
         stripe_max_in_flight=_in_flight_cap(in_flight) if in_flight else 20,
     )
+
+
+def _positive(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and value != float("inf")):
+        raise InvalidInput(f"must be a positive number; got {text!r}", name)
+    return value
 
 
 def _in_flight_cap(text: str) -> int:

@@ -6,8 +6,10 @@ parameters, object shapes and error format (API version 2024-06-20):
 
 - ``GET/POST /v1/customers``, ``GET/POST/DELETE /v1/customers/{id}``
 - ``GET /v1/events``, ``GET /v1/events/{id}`` (30 days of ``customer.*`` events)
-- ``GET/POST /v1/webhook_endpoints``, ``DELETE /v1/webhook_endpoints/{id}``; the
-  sandbox also accepts a ``secret`` parameter on create to choose the signing secret.
+- ``GET/POST /v1/webhook_endpoints``, ``GET/POST/DELETE /v1/webhook_endpoints/{id}``
+  (``disabled=true`` stops deliveries; ``api_version`` is kept and must be the
+  sandbox's); the sandbox also accepts a ``secret`` parameter on create to choose the
+  signing secret.
 
 Keys: ``sk_test_sandbox`` (everything), ``rk_test_customers_only`` (Customers: Read),
 plus ``--key KEY=PERMISSIONS``; permissions are ``customers:read``,

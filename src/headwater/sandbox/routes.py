@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from headwater.sandbox.config import API_VERSION
 from headwater.sandbox.errors import ApiError, invalid, no_such, unknown_parameter
 from headwater.sandbox.events import type_matcher
 from headwater.sandbox.forms import parse_form
@@ -162,11 +163,38 @@ def _webhook_create(sandbox: Sandbox, request: Request) -> Response:
         raise invalid("Missing required param: url.", param="url")
     if not isinstance(events, list):
         raise invalid("Missing required param: enabled_events.", param="enabled_events")
-    secret = params.get("secret")
+    secret, version = params.get("secret"), params.get("api_version")
+    if version is not None and version != API_VERSION:
+        # Stripe accepts any of its versions; the sandbox speaks only the one it renders.
+        raise invalid(f"Invalid API version: {version}", param="api_version")
     endpoint = sandbox.webhooks.register(
-        url, events, sandbox.clock.now(), secret if isinstance(secret, str) else None
+        url,
+        events,
+        sandbox.clock.now(),
+        secret if isinstance(secret, str) else None,
+        version,
     )
     return Response(200, orjson.dumps(endpoint.public(with_secret=True)))
+
+
+def _webhook_get(sandbox: Sandbox, request: Request) -> Response:
+    _check(request.params(), frozenset({"expand"}))
+    return Response(200, orjson.dumps(sandbox.webhooks.get(_object_id(request)).public()))
+
+
+def _webhook_update(sandbox: Sandbox, request: Request) -> Response:
+    params = request.params()
+    _check(params, frozenset({"url", "enabled_events", "disabled", "description", "metadata"}))
+    url, events, disabled = params.get("url"), params.get("enabled_events"), params.get("disabled")
+    if url is not None and not isinstance(url, str):
+        raise invalid("Invalid string", param="url")
+    if events is not None and not isinstance(events, list):
+        raise invalid("Invalid array", param="enabled_events")
+    if disabled not in (None, "true", "false"):
+        raise invalid("Invalid boolean", param="disabled")
+    flag = None if disabled is None else disabled == "true"
+    endpoint = sandbox.webhooks.update(_object_id(request), url, events, flag)
+    return Response(200, orjson.dumps(endpoint.public()))
 
 
 def _webhook_list(sandbox: Sandbox, _request: Request) -> Response:
@@ -217,6 +245,12 @@ _OBJECTS: dict[tuple[str, str], Match] = {
         lambda s, r: Response(200, s.delete(_object_id(r), r.request_id)),
     ),
     ("GET", "events"): Match("GET /v1/events/{id}", "events:read", retrieve_event),
+    ("GET", "webhook_endpoints"): Match(
+        "GET /v1/webhook_endpoints/{id}", "webhooks:read", _webhook_get
+    ),
+    ("POST", "webhook_endpoints"): Match(
+        "POST /v1/webhook_endpoints/{id}", "webhooks:write", _webhook_update
+    ),
     ("DELETE", "webhook_endpoints"): Match(
         "DELETE /v1/webhook_endpoints/{id}", "webhooks:write", _webhook_delete
     ),

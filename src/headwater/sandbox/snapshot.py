@@ -88,6 +88,8 @@ def _load_line(sandbox: Sandbox, kind: bytes, rest: bytes, version: list[int]) -
             data["enabled_events"],
             data["created"],
             data.get("deliveries", 0),
+            data.get("api_version"),
+            data.get("status") == "disabled",
         )
         sandbox.webhooks.endpoints[endpoint.id] = endpoint
     else:

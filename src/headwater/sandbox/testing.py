@@ -89,6 +89,22 @@ class RunningSandbox:
         result: dict[str, Any] = response.json()
         return result
 
+    def set_webhook_disabled(self, endpoint_id: str, disabled: bool = True) -> dict[str, Any]:
+        """Disable (or enable again) an endpoint: a disabled one gets no deliveries, and
+        events made while it was disabled are never sent to it."""
+        form = {"disabled": "true" if disabled else "false"}
+        response = self._http.post(f"/v1/webhook_endpoints/{endpoint_id}", data=form)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The registered endpoints (without their secrets)."""
+        response = self._http.get("/v1/webhook_endpoints")
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()["data"]
+        return found
+
     def snapshot(self) -> None:
         self._call("POST", "/_sandbox/snapshot")
 

@@ -17,6 +17,11 @@ from headwater.sandbox.faults import Stats
 from headwater.sandbox.ids import IdFactory
 
 
+def _check_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise invalid(f"Invalid URL: {url}", param="url", code="url_invalid")
+
+
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
     """The ``Stripe-Signature`` header value for `payload`."""
     signed = f"{timestamp}.".encode() + payload
@@ -32,8 +37,12 @@ class Endpoint:
     enabled_events: list[str]
     created: int
     deliveries: int = field(default=0)
+    api_version: str | None = None
+    disabled: bool = False
 
     def wants(self, event_type: str) -> bool:
+        if self.disabled:  # Stripe sends a disabled endpoint nothing, not even later
+            return False
         for pattern in self.enabled_events:
             if pattern == "*" or pattern == event_type:
                 return True
@@ -45,14 +54,14 @@ class Endpoint:
         data: dict[str, Any] = {
             "id": self.id,
             "object": "webhook_endpoint",
-            "api_version": None,
+            "api_version": self.api_version,
             "application": None,
             "created": self.created,
             "description": None,
             "enabled_events": self.enabled_events,
             "livemode": False,
             "metadata": {},
-            "status": "enabled",
+            "status": "disabled" if self.disabled else "enabled",
             "url": self.url,
         }
         if with_secret:
@@ -73,10 +82,14 @@ class WebhookHub:
         self._client: httpx.AsyncClient | None = None
 
     def register(
-        self, url: str, enabled_events: list[str], created: int, secret: str | None = None
+        self,
+        url: str,
+        enabled_events: list[str],
+        created: int,
+        secret: str | None = None,
+        api_version: str | None = None,
     ) -> Endpoint:
-        if not url.startswith(("http://", "https://")):
-            raise invalid(f"Invalid URL: {url}", param="url", code="url_invalid")
+        _check_url(url)
         if not enabled_events:
             raise invalid("Missing required param: enabled_events.", param="enabled_events")
         endpoint = Endpoint(
@@ -85,8 +98,36 @@ class WebhookHub:
             secret=secret or self.ids.make("whsec_", 32),
             enabled_events=list(enabled_events),
             created=created,
+            api_version=api_version,
         )
         self.endpoints[endpoint.id] = endpoint
+        return endpoint
+
+    def get(self, endpoint_id: str) -> Endpoint:
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            raise no_such("webhook_endpoint", endpoint_id)
+        return endpoint
+
+    def update(
+        self,
+        endpoint_id: str,
+        url: str | None,
+        enabled_events: list[str] | None,
+        disabled: bool | None,
+    ) -> Endpoint:
+        """Stripe's ``POST /v1/webhook_endpoints/{id}``: a disabled endpoint gets no
+        deliveries (events made meanwhile are never sent to it)."""
+        endpoint = self.get(endpoint_id)
+        if url is not None:
+            _check_url(url)
+            endpoint.url = url
+        if enabled_events is not None:
+            if not enabled_events:
+                raise invalid("Invalid array", param="enabled_events")
+            endpoint.enabled_events = list(enabled_events)
+        if disabled is not None:
+            endpoint.disabled = disabled
         return endpoint
 
     def remove(self, endpoint_id: str) -> None:

@@ -20,6 +20,7 @@ from headwater.entrypoints.cli.output import (
 )
 from headwater.kernel.errors import InvalidInput
 from headwater.services import connections as connection_service
+from headwater.services.webhooks import endpoints as webhook_service
 
 
 @click.group("connections")
@@ -123,3 +124,45 @@ def delete(connection_id: str) -> None:
     with opened_app() as app:
         connection_service.delete_connection(app, connection_id)
     say(f"Deleted connection {connection_id}")
+
+
+@connections.command("webhook")
+@click.argument("connection_id")
+@click.option(
+    "--url",
+    metavar="PUBLIC_BASE_URL",
+    help="Register an endpoint with Stripe pointing at this public address of Headwater "
+    "(with --secret-env: only recorded, to show it).",
+)
+@click.option(
+    "--secret-env",
+    metavar="VAR",
+    help="Store the signing secret (whsec_…) of an endpoint made by hand, read from VAR.",
+)
+@click.option("--remove", is_flag=True, help="Delete the endpoint at Stripe and forget it.")
+@json_option
+@handle_errors
+def webhook(
+    connection_id: str, url: str | None, secret_env: str | None, remove: bool, as_json: bool
+) -> None:
+    """Show, register or remove a connection's Stripe webhook (near-real-time imports)."""
+    if remove and (url or secret_env):
+        raise InvalidInput("--remove takes no --url or --secret-env", "--remove")
+    with opened_app() as app:
+        if remove:
+            doc = webhook_service.remove(app, connection_id).public()
+        elif secret_env:
+            secret = os.environ.get(secret_env)
+            if not secret:
+                raise InvalidInput(f"environment variable {secret_env} is not set", "--secret-env")
+            doc = webhook_service.set_secret(app, connection_id, secret, url).public()
+        elif url:
+            doc = webhook_service.register(app, connection_id, url).public()
+        else:
+            doc = webhook_service.show(app, connection_id).public()
+    if as_json:
+        print_json(doc)
+    elif remove:
+        say(f"Removed the webhook of {connection_id}; deliveries are refused from now on")
+    else:
+        show_document(doc, False)

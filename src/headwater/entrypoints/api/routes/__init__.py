@@ -13,6 +13,7 @@ from headwater.entrypoints.api.routes import (
     runs,
     settings,
     tokens,
+    webhooks,
     workspaces,
 )
 
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     profiles.router,
     tokens.router,
     workspaces.router,
+    webhooks.router,
 )

@@ -1,0 +1,146 @@
+"""Stripe webhooks over HTTP: the receiver Stripe posts to, and a connection's webhook
+settings.
+
+``POST /webhooks/stripe/{connection_id}`` needs no credentials: Stripe's signature is
+the check.  It answers as soon as the delivery is recorded (a run is only asked for,
+never waited on): 200 for a verified delivery (a duplicate too), 400 for anything
+unverifiable, an unknown connection included (the same answer, so ids cannot be
+probed), 413 for a body over the size limit, 429 past the connection's rate limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from headwater.entrypoints.api.deps import RootApp, WorkspaceApp
+from headwater.entrypoints.api.errors import error_response
+from headwater.entrypoints.api.webhook_models import (
+    DeliveryReceived,
+    WebhookPublic,
+    WebhookRegister,
+    WebhookSecret,
+)
+from headwater.kernel.clock import SystemClock
+from headwater.services.app import App
+from headwater.services.webhooks import endpoints
+from headwater.services.webhooks.limits import DeliveryLimits, RateLimiter, retry_after
+from headwater.services.webhooks.receive import receive
+from headwater.services.webhooks.signature import BadSignature
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["webhooks"])
+
+ConnectionId = Annotated[
+    str, Path(max_length=40, description="The Stripe connection's id (`conn_…`).")
+]
+_REFUSED = "the delivery could not be verified as coming from Stripe for this endpoint"
+_lock = threading.Lock()
+
+
+def _limiter(request: Request, app: App) -> RateLimiter:
+    """The API application's limiter, made on first use from the settings."""
+    state = request.app.state
+    with _lock:
+        found = getattr(state, "webhook_limiter", None)
+        if found is None:
+            limits = DeliveryLimits(app.settings.webhook_rate, app.settings.webhook_burst)
+            found = state.webhook_limiter = RateLimiter(limits)
+    return cast(RateLimiter, found)
+
+
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The raw body, or None as soon as it is longer than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/webhooks/stripe/{connection_id}",
+    summary="Receive a Stripe webhook delivery",
+    openapi_extra={"security": []},
+    response_model=DeliveryReceived,
+    responses={413: {"description": "The body is over the size limit."}},
+)
+async def receive_delivery(
+    connection_id: ConnectionId, request: Request, app: RootApp
+) -> JSONResponse:
+    """Where Stripe sends the connection's events. Verified by the `Stripe-Signature`
+    header (no credentials); a verified event asks for an incremental run of each
+    enabled incremental pipeline of the connection, coalesced, and is answered at once."""
+    wait = _limiter(request, app).take(connection_id)
+    if wait > 0:
+        return error_response(
+            429,
+            "rate_limited",
+            "too many deliveries for this endpoint; retry later",
+            headers={"Retry-After": str(retry_after(wait))},
+        )
+    payload = await _body(request, DeliveryLimits().max_body_bytes)
+    if payload is None:
+        return error_response(413, "payload_too_large", "the delivery's body is too large")
+    signature = request.headers.get("stripe-signature")
+    try:
+        done = await run_in_threadpool(
+            receive, app, connection_id, payload, signature, SystemClock()
+        )
+    except BadSignature as exc:
+        log.info("webhook delivery to %s refused: %s", connection_id, exc.message)
+        return error_response(400, "invalid_signature", _REFUSED)
+    answer = DeliveryReceived(
+        received=True,
+        duplicate=done.duplicate,
+        event_id=done.event_id,
+        runs_requested=len(done.pipelines),
+    )
+    return JSONResponse(answer.model_dump())
+
+
+@router.get("/connections/{connection_id}/webhook", summary="Show a connection's webhook")
+def show_webhook(connection_id: ConnectionId, app: WorkspaceApp) -> WebhookPublic:
+    """The receiver's path (and full URL once known), the Stripe endpoint, the masked
+    signing secret and when the last verified delivery arrived."""
+    return WebhookPublic(**endpoints.show(app, connection_id).public())
+
+
+@router.post("/connections/{connection_id}/webhook", summary="Register the webhook with Stripe")
+def register_webhook(
+    connection_id: ConnectionId, body: WebhookRegister, app: WorkspaceApp
+) -> WebhookPublic:
+    """Create the endpoint at Stripe (customer events, API version pinned) pointing at
+    `url` + the receiver's path, and store its signing secret encrypted. The key needs
+    Webhook Endpoints: Write; without it the error says how to make one by hand."""
+    return WebhookPublic(**endpoints.register(app, connection_id, body.url).public())
+
+
+@router.put(
+    "/connections/{connection_id}/webhook/secret",
+    summary="Store a hand-made endpoint's signing secret",
+)
+def set_webhook_secret(
+    connection_id: ConnectionId, body: WebhookSecret, app: WorkspaceApp
+) -> WebhookPublic:
+    """For an endpoint made in the Stripe Dashboard: its signing secret (`whsec_…`),
+    stored encrypted and shown only masked."""
+    secret = body.secret.get_secret_value()
+    return WebhookPublic(**endpoints.set_secret(app, connection_id, secret, body.url).public())
+
+
+@router.delete("/connections/{connection_id}/webhook", summary="Remove the webhook")
+def remove_webhook(connection_id: ConnectionId, app: WorkspaceApp) -> WebhookPublic:
+    """Delete the endpoint at Stripe (when Headwater made it) and forget the secret;
+    later deliveries are refused. Answers with the settings as they were."""
+    return WebhookPublic(**endpoints.remove(app, connection_id).public())

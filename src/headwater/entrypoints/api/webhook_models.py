@@ -1,0 +1,53 @@
+"""Documents of the webhook routes (`routes/webhooks.py`); the same shapes as the CLI's
+``connections webhook --json``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class WebhookRegister(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        max_length=2000,
+        description="The public address Stripe reaches Headwater at "
+        "(`https://headwater.example.com`); the receiver's path is added to it.",
+    )
+
+
+class WebhookSecret(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr = Field(
+        max_length=200, description="The endpoint's signing secret (`whsec_…`)."
+    )
+    url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="The public address the hand-made endpoint points at, to show it.",
+    )
+
+
+class WebhookPublic(BaseModel):
+    connection_id: str = Field(description="The connection (`conn_…`).")
+    configured: bool = Field(description="Whether a signing secret is stored.")
+    path: str = Field(description="The receiver's path, below the public address.")
+    url: str | None = Field(description="The full URL Stripe posts to, when known.")
+    stripe_endpoint_id: str | None = Field(
+        description="The endpoint at Stripe (`we_…`) when Headwater registered it."
+    )
+    secret: str | None = Field(description="The signing secret, masked.")
+    enabled_events: list[str] = Field(description="The events the endpoint must send.")
+    api_version: str = Field(description="The Stripe API version the endpoint must use.")
+    created_at: str | None = Field(description="When the secret was stored (ISO 8601).")
+    last_delivery_at: str | None = Field(
+        description="When the last verified delivery arrived (ISO 8601), or null."
+    )
+
+
+class DeliveryReceived(BaseModel):
+    received: bool = Field(description="Always true: the delivery was verified.")
+    duplicate: bool = Field(description="An event id seen before: nothing was done.")
+    event_id: str = Field(description="The Stripe event's id (`evt_…`).")
+    runs_requested: int = Field(description="How many pipelines were asked to run.")

@@ -1,0 +1,166 @@
+"""A connection's webhook settings: register an endpoint with Stripe, store the secret
+of one made by hand, remove it, show it (the URL to copy, the last delivery).
+
+The signing secret is encrypted at rest (bound to the connection) and only ever shown
+masked.  Registration needs Webhook Endpoints: Write on the key; without it the error
+says how to make the endpoint by hand instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from headwater.adapters.connectors.contract import PermissionMissing
+from headwater.adapters.connectors.stripe import STRIPE
+from headwater.adapters.connectors.stripe import webhook_endpoints as stripe_endpoints
+from headwater.adapters.store import webhooks as store
+from headwater.kernel.entities import Connection, utcnow
+from headwater.kernel.errors import InvalidInput, NotFound, mask_secret
+from headwater.services.app import App
+from headwater.services.connections import get_connection
+from headwater.services.webhooks.receive import secret_context
+
+RECEIVER_PATH = "/api/v1/webhooks/stripe/{connection_id}"
+EVENTS = stripe_endpoints.CUSTOMER_EVENTS
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What the user sees of a connection's webhook (never the secret itself)."""
+
+    connection_id: str
+    path: str  # where Stripe must send deliveries, below the public base URL
+    endpoint: store.WebhookEndpoint | None
+
+    def public(self) -> dict[str, Any]:
+        found = self.endpoint
+        return {
+            "connection_id": self.connection_id,
+            "configured": found is not None,
+            "path": self.path,
+            "url": found.url if found else None,
+            "stripe_endpoint_id": found.stripe_endpoint_id if found else None,
+            "secret": found.secret_masked if found else None,
+            "enabled_events": list(EVENTS),
+            "api_version": STRIPE.api_version,
+            "created_at": _iso(found.created_at) if found else None,
+            "last_delivery_at": _iso(found.last_delivery_at) if found else None,
+        }
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.isoformat() if ts is not None else None
+
+
+def show(app: App, connection_id: str) -> WebhookSettings:
+    connection = get_connection(app, connection_id)
+    path = RECEIVER_PATH.format(connection_id=connection.id)
+    return WebhookSettings(connection.id, path, store.get_endpoint(app.engine, connection.id))
+
+
+def receiver_url(public_base_url: str, connection_id: str) -> str:
+    """The full URL Stripe posts to, from the address the service is reachable at."""
+    base = public_base_url.strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(
+            f"must be the http(s) address Stripe can reach Headwater at, such as "
+            f"https://headwater.example.com; got {public_base_url!r}",
+            "url",
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput("must have no query or fragment", "url")
+    return base + RECEIVER_PATH.format(connection_id=connection_id)
+
+
+def register(app: App, connection_id: str, public_base_url: str) -> WebhookSettings:
+    """Create the endpoint at Stripe (customer events, our pinned API version) and store
+    its signing secret; a previous endpoint made by Headwater is deleted at Stripe."""
+    connection = get_connection(app, connection_id)
+    url = receiver_url(public_base_url, connection.id)
+    key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
+    try:
+        made = stripe_endpoints.create_endpoint(connection.base_url, key, url)
+    except PermissionMissing as exc:
+        raise PermissionMissing(
+            _manual_path(exc.message, connection, url), exc.permission
+        ) from None
+    previous = store.get_endpoint(app.engine, connection.id)
+    _save(app, connection, made.secret, made.id, made.url)
+    if previous is not None and previous.stripe_endpoint_id not in (None, made.id):
+        stripe_endpoints.delete_endpoint(connection.base_url, key, previous.stripe_endpoint_id)
+    return show(app, connection.id)
+
+
+def set_secret(
+    app: App, connection_id: str, secret: str, public_base_url: str | None = None
+) -> WebhookSettings:
+    """Store the signing secret of an endpoint made by hand in the Stripe Dashboard."""
+    connection = get_connection(app, connection_id)
+    secret = secret.strip()
+    if not secret.startswith("whsec_") or len(secret) < 12 or any(c.isspace() for c in secret):
+        shown = mask_secret(secret) if secret else "an empty value"
+        raise InvalidInput(
+            f"{shown} is not a webhook signing secret: it starts with whsec_ (the "
+            "endpoint's page in the Stripe Dashboard, 'Signing secret')",
+            "secret",
+        )
+    url = receiver_url(public_base_url, connection.id) if public_base_url else None
+    previous = store.get_endpoint(app.engine, connection.id)
+    endpoint_id = previous.stripe_endpoint_id if previous else None
+    _save(app, connection, secret, endpoint_id, url or (previous.url if previous else None))
+    return show(app, connection.id)
+
+
+def remove(app: App, connection_id: str) -> WebhookSettings:
+    """Delete the endpoint at Stripe (when Headwater made it) and forget its secret;
+    deliveries are refused from then on.  Returns what was removed."""
+    connection = get_connection(app, connection_id)
+    settings = show(app, connection.id)
+    found = settings.endpoint
+    if found is None:
+        raise NotFound(f"connection {connection.id} has no webhook endpoint")
+    if found.stripe_endpoint_id is not None:
+        key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
+        try:
+            stripe_endpoints.delete_endpoint(connection.base_url, key, found.stripe_endpoint_id)
+        except PermissionMissing as exc:
+            raise PermissionMissing(
+                f"{exc.message}. Nothing was changed: delete endpoint "
+                f"{found.stripe_endpoint_id} in the Stripe Dashboard (Developers, Webhooks), "
+                "or grant the permission, then remove it here again",
+                exc.permission,
+            ) from None
+    store.delete_endpoint(app.engine, connection.id)
+    return settings
+
+
+def _save(
+    app: App, connection: Connection, secret: str, endpoint_id: str | None, url: str | None
+) -> None:
+    store.save_endpoint(
+        app.engine,
+        store.WebhookEndpoint(
+            connection_id=connection.id,
+            workspace_id=connection.workspace_id,
+            stripe_endpoint_id=endpoint_id,
+            url=url,
+            secret_encrypted=app.cipher.encrypt(secret, context=secret_context(connection.id)),
+            secret_masked=mask_secret(secret),
+            created_at=utcnow(),
+            last_delivery_at=None,
+        ),
+    )
+
+
+def _manual_path(reason: str, connection: Connection, url: str) -> str:
+    return (
+        f"{reason}. Grant it to the key, or make the endpoint by hand: in the Stripe "
+        f"Dashboard, Developers, Webhooks, 'Add endpoint' with URL {url}, API version "
+        f"{STRIPE.api_version} and the events {', '.join(EVENTS)}; then store its signing "
+        f"secret with `headwater connections webhook {connection.id} --secret-env VAR` "
+        "(VAR holding the whsec_ secret)."
+    )

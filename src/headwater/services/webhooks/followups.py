@@ -1,0 +1,141 @@
+"""Coalesced follow-up runs: deliveries ask, a dispatcher enqueues.
+
+A verified delivery never starts a run itself: it records a request per enabled
+incremental pipeline of its connection (`request_runs`; one row per pipeline however
+many deliveries come, due after a short quiet spell, never later than `MOST_WAIT`
+after the first).  `dispatch_due` turns due requests into queued runs with
+`runner.enqueue`, whose one-live-run guarantee does the coalescing:
+
+- no live run: enqueue one (a conflict means someone else just did; look again later);
+- a queued run: it has not started, so it will see every change asked about: done;
+- a running run that started after the latest request: it covers it: done;
+- a running run that started before: keep the request; once that run ends the next
+  pass enqueues one follow-up.  So a pipeline has at most one queued run after the
+  running one, whatever the number of deliveries.
+
+Concurrency boundary: `Dispatcher` is one thread per serving process that calls
+`dispatch_due` every `interval` seconds (and prunes old event ids now and then); every
+other function here runs on the caller's thread.  Several processes may dispatch at
+once: each step is a single-row compare-and-set, so they only race to the same end.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from headwater.adapters.store import objects
+from headwater.adapters.store import runs as run_store
+from headwater.adapters.store import webhooks as store
+from headwater.kernel.clock import Clock, SystemClock
+from headwater.kernel.entities import Pipeline, Run, RunStatus
+from headwater.kernel.errors import Conflict, HeadwaterError
+from headwater.services.app import App
+from headwater.services.pipelines import manage, runner
+
+log = logging.getLogger(__name__)
+
+#: A request is due after this quiet spell without another one: a burst of deliveries
+#: (Stripe sends one per change, concurrently) lands in one run, while a lone change
+#: waits only this long.
+QUIET_SECONDS = 0.3
+#: ... but never later than this after the first request, so a steady stream of
+#: changes still runs.  Long enough for a burst of a few hundred changes (deliveries
+#: spread over a few seconds) to need one run and one follow-up, not one per second.
+MOST_WAIT = 4.0
+#: Stripe retries a delivery for up to three days; an id older than that cannot return.
+EVENT_ID_RETENTION = timedelta(days=3, hours=1)
+
+
+def wanted_pipelines(app: App, connection_id: str) -> list[Pipeline]:
+    """The pipelines a change of the connection asks to run: enabled and incremental."""
+    found = manage.list_pipelines(app, connection_id)
+    return [p for p in found if p.enabled and p.incremental]
+
+
+def request_runs(
+    app: App, connection_id: str, event_id: str, now: datetime, *, changes: bool = True
+) -> list[str] | None:
+    """Record the connection's event `event_id` and, when it `changes` customers, ask
+    for a run of each wanted pipeline; their ids, or None for an event id seen before
+    (then nothing is recorded or asked)."""
+    wanted = wanted_pipelines(app, connection_id) if changes else []
+    asks = [(p.id, p.workspace_id) for p in wanted]
+    timing = (QUIET_SECONDS, MOST_WAIT)
+    if not store.record_delivery(app.engine, connection_id, event_id, now, asks, timing):
+        return None
+    return [p.id for p in wanted]
+
+
+def dispatch_due(app: App, now: datetime) -> list[Run]:
+    """One pass over due requests; returns the runs it enqueued."""
+    enqueued: list[Run] = []
+    for followup in store.due_followups(app.engine, now):
+        run = _dispatch(app, followup)
+        if run is not None:
+            enqueued.append(run)
+    return enqueued
+
+
+def _dispatch(app: App, followup: store.FollowUp) -> Run | None:
+    found = objects.find(
+        app.engine, Pipeline, id=followup.pipeline_id, workspace_id=followup.workspace_id
+    )
+    if not found or not found[0].enabled:  # deleted or disabled: it never runs
+        store.drop_followup(app.engine, followup)
+        return None
+    live = run_store.live_run(app.engine, followup.pipeline_id)
+    if live is not None:
+        if _covers(live, followup):
+            store.drop_followup(app.engine, followup)
+        return None
+    try:
+        run = runner.enqueue(app.in_workspace(followup.workspace_id), followup.pipeline_id)
+    except Conflict:  # a run became live meanwhile: judge it on the next pass
+        return None
+    store.drop_followup(app.engine, followup)
+    return run
+
+
+def _covers(live: Run, followup: store.FollowUp) -> bool:
+    """Whether the live run will see every change the request was made for."""
+    if live.status == RunStatus.QUEUED:
+        return True
+    started = live.started_at
+    if started is not None and started.tzinfo is None:
+        started = started.replace(tzinfo=followup.requested_at.tzinfo)
+    return started is not None and started >= followup.requested_at
+
+
+class Dispatcher:
+    """The thread that enqueues due follow-ups (see the module docstring)."""
+
+    def __init__(self, app: App, clock: Clock | None = None, interval: float = 0.1) -> None:
+        self._app = app
+        self._clock = clock or SystemClock()
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)
+        self._pruned_at: datetime | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            now = self._clock.now()
+            try:
+                dispatch_due(self._app, now)
+                if self._pruned_at is None or now - self._pruned_at > timedelta(minutes=10):
+                    store.prune_events(self._app.engine, now - EVENT_ID_RETENTION)
+                    self._pruned_at = now
+            except HeadwaterError as exc:
+                log.warning("webhook follow-ups: %s", exc.message)
+            except Exception:  # the store was briefly unreachable: try again next beat
+                log.exception("webhook follow-ups failed; retrying")

@@ -1,0 +1,67 @@
+"""Limits on deliveries: body size, and a rate per connection.
+
+The rate limit is a token bucket per connection id, kept in this process (each
+serving process enforces it on what it receives).  A refused delivery costs Stripe
+nothing but a retry later, and loses nothing: the Events API stays the truth.  Ids
+that are not connections share the bucket of their id too, so probing many ids is
+limited per id and never reveals which exist (the answer is the same 400 or 429).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: Stripe's customer events are a few kilobytes; 512 KiB leaves room for large metadata.
+MAX_BODY_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """`per_second` deliveries per connection on average, bursts up to `burst`."""
+
+    per_second: float = 50.0
+    burst: float = 400.0
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+class RateLimiter:
+    """Token buckets by key; at most `max_keys` remembered (oldest forgotten)."""
+
+    def __init__(
+        self,
+        limits: DeliveryLimits,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
+    ) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """Take one token for `key`: 0.0 when allowed, else seconds until one is free."""
+        limits = self._limits
+        now = self._clock()
+        with self._lock:
+            tokens, then = self._buckets.pop(key, (limits.burst, now))
+            tokens = min(limits.burst, tokens + (now - then) * limits.per_second)
+            wait = 0.0
+            if tokens >= 1.0:
+                tokens -= 1.0
+            else:
+                wait = (1.0 - tokens) / limits.per_second
+            self._buckets[key] = (tokens, now)
+            while len(self._buckets) > self._max_keys:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+def retry_after(wait: float) -> int:
+    """Whole seconds for a ``Retry-After`` header (at least 1)."""
+    return max(1, math.ceil(wait))

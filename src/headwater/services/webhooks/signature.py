@@ -1,0 +1,91 @@
+"""Verifying ``Stripe-Signature`` (https://docs.stripe.com/webhooks#verify-manually).
+
+The header is ``t=TIMESTAMP,v1=HEX[,v1=HEX...][,v0=...]``; the signed text is
+``TIMESTAMP.`` followed by the raw body, exactly as received; each ``v1`` is the
+HMAC-SHA256 hex digest of it under the endpoint's signing secret.  While a secret is
+rolled Stripe sends one ``v1`` per active secret, so any matching ``v1`` is enough;
+other schemes (``v0`` is test-mode only) are ignored.  Digests are compared in
+constant time.
+
+Tolerance: Stripe signs with its own clock and we judge with ours, so the timestamp
+may be off in both directions: a delivery is accepted when the two clocks are at most
+`tolerance` seconds apart either way (a replay older than that is refused; a future
+timestamp within that bound is the sender's clock running ahead, not an attack).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+
+from headwater.kernel.clock import Clock
+from headwater.kernel.errors import TerminalError
+
+TOLERANCE_SECONDS = 300
+_MAX_HEADER = 4096
+
+
+class BadSignature(TerminalError):
+    """The delivery is not provably from Stripe: missing, malformed, wrong or stale
+    signature.  The reason is for logs; the sender gets one answer for all of them."""
+
+
+def expected_signature(payload: bytes, secret: str, timestamp: int) -> str:
+    """The ``v1`` digest Stripe sends for `payload` signed at `timestamp`."""
+    signed = str(timestamp).encode() + b"." + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify(
+    payload: bytes,
+    header: str | None,
+    secret: str,
+    clock: Clock,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> datetime:
+    """Check `header` against `payload`; return the signing time or raise `BadSignature`."""
+    if not header:
+        raise BadSignature("no Stripe-Signature header")
+    if len(header) > _MAX_HEADER:
+        raise BadSignature("the Stripe-Signature header is too long")
+    timestamp, digests = _parse(header)
+    expected = expected_signature(payload, secret, timestamp).encode()
+    # Compare against every v1 without stopping early: no timing tells which matched.
+    matched = False
+    for digest in digests:
+        matched |= hmac.compare_digest(expected, digest.encode())
+    if not matched:
+        raise BadSignature("no v1 signature matches the body and the endpoint's secret")
+    now = clock.now()
+    skew = now.timestamp() - timestamp
+    if abs(skew) > tolerance:
+        direction = "old" if skew > 0 else "in the future"
+        raise BadSignature(
+            f"the signature's timestamp is {abs(int(skew))} s {direction} (tolerance {tolerance} s)"
+        )
+    return datetime.fromtimestamp(timestamp, tz=now.tzinfo)
+
+
+def _parse(header: str) -> tuple[int, list[str]]:
+    timestamp: int | None = None
+    digests: list[str] = []
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep:
+            continue
+        if key == "t":
+            if (
+                not (value.isascii() and value.isdigit())
+                or len(value) > 12
+                or timestamp is not None
+            ):
+                raise BadSignature("the Stripe-Signature timestamp is malformed or repeated")
+            timestamp = int(value)
+        elif key == "v1":
+            digests.append(value)
+    if timestamp is None:
+        raise BadSignature("the Stripe-Signature header has no timestamp")
+    if not digests:
+        raise BadSignature("the Stripe-Signature header has no v1 signature")
+    return timestamp, digests

@@ -1,0 +1,67 @@
+"""`headwater connections webhook`: register with Stripe (the sandbox), show, a
+hand-made endpoint's secret from the environment, remove; secrets never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.entrypoints.test_cli import _connection, doc, invoke
+
+from headwater.sandbox.testing import start_sandbox
+
+
+def test_register_show_set_secret_and_remove(home: Path) -> None:
+    keys = {"rk_test_readonly": "customers:read,events:read"}
+    with start_sandbox(customers=0, seed=9, keys=keys) as sandbox:
+        conn = _connection(sandbox)["id"]
+        empty = doc("connections", "webhook", conn)
+        assert empty["configured"] is False
+        assert empty["path"] == f"/api/v1/webhooks/stripe/{conn}"
+
+        made = doc("connections", "webhook", conn, "--url", "https://hw.example.com")
+        [endpoint] = sandbox.webhooks()
+        assert made["stripe_endpoint_id"] == endpoint["id"]
+        assert endpoint["url"] == f"https://hw.example.com/api/v1/webhooks/stripe/{conn}"
+        text = invoke("connections", "webhook", conn).output
+        assert endpoint["url"] in text
+        assert "whsec_" in text  # masked: a prefix and the last characters
+        assert made["secret"] in text
+
+        secret = "whsec_from_the_dashboard_0123"
+        hand = doc(
+            "connections",
+            "webhook",
+            conn,
+            "--secret-env",
+            "HOOK_SECRET",
+            env={"HOOK_SECRET": secret},
+        )
+        assert secret not in str(hand)
+        assert hand["secret"].endswith(secret[-4:])
+        missing = invoke("connections", "webhook", conn, "--secret-env", "NOT_SET_ANYWHERE")
+        assert missing.exit_code != 0
+        assert "NOT_SET_ANYWHERE" in missing.output
+
+        removed = invoke("connections", "webhook", conn, "--remove")
+        assert removed.exit_code == 0, removed.output
+        assert sandbox.webhooks() == []
+        assert doc("connections", "webhook", conn)["configured"] is False
+        both = invoke("connections", "webhook", conn, "--remove", "--url", "https://x.example")
+        assert both.exit_code != 0
+
+        # A key without Webhook Endpoints: Write: a clear message and the manual path.
+        limited = doc(
+            "connections",
+            "add",
+            "stripe",
+            "--name",
+            "ro",
+            "--base-url",
+            sandbox.url,
+            stdin="rk_test_readonly\n",
+        )["id"]
+        refused = invoke("connections", "webhook", limited, "--url", "https://hw.example.com")
+        assert refused.exit_code != 0
+        assert "Webhook Endpoints: Write" in refused.output
+        assert "--secret-env" in refused.output
+        assert "rk_test_readonly" not in refused.output

@@ -1,0 +1,68 @@
+"""Registering with Stripe (the sandbox over HTTP): the endpoint made with the customer
+events and the pinned version, replaced and removed at Stripe; the manual path when
+the key lacks Webhook Endpoints: Write."""
+
+from __future__ import annotations
+
+import pytest
+from tests.services.conftest import connect
+
+from headwater.adapters.connectors.contract import PermissionMissing
+from headwater.adapters.store import webhooks as store
+from headwater.kernel.errors import InvalidInput
+from headwater.sandbox.testing import start_sandbox
+from headwater.services.app import App
+from headwater.services.webhooks import endpoints
+
+EVENTS = ["customer.created", "customer.updated", "customer.deleted"]
+
+
+def test_register_replace_and_remove_at_stripe(app: App) -> None:
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        shown = endpoints.register(app, conn.id, "https://hw.example.com").public()
+        url = f"https://hw.example.com/api/v1/webhooks/stripe/{conn.id}"
+        [made] = sandbox.webhooks()
+        assert (made["url"], made["enabled_events"], made["api_version"]) == (
+            url,
+            EVENTS,
+            "2024-06-20",
+        )
+        assert shown["stripe_endpoint_id"] == made["id"]
+        assert shown["url"] == url
+        assert shown["secret"].startswith("whsec_")
+        assert "…" in shown["secret"]
+
+        again = endpoints.register(app, conn.id, "https://other.example.com/base/").public()
+        [remade] = sandbox.webhooks()  # the first one was deleted at Stripe
+        assert remade["id"] == again["stripe_endpoint_id"] != made["id"]
+        assert remade["url"] == f"https://other.example.com/base/api/v1/webhooks/stripe/{conn.id}"
+
+        removed = endpoints.remove(app, conn.id).public()
+        assert removed["stripe_endpoint_id"] == remade["id"]
+        assert sandbox.webhooks() == []
+        assert store.get_endpoint(app.engine, conn.id) is None
+
+
+def test_a_bad_public_url_is_refused_before_stripe_is_called(app: App) -> None:
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        for bad in ["hw.example.com", "ftp://x", "https://", "https://h/?q=1", "http://h/#f"]:
+            with pytest.raises(InvalidInput) as caught:
+                endpoints.register(app, conn.id, bad)
+            assert caught.value.location == "url"
+        assert sandbox.webhooks() == []
+
+
+def test_a_key_without_webhook_write_gets_the_manual_path(app: App) -> None:
+    keys = {"rk_test_nowebhooks": "customers:read,events:read"}
+    with start_sandbox(customers=0, seed=6, keys=keys) as sandbox:
+        conn = connect(app, sandbox, key="rk_test_nowebhooks")
+        with pytest.raises(PermissionMissing) as caught:
+            endpoints.register(app, conn.id, "https://hw.example.com")
+        message = caught.value.message
+        assert "Webhook Endpoints: Write" in message
+        assert f"https://hw.example.com/api/v1/webhooks/stripe/{conn.id}" in message
+        assert f"headwater connections webhook {conn.id} --secret-env" in message
+        assert "rk_test_nowebhooks" not in message
+        assert store.get_endpoint(app.engine, conn.id) is None
