@@ -5,12 +5,17 @@
    Target: ratio >= 0.80, peak RSS of the importing processes (summed) < 400 MB.
    The import is `headwater pipelines run ID --json` in its own process, after the
    connection and pipeline were added with the CLI, as a user would do it.
-2. Budget: sandbox with 100 ms latency per request and a 25 req/s limit; the import
-   must sustain >= 90% of the 2,500 customers/s that limit allows, with zero failed
-   (429/5xx) requests.
+2. Budget (issue 16): 40,000 customers, a 25 requests/s budget (the sandbox's global
+   and per-endpoint limits, and the connection's budget), latency lognormal with a p99
+   three times its median: at 100 ms, 300 ms and 1 s the import must sustain >= 0.92
+   of the 2,500 customers/s the budget allows, with zero failed requests and <= 2%
+   answered 429; at 300 ms with a sandbox concurrency limit of 10, >= 0.90 of what 10
+   in flight allow at the mean latency measured in the same run.  The 1 s scenario
+   runs twice: at the default cap of 20 in flight (reported, no target: 20 in flight
+   cannot carry 25/s at a mean of 1.12 s) and at a cap of 32.
 
     python bench/import.py                       # 1,000,000 customers (slow start-up)
-    python bench/import.py --customers 200000 --latency-customers 50000
+    python bench/import.py --customers 0 --scenarios 1   # only the 300 ms scenario
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
 import psutil
 
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
@@ -84,10 +93,20 @@ class TreeMemory:
         return self.peak / 2**20
 
 
-def import_once(sb: RunningSandbox, warehouse: str, rps: float) -> dict[str, Any]:
-    """Set up with the CLI, then time `headwater pipelines run` as a user would run it."""
+def import_once(
+    sb: RunningSandbox,
+    warehouse: str,
+    rps: float,
+    extra_env: dict[str, str] | None = None,
+    before: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Set up with the CLI, then time `headwater pipelines run` as a user would run it.
+
+    With `before`, a first (full) run goes untimed, then `before()` (changes, knobs),
+    and the second run, incremental, is the one timed."""
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "HEADWATER_HOME": home, "BENCH_STRIPE_KEY": sb.secret_key}
+        env.update(extra_env or {})
         if warehouse != "default":
             done = subprocess.run(
                 [*HEADWATER, "warehouse", "set", warehouse],
@@ -97,44 +116,41 @@ def import_once(sb: RunningSandbox, warehouse: str, rps: float) -> dict[str, Any
             )
             if done.returncode != 0:
                 raise SystemExit(f"headwater warehouse set {warehouse} failed")
-        connection = cli(
-            [
-                "connections",
-                "add",
-                "stripe",
-                "--name",
-                "bench",
-                "--api-key-env",
-                "BENCH_STRIPE_KEY",
-                "--base-url",
-                sb.url,
-                "--requests-per-second",
-                str(rps),
-            ],
-            env,
-        )
+        add = ["connections", "add", "stripe", "--name", "bench", "--api-key-env"]
+        add += ["BENCH_STRIPE_KEY", "--base-url", sb.url, "--requests-per-second", str(rps)]
+        connection = cli(add, env)
         pipeline = cli(["pipelines", "add", "--connection", connection["id"], "--name", "b"], env)
-        proc = subprocess.Popen(
-            [*HEADWATER, "pipelines", "run", pipeline["id"], "--json"],
-            env=env,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        memory = TreeMemory(proc.pid)
-        assert proc.stdout is not None
-        output = proc.stdout.read()
-        proc.stdout.close()
-        peak_mb = memory.stop()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        if before is not None:
+            first = run_pipeline(env, pipeline["id"])
+            if first["status"] != "succeeded":
+                raise SystemExit(f"the first run failed: {first['message']}")
+            before()
+        return run_pipeline(env, pipeline["id"])
+
+
+def run_pipeline(env: dict[str, str], pipeline_id: str) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [*HEADWATER, "pipelines", "run", pipeline_id, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    memory = TreeMemory(proc.pid)
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    proc.stdout.close()
+    peak_mb = memory.stop()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"import into {warehouse} failed (exit {proc.returncode}): {output}")
+        raise SystemExit(f"the import failed (exit {proc.returncode}): {output}")
     run: dict[str, Any] = json.loads(output)
     started = datetime.fromisoformat(run["started_at"])
     seconds = (datetime.fromisoformat(run["finished_at"]) - started).total_seconds()
     return {
         "status": run["status"],
         "message": run["message"],
+        "kind": run.get("kind"),
         "seconds": seconds,
         "counters": run["counters"],
         # ru_maxrss (KiB) is the largest single process, a floor under the sampled sum.
@@ -199,23 +215,149 @@ def throughput(customers: int, engines: list[str]) -> bool:
     return ok
 
 
-def budget(customers: int) -> bool:
-    limit = 25.0
-    with start_sandbox(customers=customers, seed=2, latency_ms=100, rate_limit=limit) as sb:
-        sb.reset_stats()
-        # The client's token bucket spaces requests evenly (burst 1), so a budget just
-        # under the account's limit never trips it: measured 0 429s at 99% and 100%.
-        result = import_once(sb, "default", rps=limit * 0.99)
-        stats = sb.stats()
-    allowed = limit * 100
-    rate = result["counters"]["written"] / result["seconds"]
-    failed = stats["rate_limited"] + stats["server_errors"]
-    good = rate >= 0.9 * allowed and failed == 0 and result["status"] == "succeeded"
+@dataclass(frozen=True)
+class Scenario:
+    """A latency-bound import: the sandbox's latency and concurrency limit, our cap."""
+
+    median_ms: float
+    concurrency_limit: int = 0  # 0: none
+    cap: int = 20  # HEADWATER_STRIPE_MAX_IN_FLIGHT
+    target: float = 0.92
+
+    @property
+    def label(self) -> str:
+        limit = f", sandbox concurrency {self.concurrency_limit}" if self.concurrency_limit else ""
+        latency = f"{self.median_ms:g} ms median (p99 {3 * self.median_ms:g} ms)"
+        return f"{latency}{limit}, cap {self.cap}"
+
+
+SCENARIOS = [
+    Scenario(100),
+    Scenario(300),
+    Scenario(1000, cap=20, target=0.0),  # reported: the cap binds below the budget
+    Scenario(1000, cap=32),
+    Scenario(300, concurrency_limit=10, target=0.9),
+]
+BUDGET = 25.0  # requests/s: Stripe's per-endpoint limit, the sandbox's and the client's
+
+
+def mean_latency(sb: RunningSandbox, requests: int = 30) -> float:
+    """The mean seconds per page of 100 customers, measured one at a time."""
+    headers = {"Authorization": f"Bearer {sb.secret_key}"}
+    total = 0.0
+    with httpx.Client(base_url=sb.url, headers=headers, timeout=60) as client:
+        for _ in range(requests):
+            began = time.perf_counter()
+            client.get("/v1/customers", params={"limit": 100}).raise_for_status()
+            total += time.perf_counter() - began
+            time.sleep(max(0.0, 1 / BUDGET - (time.perf_counter() - began)))
+    return total / requests
+
+
+def latency_bound(sb: RunningSandbox, scenario: Scenario, customers: int) -> bool:
+    m = scenario.median_ms
+    sb.control(
+        latency_median_ms=m,
+        latency_p99_ms=3 * m,
+        concurrency_limit=scenario.concurrency_limit,
+        rate_limit=BUDGET,
+        endpoint_rate_limit=BUDGET,
+    )
+    allowed = BUDGET * 100  # customers/s the budget allows
+    measured = ""
+    if scenario.concurrency_limit:  # and what that many in flight allow at this latency
+        mean = mean_latency(sb)
+        allowed = min(allowed, scenario.concurrency_limit / mean * 100)
+        measured = f"measured mean latency {mean * 1000:.0f} ms; "
+    sb.reset_stats()
+    env = {"HEADWATER_STRIPE_MAX_IN_FLIGHT": str(scenario.cap)}
+    result = import_once(sb, "default", rps=BUDGET, extra_env=env)
+    stats = sb.stats()
+    written = result["counters"]["written"]
+    rate = written / result["seconds"]
+    requests = stats["requests"]
+    limited = stats["rate_limited"] / requests
+    failed = stats["server_errors"] + stats["malformed"]
+    good = result["status"] == "succeeded" and written == customers
+    good = good and rate >= scenario.target * allowed and failed == 0 and limited <= 0.02
     print(
-        f"  budget: {customers:,} customers at 100 ms latency, {limit:.0f} req/s limit: "
-        f"{rate:,.0f}/s = {rate / allowed:.2f} of the {allowed:,.0f}/s allowed (target "
-        f">= 0.90); {stats['requests']} requests, {failed} failed "
-        f"{'OK' if good else 'MISSED'}"
+        f"  {scenario.label}: {measured}{written:,} customers "
+        f"in {result['seconds']:.1f}s = {rate:,.0f}/s = {rate / allowed:.3f} of the "
+        f"{allowed:,.0f}/s allowed (target >= {scenario.target:.2f}); {requests} requests "
+        f"({written / requests:.1f} customers each), {stats['rate_limited']} answered 429 "
+        f"({limited:.1%}, target <= 2%), {failed} failed {'OK' if good else 'MISSED'}"
+    )
+    return good
+
+
+def budget(customers: int, only: str) -> bool:
+    ok = True
+    with start_sandbox(customers=customers, seed=2) as sb:
+        for index, scenario in enumerate(SCENARIOS):
+            if only and str(index) not in only.split(","):
+                continue
+            ok &= latency_bound(sb, scenario, customers)
+    return ok
+
+
+def make_changes(sb: RunningSandbox, count: int) -> None:
+    """`count` changes through the API (40 % creates, 40 % updates, 20 % deletes of
+    distinct existing customers), from 8 threads, 100 per second of the sandbox's clock."""
+    headers = {"Authorization": f"Bearer {sb.secret_key}"}
+    with httpx.Client(base_url=sb.url, headers=headers, timeout=60) as client:
+        ids: list[str] = []
+        params: dict[str, Any] = {"limit": 100}
+        while len(ids) < count * 3 // 5:
+            page = client.get("/v1/customers", params=params).json()
+            ids += [c["id"] for c in page["data"]]
+            params["starting_after"] = ids[-1]
+
+        def one(i: int) -> None:
+            kind = i % 5
+            if kind in (0, 2):
+                client.post("/v1/customers", data={"email": f"new{i}@example.com"})
+            elif kind in (1, 3):
+                client.post(f"/v1/customers/{ids[i // 5 * 2 + kind // 2]}", data={"name": "n"})
+            else:
+                client.delete(f"/v1/customers/{ids[count // 5 * 2 + i // 5]}")
+
+        with ThreadPoolExecutor(8) as pool:
+            for start in range(0, count, 500):
+                list(pool.map(one, range(start, min(count, start + 500))))
+                # Pending changes pile up over time: 100 a second, not all at once.
+                sb.advance_clock(5)
+
+
+def incremental(pending: int) -> bool:
+    """An incremental run with `pending` changes at 300 ms: >= 0.8 of the events
+    endpoint's budget (2,500 events/s at 25 requests/s)."""
+    customers = pending * 3 // 5 + 1000
+    with start_sandbox(customers=customers, seed=3) as sb:
+        # An account with a change history: the full run saves an event as its position
+        # (with none, the first incremental run walks back from the newest event).
+        make_changes(sb, 1)
+
+        def change_then_slow_down() -> None:
+            make_changes(sb, pending)
+            sb.control(latency_median_ms=300, latency_p99_ms=900)
+            sb.control(rate_limit=BUDGET, endpoint_rate_limit=BUDGET)
+            sb.reset_stats()
+
+        result = import_once(sb, "default", rps=BUDGET, before=change_then_slow_down)
+        stats = sb.stats()
+    events = stats["by_path"].get("GET /v1/events", 0)
+    rate = pending / result["seconds"]
+    allowed = BUDGET * 100
+    failed = stats["server_errors"] + stats["malformed"]
+    good = result["status"] == "succeeded" and result["kind"] == "incremental"
+    good = good and rate >= 0.8 * allowed and failed == 0
+    print(
+        f"  incremental: {pending:,} pending changes at 300 ms median (p99 900 ms): "
+        f"{result['kind']} run in {result['seconds']:.1f}s = {rate:,.0f} events/s = "
+        f"{rate / allowed:.3f} of the {allowed:,.0f}/s the events budget allows (target "
+        f">= 0.80); {events} event requests ({pending / max(events, 1):.1f} events each), "
+        f"{stats['rate_limited']} answered 429, {failed} failed; peak RSS "
+        f"{result['peak_rss_mb']:.0f} MB {'OK' if good else 'MISSED'}"
     )
     return good
 
@@ -223,12 +365,16 @@ def budget(customers: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--latency-customers", type=int, default=100_000)
+    parser.add_argument("--latency-customers", type=int, default=40_000)
+    parser.add_argument("--scenarios", default="", help="indexes of SCENARIOS to run, e.g. 0,1")
+    parser.add_argument("--pending", type=int, default=50_000, help="0: no incremental run")
     parser.add_argument("--engines", default="duckdb,postgres")
     args = parser.parse_args()
     ok = throughput(args.customers, args.engines.split(",")) if args.customers else True
     if args.latency_customers:
-        ok &= budget(args.latency_customers)
+        ok &= budget(args.latency_customers, args.scenarios)
+    if args.pending:
+        ok &= incremental(args.pending)
     sys.exit(0 if ok else 1)
 
 

@@ -76,11 +76,13 @@ def test_full_read_returns_each_customer_exactly_once(big_sandbox: RunningSandbo
     assert all(q["limit"] == "100" for q in transport.queries)
     # 30 pages of data; finding them from second 0 and bisecting costs a bounded extra.
     assert 30 <= calls <= 80
-    # The same read through the reading process: the same customers, the same calls.
+    # The same read through the reading process: the same customers, every call
+    # counted (windows are split as the in-flight limit grows, so the calls may differ).
     big_sandbox.reset_stats()
     with source_for(big_sandbox, workers=4) as source:
         assert sorted(read_ids(source)) == sorted(ids)
-        assert source.api_calls == big_sandbox.stats()["requests"] == calls
+        assert source.api_calls == big_sandbox.stats()["requests"]
+        assert 30 <= source.api_calls <= 80
 
 
 def test_read_created_since_matches_the_created_filter(big_sandbox: RunningSandbox) -> None:
@@ -192,8 +194,8 @@ def test_customers_on_window_boundary_seconds_are_read_exactly_once() -> None:
     span = 1000  # seconds: 12,000 customers, about 12 sharing each `created` second
     with start_sandbox(customers=12_000, seed=13, created_span_days=span / 86400) as sandbox:
         created = {c.id: c.created for c in sdk_customers(sandbox)}
-        ids, transport, _ = recorded_read(sandbox, workers=4)
-        with source_for(sandbox, workers=4) as source:
+        ids, transport, _ = recorded_read(sandbox, workers=16)
+        with source_for(sandbox, workers=16) as source:
             through_child = read_ids(source)
     assert len(created) == 12_000
     for read in (ids, through_child):

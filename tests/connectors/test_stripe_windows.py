@@ -87,12 +87,37 @@ def test_dense_second_is_paged_sequentially_and_sparse_ranges_are_bisected() -> 
 
 
 def test_first_page_keeps_only_seconds_it_holds_completely() -> None:
-    data = [{"id": "a", "created": 90}, {"id": "b", "created": 89}, {"id": "c", "created": 89}]
-    plan = plan_window(Window(0, 100), data, True)
-    # Second 89 may hold more customers than the page showed: only "a" is complete.
+    data = [{"id": "a", "created": 900}, {"id": "b", "created": 899}, {"id": "c", "created": 899}]
+    plan = plan_window(Window(0, 1000), data, True)
+    # Second 899 may hold more customers than the page showed: only "a" is complete.
     assert [r["id"] for r in plan.emit] == ["a"]
-    assert plan.children == [Window(0, 45), Window(45, 90)]
+    near = 900 - 2 * PAGES_PER_WINDOW
+    assert plan.children == [Window(near, 900), Window(0, near)]
     assert not plan.sequential
+
+
+def test_far_range_is_planned_in_as_many_windows_as_the_read_keeps_in_flight() -> None:
+    data = [{"id": "a", "created": 10_000}, {"id": "b", "created": 9_999}]
+    span = 2 * PAGES_PER_WINDOW
+    plan = plan_window(Window(0), data, True, spread=3)
+    assert plan.children == [
+        Window(10_000 - span, 10_000),
+        Window(10_000 - 2 * span, 10_000 - span),
+        Window(10_000 - 3 * span, 10_000 - 2 * span),
+        Window(0, 10_000 - 3 * span),
+    ]
+    # Never so many that the window for the rest would be empty.
+    few = plan_window(Window(10_000 - 3 * span), data, True, spread=10)
+    assert few.children[-1] == Window(10_000 - 3 * span, 10_000 - 2 * span)
+    assert len(few.children) == 3
+
+
+def test_data_near_by_is_paged_on_rather_than_split() -> None:
+    data = [{"id": "a", "created": 90}, {"id": "b", "created": 89}]
+    plan = plan_window(Window(0, 100), data, True)
+    assert plan.emit == data
+    assert plan.sequential
+    assert plan.children == []
 
 
 def test_far_past_goes_in_one_window_and_data_nearby_in_another() -> None:

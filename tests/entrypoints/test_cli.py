@@ -202,4 +202,5 @@ def test_demo_imports_the_sandbox_into_the_default_duckdb_warehouse(home: Path) 
     assert str(home / "warehouse.duckdb") in result.stdout
     shown = doc("warehouse", "show")
     assert shown["identities"] == 500
-    assert shown["profiles"] == 500
+    # The run resolved its identities: customers sharing an email share a profile.
+    assert 0 < shown["profiles"] < 500

@@ -16,6 +16,7 @@ def test_embedded_defaults_under_home(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path / 'headwater.db'}"
     assert settings.secret_key is None
     assert settings.run_lease_seconds == 30.0
+    assert settings.stripe_max_in_flight == 20
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -25,10 +26,22 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
             "HEADWATER_DATABASE_URL": "postgresql://u@h/db",
             "HEADWATER_SECRET_KEY": "k",
             "HEADWATER_RUN_LEASE_SECONDS": "2.5",
+            "HEADWATER_STRIPE_MAX_IN_FLIGHT": "32",
         }
     )
     assert (settings.database_url, settings.secret_key) == ("postgresql://u@h/db", "k")
     assert settings.run_lease_seconds == 2.5
+    assert settings.stripe_max_in_flight == 32
+
+
+@pytest.mark.parametrize("value", ["0", "65", "many", "2.5"])
+def test_an_in_flight_cap_outside_1_to_64_is_refused(tmp_path: Path, value: str) -> None:
+    env = {"HEADWATER_HOME": str(tmp_path), "HEADWATER_STRIPE_MAX_IN_FLIGHT": value}
+    with pytest.raises(InvalidInput) as info:
+        settings_from_env(env)
+    assert info.value.message == (
+        f"HEADWATER_STRIPE_MAX_IN_FLIGHT: must be a whole number from 1 to 64; got {value!r}"
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "soon", "nan"])

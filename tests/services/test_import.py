@@ -61,9 +61,17 @@ def test_full_import_lands_every_customer_once(
     rows = _identities(app, pipeline.id)
     assert len(rows) == 1500
     assert {r["_source_id"]: r["_profile_id"] for r in rows.values()} == profiles_before
+    # Every identity was resolved after the run: the profiles hold each exactly once
+    # (customers sharing an email share a profile) and nothing is left pending.
     wh = app.warehouse()
-    assert len(wh.profiles()) == 1500
-    wh.close()
+    try:
+        found = wh.profiles()
+        assert None not in profiles_before.values()
+        assert sum(p["_identity_count"] for p in found) == 1500
+        assert {p["_profile_id"] for p in found} == set(profiles_before.values())
+        assert not wh.pending_identities()
+    finally:
+        wh.close()
 
 
 def test_connection_key_errors_are_distinct_and_never_show_the_key(

@@ -103,11 +103,18 @@ def test_reads_return_identities_with_their_values(warehouse: Warehouse) -> None
     seed(warehouse)
     s = store(warehouse)
     [ann] = s.identities([IdentityKey("p1", "cus_1"), IdentityKey("p1", "missing")])
+    assert ann.profile_id is None  # written, not resolved yet
+    s.apply(rebuild(s, SETTINGS, Context("r0", AT, ("p1", "p2"))))
+    [ann] = s.identities([IdentityKey("p1", "cus_1"), IdentityKey("p1", "missing")])
     assert ann.connection_id == "conn1"
     assert ann.values["metadata"] == {"a": [1]}
     assert ann.values["email"] == " Ann@Example.com "
     assert ann.profile_id is not None
-    assert {i.key for i in s.members([ann.profile_id])} == {ann.key}
+    assert {i.key for i in s.members([ann.profile_id])} == {
+        ann.key,
+        IdentityKey("p2", "cus_1"),
+        IdentityKey("p1", "cus_3"),
+    }
     assert s.members([]) == []
     assert s.identities([]) == []
     assert set(s.profiles([ann.profile_id, "nope"])) == {ann.profile_id}
@@ -164,7 +171,16 @@ def test_an_email_change_splits_and_is_logged(warehouse: Warehouse) -> None:
 
 def test_apply_writes_profiles_memberships_and_changes(warehouse: Warehouse) -> None:
     write(warehouse, batch(row("cus_1", email="a@x.io"), row("cus_2", email="a@x.io")))
-    old = {i["_source_id"]: i["_profile_id"] for i in warehouse.identities()}
+    old = {
+        "cus_1": "0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d1",
+        "cus_2": "0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d2",
+    }
+    warehouse.apply_profiles(
+        ProfileWrite(
+            upserts=[ProfileRecord(old[s], AT, 1, {"email": "a@x.io"}) for s in old],
+            memberships=[("p1", s, old[s]) for s in old],
+        )
+    )
     keep = old["cus_1"]
     values: dict[str, Any] = {"email": "a@x.io", "user": 3, "metadata": {"k": 1}}
     write_plan = ProfileWrite(
@@ -208,3 +224,19 @@ def test_one_resolution_at_a_time(warehouse: Warehouse, engine: Engine) -> None:
     finally:
         if other is not warehouse:
             other.close()
+
+
+def test_profile_rows_round_trip_every_type(warehouse: Warehouse) -> None:
+    """Profile rows are bound column-wise as arrays: every model type, and nulls."""
+    from .test_conformance import FULL, model
+
+    ids = ("0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d1", "0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d2")
+    empty = dict.fromkeys(FULL)
+    warehouse.apply_profiles(
+        ProfileWrite(upserts=[ProfileRecord(ids[0], AT, 3, FULL), ProfileRecord(ids[1], AT, 1, {})])
+    )
+    found = {p["_profile_id"]: p for p in warehouse.profiles()}
+    assert model(found[ids[0]]) == FULL
+    assert model(found[ids[1]]) == empty
+    assert found[ids[0]]["_identity_count"] == 3
+    assert found[ids[0]]["_updated_at"] == AT

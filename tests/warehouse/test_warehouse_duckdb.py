@@ -15,7 +15,7 @@ from headwater.adapters.warehouse.contract import WarehouseError
 from headwater.adapters.warehouse.duckdb import DuckDBWarehouse
 from headwater.adapters.warehouse.duckdb_memory import MAX_HEADROOM_MB
 from headwater.adapters.warehouse.duckdb_stage import DIALECT
-from headwater.adapters.warehouse.staging import profile_id
+from headwater.adapters.warehouse.profile_store import ProfileRecord, ProfileWrite
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import IdentityRow
 
@@ -45,27 +45,42 @@ def open_warehouse(path: Path, **kwargs: int | None) -> DuckDBWarehouse:
     return wh
 
 
+PROFILE = "0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d2"
+AT = datetime(2025, 1, 2, tzinfo=UTC)
+
+
+def resolve_by_hand(wh: DuckDBWarehouse, source_id: str) -> None:
+    """Play a resolution: one identity into profile `PROFILE`, the pending cleared."""
+    wh.apply_profiles(
+        ProfileWrite(
+            upserts=[ProfileRecord(PROFILE, AT, 1, {"email": "x@example.com"})],
+            memberships=[(PIPELINE, source_id, PROFILE)],
+            resolved=wh.pending_identities().batches,
+        )
+    )
+
+
 def test_profile_ids_are_native_uuids_read_back_as_text(tmp_path: Path) -> None:
     wh = open_warehouse(tmp_path / "w.duckdb")
     wh.write(batch(rows(3)))
+    resolve_by_hand(wh, "cus_00000000")
     types = wh._conn.execute(
         'SELECT DISTINCT typeof(_profile_id) FROM "headwater".identities UNION ALL '
         'SELECT DISTINCT typeof(_profile_id) FROM "headwater".profiles'
     ).fetchall()
     assert types == [("UUID",), ("UUID",)]
-    expected = profile_id(PIPELINE, "cus_00000000")
-    assert wh.identities(PIPELINE)[0]["_profile_id"] == expected
-    assert expected in {p["_profile_id"] for p in wh.profiles()}
-    # Deleting an identity removes its now orphaned profile.
+    assert wh.identities(PIPELINE)[0]["_profile_id"] == PROFILE
+    assert [p["_profile_id"] for p in wh.profiles()] == [PROFILE]
+    # Deleting an identity records the profile it was in, as text.
     result = wh.write(batch([], ["cus_00000000"]))
     assert result.deleted == 1
-    assert expected not in {p["_profile_id"] for p in wh.profiles()}
-    assert wh.count_profiles() == 2
+    assert wh.pending_identities().former_profiles == {PROFILE}
     wh.close()
 
 
-def test_a_warehouse_with_text_profile_ids_keeps_working(tmp_path: Path) -> None:
-    """Files created before profile keys were UUIDs hold them as VARCHAR."""
+def test_a_warehouse_from_before_resolution_keeps_working(tmp_path: Path) -> None:
+    """Files created before profile keys were UUIDs hold them as VARCHAR, and before
+    resolution moved out of the write path every identity had one (NOT NULL)."""
     path = tmp_path / "old.duckdb"
     old = DuckDBWarehouse(path)
     old_dialect = sql.Dialect(
@@ -75,19 +90,21 @@ def test_a_warehouse_with_text_profile_ids_keeps_working(tmp_path: Path) -> None
         integer=DIALECT.integer,
     )
     for statement in sql.create_tables(old_dialect, "headwater"):
-        old._conn.execute(statement)
+        old._conn.execute(
+            statement.replace("_profile_id VARCHAR,", "_profile_id VARCHAR NOT NULL,")
+        )
     old.close()
     wh = open_warehouse(path)
     wh.write(batch(rows(3)))
     wh.write(batch(rows(3, tag="-changed")))
     assert wh.write(batch([], ["cus_00000001"])).deleted == 1
+    resolve_by_hand(wh, "cus_00000002")
     assert wh._conn.execute(
         'SELECT DISTINCT typeof(_profile_id) FROM "headwater".profiles'
     ).fetchall() == [("VARCHAR",)]
-    emails = sorted(p["email"] for p in wh.profiles())
-    assert emails == ["u0-changed@example.com", "u2-changed@example.com"]
+    assert [i["_profile_id"] for i in wh.identities()] == [None, PROFILE]
     assert wh.count() == 2
-    assert wh.count_profiles() == 2
+    assert not wh.pending_identities()
     wh.close()
 
 
@@ -96,7 +113,7 @@ def test_running_out_of_memory_grows_the_headroom_and_redoes_the_write(tmp_path:
     result = wh.write(batch(rows(20_000)))
     assert result.inserted == 20_000
     assert wh.count() == 20_000
-    assert wh.count_profiles() == 20_000
+    assert len(wh.pending_identities().keys) == 20_000
     assert wh._memory.headroom is not None
     assert 1 < wh._memory.headroom <= MAX_HEADROOM_MB
     limit = wh._conn.execute("SELECT current_setting('memory_limit')").fetchone()

@@ -105,17 +105,6 @@ def test_check_postgres_reports_a_missing_database() -> None:
         check("postgresql://root@127.0.0.1:5432/no_such_db_hw")
 
 
-def test_profile_id_is_uuid5_of_pipeline_and_source() -> None:
-    import uuid
-
-    from headwater.adapters.warehouse.staging import _PROFILES, profile_id
-
-    for pipeline, source in [("p1", "cus_1"), ("pipe-ü", "cus_Ä"), ("", "")]:
-        expected = str(uuid.uuid5(_PROFILES, f"{pipeline}\x1f{source}"))
-        assert profile_id(pipeline, source) == expected
-    assert profile_id("p1", "cus_1") != profile_id("p2", "cus_1")
-
-
 def test_a_memory_url_is_refused_because_it_keeps_nothing() -> None:
     """The audit: duckdb:///:memory: was accepted, lost everything and the position advanced."""
     for url in ("duckdb:///:memory:", "duckdb:///:memory:?schema=x"):

@@ -30,6 +30,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     url = env.get("HEADWATER_DATABASE_URL") or defaults.database_url
     lease = env.get("HEADWATER_RUN_LEASE_SECONDS") or ""
     retry = env.get("HEADWATER_RUN_RETRY_SECONDS") or ""
+    in_flight = env.get("HEADWATER_STRIPE_MAX_IN_FLIGHT") or ""
     return Settings(
         home=home,
         database_url=url,
@@ -41,7 +42,15 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         run_retry_seconds=_positive_seconds("HEADWATER_RUN_RETRY_SECONDS", retry)
         if retry
         else defaults.run_retry_seconds,
+        stripe_max_in_flight=_in_flight_cap(in_flight) if in_flight else 20,
     )
+
+
+def _in_flight_cap(text: str) -> int:
+    name = "HEADWATER_STRIPE_MAX_IN_FLIGHT"
+    if not (text.strip().isdigit() and 1 <= int(text) <= 64):
+        raise InvalidInput(f"must be a whole number from 1 to 64; got {text!r}", name)
+    return int(text)
 
 
 def _positive_seconds(name: str, text: str) -> float:

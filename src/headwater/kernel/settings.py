@@ -22,6 +22,8 @@ class Settings:
     - `run_retries`: how many times the service retries a run that failed on a transient
       cause (Stripe or the warehouse unreachable), each retry its own run.
     - `run_retry_seconds`: the wait before the first retry; it doubles for each next one.
+    - `stripe_max_in_flight`: the most requests a Stripe connection's full read keeps
+      in flight (it adapts below this cap to what its budget and latency need).
     """
 
     home: Path
@@ -30,6 +32,7 @@ class Settings:
     run_lease_seconds: float = 30.0
     run_retries: int = 3
     run_retry_seconds: float = 120.0
+    stripe_max_in_flight: int = 20
 
     @classmethod
     def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:

@@ -98,5 +98,6 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
             base_url=connection.base_url,
             api_key=key,
             requests_per_second=connection.requests_per_second,
+            workers=app.settings.stripe_max_in_flight,
         )
     return StripeSource(settings)

@@ -6,6 +6,7 @@ set-based reads and writes); the CLI and, later, the API call these.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -13,18 +14,25 @@ from typing import Any
 import orjson
 
 from headwater.adapters.store import objects
+from headwater.adapters.store.database import describe_error
+from headwater.adapters.warehouse.contract import Warehouse
 from headwater.kernel.entities import Pipeline, new_id, utcnow
-from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound
 from headwater.services.app import App
 from headwater.services.identity import (
+    ChangeKind,
     Context,
+    IdentityKey,
     IdentitySettings,
     ProfilePlan,
     identity_settings,
     rebuild,
+    resolve_changes,
     settings_from_dict,
 )
 from headwater.services.identity.warehouse import WarehouseIdentityStore
+
+log = logging.getLogger(__name__)
 
 
 def current_settings(app: App) -> IdentitySettings:
@@ -70,18 +78,89 @@ def pipeline_order(app: App) -> tuple[str, ...]:
 
 
 def rebuild_profiles(app: App, at: datetime | None = None) -> ProfilePlan:
-    """Recompute every profile from all identities and write the difference."""
+    """Recompute every profile from all identities and write the difference (and
+    clear what was pending: a rebuild covers it)."""
     settings = current_settings(app)
     context = Context(new_id("rebuild"), at or utcnow(), pipeline_order(app))
     warehouse = app.warehouse()
     try:
         store = WarehouseIdentityStore(warehouse, settings)
         with warehouse.resolution_lock():
+            pending = store.pending()
             plan = rebuild(store, settings, context)
-            store.apply(plan)
+            store.apply(plan, pending.batches)
     finally:
         warehouse.close()
     return plan
+
+
+#: A resolution whose pending identities are more than this share of the warehouse
+#: (a first import, say) recomputes everything instead: the result is the same
+#: (`resolve_changes` and `rebuild` always agree) and one pass over all is cheaper
+#: than following links out of most of them.
+REBUILD_SHARE = 0.25
+#: Below this many pending identities the share is not even counted.
+REBUILD_MIN = 5_000
+
+
+def resolve_pending(
+    app: App, warehouse: Warehouse, run_id: str | None = None, at: datetime | None = None
+) -> ProfilePlan:
+    """Resolve the identities runs wrote or deleted since the last resolution (DESIGN §10).
+
+    Runs call this after their writes committed; whatever a crashed or cancelled run
+    left pending is picked up here too.  Under the warehouse's resolution lock: read
+    the pending rows, resolve their neighbourhood, apply the plan and remove the
+    batches read, in the apply's one transaction.
+    """
+    settings = current_settings(app)
+    context = Context(run_id or new_id("resolve"), at or utcnow(), pipeline_order(app))
+    return resolve_warehouse(warehouse, settings, context)
+
+
+def resolve_warehouse(
+    warehouse: Warehouse, settings: IdentitySettings, context: Context
+) -> ProfilePlan:
+    """`resolve_pending` with the settings and context given (no metadata store)."""
+    store = WarehouseIdentityStore(warehouse, settings)
+    with warehouse.resolution_lock():
+        pending = store.pending()
+        if not pending.batches:
+            return ProfilePlan()
+        many = len(pending.keys) >= REBUILD_MIN
+        if many and len(pending.keys) > REBUILD_SHARE * warehouse.count():
+            plan = rebuild(store, settings, context)
+        else:
+            touched = [IdentityKey(p, s) for p, s in pending.keys]
+            plan = resolve_changes(store, settings, context, touched, pending.former_profiles)
+        store.apply(plan, pending.batches)
+    return plan
+
+
+def plan_summary(plan: ProfilePlan) -> dict[str, int]:
+    """A resolution's outcome as counts (for a run's summary and the CLI)."""
+    return {
+        "considered": plan.considered,
+        "written": len(plan.upserts),
+        "removed": len(plan.removed),
+        "moved": len(plan.memberships),
+        "merges": sum(1 for c in plan.changes if c.kind is ChangeKind.MERGE),
+        "splits": sum(1 for c in plan.changes if c.kind is ChangeKind.SPLIT),
+    }
+
+
+def resolve_after_run(app: App, warehouse: Warehouse, run_id: str) -> dict[str, Any]:
+    """`resolve_pending` as the last step of a run: its outcome for the run's summary.
+
+    A failure here does not fail the run (its rows committed); the identities stay
+    pending and the next run, or `profiles rebuild`, resolves them.
+    """
+    try:
+        return plan_summary(resolve_pending(app, warehouse, run_id))
+    except Exception as exc:  # never fails the run: what it wrote stays pending
+        message = exc.message if isinstance(exc, HeadwaterError) else describe_error(exc)
+        log.warning("run %s: identity resolution failed: %s", run_id, message)
+        return {"error": message, "note": "the run's identities stay pending for the next"}
 
 
 def list_profiles(app: App, search: str | None = None) -> list[dict[str, Any]]:

@@ -27,10 +27,13 @@ Contract for every implementation:
   `purge_unseen`, when given, are saved in the same transaction as the rows they cover:
   both commit or neither.  `pipeline_state` reads the row back.
 - `write` applies one batch in ONE transaction: merge (upsert) the rows on
-  (``_pipeline_id``, ``_source_id``), delete the listed source ids, and update the
-  profiles of exactly the touched identities.  Either all of it commits or nothing.
-  Writing the same batch twice leaves the same state (idempotent), so a retry after a
-  crash is always safe.  ``_profile_id`` of an identity never changes once assigned.
+  (``_pipeline_id``, ``_source_id``), delete the listed source ids, and record every
+  identity it wrote or deleted (a deleted one with its ``_profile_id``) in
+  ``pending_identities`` (`pending`).  Either all of it commits or nothing.  Writing
+  the same batch twice leaves the same state (idempotent), so a retry after a crash is
+  always safe.  Writes never touch ``profiles`` and never set ``_profile_id`` (a new
+  identity has none, an updated one keeps its own): identity resolution does, after
+  the write commits, from the pending rows (``services/identity``).
 - A row whose values the engine refuses (a *data* error: an integer beyond 64 bits, a
   NUL character in text on PostgreSQL, a decimal beyond the column's precision...) does
   not fail the batch: `write` leaves that row out, commits the others (and the deletes)
@@ -39,9 +42,9 @@ Contract for every implementation:
   caller counts those as per-record errors at step "write".  A rejected row leaves
   the stored identity of that source id as it was.
 - `purge_unseen` deletes, in one transaction, the pipeline's identities whose
-  ``_run_id`` differs from the given run and whose source id is not in `keep`, and
-  their profiles.  It returns how many identities it deleted.
-- `delete_pipeline` removes the pipeline's identities, their profiles and its
+  ``_run_id`` differs from the given run and whose source id is not in `keep`,
+  recording them as pending.  It returns how many identities it deleted.
+- `delete_pipeline` removes the pipeline's identities (recorded as pending) and its
   ``pipeline_state`` row (no ownership needed: the pipeline is going away).
 - Model changes (`ensure_columns`, `rename_column`, `drop_column`) alter both tables.
 - Identity resolution (capability; the rules live in ``services/identity``, the
@@ -53,8 +56,9 @@ Contract for every implementation:
   whose (connection id, source id) is probed: never fewer than the exact matches (the
   service filters by its own rules).  ``apply_profiles`` writes one resolution in one
   transaction (profile upserts and deletions, identities' ``_profile_id``, logged
-  changes); applying the same write twice leaves the same state and logs each change
-  once.  The caller holds `resolution_lock` from its first read to the apply.
+  changes, and the ``pending_identities`` batches it resolved, read before by
+  ``pending_identities``); applying the same write twice leaves the same state and
+  logs each change once.  The caller holds `resolution_lock` from its first read to the apply.
   ``profile_changes`` reads the log, oldest first.
 - Infrastructure failures (connection lost, disk full, a table changed under us) raise
   `WarehouseError` (transient); nothing of the batch remains after one.
@@ -68,6 +72,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from headwater.adapters.warehouse.ownership import OwnedState, OwnershipLost
+from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
     ChangeRecord,
     IdentityRecord,
@@ -159,7 +164,7 @@ class Warehouse(Protocol):
     ) -> int: ...
 
     def delete_pipeline(self, pipeline_id: str) -> int:
-        """Remove every identity of a pipeline (and its profiles); returns the count."""
+        """Remove every identity of a pipeline (recorded as pending); returns the count."""
 
     def identities(self, pipeline_id: str | None = None) -> list[dict[str, Any]]:
         """All identity rows (optionally of one pipeline) as dicts, for tests and previews."""
@@ -188,6 +193,9 @@ class Warehouse(Protocol):
     ) -> list[ProfileRecord]: ...
 
     def profile_changes(self) -> list[ChangeRecord]: ...
+
+    def pending_identities(self) -> Pending:
+        """The identities written or deleted since they were last resolved."""
 
     def apply_profiles(self, write: ProfileWrite) -> None: ...
 

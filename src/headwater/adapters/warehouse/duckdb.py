@@ -32,18 +32,16 @@ from headwater.adapters.warehouse.duckdb_stage import (
     registered,
     run,
 )
-from headwater.adapters.warehouse.duckdb_writes import NotFresh, delete_where, insert_new, merge
+from headwater.adapters.warehouse.duckdb_writes import (
+    NotFresh,
+    delete_where,
+    insert_new,
+    merge,
+    upgrade,
+)
 from headwater.adapters.warehouse.profile_methods import ProfileMethods
-from headwater.adapters.warehouse.rejects import (
-    DryRun,
-    RejectedData,
-    stage_values,
-    write_isolating,
-)
-from headwater.adapters.warehouse.staging import (
-    check_row_columns,
-    latest_rows,
-)
+from headwater.adapters.warehouse.rejects import DryRun, RejectedData, stage_values, write_isolating
+from headwater.adapters.warehouse.staging import check_row_columns, latest_rows
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
@@ -71,7 +69,9 @@ def _statements(conn: duckdb.DuckDBPyConnection) -> ownership.Execute:
     return lambda query, params: conn.execute(query, params).fetchall()
 
 
-_SPELLING = profile_store.Spelling(_named, "VARCHAR", "BIGINT", "UUID", CASTS)
+_SPELLING = profile_store.Spelling(
+    _named, "VARCHAR", "BIGINT", "UUID", CASTS, DIALECT.types, "TIMESTAMPTZ"
+)
 
 
 class DuckDBWarehouse(ProfileMethods):
@@ -190,6 +190,7 @@ class DuckDBWarehouse(ProfileMethods):
         with self._transaction("creating tables") as conn:
             for stmt in sql.create_tables(DIALECT, self.schema):
                 run(conn, stmt)
+            upgrade(conn, self.schema)
             self._columns = None
             have = self._model_columns(conn)
             profile_cols = set(self._table_columns(conn, "profiles"))
@@ -261,7 +262,7 @@ class DuckDBWarehouse(ProfileMethods):
             result.rejected = staged.rejected
             if staged.rows:
                 upsert = insert_new if fresh else merge
-                with registered(conn, _STAGE, arrow_stage(staged, columns, batch.pipeline_id)):
+                with registered(conn, _STAGE, arrow_stage(staged, columns)):
                     result.inserted, result.updated = upsert(
                         conn,
                         self.schema,

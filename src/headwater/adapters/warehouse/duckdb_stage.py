@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from headwater.adapters.warehouse import sql
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
-from headwater.adapters.warehouse.staging import json_value, profile_ids
+from headwater.adapters.warehouse.staging import json_value
 from headwater.kernel.model import PropertyType
 
 T = PropertyType
@@ -60,7 +60,7 @@ ARROW = {
 CASTS = {T.DECIMAL: "DECIMAL(38,9)", T.JSON: "JSON"}
 
 
-def arrow_stage(staged: Staged, columns: dict[str, PropertyType], pipeline_id: str) -> pa.Table:
+def arrow_stage(staged: Staged, columns: dict[str, PropertyType]) -> pa.Table:
     rows = staged.rows
     source_ids = [r.source_id for r in rows]
     data: dict[str, pa.Array] = {
@@ -68,7 +68,6 @@ def arrow_stage(staged: Staged, columns: dict[str, PropertyType], pipeline_id: s
         "_source_updated_at": pa.array(
             [r.source_updated_at for r in rows], pa.timestamp("us", tz="UTC")
         ),
-        "_profile_id": pa.array(profile_ids(pipeline_id, source_ids), pa.string()),
     }
     for name, ptype in columns.items():
         values = staged.values[name]

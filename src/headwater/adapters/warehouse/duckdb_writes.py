@@ -1,8 +1,9 @@
-"""How a DuckDB write lands its rows: the two upserts of staged identities (and their
-profiles), and deletes.
+"""How a DuckDB write lands its rows: the two upserts of staged identities, and
+deletes, each recording what it touched in ``pending_identities`` (`pending`).
 
 All run inside the caller's transaction.  The upserts read the batch staged as relation
-`stage` and return (identities inserted, identities updated).
+`stage` and return (identities inserted, identities updated).  Profiles are not touched
+here: identity resolution (`services/identity`) reads the pending rows after the write.
 """
 
 from __future__ import annotations
@@ -12,18 +13,16 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import pending, sql
 from headwater.adapters.warehouse.contract import WriteBatch
-from headwater.adapters.warehouse.duckdb_stage import CASTS, registered, run
+from headwater.adapters.warehouse.duckdb_stage import CASTS, run
 from headwater.kernel.model import PropertyType
 
 #: Called inside the transaction right after the identity rows are written (tests use
 #: it to act at that instant); ``None`` in production.
 AfterMerge = Callable[[], None] | None
 _PARAMS = ("$1", "$2", "$3", "$4")
-_IDS = "hw_ids"
 
 
 class NotFresh(Exception):
@@ -56,14 +55,11 @@ def insert_new(
     """
     names, casts = list(columns), _casts(columns)
     insert, _ = sql.identity_upsert(schema, stage, names, _PARAMS, casts)
-    profiles = sql.profile_upsert(schema, stage, names, "$1", casts, on_conflict=False)
     try:
         run(conn, insert, _params(batch, now))
-        if after_merge is not None:
-            after_merge()
-        run(conn, profiles, [now])
     except duckdb.ConstraintException:
         raise NotFresh from None
+    _pending(conn, schema, stage, batch, after_merge)
     return total, 0
 
 
@@ -77,7 +73,7 @@ def merge(
     now: datetime,
     after_merge: AfterMerge,
 ) -> tuple[int, int]:
-    """Upsert on the unique key, then the profiles whose values changed."""
+    """Upsert on the unique key."""
     names, casts = list(columns), _casts(columns)
     insert, update_tail = sql.identity_upsert(schema, stage, names, _PARAMS, casts)
     # DuckDB cannot say whether an upsert inserted or updated.  Every write to this
@@ -88,29 +84,40 @@ def merge(
     before = int(run(conn, count)[0][0])
     run(conn, insert + update_tail, _params(batch, now))
     inserted = int(run(conn, count)[0][0]) - before
+    _pending(conn, schema, stage, batch, after_merge)
+    return inserted, total - inserted
+
+
+def _pending(
+    conn: duckdb.DuckDBPyConnection,
+    schema: str,
+    stage: str,
+    batch: WriteBatch,
+    after_merge: AfterMerge,
+) -> None:
     if after_merge is not None:
         after_merge()
-    run(conn, sql.profile_upsert(schema, stage, names, "$1", casts), [now])
-    return inserted, total - inserted
+    run(conn, pending.from_rows(schema, stage, pending.new_batch(), "$1"), [batch.pipeline_id])
 
 
 def delete_where(
     conn: duckdb.DuckDBPyConnection, schema: str, where: str, params: list[Any]
 ) -> int:
-    """Delete matching identities, then the profiles no identity references any more."""
-    s = sql.quote(schema)
-    gone = run(
+    """Delete matching identities, first recording them (and their profile ids) as
+    pending: their profiles are resolution's to fix."""
+    run(conn, pending.from_identities(schema, where, pending.new_batch()), params)
+    gone = run(conn, f"DELETE FROM {sql.quote(schema)}.identities WHERE {where}", params)
+    return int(gone[0][0]) if gone else 0
+
+
+def upgrade(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Files made before identity resolution gave every identity a profile id at write
+    time (``NOT NULL``); now a new identity has none until it is resolved."""
+    found = run(
         conn,
-        f"DELETE FROM {s}.identities WHERE {where} RETURNING CAST(_profile_id AS VARCHAR)",
-        params,
+        "SELECT is_nullable FROM information_schema.columns WHERE table_schema = $1 "
+        "AND table_name = 'identities' AND column_name = '_profile_id'",
+        [schema],
     )
-    if gone:
-        ids = pa.table({"id": pa.array([g[0] for g in gone], pa.string())})
-        with registered(conn, _IDS, ids):
-            run(
-                conn,
-                f"DELETE FROM {s}.profiles AS p WHERE CAST(p._profile_id AS VARCHAR) IN "
-                f"(SELECT id FROM {_IDS}) AND NOT EXISTS (SELECT 1 FROM "
-                f"{s}.identities AS i WHERE i._profile_id = p._profile_id)",
-            )
-    return len(gone)
+    if found and found[0][0] == "NO":
+        run(conn, f"ALTER TABLE {sql.quote(schema)}.identities ALTER _profile_id DROP NOT NULL")

@@ -12,7 +12,7 @@ import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
 
-from headwater.adapters.warehouse import ownership, profile_store, rejects, sql
+from headwater.adapters.warehouse import ownership, pending, profile_store, rejects, sql
 from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
@@ -63,7 +63,16 @@ def _statements(cur: psycopg.Cursor[Any]) -> ownership.Execute:
     return execute
 
 
-_SPELLING = profile_store.Spelling(_named, "text", "bigint", "text", {T.JSON: "jsonb"})
+_SPELLING = profile_store.Spelling(
+    _named,
+    "text",
+    "bigint",
+    "text",
+    {T.JSON: "jsonb"},
+    DIALECT.types,
+    array_from_json="CASE WHEN {0} IS NULL THEN NULL "
+    "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
+)
 
 
 class _StaleColumns(WarehouseError):
@@ -214,7 +223,7 @@ class PostgresWarehouse(ProfileMethods):
             if staged.rows:
                 if sig != self._stage_sig:
                     create_stage(cur, sig)
-                copy_stage(cur, staged, columns, batch.pipeline_id)
+                copy_stage(cur, staged, columns)
                 self._stage_sig = sig
                 if dry_run or not self._insert_new(cur, batch, columns, result):
                     self._merge(cur, batch, columns, result)
@@ -246,19 +255,18 @@ class PostgresWarehouse(ProfileMethods):
         names = list(columns)
         casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
         insert, _ = sql.identity_upsert(self.schema, STAGE, names, _PARAMS, casts)
-        profiles = sql.profile_upsert(self.schema, STAGE, names, "%(n)s", casts, on_conflict=False)
         params = self._params(batch)
         try:
             with cur.connection.transaction():  # a savepoint
                 cur.execute(insert, params)
                 result.inserted = cur.rowcount
-                if self._after_merge is not None:
-                    self._after_merge()
-                cur.execute(profiles, params)
         except psycopg.errors.UniqueViolation:
             self._fresh[batch.pipeline_id] = False
             result.inserted = 0
             return False
+        if self._after_merge is not None:
+            self._after_merge()
+        cur.execute(pending.from_rows(self.schema, STAGE, pending.new_batch(), "%(p)s"), params)
         return True
 
     def _params(self, batch: WriteBatch) -> dict[str, Any]:
@@ -278,12 +286,8 @@ class PostgresWarehouse(ProfileMethods):
     ) -> None:
         names = list(columns)
         casts = {n: "jsonb" for n, t in columns.items() if t is T.JSON}
-        merge = sql.merge_returning_counts(self.schema, STAGE, names, _PARAMS, casts)
-        # The only join left is the merged rows against the profiles; neither table's
-        # statistics are fresh mid-import, and a hash join would read every profile.
-        # Index lookups cost O(batch).  Planner settings only, for this transaction.
-        cur.execute("SET LOCAL enable_hashjoin = off")
-        cur.execute("SET LOCAL enable_mergejoin = off")
+        record = pending.from_rows(self.schema, "up", pending.new_batch(), "%(p)s")
+        merge = sql.merge_returning_counts(self.schema, STAGE, names, _PARAMS, casts, record)
         cur.execute(merge, self._params(batch))
         found = cur.fetchone()
         inserted, total = (int(found[0]), int(found[1])) if found else (0, 0)
@@ -294,23 +298,18 @@ class PostgresWarehouse(ProfileMethods):
             self._after_merge()
 
     def _delete_where(self, cur: psycopg.Cursor[Any], where: str, params: tuple[Any, ...]) -> int:
-        """Delete matching identities, then the profiles no identity references any more.
-
-        A profile counts its identities (``_identity_count``), so finding orphans needs
-        no index on ``identities._profile_id``: profiles whose count drops to zero go.
-        """
-        cur.execute(f"DELETE FROM {self._s}.identities WHERE {where} RETURNING _profile_id", params)
-        deleted = [r[0] for r in cur.fetchall()]
-        if deleted:
-            cur.execute(
-                f"WITH g AS (SELECT id, count(*) AS n FROM unnest(%s::text[]) AS id GROUP BY id), "
-                f"d AS (DELETE FROM {self._s}.profiles AS p USING g "
-                "WHERE p._profile_id = g.id AND p._identity_count <= g.n) "
-                f"UPDATE {self._s}.profiles AS p SET _identity_count = p._identity_count - g.n "
-                "FROM g WHERE p._profile_id = g.id AND p._identity_count > g.n",
-                (deleted,),
-            )
-        return len(deleted)
+        """Delete matching identities, recording them (and the profile ids they were in)
+        as pending in the same statement: their profiles are resolution's to fix."""
+        s, batch = self._s, pending.new_batch()
+        cur.execute(
+            f"WITH gone AS (DELETE FROM {s}.identities WHERE {where} "
+            "RETURNING _pipeline_id, _source_id, _profile_id), "
+            f"pend AS (INSERT INTO {s}.pending_identities (_batch, _pipeline_id, _source_id, "
+            f"_profile_id) SELECT '{batch}', * FROM gone) SELECT count(*) FROM gone",
+            params,
+        )
+        found = cur.fetchone()
+        return int(found[0]) if found else 0
 
     def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
         with self._transaction("claim") as cur:

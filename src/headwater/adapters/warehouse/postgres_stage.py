@@ -9,7 +9,6 @@ from psycopg.conninfo import conninfo_to_dict
 
 from headwater.adapters.warehouse import sql
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
-from headwater.adapters.warehouse.staging import profile_ids
 from headwater.kernel.model import PropertyType
 
 T = PropertyType
@@ -28,6 +27,13 @@ DIALECT = sql.Dialect(
     text="text",
     timestamptz="timestamptz",
     integer="integer",
+    extra_ddl=(
+        # Warehouses made before identity resolution gave every identity a profile id.
+        "ALTER TABLE {schema}.identities ALTER COLUMN _profile_id DROP NOT NULL",
+        # Identity resolution's lookups (profile_store): by profile, by source id.
+        "CREATE INDEX IF NOT EXISTS identities_profile ON {schema}.identities (_profile_id)",
+        "CREATE INDEX IF NOT EXISTS identities_source ON {schema}.identities (_source_id)",
+    ),
 )
 FROM_SQL = {
     "text": T.STRING,
@@ -69,14 +75,12 @@ def create_stage(cur: psycopg.Cursor[Any], sig: tuple[tuple[str, PropertyType], 
     defs = "".join(f", {sql.quote(n)} {COPY_TYPES[t]}" for n, t in sig)
     cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
     cur.execute(
-        f"CREATE TEMP TABLE hw_stage (_source_id text, _source_updated_at timestamptz, "
-        f"_profile_id text{defs}) ON COMMIT DELETE ROWS"
+        f"CREATE TEMP TABLE hw_stage (_source_id text, _source_updated_at timestamptz"
+        f"{defs}) ON COMMIT DELETE ROWS"
     )
 
 
-def copy_stage(
-    cur: psycopg.Cursor[Any], staged: Staged, columns: dict[str, PropertyType], pipeline_id: str
-) -> None:
+def copy_stage(cur: psycopg.Cursor[Any], staged: Staged, columns: dict[str, PropertyType]) -> None:
     """Binary COPY of the staged rows (column-wise preparation, then rows)."""
     rows = staged.rows
     names = list(columns)
@@ -84,12 +88,11 @@ def copy_stage(
     data = [
         source_ids,
         [r.source_updated_at for r in rows],
-        profile_ids(pipeline_id, source_ids),
         *(staged.values[n] for n in names),
     ]
-    target = ", ".join(["_source_id", "_source_updated_at", "_profile_id", *map(sql.quote, names)])
+    target = ", ".join(["_source_id", "_source_updated_at", *map(sql.quote, names)])
     with cur.copy(f"COPY {STAGE} ({target}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["text", "timestamptz", "text", *(COPY_TYPES[columns[n]] for n in names)])
+        copy.set_types(["text", "timestamptz", *(COPY_TYPES[columns[n]] for n in names)])
         for record in zip(*data, strict=True):
             try:
                 copy.write_row(record)

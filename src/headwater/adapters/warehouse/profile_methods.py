@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from headwater.adapters.warehouse import profile_store
+from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
     Args,
     ChangeRecord,
@@ -55,6 +56,11 @@ class ProfileMethods:
 
     def profile_changes(self) -> list[ChangeRecord]:
         return self._with_profile_args("profile read", lambda a: profile_store.changes(a[0], a[1]))
+
+    def pending_identities(self) -> Pending:
+        return self._with_profile_args(
+            "identity read", lambda a: profile_store.read_pending(a[0], a[1], a[2])
+        )
 
     def apply_profiles(self, write: ProfileWrite) -> None:
         self._with_profile_args("profile write", lambda a: profile_store.apply(*a, write))

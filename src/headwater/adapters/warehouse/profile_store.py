@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import pending, sql
 from headwater.adapters.warehouse.ownership import Execute, Placeholder
 from headwater.adapters.warehouse.staging import json_text, json_value
 from headwater.kernel.model import PropertyType
@@ -76,6 +76,8 @@ class ProfileWrite:
     #: (pipeline id, source id, new profile id) of identities whose profile changed.
     memberships: Sequence[tuple[str, str, str]] = ()
     changes: Sequence[ChangeRecord] = ()
+    #: ``pending_identities`` batches this resolution read, removed with the write.
+    resolved: Collection[str] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,11 @@ class Spelling:
     profile_key: str  # type of _profile_id
     #: Model types whose bound value is cast (JSON bound as text, decimals).
     casts: Mapping[PropertyType, str] = field(default_factory=dict)
+    #: Column type of each model type (values are bound as typed arrays).
+    types: Mapping[PropertyType, str] = field(default_factory=dict)
+    timestamptz: str = "timestamptz"
+    #: Turns a JSON text expression (``{}``) into a text array.
+    array_from_json: str = "CAST(CAST({} AS JSON) AS VARCHAR[])"
 
 
 #: What every function here takes first: (execute, schema, spelling, model columns).
@@ -231,6 +238,10 @@ def profile_rows(
     return out
 
 
+#: Elements per bound array.
+_CHUNK = 50_000
+
+
 def apply(
     execute: Execute,
     schema: str,
@@ -238,36 +249,56 @@ def apply(
     columns: Mapping[str, PropertyType],
     write: ProfileWrite,
 ) -> None:
-    """Write one resolution (the caller holds the transaction)."""
+    """Write one resolution (the caller holds the transaction), a chunk of rows per
+    statement: removed profiles, upserted profiles, memberships, logged changes, and
+    the pending batches it resolved."""
     s = sql.quote(schema)
-    key = f"CAST({sp.ph('id')} AS {sp.profile_key})"
-    for profile_id in sorted(set(write.removed)):
-        execute(f"DELETE FROM {s}.profiles WHERE _profile_id = {key}", {"id": profile_id})
-    for row in write.upserts:
-        _upsert(execute, s, sp, columns, row)
-    for pipeline_id, source_id, profile_id in write.memberships:
+    ids = sorted(set(write.removed))
+    for start in range(0, len(ids), _CHUNK):
         execute(
-            f"UPDATE {s}.identities SET _profile_id = {key} WHERE _pipeline_id = "
-            f"{sp.ph('p')} AND _source_id = {sp.ph('s')}",
-            {"id": profile_id, "p": pipeline_id, "s": source_id},
+            f"DELETE FROM {s}.profiles WHERE _profile_id IN (SELECT CAST(x AS "
+            f"{sp.profile_key}) FROM (SELECT {_array(sp, 'ids', sp.text)} AS x) AS r)",
+            {"ids": ids[start : start + _CHUNK]},
         )
-    for c in write.changes:
-        params = {
-            "r": c.run_id,
-            "a": c.at,
-            "k": c.kind,
-            "b": orjson.dumps(list(c.before)).decode(),
-            "f": orjson.dumps(list(c.after)).decode(),
-        }
-        ph = sp.ph
-        # Applying a plan twice must not log its changes twice.
+    rows = list(write.upserts)
+    for start in range(0, len(rows), _CHUNK):
+        _upsert(execute, s, sp, columns, rows[start : start + _CHUNK])
+    members = list(write.memberships)
+    for start in range(0, len(members), _CHUNK):
+        part = members[start : start + _CHUNK]
         execute(
-            f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) SELECT "
-            f"{ph('r')}, {ph('a')}, {ph('k')}, {ph('b')}, {ph('f')} WHERE NOT EXISTS (SELECT 1 "
-            f"FROM {s}.{CHANGES} WHERE run_id = {ph('r')} AND kind = {ph('k')} AND "
-            f"before_ids = {ph('b')} AND after_ids = {ph('f')})",
-            params,
+            f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.p AS {sp.profile_key}) "
+            f"FROM (SELECT {_array(sp, 'a', sp.text)} AS pipe, {_array(sp, 'b', sp.text)} "
+            f"AS src, {_array(sp, 'c', sp.text)} AS p) AS m "
+            "WHERE i._pipeline_id = m.pipe AND i._source_id = m.src",
+            {"a": [m[0] for m in part], "b": [m[1] for m in part], "c": [m[2] for m in part]},
         )
+    _log(execute, s, sp, list(write.changes))
+    pending.clear(execute, schema, sp.ph, sp.text, write.resolved)
+
+
+def _log(execute: Execute, s: str, sp: Spelling, changes: Sequence[ChangeRecord]) -> None:
+    """Append the changes in one statement, leaving out those already logged (applying
+    a plan twice must not log its changes twice)."""
+    if not changes:
+        return
+    params = {
+        "r": [c.run_id for c in changes],
+        "a": [c.at for c in changes],
+        "k": [c.kind for c in changes],
+        "b": [orjson.dumps(list(c.before)).decode() for c in changes],
+        "f": [orjson.dumps(list(c.after)).decode() for c in changes],
+    }
+    t = sp.text
+    execute(
+        f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) "
+        "SELECT c.r, c.a, c.k, c.b, c.f FROM (SELECT "
+        f"{_array(sp, 'r', t)} AS r, {_array(sp, 'a', sp.timestamptz)} AS a, "
+        f"{_array(sp, 'k', t)} AS k, {_array(sp, 'b', t)} AS b, {_array(sp, 'f', t)} AS f"
+        f") AS c WHERE NOT EXISTS (SELECT 1 FROM {s}.{CHANGES} AS x WHERE x.run_id = c.r "
+        "AND x.kind = c.k AND x.before_ids = c.b AND x.after_ids = c.f)",
+        params,
+    )
 
 
 def _upsert(
@@ -275,29 +306,59 @@ def _upsert(
     s: str,
     sp: Spelling,
     columns: Mapping[str, PropertyType],
-    row: ProfileRecord,
+    rows: Sequence[ProfileRecord],
 ) -> None:
+    """One INSERT ... ON CONFLICT DO UPDATE of these profile rows, each column bound
+    as one array (a few parameters per statement, whatever the number of rows).
+
+    JSON and array values travel as JSON text and are converted by the engine."""
     names = list(columns)
-    params: dict[str, Any] = {"id": row.id, "u": row.updated_at, "n": row.identity_count}
-    values = []
-    for i, name in enumerate(names):
-        value = row.values.get(name)
-        if columns[name] is T.JSON:
-            value = json_text(value)
-        params[f"v{i}"] = value
-        cast = sp.casts.get(columns[name])
-        values.append(f"CAST({sp.ph(f'v{i}')} AS {cast})" if cast else sp.ph(f"v{i}"))
+    params: dict[str, Any] = {
+        "ids": [r.id for r in rows],
+        "u": [r.updated_at for r in rows],
+        "n": [r.identity_count for r in rows],
+    }
+    cells = [
+        f"CAST(r.c_id AS {sp.profile_key})",
+        "r.c_u",
+        f"CAST(r.c_n AS {sp.integer})",
+    ]
+    arrays = [
+        f"{_array(sp, 'ids', sp.text)} AS c_id",
+        f"{_array(sp, 'u', sp.timestamptz)} AS c_u",
+        f"{_array(sp, 'n', sp.integer)} AS c_n",
+    ]
+    for c, name in enumerate(names):
+        ptype = columns[name]
+        values = [r.values.get(name) for r in rows]
+        if ptype in (T.JSON, T.ARRAY):
+            params[f"v{c}"] = [json_text(v) for v in values]
+            arrays.append(f"{_array(sp, f'v{c}', sp.text)} AS c{c}")
+            cell = f"r.c{c}"
+            cells.append(
+                sp.array_from_json.format(cell)
+                if ptype is T.ARRAY
+                else f"CAST({cell} AS {sp.casts.get(ptype) or sp.types[ptype]})"
+            )
+        else:
+            params[f"v{c}"] = values
+            arrays.append(f"{_array(sp, f'v{c}', sp.types[ptype])} AS c{c}")
+            cells.append(f"r.c{c}")
     cols = "".join(", " + sql.quote(n) for n in names)
     sets = ", ".join(
         ["_updated_at = excluded._updated_at", "_identity_count = excluded._identity_count"]
         + [f"{sql.quote(n)} = excluded.{sql.quote(n)}" for n in names]
     )
     execute(
-        f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) VALUES "
-        f"(CAST({sp.ph('id')} AS {sp.profile_key}), {sp.ph('u')}, {sp.ph('n')}"
-        f"{''.join(', ' + v for v in values)}) ON CONFLICT (_profile_id) DO UPDATE SET {sets}",
+        f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) "
+        f"SELECT {', '.join(cells)} FROM (SELECT {', '.join(arrays)}) AS r "
+        f"ON CONFLICT (_profile_id) DO UPDATE SET {sets}",
         params,
     )
+
+
+def read_pending(execute: Execute, schema: str, sp: Spelling) -> pending.Pending:
+    return pending.read(execute, schema, sp.text)
 
 
 def changes(execute: Execute, schema: str) -> list[ChangeRecord]:

@@ -17,7 +17,7 @@ _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 #: Meta columns of the staging relation; the batch-wide values (pipeline, connection,
 #: run, import time) are bound as parameters instead of being repeated per row.
-STAGE_META = ("_source_id", "_source_updated_at", "_profile_id")
+STAGE_META = ("_source_id", "_source_updated_at")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def create_tables(d: Dialect, schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {s}.identities ("
         f"_pipeline_id {t} NOT NULL, _connection_id {t} NOT NULL, _source_id {t} NOT NULL, "
         f"_source_updated_at {ts}, _run_id {t} NOT NULL, _imported_at {ts} NOT NULL, "
-        f"_profile_id {key} NOT NULL, UNIQUE (_pipeline_id, _source_id))",
+        f"_profile_id {key}, UNIQUE (_pipeline_id, _source_id))",
         f"CREATE TABLE IF NOT EXISTS {s}.profiles ("
         f"_profile_id {key} PRIMARY KEY, _updated_at {ts} NOT NULL, "
         f"_identity_count {d.integer} NOT NULL)",
@@ -79,6 +79,9 @@ def create_tables(d: Dialect, schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {s}.profile_changes (run_id {t} NOT NULL, "
         f"changed_at {ts} NOT NULL, kind {t} NOT NULL, before_ids {t} NOT NULL, "
         f"after_ids {t} NOT NULL)",
+        # Identities written or deleted since the last resolution (`pending`).
+        f"CREATE TABLE IF NOT EXISTS {s}.pending_identities (_batch {t} NOT NULL, "
+        f"_pipeline_id {t} NOT NULL, _source_id {t} NOT NULL, _profile_id {key})",
         *(ddl.format(schema=s) for ddl in d.extra_ddl),
     ]
 
@@ -106,16 +109,17 @@ def identity_upsert(
 
     `params` are the placeholders for pipeline id, connection id, run id and import
     time; `casts` maps a model column to the type its staged value is cast to.  The
-    profile id is never updated: once assigned it stays.
+    profile id is not written: a new identity has none until identity resolution
+    (`services/identity`) gives it one, and an update keeps the one it has.
     """
     p_pipe, p_conn, p_run, p_now = params
     cols = [quote(n) for n in names]
     values = _staged_values(names, casts)
     insert = (
         f"INSERT INTO {quote(schema)}.identities (_pipeline_id, _connection_id, _source_id, "
-        f"_source_updated_at, _run_id, _imported_at, _profile_id{''.join(', ' + c for c in cols)}) "
-        f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}, "
-        f"s._profile_id{''.join(', ' + v for v in values)} FROM {stage} AS s"
+        f"_source_updated_at, _run_id, _imported_at{''.join(', ' + c for c in cols)}) "
+        f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}"
+        f"{''.join(', ' + v for v in values)} FROM {stage} AS s"
     )
     updated = ["_connection_id", "_source_updated_at", "_run_id", "_imported_at", *cols]
     tail = " ON CONFLICT (_pipeline_id, _source_id) DO UPDATE SET " + ", ".join(
@@ -128,79 +132,22 @@ def _staged_values(names: Sequence[str], casts: Mapping[str, str]) -> list[str]:
     return [f"CAST(s.{quote(n)} AS {casts[n]})" if n in casts else f"s.{quote(n)}" for n in names]
 
 
-def _profile_conflict(names: Sequence[str]) -> str:
-    """Overwrite a profile only when a model value changed, so re-reading unchanged
-    customers (every full run) costs no profile writes and keeps ``_updated_at``."""
-    if not names:
-        return " ON CONFLICT (_profile_id) DO NOTHING"
-    cols = [quote(n) for n in names]
-    sets = ["_updated_at = excluded._updated_at", *(f"{c} = excluded.{c}" for c in cols)]
-    mine = ", ".join(f"p.{c}" for c in cols)
-    theirs = ", ".join(f"excluded.{c}" for c in cols)
-    return (
-        f" ON CONFLICT (_profile_id) DO UPDATE SET {', '.join(sets)}"
-        f" WHERE ({mine}) IS DISTINCT FROM ({theirs})"
-    )
-
-
-def profile_upsert(
-    schema: str,
-    stage: str,
-    names: Sequence[str],
-    p_now: str,
-    casts: Mapping[str, str],
-    *,
-    on_conflict: bool = True,
-) -> str:
-    """Upsert one profile per staged identity (identity resolution comes later).
-
-    Without `on_conflict` it is a plain INSERT (for identities known to be new).
-    """
-    cols = "".join(", " + quote(n) for n in names)
-    values = "".join(", " + v for v in _staged_values(names, casts))
-    return (
-        f"INSERT INTO {quote(schema)}.profiles AS p (_profile_id, _updated_at, _identity_count"
-        f"{cols}) SELECT s._profile_id, {p_now}, 1{values} FROM {stage} AS s"
-        + (_profile_conflict(names) if on_conflict else "")
-    )
-
-
 def merge_returning_counts(
     schema: str,
     stage: str,
     names: Sequence[str],
     params: tuple[str, str, str, str],
     casts: Mapping[str, str],
+    pending: str,
 ) -> str:
-    """One statement (PostgreSQL) merging identities, then their profiles.
+    """One statement (PostgreSQL) merging identities and recording them as pending.
 
     It returns one row: (identities inserted, identities written).  ``xmax = 0`` holds
-    only for a freshly inserted row version, which tells inserts from updates.  New
-    identities get their profile inserted; existing ones have it updated only when a
-    model value changed (an ON CONFLICT that updates nothing would still lock, and so
-    write, every row).  Profiles are keyed by the identity's stored ``_profile_id`` and
-    take the identity's values as the merge returned them (no second pass over the stage).
+    only for a freshly inserted row version, which tells inserts from updates.
+    `pending` is the INSERT of `pending.from_rows` reading relation ``up``.
     """
     insert, tail = identity_upsert(schema, stage, names, params, casts)
-    s, now = quote(schema), params[3]
-    cols = [quote(n) for n in names]
-    returned = "".join(", " + c for c in cols)
-    new = (
-        f"new AS (INSERT INTO {s}.profiles AS p (_profile_id, _updated_at, _identity_count"
-        f"{returned}) SELECT u._profile_id, {now}, 1{''.join(', u.' + c for c in cols)} "
-        f"FROM up AS u WHERE u._ins{_profile_conflict(names)})"
-    )
-    changed = ""
-    if names:
-        sets = ", ".join(f"{c} = u.{c}" for c in cols)
-        mine = ", ".join(f"p.{c}" for c in cols)
-        theirs = ", ".join(f"u.{c}" for c in cols)
-        changed = (
-            f", changed AS (UPDATE {s}.profiles AS p SET _updated_at = {now}, {sets} "
-            f"FROM up AS u WHERE NOT u._ins AND p._profile_id = u._profile_id "
-            f"AND ({mine}) IS DISTINCT FROM ({theirs}))"
-        )
     return (
-        f"WITH up AS ({insert}{tail} RETURNING _profile_id, (xmax = 0) AS _ins{returned}), "
-        f"{new}{changed} SELECT count(*) FILTER (WHERE _ins), count(*) FROM up"
+        f"WITH up AS ({insert}{tail} RETURNING _source_id, (xmax = 0) AS _ins), "
+        f"pend AS ({pending}) SELECT count(*) FILTER (WHERE _ins), count(*) FROM up"
     )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,38 +12,9 @@ from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import PropertyType
 from headwater.kernel.records import IdentityRow
 
-# A fixed namespace so that profile ids are the same on every machine and every run.
-_PROFILES = uuid.UUID("5b0f5f0e-8c1e-4d59-9a8e-6f1f2f4c9a10")
-_NS = _PROFILES.bytes
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
 # libpq also takes the password as a query parameter or a conninfo key.
 _PASSWORD_PARAM = re.compile(r"(\bpassword\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
-
-
-def profile_id(pipeline_id: str, source_id: str) -> str:
-    """The stable profile id of an identity that has no other identity to merge with.
-
-    Equal to ``str(uuid.uuid5(namespace, pipeline_id + "\\x1f" + source_id))``.
-    """
-    return profile_ids(pipeline_id, [source_id])[0]
-
-
-def profile_ids(pipeline_id: str, source_ids: Iterable[str]) -> list[str]:
-    """`profile_id` for many source ids of one pipeline, without building UUID objects.
-
-    It runs for every row written, so the hash of the common prefix is reused.
-    """
-    # SHA-1 here is the UUIDv5 algorithm, a stable name hash, not a security measure.
-    base = hashlib.sha1(_NS + f"{pipeline_id}\x1f".encode(), usedforsecurity=False)
-    out = []
-    for source_id in source_ids:
-        h = base.copy()
-        h.update(source_id.encode())
-        x = h.hexdigest()
-        # Version 5 in the 13th hex digit, the RFC 4122 variant in the 17th.
-        out.append(f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}")
-    return out
 
 
 def latest_rows(rows: Iterable[IdentityRow]) -> list[IdentityRow]:

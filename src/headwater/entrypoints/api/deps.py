@@ -42,8 +42,10 @@ session_cookie = APIKeyCookie(
 )
 
 
-def headwater_app(request: Request) -> App:
-    """The `App` the API was created with (`create_api`), for the default workspace."""
+async def headwater_app(request: Request) -> App:
+    """The `App` the API was created with (`create_api`), for the default workspace.
+    (Dependencies without I/O are ``async``: FastAPI runs a plain ``def`` in a worker
+    thread, a hop that costs more than they do.)"""
     return cast(App, request.app.state.headwater)
 
 
@@ -108,7 +110,7 @@ def principal(
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
-def workspace_app(app: RootApp, caller: CurrentPrincipal) -> App:
+async def workspace_app(app: RootApp, caller: CurrentPrincipal) -> App:
     """The `App` of the caller's workspace: every service call of a route acts on it."""
     if caller.workspace_id == app.workspace_id:
         return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from headwater.adapters.warehouse.contract import Warehouse
+from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
     ChangeRecord,
     IdentityRecord,
@@ -77,7 +78,12 @@ class WarehouseIdentityStore:
     def all_profiles(self) -> Iterable[ProfileRow]:
         return [_row(r) for r in self._warehouse.profile_records(None)]
 
-    def apply(self, plan: ProfilePlan) -> None:
+    def pending(self) -> Pending:
+        """What runs wrote or deleted since the last resolution (``pending_identities``)."""
+        return self._warehouse.pending_identities()
+
+    def apply(self, plan: ProfilePlan, resolved: Collection[str] = ()) -> None:
+        """Write `plan`, removing the pending batches it `resolved`, in one transaction."""
         self._warehouse.apply_profiles(
             ProfileWrite(
                 upserts=[
@@ -90,5 +96,6 @@ class WarehouseIdentityStore:
                     ChangeRecord(c.kind.value, c.before, c.after, c.run_id, c.at)
                     for c in plan.changes
                 ],
+                resolved=resolved,
             )
         )

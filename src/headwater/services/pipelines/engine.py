@@ -79,6 +79,8 @@ class RunContext:
     stop: RunStop  # set when the run must stop at its next batch boundary
     summary: dict[str, Any] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)  # rows the warehouse refused
+    #: Identity resolution once the run's writes committed (its outcome, for the summary).
+    resolve: Callable[[], dict[str, Any]] | None = None
     #: The state committed in the warehouse, as of the last commit this run saw.  Set
     #: by `claim` and by `save_state`, both on the engine's thread (the writer hands each
     #: commit's result back to it: `writer.py`), current after `Writer.finish`/`abort`.
@@ -352,6 +354,8 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             f"the run {'was ' if status == RunStatus.CANCELLED else ''}{status}: nothing was "
             "purged and the position stayed at the last committed batch"
         )
+    if interrupted is None and ctx.resolve is not None:  # Ctrl-C: left pending
+        ctx.summary["profiles"] = ctx.resolve()
     _record_ending(ctx, status, message)
     if interrupted is not None:
         raise interrupted

@@ -18,6 +18,7 @@ from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.kernel.model import CustomerModel
 from headwater.kernel.schedules import next_slot
 from headwater.kernel.state import PipelineState
+from headwater.services import profiles
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.pipelines.definition import (
@@ -211,7 +212,9 @@ def delete(app: App, pipeline_id: str) -> int:
     warehouse = app.warehouse()
     try:
         removed = warehouse.delete_pipeline(pipeline.id)
+        objects.remove(app.engine, Pipeline, pipeline.id)
+        # Its identities left their profiles (a failure leaves them pending).
+        profiles.resolve_after_run(app, warehouse, new_id("delete"))
     finally:
         warehouse.close()
-    objects.remove(app.engine, Pipeline, pipeline.id)
     return removed

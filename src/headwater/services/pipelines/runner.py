@@ -16,6 +16,7 @@ from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, HeadwaterError, TransientError
+from headwater.services import profiles
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
@@ -161,6 +162,7 @@ def _parts(
             events_read=connection.events_read,
             owner=owner,
             stop=stop,
+            resolve=lambda: profiles.resolve_after_run(app, warehouse, run.id),
         )
 
 

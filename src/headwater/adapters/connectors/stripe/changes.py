@@ -8,8 +8,10 @@ from typing import Any
 from headwater.adapters.connectors.contract import Change, ChangeBatch, HistoryExpired
 from headwater.adapters.connectors.stripe.declaration import STRIPE
 from headwater.adapters.connectors.stripe.errors import MalformedResponse, StripeRequestFailed
+from headwater.adapters.connectors.stripe.event_windows import WindowedEvents, plan
 from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
+from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Record
 
@@ -56,9 +58,10 @@ def position_of(event: Record) -> dict[str, Any]:
 class ChangeReader:
     """Reads customer events strictly after a saved position, oldest first."""
 
-    def __init__(self, http: StripeHTTP, page_size: int = 100) -> None:
+    def __init__(self, http: StripeHTTP, page_size: int = 100, workers: int = 1) -> None:
         self.http = http
         self.params: dict[str, Any] = {"types[]": list(STRIPE.event_types), "limit": page_size}
+        self.workers = workers  # windows read at once when many events are pending
 
     def position(self) -> dict[str, Any]:
         """Where the stream stands now, by the server's clock (never the local one)."""
@@ -95,6 +98,28 @@ class ChangeReader:
                 calls = self.http.api_calls - before
                 yield ChangeBatch(changes, position_of(data[0]), calls, {"events": len(data)})
             cursor.advance(data, has_more)
+            if has_more and data and cursor.pages == 1:
+                windows = plan(data[::-1], reply.server_time, len(data), self.workers)
+                if windows:
+                    newest = yield from self._read_windows(windows, data[0])
+                    cursor = Cursor("ending_before", start=str(newest["id"]))
+
+    def _read_windows(
+        self, windows: list[Window], after: Record
+    ) -> Generator[ChangeBatch, None, Record]:
+        """The events after `after` in `windows`, read in parallel, in exact order;
+        returns the newest event handed on (`after` if none)."""
+        reader = WindowedEvents(self.http, self.params, self.workers)
+        before = self.http.api_calls
+        newest = after
+        for page in reader.events(windows, after):
+            calls, before = self.http.api_calls - before, self.http.api_calls
+            newest = page[-1]
+            changes = merge_events(page)
+            yield ChangeBatch(changes, position_of(newest), calls, {"events": len(page)})
+        if self.http.api_calls > before:  # calls for windows that held nothing new
+            yield ChangeBatch([], position_of(newest), self.http.api_calls - before, {"events": 0})
+        return newest
 
     def _read_from_time(self, created: int) -> Generator[ChangeBatch, None, str | None]:
         """No event existed at the position, so every event now listed came after it.

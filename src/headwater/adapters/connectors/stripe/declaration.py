@@ -95,7 +95,14 @@ STRIPE = Declaration(
                 "Budgets above them only make sense against a private endpoint.",
             },
             "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30.0},
-            "workers": {"type": "integer", "minimum": 1, "maximum": 16, "default": 4},
+            "workers": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 64,
+                "default": 20,
+                "description": "The most requests in flight at once (a full read adapts "
+                "below it, to what the budget and the observed latency need).",
+            },
         },
     },
     event_types=("customer.created", "customer.updated", "customer.deleted"),
@@ -112,7 +119,8 @@ class StripeSettings:
     requests_per_second: float = 20.0
     timeout: float = 30.0
     max_retries: int = 6
-    workers: int = 4
+    #: The most requests in flight at once (reader threads): a cap, not a target.
+    workers: int = 20
     page_size: int = 100
     backoff_base: float = 0.5
     backoff_cap: float = 20.0

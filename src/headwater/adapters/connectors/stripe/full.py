@@ -1,5 +1,11 @@
 """Parallel full read of customers over adaptive `created` windows.
 
+How many windows are read at once follows how many requests may be in flight: the
+client's `Gate` (an adaptive `ConcurrencyController`) when it has one, else `workers`.
+A window being paged sequentially shares what is left of it with new windows whenever
+fewer windows are open than requests may be in flight (`windows.split_stream`): at the
+start, as the limit grows, and at the end, when one window would otherwise be the tail.
+
 Concurrency: `read_windows` starts `workers` threads that take windows from an
 unbounded task queue, read them through the shared `StripeHTTP` (its token bucket
 keeps the connection's budget) and put pages into a bounded hand-off that the caller's
@@ -12,6 +18,8 @@ the consumer ahead of any page still queued.
 
 from __future__ import annotations
 
+import itertools
+import math
 import queue
 import threading
 from collections import deque
@@ -20,7 +28,7 @@ from dataclasses import dataclass
 
 from headwater.adapters.connectors.stripe.http import Cancelled, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
-from headwater.adapters.connectors.stripe.windows import Window, plan_window
+from headwater.adapters.connectors.stripe.windows import Stream, Window, plan_window, split_stream
 from headwater.kernel.records import Record
 
 PATH = "/v1/customers"
@@ -98,12 +106,19 @@ class _Run:
         self.stop = threading.Event()  # workers must cease
         self._lock = threading.Lock()
         self._pending = 0
+        self._left: dict[object, float] = {}  # records likely left, per stream being paged
         self._failed = False
 
     def submit(self, window: Window) -> None:
         with self._lock:
             self._pending += 1
         self.tasks.put(window)
+
+    def halt(self) -> None:
+        """Tell every worker to cease, waking those that wait for a slot in flight."""
+        self.stop.set()
+        if self.http.gate is not None:
+            self.http.gate.wake()
 
     def end_work(self) -> None:
         """Wake every idle worker so that it returns."""
@@ -128,21 +143,76 @@ class _Run:
         params = {"limit": self.page_size, **window.params()}
         reply = self.http.get(PATH, params, self.stop)
         data, has_more = parse_list(reply.body, f"GET {PATH}")
-        plan = plan_window(window, data, has_more)
+        plan = plan_window(window, data, has_more, spread=self._room() + 1)
         for child in plan.children:
             self.submit(child)
         if plan.emit:  # always the newest records of the page: a prefix of `data`
             self._emit(Page(plan.emit, reply.raw))
         if not plan.sequential:
             return
+        self._page_on(window, data, has_more)
+
+    def _page_on(self, window: Window, data: list[Record], has_more: bool) -> None:
+        """Page through the rest of `window`, splitting off its older part when the
+        read has room for more windows and this one would otherwise be the tail."""
+        stream = Stream(window.lo, int(data[0]["created"]), int(data[-1]["created"]), len(data))
+        ordered = _newest_first(data)
+        key = object()
         cursor = Cursor("starting_after")
         cursor.advance(data, has_more)
-        while not cursor.finished:
-            reply = self.http.get(PATH, {**params, **cursor.params()}, self.stop)
-            data, has_more = parse_list(reply.body, f"GET {PATH}")
-            if data:
-                self._emit(Page(data, reply.raw))
-            cursor.advance(data, has_more)
+        try:
+            while not cursor.finished:
+                # Splitting trusts the order: below the cursor lie only older seconds.
+                pieces = self._pieces(key, stream) if ordered else 1
+                if pieces > 1:
+                    lo, split = split_stream(stream, pieces, self.page_size)
+                    for piece in split:
+                        self.submit(piece)
+                    stream = Stream(lo, stream.newest, stream.oldest, stream.records)
+                params = {"limit": self.page_size, **Window(stream.lo, window.hi).params()}
+                reply = self.http.get(PATH, {**params, **cursor.params()}, self.stop)
+                data, has_more = parse_list(reply.body, f"GET {PATH}")
+                if data:
+                    self._emit(Page(data, reply.raw))
+                    ordered = ordered and _newest_first(data, stream.oldest)
+                    oldest, records = int(data[-1]["created"]), stream.records + len(data)
+                    stream = Stream(stream.lo, stream.newest, oldest, records)
+                cursor.advance(data, has_more)
+        finally:
+            with self._lock:
+                self._left.pop(key, None)
+
+    def _pieces(self, key: object, stream: Stream) -> int:
+        """In how many windows to read the rest of `stream` (1: do not split).
+
+        Only while fewer windows are open than requests may be in flight, and only as
+        many as keep this stream from outlasting the rest of the read: alone it needs
+        ``pages left x latency``; the whole read needs ``pages left in all streams /
+        budget``.  Every piece costs a partial page, so a stream that would end in time
+        is not split.
+        """
+        mine = stream.remaining()
+        with self._lock:
+            self._left[key] = mine
+            total = sum(self._left.values())
+        spare = self._room()
+        if spare < 1:
+            return 1
+        gate = self.http.gate
+        latency = gate.mean_latency if gate is not None else None
+        if latency is None or total <= 0:
+            return spare + 1
+        alone = mine * latency
+        whole = total / self.http.limiter.rate
+        return min(spare + 1, math.ceil(alone / whole))
+
+    def _room(self) -> int:
+        """How many more windows could be read at once than are open now: as many as
+        requests may be in flight (or soon will be: Little's law's target)."""
+        gate = self.http.gate
+        wanted = self.workers if gate is None else min(self.workers, gate.wanted())
+        with self._lock:
+            return max(0, wanted - self._pending)
 
     def _emit(self, page: Page) -> None:
         if self.stop.is_set() or not self.pages.put(page):
@@ -151,7 +221,7 @@ class _Run:
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
             first, self._failed = not self._failed, True
-        self.stop.set()
+        self.halt()
         if first:
             self.pages.finish(exc)
             self.end_work()
@@ -163,6 +233,14 @@ class _Run:
         if done:
             self.end_work()
             self.pages.finish(_Done())
+
+
+def _newest_first(data: list[Record], above: int | None = None) -> bool:
+    """Whether `data` is in Stripe's order (newest first), below `above` if given."""
+    created = [int(r["created"]) for r in data]
+    if above is not None and created and created[0] > above:
+        return False
+    return all(a >= b for a, b in itertools.pairwise(created))
 
 
 def read_pages(
@@ -186,7 +264,7 @@ def read_pages(
                 return
             yield item
     finally:
-        run.stop.set()
+        run.halt()
         run.pages.close()
         run.end_work()
         for thread in threads:

@@ -26,14 +26,13 @@ from headwater.adapters.connectors.stripe.errors import (
     SourceUnreachable,
     StripeRequestFailed,
 )
+from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Outcome
 from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
 from headwater.adapters.connectors.stripe.retry import RetryPolicy
 
 Params = Mapping[str, str | int | list[str]]
 
-
-class Cancelled(Exception):
-    """Raised inside worker threads when the read they serve was stopped."""
+__all__ = ["Cancelled", "Params", "Reply", "StripeHTTP"]
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,11 @@ class StripeHTTP:
         limiter: TokenBucket | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.settings = settings
+        #: When set, every request takes a slot in flight before its token (`flight`).
+        self.gate = gate
         self.policy = RetryPolicy(settings.max_retries, settings.backoff_base, settings.backoff_cap)
         self.limiter = limiter or TokenBucket(settings.requests_per_second)
         self._sleep = sleep
@@ -104,13 +106,8 @@ class StripeHTTP:
             if attempt > 1:
                 with self._lock:
                     self._retries += 1
-            if stop is not None and stop.is_set():
-                raise Cancelled
-            self.limiter.acquire()
-            with self._lock:
-                self._calls += 1
             try:
-                response = self._client.get(path, params=params)
+                response = self._send(path, params, stop)
             except httpx.TransportError as exc:
                 last, last_network = None, f"{type(exc).__name__}: {exc}"
                 self._wait(self.policy.delay(attempt, {}), stop, attempt < attempts)
@@ -139,6 +136,35 @@ class StripeHTTP:
                 raise _terminal(action, path, last)
             self._wait(self.policy.delay(attempt, headers), stop, attempt < attempts)
         raise _exhausted(self.settings.base_url, path, attempts, last, last_network)
+
+    def _send(self, path: str, params: Params, stop: threading.Event | None) -> httpx.Response:
+        """One request: a slot in flight (if gated), a token, then the wire."""
+        gate = self.gate
+        if gate is not None:
+            gate.acquire(stop)
+        try:
+            if stop is not None and stop.is_set():
+                raise Cancelled
+            self.limiter.acquire()
+        except BaseException:
+            if gate is not None:
+                gate.release()
+            raise
+        with self._lock:
+            self._calls += 1
+        if gate is None:
+            return self._client.get(path, params=params)
+        flight = gate.sent()
+        outcome = Outcome.FAILED  # no answer (a network error): no signal, a freed slot
+        try:
+            response = self._client.get(path, params=params)
+            if response.status_code == 429:
+                outcome = Outcome.RATE_LIMITED
+            elif response.status_code < 500:
+                outcome = Outcome.ANSWERED
+            return response
+        finally:
+            gate.done(flight, outcome)
 
     def _wait(self, delay: float, stop: threading.Event | None, more: bool) -> None:
         if not more:

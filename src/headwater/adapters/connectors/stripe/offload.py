@@ -20,6 +20,8 @@ never a fork of a threaded process):
   page: the payload is a Stripe list response as received, of whose ``data`` the
   first ``n`` records (a third fixed field) are the page; ``D``: the read is
   complete; ``E``: the error that stopped it, as JSON (`channel.error_to_data`).
+  Both last frames carry ``next_free``: the monotonic time before which the child's
+  budget allowed no further request, handed back to the run's own budget.
 - Frames are length-prefixed and checksummed, written and read whole whatever the
   pipe does (stop/continue, short writes): any damage is `ChannelBroken`, the end of
   the stream without ``D`` or ``E`` is `ReaderDied`.
@@ -57,6 +59,7 @@ from headwater.adapters.connectors.stripe.channel import (
     write_frame,
 )
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
+from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.full import read_pages
 from headwater.adapters.connectors.stripe.http import StripeHTTP
 from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
@@ -79,12 +82,16 @@ def read_windows_in_child(
     root: Window,
     count_calls: Callable[[int, int], None],
     not_before: float = 0.0,
+    hand_back: Callable[[float], None] | None = None,
 ) -> Iterator[list[Record]]:
     """Yield every customer in `root` exactly once, in pages, read by a child process.
 
     `count_calls(calls, retries)` receives the child's API calls as they happen (on
     the caller's thread); the child sends no request before `not_before`
-    (`time.monotonic`), where the parent's own rate budget would allow its next one.
+    (`time.monotonic`), where the parent's own rate budget would allow its next one;
+    when the child ends, `hand_back(t)` receives the time before which its budget
+    allowed no further request (`TokenBucket.not_before`), so that the budget holds for
+    parent and child together.
     """
     child, frames = _start_child()
     assert child.stdin is not None
@@ -108,9 +115,12 @@ def read_windows_in_child(
             if frame.tag == b"P":
                 data: list[Record] = orjson.loads(frame.payload)["data"]  # the one decode
                 yield data if take == len(data) else data[:take]
-            elif frame.tag == b"E":
-                raise error_from_data(orjson.loads(frame.payload))
-            elif frame.tag == b"D":
+            elif frame.tag in (b"E", b"D"):
+                last = orjson.loads(frame.payload)
+                if hand_back is not None:
+                    hand_back(float(last["next_free"]))
+                if frame.tag == b"E":
+                    raise error_from_data(last)
                 return
             else:
                 raise ChannelBroken(f"the reading process sent an unknown frame {frame.tag!r}")
@@ -176,7 +186,7 @@ def serve() -> None:
     window = Window(int(request["window"]["lo"]), request["window"]["hi"])
     limiter = TokenBucket(settings.requests_per_second)
     limiter.not_before(float(request["not_before"]))  # the parent's budget carries over
-    http = StripeHTTP(settings, limiter=limiter)
+    http = StripeHTTP(settings, limiter=limiter, gate=gate_for(settings))
 
     def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
         write_frame(out, tag, payload, _META.pack(http.api_calls, http.retries, take))
@@ -186,12 +196,13 @@ def serve() -> None:
             http, window, page_size=settings.page_size, workers=settings.workers
         ):
             send(b"P", page.raw, len(page.records))
-        send(b"D")
+        send(b"D", orjson.dumps({"next_free": limiter.next_free()}))
     except BrokenPipeError:
         pass  # the parent stopped listening
     except BaseException as exc:
         with suppress(OSError):
-            send(b"E", orjson.dumps(error_to_data(exc)))
+            last = {**error_to_data(exc), "next_free": limiter.next_free()}
+            send(b"E", orjson.dumps(last))
     finally:
         http.close()
 

@@ -9,6 +9,7 @@ from typing import Any
 from headwater.adapters.connectors.contract import ChangeBatch
 from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
+from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.http import StripeHTTP
 from headwater.adapters.connectors.stripe.offload import read_windows_in_child
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
@@ -25,8 +26,8 @@ class StripeSource:
         self.settings = settings
         # Full reads run in a reading process (`offload`); this client serves the rest
         # (changes, previews) and counts the reading process's calls with its own.
-        self.http = StripeHTTP(settings)
-        self._changes = ChangeReader(self.http, settings.page_size)
+        self.http = StripeHTTP(settings, gate=gate_for(settings))
+        self._changes = ChangeReader(self.http, settings.page_size, settings.workers)
 
     @property
     def api_calls(self) -> int:
@@ -43,6 +44,7 @@ class StripeSource:
             Window(created),
             self.http.add_calls,
             not_before=self.http.limiter.next_free(),
+            hand_back=self.http.limiter.not_before,
         )
 
     def read_newest(self, max_pages: int = 5) -> Iterator[list[Record]]:

@@ -2,7 +2,10 @@
 
 Stripe lists newest first, so the first page of a window holds its newest records.
 Every record created *after* the oldest second on that page is therefore already in
-hand; only ``[lo, oldest + 1)`` remains, and that is what gets halved.  Windows are
+hand; only ``[lo, oldest + 1)`` remains.  Far from the data seen (a lower bound of 0)
+that remainder is cut in a window near the data and one for the far past; near it the
+window is paged on, and what is left of it is split (`split_stream`) only while the
+read has room for more windows than are open.  Windows are
 half-open (``created[gte]``/``created[lt]``), so halves never overlap and their union
 is the parent: each record is read exactly once.
 """
@@ -57,8 +60,13 @@ class Plan:
     sequential: bool = False  # keep paging this window with starting_after
 
 
-def plan_window(window: Window, data: list[Record], has_more: bool) -> Plan:
-    """Decide, from a window's first page, what to emit and what is left to read."""
+def plan_window(window: Window, data: list[Record], has_more: bool, spread: int = 1) -> Plan:
+    """Decide, from a window's first page, what to emit and what is left to read.
+
+    Far from the data seen, up to `spread` windows of `PAGES_PER_WINDOW` page spans are
+    planned side by side below it (as many as the read can keep in flight), and one
+    window for the rest.
+    """
     if not has_more or not data:
         return Plan(emit=data)
     if window.single_second:
@@ -85,5 +93,51 @@ def plan_window(window: Window, data: list[Record], has_more: bool) -> Plan:
         return Plan(emit=data, sequential=True)
     near = seen * PAGES_PER_WINDOW
     if top - window.lo > 2 * near:
-        return Plan(emit=emit, children=[Window(top - near, top), Window(window.lo, top - near)])
-    return Plan(emit=emit, children=Window(window.lo, top).halves())
+        count = max(1, min(spread, (top - window.lo) // near - 1))
+        edges = [top - i * near for i in range(count + 1)]
+        children = [Window(b, a) for a, b in itertools.pairwise(edges)]
+        return Plan(emit=emit, children=[*children, Window(window.lo, edges[-1])])
+    # Data near by: page on.  Splitting now would cost a partial page per piece whether
+    # or not the read has room for more windows; `split_stream` splits the rest of a
+    # window being paged only when it has.
+    return Plan(emit=data, sequential=True)
+
+
+#: Split a window being paged only when each piece would likely hold this many pages:
+#: every piece ends in a partial page, a call that carries less than a full one.
+MIN_PAGES_PER_PIECE = 2
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A window being paged newest first: what has been read of it so far."""
+
+    lo: int
+    newest: int  # `created` of the first record read
+    oldest: int  # `created` of the last record read (the cursor is inside this second)
+    records: int  # read so far
+
+    def remaining(self) -> float:
+        """Records likely left below `oldest`, at the density seen so far."""
+        density = self.records / (self.newest - self.oldest + 1)
+        return density * (self.oldest - self.lo)
+
+
+def split_stream(stream: Stream, pieces: int, page_size: int) -> tuple[int, list[Window]]:
+    """Share what is left of a window being paged in up to `pieces` windows, itself one.
+
+    Returns the stream's new lower bound (it keeps the newest piece: its cursor is in
+    the second `oldest`, which the piece must include) and the windows split off
+    below it, newest first; ``(lo, [])`` when splitting is not worth a partial page
+    (each piece should hold `MIN_PAGES_PER_PIECE` pages at the density seen).  The
+    pieces are disjoint and, with the stream's own, cover ``[lo, oldest + 1)``.
+    """
+    span = stream.oldest + 1 - stream.lo
+    worth = int(stream.remaining() / page_size // MIN_PAGES_PER_PIECE)
+    pieces = min(pieces, worth, span)
+    if pieces < 2:
+        return stream.lo, []
+    edges = [stream.lo + span * i // pieces for i in range(pieces + 1)]
+    windows = [Window(a, b) for a, b in itertools.pairwise(edges)]
+    keep = windows.pop()  # the newest piece, holding `oldest`
+    return keep.lo, windows[::-1]

@@ -1,0 +1,159 @@
+"""Identity resolution in the warehouse, against the import of the same customers.
+
+    python bench/identity.py [--identities 1000000] [--changes 1000] [--seed 7]
+                             [--engines duckdb,postgresql] [--pg-url URL]
+
+Synthetic customers of `identity_core.synthetic` (two pipelines on two connections,
+about 30% sharing an email in case and whitespace variants, 10% phone-only), with the
+identifiers email then phone.  For each engine, in one run, it prints:
+
+- import: writing every identity through `Warehouse.write` (batches of 5,000: the run
+  engine's write path, which records the pending identities), the yardstick;
+- rebuild: the first resolution after that import (a full rebuild: every identity is
+  pending), as a ratio of the import (targets: <= 0.25 DuckDB, <= 0.5 PostgreSQL);
+- growth: the same at a quarter of the identities, rebuild(n) / rebuild(n/4)
+  (target <= 5; linear is 4);
+- incremental: after `--changes` changed identities (half take another customer's
+  email: merges; half a fresh one: splits), the resolution step as a share of the
+  rebuild (target <= 2%);
+- peak RSS of the process (target < 500 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from headwater.adapters.warehouse import Warehouse, WriteBatch, connect
+from headwater.kernel.model import DEFAULT_MODEL
+from headwater.kernel.records import IdentityRow
+from headwater.services.identity import Context, Identity
+from headwater.services.pipelines.engine import fewer_collections
+from headwater.services.profiles import resolve_warehouse
+from identity_core import SETTINGS, T0, synthetic
+
+BATCH = 5_000
+ORDER = ("pl_a", "pl_b")
+CONNECTIONS = {"pl_a": "conn_a", "pl_b": "conn_b"}
+
+
+def timed(action: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def write_all(warehouse: Warehouse, identities: list[Identity], run: str) -> None:
+    by_pipeline: dict[str, list[IdentityRow]] = {}
+    for i in identities:
+        row = IdentityRow(i.key.source_id, i.source_updated_at, dict(i.values))
+        by_pipeline.setdefault(i.key.pipeline_id, []).append(row)
+    for pipeline, rows in by_pipeline.items():
+        warehouse.claim(pipeline, run)
+        for start in range(0, len(rows), BATCH):
+            part = rows[start : start + BATCH]
+            warehouse.write(WriteBatch(pipeline, CONNECTIONS[pipeline], run, part))
+
+
+def changed(identities: list[Identity], count: int, seed: int) -> list[Identity]:
+    rand = random.Random(seed)
+    out = []
+    for n, i in enumerate(rand.sample(identities, count)):
+        other = rand.choice(identities).values.get("email")
+        email = other if n % 2 == 0 and other else f"fresh{n}@moved.io"
+        out.append(Identity(i.key, i.connection_id, T0, {**i.values, "email": email}, i.profile_id))
+    return out
+
+
+def resolve(warehouse: Warehouse, run: str) -> float:
+    return timed(lambda: resolve_warehouse(warehouse, SETTINGS, Context(run, T0, ORDER)))
+
+
+def one_size(open_warehouse: Callable[[], Warehouse], n: int, seed: int) -> dict[str, float]:
+    identities = synthetic(n, seed)
+    warehouse = open_warehouse()
+    try:
+        warehouse.ensure_columns(DEFAULT_MODEL.columns)
+        out = {"import": timed(lambda: write_all(warehouse, identities, "import"))}
+        out["rebuild"] = resolve(warehouse, "first")
+        return out
+    finally:
+        warehouse.close()
+
+
+def bench_engine(name: str, open_fresh: Callable[[], Warehouse], args: Any) -> None:
+    n = args.identities
+    with fewer_collections():
+        small = one_size(open_fresh, n // 4, args.seed)
+        identities = synthetic(n, args.seed)
+        warehouse = open_fresh()
+        try:
+            warehouse.ensure_columns(DEFAULT_MODEL.columns)
+            imported = timed(lambda: write_all(warehouse, identities, "import"))
+            rebuilt = resolve(warehouse, "first")
+            moves = changed(identities, args.changes, args.seed)
+            write_all(warehouse, moves, "changes")
+            incremental = resolve(warehouse, "incremental")
+            profiles = warehouse.count_profiles()
+        finally:
+            warehouse.close()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{name}: {n:,} identities, {profiles:,} profiles")
+    print(f"  import (yardstick)    {imported:8.2f} s")
+    print(f"  rebuild               {rebuilt:8.2f} s   ratio {rebuilt / imported:.3f}")
+    print(
+        f"  growth n/4 -> n       {small['rebuild']:8.2f} s -> {rebuilt:.2f} s   "
+        f"ratio {rebuilt / small['rebuild']:.2f}"
+    )
+    print(
+        f"  incremental ({args.changes:,})   {incremental:8.3f} s   "
+        f"share of rebuild {incremental / rebuilt:.4f}"
+    )
+    print(f"  peak RSS (process)    {rss:8.0f} MB")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--identities", type=int, default=1_000_000)
+    parser.add_argument("--changes", type=int, default=1_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--engines", default="duckdb,postgresql")
+    parser.add_argument("--pg-url", default="postgresql://root@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    engines = args.engines.split(",")
+    if "duckdb" in engines:
+        with tempfile.TemporaryDirectory() as tmp:
+            count = iter(range(1000))
+
+            def duck() -> Warehouse:
+                return connect(f"duckdb:///{Path(tmp) / f'w{next(count)}.duckdb'}")
+
+            bench_engine("duckdb", duck, args)
+    if "postgresql" in engines:
+        schemas: list[str] = []
+
+        def pg() -> Warehouse:
+            schemas.append(f"bench_identity_{os.getpid()}_{len(schemas)}")
+            return connect(args.pg_url, schema=schemas[-1])
+
+        try:
+            bench_engine("postgresql", pg, args)
+        finally:
+            with psycopg.connect(args.pg_url, autocommit=True) as conn:
+                for schema in schemas:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Many pending events read in parallel by `created` windows equal the sequential read."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from tests.connectors.conftest import source_for
+
+from headwater.adapters.connectors.contract import ChangeBatch
+from headwater.adapters.connectors.stripe import event_windows
+from headwater.adapters.connectors.stripe.event_windows import plan
+from headwater.adapters.connectors.stripe.windows import Window
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+
+CHANGES = 1500
+
+
+def change(http: httpx.Client, i: int, targets: list[str]) -> None:
+    """Change number `i`: 40 % creates, 40 % updates, 20 % deletes of distinct customers."""
+    kind = i % 5
+    if kind in (0, 2):
+        http.post("/v1/customers", data={"email": f"new{i}@example.com"}).raise_for_status()
+    elif kind in (1, 3):
+        moved = {"email": f"moved{i}@example.com"}
+        http.post(f"/v1/customers/{targets[300 + i % 700]}", data=moved).raise_for_status()
+    else:
+        http.delete(f"/v1/customers/{targets[i // 5]}").raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def pending() -> Iterator[tuple[RunningSandbox, dict[str, Any]]]:
+    """A sandbox with `CHANGES` events after a saved position, spread over ~300 s."""
+    with start_sandbox(customers=1000, seed=31) as sandbox:
+        headers = {"Authorization": f"Bearer {sandbox.secret_key}"}
+        http = httpx.Client(base_url=sandbox.url, headers=headers, timeout=30)
+        with http, source_for(sandbox) as source, ThreadPoolExecutor(4) as pool:
+            targets = [str(c["id"]) for page in source.read_full() for c in page]
+            change(http, 2, targets)
+            position = source.event_position()
+            assert position["event_id"] is not None
+            for start in range(0, CHANGES, 50):
+                # Concurrent changes: several events share a second, in an order only
+                # the server knows; then the clock moves on.
+                list(pool.map(lambda i: change(http, i, targets), range(start, start + 50)))
+                sandbox.advance_clock(10)
+        yield sandbox, position
+
+
+def merged(batches: list[ChangeBatch]) -> dict[str, tuple[str, Any, int]]:
+    """What the engine keeps of a change stream: each customer's latest change."""
+    latest: dict[str, tuple[str, Any, int]] = {}
+    for batch in batches:
+        for c in batch.changes:
+            latest.pop(c.source_id, None)
+            latest[c.source_id] = (c.kind, c.record, c.at)
+    return latest
+
+
+@pytest.mark.slow
+def test_parallel_windows_equal_the_sequential_walk(
+    pending: tuple[RunningSandbox, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox, position = pending
+    with source_for(sandbox, workers=1) as source:
+        sandbox.reset_stats()
+        sequential = list(source.read_changes(position))
+        sequential_calls = sandbox.stats()["requests"]
+    monkeypatch.setattr(event_windows, "PAGES_PER_WINDOW", 1)  # many windows
+    with source_for(sandbox, workers=8) as source:
+        sandbox.reset_stats()
+        parallel = list(source.read_changes(position))
+        calls = source.api_calls
+        peak = source.http.gate.peak if source.http.gate else 0
+    stats = sandbox.stats()
+    assert sum(b.extra["events"] for b in sequential) == CHANGES
+    assert sum(b.extra["events"] for b in parallel) == CHANGES
+    assert merged(parallel) == merged(sequential)
+    assert list(merged(parallel)) == list(merged(sequential))  # the same order
+    assert parallel[-1].position == sequential[-1].position
+    positions = [b.position["created"] for b in parallel]
+    assert positions == sorted(positions)  # a saved position never moves back
+    assert calls == stats["requests"]  # every call counted, the windows' included
+    assert calls > sequential_calls  # windows end in partial pages...
+    assert peak > 1  # ...but were read at once
+
+
+def test_few_pending_events_are_read_one_page_at_a_time() -> None:
+    first = [{"id": f"evt_{i}", "created": 1000 + i // 10} for i in range(100)]
+    assert plan(first, now=1010, page_size=100, workers=8) == []  # ~10 more events
+    assert plan(first, now=2000, page_size=100, workers=1) == []  # one worker
+    windows = plan(first, now=2000, page_size=100, workers=8)
+    assert windows[0].lo == 1009  # the second of the newest event handed on
+    assert windows[-1] == Window(windows[-1].lo)  # open-ended: nothing newer is missed
+    assert all(a.hi == b.lo for a, b in itertools.pairwise(windows))

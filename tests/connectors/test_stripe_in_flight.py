@@ -1,0 +1,101 @@
+"""Requests in flight during a full read: the adaptive gate, window splitting, budgets."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import pytest
+from tests.connectors.conftest import source_for
+
+from headwater.adapters.connectors.stripe import StripeSettings
+from headwater.adapters.connectors.stripe.flight import gate_for
+from headwater.adapters.connectors.stripe.full import read_pages
+from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.windows import Stream, Window, split_stream
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+
+
+@pytest.fixture(scope="module")
+def slow_sandbox() -> Iterator[RunningSandbox]:
+    """2,000 customers answered after 20 ms each; tests set the limits they need."""
+    with start_sandbox(customers=2000, seed=21, latency_ms=20) as sandbox:
+        yield sandbox
+
+
+def test_split_pieces_cover_the_rest_exactly_and_the_stream_keeps_its_second() -> None:
+    stream = Stream(lo=1000, newest=2000, oldest=1500, records=1000)  # 2/s: ~1,000 left
+    lo, pieces = split_stream(stream, 4, page_size=100)
+    assert len(pieces) == 3
+    edges = sorted([(w.lo, w.hi) for w in pieces] + [(lo, 1501)])
+    assert edges[0][0] == 1000
+    assert edges[-1][1] == 1501
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))  # no gap/overlap
+    assert lo <= 1500  # the stream's cursor is inside second 1500: it keeps it
+
+
+def test_a_stream_is_not_split_when_a_piece_would_not_hold_two_pages() -> None:
+    stream = Stream(lo=1000, newest=1100, oldest=1050, records=300)  # ~300 left: 3 pages
+    assert split_stream(stream, 4, page_size=100) == (1000, [])  # 3 pages: one piece
+    one_second = Stream(lo=1500, newest=2000, oldest=1500, records=5000)
+    assert split_stream(one_second, 4, page_size=100) == (1500, [])
+
+
+def test_requests_in_flight_never_exceed_the_cap(slow_sandbox: RunningSandbox) -> None:
+    slow_sandbox.reset_stats()
+    settings = StripeSettings(
+        base_url=slow_sandbox.url,
+        api_key=slow_sandbox.secret_key,
+        requests_per_second=1000.0,
+        workers=3,
+    )
+    gate = gate_for(settings)
+    http = StripeHTTP(settings, gate=gate)
+    try:
+        ids = [c["id"] for page in read_pages(http, Window(0), workers=3) for c in page.records]
+    finally:
+        http.close()
+    stats = slow_sandbox.stats()
+    assert len(ids) == len(set(ids)) == 2000
+    assert stats["peak_in_flight"] <= 3
+    assert gate.peak == 3  # the cap was reached: windows were split for it
+    assert http.api_calls == stats["requests"]
+
+
+def test_a_concurrency_limit_is_found_and_every_call_and_retry_is_counted(
+    slow_sandbox: RunningSandbox,
+) -> None:
+    slow_sandbox.control(concurrency_limit=4)
+    slow_sandbox.reset_stats()
+    try:
+        with source_for(slow_sandbox, workers=16, max_retries=20) as source:
+            ids = [c["id"] for page in source.read_full() for c in page]
+            calls, retries = source.api_calls, source.http.retries
+    finally:
+        slow_sandbox.control(concurrency_limit=0)
+    stats = slow_sandbox.stats()
+    assert len(ids) == len(set(ids)) == 2000
+    assert stats["rate_limited_by_reason"].get("global-concurrency", 0) > 0
+    assert stats["peak_in_flight"] <= 4
+    assert calls == stats["requests"]
+    assert retries == stats["rate_limited"]
+    # Backing off kept the refusals to a small share of the calls.
+    assert stats["rate_limited"] <= 0.25 * stats["requests"]
+
+
+def test_the_budget_holds_across_the_reading_process_and_the_run() -> None:
+    """The reading process hands its budget back: the run's next request waits for it."""
+    rate = 4.0
+    with start_sandbox(customers=250, seed=22) as sandbox:
+        with source_for(sandbox, requests_per_second=rate, workers=4) as source:
+            pages = list(source.read_full())
+            ended = time.monotonic()  # just after the child's last request was answered
+            next(iter(source.read_newest(max_pages=1)))
+            waited = time.monotonic() - ended
+        requests = sandbox.stats()["requests"]
+    assert sum(len(p) for p in pages) == 250
+    assert requests >= 4  # three pages (or more, with windows) and the run's own request
+    # The child's last request went at most a few ms before `ended`; the next one may
+    # go only 1/rate after it.
+    assert waited >= 1 / rate - 0.05
