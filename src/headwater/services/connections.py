@@ -1,14 +1,25 @@
-"""Stripe connections: the key is checked, verified live, encrypted, then saved."""
+"""Stripe connections: the key is checked, verified live, encrypted, then saved.
+
+Every change that touches how Stripe is reached (a new key, a new base URL) is verified
+live before anything is saved, so a connection never holds a key or a URL that did not
+work when it was set.  A key Stripe rejects or that lacks Customers: Read is bad input
+at ``api_key`` (`InvalidInput`), whatever entry point sent it.
+"""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe import (
     STRIPE,
+    InvalidKey,
     StripeSettings,
     StripeSource,
     check_key_format,
     verify_key,
 )
+from headwater.adapters.connectors.stripe.keys import KeyAccess
 from headwater.adapters.store import objects
 from headwater.kernel.entities import Connection, Pipeline, new_id, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput, mask_secret
@@ -28,18 +39,12 @@ def add_stripe(
     requests_per_second: float = 20.0,
 ) -> Connection:
     """Verify `api_key` against Stripe and save the connection with the key encrypted."""
-    name = name.strip()
-    if not name:
-        raise InvalidInput("a connection needs a name", "name")
-    if not 0 < requests_per_second <= MAX_REQUESTS_PER_SECOND:
-        raise InvalidInput(
-            f"must be more than 0 and at most {MAX_REQUESTS_PER_SECOND} requests per second",
-            "requests_per_second",
-        )
+    name = _check_name(name)
+    requests_per_second = _check_rate(requests_per_second)
     api_key = api_key.strip()
     check_key_format(api_key)
-    base_url = base_url.rstrip("/")
-    access = verify_key(base_url, api_key)
+    base_url = _check_base_url(base_url)
+    access = _verified(base_url, api_key)
     conn_id = new_id("conn")
     connection = Connection(
         id=conn_id,
@@ -55,6 +60,85 @@ def add_stripe(
         created_at=utcnow(),
     )
     return objects.add(app.engine, connection)
+
+
+def _check_name(name: str) -> str:
+    if not name.strip():
+        raise InvalidInput("a connection needs a name", "name")
+    if len(name.strip()) > 200:
+        raise InvalidInput("a connection name has at most 200 characters", "name")
+    return name.strip()
+
+
+def _check_rate(requests_per_second: float) -> float:
+    if not 0 < requests_per_second <= MAX_REQUESTS_PER_SECOND:
+        raise InvalidInput(
+            f"must be more than 0 and at most {MAX_REQUESTS_PER_SECOND} requests per second",
+            "requests_per_second",
+        )
+    return float(requests_per_second)
+
+
+def _check_base_url(base_url: str) -> str:
+    """`base_url` without a trailing slash; `InvalidInput` unless an http(s) URL."""
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(
+            f"must be an http:// or https:// URL such as {STRIPE_API}; got {base_url!r}",
+            "base_url",
+        )
+    return url
+
+
+def _verified(base_url: str, api_key: str) -> KeyAccess:
+    """The key's access, checked live; a key Stripe refuses is bad input at ``api_key``
+    (Stripe's answer is kept in the message, with its Request-Id)."""
+    try:
+        return verify_key(base_url, api_key)
+    except (InvalidKey, PermissionMissing) as exc:
+        raise InvalidInput(exc.message, "api_key") from exc
+
+
+def rotate_key(app: App, connection_id: str, api_key: str) -> Connection:
+    """Replace the connection's key with `api_key`, verified live first (at the
+    connection's base URL); the permissions shown follow the new key."""
+    connection = get_connection(app, connection_id)
+    api_key = api_key.strip()
+    check_key_format(api_key)
+    access = _verified(connection.base_url, api_key)
+    connection.api_key_encrypted = app.cipher.encrypt(api_key, context=connection.id)
+    connection.api_key_masked = mask_secret(api_key)
+    connection.livemode = access.livemode
+    connection.events_read = access.events_read
+    fields = ["api_key_encrypted", "api_key_masked", "livemode", "events_read"]
+    return objects.save(app.engine, connection, only=fields)
+
+
+def update_connection(
+    app: App,
+    connection_id: str,
+    *,
+    name: str | None = None,
+    base_url: str | None = None,
+    requests_per_second: float | None = None,
+) -> Connection:
+    """Rename the connection, or change its base URL or request budget (``None`` keeps
+    a field).  A new base URL is verified live with the saved key before it is kept;
+    a new budget applies from the next request a run makes."""
+    connection = get_connection(app, connection_id)
+    if name is not None:
+        connection.name = _check_name(name)
+    if requests_per_second is not None:
+        connection.requests_per_second = _check_rate(requests_per_second)
+    if base_url is not None and _check_base_url(base_url) != connection.base_url:
+        url = _check_base_url(base_url)
+        key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
+        access = _verified(url, key)
+        connection.base_url = url
+        connection.livemode, connection.events_read = access.livemode, access.events_read
+    fields = ["name", "base_url", "requests_per_second", "livemode", "events_read"]
+    return objects.save(app.engine, connection, only=fields)
 
 
 def list_connections(app: App) -> list[Connection]:

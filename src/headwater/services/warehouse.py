@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from headwater.adapters.store import objects
@@ -9,6 +10,7 @@ from headwater.adapters.store.crypto import warehouse_url_context
 from headwater.adapters.warehouse import check, connect
 from headwater.adapters.warehouse.engines import canonical_url
 from headwater.adapters.warehouse.staging import hide_password
+from headwater.kernel.errors import InvalidInput
 from headwater.services.app import App
 
 
@@ -32,14 +34,21 @@ def describe(app: App) -> dict[str, Any]:
         warehouse.close()
 
 
-def set_url(app: App, url: str) -> None:
+def set_url(app: App, url: str, *, confined: bool = False) -> None:
     """Test the warehouse and create its tables, then save the setting.
 
     A DuckDB path is saved absolute (resolved against the working directory now) and
     ``duckdb:///:memory:`` is refused (`InvalidInput`).  A pipeline's position lives in
     its warehouse, so after a switch each pipeline's next run is a full one.
+
+    ``confined=True`` is for callers who do not own the server (the API): a DuckDB file
+    must then be the workspace's own, in its folder of the data directory
+    (`confined_folder`), so that no workspace can open another's file or any other file
+    the server can write.
     """
     url = canonical_url(url)
+    if confined:
+        _check_confined(app, url)
     check(url)
     warehouse = connect(url)
     try:
@@ -47,6 +56,28 @@ def set_url(app: App, url: str) -> None:
     finally:
         warehouse.close()
     save_url(app, url)
+
+
+def confined_folder(app: App) -> Path:
+    """Where a workspace's DuckDB warehouses may live when set over the API."""
+    return app.settings.home / "warehouses" / app.workspace_id
+
+
+def _check_confined(app: App, url: str) -> None:
+    if not url.lower().startswith("duckdb:"):
+        return
+    own = canonical_url(app.default_warehouse_url())
+    path = Path(url.removeprefix("duckdb:///").partition("?")[0])
+    folder = confined_folder(app)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = folder.resolve()
+    inside = path.resolve().parent == folder and path.suffix == ".duckdb"
+    if url.partition("?")[0] != own.partition("?")[0] and not inside:
+        raise InvalidInput(
+            f"a DuckDB warehouse of this workspace is a .duckdb file in {folder} "
+            f"(duckdb:///{folder}/NAME.duckdb) or its default, {safe_url(own)}",
+            "url",
+        )
 
 
 def save_url(app: App, url: str) -> None:

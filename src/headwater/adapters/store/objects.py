@@ -25,10 +25,13 @@ _NOUNS = {Workspace: "workspace", Connection: "connection", Pipeline: "pipeline"
 
 
 def _entity(cls: type[E], row: Any) -> E:
-    data = dict(row._mapping)
+    # SQLite gives back the UTC datetimes it stores naive: every one is made aware, so
+    # an entity reads the same from both stores (and shows the same offset).
+    data: dict[str, Any] = {
+        k: aware(v) if isinstance(v, datetime) else v for k, v in row._mapping.items()
+    }
     if cls is Pipeline:  # stored as JSON (`asdict` turned it into a dict on the way in)
         data["state"] = PipelineState.from_dict(data["state"])
-        data["next_run_at"] = aware(data["next_run_at"])
     return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 

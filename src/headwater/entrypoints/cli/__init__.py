@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from headwater.entrypoints.cli.accounts import tokens, users, workspaces
 from headwater.entrypoints.cli.connections import connections
 from headwater.entrypoints.cli.demo import demo
 from headwater.entrypoints.cli.model import model
@@ -24,7 +25,20 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
 
 
-for command in (connections, model, warehouse, pipelines, runs, identity, profiles, demo, sandbox):
+for command in (
+    connections,
+    model,
+    warehouse,
+    pipelines,
+    runs,
+    identity,
+    profiles,
+    workspaces,
+    users,
+    tokens,
+    demo,
+    sandbox,
+):
     cli.add_command(command)
 
 

@@ -28,6 +28,7 @@ from headwater.services.pipelines import preview as preview_service
 from headwater.services.pipelines.documents import (
     RunOutcome,
     pipeline_document,
+    pipeline_documents,
     run_document,
     run_outcome,
 )
@@ -176,7 +177,7 @@ def update(
 def list_(connection_id: str | None, as_json: bool) -> None:
     """List pipelines."""
     with opened_app() as app:
-        docs = [pipeline_document(app, p) for p in manage.list_pipelines(app, connection_id)]
+        docs = pipeline_documents(app, manage.list_pipelines(app, connection_id))
     if as_json:
         print_json(docs)
         return

@@ -152,3 +152,56 @@ def compile_transformation(spec: Mapping[str, Any], model: CustomerModel) -> Tra
 
 def compile_predicate(data: dict[str, Any] | None) -> Callable[[Record], bool]:
     return compile_filter(data, source_schema())
+
+
+_ABSENT: Any = object()
+
+
+def validate_definition(
+    model: CustomerModel,
+    *,
+    filter: object = _ABSENT,
+    mapping: object = _ABSENT,
+    transformation: object = _ABSENT,
+) -> list[Problem]:
+    """Every problem of the parts given (what ``POST /validate`` answers), each located
+    from the top of the request: ``filter.conditions[1]``, ``mapping.email`` (with the
+    line and column inside its expression), ``transformation`` (with the line of a
+    code error).  A part not given is not checked; ``None`` is "no filter"."""
+    found: list[Problem] = []
+    if filter is not _ABSENT:
+        found += [_under("filter", p) for p in validate_filter(filter)]
+    if mapping is not _ABSENT:
+        found += [_under("mapping", p) for p in validate_mapping(mapping, model)]
+    if transformation is not _ABSENT:
+        found += _transformation_problems(transformation, model)
+    return found
+
+
+def _under(prefix: str, problem: Problem) -> Problem:
+    where = problem.location
+    if not where:
+        return replace(problem, location=prefix)
+    joiner = "" if where.startswith("[") else "."
+    return replace(problem, location=f"{prefix}{joiner}{where}")
+
+
+def _transformation_problems(spec: object, model: CustomerModel) -> list[Problem]:
+    if isinstance(spec, Mapping) and spec.get("kind") == "mapping":
+        problems = validate_mapping(spec.get("mapping"), model)
+        return [_under("transformation.mapping", p) for p in problems]
+    try:
+        check_transformation(spec, model)
+    except InvalidInput as exc:
+        return [_code_problem(p) for p in exc.problems]
+    return []
+
+
+def _code_problem(problem: Problem) -> Problem:
+    """A code error located ``line N`` becomes ``transformation`` at line N."""
+    where = problem.location or ""
+    if where.startswith("line ") and where[5:].isdigit():
+        return replace(problem, location="transformation", line=problem.line or int(where[5:]))
+    if where == "transformation":
+        return replace(problem, location="transformation")
+    return _under("transformation", problem)

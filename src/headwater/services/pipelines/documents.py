@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from headwater.adapters.store import runs
+from headwater.adapters.store import run_queries
 from headwater.kernel.entities import Pipeline, Run, RunStatus
 from headwater.services.app import App
-from headwater.services.connections import get_connection
+from headwater.services.connections import get_connection, list_connections
 from headwater.services.pipelines.definition import filter_text
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING, next_run_kind
 
 
 def warnings(app: App, pipeline: Pipeline) -> list[str]:
+    events_read = get_connection(app, pipeline.connection_id).events_read
+    return _warnings(pipeline, events_read)
+
+
+def _warnings(pipeline: Pipeline, events_read: bool) -> list[str]:
     out = []
-    if pipeline.incremental and not get_connection(app, pipeline.connection_id).events_read:
+    if pipeline.incremental and not events_read:
         out.append(EVENTS_PERMISSION_WARNING)
     if not pipeline.enabled:
         out.append("the pipeline is disabled: it will not run, scheduled or not")
@@ -23,7 +29,18 @@ def warnings(app: App, pipeline: Pipeline) -> list[str]:
 
 
 def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
-    last = runs.list_runs(app.engine, [pipeline.id], limit=1)
+    return pipeline_documents(app, [pipeline])[0]
+
+
+def pipeline_documents(app: App, pipelines: Sequence[Pipeline]) -> list[dict[str, Any]]:
+    """The documents of `pipelines` (of this workspace), with two store queries in all:
+    their connections' permissions and their last runs."""
+    events_read = {c.id: c.events_read for c in list_connections(app)}
+    last_runs = run_queries.latest_runs(app.engine, [p.id for p in pipelines])
+    return [_document(p, events_read[p.connection_id], last_runs.get(p.id)) for p in pipelines]
+
+
+def _document(pipeline: Pipeline, events_read: bool, last: Run | None) -> dict[str, Any]:
     return {
         "id": pipeline.id,
         "name": pipeline.name,
@@ -38,8 +55,8 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
         "transformation": pipeline.transformation,
         "next_run_kind": next_run_kind(pipeline).value,
         "state": pipeline.state.as_dict(),
-        "warnings": warnings(app, pipeline),
-        "last_run": {"id": last[0].id, "status": last[0].status.value, "kind": last[0].kind}
+        "warnings": _warnings(pipeline, events_read),
+        "last_run": {"id": last.id, "status": last.status.value, "kind": last.kind}
         if last
         else None,
         "created_at": pipeline.created_at,

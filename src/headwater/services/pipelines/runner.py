@@ -15,7 +15,7 @@ from datetime import timedelta
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
-from headwater.kernel.errors import Conflict, HeadwaterError
+from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
@@ -110,8 +110,7 @@ def cancel_run(app: App, run_id: str) -> Run:
     """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to
     stop and ends `cancelled` at its next batch boundary (within a lease beat and a
     batch), keeping what committed.  Refused (`Conflict`) when the run already ended."""
-    run = runs.get_run(app.engine, run_id, 0)
-    manage.get(app, run.pipeline_id)  # the run belongs to this workspace
+    _own(app, runs.get_run(app.engine, run_id, 0))
     return runs.request_cancel(app.engine, run_id)
 
 
@@ -156,4 +155,16 @@ def list_runs(app: App, pipeline_id: str | None = None, limit: int = 50) -> list
 
 
 def get_run(app: App, run_id: str, error_limit: int = 20) -> Run:
-    return runs.get_run(app.engine, run_id, error_limit)
+    """A run of this workspace with its first `error_limit` errors (`NotFound` for a
+    run of another workspace, as for one that does not exist)."""
+    run = runs.get_run(app.engine, run_id, error_limit)
+    _own(app, run)
+    return run
+
+
+def _own(app: App, run: Run) -> None:
+    """`NotFound` unless the run's pipeline belongs to this workspace."""
+    try:
+        manage.get(app, run.pipeline_id)
+    except NotFound:
+        raise NotFound(f"no run with id {run.id!r}") from None

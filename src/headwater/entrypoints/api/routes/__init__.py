@@ -4,6 +4,26 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from headwater.entrypoints.api.routes import auth, tokens, workspaces
+from headwater.entrypoints.api.routes import (
+    auth,
+    connections,
+    definitions,
+    pipelines,
+    profiles,
+    runs,
+    settings,
+    tokens,
+    workspaces,
+)
 
-ROUTERS: tuple[APIRouter, ...] = (auth.router, tokens.router, workspaces.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    auth.router,
+    connections.router,
+    settings.router,
+    definitions.router,
+    pipelines.router,
+    runs.router,
+    profiles.router,
+    tokens.router,
+    workspaces.router,
+)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from headwater.entrypoints.api.deps import WorkspaceApp
 from headwater.entrypoints.api.models import TokenCreate, TokenCreated, TokenList, TokenPublic
@@ -10,6 +12,8 @@ from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.services.auth import tokens
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+
+TokenId = Annotated[str, Path(max_length=40, description="The token's id (`tok_…`).")]
 
 
 @router.get("", summary="List tokens")
@@ -31,12 +35,12 @@ def create_token(body: TokenCreate, app: WorkspaceApp) -> TokenCreated:
 
 
 @router.get("/{token_id}", summary="Show a token")
-def show_token(token_id: str, app: WorkspaceApp) -> TokenPublic:
+def show_token(token_id: TokenId, app: WorkspaceApp) -> TokenPublic:
     """One token of the workspace (404 for another workspace's)."""
     return TokenPublic.of(tokens.get_token(app, token_id))
 
 
 @router.post("/{token_id}/revoke", summary="Revoke a token")
-def revoke_token(token_id: str, app: WorkspaceApp) -> TokenPublic:
+def revoke_token(token_id: TokenId, app: WorkspaceApp) -> TokenPublic:
     """Revoke the token at once: its next request answers 401. Revoking twice is harmless."""
     return TokenPublic.of(tokens.revoke_token(app, token_id))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 
 from headwater.entrypoints.api.deps import CurrentPrincipal, RootApp
 from headwater.entrypoints.api.models import WorkspaceCreate, WorkspaceList, WorkspacePublic
@@ -13,6 +15,8 @@ from headwater.services.app import App
 from headwater.services.auth import Principal, workspaces
 
 router = APIRouter(prefix="/workspaces", tags=["workspaces"])
+
+WorkspaceId = Annotated[str, Path(max_length=40, description="The workspace's id (`ws_…`).")]
 
 
 def _mine(app: App, caller: Principal) -> list[Workspace]:
@@ -35,7 +39,9 @@ def list_workspaces(
 
 
 @router.get("/{workspace_id}", summary="Show a workspace")
-def show_workspace(workspace_id: str, app: RootApp, caller: CurrentPrincipal) -> WorkspacePublic:
+def show_workspace(
+    workspace_id: WorkspaceId, app: RootApp, caller: CurrentPrincipal
+) -> WorkspacePublic:
     """One of the caller's workspaces (404 for any other)."""
     for workspace in _mine(app, caller):
         if workspace.id == workspace_id:

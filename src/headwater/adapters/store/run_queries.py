@@ -1,0 +1,97 @@
+"""Read-only queries over run rows for lists and pages: newest first, one page at a
+time with a keyset cursor (the run the previous page ended with), each a single
+indexed query so that a store with many thousands of runs answers in constant time.
+
+Order is ``created_at`` descending, then ``id`` descending to break ties (two runs
+created in the same microsecond still have one order).  A page is read with one row
+more than asked, which tells whether another page follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select
+
+from headwater.adapters.store.runs import _run
+from headwater.adapters.store.tables import pipelines, run_errors, runs
+from headwater.kernel.entities import Run
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """Runs newest first and whether more follow."""
+
+    runs: list[Run]
+    has_more: bool
+
+
+def page_runs(
+    engine: Engine,
+    pipeline_ids: Sequence[str],
+    limit: int,
+    *,
+    status: str | None = None,
+    after: Run | None = None,
+) -> RunPage:
+    """Up to `limit` runs of `pipeline_ids` (optionally of one `status`), newest first,
+    starting after the run `after` (the last run of the previous page)."""
+    if not pipeline_ids:
+        return RunPage([], False)
+    query = select(runs).where(runs.c.pipeline_id.in_(list(pipeline_ids)))
+    if status is not None:
+        query = query.where(runs.c.status == status)
+    if after is not None:
+        query = query.where(
+            or_(
+                runs.c.created_at < after.created_at,
+                and_(runs.c.created_at == after.created_at, runs.c.id < after.id),
+            )
+        )
+    query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return RunPage([_run(r) for r in rows[:limit]], len(rows) > limit)
+
+
+def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, Run]:
+    """The newest run of each of `pipeline_ids` that has one, in one query: one probe
+    of the index on ``(pipeline_id, created_at)`` per pipeline, however many runs each
+    has."""
+    if not pipeline_ids:
+        return {}
+    newest = runs.alias("newest")
+    newest_id = (
+        select(newest.c.id)
+        .where(newest.c.pipeline_id == pipelines.c.id)
+        .order_by(newest.c.created_at.desc(), newest.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    ids = select(newest_id).where(pipelines.c.id.in_(list(pipeline_ids)))
+    query = select(runs).where(runs.c.id.in_(ids))
+    with engine.connect() as conn:
+        return {row.pipeline_id: _run(row) for row in conn.execute(query)}
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """Per-record errors of a run in the order they happened, and whether more follow."""
+
+    errors: list[dict[str, Any]]
+    has_more: bool
+
+
+def page_errors(engine: Engine, run_id: str, limit: int, after: int | None = None) -> ErrorPage:
+    """Up to `limit` stored errors of the run, oldest first, after the error `after`
+    (each error's ``id`` is its position in the store)."""
+    query = select(run_errors.c.id, run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
+    query = query.where(run_errors.c.run_id == run_id)
+    if after is not None:
+        query = query.where(run_errors.c.id > after)
+    query = query.order_by(run_errors.c.id).limit(limit + 1)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return ErrorPage([dict(r._mapping) for r in rows[:limit]], len(rows) > limit)

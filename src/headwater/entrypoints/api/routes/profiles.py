@@ -1,0 +1,61 @@
+"""``/profiles``: unified customers (list with search, show with identities and
+changes, rebuild)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.paging import Limit, StartingAfter, page
+from headwater.entrypoints.api.params import (
+    ProfileId,
+)
+from headwater.entrypoints.api.schemas import plain
+from headwater.entrypoints.api.schemas.profiles import (
+    ProfileList,
+    ProfilePublic,
+    ProfileSummary,
+    RebuildPublic,
+)
+from headwater.services import profiles
+
+router = APIRouter(prefix="/profiles", tags=["profiles"])
+
+
+@router.get("", summary="List profiles")
+def list_profiles(
+    app: WorkspaceApp,
+    search: Annotated[
+        str | None,
+        Query(max_length=200, description="Only profiles with a value containing this text."),
+    ] = None,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
+) -> ProfileList:
+    """The workspace's unified profiles, most recently changed first."""
+    found = profiles.list_profiles(app, search)
+    found.sort(key=lambda p: (p["updated_at"] is not None, p["updated_at"], p["id"]), reverse=True)
+    items, has_more = page(found, limit, starting_after, lambda p: str(p["id"]))
+    return ProfileList(
+        data=[ProfileSummary.model_validate(plain(p)) for p in items], has_more=has_more
+    )
+
+
+@router.post("/rebuild", summary="Rebuild every profile")
+def rebuild_profiles(app: WorkspaceApp) -> RebuildPublic:
+    """Recompute every profile from all identities (after changing identity resolution)."""
+    plan = profiles.rebuild_profiles(app)
+    return RebuildPublic(
+        considered=plan.considered,
+        written=len(plan.upserts),
+        removed=len(plan.removed),
+        changes=len(plan.changes),
+    )
+
+
+@router.get("/{profile_id}", summary="Show a profile")
+def show_profile(profile_id: ProfileId, app: WorkspaceApp) -> ProfilePublic:
+    """One profile: its values, its identities with their pipelines, its changes."""
+    return ProfilePublic.model_validate(plain(profiles.show_profile(app, profile_id)))

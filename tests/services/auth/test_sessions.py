@@ -1,0 +1,132 @@
+"""Sessions: sign-in (rate-limited), stored as a digest, expiry, sign-out, workspaces."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from headwater.adapters.store.auth_tables import sessions as session_table
+from headwater.kernel.entities import utcnow
+from headwater.kernel.errors import Forbidden, NotFound, RateLimited, Unauthenticated
+from headwater.services.app import App
+from headwater.services.auth import Principal, sessions, users, workspaces
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def ada(app: App) -> str:
+    return users.add_user(app, "ada@example.com", PASSWORD).id
+
+
+def _stored(app: App) -> list[dict[str, object]]:
+    with app.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(session_table))]
+
+
+def test_a_session_is_stored_as_a_digest_and_revoked_by_sign_out(app: App, ada: str) -> None:
+    raw, session = sessions.sign_in(app, "ADA@example.com", PASSWORD, address="10.0.0.1")
+    [row] = _stored(app)
+    assert row["secret_hash"] == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw not in repr(row)
+    assert session.workspace_id == app.workspace_id
+    assert session.expires_at - session.created_at == sessions.LIFETIME
+    found = sessions.principal_for_session(app, raw)
+    assert found == Principal(app.workspace_id, user_id=ada, session_id=session.id)
+    sessions.sign_out(app, raw)
+    assert sessions.principal_for_session(app, raw) is None
+    assert _stored(app)[0]["revoked_at"] is not None
+    sessions.sign_out(app, raw)  # twice: harmless
+    assert sessions.principal_for_session(app, raw + "x") is None
+    assert sessions.principal_for_session(app, "") is None
+
+
+def test_an_expired_session_authenticates_nobody(app: App, ada: str) -> None:
+    raw, _session = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    with app.engine.begin() as conn:
+        conn.execute(sa.update(session_table).values(expires_at=utcnow() - timedelta(seconds=1)))
+    assert sessions.principal_for_session(app, raw) is None
+    with pytest.raises(Unauthenticated):
+        sessions.choose_workspace(app, raw, app.workspace_id)
+
+
+def test_a_wrong_password_and_an_unknown_email_are_refused_alike(app: App, ada: str) -> None:
+    messages = set()
+    for email, password in (("ada@example.com", "wrong horse"), ("bob@example.com", PASSWORD)):
+        with pytest.raises(Unauthenticated) as caught:
+            sessions.sign_in(app, email, password, address="10.0.0.1")
+        messages.add(caught.value.message)
+    assert len(messages) == 1
+    assert _stored(app) == []
+
+
+def _fail(app: App, email: str, address: str) -> None:
+    with pytest.raises(Unauthenticated):
+        sessions.sign_in(app, email, "wrong horse", address=address)
+
+
+def test_an_account_refuses_sign_in_after_repeated_failures(app: App, ada: str) -> None:
+    for _ in range(sessions.ACCOUNT_LIMIT):
+        _fail(app, "ada@example.com", "10.0.0.1")
+    with pytest.raises(RateLimited) as caught:  # even with the right password, from anywhere
+        sessions.sign_in(app, "Ada@example.com", PASSWORD, address="10.9.9.9")
+    assert 0 < caught.value.retry_after <= sessions.WINDOW.total_seconds() + 1
+    assert _stored(app) == []
+    users.add_user(app, "bob@example.com", PASSWORD)  # another account is not affected
+    sessions.sign_in(app, "bob@example.com", PASSWORD, address="10.0.0.1")
+
+
+def test_a_success_starts_the_account_count_over(app: App, ada: str) -> None:
+    for _ in range(sessions.ACCOUNT_LIMIT - 1):
+        _fail(app, "ada@example.com", "10.0.0.1")
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    for _ in range(sessions.ACCOUNT_LIMIT - 1):
+        _fail(app, "ada@example.com", "10.0.0.1")
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+
+
+def test_an_address_is_refused_after_repeated_failures_on_any_accounts(app: App, ada: str) -> None:
+    for i in range(sessions.ADDRESS_LIMIT):
+        _fail(app, f"user{i}@example.com", "10.0.0.2")
+    with pytest.raises(RateLimited):
+        sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.2")
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.3")
+
+
+def test_a_session_chooses_among_its_users_workspaces(app: App, ada: str) -> None:
+    acme = workspaces.add_workspace(app, "Acme", member_id=ada)
+    elsewhere = workspaces.add_workspace(app, "Elsewhere")
+    raw, _ = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    assert sessions.choose_workspace(app, raw, acme.id).workspace_id == acme.id
+    found = sessions.principal_for_session(app, raw)
+    assert found is not None
+    assert found.workspace_id == acme.id
+    for not_mine in (elsewhere.id, "ws_nope"):
+        with pytest.raises(NotFound):
+            sessions.choose_workspace(app, raw, not_mine)
+    found = sessions.principal_for_session(app, raw)
+    assert found is not None
+    assert found.workspace_id == acme.id
+
+
+def test_sign_in_prefers_the_apps_workspace_then_the_oldest(app: App) -> None:
+    acme = workspaces.add_workspace(app, "Acme")
+    user = users.add_user(app.in_workspace(acme.id), "ada@example.com", PASSWORD)
+    _, session = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    assert session.workspace_id == acme.id  # not a member of the default workspace
+    users.add_member(app, "ada@example.com")
+    _, session = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    assert session.workspace_id == app.workspace_id
+    assert user.id == session.user_id
+
+
+def test_a_user_of_no_workspace_cannot_sign_in(app: App, ada: str) -> None:
+    from headwater.adapters.store.auth_tables import memberships
+
+    with app.engine.begin() as conn:
+        conn.execute(sa.delete(memberships))
+    with pytest.raises(Forbidden):
+        sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")

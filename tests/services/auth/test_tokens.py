@@ -1,0 +1,81 @@
+"""API tokens: shown once, stored as a digest, scoped to one workspace, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import sqlalchemy as sa
+
+from headwater.adapters.store.auth_tables import api_tokens
+from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.services.app import App
+from headwater.services.auth import Principal, tokens, workspaces
+
+
+def _stored(app: App) -> list[dict[str, object]]:
+    with app.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(api_tokens))]
+
+
+def test_a_token_is_stored_only_as_its_digest_and_authenticates_its_workspace(app: App) -> None:
+    raw, token = tokens.create_token(app, " ci ")
+    assert raw.startswith("hw_")
+    assert len(raw) == 46
+    assert token.name == "ci"
+    assert raw.startswith(token.prefix)
+    assert len(token.prefix) == 9
+    [row] = _stored(app)
+    assert row["secret_hash"] == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw not in repr(row)
+    assert raw[3:] not in repr(row)
+    found = tokens.principal_for_token(app, raw)
+    assert found == Principal(workspace_id=app.workspace_id, token_id=token.id)
+    assert tokens.get_token(app, token.id).last_used_at is not None
+
+
+def test_forged_malformed_and_revoked_tokens_authenticate_nobody(app: App) -> None:
+    raw, token = tokens.create_token(app, "ci")
+    forged = raw[:-1] + ("A" if raw[-1] != "A" else "B")
+    for bad in (forged, "", "hw_", raw + "x", "Bearer " + raw, raw.upper()):
+        assert tokens.principal_for_token(app, bad) is None, bad
+    revoked = tokens.revoke_token(app, token.id)
+    assert revoked.revoked_at is not None
+    assert tokens.revoke_token(app, token.id).revoked_at == revoked.revoked_at
+    assert tokens.principal_for_token(app, raw) is None
+
+
+def test_another_workspaces_token_is_not_found(app: App) -> None:
+    other = app.in_workspace(workspaces.add_workspace(app, "Acme").id)
+    raw, theirs = tokens.create_token(other, "theirs")
+    with pytest.raises(NotFound):
+        tokens.get_token(app, theirs.id)
+    with pytest.raises(NotFound):
+        tokens.revoke_token(app, theirs.id)
+    assert tokens.list_tokens(app) == ([], False)
+    assert tokens.principal_for_token(app, raw) == Principal(other.workspace_id, token_id=theirs.id)
+
+
+def test_tokens_list_newest_first_in_pages(app: App) -> None:
+    made = [tokens.create_token(app, f"t{i}")[1] for i in range(5)]
+    first, more = tokens.list_tokens(app, limit=2)
+    assert [t.name for t in first] == ["t4", "t3"]
+    assert more
+    second, more = tokens.list_tokens(app, limit=2, starting_after=first[-1].id)
+    third, more_after = tokens.list_tokens(app, limit=2, starting_after=second[-1].id)
+    assert [t.name for t in second + third] == ["t2", "t1", "t0"]
+    assert more
+    assert not more_after
+    assert {t.id for t in first + second + third} == {t.id for t in made}
+    with pytest.raises(InvalidInput):
+        tokens.list_tokens(app, limit=0)
+    with pytest.raises(NotFound):
+        tokens.list_tokens(app, starting_after="tok_nope")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201])
+def test_a_token_needs_a_name(app: App, name: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        tokens.create_token(app, name)
+    assert caught.value.location == "name"
+    assert _stored(app) == []
