@@ -185,20 +185,30 @@ async function post(url, body) {
   return response;
 }
 
+// Validation as you type: the API's POST /validate answers every problem, located
+// ("mapping.email" with the line and column in its expression, or "transformation").
 let validateTimer;
-function validateSoon(input) {
+function validateSoon() {
   clearTimeout(validateTimer);
   validateTimer = setTimeout(async () => {
-    const body = { transformation: transformation() };
+    const spec = transformation();
+    const body = spec.kind === "mapping" ? { mapping: spec.mapping } : { transformation: spec };
     const response = await post(data.validate_url, body);
+    if (!response.ok) return;
     const answer = await response.json();
-    for (const p of document.querySelectorAll("#mappings .field-error")) p.textContent = "";
-    for (const p of answer.problems || []) {
-      const target = document.querySelector(`input[data-model-path="${CSS.escape(p.location || "")}"]`);
+    for (const p of document.querySelectorAll("#mappings .field-error, .code-error")) p.textContent = "";
+    for (const i of document.querySelectorAll("input[data-model-path]")) i.removeAttribute("aria-invalid");
+    for (const p of answer.errors || []) {
+      const where = (p.field || "").replace(/^mapping\./, "");
       const text = (p.line ? `line ${p.line}, column ${p.column}: ` : "") + p.message;
-      if (target) target.closest("tr").querySelector(".field-error").textContent = text;
+      const input = document.querySelector(`input[data-model-path="${CSS.escape(where)}"]`);
+      if (spec.kind === "mapping" && input) {
+        input.setAttribute("aria-invalid", "true");
+        input.closest("tr").querySelector(".field-error").textContent = text;
+      } else if (spec.kind !== "mapping") {
+        $(`#code-error-${spec.kind}`).textContent += text + "\n";
+      }
     }
-    input.setAttribute("aria-invalid", String((answer.problems || []).some((p) => p.location === input.dataset.modelPath)));
   }, 250);
 }
 
@@ -255,14 +265,15 @@ export function startPipelineEditor(root, codeEditor) {
   data.initial_mapping_values = JSON.parse(data.initial_mapping);
   const initial = data.filter || { logical: "and", conditions: [] };
   $("#filters").append(groupBox(initial));
-  for (const input of document.querySelectorAll("input[data-model-path]")) input.addEventListener("input", () => validateSoon(input));
+  for (const input of document.querySelectorAll("input[data-model-path]")) input.addEventListener("input", validateSoon);
+  for (const ta of document.querySelectorAll("textarea[data-code]")) ta.addEventListener("input", validateSoon);
   for (const tab of document.querySelectorAll("[role=tab]")) tab.addEventListener("click", () => switchKind(tab, codeEditor));
   const kind = currentKind();
   if (kind !== "mapping") codeEditor($(`textarea[data-code=${kind}]`));
   data.initial_source = kind !== "mapping" ? $(`textarea[data-code=${kind}]`).value : null;
   $("#use-suggested").addEventListener("click", () => {
     for (const i of document.querySelectorAll("input[data-model-path]")) i.value = data.suggested[i.dataset.modelPath] || "";
-    validateSoon(document.querySelector("input[data-model-path]"));
+    validateSoon();
   });
   $("#reload-preview").addEventListener("click", reloadPreview);
   $("#save-pipeline").addEventListener("click", save);

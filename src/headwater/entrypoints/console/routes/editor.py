@@ -66,7 +66,7 @@ def _editor(request: Request, who: Viewer, conn: Connection, pipeline: Pipeline 
         if pipeline
         else f"/connections/{conn.id}/pipelines",
         "preview_url": "/editor/preview",
-        "validate_url": "/editor/validate",
+        "validate_url": "/api/v1/validate",
     }
     return render(
         request,
@@ -162,16 +162,3 @@ async def preview_samples(request: Request, who: CurrentViewer) -> Response:
             problems=[str(p) for p in problems],
         )
     return render(request, "preview.html", who, result=result, error=None, problems=[])
-
-
-@router.post("/editor/validate")
-async def validate(request: Request, who: CurrentViewer) -> Response:
-    """Every problem of the transformation (and the filter) being edited, located."""
-    doc = await _body(request)
-    problems: list[Problem] = []
-    spec = doc.get("transformation")
-    if isinstance(spec, dict) and spec.get("kind") == "mapping":
-        problems += definition.validate_mapping(spec.get("mapping"), who.app.model())
-    if doc.get("filter") is not None:
-        problems += definition.validate_filter(doc.get("filter"))
-    return JSONResponse({"problems": [_problem(p) for p in problems]})
