@@ -16,7 +16,6 @@ import duckdb
 import pytest
 import stripe
 from playwright.sync_api import Page, expect
-
 from tests.entrypoints.console.conftest import Site, sign_in
 
 pytestmark = pytest.mark.slow
