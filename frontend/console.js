@@ -70,6 +70,8 @@ function drawCharts(root) {
     if (!data.x.length) continue;
     new uPlot({
       title: el.dataset.title || "", width: el.clientWidth || 800, height: 220,
+      // One run alone would stretch the time axis over years: give it an hour each side.
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
       series: [{}, { label: "Imported", stroke: "#2563eb" }, { label: "Failed", stroke: "#dc2626" }],
     }, [data.x, data.imported, data.failed], el);
   }
@@ -103,6 +105,17 @@ function wireMenus(root) {
     const input = dialog.querySelector("input[name=confirm]");
     const submit = dialog.querySelector("button[type=submit]");
     input.addEventListener("input", () => { submit.disabled = input.value !== dialog.dataset.confirmName; });
+  }
+  // Search boxes that filter a list as you type (the form still works without script).
+  for (const box of root.querySelectorAll("input[data-filters]")) {
+    if (box.dataset.wired) continue;
+    box.dataset.wired = "1";
+    box.addEventListener("input", () => {
+      const words = box.value.trim().toLowerCase();
+      for (const item of document.querySelector(box.dataset.filters).children) {
+        item.hidden = Boolean(words) && !item.textContent.toLowerCase().includes(words);
+      }
+    });
   }
   for (const toggle of root.querySelectorAll("[data-toggles]")) {
     if (toggle.dataset.wired) continue;

@@ -177,6 +177,7 @@ def test_the_guide_flow(page: Page, site: Site, shots: Path) -> None:
     _javascript_pipeline_with_errors(page, site, customers, shots)
     page.goto(connection_url)
     _delete_pipeline(page, site, pipeline_id, shots)
+    _tour(page, customers, shots)
 
 
 def _javascript_pipeline_with_errors(
@@ -220,3 +221,50 @@ def _delete_pipeline(page: Page, site: Site, pipeline_id: str, shots: Path) -> N
     expect(page.get_by_role("row", name="EU customers")).to_have_count(0)
     expect(page.get_by_role("row", name="Script")).to_have_count(1)
     assert _warehouse_count(site, pipeline_id) == 0
+
+
+def _tour(page: Page, customers: list[stripe.Customer], shots: Path) -> None:
+    """The workspace's other screens, each with what it must show."""
+    page.get_by_role("link", name="Runs", exact=True).first.click()
+    # The header and the Script run (the deleted pipeline took its runs along).
+    expect(page.get_by_role("table", name="Runs").get_by_role("row")).to_have_count(2)
+    expect(page.get_by_role("img", name=re.compile("imported and failed per run"))).to_be_visible()
+    page.screenshot(path=shots / "09-runs.png", full_page=True)
+
+    page.get_by_role("link", name="Customer Model").click()
+    page.get_by_label("Name").fill("plan")
+    page.get_by_label("Description").fill("Billing plan")
+    page.get_by_role("button", name="Add property").click()
+    expect(page.get_by_role("row", name=re.compile("^plan string Billing plan"))).to_be_visible()
+    page.screenshot(path=shots / "10-customer-model.png", full_page=True)
+
+    page.get_by_role("link", name="Warehouse").click()
+    page.get_by_role("button", name="Test").click()
+    expect(page.get_by_role("status").filter(has_text="Connected")).to_contain_text("identities")
+    page.screenshot(path=shots / "11-warehouse.png")
+
+    # Profiles: the Script pipeline imported every customer outside Italy.
+    chosen = next(c for c in customers if c.email and c.address and c.address.country != "IT")
+    page.get_by_role("link", name="Profiles").click()
+    page.get_by_label("Search by any identifier").fill(chosen.email.upper())
+    page.get_by_role("button", name="Search").click()
+    found = page.get_by_role("table", name="Profiles").get_by_role("row")
+    expect(found).to_have_count(2)  # the header and one profile
+    page.screenshot(path=shots / "12-profiles.png")
+    found.nth(1).get_by_role("link").click()
+    identities = page.get_by_role("table", name="Identities")
+    expect(identities).to_contain_text(chosen.id)
+    expect(identities).to_contain_text("Script")
+    page.screenshot(path=shots / "13-profile.png")
+
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("Token name").fill("CI")
+    page.get_by_role("button", name="Create token").click()
+    token = page.get_by_label("New token").input_value()
+    assert re.fullmatch(r"hw_\w+", token)
+    page.screenshot(path=shots / "14-api-tokens.png")
+    page.goto(page.url)  # opened afresh, the page never shows the token again
+    expect(page.get_by_label("New token")).to_have_count(0)
+    assert token not in page.content()
+    page.get_by_role("button", name="Revoke CI").click()
+    expect(page.get_by_role("row", name=re.compile("^CI"))).to_contain_text("Revoked")

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from headwater.entrypoints.console import views
 from headwater.entrypoints.console.routes.pipelines import row_context
-from headwater.entrypoints.console.web import CurrentViewer, Viewer, env, render
+from headwater.entrypoints.console.web import CurrentViewer, Viewer, env, redirect, render
 from headwater.kernel.entities import Run
 from headwater.kernel.errors import Conflict
 from headwater.services import connections
@@ -62,10 +62,14 @@ def run_page(request: Request, run_id: str, who: CurrentViewer) -> Response:
 
 @router.post("/runs/{run_id}/cancel")
 def cancel(request: Request, run_id: str, who: CurrentViewer) -> Response:
+    """Cancel a live run (an ended one is left as it is); a form post lands on the run's
+    page, an htmx one gets the run's panel."""
     try:
         run = runner.cancel_run(who.app, run_id)
     except Conflict:
         run = runner.get_run(who.app, run_id)
+    if not request.headers.get("hx-request"):
+        return redirect(f"/runs/{run.id}")
     pipeline = manage.get(who.app, run.pipeline_id)
     return render(
         request,
@@ -87,6 +91,11 @@ def _fragments(who: Viewer, run: Run, view: str) -> tuple[str, str]:
     """(event name, HTML) showing `run` in `view`: the pipelines table's row or the
     run page's panel; "end" once the run has ended."""
     name = "progress" if run.live else "end"
+    if view == "history":
+        names = {run.pipeline_id: manage.get(who.app, run.pipeline_id).name}
+        template = "run_row_cells.html" if run.live else "run_row.html"
+        html = env.get_template(template).render(run=run, names=names, views=views)
+        return name, html
     if view == "row":
         if run.live:
             html = env.get_template("run_progress.html").render(run=run, views=views)

@@ -55,8 +55,7 @@ def sources(request: Request, who: CurrentViewer) -> Response:
 def catalogue(request: Request, who: CurrentViewer, q: str = "") -> Response:
     words = q.strip().lower()
     cards = [c for c in CATALOGUE if not words or words in " ".join(c).lower()]
-    template = "catalogue_cards.html" if request.headers.get("hx-request") else "catalogue.html"
-    return render(request, template, who, cards=cards, q=q)
+    return render(request, "catalogue.html", who, cards=cards, q=q)
 
 
 # Double clicks: each form carries a one-time id; a second post of the same form waits
