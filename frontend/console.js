@@ -11,6 +11,9 @@ import "uplot/dist/uPlot.min.css";
 import { startPipelineEditor } from "./editor.js";
 
 window.htmx = htmx;
+// Swapped-in content is made live at once (htmx's default waits 20 ms to "settle"; a
+// quick keyboard user, or a test, acting in that window would be ignored).
+htmx.config.defaultSettleDelay = 0;
 
 // Live fragments: an element with data-live="URL" shows each server-sent event's HTML
 // (already escaped by the server's templates) until the stream says "end".

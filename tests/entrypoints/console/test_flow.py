@@ -18,6 +18,8 @@ import stripe
 from playwright.sync_api import Page, expect
 from tests.entrypoints.console.conftest import Site, sign_in
 
+from headwater.services import connections
+
 pytestmark = pytest.mark.slow
 
 SINCE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -60,7 +62,8 @@ def _add_source(page: Page, site: Site, shots: Path) -> None:
         page.get_by_text("Advanced").click()
         page.get_by_label("Stripe API URL").fill(site.sandbox.url)
         page.get_by_label("Requests per second").fill("50")
-        page.get_by_role("button", name="Add").click()
+        # A double click posts the form once: the source is created once (checked below).
+        page.get_by_role("button", name="Add").dblclick()
         if error:
             expect(page.get_by_role("alert")).to_contain_text(re.compile(error, re.I))
             expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
@@ -81,6 +84,9 @@ def _build_pipeline(page: Page, shots: Path) -> None:
     expect(page.get_by_label("Operator").nth(1)).not_to_contain_text("contains")
     page.get_by_label("Operator").nth(1).select_option("is after")
     expect(page.get_by_label("Value", exact=True)).to_have_attribute("type", "date")
+    page.get_by_role("button", name="Add", exact=True).click()  # no date yet: refused
+    second = page.get_by_role("listitem").filter(has=page.get_by_label("Value", exact=True))
+    expect(second.get_by_role("alert")).to_contain_text("expected an ISO 8601 date")
     page.get_by_label("Value", exact=True).fill("2024-01-01")
     email = page.get_by_label("Expression for email")
     email.fill("lower(trim(email)")  # validated as you type: the error shows on its row
@@ -133,9 +139,12 @@ def test_the_guide_flow(page: Page, site: Site, shots: Path) -> None:
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/pipelines")) as sent:
         page.get_by_role("button", name="Add", exact=True).click()
     document = json.loads(sent.value.post_data or "{}")
+    page.wait_for_url(connection_url)
+    app = site.app()
+    assert len(connections.list_connections(app)) == 1  # the double click made one source
+    app.close()
     assert document.pop("connection_id").startswith("conn_")
     assert document == EXPECTED_DOCUMENT
-    page.wait_for_url(connection_url)
 
     row = page.get_by_role("row", name="EU customers")
     expect(row.get_by_role("cell").nth(0)).to_have_text(
@@ -168,11 +177,21 @@ def test_the_guide_flow(page: Page, site: Site, shots: Path) -> None:
     expect(row.get_by_role("button", name="Run now")).to_be_enabled()
 
     # Schedule 1h survives a reload, with its next run shown.
-    row.get_by_label("Schedule").select_option("1h")
+    with page.expect_response(re.compile(r"/schedule$")) as scheduled:
+        row.get_by_label("Schedule").select_option("1h")
+    assert scheduled.value.status == 200, scheduled.value.text()
     expect(row.get_by_text("Next run")).to_be_visible()
     page.reload()
     expect(row.get_by_label("Schedule")).to_have_value("1h")
     expect(row.get_by_text("Next run")).to_be_visible()
+
+    # Manage... opens the saved pipeline; Save keeps what was not touched.
+    row.get_by_role("link", name="Manage...").click()
+    expect(page.get_by_label("Values")).to_have_value("IT, FR")
+    page.get_by_label("Description").fill("Italy and France")
+    page.get_by_role("button", name="Save").click()
+    expect(row.get_by_role("rowheader")).to_contain_text("Italy and France")
+    expect(row.get_by_role("cell").nth(0)).to_contain_text('is one of ("IT", "FR")')
 
     _javascript_pipeline_with_errors(page, site, customers, shots)
     page.goto(connection_url)
@@ -191,6 +210,11 @@ def _javascript_pipeline_with_errors(
     code.click()
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(JS_FAILING)
+    # Switching kind after edits asks first; declining keeps the code.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("tab", name="Python").click()
+    expect(page.get_by_role("tab", name="JavaScript")).to_have_attribute("aria-selected", "true")
+    expect(code).to_contain_text("no Italian customers here")
     page.get_by_role("button", name="Reload").click()
     expect(page.get_by_role("article").first).to_be_visible()
     page.screenshot(path=shots / "06-javascript-editor.png", full_page=True)
