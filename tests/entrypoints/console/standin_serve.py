@@ -1,5 +1,7 @@
-"""A stand-in for ``headwater serve`` until it lands (issue 11): one process serving the
-API and the console over HTTP with one worker thread executing queued runs.
+"""A stand-in for ``headwater serve`` until its run workers land (issue 11): the real
+root application (`create_http_app`, with the API and the console mounted) over HTTP,
+plus one worker thread executing queued runs. Replace with `tests/serving.start_serve`
+once ``headwater serve`` executes runs.
 
 Run as ``python tests/console/standin_serve.py PORT`` with ``HEADWATER_HOME`` set; it
 prints ``ready`` once it answers. Everything it does goes through the product's own
@@ -13,10 +15,8 @@ import threading
 import time
 
 import uvicorn
-from fastapi import FastAPI
-
-from headwater.entrypoints import api, console
 from headwater.entrypoints.environment import settings_from_env
+from headwater.entrypoints.serve.http import create_http_app
 from headwater.kernel.entities import RunStatus
 from headwater.kernel.errors import Conflict
 from headwater.services.app import App
@@ -35,9 +35,7 @@ def work(app: App, stop: threading.Event) -> None:
 
 def main() -> None:
     app = App.open(settings_from_env())
-    root = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    api.mount(root, app)
-    console.mount(root, app)
+    root = create_http_app(app)
     stop = threading.Event()
     threading.Thread(target=work, args=(app, stop), daemon=True).start()
     server = uvicorn.Server(

@@ -14,6 +14,7 @@ from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.runs import runs
 from headwater.entrypoints.cli.warehouse import warehouse
+from headwater.entrypoints.serve.command import serve
 from headwater.sandbox.command import sandbox
 
 
@@ -25,7 +26,7 @@ def cli(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
 
 
-for command in (
+COMMANDS = (
     connections,
     model,
     warehouse,
@@ -38,7 +39,9 @@ for command in (
     tokens,
     demo,
     sandbox,
-):
+    serve,
+)
+for command in COMMANDS:
     cli.add_command(command)
 
 

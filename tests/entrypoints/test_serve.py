@@ -1,0 +1,52 @@
+"""`headwater serve` as a real process: health, the root app's shape, clean stops."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from tests.serving import start_serve
+
+from headwater.entrypoints.serve import http
+from headwater.kernel.settings import Settings
+from headwater.services.app import App
+
+
+def test_serve_answers_healthz_and_stops_on_sigterm(home: Path) -> None:
+    with start_serve(home, workers=0) as served:
+        answer = httpx.get(f"{served.url}/healthz")
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "ok"}
+        # The root app publishes no OpenAPI document of its own (the API has one).
+        assert httpx.get(f"{served.url}/openapi.json").status_code == 404
+        assert httpx.get(f"{served.url}/docs").status_code == 404
+        served.signal(signal.SIGTERM)
+        assert served.wait(timeout=30) == 0
+
+
+def test_mounts_are_called_with_the_root_and_the_app(settings: Settings) -> None:
+    seen: list[tuple[FastAPI, App]] = []
+
+    def mount(root: FastAPI, app: App) -> None:
+        seen.append((root, app))
+
+        @root.get("/mounted")
+        def mounted() -> dict[str, str]:
+            return {"workspace": app.workspace_id}
+
+    app = App.open(settings)
+    try:
+        root = http.create_http_app(app, mounts=(mount,))
+        assert seen == [(root, app)]
+        assert asyncio.run(_get(root, "/mounted")) == {"workspace": app.workspace_id}
+    finally:
+        app.close()
+
+
+async def _get(root: FastAPI, path: str) -> object:
+    transport = httpx.ASGITransport(app=root)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return (await client.get(path)).json()
