@@ -15,6 +15,7 @@ import threading
 import time
 
 import uvicorn
+
 from headwater.entrypoints.environment import settings_from_env
 from headwater.entrypoints.serve.http import create_http_app
 from headwater.kernel.entities import RunStatus
