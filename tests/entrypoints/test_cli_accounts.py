@@ -102,3 +102,19 @@ def test_workspaces_scope_users_and_tokens(home: Path) -> None:
     assert bob["workspace_id"] == acme["id"]
     joined = invoke("users", "join", "bob@example.com")
     assert joined.exit_code == 0, joined.output
+
+
+def test_every_command_can_act_on_another_workspace(home: Path) -> None:
+    acme = doc("workspaces", "add", "Acme")["id"]
+    added = doc("--workspace", acme, "model", "add-property", "plan", "string")
+    assert "plan" in json.dumps(added)
+    assert "plan" in json.dumps(doc("--workspace", acme, "model", "show"))
+    assert "plan" not in json.dumps(doc("model", "show"))
+    warehouse = doc("--workspace", acme, "warehouse", "show")
+    assert warehouse["url"].endswith(f"/warehouses/{acme}.duckdb")
+    assert doc("warehouse", "show")["url"].endswith("/warehouse.duckdb")
+    theirs = doc("--workspace", acme, "tokens", "create", "--name", "acme")
+    assert [t["id"] for t in doc("--workspace", acme, "tokens", "list")] == [theirs["id"]]
+    nowhere = invoke("--workspace", "ws_nope", "connections", "list")
+    assert nowhere.exit_code == 1
+    assert "no workspace with id 'ws_nope'" in nowhere.stderr

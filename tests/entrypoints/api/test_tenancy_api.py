@@ -63,12 +63,13 @@ def test_bad_input_names_its_field(api: Api) -> None:
             (client.post("/tokens", json={"name": "x", "extra": 1}), "extra"),
             (client.get("/tokens", params={"limit": 0}), "limit"),
             (client.get("/tokens", params={"limit": "many"}), "limit"),
-            (client.get("/workspaces", params={"starting_after": "ws_nope"}), "starting_after"),
+            (client.post("/workspaces", json={"name": "a\nb"}), "name"),
         ]
         for response, field in cases:
             assert response.status_code == 422, response.text
             assert response.json()["error"]["field"] == field
         assert client.get("/tokens", params={"starting_after": "tok_nope"}).status_code == 404
+        assert client.get("/workspaces", params={"starting_after": "ws_nope"}).status_code == 404
         garbage = client.post(
             "/tokens", content=b"{not json", headers={"Content-Type": "application/json"}
         )

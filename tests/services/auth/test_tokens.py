@@ -73,7 +73,7 @@ def test_tokens_list_newest_first_in_pages(app: App) -> None:
         tokens.list_tokens(app, starting_after="tok_nope")
 
 
-@pytest.mark.parametrize("name", ["", "   ", "x" * 201])
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "\x1e", "line\nbreak"])
 def test_a_token_needs_a_name(app: App, name: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         tokens.create_token(app, name)

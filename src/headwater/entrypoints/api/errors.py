@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from headwater.kernel.errors import (
     Conflict,
@@ -77,6 +78,7 @@ _STATUS: tuple[tuple[type[HeadwaterError], int, str], ...] = (
     (RateLimited, 429, "rate_limited"),
     (TransientError, 503, "unavailable"),
 )
+_METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 _HTTP_TYPES = {
     401: "unauthenticated",
     403: "forbidden",
@@ -134,11 +136,29 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", redact("; ".join(messages)), field)
 
 
-def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method the API answers at this path, from its OpenAPI document (Starlette
+    names only the first matching route's, so ``OPTIONS /tokens`` said ``Allow: GET``
+    though POST works too)."""
+    path, mounted_at = request.scope["path"], request.scope.get("root_path", "")
+    path = path.removeprefix(mounted_at) if mounted_at else path
+    methods: set[str] = set()
+    for template, item in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in item if m in _METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     kind = _HTTP_TYPES.get(exc.status_code, "bad_request")
     message = exc.detail if isinstance(exc.detail, str) else "request refused"
-    return error_response(exc.status_code, kind, message, None, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, kind, message, None, headers)
 
 
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

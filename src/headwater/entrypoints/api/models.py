@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from headwater.kernel.accounts import ApiToken, User
 from headwater.kernel.entities import Workspace
-from headwater.services.auth import workspaces
+from headwater.services.auth import names, workspaces
 
 
 class Strict(BaseModel):
@@ -29,12 +29,18 @@ class WorkspaceChoice(Strict):
 
 class TokenCreate(Strict):
     name: str = Field(
-        min_length=1, max_length=200, description="What the token is for, shown in lists."
+        max_length=names.MAX,
+        pattern=names.PATTERN,
+        description="What the token is for, shown in lists (no control characters).",
     )
 
 
 class WorkspaceCreate(Strict):
-    name: str = Field(min_length=1, max_length=200, description="A name no workspace has.")
+    name: str = Field(
+        max_length=names.MAX,
+        pattern=names.PATTERN,
+        description="A name no workspace has (no control characters).",
+    )
 
 
 class UserPublic(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Query
 
-from headwater.kernel.errors import InvalidInput
+from headwater.kernel.errors import NotFound
 
 T = TypeVar("T")
 
@@ -31,12 +31,12 @@ def page(
 ) -> tuple[list[T], bool]:
     """One page of `items` (already newest first) and whether more follow.
 
-    `InvalidInput` (field ``starting_after``) when no item has that id.
+    `NotFound` when no item has that id (as for an object of another workspace).
     """
     start = 0
     if starting_after is not None:
         ids = [id_of(item) for item in items]
         if starting_after not in ids:
-            raise InvalidInput(f"no item with id {starting_after!r} in this list", "starting_after")
+            raise NotFound(f"no item with id {starting_after!r} in this list")
         start = ids.index(starting_after) + 1
     return list(items[start : start + limit]), len(items) > start + limit

@@ -10,6 +10,7 @@ from headwater.entrypoints.cli.accounts import tokens, users, workspaces
 from headwater.entrypoints.cli.connections import connections
 from headwater.entrypoints.cli.demo import demo
 from headwater.entrypoints.cli.model import model
+from headwater.entrypoints.cli.output import WORKSPACE_META
 from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.runs import runs
@@ -21,9 +22,18 @@ from headwater.sandbox.command import sandbox
 @click.group()
 @click.version_option(package_name="headwater")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, on stderr.")
-def cli(verbose: bool) -> None:
+@click.option(
+    "--workspace",
+    "workspace_id",
+    metavar="ID",
+    default=None,
+    help="Act on workspace ID (`headwater workspaces list`) instead of the default one.",
+)
+@click.pass_context
+def cli(context: click.Context, verbose: bool, workspace_id: str | None) -> None:
     """Headwater: Stripe customers, filtered and mapped, landed in your own warehouse."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    context.meta[WORKSPACE_META] = workspace_id
 
 
 COMMANDS = (

@@ -32,13 +32,14 @@ workspace_option = click.option(
     "workspace_id",
     metavar="ID",
     default=None,
-    help="The workspace to act on (default: the default workspace).",
+    help="The workspace to act on (default: `headwater --workspace`, else the default one).",
 )
 
 
 @contextmanager
 def workspace_app(workspace_id: str | None) -> Iterator[App]:
-    """The app of workspace `workspace_id` (the default one when None)."""
+    """The app of workspace `workspace_id`, else of ``headwater --workspace ID``, else
+    of the default workspace."""
     with opened_app() as app:
         yield app if workspace_id is None else app.in_workspace(workspace_id)
 

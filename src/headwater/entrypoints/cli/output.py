@@ -188,11 +188,20 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+#: Where `headwater --workspace ID` leaves the workspace for `opened_app` (click's meta
+#: is shared by every context of one invocation).
+WORKSPACE_META = "headwater.workspace"
+
+
 @contextmanager
 def opened_app() -> Iterator[App]:
+    """The app of the workspace this command acts on: the one `headwater --workspace ID`
+    names, else the default workspace."""
     app = App.open(settings_from_env())
     try:
-        yield app
+        context = click.get_current_context(silent=True)
+        workspace_id = context.meta.get(WORKSPACE_META) if context is not None else None
+        yield app if workspace_id is None else app.in_workspace(workspace_id)
     finally:
         app.close()
 

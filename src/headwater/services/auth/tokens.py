@@ -15,6 +15,7 @@ from headwater.kernel.accounts import ApiToken
 from headwater.kernel.entities import new_id, utcnow
 from headwater.kernel.errors import InvalidInput
 from headwater.services.app import App
+from headwater.services.auth.names import checked_name
 from headwater.services.auth.principal import Principal, digest
 
 PREFIX = "hw_"
@@ -23,16 +24,13 @@ _LENGTH = 43  # 62**43 > 2**256
 _SHAPE = re.compile(rf"{PREFIX}[A-Za-z0-9]{{{_LENGTH}}}")
 #: How much of a token lists show: enough to tell tokens apart, far too little to guess.
 SHOWN = len(PREFIX) + 6
-MAX_NAME = 200
 MAX_PAGE = 100
 
 
 def create_token(app: App, name: str) -> tuple[str, ApiToken]:
     """A new token of `app`'s workspace: the raw token (show it once, it is not kept)
     and what is stored. `InvalidInput` (field ``name``) for an empty or long name."""
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise InvalidInput(f"a token needs a name of 1 to {MAX_NAME} characters", "name")
+    name = checked_name(name, "token")
     raw = PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(_LENGTH))
     token = ApiToken(
         id=new_id("tok"),

@@ -10,11 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from headwater.adapters.store import accounts, objects
 from headwater.adapters.store.objects import aware
 from headwater.kernel.entities import Workspace, new_id, utcnow
-from headwater.kernel.errors import Conflict, InvalidInput, NotFound
+from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.services.app import App
-
-MAX_NAME = 200
+from headwater.services.auth.names import checked_name
 
 
 def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Workspace:
@@ -24,9 +23,7 @@ def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Works
     Raises `InvalidInput` (field ``name``) for an empty or too long name and `Conflict`
     if a workspace has that name already.
     """
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise InvalidInput(f"a workspace needs a name of 1 to {MAX_NAME} characters", "name")
+    name = checked_name(name, "workspace")
     workspace = Workspace(
         id=new_id("ws"),
         name=name,
