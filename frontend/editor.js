@@ -15,6 +15,9 @@ const el = (tag, attrs = {}, ...children) => {
 };
 
 let data;
+
+// "line 2, column 5: " (or "line 2: ") before a message that has a position.
+const position = (p) => (p.line ? `line ${p.line}` + (p.column ? `, column ${p.column}` : "") + ": " : "");
 let rowCount = 0;
 
 function propertyType(path) {
@@ -86,7 +89,7 @@ function conditionRow(cond = {}) {
 
 function groupBox(group = { logical: "and", conditions: [] }, nested = false) {
   const list = el("ul", { class: "conditions" });
-  const logical = el("select", { class: "logical", "aria-label": nested ? "Group match" : "Match" },
+  const logical = el("select", { class: "logical" },
     el("option", { value: "and", text: "and" }), el("option", { value: "or", text: "or" }));
   logical.value = group.logical || "and";
   const box = el("div", { class: nested ? "group nested" : "group", role: "group", "aria-label": nested ? "Condition group" : "Filters" },
@@ -171,7 +174,7 @@ function showProblems(error) {
     const where = p.location || "";
     const row = document.querySelector(`.condition[data-where="${CSS.escape(where)}"]`);
     const input = document.querySelector(`input[data-model-path="${CSS.escape(where)}"]`);
-    const text = (p.line ? `line ${p.line}, column ${p.column}: ` : "") + p.message;
+    const text = position(p) + p.message;
     if (row) $(".field-error", row).textContent = text;
     else if (input) input.closest("tr").querySelector(".field-error").textContent = text;
     else if (where === "name") $("#name-error").textContent = text;
@@ -200,7 +203,7 @@ function validateSoon() {
     for (const i of document.querySelectorAll("input[data-model-path]")) i.removeAttribute("aria-invalid");
     for (const p of answer.errors || []) {
       const where = (p.field || "").replace(/^mapping\./, "");
-      const text = (p.line ? `line ${p.line}, column ${p.column}: ` : "") + p.message;
+      const text = position(p) + p.message;
       const input = document.querySelector(`input[data-model-path="${CSS.escape(where)}"]`);
       if (spec.kind === "mapping" && input) {
         input.setAttribute("aria-invalid", "true");

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from headwater.adapters.transformations.filters.operators import OPERATORS, operators_for
+from headwater.adapters.transformations.mapping import FUNCTIONS
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.kernel.schema import FieldType, Kind
 from headwater.services.pipelines.definition import source_schema
@@ -87,3 +88,9 @@ def model_fields(model: CustomerModel) -> list[dict[str, Any]]:
 
 
 PROPERTY_TYPES = [t.value for t in PropertyType]
+
+
+def mapping_functions() -> list[str]:
+    """The functions a mapping expression can call, by name (``lower``, ``coalesce``...);
+    operators such as ``==`` and ``and`` are written between their operands instead."""
+    return [name for name in FUNCTIONS if name.isidentifier() and name not in ("and", "or", "not")]

@@ -75,6 +75,7 @@ def _editor(request: Request, who: Viewer, conn: Connection, pipeline: Pipeline 
         connection=conn,
         pipeline=pipeline,
         fields=authoring.model_fields(model),
+        functions=authoring.mapping_functions(),
         spec=spec,
         templates=authoring.TEMPLATES,
         editor_data=data,
