@@ -80,9 +80,7 @@ def test_python_errors_show_as_you_type(page: Page, site: Site, connection_id: s
     code.click()
     page.keyboard.press("Control+A")
     page.keyboard.insert_text("def transform(customer):\n    return {'email': customer['email']\n")
-    expect(page.get_by_role("tabpanel").get_by_role("alert")).to_contain_text(
-        "line 2: SyntaxError"
-    )
+    expect(page.get_by_role("tabpanel").get_by_role("alert")).to_contain_text("line 2: SyntaxError")
     page.keyboard.press("Control+A")
     page.keyboard.insert_text(
         "def transform(customer):\n    print('seen', customer['id'])\n"
