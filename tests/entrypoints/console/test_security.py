@@ -120,3 +120,22 @@ def test_another_workspaces_objects_are_not_found(site: Site) -> None:
             assert "Their Stripe" not in answer.text
         sources = client.get("/sources")
         assert "Their Stripe" not in sources.text
+
+
+def test_the_workspace_switcher_changes_what_pages_show(page: Page, site: Site) -> None:
+    app = site.app()
+    try:
+        third = workspaces.add_workspace(app, "Third company")
+        theirs = app.in_workspace(third.id)
+        users.add_member(theirs, EMAIL)
+        connections.add_stripe(theirs, "Third's Stripe", site.sandbox.secret_key, site.sandbox.url)
+    finally:
+        app.close()
+    sign_in(page, site.url)
+    expect(page.get_by_text("Third's Stripe")).to_have_count(0)
+    page.get_by_label("Workspace").select_option(label="Third company")
+    page.get_by_role("button", name="Switch").click()
+    expect(page.get_by_role("link", name="Third's Stripe")).to_be_visible()
+    page.get_by_label("Workspace").select_option(label="default")
+    page.get_by_role("button", name="Switch").click()
+    expect(page.get_by_text("Third's Stripe")).to_have_count(0)
