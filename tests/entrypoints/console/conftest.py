@@ -52,7 +52,13 @@ def _free_port() -> int:
 
 def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
     port = _free_port()
-    env = {**os.environ, "HEADWATER_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    # A short lease: a cancel is seen within a beat (a tenth of it), see test_editor.
+    env = {
+        **os.environ,
+        "HEADWATER_HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+        "HEADWATER_RUN_LEASE_SECONDS": "5",
+    }
     process = subprocess.Popen(
         [sys.executable, str(STANDIN), str(port)],
         env=env,

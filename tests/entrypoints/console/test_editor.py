@@ -11,7 +11,9 @@ import pytest
 from playwright.sync_api import Page, expect
 from tests.entrypoints.console.conftest import Site, sign_in
 
+from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
+from headwater.services.pipelines import saving
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +92,26 @@ def test_python_errors_show_as_you_type(page: Page, site: Site, connection_id: s
     page.get_by_role("button", name="Reload").click()
     expect(page.get_by_role("heading", name="Logs")).to_be_visible()
     expect(page.locator("#preview-output")).to_contain_text("seen cus_")
+
+
+def test_a_live_run_shows_progress_and_can_be_cancelled(page: Page, site: Site) -> None:
+    with start_sandbox(customers=3000, seed=5, latency_ms=250) as slow:
+        app = site.app()
+        try:
+            conn = connections.add_stripe(app, "Slow Stripe", slow.secret_key, slow.url, 50.0)
+            saving.save_new(app, conn.id, "Everyone")
+        finally:
+            app.close()
+        sign_in(page, site.url)
+        page.goto(f"{site.url}/connections/{conn.id}/pipelines")
+        row = page.get_by_role("row", name="Everyone")
+        row.get_by_role("button", name="Run now").click()
+        expect(row.get_by_role("status")).to_contain_text("Importing…")
+        expect(row.get_by_role("button", name="Run now")).to_be_disabled()  # one live run
+        page.get_by_role("link", name="Runs").nth(1).click()  # the source's Runs tab
+        live = page.get_by_role("table", name="Runs").get_by_role("row").nth(1)
+        live.get_by_role("button", name="Cancel").click()
+        expect(page.get_by_role("status").filter(has_text="Import cancelled")).to_be_visible(
+            timeout=30_000
+        )
+        expect(page.get_by_role("table", name="Counters")).to_be_visible()
