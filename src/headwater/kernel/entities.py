@@ -130,6 +130,11 @@ class Run:
     owner: str | None = None
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
+    #: Retries of a run that failed on a transient cause: each is its own run, numbered
+    #: from 1, pointing at the run it retries, and not claimed before `not_before`.
+    attempt: int = 1
+    retry_of: str | None = None
+    not_before: datetime | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -89,7 +89,12 @@ runs = Table(
     Column("owner", String(200), nullable=True),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False),
+    # Retries (issue 11): the attempt number, the run retried, and when it may start.
+    Column("attempt", Integer, nullable=False, default=1, server_default="1"),
+    Column("retry_of", String(40), nullable=True),
+    Column("not_before", DateTime(timezone=True), nullable=True),
     Index("ix_runs_pipeline", "pipeline_id", "created_at"),
+    Index("ix_runs_status_created", "status", "created_at"),
     # The database itself guarantees at most one live run per pipeline.
     Index(
         "ux_runs_one_live",

@@ -15,7 +15,7 @@ from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.runs import runs
 from headwater.entrypoints.cli.warehouse import warehouse
-from headwater.entrypoints.serve.command import serve
+from headwater.entrypoints.serve.command import serve, worker
 from headwater.sandbox.command import sandbox
 
 
@@ -50,6 +50,7 @@ COMMANDS = (
     demo,
     sandbox,
     serve,
+    worker,
 )
 for command in COMMANDS:
     cli.add_command(command)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import click
@@ -12,6 +13,15 @@ import uvicorn
 
 from headwater.entrypoints.cli.output import handle_errors, opened_app
 from headwater.entrypoints.serve.http import create_http_app
+from headwater.services.runs.worker import Workers
+
+_WORKERS = click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="Runs executed at once by this process (0: run none).",
+)
 
 
 class _Server(uvicorn.Server):
@@ -23,33 +33,65 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _on_stop_signals(handler: Callable[[], None]) -> None:
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        handler()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handle)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8484, show_default=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--workers",
-    default=2,
-    show_default=True,
-    type=click.IntRange(0, 64),
-    help="Run workers in this process (0: serve without running runs).",
-)
+@_WORKERS
 @handle_errors
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve Headwater over HTTP, run the scheduler and WORKERS run workers.
+    """Serve Headwater over HTTP, tick the schedules and execute queued runs.
 
-    Stops cleanly on SIGTERM or Ctrl-C."""
-    del workers  # the run workers join this process in the next change (issue 11)
+    With --workers 0 it only serves HTTP: no run is executed and no schedule ticks here
+    (`headwater worker` processes do both).  SIGTERM or Ctrl-C stops it cleanly: running
+    runs stop at a batch boundary and go back to the queue."""
     with opened_app() as app:
         config = uvicorn.Config(
             create_http_app(app), host=host, port=port, log_level="warning", lifespan="on"
         )
         server = _Server(config)
+        pool = Workers(app, workers) if workers else None
 
-        def stop(_signum: int, _frame: FrameType | None) -> None:
+        def stop() -> None:
             if server.should_exit:
                 server.force_exit = True  # a second Ctrl-C: stop waiting for connections
             server.should_exit = True
+            if pool is not None:
+                pool.request_stop()
 
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, stop)
-        server.run()
+        _on_stop_signals(stop)
+        if pool is not None:
+            pool.start()
+        try:
+            server.run()
+        finally:
+            if pool is not None:
+                pool.stop()
+
+
+@click.command("worker")
+@_WORKERS
+@handle_errors
+def worker(workers: int) -> None:
+    """Execute queued runs and tick the schedules, without HTTP.
+
+    Start as many as needed, on one machine (SQLite or PostgreSQL store) or several
+    (PostgreSQL).  SIGTERM or Ctrl-C stops it cleanly: running runs stop at a batch
+    boundary and go back to the queue."""
+    stopping = threading.Event()
+    _on_stop_signals(stopping.set)
+    with opened_app() as app:
+        pool = Workers(app, workers)
+        pool.start()
+        try:
+            while not stopping.wait(1.0):
+                pass
+        finally:
+            pool.stop()

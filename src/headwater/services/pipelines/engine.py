@@ -35,7 +35,7 @@ from headwater.adapters.connectors.contract import (
     PermissionMissing,
     Source,
 )
-from headwater.adapters.store import objects, runs
+from headwater.adapters.store import objects, queue, runs
 from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
@@ -368,6 +368,11 @@ def _record_ending(ctx: RunContext, status: RunStatus, message: str | None) -> N
     kind = ctx.summary.get("kind") or ctx.run.kind
     for attempt in range(ENDING_ATTEMPTS):
         try:
+            if status == RunStatus.QUEUED:  # the service is stopping: back to the queue
+                back = queue.requeue(ctx.recorder.engine, ctx.run.id, ctx.owner, message or "")
+                if back is None:
+                    runs.note_after_loss(ctx.recorder.engine, ctx.run.id, ctx.owner, message or "")
+                return
             ended = runs.finish_run(
                 ctx.recorder.engine,
                 ctx.run.id,

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
-from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
+from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
@@ -68,6 +68,17 @@ def execute_run(
         current = runs.get_run(app.engine, run_id, 0)
         raise Conflict(f"run {run_id} is {current.status}, not queued: it cannot start")
     return _execute_claimed(app, run, owner, lease, full, on_progress, stop or RunStop())
+
+
+def execute_claimed(
+    app: App, run: Run, owner: str, *, stop: RunStop, on_progress: Progress | None = None
+) -> Run:
+    """Execute a run that `owner` already claimed (a service worker), holding its lease
+    until it ends.  A full run was asked for when its kind is full though the pipeline
+    alone would not make it so."""
+    pipeline = manage.get(app, run.pipeline_id)
+    full = run.kind == RunKind.FULL and next_run_kind(pipeline) != RunKind.FULL
+    return _execute_claimed(app, run, owner, _lease(app), full, on_progress, stop)
 
 
 def _runnable(app: App, pipeline_id: str) -> Pipeline:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from headwater.adapters.store import runs, schedules
+from headwater.adapters.store import objects, runs, schedules
 from headwater.kernel.clock import Clock
-from headwater.kernel.entities import utcnow
+from headwater.kernel.entities import Workspace, utcnow
 from headwater.kernel.errors import Conflict
 from headwater.kernel.schedules import next_slot
 from headwater.services.app import App
@@ -77,3 +77,15 @@ def _enqueue(app: App, pipeline_id: str, done: Tick) -> None:
         done.disabled.append(pipeline_id)
         return
     done.enqueued.append(run.id)
+
+
+def tick_all(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
+    """`tick` for every workspace of the store, the outcomes added together."""
+    done = Tick()
+    for workspace in objects.find(app.engine, Workspace):
+        one = tick(app.in_workspace(workspace.id), clock, batch)
+        done.enqueued += one.enqueued
+        done.already_live += one.already_live
+        done.disabled += one.disabled
+        done.lost += one.lost
+    return done

@@ -1,0 +1,108 @@
+"""A metadata store shared by the test process and real `headwater serve` / `worker`
+subprocesses, on SQLite or PostgreSQL, with helpers to watch runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from tests.conftest import PG_URL, fresh_schema, pg_schema_url
+
+from headwater.adapters.store import runs
+from headwater.entrypoints.environment import settings_from_env
+from headwater.kernel.entities import Pipeline, Run
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.services import connections
+from headwater.services.app import App
+from headwater.services.pipelines import manage
+from headwater.services.warehouse import set_url
+
+POSTGRES = pytest.mark.postgres
+#: `@pytest.mark.parametrize("service_store", STORES)`: both metadata stores.
+STORES = ["sqlite", pytest.param("postgres", marks=POSTGRES)]
+MAPPING = {"kind": "mapping", "mapping": {"email": "email"}}
+
+
+@dataclass
+class World:
+    """The test's view of a store that subprocesses share: `home` and `database_url`
+    for `tests.serving`, `app` for the test's own calls."""
+
+    home: Path
+    database_url: str | None
+    app: App
+    warehouse_schema: str | None = None
+
+    def env(self, lease_seconds: float = 30.0) -> dict[str, str]:
+        return {"HEADWATER_RUN_LEASE_SECONDS": str(lease_seconds)}
+
+    def pipelines(self, sandbox: RunningSandbox, count: int) -> list[Pipeline]:
+        conn = connections.add_stripe(self.app, "sandbox", sandbox.secret_key, sandbox.url, 1000)
+        return [manage.create(self.app, conn.id, f"p{i}", MAPPING) for i in range(count)]
+
+    def run(self, run_id: str) -> Run:
+        return runs.get_run(self.app.engine, run_id, 0)
+
+    def warehouse_rows(self, pipeline_id: str, run_id: str | None = None) -> int:
+        """Identities of a pipeline (written by `run_id`) in the PostgreSQL warehouse."""
+        assert self.warehouse_schema is not None
+        where = "_pipeline_id = %s" + (" AND _run_id = %s" if run_id else "")
+        params = [pipeline_id, run_id] if run_id else [pipeline_id]
+        with psycopg.connect(PG_URL) as conn:
+            row = conn.execute(
+                f'SELECT count(*) FROM "{self.warehouse_schema}".identities WHERE {where}', params
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll `condition` until it is true; fail saying `what` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def world(home: Path, service_store: str) -> Iterator[World]:
+    """A World on the store `service_store` (parametrize it with `STORES`)."""
+    with fresh_schema("s") if service_store == "postgres" else _nothing() as schema:
+        url = pg_schema_url(schema) if schema else None
+        settings = settings_from_env({"HEADWATER_HOME": str(home)})
+        if url:
+            settings = dataclasses.replace(settings, database_url=url)
+        app = App.open(settings)
+        try:
+            yield World(home, url, app)
+        finally:
+            app.close()
+
+
+@pytest.fixture
+def pg_world(world: World) -> Iterator[World]:
+    """The World with its warehouse in a fresh PostgreSQL schema (several worker
+    processes cannot share one DuckDB file)."""
+    with fresh_schema("w") as schema:
+        set_url(world.app, f"{PG_URL}?schema={schema}")
+        world.warehouse_schema = schema
+        yield world
+
+
+@pytest.fixture
+def small_sandbox() -> Iterator[RunningSandbox]:
+    with start_sandbox(customers=5, seed=5) as running:
+        yield running
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        return None

