@@ -100,6 +100,23 @@ def small_sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
+#: Customers of `big_sandbox`: three write batches of 5,000, so a run has batch
+#: boundaries to stop at.
+BIG = 11_000
+
+
+@pytest.fixture(scope="module")
+def big_sandbox() -> Iterator[RunningSandbox]:
+    """A sandbox whose reads can be slowed (`slow`) to keep a run alive a while."""
+    with start_sandbox(customers=BIG, seed=8) as running:
+        yield running
+
+
+def slow(sandbox: RunningSandbox, on: bool = True) -> None:
+    """Slow pages, one at a time: a full run of `BIG` takes several seconds per batch."""
+    sandbox.control(latency_ms=60 if on else 0, concurrency_limit=1 if on else 0)
+
+
 class _nothing:
     def __enter__(self) -> None:
         return None

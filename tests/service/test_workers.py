@@ -8,12 +8,13 @@ import os
 import signal
 
 import pytest
-from tests.service.conftest import STORES, World, wait_for
+from tests.service.conftest import BIG, STORES, World, slow, wait_for
 from tests.serving import start_worker
 
 from headwater.kernel.entities import RunStatus
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.pipelines import runner
+from headwater.services.pipelines.engine import WRITE_BATCH
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", STORES)]
 
@@ -65,3 +66,63 @@ def test_a_worker_killed_mid_run_has_its_run_failed_and_the_pipeline_runs_again(
         again = runner.enqueue(world.app, pipeline.id)
         wait_for(lambda: world.run(again.id).status == RunStatus.SUCCEEDED, 60, "ran again")
     assert world.warehouse_rows(pipeline.id) == 5
+
+
+def _written(world: World, run_id: str) -> bool:
+    return bool(world.run(run_id).counters.get("written", 0))
+
+
+def test_a_paused_worker_past_its_lease_cannot_write_when_it_resumes(
+    pg_world: World, big_sandbox: RunningSandbox
+) -> None:
+    world = pg_world
+    [pipeline] = world.pipelines(big_sandbox, 1)
+    slow(big_sandbox)
+    run = runner.enqueue(world.app, pipeline.id)
+    env = world.env(lease_seconds=2)
+    with start_worker(world.home, database_url=world.database_url, env=env) as paused:
+        wait_for(lambda: _written(world, run.id), 60, "a first batch landed")
+        os.kill(paused.pid, signal.SIGSTOP)  # its reader process goes on reading
+        with start_worker(world.home, database_url=world.database_url, env=env):
+            wait_for(lambda: world.run(run.id).status == RunStatus.FAILED, 30, "closed as lost")
+            assert "its lease lapsed" in (world.run(run.id).message or "")
+            kept = world.warehouse_rows(pipeline.id, run.id)
+            os.kill(paused.pid, signal.SIGCONT)
+            wait_for(
+                lambda: "the run's own process said" in (world.run(run.id).message or ""),
+                60,
+                "the resumed process noted its ending",
+            )
+            assert "stopped without writing more" in (world.run(run.id).message or "")
+            # At most the write it had in flight when it was paused (fenced before the
+            # pause; a batch is WRITE_BATCH plus at most one page) committed; no batch
+            # it reached after resuming did.
+            assert world.warehouse_rows(pipeline.id, run.id) <= kept + WRITE_BATCH + 100
+            assert world.run(run.id).status == RunStatus.FAILED
+            slow(big_sandbox, on=False)
+            again = runner.enqueue(world.app, pipeline.id)
+            wait_for(lambda: world.run(again.id).status == RunStatus.SUCCEEDED, 60, "ran again")
+    assert world.warehouse_rows(pipeline.id) == BIG
+
+
+def test_cancel_a_queued_run_at_once_and_a_running_one_at_a_batch_boundary(
+    pg_world: World, big_sandbox: RunningSandbox
+) -> None:
+    world = pg_world
+    first, second = world.pipelines(big_sandbox, 2)
+    waiting = runner.enqueue(world.app, first.id)
+    cancelled = runner.cancel_run(world.app, waiting.id)
+    assert cancelled.status == RunStatus.CANCELLED  # nobody claimed it: ended at once
+    slow(big_sandbox)
+    run = runner.enqueue(world.app, second.id)
+    with start_worker(world.home, database_url=world.database_url, env=world.env(3)):
+        wait_for(lambda: _written(world, run.id), 60, "a first batch landed")
+        asked = runner.cancel_run(world.app, run.id)
+        assert asked.status == RunStatus.RUNNING
+        assert asked.cancel_requested
+        wait_for(lambda: world.run(run.id).status == RunStatus.CANCELLED, 15, "cancelled")
+    slow(big_sandbox, on=False)
+    ended = world.run(run.id)
+    assert ended.message == "cancelled on request"
+    assert world.warehouse_rows(second.id) == ended.counters["written"] < BIG
+    assert world.run(waiting.id).status == RunStatus.CANCELLED

@@ -201,3 +201,18 @@ def alive(engine: Engine, within: timedelta, now: datetime | None = None) -> int
             )
         ).scalar_one()
     return int(slots)
+
+
+#: How `runs.reap_lapsed` begins the message of a run it closed.
+LOST_PREFIX = "worker lost on "
+
+
+def lease_losses(engine: Engine) -> int:
+    """How many runs were closed as failed because their worker was lost."""
+    with engine.connect() as conn:
+        count = conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.status == RunStatus.FAILED.value, runs.c.message.startswith(LOST_PREFIX))
+        ).scalar_one()
+    return int(count)

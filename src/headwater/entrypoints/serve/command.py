@@ -13,6 +13,8 @@ import uvicorn
 
 from headwater.entrypoints.cli.output import handle_errors, opened_app
 from headwater.entrypoints.serve.http import create_http_app
+from headwater.entrypoints.serve.logs import log_json_lines
+from headwater.services.runs.metrics import Metrics
 from headwater.services.runs.worker import Workers
 
 _WORKERS = click.option(
@@ -52,12 +54,19 @@ def serve(host: str, port: int, workers: int) -> None:
     With --workers 0 it only serves HTTP: no run is executed and no schedule ticks here
     (`headwater worker` processes do both).  SIGTERM or Ctrl-C stops it cleanly: running
     runs stop at a batch boundary and go back to the queue."""
+    log_json_lines()
     with opened_app() as app:
+        metrics = Metrics(app)
         config = uvicorn.Config(
-            create_http_app(app), host=host, port=port, log_level="warning", lifespan="on"
+            create_http_app(app, metrics=metrics),
+            host=host,
+            port=port,
+            log_config=None,  # uvicorn's records go through our JSON lines too
+            log_level="warning",
+            lifespan="on",
         )
         server = _Server(config)
-        pool = Workers(app, workers) if workers else None
+        pool = Workers(app, workers, metrics=metrics) if workers else None
 
         def stop() -> None:
             if server.should_exit:
@@ -85,6 +94,7 @@ def worker(workers: int) -> None:
     Start as many as needed, on one machine (SQLite or PostgreSQL store) or several
     (PostgreSQL).  SIGTERM or Ctrl-C stops it cleanly: running runs stop at a batch
     boundary and go back to the queue."""
+    log_json_lines()
     stopping = threading.Event()
     _on_stop_signals(stopping.set)
     with opened_app() as app:

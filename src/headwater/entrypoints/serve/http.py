@@ -1,10 +1,14 @@
 """The root HTTP application of `headwater serve`.
 
-`create_http_app(app)` builds one FastAPI application that answers `/healthz` itself
-and lets each feature mount its own routes: every function in `MOUNTS` is called as
-``mount(root, app)`` (the API mounts its sub-application at `/api/v1`, the console its
-pages at `/`).  The root application has no OpenAPI document or docs pages of its own:
-the API sub-application publishes its own.
+`create_http_app(app)` builds one FastAPI application that answers `/healthz`,
+`/readyz` and `/metrics` itself and lets each feature mount its own routes: every
+function in `MOUNTS` is called as ``mount(root, app)`` (the API mounts its
+sub-application at `/api/v1`, the console its pages at `/`).  The root application has
+no OpenAPI document or docs pages of its own: the API sub-application publishes its own.
+
+`/healthz`, `/readyz` and `/metrics` need no authentication: they say nothing about any
+workspace's data (counts of runs by status at most), and probes and Prometheus scrape
+them without credentials.
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from headwater.entrypoints import api, console
 from headwater.services.app import App
+from headwater.services.health import readiness
+from headwater.services.runs.metrics import Metrics
 
 Mount = Callable[[FastAPI, App], None]
 
@@ -23,15 +31,32 @@ Mount = Callable[[FastAPI, App], None]
 MOUNTS: tuple[Mount, ...] = (api.mount, console.mount)
 
 
-def create_http_app(app: App, mounts: tuple[Mount, ...] | None = None) -> FastAPI:
-    """The root application over `app` (the default workspace's view of the store)."""
+def create_http_app(
+    app: App, mounts: tuple[Mount, ...] | None = None, metrics: Metrics | None = None
+) -> FastAPI:
+    """The root application over `app` (the default workspace's view of the store);
+    `metrics` are the ones this process's run workers observe."""
     root = FastAPI(title="Headwater", openapi_url=None, docs_url=None, redoc_url=None)
     root.state.app = app
+    metrics = metrics or Metrics(app)
 
     @root.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
         """The process is up and answering (no dependency is checked: see /readyz)."""
         return JSONResponse({"status": "ok"})
+
+    @root.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """200 when the store and the warehouse can be reached, else 503 saying which."""
+        checks = await run_in_threadpool(readiness, app)
+        ready = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @root.get("/metrics", include_in_schema=False)
+    async def metrics_() -> Response:
+        body = await run_in_threadpool(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     for mount in MOUNTS if mounts is None else mounts:
         mount(root, app)

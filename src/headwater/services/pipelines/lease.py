@@ -13,10 +13,12 @@ is logged and retried at the next beat: the lease outlasts several missed beats.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import socket
 import threading
+import time
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -24,6 +26,7 @@ from sqlalchemy import Engine
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import RunStatus, utcnow
+from headwater.services.runs.logcontext import in_this_context
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,11 @@ class RunStop:
         self._lock = threading.Lock()
         self.status = RunStatus.CANCELLED
         self.message = ""
+        #: `time.monotonic()` until which the lease last renewed holds (the lease thread
+        #: moves it); past it the run must assume it lost the lease, even before the
+        #: lease thread could ask the store (a process paused past its lease wakes up
+        #: with both threads racing: the batch boundary must not win that race).
+        self.lease_deadline = math.inf
 
     def request(self, status: RunStatus, message: str) -> None:
         with self._lock:
@@ -53,6 +61,12 @@ class RunStop:
                 self._event.set()
 
     def is_set(self) -> bool:
+        if not self._event.is_set() and time.monotonic() > self.lease_deadline:
+            self.request(
+                RunStatus.FAILED,
+                "the run's lease lapsed while this process was stalled; "
+                "it stopped without writing more",
+            )
         return self._event.is_set()
 
 
@@ -68,9 +82,12 @@ class LeaseKeeper:
         self.lease = lease
         self.stop = stop
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="headwater-lease", daemon=True)
+        self._thread = threading.Thread(
+            target=in_this_context(self._beat), name="headwater-lease", daemon=True
+        )
 
     def __enter__(self) -> LeaseKeeper:
+        self.stop.lease_deadline = time.monotonic() + self.lease.total_seconds()
         self._thread.start()
         return self
 
@@ -81,11 +98,14 @@ class LeaseKeeper:
     def _beat(self) -> None:
         every = self.lease.total_seconds() / 10
         while not self._done.wait(every):
+            asked = time.monotonic()
             try:
                 held = runs.renew_lease(self.engine, self.run_id, self.owner, utcnow() + self.lease)
             except Exception as exc:  # the store is locked or away: try again next beat
                 log.warning("run %s: lease not renewed (%s)", self.run_id, describe_error(exc))
                 continue
+            if held.held:
+                self.stop.lease_deadline = asked + self.lease.total_seconds()
             if not held.held:
                 self.stop.request(
                     RunStatus.FAILED,

@@ -13,7 +13,9 @@ the failure is raised on the engine's thread at its next `submit` or `finish`.  
 (the engine stops for any reason) still runs, on the engine's thread, the callbacks of
 the batches that committed, so the counters tell what landed.
 `submit` is also the run's batch boundary: when the run was asked to stop (`RunStop`),
-it raises `RunStopped` instead of handing over another batch.
+it raises `RunStopped` instead of handing over another batch; the writer thread checks
+the same before each write, so a batch handed over before a stop request (or before a
+pause that outlasted the lease) is not written after it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.errors import HeadwaterError
 from headwater.services.pipelines.lease import RunStop
+from headwater.services.runs.logcontext import in_this_context
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,9 @@ class Writer:
         self._results: queue.Queue[tuple[_Job, WriteResult]] = queue.Queue()
         self._failed = threading.Event()
         self._error: BaseException | None = None  # written before `_failed` is set
-        self._thread = threading.Thread(target=self._loop, name="headwater-writer", daemon=True)
+        self._thread = threading.Thread(
+            target=in_this_context(self._loop), name="headwater-writer", daemon=True
+        )
         self._thread.start()
 
     def _loop(self) -> None:
@@ -62,6 +67,12 @@ class Writer:
                 return
             if self._failed.is_set():
                 continue  # drain: nothing after a failed batch may commit
+            if self._stop is not None and self._stop.is_set():
+                # Asked to stop (or the lease lapsed while the process was stalled)
+                # after this batch was handed over: it is not written either.
+                self._error = RunStopped(self._stop.message)
+                self._failed.set()
+                continue
             try:
                 result = self._warehouse.write(job.batch)
             except BaseException as exc:

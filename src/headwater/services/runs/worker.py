@@ -24,7 +24,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from datetime import timedelta
 
 from headwater.adapters.store import objects, queue, runs
@@ -34,7 +33,8 @@ from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.lease import RunStop, new_owner
-from headwater.services.runs import scheduler
+from headwater.services.runs import logcontext, scheduler
+from headwater.services.runs.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +60,13 @@ class Workers:
         slots: int,
         *,
         clock: Clock | None = None,
-        on_lease_lost: Callable[[int], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
         self.slots = slots
         self.clock = clock or SystemClock()
         self.worker_id = new_owner()
-        self._on_lease_lost = on_lease_lost
+        self.metrics = metrics
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._stops: dict[str, RunStop] = {}
@@ -127,17 +127,16 @@ class Workers:
                 stop.request(RunStatus.QUEUED, "re-queued: the service stopped")
         started = time.monotonic()
         try:
-            workspace_id = objects.get(self.app.engine, Pipeline, run.pipeline_id).workspace_id
-            ended = runner.execute_claimed(
-                self.app.in_workspace(workspace_id), run, owner, stop=stop
-            )
-            log.info(
-                "run %s of %s ended %s in %.1f s",
-                run.id,
-                run.pipeline_id,
-                ended.status,
-                time.monotonic() - started,
-            )
+            with logcontext.bound(run.id, run.pipeline_id):
+                log.info("run %s of %s claimed", run.id, run.pipeline_id)
+                workspace_id = objects.get(self.app.engine, Pipeline, run.pipeline_id).workspace_id
+                ended = runner.execute_claimed(
+                    self.app.in_workspace(workspace_id), run, owner, stop=stop
+                )
+                seconds = time.monotonic() - started
+                log.info("run %s ended %s in %.1f s", run.id, ended.status, seconds)
+            if self.metrics is not None:
+                self.metrics.run_ended(ended, seconds)
         except Exception:  # execute_claimed records failures; this is a bug's last net
             log.exception("run %s: the worker failed around it", run.id)
         finally:
@@ -160,11 +159,8 @@ class Workers:
         queue.beat(self.app.engine, self.worker_id, self.slots)
 
     def _reap(self) -> None:
-        closed = runs.reap_lapsed(self.app.engine, utcnow())
-        for run_id in closed:
+        for run_id in runs.reap_lapsed(self.app.engine, utcnow()):
             log.warning("run %s closed as failed: its worker was lost", run_id)
-        if closed and self._on_lease_lost is not None:
-            self._on_lease_lost(len(closed))
 
     def _tick(self) -> None:
         scheduler.tick_all(self.app, self.clock)

@@ -1,0 +1,55 @@
+"""`/readyz`, `/metrics` and the JSON-lines logs of a real `headwater serve`."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from tests.service.conftest import World, wait_for
+from tests.serving import start_serve
+
+from headwater.kernel.entities import RunStatus
+from headwater.sandbox.testing import RunningSandbox
+from headwater.services.pipelines import runner
+from headwater.services.warehouse import save_url
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", ["sqlite"])]
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_readyz_metrics_and_logs_of_a_run(world: World, small_sandbox: RunningSandbox) -> None:
+    [pipeline] = world.pipelines(small_sandbox, 1)
+    with start_serve(world.home, database_url=world.database_url, workers=1) as served:
+        ready = httpx.get(f"{served.url}/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "warehouse": "ok"}}
+        run = runner.enqueue(world.app, pipeline.id)
+        wait_for(lambda: world.run(run.id).status == RunStatus.SUCCEEDED, 60, "the run ended")
+        text = httpx.get(f"{served.url}/metrics").text
+        assert _metric(text, 'headwater_runs{status="succeeded"}') == 1
+        assert _metric(text, "headwater_queue_depth") == 0
+        assert _metric(text, "headwater_lease_losses_total") == 0
+        assert _metric(text, "headwater_customers_read_total") == 5
+        assert _metric(text, "headwater_customers_written_total") == 5
+        assert _metric(text, 'headwater_run_duration_seconds_count{status="succeeded"}') == 1
+        # An unreachable warehouse makes the service not ready, saying why.
+        save_url(world.app, "postgresql://nobody@127.0.0.1:1/none")
+        unready = httpx.get(f"{served.url}/readyz")
+        assert unready.status_code == 503
+        assert unready.json()["checks"]["store"] == "ok"
+        assert unready.json()["checks"]["warehouse"].startswith("unreachable: ")
+    lines = [json.loads(line) for line in served.output if line.startswith("{")]
+    of_run = [line for line in lines if line["run_id"] == run.id]
+    assert {line["pipeline_id"] for line in of_run} == {pipeline.id}
+    assert any(line["message"].startswith(f"run {run.id} ended succeeded") for line in of_run)
+    # Lines outside any run carry no run id.
+    assert any(
+        "run worker(s) started" in line["message"] and line["run_id"] is None for line in lines
+    )

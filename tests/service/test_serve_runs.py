@@ -1,0 +1,58 @@
+"""`headwater serve` executing runs in embedded mode (SQLite store, DuckDB warehouse):
+SIGTERM mid-run re-queues the run and a later serve completes it exactly; the DuckDB
+file is free for readers while no run is live."""
+
+from __future__ import annotations
+
+import signal
+
+import duckdb
+import pytest
+from tests.service.conftest import BIG, World, slow, wait_for
+from tests.serving import start_serve
+
+from headwater.kernel.entities import RunStatus
+from headwater.sandbox.testing import RunningSandbox
+from headwater.services.pipelines import runner
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", ["sqlite"])]
+
+CUSTOMERS = BIG
+
+
+def _identities(world: World, pipeline_id: str) -> int:
+    path = world.app.warehouse_url().removeprefix("duckdb:///")
+    with duckdb.connect(path, read_only=True) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT _source_id) FROM headwater.identities "
+            "WHERE _pipeline_id = ?",
+            [pipeline_id],
+        ).fetchone()
+    assert row is not None
+    assert row[0] == row[1]
+    return int(row[0])
+
+
+def test_sigterm_mid_run_requeues_it_and_the_next_serve_completes_it_exactly(
+    world: World, big_sandbox: RunningSandbox
+) -> None:
+    [pipeline] = world.pipelines(big_sandbox, 1)
+    slow(big_sandbox)
+    run = runner.enqueue(world.app, pipeline.id)
+    env = world.env(lease_seconds=5)
+    with start_serve(world.home, database_url=world.database_url, env=env) as served:
+        wait_for(lambda: world.run(run.id).counters.get("written", 0) > 0, 60, "a batch landed")
+        served.signal(signal.SIGTERM)
+        assert served.wait(60) == 0, served.text()
+    stopped = world.run(run.id)
+    assert stopped.status == RunStatus.QUEUED, stopped
+    assert stopped.owner is None
+    assert stopped.lease_expires_at is None
+    assert (stopped.message or "").startswith("re-queued: the service on ")
+    partial = _identities(world, pipeline.id)  # the file is free: serve is gone
+    assert 0 < partial < CUSTOMERS
+    slow(big_sandbox, on=False)
+    with start_serve(world.home, database_url=world.database_url, env=env):
+        wait_for(lambda: world.run(run.id).status == RunStatus.SUCCEEDED, 120, "completed")
+        # serve is up and idle: another process may read the DuckDB file.
+        assert _identities(world, pipeline.id) == CUSTOMERS
