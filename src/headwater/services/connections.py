@@ -142,11 +142,11 @@ def update_connection(
 
 
 def list_connections(app: App) -> list[Connection]:
-    return objects.find(app.engine, Connection, workspace_id=app.workspace().id)
+    return objects.find(app.engine, Connection, workspace_id=app.workspace_id)
 
 
 def get_connection(app: App, connection_id: str) -> Connection:
-    return objects.get(app.engine, Connection, connection_id, app.workspace().id)
+    return objects.get(app.engine, Connection, connection_id, app.workspace_id)
 
 
 def delete_connection(app: App, connection_id: str) -> None:

@@ -8,6 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import StatementError
 
@@ -64,7 +65,14 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Parameters can hold customer data: never in an error message.
-    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # A server connection can drop while pooled (pre-ping finds out); a SQLite file
+    # cannot, and the ping would double the cost of every short read.
+    engine = create_engine(
+        url,
+        pool_pre_ping=not url.startswith("sqlite"),
+        hide_parameters=True,
+        json_deserializer=orjson.loads,
+    )
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:

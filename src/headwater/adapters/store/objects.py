@@ -7,11 +7,11 @@ from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, delete, insert, select, update
+from sqlalchemy import Engine, Table, and_, delete, insert, or_, select, update
 
 from headwater.adapters.store import tables
 from headwater.kernel.entities import Connection, Pipeline, Workspace
-from headwater.kernel.errors import NotFound
+from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.kernel.state import PipelineState
 
 E = TypeVar("E", Workspace, Connection, Pipeline)
@@ -67,6 +67,33 @@ def find(engine: Engine, cls: type[E], **where: Any) -> list[E]:
         query = query.where(table.c[column] == value)
     with engine.connect() as conn:
         return [_entity(cls, row) for row in conn.execute(query)]
+
+
+def find_page(
+    engine: Engine, cls: type[E], limit: int, after_id: str | None = None, **where: Any
+) -> tuple[list[E], bool]:
+    """Up to `limit` entities matching `where`, newest first, after the entity
+    `after_id` (which must match `where`, else `InvalidInput` at ``starting_after``);
+    and whether more follow.  One keyset query, however many entities exist."""
+    table = _TABLES[cls]
+    conditions = [table.c[column] == value for column, value in where.items()]
+    query = select(table).where(*conditions)
+    with engine.connect() as conn:
+        if after_id is not None:
+            found = conn.execute(
+                select(table.c.created_at).where(table.c.id == after_id, *conditions)
+            ).first()
+            if found is None:
+                raise InvalidInput(f"no item with id {after_id!r} in this list", "starting_after")
+            query = query.where(
+                or_(
+                    table.c.created_at < found.created_at,
+                    and_(table.c.created_at == found.created_at, table.c.id < after_id),
+                )
+            )
+        query = query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
+        rows = conn.execute(query).all()
+    return [_entity(cls, row) for row in rows[:limit]], len(rows) > limit
 
 
 def save(engine: Engine, entity: E, only: Sequence[str] | None = None) -> E:

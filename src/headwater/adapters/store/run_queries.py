@@ -13,11 +13,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import Engine, and_, bindparam, or_, select
 
 from headwater.adapters.store.runs import _run
 from headwater.adapters.store.tables import pipelines, run_errors, runs
 from headwater.kernel.entities import Run
+
+#: The newest run of each pipeline in ``:ids``, built once (building the expression
+#: costs more than running it): one probe of ``ix_runs_pipeline`` per pipeline.
+_newest = runs.alias("newest")
+_LATEST = select(runs).where(
+    runs.c.id.in_(
+        select(
+            select(_newest.c.id)
+            .where(_newest.c.pipeline_id == pipelines.c.id)
+            .order_by(_newest.c.created_at.desc(), _newest.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        ).where(pipelines.c.id.in_(bindparam("ids", expanding=True)))
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -62,18 +77,9 @@ def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, Run]:
     has."""
     if not pipeline_ids:
         return {}
-    newest = runs.alias("newest")
-    newest_id = (
-        select(newest.c.id)
-        .where(newest.c.pipeline_id == pipelines.c.id)
-        .order_by(newest.c.created_at.desc(), newest.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    ids = select(newest_id).where(pipelines.c.id.in_(list(pipeline_ids)))
-    query = select(runs).where(runs.c.id.in_(ids))
     with engine.connect() as conn:
-        return {row.pipeline_id: _run(row) for row in conn.execute(query)}
+        rows = conn.execute(_LATEST, {"ids": list(pipeline_ids)})
+        return {row.pipeline_id: _run(row) for row in rows}
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ session_cookie = APIKeyCookie(
 )
 
 
-def headwater_app(request: Request) -> App:
+async def headwater_app(request: Request) -> App:
     """The `App` the API was created with (`create_api`), for the default workspace."""
     return cast(App, request.app.state.headwater)
 
@@ -108,8 +108,9 @@ def principal(
 CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
-def workspace_app(app: RootApp, caller: CurrentPrincipal) -> App:
-    """The `App` of the caller's workspace: every service call of a route acts on it."""
+async def workspace_app(app: RootApp, caller: CurrentPrincipal) -> App:
+    """The `App` of the caller's workspace: every service call of a route acts on it.
+    (`async`, as `headwater_app`: no I/O here, so no trip through the thread pool.)"""
     if caller.workspace_id == app.workspace_id:
         return app
     return replace(app, workspace_id=caller.workspace_id)

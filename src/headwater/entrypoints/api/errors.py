@@ -67,6 +67,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _described("The request conflicts with the current state."),
     422: _described("Invalid input; `field` names where."),
     429: _described("Too many attempts; `Retry-After` says in how many seconds to retry."),
+    503: _described("Something it needs (Stripe, the warehouse) cannot be reached now; retry."),
 }
 
 _STATUS: tuple[tuple[type[HeadwaterError], int, str], ...] = (

@@ -13,6 +13,7 @@ raise `InvalidInput` carrying all of them.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -96,7 +97,13 @@ def validate_mapping(mapping: object, model: CustomerModel) -> list[Problem]:
 
 def filter_text(data: object) -> str:
     """A saved filter as readable text (``""`` for none)."""
-    return render_filter(data, source_schema())
+    # Lists of pipelines render the same few filters on every request: remember them.
+    return _filter_text(json.dumps(data, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=1024)
+def _filter_text(canonical: str) -> str:
+    return render_filter(json.loads(canonical), source_schema())
 
 
 def suggested_mapping(model: CustomerModel) -> dict[str, str]:

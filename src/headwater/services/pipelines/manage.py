@@ -149,14 +149,25 @@ def create(
 
 
 def get(app: App, pipeline_id: str) -> Pipeline:
-    return objects.get(app.engine, Pipeline, pipeline_id, app.workspace().id)
+    return objects.get(app.engine, Pipeline, pipeline_id, app.workspace_id)
 
 
 def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]:
-    where: dict[str, Any] = {"workspace_id": app.workspace().id}
+    where: dict[str, Any] = {"workspace_id": app.workspace_id}
     if connection_id:
         where["connection_id"] = connection_id
     return objects.find(app.engine, Pipeline, **where)
+
+
+def page_pipelines(
+    app: App, connection_id: str | None = None, limit: int = 20, starting_after: str | None = None
+) -> tuple[list[Pipeline], bool]:
+    """The workspace's pipelines (of one connection, if given), newest first, a page of
+    `limit` after the pipeline `starting_after`; and whether more follow."""
+    where: dict[str, Any] = {"workspace_id": app.workspace_id}
+    if connection_id:
+        where["connection_id"] = get_connection(app, connection_id).id
+    return objects.find_page(app.engine, Pipeline, limit, starting_after, **where)
 
 
 def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:

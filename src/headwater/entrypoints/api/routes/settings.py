@@ -48,7 +48,7 @@ def show_model(app: WorkspaceApp) -> ModelPublic:
 )
 def add_property(body: PropertyCreate, app: WorkspaceApp) -> ModelPublic:
     """Add a property (its warehouse columns too); the model after the change."""
-    return _model(model_service.add(app, body.path, body.type.value, body.description))
+    return _model(model_service.add(app, body.path, body.type, body.description))
 
 
 @router.post(

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from pydantic import BaseModel, Field, SecretStr
 
 from headwater.entrypoints.api.schemas import Body
 from headwater.kernel.model import PropertyType
+
+TypeName = Literal[
+    "string",
+    "integer",
+    "float",
+    "decimal",
+    "boolean",
+    "datetime",
+    "date",
+    "json",
+    "array",
+    "object",
+]
+assert set(get_args(TypeName)) == {t.value for t in PropertyType}, "the model's own types"
 
 
 class PropertyPublic(BaseModel):
@@ -32,7 +48,7 @@ class PropertyCreate(Body):
         max_length=200,
         description="Where to add it: `plan`, or `address.region` inside an object property.",
     )
-    type: PropertyType = Field(description="The property's type.")
+    type: TypeName = Field(description="The property's type.")
     description: str = Field(default="", max_length=1000, description="What it holds.")
 
 
