@@ -1,5 +1,5 @@
-"""Fixtures for the console's browser tests: a real server process (API, console and a
-run worker) over HTTP, the Stripe sandbox, a user to sign in with, and Debian's
+"""Fixtures for the console's browser tests: a real ``headwater serve`` (API, console and
+a run worker) over HTTP, the Stripe sandbox, a user to sign in with, and Debian's
 Chromium driven by Playwright (never a downloaded browser).
 
 Screenshots go to ``$HEADWATER_SCREENSHOTS`` when it is set (``docs/screenshots`` to
@@ -9,15 +9,13 @@ refresh the README's pictures), else to the test's temporary folder.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from tests.serving import start_serve
 
 from headwater.entrypoints.environment import settings_from_env
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
@@ -27,7 +25,6 @@ from headwater.services.auth import users
 CHROMIUM = "/usr/bin/chromium"
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse battery"
-STANDIN = Path(__file__).with_name("standin_serve.py")
 
 
 @dataclass
@@ -37,41 +34,10 @@ class Site:
     url: str
     home: Path
     sandbox: RunningSandbox
-    process: subprocess.Popen[str]
 
     def app(self) -> App:
         """The store as the server sees it (default workspace), for checks."""
         return App.open(settings_from_env({"HEADWATER_HOME": str(self.home)}))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
-    # A short lease: a cancel is seen within a beat (a tenth of it), see test_editor.
-    env = {
-        **os.environ,
-        "HEADWATER_HOME": str(home),
-        "PYTHONUNBUFFERED": "1",
-        "HEADWATER_RUN_LEASE_SECONDS": "5",
-    }
-    process = subprocess.Popen(
-        [sys.executable, str(STANDIN), str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise RuntimeError("the server did not start:\n" + line + process.stdout.read())
-    return process, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +46,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     app = App.open(settings_from_env({"HEADWATER_HOME": str(home)}))
     users.add_user(app, EMAIL, PASSWORD)
     app.close()
-    with start_sandbox(customers=600, seed=11) as sandbox:
-        process, url = start_server(home)
-        try:
-            yield Site(url, home, sandbox, process)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+    with (
+        start_sandbox(customers=600, seed=11) as sandbox,
+        # A short lease: a cancel is seen within a beat (a tenth of it), see test_editor.
+        start_serve(home, env={"HEADWATER_RUN_LEASE_SECONDS": "5"}, workers=1) as served,
+    ):
+        yield Site(served.url, home, sandbox)
 
 
 @pytest.fixture(scope="module")
