@@ -51,6 +51,36 @@ def add_property(
     return redirect("/model")
 
 
+@router.post("/model/rename")
+def rename_property(
+    request: Request,
+    who: CurrentViewer,
+    path: Annotated[str, Form()],
+    new_name: Annotated[str, Form()],
+) -> Response:
+    try:
+        model.rename(who.app, path, new_name.strip())
+    except HeadwaterError as exc:
+        return _model_page(request, who, {"rename": exc.message}, 400)
+    return redirect("/model")
+
+
+@router.post("/model/drop")
+def drop_property(
+    request: Request,
+    who: CurrentViewer,
+    path: Annotated[str, Form()],
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        if confirm.strip() != path:
+            raise InvalidInput("type the property's name to drop it", "confirm")
+        model.drop(who.app, path)
+    except HeadwaterError as exc:
+        return _model_page(request, who, {"drop": exc.message}, 400)
+    return redirect("/model")
+
+
 def _warehouse_page(request: Request, who: Viewer, **ctx: Any) -> Response:
     return render(
         request,
