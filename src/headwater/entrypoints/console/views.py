@@ -6,26 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from headwater.kernel.entities import Pipeline, Run, RunStatus
+from headwater.kernel.entities import SCHEDULES, Pipeline, Run, RunStatus
 from headwater.kernel.errors import InvalidInput
 from headwater.services.app import App
 from headwater.services.connections import STRIPE_API
 from headwater.services.pipelines import runner
 
-#: The "Schedule" menu of the pipelines table (DESIGN.md §5), value and label.
-SCHEDULE_CHOICES = (
-    ("off", "Off"),
-    ("5m", "5m"),
-    ("15m", "15m"),
-    ("30m", "30m"),
-    ("1h", "1h"),
-    ("2h", "2h"),
-    ("3h", "3h"),
-    ("6h", "6h"),
-    ("8h", "8h"),
-    ("12h", "12h"),
-    ("24h", "24h"),
-)
+#: The "Schedule" menu of the pipelines table: the schedules a pipeline takes, labelled.
+SCHEDULE_CHOICES = tuple((s, "Off" if s == "off" else s) for s in SCHEDULES)
 
 
 @dataclass(frozen=True)

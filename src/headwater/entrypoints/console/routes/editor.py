@@ -1,5 +1,5 @@
 """The full-screen pipeline editor ("Add pipeline..." / "Manage..."): the page, its
-preview, validation as you type, and saving.
+preview and saving (validation as you type is the API's ``POST /api/v1/validate``).
 
 The editor's script sends the pipeline document the REST API takes (`connection_id`,
 `name`, `description`, `filter`, `transformation`, `incremental`); saving calls

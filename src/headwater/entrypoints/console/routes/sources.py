@@ -70,6 +70,17 @@ def _form_lock(form_id: str) -> threading.Lock:
         return _FORM_LOCKS.setdefault(form_id, threading.Lock())
 
 
+#: Forms remembered at most (a double click comes within seconds of the first post).
+_REMEMBERED = 1000
+
+
+def _forget_old_forms() -> None:
+    with _FORMS_LOCK:
+        for remembered in (_FORMS, _FORM_LOCKS):
+            while len(remembered) > _REMEMBERED:
+                del remembered[next(iter(remembered))]
+
+
 @router.get("/sources/new/stripe")
 def add_stripe_page(request: Request, who: CurrentViewer) -> Response:
     return render(
@@ -114,6 +125,7 @@ def add_stripe(
                 form_id=form_id,
             )
         _FORMS[form_id] = conn.id
+        _forget_old_forms()
     return redirect(f"/connections/{conn.id}/pipelines")
 
 
