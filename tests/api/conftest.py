@@ -8,16 +8,22 @@ Tests that need the whole service (workers that execute queued runs) start a rea
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from tests.serving import service_env
 
 from headwater.entrypoints.api import mount
 from headwater.kernel.settings import Settings
@@ -116,3 +122,26 @@ def sandbox() -> Iterator[RunningSandbox]:
     """A sandbox shared by a module's tests (they only read from it)."""
     with start_sandbox(customers=300, seed=7) as running:
         yield running
+
+
+def cli_token(home: Path, database_url: str | None) -> str:
+    """A token of the default workspace, made with the CLI (`tokens create --json`)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "headwater", "tokens", "create", "--name", "flow", "--json"],
+        env=service_env(home, database_url),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(json.loads(done.stdout)["token"])
+
+
+def follow(http: httpx.Client, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
+    """Poll the run until it ends; returns its last document."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = http.get(f"/runs/{run_id}").json()
+        if run["status"] not in ("queued", "running"):
+            return dict(run)
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not end in {timeout} s: {run}")

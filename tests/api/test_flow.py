@@ -9,18 +9,15 @@ so the test checks what landed, not only that something did.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.api.conftest import cli_token, follow
 from tests.conftest import PG_URL, fresh_schema, pg_schema_url
-from tests.serving import Service, service_env, start_serve
+from tests.serving import Service, start_serve
 
 from headwater.sandbox.testing import RunningSandbox
 
@@ -43,18 +40,6 @@ MAPPING = {
 }
 
 
-def cli_token(home: Path, database_url: str | None) -> str:
-    """A token of the default workspace, made with the CLI (`tokens create --json`)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "headwater", "tokens", "create", "--name", "flow", "--json"],
-        env=service_env(home, database_url),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return str(json.loads(done.stdout)["token"])
-
-
 def expected(sandbox: RunningSandbox) -> tuple[int, set[str]]:
     """How many customers the sandbox has, and the ids the filter keeps."""
     seen, kept, after = 0, set(), None
@@ -70,17 +55,6 @@ def expected(sandbox: RunningSandbox) -> tuple[int, set[str]]:
             if not page["has_more"]:
                 return seen, kept
             after = page["data"][-1]["id"]
-
-
-def follow(http: httpx.Client, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
-    """Poll the run until it ends; returns its last document."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = http.get(f"/runs/{run_id}").json()
-        if run["status"] not in ("queued", "running"):
-            return dict(run)
-        time.sleep(0.2)
-    raise AssertionError(f"run {run_id} did not end in {timeout} s: {run}")
 
 
 @pytest.fixture(params=["sqlite-duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

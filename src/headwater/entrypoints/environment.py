@@ -7,6 +7,10 @@
 - ``HEADWATER_RUN_LEASE_SECONDS``: how long a live run's lease holds without renewal
   (default 30; a run whose worker died or hung is closed about this long after its
   last renewal).
+- ``HEADWATER_RUN_RETRIES``: how many times the service retries a run that failed on a
+  transient cause (default 3; 0: never).
+- ``HEADWATER_RUN_RETRY_SECONDS``: the wait before the first retry (default 120); it
+  doubles for each next one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
     defaults = Settings.embedded(home, env.get("HEADWATER_SECRET_KEY") or None)
     url = env.get("HEADWATER_DATABASE_URL") or defaults.database_url
     lease = env.get("HEADWATER_RUN_LEASE_SECONDS") or ""
+    retry = env.get("HEADWATER_RUN_RETRY_SECONDS") or ""
     return Settings(
         home=home,
         database_url=url,
@@ -32,6 +37,10 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         run_lease_seconds=_positive_seconds("HEADWATER_RUN_LEASE_SECONDS", lease)
         if lease
         else defaults.run_lease_seconds,
+        run_retries=_count("HEADWATER_RUN_RETRIES", env.get("HEADWATER_RUN_RETRIES") or "3"),
+        run_retry_seconds=_positive_seconds("HEADWATER_RUN_RETRY_SECONDS", retry)
+        if retry
+        else defaults.run_retry_seconds,
     )
 
 
@@ -43,3 +52,9 @@ def _positive_seconds(name: str, text: str) -> float:
     if not value > 0:
         raise InvalidInput(f"must be a positive number of seconds; got {text!r}", name)
     return value
+
+
+def _count(name: str, text: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(f"must be a whole number, 0 or more; got {text!r}", name)
+    return int(text)

@@ -19,12 +19,17 @@ class Settings:
     - `run_lease_seconds`: how long a live run's lease holds without renewal; a timer
       renews it every tenth of that, so a run whose process died or hung is closed
       about this long after its last renewal (DESIGN.md §7).
+    - `run_retries`: how many times the service retries a run that failed on a transient
+      cause (Stripe or the warehouse unreachable), each retry its own run.
+    - `run_retry_seconds`: the wait before the first retry; it doubles for each next one.
     """
 
     home: Path
     database_url: str
     secret_key: str | None
     run_lease_seconds: float = 30.0
+    run_retries: int = 3
+    run_retry_seconds: float = 120.0
 
     @classmethod
     def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:

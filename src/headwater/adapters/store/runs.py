@@ -36,6 +36,7 @@ def _run(row: Any) -> Run:
     run = Run(**{f.name: data[f.name] for f in fields(Run) if f.name != "errors"})
     run.created_at = _aware(run.created_at) or run.created_at
     run.lease_expires_at = _aware(run.lease_expires_at)
+    run.not_before = _aware(run.not_before)
     return run
 
 
@@ -107,6 +108,8 @@ def create_run(
     kind: str,
     owner: str | None = None,
     lease_until: datetime | None = None,
+    *,
+    retry: Retry | None = None,
 ) -> Run:
     """Insert a queued run; refuse when the pipeline already has a live run.
 
@@ -133,6 +136,9 @@ def create_run(
         owner=owner if claimed else None,
         lease_expires_at=lease_until if claimed else None,
     )
+    if retry is not None:
+        run.attempt, run.retry_of = retry.attempt, retry.retry_of
+        run.not_before, run.message = retry.not_before, retry.reason
     values = {f.name: getattr(run, f.name) for f in fields(Run) if f.name != "errors"}
     try:
         with engine.begin() as conn:
@@ -142,6 +148,17 @@ def create_run(
         which = f" ({live.id}, {live.status})" if live else ""
         raise Conflict(f"pipeline {pipeline_id} already has a live run{which}") from None
     return run
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A queued run that retries `retry_of`: its attempt number, when it may start,
+    and why it exists."""
+
+    attempt: int
+    retry_of: str
+    not_before: datetime
+    reason: str
 
 
 def claim_run(engine: Engine, run_id: str, owner: str, lease_until: datetime) -> Run | None:

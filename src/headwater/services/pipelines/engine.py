@@ -39,7 +39,7 @@ from headwater.adapters.store import objects, queue, runs
 from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
-from headwater.kernel.errors import HeadwaterError, redact
+from headwater.kernel.errors import HeadwaterError, TransientError, redact
 from headwater.kernel.records import Record, Step
 from headwater.kernel.state import PipelineState
 from headwater.services.pipelines.lease import RunStop
@@ -341,6 +341,8 @@ def _execute(ctx: RunContext, full: bool) -> Run:
         status, message, interrupted = RunStatus.CANCELLED, "cancelled: interrupted (Ctrl-C)", exc
     except HeadwaterError as exc:
         status, message = RunStatus.FAILED, exc.message
+        if isinstance(exc, TransientError):  # the service retries it (issue 11)
+            ctx.summary["transient"] = True
     except Exception as exc:  # infrastructure surprises still end the run cleanly
         log.exception("run %s failed", run.id)
         status, message = RunStatus.FAILED, describe_error(exc)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
-from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
+from headwater.kernel.errors import Conflict, HeadwaterError, NotFound, TransientError
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
@@ -109,7 +109,8 @@ def _execute_claimed(
             with _parts(app, pipeline, recorder, run, owner, stop) as ctx:
                 return execute(ctx, full)
         except HeadwaterError as exc:  # setup failed: warehouse unreachable, bad key, ...
-            return _end(app, run, owner, RunStatus.FAILED, exc.message)
+            transient = isinstance(exc, TransientError)
+            return _end(app, run, owner, RunStatus.FAILED, exc.message, transient=transient)
         except KeyboardInterrupt:  # Ctrl-C before the engine started: nothing was written
             _end(app, run, owner, RunStatus.CANCELLED, "cancelled: interrupted (Ctrl-C)")
             raise
@@ -125,8 +126,13 @@ def cancel_run(app: App, run_id: str) -> Run:
     return runs.request_cancel(app.engine, run_id)
 
 
-def _end(app: App, run: Run, owner: str, status: RunStatus, message: str) -> Run:
-    runs.finish_run(app.engine, run.id, owner, status=status.value, message=message)
+def _end(
+    app: App, run: Run, owner: str, status: RunStatus, message: str, *, transient: bool = False
+) -> Run:
+    summary = {"transient": True} if transient else {}
+    runs.finish_run(
+        app.engine, run.id, owner, status=status.value, message=message, summary=summary
+    )
     return runs.get_run(app.engine, run.id)
 
 

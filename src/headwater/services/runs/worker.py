@@ -33,7 +33,7 @@ from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.lease import RunStop, new_owner
-from headwater.services.runs import logcontext, scheduler
+from headwater.services.runs import logcontext, retries, scheduler
 from headwater.services.runs.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,9 @@ class Workers:
                 )
                 seconds = time.monotonic() - started
                 log.info("run %s ended %s in %.1f s", run.id, ended.status, seconds)
+                retry = retries.retry_after(self.app.in_workspace(workspace_id), ended)
+                if retry is not None:
+                    log.info("run %s will be retried by %s", run.id, retry.id)
             if self.metrics is not None:
                 self.metrics.run_ended(ended, seconds)
         except Exception:  # execute_claimed records failures; this is a bug's last net

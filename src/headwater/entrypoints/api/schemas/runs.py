@@ -25,6 +25,13 @@ class RunPublic(BaseModel):
     message: str | None = Field(description="Why it failed or ended, or null.")
     warnings: list[str] = Field(description="What its reader must not miss.")
     cancel_requested: bool = Field(description="Whether cancelling was asked while it ran.")
+    attempt: int = Field(description="1 for a run as asked; 2, 3, … for automatic retries.")
+    retry_of: str | None = Field(
+        description="The run this one retries after a transient failure, or null."
+    )
+    not_before: str | None = Field(
+        description="A retry waits in the queue until then (ISO 8601), or null."
+    )
     counters: dict[str, Any] = Field(
         description="Live counters: read, filtered_out, skipped, failed (by step), "
         "failed_total, written (created, updated), deleted."
