@@ -13,6 +13,7 @@ from headwater.entrypoints.cli.model import model
 from headwater.entrypoints.cli.output import WORKSPACE_META
 from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.profiles import identity, profiles
+from headwater.entrypoints.cli.running import run as run_command
 from headwater.entrypoints.cli.runs import runs
 from headwater.entrypoints.cli.warehouse import warehouse
 from headwater.entrypoints.serve.command import serve, worker
@@ -52,6 +53,7 @@ COMMANDS = (
     serve,
     worker,
 )
+pipelines.add_command(run_command)
 for command in COMMANDS:
     cli.add_command(command)
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from headwater.entrypoints.cli.output import (
-    err,
     handle_errors,
     json_option,
     opened_app,
@@ -19,18 +17,13 @@ from headwater.entrypoints.cli.output import (
     table,
     warn,
 )
-from headwater.entrypoints.cli.progress import live_progress
-from headwater.entrypoints.cli.runs import print_run
 from headwater.kernel.entities import SCHEDULES
 from headwater.kernel.errors import InvalidInput
-from headwater.services.pipelines import manage, runner, saving
+from headwater.services.pipelines import manage, saving
 from headwater.services.pipelines import preview as preview_service
 from headwater.services.pipelines.documents import (
-    RunOutcome,
     pipeline_document,
     pipeline_documents,
-    run_document,
-    run_outcome,
 )
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -280,50 +273,6 @@ def delete(pipeline_id: str, yes: bool) -> None:
     with opened_app() as app:
         removed = manage.delete(app, pipeline_id)
     say(f"Deleted pipeline {pipeline_id} and {removed:,} imported customers")
-
-
-#: `pipelines run` exit codes (documented in its help and the README).
-EXIT_CODES = {
-    RunOutcome.SUCCEEDED: 0,
-    RunOutcome.SUCCEEDED_WITH_ERRORS: 3,
-    RunOutcome.FAILED: 1,
-    RunOutcome.CANCELLED: 1,
-}
-EXIT_INTERRUPTED = 130
-
-
-@pipelines.command("run")
-@click.argument("pipeline_id")
-@click.option("--full", is_flag=True, help="Force a full run (re-read everything, purge).")
-@json_option
-@handle_errors
-def run(pipeline_id: str, full: bool, as_json: bool) -> None:
-    """Run a pipeline now and wait.
-
-    \b
-    Exit codes:
-      0    succeeded: every record landed
-      3    succeeded with per-record errors (some records failed and were not imported;
-           the run shows how many and the first errors)
-      1    failed (or was cancelled, or could not start)
-      130  interrupted with Ctrl-C: the run ends cancelled, keeping what it committed
-    """
-    try:
-        with opened_app() as app, live_progress(sys.stderr.isatty()) as progress:
-            finished = runner.run_pipeline(app, pipeline_id, full=full, on_progress=progress)
-    except KeyboardInterrupt:
-        err.print(
-            "interrupted: the run ended cancelled; what it committed is kept and the next "
-            "run continues from there",
-            highlight=False,
-            markup=False,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    if as_json:
-        print_json(run_document(finished))
-    else:
-        print_run(finished)
-    sys.exit(EXIT_CODES.get(run_outcome(finished), 1))
 
 
 def _lines(value: Any, prefix: str = "", width: int = 48) -> list[str]:

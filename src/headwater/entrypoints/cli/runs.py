@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from headwater.entrypoints.cli.output import (
+    err,
     handle_errors,
     json_option,
     opened_app,
@@ -14,7 +17,9 @@ from headwater.entrypoints.cli.output import (
     table,
     warn,
 )
+from headwater.entrypoints.cli.progress import live_progress
 from headwater.kernel.entities import Run, RunStatus
+from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.documents import (
     RunOutcome,
@@ -22,6 +27,7 @@ from headwater.services.pipelines.documents import (
     run_outcome,
     run_warnings,
 )
+from headwater.services.runs import follow as following
 
 _COLOURS = {
     RunOutcome.SUCCEEDED: "green",
@@ -100,16 +106,31 @@ def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--errors", "error_limit", default=20, show_default=True)
+@click.option("--follow", is_flag=True, help="Follow the run live until it ends.")
 @json_option
 @handle_errors
-def show(run_id: str, error_limit: int, as_json: bool) -> None:
-    """Show a run's status, counters and first errors (live while it runs)."""
+def show(run_id: str, error_limit: int, follow: bool, as_json: bool) -> None:
+    """Show a run's status, counters and first errors (live while it runs).
+
+    With --follow, wait for it to end, showing progress on a terminal; Ctrl-C stops
+    following and leaves the run alone (exit 130)."""
     with opened_app() as app:
+        if follow:
+            _follow(app, run_id)
         run = runner.get_run(app, run_id, error_limit)
     if as_json:
         print_json(run_document(run))
     else:
         print_run(run)
+
+
+def _follow(app: App, run_id: str) -> None:
+    try:
+        with live_progress(sys.stderr.isatty()) as progress:
+            following.follow(app, run_id, progress)
+    except KeyboardInterrupt:
+        err.print(f"stopped following; run {run_id} goes on", highlight=False, markup=False)
+        sys.exit(130)
 
 
 @runs.command("cancel")

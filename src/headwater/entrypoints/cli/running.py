@@ -1,0 +1,88 @@
+"""`headwater pipelines run`: run a pipeline now and follow it (DESIGN.md §7)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from headwater.entrypoints.cli.output import err, handle_errors, json_option, opened_app, print_json
+from headwater.entrypoints.cli.progress import live_progress
+from headwater.entrypoints.cli.runs import print_run
+from headwater.kernel.entities import Run
+from headwater.services.app import App
+from headwater.services.pipelines import runner
+from headwater.services.pipelines.documents import RunOutcome, run_document, run_outcome
+from headwater.services.runs.follow import follow
+from headwater.services.runs.worker import any_worker_alive
+
+#: `pipelines run` exit codes (documented in its help and the README).
+EXIT_CODES = {
+    RunOutcome.SUCCEEDED: 0,
+    RunOutcome.SUCCEEDED_WITH_ERRORS: 3,
+    RunOutcome.FAILED: 1,
+    RunOutcome.CANCELLED: 1,
+}
+EXIT_INTERRUPTED = 130
+
+
+@click.command("run")
+@click.argument("pipeline_id")
+@click.option("--full", is_flag=True, help="Force a full run (re-read everything, purge).")
+@json_option
+@handle_errors
+def run(pipeline_id: str, full: bool, as_json: bool) -> None:
+    """Run a pipeline now and follow it until it ends.
+
+    When a service (`headwater serve` or `headwater worker`) is up, the run is queued
+    for it and followed here; otherwise this command executes it itself.
+
+    \b
+    Exit codes:
+      0    succeeded: every record landed
+      3    succeeded with per-record errors (some records failed and were not imported;
+           the run shows how many and the first errors)
+      1    failed (or was cancelled, or could not start)
+      130  interrupted with Ctrl-C: when this command executed the run, it ends
+           cancelled, keeping what it committed; when the service executes it, only
+           the following stops and the run goes on
+    """
+    with opened_app() as app:
+        if any_worker_alive(app):
+            finished = _follow_queued(app, pipeline_id, full)
+        else:
+            finished = _execute_here(app, pipeline_id, full)
+    if as_json:
+        print_json(run_document(finished))
+    else:
+        print_run(finished)
+    sys.exit(EXIT_CODES.get(run_outcome(finished), 1))
+
+
+def _follow_queued(app: App, pipeline_id: str, full: bool) -> Run:
+    queued = runner.enqueue(app, pipeline_id, full=full)
+    try:
+        with live_progress(sys.stderr.isatty()) as progress:
+            return follow(app, queued.id, progress)
+    except KeyboardInterrupt:
+        _say_err(
+            f"stopped following; run {queued.id} goes on in the service "
+            f"(headwater runs show {queued.id} --follow)"
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _execute_here(app: App, pipeline_id: str, full: bool) -> Run:
+    try:
+        with live_progress(sys.stderr.isatty()) as progress:
+            return runner.run_pipeline(app, pipeline_id, full=full, on_progress=progress)
+    except KeyboardInterrupt:
+        _say_err(
+            "interrupted: the run ended cancelled; what it committed is kept and the next "
+            "run continues from there"
+        )
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _say_err(message: str) -> None:
+    err.print(message, highlight=False, markup=False)

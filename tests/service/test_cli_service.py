@@ -1,0 +1,66 @@
+"""The CLI with `headwater serve` up (embedded mode): `pipelines run` goes through the
+service's queue and follows the run; Ctrl-C stops following, not the run;
+`runs show --follow` follows any run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+from tests.service.conftest import World, slow, wait_for
+from tests.serving import service_env, start_serve
+
+from headwater.adapters.store import runs
+from headwater.kernel.entities import RunStatus
+from headwater.sandbox.testing import RunningSandbox
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", ["sqlite"])]
+
+
+def _cli(world: World, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "headwater", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=service_env(world.home, world.database_url),
+    )
+
+
+def test_pipelines_run_goes_through_the_service_and_follows_it(
+    world: World, small_sandbox: RunningSandbox
+) -> None:
+    [pipeline] = world.pipelines(small_sandbox, 1)
+    with start_serve(world.home, database_url=world.database_url, workers=1) as served:
+        out, errors = _cli(world, "pipelines", "run", pipeline.id, "--json").communicate(
+            timeout=120
+        )
+        document = json.loads(out)
+        assert document["status"] == "succeeded", errors
+        assert document["counters"]["written"] == 5
+        assert world.run(document["id"]).pid == served.pid  # the service executed it
+
+
+def test_ctrl_c_while_following_leaves_the_run_to_the_service(
+    world: World, big_sandbox: RunningSandbox
+) -> None:
+    [pipeline] = world.pipelines(big_sandbox, 1)
+    slow(big_sandbox)
+    with start_serve(world.home, database_url=world.database_url, workers=1):
+        cli = _cli(world, "pipelines", "run", pipeline.id)
+        wait_for(lambda: runs.live_run(world.app.engine, pipeline.id) is not None, 30, "queued")
+        live = runs.live_run(world.app.engine, pipeline.id)
+        assert live is not None
+        wait_for(lambda: world.run(live.id).status == RunStatus.RUNNING, 30, "running")
+        cli.send_signal(signal.SIGINT)
+        _out, errors = cli.communicate(timeout=30)
+        assert cli.returncode == 130
+        assert f"stopped following; run {live.id} goes on in the service" in errors
+        assert world.run(live.id).status == RunStatus.RUNNING  # the run goes on
+        slow(big_sandbox, on=False)
+        follower = _cli(world, "runs", "show", live.id, "--follow", "--json")
+        out, errors = follower.communicate(timeout=120)
+        assert json.loads(out)["status"] == "succeeded", errors
