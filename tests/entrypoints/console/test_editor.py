@@ -115,3 +115,31 @@ def test_a_live_run_shows_progress_and_can_be_cancelled(page: Page, site: Site) 
             timeout=30_000
         )
         expect(page.get_by_role("table", name="Counters")).to_be_visible()
+
+
+def test_the_more_menu_works_by_keyboard(page: Page, site: Site, connection_id: str) -> None:
+    app = site.app()
+    try:
+        saving.save_new(app, connection_id, "Keyboard")
+    finally:
+        app.close()
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{connection_id}/pipelines")
+    more = page.get_by_role("button", name="More actions for Keyboard")
+    more.focus()
+    page.keyboard.press("Enter")
+    menu = page.get_by_role("menu", name="Actions for Keyboard")
+    expect(more).to_have_attribute("aria-expanded", "true")
+    expect(menu.get_by_role("menuitem", name="Run now")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    expect(menu.get_by_role("menuitem", name="Manage")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(more).to_be_focused()
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowUp")  # wraps to the last item
+    expect(menu.get_by_role("menuitem", name="Delete")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("dialog", name="Delete Keyboard?")).to_be_visible()
+    page.keyboard.press("Escape")  # a modal dialog closes on Escape
+    expect(page.get_by_role("dialog", name="Delete Keyboard?")).to_be_hidden()
