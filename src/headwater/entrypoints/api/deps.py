@@ -43,7 +43,9 @@ session_cookie = APIKeyCookie(
 
 
 async def headwater_app(request: Request) -> App:
-    """The `App` the API was created with (`create_api`), for the default workspace."""
+    """The `App` the API was created with (`create_api`), for the default workspace.
+    (Dependencies without I/O are ``async``: FastAPI runs a plain ``def`` in a worker
+    thread, a hop that costs more than they do.)"""
     return cast(App, request.app.state.headwater)
 
 

@@ -40,6 +40,11 @@ def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Works
     return workspace
 
 
+def get_workspace(app: App, workspace_id: str) -> Workspace:
+    """The workspace `workspace_id` (`NotFound` if there is none)."""
+    return objects.get(app.engine, Workspace, workspace_id)
+
+
 def workspaces_of(app: App, user_id: str) -> list[Workspace]:
     """The workspaces the user is a member of, oldest membership first."""
     found = []

@@ -14,7 +14,7 @@ from headwater.entrypoints.api.models import (
 )
 from headwater.kernel.errors import Forbidden
 from headwater.services.app import App
-from headwater.services.auth import Principal, sessions, users
+from headwater.services.auth import Principal, sessions, users, workspaces
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -23,7 +23,7 @@ def _me(app: App, caller: Principal) -> MePublic:
     user = None if caller.user_id is None else users.get_user(app, caller.user_id)
     return MePublic(
         user=None if user is None else UserPublic.of(user),
-        workspace=WorkspacePublic.of(app.in_workspace(caller.workspace_id).workspace()),
+        workspace=WorkspacePublic.of(workspaces.get_workspace(app, caller.workspace_id)),
         authenticated_by="token" if caller.token_id is not None else "session",
     )
 

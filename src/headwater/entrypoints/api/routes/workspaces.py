@@ -22,7 +22,7 @@ WorkspaceId = Annotated[str, Path(max_length=40, description="The workspace's id
 def _mine(app: App, caller: Principal) -> list[Workspace]:
     """A user's workspaces; a token's own one. Newest first."""
     if caller.user_id is None:
-        return [app.in_workspace(caller.workspace_id).workspace()]
+        return [workspaces.get_workspace(app, caller.workspace_id)]
     return workspaces.workspaces_of(app, caller.user_id)[::-1]
 
 
