@@ -195,7 +195,7 @@ def test_installed_entry_point_and_failed_run_exit_code(home: Path, tmp_path: Pa
 
 
 def test_demo_imports_the_sandbox_into_the_default_duckdb_warehouse(home: Path) -> None:
-    result = invoke("demo", "--customers", "500", "--seed", "3")
+    result = invoke("demo", "--customers", "500", "--seed", "3", "--no-console")
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.stdout
     assert "read 500" in result.stdout

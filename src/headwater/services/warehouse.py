@@ -87,3 +87,12 @@ def save_url(app: App, url: str) -> None:
     context = warehouse_url_context(workspace.id)
     workspace.warehouse_url_encrypted = app.cipher.encrypt(canonical_url(url), context=context)
     objects.save(app.engine, workspace, only=["warehouse_url_encrypted"])
+
+
+def identity_counts(app: App, pipeline_ids: list[str]) -> dict[str, int]:
+    """How many identities each of the workspace's `pipeline_ids` holds in the warehouse."""
+    warehouse = app.warehouse()
+    try:
+        return {pipeline_id: warehouse.count(pipeline_id) for pipeline_id in pipeline_ids}
+    finally:
+        warehouse.close()

@@ -111,7 +111,8 @@ CurrentPrincipal = Annotated[Principal, Depends(principal)]
 
 
 async def workspace_app(app: RootApp, caller: CurrentPrincipal) -> App:
-    """The `App` of the caller's workspace: every service call of a route acts on it."""
+    """The `App` of the caller's workspace: every service call of a route acts on it.
+    (`async`, as `headwater_app`: no I/O here, so no trip through the thread pool.)"""
     if caller.workspace_id == app.workspace_id:
         return app
     return replace(app, workspace_id=caller.workspace_id)

@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from headwater.entrypoints import api, webhooks
+from headwater.entrypoints import api, console, webhooks
 from headwater.services.app import App
 from headwater.services.health import readiness
 from headwater.services.runs.metrics import Metrics
@@ -28,7 +28,7 @@ from headwater.services.runs.metrics import Metrics
 Mount = Callable[[FastAPI, App], None]
 
 #: Features that add routes to the root application, in order (the last may claim `/`).
-MOUNTS: tuple[Mount, ...] = (api.mount, webhooks.mount)
+MOUNTS: tuple[Mount, ...] = (api.mount, webhooks.mount, console.mount)
 
 
 def create_http_app(

@@ -1,0 +1,181 @@
+// The console's own script, bundled by scripts/install (esbuild) with the npm packages
+// it imports into src/headwater/entrypoints/console/static/dist/console.js.
+// Pages work without it for reading; it adds htmx swaps, live run progress (SSE),
+// the code editor, the run chart and the pipeline editor.
+import htmx from "htmx.org";
+import { EditorView, basicSetup } from "codemirror";
+import { javascript } from "@codemirror/lang-javascript";
+import { python } from "@codemirror/lang-python";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { startPipelineEditor } from "./editor.js";
+
+window.htmx = htmx;
+// Swapped-in content is made live at once (htmx's default waits 20 ms to "settle"; a
+// quick keyboard user, or a test, acting in that window would be ignored).
+htmx.config.defaultSettleDelay = 0;
+
+// Live fragments: an element with data-live="URL" shows each server-sent event's HTML
+// (already escaped by the server's templates) until the stream says "end".
+function followLive(root) {
+  for (const el of root.querySelectorAll("[data-live]")) {
+    if (el.dataset.following) continue;
+    el.dataset.following = "1";
+    const source = new EventSource(el.dataset.live);
+    source.addEventListener("progress", (e) => { el.innerHTML = e.data; htmx.process(el); });
+    source.addEventListener("end", (e) => {
+      source.close();
+      const selector = el.dataset.liveEnd;
+      const target = (selector && document.querySelector(selector)) || el;
+      const holder = document.createElement("template");
+      holder.innerHTML = e.data;
+      const fresh = holder.content.firstElementChild;
+      target.replaceWith(holder.content);
+      if (fresh) { htmx.process(fresh); enhance(fresh); }
+    });
+    source.onerror = () => { if (source.readyState === EventSource.CLOSED) el.dataset.following = ""; };
+  }
+}
+
+// Code editors: a <textarea data-code="javascript|python"> becomes CodeMirror 6; the
+// textarea stays the form's value (and what the pipeline editor reads).
+export function codeEditor(textarea) {
+  if (textarea.editor) return textarea.editor;
+  const lang = textarea.dataset.code === "python" ? python() : javascript();
+  const view = new EditorView({
+    doc: textarea.value,
+    extensions: [
+      basicSetup, lang,
+      EditorView.updateListener.of((u) => {
+        if (u.docChanged) {
+          textarea.value = view.state.doc.toString();
+          textarea.dispatchEvent(new Event("input", { bubbles: true }));
+        }
+      }),
+      EditorView.contentAttributes.of({ "aria-label": textarea.getAttribute("aria-label") || "Code" }),
+    ],
+  });
+  textarea.style.display = "none";
+  textarea.after(view.dom);
+  textarea.editor = {
+    view,
+    set(text) { view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } }); },
+  };
+  return textarea.editor;
+}
+
+// Charts: <div data-chart> with a JSON payload {x: [unix], imported: [...], failed: [...]}.
+function drawCharts(root) {
+  for (const el of root.querySelectorAll("[data-chart]")) {
+    if (el.dataset.drawn) continue;
+    el.dataset.drawn = "1";
+    const data = JSON.parse(el.querySelector("script").textContent);
+    if (!data.x.length) continue;
+    new uPlot({
+      title: el.dataset.title || "", width: el.clientWidth || 800, height: 220,
+      // One run alone would stretch the time axis over years: give it an hour each side.
+      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
+      series: [{}, { label: "Imported", stroke: "#2563eb" }, { label: "Failed", stroke: "#dc2626" }],
+    }, [data.x, data.imported, data.failed], el);
+  }
+}
+
+// Menus (⋮) and dialogs: keyboard friendly, ARIA states kept in step.
+function wireMenus(root) {
+  for (const button of root.querySelectorAll("[aria-haspopup=menu]")) {
+    if (button.dataset.wired) continue;
+    button.dataset.wired = "1";
+    const menu = document.getElementById(button.getAttribute("aria-controls"));
+    const close = () => { menu.hidden = true; button.setAttribute("aria-expanded", "false"); };
+    button.addEventListener("click", () => {
+      const open = menu.hidden;
+      menu.hidden = !open;
+      button.setAttribute("aria-expanded", String(open));
+      if (open) menu.querySelector("[role=menuitem]")?.focus();
+    });
+    menu.addEventListener("keydown", (e) => {
+      const items = [...menu.querySelectorAll("[role=menuitem]")];
+      const i = items.indexOf(document.activeElement);
+      if (e.key === "Escape") { close(); button.focus(); }
+      if (e.key === "ArrowDown") { items[(i + 1) % items.length].focus(); e.preventDefault(); }
+      if (e.key === "ArrowUp") { items[(i - 1 + items.length) % items.length].focus(); e.preventDefault(); }
+    });
+    menu.addEventListener("click", close);
+  }
+  for (const dialog of root.querySelectorAll("dialog[data-confirm-name]")) {
+    if (dialog.dataset.wired) continue;
+    dialog.dataset.wired = "1";
+    const input = dialog.querySelector("input[name=confirm]");
+    const submit = dialog.querySelector("button[type=submit]");
+    input.addEventListener("input", () => { submit.disabled = input.value !== dialog.dataset.confirmName; });
+  }
+  // Search boxes that filter a list as you type (the form still works without script).
+  for (const box of root.querySelectorAll("input[data-filters]")) {
+    if (box.dataset.wired) continue;
+    box.dataset.wired = "1";
+    box.addEventListener("input", () => {
+      const words = box.value.trim().toLowerCase();
+      for (const item of document.querySelector(box.dataset.filters).children) {
+        item.hidden = Boolean(words) && !item.textContent.toLowerCase().includes(words);
+      }
+    });
+  }
+  for (const toggle of root.querySelectorAll("[data-toggles]")) {
+    if (toggle.dataset.wired) continue;
+    toggle.dataset.wired = "1";
+    toggle.addEventListener("click", () => {
+      const panel = document.getElementById(toggle.dataset.toggles);
+      panel.hidden = !panel.hidden;
+      toggle.setAttribute("aria-expanded", String(!panel.hidden));
+    });
+  }
+  for (const opener of root.querySelectorAll("[data-opens]")) {
+    if (opener.dataset.wired) continue;
+    opener.dataset.wired = "1";
+    opener.addEventListener("click", () => document.getElementById(opener.dataset.opens).showModal());
+  }
+  for (const closer of root.querySelectorAll("[data-closes]")) {
+    if (closer.dataset.wired) continue;
+    closer.dataset.wired = "1";
+    closer.addEventListener("click", () => closer.closest("dialog").close());
+  }
+}
+
+// Optimistic switches: flip at once, roll back with the server's message on failure.
+document.addEventListener("htmx:beforeRequest", (e) => {
+  const el = e.detail.elt;
+  if (el.getAttribute && el.getAttribute("role") === "switch") {
+    el.dataset.was = el.getAttribute("aria-checked");
+    el.setAttribute("aria-checked", el.dataset.was === "true" ? "false" : "true");
+  }
+});
+document.addEventListener("htmx:responseError", (e) => {
+  const el = e.detail.elt;
+  if (el.getAttribute && el.getAttribute("role") === "switch") el.setAttribute("aria-checked", el.dataset.was);
+  const status = document.getElementById("status-message");
+  if (status) status.textContent = e.detail.xhr.responseText.replace(/<[^>]*>/g, "").trim();
+});
+
+// Forms that must not be posted twice (double clicks): the first submit disables them.
+document.addEventListener("submit", (e) => {
+  const form = e.target;
+  if (!form.matches("form[data-once]")) return;
+  if (form.dataset.sent) { e.preventDefault(); return; }
+  form.dataset.sent = "1";
+  for (const b of form.querySelectorAll("button[type=submit]")) { b.setAttribute("aria-disabled", "true"); b.textContent = b.textContent + "…"; }
+});
+window.addEventListener("pageshow", () => { for (const f of document.querySelectorAll("form[data-once]")) delete f.dataset.sent; });
+
+function enhance(root) {
+  followLive(root);
+  drawCharts(root);
+  wireMenus(root);
+  for (const ta of root.querySelectorAll("textarea[data-code]")) if (!ta.closest("[data-lazy-code]")) codeEditor(ta);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  enhance(document);
+  const editor = document.getElementById("pipeline-editor");
+  if (editor) startPipelineEditor(editor, codeEditor);
+});
+document.addEventListener("htmx:load", (e) => enhance(e.detail.elt));

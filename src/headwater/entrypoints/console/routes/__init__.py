@@ -1,0 +1,21 @@
+"""The console's pages, one router per screen."""
+
+from __future__ import annotations
+
+from headwater.entrypoints.console.routes import (
+    auth,
+    editor,
+    pipelines,
+    runs,
+    settings,
+    sources,
+)
+
+ROUTERS = (
+    auth.router,
+    sources.router,
+    pipelines.router,
+    editor.router,
+    runs.router,
+    settings.router,
+)

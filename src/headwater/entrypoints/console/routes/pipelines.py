@@ -1,0 +1,105 @@
+"""The pipelines table of a connection and its row actions: Enable, Run now, Schedule,
+Delete. Each action answers with the row re-rendered (htmx swaps it in place)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from headwater.entrypoints.console import views
+from headwater.entrypoints.console.web import CurrentViewer, Viewer, redirect, render
+from headwater.kernel.entities import Pipeline
+from headwater.kernel.errors import Conflict, InvalidInput
+from headwater.services import connections
+from headwater.services.pipelines import manage, runner, saving
+from headwater.services.pipelines.definition import filter_text
+
+router = APIRouter()
+
+
+def row_context(who: Viewer, pipeline: Pipeline, message: str | None = None) -> dict[str, Any]:
+    """What one row of the pipelines table shows."""
+    recent = runner.list_runs(who.app, pipeline.id, 1)
+    last = recent[0] if recent else None
+    return {
+        "pipeline": pipeline,
+        "filter_text": filter_text(pipeline.filter) if pipeline.filter else "—",
+        "live": last if last is not None and last.live else None,
+        "last": last if last is not None and not last.live else None,
+        "views": views,
+        "message": message,
+    }
+
+
+def row(
+    request: Request, who: Viewer, pipeline: Pipeline, message: str | None = None, status: int = 200
+) -> Response:
+    return render(
+        request, "pipeline_row.html", who, status=status, **row_context(who, pipeline, message)
+    )
+
+
+@router.get("/connections/{connection_id}")
+def connection(connection_id: str, who: CurrentViewer) -> Response:
+    connections.get_connection(who.app, connection_id)
+    return redirect(f"/connections/{connection_id}/pipelines")
+
+
+@router.get("/connections/{connection_id}/pipelines")
+def pipelines_tab(request: Request, connection_id: str, who: CurrentViewer) -> Response:
+    conn = connections.get_connection(who.app, connection_id)
+    rows = [row_context(who, p) for p in manage.list_pipelines(who.app, conn.id)]
+    return render(
+        request,
+        "connection_pipelines.html",
+        who,
+        connection=conn,
+        rows=rows,
+        tab="pipelines",
+        schedules=views.SCHEDULE_CHOICES,
+    )
+
+
+@router.post("/pipelines/{pipeline_id}/enable")
+def enable(
+    request: Request, pipeline_id: str, who: CurrentViewer, enabled: Annotated[str, Form()]
+) -> Response:
+    changes = manage.PipelineChanges(enabled=enabled == "true")
+    saved = saving.save_changes(who.app, pipeline_id, changes)
+    return row(request, who, saved.pipeline)
+
+
+@router.post("/pipelines/{pipeline_id}/schedule")
+def schedule(
+    request: Request, pipeline_id: str, who: CurrentViewer, schedule: Annotated[str, Form()]
+) -> Response:
+    try:
+        saved = saving.save_changes(who.app, pipeline_id, manage.PipelineChanges(schedule=schedule))
+    except InvalidInput as exc:
+        return row(request, who, manage.get(who.app, pipeline_id), exc.message, 400)
+    return row(request, who, saved.pipeline)
+
+
+@router.post("/pipelines/{pipeline_id}/run")
+def run_now(request: Request, pipeline_id: str, who: CurrentViewer) -> Response:
+    try:
+        runner.enqueue(who.app, pipeline_id)
+    except Conflict as exc:
+        return row(request, who, manage.get(who.app, pipeline_id), exc.message, 409)
+    return row(request, who, manage.get(who.app, pipeline_id))
+
+
+@router.post("/pipelines/{pipeline_id}/delete")
+def delete(
+    request: Request, pipeline_id: str, who: CurrentViewer, confirm: Annotated[str, Form()]
+) -> Response:
+    pipeline = manage.get(who.app, pipeline_id)
+    if confirm != pipeline.name:
+        return row(request, who, pipeline, "type the pipeline's name to delete it", 400)
+    try:
+        manage.delete(who.app, pipeline.id)
+    except Conflict as exc:
+        return row(request, who, pipeline, exc.message, 409)
+    return redirect(f"/connections/{pipeline.connection_id}/pipelines")

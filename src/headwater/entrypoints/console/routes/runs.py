@@ -1,0 +1,145 @@
+"""Runs: the workspace's history with a chart, one run's page, cancelling, and the
+server-sent events that carry a live run's progress to the pipelines table and to the
+run page."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from headwater.entrypoints.console import views
+from headwater.entrypoints.console.routes.pipelines import row_context
+from headwater.entrypoints.console.web import CurrentViewer, Viewer, env, redirect, render
+from headwater.kernel.entities import Run
+from headwater.kernel.errors import Conflict
+from headwater.services import connections
+from headwater.services.pipelines import documents, manage, runner
+
+router = APIRouter()
+
+#: How often a live stream looks at its run (the recorder flushes about as often).
+POLL_SECONDS = 0.5
+
+
+def _history(request: Request, who: Viewer, runs: list[Run], **ctx: Any) -> Response:
+    names = {p.id: p.name for p in manage.list_pipelines(who.app)}
+    return render(
+        request,
+        "runs.html",
+        who,
+        runs=runs,
+        names=names,
+        views=views,
+        chart=views.chart(runs),
+        **ctx,
+    )
+
+
+@router.get("/runs")
+def runs_page(request: Request, who: CurrentViewer) -> Response:
+    return _history(request, who, runner.list_runs(who.app, limit=100), connection=None)
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: str, who: CurrentViewer) -> Response:
+    run = runner.get_run(who.app, run_id)
+    pipeline = manage.get(who.app, run.pipeline_id)  # NotFound outside the workspace
+    return render(
+        request,
+        "run.html",
+        who,
+        run=run,
+        pipeline=pipeline,
+        views=views,
+        warnings=documents.run_warnings(run),
+    )
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel(request: Request, run_id: str, who: CurrentViewer) -> Response:
+    """Cancel a live run (an ended one is left as it is); a form post lands on the run's
+    page, an htmx one gets the run's panel."""
+    try:
+        run = runner.cancel_run(who.app, run_id)
+    except Conflict:
+        run = runner.get_run(who.app, run_id)
+    if not request.headers.get("hx-request"):
+        return redirect(f"/runs/{run.id}")
+    pipeline = manage.get(who.app, run.pipeline_id)
+    return render(
+        request,
+        "run_panel.html",
+        who,
+        run=run,
+        pipeline=pipeline,
+        views=views,
+        warnings=documents.run_warnings(run),
+    )
+
+
+def _event(name: str, html: str) -> str:
+    data = "\n".join(f"data: {line}" for line in html.splitlines() or [""])
+    return f"event: {name}\n{data}\n\n"
+
+
+def _fragments(who: Viewer, run: Run, view: str) -> tuple[str, str]:
+    """(event name, HTML) showing `run` in `view`: the pipelines table's row or the
+    run page's panel; "end" once the run has ended."""
+    name = "progress" if run.live else "end"
+    if view == "history":
+        names = {run.pipeline_id: manage.get(who.app, run.pipeline_id).name}
+        template = "run_row_cells.html" if run.live else "run_row.html"
+        html = env.get_template(template).render(run=run, names=names, views=views)
+        return name, html
+    if view == "row":
+        if run.live:
+            html = env.get_template("run_progress.html").render(run=run, views=views)
+        else:
+            pipeline = manage.get(who.app, run.pipeline_id)
+            html = env.get_template("pipeline_row.html").render(
+                viewer=who, **row_context(who, pipeline)
+            )
+        return name, html
+    pipeline = manage.get(who.app, run.pipeline_id)
+    html = env.get_template("run_panel.html").render(
+        viewer=who, run=run, pipeline=pipeline, views=views, warnings=documents.run_warnings(run)
+    )
+    return name, html
+
+
+@router.get("/runs/{run_id}/events")
+async def events(request: Request, run_id: str, who: CurrentViewer, view: str = "page") -> Response:
+    first = await run_in_threadpool(runner.get_run, who.app, run_id)
+    await run_in_threadpool(manage.get, who.app, first.pipeline_id)
+
+    async def stream() -> AsyncIterator[str]:
+        last = ""
+        while not await request.is_disconnected():
+            run = await run_in_threadpool(runner.get_run, who.app, run_id)
+            name, html = await run_in_threadpool(_fragments, who, run, view)
+            if html != last or name == "end":
+                yield _event(name, html)
+                last = html
+            if name == "end":
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+@router.get("/connections/{connection_id}/runs")
+def connection_runs(request: Request, connection_id: str, who: CurrentViewer) -> Response:
+    conn = connections.get_connection(who.app, connection_id)
+    runs = [
+        r
+        for p in manage.list_pipelines(who.app, conn.id)
+        for r in runner.list_runs(who.app, p.id, 100)
+    ]
+    runs.sort(key=lambda r: r.created_at, reverse=True)
+    return _history(request, who, runs, connection=conn, tab="runs")

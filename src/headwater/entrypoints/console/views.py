@@ -1,0 +1,91 @@
+"""Shaping service results for the templates: form values kept across a failed post,
+the words a run's summary is told in, and small parsers for form fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from headwater.kernel.entities import SCHEDULES, Pipeline, Run, RunStatus
+from headwater.kernel.errors import InvalidInput
+from headwater.services.app import App
+from headwater.services.connections import STRIPE_API
+from headwater.services.pipelines import runner
+
+#: The "Schedule" menu of the pipelines table: the schedules a pipeline takes, labelled.
+SCHEDULE_CHOICES = tuple((s, "Off" if s == "off" else s) for s in SCHEDULES)
+
+
+@dataclass(frozen=True)
+class StripeForm:
+    """The "Add source..." form's values (the API key is never sent back)."""
+
+    name: str = "Stripe"
+    base_url: str = STRIPE_API
+    requests_per_second: str = "20"
+
+
+def parse_float(text: str, field: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(f"must be a number; got {text!r}", field) from None
+
+
+def last_run(app: App, pipelines: list[Pipeline]) -> Run | None:
+    """The most recent run of any of `pipelines`."""
+    latest = [r for p in pipelines for r in runner.list_runs(app, p.id, 1)]
+    return max(latest, key=lambda r: r.created_at, default=None)
+
+
+def failed_count(run: Run) -> int:
+    failed = run.counters.get("failed", {})
+    if isinstance(failed, dict):
+        return sum(int(n) for n in failed.values())
+    return int(failed or 0)
+
+
+def summary(run: Run) -> str:
+    """A finished run in one line: "Import completed • 9,214 customers imported •
+    786 filtered out • no errors" (or how many failed, or why it did not complete)."""
+    counters = run.counters
+    written = int(counters.get("written", 0))
+    filtered = int(counters.get("filtered_out", 0))
+    failed = failed_count(run)
+    errors = "no errors" if not failed else f"{failed:,} {'error' if failed == 1 else 'errors'}"
+    parts = [f"{written:,} customers imported", f"{filtered:,} filtered out", errors]
+    if run.status == RunStatus.SUCCEEDED:
+        return " • ".join(["Import completed", *parts])
+    if run.status == RunStatus.CANCELLED:
+        return " • ".join(["Import cancelled", *parts])
+    if run.status == RunStatus.FAILED:
+        return f"Import failed: {run.message or 'unknown error'}"
+    return run.status.value.capitalize()
+
+
+def progress(run: Run) -> dict[str, Any]:
+    """The live numbers of a run, for its progress line."""
+    counters = run.counters
+    return {
+        "read": int(counters.get("read", 0)),
+        "written": int(counters.get("written", 0)),
+        "filtered_out": int(counters.get("filtered_out", 0)),
+        "failed": failed_count(run),
+    }
+
+
+def duration(run: Run) -> str:
+    if run.started_at is None or run.finished_at is None:
+        return "—"
+    seconds = (run.finished_at - run.started_at).total_seconds()
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def chart(runs: list[Run]) -> dict[str, list[Any]]:
+    """Customers imported and failed per finished run, oldest first (for uPlot)."""
+    done = sorted((r for r in runs if r.finished_at is not None), key=lambda r: r.created_at)
+    return {
+        "x": [int(r.created_at.timestamp()) for r in done],
+        "imported": [int(r.counters.get("written", 0)) for r in done],
+        "failed": [failed_count(r) for r in done],
+    }

@@ -1,0 +1,152 @@
+"""What every page shares: the template environment, who is signed in (`Viewer`), the
+same-origin rule for changes, and how errors become pages.
+
+A page needs a live session (the ``headwater_session`` cookie): without one it answers
+with a redirect to the sign-in page (or, for an htmx request, an ``HX-Redirect``). A
+request that changes state (any method but GET/HEAD) must come from this site's pages
+(`same_origin`, the API's own rule): a cross-site form post is refused with 403 even
+when the browser sends the cookie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, cast
+from urllib.parse import quote
+
+import jinja2
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
+from headwater.kernel.entities import Workspace
+from headwater.kernel.errors import HeadwaterError, NotFound
+from headwater.services.app import App
+from headwater.services.auth import Principal, sessions, users, workspaces
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _number(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int | float) else str(value or 0)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,  # every value is text unless a template says otherwise
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.filters["number"] = _number
+env.filters["when"] = _when
+
+
+class SignInRequired(Exception):
+    """No live session: the page redirects to sign-in, then back."""
+
+
+class CrossSite(Exception):
+    """A state-changing request from another site's page."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user and the workspace their session acts on."""
+
+    app: App  # the workspace's view: every service call of a page acts on it
+    principal: Principal
+    session: str
+    email: str
+    workspace: Workspace
+    workspaces: list[Workspace]
+
+
+def root_app(request: Request) -> App:
+    return cast(App, request.app.state.headwater)
+
+
+def viewer(request: Request) -> Viewer:
+    """The dependency of every page but sign-in (see the module)."""
+    app = root_app(request)
+    raw = request.cookies.get(sessions.COOKIE, "")
+    principal = sessions.principal_for_session(app, raw) if raw else None
+    if principal is None or principal.user_id is None:
+        raise SignInRequired
+    if request.method not in SAFE_METHODS and not same_origin(request):
+        raise CrossSite
+    view = (
+        app
+        if principal.workspace_id == app.workspace_id
+        else replace(app, workspace_id=principal.workspace_id)
+    )
+    user = users.get_user(app, principal.user_id)
+    return Viewer(
+        app=view,
+        principal=principal,
+        session=raw,
+        email=user.email,
+        workspace=view.workspace(),
+        workspaces=workspaces.workspaces_of(app, principal.user_id),
+    )
+
+
+CurrentViewer = Annotated[Viewer, Depends(viewer)]
+
+
+def render(
+    request: Request, template: str, who: Viewer | None = None, status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    """Render a page or fragment; `who` fills the header (nav, workspace switcher)."""
+    html = env.get_template(template).render(request=request, viewer=who, **ctx)
+    return HTMLResponse(html, status_code=status)
+
+
+def redirect(url: str) -> Response:
+    """A redirect that works for full pages and for htmx requests alike."""
+    return RedirectResponse(url, status_code=303, headers={"HX-Redirect": url})
+
+
+def local_path(url: str | None) -> str:
+    """`url` if it is a path of this site, else the home page (no open redirects)."""
+    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return "/sources"
+
+
+def install_handlers(console: FastAPI) -> None:
+    @console.exception_handler(SignInRequired)
+    def _sign_in(request: Request, _exc: SignInRequired) -> Response:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method not in SAFE_METHODS:
+            here = request.headers.get("hx-current-url", "/sources")
+        return redirect(f"/sign-in?next={quote(local_path(here), safe='/')}")
+
+    @console.exception_handler(CrossSite)
+    def _cross_site(request: Request, _exc: CrossSite) -> Response:
+        return render(
+            request,
+            "error.html",
+            status=403,
+            title="Refused",
+            message="A change must come from this site's own pages.",
+        )
+
+    @console.exception_handler(NotFound)
+    def _not_found(request: Request, exc: NotFound) -> Response:
+        return render(request, "error.html", status=404, title="Not found", message=exc.message)
+
+    @console.exception_handler(HeadwaterError)
+    def _error(request: Request, exc: HeadwaterError) -> Response:
+        status = 409 if type(exc).__name__ == "Conflict" else 400
+        return render(request, "error.html", status=status, title="Not done", message=exc.message)
