@@ -11,6 +11,7 @@ from tests.serving import start_serve
 
 from headwater.kernel.entities import RunStatus
 from headwater.sandbox.testing import RunningSandbox
+from headwater.services.auth import tokens
 from headwater.services.pipelines import runner
 from headwater.services.warehouse import save_url
 
@@ -26,13 +27,20 @@ def _metric(text: str, name: str) -> float:
 
 def test_readyz_metrics_and_logs_of_a_run(world: World, small_sandbox: RunningSandbox) -> None:
     [pipeline] = world.pipelines(small_sandbox, 1)
+    raw, _ = tokens.create_token(world.app, "prometheus")
     with start_serve(world.home, database_url=world.database_url, workers=1) as served:
         ready = httpx.get(f"{served.url}/readyz")
         assert ready.status_code == 200
         assert ready.json() == {"status": "ready", "checks": {"store": "ok", "warehouse": "ok"}}
         run = runner.enqueue(world.app, pipeline.id)
         wait_for(lambda: world.run(run.id).status == RunStatus.SUCCEEDED, 60, "the run ended")
-        text = httpx.get(f"{served.url}/metrics").text
+        # /metrics needs credentials like every route but the health checks.
+        assert httpx.get(f"{served.url}/metrics").status_code == 401
+        forged = {"Authorization": "Bearer hw_forged"}
+        assert httpx.get(f"{served.url}/metrics", headers=forged).status_code == 401
+        scrape = httpx.get(f"{served.url}/metrics", headers={"Authorization": f"Bearer {raw}"})
+        assert scrape.status_code == 200
+        text = scrape.text
         assert _metric(text, 'headwater_runs{status="succeeded"}') == 1
         assert _metric(text, "headwater_queue_depth") == 0
         assert _metric(text, "headwater_lease_losses_total") == 0

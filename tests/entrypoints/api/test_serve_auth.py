@@ -51,5 +51,18 @@ def test_serve_refuses_every_api_route_without_credentials_and_signs_in(home: Pa
             assert browser.post("/auth/logout").status_code == 204
             assert browser.get("/auth/me").status_code == 401
             assert sessions.COOKIE not in browser.cookies
+        # No proxy is trusted by default: X-Forwarded-For cannot dodge the per-address
+        # limit by posing as a new address on every attempt.
+        with httpx.Client(base_url=api) as client:
+            answers = [
+                client.post(
+                    "/auth/login",
+                    json={"email": f"nobody{n}@example.com", "password": "wrong"},
+                    headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                ).status_code
+                for n in range(sessions.ADDRESS_LIMIT + 1)
+            ]
+        assert answers[:-1] == [401] * sessions.ADDRESS_LIMIT
+        assert answers[-1] == 429
     assert raw not in served.text()
     assert PASSWORD not in served.text()

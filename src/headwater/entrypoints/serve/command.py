@@ -46,9 +46,17 @@ def _on_stop_signals(handler: Callable[[], None]) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8484, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    metavar="IPS",
+    help="Comma-separated addresses of reverse proxies whose X-Forwarded-For/-Proto "
+    "headers are trusted (client address, https). Default: none, so that a client "
+    "cannot pose as another address (sign-in limits count per address).",
+)
 @_WORKERS
 @handle_errors
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, forwarded_allow_ips: str | None, workers: int) -> None:
     """Serve Headwater over HTTP, tick the schedules and execute queued runs.
 
     With --workers 0 it only serves HTTP: no run is executed and no schedule ticks here
@@ -64,6 +72,8 @@ def serve(host: str, port: int, workers: int) -> None:
             log_config=None,  # uvicorn's records go through our JSON lines too
             log_level="warning",
             lifespan="on",
+            proxy_headers=forwarded_allow_ips is not None,
+            forwarded_allow_ips=forwarded_allow_ips,
         )
         server = _Server(config)
         pool = Workers(app, workers, metrics=metrics) if workers else None

@@ -6,22 +6,25 @@ function in `MOUNTS` is called as ``mount(root, app)`` (the API mounts its
 sub-application at `/api/v1`, the console its pages at `/`).  The root application has
 no OpenAPI document or docs pages of its own: the API sub-application publishes its own.
 
-`/healthz`, `/readyz` and `/metrics` need no authentication: they say nothing about any
-workspace's data (counts of runs by status at most), and probes and Prometheus scrape
-them without credentials.
+`/healthz` and `/readyz` need no authentication: they say nothing about any workspace's
+data, and probes call them without credentials. `/metrics` does (DESIGN §8: every route
+but the health checks, sign-in and the webhook receiver): Prometheus scrapes it with an
+API token (`authorization: {credentials: hw_…}` in its scrape config), or a signed-in
+user opens it in the browser.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from headwater.entrypoints import api, console, webhooks
 from headwater.services.app import App
+from headwater.services.auth import sessions, tokens
 from headwater.services.health import readiness
 from headwater.services.runs.metrics import Metrics
 
@@ -54,10 +57,27 @@ def create_http_app(
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @root.get("/metrics", include_in_schema=False)
-    async def metrics_() -> Response:
+    async def metrics_(request: Request) -> Response:
+        if not await run_in_threadpool(_signed_in, app, request):
+            error = {"type": "unauthenticated", "message": _METRICS_401, "field": None}
+            headers = {"WWW-Authenticate": "Bearer"}
+            return JSONResponse({"error": error}, status_code=401, headers=headers)
         body = await run_in_threadpool(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     for mount in MOUNTS if mounts is None else mounts:
         mount(root, app)
     return root
+
+
+_METRICS_401 = "send an API token as `Authorization: Bearer hw_…`, or sign in"
+
+
+def _signed_in(app: App, request: Request) -> bool:
+    """Whether the request carries a valid API token or session (of any workspace: the
+    metrics are the process's own counts, the same for every caller)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return tokens.principal_for_token(app, credentials.strip()) is not None
+    session = request.cookies.get(sessions.COOKIE)
+    return session is not None and sessions.principal_for_session(app, session) is not None
