@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
-from headwater.adapters.store import objects
+# Every module that declares tables on the shared metadata, so that all are compared.
+from headwater.adapters.store import auth_tables, objects, queue, tables, webhook_tables
 from headwater.adapters.store.crypto import Cipher
 from headwater.adapters.store.database import (
     HEAD_REVISION,
@@ -30,6 +33,15 @@ def test_the_known_head_is_alembics_head_and_a_new_store_reaches_it(engine: Engi
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
     with engine.connect() as conn:
         assert current_revision(conn) == HEAD_REVISION
+
+
+def test_the_migrations_create_exactly_the_declared_tables(engine: Engine) -> None:
+    declared = {t.name for t in tables.metadata.sorted_tables}
+    assert {auth_tables.users.name, webhook_tables.webhook_events.name} <= declared
+    assert queue.workers.name in declared
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, tables.metadata) == []
 
 
 def test_migration_0002_encrypts_the_plain_warehouse_urls_of_a_0001_store(store_url: str) -> None:
