@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Annotated, cast
 from urllib.parse import urlsplit
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from headwater.kernel.errors import Forbidden, Unauthenticated
@@ -60,6 +60,24 @@ def _origin(scheme: str, netloc: str) -> tuple[str, str | None, int | None] | No
     except ValueError:
         return None
     return scheme.lower(), parts.hostname, port
+
+
+def set_session_cookie(response: Response, request: Request, raw: str) -> None:
+    """Give the browser its session (the API's sign-in and the console's alike):
+    HttpOnly, SameSite=Lax, Secure when served over https."""
+    response.set_cookie(
+        sessions.COOKIE,
+        raw,
+        max_age=int(sessions.LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+
+
+def forget_session_cookie(response: Response) -> None:
+    response.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="lax")
 
 
 def same_origin(request: Request) -> bool:

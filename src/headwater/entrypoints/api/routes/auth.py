@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from headwater.entrypoints.api.deps import CurrentPrincipal, RootApp, cross_site
+from headwater.entrypoints.api.deps import (
+    CurrentPrincipal,
+    RootApp,
+    cross_site,
+    forget_session_cookie,
+    set_session_cookie,
+)
 from headwater.entrypoints.api.models import (
     LoginCreate,
     MePublic,
@@ -40,15 +46,7 @@ def login(body: LoginCreate, request: Request, response: Response, app: RootApp)
     raw, session = sessions.sign_in(
         app, body.email, body.password.get_secret_value(), address=address
     )
-    response.set_cookie(
-        sessions.COOKIE,
-        raw,
-        max_age=int(sessions.LIFETIME.total_seconds()),
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    set_session_cookie(response, request, raw)
     caller = Principal(session.workspace_id, user_id=session.user_id, session_id=session.id)
     return _me(app, caller)
 
@@ -61,7 +59,7 @@ def logout(request: Request, app: RootApp, caller: CurrentPrincipal) -> Response
     if caller.session_id is not None and raw:
         sessions.sign_out(app, raw)
     response = Response(status_code=204)
-    response.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="lax")
+    forget_session_cookie(response)
     return response
 
 

@@ -7,7 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from headwater.entrypoints.api.deps import cross_site
+from headwater.entrypoints.api.deps import (
+    cross_site,
+    forget_session_cookie,
+    set_session_cookie,
+)
 from headwater.entrypoints.console.web import (
     CrossSite,
     CurrentViewer,
@@ -49,15 +53,7 @@ def sign_in(
             error=exc.message,
         )
     response = redirect(local_path(next))
-    response.set_cookie(
-        sessions.COOKIE,
-        raw,
-        max_age=int(sessions.LIFETIME.total_seconds()),
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-    )
+    set_session_cookie(response, request, raw)
     return response
 
 
@@ -65,7 +61,7 @@ def sign_in(
 def sign_out(request: Request, who: CurrentViewer) -> Response:
     sessions.sign_out(root_app(request), who.session)
     response = redirect("/sign-in")
-    response.delete_cookie(sessions.COOKIE, path="/")
+    forget_session_cookie(response)
     return response
 
 
