@@ -226,3 +226,48 @@ def test_the_key_reaches_the_reader_only_through_its_channel(big_sandbox: Runnin
         pages.close()
     assert key not in visible
     assert "sk_test_sandbox" not in visible
+
+
+def test_the_reading_process_starts_at_once_but_reads_only_when_asked(
+    big_sandbox: RunningSandbox,
+) -> None:
+    """Its start-up overlaps the run's event position request, yet nothing is read
+    before the run asks for the first page (rule 2: the position comes first)."""
+    with source_for(big_sandbox) as source:
+        big_sandbox.reset_stats()
+        pages = source.read_full()
+        (child,) = readers()
+        time.sleep(0.5)  # the child is up and waiting
+        assert big_sandbox.stats()["requests"] == 0
+        asked = time.time()
+        assert next(pages)
+        first = min(admitted for admitted, _, _, _ in big_sandbox.timeline())
+        assert first >= asked
+        pages.close()
+    assert gone(child.pid)
+
+
+def test_a_read_never_started_ends_its_process_on_close(big_sandbox: RunningSandbox) -> None:
+    with source_for(big_sandbox) as source:
+        big_sandbox.reset_stats()
+        pages = source.read_full()
+        (child,) = readers()
+        pages.close()
+        assert gone(child.pid)
+        pages.close()  # twice is harmless
+        with pytest.raises(StopIteration):
+            next(pages)
+    assert big_sandbox.stats()["requests"] == 0
+
+
+def test_closing_the_source_ends_a_read_left_open(big_sandbox: RunningSandbox) -> None:
+    source = source_for(big_sandbox)
+    started = source.read_full()
+    assert next(started)
+    never = source.read_created_since(0)
+    children = readers()
+    assert len(children) == 2
+    source.close()
+    assert all(gone(child.pid) for child in children)
+    with pytest.raises(StopIteration):
+        next(never)

@@ -329,3 +329,19 @@ def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_
     # in memory; otherwise a walk back and a replay forward.
     assert event_calls <= (3 if held_pages == 50 else 6), calls
     assert reload(app, pipeline).state.position["event_id"] is not None
+
+
+def test_a_full_run_takes_its_event_position_before_reading_any_customer(
+    app: App, small_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """Rule 2, though the reading process starts before the position is asked for."""
+    sb = small_sandbox
+    pipeline = make(app, sb, make_pipeline)
+    sb.control(latency_ms=200)  # the reading process is up long before the answer
+    sb.reset_stats()
+    run(app, pipeline)
+    timeline = sb.timeline()
+    [position] = [row for row in timeline if row[3] == "GET /v1/events"]
+    reads = [row for row in timeline if row[3] == "GET /v1/customers"]
+    assert reads
+    assert position[1] <= min(admitted for admitted, _, _, _ in reads)

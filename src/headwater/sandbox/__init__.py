@@ -34,8 +34,9 @@ counted in the statistics).  Bodies are JSON objects (or form-encoded):
 - ``GET /_sandbox/stats`` -> request counters (``requests``, ``by_path``, ``by_status``,
   ``rate_limited``, ``rate_limited_by_reason``, ``peak_in_flight``, ``server_errors``,
   ``malformed``, ``webhook_attempts``, ``webhook_deliveries``, ``webhook_failures``,
-  ``customers``, ``events``);
-  ``POST /_sandbox/stats/reset`` zeroes them.
+  ``customers``, ``events``); ``GET /_sandbox/stats/timeline`` -> ``{"timeline":
+  [[admitted, answered, status, operation], ...]}``, the newest 50,000 answered API
+  requests (wall-clock seconds); ``POST /_sandbox/stats/reset`` zeroes both.
 - ``POST /_sandbox/snapshot`` writes the ``--state`` file now (it is also written on exit).
 
 Generated customers (``--customers N --seed S``) are pre-existing: they emit no events.

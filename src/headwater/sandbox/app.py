@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import time
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
@@ -69,6 +70,7 @@ class SandboxApp:
                 return Response.error(unauthenticated(key))
             return control.handle(self, request)
         match = route(request.method, request.path)
+        admitted = time.time()
         if permissions is None or key is None:
             response = Response.error(unauthenticated(key))
         else:
@@ -83,9 +85,8 @@ class SandboxApp:
                     self.limits.release(key)
             else:
                 response = Response.error(refused)
-        self.stats.record(
-            match.name, response.status, response.headers.get("stripe-rate-limited-reason")
-        )
+        reason = response.headers.get("stripe-rate-limited-reason")
+        self.stats.record(match.name, response.status, reason, admitted)
         if self.knobs.malformed_rate and response.status < 400:
             broken = self.faults.malform(response.body)
             if broken is not None:

@@ -65,6 +65,8 @@ def _dispatch(app: SandboxApp, request: Request) -> Response:
         data = app.stats.as_dict()
         data.update(customers=len(sandbox.customers), events=len(sandbox.events))
         return _ok(data)
+    if action == ("GET", "/_sandbox/stats/timeline"):
+        return _ok({"timeline": app.stats.timeline_list()})
     if action == ("POST", "/_sandbox/stats/reset"):
         app.stats.reset()
         return _ok(app.stats.as_dict())

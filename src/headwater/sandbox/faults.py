@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from typing import Any
 
 from headwater.sandbox.config import Knobs
@@ -48,8 +49,17 @@ class Faults:
         return b'{"object": "list", "data": [{"id": "cus_' + b"\xff\xfe<html>oops"
 
 
+#: Answered API requests kept in the timeline (the newest; about 2 MB of JSON at most).
+TIMELINE_SIZE = 50_000
+
+
 class Stats:
-    """Counters that tests and benchmarks read through ``/_sandbox/stats``."""
+    """Counters that tests and benchmarks read through ``/_sandbox/stats``.
+
+    The timeline lists each answered API request as ``[admitted, answered, status,
+    operation]`` (wall-clock seconds, `time.time`, so that a benchmark can set it
+    beside its own process's times): where a client's time went, request by request.
+    """
 
     def __init__(self) -> None:
         self.reset()
@@ -66,9 +76,15 @@ class Stats:
         self.webhook_attempts = 0
         self.webhook_deliveries = 0
         self.webhook_failures = 0
+        self.timeline: deque[tuple[float, float, int, str]] = deque(maxlen=TIMELINE_SIZE)
 
-    def record(self, route: str, status: int, reason: str | None = None) -> None:
-        """One answered API request; `reason` is a 429's ``Stripe-Rate-Limited-Reason``."""
+    def record(
+        self, route: str, status: int, reason: str | None = None, admitted: float | None = None
+    ) -> None:
+        """One answered API request; `reason` is a 429's ``Stripe-Rate-Limited-Reason``,
+        `admitted` when it arrived (`time.time`; now if not given)."""
+        now = time.time()
+        self.timeline.append((now if admitted is None else admitted, now, status, route))
         self.requests += 1
         self.by_path[route] += 1
         self.by_status[status] += 1
@@ -92,3 +108,6 @@ class Stats:
             "webhook_deliveries": self.webhook_deliveries,
             "webhook_failures": self.webhook_failures,
         }
+
+    def timeline_list(self) -> list[list[Any]]:
+        return [list(entry) for entry in self.timeline]

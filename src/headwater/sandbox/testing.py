@@ -74,6 +74,12 @@ class RunningSandbox:
         result: dict[str, Any] = self._call("GET", "/_sandbox/stats")
         return result
 
+    def timeline(self) -> list[tuple[float, float, int, str]]:
+        """Each answered API request since the last reset (the newest 50,000):
+        ``(admitted, answered, status, operation)``, in `time.time` seconds."""
+        rows = self._call("GET", "/_sandbox/stats/timeline")["timeline"]
+        return [(float(a), float(b), int(s), str(o)) for a, b, s, o in rows]
+
     def reset_stats(self) -> None:
         self._call("POST", "/_sandbox/stats/reset")
 

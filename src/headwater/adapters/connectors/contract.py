@@ -2,9 +2,13 @@
 
 Contract:
 
-- `read_full` yields pages (lists) of records.  Across all pages every record present
-  in the source when the read started, and not deleted during it, appears exactly once;
-  page order is unspecified (windows are read in parallel).  Ends by returning.
+- `read_full` returns `Pages`: an iterator of pages (lists) of records.  Across all
+  pages every record present in the source when the first page was asked for, and not
+  deleted during the read, appears exactly once; page order is unspecified (windows
+  are read in parallel).  Ends by stopping.  Calling it may prepare the read (start a
+  process) but reads nothing from the source before the first page is asked for, so a
+  caller may take the `event_position` in between; `close()` ends the read, started
+  or not.
 - `event_position` returns an opaque JSON-able marker of where the change stream
   stands *now*; taken before a full read, it guarantees that `read_changes` from it
   sees every change made during and after that read.
@@ -57,14 +61,25 @@ class ChangeBatch:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class Pages(Protocol):
+    """A read in progress: iterate it for pages; `close()` when done or abandoning it.
+    (A generator of pages is one.)"""
+
+    def __iter__(self) -> Iterator[list[Record]]: ...
+
+    def __next__(self) -> list[Record]: ...
+
+    def close(self) -> None: ...
+
+
 class Source(Protocol):
-    def read_full(self) -> Iterator[list[Record]]: ...
+    def read_full(self) -> Pages: ...
 
     def event_position(self) -> dict[str, Any]: ...
 
     def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]: ...
 
-    def read_created_since(self, created: int) -> Iterator[list[Record]]:
+    def read_created_since(self, created: int) -> Pages:
         """Records with ``created >= created`` (for keys that cannot read the change
         stream); same exactly-once guarantee as `read_full`."""
 

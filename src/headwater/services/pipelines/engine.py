@@ -145,16 +145,38 @@ def _created_max(records: Iterable[Record], current: int) -> int:
 def run_full(ctx: RunContext, reason: str) -> None:
     ctx.claim()
     ctx.summary.update(kind="full", reason=reason)
-    position = None
-    if ctx.pipeline.incremental and ctx.events_read:
-        position = ctx.source.event_position()  # rule 2: before reading anything
+    # The read is prepared first: it reads nothing before its first page is asked for
+    # (the source contract), so rule 2 holds, and the preparation (Stripe's reading
+    # process starting up) overlaps the position request.
+    pages = ctx.source.read_full()
+    try:
+        position = None
+        if ctx.pipeline.incremental and ctx.events_read:
+            position = ctx.source.event_position()  # rule 2: before reading anything
+        max_created, failed = _write_full(ctx, pages)
+    finally:
+        pages.close()
+    # Rule 3: everything was read without a read error, so unseen identities are gone
+    # from the source (or no longer pass the filter).  Failed records keep their rows.
+    # The new position commits with the purge (rules 1 and 5).
+    state = PipelineState(position=position, max_created=max_created, last_full_run=ctx.run.id)
+    purged = ctx.warehouse.purge_unseen(
+        ctx.pipeline.id, ctx.run.id, keep=failed | ctx.rejected, state=state
+    )
+    ctx.recorder.counters.deleted += purged
+    ctx.summary["purged"] = purged
+    ctx.save_state(state, full_done=True)
+
+
+def _write_full(ctx: RunContext, pages: Iterable[list[Record]]) -> tuple[int, set[str]]:
+    """Shape and write every page; the newest `created` seen and the records that failed."""
     read_at = utcnow()
     max_created = 0
     failed: set[str] = set()
     pending: list[Any] = []
     writer = ctx.writer()
     try:
-        for page in ctx.source.read_full():
+        for page in pages:
             ctx.recorder.counters.read += len(page)
             max_created = _created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
@@ -170,16 +192,7 @@ def run_full(ctx: RunContext, reason: str) -> None:
     except BaseException:
         writer.abort()
         raise
-    # Rule 3: everything was read without a read error, so unseen identities are gone
-    # from the source (or no longer pass the filter).  Failed records keep their rows.
-    # The new position commits with the purge (rules 1 and 5).
-    state = PipelineState(position=position, max_created=max_created, last_full_run=ctx.run.id)
-    purged = ctx.warehouse.purge_unseen(
-        ctx.pipeline.id, ctx.run.id, keep=failed | ctx.rejected, state=state
-    )
-    ctx.recorder.counters.deleted += purged
-    ctx.summary["purged"] = purged
-    ctx.save_state(state, full_done=True)
+    return max_created, failed
 
 
 def run_incremental(ctx: RunContext) -> None:
@@ -258,10 +271,11 @@ def _run_created_since(ctx: RunContext, start: PipelineState) -> None:
     read_at = utcnow()
     max_created = start.max_created
     writer = ctx.writer()
+    pages = ctx.source.read_created_since(start.max_created)
     try:
         # `created` has one-second resolution: re-reading the last second next time is
         # harmless (idempotent merge) and never misses a customer created in it.
-        for page in ctx.source.read_created_since(start.max_created):
+        for page in pages:
             ctx.recorder.counters.read += len(page)
             max_created = _created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
@@ -271,6 +285,8 @@ def _run_created_since(ctx: RunContext, start: PipelineState) -> None:
     except BaseException:
         writer.abort()
         raise
+    finally:
+        pages.close()
 
 
 def _committed(ctx: RunContext, state: PipelineState) -> Callable[[WriteResult], None]:

@@ -25,8 +25,10 @@ never a fork of a threaded process):
 - Frames are length-prefixed and checksummed, written and read whole whatever the
   pipe does (stop/continue, short writes): any damage is `ChannelBroken`, the end of
   the stream without ``D`` or ``E`` is `ReaderDied`.
-- The run's side is this module's generator, on the caller's thread; it blocks on the
-  pipe.  The child's threads are described in `full`.  The child dies with its parent
+- The run's side is `ReadingProcess`, iterated on the caller's thread; it blocks on
+  the pipe.  The child starts when it is made and waits for ``S``, which is written
+  when the first page is asked for: its start-up overlaps the run's next steps.  The
+  child's threads are described in `full`.  The child dies with its parent
   (``PR_SET_PDEATHSIG`` on Linux), and the parent kills the child when the read is
   abandoned, so neither outlives a stopped run; the child ignores Ctrl-C (SIGINT
   reaches the whole process group), so that only the run decides what it means.
@@ -40,7 +42,7 @@ import signal
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
@@ -66,7 +68,7 @@ from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.records import Record
 
-__all__ = ["CHILD_MODULE", "ChannelBroken", "ReaderDied", "read_windows_in_child", "serve"]
+__all__ = ["CHILD_MODULE", "ChannelBroken", "ReaderDied", "ReadingProcess", "serve"]
 
 #: What the child runs (a module of its own: running this one with ``-m`` would import
 #: it twice, once through the package and once as ``__main__``).
@@ -77,58 +79,104 @@ _META = struct.Struct("<qqI")
 _PR_SET_PDEATHSIG = 1
 
 
-def read_windows_in_child(
-    settings: StripeSettings,
-    root: Window,
-    count_calls: Callable[[int, int], None],
-    not_before: float = 0.0,
-    hand_back: Callable[[float], None] | None = None,
-) -> Iterator[list[Record]]:
-    """Yield every customer in `root` exactly once, in pages, read by a child process.
+class ReadingProcess:
+    """Every customer in `root` exactly once, in pages, read by a child process.
+
+    The child starts when this is made, so that its start-up (a fresh interpreter)
+    overlaps whatever the run does next (its event position request); it sends no
+    request before the first page is asked for.  Iterate for the pages; `close()` ends
+    the child whether or not reading began.
 
     `count_calls(calls, retries)` receives the child's API calls as they happen (on
-    the caller's thread); the child sends no request before `not_before`
-    (`time.monotonic`), where the parent's own rate budget would allow its next one;
-    when the child ends, `hand_back(t)` receives the time before which its budget
-    allowed no further request (`TokenBucket.not_before`), so that the budget holds for
-    parent and child together.
+    the iterating thread); `not_before()`, asked when the first page is, is the
+    `time.monotonic` before which the parent's own rate budget would allow its next
+    request, and the child sends none before it; when the child ends, `hand_back(t)`
+    receives the time before which its budget allowed no further request
+    (`TokenBucket.not_before`), so that the budget holds for parent and child together.
     """
-    child, frames = _start_child()
-    assert child.stdin is not None
-    counted = (0, 0)
-    try:
-        request = {
-            "settings": asdict(settings),
-            "window": {"lo": root.lo, "hi": root.hi},
-            "parent": os.getpid(),
-            "not_before": not_before,
-        }
-        with suppress(BrokenPipeError):  # a child that died at once is reported below
-            write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))
-        child.stdin.close()
-        while True:
-            frame = _next_frame(frames, child)
-            calls, retries, take = _META.unpack_from(frame.meta)
-            if (calls, retries) != counted:
-                count_calls(calls - counted[0], retries - counted[1])
-                counted = (calls, retries)
-            if frame.tag == b"P":
-                data: list[Record] = orjson.loads(frame.payload)["data"]  # the one decode
-                yield data if take == len(data) else data[:take]
-            elif frame.tag in (b"E", b"D"):
-                last = orjson.loads(frame.payload)
-                if hand_back is not None:
-                    hand_back(float(last["next_free"]))
-                if frame.tag == b"E":
-                    raise error_from_data(last)
-                return
-            else:
-                raise ChannelBroken(f"the reading process sent an unknown frame {frame.tag!r}")
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
-        os.close(frames)
+
+    def __init__(
+        self,
+        settings: StripeSettings,
+        root: Window,
+        count_calls: Callable[[int, int], None],
+        not_before: Callable[[], float] = lambda: 0.0,
+        hand_back: Callable[[float], None] | None = None,
+    ) -> None:
+        self._child, self._frames = _start_child()
+        self._open = True
+        self._pages = self._read(settings, root, count_calls, not_before, hand_back)
+
+    @property
+    def running(self) -> bool:
+        """Whether the child may still be running (not yet ended, read or closed)."""
+        return self._open
+
+    def __iter__(self) -> ReadingProcess:
+        return self
+
+    def __next__(self) -> list[Record]:
+        return next(self._pages)
+
+    def close(self) -> None:
+        """Stop reading and end the child (at once: it is killed if still running)."""
+        self._pages.close()
+        self._end()
+
+    def _end(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        try:
+            if self._child.poll() is None:
+                self._child.kill()
+            self._child.wait()
+        finally:
+            os.close(self._frames)
+            if self._child.stdin is not None:  # still open if reading never began
+                self._child.stdin.close()
+
+    def _read(
+        self,
+        settings: StripeSettings,
+        root: Window,
+        count_calls: Callable[[int, int], None],
+        not_before: Callable[[], float],
+        hand_back: Callable[[float], None] | None,
+    ) -> Generator[list[Record]]:
+        child, frames = self._child, self._frames
+        assert child.stdin is not None
+        counted = (0, 0)
+        try:
+            request = {
+                "settings": asdict(settings),
+                "window": {"lo": root.lo, "hi": root.hi},
+                "parent": os.getpid(),
+                "not_before": not_before(),
+            }
+            with suppress(BrokenPipeError):  # a child that died at once is reported below
+                write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))
+            child.stdin.close()
+            while True:
+                frame = _next_frame(frames, child)
+                calls, retries, take = _META.unpack_from(frame.meta)
+                if (calls, retries) != counted:
+                    count_calls(calls - counted[0], retries - counted[1])
+                    counted = (calls, retries)
+                if frame.tag == b"P":
+                    data: list[Record] = orjson.loads(frame.payload)["data"]  # the one decode
+                    yield data if take == len(data) else data[:take]
+                elif frame.tag in (b"E", b"D"):
+                    last = orjson.loads(frame.payload)
+                    if hand_back is not None:
+                        hand_back(float(last["next_free"]))
+                    if frame.tag == b"E":
+                        raise error_from_data(last)
+                    return
+                else:
+                    raise ChannelBroken(f"the reading process sent an unknown frame {frame.tag!r}")
+        finally:
+            self._end()
 
 
 def _start_child() -> tuple[subprocess.Popen[bytes], int]:
@@ -210,7 +258,7 @@ def serve() -> None:
 def _request(fd: int) -> dict[str, Any]:
     frame = read_frame(fd)
     if frame is None or frame.tag != b"S":
-        os._exit(2)  # started by something other than `read_windows_in_child`
+        os._exit(2)  # started by something other than `ReadingProcess`
     request: dict[str, Any] = orjson.loads(frame.payload)
     return request
 

@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-from headwater.adapters.connectors.contract import ChangeBatch
+from headwater.adapters.connectors.contract import ChangeBatch, Pages
 from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
 from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.http import StripeHTTP
-from headwater.adapters.connectors.stripe.offload import read_windows_in_child
+from headwater.adapters.connectors.stripe.offload import ReadingProcess
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.records import Record
@@ -28,24 +28,31 @@ class StripeSource:
         # (changes, previews) and counts the reading process's calls with its own.
         self.http = StripeHTTP(settings, gate=gate_for(settings))
         self._changes = ChangeReader(self.http, settings.page_size, settings.workers)
+        self._reads: list[ReadingProcess] = []  # ended by `close` if not before
 
     @property
     def api_calls(self) -> int:
         """HTTP requests this source has sent, retries included."""
         return self.http.api_calls
 
-    def read_full(self) -> Iterator[list[Record]]:
-        yield from self.read_created_since(self.settings.created_lower_bound)
+    def read_full(self) -> Pages:
+        return self.read_created_since(self.settings.created_lower_bound)
 
-    def read_created_since(self, created: int) -> Iterator[list[Record]]:
-        """Customers with ``created >= created``, in pages (for keys without Events: Read)."""
-        yield from read_windows_in_child(
+    def read_created_since(self, created: int) -> Pages:
+        """Customers with ``created >= created``, in pages (for keys without Events: Read).
+
+        The reading process starts now; its first request waits for the first page to
+        be asked for, and for this client's budget as it stands then."""
+        read = ReadingProcess(
             self.settings,
             Window(created),
             self.http.add_calls,
-            not_before=self.http.limiter.next_free(),
+            not_before=self.http.limiter.next_free,
             hand_back=self.http.limiter.not_before,
         )
+        self._reads = [r for r in self._reads if r.running]
+        self._reads.append(read)
+        return read
 
     def read_newest(self, max_pages: int = 5) -> Iterator[list[Record]]:
         """The newest customers, newest first, one page at a time (for previews)."""
@@ -64,6 +71,9 @@ class StripeSource:
         yield from self._changes.read(position)
 
     def close(self) -> None:
+        for read in self._reads:
+            read.close()
+        self._reads = []
         self.http.close()
 
     def __enter__(self) -> StripeSource:
