@@ -70,6 +70,7 @@ class Simulation:
         self.stamp = 0.0
         self.pending: list[tuple[float, int, Flight, Outcome, bool]] = []
         self.sequence = 0
+        self.result_sent = 0  # requests sent since the start
 
     def run(self, until: float, measure_from: float) -> Result:
         result = Result()
@@ -104,6 +105,7 @@ class Simulation:
     def _send(self, result: Result) -> None:
         while self.controller.may_start() and self.client_tokens >= 1.0 - 1e-9:
             self.client_tokens -= 1.0
+            self.result_sent += 1
             flight = self.controller.started()
             result.peak_in_flight = max(result.peak_in_flight, self.controller.in_flight)
             s = self.server
@@ -256,3 +258,27 @@ def test_settings_are_checked() -> None:
         ConcurrencySettings(budget=10, backoff=1.0)
     with pytest.raises(ValueError, match="latency_growth"):
         ConcurrencySettings(budget=10, latency_growth=1.0)
+
+
+def test_the_first_answer_sets_the_limit_to_littles_law_at_once() -> None:
+    """No slow start from a guess: one latency known, the budget's need is known."""
+    clock = FakeClock()
+    settings = ConcurrencySettings(budget=25.0, cap=40, initial=8)
+    controller = ConcurrencyController(settings, clock)
+    _answer(controller, clock, 1.0)
+    assert controller.limit == math.ceil(25 + 2 * math.sqrt(25) + 1)  # 36
+    fast = ConcurrencyController(settings, clock)
+    _answer(fast, clock, 0.1)  # 7 needed: the initial 8 stays
+    assert fast.limit == 8
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_budget_is_full_from_the_first_round_trip_at_one_second(seed: int) -> None:
+    """A read sends one request first (its first page plans the windows); from its answer
+    on, at a 1 s median, the budget is spent in full (slow start from there sent a
+    third of it in the next seconds)."""
+    settings = ConcurrencySettings(budget=25.0, cap=40, initial=1)
+    simulation = Simulation(settings, Server(median=1.0, p99=3.0, rate=25.0), seed)
+    result = simulation.run(until=5.0, measure_from=0.0)
+    first_answer = result.latencies[0]  # sent at 0
+    assert simulation.result_sent >= 0.9 * 25 * (5.0 - first_answer)

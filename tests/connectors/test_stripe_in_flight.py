@@ -10,11 +10,21 @@ import pytest
 from tests.connectors.conftest import source_for
 
 from headwater.adapters.connectors.stripe import StripeSettings
-from headwater.adapters.connectors.stripe.flight import gate_for
-from headwater.adapters.connectors.stripe.full import read_pages
+from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
+from headwater.adapters.connectors.stripe.flight import Gate, gate_for
+from headwater.adapters.connectors.stripe.full import _Run, read_pages
 from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
 from headwater.adapters.connectors.stripe.windows import Stream, Window, split_stream
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +109,30 @@ def test_the_budget_holds_across_the_reading_process_and_the_run() -> None:
     # The child's last request went at most a few ms before `ended`; the next one may
     # go only 1/rate after it.
     assert waited >= 1 / rate - 0.05
+
+
+def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() -> None:
+    """At 1 s per page, 32 windows open (the cap), one more waiting: a window with 20
+    pages left would run 20 s while the read has about 4 s left, so it shares its rest
+    now (the pieces wait for the first workers that finish); one with 2 pages does not."""
+    clock = FakeClock()
+    gate = Gate(ConcurrencySettings(budget=25.0, cap=32, initial=32), clock)
+    for _ in range(30):
+        gate.acquire()
+        flight = gate.sent()
+        clock.now += 1.0
+        gate.done(flight, Outcome.ANSWERED)
+    settings = StripeSettings(base_url="http://127.0.0.1:9", api_key="sk_test_x" * 3)
+    http = StripeHTTP(settings, limiter=TokenBucket(25.0), gate=gate)
+    try:
+        run = _Run(http, page_size=100, workers=32)
+        run._pending, run._active = 33, 32
+        for index in range(31):
+            run._left[index] = 300.0  # three pages each
+        assert run._room() == 0
+        long = Stream(lo=0, newest=3000, oldest=2000, records=1000)  # 2,000 left
+        assert run._pieces("long", long) >= 4
+        short = Stream(lo=0, newest=3000, oldest=200, records=2800)  # 200 left
+        assert run._pieces("short", short) == 1
+    finally:
+        http.close()

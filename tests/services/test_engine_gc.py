@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from headwater.services.pipelines.engine import RUN_GC_THRESHOLD, fewer_collections
+from headwater.services.pipelines.garbage import RUN_GC_THRESHOLD, fewer_collections
 
 
 def test_threshold_is_raised_during_runs_and_restored_after_the_last() -> None:

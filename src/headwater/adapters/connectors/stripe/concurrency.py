@@ -6,8 +6,10 @@ enough requests are in flight to cover the latency.  By Little's law that is
 ``budget x mean latency``; this controller keeps that many in flight (plus a margin for
 the latency's spread), never more than `cap`, and adapts while the run goes:
 
-- **Start**: from `initial`, one more per answered request (doubling per round trip)
-  until the first sign of congestion: a 429 or latency growth.
+- **Start**: from `initial`; the first answer tells the latency, and the limit jumps to
+  the Little's-law target it gives (no slow start from a guess: at 1 s per request,
+  doubling from 8 took two round trips below the budget); then one more per answered
+  request until the first sign of congestion: a 429 or latency growth.
 - **Additive increase**: after that, one more per round trip (``1/limit`` per answer),
   up to the Little's-law target, the `cap`, and a ceiling learned from the last 429.
 - **Multiplicative decrease on a 429**: the limit (at most the level in flight when the
@@ -36,11 +38,11 @@ The controller is pure logic: it is told when requests start and finish, reads t
 from the injected `clock`, and keeps no threads and does no I/O.  It is not
 thread-safe: its caller serialises calls (one lock, or one thread).
 
-How the reader will use it (not wired yet; the reading process is being rewritten):
-one controller per connection, shared by the reader's worker threads under one lock,
-with the connection's token bucket (`ratelimit.TokenBucket`) still enforcing the budget.
-A worker that has a page to fetch waits until `may_start()` (a condition variable
-notified after each `finished`), then acquires a token from the bucket, calls
+How the reader uses it (`flight.Gate`): one controller per connection, shared by the
+reader's worker threads under one lock, with the connection's token bucket
+(`ratelimit.TokenBucket`) still enforcing the budget.  A worker that has a page to
+fetch waits until `may_start()` (a condition variable notified after each
+`finished`), then acquires a token from the bucket, calls
 `started()` right before sending and `finished(flight, outcome)` when the answer (or
 the error) arrives, before any retry is scheduled, so that the retry waits for a slot
 like any other request.  The worker pool is sized at `cap`; `limit` decides how many of
@@ -233,6 +235,10 @@ class ConcurrencyController:
 
     def _increase(self, now: float) -> None:
         ceiling = self._ceiling if now < self._ceiling_until else None
+        if self._starting and self._answers == 1 and ceiling is None:
+            # The first latency known: as many in flight as it says the budget needs.
+            self._limit = max(self._limit, float(self.target()))
+            return
         if self._starting or (ceiling is not None and self._limit < ceiling):
             self._limit += 1.0
         else:
