@@ -212,14 +212,16 @@ def throughput(customers: int, engines: list[str]) -> bool:
                 if engine == "postgres":
                     drop_pg_schema(url)
             written = result["counters"]["written"]
-            rate = written / result["seconds"]
+            resolution = result["resolution_seconds"]  # as in `latency_bound`
+            rate = written / (result["seconds"] - resolution)
             ratio = rate / bare
             good = result["status"] == "succeeded" and written == customers
             good = good and ratio >= 0.8 and result["peak_rss_mb"] < 400
             ok &= good
             print(
-                f"{engine:>8}: {written:,} customers in {result['seconds']:.1f}s = "
-                f"{rate:,.0f}/s; ratio to yardstick {ratio:.2f} (target >= 0.80); "
+                f"{engine:>8}: {written:,} customers in {result['seconds'] - resolution:.1f}s "
+                f"(and identity resolution {resolution:.1f}s) = {rate:,.0f}/s; ratio to "
+                f"yardstick {ratio:.2f} (target >= 0.80; issue 16: >= 0.45 at 1,000,000); "
                 f"peak RSS {result['peak_rss_mb']:.0f} MB (target < 400) "
                 f"{'OK' if good else 'MISSED'}"
             )
@@ -372,20 +374,24 @@ def incremental(pending: int) -> bool:
 
         result = import_once(sb, "default", rps=BUDGET, before=change_then_slow_down)
         stats = sb.stats()
+        trace = describe(result["times"], sb.timeline(), BUDGET, "GET /v1/events")
     events = stats["by_path"].get("GET /v1/events", 0)
-    rate = pending / result["seconds"]
+    resolution = result["resolution_seconds"]
+    rate = pending / (result["seconds"] - resolution)  # as in `latency_bound`
     allowed = BUDGET * 100
     failed = stats["server_errors"] + stats["malformed"]
     good = result["status"] == "succeeded" and result["kind"] == "incremental"
     good = good and rate >= 0.8 * allowed and failed == 0
     print(
         f"  incremental: {pending:,} pending changes at 300 ms median (p99 900 ms): "
-        f"{result['kind']} run in {result['seconds']:.1f}s = {rate:,.0f} events/s = "
+        f"{result['kind']} run in {result['seconds'] - resolution:.1f}s (and identity "
+        f"resolution {resolution:.1f}s) = {rate:,.0f} events/s = "
         f"{rate / allowed:.3f} of the {allowed:,.0f}/s the events budget allows (target "
         f">= 0.80); {events} event requests ({pending / max(events, 1):.1f} events each), "
         f"{stats['rate_limited']} answered 429, {failed} failed; peak RSS "
         f"{result['peak_rss_mb']:.0f} MB {'OK' if good else 'MISSED'}"
     )
+    print(f"    {trace}")
     return good
 
 

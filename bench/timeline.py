@@ -2,14 +2,15 @@
 
 The importer's process times (launched, the run's start and end, exited) are set
 beside the sandbox's record of each API request (admitted, answered), all in wall-clock
-seconds of one machine:
+seconds of one machine; the read requests are those of one operation (customers for a
+full run, events for an incremental one):
 
     start-up   process launched -> the run's row exists (the CLI's imports, settings)
     setup      run start -> first API request (warehouse, claim, reading process)
-    position   first API request -> first customers request (the event position)
-    ramp       first customers request -> the first second at 90% of the budget
+    position   first API request -> first read request (the event position)
+    ramp       first read request -> the first second at 90% of the budget
     steady     the seconds between, and the requests they carried
-    tail       the last second at 90% of the budget -> last customers answer
+    tail       the last second at 90% of the budget -> last read answer
     ending     last answer -> the run's end (last writes, purge, position, resolution)
     exit       the run's end -> process exit
 """
@@ -31,13 +32,16 @@ def _full_seconds(admitted: list[float], first: float, budget: float) -> list[in
 
 
 def describe(
-    times: dict[str, float], timeline: list[tuple[float, float, int, str]], budget: float
+    times: dict[str, float],
+    timeline: list[tuple[float, float, int, str]],
+    budget: float,
+    operation: str = CUSTOMERS,
 ) -> str:
     """One line: the phases above, in seconds (requests before launch are not the run's)."""
     timeline = [row for row in timeline if row[0] >= times["launched"]]
-    reads = [row for row in timeline if row[3] == CUSTOMERS]
+    reads = [row for row in timeline if row[3] == operation]
     if not reads or not timeline:
-        return "timeline: no customers requests recorded"
+        return f"timeline: no {operation} requests recorded"
     first_api = min(row[0] for row in timeline)
     admitted = sorted(row[0] for row in reads)
     first, last_answer = admitted[0], max(row[1] for row in reads)

@@ -97,3 +97,17 @@ def test_few_pending_events_are_read_one_page_at_a_time() -> None:
     assert windows[0].lo == 1009  # the second of the newest event handed on
     assert windows[-1] == Window(windows[-1].lo)  # open-ended: nothing newer is missed
     assert all(a.hi == b.lo for a, b in itertools.pairwise(windows))
+
+
+def test_the_last_windows_taper_so_that_they_end_together() -> None:
+    """Read together at the end, the last windows hold fewer pages, the very last one."""
+    first = [{"id": f"evt_{i}", "created": 1000 + i // 10} for i in range(100)]  # 10/s
+    windows = plan(first, now=9000, page_size=100, workers=8)
+    widths = [w.hi - w.lo for w in windows[:-1] if w.hi is not None]
+    assert widths[1:-10] == [80] * len(widths[1:-10])  # eight pages at 10 events/s
+    tail = widths[-8:]
+    assert tail == sorted(tail, reverse=True)
+    assert tail[-1] == 20  # two pages, then...
+    assert windows[-1] == Window(8991)  # ...one (to "now"), open-ended
+    assert windows[0].lo == 1009
+    assert all(a.hi == b.lo for a, b in itertools.pairwise(windows))

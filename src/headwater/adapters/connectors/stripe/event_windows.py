@@ -3,13 +3,14 @@
 Read one after another, pending events cost a round trip per page: at 300 ms, about
 330 events/s whatever the budget.  When the first page after the saved position shows
 that many more are pending, the rest is cut into `created` windows of about
-`PAGES_PER_WINDOW` pages each (at the density that page showed) up to the server's
-"now", the last one open-ended.  Worker threads read windows newest first (the order
-Stripe lists in); the consumer takes them back in time order, each reversed, so events
-arrive exactly in the order the sequential walk (``ending_before``) would give them:
-windows are disjoint and ordered by second, and within a window Stripe's list order
-is the order of the events.  What is created while the windows are read is picked up
-by the sequential walk that continues after the newest event handed on.
+`PAGES_PER_WINDOW` pages each (at the density that page showed; the last ones smaller)
+up to the server's "now", the last one open-ended.  Worker threads read windows newest
+first (the order Stripe lists in); the consumer takes them back in time order, each
+reversed, so events arrive exactly in the order the sequential walk (``ending_before``)
+would give them: windows are disjoint and ordered by second, and within a window
+Stripe's list order is the order of the events.  What is created while the windows
+are read is picked up by the sequential walk that continues after the newest event
+handed on.
 
 Threads: at most `workers` windows are read at once (the client's `Gate` decides how
 many requests are actually in flight, its token bucket the budget), and at most
@@ -20,6 +21,7 @@ the generator stops the workers (their next request raises `Cancelled`).
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -45,7 +47,11 @@ def plan(first: list[Record], now: int | None, page_size: int, workers: int) -> 
     oldest first), or none when reading on one page at a time is as good.
 
     The first window starts at the second of the page's newest event (the reader drops
-    what that second holds up to that event); the last is open-ended.
+    what that second holds up to that event); the last is open-ended.  Windows hold
+    about `PAGES_PER_WINDOW` pages each, but the last ones taper down to one page: the
+    windows read last are read together, and a window's pages come one after another,
+    so the read ends when the longest of them does (at 300 ms, eight pages each left
+    the budget half used for the last 3 s).
     """
     if workers < 2 or now is None or not first:
         return []
@@ -54,8 +60,15 @@ def plan(first: list[Record], now: int | None, page_size: int, workers: int) -> 
     pending = density * (now + 1 - start)
     if pending < PARALLEL_FROM_PAGES * page_size:
         return []
-    seconds = max(1, int(PAGES_PER_WINDOW * page_size / density))
-    edges = list(range(start, now + 1, seconds))
+    ahead = workers + 2  # windows read at once (see `WindowedEvents.events`)
+    widths: list[int] = []  # seconds per window, newest first
+    left, index = now + 1 - start, 1
+    while left > 0:
+        pages = min(PAGES_PER_WINDOW, math.ceil(index * PAGES_PER_WINDOW / ahead))
+        width = min(left, max(1, int(pages * page_size / density)))
+        widths.append(width)
+        left, index = left - width, index + 1
+    edges = list(itertools.accumulate(reversed(widths), initial=start))[:-1]
     windows = [Window(a, b) for a, b in itertools.pairwise(edges)]
     return [*windows, Window(edges[-1])]
 
