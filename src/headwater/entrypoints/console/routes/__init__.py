@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from headwater.entrypoints.console.routes import (
     auth,
+    connection_settings,
     editor,
     pipelines,
     runs,
@@ -18,4 +19,5 @@ ROUTERS = (
     editor.router,
     runs.router,
     settings.router,
+    connection_settings.router,
 )
