@@ -1,0 +1,131 @@
+"""The issue's screens the guide's flow passes by, in Chromium against a real server:
+the Sources list's columns and health, a catalogue search with no match, the add-source
+errors told in place, the Identities tab against the warehouse, the Enable switch rolled
+back with a message, the Warehouse screen (masked URL, test, change, and the change kept
+to the workspace's own files), and signing out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+from tests.conftest import PG_URL, fresh_schema
+from tests.entrypoints.console.conftest import Site, sign_in
+
+from headwater.services import connections
+from headwater.services.pipelines import manage, runner, saving
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def imported(site: Site) -> tuple[str, str]:
+    """A source with one pipeline that imported the sandbox: (connection, pipeline)."""
+    app = site.app()
+    try:
+        conn = connections.add_stripe(app, "Shop", site.sandbox.secret_key, site.sandbox.url)
+        pipeline = saving.save_new(app, conn.id, "Everyone").pipeline
+        assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
+    finally:
+        app.close()
+    return conn.id, pipeline.id
+
+
+def test_sources_list_and_identities_tab(page: Page, site: Site, imported: tuple[str, str]) -> None:
+    conn_id, _pipeline_id = imported
+    sign_in(page, site.url)
+    row = page.get_by_role("row", name=re.compile("Shop"))
+    expect(row.get_by_role("cell")).to_have_text(["Stripe (test mode)", "1", "Last run succeeded"])
+    expect(row.get_by_role("link", name="Shop")).to_have_attribute(
+        "href", f"/connections/{conn_id}/pipelines"
+    )
+    row.get_by_role("link", name="Shop").click()
+    page.get_by_role("navigation", name="Source").get_by_role("link", name="Identities").click()
+    identities = page.get_by_role("table", name="Identities by pipeline")
+    expect(identities.get_by_role("row", name="Everyone")).to_have_text(
+        re.compile(r"Everyone\s*600$")  # the sandbox's 600 customers, from the warehouse
+    )
+
+
+def test_catalogue_without_a_match_and_add_source_errors(page: Page, site: Site) -> None:
+    sign_in(page, site.url)
+    page.goto(site.url + "/sources/new?q=salesforce")
+    expect(page.get_by_text("No connector matches your search.")).to_be_visible()
+    page.goto(site.url + "/sources/new/stripe")
+    for key, base_url, error in (
+        ("not_a_key", site.sandbox.url, "sk_live_, sk_test_, rk_live_ or rk_test_"),
+        ("sk_test_revoked_or_never_made", site.sandbox.url, "rejected"),
+        (site.sandbox.secret_key, "http://127.0.0.1:9", "could not reach"),
+    ):
+        page.get_by_label("API key").fill(key)
+        if not page.get_by_label("Stripe API URL").is_visible():
+            page.get_by_text("Advanced").click()
+        page.get_by_label("Stripe API URL").fill(base_url)
+        page.get_by_role("button", name="Add").click()
+        expect(page.get_by_role("alert")).to_contain_text(re.compile(re.escape(error), re.I))
+        assert key not in page.content() or key == site.sandbox.secret_key
+
+
+def test_enable_rolls_back_with_a_message(page: Page, site: Site) -> None:
+    app = site.app()
+    try:
+        conn = connections.add_stripe(app, "Gone soon", site.sandbox.secret_key, site.sandbox.url)
+        pipeline = saving.save_new(app, conn.id, "Short lived").pipeline
+    finally:
+        app.close()
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{conn.id}/pipelines")
+    switch = page.get_by_role("switch", name="Enable Short lived")
+    expect(switch).to_have_attribute("aria-checked", "true")
+    app = site.app()
+    try:
+        manage.delete(app, pipeline.id)  # by someone else, meanwhile
+    finally:
+        app.close()
+    switch.click()
+    expect(page.get_by_role("status").filter(has_text="Not found")).to_contain_text(pipeline.id)
+    expect(switch).to_have_attribute("aria-checked", "true")  # rolled back
+
+
+def test_warehouse_screen(page: Page, site: Site, tmp_path: Path) -> None:
+    sign_in(page, site.url)
+    page.goto(site.url + "/warehouse")
+    page.get_by_role("button", name="Test").click()
+    expect(page.get_by_role("status").filter(has_text="Connected")).to_contain_text("duckdb")
+
+    # A DuckDB file outside the workspace's own folder is refused, as over the API.
+    elsewhere = tmp_path / "elsewhere.duckdb"
+    page.get_by_label("Warehouse URL").fill(f"duckdb:///{elsewhere}")
+    page.get_by_role("button", name="Change").click()
+    expect(page.get_by_label("Warehouse URL")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_contain_text("a DuckDB warehouse of this workspace")
+    assert not elsewhere.exists()
+
+    with fresh_schema("console_wh") as schema:
+        secret_url = PG_URL.replace("root@", "root:hunter2@") + f"?schema={schema}"
+        page.get_by_label("Warehouse URL").fill(secret_url)
+        page.get_by_role("button", name="Change").click()
+        expect(page.get_by_role("status").filter(has_text="Warehouse changed")).to_be_visible()
+        expect(page.get_by_role("definition")).to_contain_text("postgresql://root:")
+        assert "hunter2" not in page.content()  # the password is masked everywhere
+        page.get_by_role("button", name="Test").click()
+        expect(page.get_by_role("status").filter(has_text="Connected")).to_contain_text("postgres")
+        app = site.app()
+        try:  # back to the default, so the schema can go
+            page.get_by_label("Warehouse URL").fill(app.default_warehouse_url())
+        finally:
+            app.close()
+        page.get_by_role("button", name="Change").click()
+        expect(page.get_by_role("status").filter(has_text="Warehouse changed")).to_contain_text(
+            "duckdb"
+        )
+
+
+def test_sign_out(page: Page, site: Site) -> None:
+    sign_in(page, site.url)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.goto(site.url + "/sources")  # the session is gone: back to signing in
+    expect(page).to_have_url(re.compile(r"/sign-in\?next=/sources$"))
