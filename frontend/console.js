@@ -93,10 +93,16 @@ function drawCharts(root) {
     el.dataset.drawn = "1";
     const data = JSON.parse(el.querySelector("script").textContent);
     if (!data.x.length) continue;
+    // One run alone would stretch the time axis over years (uPlot needs a span): give
+    // it an hour each side, as empty points.
+    if (data.x.length === 1) {
+      data.x = [data.x[0] - 3600, data.x[0], data.x[0] + 3600];
+      data.imported = [null, data.imported[0], null];
+      data.failed = [null, data.failed[0], null];
+    }
     new uPlot({
       title: el.dataset.title || "", width: el.clientWidth || 800, height: 220,
-      // One run alone would stretch the time axis over years: give it an hour each side.
-      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
+      scales: { x: { time: true } },
       series: [{}, { label: "Imported", stroke: "#2563eb" }, { label: "Failed", stroke: "#dc2626" }],
     }, [data.x, data.imported, data.failed], el);
   }
@@ -172,9 +178,16 @@ document.addEventListener("htmx:beforeRequest", (e) => {
     el.setAttribute("aria-checked", el.dataset.was === "true" ? "false" : "true");
   }
 });
+// Selects that save as they change (data-saved: the value the server has) go back to
+// that value when a save fails.
+document.addEventListener("htmx:afterRequest", (e) => {
+  const el = e.detail.elt;
+  if (e.detail.successful && el.matches && el.matches("select[data-saved]")) el.dataset.saved = el.value;
+});
 document.addEventListener("htmx:responseError", (e) => {
   const el = e.detail.elt;
   if (el.getAttribute && el.getAttribute("role") === "switch") el.setAttribute("aria-checked", el.dataset.was);
+  if (el.matches && el.matches("select[data-saved]")) el.value = el.dataset.saved;
   const status = document.getElementById("status-message");
   if (status) status.textContent = e.detail.xhr.responseText.replace(/<[^>]*>/g, "").trim();
 });

@@ -33,6 +33,10 @@ def test_reloading_after_creating_a_token_creates_no_second_one(page: Page, site
         page.get_by_role("button", name="Create token").click()
     token = page.get_by_label("New token").input_value()
     assert re.fullmatch(r"hw_\w+", token)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("status").filter(has_text="Copied")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == token
     assert page.url == site.url + "/tokens"  # the token is never in a URL
     page.reload()
     expect(page.get_by_role("row", name=re.compile("^Reloaded"))).to_have_count(1)

@@ -129,3 +129,25 @@ def test_sign_out(page: Page, site: Site) -> None:
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     page.goto(site.url + "/sources")  # the session is gone: back to signing in
     expect(page).to_have_url(re.compile(r"/sign-in\?next=/sources$"))
+
+
+def test_a_refused_schedule_goes_back_with_the_reason(
+    page: Page, site: Site, imported: tuple[str, str]
+) -> None:
+    conn_id, pipeline_id = imported
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{conn_id}/pipelines")
+    schedule = page.get_by_role("row", name="Everyone").get_by_label("Schedule")
+    expect(schedule).to_have_value("off")
+    # A value the server refuses (a page edited by hand, or an older page).
+    schedule.evaluate("s => s.add(new Option('every 7 minutes', '7m'))")
+    with page.expect_response(re.compile(r"/schedule$")) as refused:
+        schedule.select_option("7m")
+    assert refused.value.status == 400
+    expect(page.get_by_role("status").first).to_contain_text("7m")
+    expect(schedule).to_have_value("off")
+    app = site.app()
+    try:
+        assert manage.get(app, pipeline_id).schedule == "off"
+    finally:
+        app.close()

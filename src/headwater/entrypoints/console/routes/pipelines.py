@@ -82,11 +82,13 @@ def enable(
 def schedule(
     request: Request, pipeline_id: str, who: CurrentViewer, schedule: Annotated[str, Form()]
 ) -> Response:
+    """Answers the row's "Next run" line only: the select stays as the user left it (a
+    refusal is told in the page's status line, and the select goes back)."""
     try:
         saved = saving.save_changes(who.app, pipeline_id, manage.PipelineChanges(schedule=schedule))
     except InvalidInput as exc:
-        return row(request, who, manage.get(who.app, pipeline_id), exc.message, 400)
-    return row(request, who, saved.pipeline)
+        return render(request, "refusal.html", who, status=400, message=exc.message)
+    return render(request, "next_run.html", who, pipeline=saved.pipeline)
 
 
 @router.post("/pipelines/{pipeline_id}/run")
