@@ -11,18 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from tests.entrypoints.console.conftest import Site, sign_in
 
-from headwater.services import connections
-from headwater.services.auth import tokens
-
 pytestmark = pytest.mark.slow
-
-
-def _token_names(site: Site) -> list[str]:
-    app = site.app()
-    try:
-        return [t.name for t in tokens.list_tokens(app)[0]]
-    finally:
-        app.close()
 
 
 def test_reloading_after_creating_a_token_creates_no_second_one(page: Page, site: Site) -> None:
@@ -44,7 +33,7 @@ def test_reloading_after_creating_a_token_creates_no_second_one(page: Page, site
     assert token not in page.content()
     page.go_back()
     page.go_forward()
-    assert _token_names(site).count("Reloaded") == 1
+    assert site.token_names().count("Reloaded") == 1
     assert posted.value.request.method == "POST"
     assert posted.value.status == 303  # the answer to the post is a redirect
 
@@ -70,13 +59,7 @@ def test_a_token_shown_once_belongs_to_the_session_that_made_it(page: Page, site
 
 
 def test_actions_answer_with_a_redirect_and_say_what_they_did(page: Page, site: Site) -> None:
-    app = site.app()
-    try:
-        conn = connections.add_stripe(
-            app, "Renamed later", site.sandbox.secret_key, site.sandbox.url, 20.0
-        )
-    finally:
-        app.close()
+    conn = site.add_source("Renamed later")
     sign_in(page, site.url)
     page.goto(f"{site.url}/connections/{conn.id}/settings")
     page.get_by_label("Name", exact=True).fill("Renamed source")

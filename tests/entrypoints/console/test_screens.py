@@ -14,8 +14,7 @@ from playwright.sync_api import Page, expect
 from tests.conftest import PG_URL, fresh_schema
 from tests.entrypoints.console.conftest import Site, sign_in
 
-from headwater.services import connections
-from headwater.services.pipelines import manage, runner, saving
+from headwater.services.pipelines import manage, runner
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +22,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def imported(site: Site) -> tuple[str, str]:
     """A source with one pipeline that imported the sandbox: (connection, pipeline)."""
+    conn = site.add_source("Shop")
+    pipeline = site.add_pipeline(conn.id, "Everyone")
     app = site.app()
     try:
-        conn = connections.add_stripe(app, "Shop", site.sandbox.secret_key, site.sandbox.url)
-        pipeline = saving.save_new(app, conn.id, "Everyone").pipeline
         assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
     finally:
         app.close()
@@ -69,12 +68,8 @@ def test_catalogue_without_a_match_and_add_source_errors(page: Page, site: Site)
 
 
 def test_enable_rolls_back_with_a_message(page: Page, site: Site) -> None:
-    app = site.app()
-    try:
-        conn = connections.add_stripe(app, "Gone soon", site.sandbox.secret_key, site.sandbox.url)
-        pipeline = saving.save_new(app, conn.id, "Short lived").pipeline
-    finally:
-        app.close()
+    conn = site.add_source("Gone soon")
+    pipeline = site.add_pipeline(conn.id, "Short lived")
     sign_in(page, site.url)
     page.goto(f"{site.url}/connections/{conn.id}/pipelines")
     switch = page.get_by_role("switch", name="Enable Short lived")

@@ -17,19 +17,9 @@ from playwright.sync_api import Page, expect
 from tests.entrypoints.console.conftest import Site, sign_in
 
 from headwater.adapters.store import webhooks as store
-from headwater.kernel.entities import Connection
-from headwater.services import connections
 from headwater.services.webhooks.receive import secret_context
 
 pytestmark = pytest.mark.slow
-
-
-def _connection(site: Site, name: str, key: str) -> Connection:
-    app = site.app()
-    try:
-        return connections.add_stripe(app, name, key, site.sandbox.url, 20.0)
-    finally:
-        app.close()
 
 
 def _stored_secret(site: Site, connection_id: str) -> str:
@@ -59,7 +49,7 @@ def _wait_for_a_delivery(page: Page) -> None:
 
 
 def test_register_with_stripe_copy_the_url_and_remove(page: Page, site: Site, shots: Path) -> None:
-    conn = _connection(site, "Hooked", site.sandbox.secret_key)
+    conn = site.add_source("Hooked")
     receiver = f"{site.url}/api/v1/webhooks/stripe/{conn.id}"
     sign_in(page, site.url)
     page.goto(f"{site.url}/connections/{conn.id}/settings")
@@ -108,7 +98,7 @@ def test_register_with_stripe_copy_the_url_and_remove(page: Page, site: Site, sh
 
 
 def test_a_key_without_webhook_write_gets_the_manual_path(page: Page, site: Site) -> None:
-    conn = _connection(site, "Read only", "rk_test_customers_only")
+    conn = site.add_source("Read only", "rk_test_customers_only")
     receiver = f"{site.url}/api/v1/webhooks/stripe/{conn.id}"
     sign_in(page, site.url)
     page.goto(f"{site.url}/connections/{conn.id}/settings")
