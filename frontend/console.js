@@ -161,7 +161,15 @@ function wireMenus(root) {
   for (const opener of root.querySelectorAll("[data-opens]")) {
     if (opener.dataset.wired) continue;
     opener.dataset.wired = "1";
-    opener.addEventListener("click", () => document.getElementById(opener.dataset.opens).showModal());
+    opener.addEventListener("click", () => {
+      const dialog = document.getElementById(opener.dataset.opens);
+      // Closed, focus goes back to what opened it; from a menu (closed by now), to the
+      // menu's button.
+      const menu = opener.closest("[role=menu]");
+      const back = menu ? document.querySelector(`[aria-controls="${menu.id}"]`) : opener;
+      dialog.addEventListener("close", () => back?.focus(), { once: true });
+      dialog.showModal();
+    });
   }
   for (const closer of root.querySelectorAll("[data-closes]")) {
     if (closer.dataset.wired) continue;

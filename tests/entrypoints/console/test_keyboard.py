@@ -192,6 +192,13 @@ def test_the_main_flow_by_keyboard_alone(page: Page, site: Site) -> None:
     expect(menu.get_by_role("menuitem", name="Delete")).to_be_focused()
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Delete By keyboard?")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")  # closed, focus goes back to the ⋮ button
+    expect(dialog).to_be_hidden()
+    expect(more).to_be_focused()
+    page.keyboard.press("Enter")
+    page.keyboard.press("ArrowUp")  # from the first item, wraps to the last: Delete
+    page.keyboard.press("Enter")
     confirm = dialog.get_by_label("Type the pipeline's name to confirm")
     expect(confirm).to_be_focused()
     _focus_is_visible(page)

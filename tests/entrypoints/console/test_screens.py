@@ -14,6 +14,8 @@ from playwright.sync_api import Page, expect
 from tests.conftest import PG_URL, fresh_schema
 from tests.entrypoints.console.conftest import Site, sign_in
 
+from headwater.sandbox.testing import start_sandbox
+from headwater.services import connections
 from headwater.services.pipelines import manage, runner
 
 pytestmark = pytest.mark.slow
@@ -53,17 +55,33 @@ def test_catalogue_without_a_match_and_add_source_errors(page: Page, site: Site)
     page.goto(site.url + "/sources/new?q=salesforce")
     expect(page.get_by_text("No connector matches your search.")).to_be_visible()
     page.goto(site.url + "/sources/new/stripe")
-    for key, base_url, error in (
-        ("not_a_key", site.sandbox.url, "sk_live_, sk_test_, rk_live_ or rk_test_"),
-        ("sk_test_revoked_or_never_made", site.sandbox.url, "rejected"),
-        (site.sandbox.secret_key, "http://127.0.0.1:9", "could not reach"),
-    ):
+    page.get_by_label("Name").fill("Refused")
+    with start_sandbox(keys={"rk_test_events_only": "events:read"}) as other:
+        cases = (
+            ("not_a_key", site.sandbox.url, "sk_live_, sk_test_, rk_live_ or rk_test_"),
+            ("sk_test_revoked_or_never_made", site.sandbox.url, "rejected"),
+            ("rk_test_events_only", other.url, "lacks the 'Customers: Read' permission"),
+            (site.sandbox.secret_key, "http://127.0.0.1:9", "could not reach"),
+        )
+        _each_refused(page, site, cases)
+    app = site.app()
+    try:
+        added = [c for c in connections.list_connections(app) if c.name == "Refused"]
+        assert added == []
+    finally:
+        app.close()
+
+
+def _each_refused(page: Page, site: Site, cases: tuple[tuple[str, str, str], ...]) -> None:
+    for key, base_url, error in cases:
         page.get_by_label("API key").fill(key)
         if not page.get_by_label("Stripe API URL").is_visible():
             page.get_by_text("Advanced").click()
         page.get_by_label("Stripe API URL").fill(base_url)
-        page.get_by_role("button", name="Add").click()
+        # An unreachable Stripe is retried with backoff (about 20 s) before the answer.
+        page.get_by_role("button", name="Add").click(timeout=90_000)
         expect(page.get_by_role("alert")).to_contain_text(re.compile(re.escape(error), re.I))
+        expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
         assert key not in page.content() or key == site.sandbox.secret_key
 
 
@@ -146,3 +164,43 @@ def test_a_refused_schedule_goes_back_with_the_reason(
         assert manage.get(app, pipeline_id).schedule == "off"
     finally:
         app.close()
+
+
+def test_settings_rotate_key_and_delete_in_the_danger_zone(page: Page, site: Site) -> None:
+    conn = site.add_source("Doomed")
+    pipeline = site.add_pipeline(conn.id, "Last one")
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{conn.id}/settings")
+    page.get_by_label("New API key").fill("sk_test_not_this_one")
+    page.get_by_role("button", name="Rotate key").click()
+    expect(page.get_by_label("New API key")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_contain_text("rejected")
+    page.get_by_label("New API key").fill("rk_test_customers_only")
+    page.get_by_role("button", name="Rotate key").click()
+    expect(page.get_by_role("status").filter(has_text="API key replaced")).to_contain_text(
+        "rk_test_…only"
+    )
+    expect(page.get_by_role("definition").first).to_contain_text("Events: Read no")
+    # The editor says what a key without Events: Read means for incremental imports.
+    page.goto(f"{site.url}/pipelines/{pipeline.id}/manage")
+    expect(page.get_by_text("This source's key lacks Events: Read")).to_be_visible()
+
+    page.goto(f"{site.url}/connections/{conn.id}/settings")
+    danger = page.get_by_role("region", name="Danger zone")
+    danger.get_by_label("Type the source's name to confirm").fill("Doomed")
+    danger.get_by_role("button", name="Delete source").click()
+    expect(page.get_by_role("alert")).to_contain_text("pipeline")  # its pipeline is left
+    app = site.app()
+    try:
+        manage.delete(app, pipeline.id)
+    finally:
+        app.close()
+    danger = page.get_by_role("region", name="Danger zone")
+    danger.get_by_label("Type the source's name to confirm").fill("doomed")
+    danger.get_by_role("button", name="Delete source").click()
+    expect(page.get_by_role("alert")).to_contain_text("type the source's name")
+    danger = page.get_by_role("region", name="Danger zone")
+    danger.get_by_label("Type the source's name to confirm").fill("Doomed")
+    danger.get_by_role("button", name="Delete source").click()
+    expect(page.get_by_role("status").filter(has_text="deleted")).to_contain_text("Doomed")
+    expect(page.get_by_role("link", name="Doomed")).to_have_count(0)
