@@ -1,8 +1,9 @@
 """The issue's screens the guide's flow passes by, in Chromium against a real server:
 the Sources list's columns and health, a catalogue search with no match, the add-source
 errors told in place, the Identities tab against the warehouse, the Enable switch rolled
-back with a message, the Warehouse screen (masked URL, test, change, and the change kept
-to the workspace's own files), and signing out."""
+back with a message, a refused schedule, the Warehouse screen (masked URL, test, change,
+and the change kept to the workspace's own files), a source's settings (rotate key,
+delete), identity resolution (identifiers, blocked values, rebuild), and signing out."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.conftest import PG_URL, fresh_schema
 from tests.entrypoints.console.conftest import Site, sign_in
 
 from headwater.sandbox.testing import start_sandbox
-from headwater.services import connections
+from headwater.services import connections, profiles
 from headwater.services.pipelines import manage, runner
 
 pytestmark = pytest.mark.slow
@@ -204,3 +205,38 @@ def test_settings_rotate_key_and_delete_in_the_danger_zone(page: Page, site: Sit
     danger.get_by_role("button", name="Delete source").click()
     expect(page.get_by_role("status").filter(has_text="deleted")).to_contain_text("Doomed")
     expect(page.get_by_role("link", name="Doomed")).to_have_count(0)
+
+
+def test_identity_resolution_settings_and_rebuild(
+    page: Page, site: Site, imported: tuple[str, str], shots: Path
+) -> None:
+    sign_in(page, site.url)
+    page.get_by_role("link", name="Identity resolution").click()
+    identifiers = page.get_by_label("Identifiers, in order of trust")
+    expect(identifiers).to_have_value("email")
+    expect(page.get_by_label("Blocked values of email")).to_contain_text("noreply@*")
+    identifiers.fill("email, nosuch")  # not a Customer Model property: refused in place
+    page.get_by_role("button", name="Save").click()
+    expect(identifiers).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("alert")).to_contain_text("nosuch")
+    expect(identifiers).to_have_value("email, nosuch")  # what was typed is kept
+
+    identifiers.fill("email")
+    blocked = page.get_by_label("Blocked values of email")
+    blocked.fill("test@example.com\nshared@*")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="Identity resolution saved")).to_be_visible()
+    expect(page.get_by_label("Blocked values of email")).to_have_value("test@example.com\nshared@*")
+    app = site.app()
+    try:
+        saved = profiles.current_settings(app).as_dict()
+    finally:
+        app.close()
+    assert saved["identifiers"] == ["email"]
+    assert saved["blocked"] == {"email": ["test@example.com", "shared@*"]}
+
+    page.get_by_role("button", name="Rebuild profiles").click()
+    expect(page.get_by_role("status").filter(has_text="Profiles rebuilt")).to_contain_text(
+        re.compile(r"[\d,]+ identities considered")
+    )
+    page.screenshot(path=shots / "16-identity-resolution.png", full_page=True)

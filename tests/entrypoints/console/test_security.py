@@ -34,7 +34,15 @@ def _signed_in(site: Site) -> Iterator[httpx.Client]:
 
 def test_pages_need_a_session(site: Site) -> None:
     with httpx.Client(base_url=site.url) as anonymous:
-        for path in ("/sources", "/runs", "/model", "/warehouse", "/profiles", "/tokens"):
+        for path in (
+            "/sources",
+            "/runs",
+            "/model",
+            "/warehouse",
+            "/profiles",
+            "/identity",
+            "/tokens",
+        ):
             answer = anonymous.get(path)
             assert answer.status_code == 303
             assert answer.headers["location"] == f"/sign-in?next={path}"

@@ -6,6 +6,7 @@ from headwater.entrypoints.console.routes import (
     auth,
     connection_settings,
     editor,
+    identity,
     pipelines,
     runs,
     settings,
@@ -20,4 +21,5 @@ ROUTERS = (
     runs.router,
     settings.router,
     connection_settings.router,
+    identity.router,
 )
