@@ -11,7 +11,9 @@ Concurrency boundary.  One `Workers` object lives in each `headwater serve` or
   keep the DuckDB file inside one process, as DuckDB's one-writing-process rule needs.
   More CPU comes from more `headwater worker` processes, which the queue supports.
 - one housekeeping thread ("headwater-housekeeping") that beats the registry, reaps
-  lapsed leases and ticks the scheduler for every workspace.
+  lapsed leases and ticks the scheduler for every workspace.  It runs with no run slot
+  too (`serve --workers 0`): the scheduler is leaderless, so any process may tick, and a
+  deployment of HTTP-only `serve` processes and `headwater worker`s keeps its schedules.
 The threads share only `_stops` (the `RunStop` of each run in progress, under `_lock`)
 and the `_stopping` event.  `request_stop` (from a signal handler's thread or the main
 thread) asks every run in progress to stop at its next batch boundary and go back to the
