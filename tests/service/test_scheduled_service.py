@@ -40,11 +40,10 @@ def test_serve_with_no_run_workers_ticks_the_schedules_for_the_workers(
     env = world.env()
     with start_serve(world.home, database_url=world.database_url, env=env, workers=0):
         # The serving process alone enqueues the due run (and executes nothing) ...
-        wait_for(
-            lambda: runs.live_run(world.app.engine, pipeline.id) is not None, 20, "a tick"
-        )
+        wait_for(lambda: runs.live_run(world.app.engine, pipeline.id) is not None, 20, "a tick")
         queued = runs.live_run(world.app.engine, pipeline.id)
-        assert queued is not None and queued.status == RunStatus.QUEUED
+        assert queued is not None
+        assert queued.status == RunStatus.QUEUED
         assert manage.get(world.app, pipeline.id).next_run_at > utcnow()  # slot advanced
         # ... and a worker process executes it.
         with start_worker(world.home, database_url=world.database_url, env=env):
