@@ -12,7 +12,7 @@ from tests.services.conftest import MakePipeline, connect
 
 from headwater.adapters.store import queue, schedules
 from headwater.adapters.store import runs as run_store
-from headwater.kernel.entities import RunStatus, utcnow
+from headwater.kernel.entities import Pipeline, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
@@ -25,11 +25,13 @@ def tiny_sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
-def test_deleting_a_pipeline_ends_its_queued_run_and_deletes_it(
-    app: App, tiny_sandbox: RunningSandbox, make_pipeline: MakePipeline
-) -> None:
-    conn = connect(app, tiny_sandbox)
-    pipe = make_pipeline(conn, schedule="1h")
+@pytest.fixture
+def pipe(app: App, tiny_sandbox: RunningSandbox, make_pipeline: MakePipeline) -> Pipeline:
+    """An hourly pipeline of the tiny sandbox."""
+    return make_pipeline(connect(app, tiny_sandbox), schedule="1h")
+
+
+def test_deleting_a_pipeline_ends_its_queued_run_and_deletes_it(app: App, pipe: Pipeline) -> None:
     assert runner.run_pipeline(app, pipe.id).status == RunStatus.SUCCEEDED
     queued = runner.enqueue(app, pipe.id)
     assert manage.delete(app, pipe.id) == 3  # its identities
@@ -42,10 +44,8 @@ def test_deleting_a_pipeline_ends_its_queued_run_and_deletes_it(
 
 
 def test_retiring_cancels_queued_runs_with_the_reason_and_stops_the_schedule(
-    app: App, tiny_sandbox: RunningSandbox, make_pipeline: MakePipeline
+    app: App, pipe: Pipeline
 ) -> None:
-    conn = connect(app, tiny_sandbox)
-    pipe = make_pipeline(conn, schedule="1h")
     queued = runner.enqueue(app, pipe.id)
     reason = f"cancelled: pipeline {pipe.id} was deleted before the run started"
     assert schedules.retire(app.engine, pipe.id, utcnow(), reason) == [queued.id]
@@ -55,11 +55,7 @@ def test_retiring_cancels_queued_runs_with_the_reason_and_stops_the_schedule(
     assert (retired.enabled, retired.next_run_at) == (False, None)  # no tick enqueues it
 
 
-def test_a_running_run_refuses_the_deletion_and_nothing_changes(
-    app: App, tiny_sandbox: RunningSandbox, make_pipeline: MakePipeline
-) -> None:
-    conn = connect(app, tiny_sandbox)
-    pipe = make_pipeline(conn, schedule="1h")
+def test_a_running_run_refuses_the_deletion_and_nothing_changes(app: App, pipe: Pipeline) -> None:
     run = runner.enqueue(app, pipe.id)
     claimed = queue.claim_next(app.engine, "worker", utcnow() + timedelta(seconds=30))
     assert claimed is not None
