@@ -298,7 +298,8 @@ def test_new_ids_are_uuid3_layouts_of_the_run_and_the_smallest_key() -> None:
     digest = hashlib.md5(b"headwater-profile\x1frun_9\x1fpl_1\x1fcus_1").hexdigest()
     made = uuid.UUID(new_profile_id("run_9", x))
     assert (made.version, made.variant) == (3, uuid.RFC_4122)
-    assert made.hex[:12] == digest[:12] and made.hex[13:16] == digest[13:16]
+    assert made.hex[:12] == digest[:12]
+    assert made.hex[13:16] == digest[13:16]
     assert made.hex[17:] == digest[17:]
     assert str(made) == new_profile_id("run_9", x)
     assert new_profile_id("run_10", x) != str(made)
