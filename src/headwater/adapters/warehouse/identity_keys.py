@@ -73,27 +73,33 @@ def key_column(position: int) -> str:
     return f"_k{position + 1}"
 
 
-def key_expr(rule: KeyRule, col: str, sp: Spelling, params: dict[str, Any], tag: str) -> str:
-    """SQL for `rule`'s key of the value `col`; null for a non-ASCII string (Python's
-    job, `non_ascii`).  Adds its parameters to `params` under names starting `tag`."""
+def key_expr(
+    rule: KeyRule, col: str, sp: Spelling, params: dict[str, Any], tag: str
+) -> tuple[list[str], str]:
+    """SQL for `rule`'s key of the value `col`, in two parts: items of an inner select
+    (named `tag` ...) and the key over them (null for a non-ASCII string: Python's job,
+    `non_ascii`); the engine then trims and lower-cases each value once.  Adds its
+    parameters to `params` under names starting with `tag`."""
+    v = f"{tag}v"
     if rule.integer:
         if not rule.blocked:
-            return col
+            return [f"{col} AS {v}"], v
         params[f"{tag}b"] = [int(b) for b in rule.blocked]
-        return (
-            f"CASE WHEN {col} IN (SELECT {unnest(sp, f'{tag}b', sp.integer)}) "
-            f"THEN NULL ELSE {col} END"
-        )
+        blocked = f"{v} IN (SELECT {unnest(sp, f'{tag}b', sp.integer)})"
+        return [f"{col} AS {v}"], f"CASE WHEN {blocked} THEN NULL ELSE {v} END"
     params["trim"] = TRIM
-    low = f"lower(trim({col}, {sp.ph('trim')}){sp.collate})"
-    nulls = [f"NOT ({sp.ascii.format(col)})", f"{low} = ''"]
+    inner = [
+        f"{sp.ascii.format(col)} AS {tag}a",
+        f"lower(trim({col}, {sp.ph('trim')}){sp.collate}) AS {v}",
+    ]
+    keep = [f"{tag}a", f"{v} <> ''"]
     if rule.blocked:
         params[f"{tag}b"] = [str(b) for b in rule.blocked]
-        nulls.append(f"{low} IN (SELECT {unnest(sp, f'{tag}b', sp.text)})")
+        keep.append(f"NOT ({v} IN (SELECT {unnest(sp, f'{tag}b', sp.text)}))")
     for j, pattern in enumerate(rule.patterns):
         params[f"{tag}p{j}"] = pattern
-        nulls.append(f"{low} LIKE {sp.ph(f'{tag}p{j}')} ESCAPE '\\'")
-    return f"CASE WHEN {' OR '.join(nulls)} THEN NULL ELSE {low} END"
+        keep.append(f"NOT ({v} LIKE {sp.ph(f'{tag}p{j}')} ESCAPE '\\')")
+    return inner, f"CASE WHEN {' AND '.join(keep)} THEN {v} END"
 
 
 def non_ascii(spec: KeySpec, sp: Spelling, alias: str) -> str | None:

@@ -24,15 +24,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import identity_values, sql
 from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import ChangeRecord, Spelling
 from headwater.kernel.model import PropertyType
 
 T = PropertyType
-WORK = ("hw_ov", "hw_cm", "hw_id", "hw_new", "hw_chg", "hw_mv")
+WORK = ("hw_ov", "hw_cm", "hw_id", "hw_chg", "hw_mv", *identity_values.WORK)
 #: Prefix of the name hashed into a new profile id (see `ids.new_profile_id`).
 ID_PREFIX = "headwater-profile"
 
@@ -79,7 +78,7 @@ def write(
     """Ids, values, and the writes of profiles and memberships."""
     _ids(execute, schema, sp, run_id)
     merges, splits = _logged(execute)
-    _values(execute, schema, sp, columns, order)
+    identity_values.values(execute, schema, sp, columns, order)
     written, removed = _write_profiles(execute, schema, sp, columns, at)
     return Counts(written, removed, _memberships(execute, schema, sp), merges, splits)
 
@@ -141,40 +140,6 @@ def _logged(
     merges = [(tuple(sorted(b)), a) for a, b in merged.items()]
     splits = [(b, tuple(sorted(a))) for b, a in sorted(split.items())]
     return merges, splits
-
-
-def _values(
-    execute: Execute,
-    schema: str,
-    sp: Spelling,
-    columns: Mapping[str, PropertyType],
-    order: Sequence[str],
-) -> None:
-    s = sql.quote(schema)
-    params: dict[str, Any] = {}
-    ranks = " ".join(f"WHEN {sp.ph(f'o{j}')} THEN {j}" for j in range(len(order)))
-    params.update({f"o{j}": p for j, p in enumerate(order)})
-    rank = f"CASE w.p {ranks} ELSE {len(order)} END" if order else "0"
-    by = f"i._source_updated_at IS NULL, i._source_updated_at DESC, {rank}, w.n"
-    plain, picked = [], []
-    for name, ptype in columns.items():
-        col = f"i.{sql.quote(name)}"
-        plain.append(f"{col} AS {sql.quote(name)}")
-        # An array of arrays is no array on PostgreSQL: arrays travel as JSON text.
-        value = sp.to_json.format(col) if ptype is T.ARRAY else col
-        agg = f"(array_agg({value} ORDER BY {by}) FILTER (WHERE {col} IS NOT NULL))[1]"
-        if ptype is T.ARRAY:
-            agg = sp.array_from_json.format(agg)
-        picked.append(f"{agg} AS {sql.quote(name)}")
-    join = f"JOIN {s}.identities AS i ON i._pipeline_id = w.p AND i._source_id = w.s"
-    execute(
-        f"{sp.temp.format('hw_new')} SELECT d.id, d.size, {', '.join(plain)} FROM hw_id AS d "
-        f"JOIN hw_ik AS w ON w.n = d.mn {join} WHERE d.size = 1 UNION ALL "
-        f"SELECT d.id, d.size, {', '.join(picked)} FROM hw_id AS d JOIN hw_c AS c "
-        f"ON c.comp = d.comp JOIN hw_ik AS w ON w.n = c.n {join} WHERE d.size > 1 "
-        "GROUP BY d.id, d.size",
-        params,
-    )
 
 
 def _write_profiles(

@@ -109,30 +109,39 @@ def _work_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec) -> i
     s = sql.quote(schema)
     params: dict[str, Any] = {}
     fixes = _python_keys(execute, schema, sp, spec)
-    keys = []
+    inner: list[str] = []
+    keys: list[str] = []
     for j, rule in enumerate(spec.rules):
-        expr = identity_keys.key_expr(rule, f"i.{sql.quote(rule.column)}", sp, params, f"r{j}")
-        keys.append(f"CASE WHEN f.p IS NULL THEN {expr} ELSE f.k{j} END" if fixes else expr)
+        items, expr = identity_keys.key_expr(
+            rule, f"i.{sql.quote(rule.column)}", sp, params, f"r{j}"
+        )
+        inner.extend(items)
+        keys.append(f"CASE WHEN u.fx IS NULL THEN {expr} ELSE u.fk{j} END" if fixes else expr)
     joined = ""
     if fixes:
         arrays = [f"{unnest(sp, 'fp', sp.text)} AS p", f"{unnest(sp, 'fs', sp.text)} AS s"]
         params.update(fp=[f[0] for f in fixes], fs=[f[1] for f in fixes])
+        inner.append("f.p AS fx")
         for j, kind in enumerate(spec.column_types(sp)):
             params[f"fk{j}"] = [f[2][j] for f in fixes]
             arrays.append(f"{unnest(sp, f'fk{j}', kind)} AS k{j}")
+            inner.append(f"f.k{j} AS fk{j}")
         joined = (
             f" LEFT JOIN (SELECT {', '.join(arrays)}) AS f "
             "ON f.p = i._pipeline_id AND f.s = i._source_id"
         )
     c = sp.collate
+    rows = (
+        f"SELECT row_number() OVER (ORDER BY i._pipeline_id{c}, i._source_id{c}) AS n, "
+        "i._pipeline_id AS p, i._source_id AS s, i._connection_id AS c, "
+        f"i._source_updated_at AS at, CAST(i._profile_id AS {sp.text}) AS former, "
+        f"{', '.join(inner)} FROM {s}.identities AS i{joined}"
+    )
     picked = "".join(f", {k} AS k{j + 1}" for j, k in enumerate(keys))
     execute(
         f"{sp.temp.format('hw_ik')} SELECT t.*, CASE WHEN t.k1 IS NULL THEN t.n "
-        "ELSE min(t.n) OVER (PARTITION BY t.k1) END AS node FROM (SELECT row_number() "
-        f"OVER (ORDER BY i._pipeline_id{c}, i._source_id{c}) AS n, i._pipeline_id AS p, "
-        "i._source_id AS s, i._connection_id AS c, "
-        f"CAST(i._profile_id AS {sp.text}) AS former{picked} "
-        f"FROM {s}.identities AS i{joined}) AS t",
+        "ELSE min(t.n) OVER (PARTITION BY t.k1) END AS node FROM (SELECT u.n, u.p, u.s, "
+        f"u.c, u.at, u.former{picked} FROM ({rows}) AS u) AS t",
         params,
     )
     found = execute("SELECT count(*) FROM hw_ik", {})
