@@ -87,8 +87,8 @@ def rebuild_profiles(app: App, at: datetime | None = None) -> Outcome:
     warehouse = app.warehouse()
     try:
         with warehouse.resolution_lock():
-            pending = warehouse.pending_identities()
-            return rebuild_in_warehouse(warehouse, settings, context, pending.batches)
+            batches, _ = warehouse.pending_summary()
+            return rebuild_in_warehouse(warehouse, settings, context, batches)
     finally:
         warehouse.close()
 

@@ -200,6 +200,9 @@ class Warehouse(Protocol):
 
     def apply_profiles(self, write: ProfileWrite) -> None: ...
 
+    def pending_summary(self) -> tuple[frozenset[str], int]:
+        """The pending batches and the number of distinct identities they hold."""
+
     def identity_keys_fingerprint(self) -> str | None:
         """The settings fingerprint ``identity_keys`` was built with (None: no table)."""
 

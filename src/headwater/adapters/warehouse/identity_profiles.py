@@ -37,10 +37,17 @@ ID_PREFIX = "headwater-profile"
 
 
 def new_id(run_id: str, pipeline: str, source: str) -> str:
-    """SQL for a new profile id (`run_id`, `pipeline`, `source` are SQL expressions): a
-    UUID version 3 layout over MD5 of the run id and the component's smallest identity
-    key, the very formula of ``ids.new_profile_id``."""
-    h = f"md5('{ID_PREFIX}' || chr(31) || {run_id} || chr(31) || {pipeline} || chr(31) || {source})"
+    """SQL for the MD5 (hexadecimal) a new profile id is made of (`run_id`, `pipeline`,
+    `source` are SQL expressions): of the run id and the component's smallest identity
+    key, the very name ``ids.new_profile_id`` hashes; `uuid_layout` writes it out."""
+    return (
+        f"md5('{ID_PREFIX}' || chr(31) || {run_id} || chr(31) || {pipeline} || chr(31) || {source})"
+    )
+
+
+def uuid_layout(h: str) -> str:
+    """SQL writing the hexadecimal MD5 `h` (a column: it is read seven times) as a
+    UUID of version 3 layout, as ``ids.new_profile_id`` does."""
     return (
         f"(substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-3' || substr({h}, 14, 3) || "
         f"'-' || translate(substr({h}, 17, 1), '0123456789abcdef', '89ab89ab89ab89ab') || "
@@ -110,11 +117,13 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         f"h.comp ORDER BY f.size DESC, h.former{c}) AS r FROM heir AS h JOIN size AS f "
         "ON f.former = h.former) AS y WHERE r = 1"
     )
-    fresh = new_id(sp.ph("run"), "w.p", "w.s")
+    digest = new_id(sp.ph("run"), "w.p", "w.s")
     execute(
         f"{sp.temp.format('hw_id')} WITH heir AS ({heir}), size AS ({size}), wins AS ({wins}) "
-        f"SELECT m.comp, m.mn, m.size, coalesce(v.former, {fresh}) AS id FROM hw_cm AS m "
-        "JOIN hw_ik AS w ON w.n = m.mn LEFT JOIN wins AS v ON v.comp = m.comp",
+        f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {uuid_layout('x.h')}) AS id FROM "
+        f"(SELECT m.comp, m.mn, m.size, v.former, CASE WHEN v.former IS NULL THEN {digest} "
+        "END AS h FROM hw_cm AS m JOIN hw_ik AS w ON w.n = m.mn LEFT JOIN wins AS v "
+        "ON v.comp = m.comp) AS x",
         {"run": run_id},
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from headwater.adapters.warehouse import identity_keys, identity_rebuild, profile_store
+from headwater.adapters.warehouse import identity_keys, identity_rebuild, pending, profile_store
 from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
 from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
@@ -62,6 +62,9 @@ class ProfileMethods:
         return self._with_profile_args(
             "identity read", lambda a: profile_store.read_pending(a[0], a[1], a[2])
         )
+
+    def pending_summary(self) -> tuple[frozenset[str], int]:
+        return self._with_profile_args("identity read", lambda a: pending.summary(a[0], a[1]))
 
     def apply_profiles(self, write: ProfileWrite) -> None:
         def apply(a: Args) -> None:

@@ -184,13 +184,14 @@ def resolve_warehouse(
     batches read, in one transaction.
     """
     with warehouse.resolution_lock():
-        pending = warehouse.pending_identities()
+        batches, count = warehouse.pending_summary()
         current = warehouse.identity_keys_fingerprint() == key_spec(settings).fingerprint
-        if current and not pending.batches:
+        if current and not batches:
             return Outcome()
-        many = len(pending.keys) >= REBUILD_MIN
-        if not current or (many and len(pending.keys) > REBUILD_SHARE * warehouse.count()):
-            return rebuild_in_warehouse(warehouse, settings, context, pending.batches)
+        many = count >= REBUILD_MIN
+        if not current or (many and count > REBUILD_SHARE * warehouse.count()):
+            return rebuild_in_warehouse(warehouse, settings, context, batches)
+        pending = warehouse.pending_identities()
         store = WarehouseIdentityStore(warehouse, settings, keyed=True)
         touched = [IdentityKey(p, s) for p, s in pending.keys]
         plan = resolve_changes(store, settings, context, touched, pending.former_profiles)
