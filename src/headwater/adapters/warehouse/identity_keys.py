@@ -168,22 +168,22 @@ def sharing(
         kind = sp.integer if integer[j] else sp.text
         params[f"k{j}"] = list(values)
         found.append(
-            f"SELECT _pipeline_id, _source_id FROM {s}.{KEYS} "
-            f"WHERE {key_column(j)} IN (SELECT {unnest(sp, f'k{j}', kind)})"
+            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.{KEYS} AS x JOIN "
+            f"(SELECT {unnest(sp, f'k{j}', kind)} AS v) AS r ON x.{key_column(j)} = r.v"
         )
     if sources:
         conns, ids = zip(*set(sources), strict=True)
         params.update(sc=list(conns), ss=list(ids))
         found.append(
-            f"SELECT _pipeline_id, _source_id FROM {s}.identities WHERE "
-            f"(_connection_id, _source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
-            f"{unnest(sp, 'ss', sp.text)})"
+            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.identities AS x JOIN "
+            f"(SELECT {unnest(sp, 'sc', sp.text)} AS c, {unnest(sp, 'ss', sp.text)} AS s) AS r "
+            "ON x._connection_id = r.c AND x._source_id = r.s"
         )
     if not found:
         return []
     query = (
-        f"{identity_select(schema, sp, list(columns))} WHERE (i._pipeline_id, i._source_id) "
-        f"IN ({' UNION '.join(found)})"
+        f"{identity_select(schema, sp, list(columns))} JOIN ({' UNION '.join(found)}) AS k "
+        "ON i._pipeline_id = k.p AND i._source_id = k.s"
     )
     return records(execute(query, params), columns)
 
@@ -195,8 +195,9 @@ def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> N
     if write.removed:
         pipes, ids = zip(*set(write.removed), strict=True)
         execute(
-            f"DELETE FROM {s}.{KEYS} WHERE (_pipeline_id, _source_id) IN (SELECT "
-            f"{unnest(sp, 'p', sp.text)}, {unnest(sp, 's', sp.text)})",
+            f"DELETE FROM {s}.{KEYS} AS x USING (SELECT {unnest(sp, 'p', sp.text)} AS p, "
+            f"{unnest(sp, 's', sp.text)} AS s) AS r "
+            "WHERE x._pipeline_id = r.p AND x._source_id = r.s",
             {"p": list(pipes), "s": list(ids)},
         )
     if not write.rows:

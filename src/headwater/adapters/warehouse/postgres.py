@@ -74,6 +74,7 @@ _SPELLING = profile_store.Spelling(
     "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
     # Identity resolution (identity_keys, identity_rebuild): byte order, ASCII test,
     # work tables dropped at commit, indexed keys, memory for the rebuild's hashes.
+    try_cast="CAST({0} AS {1})",
     to_json="CAST(to_jsonb({0}) AS text)",
     collate=' COLLATE "C"',
     ascii="octet_length({0}) = char_length({0})",
