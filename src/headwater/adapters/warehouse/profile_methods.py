@@ -8,6 +8,7 @@ columns), translating the engine's errors as its other operations do.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from headwater.adapters.warehouse import identity_keys, identity_rebuild, pending, profile_store
@@ -89,7 +90,12 @@ class ProfileMethods:
             "identity read", lambda a: identity_keys.sharing(*a, keys, integer, sources)
         )
 
+    def _rebuild_memory(self) -> AbstractContextManager[None]:
+        """Held around a full rebuild (an engine may give it more memory)."""
+        return nullcontext()
+
     def rebuild_profiles(self, job: Job) -> Outcome:
-        return self._with_profile_args(
-            "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
-        )
+        with self._rebuild_memory():
+            return self._with_profile_args(
+                "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
+            )
