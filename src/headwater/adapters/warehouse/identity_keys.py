@@ -140,6 +140,9 @@ def replace_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec, so
         for j in range(len(spec.rules)):
             col = key_column(j)
             execute(f"CREATE INDEX ON {s}.{KEYS} ({col}) WHERE {col} IS NOT NULL", {})
+        # Without statistics the planner takes a probe to match most of the table and
+        # scans `identities` whole (0.3 s instead of a few ms at 100,000).
+        execute(f"ANALYZE {s}.{KEYS}", {})
     execute(f"DROP TABLE IF EXISTS {s}.{KEYS_SETTINGS}", {})
     execute(f"CREATE TABLE {s}.{KEYS_SETTINGS} (fingerprint {sp.text} NOT NULL)", {})
     execute(
