@@ -388,7 +388,7 @@ class DuckDBWarehouse(ProfileMethods):
             return fn((_statements(conn), self.schema, _SPELLING, self._model_columns(conn)))
 
     def _rebuild_memory(self) -> AbstractContextManager[None]:
-        return self._memory.at_least(self._lock, self._conn, duckdb_memory.REBUILD_HEADROOM_MB)
+        return self._memory.at_least(self._lock, self._conn, duckdb_memory.rebuild_mb(self.count()))
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:

@@ -22,8 +22,18 @@ from headwater.adapters.warehouse.contract import WarehouseError
 MAX_HEADROOM_MB = 2048
 #: The headroom of a full profile rebuild, which hashes and sorts the whole warehouse:
 #: with the writes' headroom it spills at every step (and may run out and be redone);
-#: this keeps a million identities in memory and the process under 500 MB.
-REBUILD_HEADROOM_MB = 160
+#: this much, plus `REBUILD_BYTES` per identity for the work tables and the profiles'
+#: index (which must stay in memory as it grows), keeps it from running out and being
+#: redone from the start.
+REBUILD_HEADROOM_MB = 96
+REBUILD_BYTES = 160
+
+
+def rebuild_mb(identities: int) -> int:
+    """The headroom of a full rebuild of this many identities."""
+    return REBUILD_HEADROOM_MB + identities * REBUILD_BYTES // 2**20
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
