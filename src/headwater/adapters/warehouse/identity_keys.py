@@ -28,6 +28,7 @@ from headwater.adapters.warehouse.profile_store import (
     IdentityRecord,
     KeyRows,
     Spelling,
+    T,
     identity_select,
     records,
     unnest,
@@ -224,3 +225,47 @@ def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> N
 
 def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def loosely_sharing(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    keys: Mapping[str, Collection[Any]],
+    sources: Collection[tuple[str, str]],
+) -> list[IdentityRecord]:
+    """Identities whose trimmed, lower-cased identifier column is among `keys[column]`
+    (lower-cased by the engine too), or whose (connection id, source id) is in
+    `sources`: the lookup before a key table exists (a scan per identifier).  The
+    engine's lower-casing may differ from Python's outside ASCII, so this finds a
+    superset; resolution keeps only the identities its rules link."""
+    select = identity_select(schema, sp, list(columns))
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for n, (column, values) in enumerate(sorted(keys.items())):
+        if not values or column not in columns:
+            continue
+        name = f"k{n}"
+        col = f"i.{sql.quote(column)}"
+        if columns[column] is T.INTEGER:
+            parts.append(f"{select} WHERE {col} IN (SELECT {unnest(sp, name, sp.integer)})")
+            params[name] = [int(v) for v in values]
+        else:
+            trimmed = f"lower(trim({col}, {sp.ph('trim')}))"
+            parts.append(
+                f"{select} WHERE {trimmed} IN (SELECT lower(k) FROM "
+                f"(SELECT {unnest(sp, name, sp.text)} AS k) AS probe)"
+            )
+            params[name] = [str(v) for v in values]
+            params["trim"] = TRIM
+    if sources:
+        conns, ids = zip(*set(sources), strict=True)
+        parts.append(
+            f"{select} WHERE (i._connection_id, i._source_id) IN "
+            f"(SELECT {unnest(sp, 'sc', sp.text)}, {unnest(sp, 'ss', sp.text)})"
+        )
+        params.update(sc=list(conns), ss=list(ids))
+    if not parts:
+        return []
+    return records(execute(" UNION ".join(parts), params), columns)

@@ -40,7 +40,7 @@ class ProfileMethods:
         self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
     ) -> list[IdentityRecord]:
         return self._with_profile_args(
-            "identity read", lambda a: profile_store.identities_sharing(*a, keys, sources)
+            "identity read", lambda a: identity_keys.loosely_sharing(*a, keys, sources)
         )
 
     def identities_in_profiles(self, profile_ids: Collection[str]) -> list[IdentityRecord]:

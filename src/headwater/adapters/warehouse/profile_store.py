@@ -30,8 +30,6 @@ from headwater.kernel.model import PropertyType
 
 T = PropertyType
 CHANGES = "profile_changes"
-#: The characters `normalise` trims (a fixed set, so SQL trims exactly the same).
-_TRIM = " \t\n\r\v\f"
 
 
 @dataclass(frozen=True)
@@ -172,47 +170,6 @@ def identities_by_key(
         "ON i._pipeline_id = k.p AND i._source_id = k.s"
     )
     return records(execute(query, {"p": list(pipes), "s": list(sources)}), columns)
-
-
-def identities_sharing(
-    execute: Execute,
-    schema: str,
-    sp: Spelling,
-    columns: Mapping[str, PropertyType],
-    keys: Mapping[str, Collection[Any]],
-    sources: Collection[tuple[str, str]],
-) -> list[IdentityRecord]:
-    """Identities whose normalised identifier value is among `keys[column]`, or whose
-    (connection id, source id) is in `sources`: one statement, each part a join."""
-    select = identity_select(schema, sp, list(columns))
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    for n, (column, values) in enumerate(sorted(keys.items())):
-        if not values or column not in columns:
-            continue
-        name = f"k{n}"
-        col = f"i.{sql.quote(column)}"
-        if columns[column] is T.INTEGER:
-            parts.append(f"{select} WHERE {col} IN (SELECT {unnest(sp, name, sp.integer)})")
-            params[name] = [int(v) for v in values]
-        else:
-            trimmed = f"lower(trim({col}, {sp.ph('trim')}))"
-            parts.append(
-                f"{select} WHERE {trimmed} IN (SELECT lower(k) FROM "
-                f"(SELECT {unnest(sp, name, sp.text)} AS k) AS probe)"
-            )
-            params[name] = [str(v) for v in values]
-            params["trim"] = _TRIM
-    if sources:
-        conns, ids = zip(*set(sources), strict=True)
-        parts.append(
-            f"{select} WHERE (i._connection_id, i._source_id) IN "
-            f"(SELECT {unnest(sp, 'sc', sp.text)}, {unnest(sp, 'ss', sp.text)})"
-        )
-        params.update(sc=list(conns), ss=list(ids))
-    if not parts:
-        return []
-    return records(execute(" UNION ".join(parts), params), columns)
 
 
 def identities_in_profiles(
