@@ -63,24 +63,17 @@ def _statements(cur: psycopg.Cursor[Any]) -> ownership.Execute:
     return execute
 
 
-_SPELLING = profile_store.Spelling(
-    _named,
-    "text",
-    "bigint",
-    "text",
-    {T.JSON: "jsonb"},
-    DIALECT.types,
-    array_from_json="CASE WHEN {0} IS NULL THEN NULL "
-    "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
-    # Identity resolution (identity_keys, identity_rebuild): byte order, ASCII test,
-    # work tables dropped at commit, indexed keys, memory for the rebuild's hashes.
-    try_cast="CAST({0} AS {1})",
-    to_json="CAST(to_jsonb({0}) AS text)",
-    collate=' COLLATE "C"',
-    ascii="octet_length({0}) = char_length({0})",
-    temp="CREATE TEMP TABLE {0} ON COMMIT DROP AS",
-    key_indexes=True,
-    rebuild_setup=("SET LOCAL work_mem = '64MB'",),
+_SPELLING = profile_store.on_postgres(
+    profile_store.Spelling(
+        _named,
+        "text",
+        "bigint",
+        "text",
+        {T.JSON: "jsonb"},
+        DIALECT.types,
+        array_from_json="CASE WHEN {0} IS NULL THEN NULL "
+        "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
+    )
 )
 
 

@@ -16,6 +16,7 @@ link (a wider candidate set costs time, never a wrong profile).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,6 +122,21 @@ class Spelling:
     key_indexes: bool = False
     #: Statements run first in a full rebuild's transaction (engine tuning).
     rebuild_setup: tuple[str, ...] = ()
+
+
+def on_postgres(sp: Spelling) -> Spelling:
+    """PostgreSQL's spelling of identity resolution's statements: byte order, its ASCII
+    test, work tables dropped at commit, indexed keys, memory for a rebuild's hashes."""
+    return dataclasses.replace(
+        sp,
+        try_cast="CAST({0} AS {1})",
+        to_json="CAST(to_jsonb({0}) AS text)",
+        collate=' COLLATE "C"',
+        ascii="octet_length({0}) = char_length({0})",
+        temp="CREATE TEMP TABLE {0} ON COMMIT DROP AS",
+        key_indexes=True,
+        rebuild_setup=("SET LOCAL work_mem = '64MB'",),
+    )
 
 
 #: What every function here takes first: (execute, schema, spelling, model columns).
