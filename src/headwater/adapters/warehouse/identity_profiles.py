@@ -85,19 +85,14 @@ def write(
     """Ids, values, and the writes of profiles and memberships."""
     _ids(execute, schema, sp, run_id)
     merges, splits = _logged(execute)
-    _drop(execute, "hw_ov", "hw_cm")  # each work table as soon as done with it
+    identity_values.drop(execute, "hw_ov", "hw_cm")  # each work table as soon as done with it
     identity_values.values(execute, schema, sp, columns, order)
-    _drop(execute, "hw_m", "hw_mr")
+    identity_values.drop(execute, "hw_m", "hw_mr")
     written, removed = _write_profiles(execute, schema, sp, columns, at)
-    _drop(execute, "hw_new", "hw_chg")
+    identity_values.drop(execute, "hw_new", "hw_chg")
     moved = _memberships(execute, schema, sp)
-    _drop(execute, "hw_mv")
+    identity_values.drop(execute, "hw_mv")
     return Counts(written, removed, moved, merges, splits)
-
-
-def _drop(execute: Execute, *tables: str) -> None:
-    for table in tables:
-        execute(f"DROP TABLE IF EXISTS {table}", {})
 
 
 def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
