@@ -1,7 +1,8 @@
 """The service: the scheduler at rest with 10,000 pipelines, and the run queue.
 
     python bench/service.py [--pipelines 10000] [--seconds 60] [--database-url URL]
-                            [--runs 1000] [--processes 2] [--samples 40] [--no-queue]
+                            [--runs 1000] [--processes 2] [--samples 40] [--rounds 10]
+                            [--no-queue]
 
 Prints, measured in this run:
 
@@ -16,7 +17,8 @@ Prints, measured in this run:
 - queue (`bench/service_queue.py`): `queued → running` latency with an idle worker at
   the 95th percentile (target under 1 s); `--runs` tiny queued runs drained by
   `--processes` worker processes, each executed once, as a multiple of the rate of the
-  same runs back to back in one process (target at least 0.8).
+  same runs back to back in one process (target at least 0.8), measured in `--rounds`
+  alternating rounds so that a change of the machine's load weighs on both alike.
 
 The store is a fresh SQLite file by default; give `--database-url` (say a PostgreSQL
 URL with ``?options=-csearch_path%3Dbench``) to measure another.
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--no-queue", action="store_true", help="Only the scheduler's figures.")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.no_queue:
             queue_app = App.open(Settings.embedded(Path(tmp) / "queue"))
             try:
-                report_queue(queue_app, args.runs, args.processes, args.samples)
+                report_queue(queue_app, args.runs, args.processes, args.samples, args.rounds)
             finally:
                 queue_app.close()
 

@@ -121,7 +121,6 @@ def test_runs_refuse_what_the_state_forbids(tenant: Tenant, pipeline: dict[str, 
     assert queued.json()["status"] == "queued"
     assert queued.json()["kind"] == "full"
     _error(http.post(f"{path}/runs"), 409)
-    _error(http.delete(path), 409)
     _error(http.delete(f"/connections/{pipeline['connection_id']}"), 409)
     cancelled = http.post(f"/runs/{queued.json()['id']}/cancel")
     assert cancelled.json()["status"] == "cancelled"
@@ -131,6 +130,11 @@ def test_runs_refuse_what_the_state_forbids(tenant: Tenant, pipeline: dict[str, 
     _error(http.get("/runs", params={"pipeline_id": "pl_nope"}), 404)
     _error(http.get(f"/runs/{queued.json()['id']}/errors", params={"starting_after": "x"}), 422)
     assert len(http.get("/runs").json()["data"]) == 1
+    # A queued run does not hold the pipeline: deleting it cancels the run, then both go.
+    again = http.post(f"{path}/runs")
+    assert again.status_code == 202
+    assert http.delete(path).status_code == 200
+    _error(http.get(f"/runs/{again.json()['id']}"), 404)
 
 
 def test_settings_refuse_bad_input_and_keep_what_they_had(tenant: Tenant) -> None:

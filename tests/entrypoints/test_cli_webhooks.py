@@ -65,3 +65,18 @@ def test_register_show_set_secret_and_remove(home: Path) -> None:
         assert "Webhook Endpoints: Write" in refused.output
         assert "--secret-env" in refused.output
         assert "rk_test_readonly" not in refused.output
+
+        # Deleting a connection deletes its endpoint at Stripe; one made by hand is
+        # named for removal in the Dashboard.
+        doc("connections", "webhook", conn, "--url", "https://hw.example.com")
+        assert len(sandbox.webhooks()) == 1
+        gone = invoke("connections", "delete", conn)
+        assert gone.exit_code == 0, gone.output
+        assert "warning" not in gone.output
+        assert sandbox.webhooks() == []
+        env = {"HOOK_SECRET": secret}
+        doc("connections", "webhook", limited, "--secret-env", "HOOK_SECRET", env=env)
+        by_hand = invoke("connections", "delete", limited)
+        assert by_hand.exit_code == 0, by_hand.output
+        assert "warning:" in by_hand.output
+        assert "Stripe Dashboard" in by_hand.output

@@ -10,7 +10,7 @@ from tests.service.conftest import World, wait_for
 from tests.serving import start_serve
 
 from headwater.kernel.entities import RunStatus
-from headwater.sandbox.testing import RunningSandbox
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.auth import tokens
 from headwater.services.pipelines import runner
 from headwater.services.warehouse import save_url
@@ -61,3 +61,20 @@ def test_readyz_metrics_and_logs_of_a_run(world: World, small_sandbox: RunningSa
     assert any(
         "run worker(s) started" in line["message"] and line["run_id"] is None for line in lines
     )
+
+
+def test_the_stripe_reading_process_logs_json_lines_of_its_run(world: World) -> None:
+    # Every fault is retried; 20 pages at 30% make retries in the reading process sure.
+    with start_sandbox(customers=2000, seed=12) as sandbox:
+        [pipeline] = world.pipelines(sandbox, 1)
+        sandbox.control(error_rate=0.3)
+        with start_serve(world.home, database_url=world.database_url, workers=1) as served:
+            run = runner.enqueue(world.app, pipeline.id)
+            wait_for(lambda: not world.run(run.id).live, 120, "the run ended")
+    assert world.run(run.id).kind == "full"  # read by the reading process
+    lines = [json.loads(line) for line in served.output]  # every line is JSON
+    of_child = [line for line in lines if line["pid"] != served.pid]
+    assert any(line["message"].startswith("Stripe GET /v1/customers: HTTP 5") for line in of_child)
+    assert {(line["run_id"], line["pipeline_id"]) for line in of_child} == {(run.id, pipeline.id)}
+    # Its own lines only, not one per HTTP request (httpx logs those at INFO).
+    assert {line["logger"] for line in of_child} == {"headwater.adapters.connectors.stripe.http"}

@@ -18,11 +18,14 @@ from headwater.adapters.connectors.stripe import (
     StripeSource,
     check_key_format,
     verify_key,
+    webhook_endpoints,
 )
 from headwater.adapters.connectors.stripe.keys import KeyAccess
 from headwater.adapters.store import objects
+from headwater.adapters.store import webhooks as webhook_rows
+from headwater.adapters.store.webhooks import WebhookEndpoint
 from headwater.kernel.entities import Connection, Pipeline, new_id, utcnow
-from headwater.kernel.errors import Conflict, InvalidInput, mask_secret
+from headwater.kernel.errors import Conflict, HeadwaterError, InvalidInput, mask_secret
 from headwater.services.app import App
 
 STRIPE_API = "https://api.stripe.com"
@@ -149,15 +152,43 @@ def get_connection(app: App, connection_id: str) -> Connection:
     return objects.get(app.engine, Connection, connection_id, app.workspace_id)
 
 
-def delete_connection(app: App, connection_id: str) -> None:
-    get_connection(app, connection_id)
+def delete_connection(app: App, connection_id: str) -> str | None:
+    """Delete a connection no pipeline uses, with its webhook settings; the webhook
+    endpoint Headwater registered is deleted at Stripe too.  That is best effort: the
+    connection is deleted whatever Stripe answers, and the note returned says what to
+    remove by hand in the Stripe Dashboard (None when nothing is left to do)."""
+    connection = get_connection(app, connection_id)
     used = objects.find(app.engine, Pipeline, connection_id=connection_id)
     if used:
         names = ", ".join(p.id for p in used)
         raise Conflict(
             f"connection {connection_id} is used by pipelines {names}; delete them first"
         )
-    objects.remove(app.engine, Connection, connection_id)
+    endpoint = webhook_rows.get_endpoint(app.engine, connection.id)
+    key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
+    webhook_rows.delete_endpoint(app.engine, connection.id)
+    objects.remove(app.engine, Connection, connection.id)
+    return None if endpoint is None else _remove_at_stripe(connection, key, endpoint)
+
+
+def _remove_at_stripe(connection: Connection, key: str, endpoint: WebhookEndpoint) -> str | None:
+    """Delete the connection's endpoint at Stripe; what to do by hand if that failed."""
+    where = "in the Stripe Dashboard (Developers, Webhooks)"
+    if endpoint.stripe_endpoint_id is None:  # made by hand: Headwater cannot see it
+        return (
+            f"the webhook endpoint {endpoint.url or 'made by hand for this connection'} "
+            f"still exists at Stripe: delete it {where}"
+        )
+    try:
+        webhook_endpoints.delete_endpoint(
+            connection.base_url, key, endpoint.stripe_endpoint_id, timeout=10.0, retries=1
+        )
+    except HeadwaterError as exc:
+        return (
+            f"Stripe did not delete webhook endpoint {endpoint.stripe_endpoint_id} "
+            f"({exc.message}): delete it {where}"
+        )
+    return None
 
 
 # A glance (a sample taken while a pipeline is saved) must not keep the user waiting

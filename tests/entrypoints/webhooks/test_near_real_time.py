@@ -102,7 +102,7 @@ def test_create_update_delete_reach_the_warehouse_by_themselves(tmp_path: Path) 
         assert len(kinds) <= 1 + 3  # at most one run per change (they were apart)
 
 
-def test_a_burst_of_200_changes_lands_exactly_in_a_few_runs(tmp_path: Path) -> None:
+def test_a_burst_of_200_changes_lands_exactly_in_at_most_two_runs(tmp_path: Path) -> None:
     with (
         start_sandbox(customers=100, seed=22) as sandbox,
         fresh_schema("w") as schema,
@@ -123,11 +123,11 @@ def test_a_burst_of_200_changes_lands_exactly_in_a_few_runs(tmp_path: Path) -> N
             list(pool.map(change, range(200)))
         _wait(lambda: sandbox.stats()["webhook_deliveries"] >= delivered + 200, 60, "deliveries")
         _wait(world.settled, 60, "the service settling")
-        assert world.rows() == stripe.emails()
-        # One run on an idle machine, a follow-up for what arrived while it ran; on a
-        # heavily loaded one (load average 25 on 2 cores) deliveries can straggle past
-        # the follow-up's start and ask for one more.  Never one run per change.
-        assert 1 <= len(_runs(world)) - before <= 3
+        assert world.rows() == stripe.emails()  # exactly what Stripe holds, read back
+        # One run, and at most one follow-up for what arrived while it ran: deliveries
+        # that straggle in after a run that read their changes (a loaded machine) ask
+        # Stripe first and run nothing.  Never one run per change.
+        assert 1 <= len(_runs(world)) - before <= 2
 
 
 def test_when_deliveries_stop_the_next_scheduled_run_catches_up(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ from tests.services.conftest import connect
 
 from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.store import webhooks as store
-from headwater.kernel.errors import InvalidInput
+from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.sandbox.testing import start_sandbox
+from headwater.services import connections
 from headwater.services.app import App
 from headwater.services.webhooks import endpoints
 
@@ -66,3 +67,41 @@ def test_a_key_without_webhook_write_gets_the_manual_path(app: App) -> None:
         assert f"headwater connections webhook {conn.id} --secret-env" in message
         assert "rk_test_nowebhooks" not in message
         assert store.get_endpoint(app.engine, conn.id) is None
+
+
+def test_deleting_the_connection_deletes_its_endpoint_at_stripe(app: App) -> None:
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        endpoints.register(app, conn.id, "https://hw.example.com")
+        assert len(sandbox.webhooks()) == 1
+        assert connections.delete_connection(app, conn.id) is None  # nothing left to do
+        assert sandbox.webhooks() == []
+        assert store.get_endpoint(app.engine, conn.id) is None
+        with pytest.raises(NotFound):
+            connections.get_connection(app, conn.id)
+
+
+def test_when_stripe_refuses_the_connection_goes_and_says_what_to_remove(app: App) -> None:
+    keys = {"rk_test_nowebhooks": "customers:read,events:read"}
+    with start_sandbox(customers=0, seed=6, keys=keys) as sandbox:
+        conn = connect(app, sandbox)
+        made = endpoints.register(app, conn.id, "https://hw.example.com").public()
+        connections.rotate_key(app, conn.id, "rk_test_nowebhooks")  # cannot delete it
+        note = connections.delete_connection(app, conn.id)
+        assert note is not None
+        assert made["stripe_endpoint_id"] in note
+        assert "Webhook Endpoints: Write" in note
+        assert "Stripe Dashboard" in note
+        with pytest.raises(NotFound):  # deleted all the same
+            connections.get_connection(app, conn.id)
+        assert [e["id"] for e in sandbox.webhooks()] == [made["stripe_endpoint_id"]]
+
+
+def test_an_endpoint_made_by_hand_is_named_for_removal_by_hand(app: App) -> None:
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        endpoints.set_secret(app, conn.id, "whsec_madebyhand123", "https://hw.example.com")
+        note = connections.delete_connection(app, conn.id)
+        assert note is not None
+        assert f"https://hw.example.com/api/v1/webhooks/stripe/{conn.id}" in note
+        assert "Stripe Dashboard" in note

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from tests.services.conftest import MakePipeline, connect
 
@@ -14,7 +15,7 @@ from headwater.adapters.store import webhooks as store
 from headwater.kernel.entities import RunStatus, utcnow
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
-from headwater.services.pipelines import manage
+from headwater.services.pipelines import manage, runner
 from headwater.services.webhooks.followups import (
     MOST_WAIT,
     QUIET_SECONDS,
@@ -116,3 +117,30 @@ def test_a_pipeline_disabled_or_deleted_after_the_request_never_runs(
     assert dispatch_due(app, utcnow() + timedelta(seconds=5)) == []
     assert store.pending_followups(app.engine) == []
     assert _live(app, pipe.id) is None
+
+
+def test_a_late_request_for_changes_the_last_run_already_read_runs_nothing(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """Deliveries straggle behind their changes (Stripe sends them concurrently, and
+    retries): a request made after a run that read its change must not run again."""
+    with (
+        start_sandbox(customers=3, seed=41) as sandbox,
+        httpx.Client(base_url=sandbox.url, auth=(sandbox.secret_key, "")) as stripe,
+    ):
+        conn = connect(app, sandbox)
+        pipe = make_pipeline(conn, enabled=True, incremental=True)
+        assert runner.run_pipeline(app, pipe.id).kind == "full"
+        stripe.post("/v1/customers", data={"email": "late@example.com"}).raise_for_status()
+        read = runner.run_pipeline(app, pipe.id)  # reads that change ...
+        assert (read.kind, read.counters["written"]) == ("incremental", 1)
+        asked = utcnow()  # ... before its delivery arrives
+        request_runs(app, conn.id, "evt_late", asked)
+        assert dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1)) == []
+        assert store.pending_followups(app.engine) == []
+        # A change the last run did not read still runs.
+        stripe.post("/v1/customers", data={"email": "new@example.com"}).raise_for_status()
+        asked = utcnow()
+        request_runs(app, conn.id, "evt_new", asked)
+        [run] = dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1))
+        assert run.pipeline_id == pipe.id

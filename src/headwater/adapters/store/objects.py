@@ -7,11 +7,12 @@ from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection as Db
 from sqlalchemy import Engine, Table, and_, delete, insert, or_, select, update
 
 from headwater.adapters.store import tables
 from headwater.kernel.entities import Connection, Pipeline, Workspace
-from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.kernel.errors import Conflict, InvalidInput, NotFound
 from headwater.kernel.state import PipelineState
 
 E = TypeVar("E", Workspace, Connection, Pipeline)
@@ -110,12 +111,28 @@ def save(engine: Engine, entity: E, only: Sequence[str] | None = None) -> E:
 
 
 def remove(engine: Engine, cls: type[E], entity_id: str) -> None:
+    """Delete the entity; a pipeline with its runs, refused (`Conflict`, nothing
+    deleted) while one of them is running."""
     table = _TABLES[cls]
     with engine.begin() as conn:
         if cls is Pipeline:
-            run_ids = select(tables.runs.c.id).where(tables.runs.c.pipeline_id == entity_id)
-            conn.execute(delete(tables.run_errors).where(tables.run_errors.c.run_id.in_(run_ids)))
-            conn.execute(delete(tables.runs).where(tables.runs.c.pipeline_id == entity_id))
+            _remove_runs(conn, entity_id)
         result = conn.execute(delete(table).where(table.c.id == entity_id))
     if result.rowcount == 0:
         raise NotFound(f"no {_NOUNS[cls]} with id {entity_id!r}")
+
+
+def _remove_runs(conn: Db, pipeline_id: str) -> None:
+    runs = tables.runs.c
+    ended = (runs.pipeline_id == pipeline_id) & (runs.status != "running")
+    conn.execute(
+        delete(tables.run_errors).where(
+            tables.run_errors.c.run_id.in_(select(runs.id).where(ended))
+        )
+    )
+    conn.execute(delete(tables.runs).where(ended))
+    # A run claimed meanwhile (its claim locked the row: the delete waited, then left
+    # it) keeps the pipeline: deleting it would orphan what that run writes.
+    running = conn.execute(select(runs.id).where(runs.pipeline_id == pipeline_id)).scalar()
+    if running is not None:
+        raise Conflict(f"pipeline {pipeline_id} has a running run ({running}); try again later")

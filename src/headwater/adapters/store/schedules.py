@@ -1,5 +1,6 @@
 """Schedule rows: finding due pipelines, advancing `next_run_at` by compare-and-swap,
-and dropping the queued runs of a pipeline that was disabled.
+dropping the queued runs of a pipeline that was disabled, and retiring a pipeline that
+is being deleted.
 
 The compare-and-swap is what lets any number of schedulers tick without a leader: each
 advances a due pipeline's `next_run_at` only where it still holds the value it read, so
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, select, update
 
 from headwater.adapters.store.tables import pipelines, runs
 from headwater.kernel.entities import RunStatus
+from headwater.kernel.errors import Conflict
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,40 @@ def drop_queued_runs(engine: Engine, pipeline_id: str, now: datetime, reason: st
             .values(status=RunStatus.CANCELLED.value, finished_at=now, message=reason)
         )
     return int(done.rowcount)
+
+
+def retire(engine: Engine, pipeline_id: str, now: datetime, reason: str) -> list[str]:
+    """Stop a pipeline before it is deleted, in one transaction: its queued runs end
+    `cancelled` with `reason` and it is disabled with no next slot, so no worker claims
+    a run of it and no schedule or webhook enqueues one.  `Conflict` (nothing changed)
+    when a run of it is running.  Returns the ids of the runs cancelled.
+
+    The cancel comes first: on PostgreSQL it waits for a claim that locked the row and
+    then skips the run it made `running`, which the look that follows sees; on SQLite
+    the update takes the write lock that claims also take."""
+    with engine.begin() as conn:
+        cancelled = [
+            str(row.id)
+            for row in conn.execute(
+                update(runs)
+                .where(runs.c.pipeline_id == pipeline_id, runs.c.status == RunStatus.QUEUED.value)
+                .values(status=RunStatus.CANCELLED.value, finished_at=now, message=reason)
+                .returning(runs.c.id)
+            )
+        ]
+        running = conn.execute(
+            select(runs.c.id).where(
+                runs.c.pipeline_id == pipeline_id, runs.c.status == RunStatus.RUNNING.value
+            )
+        ).scalar()
+        if running is not None:
+            raise Conflict(
+                f"pipeline {pipeline_id} has a running run ({running}); cancel it or wait "
+                "for it to end, then delete the pipeline"
+            )  # leaving the block rolls the cancels back
+        conn.execute(
+            update(pipelines)
+            .where(pipelines.c.id == pipeline_id)
+            .values(enabled=False, next_run_at=None)
+        )
+    return cancelled

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from headwater.adapters.warehouse import ownership, profile_store, rejects, sql
+from headwater.adapters.warehouse import duckdb_memory, ownership, profile_store, rejects, sql
 from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
@@ -386,6 +386,9 @@ class DuckDBWarehouse(ProfileMethods):
     def _with_profile_args(self, what: str, fn: Callable[[profile_store.Args], R]) -> R:
         with self._transaction(what) as conn:
             return fn((_statements(conn), self.schema, _SPELLING, self._model_columns(conn)))
+
+    def _rebuild_memory(self) -> AbstractContextManager[None]:
+        return self._memory.at_least(self._lock, self._conn, duckdb_memory.rebuild_mb(self.count()))
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:

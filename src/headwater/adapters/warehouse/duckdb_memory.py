@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import duckdb
 
@@ -19,6 +20,20 @@ from headwater.adapters.warehouse.contract import WarehouseError
 
 #: The memory headroom never grows past this.
 MAX_HEADROOM_MB = 2048
+#: The headroom of a full profile rebuild, which hashes and sorts the whole warehouse:
+#: with the writes' headroom it spills at every step (and may run out and be redone);
+#: this much, plus `REBUILD_BYTES` per identity for the work tables and the profiles'
+#: index (which must stay in memory as it grows), keeps it from running out and being
+#: redone from the start.
+REBUILD_HEADROOM_MB = 96
+REBUILD_BYTES = 160
+
+
+def rebuild_mb(identities: int) -> int:
+    """The headroom of a full rebuild of this many identities."""
+    return REBUILD_HEADROOM_MB + identities * REBUILD_BYTES // 2**20
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -88,6 +103,22 @@ class MemoryBound:
             except duckdb.OutOfMemoryException:
                 if not self.double():
                     return  # at the cap: keep the limit in force
+
+    @contextmanager
+    def at_least(
+        self, lock: AbstractContextManager[Any], conn: duckdb.DuckDBPyConnection, mb: int
+    ) -> Iterator[None]:
+        """A headroom of at least `mb` for what runs inside (then the one before)."""
+        with lock:
+            before = self.headroom
+            if before is not None and before < mb:
+                self.headroom = mb
+                self.tune(conn)
+            try:
+                yield
+            finally:
+                self.headroom = before
+                self.tune(conn)
 
     def double(self) -> bool:
         """Double the headroom; False when it is unbounded or already at the cap."""

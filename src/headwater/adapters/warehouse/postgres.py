@@ -63,15 +63,17 @@ def _statements(cur: psycopg.Cursor[Any]) -> ownership.Execute:
     return execute
 
 
-_SPELLING = profile_store.Spelling(
-    _named,
-    "text",
-    "bigint",
-    "text",
-    {T.JSON: "jsonb"},
-    DIALECT.types,
-    array_from_json="CASE WHEN {0} IS NULL THEN NULL "
-    "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
+_SPELLING = profile_store.on_postgres(
+    profile_store.Spelling(
+        _named,
+        "text",
+        "bigint",
+        "text",
+        {T.JSON: "jsonb"},
+        DIALECT.types,
+        array_from_json="CASE WHEN {0} IS NULL THEN NULL "
+        "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
+    )
 )
 
 

@@ -7,10 +7,12 @@ columns), translating the engine's errors as its other operations do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
-from headwater.adapters.warehouse import profile_store
+from headwater.adapters.warehouse import identity_keys, identity_rebuild, pending, profile_store
+from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
 from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
     Args,
@@ -38,7 +40,7 @@ class ProfileMethods:
         self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
     ) -> list[IdentityRecord]:
         return self._with_profile_args(
-            "identity read", lambda a: profile_store.identities_sharing(*a, keys, sources)
+            "identity read", lambda a: identity_keys.loosely_sharing(*a, keys, sources)
         )
 
     def identities_in_profiles(self, profile_ids: Collection[str]) -> list[IdentityRecord]:
@@ -62,5 +64,38 @@ class ProfileMethods:
             "identity read", lambda a: profile_store.read_pending(a[0], a[1], a[2])
         )
 
+    def pending_summary(self) -> tuple[frozenset[str], int]:
+        return self._with_profile_args("identity read", lambda a: pending.summary(a[0], a[1]))
+
     def apply_profiles(self, write: ProfileWrite) -> None:
-        self._with_profile_args("profile write", lambda a: profile_store.apply(*a, write))
+        def apply(a: Args) -> None:
+            profile_store.apply(*a, write)
+            if write.keys is not None:
+                identity_keys.write_rows(a[0], a[1], a[2], write.keys)
+
+        self._with_profile_args("profile write", apply)
+
+    def identity_keys_fingerprint(self) -> str | None:
+        return self._with_profile_args(
+            "identity read", lambda a: identity_keys.fingerprint(a[0], a[1])
+        )
+
+    def identities_sharing_keys(
+        self,
+        keys: Sequence[Collection[Any]],
+        integer: Sequence[bool],
+        sources: Collection[tuple[str, str]],
+    ) -> list[IdentityRecord]:
+        return self._with_profile_args(
+            "identity read", lambda a: identity_keys.sharing(*a, keys, integer, sources)
+        )
+
+    def _rebuild_memory(self) -> AbstractContextManager[None]:
+        """Held around a full rebuild (an engine may give it more memory)."""
+        return nullcontext()
+
+    def rebuild_profiles(self, job: Job) -> Outcome:
+        with self._rebuild_memory():
+            return self._with_profile_args(
+                "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
+            )

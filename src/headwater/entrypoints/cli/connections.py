@@ -120,10 +120,12 @@ def show(connection_id: str, as_json: bool) -> None:
 @click.argument("connection_id")
 @handle_errors
 def delete(connection_id: str) -> None:
-    """Delete a connection that no pipeline uses."""
+    """Delete a connection that no pipeline uses, and its webhook endpoint at Stripe."""
     with opened_app() as app:
-        connection_service.delete_connection(app, connection_id)
+        left = connection_service.delete_connection(app, connection_id)
     say(f"Deleted connection {connection_id}")
+    if left is not None:
+        warn(left)
 
 
 @connections.command("webhook")

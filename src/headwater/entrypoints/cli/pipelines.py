@@ -267,7 +267,9 @@ def disable(pipeline_id: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @handle_errors
 def delete(pipeline_id: str, yes: bool) -> None:
-    """Delete a pipeline, its runs and the customers it imported."""
+    """Delete a pipeline, its runs and the customers it imported.
+
+    A queued run of it is cancelled first; while one is running it is refused."""
     if not yes:
         click.confirm(f"Delete {pipeline_id} and the customers it imported?", abort=True)
     with opened_app() as app:

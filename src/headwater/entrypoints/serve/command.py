@@ -22,7 +22,7 @@ _WORKERS = click.option(
     default=2,
     show_default=True,
     type=click.IntRange(0, 64),
-    help="Runs executed at once by this process (0: run none).",
+    help="Runs executed at once by this process (0: run none; schedules still tick).",
 )
 
 
@@ -59,9 +59,10 @@ def _on_stop_signals(handler: Callable[[], None]) -> None:
 def serve(host: str, port: int, forwarded_allow_ips: str | None, workers: int) -> None:
     """Serve Headwater over HTTP, tick the schedules and execute queued runs.
 
-    With --workers 0 it only serves HTTP: no run is executed and no schedule ticks here
-    (`headwater worker` processes do both).  SIGTERM or Ctrl-C stops it cleanly: running
-    runs stop at a batch boundary and go back to the queue."""
+    With --workers 0 it executes no run (`headwater worker` processes do) but still
+    ticks the schedules: the scheduler needs no leader, so every process may tick.
+    SIGTERM or Ctrl-C stops it cleanly: running runs stop at a batch boundary and go
+    back to the queue."""
     log_json_lines()
     with opened_app() as app:
         metrics = Metrics(app)
@@ -76,23 +77,21 @@ def serve(host: str, port: int, forwarded_allow_ips: str | None, workers: int) -
             forwarded_allow_ips=forwarded_allow_ips,
         )
         server = _Server(config)
-        pool = Workers(app, workers, metrics=metrics) if workers else None
+        # With no run slot, only its housekeeping runs: heartbeat, reaping, schedule ticks.
+        pool = Workers(app, workers, metrics=metrics)
 
         def stop() -> None:
             if server.should_exit:
                 server.force_exit = True  # a second Ctrl-C: stop waiting for connections
             server.should_exit = True
-            if pool is not None:
-                pool.request_stop()
+            pool.request_stop()
 
         _on_stop_signals(stop)
-        if pool is not None:
-            pool.start()
+        pool.start()
         try:
             server.run()
         finally:
-            if pool is not None:
-                pool.stop()
+            pool.stop()
 
 
 @click.command("worker")

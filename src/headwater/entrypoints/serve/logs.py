@@ -1,5 +1,7 @@
 """Structured logs for the service: one JSON object per line on standard error, with
-the run id and pipeline id on every line logged while a run executes."""
+the run id and pipeline id on every line logged while a run executes (the lines of a
+run's Stripe reading process too: it hands its records to the run's process, see
+`adapters.connectors.stripe.offload`)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,12 @@ class JsonLines(logging.Formatter):
             "run_id": getattr(record, "run_id", None),
             "pipeline_id": getattr(record, "pipeline_id", None),
             "thread": record.threadName,
+            "pid": record.process,  # a child's (the Stripe reading process) for its lines
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted already (a child process's record)
+            line["exception"] = record.exc_text
         return json.dumps(line, ensure_ascii=False)
 
 
@@ -37,3 +42,11 @@ def log_json_lines(level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    quiet_http_clients()
+
+
+def quiet_http_clients() -> None:
+    """httpx logs every request at INFO: a line per Stripe page is noise, not news
+    (retries and failures are logged by the Stripe client itself)."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

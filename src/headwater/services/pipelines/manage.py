@@ -12,9 +12,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from headwater.adapters.store import objects, runs, schedules
+from headwater.adapters.store import objects, schedules
 from headwater.kernel.entities import SCHEDULES, Pipeline, new_id, utcnow
-from headwater.kernel.errors import Conflict, InvalidInput
+from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import CustomerModel
 from headwater.kernel.schedules import next_slot
 from headwater.kernel.state import PipelineState
@@ -215,11 +215,15 @@ def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
 
 
 def delete(app: App, pipeline_id: str) -> int:
-    """Delete the pipeline, its runs and its identities; returns identities removed."""
+    """Delete the pipeline, its runs and its identities; returns identities removed.
+
+    Its queued runs end `cancelled` first, and it is disabled, in one transaction that
+    a running run refuses (`Conflict`, nothing changed); so no worker starts a run of a
+    pipeline being deleted.  If a later step fails (the warehouse is unreachable), the
+    pipeline stays, disabled: deleting it again finishes the job."""
     pipeline = get(app, pipeline_id)
-    live = runs.live_run(app.engine, pipeline.id)
-    if live is not None:
-        raise Conflict(f"pipeline {pipeline.id} has a live run ({live.id}); wait for it to end")
+    reason = f"cancelled: pipeline {pipeline.id} was deleted before the run started"
+    schedules.retire(app.engine, pipeline.id, utcnow(), reason)
     warehouse = app.warehouse()
     try:
         removed = warehouse.delete_pipeline(pipeline.id)

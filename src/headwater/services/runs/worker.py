@@ -11,7 +11,9 @@ Concurrency boundary.  One `Workers` object lives in each `headwater serve` or
   keep the DuckDB file inside one process, as DuckDB's one-writing-process rule needs.
   More CPU comes from more `headwater worker` processes, which the queue supports.
 - one housekeeping thread ("headwater-housekeeping") that beats the registry, reaps
-  lapsed leases and ticks the scheduler for every workspace.
+  lapsed leases and ticks the scheduler for every workspace.  It runs with no run slot
+  too (`serve --workers 0`): the scheduler is leaderless, so any process may tick, and a
+  deployment of HTTP-only `serve` processes and `headwater worker`s keeps its schedules.
 The threads share only `_stops` (the `RunStop` of each run in progress, under `_lock`)
 and the `_stopping` event.  `request_stop` (from a signal handler's thread or the main
 thread) asks every run in progress to stop at its next batch boundary and go back to the
@@ -30,6 +32,7 @@ from headwater.adapters.store import objects, queue, runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.clock import Clock, SystemClock
 from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
+from headwater.kernel.errors import NotFound
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.lease import RunStop, new_owner
@@ -125,26 +128,50 @@ class Workers:
             self._stops[run.id] = stop
             if self._stopping.is_set():  # stopping began between the claim and now
                 stop.request(RunStatus.QUEUED, "re-queued: the service stopped")
-        started = time.monotonic()
         try:
             with logcontext.bound(run.id, run.pipeline_id):
-                log.info("run %s of %s claimed", run.id, run.pipeline_id)
-                workspace_id = objects.get(self.app.engine, Pipeline, run.pipeline_id).workspace_id
-                ended = runner.execute_claimed(
-                    self.app.in_workspace(workspace_id), run, owner, stop=stop
-                )
-                seconds = time.monotonic() - started
-                log.info("run %s ended %s in %.1f s", run.id, ended.status, seconds)
-                retry = retries.retry_after(self.app.in_workspace(workspace_id), ended)
-                if retry is not None:
-                    log.info("run %s will be retried by %s", run.id, retry.id)
-            if self.metrics is not None:
-                self.metrics.run_ended(ended, seconds)
-        except Exception:  # execute_claimed records failures; this is a bug's last net
-            log.exception("run %s: the worker failed around it", run.id)
+                self._execute_bound(run, owner, stop)
         finally:
             with self._lock:
                 del self._stops[run.id]
+
+    def _execute_bound(self, run: Run, owner: str, stop: RunStop) -> None:
+        log.info("run %s of %s claimed", run.id, run.pipeline_id)
+        started = time.monotonic()
+        try:
+            workspace_id = objects.get(self.app.engine, Pipeline, run.pipeline_id).workspace_id
+            app = self.app.in_workspace(workspace_id)
+            ended = runner.execute_claimed(app, run, owner, stop=stop)
+        except NotFound:
+            # Deleted between the claim and now (deleting cancels queued runs, so only
+            # a claim racing the deletion gets here): end the run now, not a lease later.
+            self._fail(run, owner, f"its pipeline {run.pipeline_id} no longer exists")
+            return
+        except Exception as exc:  # execute_claimed records failures; this is a bug's net
+            log.exception("run %s: the worker failed around it", run.id)
+            self._fail(run, owner, f"the worker failed around the run: {describe_error(exc)}")
+            return
+        seconds = time.monotonic() - started
+        log.info("run %s ended %s in %.1f s", run.id, ended.status, seconds)
+        if self.metrics is not None:
+            self.metrics.run_ended(ended, seconds)
+        try:
+            retry = retries.retry_after(app, ended)
+        except Exception as exc:  # the run ended; only its retry is lost (schedules remain)
+            log.warning("run %s: its retry was not queued (%s)", run.id, describe_error(exc))
+            return
+        if retry is not None:
+            log.info("run %s will be retried by %s", run.id, retry.id)
+
+    def _fail(self, run: Run, owner: str, reason: str) -> None:
+        """End a claimed run `failed` with `reason` at once (if it still exists)."""
+        try:
+            runs.finish_run(
+                self.app.engine, run.id, owner, status=RunStatus.FAILED.value, message=reason
+            )
+        except Exception as exc:  # the store is away: the lease lapses and it is reaped
+            log.warning("run %s not closed (%s)", run.id, describe_error(exc))
+        log.warning("run %s failed: %s", run.id, reason)
 
     def _housekeeping(self) -> None:
         while not self._stopping.wait(HOUSEKEEPING_SECONDS):

@@ -12,6 +12,12 @@ after the first).  `dispatch_due` turns due requests into queued runs with
 - a running run that started before: keep the request; once that run ends the next
   pass enqueues one follow-up.  So a pipeline has at most one queued run after the
   running one, whatever the number of deliveries.
+- no live run, but one ended shortly before the request (within `STRAGGLE`): Stripe
+  sends deliveries concurrently and retries them, so they straggle behind the changes
+  they report, and that run may have read them already.  One look at Stripe decides:
+  when its newest customer event is the position the pipeline saved, there is nothing
+  to read and the request is dropped; otherwise (or when Stripe cannot be asked) it
+  runs.  This is what keeps a burst of changes to one run and at most one follow-up.
 
 Concurrency boundary: `Dispatcher` is one thread per serving process that calls
 `dispatch_due` every `interval` seconds (and prunes old event ids now and then); every
@@ -32,6 +38,7 @@ from headwater.kernel.clock import Clock, SystemClock
 from headwater.kernel.entities import Pipeline, Run, RunStatus
 from headwater.kernel.errors import Conflict, HeadwaterError
 from headwater.services.app import App
+from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage, runner
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,9 @@ QUIET_SECONDS = 0.3
 MOST_WAIT = 4.0
 #: Stripe retries a delivery for up to three days; an id older than that cannot return.
 EVENT_ID_RETENTION = timedelta(days=3, hours=1)
+#: A request made this soon after a run of its pipeline ended may be for changes that
+#: run read: Stripe is asked whether anything is new before another run is enqueued.
+STRAGGLE = timedelta(seconds=60)
 
 
 def wanted_pipelines(app: App, connection_id: str) -> list[Pipeline]:
@@ -90,6 +100,9 @@ def _dispatch(app: App, followup: store.FollowUp) -> Run | None:
         if _covers(live, followup):
             store.drop_followup(app.engine, followup)
         return None
+    if _read_already(app.in_workspace(followup.workspace_id), found[0], followup):
+        store.drop_followup(app.engine, followup)
+        return None
     try:
         run = runner.enqueue(app.in_workspace(followup.workspace_id), followup.pipeline_id)
     except Conflict:  # a run became live meanwhile: judge it on the next pass
@@ -106,6 +119,27 @@ def _covers(live: Run, followup: store.FollowUp) -> bool:
     if started is not None and started.tzinfo is None:
         started = started.replace(tzinfo=followup.requested_at.tzinfo)
     return started is not None and started >= followup.requested_at
+
+
+def _read_already(app: App, pipeline: Pipeline, followup: store.FollowUp) -> bool:
+    """Whether the run that ended just before the request read everything Stripe has
+    (see the module docstring); False whenever that is not known for sure."""
+    position = pipeline.state.position
+    if position is None or pipeline.needs_full:
+        return False
+    last = run_store.list_runs(app.engine, [pipeline.id], 1)
+    ended = objects.aware(last[0].finished_at) if last else None
+    if ended is None or ended < followup.first_at - STRAGGLE:
+        return False
+    connection = get_connection(app, pipeline.connection_id)
+    if not connection.events_read:
+        return False
+    try:
+        with open_source(app, connection, glance=True) as source:
+            return source.event_position() == position
+    except HeadwaterError as exc:
+        log.warning("webhook follow-up of %s runs: %s", pipeline.id, exc.message)
+        return False
 
 
 class Dispatcher:

@@ -5,6 +5,16 @@ serving process enforces it on what it receives).  A refused delivery costs Stri
 nothing but a retry later, and loses nothing: the Events API stays the truth.  Ids
 that are not connections share the bucket of their id too, so probing many ids is
 limited per id and never reveals which exist (the answer is the same 400 or 429).
+
+Why per process and not a counter in the metadata store, though with N `serve`
+processes behind a load balancer a connection may get N times the rate: the limit runs
+before the signature is checked, to shed a flood (forged or not) at the cost of a
+dictionary look-up.  A shared counter would give every unauthenticated request a write
+in the store that all processes share, turning a flood at one process into load on
+all of them.  What the limit protects is each process's own capacity, and that grows
+with the processes: the operator who runs N of them chose N times the capacity.
+Duplicates and coalescing, which must hold across processes, are in the store
+(`adapters.store.webhooks`), after the signature check.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ connection as a whole.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,10 +30,13 @@ from headwater.adapters.connectors.stripe.errors import (
 from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Outcome
 from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
 from headwater.adapters.connectors.stripe.retry import RetryPolicy
+from headwater.kernel.errors import redact
 
 Params = Mapping[str, str | int | list[str]]
 
 __all__ = ["Cancelled", "Params", "Reply", "StripeHTTP"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ class StripeHTTP:
                 response = self._send(path, params, stop)
             except httpx.TransportError as exc:
                 last, last_network = None, f"{type(exc).__name__}: {exc}"
-                self._wait(self.policy.delay(attempt, {}), stop, attempt < attempts)
+                delay = self.policy.delay(attempt, {})
+                self._retry_later(path, last_network, (attempt, attempts), delay, stop)
                 continue
             headers = response.headers
             action = self.policy.action(response.status_code, headers)
@@ -134,7 +139,8 @@ class StripeHTTP:
             last_network = None
             if action is not Action.RETRY:
                 raise _terminal(action, path, last)
-            self._wait(self.policy.delay(attempt, headers), stop, attempt < attempts)
+            delay = self.policy.delay(attempt, headers)
+            self._retry_later(path, last.describe(), (attempt, attempts), delay, stop)
         raise _exhausted(self.settings.base_url, path, attempts, last, last_network)
 
     def _send(self, path: str, params: Params, stop: threading.Event | None) -> httpx.Response:
@@ -165,6 +171,27 @@ class StripeHTTP:
             return response
         finally:
             gate.done(flight, outcome)
+
+    def _retry_later(
+        self,
+        path: str,
+        reason: str,
+        tries: tuple[int, int],
+        delay: float,
+        stop: threading.Event | None,
+    ) -> None:
+        """Wait `delay` before the next attempt (none after the last), saying why."""
+        attempt, attempts = tries
+        if attempt < attempts:
+            log.info(
+                "Stripe GET %s: %s; retry %d of %d in %.1f s",
+                path,
+                redact(reason),
+                attempt,
+                attempts - 1,
+                delay,
+            )
+        self._wait(delay, stop, attempt < attempts)
 
     def _wait(self, delay: float, stop: threading.Event | None, more: bool) -> None:
         if not more:

@@ -22,6 +22,12 @@ never a fork of a threaded process):
   complete; ``E``: the error that stopped it, as JSON (`channel.error_to_data`).
   Both last frames carry ``next_free``: the monotonic time before which the child's
   budget allowed no further request, handed back to the run's own budget.
+- **Reading process -> run, logs**: the child's log records (its HTTP retries, say),
+  one JSON object per line on its stderr, which the run reads on a thread of its own
+  ("headwater-reader-log", started in the run's context: see `_relay_logs`) and logs
+  again in the run's process, so that they carry the run's ids and reach the same
+  handlers (the service's JSON lines); any other line there (a crash's traceback) is
+  logged as a warning.
 - Frames are length-prefixed and checksummed, written and read whole whatever the
   pipe does (stop/continue, short writes): any damage is `ChannelBroken`, the end of
   the stream without ``D`` or ``E`` is `ReaderDied`.
@@ -36,17 +42,20 @@ never a fork of a threaded process):
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
+import logging
 import os
 import signal
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Generator
 from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -104,6 +113,14 @@ class ReadingProcess:
         hand_back: Callable[[float], None] | None = None,
     ) -> None:
         self._child, self._frames = _start_child()
+        assert self._child.stderr is not None
+        self._relay = threading.Thread(
+            target=contextvars.copy_context().run,  # the run's context: its ids on each line
+            args=(_relay_logs, self._child.stderr, self._child.pid),
+            name="headwater-reader-log",
+            daemon=True,
+        )
+        self._relay.start()
         self._open = True
         self._pages = self._read(settings, root, count_calls, not_before, hand_back)
 
@@ -131,6 +148,7 @@ class ReadingProcess:
             if self._child.poll() is None:
                 self._child.kill()
             self._child.wait()
+            self._relay.join(timeout=5)  # stderr ends with the child
         finally:
             os.close(self._frames)
             if self._child.stdin is not None:  # still open if reading never began
@@ -188,6 +206,7 @@ def _start_child() -> tuple[subprocess.Popen[bytes], int]:
         child = subprocess.Popen(
             [sys.executable, "-m", CHILD_MODULE, str(frames_end)],
             stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
             pass_fds=(frames_end,),
         )
@@ -217,6 +236,67 @@ def _next_frame(fd: int, child: subprocess.Popen[bytes]) -> Frame:
     return frame
 
 
+#: The logger of what the reading process printed that was not a log record.
+_CHILD_OUTPUT = "headwater.adapters.connectors.stripe.reading_process"
+
+
+def _relay_logs(stream: IO[bytes], pid: int) -> None:
+    """Log again, in this process, each line the reading process wrote on its stderr
+    (`_JsonLines` records, or anything else it printed) until the stream ends."""
+    with stream:
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if not line.strip():
+                continue
+            try:
+                data = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                data = None
+            if not isinstance(data, dict) or "logger" not in data:
+                data = {"logger": _CHILD_OUTPUT, "level": logging.WARNING, "message": line}
+            _log_again(data, pid)
+
+
+def _log_again(data: dict[str, Any], pid: int) -> None:
+    logger = logging.getLogger(str(data["logger"]))
+    level = int(data.get("level") or logging.WARNING)
+    if not logger.isEnabledFor(level):
+        return
+    record = logger.makeRecord(
+        logger.name, level, "(reading process)", 0, str(data.get("message", "")), (), None
+    )
+    record.process = pid  # where it happened, for the log line
+    if data.get("time"):
+        record.created = float(data["time"])
+    if data.get("exception"):
+        record.exc_text = str(data["exception"])
+    logger.handle(record)
+
+
+class _JsonLines(logging.Formatter):
+    """The reading process's log records, one JSON object per line (`_relay_logs`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": record.created,
+            "level": record.levelno,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "exception": self.formatException(record.exc_info) if record.exc_info else None,
+        }
+        return orjson.dumps(line).decode()
+
+
+def _log_to_parent() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name in ("httpx", "httpcore"):  # a line per request: noise (retries are logged)
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _pythonpath() -> list[str]:
     value = os.environ.get("PYTHONPATH")
     return value.split(os.pathsep) if value else []
@@ -227,6 +307,7 @@ def serve() -> None:
     # Ctrl-C reaches the whole process group: the run decides what it means and ends
     # this process itself, so the reader never reports it as a failure of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _log_to_parent()
     out = int(sys.argv[1])
     request = _request(sys.stdin.fileno())
     _die_with(int(request["parent"]))

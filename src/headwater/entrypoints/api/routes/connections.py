@@ -87,6 +87,7 @@ def rotate_key(
 
 @router.delete("/{connection_id}", summary="Delete a connection")
 def delete_connection(connection_id: ConnectionId, app: WorkspaceApp) -> Deleted:
-    """Delete a connection that no pipeline uses (409 while one does)."""
-    connections.delete_connection(app, connection_id)
-    return Deleted(id=connection_id, deleted=True)
+    """Delete a connection that no pipeline uses (409 while one does), and its webhook
+    endpoint at Stripe (best effort: `warning` says what to remove by hand)."""
+    warning = connections.delete_connection(app, connection_id)
+    return Deleted(id=connection_id, deleted=True, warning=warning)

@@ -136,8 +136,8 @@ def set_schedule(pipeline_id: PipelineId, body: ScheduleSet, app: WorkspaceApp) 
 
 @router.delete("/{pipeline_id}", summary="Delete a pipeline")
 def delete_pipeline(pipeline_id: PipelineId, app: WorkspaceApp) -> PipelineDeleted:
-    """Delete the pipeline, its runs and the customers it imported (409 while a run
-    of it is live)."""
+    """Delete the pipeline, its runs and the customers it imported; a queued run is
+    cancelled first (409 while a run of it is running)."""
     removed = manage.delete(app, pipeline_id)
     return PipelineDeleted(id=pipeline_id, deleted=True, identities_removed=removed)
 

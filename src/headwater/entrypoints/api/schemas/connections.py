@@ -89,3 +89,8 @@ class ConnectionList(BaseModel):
 class Deleted(BaseModel):
     id: str = Field(description="The id of what was deleted.")
     deleted: Literal[True] = Field(description="Always true: it is gone.")
+    warning: str | None = Field(
+        default=None,
+        description="What is left to remove by hand: the connection's webhook endpoint at "
+        "Stripe, when Stripe did not delete it (or it was made by hand).",
+    )
