@@ -22,6 +22,7 @@ _TABLES: dict[type[Any], Table] = {
     Pipeline: tables.pipelines,
 }
 _NOUNS = {Workspace: "workspace", Connection: "connection", Pipeline: "pipeline"}
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in _TABLES}
 
 
 def _entity(cls: type[E], row: Any) -> E:
@@ -32,7 +33,7 @@ def _entity(cls: type[E], row: Any) -> E:
     }
     if cls is Pipeline:  # stored as JSON (`asdict` turned it into a dict on the way in)
         data["state"] = PipelineState.from_dict(data["state"])
-    return cls(**{f.name: data[f.name] for f in fields(cls)})
+    return cls(**{name: data[name] for name in _FIELDS[cls]})
 
 
 def aware(ts: datetime | None) -> datetime | None:
@@ -94,6 +95,15 @@ def find_page(
         query = query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
         rows = conn.execute(query).all()
     return [_entity(cls, row) for row in rows[:limit]], len(rows) > limit
+
+
+def events_read(engine: Engine, workspace_id: str) -> dict[str, bool]:
+    """Whether each connection of the workspace may read Stripe's events, by id (what a
+    pipeline's document needs of its connection: one narrow query for a whole page)."""
+    table = tables.connections
+    query = select(table.c.id, table.c.events_read).where(table.c.workspace_id == workspace_id)
+    with engine.connect() as conn:
+        return {row.id: row.events_read for row in conn.execute(query)}
 
 
 def save(engine: Engine, entity: E, only: Sequence[str] | None = None) -> E:

@@ -20,9 +20,10 @@ from headwater.adapters.store.tables import pipelines, run_errors, runs
 from headwater.kernel.entities import Run
 
 #: The newest run of each pipeline in ``:ids``, built once (building the expression
-#: costs more than running it): one probe of ``ix_runs_pipeline`` per pipeline.
+#: costs more than running it): one probe of ``ix_runs_pipeline`` per pipeline.  Only
+#: the columns a pipeline's document shows (its counters and summary are JSON to decode).
 _newest = runs.alias("newest")
-_LATEST = select(runs).where(
+_LATEST = select(runs.c.pipeline_id, runs.c.id, runs.c.status, runs.c.kind).where(
     runs.c.id.in_(
         select(
             select(_newest.c.id)
@@ -36,6 +37,15 @@ _LATEST = select(runs).where(
         ).where(pipelines.c.id.in_(bindparam("ids", expanding=True)))
     )
 )
+
+
+@dataclass(frozen=True)
+class RunHead:
+    """What a pipeline's document shows of its last run."""
+
+    id: str
+    status: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ def page_runs(
     return RunPage([_run(r) for r in rows[:limit]], len(rows) > limit)
 
 
-def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, Run]:
+def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, RunHead]:
     """The newest run of each of `pipeline_ids` that has one, in one query: one probe
     of the index on ``(pipeline_id, created_at)`` per pipeline, however many runs each
     has."""
@@ -82,7 +92,7 @@ def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, Run]:
         return {}
     with engine.connect() as conn:
         rows = conn.execute(_LATEST, {"ids": list(pipeline_ids)})
-        return {row.pipeline_id: _run(row) for row in rows}
+        return {row.pipeline_id: RunHead(row.id, row.status, row.kind) for row in rows}
 
 
 @dataclass(frozen=True)

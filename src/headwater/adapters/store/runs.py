@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store.database import SQLITE_BUSY_TIMEOUT_MS
-from headwater.adapters.store.tables import LIVE_STATUSES, run_errors, runs
+from headwater.adapters.store.tables import LIVE_STATUSES, pipelines, run_errors, runs
 from headwater.kernel.entities import Run, RunStatus, new_id, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.records import RecordError
@@ -31,9 +31,12 @@ MAX_STORED_ERRORS = 1000
 PROGRESS_LOCK_WAIT = timedelta(seconds=2)
 
 
+_RUN_FIELDS = tuple(f.name for f in fields(Run) if f.name != "errors")
+
+
 def _run(row: Any) -> Run:
-    data = dict(row._mapping)
-    run = Run(**{f.name: data[f.name] for f in fields(Run) if f.name != "errors"})
+    data = row._mapping
+    run = Run(**{name: data[name] for name in _RUN_FIELDS})
     run.created_at = _aware(run.created_at) or run.created_at
     run.lease_expires_at = _aware(run.lease_expires_at)
     run.not_before = _aware(run.not_before)
@@ -330,18 +333,32 @@ def _add_errors(conn: Any, run_id: str, errors: Sequence[RecordError]) -> None:
     )
 
 
-def get_run(engine: Engine, run_id: str, error_limit: int = 20) -> Run:
+def get_run(
+    engine: Engine, run_id: str, error_limit: int = 20, workspace_id: str | None = None
+) -> Run:
+    """The run with its first `error_limit` errors; with `workspace_id`, only a run of
+    that workspace's pipelines (another's is `NotFound`, as a missing one), checked in
+    the same query."""
+    query = select(runs).where(runs.c.id == run_id)
+    if workspace_id is not None:
+        query = query.join(pipelines, pipelines.c.id == runs.c.pipeline_id).where(
+            pipelines.c.workspace_id == workspace_id
+        )
     with engine.connect() as conn:
-        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        row = conn.execute(query).first()
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
         run = _run(row)
-        errs = conn.execute(
-            select(run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
-            .where(run_errors.c.run_id == run_id)
-            .order_by(run_errors.c.id)
-            .limit(error_limit)
-        ).all()
+        errs = (
+            conn.execute(
+                select(run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
+                .where(run_errors.c.run_id == run_id)
+                .order_by(run_errors.c.id)
+                .limit(error_limit)
+            ).all()
+            if error_limit
+            else []
+        )
     run.errors = [dict(e._mapping) for e in errs]
     return run
 
