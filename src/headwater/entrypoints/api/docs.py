@@ -11,6 +11,7 @@ client gets the API's 401.
 
 from __future__ import annotations
 
+from inspect import isawaitable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -51,13 +52,13 @@ def create_docs(app: App, openapi_url: str) -> FastAPI:
     errors.install(docs)
     api_error = docs.exception_handlers[HeadwaterError]
 
-    def unauthenticated(request: Request, exc: Exception) -> Response:
+    async def unauthenticated(request: Request, exc: Exception) -> Response:
         """A browser opening the page is sent to sign in and back; others get a 401."""
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             back = quote(f"{PATH}/", safe="/")
             return RedirectResponse(f"{SIGN_IN}?next={back}", status_code=303)
-        answer: Response = api_error(request, exc)
-        return answer
+        answer = api_error(request, exc)
+        return await answer if isawaitable(answer) else answer
 
     docs.add_exception_handler(Unauthenticated, unauthenticated)
 
