@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store.database import SQLITE_BUSY_TIMEOUT_MS
@@ -333,32 +333,34 @@ def _add_errors(conn: Any, run_id: str, errors: Sequence[RecordError]) -> None:
     )
 
 
+#: A run by ``:run_id``, and a run by ``:run_id`` of a pipeline of ``:workspace_id``;
+#: its first ``:error_limit`` errors.  Built once: building costs more than answering.
+_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
+_WORKSPACE_RUN = _RUN.join(pipelines, pipelines.c.id == runs.c.pipeline_id).where(
+    pipelines.c.workspace_id == bindparam("workspace_id")
+)
+_FIRST_ERRORS = (
+    select(run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
+    .where(run_errors.c.run_id == bindparam("run_id"))
+    .order_by(run_errors.c.id)
+    .limit(bindparam("error_limit", type_=Integer))
+)
+
+
 def get_run(
     engine: Engine, run_id: str, error_limit: int = 20, workspace_id: str | None = None
 ) -> Run:
     """The run with its first `error_limit` errors; with `workspace_id`, only a run of
     that workspace's pipelines (another's is `NotFound`, as a missing one), checked in
     the same query."""
-    query = select(runs).where(runs.c.id == run_id)
-    if workspace_id is not None:
-        query = query.join(pipelines, pipelines.c.id == runs.c.pipeline_id).where(
-            pipelines.c.workspace_id == workspace_id
-        )
+    params = {"run_id": run_id, "workspace_id": workspace_id, "error_limit": error_limit}
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        query = _RUN if workspace_id is None else _WORKSPACE_RUN
+        row = conn.execute(query, params).first()
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
         run = _run(row)
-        errs = (
-            conn.execute(
-                select(run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
-                .where(run_errors.c.run_id == run_id)
-                .order_by(run_errors.c.id)
-                .limit(error_limit)
-            ).all()
-            if error_limit
-            else []
-        )
+        errs = conn.execute(_FIRST_ERRORS, params).all() if error_limit else []
     run.errors = [dict(e._mapping) for e in errs]
     return run
 
