@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from tests.entrypoints.test_cli import doc, invoke
 
-from headwater.entrypoints.cli import cli
 from headwater.entrypoints.environment import settings_from_env
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import connections
@@ -27,16 +26,6 @@ def sandbox() -> Any:
         customers=50, seed=4, keys={"rk_test_customers_only": "customers:read"}
     ) as sb:
         yield sb
-
-
-def invoke(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), input=stdin, env=env, catch_exceptions=False)
-
-
-def doc(*args: str, **kw: Any) -> Any:
-    result = invoke(*args, "--json", **kw)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def _stored_key(connection_id: str) -> str:
