@@ -54,7 +54,7 @@ _WRITE_PARAMS = ("p", "c", "r", "n")
 
 
 def spelling_of(
-    types: sql.TypeMapper, ph: ownership.Placeholder, **other: str
+    types: sql.TypeMapper, ph: ownership.Placeholder, **other: Any
 ) -> profile_store.Spelling:
     """How `profile_store`'s statements spell an engine's placeholders and types."""
     return profile_store.Spelling(
