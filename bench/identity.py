@@ -16,19 +16,23 @@ identifiers email then phone.  For each engine, in one run, it prints:
 - incremental: after `--changes` changed identities (half take another customer's
   email: merges; half a fresh one: splits), the resolution step as a share of the
   rebuild (target <= 2%);
-- peak RSS of the process (target < 500 MB).
+- peak RSS of the process while rebuilding (target < 500 MB; Linux ``clear_refs``
+  resets the peak before each step), and over the whole bench.  The identities are
+  generated as they are written, never held.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import groupby, islice
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +44,7 @@ from headwater.kernel.records import IdentityRow
 from headwater.services.identity import Context, Identity
 from headwater.services.pipelines.engine import fewer_collections
 from headwater.services.profiles import resolve_warehouse
-from identity_core import SETTINGS, T0, synthetic
+from identity_core import SETTINGS, T0, synthetic_stream
 
 BATCH = 5_000
 ORDER = ("pl_a", "pl_b")
@@ -53,39 +57,60 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def write_all(warehouse: Warehouse, identities: list[Identity], run: str) -> None:
-    by_pipeline: dict[str, list[IdentityRow]] = {}
-    for i in identities:
-        row = IdentityRow(i.key.source_id, i.source_updated_at, dict(i.values))
-        by_pipeline.setdefault(i.key.pipeline_id, []).append(row)
-    for pipeline, rows in by_pipeline.items():
-        warehouse.claim(pipeline, run)
-        for start in range(0, len(rows), BATCH):
-            part = rows[start : start + BATCH]
+def write_all(warehouse: Warehouse, identities: Iterable[Identity], run: str) -> None:
+    """Write through `Warehouse.write` in batches of one pipeline (the stream holds
+    each pipeline's identities together)."""
+    claimed: set[str] = set()
+    for pipeline, group in groupby(identities, key=lambda i: i.key.pipeline_id):
+        if pipeline not in claimed:
+            warehouse.claim(pipeline, run)
+            claimed.add(pipeline)
+        rows = (IdentityRow(i.key.source_id, i.source_updated_at, dict(i.values)) for i in group)
+        while part := list(islice(rows, BATCH)):
             warehouse.write(WriteBatch(pipeline, CONNECTIONS[pipeline], run, part))
 
 
-def changed(identities: list[Identity], count: int, seed: int) -> list[Identity]:
+def changed(n: int, count: int, seed: int) -> list[Identity]:
+    """`count` identities with a new email: half take another one's email (merges),
+    half a fresh one (splits)."""
     rand = random.Random(seed)
+    picked = set(rand.sample(range(n), count))
+    chosen = [i for k, i in enumerate(synthetic_stream(n, seed)) if k in picked]
     out = []
-    for n, i in enumerate(rand.sample(identities, count)):
-        other = rand.choice(identities).values.get("email")
-        email = other if n % 2 == 0 and other else f"fresh{n}@moved.io"
+    for k, i in enumerate(chosen):
+        other = rand.choice(chosen).values.get("email")
+        email = other if k % 2 == 0 and other else f"fresh{k}@moved.io"
         out.append(Identity(i.key, i.connection_id, T0, {**i.values, "email": email}, i.profile_id))
-    return out
+    return sorted(out, key=lambda i: i.key)
 
 
-def resolve(warehouse: Warehouse, run: str) -> float:
-    return timed(lambda: resolve_warehouse(warehouse, SETTINGS, Context(run, T0, ORDER)))
+def resolve(warehouse: Warehouse, run: str) -> tuple[float, float]:
+    """Seconds, and the peak RSS (MB) of the process while resolving."""
+    reset_peak()
+    took = timed(lambda: resolve_warehouse(warehouse, SETTINGS, Context(run, T0, ORDER)))
+    return took, peak_mb()
+
+
+def reset_peak() -> None:
+    """Reset the process's peak RSS (Linux: ``clear_refs`` 5), so `peak_mb` covers
+    only what follows."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def one_size(open_warehouse: Callable[[], Warehouse], n: int, seed: int) -> dict[str, float]:
-    identities = synthetic(n, seed)
     warehouse = open_warehouse()
     try:
         warehouse.ensure_columns(DEFAULT_MODEL.columns)
-        out = {"import": timed(lambda: write_all(warehouse, identities, "import"))}
-        out["rebuild"] = resolve(warehouse, "first")
+        out = {"import": timed(lambda: write_all(warehouse, synthetic_stream(n, seed), "import"))}
+        out["rebuild"], out["rss"] = resolve(warehouse, "first")
         return out
     finally:
         warehouse.close()
@@ -95,22 +120,26 @@ def bench_engine(name: str, open_fresh: Callable[[], Warehouse], args: Any) -> N
     n = args.identities
     with fewer_collections():
         small = one_size(open_fresh, n // 4, args.seed)
-        identities = synthetic(n, args.seed)
+        moves = changed(n, args.changes, args.seed)
         warehouse = open_fresh()
         try:
             warehouse.ensure_columns(DEFAULT_MODEL.columns)
-            imported = timed(lambda: write_all(warehouse, identities, "import"))
-            rebuilt = resolve(warehouse, "first")
-            moves = changed(identities, args.changes, args.seed)
+            reset_peak()
+            imported = timed(lambda: write_all(warehouse, synthetic_stream(n, args.seed), "import"))
+            import_rss = peak_mb()
+            rebuilt, rebuild_rss = resolve(warehouse, "first")
             write_all(warehouse, moves, "changes")
-            incremental = resolve(warehouse, "incremental")
+            incremental, _ = resolve(warehouse, "incremental")
             profiles = warehouse.count_profiles()
         finally:
             warehouse.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{name}: {n:,} identities, {profiles:,} profiles")
-    print(f"  import (yardstick)    {imported:8.2f} s")
-    print(f"  rebuild               {rebuilt:8.2f} s   ratio {rebuilt / imported:.3f}")
+    print(f"  import (yardstick)    {imported:8.2f} s   peak RSS {import_rss:.0f} MB")
+    print(
+        f"  rebuild               {rebuilt:8.2f} s   ratio {rebuilt / imported:.3f}   "
+        f"peak RSS {rebuild_rss:.0f} MB"
+    )
     print(
         f"  growth n/4 -> n       {small['rebuild']:8.2f} s -> {rebuilt:.2f} s   "
         f"ratio {rebuilt / small['rebuild']:.2f}"

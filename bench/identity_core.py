@@ -25,7 +25,7 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,8 +47,13 @@ SETTINGS = identity_settings(DEFAULT_MODEL, ["email", "phone"])
 
 
 def synthetic(n: int, seed: int) -> list[Identity]:
+    return list(synthetic_stream(n, seed))
+
+
+def synthetic_stream(n: int, seed: int) -> Iterator[Identity]:
+    """The identities of `synthetic`, one at a time (the warehouse bench never holds
+    them all: its memory is what it measures)."""
     rand = random.Random(seed)
-    out: list[Identity] = []
     half = n // 2
     for i in range(n):
         pipeline, connection = ("pl_a", "conn_a") if i < half else ("pl_b", "conn_b")
@@ -64,8 +69,7 @@ def synthetic(n: int, seed: int) -> list[Identity]:
             email, phone = None, f"+1 555 {rand.randrange(n):07d}"
         values: dict[str, Any] = {"email": email, "phone": phone, "first_name": f"n{i}"}
         at = T0 + timedelta(seconds=rand.randrange(10**6))
-        out.append(Identity(IdentityKey(pipeline, f"cus_{i:08d}"), connection, at, values))
-    return out
+        yield Identity(IdentityKey(pipeline, f"cus_{i:08d}"), connection, at, values)
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:

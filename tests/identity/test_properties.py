@@ -29,6 +29,11 @@ EMAILS = (
     "bob@shop.io",
     "bob@shop.io\t",
     "cy@shop.io",
+    # Non-ASCII: keyed by Python, not SQL (the Kelvin sign lower-cases to an ASCII k).
+    "ÉVE@shop.io",
+    " éve@shop.io",
+    "\u212aim@shop.io",
+    "KIM@shop.io",
     "",
     "n/a",
     "noreply@shop.io",

@@ -3,6 +3,7 @@ against the reference by `World.run`)."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ import pytest
 from tests.identity.world import T0, World, identity, settings_for
 
 from headwater.services.identity import ChangeKind, IdentityKey, neighbourhood, rebuild
-from headwater.services.identity.ids import _NAMESPACE, new_profile_id
+from headwater.services.identity.ids import new_profile_id
 from headwater.services.identity.links import link_rank
 from headwater.services.identity.normalise import identifier_keys
 
@@ -292,11 +293,16 @@ def test_changing_the_identifiers_then_rebuilding() -> None:
     assert len(merge.before) == 3
 
 
-def test_new_ids_are_uuid5_of_the_run_and_the_smallest_key() -> None:
+def test_new_ids_are_uuid3_layouts_of_the_run_and_the_smallest_key() -> None:
     x = identity("pl_1", "cus_1", "ann@shop.io")
-    expected = uuid.uuid5(_NAMESPACE, "run_9\x1fpl_1\x1fcus_1")
-    assert new_profile_id("run_9", x) == str(expected)
-    assert new_profile_id("run_10", x) != str(expected)
+    digest = hashlib.md5(b"headwater-profile\x1frun_9\x1fpl_1\x1fcus_1").hexdigest()
+    made = uuid.UUID(new_profile_id("run_9", x))
+    assert (made.version, made.variant) == (3, uuid.RFC_4122)
+    assert made.hex[:12] == digest[:12]
+    assert made.hex[13:16] == digest[13:16]
+    assert made.hex[17:] == digest[17:]
+    assert str(made) == new_profile_id("run_9", x)
+    assert new_profile_id("run_10", x) != str(made)
 
 
 def test_a_phone_shared_by_many_emails_links_only_the_phone_only_identities() -> None:

@@ -102,8 +102,8 @@ def _rebuild_changes_nothing(app: App, considered: int) -> None:
     """Incremental resolution after each run and a full rebuild agree."""
     again = profiles.rebuild_profiles(app)
     assert again.considered == considered
-    assert (again.upserts, again.removed, again.changes) == ((), (), ())
-    assert not again.memberships
+    assert (again.written, again.removed, again.moved) == (0, 0, 0)
+    assert (again.merges, again.splits) == ([], [])
 
 
 def test_conflicting_emails_stay_apart_and_settings_are_stored(

@@ -87,4 +87,4 @@ def test_a_run_killed_before_resolution_leaves_pending_for_the_next(
     finally:
         wh.close()
     again = profiles.rebuild_profiles(app)
-    assert (again.upserts, again.removed, again.changes) == ((), (), ())
+    assert (again.written, again.removed, again.merges, again.splits) == (0, 0, [], [])

@@ -60,15 +60,18 @@ def fresh(warehouse: Warehouse, engine: Engine) -> None:
 @given(
     identifiers=st.sampled_from(IDENTIFIER_SETS),
     sequence=st.lists(steps, min_size=1, max_size=8),
+    set_based=st.booleans(),
 )
 def test_random_change_sequences_on_the_warehouse(
     wh: Warehouse,
     engine: Engine,
     identifiers: tuple[str, ...],
     sequence: list[Create | Update | Delete | FilterChange],
+    set_based: bool,
 ) -> None:
+    """Every step resolved incrementally, or (`set_based`) by the set-based rebuild."""
     fresh(wh, engine)
-    world = WarehouseWorld(wh, settings_for(*identifiers))
+    world = WarehouseWorld(wh, settings_for(*identifiers), rebuild=set_based)
     for step in sequence:
         play(world, step)  # type: ignore[arg-type]
 

@@ -16,21 +16,17 @@ import orjson
 from headwater.adapters.store import objects
 from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse
+from headwater.adapters.warehouse.identity_rebuild import Outcome
 from headwater.kernel.entities import Pipeline, new_id, utcnow
 from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound
 from headwater.services.app import App
 from headwater.services.identity import (
-    ChangeKind,
     Context,
-    IdentityKey,
     IdentitySettings,
-    ProfilePlan,
     identity_settings,
-    rebuild,
-    resolve_changes,
     settings_from_dict,
 )
-from headwater.services.identity.warehouse import WarehouseIdentityStore
+from headwater.services.identity.warehouse import rebuild_in_warehouse, resolve_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +42,20 @@ def current_settings(app: App) -> IdentitySettings:
 def set_settings(
     app: App, identifiers: Sequence[str], blocked: Mapping[str, Sequence[str | int]] | None
 ) -> IdentitySettings:
-    """Validate and save the workspace's identifiers and blocked values.
-
-    Profiles are not recomputed here: `rebuild_profiles` makes them follow the new rules.
+    """Validate and save the workspace's identifiers and blocked values, then rebuild
+    every profile under them (set-based, in the warehouse), so profiles never lag the
+    settings.  If the warehouse cannot be reached the settings stay saved and the next
+    resolution (after any run) rebuilds instead: its key table's fingerprint no longer
+    matches them.
     """
     settings = identity_settings(app.model(), list(identifiers), blocked)
     workspace = app.workspace()
     workspace.identity_settings = settings.as_dict()
     objects.save(app.engine, workspace, only=["identity_settings"])
+    try:
+        rebuild_profiles(app)
+    except HeadwaterError as exc:
+        log.warning("identity settings saved; the rebuild waits for the next run: %s", exc)
     return settings
 
 
@@ -77,75 +79,41 @@ def pipeline_order(app: App) -> tuple[str, ...]:
     return tuple(p.id for p in sorted(found, key=lambda p: (p.created_at, p.id)))
 
 
-def rebuild_profiles(app: App, at: datetime | None = None) -> ProfilePlan:
-    """Recompute every profile from all identities and write the difference (and
-    clear what was pending: a rebuild covers it)."""
+def rebuild_profiles(app: App, at: datetime | None = None) -> Outcome:
+    """Recompute every profile from all identities, set-based in the warehouse, and
+    clear what was pending (a rebuild covers it)."""
     settings = current_settings(app)
     context = Context(new_id("rebuild"), at or utcnow(), pipeline_order(app))
     warehouse = app.warehouse()
     try:
-        store = WarehouseIdentityStore(warehouse, settings)
         with warehouse.resolution_lock():
-            pending = store.pending()
-            plan = rebuild(store, settings, context)
-            store.apply(plan, pending.batches)
+            batches, _ = warehouse.pending_summary()
+            return rebuild_in_warehouse(warehouse, settings, context, batches)
     finally:
         warehouse.close()
-    return plan
-
-
-#: A resolution whose pending identities are more than this share of the warehouse
-#: (a first import, say) recomputes everything instead: the result is the same
-#: (`resolve_changes` and `rebuild` always agree) and one pass over all is cheaper
-#: than following links out of most of them.
-REBUILD_SHARE = 0.25
-#: Below this many pending identities the share is not even counted.
-REBUILD_MIN = 5_000
 
 
 def resolve_pending(
     app: App, warehouse: Warehouse, run_id: str | None = None, at: datetime | None = None
-) -> ProfilePlan:
-    """Resolve the identities runs wrote or deleted since the last resolution (DESIGN §10).
-
-    Runs call this after their writes committed; whatever a crashed or cancelled run
-    left pending is picked up here too.  Under the warehouse's resolution lock: read
-    the pending rows, resolve their neighbourhood, apply the plan and remove the
-    batches read, in the apply's one transaction.
-    """
+) -> Outcome:
+    """Resolve the identities runs wrote or deleted since the last resolution
+    (`resolve_warehouse`: incremental, or a set-based rebuild when most changed or the
+    identity settings did).  Runs call this after their writes committed; whatever a
+    crashed or cancelled run left pending is picked up here too."""
     settings = current_settings(app)
     context = Context(run_id or new_id("resolve"), at or utcnow(), pipeline_order(app))
     return resolve_warehouse(warehouse, settings, context)
 
 
-def resolve_warehouse(
-    warehouse: Warehouse, settings: IdentitySettings, context: Context
-) -> ProfilePlan:
-    """`resolve_pending` with the settings and context given (no metadata store)."""
-    store = WarehouseIdentityStore(warehouse, settings)
-    with warehouse.resolution_lock():
-        pending = store.pending()
-        if not pending.batches:
-            return ProfilePlan()
-        many = len(pending.keys) >= REBUILD_MIN
-        if many and len(pending.keys) > REBUILD_SHARE * warehouse.count():
-            plan = rebuild(store, settings, context)
-        else:
-            touched = [IdentityKey(p, s) for p, s in pending.keys]
-            plan = resolve_changes(store, settings, context, touched, pending.former_profiles)
-        store.apply(plan, pending.batches)
-    return plan
-
-
-def plan_summary(plan: ProfilePlan) -> dict[str, int]:
+def plan_summary(done: Outcome) -> dict[str, int]:
     """A resolution's outcome as counts (for a run's summary and the CLI)."""
     return {
-        "considered": plan.considered,
-        "written": len(plan.upserts),
-        "removed": len(plan.removed),
-        "moved": len(plan.memberships),
-        "merges": sum(1 for c in plan.changes if c.kind is ChangeKind.MERGE),
-        "splits": sum(1 for c in plan.changes if c.kind is ChangeKind.SPLIT),
+        "considered": done.considered,
+        "written": done.written,
+        "removed": done.removed,
+        "moved": done.moved,
+        "merges": len(done.merges),
+        "splits": len(done.splits),
     }
 
 

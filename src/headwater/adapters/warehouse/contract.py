@@ -74,6 +74,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
 from headwater.adapters.warehouse.ownership import OwnedState, OwnershipLost
 from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
@@ -199,6 +200,25 @@ class Warehouse(Protocol):
         """The identities written or deleted since they were last resolved."""
 
     def apply_profiles(self, write: ProfileWrite) -> None: ...
+
+    def pending_summary(self) -> tuple[frozenset[str], int]:
+        """The pending batches and the number of distinct identities they hold."""
+
+    def identity_keys_fingerprint(self) -> str | None:
+        """The settings fingerprint ``identity_keys`` was built with (None: no table)."""
+
+    def identities_sharing_keys(
+        self,
+        keys: Sequence[Collection[Any]],
+        integer: Sequence[bool],
+        sources: Collection[tuple[str, str]],
+    ) -> list[IdentityRecord]:
+        """Identities whose ``identity_keys`` key of identifier j is in ``keys[j]``, or
+        whose (connection id, source id) is in `sources` (`identity_keys.sharing`)."""
+
+    def rebuild_profiles(self, job: Job) -> Outcome:
+        """Recompute every profile set-based in one transaction (`identity_rebuild`);
+        the caller holds `resolution_lock`."""
 
     def resolution_lock(self) -> AbstractContextManager[None]:
         """Held from a resolution's first read to its `apply_profiles`: one resolution

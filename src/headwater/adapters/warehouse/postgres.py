@@ -51,6 +51,14 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
         _named,
         array_from_json="CASE WHEN {0} IS NULL THEN NULL "
         "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
+        # Identity resolution (identity_keys, identity_rebuild): byte order, ASCII test,
+        # work tables dropped at commit, indexed keys, memory for the rebuild's hashes.
+        to_json="CAST(to_jsonb({0}) AS text)",
+        collate=' COLLATE "C"',
+        ascii="octet_length({0}) = char_length({0})",
+        temp="CREATE TEMP TABLE {0} ON COMMIT DROP AS",
+        key_indexes=True,
+        rebuild_setup=("SET LOCAL work_mem = '64MB'",),
     )
     nul_forbidden = True
     stage = STAGE

@@ -8,10 +8,11 @@ operations do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from headwater.adapters.warehouse import profile_store
+from headwater.adapters.warehouse import identity_keys, identity_rebuild, pending, profile_store
+from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
 from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
     Args,
@@ -63,5 +64,33 @@ class ProfileMethods:
             "identity read", lambda a: profile_store.read_pending(a[0], a[1], a[2])
         )
 
+    def pending_summary(self) -> tuple[frozenset[str], int]:
+        return self._with_profile_args("identity read", lambda a: pending.summary(a[0], a[1]))
+
     def apply_profiles(self, write: ProfileWrite) -> None:
-        self._with_profile_args("profile write", lambda a: profile_store.apply(*a, write))
+        def apply(a: Args) -> None:
+            profile_store.apply(*a, write)
+            if write.keys is not None:
+                identity_keys.write_rows(a[0], a[1], a[2], write.keys)
+
+        self._with_profile_args("profile write", apply)
+
+    def identity_keys_fingerprint(self) -> str | None:
+        return self._with_profile_args(
+            "identity read", lambda a: identity_keys.fingerprint(a[0], a[1])
+        )
+
+    def identities_sharing_keys(
+        self,
+        keys: Sequence[Collection[Any]],
+        integer: Sequence[bool],
+        sources: Collection[tuple[str, str]],
+    ) -> list[IdentityRecord]:
+        return self._with_profile_args(
+            "identity read", lambda a: identity_keys.sharing(*a, keys, integer, sources)
+        )
+
+    def rebuild_profiles(self, job: Job) -> Outcome:
+        return self._with_profile_args(
+            "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
+        )

@@ -68,6 +68,17 @@ class ChangeRecord:
 
 
 @dataclass(frozen=True)
+class KeyRows:
+    """The ``identity_keys`` rows a resolution after a run rewrites: `removed` are the
+    identities it started from (written or deleted since), `rows` the keys of those
+    that exist, `integer` which identifiers are integers."""
+
+    removed: Collection[tuple[str, str]]
+    rows: Sequence[tuple[str, str, tuple[str | int | None, ...]]]
+    integer: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
 class ProfileWrite:
     """What one resolution writes, in one transaction."""
 
@@ -78,6 +89,8 @@ class ProfileWrite:
     changes: Sequence[ChangeRecord] = ()
     #: ``pending_identities`` batches this resolution read, removed with the write.
     resolved: Collection[str] = ()
+    #: Key rows to rewrite (None: the warehouse keeps no key table yet).
+    keys: KeyRows | None = None
 
 
 @dataclass(frozen=True)
@@ -95,13 +108,25 @@ class Spelling:
     timestamptz: str = "timestamptz"
     #: Turns a JSON text expression (``{}``) into a text array.
     array_from_json: str = "CAST(CAST({} AS JSON) AS VARCHAR[])"
+    #: JSON text of the array expression ``{0}``.
+    to_json: str = "CAST(to_json({0}) AS VARCHAR)"
+    #: Appended to a text expression to compare and lower-case it by code point.
+    collate: str = ""
+    #: A condition true when the text ``{0}`` is ASCII only.
+    ascii: str = "strlen({0}) = length({0})"
+    #: Starts a statement creating the work table ``{0}`` of one transaction.
+    temp: str = "CREATE OR REPLACE TEMP TABLE {0} AS"
+    #: Whether the key table gets indexes (point lookups; DuckDB joins by hashing).
+    key_indexes: bool = False
+    #: Statements run first in a full rebuild's transaction (engine tuning).
+    rebuild_setup: tuple[str, ...] = ()
 
 
 #: What every function here takes first: (execute, schema, spelling, model columns).
 Args = tuple[Execute, str, Spelling, Mapping[str, PropertyType]]
 
 
-def _identity_select(schema: str, sp: Spelling, names: Sequence[str]) -> str:
+def identity_select(schema: str, sp: Spelling, names: Sequence[str]) -> str:
     cols = "".join(", i." + sql.quote(n) for n in names)
     return (
         f"SELECT i._pipeline_id, i._source_id, i._connection_id, i._source_updated_at, "
@@ -109,7 +134,7 @@ def _identity_select(schema: str, sp: Spelling, names: Sequence[str]) -> str:
     )
 
 
-def _records(
+def records(
     rows: list[tuple[Any, ...]], columns: Mapping[str, PropertyType]
 ) -> list[IdentityRecord]:
     names = list(columns)
@@ -123,7 +148,7 @@ def _records(
     return out
 
 
-def _array(sp: Spelling, name: str, kind: str) -> str:
+def unnest(sp: Spelling, name: str, kind: str) -> str:
     return f"unnest(CAST({sp.ph(name)} AS {kind}[]))"
 
 
@@ -139,10 +164,10 @@ def identities_by_key(
         return []
     pipes, sources = zip(*set(keys), strict=True)
     query = (
-        f"{_identity_select(schema, sp, list(columns))} WHERE (i._pipeline_id, i._source_id) "
-        f"IN (SELECT {_array(sp, 'p', sp.text)}, {_array(sp, 's', sp.text)})"
+        f"{identity_select(schema, sp, list(columns))} WHERE (i._pipeline_id, i._source_id) "
+        f"IN (SELECT {unnest(sp, 'p', sp.text)}, {unnest(sp, 's', sp.text)})"
     )
-    return _records(execute(query, {"p": list(pipes), "s": list(sources)}), columns)
+    return records(execute(query, {"p": list(pipes), "s": list(sources)}), columns)
 
 
 def identities_sharing(
@@ -155,7 +180,7 @@ def identities_sharing(
 ) -> list[IdentityRecord]:
     """Identities whose normalised identifier value is among `keys[column]`, or whose
     (connection id, source id) is in `sources`: one statement, each part a join."""
-    select = _identity_select(schema, sp, list(columns))
+    select = identity_select(schema, sp, list(columns))
     parts: list[str] = []
     params: dict[str, Any] = {}
     for n, (column, values) in enumerate(sorted(keys.items())):
@@ -164,13 +189,13 @@ def identities_sharing(
         name = f"k{n}"
         col = f"i.{sql.quote(column)}"
         if columns[column] is T.INTEGER:
-            parts.append(f"{select} WHERE {col} IN (SELECT {_array(sp, name, sp.integer)})")
+            parts.append(f"{select} WHERE {col} IN (SELECT {unnest(sp, name, sp.integer)})")
             params[name] = [int(v) for v in values]
         else:
             trimmed = f"lower(trim({col}, {sp.ph('trim')}))"
             parts.append(
                 f"{select} WHERE {trimmed} IN (SELECT lower(k) FROM "
-                f"(SELECT {_array(sp, name, sp.text)} AS k) AS probe)"
+                f"(SELECT {unnest(sp, name, sp.text)} AS k) AS probe)"
             )
             params[name] = [str(v) for v in values]
             params["trim"] = _TRIM
@@ -178,12 +203,12 @@ def identities_sharing(
         conns, ids = zip(*set(sources), strict=True)
         parts.append(
             f"{select} WHERE (i._connection_id, i._source_id) IN "
-            f"(SELECT {_array(sp, 'sc', sp.text)}, {_array(sp, 'ss', sp.text)})"
+            f"(SELECT {unnest(sp, 'sc', sp.text)}, {unnest(sp, 'ss', sp.text)})"
         )
         params.update(sc=list(conns), ss=list(ids))
     if not parts:
         return []
-    return _records(execute(" UNION ".join(parts), params), columns)
+    return records(execute(" UNION ".join(parts), params), columns)
 
 
 def identities_in_profiles(
@@ -197,16 +222,16 @@ def identities_in_profiles(
     if not profile_ids:
         return []
     query = (
-        f"{_identity_select(schema, sp, list(columns))} WHERE CAST(i._profile_id AS {sp.text}) "
-        f"IN (SELECT {_array(sp, 'ids', sp.text)})"
+        f"{identity_select(schema, sp, list(columns))} WHERE CAST(i._profile_id AS {sp.text}) "
+        f"IN (SELECT {unnest(sp, 'ids', sp.text)})"
     )
-    return _records(execute(query, {"ids": list(set(profile_ids))}), columns)
+    return records(execute(query, {"ids": list(set(profile_ids))}), columns)
 
 
 def all_identities(
     execute: Execute, schema: str, sp: Spelling, columns: Mapping[str, PropertyType]
 ) -> list[IdentityRecord]:
-    return _records(execute(_identity_select(schema, sp, list(columns)), {}), columns)
+    return records(execute(identity_select(schema, sp, list(columns)), {}), columns)
 
 
 def profile_rows(
@@ -226,7 +251,7 @@ def profile_rows(
     if profile_ids is not None:
         if not profile_ids:
             return []
-        query += f" WHERE CAST(p._profile_id AS {sp.text}) IN (SELECT {_array(sp, 'ids', sp.text)})"
+        query += f" WHERE CAST(p._profile_id AS {sp.text}) IN (SELECT {unnest(sp, 'ids', sp.text)})"
         params["ids"] = list(set(profile_ids))
     out = []
     for r in execute(query, params):
@@ -257,7 +282,7 @@ def apply(
     for start in range(0, len(ids), _CHUNK):
         execute(
             f"DELETE FROM {s}.profiles WHERE _profile_id IN (SELECT CAST(x AS "
-            f"{sp.profile_key}) FROM (SELECT {_array(sp, 'ids', sp.text)} AS x) AS r)",
+            f"{sp.profile_key}) FROM (SELECT {unnest(sp, 'ids', sp.text)} AS x) AS r)",
             {"ids": ids[start : start + _CHUNK]},
         )
     rows = list(write.upserts)
@@ -268,16 +293,16 @@ def apply(
         part = members[start : start + _CHUNK]
         execute(
             f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.p AS {sp.profile_key}) "
-            f"FROM (SELECT {_array(sp, 'a', sp.text)} AS pipe, {_array(sp, 'b', sp.text)} "
-            f"AS src, {_array(sp, 'c', sp.text)} AS p) AS m "
+            f"FROM (SELECT {unnest(sp, 'a', sp.text)} AS pipe, {unnest(sp, 'b', sp.text)} "
+            f"AS src, {unnest(sp, 'c', sp.text)} AS p) AS m "
             "WHERE i._pipeline_id = m.pipe AND i._source_id = m.src",
             {"a": [m[0] for m in part], "b": [m[1] for m in part], "c": [m[2] for m in part]},
         )
-    _log(execute, s, sp, list(write.changes))
+    log_changes(execute, s, sp, list(write.changes))
     pending.clear(execute, schema, sp.ph, sp.text, write.resolved)
 
 
-def _log(execute: Execute, s: str, sp: Spelling, changes: Sequence[ChangeRecord]) -> None:
+def log_changes(execute: Execute, s: str, sp: Spelling, changes: Sequence[ChangeRecord]) -> None:
     """Append the changes in one statement, leaving out those already logged (applying
     a plan twice must not log its changes twice)."""
     if not changes:
@@ -293,8 +318,8 @@ def _log(execute: Execute, s: str, sp: Spelling, changes: Sequence[ChangeRecord]
     execute(
         f"INSERT INTO {s}.{CHANGES} (run_id, changed_at, kind, before_ids, after_ids) "
         "SELECT c.r, c.a, c.k, c.b, c.f FROM (SELECT "
-        f"{_array(sp, 'r', t)} AS r, {_array(sp, 'a', sp.timestamptz)} AS a, "
-        f"{_array(sp, 'k', t)} AS k, {_array(sp, 'b', t)} AS b, {_array(sp, 'f', t)} AS f"
+        f"{unnest(sp, 'r', t)} AS r, {unnest(sp, 'a', sp.timestamptz)} AS a, "
+        f"{unnest(sp, 'k', t)} AS k, {unnest(sp, 'b', t)} AS b, {unnest(sp, 'f', t)} AS f"
         f") AS c WHERE NOT EXISTS (SELECT 1 FROM {s}.{CHANGES} AS x WHERE x.run_id = c.r "
         "AND x.kind = c.k AND x.before_ids = c.b AND x.after_ids = c.f)",
         params,
@@ -324,16 +349,16 @@ def _upsert(
         f"CAST(r.c_n AS {sp.integer})",
     ]
     arrays = [
-        f"{_array(sp, 'ids', sp.text)} AS c_id",
-        f"{_array(sp, 'u', sp.timestamptz)} AS c_u",
-        f"{_array(sp, 'n', sp.integer)} AS c_n",
+        f"{unnest(sp, 'ids', sp.text)} AS c_id",
+        f"{unnest(sp, 'u', sp.timestamptz)} AS c_u",
+        f"{unnest(sp, 'n', sp.integer)} AS c_n",
     ]
     for c, name in enumerate(names):
         ptype = columns[name]
         values = [r.values.get(name) for r in rows]
         if ptype in (T.JSON, T.ARRAY):
             params[f"v{c}"] = [json_text(v) for v in values]
-            arrays.append(f"{_array(sp, f'v{c}', sp.text)} AS c{c}")
+            arrays.append(f"{unnest(sp, f'v{c}', sp.text)} AS c{c}")
             cell = f"r.c{c}"
             cells.append(
                 sp.array_from_json.format(cell)
@@ -342,7 +367,7 @@ def _upsert(
             )
         else:
             params[f"v{c}"] = values
-            arrays.append(f"{_array(sp, f'v{c}', sp.types[ptype])} AS c{c}")
+            arrays.append(f"{unnest(sp, f'v{c}', sp.types[ptype])} AS c{c}")
             cells.append(f"r.c{c}")
     cols = "".join(", " + sql.quote(n) for n in names)
     sets = ", ".join(

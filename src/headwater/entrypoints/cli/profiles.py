@@ -58,7 +58,7 @@ def identity_show(as_json: bool) -> None:
 )
 @handle_errors
 def identity_set(identifiers: str, blocked_file: Path | None) -> None:
-    """Set the identifiers (then run `headwater profiles rebuild`)."""
+    """Set the identifiers; every profile is rebuilt under them at once."""
     names = [n.strip() for n in identifiers.split(",") if n.strip()]
     blocked = None
     if blocked_file is not None:
@@ -66,7 +66,7 @@ def identity_set(identifiers: str, blocked_file: Path | None) -> None:
     with opened_app() as app:
         settings = set_settings(app, names, blocked)
     say("identifiers: ", ", ".join(settings.names))
-    say("run `headwater profiles rebuild` to apply them to existing profiles")
+    say("profiles rebuilt under them (if the warehouse was unreachable, the next run does it)")
 
 
 @click.group("profiles")
@@ -129,8 +129,8 @@ def profiles_show(profile_id: str, as_json: bool) -> None:
 def profiles_rebuild() -> None:
     """Recompute every profile from all identities."""
     with opened_app() as app:
-        plan = rebuild_profiles(app)
+        done = rebuild_profiles(app)
     say(
-        f"considered {plan.considered} identities: {len(plan.upserts)} profiles written, "
-        f"{len(plan.removed)} removed, {len(plan.changes)} merges and splits"
+        f"considered {done.considered} identities: {done.written} profiles written, "
+        f"{done.removed} removed, {len(done.merges) + len(done.splits)} merges and splits"
     )

@@ -11,9 +11,9 @@ Given the new components and the profile each identity was in before:
 3. A component that is the heir of several former profiles (a merge) keeps the id of
    the largest of them by former identity count (``_identity_count`` before this
    resolution); ties: the smallest profile id.  The others are removed.
-4. New ids are UUIDv5 of the run id and the component's smallest identity key: the
-   same inputs always give the same ids (a rebuild equals the incremental step), and
-   two runs never mint the same id.
+4. New ids are UUIDs (v3 layout, MD5) of the run id and the component's smallest
+   identity key: the same inputs always give the same ids (a rebuild equals the
+   incremental step), and two runs never mint the same id.
 
 Logged changes: a *merge* for every component holding identities of two or more
 former profiles (ids before → its id); a *split* for every former profile whose
@@ -24,28 +24,29 @@ can be both (a part of A joins B: B's component logs a merge, A logs a split).
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from headwater.services.identity.records import Identity
 
-#: Fixed namespace: ids are the same on every machine.
-_NAMESPACE = uuid.UUID("0d7f3a52-2b1c-5e43-9a77-51a3b6c4e8d2")
+#: Hashed before the name: ids of profiles never collide with other MD5 names.
+_PREFIX = "headwater-profile"
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def new_profile_id(run_id: str, identity: Identity) -> str:
-    """The id a component gets when it inherits none (rule 4): a UUIDv5, written out
-    without building `uuid.UUID` objects (a rebuild mints one per profile)."""
+    """The id a component gets when it inherits none (rule 4): the UUID version 3 layout
+    over MD5 of the run id and the smallest identity key.  The warehouse computes the
+    very same in SQL for a set-based rebuild (``identity_profiles.new_id``: MD5 is what
+    both engines have built in)."""
     pipeline_id, source_id = identity.key
-    # SHA-1 is the UUIDv5 algorithm here (a stable name hash), not a security measure.
-    digest = hashlib.sha1(
-        _NAMESPACE.bytes + f"{run_id}\x1f{pipeline_id}\x1f{source_id}".encode(),
+    # MD5 is a stable name hash here (as in UUIDv3), not a security measure.
+    digest = hashlib.md5(
+        f"{_PREFIX}\x1f{run_id}\x1f{pipeline_id}\x1f{source_id}".encode(),
         usedforsecurity=False,
     ).hexdigest()
     return (
-        f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-"
+        f"{digest[:8]}-{digest[8:12]}-3{digest[13:16]}-"
         f"{_VARIANT[digest[16]]}{digest[17:20]}-{digest[20:32]}"
     )
 

@@ -9,21 +9,28 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from headwater.adapters.warehouse.contract import Warehouse
+from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
 from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
     ChangeRecord,
     IdentityRecord,
+    KeyRows,
     ProfileRecord,
     ProfileWrite,
 )
+from headwater.kernel.model import PropertyType
+from headwater.services.identity.keys import GUARD, key_spec
+from headwater.services.identity.normalise import identifier_keys
 from headwater.services.identity.records import (
     ChangeKind,
+    Context,
     Identity,
     IdentityKey,
     ProfileChange,
     ProfilePlan,
     ProfileRow,
 )
+from headwater.services.identity.resolve import resolve_changes
 from headwater.services.identity.settings import IdentitySettings
 from headwater.services.identity.store import Probe
 
@@ -50,8 +57,15 @@ def change(r: ChangeRecord) -> ProfileChange:
 class WarehouseIdentityStore:
     """Identities and profiles of one workspace's warehouse, as resolution reads them."""
 
-    def __init__(self, warehouse: Warehouse, settings: IdentitySettings) -> None:
+    def __init__(
+        self, warehouse: Warehouse, settings: IdentitySettings, *, keyed: bool = False
+    ) -> None:
+        """`keyed`: the warehouse's ``identity_keys`` are current for `settings` (the
+        caller checked the fingerprint), so candidates are found by their keys;
+        otherwise by comparing the lower-cased columns (a scan)."""
         self._warehouse = warehouse
+        self._settings = settings
+        self._keyed = keyed
         # Probes name identifiers by path; the warehouse knows their columns.
         self._columns = {i.path: i.column for i in settings.identifiers}
 
@@ -60,6 +74,13 @@ class WarehouseIdentityStore:
         return [_identity(r) for r in found]
 
     def sharing(self, probe: Probe) -> list[Identity]:
+        if self._keyed:
+            found = self._warehouse.identities_sharing_keys(
+                [probe.keys.get(i.path, frozenset()) for i in self._settings.identifiers],
+                [i.type is PropertyType.INTEGER for i in self._settings.identifiers],
+                probe.sources,
+            )
+            return [_identity(r) for r in found]
         keys: dict[str, Collection[str | int]] = {
             self._columns[path]: values for path, values in probe.keys.items() if values
         }
@@ -82,8 +103,21 @@ class WarehouseIdentityStore:
         """What runs wrote or deleted since the last resolution (``pending_identities``)."""
         return self._warehouse.pending_identities()
 
-    def apply(self, plan: ProfilePlan, resolved: Collection[str] = ()) -> None:
-        """Write `plan`, removing the pending batches it `resolved`, in one transaction."""
+    def key_rows(self, started: Collection[IdentityKey]) -> KeyRows:
+        """The ``identity_keys`` rows of the identities a resolution `started` from."""
+        settings = self._settings
+        rows = [
+            (i.key.pipeline_id, i.key.source_id, identifier_keys(i.values, settings))
+            for i in self.identities(started)
+        ]
+        integer = tuple(i.type is PropertyType.INTEGER for i in settings.identifiers)
+        return KeyRows([(k.pipeline_id, k.source_id) for k in started], rows, integer)
+
+    def apply(
+        self, plan: ProfilePlan, resolved: Collection[str] = (), keys: KeyRows | None = None
+    ) -> None:
+        """Write `plan`, removing the pending batches it `resolved` and rewriting the
+        key rows `keys`, in one transaction."""
         self._warehouse.apply_profiles(
             ProfileWrite(
                 upserts=[
@@ -97,5 +131,69 @@ class WarehouseIdentityStore:
                     for c in plan.changes
                 ],
                 resolved=resolved,
+                keys=keys,
             )
         )
+
+
+#: A resolution whose pending identities are more than this share of the warehouse
+#: (a first import, say) recomputes everything instead: the result is the same
+#: (`resolve_changes` and a rebuild always agree) and one set-based pass over all is
+#: cheaper than following links out of most of them.
+REBUILD_SHARE = 0.25
+#: Below this many pending identities the share is not even counted.
+REBUILD_MIN = 5_000
+
+
+def outcome(plan: ProfilePlan) -> Outcome:
+    """An incremental resolution's plan as the counts a rebuild reports."""
+    return Outcome(
+        considered=plan.considered,
+        written=len(plan.upserts),
+        removed=len(plan.removed),
+        moved=len(plan.memberships),
+        merges=[(c.before, c.after[0]) for c in plan.changes if c.kind is ChangeKind.MERGE],
+        splits=[(c.before[0], c.after) for c in plan.changes if c.kind is ChangeKind.SPLIT],
+    )
+
+
+def rebuild_in_warehouse(
+    warehouse: Warehouse,
+    settings: IdentitySettings,
+    context: Context,
+    resolved: Collection[str] = (),
+) -> Outcome:
+    """Every profile recomputed set-based in the warehouse (docs/identity.md §8), the
+    key table rebuilt for `settings`, and the pending batches `resolved` removed.  The
+    caller holds the resolution lock."""
+    job = Job(
+        key_spec(settings), context.run_id, context.at, context.pipeline_order, GUARD, resolved
+    )
+    return warehouse.rebuild_profiles(job)
+
+
+def resolve_warehouse(
+    warehouse: Warehouse, settings: IdentitySettings, context: Context
+) -> Outcome:
+    """Resolve what runs wrote or deleted since the last resolution (DESIGN §10).
+
+    Under the warehouse's resolution lock: read the pending rows; if the key table
+    was built with other settings (or never), or the pending identities are most of
+    the warehouse, rebuild set-based; otherwise resolve their neighbourhood, found by
+    the keys, and apply the plan with the pending identities' new keys, removing the
+    batches read, in one transaction.
+    """
+    with warehouse.resolution_lock():
+        batches, count = warehouse.pending_summary()
+        current = warehouse.identity_keys_fingerprint() == key_spec(settings).fingerprint
+        if current and not batches:
+            return Outcome()
+        many = count >= REBUILD_MIN
+        if not current or (many and count > REBUILD_SHARE * warehouse.count()):
+            return rebuild_in_warehouse(warehouse, settings, context, batches)
+        pending = warehouse.pending_identities()
+        store = WarehouseIdentityStore(warehouse, settings, keyed=True)
+        touched = [IdentityKey(p, s) for p, s in pending.keys]
+        plan = resolve_changes(store, settings, context, touched, pending.former_profiles)
+        store.apply(plan, pending.batches, store.key_rows(touched))
+    return outcome(plan)

@@ -46,12 +46,12 @@ def list_profiles(
 @router.post("/rebuild", summary="Rebuild every profile")
 def rebuild_profiles(app: WorkspaceApp) -> RebuildPublic:
     """Recompute every profile from all identities (after changing identity resolution)."""
-    plan = profiles.rebuild_profiles(app)
+    done = profiles.rebuild_profiles(app)
     return RebuildPublic(
-        considered=plan.considered,
-        written=len(plan.upserts),
-        removed=len(plan.removed),
-        changes=len(plan.changes),
+        considered=done.considered,
+        written=done.written,
+        removed=done.removed,
+        changes=len(done.merges) + len(done.splits),
     )
 
 

@@ -98,7 +98,7 @@ def show_identity(app: WorkspaceApp) -> IdentityPublic:
 
 @router.put("/identity-resolution", tags=["profiles"], summary="Set identity resolution")
 def set_identity(body: IdentitySet, app: WorkspaceApp) -> IdentityPublic:
-    """Set the identifiers and blocked values; `POST /profiles/rebuild` applies them to
-    existing profiles."""
+    """Set the identifiers and blocked values; every profile is rebuilt under them
+    before the answer (if the warehouse cannot be reached, by the next run)."""
     settings = profiles.set_settings(app, body.identifiers, body.blocked)
     return IdentityPublic.model_validate(settings.as_dict())

@@ -1,0 +1,222 @@
+"""``identity_keys``: every identity's normalised identifier keys, as indexed columns.
+
+One row per identity: ``_pipeline_id, _source_id, _k1 .. _kn`` (identifier order;
+``BIGINT`` for an integer identifier), null when the value is empty or blocked.  The
+keys are exactly `services/identity.normalise`'s: a full rebuild computes them in SQL
+(`key_expr`) for ASCII values, where the engine's trimming and lower-casing equal
+Python's, and hands every non-ASCII value to Python (`KeyRule.normalise`), where they
+may differ; a resolution after a run writes the keys of the identities it read, from
+Python.  ``identity_keys_settings`` holds the fingerprint of the settings the keys were
+computed with: a warehouse whose fingerprint differs (identifiers or blocked values
+changed) is rebuilt before it is resolved incrementally.
+
+Rows of identities written since the last resolution may be stale (they are pending,
+so the next resolution starts from them and rewrites their keys); rows of deleted
+identities are dropped by that resolution; lookups join ``identities``, so neither is
+ever returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse.ownership import Execute
+from headwater.adapters.warehouse.profile_store import (
+    IdentityRecord,
+    KeyRows,
+    Spelling,
+    identity_select,
+    records,
+    unnest,
+)
+from headwater.kernel.model import PropertyType
+
+KEYS = "identity_keys"
+KEYS_SETTINGS = "identity_keys_settings"
+#: The characters `normalise` trims (a fixed set, so SQL trims exactly the same).
+TRIM = " \t\n\r\v\f"
+
+Key = str | int
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    """How one identifier's key is computed (built by `services/identity` from its
+    settings; the adapter knows no rule of its own)."""
+
+    column: str
+    integer: bool
+    #: Normalised blocked values (exact).
+    blocked: tuple[Key, ...]
+    #: Blocked wildcard values as LIKE patterns (``\\`` escapes ``%``, ``_``, ``\\``).
+    patterns: tuple[str, ...]
+    #: Python's rule, for the values SQL cannot normalise exactly (non-ASCII).
+    normalise: Callable[[Any], Key | None]
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """The ordered rules and the fingerprint of the settings they come from."""
+
+    rules: tuple[KeyRule, ...]
+    fingerprint: str
+
+    def column_types(self, sp: Spelling) -> list[str]:
+        return [sp.integer if r.integer else sp.text for r in self.rules]
+
+
+def key_column(position: int) -> str:
+    """The key table's column of the identifier at `position` (0-based)."""
+    return f"_k{position + 1}"
+
+
+def key_expr(
+    rule: KeyRule, col: str, sp: Spelling, params: dict[str, Any], tag: str
+) -> tuple[list[str], str]:
+    """SQL for `rule`'s key of the value `col`, in two parts: items of an inner select
+    (named `tag` ...) and the key over them (null for a non-ASCII string: Python's job,
+    `non_ascii`); the engine then trims and lower-cases each value once.  Adds its
+    parameters to `params` under names starting with `tag`."""
+    v = f"{tag}v"
+    if rule.integer:
+        if not rule.blocked:
+            return [f"{col} AS {v}"], v
+        params[f"{tag}b"] = [int(b) for b in rule.blocked]
+        blocked = f"{v} IN (SELECT {unnest(sp, f'{tag}b', sp.integer)})"
+        return [f"{col} AS {v}"], f"CASE WHEN {blocked} THEN NULL ELSE {v} END"
+    params["trim"] = TRIM
+    inner = [
+        f"{sp.ascii.format(col)} AS {tag}a",
+        f"lower(trim({col}, {sp.ph('trim')}){sp.collate}) AS {v}",
+    ]
+    keep = [f"{tag}a", f"{v} <> ''"]
+    if rule.blocked:
+        params[f"{tag}b"] = [str(b) for b in rule.blocked]
+        keep.append(f"NOT ({v} IN (SELECT {unnest(sp, f'{tag}b', sp.text)}))")
+    for j, pattern in enumerate(rule.patterns):
+        params[f"{tag}p{j}"] = pattern
+        keep.append(f"NOT ({v} LIKE {sp.ph(f'{tag}p{j}')} ESCAPE '\\')")
+    return inner, f"CASE WHEN {' AND '.join(keep)} THEN {v} END"
+
+
+def non_ascii(spec: KeySpec, sp: Spelling, alias: str) -> str | None:
+    """A condition true for rows holding a non-ASCII value of some string identifier."""
+    parts = [
+        f"NOT ({sp.ascii.format(f'{alias}.{sql.quote(r.column)}')})"
+        for r in spec.rules
+        if not r.integer
+    ]
+    return " OR ".join(parts) if parts else None
+
+
+def fingerprint(execute: Execute, schema: str) -> str | None:
+    """The fingerprint the key table was built with (None: no key table yet)."""
+    found = execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+        f"{literal(schema)} AND table_name = '{KEYS_SETTINGS}'",
+        {},
+    )
+    if not found or not found[0][0]:
+        return None
+    rows = execute(f"SELECT fingerprint FROM {sql.quote(schema)}.{KEYS_SETTINGS}", {})
+    return str(rows[0][0]) if rows else None
+
+
+def replace_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec, source: str) -> None:
+    """Replace the key table by `source` (``p, s, k1..kn``) and record the fingerprint."""
+    s = sql.quote(schema)
+    selected = ", ".join(f"k{j + 1} AS {key_column(j)}" for j in range(len(spec.rules)))
+    execute(f"DROP TABLE IF EXISTS {s}.{KEYS}", {})
+    execute(
+        f"CREATE TABLE {s}.{KEYS} AS SELECT p AS _pipeline_id, s AS _source_id, {selected} "
+        f"FROM {source}",
+        {},
+    )
+    if sp.key_indexes:
+        execute(f"CREATE UNIQUE INDEX ON {s}.{KEYS} (_pipeline_id, _source_id)", {})
+        for j in range(len(spec.rules)):
+            col = key_column(j)
+            execute(f"CREATE INDEX ON {s}.{KEYS} ({col}) WHERE {col} IS NOT NULL", {})
+    execute(f"DROP TABLE IF EXISTS {s}.{KEYS_SETTINGS}", {})
+    execute(f"CREATE TABLE {s}.{KEYS_SETTINGS} (fingerprint {sp.text} NOT NULL)", {})
+    execute(
+        f"INSERT INTO {s}.{KEYS_SETTINGS} (fingerprint) VALUES ({sp.ph('f')})",
+        {"f": spec.fingerprint},
+    )
+
+
+def sharing(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    keys: Sequence[Collection[Key]],
+    integer: Sequence[bool],
+    sources: Collection[tuple[str, str]],
+) -> list[IdentityRecord]:
+    """Identities whose key of identifier j is among `keys[j]` (by the key table), or
+    whose (connection id, source id) is in `sources`: one statement, index lookups."""
+    s = sql.quote(schema)
+    found: list[str] = []
+    params: dict[str, Any] = {}
+    for j, values in enumerate(keys):
+        if not values:
+            continue
+        kind = sp.integer if integer[j] else sp.text
+        params[f"k{j}"] = list(values)
+        found.append(
+            f"SELECT _pipeline_id, _source_id FROM {s}.{KEYS} "
+            f"WHERE {key_column(j)} IN (SELECT {unnest(sp, f'k{j}', kind)})"
+        )
+    if sources:
+        conns, ids = zip(*set(sources), strict=True)
+        params.update(sc=list(conns), ss=list(ids))
+        found.append(
+            f"SELECT _pipeline_id, _source_id FROM {s}.identities WHERE "
+            f"(_connection_id, _source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
+            f"{unnest(sp, 'ss', sp.text)})"
+        )
+    if not found:
+        return []
+    query = (
+        f"{identity_select(schema, sp, list(columns))} WHERE (i._pipeline_id, i._source_id) "
+        f"IN ({' UNION '.join(found)})"
+    )
+    return records(execute(query, params), columns)
+
+
+def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> None:
+    """Replace the key rows of `write.removed` by `write.rows` (inside the caller's
+    transaction: the resolution's apply)."""
+    s = sql.quote(schema)
+    if write.removed:
+        pipes, ids = zip(*set(write.removed), strict=True)
+        execute(
+            f"DELETE FROM {s}.{KEYS} WHERE (_pipeline_id, _source_id) IN (SELECT "
+            f"{unnest(sp, 'p', sp.text)}, {unnest(sp, 's', sp.text)})",
+            {"p": list(pipes), "s": list(ids)},
+        )
+    if not write.rows:
+        return
+    params: dict[str, Any] = {
+        "p": [r[0] for r in write.rows],
+        "s": [r[1] for r in write.rows],
+    }
+    arrays = [f"{unnest(sp, 'p', sp.text)} AS p", f"{unnest(sp, 's', sp.text)} AS s"]
+    for j, integer in enumerate(write.integer):
+        params[f"k{j}"] = [r[2][j] for r in write.rows]
+        arrays.append(f"{unnest(sp, f'k{j}', sp.integer if integer else sp.text)} AS k{j}")
+    cols = "".join(f", {key_column(j)}" for j in range(len(write.integer)))
+    picked = "".join(f", r.k{j}" for j in range(len(write.integer)))
+    execute(
+        f"INSERT INTO {s}.{KEYS} (_pipeline_id, _source_id{cols}) "
+        f"SELECT r.p, r.s{picked} FROM (SELECT {', '.join(arrays)}) AS r",
+        params,
+    )
+
+
+def literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,208 @@
+"""A full rebuild's ids, values and writes, set-based (step 5 of `identity_rebuild`).
+
+Input: the work tables ``hw_ik`` (identities numbered in key order, with their former
+profile ids) and ``hw_c`` (each identity's component).  The id rules of
+``services/identity/ids.py``, as windowed queries:
+
+- ``hw_ov``: identities per (component, former profile): the overlaps;
+- each former profile's heir: its largest overlap, ties to the component whose smallest
+  identity comes first; each component's id: among the formers it is heir of, the
+  largest by former ``_identity_count``, ties to the smallest id; a component heir of
+  none gets a new id (`new_id`, the same formula as ``ids.new_profile_id``);
+- merges and splits: components with two formers, formers in two components.
+
+Values: per column, the non-null value of the identity with the latest
+``_source_updated_at``, ties by pipeline order then identity key
+(``array_agg(... ORDER BY ...) FILTER (WHERE ... IS NOT NULL))[1]``, the same text on
+both engines); a component of one identity takes its row as is.  Only profiles whose
+count or values changed are rewritten (with the rebuild's time), so a rebuild that
+changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from headwater.adapters.warehouse import identity_values, sql
+from headwater.adapters.warehouse.ownership import Execute
+from headwater.adapters.warehouse.profile_store import ChangeRecord, Spelling
+from headwater.kernel.model import PropertyType
+
+T = PropertyType
+WORK = ("hw_ov", "hw_cm", "hw_id", "hw_chg", "hw_mv", *identity_values.WORK)
+#: Prefix of the name hashed into a new profile id (see `ids.new_profile_id`).
+ID_PREFIX = "headwater-profile"
+
+
+def new_id(run_id: str, pipeline: str, source: str) -> str:
+    """SQL for the MD5 (hexadecimal) a new profile id is made of (`run_id`, `pipeline`,
+    `source` are SQL expressions): of the run id and the component's smallest identity
+    key, the very name ``ids.new_profile_id`` hashes; `uuid_layout` writes it out."""
+    return (
+        f"md5('{ID_PREFIX}' || chr(31) || {run_id} || chr(31) || {pipeline} || chr(31) || {source})"
+    )
+
+
+def uuid_layout(h: str) -> str:
+    """SQL writing the hexadecimal MD5 `h` (a column: it is read seven times) as a
+    UUID of version 3 layout, as ``ids.new_profile_id`` does."""
+    return (
+        f"(substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-3' || substr({h}, 14, 3) || "
+        f"'-' || translate(substr({h}, 17, 1), '0123456789abcdef', '89ab89ab89ab89ab') || "
+        f"substr({h}, 18, 3) || '-' || substr({h}, 21, 12))"
+    )
+
+
+@dataclass(frozen=True)
+class Counts:
+    written: int
+    removed: int
+    moved: int
+    merges: list[tuple[tuple[str, ...], str]]
+    splits: list[tuple[str, tuple[str, ...]]]
+
+    @property
+    def logged(self) -> tuple[list[tuple[tuple[str, ...], str]], list[tuple[str, tuple[str, ...]]]]:
+        return self.merges, self.splits
+
+    def changes(self, run_id: str, at: datetime) -> list[ChangeRecord]:
+        return [ChangeRecord("merge", b, (a,), run_id, at) for b, a in self.merges] + [
+            ChangeRecord("split", (b,), a, run_id, at) for b, a in self.splits
+        ]
+
+
+def write(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    run_id: str,
+    at: datetime,
+    order: Sequence[str],
+) -> Counts:
+    """Ids, values, and the writes of profiles and memberships."""
+    _ids(execute, schema, sp, run_id)
+    merges, splits = _logged(execute)
+    identity_values.values(execute, schema, sp, columns, order)
+    written, removed = _write_profiles(execute, schema, sp, columns, at)
+    return Counts(written, removed, _memberships(execute, schema, sp), merges, splits)
+
+
+def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
+    s, c = sql.quote(schema), sp.collate
+    execute(
+        f"{sp.temp.format('hw_ov')} SELECT c.comp, w.former, count(*) AS k FROM hw_c AS c "
+        "JOIN hw_ik AS w ON w.n = c.n WHERE w.former IS NOT NULL GROUP BY c.comp, w.former",
+        {},
+    )
+    execute(
+        f"{sp.temp.format('hw_cm')} SELECT comp, min(n) AS mn, count(*) AS size "
+        "FROM hw_c GROUP BY comp",
+        {},
+    )
+    heir = (
+        "SELECT former, comp FROM (SELECT o.former, o.comp, row_number() OVER "
+        "(PARTITION BY o.former ORDER BY o.k DESC, m.mn) AS r FROM hw_ov AS o "
+        "JOIN hw_cm AS m ON m.comp = o.comp) AS x WHERE r = 1"
+    )
+    size = (
+        "SELECT o.former, coalesce(max(p._identity_count), sum(o.k)) AS size FROM hw_ov AS o "
+        f"LEFT JOIN {s}.profiles AS p ON CAST(p._profile_id AS {sp.text}) = o.former "
+        "GROUP BY o.former"
+    )
+    wins = (
+        "SELECT comp, former FROM (SELECT h.comp, h.former, row_number() OVER (PARTITION BY "
+        f"h.comp ORDER BY f.size DESC, h.former{c}) AS r FROM heir AS h JOIN size AS f "
+        "ON f.former = h.former) AS y WHERE r = 1"
+    )
+    digest = new_id(sp.ph("run"), "w.p", "w.s")
+    execute(
+        f"{sp.temp.format('hw_id')} WITH heir AS ({heir}), size AS ({size}), wins AS ({wins}) "
+        f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {uuid_layout('x.h')}) AS id FROM "
+        f"(SELECT m.comp, m.mn, m.size, v.former, CASE WHEN v.former IS NULL THEN {digest} "
+        "END AS h FROM hw_cm AS m JOIN hw_ik AS w ON w.n = m.mn LEFT JOIN wins AS v "
+        "ON v.comp = m.comp) AS x",
+        {"run": run_id},
+    )
+
+
+def _logged(
+    execute: Execute,
+) -> tuple[list[tuple[tuple[str, ...], str]], list[tuple[str, tuple[str, ...]]]]:
+    """The merges (components holding two formers) and splits (formers in two)."""
+    merged: dict[str, list[str]] = {}
+    for after, before in execute(
+        "SELECT i.id, o.former FROM hw_ov AS o JOIN hw_id AS i ON i.comp = o.comp WHERE o.comp "
+        "IN (SELECT comp FROM hw_ov GROUP BY comp HAVING count(*) > 1)",
+        {},
+    ):
+        merged.setdefault(after, []).append(before)
+    split: dict[str, list[str]] = {}
+    for before, after in execute(
+        "SELECT o.former, i.id FROM hw_ov AS o JOIN hw_id AS i ON i.comp = o.comp WHERE "
+        "o.former IN (SELECT former FROM hw_ov GROUP BY former HAVING count(*) > 1)",
+        {},
+    ):
+        split.setdefault(before, []).append(after)
+    merges = [(tuple(sorted(b)), a) for a, b in merged.items()]
+    splits = [(b, tuple(sorted(a))) for b, a in sorted(split.items())]
+    return merges, splits
+
+
+def _write_profiles(
+    execute: Execute,
+    schema: str,
+    sp: Spelling,
+    columns: Mapping[str, PropertyType],
+    at: datetime,
+) -> tuple[int, int]:
+    """Remove the profiles no component kept, rewrite the changed ones; the counts."""
+    s = sql.quote(schema)
+    pid = f"CAST(p._profile_id AS {sp.text})"
+    differs = "".join(f" OR p.{sql.quote(n)} IS DISTINCT FROM nw.{sql.quote(n)}" for n in columns)
+    execute(
+        f"{sp.temp.format('hw_chg')} SELECT nw.id FROM hw_new AS nw LEFT JOIN {s}.profiles AS p "
+        f"ON {pid} = nw.id WHERE p._profile_id IS NULL OR p._identity_count <> nw.size{differs}",
+        {},
+    )
+    gone = f"NOT EXISTS (SELECT 1 FROM hw_new AS nw WHERE nw.id = {pid})"
+    removed = int(execute(f"SELECT count(*) FROM {s}.profiles AS p WHERE {gone}", {})[0][0])
+    if removed:
+        execute(f"DELETE FROM {s}.profiles AS p WHERE {gone}", {})
+    written = int(execute("SELECT count(*) FROM hw_chg", {})[0][0])
+    if written:
+        execute(
+            f"DELETE FROM {s}.profiles AS p WHERE EXISTS (SELECT 1 FROM hw_chg AS x "
+            f"WHERE x.id = {pid})",
+            {},
+        )
+        cols = "".join(f", {sql.quote(n)}" for n in columns)
+        picked = "".join(f", nw.{sql.quote(n)}" for n in columns)
+        execute(
+            f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) "
+            f"SELECT CAST(nw.id AS {sp.profile_key}), CAST({sp.ph('at')} AS {sp.timestamptz}), "
+            f"nw.size{picked} FROM hw_new AS nw JOIN hw_chg AS x ON x.id = nw.id",
+            {"at": at},
+        )
+    return written, removed
+
+
+def _memberships(execute: Execute, schema: str, sp: Spelling) -> int:
+    """Set every identity's ``_profile_id`` that changed; returns how many."""
+    s = sql.quote(schema)
+    execute(
+        f"{sp.temp.format('hw_mv')} SELECT w.p, w.s, d.id FROM hw_ik AS w JOIN hw_c AS c "
+        "ON c.n = w.n JOIN hw_id AS d ON d.comp = c.comp "
+        "WHERE w.former IS NULL OR w.former <> d.id",
+        {},
+    )
+    moved = int(execute("SELECT count(*) FROM hw_mv", {})[0][0])
+    if moved:
+        execute(
+            f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.id AS {sp.profile_key}) "
+            "FROM hw_mv AS m WHERE i._pipeline_id = m.p AND i._source_id = m.s",
+            {},
+        )
+    return moved
