@@ -15,6 +15,26 @@ window.htmx = htmx;
 // quick keyboard user, or a test, acting in that window would be ignored).
 htmx.config.defaultSettleDelay = 0;
 
+// Focus survives a swap: htmx puts it back on the element with the same id; when that
+// element is gone or disabled (Run now, once a run is live), it goes to the first
+// control of the new content, so a keyboard user stays where they were working.
+function refocus(fresh, id) {
+  if (!fresh || document.activeElement !== document.body) return;
+  const same = id && document.getElementById(id);
+  if (same && !same.disabled && fresh.contains(same)) { same.focus(); return; }
+  fresh.querySelector("button:not([disabled]), a[href], select:not([disabled]), input:not([disabled])")?.focus();
+}
+let focusBeforeSwap = null;
+document.addEventListener("htmx:beforeSwap", (e) => {
+  const target = e.detail.target;
+  const inside = target && target.id && target.contains(document.activeElement);
+  focusBeforeSwap = inside ? { target: target.id, id: document.activeElement.id } : null;
+});
+document.addEventListener("htmx:afterSettle", () => {
+  if (focusBeforeSwap) refocus(document.getElementById(focusBeforeSwap.target), focusBeforeSwap.id);
+  focusBeforeSwap = null;
+});
+
 // Live fragments: an element with data-live="URL" shows each server-sent event's HTML
 // (already escaped by the server's templates) until the stream says "end".
 function followLive(root) {
@@ -30,8 +50,10 @@ function followLive(root) {
       const holder = document.createElement("template");
       holder.innerHTML = e.data;
       const fresh = holder.content.firstElementChild;
+      const focused = target.contains(document.activeElement) ? document.activeElement.id || "" : null;
       target.replaceWith(holder.content);
       if (fresh) { htmx.process(fresh); enhance(fresh); }
+      if (focused !== null) refocus(fresh, focused);
     });
     source.onerror = () => { if (source.readyState === EventSource.CLOSED) el.dataset.following = ""; };
   }
@@ -71,10 +93,16 @@ function drawCharts(root) {
     el.dataset.drawn = "1";
     const data = JSON.parse(el.querySelector("script").textContent);
     if (!data.x.length) continue;
+    // One run alone would stretch the time axis over years (uPlot needs a span): give
+    // it an hour each side, as empty points.
+    if (data.x.length === 1) {
+      data.x = [data.x[0] - 3600, data.x[0], data.x[0] + 3600];
+      data.imported = [null, data.imported[0], null];
+      data.failed = [null, data.failed[0], null];
+    }
     new uPlot({
       title: el.dataset.title || "", width: el.clientWidth || 800, height: 220,
-      // One run alone would stretch the time axis over years: give it an hour each side.
-      scales: { x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) } },
+      scales: { x: { time: true } },
       series: [{}, { label: "Imported", stroke: "#2563eb" }, { label: "Failed", stroke: "#dc2626" }],
     }, [data.x, data.imported, data.failed], el);
   }
@@ -96,9 +124,10 @@ function wireMenus(root) {
     menu.addEventListener("keydown", (e) => {
       const items = [...menu.querySelectorAll("[role=menuitem]")];
       const i = items.indexOf(document.activeElement);
+      const moves = { ArrowDown: i + 1, ArrowUp: i - 1 + items.length, Home: 0, End: items.length - 1 };
       if (e.key === "Escape") { close(); button.focus(); }
-      if (e.key === "ArrowDown") { items[(i + 1) % items.length].focus(); e.preventDefault(); }
-      if (e.key === "ArrowUp") { items[(i - 1 + items.length) % items.length].focus(); e.preventDefault(); }
+      if (e.key === "Tab") close();  // focus moves on: the menu must not stay open behind it
+      if (e.key in moves) { items[moves[e.key] % items.length].focus(); e.preventDefault(); }
     });
     menu.addEventListener("click", close);
   }
@@ -132,7 +161,15 @@ function wireMenus(root) {
   for (const opener of root.querySelectorAll("[data-opens]")) {
     if (opener.dataset.wired) continue;
     opener.dataset.wired = "1";
-    opener.addEventListener("click", () => document.getElementById(opener.dataset.opens).showModal());
+    opener.addEventListener("click", () => {
+      const dialog = document.getElementById(opener.dataset.opens);
+      // Closed, focus goes back to what opened it; from a menu (closed by now), to the
+      // menu's button.
+      const menu = opener.closest("[role=menu]");
+      const back = menu ? document.querySelector(`[aria-controls="${menu.id}"]`) : opener;
+      dialog.addEventListener("close", () => back?.focus(), { once: true });
+      dialog.showModal();
+    });
   }
   for (const closer of root.querySelectorAll("[data-closes]")) {
     if (closer.dataset.wired) continue;
@@ -149,9 +186,16 @@ document.addEventListener("htmx:beforeRequest", (e) => {
     el.setAttribute("aria-checked", el.dataset.was === "true" ? "false" : "true");
   }
 });
+// Selects that save as they change (data-saved: the value the server has) go back to
+// that value when a save fails.
+document.addEventListener("htmx:afterRequest", (e) => {
+  const el = e.detail.elt;
+  if (e.detail.successful && el.matches && el.matches("select[data-saved]")) el.dataset.saved = el.value;
+});
 document.addEventListener("htmx:responseError", (e) => {
   const el = e.detail.elt;
   if (el.getAttribute && el.getAttribute("role") === "switch") el.setAttribute("aria-checked", el.dataset.was);
+  if (el.matches && el.matches("select[data-saved]")) el.value = el.dataset.saved;
   const status = document.getElementById("status-message");
   if (status) status.textContent = e.detail.xhr.responseText.replace(/<[^>]*>/g, "").trim();
 });
@@ -166,7 +210,56 @@ document.addEventListener("submit", (e) => {
 });
 window.addEventListener("pageshow", () => { for (const f of document.querySelectorAll("form[data-once]")) delete f.dataset.sent; });
 
+// Copy buttons: <button data-copies="ID"> copies the value of the input #ID and says so.
+function wireCopies(root) {
+  for (const button of root.querySelectorAll("[data-copies]")) {
+    if (button.dataset.wired) continue;
+    button.dataset.wired = "1";
+    button.addEventListener("click", async () => {
+      const input = document.getElementById(button.dataset.copies);
+      let done = false;
+      try {
+        await navigator.clipboard.writeText(input.value);
+        done = true;
+      } catch {
+        // No clipboard API (a page served over plain http to another host): select the
+        // text and use the older command, which works from a click.
+        input.select();
+        done = document.execCommand("copy");
+      }
+      const status = document.getElementById("status-message");
+      if (status) status.textContent = done ? "Copied to the clipboard" : "Select the text and copy it (Ctrl+C)";
+    });
+  }
+}
+
+// Tabs (role=tab): one tab stop; arrows, Home and End move between the tabs, Enter or
+// Space chooses (choosing may ask a question, so moving alone never switches).
+function wireTabs(root) {
+  for (const list of root.querySelectorAll("[role=tablist]")) {
+    if (list.dataset.wired) continue;
+    list.dataset.wired = "1";
+    list.addEventListener("keydown", (e) => {
+      const tabs = [...list.querySelectorAll("[role=tab]")];
+      const i = tabs.indexOf(document.activeElement);
+      const moves = { ArrowRight: i + 1, ArrowLeft: i - 1 + tabs.length, Home: 0, End: tabs.length - 1 };
+      if (i < 0 || !(e.key in moves)) return;
+      e.preventDefault();
+      const next = tabs[moves[e.key] % tabs.length];
+      for (const t of tabs) t.tabIndex = t === next ? 0 : -1;
+      next.focus();
+    });
+    // Leaving the list, the tab stop goes back to the chosen tab.
+    list.addEventListener("focusout", (e) => {
+      if (list.contains(e.relatedTarget)) return;
+      for (const t of list.querySelectorAll("[role=tab]")) t.tabIndex = t.getAttribute("aria-selected") === "true" ? 0 : -1;
+    });
+  }
+}
+
 function enhance(root) {
+  wireCopies(root);
+  wireTabs(root);
   followLive(root);
   drawCharts(root);
   wireMenus(root);

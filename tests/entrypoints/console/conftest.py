@@ -18,9 +18,12 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.serving import start_serve
 
 from headwater.entrypoints.environment import settings_from_env
+from headwater.kernel.entities import Connection, Pipeline
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.services import connections
 from headwater.services.app import App
-from headwater.services.auth import users
+from headwater.services.auth import tokens, users
+from headwater.services.pipelines import saving
 
 CHROMIUM = "/usr/bin/chromium"
 EMAIL = "ada@example.com"
@@ -38,6 +41,33 @@ class Site:
     def app(self) -> App:
         """The store as the server sees it (default workspace), for checks."""
         return App.open(settings_from_env({"HEADWATER_HOME": str(self.home)}))
+
+    def add_source(self, name: str, key: str | None = None) -> Connection:
+        """A Stripe source of the default workspace reading the sandbox (its full key
+        unless `key` says otherwise), made as the CLI would."""
+        app = self.app()
+        try:
+            return connections.add_stripe(
+                app, name, key or self.sandbox.secret_key, self.sandbox.url, 50.0
+            )
+        finally:
+            app.close()
+
+    def add_pipeline(self, connection_id: str, name: str) -> Pipeline:
+        """An enabled pipeline importing every customer with the suggested mapping."""
+        app = self.app()
+        try:
+            return saving.save_new(app, connection_id, name).pipeline
+        finally:
+            app.close()
+
+    def token_names(self) -> list[str]:
+        """The default workspace's API tokens, by name."""
+        app = self.app()
+        try:
+            return [t.name for t in tokens.list_tokens(app)[0]]
+        finally:
+            app.close()
 
 
 @pytest.fixture(scope="module")

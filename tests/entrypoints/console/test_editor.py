@@ -20,14 +20,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def connection_id(site: Site) -> str:
-    app = site.app()
-    try:
-        conn = connections.add_stripe(
-            app, "Stripe", site.sandbox.secret_key, site.sandbox.url, 50.0
-        )
-    finally:
-        app.close()
-    return conn.id
+    return site.add_source("Stripe").id
 
 
 def test_nested_groups_and_typed_rows(page: Page, site: Site, connection_id: str) -> None:
@@ -118,11 +111,7 @@ def test_a_live_run_shows_progress_and_can_be_cancelled(page: Page, site: Site) 
 
 
 def test_the_more_menu_works_by_keyboard(page: Page, site: Site, connection_id: str) -> None:
-    app = site.app()
-    try:
-        saving.save_new(app, connection_id, "Keyboard")
-    finally:
-        app.close()
+    site.add_pipeline(connection_id, "Keyboard")
     sign_in(page, site.url)
     page.goto(f"{site.url}/connections/{connection_id}/pipelines")
     more = page.get_by_role("button", name="More actions for Keyboard")

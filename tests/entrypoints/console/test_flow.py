@@ -247,13 +247,35 @@ def _delete_pipeline(page: Page, site: Site, pipeline_id: str, shots: Path) -> N
     assert _warehouse_count(site, pipeline_id) == 0
 
 
-def _tour(page: Page, customers: list[stripe.Customer], shots: Path) -> None:
-    """The workspace's other screens, each with what it must show."""
+def _runs_screen(page: Page, customers: list[stripe.Customer], shots: Path) -> None:
+    """The history, and the chart with its text alternative."""
     page.get_by_role("link", name="Runs", exact=True).first.click()
     # The header and the Script run (the deleted pipeline took its runs along).
     expect(page.get_by_role("table", name="Runs").get_by_role("row")).to_have_count(2)
-    expect(page.get_by_role("img", name=re.compile("imported and failed per run"))).to_be_visible()
+    chart = page.get_by_role("img", name=re.compile("imported and failed per run"))
+    expect(chart).to_be_visible()
+    # Its text alternative: a sentence read with it, and its data as a table.
+    italians = sum(1 for c in customers if c.address and c.address.country == "IT")
+    imported = len(customers) - italians
+    expect(chart).to_have_accessible_description(
+        re.compile(
+            rf"^1 finished run, at .+ UTC: {imported:,} customers imported and "
+            rf"{italians:,} failed in all; the latest imported {imported:,} and failed "
+            rf"{italians:,}\.$"
+        )
+    )
+    page.get_by_text("The chart's data as a table").click()
+    data = page.get_by_role("table", name="Customers imported and failed per run")
+    expect(data.get_by_role("row")).to_have_count(2)
+    expect(data.get_by_role("row").nth(1).get_by_role("cell")).to_have_text(
+        ["Script", f"{imported:,}", f"{italians:,}"]
+    )
     page.screenshot(path=shots / "09-runs.png", full_page=True)
+
+
+def _tour(page: Page, customers: list[stripe.Customer], shots: Path) -> None:
+    """The workspace's other screens, each with what it must show."""
+    _runs_screen(page, customers, shots)
 
     page.get_by_role("link", name="Customer Model").click()
     page.get_by_label("Name", exact=True).fill("plan")

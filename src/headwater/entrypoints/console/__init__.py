@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from headwater.entrypoints.console import web
+from headwater.entrypoints.console.flash import Flashes
 from headwater.entrypoints.console.routes import ROUTERS
 from headwater.services.app import App
 
@@ -28,6 +29,7 @@ def create_console(app: App) -> FastAPI:
     """The console as an application of its own (no OpenAPI: pages are not an API)."""
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.headwater = app
+    console.state.flashes = Flashes()
     web.install_handlers(console)
     console.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     for router in ROUTERS:

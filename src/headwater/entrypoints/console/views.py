@@ -81,11 +81,35 @@ def duration(run: Run) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def finished(runs: list[Run]) -> list[Run]:
+    """The runs the chart shows: the finished ones, oldest first."""
+    return sorted((r for r in runs if r.finished_at is not None), key=lambda r: r.created_at)
+
+
 def chart(runs: list[Run]) -> dict[str, list[Any]]:
     """Customers imported and failed per finished run, oldest first (for uPlot)."""
-    done = sorted((r for r in runs if r.finished_at is not None), key=lambda r: r.created_at)
+    done = finished(runs)
     return {
         "x": [int(r.created_at.timestamp()) for r in done],
         "imported": [int(r.counters.get("written", 0)) for r in done],
         "failed": [failed_count(r) for r in done],
     }
+
+
+def chart_summary(runs: list[Run]) -> str:
+    """The chart in one sentence, for those who cannot see it (its table has the rest):
+    "3 finished runs, from 2026-01-02 10:00 to 2026-01-02 11:00 UTC: 1,200 customers
+    imported and 4 failed in all; the latest imported 400 and failed 0."."""
+    done = finished(runs)
+    if not done:
+        return "No finished run yet: the chart is empty."
+    imported = sum(int(r.counters.get("written", 0)) for r in done)
+    failed = sum(failed_count(r) for r in done)
+    first, last = (f"{r.created_at:%Y-%m-%d %H:%M}" for r in (done[0], done[-1]))
+    when = f"at {last} UTC" if len(done) == 1 else f"from {first} to {last} UTC"
+    count = "1 finished run" if len(done) == 1 else f"{len(done):,} finished runs"
+    latest = int(done[-1].counters.get("written", 0)), failed_count(done[-1])
+    return (
+        f"{count}, {when}: {imported:,} customers imported and {failed:,} failed in all; "
+        f"the latest imported {latest[0]:,} and failed {latest[1]:,}."
+    )

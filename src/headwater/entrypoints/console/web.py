@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
+from headwater.entrypoints.console.flash import Flash, Flashes, Kind
 from headwater.kernel.entities import Workspace
 from headwater.kernel.errors import HeadwaterError, NotFound
 from headwater.services.app import App
@@ -104,17 +105,39 @@ def viewer(request: Request) -> Viewer:
 CurrentViewer = Annotated[Viewer, Depends(viewer)]
 
 
+def flashes(request: Request) -> Flashes:
+    """The console's one-shot messages (see `flash`)."""
+    return cast(Flashes, request.app.state.flashes)
+
+
 def render(
     request: Request, template: str, who: Viewer | None = None, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
-    """Render a page or fragment; `who` fills the header (nav, workspace switcher)."""
-    html = env.get_template(template).render(request=request, viewer=who, **ctx)
+    """Render a page or fragment; `who` fills the header (nav, workspace switcher).
+
+    A full page (base.html) shows and forgets the viewer's pending messages; a fragment
+    never takes them."""
+
+    def pending() -> list[Flash]:
+        return flashes(request).take(who.session) if who is not None else []
+
+    html = env.get_template(template).render(
+        request=request, viewer=who, pending_messages=pending, **ctx
+    )
     return HTMLResponse(html, status_code=status)
 
 
 def redirect(url: str) -> Response:
     """A redirect that works for full pages and for htmx requests alike."""
     return RedirectResponse(url, status_code=303, headers={"HX-Redirect": url})
+
+
+def redirect_telling(
+    request: Request, who: Viewer, url: str, text: str, kind: Kind = Kind.OK
+) -> Response:
+    """Post/Redirect/Get: redirect to `url`, whose page then shows `text` once."""
+    flashes(request).put(who.session, Flash(kind, text))
+    return redirect(url)
 
 
 def local_path(url: str | None) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from headwater.entrypoints.console.routes import (
     auth,
+    connection_settings,
     editor,
+    identity,
     pipelines,
     runs,
     settings,
@@ -18,4 +20,6 @@ ROUTERS = (
     editor.router,
     runs.router,
     settings.router,
+    connection_settings.router,
+    identity.router,
 )

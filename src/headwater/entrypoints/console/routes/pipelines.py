@@ -9,7 +9,14 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from headwater.entrypoints.console import views
-from headwater.entrypoints.console.web import CurrentViewer, Viewer, redirect, render
+from headwater.entrypoints.console.flash import Kind
+from headwater.entrypoints.console.web import (
+    CurrentViewer,
+    Viewer,
+    redirect,
+    redirect_telling,
+    render,
+)
 from headwater.kernel.entities import Pipeline
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.services import connections
@@ -75,11 +82,13 @@ def enable(
 def schedule(
     request: Request, pipeline_id: str, who: CurrentViewer, schedule: Annotated[str, Form()]
 ) -> Response:
+    """Answers the row's "Next run" line only: the select stays as the user left it (a
+    refusal is told in the page's status line, and the select goes back)."""
     try:
         saved = saving.save_changes(who.app, pipeline_id, manage.PipelineChanges(schedule=schedule))
     except InvalidInput as exc:
-        return row(request, who, manage.get(who.app, pipeline_id), exc.message, 400)
-    return row(request, who, saved.pipeline)
+        return render(request, "refusal.html", who, status=400, message=exc.message)
+    return render(request, "next_run.html", who, pipeline=saved.pipeline)
 
 
 @router.post("/pipelines/{pipeline_id}/run")
@@ -93,13 +102,18 @@ def run_now(request: Request, pipeline_id: str, who: CurrentViewer) -> Response:
 
 @router.post("/pipelines/{pipeline_id}/delete")
 def delete(
-    request: Request, pipeline_id: str, who: CurrentViewer, confirm: Annotated[str, Form()]
+    request: Request, pipeline_id: str, who: CurrentViewer, confirm: Annotated[str, Form()] = ""
 ) -> Response:
+    """The delete dialog's form (a whole-page post): back to the pipelines table, which
+    says what was done or why not."""
     pipeline = manage.get(who.app, pipeline_id)
+    table = f"/connections/{pipeline.connection_id}/pipelines"
     if confirm != pipeline.name:
-        return row(request, who, pipeline, "type the pipeline's name to delete it", 400)
+        refusal = f"“{pipeline.name}” was not deleted: type the pipeline's name to delete it"
+        return redirect_telling(request, who, table, refusal, Kind.ERROR)
     try:
         manage.delete(who.app, pipeline.id)
     except Conflict as exc:
-        return row(request, who, pipeline, exc.message, 409)
-    return redirect(f"/connections/{pipeline.connection_id}/pipelines")
+        refusal = f"“{pipeline.name}” was not deleted: {exc.message}"
+        return redirect_telling(request, who, table, refusal, Kind.ERROR)
+    return redirect_telling(request, who, table, f"Pipeline “{pipeline.name}” deleted")

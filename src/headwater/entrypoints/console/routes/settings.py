@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from headwater.entrypoints.console.web import CurrentViewer, Viewer, redirect, render
+from headwater.entrypoints.console.flash import Flash, Kind
+from headwater.entrypoints.console.web import (
+    CurrentViewer,
+    Viewer,
+    flashes,
+    redirect,
+    redirect_telling,
+    render,
+)
 from headwater.kernel.errors import HeadwaterError, InvalidInput
 from headwater.services import model, profiles, warehouse
 from headwater.services.auth import tokens
@@ -81,32 +89,29 @@ def drop_property(
     return redirect("/model")
 
 
-def _warehouse_page(request: Request, who: Viewer, **ctx: Any) -> Response:
-    return render(
-        request,
-        "warehouse.html",
-        who,
-        **({"status_line": None, "error": None, "url_error": None} | ctx),
-    )
+def _warehouse_page(
+    request: Request, who: Viewer, url_error: str | None = None, status: int = 200
+) -> Response:
+    url = warehouse.safe_url(who.app.warehouse_url())
+    return render(request, "warehouse.html", who, status=status, url=url, url_error=url_error)
 
 
 @router.get("/warehouse")
 def warehouse_page(request: Request, who: CurrentViewer) -> Response:
-    return _warehouse_page(request, who, url=warehouse.safe_url(who.app.warehouse_url()))
+    return _warehouse_page(request, who)
 
 
 @router.post("/warehouse/test")
 def test_warehouse(request: Request, who: CurrentViewer) -> Response:
-    url = warehouse.safe_url(who.app.warehouse_url())
     try:
         found = warehouse.describe(who.app)
     except HeadwaterError as exc:
-        return _warehouse_page(request, who, url=url, error=exc.message)
+        return redirect_telling(request, who, "/warehouse", exc.message, Kind.ERROR)
     line = (
         f"Connected to {found['engine']}: {found['identities']:,} identities, "
         f"{found['profiles']:,} profiles"
     )
-    return _warehouse_page(request, who, url=url, status_line=line)
+    return redirect_telling(request, who, "/warehouse", line)
 
 
 @router.post("/warehouse")
@@ -114,12 +119,13 @@ def change_warehouse(
     request: Request, who: CurrentViewer, new_url: Annotated[str, Form()]
 ) -> Response:
     try:
-        warehouse.set_url(who.app, new_url.strip())
+        # The console's users do not own the server: the API's rule (a DuckDB file only
+        # in the workspace's own folder) applies to them too.
+        warehouse.set_url(who.app, new_url.strip(), confined=True)
     except HeadwaterError as exc:
-        return _warehouse_page(
-            request, who, url=warehouse.safe_url(who.app.warehouse_url()), url_error=exc.message
-        )
-    return redirect("/warehouse")
+        return _warehouse_page(request, who, url_error=exc.message, status=400)
+    shown = warehouse.safe_url(who.app.warehouse_url())
+    return redirect_telling(request, who, "/warehouse", f"Warehouse changed to {shown}")
 
 
 @router.get("/profiles")
@@ -141,10 +147,14 @@ def profile_page(request: Request, profile_id: str, who: CurrentViewer) -> Respo
     return render(request, "profile.html", who, profile=profiles.show_profile(who.app, profile_id))
 
 
-def _tokens_page(request: Request, who: Viewer, **ctx: Any) -> Response:
+def _tokens_page(
+    request: Request, who: Viewer, error: str | None = None, status: int = 200
+) -> Response:
     found, _more = tokens.list_tokens(who.app)
+    # A token just made by this session (see create_token), shown this once.
+    created = flashes(request).take(who.session, (Kind.TOKEN,)) if error is None else []
     return render(
-        request, "tokens.html", who, tokens=found, **({"created": None, "error": None} | ctx)
+        request, "tokens.html", who, status=status, tokens=found, created=created, error=error
     )
 
 
@@ -155,14 +165,17 @@ def tokens_page(request: Request, who: CurrentViewer) -> Response:
 
 @router.post("/tokens")
 def create_token(request: Request, who: CurrentViewer, name: Annotated[str, Form()]) -> Response:
+    """Post/Redirect/Get: the new token goes to the tokens page through this session's
+    one-shot messages, so a reload shows the list and creates nothing."""
     try:
         raw, token = tokens.create_token(who.app, name)
     except InvalidInput as exc:
-        return _tokens_page(request, who, error=exc.message)
-    return _tokens_page(request, who, created={"raw": raw, "name": token.name})
+        return _tokens_page(request, who, error=exc.message, status=400)
+    flashes(request).put(who.session, Flash(Kind.TOKEN, token.name, secret=raw))
+    return redirect("/tokens")
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(token_id: str, who: CurrentViewer) -> Response:
-    tokens.revoke_token(who.app, token_id)
-    return redirect("/tokens")
+def revoke_token(request: Request, token_id: str, who: CurrentViewer) -> Response:
+    token = tokens.revoke_token(who.app, token_id)
+    return redirect_telling(request, who, "/tokens", f"Token “{token.name}” revoked")

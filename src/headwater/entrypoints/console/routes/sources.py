@@ -1,5 +1,5 @@
 """Sources: the list, the connector catalogue, adding a Stripe source, and a
-connection's own page (tabs Pipelines, Runs, Identities, Settings)."""
+connection's Identities tab (Pipelines, Runs and Settings have modules of their own)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from headwater.entrypoints.console import views
-from headwater.entrypoints.console.web import CurrentViewer, Viewer, redirect, render
+from headwater.entrypoints.console.web import (
+    CurrentViewer,
+    redirect,
+    render,
+)
 from headwater.kernel.errors import HeadwaterError, InvalidInput
 from headwater.services import connections, warehouse
 from headwater.services.pipelines import manage
@@ -143,62 +147,3 @@ def identities_tab(request: Request, connection_id: str, who: CurrentViewer) -> 
         pipelines=pipelines,
         counts=counts,
     )
-
-
-@router.get("/connections/{connection_id}/settings")
-def settings_tab(request: Request, connection_id: str, who: CurrentViewer) -> Response:
-    conn = connections.get_connection(who.app, connection_id)
-    return render(
-        request, "connection_settings.html", who, connection=conn, tab="settings", errors={}
-    )
-
-
-def _settings_error(
-    request: Request, who: Viewer, connection_id: str, field: str, exc: HeadwaterError
-) -> Response:
-    conn = connections.get_connection(who.app, connection_id)
-    return render(
-        request,
-        "connection_settings.html",
-        who,
-        status=400,
-        connection=conn,
-        tab="settings",
-        errors={field: exc.message},
-    )
-
-
-@router.post("/connections/{connection_id}/rename")
-def rename_connection(
-    request: Request, connection_id: str, who: CurrentViewer, name: Annotated[str, Form()]
-) -> Response:
-    try:
-        connections.update_connection(who.app, connection_id, name=name)
-    except InvalidInput as exc:
-        return _settings_error(request, who, connection_id, "name", exc)
-    return redirect(f"/connections/{connection_id}/settings")
-
-
-@router.post("/connections/{connection_id}/rotate-key")
-def rotate_key(
-    request: Request, connection_id: str, who: CurrentViewer, api_key: Annotated[str, Form()]
-) -> Response:
-    try:
-        connections.rotate_key(who.app, connection_id, api_key)
-    except HeadwaterError as exc:
-        return _settings_error(request, who, connection_id, "api_key", exc)
-    return redirect(f"/connections/{connection_id}/settings")
-
-
-@router.post("/connections/{connection_id}/delete")
-def delete_connection(
-    request: Request, connection_id: str, who: CurrentViewer, confirm: Annotated[str, Form()]
-) -> Response:
-    conn = connections.get_connection(who.app, connection_id)
-    try:
-        if confirm != conn.name:
-            raise InvalidInput("type the source's name to delete it", "confirm")
-        connections.delete_connection(who.app, conn.id)
-    except HeadwaterError as exc:
-        return _settings_error(request, who, connection_id, "delete", exc)
-    return redirect("/sources")
