@@ -118,16 +118,14 @@ def test_conflicting_emails_stay_apart_and_settings_are_stored(
     pipeline = make_pipeline(connect(app, empty_sandbox), MAPPING, name="one")
     _run(app, pipeline.id)
     assert profiles.current_settings(app).names == ("email",)
-    profiles.set_settings(app, ["email", "phone"], None)
+    profiles.set_settings(app, ["email", "phone"], None)  # rebuilds: no separate step
     assert profiles.current_settings(app).names == ("email", "phone")
-    profiles.rebuild_profiles(app)
     # Different emails never link by a lower identifier; blocked emails never link.
     assert _partition(app) == {frozenset({f"one:{x}"}) for x in (a, b, c, d)}
     blocked = tmp_path / "blocked.json"
     blocked.write_text(json.dumps({"email": ["a@example.com"]}))
     data = profiles.blocked_from_text(blocked.read_text(), str(blocked))
     profiles.set_settings(app, ["email"], data)
-    profiles.rebuild_profiles(app)
     # noreply@ is no longer blocked (the given list replaces the defaults).
     assert frozenset({f"one:{c}", f"one:{d}"}) in _partition(app)
     with pytest.raises(InvalidInput, match="identifiers"):
@@ -136,3 +134,42 @@ def test_conflicting_emails_stay_apart_and_settings_are_stored(
         profiles.blocked_from_text("[1", "blocked.json")
     with pytest.raises(NotFound):
         profiles.show_profile(app, "00000000-0000-0000-0000-000000000000")
+
+
+def test_two_stripe_accounts_unify_by_email_variants_and_phone(
+    warehouse_app: App, make_pipeline: MakePipeline
+) -> None:
+    """Two sandboxes (two connections) with overlapping customers; two pipelines read
+    the first: case and whitespace variants of one email, phone-only customers of both
+    accounts, and two different emails sharing a phone (never one profile)."""
+    app = warehouse_app
+    profiles.set_settings(app, ["email", "phone"], None)
+    with (
+        start_sandbox(customers=0, seed=21) as first,
+        start_sandbox(customers=0, seed=22) as second,
+    ):
+        a, b = _client(first), _client(second)
+        ann_a = a.v1.customers.create({"email": "ann@example.com", "name": "Ann"}).id
+        ann_b = b.v1.customers.create({"email": " ANN@Example.com\t", "name": "Ann B"}).id
+        bob_a = a.v1.customers.create({"phone": "+1 555 0100", "name": "Bob"}).id
+        bob_b = b.v1.customers.create({"phone": "+1 555 0100 ", "name": "Robert"}).id
+        dan = a.v1.customers.create({"email": "dan@example.com", "phone": "+1 555 0199"}).id
+        eve = b.v1.customers.create({"email": "eve@example.com", "phone": "+1 555 0199"}).id
+        anon = b.v1.customers.create({"phone": "+1 555 0199", "name": "?"}).id
+        conn_a, conn_b = connect(app, first), connect(app, second)
+        one = make_pipeline(conn_a, MAPPING, name="one")
+        two = make_pipeline(conn_a, MAPPING, name="two")
+        three = make_pipeline(conn_b, MAPPING, name="three")
+        _run(app, one.id, two.id, three.id)
+    found = _partition(app)
+    assert frozenset({f"one:{ann_a}", f"two:{ann_a}", f"three:{ann_b}"}) in found
+    assert frozenset({f"one:{bob_a}", f"two:{bob_a}", f"three:{bob_b}"}) in found
+    [with_dan] = [p for p in found if f"one:{dan}" in p]
+    [with_eve] = [p for p in found if f"three:{eve}" in p]
+    assert with_dan != with_eve  # two emails never share a profile, whatever the phone
+    assert f"two:{dan}" in with_dan
+    assert (f"three:{anon}" in with_dan) != (f"three:{anon}" in with_eve)  # exactly one
+    assert len(found) == 4
+    _rebuild_changes_nothing(app, considered=10)
+    [ann] = profiles.list_profiles(app, search="Ann B")
+    assert ann["identity_count"] == 3

@@ -202,7 +202,7 @@ class Warehouse(Protocol):
     def apply_profiles(self, write: ProfileWrite) -> None: ...
 
     def pending_summary(self) -> tuple[frozenset[str], int]:
-        """The pending batches and the number of distinct identities they hold."""
+        """The pending batches and their number of rows (`pending.summary`)."""
 
     def identity_keys_fingerprint(self) -> str | None:
         """The settings fingerprint ``identity_keys`` was built with (None: no table)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import duckdb
 
 from headwater.adapters.warehouse import ownership, rejects, sql
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
-from headwater.adapters.warehouse.duckdb_memory import MAX_HEADROOM_MB, MemoryBound
+from headwater.adapters.warehouse.duckdb_memory import MAX_HEADROOM_MB, MemoryBound, rebuild_mb
 from headwater.adapters.warehouse.duckdb_stage import TYPES, arrow_stage, readable, registered, run
 from headwater.adapters.warehouse.duckdb_writes import delete_where, merge, upgrade
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
@@ -186,6 +186,10 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def _rebuild_memory(self) -> AbstractContextManager[None]:
+        # A full profile rebuild hashes and sorts the whole warehouse: more headroom.
+        return self._memory.at_least(self._lock, self._conn, rebuild_mb(self.count()))
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:

@@ -10,6 +10,9 @@ redone (the warehouse asks `grow`), up to the cap (`MAX_HEADROOM_MB` by default)
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import duckdb
 
@@ -17,6 +20,20 @@ import duckdb
 MAX_HEADROOM_MB = 2048
 #: Writes between two settings of the limit (a write adds at most ~1 MB of index).
 TUNE_EVERY = 16
+#: The headroom of a full profile rebuild, which hashes and sorts the whole warehouse:
+#: with the writes' headroom it spills at every step (and may run out and be redone);
+#: this much, plus `REBUILD_BYTES` per identity for the work tables and the profiles'
+#: index (which must stay in memory as it grows), keeps it from running out and being
+#: redone from the start.
+REBUILD_HEADROOM_MB = 96
+REBUILD_BYTES = 160
+
+
+def rebuild_mb(identities: int) -> int:
+    """The headroom of a full rebuild of this many identities."""
+    return REBUILD_HEADROOM_MB + identities * REBUILD_BYTES // 2**20
+
+
 log = logging.getLogger(__name__)
 
 
@@ -58,6 +75,22 @@ class MemoryBound:
         self._writes += 1
         if self._writes % TUNE_EVERY == 0:
             self.tune(conn)
+
+    @contextmanager
+    def at_least(
+        self, lock: AbstractContextManager[Any], conn: duckdb.DuckDBPyConnection, mb: int
+    ) -> Iterator[None]:
+        """A headroom of at least `mb` for what runs inside (then the one before)."""
+        with lock:
+            before = self.headroom
+            if before is not None and before < mb:
+                self.headroom = mb
+                self.tune(conn)
+            try:
+                yield
+            finally:
+                self.headroom = before
+                self.tune(conn)
 
     def double(self) -> bool:
         """Double the headroom; False when it is unbounded or already at the cap."""

@@ -85,9 +85,14 @@ def write(
     """Ids, values, and the writes of profiles and memberships."""
     _ids(execute, schema, sp, run_id)
     merges, splits = _logged(execute)
+    identity_values.drop(execute, "hw_ov", "hw_cm")  # each work table as soon as done with it
     identity_values.values(execute, schema, sp, columns, order)
+    identity_values.drop(execute, "hw_m", "hw_mr")
     written, removed = _write_profiles(execute, schema, sp, columns, at)
-    return Counts(written, removed, _memberships(execute, schema, sp), merges, splits)
+    identity_values.drop(execute, "hw_new", "hw_chg")
+    moved = _memberships(execute, schema, sp)
+    identity_values.drop(execute, "hw_mv")
+    return Counts(written, removed, moved, merges, splits)
 
 
 def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:

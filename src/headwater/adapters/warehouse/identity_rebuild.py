@@ -30,7 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from headwater.adapters.warehouse import identity_keys, identity_profiles, pending, sql
+from headwater.adapters.warehouse import (
+    identity_keys,
+    identity_profiles,
+    identity_values,
+    pending,
+    sql,
+)
 from headwater.adapters.warehouse.identity_keys import Key, KeySpec
 from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import Spelling, log_changes, unnest
@@ -93,14 +99,16 @@ def rebuild(
     _edges(execute, sp, job.spec)
     _components(execute, sp)
     _guarded(execute, sp, job)
+    identity_values.drop(
+        execute, "hw_e", "hw_adj", "hw_lab"
+    )  # as soon as done: less to hold or spill
     counts = identity_profiles.write(
         execute, schema, sp, columns, job.run_id, job.at, job.pipeline_order
     )
     identity_keys.replace_table(execute, schema, sp, job.spec, "hw_ik")
     log_changes(execute, sql.quote(schema), sp, counts.changes(job.run_id, job.at))
     pending.clear(execute, schema, sp.ph, sp.text, job.resolved)
-    for table in (*WORK, *identity_profiles.WORK):
-        execute(f"DROP TABLE IF EXISTS {table}", {})
+    identity_values.drop(execute, *WORK, *identity_profiles.WORK)
     return Outcome(considered, counts.written, counts.removed, counts.moved, *counts.logged)
 
 

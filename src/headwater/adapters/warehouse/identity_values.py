@@ -85,3 +85,9 @@ def _first(sp: Spelling, name: str, ptype: PropertyType) -> str:
     value = sp.to_json.format(col) if ptype is T.ARRAY else col
     agg = f"(array_agg({value} ORDER BY r.pr) FILTER (WHERE {col} IS NOT NULL))[1]"
     return sp.array_from_json.format(agg) if ptype is T.ARRAY else agg
+
+
+def drop(execute: Execute, *tables: str) -> None:
+    """Drop work tables (as soon as done with them: less to hold in memory or spill)."""
+    for table in tables:
+        execute(f"DROP TABLE IF EXISTS {table}", {})

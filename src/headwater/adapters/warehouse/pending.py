@@ -91,11 +91,11 @@ def count(execute: Execute, schema: str) -> int:
 
 
 def summary(execute: Execute, schema: str) -> tuple[frozenset[str], int]:
-    """The pending batches and how many distinct identities they hold, without reading
-    the rows (a first import leaves millions: a rebuild needs only the batches)."""
+    """The pending batches and how many rows they hold (an identity written twice
+    counts twice), without reading the rows: a first import leaves millions, and a
+    rebuild needs only the batches."""
     rows = execute(
-        f"SELECT _batch, count(DISTINCT (_pipeline_id, _source_id)) "
-        f"FROM {sql.quote(schema)}.pending_identities GROUP BY _batch",
+        f"SELECT _batch, count(*) FROM {sql.quote(schema)}.pending_identities GROUP BY _batch",
         {},
     )
     return frozenset(r[0] for r in rows), sum(int(r[1]) for r in rows)

@@ -18,7 +18,7 @@ import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
 
-from headwater.adapters.warehouse import ownership, pending, rejects, sql
+from headwater.adapters.warehouse import ownership, pending, profile_store, rejects, sql
 from headwater.adapters.warehouse.contract import WarehouseError
 from headwater.adapters.warehouse.postgres_stage import (
     EXTRA_DDL,
@@ -46,19 +46,13 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
 
     engine = "postgresql"
     types = TYPES
-    spelling = spelling_of(
-        TYPES,
-        _named,
-        array_from_json="CASE WHEN {0} IS NULL THEN NULL "
-        "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
-        # Identity resolution (identity_keys, identity_rebuild): byte order, ASCII test,
-        # work tables dropped at commit, indexed keys, memory for the rebuild's hashes.
-        to_json="CAST(to_jsonb({0}) AS text)",
-        collate=' COLLATE "C"',
-        ascii="octet_length({0}) = char_length({0})",
-        temp="CREATE TEMP TABLE {0} ON COMMIT DROP AS",
-        key_indexes=True,
-        rebuild_setup=("SET LOCAL work_mem = '64MB'",),
+    spelling = profile_store.on_postgres(
+        spelling_of(
+            TYPES,
+            _named,
+            array_from_json="CASE WHEN {0} IS NULL THEN NULL "
+            "ELSE ARRAY(SELECT jsonb_array_elements_text(CAST({0} AS jsonb))) END",
+        )
     )
     nul_forbidden = True
     stage = STAGE

@@ -9,6 +9,7 @@ operations do.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 from headwater.adapters.warehouse import identity_keys, identity_rebuild, pending, profile_store
@@ -40,7 +41,7 @@ class ProfileMethods:
         self, keys: Mapping[str, Collection[Any]], sources: Collection[tuple[str, str]]
     ) -> list[IdentityRecord]:
         return self._with_profile_args(
-            "identity read", lambda a: profile_store.identities_sharing(*a, keys, sources)
+            "identity read", lambda a: identity_keys.loosely_sharing(*a, keys, sources)
         )
 
     def identities_in_profiles(self, profile_ids: Collection[str]) -> list[IdentityRecord]:
@@ -90,7 +91,12 @@ class ProfileMethods:
             "identity read", lambda a: identity_keys.sharing(*a, keys, integer, sources)
         )
 
+    def _rebuild_memory(self) -> AbstractContextManager[None]:
+        """Held around a full rebuild (an engine may give it more memory)."""
+        return nullcontext()
+
     def rebuild_profiles(self, job: Job) -> Outcome:
-        return self._with_profile_args(
-            "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
-        )
+        with self._rebuild_memory():
+            return self._with_profile_args(
+                "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
+            )

@@ -66,12 +66,19 @@ class WarehouseIdentityStore:
         self._warehouse = warehouse
         self._settings = settings
         self._keyed = keyed
+        self._last: tuple[frozenset[IdentityKey], list[Identity]] | None = None
         # Probes name identifiers by path; the warehouse knows their columns.
         self._columns = {i.path: i.column for i in settings.identifiers}
 
     def identities(self, keys: Collection[IdentityKey]) -> list[Identity]:
-        found = self._warehouse.identities_by_key([(k.pipeline_id, k.source_id) for k in keys])
-        return [_identity(r) for r in found]
+        asked = frozenset(keys)
+        if self._last is not None and self._last[0] == asked:
+            return list(self._last[1])
+        found = self._warehouse.identities_by_key([(k.pipeline_id, k.source_id) for k in asked])
+        out = [_identity(r) for r in found]
+        if self._keyed:  # one resolution under the lock: `key_rows` asks again for the seeds
+            self._last = (asked, out)
+        return out
 
     def sharing(self, probe: Probe) -> list[Identity]:
         if self._keyed:
@@ -118,6 +125,7 @@ class WarehouseIdentityStore:
     ) -> None:
         """Write `plan`, removing the pending batches it `resolved` and rewriting the
         key rows `keys`, in one transaction."""
+        self._last = None
         self._warehouse.apply_profiles(
             ProfileWrite(
                 upserts=[

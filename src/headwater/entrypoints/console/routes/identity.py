@@ -68,18 +68,18 @@ async def save_identity(request: Request, who: CurrentViewer) -> Response:
         where = "blocked" if (exc.location or "").startswith("blocked") else "identifiers"
         return _page(request, who, text, shown, {where: exc.message})
     told = (
-        f"Identity resolution saved: identifiers {', '.join(names)}. New imports follow "
-        "it; rebuild the profiles to apply it to those already made."
+        f"Identity resolution saved: identifiers {', '.join(names)}. Every profile was "
+        "rebuilt with it (if the warehouse could not be reached, the next run does it)."
     )
     return redirect_telling(request, who, "/identity", told)
 
 
 @router.post("/identity/rebuild")
 def rebuild(request: Request, who: CurrentViewer) -> Response:
-    plan = profiles.rebuild_profiles(who.app)
+    done = profiles.rebuild_profiles(who.app)
     told = (
-        f"Profiles rebuilt: {plan.considered:,} identities considered, "
-        f"{len(plan.upserts):,} profiles written, {len(plan.removed):,} removed, "
-        f"{len(plan.changes):,} merges and splits"
+        f"Profiles rebuilt: {done.considered:,} identities considered, "
+        f"{done.written:,} profiles written, {done.removed:,} removed, "
+        f"{len(done.merges) + len(done.splits):,} merges and splits"
     )
     return redirect_telling(request, who, "/identity", told)

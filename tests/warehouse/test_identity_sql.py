@@ -1,0 +1,108 @@
+"""The set-based parts of identity resolution on every engine: the SQL that mints new
+profile ids, the values of profiles of every model type and size, and the key table
+following the settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from headwater.adapters.warehouse import Warehouse
+from headwater.adapters.warehouse.identity_profiles import new_id, uuid_layout
+from headwater.adapters.warehouse.identity_values import LEVELS
+from headwater.kernel.records import IdentityRow
+from headwater.services.identity import (
+    Context,
+    IdentityKey,
+    MemoryIdentityStore,
+    identity_settings,
+    rebuild,
+)
+from headwater.services.identity.ids import new_profile_id
+from headwater.services.identity.records import Identity
+from headwater.services.identity.warehouse import (
+    WarehouseIdentityStore,
+    rebuild_in_warehouse,
+    resolve_warehouse,
+)
+
+from .conftest import Engine
+from .test_conformance import COLUMNS, FULL, batch, model, row, write
+from .test_conformance_profiles import MODEL
+
+AT = datetime(2024, 6, 1, tzinfo=UTC)
+COLUMNS_NAMES = [c.name for c in COLUMNS]
+
+
+@pytest.mark.parametrize(
+    ("run", "pipeline", "source"),
+    [("run_1", "pl_1", "cus_1"), ("it's", "pl'1", "cus_é"), ("%(x)s", "p", "\u212a")],
+)
+def test_sql_mints_the_ids_python_mints(
+    warehouse: Warehouse, engine: Engine, run: str, pipeline: str, source: str
+) -> None:
+    def literal(text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    digest = new_id(literal(run), literal(pipeline), literal(source))
+    statement = f"SELECT {uuid_layout('h')} FROM (SELECT {digest} AS h) AS x"
+    [(made,)] = engine.raw(warehouse, statement)
+    identity = Identity(IdentityKey(pipeline, source), "conn1", None, {})
+    assert made == new_profile_id(run, identity)
+
+
+def _values(n: int, k: int) -> dict[str, Any]:
+    """Member `k` of a profile of `n`: some values only on older members."""
+    values = {name: value for name, value in FULL.items() if (len(name) + n + k) % 3 != 0}
+    values["email"] = f"shared{n}@example.com"
+    values["user"] = None
+    return values
+
+
+def test_values_of_every_type_and_size_equal_the_python_rebuild(
+    warehouse: Warehouse,
+) -> None:
+    """Profiles of 1 .. LEVELS + 2 identities (the coalesce over ranks, and the ordered
+    aggregate beyond), every model type, ties broken by pipeline order and key."""
+    settings = identity_settings(MODEL, ["email"])
+    for n in range(1, LEVELS + 3):
+        rows = [
+            IdentityRow(f"cus_{n}_{k}", AT - timedelta(hours=k % 3), _values(n, k))
+            for k in range(n)
+        ]
+        write(warehouse, batch(*rows[::2]))
+        write(warehouse, batch(*rows[1::2], pipeline="p2"))
+    twin = MemoryIdentityStore(settings)
+    for i in WarehouseIdentityStore(warehouse, settings).all_identities():
+        twin.load(i)
+    context = Context("rebuild-1", AT, ("p2", "p1"))
+    twin.apply(rebuild(twin, settings, context))
+    with warehouse.resolution_lock():
+        done = rebuild_in_warehouse(warehouse, settings, context)
+    assert (done.considered, done.written) == (len(twin.rows), len(twin.profile_rows))
+    found = {p["_profile_id"]: p for p in warehouse.profiles()}
+    assert found.keys() == twin.profile_rows.keys()
+    for profile_id, expected in twin.profile_rows.items():
+        assert found[profile_id]["_identity_count"] == expected.identity_count
+        assert model(found[profile_id]) == {c: expected.values.get(c) for c in COLUMNS_NAMES}
+
+
+def test_new_identity_settings_rebuild_the_keys_and_the_profiles(warehouse: Warehouse) -> None:
+    """The key table remembers the settings it was built with: other settings make the
+    next resolution a rebuild, even with nothing pending."""
+    write(warehouse, batch(row("a", email="ann@x.io", user=7), row("b", email="bob@x.io", user=7)))
+    write(warehouse, batch(row("c", user=7), pipeline="p2"))
+    email = identity_settings(MODEL, ["email"])
+    resolve_warehouse(warehouse, email, Context("r1", AT))
+    assert len(warehouse.profiles()) == 3
+    assert warehouse.identity_keys_fingerprint() is not None
+    assert not warehouse.pending_identities()
+    user_first = identity_settings(MODEL, ["user", "email"])
+    done = resolve_warehouse(warehouse, user_first, Context("r2", AT))
+    assert done.considered == 3  # a rebuild: nothing was pending
+    [profile] = warehouse.profiles()
+    assert profile["_identity_count"] == 3
+    again = resolve_warehouse(warehouse, user_first, Context("r3", AT))
+    assert again.considered == 0  # keys current, nothing pending: nothing to do
