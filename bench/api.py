@@ -9,7 +9,10 @@ hammer `GET /api/v1/pipelines` (the first page, 20 pipelines with their last run
   against the yardstick of `GET /healthz` (the HTTP stack alone) in the same run;
 - the import's rate (customers/s) under that load against the same full import with no
   load (`--full` both times, after a first import that warms everything up): the drop
-  must stay under 15%.
+  must stay under 15%;
+- the CPU the load generator itself used and the CPU of the serve process (in cores:
+  CPU seconds per second), so that a client starving the server on two cores shows,
+  and the machine's load average before and after.
 
 The import runs where a user's would: `--executor serve` queues it with
 `POST /pipelines/{id}/runs` for serve's own workers; `--executor cli` (for a serve
@@ -22,20 +25,24 @@ without workers) runs it with `headwater pipelines run --full` in its own proces
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -84,7 +91,8 @@ def _get(sock: socket.socket, request: bytes, buffer: bytearray) -> int:
 
 
 def _hammer(url: str, paths: list[str], token: str, stop: Any, counts: Any, threads: int) -> None:
-    """One load process: `threads` keep-alive clients cycling through `paths`."""
+    """One load process: `threads` keep-alive clients cycling through `paths`; puts
+    (successes, failures, CPU seconds this process used)."""
     parts = urlsplit(url)
     done = [0] * threads
     failed = [0] * threads
@@ -109,17 +117,32 @@ def _hammer(url: str, paths: list[str], token: str, stop: Any, counts: Any, thre
                     failed[index] += 1
 
     workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    cpu = time.process_time()
     for w in workers:
         w.start()
     for w in workers:
         w.join()
-    counts.put((sum(done), sum(failed)))
+    counts.put((sum(done), sum(failed), time.process_time() - cpu))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one spell of load did: successful requests per second, failed requests, and
+    the CPU (cores) of the load generator and of the server under test."""
+
+    rps: float
+    failed: int
+    client_cores: float
+    server_cores: float
 
 
 class Load:
-    """HTTP load from `processes` x `threads` clients until `stop()`: requests per second."""
+    """HTTP load from `processes` x `threads` clients until `stop()`."""
 
-    def __init__(self, url: str, paths: list[str], token: str, processes: int, threads: int):
+    def __init__(
+        self, url: str, paths: list[str], token: str, server_pid: int, processes: int, threads: int
+    ):
+        self._server = psutil.Process(server_pid)
         ctx = mp.get_context("spawn")
         self._stop = ctx.Event()
         self._counts: Any = ctx.Queue()
@@ -131,36 +154,66 @@ class Load:
     def __enter__(self) -> Load:
         for p in self._procs:
             p.start()
-        time.sleep(1.0)  # let every client connect before the clock starts
+        self._server_cpu = _cpu_seconds(self._server)
         self._started = time.monotonic()
-        self._before = 0
+        time.sleep(1.0)  # let every client connect (counted: its requests count too)
         return self
 
-    def stop(self) -> tuple[float, int]:
-        """(successful requests per second, failed requests) since the load started."""
+    def stop(self) -> Measured:
+        """What the load did since it started."""
         elapsed = time.monotonic() - self._started
+        server = _cpu_seconds(self._server) - self._server_cpu
         self._stop.set()
         ok = bad = 0
+        client = 0.0
         for _ in self._procs:
-            n, f = self._counts.get(timeout=60)
-            ok, bad = ok + n, bad + f
+            n, f, cpu = self._counts.get(timeout=60)
+            ok, bad, client = ok + n, bad + f, client + cpu
         for p in self._procs:
             p.join(timeout=30)
-        # The second of warm-up is counted in `ok` too: count it in the time as well.
-        return ok / (elapsed + 1.0), bad
+        return Measured(ok / elapsed, bad, client / elapsed, server / elapsed)
 
     def __exit__(self, *exc: object) -> None:
         if not self._stop.is_set():
             self.stop()
 
 
-def measure(url: str, paths: list[str], token: str, seconds: float, args: Any) -> float:
-    with Load(url, paths, token, args.processes, args.threads) as load:
+def _cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of `process` and its children, ended or alive (the run's reader)."""
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return float(total)
+
+
+def timed_import(
+    http: httpx.Client, home: Path, pipeline_id: str, args: Any, pids: tuple[int, int]
+) -> tuple[dict[str, Any], tuple[float, float]]:
+    """`run_import`, and the cores that serve (with its children) and the sandbox used
+    meanwhile: where the import's CPU goes."""
+    processes = [psutil.Process(pid) for pid in pids]
+    before = [_cpu_seconds(p) for p in processes]
+    started = time.monotonic()
+    run = run_import(http, home, pipeline_id, args.executor)
+    elapsed = time.monotonic() - started
+    serve, sandbox = (
+        (_cpu_seconds(p) - b) / elapsed for p, b in zip(processes, before, strict=True)
+    )
+    return run, (serve, sandbox)
+
+
+def measure(
+    url: str, paths: list[str], token: str, pid: int, seconds: float, args: Any
+) -> Measured:
+    with Load(url, paths, token, pid, args.processes, args.threads) as load:
         time.sleep(seconds)
-        rps, failed = load.stop()
-    if failed:
-        raise SystemExit(f"{failed} requests to {paths} failed")
-    return rps
+        measured = load.stop()
+    if measured.failed:
+        raise SystemExit(f"{measured.failed} requests to {paths} failed")
+    return measured
 
 
 def seed_runs(home: Path, pipeline_ids: list[str], count: int) -> str:
@@ -254,6 +307,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="clients per load process")
     parser.add_argument("--executor", choices=["serve", "cli"], default="serve")
     args = parser.parse_args()
+    before = os.getloadavg()
 
     with tempfile.TemporaryDirectory() as tmp, start_sandbox(args.customers, seed=5) as sb:
         home = Path(tmp) / "home"
@@ -267,48 +321,65 @@ def main() -> None:
                 importer, pipeline_ids = setup(http, sb.url, sb.secret_key, args.pipelines)
                 run_id = seed_runs(home, pipeline_ids, args.runs)
                 reads = ["/pipelines", f"/runs/{run_id}"]
-                healthz = measure(served.url, ["/healthz"], token, args.seconds, args)
-                idle = {p: measure(api, [p], token, args.seconds, args) for p in reads}
+                pid = served.pid
+                healthz = measure(served.url, ["/healthz"], token, pid, args.seconds, args)
+                idle = {p: measure(api, [p], token, pid, args.seconds, args) for p in reads}
 
+                pids = (pid, sb.process.pid)
                 first = run_import(http, home, importer, args.executor)
-                quiet = run_import(http, home, importer, args.executor)
-                box: dict[str, Any] = {}
-                with Load(api, reads, token, args.processes, args.threads) as load:
-                    box["run"] = run_import(http, home, importer, args.executor)
-                    loaded_rps, failed = load.stop()
-                loaded = box["run"]
-        report(args, healthz, idle, loaded_rps, failed, first, quiet, loaded)
+                quiet, quiet_cpu = timed_import(http, home, importer, args, pids)
+                with Load(api, reads, token, pid, args.processes, args.threads) as load:
+                    loaded, loaded_cpu = timed_import(http, home, importer, args, pids)
+                    under_import = load.stop()
+        report(args, healthz, idle, under_import, (first, quiet, loaded), before)
+        print(
+            f"import CPU (cores; serve with its children, and the sandbox): quiet "
+            f"{quiet_cpu[0]:.2f} + {quiet_cpu[1]:.2f}, under load {loaded_cpu[0]:.2f} + "
+            f"{loaded_cpu[1]:.2f} (the cli executor's import runs in its own process)"
+        )
+
+
+def _cores(m: Measured) -> str:
+    return f"client CPU {m.client_cores:.2f} cores, serve {m.server_cores:.2f} cores"
 
 
 def report(
     args: Any,
-    healthz: float,
-    idle: dict[str, float],
-    loaded_rps: float,
-    failed: int,
-    first: dict[str, Any],
-    quiet: dict[str, Any],
-    loaded: dict[str, Any],
+    healthz: Measured,
+    idle: dict[str, Measured],
+    under_import: Measured,
+    runs: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+    load_before: tuple[float, float, float],
 ) -> None:
-    for run in (first, quiet, loaded):
+    for run in runs:
         assert run["status"] == "succeeded", run
         assert run["counters"]["read"] == args.customers, run["counters"]
+    _, quiet, loaded = runs
     rate_quiet, rate_loaded = import_rate(quiet), import_rate(loaded)
     drop = 1 - rate_loaded / rate_quiet
     print(f"store: {args.pipelines} pipelines, {args.runs:,} runs; import of {args.customers:,}")
-    print(f"yardstick GET /healthz: {healthz:,.0f} req/s")
-    for path, rps in idle.items():
+    print(f"load: {args.processes} process(es) x {args.threads} keep-alive clients")
+    print(f"yardstick GET /healthz: {healthz.rps:,.0f} req/s ({_cores(healthz)})")
+    for path, m in idle.items():
         print(
-            f"idle   GET {path.split('/run_')[0]:<12} {rps:>7,.0f} req/s  "
-            f"(x{rps / TARGET_RPS:.2f} of {TARGET_RPS:,.0f}; {rps / healthz:.2f} of /healthz)"
+            f"idle   GET {path.split('/run_')[0]:<12} {m.rps:>7,.0f} req/s  "
+            f"(x{m.rps / TARGET_RPS:.2f} of {TARGET_RPS:,.0f}; {m.rps / healthz.rps:.2f} of "
+            f"/healthz; {_cores(m)})"
         )
     print(
-        f"during import, both endpoints alternately: {loaded_rps:,.0f} req/s "
-        f"(x{loaded_rps / TARGET_RPS:.2f} of {TARGET_RPS:,.0f}), {failed} failed"
+        f"during import, both endpoints alternately: {under_import.rps:,.0f} req/s "
+        f"(x{under_import.rps / TARGET_RPS:.2f} of {TARGET_RPS:,.0f}), "
+        f"{under_import.failed} failed; {_cores(under_import)}"
     )
     print(
         f"import rate: {rate_quiet:,.0f}/s quiet, {rate_loaded:,.0f}/s under load: "
-        f"drop {drop:.1%} (target < {TARGET_DROP:.0%})"
+        f"drop {drop:.1%} (target < {TARGET_DROP:.0%}; executor {args.executor})"
+    )
+    after = os.getloadavg()
+    print(
+        f"machine load average (1, 5, 15 min): before {load_before[0]:.2f} "
+        f"{load_before[1]:.2f} {load_before[2]:.2f}, after {after[0]:.2f} {after[1]:.2f} "
+        f"{after[2]:.2f} on {os.cpu_count()} cores"
     )
 
 

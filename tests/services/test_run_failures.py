@@ -15,12 +15,14 @@ from tests.services.test_incremental_properties import Mutator, _changes, wareho
 
 from headwater.adapters.connectors.contract import ChangeBatch, PermissionMissing
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
+from headwater.adapters.warehouse.rejects import RejectedData
 from headwater.kernel.entities import RunStatus
 from headwater.kernel.records import Record
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import engine, runner
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
+from headwater.services.runs import retries
 
 
 def ids(app: App, pipeline_id: str) -> set[str]:
@@ -32,11 +34,14 @@ def ids(app: App, pipeline_id: str) -> set[str]:
 
 
 class FailingWrites:
-    """Wraps the app's warehouse so that its `fail_at`-th write raises, and counts the
-    writes attempted after that one."""
+    """Wraps the app's warehouse so that its `fail_at`-th write raises `error` (by
+    default a lost connection), and counts the writes attempted after that one."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, fail_at: int) -> None:
+    def __init__(
+        self, monkeypatch: pytest.MonkeyPatch, fail_at: int, error: Exception | None = None
+    ) -> None:
         self.fail_at = fail_at
+        self.error = error or WarehouseError("the warehouse connection was lost mid-batch")
         self.attempts = 0
         self.committed_rows = 0
         self._open = App.warehouse
@@ -50,7 +55,7 @@ class FailingWrites:
         def failing_write(batch: WriteBatch) -> WriteResult:
             self.attempts += 1
             if self.attempts == self.fail_at:
-                raise WarehouseError("the warehouse connection was lost mid-batch")
+                raise self.error
             result = write(batch)
             self.committed_rows += len(batch.rows)
             return result
@@ -111,6 +116,38 @@ def test_a_warehouse_failure_during_an_incremental_run_keeps_the_last_committed_
         assert recovered.status == RunStatus.SUCCEEDED
         assert recovered.kind == "incremental"
         assert_in_sync(app, sb, pipeline)
+
+
+@pytest.mark.usefixtures("small_batches")
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (WarehouseError("the warehouse connection was lost mid-batch"), True),
+        (RejectedData("PostgreSQL refused a value: no single row explains it"), False),
+    ],
+    ids=["transient", "refused-data"],
+)
+def test_only_a_transient_warehouse_failure_is_retried(
+    app: App,
+    make_pipeline: MakePipeline,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    retried: bool,
+) -> None:
+    """A batch the warehouse refused is a data error: retrying the run cannot fix it, so
+    the service never retries it (issue 10 item 2); a lost connection is retried."""
+    with start_sandbox(customers=400, seed=53) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        failing = FailingWrites(monkeypatch, fail_at=3, error=error)
+        run = runner.run_pipeline(app, pipeline.id)
+        failing.restore()
+    assert run.status == RunStatus.FAILED
+    assert run.message == str(error)
+    assert bool(run.summary.get("transient")) is retried
+    retry = retries.retry_after(app, run)
+    assert (retry is not None) is retried
+    if retry is not None:
+        assert (retry.retry_of, retry.attempt) == (run.id, 2)
 
 
 class ScriptedSource:

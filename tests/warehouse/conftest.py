@@ -12,6 +12,7 @@ import pytest
 
 from headwater.adapters.warehouse import Warehouse, connect
 from headwater.adapters.warehouse.duckdb import DuckDBWarehouse
+from headwater.adapters.warehouse.postgres import PostgresWarehouse
 from headwater.kernel.model import Column, PropertyType
 
 PG_URL = "postgresql://root@127.0.0.1:5432/test"
@@ -42,8 +43,15 @@ class Engine:
     url: str
     schema: str
 
-    def open(self) -> Warehouse:
-        return connect(self.url, schema=self.schema)
+    def open(self, after_merge: Callable[[], None] | None = None) -> Warehouse:
+        """The warehouse as `connect` opens it; with `after_merge`, the engine's class
+        opened directly with that hook injected (see `SQLWarehouse`)."""
+        if after_merge is None:
+            return connect(self.url, schema=self.schema)
+        if self.name == "duckdb":
+            path = self.url.removeprefix("duckdb:///")
+            return DuckDBWarehouse(path, schema=self.schema, after_merge=after_merge)
+        return PostgresWarehouse(self.url, schema=self.schema, after_merge=after_merge)
 
     def raw(self, warehouse: Warehouse, statement: str) -> list[tuple[Any, ...]]:
         """Run SQL outside the adapter (on PostgreSQL: from another session)."""

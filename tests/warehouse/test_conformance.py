@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 
 from headwater.adapters.warehouse import OwnershipLost, Warehouse, WriteBatch, WriteResult
-from headwater.adapters.warehouse.contract import META_COLUMNS, PROFILE_META_COLUMNS
+from headwater.adapters.warehouse.contract import (
+    META_COLUMNS,
+    PROFILE_META_COLUMNS,
+    Capabilities,
+)
 from headwater.adapters.warehouse.profile_store import ProfileRecord, ProfileWrite
 from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.kernel.model import Column, PropertyType
@@ -96,11 +100,7 @@ def resolve_by_hand(warehouse: Warehouse, *source_ids: str) -> None:
 
 
 def test_capabilities_are_data(warehouse: Warehouse, engine: Engine) -> None:
-    caps = warehouse.capabilities
-    assert caps.engine == engine.name
-    assert caps.bulk_load == {"duckdb": "arrow", "postgresql": "copy"}[engine.name]
-    assert caps.transactional_ddl is True
-    assert caps.schema == engine.schema
+    assert warehouse.capabilities == Capabilities(engine=engine.name)
 
 
 def test_tables_have_meta_then_model_columns(warehouse: Warehouse, engine: Engine) -> None:
@@ -309,7 +309,7 @@ def test_committed_writes_survive_reopening(warehouse: Warehouse, reopen) -> Non
         again.close()
 
 
-def test_a_failure_after_the_merge_leaves_nothing(warehouse: Warehouse) -> None:
+def test_a_failure_after_the_merge_leaves_nothing(warehouse: Warehouse, engine: Engine) -> None:
     write(warehouse, batch(row("cus_1", email="kept"), row("cus_2", email="kept")))
     resolve_by_hand(warehouse, "cus_1", "cus_2")
     before = warehouse.identities(), warehouse.profiles(), pending(warehouse)
@@ -317,16 +317,18 @@ def test_a_failure_after_the_merge_leaves_nothing(warehouse: Warehouse) -> None:
     seen: list[dict[str, Any]] = []
 
     def boom() -> None:
-        seen.extend(warehouse.identities())  # inside the transaction: the merge is visible
+        seen.extend(hooked.identities())  # inside its transaction: the merge is visible
         raise RuntimeError("injected failure after the merge")
 
-    warehouse._after_merge = boom  # type: ignore[attr-defined]
-    with pytest.raises(RuntimeError, match="injected"):
-        write(
-            warehouse,
-            batch(row("cus_1", email="lost"), row("cus_3"), deletes=["cus_2"], run="run2"),
-        )
-    warehouse._after_merge = None  # type: ignore[attr-defined]
+    hooked = engine.open(after_merge=boom)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            write(
+                hooked,
+                batch(row("cus_1", email="lost"), row("cus_3"), deletes=["cus_2"], run="run2"),
+            )
+    finally:
+        hooked.close()
     assert [(i["_source_id"], i["email"]) for i in seen] == [
         ("cus_1", "lost"),
         ("cus_2", "kept"),
@@ -502,16 +504,20 @@ def test_a_pipeline_nobody_claimed_refuses_writes(warehouse: Warehouse) -> None:
     assert warehouse.pipeline_state("p1") is None
 
 
-def test_a_failed_write_leaves_the_saved_state_as_it_was(warehouse: Warehouse) -> None:
+def test_a_failed_write_leaves_the_saved_state_as_it_was(
+    warehouse: Warehouse, engine: Engine
+) -> None:
     write(warehouse, batch(row("cus_1"), state=S1))
 
     def boom() -> None:
         raise RuntimeError("injected failure after the merge")
 
-    warehouse._after_merge = boom  # type: ignore[attr-defined]
-    with pytest.raises(RuntimeError, match="injected"):
-        warehouse.write(batch(row("cus_2"), row("cus_1", email="new"), state=S2))
-    warehouse._after_merge = None  # type: ignore[attr-defined]
+    hooked = engine.open(after_merge=boom)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            hooked.write(batch(row("cus_2"), row("cus_1", email="new"), state=S2))
+    finally:
+        hooked.close()
     owned = warehouse.pipeline_state("p1")
     assert owned is not None
     assert owned.state == S1
@@ -549,22 +555,24 @@ def test_a_takeover_waits_for_the_old_owners_write_in_flight(
     waited: list[bool] = []
 
     def claim_meanwhile() -> None:
+        if waited:  # only during the first write
+            return
         pool.submit(lambda: (newer.claim("p1", "run2"), claimed.set()))
         waited.append(not claimed.wait(1.0))  # still inside the old owner's transaction
 
+    older = engine.open(after_merge=claim_meanwhile)
     try:
-        warehouse.claim("p1", "run1")
+        older.claim("p1", "run1")
         with ThreadPoolExecutor(1) as pool:
-            warehouse._after_merge = claim_meanwhile  # type: ignore[attr-defined]
-            assert warehouse.write(batch(row("cus_1"))).inserted == 1
-            warehouse._after_merge = None  # type: ignore[attr-defined]
+            assert older.write(batch(row("cus_1"))).inserted == 1
             assert claimed.wait(10)
         assert waited == [True]
         with pytest.raises(OwnershipLost, match=r"another run \(run2\) took over pipeline p1"):
-            warehouse.write(batch(row("cus_2")))
+            older.write(batch(row("cus_2")))
         assert [i["_source_id"] for i in newer.identities()] == ["cus_1"]
         owned = newer.pipeline_state("p1")
         assert owned is not None
         assert (owned.owner_run_id, owned.state) == ("run2", None)
     finally:
+        older.close()
         newer.close()

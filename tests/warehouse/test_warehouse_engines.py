@@ -21,7 +21,7 @@ def test_duckdb_file_url_creates_the_directory(tmp_path: Path) -> None:
     wh = connect(f"duckdb:///{target}")
     try:
         assert isinstance(wh, DuckDBWarehouse)
-        assert wh.capabilities.schema == "headwater"
+        assert wh.schema == "headwater"
         wh.ensure_columns(())
         assert wh.count() == 0
     finally:
@@ -32,8 +32,15 @@ def test_duckdb_file_url_creates_the_directory(tmp_path: Path) -> None:
 def test_duckdb_url_with_schema(tmp_path: Path) -> None:
     wh = connect(f"duckdb:///{tmp_path / 'w.duckdb'}?schema=other")
     try:
+        assert isinstance(wh, DuckDBWarehouse)
         assert wh.capabilities.engine == "duckdb"
-        assert wh.capabilities.schema == "other"
+        assert wh.schema == "other"
+        wh.ensure_columns(())
+        tables = wh._conn.execute(
+            "SELECT DISTINCT table_schema FROM information_schema.tables "
+            "WHERE table_name = 'identities'"
+        ).fetchall()
+        assert tables == [("other",)]
     finally:
         wh.close()
 
@@ -92,7 +99,7 @@ def test_check_postgres_creates_schema_and_tables(pg_schema: str) -> None:
     wh = connect(url, schema=pg_schema)
     try:
         assert isinstance(wh, PostgresWarehouse)
-        assert wh.capabilities.bulk_load == "copy"
+        assert wh.capabilities.engine == "postgresql"
         assert wh.count() == 0
         assert wh.profiles() == []
     finally:

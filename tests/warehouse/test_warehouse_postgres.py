@@ -34,25 +34,30 @@ def rows(*ids: str, email: str = "x") -> list[IdentityRow]:
 def test_connection_killed_between_statements_leaves_nothing(pg: PostgresWarehouse) -> None:
     pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1", "cus_2", email="kept")))
     before = pg.identities(), pg.pending_identities().keys
-    assert pg._conn is not None
-    victim = pg._conn.info.backend_pid
 
     def kill() -> None:
         # The identity merge has run in the victim's open transaction; end its session.
         with psycopg.connect(PG_URL, autocommit=True) as other:
             other.execute("SELECT pg_terminate_backend(%s)", (victim,))
 
-    pg._after_merge = kill
-    pg.claim("p1", "r2")
-    with pytest.raises(WarehouseError, match="PostgreSQL write failed"):
-        pg.write(
-            WriteBatch("p1", "c1", "r2", rows("cus_1", "cus_3", email="lost"), deletes=["cus_2"])
-        )
-    pg._after_merge = None
-    # The adapter reconnects by itself; the killed batch left no trace.
-    assert (pg.identities(), pg.pending_identities().keys) == before
-    assert pg._conn is not None
-    assert pg._conn.info.backend_pid != victim
+    hooked = PostgresWarehouse(PG_URL, schema=pg.schema, after_merge=kill)
+    assert hooked._conn is not None
+    victim = hooked._conn.info.backend_pid
+    try:
+        hooked.claim("p1", "r2")
+        with pytest.raises(WarehouseError, match="PostgreSQL write failed"):
+            hooked.write(
+                WriteBatch(
+                    "p1", "c1", "r2", rows("cus_1", "cus_3", email="lost"), deletes=["cus_2"]
+                )
+            )
+        # The killed batch left no trace; the adapter reconnects by itself.
+        assert (pg.identities(), pg.pending_identities().keys) == before
+        assert hooked.count() == 2
+        assert hooked._conn is not None
+        assert hooked._conn.info.backend_pid != victim
+    finally:
+        hooked.close()
     assert pg.write(WriteBatch("p1", "c1", "r2", rows("cus_3"))).inserted == 1
 
 
@@ -78,19 +83,18 @@ def test_schema_change_by_another_session_is_picked_up(pg: PostgresWarehouse) ->
 
 def test_concurrent_writers_on_distinct_pipelines(pg: PostgresWarehouse, pg_schema: str) -> None:
     """Two sessions, each inside its own write transaction at the same time."""
-    second = PostgresWarehouse(PG_URL, schema=pg_schema)
     both_in = threading.Barrier(2, timeout=10)
+    # Each waits, inside its open transaction, until the other is inside its own.
+    first = PostgresWarehouse(PG_URL, schema=pg_schema, after_merge=both_in.wait)
+    second = PostgresWarehouse(PG_URL, schema=pg_schema, after_merge=both_in.wait)
     try:
-        second.ensure_columns(COLUMNS)
         second.claim("p2", "r1")
-        # Each waits, inside its open transaction, until the other is inside its own.
-        pg._after_merge = both_in.wait
-        second._after_merge = both_in.wait
         with ThreadPoolExecutor(2) as pool:
-            one = pool.submit(pg.write, WriteBatch("p1", "c1", "r1", rows("cus_1", "cus_2")))
+            one = pool.submit(first.write, WriteBatch("p1", "c1", "r1", rows("cus_1", "cus_2")))
             two = pool.submit(second.write, WriteBatch("p2", "c1", "r1", rows("cus_1")))
             assert (one.result(30).inserted, two.result(30).inserted) == (2, 1)
         assert pg.count("p1") == 2
         assert second.count() == 3
     finally:
+        first.close()
         second.close()

@@ -8,7 +8,7 @@ for display only.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,7 +28,14 @@ class PipelineState:
     last_full_run: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # What `dataclasses.asdict` gives, without its generic deep copy (pages of
+        # pipelines show every state): the position is copied through JSON, which it is.
+        position = None if self.position is None else orjson.loads(orjson.dumps(self.position))
+        return {
+            "position": position,
+            "max_created": self.max_created,
+            "last_full_run": self.last_full_run,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PipelineState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from tests.entrypoints.api.conftest import Api
 
 
@@ -23,14 +24,43 @@ def test_method_not_allowed_names_every_allowed_method(api: Api) -> None:
         assert client.delete("/auth/me").headers["allow"] == "GET, HEAD"
 
 
-def test_the_docs_page_needs_a_signed_in_user(api: Api) -> None:
-    import httpx
+def test_the_docs_page_and_its_scripts_need_a_signed_in_user(api: Api) -> None:
+    docs = f"{api.url}/api/docs"
+    refused = [httpx.get(f"{docs}{path}") for path in ("/", "/assets/swagger-ui-bundle.js")]
+    for answer in refused:
+        assert answer.status_code == 401
+        assert answer.json()["error"]["type"] == "unauthenticated"
+    forged = httpx.get(f"{docs}/", headers={"Authorization": "Bearer hw_" + "x" * 43})
+    assert forged.status_code == 401
+    # A browser is sent to sign in, then back to the docs.
+    browser = httpx.get(f"{docs}/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert browser.status_code == 303
+    assert browser.headers["location"] == "/sign-in?next=/api/docs/"
 
-    docs = f"{api.url}/api/docs/"
-    refused = httpx.get(docs)
-    assert refused.status_code == 401
-    assert refused.json()["error"]["type"] == "unauthenticated"
+
+def test_the_docs_page_loads_swagger_ui_from_this_server(api: Api) -> None:
+    docs = f"{api.url}/api/docs"
     with api.signed_in() as client:
-        page = client.get(docs)
-    assert page.status_code in (200, 503)  # 503 until scripts/install put Swagger UI in
+        page = client.get(f"{docs}/")
+        script = client.get(f"{docs}/assets/swagger-ui-bundle.js")
+        style = client.get(f"{docs}/assets/swagger-ui.css")
+        outside = client.get(f"{docs}/assets/..%2Fdocs.py")
+        unknown = client.get(f"{docs}/assets/index.html")
+        document = client.get("/openapi.json")
+    assert page.status_code == 200, page.text
+    assert "/api/docs/assets/swagger-ui-bundle.js" in page.text
+    assert "/api/v1/openapi.json" in page.text
     assert "cdn" not in page.text.lower()
+    assert "http://" not in page.text
+    assert "https://" not in page.text
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "SwaggerUIBundle" in script.text
+    assert style.status_code == 200
+    assert style.headers["content-type"].startswith("text/css")
+    assert outside.status_code in (404, 422)
+    assert unknown.status_code == 422  # only the page's own files are served
+    assert document.status_code == 200
+    # A token works as well as a session (for tools that fetch the docs).
+    token = httpx.get(f"{docs}/", headers={"Authorization": f"Bearer {api.token}"})
+    assert token.status_code == 200

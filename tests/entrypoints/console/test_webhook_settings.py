@@ -131,3 +131,24 @@ def test_a_key_without_webhook_write_gets_the_manual_path(page: Page, site: Site
     page.get_by_role("button", name="Remove").click()  # only forgotten: Headwater did not make it
     expect(page.get_by_role("status").filter(has_text="Webhook removed")).to_be_visible()
     assert [e["id"] for e in site.sandbox.webhooks() if conn.id in e["url"]] == [made["id"]]
+
+
+def test_deleting_a_source_says_which_endpoint_is_left_at_stripe(page: Page, site: Site) -> None:
+    conn = site.add_source("Hand made", "rk_test_customers_only")
+    receiver = f"{site.url}/api/v1/webhooks/stripe/{conn.id}"
+    made = site.sandbox.add_webhook(receiver, events=("customer.updated",))
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{conn.id}/settings")
+    page.get_by_label("Signing secret").fill(made["secret"])
+    page.get_by_role("button", name="Save signing secret").click()
+    expect(page.get_by_role("status").filter(has_text="Signing secret saved")).to_be_visible()
+
+    danger = page.get_by_role("region", name="Danger zone")
+    danger.get_by_label("Type the source's name to confirm").fill("Hand made")
+    danger.get_by_role("button", name="Delete source").click()
+    told = page.get_by_role("status").filter(has_text="deleted")
+    expect(told).to_contain_text("Hand made")
+    expect(told).to_contain_text("still exists at Stripe: delete it in the Stripe Dashboard")
+    expect(told).to_have_class(re.compile(r"\bwarning\b"))
+    # Headwater did not make it, so it is left to the user, who was told.
+    assert [e["id"] for e in site.sandbox.webhooks() if conn.id in e["url"]] == [made["id"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -79,3 +80,38 @@ def test_a_token_needs_a_name(app: App, name: str) -> None:
         tokens.create_token(app, name)
     assert caught.value.location == "name"
     assert _stored(app) == []
+
+
+def test_a_token_revoked_here_is_refused_at_once_though_it_was_trusted(app: App) -> None:
+    raw, token = tokens.create_token(app, "ci")
+    assert tokens.principal_for_token(app, raw) is not None
+    assert tokens.trusted_principal(app, raw) is not None  # checked lately: no store read
+    tokens.revoke_token(app, token.id)
+    assert tokens.trusted_principal(app, raw) is None
+    assert tokens.principal_for_token(app, raw) is None
+
+
+def test_a_token_revoked_by_another_process_is_refused_once_its_trust_lapses(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens, "TRUSTED_FOR", 0.3)
+    raw, token = tokens.create_token(app, "ci")
+    assert tokens.principal_for_token(app, raw) is not None
+    elsewhere = App.open(app.settings)  # another engine: what another process holds
+    try:
+        tokens.revoke_token(elsewhere, token.id)
+    finally:
+        elsewhere.close()
+    # Still trusted here for at most TRUSTED_FOR: the store is not read again before.
+    assert tokens.trusted_principal(app, raw) is not None
+    time.sleep(0.35)
+    assert tokens.trusted_principal(app, raw) is None
+    assert tokens.principal_for_token(app, raw) is None
+
+
+def test_only_valid_tokens_are_trusted(app: App) -> None:
+    raw, _ = tokens.create_token(app, "ci")
+    forged = raw[:-1] + ("A" if raw[-1] != "A" else "B")
+    assert tokens.principal_for_token(app, forged) is None
+    assert tokens.trusted_principal(app, forged) is None
+    assert tokens.trusted_principal(app, raw) is None  # never checked yet

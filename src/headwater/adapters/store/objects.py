@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection as Db
-from sqlalchemy import Engine, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from headwater.adapters.store import tables
 from headwater.kernel.entities import Connection, Pipeline, Workspace
@@ -23,17 +37,24 @@ _TABLES: dict[type[Any], Table] = {
     Pipeline: tables.pipelines,
 }
 _NOUNS = {Workspace: "workspace", Connection: "connection", Pipeline: "pipeline"}
+_FIELDS = {cls: tuple(f.name for f in fields(cls)) for cls in _TABLES}
+
+
+_DATETIMES = {
+    cls: tuple(c.name for c in table.c if isinstance(c.type, DateTime))
+    for cls, table in _TABLES.items()
+}
 
 
 def _entity(cls: type[E], row: Any) -> E:
     # SQLite gives back the UTC datetimes it stores naive: every one is made aware, so
     # an entity reads the same from both stores (and shows the same offset).
-    data: dict[str, Any] = {
-        k: aware(v) if isinstance(v, datetime) else v for k, v in row._mapping.items()
-    }
+    data: dict[str, Any] = dict(row._mapping)
+    for name in _DATETIMES[cls]:
+        data[name] = aware(data[name])
     if cls is Pipeline:  # stored as JSON (`asdict` turned it into a dict on the way in)
         data["state"] = PipelineState.from_dict(data["state"])
-    return cls(**{f.name: data[f.name] for f in fields(cls)})
+    return cls(**{name: data[name] for name in _FIELDS[cls]})
 
 
 def aware(ts: datetime | None) -> datetime | None:
@@ -49,13 +70,22 @@ def add(engine: Engine, entity: E) -> E:
     return entity
 
 
+@functools.cache
+def _get_query(table: Table, scoped: bool) -> Select[Any]:
+    """The lookup of one entity by ``:id`` (and ``:workspace_id`` when `scoped`), built
+    once per shape: building a statement costs more than SQLite takes to answer it."""
+    query = select(table).where(table.c.id == bindparam("id"))
+    if scoped:
+        query = query.where(table.c.workspace_id == bindparam("workspace_id"))
+    return query
+
+
 def get(engine: Engine, cls: type[E], entity_id: str, workspace_id: str | None = None) -> E:
-    table = _TABLES[cls]
-    query = select(table).where(table.c.id == entity_id)
-    if workspace_id is not None and cls is not Workspace:
-        query = query.where(table.c.workspace_id == workspace_id)
+    scoped = workspace_id is not None and cls is not Workspace
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(
+            _get_query(_TABLES[cls], scoped), {"id": entity_id, "workspace_id": workspace_id}
+        ).first()
     if row is None:
         raise NotFound(f"no {_NOUNS[cls]} with id {entity_id!r}")
     return _entity(cls, row)
@@ -70,6 +100,24 @@ def find(engine: Engine, cls: type[E], **where: Any) -> list[E]:
         return [_entity(cls, row) for row in conn.execute(query)]
 
 
+@functools.cache
+def _page_query(table: Table, columns: tuple[str, ...], after: bool) -> Select[Any]:
+    """A page of entities whose `columns` equal ``:w_<column>``, newest first, after the
+    entity at (``:after_created``, ``:after_id``) when `after`; ``:limit`` rows.  Built
+    once per shape (see `_get_query`)."""
+    query = select(table).where(*[table.c[c] == bindparam(f"w_{c}") for c in columns])
+    if after:
+        created = bindparam("after_created", type_=table.c.created_at.type)
+        query = query.where(
+            or_(
+                table.c.created_at < created,
+                and_(table.c.created_at == created, table.c.id < bindparam("after_id")),
+            )
+        )
+    order = (table.c.created_at.desc(), table.c.id.desc())
+    return query.order_by(*order).limit(bindparam("limit", type_=Integer))
+
+
 def find_page(
     engine: Engine, cls: type[E], limit: int, after_id: str | None = None, **where: Any
 ) -> tuple[list[E], bool]:
@@ -77,24 +125,33 @@ def find_page(
     `after_id` (which must match `where`, else `InvalidInput` at ``starting_after``);
     and whether more follow.  One keyset query, however many entities exist."""
     table = _TABLES[cls]
-    conditions = [table.c[column] == value for column, value in where.items()]
-    query = select(table).where(*conditions)
+    params: dict[str, Any] = {f"w_{column}": value for column, value in where.items()}
+    params["limit"] = limit + 1
     with engine.connect() as conn:
         if after_id is not None:
+            conditions = [table.c[column] == value for column, value in where.items()]
             found = conn.execute(
                 select(table.c.created_at).where(table.c.id == after_id, *conditions)
             ).first()
             if found is None:
                 raise InvalidInput(f"no item with id {after_id!r} in this list", "starting_after")
-            query = query.where(
-                or_(
-                    table.c.created_at < found.created_at,
-                    and_(table.c.created_at == found.created_at, table.c.id < after_id),
-                )
-            )
-        query = query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
-        rows = conn.execute(query).all()
+            params |= {"after_created": found.created_at, "after_id": after_id}
+        query = _page_query(table, tuple(where), after_id is not None)
+        rows = conn.execute(query, params).all()
     return [_entity(cls, row) for row in rows[:limit]], len(rows) > limit
+
+
+def events_read(engine: Engine, workspace_id: str) -> dict[str, bool]:
+    """Whether each connection of the workspace may read Stripe's events, by id (what a
+    pipeline's document needs of its connection: one narrow query for a whole page)."""
+    with engine.connect() as conn:
+        rows = conn.execute(_EVENTS_READ, {"workspace_id": workspace_id})
+        return {row.id: row.events_read for row in rows}
+
+
+_EVENTS_READ = select(tables.connections.c.id, tables.connections.c.events_read).where(
+    tables.connections.c.workspace_id == bindparam("workspace_id")
+)
 
 
 def save(engine: Engine, entity: E, only: Sequence[str] | None = None) -> E:

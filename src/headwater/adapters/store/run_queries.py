@@ -13,29 +13,49 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Engine, ScalarSelect, and_, bindparam, or_, select
 
 from headwater.adapters.store.runs import _run
 from headwater.adapters.store.tables import pipelines, run_errors, runs
 from headwater.kernel.entities import Run
 
-#: The newest run of each pipeline in ``:ids``, built once (building the expression
-#: costs more than running it): one probe of ``ix_runs_pipeline`` per pipeline.
 _newest = runs.alias("newest")
-_LATEST = select(runs).where(
-    runs.c.id.in_(
-        select(
-            select(_newest.c.id)
-            .where(_newest.c.pipeline_id == pipelines.c.id)
-            # `created_at` alone, so that the index gives the newest at once (with `id`
-            # too, SQLite sorted every run of the pipeline: 8 ms at 10,000 runs).  A
-            # pipeline's runs never share a microsecond: one is live at a time.
-            .order_by(_newest.c.created_at.desc())
-            .limit(1)
-            .scalar_subquery()
-        ).where(pipelines.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _of_newest(column: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """`column` of the newest run of the pipeline of the enclosing query's row."""
+    return (
+        select(column)
+        .where(_newest.c.pipeline_id == pipelines.c.id)
+        # `created_at` alone, so that the index gives the newest at once (with `id`
+        # too, SQLite sorted every run of the pipeline: 8 ms at 10,000 runs).  A
+        # pipeline's runs never share a microsecond: one is live at a time.
+        .order_by(_newest.c.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-)
+
+
+#: The newest run of each pipeline in ``:ids`` (its id null when it has none), built
+#: once (building the expression costs more than running it): a probe of
+#: ``ix_runs_pipeline`` per pipeline and column, on both stores.  (A join on the
+#: newest id instead made PostgreSQL hash every run; SQLite has no LATERAL.)  Only the
+#: columns a pipeline's document shows: a run's counters and summary are JSON to decode.
+_LATEST = select(
+    pipelines.c.id.label("pipeline_id"),
+    _of_newest(_newest.c.id).label("id"),
+    _of_newest(_newest.c.status).label("status"),
+    _of_newest(_newest.c.kind).label("kind"),
+).where(pipelines.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass(frozen=True)
+class RunHead:
+    """What a pipeline's document shows of its last run."""
+
+    id: str
+    status: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -74,7 +94,7 @@ def page_runs(
     return RunPage([_run(r) for r in rows[:limit]], len(rows) > limit)
 
 
-def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, Run]:
+def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, RunHead]:
     """The newest run of each of `pipeline_ids` that has one, in one query: one probe
     of the index on ``(pipeline_id, created_at)`` per pipeline, however many runs each
     has."""
@@ -82,7 +102,11 @@ def latest_runs(engine: Engine, pipeline_ids: Sequence[str]) -> dict[str, Run]:
         return {}
     with engine.connect() as conn:
         rows = conn.execute(_LATEST, {"ids": list(pipeline_ids)})
-        return {row.pipeline_id: _run(row) for row in rows}
+        return {
+            row.pipeline_id: RunHead(row.id, row.status, row.kind)
+            for row in rows
+            if row.id is not None
+        }
 
 
 @dataclass(frozen=True)

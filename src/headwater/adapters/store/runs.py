@@ -16,11 +16,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store.database import SQLITE_BUSY_TIMEOUT_MS
-from headwater.adapters.store.tables import LIVE_STATUSES, run_errors, runs
+from headwater.adapters.store.tables import LIVE_STATUSES, pipelines, run_errors, runs
 from headwater.kernel.entities import Run, RunStatus, new_id, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.records import RecordError
@@ -31,9 +31,12 @@ MAX_STORED_ERRORS = 1000
 PROGRESS_LOCK_WAIT = timedelta(seconds=2)
 
 
+_RUN_FIELDS = tuple(f.name for f in fields(Run) if f.name != "errors")
+
+
 def _run(row: Any) -> Run:
-    data = dict(row._mapping)
-    run = Run(**{f.name: data[f.name] for f in fields(Run) if f.name != "errors"})
+    data = row._mapping
+    run = Run(**{name: data[name] for name in _RUN_FIELDS})
     run.created_at = _aware(run.created_at) or run.created_at
     run.lease_expires_at = _aware(run.lease_expires_at)
     run.not_before = _aware(run.not_before)
@@ -330,18 +333,34 @@ def _add_errors(conn: Any, run_id: str, errors: Sequence[RecordError]) -> None:
     )
 
 
-def get_run(engine: Engine, run_id: str, error_limit: int = 20) -> Run:
+#: A run by ``:run_id``, and a run by ``:run_id`` of a pipeline of ``:workspace_id``;
+#: its first ``:error_limit`` errors.  Built once: building costs more than answering.
+_RUN = select(runs).where(runs.c.id == bindparam("run_id"))
+_WORKSPACE_RUN = _RUN.join(pipelines, pipelines.c.id == runs.c.pipeline_id).where(
+    pipelines.c.workspace_id == bindparam("workspace_id")
+)
+_FIRST_ERRORS = (
+    select(run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
+    .where(run_errors.c.run_id == bindparam("run_id"))
+    .order_by(run_errors.c.id)
+    .limit(bindparam("error_limit", type_=Integer))
+)
+
+
+def get_run(
+    engine: Engine, run_id: str, error_limit: int = 20, workspace_id: str | None = None
+) -> Run:
+    """The run with its first `error_limit` errors; with `workspace_id`, only a run of
+    that workspace's pipelines (another's is `NotFound`, as a missing one), checked in
+    the same query."""
+    params = {"run_id": run_id, "workspace_id": workspace_id, "error_limit": error_limit}
     with engine.connect() as conn:
-        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        query = _RUN if workspace_id is None else _WORKSPACE_RUN
+        row = conn.execute(query, params).first()
         if row is None:
             raise NotFound(f"no run with id {run_id!r}")
         run = _run(row)
-        errs = conn.execute(
-            select(run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
-            .where(run_errors.c.run_id == run_id)
-            .order_by(run_errors.c.id)
-            .limit(error_limit)
-        ).all()
+        errs = conn.execute(_FIRST_ERRORS, params).all() if error_limit else []
     run.errors = [dict(e._mapping) for e in errs]
     return run
 

@@ -68,6 +68,8 @@ pipelines = Table(
     # The next schedule slot; NULL when the pipeline is disabled or not scheduled.
     Column("next_run_at", DateTime(timezone=True), nullable=True),
     Index("ix_pipelines_next_run_at", "next_run_at"),
+    # A workspace's pipelines, newest first (migration 0009).
+    Index("ix_pipelines_workspace", "workspace_id", "created_at", "id"),
 )
 
 runs = Table(
@@ -95,6 +97,8 @@ runs = Table(
     Column("not_before", DateTime(timezone=True), nullable=True),
     Index("ix_runs_pipeline", "pipeline_id", "created_at"),
     Index("ix_runs_status_created", "status", "created_at"),
+    # Every run of a workspace, newest first: walked backwards (migration 0009).
+    Index("ix_runs_created", "created_at", "id"),
     # The database itself guarantees at most one live run per pipeline.
     Index(
         "ux_runs_one_live",

@@ -61,7 +61,10 @@ Contract for every implementation:
   logs each change once.  The caller holds `resolution_lock` from its first read to the apply.
   ``profile_changes`` reads the log, oldest first.
 - Infrastructure failures (connection lost, disk full, a table changed under us) raise
-  `WarehouseError` (transient); nothing of the batch remains after one.
+  `WarehouseError` (transient: the service may retry the run); nothing of the batch
+  remains after one.  A batch the engine refuses even after the refused rows were left
+  out (a failure no single row explains) raises ``RejectedData`` (terminal: a data
+  error, which retrying cannot fix); nothing of it remains either.
 """
 
 from __future__ import annotations
@@ -105,12 +108,10 @@ class WarehouseError(TransientError):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an engine can do, as data."""
+    """What an engine is and can do, as data: only what a caller reads (the engine's
+    name, shown by ``warehouse show``).  A capability joins when a caller branches on it."""
 
-    engine: str
-    bulk_load: str  # "copy" | "arrow"
-    transactional_ddl: bool
-    schema: str | None
+    engine: str  # "duckdb" | "postgresql"
 
 
 @dataclass

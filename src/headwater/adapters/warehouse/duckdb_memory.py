@@ -2,24 +2,24 @@
 
 DuckDB keeps the unique indexes of a table in memory; everything else is cached or
 spilled to disk.  A fixed memory limit would fail once the indexes outgrow it, so the
-limit follows them: the index memory plus a headroom.  A write that runs out of memory
-doubles the headroom and is redone (`memory_bounded`), up to `MAX_HEADROOM_MB`.
+limit follows them: the index memory plus a headroom, set on open and every
+`TUNE_EVERY` writes.  A transaction that runs out of memory doubles the headroom and is
+redone (the warehouse asks `grow`), up to the cap (`MAX_HEADROOM_MB` by default).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any
 
 import duckdb
 
-from headwater.adapters.warehouse.contract import WarehouseError
-
-#: The memory headroom never grows past this.
+#: The memory headroom never grows past this (unless a warehouse is given its own cap).
 MAX_HEADROOM_MB = 2048
+#: Writes between two settings of the limit (a write adds at most ~1 MB of index).
+TUNE_EVERY = 16
 #: The headroom of a full profile rebuild, which hashes and sorts the whole warehouse:
 #: with the writes' headroom it spills at every step (and may run out and be redone);
 #: this much, plus `REBUILD_BYTES` per identity for the work tables and the profiles'
@@ -34,43 +34,7 @@ def rebuild_mb(identities: int) -> int:
     return REBUILD_HEADROOM_MB + identities * REBUILD_BYTES // 2**20
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
 log = logging.getLogger(__name__)
-
-
-class OutOfMemory(Exception):
-    """DuckDB hit its memory limit; the transaction was rolled back (internal)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class _Grows(Protocol):
-    def _grow_headroom(self, detail: str) -> None: ...
-
-
-G = TypeVar("G", bound=_Grows)
-
-
-def memory_bounded(method: Callable[Concatenate[G, P], R]) -> Callable[Concatenate[G, P], R]:
-    """Redo a public operation whose transaction ran out of memory, with more headroom.
-
-    The failed transaction was rolled back, so redoing it is safe; only the outermost
-    transaction turns DuckDB's error into `OutOfMemory`, so nested calls never retry
-    inside a failed transaction.
-    """
-
-    def bounded(self: G, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except OutOfMemory as exc:
-                self._grow_headroom(exc.detail)
-
-    functools.update_wrapper(bounded, method)
-    return bounded
 
 
 class MemoryBound:
@@ -79,15 +43,17 @@ class MemoryBound:
     Not thread-safe: the warehouse calls it under its connection lock.
     """
 
-    def __init__(self, headroom_mb: int | None) -> None:
+    def __init__(self, headroom_mb: int | None, cap_mb: int = MAX_HEADROOM_MB) -> None:
         self.headroom = headroom_mb
+        self.cap = cap_mb
+        self._writes = 0
 
     def tune(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Set DuckDB's memory limit to its index memory plus the headroom.
 
-        Called on open and every few writes (a write adds at most ~1 MB of index).
-        DuckDB refuses a limit below what it cannot free right now; the headroom then
-        grows until the limit is accepted (or stays as it was at the cap).
+        Called on open and every `TUNE_EVERY` writes (`wrote`).  DuckDB refuses a limit
+        below what it cannot free right now; the headroom then grows until the limit is
+        accepted (or stays as it was at the cap).
         """
         if self.headroom is None:
             return
@@ -103,6 +69,12 @@ class MemoryBound:
             except duckdb.OutOfMemoryException:
                 if not self.double():
                     return  # at the cap: keep the limit in force
+
+    def wrote(self, conn: duckdb.DuckDBPyConnection) -> None:
+        """A write committed: every `TUNE_EVERY` writes the limit follows the indexes."""
+        self._writes += 1
+        if self._writes % TUNE_EVERY == 0:
+            self.tune(conn)
 
     @contextmanager
     def at_least(
@@ -122,14 +94,16 @@ class MemoryBound:
 
     def double(self) -> bool:
         """Double the headroom; False when it is unbounded or already at the cap."""
-        if self.headroom is None or self.headroom >= MAX_HEADROOM_MB:
+        if self.headroom is None or self.headroom >= self.cap:
             return False
-        self.headroom = min(self.headroom * 2, MAX_HEADROOM_MB)
+        self.headroom = min(self.headroom * 2, self.cap)
         return True
 
-    def grow(self, conn: duckdb.DuckDBPyConnection, detail: str) -> None:
-        """A transaction ran out of memory: double the headroom, or fail at the cap."""
+    def grow(self, conn: duckdb.DuckDBPyConnection) -> bool:
+        """A transaction ran out of memory (and was rolled back): double the headroom
+        and say whether redoing it may help (False at the cap or when unbounded)."""
         if not self.double():
-            raise WarehouseError(f"DuckDB ran out of memory: {detail}")
+            return False
         log.info("DuckDB ran out of memory; headroom raised to %s MB", self.headroom)
         self.tune(conn)
+        return True

@@ -1,4 +1,5 @@
-"""DuckDB column types and how a batch is staged (Arrow) and statements are run."""
+"""DuckDB column types (its `TypeMapper`), and how a batch is staged (Arrow) and
+statements are run."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from headwater.adapters.warehouse.staging import json_value
 from headwater.kernel.model import PropertyType
 
 T = PropertyType
-DIALECT = sql.Dialect(
-    types={
+TYPES = sql.TypeMapper(
+    columns={
         T.STRING: "VARCHAR",
         T.INTEGER: "BIGINT",
         T.FLOAT: "DOUBLE",
@@ -29,22 +30,15 @@ DIALECT = sql.Dialect(
         T.ARRAY: "VARCHAR[]",
     },
     text="VARCHAR",
-    profile_key="UUID",
+    integer="BIGINT",
     timestamptz="TIMESTAMPTZ",
-    integer="INTEGER",
+    counter="INTEGER",
+    profile_key="UUID",
+    # information_schema's spelling where it differs from the type created.
+    catalogue={"TIMESTAMP WITH TIME ZONE": T.DATETIME},
+    # Decimals are staged as text so that DuckDB rounds them to scale 9.
+    casts={T.DECIMAL: "DECIMAL(38,9)", T.JSON: "JSON"},
 )
-# information_schema spelling of each column type, back to the model type.
-FROM_SQL = {
-    "VARCHAR": T.STRING,
-    "BIGINT": T.INTEGER,
-    "DOUBLE": T.FLOAT,
-    "DECIMAL(38,9)": T.DECIMAL,
-    "BOOLEAN": T.BOOLEAN,
-    "TIMESTAMP WITH TIME ZONE": T.DATETIME,
-    "DATE": T.DATE,
-    "JSON": T.JSON,
-    "VARCHAR[]": T.ARRAY,
-}
 # How each type is staged in Arrow; decimals go as text so DuckDB rounds them to scale 9.
 ARROW = {
     T.STRING: pa.string(),
@@ -57,7 +51,6 @@ ARROW = {
     T.JSON: pa.string(),
     T.ARRAY: pa.list_(pa.string()),
 }
-CASTS = {T.DECIMAL: "DECIMAL(38,9)", T.JSON: "JSON"}
 
 
 def arrow_stage(staged: Staged, columns: dict[str, PropertyType]) -> pa.Table:
@@ -80,7 +73,11 @@ def arrow_stage(staged: Staged, columns: dict[str, PropertyType]) -> pa.Table:
     return pa.table(data)
 
 
-def run(conn: duckdb.DuckDBPyConnection, query: str, params: list[Any] | None = None) -> list[Any]:
+def run(
+    conn: duckdb.DuckDBPyConnection,
+    query: str,
+    params: list[Any] | dict[str, Any] | None = None,
+) -> list[Any]:
     # Always drain the result: DuckDB refuses further work (even ROLLBACK) on a
     # connection that holds an unfinished result.
     return conn.execute(query, params or []).fetchall()

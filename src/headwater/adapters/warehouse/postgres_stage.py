@@ -1,4 +1,5 @@
-"""PostgreSQL column types and the COPY of a batch into the session's stage table."""
+"""PostgreSQL column types (its `TypeMapper`) and the COPY of a batch into the session's
+stage table."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from headwater.adapters.warehouse.rejects import RejectedData, Staged
 from headwater.kernel.model import PropertyType
 
 T = PropertyType
-DIALECT = sql.Dialect(
-    types={
+TYPES = sql.TypeMapper(
+    columns={
         T.STRING: "text",
         T.INTEGER: "bigint",
         T.FLOAT: "double precision",
@@ -25,27 +26,21 @@ DIALECT = sql.Dialect(
         T.ARRAY: "text[]",
     },
     text="text",
+    integer="bigint",
     timestamptz="timestamptz",
-    integer="integer",
-    extra_ddl=(
-        # Warehouses made before identity resolution gave every identity a profile id.
-        "ALTER TABLE {schema}.identities ALTER COLUMN _profile_id DROP NOT NULL",
-        # Identity resolution's lookups (profile_store): by profile, by source id.
-        "CREATE INDEX IF NOT EXISTS identities_profile ON {schema}.identities (_profile_id)",
-        "CREATE INDEX IF NOT EXISTS identities_source ON {schema}.identities (_source_id)",
-    ),
+    counter="integer",
+    profile_key="text",
+    # format_type()'s spelling where it differs from the type created.
+    catalogue={"timestamp with time zone": T.DATETIME},
+    casts={T.JSON: "jsonb"},  # JSON is staged as text
 )
-FROM_SQL = {
-    "text": T.STRING,
-    "bigint": T.INTEGER,
-    "double precision": T.FLOAT,
-    "numeric": T.DECIMAL,
-    "boolean": T.BOOLEAN,
-    "timestamp with time zone": T.DATETIME,
-    "date": T.DATE,
-    "jsonb": T.JSON,
-    "text[]": T.ARRAY,
-}
+EXTRA_DDL = (
+    # Warehouses made before identity resolution gave every identity a profile id.
+    "ALTER TABLE {schema}.identities ALTER COLUMN _profile_id DROP NOT NULL",
+    # Identity resolution's lookups (profile_store): by profile, by source id.
+    "CREATE INDEX IF NOT EXISTS identities_profile ON {schema}.identities (_profile_id)",
+    "CREATE INDEX IF NOT EXISTS identities_source ON {schema}.identities (_source_id)",
+)
 # Binary COPY types of the stage; JSON is staged as text and cast on merge.
 COPY_TYPES = {
     T.STRING: "text",

@@ -1,8 +1,9 @@
 """The identity-resolution methods of the `Warehouse` contract, shared by the SQL engines.
 
-Each engine supplies one hook, `_with_profile_args`: run a function inside a transaction
-of its own with `profile_store`'s arguments (statement runner, schema, spelling, model
-columns), translating the engine's errors as its other operations do.
+`SQLWarehouse` (``sql_warehouse``) supplies the one hook, `_with_profile_args`: run a
+function inside a transaction of its own with `profile_store`'s arguments (statement
+runner, schema, spelling, model columns), translating the engine's errors as its other
+operations do.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ProfileMethods:
     """Mixed into an engine's warehouse class; see the contract for each method."""
 
     def _with_profile_args(self, what: str, fn: Callable[[Args], R]) -> R:
-        raise NotImplementedError  # every engine defines it
+        raise NotImplementedError  # `SQLWarehouse` defines it
 
     def identities_by_key(self, keys: Collection[tuple[str, str]]) -> list[IdentityRecord]:
         return self._with_profile_args(

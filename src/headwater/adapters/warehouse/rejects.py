@@ -5,15 +5,15 @@ Two layers, both engine-neutral:
 - `stage_values` checks, in Python and column by column, what we know an engine refuses
   (integers outside 64 bits, NUL characters where the engine cannot store them, JSON that
   cannot be encoded).  Clean columns cost one pass; only a hit looks at single rows.
-- `bisect` finds the rest: when an engine refuses a batch with a *data* error, the adapter
-  tries halves in transactions that are rolled back, down to single rows.
+- `bisect` finds the rest: when an engine refuses a batch with a *data* error (a
+  `Refused` value), the adapter tries halves in transactions that are rolled back, down
+  to single rows.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,8 @@ class RejectedData(TerminalError):
     """The engine refused a value of the batch: a data error, not a connection error,
     so retrying the same batch cannot help (not transient, unlike `WarehouseError`).
 
-    Internal to the adapters: `write` catches it and isolates the offending rows.
+    Within a write the adapters turn it into a `Refused` value and isolate the offending
+    rows; it is raised only when that cannot help (see `write_isolating`).
     """
 
 
@@ -130,52 +131,47 @@ def _check_nul(col: list[Any], name: str, ptype: PropertyType, bad: dict[int, st
         )
 
 
-def bisect(
-    rows: Sequence[IdentityRow], reason: str, attempt: Callable[[list[IdentityRow]], None]
-) -> list[tuple[str, str]]:
-    """The rows of `rows` (which failed as a whole with `reason`) that fail on their own.
+@dataclass(frozen=True)
+class Refused:
+    """A write the engine refused for a value of its rows (rolled back): why."""
 
-    `attempt` tries a part in a transaction that is always rolled back and raises
-    `RejectedData` when the engine refuses it; other errors propagate.
-    """
+    reason: str
+
+
+#: One transaction writing these rows, committed or (False) rolled back.
+Attempt = Callable[[list[IdentityRow], bool], WriteResult | Refused]
+
+
+def bisect(rows: Sequence[IdentityRow], reason: str, attempt: Attempt) -> list[tuple[str, str]]:
+    """The rows of `rows` (which failed as a whole with `reason`) that fail on their own,
+    found by trying halves in transactions that are rolled back, down to single rows."""
     if len(rows) == 1:
         return [(rows[0].source_id, reason)]
     found: list[tuple[str, str]] = []
     mid = len(rows) // 2
     for part in (list(rows[:mid]), list(rows[mid:])):
-        try:
-            attempt(part)
-        except RejectedData as exc:
-            found += bisect(part, exc.message, attempt)
+        tried = attempt(part, False)
+        if isinstance(tried, Refused):
+            found += bisect(part, tried.reason, attempt)
     return found
 
 
-class DryRun(Exception):
-    """Raised inside a trial write's transaction so that it rolls back."""
+def write_isolating(rows: list[IdentityRow], attempt: Attempt) -> WriteResult:
+    """Write `rows` with ``attempt(rows, True)``; if the engine refuses data, leave the
+    refused rows out.
 
-
-def write_isolating(
-    rows: list[IdentityRow], write: Callable[[list[IdentityRow], bool], WriteResult]
-) -> WriteResult:
-    """Run `write(rows, dry_run=False)`; if the engine refuses data, leave the refused rows out.
-
-    `write(rows, dry_run)` is one transaction; with ``dry_run`` it stages and merges,
-    then raises `DryRun` to roll back.  Returns the `WriteResult` of the final write with
-    the refused rows appended to its ``rejected``.  Should the rows left still be
-    refused (a failure no single row explains), `RejectedData` propagates: the run
-    fails on a data error (not retried), and nothing of the batch was written.
+    Returns the `WriteResult` of the final write with the refused rows appended to its
+    ``rejected``.  Should the rows left still be refused (a failure no single row
+    explains), this raises `RejectedData`: the run fails on a data error (terminal, so
+    it is not retried), and nothing of the batch was written.
     """
-    try:
-        return write(rows, False)
-    except RejectedData as exc:
-        first = exc.message
-
-    def attempt(part: list[IdentityRow]) -> None:
-        with suppress(DryRun):
-            write(part, True)
-
-    refused = bisect(rows, first, attempt)
+    first = attempt(rows, True)
+    if not isinstance(first, Refused):
+        return first
+    refused = bisect(rows, first.reason, attempt)
     ids = {source_id for source_id, _ in refused}
-    result = write([r for r in rows if r.source_id not in ids], False)
+    result = attempt([r for r in rows if r.source_id not in ids], True)
+    if isinstance(result, Refused):
+        raise RejectedData(result.reason)
     result.rejected.extend(refused)
     return result

@@ -1,18 +1,20 @@
-"""SQL pieces shared by the SQL engines; each engine supplies a small `Dialect`.
+"""SQL pieces shared by the SQL engines; each engine supplies its `TypeMapper`.
 
-Only what differs between engines lives in a `Dialect` (type names, extra DDL), so a
-new engine (Snowflake, BigQuery, ClickHouse) adds one dialect and one adapter module.
+The statements here are the same on every engine we use; what differs is the column
+types (`TypeMapper`) and, in the engine's module, how it stages, merges and deletes.
+A new engine (Snowflake, BigQuery, ClickHouse) adds one type mapper and one adapter.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import Column, PropertyType
 
+T = PropertyType
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 #: Meta columns of the staging relation; the batch-wide values (pipeline, connection,
@@ -21,18 +23,39 @@ STAGE_META = ("_source_id", "_source_updated_at")
 
 
 @dataclass(frozen=True)
-class Dialect:
-    """The per-engine differences of the shared DDL."""
+class TypeMapper:
+    """One engine's column types, both ways (as dlt's ``TypeMapper``): the column type
+    it creates for each Customer Model type, the model type of a column it reads back
+    from its catalogue, the types of the meta columns, and the casts of staged values.
+    """
 
-    types: Mapping[PropertyType, str]  # Customer Model type -> column type
+    columns: Mapping[PropertyType, str]  # Customer Model type -> column type
     text: str  # type of ids and other text meta columns
+    integer: str  # 64-bit integer
     timestamptz: str
-    integer: str
-    extra_ddl: Sequence[str] = ()  # formatted with schema=quoted schema
+    counter: str  # type of ``_identity_count``
     #: Type of ``_profile_id``.  Profile ids are UUIDs; a native UUID key is 16 bytes
     #: instead of 36 characters, which halves the unique index where it must stay in
     #: memory (DuckDB).  Readers always get the id back as text.
-    profile_key: str = ""
+    profile_key: str
+    #: The catalogue's spelling of a column type where it differs from `columns`.
+    catalogue: Mapping[str, PropertyType] = field(default_factory=dict)
+    #: Model types staged in another type (JSON as text...) and cast when merged.
+    casts: Mapping[PropertyType, str] = field(default_factory=dict)
+
+    def to_column(self, ptype: PropertyType) -> str:
+        return self.columns[ptype]
+
+    def from_column(self, column_type: str) -> PropertyType:
+        """The model type of a column read back (text for a type we never create)."""
+        found = self.catalogue.get(column_type)
+        if found is not None:
+            return found
+        return next((t for t, name in self.columns.items() if name == column_type), T.STRING)
+
+    def staged_casts(self, columns: Mapping[str, PropertyType]) -> dict[str, str]:
+        """Model column -> the type its staged value is cast to on merge."""
+        return {n: self.casts[t] for n, t in columns.items() if t in self.casts}
 
 
 def quote(name: str) -> str:
@@ -58,10 +81,11 @@ def check_model_column(name: str, where: str = "column") -> None:
         )
 
 
-def create_tables(d: Dialect, schema: str) -> list[str]:
-    """Statements creating the schema and its tables (idempotent)."""
+def create_tables(d: TypeMapper, schema: str, extra: Sequence[str] = ()) -> list[str]:
+    """Statements creating the schema and its tables (idempotent); `extra` statements
+    are formatted with ``schema=`` the quoted schema."""
     s, t, ts = quote(schema), d.text, d.timestamptz
-    key = d.profile_key or t
+    key = d.profile_key
     return [
         f"CREATE SCHEMA IF NOT EXISTS {s}",
         f"CREATE TABLE IF NOT EXISTS {s}.identities ("
@@ -70,7 +94,7 @@ def create_tables(d: Dialect, schema: str) -> list[str]:
         f"_profile_id {key}, UNIQUE (_pipeline_id, _source_id))",
         f"CREATE TABLE IF NOT EXISTS {s}.profiles ("
         f"_profile_id {key} PRIMARY KEY, _updated_at {ts} NOT NULL, "
-        f"_identity_count {d.integer} NOT NULL)",
+        f"_identity_count {d.counter} NOT NULL)",
         # The owner run and saved state of each pipeline (see `ownership`).
         f"CREATE TABLE IF NOT EXISTS {s}.pipeline_state (pipeline_id {t} PRIMARY KEY, "
         f"owner_run_id {t} NOT NULL, state {t}, claimed_at {ts} NOT NULL, "
@@ -82,12 +106,13 @@ def create_tables(d: Dialect, schema: str) -> list[str]:
         # Identities written or deleted since the last resolution (`pending`).
         f"CREATE TABLE IF NOT EXISTS {s}.pending_identities (_batch {t} NOT NULL, "
         f"_pipeline_id {t} NOT NULL, _source_id {t} NOT NULL, _profile_id {key})",
-        *(ddl.format(schema=s) for ddl in d.extra_ddl),
+        *(ddl.format(schema=s) for ddl in extra),
     ]
 
 
-def add_column(d: Dialect, schema: str, table: str, col: Column) -> str:
-    return f"ALTER TABLE {quote(schema)}.{table} ADD COLUMN {quote(col.name)} {d.types[col.type]}"
+def add_column(d: TypeMapper, schema: str, table: str, col: Column) -> str:
+    column = f"{quote(col.name)} {d.to_column(col.type)}"
+    return f"ALTER TABLE {quote(schema)}.{table} ADD COLUMN {column}"
 
 
 def rename_column(schema: str, table: str, old: str, new: str) -> str:

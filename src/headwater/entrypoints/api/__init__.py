@@ -29,7 +29,7 @@ OPENAPI_PATH = "/openapi.json"
 
 DESCRIPTION = """\
 Everything the `headwater` command line does, over HTTP: connections, the Customer
-Model, the warehouse, pipelines, runs, profiles, tokens and workspaces.
+Model, the warehouse, pipelines, runs, profiles, users, tokens and workspaces.
 
 Authenticate with an API token (`Authorization: Bearer hw_…`, from
 `headwater tokens create` or `POST /tokens`) or with the session cookie set by

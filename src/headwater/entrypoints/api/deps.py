@@ -18,6 +18,7 @@ from typing import Annotated, cast
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from headwater.kernel.errors import Forbidden, Unauthenticated
@@ -100,23 +101,29 @@ def cross_site(request: Request) -> bool:
     return browser and not same_origin(request)
 
 
-def principal(
+async def principal(
     request: Request,
     app: RootApp,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     session: Annotated[str | None, Depends(session_cookie)],
 ) -> Principal:
     """Who is calling: 401 when no credentials come or they are forged, expired or
-    revoked; 403 for a cookie request that changes state from another origin."""
+    revoked; 403 for a cookie request that changes state from another origin.
+
+    A token checked lately is known without I/O (`tokens.trusted_principal`), on the
+    event loop; a store read (and write) goes through the thread pool."""
     if credentials is not None:
-        found = tokens.principal_for_token(app, credentials.credentials)
+        raw = credentials.credentials
+        found = tokens.trusted_principal(app, raw) or await run_in_threadpool(
+            tokens.principal_for_token, app, raw
+        )
         if found is None:
             raise Unauthenticated("the API token is not valid: unknown, malformed or revoked")
         return found
     if request.headers.get("authorization"):
         raise Unauthenticated("send an API token as `Authorization: Bearer hw_…`")
     if session:
-        found = sessions.principal_for_session(app, session)
+        found = await run_in_threadpool(sessions.principal_for_session, app, session)
         if found is None:
             raise Unauthenticated("the session has expired or was signed out: sign in again")
         if request.method not in SAFE_METHODS and not same_origin(request):

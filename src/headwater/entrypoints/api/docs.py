@@ -1,28 +1,47 @@
 """The API's interactive documentation at ``/api/docs`` (Swagger UI), for signed-in
-users. Its scripts come from the npm package ``swagger-ui-dist``, copied by
-``scripts/install`` into ``static/swagger-ui`` beside this module (ignored by git):
-nothing is fetched from a CDN at run time."""
+users. Its scripts come from the npm package ``swagger-ui-dist`` (pinned in
+``package.json``), copied by ``scripts/install`` into ``static/swagger-ui`` beside this
+module (ignored by git): nothing is fetched from a CDN at run time.
+
+The page and its assets need authentication like every route: the page reads the
+OpenAPI document with the visitor's session cookie (the document needs it too), so a
+browser without a session is sent to the console's sign-in page and back; any other
+client gets the API's 401.
+"""
 
 from __future__ import annotations
 
+from inspect import isawaitable
 from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from headwater.entrypoints.api import errors
 from headwater.entrypoints.api.deps import CurrentPrincipal
-from headwater.kernel.errors import TransientError
+from headwater.kernel.errors import HeadwaterError, TransientError, Unauthenticated
 from headwater.services.app import App
 
 PATH = "/api/docs"
 ASSETS = Path(__file__).parent / "static" / "swagger-ui"
+#: The files of ``swagger-ui-dist`` that the page loads (`scripts/install` copies them).
+Asset = Literal["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"]
+_MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+SIGN_IN = "/sign-in"
 
 
 class DocsNotInstalled(TransientError):
     """The Swagger UI files were not installed with the package."""
+
+
+def _asset(name: str) -> Path:
+    path = ASSETS / name
+    if not path.is_file():
+        raise DocsNotInstalled("the API documentation is not installed: run scripts/install")
+    return path
 
 
 def create_docs(app: App, openapi_url: str) -> FastAPI:
@@ -31,11 +50,21 @@ def create_docs(app: App, openapi_url: str) -> FastAPI:
     docs = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     docs.state.headwater = app
     errors.install(docs)
+    api_error = docs.exception_handlers[HeadwaterError]
+
+    async def unauthenticated(request: Request, exc: Exception) -> Response:
+        """A browser opening the page is sent to sign in and back; others get a 401."""
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            back = quote(f"{PATH}/", safe="/")
+            return RedirectResponse(f"{SIGN_IN}?next={back}", status_code=303)
+        answer = api_error(request, exc)
+        return await answer if isawaitable(answer) else answer
+
+    docs.add_exception_handler(Unauthenticated, unauthenticated)
 
     @docs.get("/", include_in_schema=False)
     def page(_caller: CurrentPrincipal) -> HTMLResponse:
-        if not (ASSETS / "swagger-ui-bundle.js").is_file():
-            raise DocsNotInstalled("the API documentation is not installed: run scripts/install")
+        _asset("swagger-ui-bundle.js")
         return get_swagger_ui_html(
             openapi_url=openapi_url,
             title="Headwater API",
@@ -44,5 +73,9 @@ def create_docs(app: App, openapi_url: str) -> FastAPI:
             swagger_favicon_url=f"{PATH}/assets/favicon-32x32.png",
         )
 
-    docs.mount("/assets", StaticFiles(directory=ASSETS, check_dir=False), name="assets")
+    @docs.get("/assets/{name}", include_in_schema=False)
+    def asset(name: Asset, _caller: CurrentPrincipal) -> FileResponse:
+        path = _asset(name)
+        return FileResponse(path, media_type=_MEDIA_TYPES[path.suffix])
+
     return docs

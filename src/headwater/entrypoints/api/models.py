@@ -43,6 +43,17 @@ class WorkspaceCreate(Strict):
     )
 
 
+class UserCreate(Strict):
+    email: str = Field(max_length=320, description="The new user's email (signs them in).")
+    password: SecretStr = Field(
+        max_length=1024, description="The new user's password: at least 8 characters."
+    )
+
+
+class MemberCreate(Strict):
+    email: str = Field(max_length=320, description="The email of a user who exists already.")
+
+
 class UserPublic(BaseModel):
     id: str = Field(description="The user's id (`usr_…`).")
     email: str = Field(description="The user's email.")
@@ -51,6 +62,10 @@ class UserPublic(BaseModel):
     @classmethod
     def of(cls, user: User) -> UserPublic:
         return cls(**user.public())
+
+
+class MemberPublic(UserPublic):
+    workspace_id: str = Field(description="The workspace the user is a member of (this one).")
 
 
 class WorkspacePublic(BaseModel):

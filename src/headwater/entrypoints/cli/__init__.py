@@ -15,6 +15,7 @@ from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.running import run as run_command
 from headwater.entrypoints.cli.runs import runs
+from headwater.entrypoints.cli.validate import validate as validate_command
 from headwater.entrypoints.cli.warehouse import warehouse
 from headwater.entrypoints.serve.command import serve, worker
 from headwater.sandbox.command import sandbox
@@ -54,6 +55,7 @@ COMMANDS = (
     worker,
 )
 pipelines.add_command(run_command)
+pipelines.add_command(validate_command)
 for command in COMMANDS:
     cli.add_command(command)
 

@@ -18,6 +18,7 @@ from headwater.entrypoints.cli.output import (
     opened_app,
     print_json,
     say,
+    show_document,
     table,
 )
 from headwater.kernel.accounts import ApiToken
@@ -82,17 +83,21 @@ def add_user(email: str, password_stdin: bool, workspace_id: str | None, as_json
 @users.command("join")
 @click.argument("email")
 @workspace_option
+@json_option
 @handle_errors
-def join(email: str, workspace_id: str | None) -> None:
+def join(email: str, workspace_id: str | None, as_json: bool) -> None:
     """Make the existing user with EMAIL a member of the workspace too."""
     with workspace_app(workspace_id) as app:
         user = user_service.add_member(app, email)
-    say(f"{user.email} is a member of workspace {app.workspace_id}")
+    if as_json:
+        print_json({**user.public(), "workspace_id": app.workspace_id})
+    else:
+        say(f"{user.email} is a member of workspace {app.workspace_id}")
 
 
 @click.group("tokens")
 def tokens() -> None:
-    """API tokens (`Authorization: Bearer hw_…`): create, list, revoke."""
+    """API tokens (`Authorization: Bearer hw_…`): create, list, show, revoke."""
 
 
 @tokens.command("create")
@@ -142,13 +147,26 @@ def list_tokens(workspace_id: str | None, as_json: bool) -> None:
     )
 
 
+@tokens.command("show")
+@click.argument("token_id")
+@workspace_option
+@json_option
+@handle_errors
+def show_token(token_id: str, workspace_id: str | None, as_json: bool) -> None:
+    """Show the token TOKEN_ID (its name and prefix, never the token)."""
+    with workspace_app(workspace_id) as app:
+        doc = token_service.get_token(app, token_id).public()
+    show_document(doc, as_json)
+
+
 @tokens.command("revoke")
 @click.argument("token_id")
 @workspace_option
 @json_option
 @handle_errors
 def revoke_token(token_id: str, workspace_id: str | None, as_json: bool) -> None:
-    """Revoke the token TOKEN_ID: its next request is refused."""
+    """Revoke the token TOKEN_ID: a running `headwater serve` refuses it within
+    seconds (it trusts a token it checked for 2 s)."""
     with workspace_app(workspace_id) as app:
         token = token_service.revoke_token(app, token_id)
     if as_json:
@@ -175,6 +193,17 @@ def add_workspace(name: str, as_json: bool) -> None:
         print_json(doc)
     else:
         say("Added workspace ", (workspace.id, "bold"), f" ({workspace.name})")
+
+
+@workspaces.command("show")
+@click.argument("workspace_id")
+@json_option
+@handle_errors
+def show_workspace(workspace_id: str, as_json: bool) -> None:
+    """Show the workspace WORKSPACE_ID."""
+    with opened_app() as app:
+        doc = workspace_service.document(workspace_service.get_workspace(app, workspace_id))
+    show_document(doc, as_json)
 
 
 @workspaces.command("list")

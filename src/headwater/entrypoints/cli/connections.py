@@ -42,6 +42,16 @@ def read_key(api_key_env: str | None, api_key_file: Path | None) -> str:
     return sys.stdin.readline().strip()
 
 
+_KEY_ENV = click.option(
+    "--api-key-env", metavar="VAR", help="Read the key from this environment variable."
+)
+_KEY_FILE = click.option(
+    "--api-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the key from this file.",
+)
+
+
 @connections.group("add")
 def add() -> None:
     """Add a connection."""
@@ -49,8 +59,8 @@ def add() -> None:
 
 @add.command("stripe")
 @click.option("--name", required=True, help="A name for this connection.")
-@click.option("--api-key-env", metavar="VAR", help="Read the key from this environment variable.")
-@click.option("--api-key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_KEY_ENV
+@_KEY_FILE
 @click.option("--base-url", default=connection_service.STRIPE_API, show_default=True)
 @click.option("--requests-per-second", type=float, default=20.0, show_default=True)
 @json_option
@@ -114,6 +124,58 @@ def show(connection_id: str, as_json: bool) -> None:
     with opened_app() as app:
         doc = connection_service.get_connection(app, connection_id).public()
     show_document(doc, as_json)
+
+
+@connections.command("rotate-key")
+@click.argument("connection_id")
+@_KEY_ENV
+@_KEY_FILE
+@json_option
+@handle_errors
+def rotate_key(
+    connection_id: str, api_key_env: str | None, api_key_file: Path | None, as_json: bool
+) -> None:
+    """Replace a connection's key. The new key (from --api-key-env, --api-key-file, a
+    prompt or stdin; never an argument) is verified with Stripe first: on any error the
+    old key stays."""
+    key = read_key(api_key_env, api_key_file)
+    with opened_app() as app:
+        conn = connection_service.rotate_key(app, connection_id, key)
+    if as_json:
+        print_json(conn.public())
+        return
+    say("Rotated the key of ", (conn.id, "bold"), f": now {conn.api_key_masked}")
+    if not conn.events_read:
+        warn("the new key lacks Events: Read; incremental runs will not see updates or deletions.")
+
+
+@connections.command("update")
+@click.argument("connection_id")
+@click.option("--name", help="A new name.")
+@click.option("--base-url", help="A new Stripe API URL (verified live with the saved key).")
+@click.option("--requests-per-second", type=float, help="A new request budget.")
+@json_option
+@handle_errors
+def update(
+    connection_id: str,
+    name: str | None,
+    base_url: str | None,
+    requests_per_second: float | None,
+    as_json: bool,
+) -> None:
+    """Rename a connection, or change its Stripe API URL or request budget (the options
+    not given are kept; a new budget applies from a run's next request)."""
+    if name is None and base_url is None and requests_per_second is None:
+        raise click.UsageError("give --name, --base-url or --requests-per-second")
+    with opened_app() as app:
+        conn = connection_service.update_connection(
+            app,
+            connection_id,
+            name=name,
+            base_url=base_url,
+            requests_per_second=requests_per_second,
+        )
+    show_document(conn.public(), as_json)
 
 
 @connections.command("delete")

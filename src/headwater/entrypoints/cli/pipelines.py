@@ -29,7 +29,7 @@ from headwater.services.pipelines.documents import (
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-def _json_file(path: Path, option: str) -> Any:
+def json_file(path: Path, option: str) -> Any:
     text = path.read_text()
     if not text.strip():
         raise InvalidInput(f"{path}: the file is empty", option)
@@ -64,7 +64,7 @@ def transformation_from(
     """The transformation the options give (the service enforces "at most one")."""
     return manage.choose_transformation(
         app.model(),
-        mapping=_json_file(mapping, "--mapping") if mapping else None,
+        mapping=json_file(mapping, "--mapping") if mapping else None,
         suggested=suggested,
         javascript=javascript.read_text() if javascript else None,
         python=python.read_text() if python else None,
@@ -111,7 +111,7 @@ def add(
             name,
             transformation_from(app, mapping, suggested_mapping, javascript, python),
             description=description or "",
-            filter=_json_file(filter_file, "--filter") if filter_file else None,
+            filter=json_file(filter_file, "--filter") if filter_file else None,
             schedule=schedule,
             incremental=incremental,
             enabled=not disabled,
@@ -151,7 +151,7 @@ def update(
             description=description,
             schedule=schedule,
             incremental=incremental,
-            filter=_json_file(filter_file, "--filter") if filter_file else None,
+            filter=json_file(filter_file, "--filter") if filter_file else None,
             clear_filter=clear_filter,
             transformation=transformation_from(app, mapping, suggested_mapping, javascript, python),
         )
@@ -320,7 +320,7 @@ def preview(
             pipeline_id=pipeline_id,
             connection_id=connection_id,
             transformation=transformation_from(app, mapping, suggested_mapping, javascript, python),
-            filter=_json_file(filter_file, "--filter") if filter_file else None,
+            filter=json_file(filter_file, "--filter") if filter_file else None,
             limit=limit,
         )
     if as_json:

@@ -29,7 +29,11 @@ LIMIT = 10_000
 class Kind(StrEnum):
     OK = "ok"  # an action's visible result
     ERROR = "error"  # why an action was not done
+    WARNING = "warning"  # done, but something is left for the user to do
     TOKEN = "token"  # a new API token, shown once by the tokens page  # noqa: S105
+
+
+MESSAGES = (Kind.OK, Kind.WARNING, Kind.ERROR)  # shown by every page, unlike a token
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Flashes:
             self._pending.append(_Pending(flash, digest(session)))
             del self._pending[:-LIMIT]
 
-    def take(self, session: str, kinds: tuple[Kind, ...] = (Kind.OK, Kind.ERROR)) -> list[Flash]:
+    def take(self, session: str, kinds: tuple[Kind, ...] = MESSAGES) -> list[Flash]:
         """The session's pending messages of `kinds`, oldest first, forgotten as taken."""
         key = digest(session)
         with self._lock:

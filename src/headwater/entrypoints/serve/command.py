@@ -72,6 +72,11 @@ def serve(host: str, port: int, forwarded_allow_ips: str | None, workers: int) -
             port=port,
             log_config=None,  # uvicorn's records go through our JSON lines too
             log_level="warning",
+            access_log=False,
+            # The C parser and event loop: h11 and asyncio's loop cost more CPU per
+            # request than the API's own read routes (bench/api.py).
+            http="httptools",
+            loop="uvloop",
             lifespan="on",
             proxy_headers=forwarded_allow_ips is not None,
             forwarded_allow_ips=forwarded_allow_ips,

@@ -2,6 +2,12 @@
 creation, stored as their SHA-256 digest, listed by name and prefix, revocable.
 
 A token belongs to one workspace and acts on it alone.
+
+A token found valid is trusted for `TRUSTED_FOR` without asking the store again (each
+process keeps its own memory of them, per store): checking it costs a store read, and
+an API client sends the same token with every request.  Revoking a token in this
+process forgets it at once; a token revoked by another process (``headwater tokens
+revoke`` beside a running ``headwater serve``) is refused within `TRUSTED_FOR`.
 """
 
 from __future__ import annotations
@@ -9,6 +15,11 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import time
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Engine
 
 from headwater.adapters.store import accounts
 from headwater.kernel.accounts import ApiToken
@@ -25,6 +36,19 @@ _SHAPE = re.compile(rf"{PREFIX}[A-Za-z0-9]{{{_LENGTH}}}")
 #: How much of a token lists show: enough to tell tokens apart, far too little to guess.
 SHOWN = len(PREFIX) + 6
 MAX_PAGE = 100
+#: How long (seconds) a token found valid is trusted before the store is asked again.
+TRUSTED_FOR = 2.0
+
+
+@dataclass(frozen=True)
+class _Trusted:
+    principal: Principal
+    until: float  # `time.monotonic()` after which the store is asked again
+
+
+#: Per store, the tokens found valid lately, by their digest.  Only valid tokens enter
+#: it, so it holds at most one entry per live token.
+_trusted: WeakKeyDictionary[Engine, dict[str, _Trusted]] = WeakKeyDictionary()
 
 
 def create_token(app: App, name: str) -> tuple[str, ApiToken]:
@@ -42,15 +66,29 @@ def create_token(app: App, name: str) -> tuple[str, ApiToken]:
     return raw, accounts.add_token(app.engine, token, digest(raw))
 
 
+def trusted_principal(app: App, raw: str) -> Principal | None:
+    """Who `raw` authenticates if it was found valid less than `TRUSTED_FOR` ago (no
+    I/O: callers on an event loop try this first); else None, and
+    `principal_for_token` decides."""
+    known = _trusted.get(app.engine, {}).get(digest(raw))
+    if known is None or known.until < time.monotonic():
+        return None
+    return known.principal
+
+
 def principal_for_token(app: App, raw: str) -> Principal | None:
     """Who `raw` authenticates, or None when it is malformed, unknown or revoked."""
     if not _SHAPE.fullmatch(raw):
         return None
-    token = accounts.token_by_hash(app.engine, digest(raw))
+    hashed = digest(raw)
+    token = accounts.token_by_hash(app.engine, hashed)
     if token is None or token.revoked_at is not None:
         return None
     accounts.touch_token(app.engine, token, utcnow())
-    return Principal(workspace_id=token.workspace_id, token_id=token.id)
+    principal = Principal(workspace_id=token.workspace_id, token_id=token.id)
+    trusted = _trusted.setdefault(app.engine, {})
+    trusted[hashed] = _Trusted(principal, time.monotonic() + TRUSTED_FOR)
+    return principal
 
 
 def list_tokens(
@@ -69,5 +107,11 @@ def get_token(app: App, token_id: str) -> ApiToken:
 
 
 def revoke_token(app: App, token_id: str) -> ApiToken:
-    """Revoke the token at once: its next request is refused. Revoking twice is harmless."""
-    return accounts.revoke_token(app.engine, token_id, app.workspace_id, utcnow())
+    """Revoke the token: its next request to this process is refused, and within
+    `TRUSTED_FOR` its requests to any other. Revoking twice is harmless."""
+    token = accounts.revoke_token(app.engine, token_id, app.workspace_id, utcnow())
+    trusted = _trusted.get(app.engine, {})
+    for hashed, known in list(trusted.items()):
+        if known.principal.token_id == token_id:
+            trusted.pop(hashed, None)
+    return token

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA
 from headwater.adapters.transformations.contract import Transformation
 from headwater.adapters.transformations.filters import (
@@ -98,11 +100,15 @@ def validate_mapping(mapping: object, model: CustomerModel) -> list[Problem]:
 def filter_text(data: object) -> str:
     """A saved filter as readable text (``""`` for none)."""
     # Lists of pipelines render the same few filters on every request: remember them.
-    return _filter_text(json.dumps(data, sort_keys=True, default=str))
+    try:
+        canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson refuses (an integer past 64 bits): the slow way
+        canonical = json.dumps(data, sort_keys=True, default=str).encode()
+    return _filter_text(canonical)
 
 
 @functools.lru_cache(maxsize=1024)
-def _filter_text(canonical: str) -> str:
+def _filter_text(canonical: bytes) -> str:
     return render_filter(json.loads(canonical), source_schema())
 
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
-from headwater.adapters.store import run_queries
+from headwater.adapters.store import objects, run_queries
 from headwater.kernel.entities import Pipeline, Run, RunStatus
 from headwater.services.app import App
-from headwater.services.connections import get_connection, list_connections
+from headwater.services.connections import get_connection
 from headwater.services.pipelines.definition import filter_text
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING, next_run_kind
 
@@ -35,12 +35,14 @@ def pipeline_document(app: App, pipeline: Pipeline) -> dict[str, Any]:
 def pipeline_documents(app: App, pipelines: Sequence[Pipeline]) -> list[dict[str, Any]]:
     """The documents of `pipelines` (of this workspace), with two store queries in all:
     their connections' permissions and their last runs."""
-    events_read = {c.id: c.events_read for c in list_connections(app)}
+    events_read = objects.events_read(app.engine, app.workspace_id)
     last_runs = run_queries.latest_runs(app.engine, [p.id for p in pipelines])
     return [_document(p, events_read[p.connection_id], last_runs.get(p.id)) for p in pipelines]
 
 
-def _document(pipeline: Pipeline, events_read: bool, last: Run | None) -> dict[str, Any]:
+def _document(
+    pipeline: Pipeline, events_read: bool, last: run_queries.RunHead | None
+) -> dict[str, Any]:
     return {
         "id": pipeline.id,
         "name": pipeline.name,
@@ -56,9 +58,7 @@ def _document(pipeline: Pipeline, events_read: bool, last: Run | None) -> dict[s
         "next_run_kind": next_run_kind(pipeline).value,
         "state": pipeline.state.as_dict(),
         "warnings": _warnings(pipeline, events_read),
-        "last_run": {"id": last.id, "status": last.status.value, "kind": last.kind}
-        if last
-        else None,
+        "last_run": {"id": last.id, "status": last.status, "kind": last.kind} if last else None,
         "created_at": pipeline.created_at,
         "updated_at": pipeline.updated_at,
     }

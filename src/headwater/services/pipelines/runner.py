@@ -15,7 +15,7 @@ from datetime import timedelta
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
-from headwater.kernel.errors import Conflict, HeadwaterError, NotFound, TransientError
+from headwater.kernel.errors import Conflict, HeadwaterError, TransientError
 from headwater.services import profiles
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
@@ -123,7 +123,7 @@ def cancel_run(app: App, run_id: str) -> Run:
     """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to
     stop and ends `cancelled` at its next batch boundary (within a lease beat and a
     batch), keeping what committed.  Refused (`Conflict`) when the run already ended."""
-    _own(app, runs.get_run(app.engine, run_id, 0))
+    runs.get_run(app.engine, run_id, 0, app.workspace_id)  # NotFound for another's
     return runs.request_cancel(app.engine, run_id)
 
 
@@ -176,14 +176,4 @@ def list_runs(app: App, pipeline_id: str | None = None, limit: int = 50) -> list
 def get_run(app: App, run_id: str, error_limit: int = 20) -> Run:
     """A run of this workspace with its first `error_limit` errors (`NotFound` for a
     run of another workspace, as for one that does not exist)."""
-    run = runs.get_run(app.engine, run_id, error_limit)
-    _own(app, run)
-    return run
-
-
-def _own(app: App, run: Run) -> None:
-    """`NotFound` unless the run's pipeline belongs to this workspace."""
-    try:
-        manage.get(app, run.pipeline_id)
-    except NotFound:
-        raise NotFound(f"no run with id {run.id!r}") from None
+    return runs.get_run(app.engine, run_id, error_limit, app.workspace_id)

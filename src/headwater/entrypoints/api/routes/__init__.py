@@ -13,6 +13,7 @@ from headwater.entrypoints.api.routes import (
     runs,
     settings,
     tokens,
+    users,
     webhooks,
     workspaces,
 )
@@ -26,6 +27,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     runs.router,
     profiles.router,
     tokens.router,
+    users.router,
     workspaces.router,
     webhooks.router,
 )

@@ -62,7 +62,7 @@ class PropertyRename(Body):
 
 class WarehousePublic(BaseModel):
     url: str = Field(description="The warehouse URL with any password masked.")
-    engine: str = Field(description="`duckdb` or `postgres`.")
+    engine: str = Field(description="`duckdb` or `postgresql`.")
     identities: int = Field(description="Identity rows it holds (one per pipeline and customer).")
     profiles: int = Field(description="Unified profiles it holds.")
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from headwater.adapters.connectors.contract import PermissionMissing
+from headwater.entrypoints.console.flash import Kind
 from headwater.entrypoints.console.web import CurrentViewer, Viewer, redirect_telling, render
 from headwater.kernel.entities import Connection
 from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound
@@ -149,7 +150,10 @@ def delete_connection(
     try:
         if confirm != conn.name:
             raise InvalidInput("type the source's name to delete it", "confirm")
-        connections.delete_connection(who.app, conn.id)
+        left = connections.delete_connection(who.app, conn.id)
     except HeadwaterError as exc:
         return _refused(request, who, conn.id, "delete", exc.message)
-    return redirect_telling(request, who, "/sources", f"Source “{conn.name}” deleted")
+    told = f"Source “{conn.name}” deleted"
+    if left is None:
+        return redirect_telling(request, who, "/sources", told)
+    return redirect_telling(request, who, "/sources", f"{told}. {left}", Kind.WARNING)

@@ -1,0 +1,140 @@
+"""What the CLI and the API can each do, the other can too, with the same documents:
+users (``users add``/``join`` ⇄ ``POST /users``, ``/users/join``), checking a
+definition (``pipelines validate`` ⇄ ``POST /validate``), showing a token or a
+workspace (``tokens show``/``workspaces show`` ⇄ ``GET /tokens/{id}``,
+``/workspaces/{id}``).  The CLI runs in-process on the same store the API serves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+from tests.api.conftest import Tenant
+
+from headwater.entrypoints.cli import cli
+from headwater.services.auth import sessions, tokens, users, workspaces
+
+PASSWORD = "correct horse battery"
+
+
+def invoke(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def cli_doc(*args: str, stdin: str | None = None, exit_code: int = 0) -> Any:
+    result = invoke(*args, "--json", stdin=stdin)
+    assert result.exit_code == exit_code, result.output
+    return json.loads(result.stdout)
+
+
+def test_users_are_added_and_joined_over_the_api_as_with_the_cli(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    added = tenant.http.post("/users", json={"email": "Ada@Example.com", "password": PASSWORD})
+    assert added.status_code == 201, added.text
+    doc = added.json()
+    assert set(doc) == {"id", "email", "created_at", "workspace_id"}
+    assert doc["workspace_id"] == tenant.app.workspace_id
+    assert PASSWORD not in added.text
+    by_cli = cli_doc("users", "add", "bob@example.com", "--password-stdin", stdin=PASSWORD)
+    assert set(by_cli) == set(doc)
+    # The new user signs in, and belongs to the workspace of the caller alone.
+    _, session = sessions.sign_in(tenant.app, "ada@example.com", PASSWORD, address="test")
+    assert session.user_id == doc["id"]
+    mine = [w.id for w in workspaces.workspaces_of(tenant.app, doc["id"])]
+    assert mine == [tenant.app.workspace_id]
+
+    joined = other_tenant.http.post("/users/join", json={"email": "ADA@example.com"})
+    assert joined.status_code == 200, joined.text
+    assert joined.json() == {**doc, "workspace_id": other_tenant.app.workspace_id}
+    assert other_tenant.http.post("/users/join", json={"email": "ada@example.com"}).json() == (
+        joined.json()
+    )  # a member already stays one
+    both = {w.id for w in workspaces.workspaces_of(tenant.app, doc["id"])}
+    assert both == {tenant.app.workspace_id, other_tenant.app.workspace_id}
+    by_cli_join = cli_doc("users", "join", "bob@example.com", "--workspace", "ws_default")
+    assert by_cli_join["id"] == by_cli["id"]
+
+
+def test_bad_users_are_refused_naming_the_field_and_change_nothing(tenant: Tenant) -> None:
+    tenant.http.post("/users", json={"email": "ada@example.com", "password": PASSWORD})
+    cases = [
+        ("/users", {"email": "not an email", "password": PASSWORD}, 422, "email"),
+        ("/users", {"email": "bob@example.com", "password": "short"}, 422, "password"),
+        ("/users", {"email": "ADA@example.com", "password": PASSWORD}, 409, None),
+        ("/users", {"email": "bob@example.com"}, 422, "password"),
+        ("/users", {"email": "bob@example.com", "password": PASSWORD, "admin": True}, 422, None),
+        ("/users/join", {"email": "nobody@example.com"}, 422, "email"),
+    ]
+    for path, body, status, field in cases:
+        answer = tenant.http.post(path, json=body)
+        assert answer.status_code == status, (body, answer.text)
+        error = answer.json()["error"]
+        if field is not None:
+            assert error["field"] == field, (body, error)
+        assert "short" not in answer.text
+    assert users.authenticate(tenant.app, "bob@example.com", PASSWORD) is None
+
+
+def test_pipelines_validate_answers_what_post_validate_answers(
+    tenant: Tenant, tmp_path: Path
+) -> None:
+    parts: dict[str, Any] = {
+        "mapping": {"email": "lower(emial)", "nope": "email"},
+        "filter": {
+            "conditions": [
+                {"property": "address.country", "operator": "is greater than", "values": ["IT"]}
+            ]
+        },
+    }
+    files = {}
+    for name, value in parts.items():
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(value))
+    code = tmp_path / "transform.js"
+    code.write_text("function transform(c) {\n  return {email: c.email\n}\n")
+    checks = [
+        (["--mapping", str(files["mapping"]), "--filter", str(files["filter"])], parts),
+        (
+            ["--javascript", str(code)],
+            {"transformation": {"kind": "javascript", "source": code.read_text()}},
+        ),
+    ]
+    for args, body in checks:
+        by_api = tenant.http.post("/validate", json=body)
+        assert by_api.status_code == 200, by_api.text
+        assert by_api.json()["valid"] is False
+        assert cli_doc("pipelines", "validate", *args, exit_code=1) == by_api.json()
+    fields = [e["field"] for e in tenant.http.post("/validate", json=parts).json()["errors"]]
+    assert fields == ["filter.conditions[0]", "mapping.email", "mapping.nope"]
+    good = tmp_path / "good.json"
+    good.write_text('{"email": "lower(email)"}')
+    assert cli_doc("pipelines", "validate", "--mapping", str(good)) == {"valid": True, "errors": []}
+    text = invoke("pipelines", "validate", "--mapping", str(files["mapping"]))
+    assert text.exit_code == 1
+    assert "mapping.email (line 1, column 7): unknown Stripe customer field 'emial'" in text.stdout
+    nothing = invoke("pipelines", "validate")
+    assert nothing.exit_code == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text("{nope")
+    bad_file = invoke("pipelines", "validate", "--filter", str(broken))
+    assert bad_file.exit_code == 1
+    assert "--filter" in bad_file.stderr
+
+
+def test_tokens_and_workspaces_show_the_documents_the_api_shows(tenant: Tenant) -> None:
+    _, token = tokens.create_token(tenant.app, "shown")
+    by_api = tenant.http.get(f"/tokens/{token.id}")
+    assert cli_doc("tokens", "show", token.id) == by_api.json()
+    workspace = tenant.app.workspace_id
+    assert (
+        cli_doc("workspaces", "show", workspace)
+        == tenant.http.get(f"/workspaces/{workspace}").json()
+    )
+    assert invoke("tokens", "show", "tok_nope").exit_code == 1
+    assert invoke("workspaces", "show", "ws_nope").exit_code == 1
+    text = invoke("tokens", "show", token.id)
+    assert "shown" in text.stdout
+    assert token.prefix in text.stdout
