@@ -188,6 +188,12 @@ class Warehouse(Protocol):
 
     def identities_in_profiles(self, profile_ids: Collection[str]) -> list[IdentityRecord]: ...
 
+    def identities_with_members(
+        self, keys: Collection[tuple[str, str]], former_profiles: Collection[str]
+    ) -> list[IdentityRecord]:
+        """The identities with these keys and every identity of the profiles they are in
+        or of `former_profiles`, in one statement (`profile_store.identities_with_members`)."""
+
     def all_identity_records(self) -> list[IdentityRecord]: ...
 
     def profile_records(

@@ -162,32 +162,64 @@ def sharing(
     sources: Collection[tuple[str, str]],
 ) -> list[IdentityRecord]:
     """Identities whose key of identifier j is among `keys[j]` (by the key table), or
-    whose (connection id, source id) is in `sources`: one statement, index lookups."""
+    whose (connection id, source id) is in `sources`: one statement.
+
+    With indexes (PostgreSQL) each part is an index probe per value (the values bound
+    as an array in ``= ANY``, which the planner serves from the index whatever its row
+    estimates), sources probed on ``identities`` by its ``_source_id`` index.  Without
+    (DuckDB, which joins by hashing and scans): one scan of the narrow key table for
+    every part at once (sources by the key table's ``_source_id``; an identity missing
+    from it or stale there is pending, hence a seed already), then one join to
+    ``identities`` for the rows, where the source matches are checked against their
+    connection."""
     s = sql.quote(schema)
-    found: list[str] = []
     params: dict[str, Any] = {}
+    probed: list[tuple[str, str, str]] = []  # (key column, as rows, as an array)
     for j, values in enumerate(keys):
-        if not values:
-            continue
-        kind = sp.integer if integer[j] else sp.text
-        params[f"k{j}"] = list(values)
-        found.append(
-            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.{KEYS} AS x JOIN "
-            f"(SELECT {unnest(sp, f'k{j}', kind)} AS v) AS r ON x.{key_column(j)} = r.v"
-        )
+        if values:
+            kind = sp.integer if integer[j] else sp.text
+            params[f"k{j}"] = list(values)
+            array = f"CAST({sp.ph(f'k{j}')} AS {kind}[])"
+            probed.append((key_column(j), unnest(sp, f"k{j}", kind), array))
     if sources:
         conns, ids = zip(*set(sources), strict=True)
         params.update(sc=list(conns), ss=list(ids))
-        found.append(
-            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.identities AS x JOIN "
-            f"(SELECT {unnest(sp, 'sc', sp.text)} AS c, {unnest(sp, 'ss', sp.text)} AS s) AS r "
-            "ON x._connection_id = r.c AND x._source_id = r.s"
-        )
-    if not found:
+    if not params:
         return []
+    select = identity_select(schema, sp, list(columns))
+    if sp.key_indexes:
+        found = [
+            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.{KEYS} AS x "
+            f"WHERE x.{col} IS NOT NULL AND x.{col} = ANY({array})"
+            for col, _, array in probed
+        ]
+        if sources:
+            found.append(
+                f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.identities AS x "
+                f"WHERE x._source_id = ANY(CAST({sp.ph('ss')} AS {sp.text}[])) "
+                f"AND (x._connection_id, x._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
+                f"{unnest(sp, 'ss', sp.text)})"
+            )
+        query = (
+            f"{select} JOIN ({' UNION '.join(found)}) AS k "
+            "ON i._pipeline_id = k.p AND i._source_id = k.s"
+        )
+        if sp.probe_setup:
+            execute(sp.probe_setup, {})
+        return records(execute(query, params), columns)
+    wanted = [f"x.{col} IN (SELECT {values})" for col, values, _ in probed]
+    matched = [f"k.{col} IN (SELECT {values})" for col, values, _ in probed]
+    if sources:
+        wanted.append(f"x._source_id IN (SELECT {unnest(sp, 'ss', sp.text)})")
+        matched.append(
+            f"(i._connection_id, i._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
+            f"{unnest(sp, 'ss', sp.text)})"
+        )
+    picked = "".join(f", x.{col}" for col, _, _ in probed)
     query = (
-        f"{identity_select(schema, sp, list(columns))} JOIN ({' UNION '.join(found)}) AS k "
-        "ON i._pipeline_id = k.p AND i._source_id = k.s"
+        f"WITH k AS (SELECT x._pipeline_id AS p, x._source_id AS s{picked} FROM {s}.{KEYS} "
+        f"AS x WHERE {' OR '.join(wanted)}) {select} JOIN k "
+        f"ON i._pipeline_id = k.p AND i._source_id = k.s WHERE {' OR '.join(matched)}"
     )
     return records(execute(query, params), columns)
 

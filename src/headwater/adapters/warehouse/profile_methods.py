@@ -49,6 +49,14 @@ class ProfileMethods:
             "identity read", lambda a: profile_store.identities_in_profiles(*a, profile_ids)
         )
 
+    def identities_with_members(
+        self, keys: Collection[tuple[str, str]], former_profiles: Collection[str]
+    ) -> list[IdentityRecord]:
+        return self._with_profile_args(
+            "identity read",
+            lambda a: profile_store.identities_with_members(*a, keys, former_profiles),
+        )
+
     def all_identity_records(self) -> list[IdentityRecord]:
         return self._with_profile_args("identity read", lambda a: profile_store.all_identities(*a))
 

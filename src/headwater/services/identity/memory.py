@@ -85,6 +85,16 @@ class MemoryIdentityStore:
             found.update(self._by_profile.get(profile_id, ()))
         return [self.rows[k] for k in found]
 
+    def with_members(
+        self, keys: Collection[IdentityKey], former_profiles: Collection[str]
+    ) -> list[Identity]:
+        seeds = self.identities(keys)
+        profiles = set(former_profiles) | {s.profile_id for s in seeds if s.profile_id is not None}
+        found = {s.key: s for s in seeds}
+        for member in self.members(profiles):
+            found.setdefault(member.key, member)
+        return list(found.values())
+
     def profiles(self, profile_ids: Collection[str]) -> dict[str, ProfileRow]:
         rows = self.profile_rows
         return {p: rows[p] for p in profile_ids if p in rows}

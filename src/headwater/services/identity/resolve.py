@@ -67,11 +67,7 @@ def neighbourhood(
     former_profiles: Collection[str] = (),
 ) -> list[Identity]:
     """The closed neighbourhood of the touched identities (see the module docstring)."""
-    seeds = store.identities(touched)
-    profiles = set(former_profiles) | {s.profile_id for s in seeds if s.profile_id is not None}
-    found: dict[IdentityKey, Identity] = {s.key: s for s in seeds}
-    for member in store.members(profiles):
-        found.setdefault(member.key, member)
+    found = {i.key: i for i in store.with_members(touched, former_profiles)}
     keys = {k: identifier_keys(i.values, settings) for k, i in found.items()}
     frontier = list(found.values())
     while frontier:

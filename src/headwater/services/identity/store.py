@@ -50,6 +50,13 @@ class IdentityStore(Protocol):
     def members(self, profile_ids: Collection[str]) -> list[Identity]:
         """Every identity whose current profile id is one of `profile_ids`."""
 
+    def with_members(
+        self, keys: Collection[IdentityKey], former_profiles: Collection[str]
+    ) -> list[Identity]:
+        """The identities with these keys, and every identity whose current profile id
+        is one of theirs or one of `former_profiles` (where an incremental resolution
+        starts: `identities` then `members`, in one read)."""
+
     def profiles(self, profile_ids: Collection[str]) -> dict[str, ProfileRow]:
         """The profile rows with these ids, by id."""
 

@@ -97,6 +97,18 @@ class WarehouseIdentityStore:
     def members(self, profile_ids: Collection[str]) -> list[Identity]:
         return [_identity(r) for r in self._warehouse.identities_in_profiles(profile_ids)]
 
+    def with_members(
+        self, keys: Collection[IdentityKey], former_profiles: Collection[str]
+    ) -> list[Identity]:
+        asked = frozenset(keys)
+        found = self._warehouse.identities_with_members(
+            [(k.pipeline_id, k.source_id) for k in asked], former_profiles
+        )
+        out = [_identity(r) for r in found]
+        if self._keyed:  # `key_rows` asks again for the seeds
+            self._last = (asked, [i for i in out if i.key in asked])
+        return out
+
     def profiles(self, profile_ids: Collection[str]) -> dict[str, ProfileRow]:
         return {r.id: _row(r) for r in self._warehouse.profile_records(profile_ids)}
 
