@@ -19,6 +19,8 @@ from headwater.adapters.warehouse.duckdb_stage import TYPES
 from headwater.adapters.warehouse.profile_store import ProfileRecord, ProfileWrite
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import IdentityRow
+from headwater.services.identity import Context, identity_settings
+from headwater.services.profiles import resolve_warehouse
 
 PIPELINE = "pipe-1"
 
@@ -173,3 +175,25 @@ def test_a_file_another_process_holds_gets_a_clear_error(tmp_path: Path) -> None
     finally:
         holder.communicate("")
     DuckDBWarehouse(path).close()  # free again once the other process has gone
+
+
+def test_an_incremental_resolution_has_its_own_headroom(tmp_path: Path) -> None:
+    """The writes' headroom (here 1 MB, capped) does not hold the joins of a resolution
+    after a run: it ran out of memory and was redone with a doubled headroom (at a
+    million identities, once per statement that needed more) or failed at the cap."""
+    settings = identity_settings(DEFAULT_MODEL, ["email"])
+    wh = open_warehouse(tmp_path / "w.duckdb")
+    wh.write(batch(rows(20_000)))
+    resolve_warehouse(wh, settings, Context("first", AT, (PIPELINE,)))
+    moved = [
+        dataclasses.replace(r, values={**r.values, "email": "u1@example.com"}) for r in rows(300)
+    ]
+    wh.claim(PIPELINE, "run-2")
+    wh.write(WriteBatch(PIPELINE, "conn-1", "run-2", moved, []))
+    wh.close()
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", memory_headroom_mb=1, max_headroom_mb=1)
+    outcome = resolve_warehouse(wh, settings, Context("second", AT, (PIPELINE,)))
+    assert outcome.considered >= 300
+    assert len({i["_profile_id"] for i in wh.identities()}) == 20_000 - 299
+    assert wh._memory.headroom == 1  # the writes' headroom is back
+    wh.close()

@@ -19,7 +19,12 @@ import duckdb
 
 from headwater.adapters.warehouse import ownership, rejects, sql
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
-from headwater.adapters.warehouse.duckdb_memory import MAX_HEADROOM_MB, MemoryBound, rebuild_mb
+from headwater.adapters.warehouse.duckdb_memory import (
+    MAX_HEADROOM_MB,
+    RESOLUTION_HEADROOM_MB,
+    MemoryBound,
+    rebuild_mb,
+)
 from headwater.adapters.warehouse.duckdb_stage import TYPES, arrow_stage, readable, registered, run
 from headwater.adapters.warehouse.duckdb_writes import delete_where, merge, upgrade
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
@@ -195,6 +200,7 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
     def resolution_lock(self) -> Iterator[None]:
         # A DuckDB file is open to one process at a time and this connection is
         # serialised by `_lock`; holding it makes a resolution exclusive in the process
-        # (its reads and apply re-enter the lock on the same thread).
-        with self._lock:
+        # (its reads and apply re-enter the lock on the same thread).  Its joins get
+        # their own headroom: the writes' ran out and redid statements after a run.
+        with self._memory.at_least(self._lock, self._conn, RESOLUTION_HEADROOM_MB):
             yield

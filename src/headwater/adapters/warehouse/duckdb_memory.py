@@ -26,6 +26,10 @@ TUNE_EVERY = 16
 #: index (which must stay in memory as it grows), keeps it from running out and being
 #: redone from the start.
 REBUILD_HEADROOM_MB = 96
+#: The headroom of a resolution after a run (its joins hash the probed keys and scan
+#: the tables; with the writes' 32 MB they ran out at a million identities and were
+#: redone, a statement at a time).
+RESOLUTION_HEADROOM_MB = 96
 REBUILD_BYTES = 160
 
 
