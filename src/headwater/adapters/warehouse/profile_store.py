@@ -303,16 +303,19 @@ def apply(
     statement: removed profiles, upserted profiles, memberships, logged changes, and
     the pending batches it resolved."""
     s = sql.quote(schema)
-    ids = sorted(set(write.removed))
+    # The removed profiles and the rows replaced by upserts go in one DELETE (one scan
+    # of ``profiles`` on DuckDB); the upserts are then inserted.
+    ids = sorted(set(write.removed) | {r.id for r in write.upserts})
     for start in range(0, len(ids), _CHUNK):
         execute(
-            f"DELETE FROM {s}.profiles WHERE _profile_id IN (SELECT CAST(x AS "
-            f"{sp.profile_key}) FROM (SELECT {unnest(sp, 'ids', sp.text)} AS x) AS r)",
+            f"DELETE FROM {s}.profiles AS p USING (SELECT DISTINCT CAST(x AS {sp.profile_key}) "
+            f"AS id FROM (SELECT {unnest(sp, 'ids', sp.text)} AS x) AS r) AS k "
+            "WHERE p._profile_id = k.id",
             {"ids": ids[start : start + _CHUNK]},
         )
     rows = list(write.upserts)
     for start in range(0, len(rows), _CHUNK):
-        _upsert(execute, s, sp, columns, rows[start : start + _CHUNK])
+        _insert_profiles(execute, s, sp, columns, rows[start : start + _CHUNK])
     members = list(write.memberships)
     for start in range(0, len(members), _CHUNK):
         part = members[start : start + _CHUNK]
@@ -351,15 +354,18 @@ def log_changes(execute: Execute, s: str, sp: Spelling, changes: Sequence[Change
     )
 
 
-def _upsert(
+def _insert_profiles(
     execute: Execute,
     s: str,
     sp: Spelling,
     columns: Mapping[str, PropertyType],
     rows: Sequence[ProfileRecord],
 ) -> None:
-    """Replace these profile rows (a DELETE, then one INSERT), each column bound as one
-    array (a few parameters per statement, whatever the number of rows).
+    """Insert these profile rows (`apply` deleted any former row of their ids first:
+    DuckDB's ON CONFLICT DO UPDATE costs a second per thousand rows against a million
+    profiles; both engines allow a key deleted and inserted again in one transaction),
+    each column bound as one array (a few parameters per statement, whatever the number
+    of rows).
 
     JSON and array values travel as JSON text and are converted by the engine."""
     names = list(columns)
@@ -395,15 +401,6 @@ def _upsert(
             arrays.append(f"{unnest(sp, f'v{c}', sp.types[ptype])} AS c{c}")
             cells.append(f"r.c{c}")
     cols = "".join(", " + sql.quote(n) for n in names)
-    # Delete, then insert: DuckDB's ON CONFLICT DO UPDATE costs a second per thousand
-    # rows against a million profiles; both engines allow a key deleted and inserted
-    # again in one transaction.
-    execute(
-        f"DELETE FROM {s}.profiles AS p USING (SELECT DISTINCT CAST(x AS {sp.profile_key}) "
-        f"AS id FROM (SELECT {unnest(sp, 'ids', sp.text)} AS x) AS r) AS k "
-        "WHERE p._profile_id = k.id",
-        {"ids": params["ids"]},
-    )
     execute(
         f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) "
         f"SELECT {', '.join(cells)} FROM (SELECT {', '.join(arrays)}) AS r",
