@@ -1,7 +1,7 @@
 """Identity resolution in the warehouse, against the import of the same customers.
 
     python bench/identity.py [--identities 1000000] [--changes 1000] [--seed 7]
-                             [--engines duckdb,postgresql] [--pg-url URL]
+                             [--engines duckdb,postgresql] [--pg-url URL] [--statements]
 
 Synthetic customers of `identity_core.synthetic` (two pipelines on two connections,
 about 30% sharing an email in case and whitespace variants, 10% phone-only), with the
@@ -17,7 +17,8 @@ identifiers email then phone.  For each engine, in one run, it prints:
   email: merges; half a fresh one: splits), the resolution step as a share of the
   rebuild (target <= 2%);
 - peak RSS of the process while rebuilding (target < 500 MB; Linux ``clear_refs``
-  resets the peak before each step), and over the whole bench.  The identities are
+  resets the peak before each step), and over the whole bench;
+- with ``--statements``, every statement of the incremental step and its time.  The identities are
   generated as they are written, never held.
 """
 
@@ -84,6 +85,26 @@ def changed(n: int, count: int, seed: int) -> list[Identity]:
     return sorted(out, key=lambda i: i.key)
 
 
+def timing_statements(warehouse: Warehouse, log: list[tuple[float, str]]) -> None:
+    """Record (seconds, statement) of every statement the warehouse runs from now on
+    (`--statements`: where an incremental resolution spends its time)."""
+    real = warehouse._execute  # type: ignore[attr-defined]
+
+    def execute_timed(cur: Any) -> Callable[[str, dict[str, Any]], Any]:
+        run = real(cur)
+
+        def timed_run(query: str, params: dict[str, Any]) -> Any:
+            start = time.perf_counter()
+            try:
+                return run(query, params)
+            finally:
+                log.append((time.perf_counter() - start, " ".join(query.split())))
+
+        return timed_run
+
+    warehouse._execute = execute_timed  # type: ignore[attr-defined]
+
+
 def resolve(warehouse: Warehouse, run: str) -> tuple[float, float]:
     """Seconds, and the peak RSS (MB) of the process while resolving."""
     reset_peak()
@@ -129,7 +150,11 @@ def bench_engine(name: str, open_fresh: Callable[[], Warehouse], args: Any) -> N
             import_rss = peak_mb()
             rebuilt, rebuild_rss = resolve(warehouse, "first")
             write_all(warehouse, moves, "changes")
+            statements: list[tuple[float, str]] = []
+            if args.statements:
+                timing_statements(warehouse, statements)
             incremental, _ = resolve(warehouse, "incremental")
+            step = list(statements)  # counting the profiles below is not the step's
             profiles = warehouse.count_profiles()
         finally:
             warehouse.close()
@@ -149,6 +174,10 @@ def bench_engine(name: str, open_fresh: Callable[[], Warehouse], args: Any) -> N
         f"share of rebuild {incremental / rebuilt:.4f}"
     )
     print(f"  peak RSS (process)    {rss:8.0f} MB")
+    if step:
+        print(f"  incremental: {len(step)} statements, {sum(t for t, _ in step):.3f} s")
+        for took, query in step:
+            print(f"    {took * 1000:8.1f} ms  {query[:110]}")
     sys.stdout.flush()
 
 
@@ -159,6 +188,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--engines", default="duckdb,postgresql")
     parser.add_argument("--pg-url", default="postgresql://root@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--statements", action="store_true", help="print each statement of the incremental step"
+    )
     args = parser.parse_args()
     engines = args.engines.split(",")
     if "duckdb" in engines:
