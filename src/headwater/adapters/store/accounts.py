@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store.auth_tables import (
@@ -20,6 +20,7 @@ from headwater.adapters.store.auth_tables import (
     users,
 )
 from headwater.adapters.store.objects import aware
+from headwater.adapters.store.tables import workspaces
 from headwater.kernel.accounts import ApiToken, Session, User
 from headwater.kernel.entities import new_id
 from headwater.kernel.errors import Conflict, NotFound
@@ -99,6 +100,31 @@ def get_user(engine: Engine, user_id: str) -> User:
 def set_password_hash(engine: Engine, user_id: str, password_hash: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def add_workspace(engine: Engine, row: dict[str, Any], member_id: str | None) -> bool:
+    """Insert the workspace `row`, and `member_id`'s membership of it, unless a workspace
+    of the same name (trimmed, any case) is visible to whoever adds it: the member's own
+    workspaces, or every workspace for the operator (no member).  False if one is.
+
+    Names are not unique across the installation: a 409 must not tell a user that
+    another tenant has a workspace by that name."""
+    same = select(workspaces.c.id).where(func.lower(workspaces.c.name) == row["name"].lower())
+    if member_id is not None:
+        same = same.join(memberships, memberships.c.workspace_id == workspaces.c.id).where(
+            memberships.c.user_id == member_id
+        )
+    with engine.begin() as conn:
+        if conn.execute(same.limit(1)).first() is not None:
+            return False
+        conn.execute(insert(workspaces).values(**row))
+        if member_id is not None:
+            conn.execute(
+                insert(memberships).values(
+                    user_id=member_id, workspace_id=row["id"], created_at=row["created_at"]
+                )
+            )
+    return True
 
 
 def add_membership(engine: Engine, user_id: str, workspace_id: str, at: datetime) -> None:
