@@ -283,9 +283,10 @@ def touch_token(engine: Engine, token: ApiToken, at: datetime) -> None:
 
 def record_attempt(
     engine: Engine, email_key: str, address: str, succeeded: bool, at: datetime, keep: timedelta
-) -> None:
-    """Record one sign-in attempt, and forget this account's and this address's
-    attempts older than `keep`."""
+) -> str:
+    """Record one sign-in attempt (its id), and forget this account's and this
+    address's attempts older than `keep`."""
+    attempt_id = new_id("att")
     with engine.begin() as conn:
         attempts = sign_in_attempts.c
         cutoff = at - keep
@@ -297,16 +298,37 @@ def record_attempt(
         )
         conn.execute(
             insert(sign_in_attempts).values(
-                id=new_id("att"), email_key=email_key, address=address, succeeded=succeeded, at=at
+                id=attempt_id, email_key=email_key, address=address, succeeded=succeeded, at=at
             )
         )
+    return attempt_id
+
+
+def settle_attempt(engine: Engine, attempt_id: str, succeeded: bool | None) -> None:
+    """An attempt recorded as failed before its password was checked: mark it
+    succeeded, or forget it (None: it was refused without a check)."""
+    with engine.begin() as conn:
+        if succeeded is None:
+            conn.execute(delete(sign_in_attempts).where(sign_in_attempts.c.id == attempt_id))
+        elif succeeded:
+            conn.execute(
+                update(sign_in_attempts)
+                .where(sign_in_attempts.c.id == attempt_id)
+                .values(succeeded=True)
+            )
 
 
 def failures_since(
-    engine: Engine, since: datetime, *, email_key: str | None = None, address: str | None = None
+    engine: Engine,
+    since: datetime,
+    *,
+    email_key: str | None = None,
+    address: str | None = None,
+    besides: str | None = None,
 ) -> list[datetime]:
     """When the failed attempts since `since` were made, oldest first: for one account
-    (counting only those after its last success) or for one address."""
+    (counting only those after its last success) or for one address; not counting the
+    attempt `besides`."""
     attempts = sign_in_attempts.c
     key = attempts.email_key == email_key if email_key is not None else attempts.address == address
     with engine.connect() as conn:
@@ -323,4 +345,6 @@ def failures_since(
             .where(key, attempts.succeeded.is_(False), attempts.at > since)
             .order_by(attempts.at)
         )
+        if besides is not None:
+            query = query.where(attempts.id != besides)
         return [aware(at) for at in conn.execute(query).scalars()]  # type: ignore[misc]
