@@ -101,6 +101,10 @@ def test_pipelines_refuse_bad_definitions_with_every_problem_located(
     _error(http.post("/pipelines", json=base | {"schedule": "7m"}), 422, "schedule")
     _error(http.post("/pipelines", json=base | {"connection_id": "conn_nope"}), 404)
     _error(http.post("/pipelines", json=base | {"name": ""}), 422, "name")
+    # 2**70 was saved, then every list of the workspace's pipelines answered 500.
+    huge = {"conditions": [{"property": "balance", "operator": "is", "values": [2**70]}]}
+    _error(http.post("/pipelines", json=base | {"filter": huge}), 422, "conditions[0]")
+    _error(http.patch(f"/pipelines/{pipeline['id']}", json={"filter": huge}), 422)
     assert [p["id"] for p in http.get("/pipelines").json()["data"]] == [pipeline["id"]]
     path = f"/pipelines/{pipeline['id']}"
     _error(http.patch(path, json={"filter": bad_filter, "name": "renamed"}), 422)

@@ -122,9 +122,13 @@ def test_event_cursors_and_created_filter(fresh, sdk) -> None:
     assert [e.data.object.id for e in events] == ids[::-1]
     newer = client.v1.events.list({"ending_before": events[4].id, "limit": 2}).data
     assert [e.id for e in newer] == [events[2].id, events[3].id]
-    stamp = events[0].created
-    assert len(client.v1.events.list({"created": {"gte": stamp}}).data) == 7
-    assert client.v1.events.list({"created": {"gt": stamp}}).data == []
+    # The creates can span seconds under load: bounds from the oldest and the newest.
+    oldest, newest = events[-1].created, events[0].created
+    assert len(client.v1.events.list({"created": {"gte": oldest}}).data) == 7
+    assert client.v1.events.list({"created": {"gt": newest}}).data == []
+    inside = client.v1.events.list({"created": {"gte": newest}}).data
+    assert inside
+    assert all(e.created == newest for e in inside)
 
 
 def test_idempotency_key_replays_the_first_answer(fresh) -> None:

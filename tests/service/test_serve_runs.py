@@ -5,7 +5,6 @@ completes it exactly; the DuckDB file is free for readers while no run is live."
 from __future__ import annotations
 
 import signal
-import time
 
 import duckdb
 import psycopg
@@ -33,17 +32,9 @@ def served_world(request: pytest.FixtureRequest, world: World) -> World:
 
 
 def _read_only(path: str) -> duckdb.DuckDBPyConnection:
-    """The embedded warehouse opened read-only.  Serve closes the file just after the
-    run's final status is committed (a known window of milliseconds, seen once in CI
-    under load), so a reader retries for a few seconds before failing."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            return duckdb.connect(path, read_only=True)
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    """The embedded warehouse opened read-only: free once the run shows its final status
+    (the run closes it first: `tests/services/test_run_ending.py`)."""
+    return duckdb.connect(path, read_only=True)
 
 
 def _identities(world: World, pipeline_id: str) -> int:

@@ -475,3 +475,19 @@ def test_arbitrary_filters_validate_or_raise_invalid_input(data: Any, record: An
     keep = compile_filter(data, SCHEMA)
     assert keep(record if isinstance(record, dict) else {"email": record}) in (True, False)
     assert isinstance(render_filter(data, SCHEMA), str)
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 2**70, str(2**64)])
+def test_an_integer_beyond_64_bits_is_refused_with_its_place(value: Any) -> None:
+    """A filter value of 2**70 was accepted, saved, and then broke every answer that
+    listed the pipeline (the API's JSON encoder holds 64-bit integers)."""
+    data = {
+        "conditions": [{"property": "balance", "operator": "is greater than", "values": [value]}]
+    }
+    [problem] = filter_problems(data, SCHEMA)
+    assert str(problem).startswith(
+        "conditions[0]: values[0]: expected an integer within the 64-bit"
+    )
+    edges = [2**63 - 1, -(2**63)]
+    data = {"conditions": [{"property": "balance", "operator": "is between", "values": edges}]}
+    assert filter_problems(data, SCHEMA) == []

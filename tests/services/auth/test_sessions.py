@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from headwater.adapters.store import accounts
 from headwater.adapters.store.auth_tables import sessions as session_table
 from headwater.kernel.entities import utcnow
 from headwater.kernel.errors import Forbidden, NotFound, RateLimited, Unauthenticated
@@ -130,3 +133,40 @@ def test_a_user_of_no_workspace_cannot_sign_in(app: App, ada: str) -> None:
         conn.execute(sa.delete(memberships))
     with pytest.raises(Forbidden):
         sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+
+
+def test_concurrent_guesses_get_no_more_password_checks_than_the_limit(
+    app: App, ada: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit was checked, then the password (argon2, ~50 ms), then the attempt
+    recorded: thirty guesses sent at once all passed the check before any was recorded.
+    Each attempt now takes its place before it is checked."""
+    checked = []
+    authenticate = users.authenticate
+
+    def counting(app: App, email: str, password: str) -> object:
+        checked.append(password)
+        return authenticate(app, email, password)
+
+    monkeypatch.setattr(users, "authenticate", counting)
+    barrier = threading.Barrier(30)
+
+    def guess(i: int) -> str:
+        barrier.wait()
+        try:
+            sessions.sign_in(app, "ada@example.com", f"guess {i}", address=f"10.1.0.{i}")
+        except RateLimited:
+            return "limited"
+        except Unauthenticated:
+            return "wrong"
+        return "signed in"
+
+    with ThreadPoolExecutor(30) as pool:
+        outcomes = list(pool.map(guess, range(30)))
+    assert len(checked) <= sessions.ACCOUNT_LIMIT
+    assert outcomes.count("wrong") == len(checked)
+    assert outcomes.count("limited") == 30 - len(checked)
+    # The checked guesses count as failures; the refused ones do not.
+    since = utcnow() - sessions.WINDOW
+    key = users.email_key("ada@example.com")
+    assert len(accounts.failures_since(app.engine, since, email_key=key)) == len(checked)

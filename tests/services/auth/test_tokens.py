@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import time
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -94,7 +94,8 @@ def test_a_token_revoked_here_is_refused_at_once_though_it_was_trusted(app: App)
 def test_a_token_revoked_by_another_process_is_refused_once_its_trust_lapses(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tokens, "TRUSTED_FOR", 0.3)
+    now = [1000.0]  # the module's clock, moved by hand (a real sleep raced the load)
+    monkeypatch.setattr(tokens, "time", SimpleNamespace(monotonic=lambda: now[0]))
     raw, token = tokens.create_token(app, "ci")
     assert tokens.principal_for_token(app, raw) is not None
     elsewhere = App.open(app.settings)  # another engine: what another process holds
@@ -103,8 +104,9 @@ def test_a_token_revoked_by_another_process_is_refused_once_its_trust_lapses(
     finally:
         elsewhere.close()
     # Still trusted here for at most TRUSTED_FOR: the store is not read again before.
+    now[0] += tokens.TRUSTED_FOR - 0.01
     assert tokens.trusted_principal(app, raw) is not None
-    time.sleep(0.35)
+    now[0] += 0.02
     assert tokens.trusted_principal(app, raw) is None
     assert tokens.principal_for_token(app, raw) is None
 

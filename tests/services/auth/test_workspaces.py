@@ -57,3 +57,19 @@ def test_two_workspaces_imports_never_share_a_table(app: App) -> None:
         finally:
             warehouse.close()
     assert (app.settings.home / "warehouses" / f"{acme.workspace_id}.duckdb").exists()
+
+
+def test_a_taken_name_tells_nothing_of_other_tenants_workspaces(app: App) -> None:
+    """Names were unique across the installation: a user adding "Globex" learned from
+    the 409 that another tenant had a workspace by that name."""
+    ada = users.add_user(app, "ada@example.com", "correct horse battery")
+    bob = users.add_user(app, "bob@example.com", "correct horse battery")
+    adas = workspaces.add_workspace(app, "Globex", member_id=ada.id)
+    bobs = workspaces.add_workspace(app, " globex ", member_id=bob.id)  # not Ada's: fine
+    assert adas.id != bobs.id
+    with pytest.raises(Conflict, match="you have a workspace named 'GLOBEX' already"):
+        workspaces.add_workspace(app, "GLOBEX", member_id=ada.id)  # Ada's own: refused
+    assert [w.name for w in workspaces.workspaces_of(app, ada.id)] == ["default", "Globex"]
+    assert [w.name for w in workspaces.workspaces_of(app, bob.id)] == ["default", "globex"]
+    with pytest.raises(Conflict, match="already exists"):  # the operator sees them all
+        workspaces.add_workspace(app, "Globex")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store.auth_tables import (
@@ -20,6 +20,7 @@ from headwater.adapters.store.auth_tables import (
     users,
 )
 from headwater.adapters.store.objects import aware
+from headwater.adapters.store.tables import workspaces
 from headwater.kernel.accounts import ApiToken, Session, User
 from headwater.kernel.entities import new_id
 from headwater.kernel.errors import Conflict, NotFound
@@ -99,6 +100,31 @@ def get_user(engine: Engine, user_id: str) -> User:
 def set_password_hash(engine: Engine, user_id: str, password_hash: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+
+
+def add_workspace(engine: Engine, row: dict[str, Any], member_id: str | None) -> bool:
+    """Insert the workspace `row`, and `member_id`'s membership of it, unless a workspace
+    of the same name (trimmed, any case) is visible to whoever adds it: the member's own
+    workspaces, or every workspace for the operator (no member).  False if one is.
+
+    Names are not unique across the installation: a 409 must not tell a user that
+    another tenant has a workspace by that name."""
+    same = select(workspaces.c.id).where(func.lower(workspaces.c.name) == row["name"].lower())
+    if member_id is not None:
+        same = same.join(memberships, memberships.c.workspace_id == workspaces.c.id).where(
+            memberships.c.user_id == member_id
+        )
+    with engine.begin() as conn:
+        if conn.execute(same.limit(1)).first() is not None:
+            return False
+        conn.execute(insert(workspaces).values(**row))
+        if member_id is not None:
+            conn.execute(
+                insert(memberships).values(
+                    user_id=member_id, workspace_id=row["id"], created_at=row["created_at"]
+                )
+            )
+    return True
 
 
 def add_membership(engine: Engine, user_id: str, workspace_id: str, at: datetime) -> None:
@@ -257,9 +283,10 @@ def touch_token(engine: Engine, token: ApiToken, at: datetime) -> None:
 
 def record_attempt(
     engine: Engine, email_key: str, address: str, succeeded: bool, at: datetime, keep: timedelta
-) -> None:
-    """Record one sign-in attempt, and forget this account's and this address's
-    attempts older than `keep`."""
+) -> str:
+    """Record one sign-in attempt (its id), and forget this account's and this
+    address's attempts older than `keep`."""
+    attempt_id = new_id("att")
     with engine.begin() as conn:
         attempts = sign_in_attempts.c
         cutoff = at - keep
@@ -271,16 +298,37 @@ def record_attempt(
         )
         conn.execute(
             insert(sign_in_attempts).values(
-                id=new_id("att"), email_key=email_key, address=address, succeeded=succeeded, at=at
+                id=attempt_id, email_key=email_key, address=address, succeeded=succeeded, at=at
             )
         )
+    return attempt_id
+
+
+def settle_attempt(engine: Engine, attempt_id: str, succeeded: bool | None) -> None:
+    """An attempt recorded as failed before its password was checked: mark it
+    succeeded, or forget it (None: it was refused without a check)."""
+    with engine.begin() as conn:
+        if succeeded is None:
+            conn.execute(delete(sign_in_attempts).where(sign_in_attempts.c.id == attempt_id))
+        elif succeeded:
+            conn.execute(
+                update(sign_in_attempts)
+                .where(sign_in_attempts.c.id == attempt_id)
+                .values(succeeded=True)
+            )
 
 
 def failures_since(
-    engine: Engine, since: datetime, *, email_key: str | None = None, address: str | None = None
+    engine: Engine,
+    since: datetime,
+    *,
+    email_key: str | None = None,
+    address: str | None = None,
+    besides: str | None = None,
 ) -> list[datetime]:
     """When the failed attempts since `since` were made, oldest first: for one account
-    (counting only those after its last success) or for one address."""
+    (counting only those after its last success) or for one address; not counting the
+    attempt `besides`."""
     attempts = sign_in_attempts.c
     key = attempts.email_key == email_key if email_key is not None else attempts.address == address
     with engine.connect() as conn:
@@ -297,4 +345,6 @@ def failures_since(
             .where(key, attempts.succeeded.is_(False), attempts.at > since)
             .order_by(attempts.at)
         )
+        if besides is not None:
+            query = query.where(attempts.id != besides)
         return [aware(at) for at in conn.execute(query).scalars()]  # type: ignore[misc]

@@ -17,7 +17,7 @@ from headwater.kernel.errors import TransientError, redact
 
 #: The newest migration.  When the store is at it, opening skips Alembic altogether
 #: (importing it costs ~12 MB and ~80 ms); a test checks this against Alembic's head.
-HEAD_REVISION = "0009_list_indexes"
+HEAD_REVISION = "0010_workspace_names"
 
 
 #: How long a SQLite statement waits for another connection's lock before failing.
@@ -76,15 +76,43 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             if current_revision(conn) != HEAD_REVISION:
-                migrate(conn, cipher=cipher)
+                conn.commit()  # the read's transaction ends before the pragmas
+                with _foreign_keys_off(conn), conn.begin():
+                    migrate(conn, cipher=cipher)
+                    _check_foreign_keys(conn)
     except Exception as exc:  # the driver's own error types vary; report uniformly
         engine.dispose()
         raise StoreUnavailable(
             f"metadata store {engine.url!r} is unavailable: {describe_error(exc)}"
         ) from exc
     return engine
+
+
+@contextlib.contextmanager
+def _foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while migrating (outside any transaction, where the
+    pragma is a no-op): a migration that recreates a parent table (batch mode: copy,
+    drop, rename) would otherwise fail on the drop.  `_check_foreign_keys` checks the
+    result before it commits."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migration broke {len(broken)} foreign keys: {broken[:3]}")
 
 
 def current_revision(conn: Connection) -> str | None:

@@ -25,7 +25,7 @@ workspaces = Table(
     "workspaces",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("name", String(200), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),  # unique among a user's (0010)
     Column("customer_model", JSON, nullable=False),
     Column("warehouse_url_encrypted", Text, nullable=True),  # a secret: it may hold a password
     Column("identity_settings", JSON, nullable=True),  # None: the default identifiers

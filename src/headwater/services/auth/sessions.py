@@ -4,7 +4,8 @@ A session is a 256-bit random id, given to the browser once (the ``headwater_ses
 cookie) and stored as its SHA-256 digest, valid for `LIFETIME` unless revoked by
 sign-out. It acts on one workspace of its user, chosen at sign-in and changeable.
 
-Sign-in is rate-limited before any password is checked: an account refuses attempts
+Sign-in is rate-limited before any password is checked (each attempt is recorded first,
+so attempts made at once count each other): an account refuses attempts
 after `ACCOUNT_LIMIT` failures within `WINDOW` (a success starts the count over), and an
 address after `ADDRESS_LIMIT` failures within `WINDOW`, whatever the accounts tried. A
 refusal says when to retry (`RateLimited.retry_after`); it does not say whether the
@@ -41,10 +42,10 @@ def _retry_after(failures: list[datetime], limit: int, now: datetime) -> int | N
     return max(1, int((frees_at - now).total_seconds()) + 1)
 
 
-def _check_rate(app: App, key: str, address: str, now: datetime) -> None:
+def _check_rate(app: App, key: str, address: str, now: datetime, attempt: str) -> None:
     since = now - WINDOW
-    by_account = accounts.failures_since(app.engine, since, email_key=key)
-    by_address = accounts.failures_since(app.engine, since, address=address)
+    by_account = accounts.failures_since(app.engine, since, email_key=key, besides=attempt)
+    by_address = accounts.failures_since(app.engine, since, address=address, besides=attempt)
     waits = [
         _retry_after(by_account, ACCOUNT_LIMIT, now),
         _retry_after(by_address, ADDRESS_LIMIT, now),
@@ -66,9 +67,17 @@ def sign_in(app: App, email: str, password: str, *, address: str) -> tuple[str, 
     """
     now = utcnow()
     key = users.email_key(email)
-    _check_rate(app, key, address, now)
+    # The attempt takes its place (as a failure) before the limit is checked, so that
+    # attempts made at once see each other: no more passwords are checked than allowed.
+    attempt = accounts.record_attempt(app.engine, key, address, False, now, _KEEP_ATTEMPTS)
+    try:
+        _check_rate(app, key, address, now, attempt)
+    except RateLimited:
+        accounts.settle_attempt(app.engine, attempt, None)  # refused, not a failure
+        raise
     user = users.authenticate(app, email, password)
-    accounts.record_attempt(app.engine, key, address, user is not None, now, _KEEP_ATTEMPTS)
+    if user is not None:
+        accounts.settle_attempt(app.engine, attempt, True)
     if user is None:
         raise Unauthenticated("wrong email or password")
     workspace_ids = accounts.workspace_ids_of(app.engine, user.id)

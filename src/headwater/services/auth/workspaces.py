@@ -3,9 +3,8 @@ its own until one is set), connections, pipelines, identity settings and tokens.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
-
-from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store import accounts, objects
 from headwater.adapters.store.objects import aware
@@ -21,7 +20,7 @@ def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Works
     `member_id` (a user id) becomes its first member.
 
     Raises `InvalidInput` (field ``name``) for an empty or too long name and `Conflict`
-    if a workspace has that name already.
+    if the member (the operator: anyone) has a workspace of that name already.
     """
     name = checked_name(name, "workspace")
     workspace = Workspace(
@@ -31,12 +30,10 @@ def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Works
         warehouse_url_encrypted=None,
         created_at=utcnow(),
     )
-    try:
-        objects.add(app.engine, workspace)
-    except IntegrityError as exc:
-        raise Conflict(f"a workspace named {name!r} already exists") from exc
-    if member_id is not None:
-        accounts.add_membership(app.engine, member_id, workspace.id, workspace.created_at)
+    if not accounts.add_workspace(app.engine, asdict(workspace), member_id):
+        if member_id is not None:
+            raise Conflict(f"you have a workspace named {name!r} already")
+        raise Conflict(f"a workspace named {name!r} already exists")
     return workspace
 
 

@@ -71,6 +71,9 @@ class RunContext:
     rejected: set[str] = field(default_factory=set)  # rows the warehouse refused
     #: Identity resolution once the run's writes committed (its outcome, for the summary).
     resolve: Callable[[], dict[str, Any]] | None = None
+    #: Closes what the run opened (the warehouse, the reading process), before the final
+    #: status is recorded: whoever sees the run ended finds the embedded DuckDB file free.
+    release: Callable[[], None] | None = None
     #: The state committed in the warehouse, as of the last commit this run saw.  Set
     #: by `claim` and by `save_state`, both on the engine's thread (the writer hands each
     #: commit's result back to it: `writer.py`), current after `Writer.finish`/`abort`.
@@ -345,6 +348,11 @@ def _execute(ctx: RunContext, full: bool) -> Run:
         began = time.monotonic()
         profiles = ctx.resolve()
         ctx.summary["profiles"] = {**profiles, "seconds": round(time.monotonic() - began, 3)}
+    if ctx.release is not None:
+        try:
+            ctx.release()
+        except Exception:  # a close that failed must not keep the outcome unrecorded
+            log.exception("run %s: closing its warehouse or source failed", run.id)
     _record_ending(ctx, status, message)
     if interrupted is not None:
         raise interrupted

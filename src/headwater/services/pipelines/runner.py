@@ -162,6 +162,7 @@ def _parts(
             owner=owner,
             stop=stop,
             resolve=lambda: profiles.resolve_after_run(app, warehouse, run.id),
+            release=stack.close,  # before the final status; the exit then has nothing left
         )
 
 

@@ -119,6 +119,9 @@ class StripeSettings:
     requests_per_second: float = 20.0
     timeout: float = 30.0
     max_retries: int = 6
+    #: Of those, how many may follow a failure to reach Stripe at all (refused, unknown
+    #: host, timeout); None: as many.  A check a person waits for keeps it short.
+    network_retries: int | None = None
     #: The most requests in flight at once (reader threads): a cap, not a target.
     workers: int = 20
     page_size: int = 100
@@ -143,6 +146,8 @@ class StripeSettings:
             raise InvalidInput(f"must be >= 0, got {self.backoff_base!r}", "backoff_base")
         if self.max_retries < 0:
             raise InvalidInput(f"must be >= 0, got {self.max_retries!r}", "max_retries")
+        if self.network_retries is not None and self.network_retries < 0:
+            raise InvalidInput(f"must be >= 0, got {self.network_retries!r}", "network_retries")
         if not 1 <= self.workers <= 64:
             raise InvalidInput(f"must be between 1 and 64, got {self.workers!r}", "workers")
         if not 1 <= self.page_size <= 100:

@@ -106,6 +106,7 @@ class StripeHTTP:
         attempts = self.settings.max_retries + 1
         last: ApiFailure | None = None
         last_network: str | None = None
+        unreached = 0  # failures to reach Stripe at all
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 with self._lock:
@@ -114,6 +115,11 @@ class StripeHTTP:
                 response = self._send(path, params, stop)
             except httpx.TransportError as exc:
                 last, last_network = None, f"{type(exc).__name__}: {exc}"
+                unreached += 1
+                budget = self.settings.network_retries
+                if budget is not None and unreached > budget:
+                    url = self.settings.base_url
+                    raise _exhausted(url, path, attempt, None, last_network) from exc
                 delay = self.policy.delay(attempt, {})
                 self._retry_later(path, last_network, (attempt, attempts), delay, stop)
                 continue

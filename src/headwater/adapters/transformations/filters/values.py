@@ -9,6 +9,9 @@ from typing import Any
 
 from headwater.kernel.schema import FieldType, Kind
 
+#: Stripe's integers (and the warehouse's BIGINT columns) are 64-bit.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class BadValue(Exception):
     """A filter value that does not fit its property; the message says why."""
@@ -67,6 +70,8 @@ def to_number(value: object, kind: Kind) -> int | float:
         raise BadValue("expected a number")
     if isinstance(number, float) and not math.isfinite(number):
         raise BadValue("expected a finite number")
+    if isinstance(number, int) and not INT64_MIN <= number <= INT64_MAX:
+        raise BadValue("expected an integer within the 64-bit range Stripe's integers have")
     if kind is Kind.INTEGER and isinstance(number, float) and number.is_integer():
         number = int(number)
     return number
