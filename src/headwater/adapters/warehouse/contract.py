@@ -192,7 +192,7 @@ class Warehouse(Protocol):
         self, keys: Collection[tuple[str, str]], former_profiles: Collection[str]
     ) -> list[IdentityRecord]:
         """The identities with these keys and every identity of the profiles they are in
-        or of `former_profiles`, in one statement (`profile_store.identities_with_members`)."""
+        or of `former_profiles`, in one statement (`identity_keys.identities_with_members`)."""
 
     def all_identity_records(self) -> list[IdentityRecord]: ...
 

@@ -54,7 +54,7 @@ class ProfileMethods:
     ) -> list[IdentityRecord]:
         return self._with_profile_args(
             "identity read",
-            lambda a: profile_store.identities_with_members(*a, keys, former_profiles),
+            lambda a: identity_keys.identities_with_members(*a, keys, former_profiles),
         )
 
     def all_identity_records(self) -> list[IdentityRecord]:

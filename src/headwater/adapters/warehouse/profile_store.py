@@ -216,40 +216,6 @@ def identities_in_profiles(
     return records(execute(query, {"ids": list(set(profile_ids))}), columns)
 
 
-def identities_with_members(
-    execute: Execute,
-    schema: str,
-    sp: Spelling,
-    columns: Mapping[str, PropertyType],
-    keys: Collection[tuple[str, str]],
-    former_profiles: Collection[str],
-) -> list[IdentityRecord]:
-    """The identities with these (pipeline id, source id) keys, and every identity of
-    the profiles they are in or of `former_profiles`: where an incremental resolution
-    starts, in one statement (one read of the wide rows; the keys of the members are
-    found on the narrow columns first)."""
-    if not keys and not former_profiles:
-        return []
-    s = sql.quote(schema)
-    pipes, sources = zip(*set(keys), strict=True) if keys else ((), ())
-    t = sp.text
-    profile = sp.try_cast.format("x", sp.profile_key)
-    query = (
-        f"WITH k AS (SELECT {unnest(sp, 'p', t)} AS p, {unnest(sp, 's', t)} AS s), "
-        f"pr AS (SELECT i._profile_id AS id FROM {s}.identities AS i JOIN k "
-        "ON i._pipeline_id = k.p AND i._source_id = k.s WHERE i._profile_id IS NOT NULL "
-        f"UNION SELECT {profile} AS id FROM (SELECT {unnest(sp, 'f', t)} AS x) AS r), "
-        "u AS (SELECT p, s FROM k UNION SELECT m._pipeline_id, m._source_id "
-        f"FROM {s}.identities AS m WHERE {sp.in_set.format('m._profile_id', 'SELECT id FROM pr')})"
-        f" {identity_select(schema, sp, list(columns))} JOIN u "
-        "ON i._pipeline_id = u.p AND i._source_id = u.s"
-    )
-    params = {"p": list(pipes), "s": list(sources), "f": sorted(set(former_profiles))}
-    if sp.probe_setup:
-        execute(sp.probe_setup, {})
-    return records(execute(query, params), columns)
-
-
 def all_identities(
     execute: Execute, schema: str, sp: Spelling, columns: Mapping[str, PropertyType]
 ) -> list[IdentityRecord]:
