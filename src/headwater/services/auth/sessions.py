@@ -76,10 +76,9 @@ def sign_in(app: App, email: str, password: str, *, address: str) -> tuple[str, 
         accounts.settle_attempt(app.engine, attempt, None)  # refused, not a failure
         raise
     user = users.authenticate(app, email, password)
-    if user is not None:
-        accounts.settle_attempt(app.engine, attempt, True)
     if user is None:
-        raise Unauthenticated("wrong email or password")
+        raise Unauthenticated("wrong email or password")  # the attempt stays a failure
+    accounts.settle_attempt(app.engine, attempt, True)
     workspace_ids = accounts.workspace_ids_of(app.engine, user.id)
     if not workspace_ids:
         raise Forbidden("this account is not a member of any workspace")
