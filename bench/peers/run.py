@@ -20,7 +20,13 @@ How the peers are pointed at the sandbox (the only changes to how they run):
   with ``starting_after`` through dlt's own ``requests`` helper (retries included),
   as that verified source does, into a DuckDB file.
 
+With ``--unlimited`` the sandbox answers at once and limits nothing (Headwater's
+connection budget is `bench/import.py`'s zero-latency one, 1,000 requests/s): the
+conditions of the zero-latency scenario, where each tool's speed and its CPU seconds
+per 1,000 customers (its processes, the sandbox's left out) are what to compare.
+
     python bench/peers/run.py --customers 40000 --median-ms 300
+    python bench/peers/run.py --customers 100000 --unlimited
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import argparse
 import importlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -155,12 +162,24 @@ def dlt(sb: RunningSandbox, work: Path) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
-def headwater(sb: RunningSandbox, _work: Path) -> tuple[int, float]:
+#: Headwater's connection budget (requests/s): the sandbox's limit, or with
+#: ``--unlimited`` `bench/import.py`'s zero-latency one.
+RPS = {"budget": BUDGET, "unlimited": 1000.0}
+
+
+def headwater(sb: RunningSandbox, _work: Path, mode: str = "budget") -> tuple[int, float]:
     """Headwater's run as `bench/import.py` times it: the run's own start to finish
     (the CLI's set-up before it is not the import)."""
     bench_import = importlib.import_module("import")
-    result = bench_import.import_once(sb, "default", rps=BUDGET)
+    result = bench_import.import_once(sb, "default", rps=RPS[mode])
     return int(result["counters"]["written"]), float(result["seconds"])
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the ended child processes so far (every tool
+    runs in children; the sandbox, still running, is not among them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -168,6 +187,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=40_000)
     parser.add_argument("--median-ms", type=float, default=300.0)
     parser.add_argument("--tools", default="headwater,tap-stripe,dlt")
+    parser.add_argument(
+        "--unlimited", action="store_true", help="no latency and no limits in the sandbox"
+    )
     args = parser.parse_args()
     tools: dict[str, Callable[[RunningSandbox, Path], int | tuple[int, float]]] = {
         "headwater": headwater,
@@ -177,32 +199,38 @@ def main() -> None:
     for name in args.tools.split(","):
         if name in PEERS:
             venv(name)  # installed before anything is timed
-    m = args.median_ms
-    print(
-        f"{args.customers:,} customers, budget {BUDGET:g} requests/s, latency median {m:g} ms "
-        f"(p99 {3 * m:g} ms); the budget allows {BUDGET * 100:,.0f} customers/s"
-    )
+    m = 0.0 if args.unlimited else args.median_ms
+    if args.unlimited:
+        print(f"{args.customers:,} customers, no latency, no limits")
+        limits: dict[str, float] = {}
+    else:
+        print(
+            f"{args.customers:,} customers, budget {BUDGET:g} requests/s, latency median "
+            f"{m:g} ms (p99 {3 * m:g} ms); the budget allows {BUDGET * 100:,.0f} customers/s"
+        )
+        limits = {"rate_limit": BUDGET, "endpoint_rate_limit": BUDGET}
     with start_sandbox(
-        customers=args.customers,
-        seed=2,
-        rate_limit=BUDGET,
-        endpoint_rate_limit=BUDGET,
-        latency_median_ms=m,
-        latency_p99_ms=3 * m,
+        customers=args.customers, seed=2, latency_median_ms=m, latency_p99_ms=3 * m, **limits
     ) as sb:
         for name in args.tools.split(","):
             sb.reset_stats()
+            cpu = children_cpu()
             with tempfile.TemporaryDirectory() as work:
                 began = time.perf_counter()
-                outcome = tools[name](sb, Path(work))
+                if name == "headwater":
+                    outcome = headwater(sb, Path(work), "unlimited" if args.unlimited else "budget")
+                else:
+                    outcome = tools[name](sb, Path(work))
                 seconds = time.perf_counter() - began
+            cpu = children_cpu() - cpu
             count, seconds = outcome if isinstance(outcome, tuple) else (outcome, seconds)
             stats = sb.stats()
             rate = count / seconds
+            share = "" if args.unlimited else f" = {rate / (BUDGET * 100):.3f} of the budget"
             print(
-                f"  {name:>10}: {count:,} customers in {seconds:.1f}s = {rate:,.0f}/s = "
-                f"{rate / (BUDGET * 100):.3f} of the budget; {stats['requests']} requests, "
-                f"{stats['rate_limited']} answered 429"
+                f"  {name:>10}: {count:,} customers in {seconds:.1f}s = {rate:,.0f}/s{share}; "
+                f"CPU {1000 * cpu / max(count, 1):.2f} s per 1,000 (set-up included); "
+                f"{stats['requests']} requests, {stats['rate_limited']} answered 429"
             )
 
 
