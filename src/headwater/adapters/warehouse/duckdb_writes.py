@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from headwater.adapters.warehouse import pending, sql
-from headwater.adapters.warehouse.duckdb_stage import run
+from headwater.adapters.warehouse.duckdb_stage import TYPES, run
 from headwater.adapters.warehouse.sql_warehouse import Landing
 
 PLACEHOLDERS = ("$p", "$c", "$r", "$n")
@@ -21,7 +21,7 @@ PLACEHOLDERS = ("$p", "$c", "$r", "$n")
 def merge(conn: duckdb.DuckDBPyConnection, schema: str, landing: Landing) -> int:
     """Upsert the staged rows on the unique key; how many identities were new."""
     insert, update_tail = sql.identity_upsert(
-        schema, landing.stage, landing.names, PLACEHOLDERS, landing.casts
+        schema, landing.stage, landing.names, PLACEHOLDERS, landing.casts, TYPES.profile_key
     )
     # DuckDB cannot say whether an upsert inserted or updated.  Every write to this
     # database goes through one connection (DuckDB locks the file to one process)

@@ -169,7 +169,13 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
         record = pending.from_rows(self.schema, "up", pending.new_batch(), _named("p"))
         placeholders = (_named("p"), _named("c"), _named("r"), _named("n"))
         statement = sql.merge_returning_counts(
-            self.schema, STAGE, landing.names, placeholders, landing.casts, record
+            self.schema,
+            STAGE,
+            landing.names,
+            placeholders,
+            landing.casts,
+            record,
+            TYPES.profile_key,
         )
         cur.execute(statement, landing.params)
         found = cur.fetchone()

@@ -302,7 +302,12 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
             return inserted, landing.count - inserted
         placeholders = (self.ph("p"), self.ph("c"), self.ph("r"), self.ph("n"))
         insert, _ = sql.identity_upsert(
-            self.schema, self.stage, landing.names, placeholders, landing.casts
+            self.schema,
+            self.stage,
+            landing.names,
+            placeholders,
+            landing.casts,
+            self.types.profile_key,
         )
         if not self._insert(tx.cur, insert, landing.params):
             return None
