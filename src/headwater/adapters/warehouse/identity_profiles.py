@@ -112,7 +112,8 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {uuid_layout('x.h')}) AS id FROM "
         f"(SELECT m.comp, m.mn, m.size, v.former, CASE WHEN v.former IS NULL THEN {digest} "
         "END AS h FROM hw_cm AS m JOIN hw_ik AS w ON w.n = m.mn LEFT JOIN wins AS v "
-        "ON v.comp = m.comp) AS x",
+        # OFFSET 0: PostgreSQL would otherwise inline the MD5 into each of its 7 uses.
+        "ON v.comp = m.comp OFFSET 0) AS x",
         {"run": run_id},
     )
 
