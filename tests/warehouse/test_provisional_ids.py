@@ -42,6 +42,8 @@ def provisional(world: WarehouseWorld, key: IdentityKey, run: str) -> str:
 
 
 def test_provisional_ids_are_no_profiles_and_a_killed_run_is_repaired(wh: Warehouse) -> None:
+    if not wh.provisional_ids:
+        pytest.skip("this engine writes no provisional ids")
     world = WarehouseWorld(wh, settings_for("email", "phone"))
     a, b = IdentityKey("pl_1", "a"), IdentityKey("pl_1", "b")
     world.run(puts=[identity("pl_1", "a", "ann@x.io"), identity("pl_1", "b", "bob@x.io")])
@@ -76,6 +78,8 @@ def test_provisional_ids_are_no_profiles_and_a_killed_run_is_repaired(wh: Wareho
 def test_the_resolution_after_a_run_moves_only_the_other_members(wh: Warehouse) -> None:
     """The identities that are the smallest of their new profile already hold its id:
     only the others are updated (`moved`), by the rebuild and the incremental step."""
+    if not wh.provisional_ids:
+        pytest.skip("this engine writes no provisional ids")
     settings = settings_for("email")
 
     def run(run_id: str, *people: tuple[str, str]) -> int:

@@ -55,6 +55,7 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
         )
     )
     nul_forbidden = True
+    provisional_ids = False  # see `SQLWarehouse.provisional_ids`
     stage = STAGE
     ph = staticmethod(_named)
 

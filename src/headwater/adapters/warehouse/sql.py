@@ -129,34 +129,38 @@ def identity_upsert(
     names: Sequence[str],
     params: tuple[str, str, str, str],
     casts: Mapping[str, str],
-    key: str,
+    key: str | None,
 ) -> tuple[str, str]:
     """The INSERT ... SELECT from the stage, and its ON CONFLICT DO UPDATE tail.
 
     `params` are the placeholders for pipeline id, connection id, run id and import
     time; `casts` maps a model column to the type its staged value is cast to; `key`
-    is the type of ``_profile_id``.  A new identity gets a *provisional* profile id:
-    the id identity resolution gives a new profile whose smallest identity it is when
-    this run resolves (``ids.new_profile_id`` of the run id and its own key), so the
-    resolution after this run leaves it as it is in most cases instead of rewriting
-    every new identity.  It names no row of ``profiles`` until a resolution makes it
-    one, and resolution takes an id naming no profile for "no former profile"
+    is the type of ``_profile_id``, or None to leave it null.  With a type, a new
+    identity gets a *provisional* profile id: the id identity resolution gives a new
+    profile whose smallest identity it is when this run resolves
+    (``ids.new_profile_id`` of the run id and its own key), so the resolution after
+    this run leaves it as it is in most cases instead of rewriting every new identity.
+    It names no row of ``profiles`` until a resolution makes it one, and resolution
+    takes an id naming no profile for "no former profile"
     (docs/identity.md §7).  An update keeps the profile id it has.
     """
     p_pipe, p_conn, p_run, p_now = params
     cols = [quote(n) for n in names]
     values = _staged_values(names, casts)
-    provisional = f"CAST({uuid_layout('s.hw_pid')} AS {key})"
-    hashed = profile_md5(p_run, p_pipe, "t._source_id")
+    source = f"FROM {stage} AS s"
+    if key is not None:
+        cols.insert(0, "_profile_id")
+        values.insert(0, f"CAST({uuid_layout('s.hw_pid')} AS {key})")
+        hashed = profile_md5(p_run, p_pipe, "t._source_id")
+        # OFFSET 0: PostgreSQL would otherwise inline the hash into each of its 7 uses.
+        source = f"FROM (SELECT t.*, {hashed} AS hw_pid FROM {stage} AS t OFFSET 0) AS s"
     insert = (
         f"INSERT INTO {quote(schema)}.identities (_pipeline_id, _connection_id, _source_id, "
-        f"_source_updated_at, _run_id, _imported_at, _profile_id"
-        f"{''.join(', ' + c for c in cols)}) "
-        f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}, "
-        f"{provisional}{''.join(', ' + v for v in values)} "
-        # OFFSET 0: PostgreSQL would otherwise inline the hash into each of its 7 uses.
-        f"FROM (SELECT t.*, {hashed} AS hw_pid FROM {stage} AS t OFFSET 0) AS s"
+        f"_source_updated_at, _run_id, _imported_at{''.join(', ' + c for c in cols)}) "
+        f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}"
+        f"{''.join(', ' + v for v in values)} {source}"
     )
+    cols = [c for c in cols if c != "_profile_id"]  # an update keeps its profile id
     updated = ["_connection_id", "_source_updated_at", "_run_id", "_imported_at", *cols]
     tail = " ON CONFLICT (_pipeline_id, _source_id) DO UPDATE SET " + ", ".join(
         f"{c} = excluded.{c}" for c in updated
@@ -199,7 +203,7 @@ def merge_returning_counts(
     params: tuple[str, str, str, str],
     casts: Mapping[str, str],
     pending: str,
-    key: str,
+    key: str | None,
 ) -> str:
     """One statement (PostgreSQL) merging identities and recording them as pending.
 
