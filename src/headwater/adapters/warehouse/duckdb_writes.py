@@ -48,7 +48,8 @@ def delete_where(
 
 def upgrade(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
     """Files made before identity resolution gave every identity a profile id at write
-    time (``NOT NULL``); now a new identity has none until it is resolved."""
+    time (``NOT NULL``); now a new identity has none, or a provisional one, until it is
+    resolved (`sql.identity_upsert`)."""
     found = run(
         conn,
         "SELECT is_nullable FROM information_schema.columns WHERE table_schema = $1 "
