@@ -33,6 +33,7 @@ from headwater.services.identity import (
     ProfileChange,
     rebuild,
 )
+from headwater.services.identity.ids import new_profile_id
 from headwater.services.identity.warehouse import (
     WarehouseIdentityStore,
     change,
@@ -67,8 +68,18 @@ class WarehouseWorld:
         self.rebuild = rebuild
         self.steps = 0
         self.store = twin(warehouse, settings)
+        #: Every run is killed between its writes and its resolution while this is set.
+        self.killing = False
 
-    def run(self, puts: Sequence[Identity] = (), deletes: Collection[IdentityKey] = ()) -> None:
+    def run(
+        self,
+        puts: Sequence[Identity] = (),
+        deletes: Collection[IdentityKey] = (),
+        *,
+        killed: bool = False,
+    ) -> None:
+        """One run: its writes, then its resolution (none when the run is `killed`
+        between the two: the next run's resolution takes its pending identities)."""
         self.steps += 1
         run_id = f"run_{self.steps}"
         for pipeline in sorted({p.key.pipeline_id for p in puts} | {k[0] for k in deletes}):
@@ -81,6 +92,9 @@ class WarehouseWorld:
             gone = [k.source_id for k in deletes if k.pipeline_id == pipeline]
             self.warehouse.write(WriteBatch(pipeline, PIPELINES[pipeline], run_id, rows, gone))
         before = twin(self.warehouse, self.settings)
+        if killed or self.killing:
+            self.store = before
+            return
         context = Context(run_id, T0 + timedelta(hours=self.steps), ORDER)
         if self.rebuild:
             with self.warehouse.resolution_lock():
@@ -113,15 +127,23 @@ def check(
         row = store.profile_rows[profile_id]
         assert row.identity_count == len(members)
         assert dict(row.values) == expected_values([store.rows[k] for k in members], ORDER)
-    membership = {k: before.rows[k].profile_id for k in store.rows}
+    # A profile id naming no profile (a write's provisional one) is no former profile.
+    membership = {
+        k: p if (p := before.rows[k].profile_id) in before.profile_rows else None
+        for k in store.rows
+    }
     counts = {p: r.identity_count for p, r in before.profile_rows.items()}
     formers = {p for p in membership.values() if p is not None}
     for component, wanted in expected_ids(reference, membership, counts).items():
         (got,) = {store.rows[k].profile_id for k in component}
         assert got not in formers if wanted is None else got == wanted
+        if wanted is None:  # rule 4: of the run and the component's smallest identity
+            assert got == new_profile_id(context.run_id, store.rows[min(component)])
     logged = [c for c in store.changes if c.run_id == context.run_id]
     for c in logged:
         assert c.kind in (ChangeKind.MERGE, ChangeKind.SPLIT)
+        # Only former profiles are merged or split (no write's provisional id).
+        assert set(c.before) <= set(before.profile_rows)
     # Incremental equals a rebuild from the same starting state...
     again = MemoryIdentityStore(settings)
     for i in before.rows.values():

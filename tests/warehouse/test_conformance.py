@@ -22,6 +22,8 @@ from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
 from headwater.kernel.state import PipelineState
+from headwater.services.identity.ids import new_profile_id
+from headwater.services.identity.records import Identity, IdentityKey
 
 from .conftest import COLUMNS, Engine
 
@@ -40,6 +42,16 @@ FULL = {
     "order": "first",
     "user": 7,
 }
+
+
+def provisional(run: str, source: str, pipeline: str = "p1") -> str:
+    """The profile id a write gives a new identity: its own new profile's id in `run`."""
+    return new_profile_id(run, Identity(IdentityKey(pipeline, source), "c1", None, {}))
+
+
+def written_id(warehouse: Warehouse, run: str, source: str, pipeline: str = "p1") -> str | None:
+    """A new identity's ``_profile_id`` as written: provisional, or none (PostgreSQL)."""
+    return provisional(run, source, pipeline) if warehouse.provisional_ids else None
 
 
 def row(source_id: str, **values: Any) -> IdentityRow:
@@ -137,9 +149,13 @@ def test_write_round_trips_every_type(warehouse: Warehouse) -> None:
 def test_writes_record_pending_identities_and_leave_profiles_to_resolution(
     warehouse: Warehouse,
 ) -> None:
-    """Writes never touch profiles: they record what they touched, in their transaction."""
+    """Writes never touch profiles: they record what they touched, in their transaction.
+    A new identity holds its provisional profile id (no profile's), an update keeps its."""
     write(warehouse, batch(row("cus_1", **FULL), row("cus_2", email="b")))
-    assert [i["_profile_id"] for i in warehouse.identities()] == [None, None]
+    assert [i["_profile_id"] for i in warehouse.identities()] == [
+        written_id(warehouse, "run1", "cus_1"),
+        written_id(warehouse, "run1", "cus_2"),
+    ]
     assert warehouse.profiles() == []
     assert pending(warehouse) == {"p1:cus_1", "p1:cus_2"}
     assert warehouse.pending_identities().former_profiles == frozenset()
@@ -203,7 +219,7 @@ def test_update_counts_and_overwrites(warehouse: Warehouse) -> None:
     assert (result.inserted, result.updated) == (1, 1)
     first = warehouse.identities()[0]
     assert (first["email"], first["age"], first["_run_id"]) == ("b", None, "run2")
-    assert first["_profile_id"] is None
+    assert first["_profile_id"] == written_id(warehouse, "run1", "cus_1")  # kept
 
 
 def test_deletes_remove_identity_and_record_it_pending(warehouse: Warehouse) -> None:
@@ -303,7 +319,7 @@ def test_committed_writes_survive_reopening(warehouse: Warehouse, reopen) -> Non
     try:
         assert model(again.identities()[0]) == FULL
         write(again, batch(row("cus_1", email="z"), run="run2"))
-        assert again.identities()[0]["_profile_id"] is None
+        assert again.identities()[0]["_profile_id"] == written_id(again, "run1", "cus_1")
         assert pending(again) == {"p1:cus_1"}
     finally:
         again.close()

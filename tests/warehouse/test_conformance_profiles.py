@@ -34,7 +34,7 @@ from headwater.services.identity import (
 from headwater.services.identity.warehouse import WarehouseIdentityStore, rebuild_in_warehouse
 
 from .conftest import Engine
-from .test_conformance import batch, row, write
+from .test_conformance import batch, row, write, written_id
 
 T = PropertyType
 MODEL = CustomerModel(
@@ -106,7 +106,8 @@ def test_reads_return_identities_with_their_values(warehouse: Warehouse) -> None
     seed(warehouse)
     s = store(warehouse)
     [ann] = s.identities([IdentityKey("p1", "cus_1"), IdentityKey("p1", "missing")])
-    assert ann.profile_id is None  # written, not resolved yet
+    assert ann.profile_id == written_id(warehouse, "run1", "cus_1")  # not resolved yet
+    assert s.profiles([ann.profile_id or "none"]) == {}  # names no profile
     s.apply(rebuild(s, SETTINGS, Context("r0", AT, ("p1", "p2"))))
     [ann] = s.identities([IdentityKey("p1", "cus_1"), IdentityKey("p1", "missing")])
     assert ann.connection_id == "conn1"

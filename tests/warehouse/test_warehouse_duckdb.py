@@ -22,6 +22,8 @@ from headwater.kernel.records import IdentityRow
 from headwater.services.identity import Context, identity_settings
 from headwater.services.profiles import resolve_warehouse
 
+from .test_conformance import provisional
+
 PIPELINE = "pipe-1"
 
 
@@ -100,7 +102,10 @@ def test_a_warehouse_from_before_resolution_keeps_working(tmp_path: Path) -> Non
     assert wh._conn.execute(
         'SELECT DISTINCT typeof(_profile_id) FROM "headwater".profiles'
     ).fetchall() == [("VARCHAR",)]
-    assert [i["_profile_id"] for i in wh.identities()] == [None, PROFILE]
+    assert [i["_profile_id"] for i in wh.identities()] == [
+        provisional("run-1", "cus_00000000", PIPELINE),
+        PROFILE,
+    ]
     assert wh.count() == 2
     assert not wh.pending_identities()
     wh.close()

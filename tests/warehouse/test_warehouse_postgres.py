@@ -11,7 +11,10 @@ import pytest
 
 from headwater.adapters.warehouse import WarehouseError, WriteBatch
 from headwater.adapters.warehouse.postgres import PostgresWarehouse
+from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import IdentityRow
+from headwater.services.identity import Context, identity_settings
+from headwater.services.identity.warehouse import rebuild_in_warehouse
 
 from .conftest import COLUMNS, PG_URL
 
@@ -98,3 +101,22 @@ def test_concurrent_writers_on_distinct_pipelines(pg: PostgresWarehouse, pg_sche
     finally:
         first.close()
         second.close()
+
+
+def test_a_rebuild_moving_most_identities_builds_their_indexes_again(
+    pg: PostgresWarehouse, pg_schema: str
+) -> None:
+    """Past a fifth of the identities moved, the rebuild drops the plain indexes of
+    `identities` around its update and builds them again, in its transaction."""
+    pg.write(WriteBatch("p1", "c1", "r1", rows(*(f"cus_{i}" for i in range(20)))))
+    settings = identity_settings(DEFAULT_MODEL, ["email"])
+    with pg.resolution_lock():
+        done = rebuild_in_warehouse(pg, settings, Context("r1", datetime.now(UTC), ("p1",)))
+    assert (done.moved, pg.count_profiles()) == (20, 1)  # all share one email
+    with psycopg.connect(PG_URL) as conn:
+        found = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = 'identities'",
+            (pg_schema,),
+        ).fetchall()
+    assert {"identities_profile", "identities_source"} <= {r[0] for r in found}
+    assert {i["_profile_id"] for i in pg.identities()} == {pg.profiles()[0]["_profile_id"]}

@@ -31,9 +31,13 @@ Contract for every implementation:
   identity it wrote or deleted (a deleted one with its ``_profile_id``) in
   ``pending_identities`` (`pending`).  Either all of it commits or nothing.  Writing
   the same batch twice leaves the same state (idempotent), so a retry after a crash is
-  always safe.  Writes never touch ``profiles`` and never set ``_profile_id`` (a new
-  identity has none, an updated one keeps its own): identity resolution does, after
-  the write commits, from the pending rows (``services/identity``).
+  always safe.  Writes never touch ``profiles``; an updated identity keeps its
+  ``_profile_id``, and a new one gets none or (``provisional_ids``, DuckDB) a
+  *provisional* one: the id its own new profile
+  would get from the resolution of the writing run (``ids.new_profile_id`` of the run
+  id and its key), which names no profile until a resolution makes it one.  Identity
+  resolution sets the real ids after the write commits, from the pending rows
+  (``services/identity``), treating an id that names no profile as none.
 - A row whose values the engine refuses (a *data* error: an integer beyond 64 bits, a
   NUL character in text on PostgreSQL, a decimal beyond the column's precision...) does
   not fail the batch: `write` leaves that row out, commits the others (and the deletes)
@@ -72,7 +76,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
 from headwater.adapters.warehouse.ownership import OwnedState, OwnershipLost
@@ -141,6 +145,8 @@ class WriteResult:
 
 class Warehouse(Protocol):
     capabilities: Capabilities
+    #: Whether a write gives a new identity a provisional ``_profile_id`` (see above).
+    provisional_ids: ClassVar[bool]
 
     def ensure_columns(self, columns: Sequence[Column]) -> None:
         """Create the tables if needed and add any missing model column (never drops)."""

@@ -30,7 +30,7 @@ REBUILD_HEADROOM_MB = 96
 #: the tables; with the writes' 32 MB they ran out at a million identities and were
 #: redone, a statement at a time).
 RESOLUTION_HEADROOM_MB = 96
-REBUILD_BYTES = 160
+REBUILD_BYTES = 100
 
 
 def rebuild_mb(identities: int) -> int:

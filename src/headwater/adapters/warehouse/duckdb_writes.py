@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 
 from headwater.adapters.warehouse import pending, sql
-from headwater.adapters.warehouse.duckdb_stage import run
+from headwater.adapters.warehouse.duckdb_stage import TYPES, run
 from headwater.adapters.warehouse.sql_warehouse import Landing
 
 PLACEHOLDERS = ("$p", "$c", "$r", "$n")
@@ -21,7 +21,7 @@ PLACEHOLDERS = ("$p", "$c", "$r", "$n")
 def merge(conn: duckdb.DuckDBPyConnection, schema: str, landing: Landing) -> int:
     """Upsert the staged rows on the unique key; how many identities were new."""
     insert, update_tail = sql.identity_upsert(
-        schema, landing.stage, landing.names, PLACEHOLDERS, landing.casts
+        schema, landing.stage, landing.names, PLACEHOLDERS, landing.casts, TYPES.profile_key
     )
     # DuckDB cannot say whether an upsert inserted or updated.  Every write to this
     # database goes through one connection (DuckDB locks the file to one process)
@@ -48,7 +48,8 @@ def delete_where(
 
 def upgrade(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
     """Files made before identity resolution gave every identity a profile id at write
-    time (``NOT NULL``); now a new identity has none until it is resolved."""
+    time (``NOT NULL``); now a new identity has none, or a provisional one, until it is
+    resolved (`sql.identity_upsert`)."""
     found = run(
         conn,
         "SELECT is_nullable FROM information_schema.columns WHERE table_schema = $1 "

@@ -32,27 +32,9 @@ from headwater.kernel.model import PropertyType
 
 T = PropertyType
 WORK = ("hw_ov", "hw_cm", "hw_id", "hw_chg", "hw_mv", *identity_values.WORK)
-#: Prefix of the name hashed into a new profile id (see `ids.new_profile_id`).
-ID_PREFIX = "headwater-profile"
-
-
-def new_id(run_id: str, pipeline: str, source: str) -> str:
-    """SQL for the MD5 (hexadecimal) a new profile id is made of (`run_id`, `pipeline`,
-    `source` are SQL expressions): of the run id and the component's smallest identity
-    key, the very name ``ids.new_profile_id`` hashes; `uuid_layout` writes it out."""
-    return (
-        f"md5('{ID_PREFIX}' || chr(31) || {run_id} || chr(31) || {pipeline} || chr(31) || {source})"
-    )
-
-
-def uuid_layout(h: str) -> str:
-    """SQL writing the hexadecimal MD5 `h` (a column: it is read seven times) as a
-    UUID of version 3 layout, as ``ids.new_profile_id`` does."""
-    return (
-        f"(substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-3' || substr({h}, 14, 3) || "
-        f"'-' || translate(substr({h}, 17, 1), '0123456789abcdef', '89ab89ab89ab89ab') || "
-        f"substr({h}, 18, 3) || '-' || substr({h}, 21, 12))"
-    )
+#: The MD5 of a new id, and its UUID layout (shared with the writes' provisional ids).
+new_id = sql.profile_md5
+uuid_layout = sql.uuid_layout
 
 
 @dataclass(frozen=True)
@@ -98,8 +80,10 @@ def write(
 def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
     s, c = sql.quote(schema), sp.collate
     execute(
+        # A former id naming no profile (a write's provisional id) is no former profile.
         f"{sp.temp.format('hw_ov')} SELECT c.comp, w.former, count(*) AS k FROM hw_c AS c "
-        "JOIN hw_ik AS w ON w.n = c.n WHERE w.former IS NOT NULL GROUP BY c.comp, w.former",
+        f"JOIN hw_ik AS w ON w.n = c.n JOIN {s}.profiles AS p "
+        f"ON p._profile_id = CAST(w.former AS {sp.profile_key}) GROUP BY c.comp, w.former",
         {},
     )
     execute(
@@ -128,7 +112,8 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {uuid_layout('x.h')}) AS id FROM "
         f"(SELECT m.comp, m.mn, m.size, v.former, CASE WHEN v.former IS NULL THEN {digest} "
         "END AS h FROM hw_cm AS m JOIN hw_ik AS w ON w.n = m.mn LEFT JOIN wins AS v "
-        "ON v.comp = m.comp) AS x",
+        # OFFSET 0: PostgreSQL would otherwise inline the MD5 into each of its 7 uses.
+        "ON v.comp = m.comp OFFSET 0) AS x",
         {"run": run_id},
     )
 
@@ -204,10 +189,25 @@ def _memberships(execute: Execute, schema: str, sp: Spelling) -> int:
         {},
     )
     moved = int(execute("SELECT count(*) FROM hw_mv", {})[0][0])
-    if moved:
-        execute(
-            f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.id AS {sp.profile_key}) "
-            "FROM hw_mv AS m WHERE i._pipeline_id = m.p AND i._source_id = m.s",
-            {},
-        )
+    if not moved:
+        return moved
+    # Every updated row is a new row version inserted into each index of `identities`;
+    # into `_profile_id`'s, at random places (the ids are hashes).  Past a fifth of the
+    # rows, building the plain indexes again (one sort each) is cheaper (PostgreSQL:
+    # the update of a million identities took 15-19 s with them).  Their drop locks
+    # `identities` until this transaction commits.
+    rebuilt = sp.member_indexes if moved * 5 > _count(execute, "hw_ik") else ()
+    for name, _ in rebuilt:
+        execute(f"DROP INDEX IF EXISTS {s}.{sql.quote(name)}", {})
+    execute(
+        f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.id AS {sp.profile_key}) "
+        "FROM hw_mv AS m WHERE i._pipeline_id = m.p AND i._source_id = m.s",
+        {},
+    )
+    for name, column in rebuilt:
+        execute(f"CREATE INDEX {sql.quote(name)} ON {s}.identities ({sql.quote(column)})", {})
     return moved
+
+
+def _count(execute: Execute, table: str) -> int:
+    return int(execute(f"SELECT count(*) FROM {table}", {})[0][0])

@@ -55,6 +55,7 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
         )
     )
     nul_forbidden = True
+    provisional_ids = False  # see `SQLWarehouse.provisional_ids`
     stage = STAGE
     ph = staticmethod(_named)
 
@@ -169,7 +170,13 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
         record = pending.from_rows(self.schema, "up", pending.new_batch(), _named("p"))
         placeholders = (_named("p"), _named("c"), _named("r"), _named("n"))
         statement = sql.merge_returning_counts(
-            self.schema, STAGE, landing.names, placeholders, landing.casts, record
+            self.schema,
+            STAGE,
+            landing.names,
+            placeholders,
+            landing.casts,
+            record,
+            TYPES.profile_key,
         )
         cur.execute(statement, landing.params)
         found = cur.fetchone()

@@ -129,6 +129,9 @@ class Spelling:
     key_indexes: bool = False
     #: Statements run first in a full rebuild's transaction (engine tuning).
     rebuild_setup: tuple[str, ...] = ()
+    #: (name, column) of the plain indexes of ``identities`` a rebuild drops and builds
+    #: again around an update of many memberships (PostgreSQL: see `identity_profiles`).
+    member_indexes: tuple[tuple[str, str], ...] = ()
 
 
 def on_postgres(sp: Spelling) -> Spelling:
@@ -146,6 +149,7 @@ def on_postgres(sp: Spelling) -> Spelling:
         "set_config('jit', 'off', true)",
         key_indexes=True,
         rebuild_setup=("SET LOCAL work_mem = '64MB'",),
+        member_indexes=(("identities_profile", "_profile_id"), ("identities_source", "_source_id")),
     )
 
 

@@ -129,28 +129,67 @@ def identity_upsert(
     names: Sequence[str],
     params: tuple[str, str, str, str],
     casts: Mapping[str, str],
+    key: str | None,
 ) -> tuple[str, str]:
     """The INSERT ... SELECT from the stage, and its ON CONFLICT DO UPDATE tail.
 
     `params` are the placeholders for pipeline id, connection id, run id and import
-    time; `casts` maps a model column to the type its staged value is cast to.  The
-    profile id is not written: a new identity has none until identity resolution
-    (`services/identity`) gives it one, and an update keeps the one it has.
+    time; `casts` maps a model column to the type its staged value is cast to; `key`
+    is the type of ``_profile_id``, or None to leave it null.  With a type, a new
+    identity gets a *provisional* profile id: the id identity resolution gives a new
+    profile whose smallest identity it is when this run resolves
+    (``ids.new_profile_id`` of the run id and its own key), so the resolution after
+    this run leaves it as it is in most cases instead of rewriting every new identity.
+    It names no row of ``profiles`` until a resolution makes it one, and resolution
+    takes an id naming no profile for "no former profile"
+    (docs/identity.md §7).  An update keeps the profile id it has.
     """
     p_pipe, p_conn, p_run, p_now = params
     cols = [quote(n) for n in names]
     values = _staged_values(names, casts)
+    source = f"FROM {stage} AS s"
+    if key is not None:
+        cols.insert(0, "_profile_id")
+        values.insert(0, f"CAST({uuid_layout('s.hw_pid')} AS {key})")
+        hashed = profile_md5(p_run, p_pipe, "t._source_id")
+        # OFFSET 0: PostgreSQL would otherwise inline the hash into each of its 7 uses.
+        source = f"FROM (SELECT t.*, {hashed} AS hw_pid FROM {stage} AS t OFFSET 0) AS s"
     insert = (
         f"INSERT INTO {quote(schema)}.identities (_pipeline_id, _connection_id, _source_id, "
         f"_source_updated_at, _run_id, _imported_at{''.join(', ' + c for c in cols)}) "
         f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}"
-        f"{''.join(', ' + v for v in values)} FROM {stage} AS s"
+        f"{''.join(', ' + v for v in values)} {source}"
     )
+    cols = [c for c in cols if c != "_profile_id"]  # an update keeps its profile id
     updated = ["_connection_id", "_source_updated_at", "_run_id", "_imported_at", *cols]
     tail = " ON CONFLICT (_pipeline_id, _source_id) DO UPDATE SET " + ", ".join(
         f"{c} = excluded.{c}" for c in updated
     )
     return insert, tail
+
+
+#: Prefix of the name hashed into a new profile id (see `ids.new_profile_id`).
+PROFILE_ID_PREFIX = "headwater-profile"
+
+
+def profile_md5(run_id: str, pipeline: str, source: str) -> str:
+    """SQL for the MD5 (hexadecimal) a new profile id is made of (`run_id`, `pipeline`,
+    `source` are SQL expressions): of the run id and an identity key (a new profile's
+    smallest), the very name ``ids.new_profile_id`` hashes; `uuid_layout` writes it out."""
+    return (
+        f"md5('{PROFILE_ID_PREFIX}' || chr(31) || {run_id} || chr(31) || {pipeline} "
+        f"|| chr(31) || {source})"
+    )
+
+
+def uuid_layout(h: str) -> str:
+    """SQL writing the hexadecimal MD5 `h` (a column: it is read seven times) as a
+    UUID of version 3 layout, as ``ids.new_profile_id`` does."""
+    return (
+        f"(substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-3' || substr({h}, 14, 3) || "
+        f"'-' || translate(substr({h}, 17, 1), '0123456789abcdef', '89ab89ab89ab89ab') || "
+        f"substr({h}, 18, 3) || '-' || substr({h}, 21, 12))"
+    )
 
 
 def _staged_values(names: Sequence[str], casts: Mapping[str, str]) -> list[str]:
@@ -164,6 +203,7 @@ def merge_returning_counts(
     params: tuple[str, str, str, str],
     casts: Mapping[str, str],
     pending: str,
+    key: str | None,
 ) -> str:
     """One statement (PostgreSQL) merging identities and recording them as pending.
 
@@ -171,7 +211,7 @@ def merge_returning_counts(
     only for a freshly inserted row version, which tells inserts from updates.
     `pending` is the INSERT of `pending.from_rows` reading relation ``up``.
     """
-    insert, tail = identity_upsert(schema, stage, names, params, casts)
+    insert, tail = identity_upsert(schema, stage, names, params, casts, key)
     return (
         f"WITH up AS ({insert}{tail} RETURNING _source_id, (xmax = 0) AS _ins), "
         f"pend AS ({pending}) SELECT count(*) FILTER (WHERE _ins), count(*) FROM up"

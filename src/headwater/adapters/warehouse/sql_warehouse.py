@@ -89,6 +89,11 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
     spelling: ClassVar[profile_store.Spelling]
     #: Whether the engine cannot store NUL characters in text (PostgreSQL).
     nul_forbidden: ClassVar[bool] = False
+    #: Whether a write gives a new identity its provisional profile id
+    #: (`sql.identity_upsert`).  Not on PostgreSQL: there ``_profile_id`` is indexed, and
+    #: a million random ids inserted into that index made the import three times slower
+    #: while the rebuild's remaining update got no faster (docs/identity.md §11).
+    provisional_ids: ClassVar[bool] = True
     #: The relation a batch is staged as, for the statements that read it.
     stage: ClassVar[str]
 
@@ -302,7 +307,12 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
             return inserted, landing.count - inserted
         placeholders = (self.ph("p"), self.ph("c"), self.ph("r"), self.ph("n"))
         insert, _ = sql.identity_upsert(
-            self.schema, self.stage, landing.names, placeholders, landing.casts
+            self.schema,
+            self.stage,
+            landing.names,
+            placeholders,
+            landing.casts,
+            self.types.profile_key if self.provisional_ids else None,
         )
         if not self._insert(tx.cur, insert, landing.params):
             return None

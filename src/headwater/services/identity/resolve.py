@@ -16,6 +16,7 @@ follows the size of those components, not the size of the warehouse.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from headwater.services.identity.components import partition
 from headwater.services.identity.ids import assign_ids
@@ -128,13 +129,20 @@ def plan_profiles(
     """Partition `scope` (closed), give ids, compute values, and diff with `rows`.
 
     `formers` are every profile id the scope's identities were in, plus profiles that
-    lost all their identities; those not kept are removed.
+    lost all their identities; those not kept are removed.  An id that names no row of
+    `rows` (a write's provisional id, ``sql.identity_upsert``) is no former profile: it
+    is neither inherited nor logged, though an identity already holding the id its
+    profile gets is not moved.
     """
     identities = sorted(scope, key=lambda i: i.key)
     keys = [identifier_keys(i.values, settings) for i in identities]
     components = partition(identities, keys)
     counts = {p: row.identity_count for p, row in rows.items()}
-    assignment = assign_ids(identities, components, counts, context.run_id)
+    formerly = [
+        i if i.profile_id is None or i.profile_id in rows else replace(i, profile_id=None)
+        for i in identities
+    ]
+    assignment = assign_ids(formerly, components, counts, context.run_id)
     ranks = pipeline_ranks(context.pipeline_order)
     upserts: list[ProfileRow] = []
     memberships: dict[IdentityKey, str] = {}
@@ -157,7 +165,7 @@ def plan_profiles(
     ]
     return ProfilePlan(
         upserts=tuple(upserts),
-        removed=tuple(sorted(p for p in formers if p not in kept)),
+        removed=tuple(sorted(p for p in formers if p not in kept and p in rows)),
         memberships=memberships,
         changes=tuple(changes),
         considered=len(identities),
