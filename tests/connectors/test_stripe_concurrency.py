@@ -218,6 +218,38 @@ def test_429_cuts_the_limit_once_per_round_trip_and_sets_a_ceiling() -> None:
     assert 13 <= controller.limit <= 16  # probing above it, one per round trip
 
 
+def test_a_refused_probe_returns_to_the_ceiling_without_halving() -> None:
+    """The limit found (13 in flight refused: ceiling 12), a probe above it 10 s later
+    that is refused again returns the limit to the level below it, not to half."""
+    clock = FakeClock()
+    controller = ConcurrencyController(ConcurrencySettings(budget=100.0, cap=30), clock)
+    for _ in range(200):
+        _answer(controller, clock, 0.2)
+    flights = [controller.started() for _ in range(13)]
+    controller.finished(flights[-1], Outcome.RATE_LIMITED)
+    for flight in flights[:-1]:
+        controller.finished(flight, Outcome.ANSWERED)
+    for _ in range(20):
+        _answer(controller, clock, 0.2)
+    assert controller.limit == 12
+    clock.now += 10.0
+    while controller.limit < 14:  # probing: 13 answered, then 14 in flight
+        flights = [controller.started() for _ in range(controller.limit)]
+        clock.now += 0.2
+        for flight in flights:
+            controller.finished(flight, Outcome.ANSWERED)
+    flights = [controller.started() for _ in range(14)]
+    controller.finished(flights[-1], Outcome.RATE_LIMITED)  # refused at 14
+    assert controller.limit == 13  # not 7
+    for flight in flights[:-1]:
+        controller.finished(flight, Outcome.ANSWERED)
+    # Refused below the ceiling (the limit fell): halving, as for the first refusal.
+    clock.now += 0.2
+    flights = [controller.started() for _ in range(10)]
+    controller.finished(flights[-1], Outcome.RATE_LIMITED)
+    assert controller.limit <= 5
+
+
 def test_latency_growth_cuts_then_a_new_normal_is_accepted() -> None:
     clock = FakeClock()
     controller = ConcurrencyController(ConcurrencySettings(budget=25.0), clock)

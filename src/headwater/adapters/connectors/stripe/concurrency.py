@@ -17,7 +17,9 @@ the latency's spread), never more than `cap`, and adapts while the run goes:
   becomes a ceiling that the limit recovers to quickly (one more per answer) and stays
   under for `probe_after` seconds; then the limit probes above it again, one per
   round trip.  Stripe's concurrency limit is not published, so it is found this way
-  and re-checked rarely: a probe costs about one 429 per `probe_after` seconds.
+  and re-checked rarely: a probe costs about one 429 per `probe_after` seconds, and a
+  refused probe (at or above the ceiling) only returns the limit to the level below
+  it, without halving.
 - **Multiplicative decrease on latency growth**: when recent latency (a short average)
   exceeds the baseline by `latency_growth` times, the server is queueing our requests:
   the limit is multiplied by `latency_backoff`, once per round trip while it lasts.
@@ -213,8 +215,16 @@ class ConcurrencyController:
             # Sent before the last cut: the same episode; sharpen the ceiling only.
             self._ceiling = refused_at if self._ceiling is None else min(self._ceiling, refused_at)
             return
-        self._limit = min(self._limit, refused_at + 1)
-        self._cut(self.settings.backoff, now)
+        if self._ceiling is not None and refused_at >= self._ceiling:
+            # A probe above the known ceiling was refused: the limit is where it was.
+            # Back to the level below the refused one, without halving (halving cost a
+            # round trip or two at half the budget for each probe, every `probe_after`).
+            self._starting = False
+            self._limit = min(self._limit, refused_at)
+            self._cut_at = now
+        else:
+            self._limit = min(self._limit, refused_at + 1)
+            self._cut(self.settings.backoff, now)
         self._ceiling = refused_at
         self._ceiling_until = now + self.settings.probe_after
 
