@@ -8,7 +8,13 @@ import time
 from collections.abc import Callable
 
 from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
-from headwater.adapters.connectors.stripe.cpu import FLOOR, CpuCeiling, demand_seconds, watch
+from headwater.adapters.connectors.stripe.cpu import (
+    FLOOR,
+    CpuCeiling,
+    demand_seconds,
+    little,
+    watch,
+)
 from headwater.adapters.connectors.stripe.flight import Gate
 
 
@@ -87,15 +93,26 @@ def test_the_ceiling_caps_the_slots_and_raising_it_lets_waiters_through() -> Non
 
 def test_saturated_halves_to_the_floor_relaxed_and_full_rises_then_lifts() -> None:
     ceiling = CpuCeiling()
-    assert ceiling.observe(0.5, held=20, limit=20) is None  # far from a core: no ceiling
-    assert ceiling.observe(0.95, held=20, limit=20) == 10
-    assert ceiling.observe(1.0, held=10, limit=20) == 5
-    assert ceiling.observe(1.0, held=5, limit=20) == FLOOR
-    assert ceiling.observe(1.0, held=3, limit=20) == FLOOR  # never below the floor
-    assert ceiling.observe(0.8, held=3, limit=20) == FLOOR  # neither saturated nor relaxed
-    assert ceiling.observe(0.3, held=1, limit=20) == FLOOR  # slots free: the CPU was not it
-    assert ceiling.observe(0.3, held=3, limit=5) == 4  # every slot taken: one more
-    assert ceiling.observe(0.3, held=4, limit=5) is None  # at the controller's limit: lifted
+    assert ceiling.observe(0.5, held=20, limit=20, need=2) is None  # far from a core
+    assert ceiling.observe(0.95, held=20, limit=20, need=2) == 10
+    assert ceiling.observe(1.0, held=10, limit=20, need=2) == 5
+    assert ceiling.observe(1.0, held=5, limit=20, need=2) == FLOOR
+    assert ceiling.observe(1.0, held=3, limit=20, need=2) == FLOOR  # never below the floor
+    assert ceiling.observe(0.8, held=3, limit=20, need=2) == FLOOR  # neither nor
+    assert ceiling.observe(0.3, held=1, limit=20, need=2) == FLOOR  # slots free: not the CPU
+    assert ceiling.observe(0.3, held=3, limit=5, need=2) == 4  # every slot taken: one more
+    assert ceiling.observe(0.3, held=4, limit=5, need=2) is None  # at the limit: lifted
+
+
+def test_a_saturated_reader_keeps_what_carries_its_rate_at_its_latency() -> None:
+    # 25 requests/s at 300 ms: a loaded machine must not starve a read at real latency.
+    need = little(25.0, 0.3)
+    assert need == 14  # 7.5 + 2 x 2.7 + 1, as the controller's target
+    ceiling = CpuCeiling()
+    assert ceiling.observe(3.0, held=20, limit=20, need=need) == need
+    assert ceiling.observe(3.0, held=14, limit=20, need=need) == need
+    assert ceiling.observe(3.0, held=14, limit=need, need=need) is None  # nothing to cap
+    assert little(1000.0, 0.002) == 6  # zero latency: a few suffice
 
 
 def test_demand_counts_this_process_cpu() -> None:
@@ -109,19 +126,38 @@ def test_demand_counts_this_process_cpu() -> None:
     assert after - before >= 0.04
 
 
-def test_watch_caps_a_saturated_reader_and_stops_with_it() -> None:
-    gate = Gate(ConcurrencySettings(budget=1000.0, cap=20, initial=20))
+def test_watch_caps_a_saturated_reader_once_a_latency_is_known() -> None:
     clock = [0.0]
+    gate = Gate(ConcurrencySettings(budget=1000.0, cap=20, initial=20), lambda: clock[0])
+    cpu = [0.0]
 
     def busy() -> float:  # a second of CPU per look: always saturated
-        clock[0] += 1.0
-        return clock[0]
+        cpu[0] += 1.0
+        return cpu[0]
 
     stop = threading.Event()
-    thread = watch(gate, stop, sample=busy, period=0.001)
+    sent = [0]
+
+    def requests() -> int:  # one more request a look: at most one a millisecond
+        sent[0] += 1
+        return sent[0]
+
+    thread = watch(gate, stop, requests, sample=busy, period=0.001)
     assert thread is not None
-    assert eventually(lambda: gate.limit == FLOOR)
+    time.sleep(0.05)
+    assert gate.limit == 20  # no latency known yet: no ceiling
+    # Answers after 1 ms, then 1.8 ms (a process contending for its own CPU answers
+    # itself late): the controller learns a baseline and plans on the mean.
+    for latency in [0.001] * 20 + [0.0018] * 40:
+        with gate.locked():
+            flight = gate.controller.started()
+            clock[0] += latency
+            gate.controller.finished(flight, Outcome.ANSWERED)
+    baseline = gate.controller.baseline
+    assert baseline is not None
+    assert eventually(lambda: gate.limit < gate.controller.limit)
+    assert FLOOR <= gate.limit <= little(1000.0, baseline)  # at most 1 per ms: a few
     stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive()
-    assert watch(gate, threading.Event(), sample=lambda: None) is None  # nothing to measure
+    assert watch(gate, threading.Event(), requests, sample=lambda: None) is None

@@ -8,16 +8,20 @@ CPU per customer at 20 in flight, 18.5 us at 3, for the same pages.
 
 `CpuCeiling` decides, from the process's CPU demand (the seconds its threads ran or
 waited to run, from ``/proc/self/task/*/schedstat``, per second of wall time), a
-ceiling on the gate's slots: saturated (the demand near one core), the ceiling halves,
-down to `FLOOR`; relaxed while every slot is taken (the network, not the CPU, is the
-wait), it rises by one, and is lifted once it reaches the controller's own limit.  At
-real latency the demand stays far below a core, so the ceiling never engages and the
-controller alone sizes the read.  `watch` runs it on a daemon thread of the reading
-process (no effect where ``/proc`` has no schedstat).
+ceiling on the gate's slots.  Saturated (the demand near one core), the ceiling halves,
+down to `FLOOR` but never below what carries the rate of the last period at the latency
+without queueing (Little's law at the controller's baseline, with its margin): on a
+loaded machine every process waits to run, and a read at real latency keeps the
+requests in flight that carry its rate; at zero latency a few carry it.  Relaxed while
+every slot is taken, it rises by one, and is lifted once it reaches the controller's
+own limit.  Until a baseline latency is known the controller alone sizes the read.
+`watch` runs it on a daemon thread of the reading process (no effect where ``/proc``
+has no schedstat).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +61,13 @@ def demand_seconds(tasks: str = TASKS) -> float | None:
     return total / 1e9 if seen else None
 
 
+def little(rate: float, latency: float) -> int:
+    """Requests in flight that carry `rate` requests/s at `latency` (Little's law), with
+    the controller's margin for latency's spread (`ConcurrencyController.target`)."""
+    need = rate * latency
+    return math.ceil(need + 2 * math.sqrt(need) + 1)
+
+
 class CpuCeiling:
     """The ceiling's logic, pure: `observe` a period's demand, get the new ceiling."""
 
@@ -64,12 +75,15 @@ class CpuCeiling:
         self.floor = floor
         self.ceiling: int | None = None
 
-    def observe(self, demand: float, held: int, limit: int) -> int | None:
+    def observe(self, demand: float, held: int, limit: int, need: int) -> int | None:
         """The ceiling after a period of `demand` cores, with `held` slots taken at its
-        end and `limit` the controller's own limit (None: no ceiling)."""
+        end, `limit` the controller's own limit and `need` the fewest in flight that the
+        budget needs at the latency without queueing (None: no ceiling)."""
         if demand >= SATURATED:
             current = limit if self.ceiling is None else self.ceiling
-            self.ceiling = max(self.floor, current // 2)
+            self.ceiling = max(self.floor, need, current // 2)
+            if self.ceiling >= limit:
+                self.ceiling = None
         elif demand < RELAXED and self.ceiling is not None and held >= self.ceiling:
             self.ceiling += 1
             if self.ceiling >= limit:
@@ -80,24 +94,32 @@ class CpuCeiling:
 def watch(
     gate: Gate,
     stop: threading.Event,
+    requests: Callable[[], int],
     sample: Callable[[], float | None] = demand_seconds,
     period: float = PERIOD,
 ) -> threading.Thread | None:
-    """Cap `gate` by the process's CPU until `stop` is set (None: nothing to measure)."""
+    """Cap `gate` by the process's CPU until `stop` is set (None: nothing to measure).
+
+    `requests()` counts the requests sent so far: the rate the read carries now."""
     if sample() is None:
         return None
 
     def loop() -> None:
         ceiling = CpuCeiling()
-        last, at = sample(), time.monotonic()
+        last, sent, at = sample(), requests(), time.monotonic()
         while not stop.wait(period):
-            now, seconds = time.monotonic(), sample()
+            now, seconds, count = time.monotonic(), sample(), requests()
             if seconds is None or last is None:
                 return
-            demand = max(0.0, seconds - last) / max(now - at, 1e-6)
-            last, at = seconds, now
-            limit = gate.controller.limit  # an int read: no lock needed
-            gate.cap_at(ceiling.observe(demand, gate.held, limit))
+            elapsed = max(now - at, 1e-6)
+            demand = max(0.0, seconds - last) / elapsed
+            rate = (count - sent) / elapsed
+            last, sent, at = seconds, count, now
+            with gate.locked():
+                limit, baseline = gate.controller.limit, gate.controller.baseline
+            if baseline is None:
+                continue  # no latency known yet: the controller alone sizes the read
+            gate.cap_at(ceiling.observe(demand, gate.held, limit, little(rate, baseline)))
 
     thread = threading.Thread(target=loop, name="headwater-reader-cpu", daemon=True)
     thread.start()

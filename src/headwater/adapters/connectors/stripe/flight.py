@@ -65,6 +65,10 @@ class Gate:
         with self._changed:
             return self._limit()
 
+    def locked(self) -> threading.Condition:
+        """The gate's lock, to read its controller consistently."""
+        return self._changed
+
     def cap_at(self, ceiling: int | None) -> None:
         """Hold at most `ceiling` slots (None: only the controller's limit)."""
         with self._changed:
