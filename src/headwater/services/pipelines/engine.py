@@ -137,6 +137,9 @@ def _created_max(records: Iterable[Record], current: int) -> int:
 
 def run_full(ctx: RunContext, reason: str) -> None:
     ctx.claim()
+    # Only this run writes the pipeline's identities now (rule 6): none there means none
+    # unseen at the end, where a purge would scan (twice) every row written, for nothing.
+    first = ctx.warehouse.count(ctx.pipeline.id) == 0
     ctx.summary.update(kind="full", reason=reason)
     # The read is prepared first: it reads nothing before its first page is asked for
     # (the source contract), so rule 2 holds, and the preparation (Stripe's reading
@@ -153,9 +156,11 @@ def run_full(ctx: RunContext, reason: str) -> None:
     # from the source (or no longer pass the filter).  Failed records keep their rows.
     # The new position commits with the purge (rules 1 and 5).
     state = PipelineState(position=position, max_created=max_created, last_full_run=ctx.run.id)
-    purged = ctx.warehouse.purge_unseen(
-        ctx.pipeline.id, ctx.run.id, keep=failed | ctx.rejected, state=state
-    )
+    keep = failed | ctx.rejected
+    if first:  # nothing to purge: the position commits alone, fenced like any write
+        purged = ctx.warehouse.write(ctx.batch(state=state)).deleted
+    else:
+        purged = ctx.warehouse.purge_unseen(ctx.pipeline.id, ctx.run.id, keep=keep, state=state)
     ctx.recorder.counters.deleted += purged
     ctx.summary["purged"] = purged
     ctx.save_state(state, full_done=True)

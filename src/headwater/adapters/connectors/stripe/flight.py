@@ -52,20 +52,40 @@ class Gate:
         self._changed = threading.Condition()
         self._held = 0  # slots taken: waiting for a token or in flight
         self.peak = 0  # the most slots ever held at once
+        #: A lower limit set from outside the controller (`cpu.CpuCeiling`: the reading
+        #: process's own CPU is the bottleneck), or None.
+        self._ceiling: int | None = None
+
+    def _limit(self) -> int:  # under the lock
+        limit = self.controller.limit
+        return limit if self._ceiling is None else min(limit, self._ceiling)
 
     @property
     def limit(self) -> int:
         with self._changed:
-            return self.controller.limit
+            return self._limit()
+
+    def locked(self) -> threading.Condition:
+        """The gate's lock, to read its controller consistently."""
+        return self._changed
+
+    def cap_at(self, ceiling: int | None) -> None:
+        """Hold at most `ceiling` slots (None: only the controller's limit)."""
+        with self._changed:
+            raised = ceiling is None or (self._ceiling is not None and ceiling > self._ceiling)
+            self._ceiling = ceiling
+            if raised:
+                self._changed.notify(max(0, self._limit() - self._held))
 
     def wanted(self) -> int:
         """Requests in flight the read should plan for: the limit now, or the number
         the budget needs at the latency seen (the limit is on its way there)."""
         with self._changed:
             controller = self.controller
-            if controller.mean_latency is None:
-                return controller.limit
-            return max(controller.limit, controller.target())
+            wanted = controller.limit
+            if controller.mean_latency is not None:
+                wanted = max(wanted, controller.target())
+            return wanted if self._ceiling is None else min(wanted, self._ceiling)
 
     @property
     def mean_latency(self) -> float | None:
@@ -80,7 +100,7 @@ class Gate:
     def acquire(self, stop: threading.Event | None = None) -> None:
         """Block until a slot is free (raise `Cancelled` if `stop` is set meanwhile)."""
         with self._changed:
-            while self._held >= self.controller.limit:
+            while self._held >= self._limit():
                 if stop is not None and stop.is_set():
                     raise Cancelled
                 # Woken by `done`; the timeout only re-checks `stop` (set from elsewhere).
@@ -106,7 +126,9 @@ class Gate:
         with self._changed:
             self.controller.finished(flight, outcome)
             self._held -= 1
-            self._changed.notify_all()
+            # One waiter per free slot: waking them all would have all but those take
+            # the lock only to wait again (at 20 in flight, a thundering herd a page).
+            self._changed.notify(max(0, self._limit() - self._held))
 
     def wake(self) -> None:
         """Wake every waiter (after `stop` was set) so that it sees the stop at once."""

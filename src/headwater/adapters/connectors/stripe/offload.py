@@ -60,6 +60,7 @@ from typing import IO, Any
 import orjson
 
 import headwater
+from headwater.adapters.connectors.stripe import cpu
 from headwater.adapters.connectors.stripe.channel import (
     ChannelBroken,
     Frame,
@@ -201,6 +202,9 @@ def _start_child() -> tuple[subprocess.Popen[bytes], int]:
     """The reading process, and the read end of the pipe its frames come through."""
     package_root = str(Path(headwater.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *_pythonpath()])}
+    # glibc gives each thread that allocates an arena of its own: reading 300,000
+    # customers the process peaked at 83-86 MB, at 69 MB with two arenas, for the same CPU.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     frames, frames_end = os.pipe()
     try:
         child = subprocess.Popen(
@@ -315,7 +319,10 @@ def serve() -> None:
     window = Window(int(request["window"]["lo"]), request["window"]["hi"])
     limiter = TokenBucket(settings.requests_per_second)
     limiter.not_before(float(request["not_before"]))  # the parent's budget carries over
-    http = StripeHTTP(settings, limiter=limiter, gate=gate_for(settings))
+    gate = gate_for(settings)
+    http = StripeHTTP(settings, limiter=limiter, gate=gate)
+    done = threading.Event()
+    cpu.watch(gate, done, lambda: http.api_calls)  # at low latency: fewer in flight
 
     def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
         write_frame(out, tag, payload, _META.pack(http.api_calls, http.retries, take))
@@ -333,6 +340,7 @@ def serve() -> None:
             last = {**error_to_data(exc), "next_free": limiter.next_free()}
             send(b"E", orjson.dumps(last))
     finally:
+        done.set()
         http.close()
 
 
