@@ -95,8 +95,10 @@ def test_a_concurrency_limit_is_found_and_every_call_and_retry_is_counted(
 
 
 def test_the_budget_holds_across_the_reading_process_and_the_run() -> None:
-    """The reading process hands its budget back: the run's next request waits for it."""
-    rate = 4.0
+    """The reading process hands its budget back: the run's next request waits for it.
+    (At 1 request/s, so that the check keeps a margin of a quarter second for a loaded
+    machine, where the answer can reach the run well after the child's last send.)"""
+    rate = 1.0
     with start_sandbox(customers=250, seed=22) as sandbox:
         with source_for(sandbox, requests_per_second=rate, workers=4) as source:
             pages = list(source.read_full())
@@ -108,7 +110,7 @@ def test_the_budget_holds_across_the_reading_process_and_the_run() -> None:
     assert requests >= 4  # three pages (or more, with windows) and the run's own request
     # The child's last request went at most a few ms before `ended`; the next one may
     # go only 1/rate after it.
-    assert waited >= 1 / rate - 0.05
+    assert waited >= 1 / rate - 0.25
 
 
 def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() -> None:
