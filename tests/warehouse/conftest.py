@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from tests.identity.world import MODEL as IDENTITY_MODEL
 
 from headwater.adapters.warehouse import Warehouse, connect
 from headwater.adapters.warehouse.duckdb import DuckDBWarehouse
@@ -86,6 +87,17 @@ def warehouse(engine: Engine) -> Iterator[Warehouse]:
         yield wh
     finally:
         wh.close()
+
+
+@pytest.fixture
+def wh(engine: Engine) -> Iterator[Warehouse]:
+    """A warehouse with the identity tests' Customer Model (tests/identity/world.py)."""
+    warehouse = engine.open()
+    warehouse.ensure_columns(IDENTITY_MODEL.columns)
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
 
 
 @pytest.fixture

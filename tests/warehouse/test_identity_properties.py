@@ -9,8 +9,6 @@ bounded so that each engine stays well under a minute.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,7 +28,7 @@ from headwater.adapters.warehouse import Warehouse
 from headwater.services.identity import Identity, IdentityKey
 
 from .conftest import Engine
-from .identity_world import MODEL, TABLES, WarehouseWorld
+from .identity_world import TABLES, WarehouseWorld
 
 pytestmark = pytest.mark.slow
 BOUNDED = settings(
@@ -38,16 +36,6 @@ BOUNDED = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-
-
-@pytest.fixture
-def wh(engine: Engine) -> Iterator[Warehouse]:
-    warehouse = engine.open()
-    warehouse.ensure_columns(MODEL.columns)
-    try:
-        yield warehouse
-    finally:
-        warehouse.close()
 
 
 def fresh(warehouse: Warehouse, engine: Engine) -> None:

@@ -6,7 +6,6 @@ between its writes and its resolution leaves a state the next resolution repairs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -23,18 +22,8 @@ from headwater.services.identity.ids import new_profile_id
 from headwater.services.profiles import resolve_warehouse
 
 from .conftest import Engine
-from .identity_world import MODEL, WarehouseWorld
+from .identity_world import WarehouseWorld
 from .test_identity_properties import BOUNDED, fresh
-
-
-@pytest.fixture
-def wh(engine: Engine) -> Iterator[Warehouse]:
-    warehouse = engine.open()
-    warehouse.ensure_columns(MODEL.columns)
-    try:
-        yield warehouse
-    finally:
-        warehouse.close()
 
 
 def provisional(world: WarehouseWorld, key: IdentityKey, run: str) -> str:
