@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from headwater.adapters.warehouse import Warehouse
-from headwater.adapters.warehouse.identity_profiles import new_id, uuid_layout
 from headwater.adapters.warehouse.identity_values import LEVELS
+from headwater.adapters.warehouse.sql import profile_md5, uuid_layout
 from headwater.kernel.records import IdentityRow
 from headwater.services.identity import (
     Context,
@@ -46,7 +46,7 @@ def test_sql_mints_the_ids_python_mints(
     def literal(text: str) -> str:
         return "'" + text.replace("'", "''") + "'"
 
-    digest = new_id(literal(run), literal(pipeline), literal(source))
+    digest = profile_md5(literal(run), literal(pipeline), literal(source))
     statement = f"SELECT {uuid_layout('h')} FROM (SELECT {digest} AS h) AS x"
     [(made,)] = engine.raw(warehouse, statement)
     identity = Identity(IdentityKey(pipeline, source), "conn1", None, {})

@@ -32,9 +32,6 @@ from headwater.kernel.model import PropertyType
 
 T = PropertyType
 WORK = ("hw_ov", "hw_cm", "hw_id", "hw_chg", "hw_mv", *identity_values.WORK)
-#: The MD5 of a new id, and its UUID layout (shared with the writes' provisional ids).
-new_id = sql.profile_md5
-uuid_layout = sql.uuid_layout
 
 
 @dataclass(frozen=True)
@@ -106,10 +103,10 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         f"h.comp ORDER BY f.size DESC, h.former{c}) AS r FROM heir AS h JOIN size AS f "
         "ON f.former = h.former) AS y WHERE r = 1"
     )
-    digest = new_id(sp.ph("run"), "w.p", "w.s")
+    digest = sql.profile_md5(sp.ph("run"), "w.p", "w.s")
     execute(
         f"{sp.temp.format('hw_id')} WITH heir AS ({heir}), size AS ({size}), wins AS ({wins}) "
-        f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {uuid_layout('x.h')}) AS id FROM "
+        f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {sql.uuid_layout('x.h')}) AS id FROM "
         f"(SELECT m.comp, m.mn, m.size, v.former, CASE WHEN v.former IS NULL THEN {digest} "
         "END AS h FROM hw_cm AS m JOIN hw_ik AS w ON w.n = m.mn LEFT JOIN wins AS v "
         # OFFSET 0: PostgreSQL would otherwise inline the MD5 into each of its 7 uses.

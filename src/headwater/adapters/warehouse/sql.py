@@ -148,19 +148,19 @@ def identity_upsert(
     cols = [quote(n) for n in names]
     values = _staged_values(names, casts)
     source = f"FROM {stage} AS s"
-    if key is not None:
-        cols.insert(0, "_profile_id")
-        values.insert(0, f"CAST({uuid_layout('s.hw_pid')} AS {key})")
+    inserted, staged = cols, values
+    if key is not None:  # the insert alone: an update keeps its profile id
+        inserted = ["_profile_id", *cols]
+        staged = [f"CAST({uuid_layout('s.hw_pid')} AS {key})", *values]
         hashed = profile_md5(p_run, p_pipe, "t._source_id")
         # OFFSET 0: PostgreSQL would otherwise inline the hash into each of its 7 uses.
         source = f"FROM (SELECT t.*, {hashed} AS hw_pid FROM {stage} AS t OFFSET 0) AS s"
     insert = (
         f"INSERT INTO {quote(schema)}.identities (_pipeline_id, _connection_id, _source_id, "
-        f"_source_updated_at, _run_id, _imported_at{''.join(', ' + c for c in cols)}) "
+        f"_source_updated_at, _run_id, _imported_at{''.join(', ' + c for c in inserted)}) "
         f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}"
-        f"{''.join(', ' + v for v in values)} {source}"
+        f"{''.join(', ' + v for v in staged)} {source}"
     )
-    cols = [c for c in cols if c != "_profile_id"]  # an update keeps its profile id
     updated = ["_connection_id", "_source_updated_at", "_run_id", "_imported_at", *cols]
     tail = " ON CONFLICT (_pipeline_id, _source_id) DO UPDATE SET " + ", ".join(
         f"{c} = excluded.{c}" for c in updated

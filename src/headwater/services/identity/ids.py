@@ -37,7 +37,7 @@ _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 def new_profile_id(run_id: str, identity: Identity) -> str:
     """The id a component gets when it inherits none (rule 4): the UUID version 3 layout
     over MD5 of the run id and the smallest identity key.  The warehouse computes the
-    very same in SQL for a set-based rebuild (``identity_profiles.new_id``: MD5 is what
+    very same in SQL for a set-based rebuild (``sql.profile_md5``: MD5 is what
     both engines have built in)."""
     pipeline_id, source_id = identity.key
     # MD5 is a stable name hash here (as in UUIDv3), not a security measure.

@@ -215,16 +215,12 @@ class ConcurrencyController:
             # Sent before the last cut: the same episode; sharpen the ceiling only.
             self._ceiling = refused_at if self._ceiling is None else min(self._ceiling, refused_at)
             return
-        if self._ceiling is not None and refused_at >= self._ceiling:
-            # A probe above the known ceiling was refused: the limit is where it was.
-            # Back to the level below the refused one, without halving (halving cost a
-            # round trip or two at half the budget for each probe, every `probe_after`).
-            self._starting = False
-            self._limit = min(self._limit, refused_at)
-            self._cut_at = now
-        else:
-            self._limit = min(self._limit, refused_at + 1)
-            self._cut(self.settings.backoff, now)
+        # A refused probe above the known ceiling: the limit goes back to the level below
+        # it, without halving (halving cost a round trip or two at half the budget for
+        # each probe, every `probe_after`).
+        probe = self._ceiling is not None and refused_at >= self._ceiling
+        self._limit = min(self._limit, refused_at if probe else refused_at + 1)
+        self._cut(1.0 if probe else self.settings.backoff, now)
         self._ceiling = refused_at
         self._ceiling_until = now + self.settings.probe_after
 
