@@ -103,8 +103,12 @@ class ProfileMethods:
         """Held around a full rebuild (an engine may give it more memory)."""
         return nullcontext()
 
+    def _reserve(self, nbytes: int) -> None:
+        """A full rebuild's next step needs `nbytes` more memory (an engine bounding
+        its memory raises the bound until the rebuild ends)."""
+
     def rebuild_profiles(self, job: Job) -> Outcome:
         with self._rebuild_memory():
             return self._with_profile_args(
-                "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
+                "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job, self._reserve)
             )
