@@ -27,6 +27,7 @@ from headwater.adapters.warehouse.duckdb_memory import (
 )
 from headwater.adapters.warehouse.duckdb_stage import TYPES, arrow_stage, readable, registered, run
 from headwater.adapters.warehouse.duckdb_writes import delete_where, merge, upgrade
+from headwater.adapters.warehouse.identity_values import Reserve
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
 from headwater.adapters.warehouse.sql_warehouse import Landing, Params, SQLWarehouse, spelling_of
 from headwater.kernel.errors import HeadwaterError
@@ -202,10 +203,13 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
         self._rebuild_headroom = rebuild_mb(self.count())
         return self._memory.at_least(self._lock, self._conn, self._rebuild_headroom)
 
-    def _reserve(self, nbytes: int) -> None:
-        # Inside `_rebuild_memory`'s `at_least`, which restores the headroom at the end.
-        with self._lock:
-            self._memory.raise_to(self._conn, self._rebuild_headroom + nbytes // 2**20)
+    def _rebuild_reserve(self) -> Reserve:
+        def reserve(nbytes: int) -> None:
+            # Inside `_rebuild_memory`'s `at_least`, which restores the headroom after.
+            with self._lock:
+                self._memory.raise_to(self._conn, self._rebuild_headroom + nbytes // 2**20)
+
+        return reserve
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:

@@ -112,8 +112,8 @@ def values(
 
 
 def _ranked_bytes(execute: Execute, schema: str, sp: Spelling, names: Sequence[str]) -> int:
-    """The bytes of the ranked members' rows (``hw_m``) with their values: the rows
-    times the mean width of a sample of identities (the values' text and headers)."""
+    """The bytes the valuing of the ranked members (``hw_m``) holds at once: `HELD` of
+    their rows times the mean width of a sample of identities' values (text, headers)."""
     if not names:
         return 0
     width = " + ".join(
