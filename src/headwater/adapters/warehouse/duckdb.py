@@ -27,6 +27,7 @@ from headwater.adapters.warehouse.duckdb_memory import (
 )
 from headwater.adapters.warehouse.duckdb_stage import TYPES, arrow_stage, readable, registered, run
 from headwater.adapters.warehouse.duckdb_writes import delete_where, merge, upgrade
+from headwater.adapters.warehouse.identity_values import Reserve
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
 from headwater.adapters.warehouse.sql_warehouse import Landing, Params, SQLWarehouse, spelling_of
 from headwater.kernel.errors import HeadwaterError
@@ -93,6 +94,7 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
                 )
             raise WarehouseError(f"cannot open DuckDB database {target!r}: {exc}{hint}") from None
         self._memory = MemoryBound(memory_headroom_mb, max_headroom_mb)
+        self._rebuild_headroom = 0  # set by `_rebuild_memory`
         with self._lock:
             self._memory.tune(self._conn)
 
@@ -198,7 +200,16 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
         # the write-ahead log's rows held in memory (less memory, faster scans).
         with self._lock:
             self._conn.execute("CHECKPOINT")
-        return self._memory.at_least(self._lock, self._conn, rebuild_mb(self.count()))
+        self._rebuild_headroom = rebuild_mb(self.count())
+        return self._memory.at_least(self._lock, self._conn, self._rebuild_headroom)
+
+    def _rebuild_reserve(self) -> Reserve:
+        def reserve(nbytes: int) -> None:
+            # Inside `_rebuild_memory`'s `at_least`, which restores the headroom after.
+            with self._lock:
+                self._memory.raise_to(self._conn, self._rebuild_headroom + nbytes // 2**20)
+
+        return reserve
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:

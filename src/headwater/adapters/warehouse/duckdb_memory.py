@@ -96,6 +96,14 @@ class MemoryBound:
                 self.headroom = before
                 self.tune(conn)
 
+    def raise_to(self, conn: duckdb.DuckDBPyConnection, mb: int) -> None:
+        """A headroom of at least `mb` (up to the cap) for a step known to need it: a
+        step that ran out would redo its whole transaction (`grow`)."""
+        if self.headroom is None or self.headroom >= min(mb, self.cap):
+            return
+        self.headroom = min(mb, self.cap)
+        self.tune(conn)
+
     def double(self) -> bool:
         """Double the headroom; False when it is unbounded or already at the cap."""
         if self.headroom is None or self.headroom >= self.cap:

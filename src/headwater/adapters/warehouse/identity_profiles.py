@@ -60,12 +60,13 @@ def write(
     run_id: str,
     at: datetime,
     order: Sequence[str],
+    reserve: identity_values.Reserve | None = None,
 ) -> Counts:
     """Ids, values, and the writes of profiles and memberships."""
     _ids(execute, schema, sp, run_id)
     merges, splits = _logged(execute)
     identity_values.drop(execute, "hw_ov", "hw_cm")  # each work table as soon as done with it
-    identity_values.values(execute, schema, sp, columns, order)
+    identity_values.values(execute, schema, sp, columns, order, reserve)
     identity_values.drop(execute, "hw_m", "hw_mr")
     written, removed = _write_profiles(execute, schema, sp, columns, at)
     identity_values.drop(execute, "hw_new", "hw_chg")

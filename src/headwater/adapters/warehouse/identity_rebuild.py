@@ -38,6 +38,7 @@ from headwater.adapters.warehouse import (
     sql,
 )
 from headwater.adapters.warehouse.identity_keys import Key, KeySpec
+from headwater.adapters.warehouse.identity_values import Reserve
 from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import Spelling, log_changes, unnest
 from headwater.kernel.model import PropertyType
@@ -91,8 +92,10 @@ def rebuild(
     sp: Spelling,
     columns: Mapping[str, PropertyType],
     job: Job,
+    reserve: Reserve | None = None,
 ) -> Outcome:
-    """Recompute every profile (the caller holds the transaction and the lock)."""
+    """Recompute every profile (the caller holds the transaction and the lock);
+    `reserve` is told the memory its widest step needs (`identity_values.values`)."""
     for statement in sp.rebuild_setup:
         execute(statement, {})
     considered = _work_table(execute, schema, sp, job.spec)
@@ -103,7 +106,7 @@ def rebuild(
         execute, "hw_e", "hw_adj", "hw_lab"
     )  # as soon as done: less to hold or spill
     counts = identity_profiles.write(
-        execute, schema, sp, columns, job.run_id, job.at, job.pipeline_order
+        execute, schema, sp, columns, job.run_id, job.at, job.pipeline_order, reserve
     )
     identity_keys.replace_table(execute, schema, sp, job.spec, "hw_ik")
     log_changes(execute, sql.quote(schema), sp, counts.changes(job.run_id, job.at))

@@ -5,16 +5,22 @@ ties by pipeline order then identity key.  Ordered aggregates (one sort per colu
 and profile) cost far more than the rest of a rebuild, so:
 
 - a profile of one identity takes its row as is;
-- the members of the others are ranked once (``hw_m``: ``pr`` 1 is the winner) and
-  their rows fetched once (``hw_mr``); a profile of up to `LEVELS` identities is then
-  ``coalesce(first's value, second's, ...)``: one join per rank, no sort;
-- a larger profile (rare) takes ``(array_agg(value ORDER BY pr) FILTER (WHERE value
-  IS NOT NULL))[1]``, the same text on both engines.
+- the members of the others are ranked once (``hw_m``: ``pr`` 1 is the winner);
+- where the engine has an aggregate holding one value per group (`Spelling.first_by`,
+  DuckDB's ``arg_min(value, pr) FILTER (WHERE value IS NOT NULL)``), one grouped pass
+  over the members' rows values them all.  It keeps the winners only, so its memory
+  does not grow with the rows' width; the joins below hold whole rows in their hash
+  tables, and with realistic customers (addresses, metadata) they ran out of a
+  rebuild's headroom at a million identities (the rebuild was then redone);
+- elsewhere (PostgreSQL) their rows are fetched once (``hw_mr``); a profile of up to
+  `LEVELS` identities is then ``coalesce(first's value, second's, ...)``: one join per
+  rank, no sort; a larger profile (rare) takes ``(array_agg(value ORDER BY pr) FILTER
+  (WHERE value IS NOT NULL))[1]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from headwater.adapters.warehouse import sql
@@ -26,6 +32,19 @@ T = PropertyType
 WORK = ("hw_m", "hw_mr", "hw_new")
 #: Profiles of up to this many identities are valued by a join per rank.
 LEVELS = 4
+#: Told the bytes of working memory the next statement needs (the warehouse may raise
+#: its memory bound for the rest of the rebuild).
+Reserve = Callable[[int], None]
+#: Identities whose row width is sampled, and the bytes a value takes besides its text
+#: (DuckDB's 16-byte string header), and per ranked row (comp, pr, id, size, hashes).
+SAMPLED = 2_000
+VALUE_BYTES = 16
+ROW_BYTES = 64
+#: The share of the ranked rows' bytes the valuing statement holds in memory at once
+#: (DuckDB, measured: 200,000 identities of ~1 KB, 109 MB of ranked rows, ran out
+#: below a headroom of ~130 MB and not above; a million realistic ones (addresses,
+#: metadata), 192 MB, did not run out at 191 MB).
+HELD = 0.5
 
 
 def values(
@@ -34,8 +53,10 @@ def values(
     sp: Spelling,
     columns: Mapping[str, PropertyType],
     order: Sequence[str],
+    reserve: Reserve | None = None,
 ) -> None:
-    """Create ``hw_new (id, size, columns...)`` from ``hw_id``, ``hw_c`` and ``hw_ik``."""
+    """Create ``hw_new (id, size, columns...)`` from ``hw_id``, ``hw_c`` and ``hw_ik``;
+    `reserve` is told what the values of the profiles of several identities need."""
     s = sql.quote(schema)
     names = [sql.quote(n) for n in columns]
     params: dict[str, Any] = {f"o{j}": p for j, p in enumerate(order)}
@@ -49,13 +70,25 @@ def values(
     )
     picked = "".join(f", i.{n}" for n in names)
     join = f"JOIN {s}.identities AS i ON i._pipeline_id = w.p AND i._source_id = w.s"
-    execute(f"{sp.temp.format('hw_mr')} SELECT w.comp, w.pr{picked} FROM hw_m AS w {join}", {})
-    one = "".join(f", i.{n}" for n in names)
     execute(
-        f"{sp.temp.format('hw_new')} SELECT d.id, d.size{one} FROM hw_id AS d JOIN hw_ik AS w "
+        f"{sp.temp.format('hw_new')} SELECT d.id, d.size{picked} FROM hw_id AS d JOIN hw_ik AS w "
         f"ON w.n = d.mn {join} WHERE d.size = 1",
         {},
     )
+    if reserve is not None:
+        reserve(_ranked_bytes(execute, schema, sp, names))
+    if sp.first_by is not None:
+        firsts = "".join(f", {sp.first_by.format(f'i.{n}')} AS {n}" for n in names)
+        execute(
+            f"INSERT INTO hw_new SELECT id, size{''.join(f', {n}' for n in names)} FROM "
+            f"(SELECT d.id, d.size, w.pr{firsts} FROM hw_m AS w {join} "
+            "JOIN hw_id AS d ON d.comp = w.comp WINDOW byrank AS (PARTITION BY w.comp "
+            "ORDER BY w.pr ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS x "
+            "WHERE x.pr = 1",
+            {},
+        )
+        return
+    execute(f"{sp.temp.format('hw_mr')} SELECT w.comp, w.pr{picked} FROM hw_m AS w {join}", {})
     levels = [f"(SELECT * FROM hw_mr WHERE pr = {k}) AS l{k}" for k in range(1, LEVELS + 1)]
     joined = levels[0] + "".join(
         f" LEFT JOIN {level} ON l{k}.comp = l1.comp" for k, level in enumerate(levels[1:], 2)
@@ -76,6 +109,24 @@ def values(
         f"ON r.comp = d.comp WHERE d.size > {LEVELS} GROUP BY d.id, d.size",
         {},
     )
+
+
+def _ranked_bytes(execute: Execute, schema: str, sp: Spelling, names: Sequence[str]) -> int:
+    """The bytes the valuing of the ranked members (``hw_m``) holds at once: `HELD` of
+    their rows times the mean width of a sample of identities' values (text, headers)."""
+    if not names:
+        return 0
+    width = " + ".join(
+        f"{VALUE_BYTES} + coalesce({sp.text_bytes.format(f'CAST({n} AS {sp.text})')}, 0)"
+        for n in names
+    )
+    sampled = execute(
+        f"SELECT avg({width}) FROM (SELECT {', '.join(names)} FROM "
+        f"{sql.quote(schema)}.identities LIMIT {SAMPLED}) AS i",
+        {},
+    )
+    rows = execute("SELECT count(*) FROM hw_m", {})
+    return int(int(rows[0][0]) * (ROW_BYTES + float(sampled[0][0] or 0)) * HELD)
 
 
 def _first(sp: Spelling, name: str, ptype: PropertyType) -> str:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from headwater.adapters.warehouse import identity_keys, identity_rebuild, pending, profile_store
 from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
+from headwater.adapters.warehouse.identity_values import Reserve
 from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
     Args,
@@ -103,8 +104,14 @@ class ProfileMethods:
         """Held around a full rebuild (an engine may give it more memory)."""
         return nullcontext()
 
+    def _rebuild_reserve(self) -> Reserve | None:
+        """Told the memory a full rebuild's widest step needs (an engine bounding its
+        memory raises the bound until the rebuild ends); None: nothing to tell."""
+        return None
+
     def rebuild_profiles(self, job: Job) -> Outcome:
         with self._rebuild_memory():
+            reserve = self._rebuild_reserve()
             return self._with_profile_args(
-                "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job)
+                "profile rebuild", lambda a: identity_rebuild.rebuild(*a, job, reserve)
             )

@@ -116,6 +116,8 @@ class Spelling:
     collate: str = ""
     #: A condition true when the text ``{0}`` is ASCII only.
     ascii: str = "strlen({0}) = length({0})"
+    #: The bytes of the text ``{0}``.
+    text_bytes: str = "strlen({0})"
     #: Starts a statement creating the work table ``{0}`` of one transaction.
     temp: str = "CREATE OR REPLACE TEMP TABLE {0} AS"
     #: ``{0}`` is among the rows of the subquery ``{1}`` (PostgreSQL: as an array, so
@@ -132,6 +134,11 @@ class Spelling:
     #: (name, column) of the plain indexes of ``identities`` a rebuild drops and builds
     #: again around an update of many memberships (PostgreSQL: see `identity_profiles`).
     member_indexes: tuple[tuple[str, str], ...] = ()
+    #: An aggregate giving the value ``{0}`` of the row with the least ``{1}`` among
+    #: the rows where ``{0}`` is not null, holding one value per group (DuckDB's
+    #: ``arg_min``: a rebuild's values in one pass whose memory does not grow with the
+    #: width of the rows); ``None`` where the engine has none (`identity_values`).
+    first_by: str | None = "first_value({0} IGNORE NULLS) OVER byrank"
 
 
 def on_postgres(sp: Spelling) -> Spelling:
@@ -143,6 +150,7 @@ def on_postgres(sp: Spelling) -> Spelling:
         to_json="CAST(to_jsonb({0}) AS text)",
         collate=' COLLATE "C"',
         ascii="octet_length({0}) = char_length({0})",
+        text_bytes="octet_length({0})",
         temp="CREATE TEMP TABLE {0} ON COMMIT DROP AS",
         in_set="{0} = ANY(ARRAY({1}))",
         probe_setup="SELECT set_config('enable_seqscan', 'off', true), "
@@ -150,6 +158,7 @@ def on_postgres(sp: Spelling) -> Spelling:
         key_indexes=True,
         rebuild_setup=("SET LOCAL work_mem = '64MB'",),
         member_indexes=(("identities_profile", "_profile_id"), ("identities_source", "_source_id")),
+        first_by=None,
     )
 
 
