@@ -19,6 +19,8 @@ identifiers email then phone.  For each engine, in one run, it prints:
   share of the rebuild (target <= 2%);
 - peak RSS of the process while rebuilding (target < 500 MB; Linux ``clear_refs``
   resets the peak before each step), and over the whole bench;
+- with ``--realistic``, identities as wide as real customers (an address, a currency,
+  metadata: `identity_core.realistic_values`) instead of an email, a phone and a name;
 - with ``--statements``, every statement of the incremental step and its time, and
   those of the rebuild taking 50 ms or more.  The identities are
   generated as they are written, never held.
@@ -50,6 +52,8 @@ from headwater.services.profiles import resolve_warehouse
 from identity_core import SETTINGS, T0, synthetic_stream
 
 BATCH = 5_000
+#: `--realistic`: identities with an address, a currency and metadata besides.
+REALISTIC = False
 ORDER = ("pl_a", "pl_b")
 CONNECTIONS = {"pl_a": "conn_a", "pl_b": "conn_b"}
 
@@ -78,7 +82,7 @@ def changed(n: int, count: int, seed: int) -> list[Identity]:
     half a fresh one (splits)."""
     rand = random.Random(seed)
     picked = set(rand.sample(range(n), count))
-    chosen = [i for k, i in enumerate(synthetic_stream(n, seed)) if k in picked]
+    chosen = [i for k, i in enumerate(synthetic_stream(n, seed, REALISTIC)) if k in picked]
     out = []
     for k, i in enumerate(chosen):
         other = rand.choice(chosen).values.get("email")
@@ -133,7 +137,8 @@ def one_size(open_warehouse: Callable[[], Warehouse], n: int, seed: int) -> dict
     warehouse = open_warehouse()
     try:
         warehouse.ensure_columns(DEFAULT_MODEL.columns)
-        out = {"import": timed(lambda: write_all(warehouse, synthetic_stream(n, seed), "import"))}
+        identities = synthetic_stream(n, seed, REALISTIC)
+        out = {"import": timed(lambda: write_all(warehouse, identities, "import"))}
         out["rebuild"], out["rss"] = resolve(warehouse, "import")
         return out
     finally:
@@ -151,7 +156,8 @@ def bench_engine(
         try:
             warehouse.ensure_columns(DEFAULT_MODEL.columns)
             reset_peak()
-            imported = timed(lambda: write_all(warehouse, synthetic_stream(n, args.seed), "import"))
+            identities = synthetic_stream(n, args.seed, REALISTIC)
+            imported = timed(lambda: write_all(warehouse, identities, "import"))
             import_rss = peak_mb()
             statements: list[tuple[float, str]] = []
             if args.statements:
@@ -212,7 +218,14 @@ def main() -> None:
     parser.add_argument(
         "--statements", action="store_true", help="print each statement of the incremental step"
     )
+    parser.add_argument(
+        "--realistic",
+        action="store_true",
+        help="customers with the default model's other columns filled (~250 bytes a row)",
+    )
     args = parser.parse_args()
+    global REALISTIC
+    REALISTIC = args.realistic
     engines = args.engines.split(",")
     if "duckdb" in engines:
         with tempfile.TemporaryDirectory() as tmp:

@@ -50,9 +50,10 @@ def synthetic(n: int, seed: int) -> list[Identity]:
     return list(synthetic_stream(n, seed))
 
 
-def synthetic_stream(n: int, seed: int) -> Iterator[Identity]:
+def synthetic_stream(n: int, seed: int, realistic: bool = False) -> Iterator[Identity]:
     """The identities of `synthetic`, one at a time (the warehouse bench never holds
-    them all: its memory is what it measures)."""
+    them all: its memory is what it measures).  `realistic` adds what real customers
+    carry besides (`realistic_values`), with the same identifiers and links."""
     rand = random.Random(seed)
     half = n // 2
     for i in range(n):
@@ -68,8 +69,28 @@ def synthetic_stream(n: int, seed: int) -> Iterator[Identity]:
         if rand.random() < 0.1:
             email, phone = None, f"+1 555 {rand.randrange(n):07d}"
         values: dict[str, Any] = {"email": email, "phone": phone, "first_name": f"n{i}"}
+        if realistic:
+            values.update(realistic_values(i))
         at = T0 + timedelta(seconds=rand.randrange(10**6))
         yield Identity(IdentityKey(pipeline, f"cus_{i:08d}"), connection, at, values)
+
+
+def realistic_values(i: int) -> dict[str, Any]:
+    """The default Customer Model's other columns, filled as a real Stripe account's
+    customers often are (about 250 bytes a row: an address, a currency, metadata)."""
+    return {
+        "first_name": ("Ada", "Grace", "Alan", "Edsger", "Barbara")[i % 5],
+        "last_name": f"Lastname{i % 977}son",
+        "address_line1": f"{i % 9999} Market Street",
+        "address_line2": f"Suite {i % 500}" if i % 3 == 0 else None,
+        "address_city": ("San Francisco", "Paris", "Berlin", "Tokyo")[i % 4],
+        "address_postal_code": f"{10000 + i % 89999}",
+        "address_state": "CA" if i % 4 == 0 else None,
+        "address_country": ("US", "FR", "DE", "JP")[i % 4],
+        "currency": ("usd", "eur", "eur", "jpy")[i % 4],
+        "created_at": T0 - timedelta(days=i % 2000),
+        "metadata": {"plan": ("free", "pro", "team")[i % 3], "ref": f"r{i}", "segment": "smb"},
+    }
 
 
 def timed(action: Callable[[], Any]) -> tuple[float, Any]:
