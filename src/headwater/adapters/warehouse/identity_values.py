@@ -143,9 +143,8 @@ def _first(sp: Spelling, name: str, ptype: PropertyType) -> str:
 
 def analyse(execute: Execute, sp: Spelling, *tables: str) -> None:
     """Gather the statistics of work tables just made, where the engine needs them."""
-    if sp.analyze is not None:
-        for table in tables:
-            execute(sp.analyze.format(table), {})
+    for statement in sp.analyze:
+        execute(statement.format(", ".join(tables)), {})
 
 
 def drop(execute: Execute, *tables: str) -> None:

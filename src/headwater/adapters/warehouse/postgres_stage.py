@@ -130,7 +130,12 @@ def on_postgres(sp: Spelling) -> Spelling:
             "SET LOCAL maintenance_work_mem = '256MB'",
             "SET LOCAL jit = off",
         ),
-        analyze="ANALYZE {0}",
+        # Row counts are what the joins need: a sample of 3,000 rows, not 30,000.
+        analyze=(
+            "SET LOCAL default_statistics_target = 10",
+            "ANALYZE {0}",
+            "SET LOCAL default_statistics_target = DEFAULT",
+        ),
         member_indexes=(("identities_profile", "_profile_id"), ("identities_source", "_source_id")),
         first_by=None,
         unique_constraints="SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "

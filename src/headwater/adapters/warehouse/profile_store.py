@@ -130,9 +130,9 @@ class Spelling:
     key_indexes: bool = False
     #: Statements run first in a full rebuild's transaction (engine tuning).
     rebuild_setup: tuple[str, ...] = ()
-    #: Gathers the statistics of work table ``{0}`` (PostgreSQL: unanalysed, it is
-    #: estimated at a few hundred rows and joined by sorts).
-    analyze: str | None = None
+    #: Statements gathering the statistics of work tables ``{0}`` (PostgreSQL: without,
+    #: each is estimated at a few hundred rows and joined by sorts).
+    analyze: tuple[str, ...] = ()
     #: (name, column) of the plain indexes of ``identities`` a rebuild drops and builds
     #: again around an update of many memberships (PostgreSQL: see `identity_profiles`).
     member_indexes: tuple[tuple[str, str], ...] = ()
