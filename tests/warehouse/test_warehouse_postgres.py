@@ -120,3 +120,40 @@ def test_a_rebuild_moving_most_identities_builds_their_indexes_again(
         ).fetchall()
     assert {"identities_profile", "identities_source"} <= {r[0] for r in found}
     assert {i["_profile_id"] for i in pg.identities()} == {pg.profiles()[0]["_profile_id"]}
+
+
+def test_a_rebuild_writing_most_rows_adds_their_unique_keys_again(
+    pg: PostgresWarehouse, pg_schema: str
+) -> None:
+    """A rebuild moving most identities and writing most profiles drops their unique
+    keys around its writes and adds them again, with their names: the upsert of a
+    write (ON CONFLICT on the identity key) and a duplicate profile id still meet them."""
+
+    def keys() -> set[tuple[str, str, str]]:
+        with psycopg.connect(PG_URL) as conn:
+            found = conn.execute(
+                "SELECT c.relname, k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint "
+                "AS k JOIN pg_class AS c ON c.oid = k.conrelid JOIN pg_namespace AS n "
+                "ON n.oid = c.relnamespace WHERE n.nspname = %s AND k.contype IN ('p', 'u') "
+                "AND c.relname IN ('identities', 'profiles')",
+                (pg_schema,),
+            ).fetchall()
+        return {(r[0], r[1], r[2]) for r in found}
+
+    before = keys()
+    assert {r[0] for r in before} == {"identities", "profiles"}
+    pg.write(WriteBatch("p1", "c1", "r1", [*rows("a", "b"), *rows("c", email="y")]))
+    settings = identity_settings(DEFAULT_MODEL, ["email"])
+    with pg.resolution_lock():
+        done = rebuild_in_warehouse(pg, settings, Context("r1", datetime.now(UTC), ("p1",)))
+    assert (done.moved, done.written, pg.count_profiles()) == (3, 2, 2)
+    assert keys() == before
+    pg.write(WriteBatch("p1", "c1", "r1", rows("a", email="z")))  # an upsert
+    assert pg.count() == 3
+    kept = pg.profiles()[0]["_profile_id"]
+    with psycopg.connect(PG_URL) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            f'INSERT INTO "{pg_schema}".profiles (_profile_id, _updated_at, _identity_count) '
+            "VALUES (%s, now(), 1)",
+            (kept,),
+        )

@@ -89,6 +89,7 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         "FROM hw_c GROUP BY comp",
         {},
     )
+    identity_values.analyse(execute, sp, "hw_ov", "hw_cm")
     heir = (
         "SELECT former, comp FROM (SELECT o.former, o.comp, row_number() OVER "
         "(PARTITION BY o.former ORDER BY o.k DESC, m.mn) AS r FROM hw_ov AS o "
@@ -114,6 +115,7 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         "ON v.comp = m.comp OFFSET 0) AS x",
         {"run": run_id},
     )
+    identity_values.analyse(execute, sp, "hw_id")
 
 
 def _logged(
@@ -155,6 +157,7 @@ def _write_profiles(
         f"ON {pid} = nw.id WHERE p._profile_id IS NULL OR p._identity_count <> nw.size{differs}",
         {},
     )
+    identity_values.analyse(execute, sp, "hw_chg")
     gone = f"NOT EXISTS (SELECT 1 FROM hw_new AS nw WHERE nw.id = {pid})"
     removed = int(execute(f"SELECT count(*) FROM {s}.profiles AS p WHERE {gone}", {})[0][0])
     if removed:
@@ -168,12 +171,18 @@ def _write_profiles(
         )
         cols = "".join(f", {sql.quote(n)}" for n in columns)
         picked = "".join(f", nw.{sql.quote(n)}" for n in columns)
+        # Past a fifth of the profiles, the primary key is built again rather than
+        # grown (PostgreSQL: 730,000 new profiles took 2.6-4.5 s to insert with it,
+        # 0.6 s + 0.6 s to add it again without); the ids written are distinct.
+        many = written * 5 > _count(execute, "hw_new")
+        unique = _drop_unique(execute, s, sp, "profiles") if many else []
         execute(
             f"INSERT INTO {s}.profiles (_profile_id, _updated_at, _identity_count{cols}) "
             f"SELECT CAST(nw.id AS {sp.profile_key}), CAST({sp.ph('at')} AS {sp.timestamptz}), "
             f"nw.size{picked} FROM hw_new AS nw JOIN hw_chg AS x ON x.id = nw.id",
             {"at": at},
         )
+        _add_unique(execute, s, "profiles", unique)
     return written, removed
 
 
@@ -186,25 +195,49 @@ def _memberships(execute: Execute, schema: str, sp: Spelling) -> int:
         "WHERE w.former IS NULL OR w.former <> d.id",
         {},
     )
+    identity_values.analyse(execute, sp, "hw_mv")
     moved = int(execute("SELECT count(*) FROM hw_mv", {})[0][0])
     if not moved:
         return moved
     # Every updated row is a new row version inserted into each index of `identities`;
     # into `_profile_id`'s, at random places (the ids are hashes).  Past a fifth of the
-    # rows, building the plain indexes again (one sort each) is cheaper (PostgreSQL:
-    # the update of a million identities took 15-19 s with them).  Their drop locks
-    # `identities` until this transaction commits.
-    rebuilt = sp.member_indexes if moved * 5 > _count(execute, "hw_ik") else ()
+    # rows, building the indexes again (one sort each) is cheaper (PostgreSQL: the
+    # update of a million identities took 15-19 s with the plain indexes, still 10.5 s
+    # with the unique key's alone, 3.6 s + 1.9 s to add it again without).  Their drop
+    # locks `identities` until this transaction commits; the key is added back with
+    # its name and definition (it is never violated: no key column changes).
+    many = moved * 5 > _count(execute, "hw_ik")
+    rebuilt = sp.member_indexes if many else ()
     for name, _ in rebuilt:
         execute(f"DROP INDEX IF EXISTS {s}.{sql.quote(name)}", {})
+    unique = _drop_unique(execute, s, sp, "identities") if many else []
     execute(
         f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.id AS {sp.profile_key}) "
         "FROM hw_mv AS m WHERE i._pipeline_id = m.p AND i._source_id = m.s",
         {},
     )
+    _add_unique(execute, s, "identities", unique)
     for name, column in rebuilt:
         execute(f"CREATE INDEX {sql.quote(name)} ON {s}.identities ({sql.quote(column)})", {})
     return moved
+
+
+def _drop_unique(execute: Execute, s: str, sp: Spelling, table: str) -> list[tuple[str, str]]:
+    """Drop the unique constraints of `table` (where the engine can add them again:
+    `Spelling.unique_constraints`); their (name, definition), for `_add_unique`.  The
+    drop locks the table until the transaction ends, and a failed add rolls it back."""
+    if sp.unique_constraints is None:
+        return []
+    found = execute(sp.unique_constraints, {"table": f"{s}.{table}"})
+    dropped = [(str(r[0]), str(r[1])) for r in found]
+    for name, _ in dropped:
+        execute(f"ALTER TABLE {s}.{table} DROP CONSTRAINT {sql.quote(name)}", {})
+    return dropped
+
+
+def _add_unique(execute: Execute, s: str, table: str, dropped: list[tuple[str, str]]) -> None:
+    for name, definition in dropped:
+        execute(f"ALTER TABLE {s}.{table} ADD CONSTRAINT {sql.quote(name)} {definition}", {})
 
 
 def _count(execute: Execute, table: str) -> int:

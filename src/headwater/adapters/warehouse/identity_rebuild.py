@@ -155,6 +155,7 @@ def _work_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec) -> i
         f"u.c, u.at, u.former{picked} FROM ({rows}) AS u) AS t",
         params,
     )
+    identity_values.analyse(execute, sp, "hw_ik")
     found = execute("SELECT count(*) FROM hw_ik", {})
     return int(found[0][0])
 
@@ -212,6 +213,7 @@ def _edges(execute: Execute, sp: Spelling, spec: KeySpec) -> None:
             f"AS q ON w.{k} = q.v AND {_mask(rank, 'w')} = q.m WHERE w.node <> q.ra",
             {},
         )
+    identity_values.analyse(execute, sp, "hw_e")
 
 
 def _components(execute: Execute, sp: Spelling) -> None:
@@ -222,6 +224,7 @@ def _components(execute: Execute, sp: Spelling) -> None:
         "FROM hw_adj GROUP BY a",
         {},
     )
+    identity_values.analyse(execute, sp, "hw_adj", "hw_lab")
     while True:
         execute(
             f"{sp.temp.format('hw_step')} SELECT o.node, least(o.lab, coalesce(m.lab, o.lab)) "
@@ -249,6 +252,7 @@ def _components(execute: Execute, sp: Spelling) -> None:
         "FROM hw_ik AS w LEFT JOIN hw_lab AS l ON l.node = w.node",
         {},
     )
+    identity_values.analyse(execute, sp, "hw_c")
 
 
 def _guarded(execute: Execute, sp: Spelling, job: Job) -> None:

@@ -70,6 +70,7 @@ def values(
     )
     picked = "".join(f", i.{n}" for n in names)
     join = f"JOIN {s}.identities AS i ON i._pipeline_id = w.p AND i._source_id = w.s"
+    analyse(execute, sp, "hw_m")
     execute(
         f"{sp.temp.format('hw_new')} SELECT d.id, d.size{picked} FROM hw_id AS d JOIN hw_ik AS w "
         f"ON w.n = d.mn {join} WHERE d.size = 1",
@@ -89,6 +90,7 @@ def values(
         )
         return
     execute(f"{sp.temp.format('hw_mr')} SELECT w.comp, w.pr{picked} FROM hw_m AS w {join}", {})
+    analyse(execute, sp, "hw_mr")
     levels = [f"(SELECT * FROM hw_mr WHERE pr = {k}) AS l{k}" for k in range(1, LEVELS + 1)]
     joined = levels[0] + "".join(
         f" LEFT JOIN {level} ON l{k}.comp = l1.comp" for k, level in enumerate(levels[1:], 2)
@@ -109,6 +111,7 @@ def values(
         f"ON r.comp = d.comp WHERE d.size > {LEVELS} GROUP BY d.id, d.size",
         {},
     )
+    analyse(execute, sp, "hw_new")
 
 
 def _ranked_bytes(execute: Execute, schema: str, sp: Spelling, names: Sequence[str]) -> int:
@@ -136,6 +139,12 @@ def _first(sp: Spelling, name: str, ptype: PropertyType) -> str:
     value = sp.to_json.format(col) if ptype is T.ARRAY else col
     agg = f"(array_agg({value} ORDER BY r.pr) FILTER (WHERE {col} IS NOT NULL))[1]"
     return sp.array_from_json.format(agg) if ptype is T.ARRAY else agg
+
+
+def analyse(execute: Execute, sp: Spelling, *tables: str) -> None:
+    """Gather the statistics of work tables just made, where the engine needs them."""
+    for statement in sp.analyze:
+        execute(statement.format(", ".join(tables)), {})
 
 
 def drop(execute: Execute, *tables: str) -> None:

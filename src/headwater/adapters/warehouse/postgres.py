@@ -18,7 +18,7 @@ import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
 
-from headwater.adapters.warehouse import ownership, pending, profile_store, rejects, sql
+from headwater.adapters.warehouse import ownership, pending, rejects, sql
 from headwater.adapters.warehouse.contract import WarehouseError
 from headwater.adapters.warehouse.postgres_stage import (
     EXTRA_DDL,
@@ -27,6 +27,7 @@ from headwater.adapters.warehouse.postgres_stage import (
     copy_stage,
     create_stage,
     describe,
+    on_postgres,
 )
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
 from headwater.adapters.warehouse.sql_warehouse import Landing, Params, SQLWarehouse, spelling_of
@@ -46,7 +47,7 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
 
     engine = "postgresql"
     types = TYPES
-    spelling = profile_store.on_postgres(
+    spelling = on_postgres(
         spelling_of(
             TYPES,
             _named,

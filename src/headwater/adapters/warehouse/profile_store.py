@@ -16,7 +16,6 @@ link (a wider candidate set costs time, never a wrong profile).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,6 +130,9 @@ class Spelling:
     key_indexes: bool = False
     #: Statements run first in a full rebuild's transaction (engine tuning).
     rebuild_setup: tuple[str, ...] = ()
+    #: Statements gathering the statistics of work tables ``{0}`` (PostgreSQL: without,
+    #: each is estimated at a few hundred rows and joined by sorts).
+    analyze: tuple[str, ...] = ()
     #: (name, column) of the plain indexes of ``identities`` a rebuild drops and builds
     #: again around an update of many memberships (PostgreSQL: see `identity_profiles`).
     member_indexes: tuple[tuple[str, str], ...] = ()
@@ -139,27 +141,9 @@ class Spelling:
     #: ``arg_min``: a rebuild's values in one pass whose memory does not grow with the
     #: width of the rows); ``None`` where the engine has none (`identity_values`).
     first_by: str | None = "first_value({0} IGNORE NULLS) OVER byrank"
-
-
-def on_postgres(sp: Spelling) -> Spelling:
-    """PostgreSQL's spelling of identity resolution's statements: byte order, its ASCII
-    test, work tables dropped at commit, indexed keys, memory for a rebuild's hashes."""
-    return dataclasses.replace(
-        sp,
-        try_cast="CAST({0} AS {1})",
-        to_json="CAST(to_jsonb({0}) AS text)",
-        collate=' COLLATE "C"',
-        ascii="octet_length({0}) = char_length({0})",
-        text_bytes="octet_length({0})",
-        temp="CREATE TEMP TABLE {0} ON COMMIT DROP AS",
-        in_set="{0} = ANY(ARRAY({1}))",
-        probe_setup="SELECT set_config('enable_seqscan', 'off', true), "
-        "set_config('jit', 'off', true)",
-        key_indexes=True,
-        rebuild_setup=("SET LOCAL work_mem = '64MB'",),
-        member_indexes=(("identities_profile", "_profile_id"), ("identities_source", "_source_id")),
-        first_by=None,
-    )
+    #: Query of (name, definition) of the unique keys of table ``table``, which a rebuild
+    #: writing many of its rows drops and adds again (None: kept; `identity_profiles`).
+    unique_constraints: str | None = None
 
 
 #: What every function here takes first: (execute, schema, spelling, model columns).
