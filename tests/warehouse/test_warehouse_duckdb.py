@@ -141,6 +141,48 @@ def test_out_of_memory_past_the_cap_is_a_clear_failure(tmp_path: Path) -> None:
     wh.close()
 
 
+@pytest.mark.parametrize("headroom_mb", range(8, 17))
+def test_running_out_of_memory_at_commit_grows_the_headroom_and_redoes_the_write(
+    tmp_path: Path, headroom_mb: int
+) -> None:
+    """DuckDB reports memory running out inside COMMIT as a `TransactionException`
+    ("Failed to commit: failed to pin block ... (10.4 MiB/10.4 MiB used)"), not as an
+    `OutOfMemoryException`: it is redone with more headroom all the same.  (It failed
+    the write, and a 1,000,000-customer import written in batches of 20,000 rows.)
+    Where the memory runs out depends on the build: with 10 to 11 MB of headroom here
+    20,000 rows fit until their commit, so the headrooms around it are all tried."""
+    open_warehouse(tmp_path / "w.duckdb").close()  # tables made with room to spare
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", memory_headroom_mb=headroom_mb)
+    wh.claim(PIPELINE, "run-1")
+    result = wh.write(batch(rows(20_000)))
+    assert result.inserted == 20_000
+    assert wh.count() == 20_000
+    wh.close()
+
+
+def test_out_of_memory_at_commit_past_the_cap_says_so(tmp_path: Path) -> None:
+    wh = open_warehouse(tmp_path / "w.duckdb", max_headroom_mb=32)
+    commit = wh._end
+
+    def failing_commit(cur: duckdb.DuckDBPyConnection, keep: bool) -> None:
+        if keep:  # what DuckDB raises when COMMIT cannot get memory (rolled back)
+            cur.rollback()
+            raise duckdb.TransactionException(
+                "TransactionContext Error: Failed to commit: failed to pin block of size "
+                "256.0 KiB (31.9 MiB/32.0 MiB used)"
+            )
+        commit(cur, keep)
+
+    wh._end = failing_commit  # type: ignore[method-assign]
+    with pytest.raises(WarehouseError, match="DuckDB ran out of memory") as caught:
+        wh.write(batch(rows(10)))
+    assert caught.value.transient
+    assert wh._memory.headroom == 32  # doubled up to the cap, each time redone
+    wh._end = commit  # type: ignore[method-assign]
+    assert wh.count() == 0  # nothing half-written
+    wh.close()
+
+
 def test_a_limit_duckdb_cannot_shrink_to_grows_the_headroom_instead(tmp_path: Path) -> None:
     wh = open_warehouse(tmp_path / "w.duckdb", memory_headroom_mb=None)
     # Keep the rows in memory, with nowhere to spill them.

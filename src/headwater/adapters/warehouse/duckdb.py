@@ -9,6 +9,7 @@ DuckDB reports instead of waiting: the transaction is redone until the other end
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -38,6 +39,20 @@ Conn = duckdb.DuckDBPyConnection
 #: is redone (every `CONFLICT_PAUSE` seconds) before the conflict is an error.
 CLAIM_WAIT_SECONDS = 30.0
 CONFLICT_PAUSE = 0.05
+#: How DuckDB's buffer manager says it ran out of memory ("... (9.4 MiB/9.5 MiB used)").
+#: Inside COMMIT this comes as a `TransactionException` ("Failed to commit: failed to
+#: pin block of size 256.0 KiB (...)"), not as an `OutOfMemoryException`.
+_NO_MEMORY = re.compile(
+    r"Failed to commit: (could not allocate|failed to (allocate|pin)) .*"
+    r"\([\d.]+ \w+/[\d.]+ \w+ used\)"
+)
+
+
+def out_of_memory(exc: Exception) -> bool:
+    """Whether DuckDB failed for want of memory (the transaction was rolled back)."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return True
+    return isinstance(exc, duckdb.TransactionException) and bool(_NO_MEMORY.search(str(exc)))
 
 
 def _named(name: str) -> str:
@@ -115,7 +130,7 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
             cur.rollback()
 
     def map_error(self, exc: Exception, what: str) -> HeadwaterError | None:
-        if isinstance(exc, duckdb.OutOfMemoryException):
+        if out_of_memory(exc):
             return WarehouseError(f"DuckDB ran out of memory: {str(exc).splitlines()[0]}")
         if isinstance(exc, duckdb.DataError | duckdb.IntegrityError):
             return RejectedData(rejects.message(f"DuckDB refused a value: {exc}"))
@@ -124,7 +139,7 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
         return None
 
     def _redo(self, exc: Exception, attempt: int) -> bool:
-        if isinstance(exc, duckdb.OutOfMemoryException):
+        if out_of_memory(exc):
             with self._lock:
                 return self._memory.grow(self._conn)
         if isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower():
