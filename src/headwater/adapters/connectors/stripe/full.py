@@ -23,10 +23,12 @@ import itertools
 import math
 import queue
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from headwater.adapters.connectors.stripe.changes import served_after
 from headwater.adapters.connectors.stripe.http import Cancelled, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
 from headwater.adapters.connectors.stripe.windows import Stream, Window, plan_window, split_stream
@@ -101,8 +103,15 @@ class _Handoff:
 class _Run:
     """One parallel read: a task queue of windows, a bounded hand-off of pages."""
 
-    def __init__(self, http: StripeHTTP, page_size: int, workers: int) -> None:
+    def __init__(
+        self,
+        http: StripeHTTP,
+        page_size: int,
+        workers: int,
+        on_first_answer: Callable[[int | None], None] | None = None,
+    ) -> None:
         self.http = http
+        self._on_first_answer = on_first_answer  # told `served_after` of the first answer
         self.page_size = page_size
         self.workers = workers
         self.tasks: queue.Queue[Window | None] = queue.Queue()  # None: end of work
@@ -152,7 +161,13 @@ class _Run:
 
     def _read(self, window: Window) -> None:
         params = {"limit": self.page_size, **window.params()}
+        sent = time.monotonic()
         reply = self.http.get(PATH, params, self.stop)
+        if self._on_first_answer is not None:
+            with self._lock:  # the first answer is the root's: it alone was submitted
+                tell, self._on_first_answer = self._on_first_answer, None
+            if tell is not None:
+                tell(served_after(reply.server_time, time.monotonic() - sent))
         data, has_more = parse_list(reply.body, f"GET {PATH}")
         plan = plan_window(window, data, has_more, spread=self._room() + 1)
         for child in plan.children:
@@ -268,10 +283,20 @@ def _newest_first(data: list[Record], above: int | None = None) -> bool:
 
 
 def read_pages(
-    http: StripeHTTP, root: Window, *, page_size: int = 100, workers: int = 4
+    http: StripeHTTP,
+    root: Window,
+    *,
+    page_size: int = 100,
+    workers: int = 4,
+    on_first_answer: Callable[[int | None], None] | None = None,
 ) -> Iterator[Page]:
-    """Yield every customer in `root` exactly once, in pages, reading in parallel."""
-    run = _Run(http, page_size, workers)
+    """Yield every customer in `root` exactly once, in pages, reading in parallel.
+
+    `on_first_answer`, if given, is called (on a worker thread, before any page is
+    yielded and before any other request is sent) with `changes.served_after` of the
+    read's first answer: a server second at or after which it was served, so that
+    every page of the read was served then or later (None: no usable ``Date``)."""
+    run = _Run(http, page_size, workers, on_first_answer)
     run.submit(root)
     threads = [
         threading.Thread(target=run.work, name=f"stripe-read-{i}", daemon=True)

@@ -41,8 +41,9 @@ class StripeSource:
     def read_created_since(self, created: int) -> Pages:
         """Customers with ``created >= created``, in pages (for keys without Events: Read).
 
-        The reading process starts now; its first request waits for the first page to
-        be asked for, and for this client's budget as it stands then."""
+        The reading process starts now; its first request waits for the first page or
+        the event position to be asked for, and for this client's budget as it stands
+        then."""
         read = ReadingProcess(
             self.settings,
             Window(created),
@@ -65,6 +66,13 @@ class StripeSource:
             yield data
 
     def event_position(self) -> dict[str, Any]:
+        """Where the change stream stands now, or, with a full read made and not yet
+        begun, before that read (it begins now): its reading process takes the
+        position from its first answer's time, while it reads the rest, instead of the
+        read waiting for a position request's round trip (`ReadingProcess.position`)."""
+        waiting = [read for read in self._reads if read.running and not read.begun]
+        if waiting:
+            return waiting[-1].position()
         return self._changes.position()
 
     def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]:
