@@ -1,4 +1,4 @@
-"""The event position a full read takes from its first answer (`changes.position_before`).
+"""The event position a full read takes from its first page's answer (`position_before`).
 
 A server with a clock of its own (offset from the client's) serves the read's first
 page, then a change is made before the answer leaves: the change is not in the page,
@@ -46,6 +46,7 @@ class Server:
         self.customers = [{"id": f"cus_{i}", "created": int(now) - 100 - i} for i in range(5)]
         self.events = [_event("evt_old", "cus_0", int(now) - POSITION_MARGIN - 30)]
         self.lock = threading.Lock()
+        self.customer_pages = 0
 
     def now(self) -> float:
         return time.monotonic() + OFFSET
@@ -58,6 +59,7 @@ class Server:
                 found = [e for e in self.events if e["created"] < below]
             found.sort(key=lambda e: e["created"], reverse=True)
             return self._answer(found[: int(params["limit"])], self.now())
+        self.customer_pages += 1
         page = list(self.customers)  # served now: the changes made later are not in it
         with self.lock:  # a change right after the page was served, before it is answered
             self.events.append(_event("evt_new", "cus_0", int(self.now())))
@@ -80,15 +82,17 @@ def test_a_change_after_the_first_page_was_served_is_after_the_position() -> Non
     server = Server(hold=POSITION_MARGIN + 1.5)
     settings = StripeSettings(base_url="http://stripe.test", api_key="sk_test_" + "x" * 24)
     http = StripeHTTP(settings, transport=httpx.MockTransport(server))
-    served: list[int | None] = []
-    try:
-        pages = list(read_pages(http, Window(0), on_first_answer=served.append))
-        [first] = served
-        assert first is not None
-        position = ChangeReader(http).position_before(first)
+    try:  # as `StripeSource.event_position` and the reading process do it
+        sent = time.monotonic()
+        reply = http.get("/v1/customers", {"limit": 100, **Window(0).params()})
+        served = served_after(reply.server_time, time.monotonic() - sent)
+        assert served is not None
+        position = ChangeReader(http).position_before(served)
+        pages = list(read_pages(http, Window(0), first=reply))
     finally:
         http.close()
     assert sum(len(p.records) for p in pages) == 5
+    assert server.customer_pages == 1  # the read went on from the first page
     [new] = [e for e in server.events if e["id"] == "evt_new"]
     # The change is not in the page, so it must be read after the position ...
     assert position["event_id"] == "evt_old"

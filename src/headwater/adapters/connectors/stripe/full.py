@@ -23,13 +23,11 @@ import itertools
 import math
 import queue
 import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from headwater.adapters.connectors.stripe.changes import served_after
-from headwater.adapters.connectors.stripe.http import Cancelled, StripeHTTP
+from headwater.adapters.connectors.stripe.http import Cancelled, Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
 from headwater.adapters.connectors.stripe.windows import Stream, Window, plan_window, split_stream
 from headwater.kernel.records import Record
@@ -108,10 +106,10 @@ class _Run:
         http: StripeHTTP,
         page_size: int,
         workers: int,
-        on_first_answer: Callable[[int | None], None] | None = None,
+        first: Reply | None = None,
     ) -> None:
         self.http = http
-        self._on_first_answer = on_first_answer  # told `served_after` of the first answer
+        self._first = first  # the root window's first page, read before the read began
         self.page_size = page_size
         self.workers = workers
         self.tasks: queue.Queue[Window | None] = queue.Queue()  # None: end of work
@@ -161,13 +159,10 @@ class _Run:
 
     def _read(self, window: Window) -> None:
         params = {"limit": self.page_size, **window.params()}
-        sent = time.monotonic()
-        reply = self.http.get(PATH, params, self.stop)
-        if self._on_first_answer is not None:
-            with self._lock:  # the first answer is the root's: it alone was submitted
-                tell, self._on_first_answer = self._on_first_answer, None
-            if tell is not None:
-                tell(served_after(reply.server_time, time.monotonic() - sent))
+        with self._lock:  # the root window is the first read: it alone was submitted
+            reply, self._first = self._first, None
+        if reply is None:
+            reply = self.http.get(PATH, params, self.stop)
         data, has_more = parse_list(reply.body, f"GET {PATH}")
         plan = plan_window(window, data, has_more, spread=self._room() + 1)
         for child in plan.children:
@@ -288,15 +283,13 @@ def read_pages(
     *,
     page_size: int = 100,
     workers: int = 4,
-    on_first_answer: Callable[[int | None], None] | None = None,
+    first: Reply | None = None,
 ) -> Iterator[Page]:
     """Yield every customer in `root` exactly once, in pages, reading in parallel.
 
-    `on_first_answer`, if given, is called (on a worker thread, before any page is
-    yielded and before any other request is sent) with `changes.served_after` of the
-    read's first answer: a server second at or after which it was served, so that
-    every page of the read was served then or later (None: no usable ``Date``)."""
-    run = _Run(http, page_size, workers, on_first_answer)
+    `first`, if given, is the answer to the root window's first request (``limit`` of
+    `page_size` and the window's bounds), read before: the read starts from it."""
+    run = _Run(http, page_size, workers, first)
     run.submit(root)
     threads = [
         threading.Thread(target=run.work, name=f"stripe-read-{i}", daemon=True)

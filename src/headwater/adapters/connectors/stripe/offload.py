@@ -13,7 +13,8 @@ never a fork of a threaded process):
   fields (the API key among them: it exists only inside this pipe, never in the
   child's arguments, environment or a pickle), the window to read, the run's pid and
   the monotonic time before which the child must not send a request (the parent's
-  rate budget carries over), and whether to take the event position.
+  rate budget carries over), and, when the run took the first page to time the
+  event position (`ReadingProcess.position`), that page and its time.
 - **Reading process -> run**: frames on a pipe of their own (its descriptor number is
   the child's only argument; stdout stays free for stray output).  Each frame's
   fixed fields hold the child's API calls and retries so far; its tag is ``P``, a
@@ -132,18 +133,26 @@ class ReadingProcess:
         """Whether the child was told to read (by the first page or `position`)."""
         return self._begun
 
-    def position(self) -> dict[str, Any]:
-        """Begin the read, and return the event position the child took for it.
+    @property
+    def root(self) -> Window:
+        """The window read."""
+        window = self._request["window"]
+        return Window(window["lo"], window["hi"])
 
-        The child reads the first page, then (while its windows are read) the newest
-        event created before a second in which or after which that page was served
-        (`ChangeReader.position_before`): every change before the position is in the
-        pages, every later one is after it.  Its request counts against the child's
-        budget like any other.  Only before the read has begun.
+    def position(self, first: bytes, served: int) -> dict[str, Any]:
+        """Begin the read from `first`, and return the event position taken for it.
+
+        `first` is the body of the answer to the root window's first request, read by
+        the caller (whose budget the child's then continues), at server second
+        `served` or later (`changes.served_after`).  The child reads the rest from it
+        and, while its windows are read, the newest event created before `served`
+        (`ChangeReader.position_before`): every change before the position is in
+        every page, every later one is after it.  Its request counts against the
+        child's budget like any other.  Only before the read has begun.
         """
         if self._begun:
             raise RuntimeError("the read has begun: its event position can no longer be taken")
-        self._begin(position=True)
+        self._begin(first=first.decode(), served=served)
         frame, _ = self._next()
         if frame.tag != b"T":
             raise ChannelBroken(f"the reading process sent {frame.tag!r} before its position")
@@ -175,8 +184,8 @@ class ReadingProcess:
             if self._child.stdin is not None and not self._child.stdin.closed:
                 self._child.stdin.close()  # still open if reading never began
 
-    def _begin(self, position: bool) -> None:
-        """Send the child its request: the read, and whether to take the position."""
+    def _begin(self, first: str | None = None, served: int | None = None) -> None:
+        """Send the child its request: the read, and what `position` gave."""
         self._begun = True
         child = self._child
         assert child.stdin is not None
@@ -184,7 +193,8 @@ class ReadingProcess:
             **self._request,
             "parent": os.getpid(),
             "not_before": self._not_before(),
-            "position": position,
+            "first": first,
+            "served": served,
         }
         with suppress(BrokenPipeError):  # a child that died at once is reported below
             write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))
@@ -214,7 +224,7 @@ class ReadingProcess:
     def _read(self) -> Generator[list[Record]]:
         try:
             if not self._begun:
-                self._begin(position=False)
+                self._begin()
             while True:
                 frame, take = self._next()
                 if frame.tag == b"P":

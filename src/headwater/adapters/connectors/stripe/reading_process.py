@@ -1,9 +1,10 @@
 """The child process that performs a full read (see `offload`, which starts it).
 
 It reads its request (one ``S`` frame) on stdin, reads the windows with `read_pages`
-and sends each page to the run as the bytes Stripe sent.  When asked for the event
-position, it takes it from the first page's answer (`ChangeReader.position_before`)
-and sends it (``T``) ahead of every page, so that the run has it before any page.
+and sends each page to the run as the bytes Stripe sent.  Given the first page and its
+time (`ReadingProcess.position`), it reads the rest from that page and, meanwhile, the
+event position (`ChangeReader.position_before`), which it sends (``T``) ahead of every
+page, so that the run has it before any page.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from headwater.adapters.connectors.stripe import cpu
 from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.channel import error_to_data, read_frame, write_frame
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
-from headwater.adapters.connectors.stripe.errors import MalformedResponse
 from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.full import read_pages
-from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.offload import META
 from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
 from headwater.adapters.connectors.stripe.windows import Window
@@ -75,16 +75,19 @@ def serve() -> None:
     http = StripeHTTP(settings, limiter=limiter, gate=gate)
     done = threading.Event()
     cpu.watch(gate, done, lambda: http.api_calls)  # at low latency: fewer in flight
-    served: list[int | None] = []  # the first answer's `served_after`
-    position_due = bool(request.get("position"))
+    first = None
+    if request.get("first") is not None:  # the root window's first page, read by the run
+        raw = str(request["first"]).encode()
+        first = Reply(orjson.loads(raw), None, None, raw)
+    served: int | None = request.get("served")  # the position goes before this second
+    position_due = served is not None
 
     def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
         write_frame(out, tag, payload, META.pack(http.api_calls, http.retries, take))
 
     def send_position() -> None:
-        if not served or served[0] is None:
-            raise MalformedResponse("Stripe's response has no usable Date header")
-        position = ChangeReader(http, settings.page_size).position_before(served[0])
+        assert served is not None
+        position = ChangeReader(http, settings.page_size).position_before(served)
         send(b"T", orjson.dumps(position))
 
     try:
@@ -93,13 +96,13 @@ def serve() -> None:
             window,
             page_size=settings.page_size,
             workers=settings.workers,
-            on_first_answer=served.append,
+            first=first,
         ):
             if position_due:  # while the windows are read
                 send_position()
                 position_due = False
             send(b"P", page.raw, len(page.records))
-        if position_due:  # no page: the first answer was empty
+        if position_due:  # no page: the account has no customers
             send_position()
         send(b"D", orjson.dumps({"next_free": limiter.next_free()}))
     except BrokenPipeError:
