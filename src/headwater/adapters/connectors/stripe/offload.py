@@ -139,12 +139,13 @@ class ReadingProcess:
         window = self._request["window"]
         return Window(window["lo"], window["hi"])
 
-    def position(self, first: bytes, served: int) -> dict[str, Any]:
+    def position(self, first: bytes, served: int, latency: float) -> dict[str, Any]:
         """Begin the read from `first`, and return the event position taken for it.
 
         `first` is the body of the answer to the root window's first request, read by
-        the caller (whose budget the child's then continues), at server second
-        `served` or later (`changes.served_after`).  The child reads the rest from it
+        the caller (whose budget the child's then continues) in `latency` seconds (the
+        child's first sample of it), at server second `served` or later
+        (`changes.served_after`).  The child reads the rest from it
         and, while its windows are read, the newest event created before `served`
         less a margin (`ChangeReader.position_before`): every change before it is in
         every page, every later one is after it.  Its request counts against the
@@ -152,7 +153,7 @@ class ReadingProcess:
         """
         if self._begun:
             raise RuntimeError("the read has begun: its event position can no longer be taken")
-        self._begin(first=first.decode(), served=served)
+        self._begin({"first": first.decode(), "served": served, "latency": latency})
         frame, _ = self._next()
         if frame.tag != b"T":
             raise ChannelBroken(f"the reading process sent {frame.tag!r} before its position")
@@ -184,8 +185,8 @@ class ReadingProcess:
             if self._child.stdin is not None and not self._child.stdin.closed:
                 self._child.stdin.close()  # still open if reading never began
 
-    def _begin(self, first: str | None = None, served: int | None = None) -> None:
-        """Send the child its request: the read, and what `position` gave."""
+    def _begin(self, start: dict[str, Any] | None = None) -> None:
+        """Send the child its request: the read, and the start `position` gives it."""
         self._begun = True
         child = self._child
         assert child.stdin is not None
@@ -193,8 +194,7 @@ class ReadingProcess:
             **self._request,
             "parent": os.getpid(),
             "not_before": self._not_before(),
-            "first": first,
-            "served": served,
+            "start": start,
         }
         with suppress(BrokenPipeError):  # a child that died at once is reported below
             write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))

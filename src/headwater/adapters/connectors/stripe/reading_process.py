@@ -75,11 +75,12 @@ def serve() -> None:
     http = StripeHTTP(settings, limiter=limiter, gate=gate)
     done = threading.Event()
     cpu.watch(gate, done, lambda: http.api_calls)  # at low latency: fewer in flight
-    first = None
-    if request.get("first") is not None:  # the root window's first page, read by the run
-        raw = str(request["first"]).encode()
-        first = Reply(orjson.loads(raw), None, None, raw)
-    served: int | None = request.get("served")  # the position goes before this second
+    first, served = None, None  # the root window's first page, read by the run, and
+    start = request.get("start")  # the second before which the position goes
+    if start is not None:
+        raw = str(start["first"]).encode()
+        first, served = Reply(orjson.loads(raw), None, None, raw), int(start["served"])
+        gate.answered_elsewhere(float(start["latency"]))
     position_due = served is not None
 
     def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:

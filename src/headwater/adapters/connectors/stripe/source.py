@@ -80,10 +80,11 @@ class StripeSource:
         params = {"limit": self.settings.page_size, **read.root.params()}
         sent = time.monotonic()
         reply = self.http.get("/v1/customers", params)
-        served = served_after(reply.server_time, time.monotonic() - sent)
+        elapsed = time.monotonic() - sent
+        served = served_after(reply.server_time, elapsed)
         if served is None:
             raise MalformedResponse("Stripe's response has no usable Date header")
-        return read.position(reply.raw, served)
+        return read.position(reply.raw, served, elapsed)
 
     def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]:
         yield from self._changes.read(position)
