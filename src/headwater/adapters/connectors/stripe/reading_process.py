@@ -69,7 +69,7 @@ def serve() -> None:
     _die_with(int(request["parent"]))
     settings = StripeSettings(**request["settings"])
     window = Window(int(request["window"]["lo"]), request["window"]["hi"])
-    limiter = TokenBucket(settings.requests_per_second)
+    limiter = _Reserving(settings.requests_per_second)
     limiter.not_before(float(request["not_before"]))  # the parent's budget carries over
     gate = gate_for(settings)
     http = StripeHTTP(settings, limiter=limiter, gate=gate)
@@ -81,17 +81,19 @@ def serve() -> None:
         raw = str(start["first"]).encode()
         first, served = Reply(orjson.loads(raw), None, None, raw), int(start["served"])
         gate.answered_elsewhere(float(start["latency"]))
-    position_due = served is not None
+    position = _Position(http, settings.page_size, served, limiter.reserved)
 
     def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
         write_frame(out, tag, payload, META.pack(http.api_calls, http.retries, take))
 
     def send_position() -> None:
-        assert served is not None
-        position = ChangeReader(http, settings.page_size).position_before(served)
-        send(b"T", orjson.dumps(position))
+        send(b"T", orjson.dumps(position.take()))
 
     try:
+        if served is not None:  # its request first: the windows' requests queue behind it
+            position.start()
+            limiter.reserved.wait()
+        position_due = served is not None
         for page in read_pages(
             http,
             window,
@@ -115,6 +117,54 @@ def serve() -> None:
     finally:
         done.set()
         http.close()
+
+
+class _Reserving(TokenBucket):
+    """A token bucket that tells when a token was first reserved (`reserved`)."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate)
+        self.reserved = threading.Event()
+
+    def reserve(self) -> float:
+        wait = super().reserve()
+        self.reserved.set()
+        return wait
+
+
+class _Position:
+    """The event position (`ChangeReader.position_before`), read on a thread of its own
+    while the windows are read: its request goes ahead of theirs for the budget, so
+    that the run, which waits for it, is not kept waiting behind a queue of them."""
+
+    def __init__(
+        self, http: StripeHTTP, page_size: int, served: int | None, sent: threading.Event
+    ) -> None:
+        self._reader = ChangeReader(http, page_size)
+        self._served = served
+        self._sent = sent  # set once its request has a token (here too if it failed before)
+        self._result: dict[str, Any] | BaseException | None = None
+        self._thread = threading.Thread(target=self._read, name="stripe-position", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._served is not None
+        try:
+            self._result = self._reader.position_before(self._served)
+        except BaseException as exc:  # handed to `take`, never lost
+            self._result = exc
+            self._sent.set()  # whoever waits for the request to go need wait no more
+
+    def take(self) -> dict[str, Any]:
+        """The position, once read (its error raised here)."""
+        self._thread.join()
+        result = self._result
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        return result
 
 
 def _request(fd: int) -> dict[str, Any]:
