@@ -75,8 +75,10 @@ def serve() -> None:
     http = StripeHTTP(settings, limiter=limiter, gate=gate)
     done = threading.Event()
     cpu.watch(gate, done, lambda: http.api_calls)  # at low latency: fewer in flight
-    first, served = None, None  # the root window's first page, read by the run, and
-    start = request.get("start")  # the second before which the position goes
+    # From `ReadingProcess.position`: the root window's first page, read by the run,
+    # and the server second before which the event position goes.
+    first, served = None, None
+    start = request.get("start")
     if start is not None:
         raw = str(start["first"]).encode()
         first, served = Reply(orjson.loads(raw), None, None, raw), int(start["served"])
