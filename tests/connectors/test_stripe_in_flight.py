@@ -128,7 +128,7 @@ def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() ->
     http = StripeHTTP(settings, limiter=TokenBucket(25.0), gate=gate)
     try:
         run = _Run(http, page_size=100, workers=32)
-        run._pending = 33
+        run._pending, run._active = 33, 32
         for index in range(31):
             run._left[index] = 300.0  # three pages each
         assert run._room() == 0
@@ -136,29 +136,5 @@ def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() ->
         assert run._pieces("long", long) >= 4
         short = Stream(lo=0, newest=3000, oldest=200, records=2800)  # 200 left
         assert run._pieces("short", short) == 1
-    finally:
-        http.close()
-
-
-def test_windows_whose_first_page_is_in_flight_count_in_the_rest_of_the_read() -> None:
-    """At 300 ms, 14 windows open and the first pages of 13 still in flight: the first
-    window to page on is not the whole read, and with 9 pages left it ends in time
-    without a split (counting it as the whole read split it in three, each piece one
-    more partial page)."""
-    clock = FakeClock()
-    gate = Gate(ConcurrencySettings(budget=25.0, cap=20, initial=20), clock)
-    for _ in range(30):
-        gate.acquire()
-        flight = gate.sent()
-        clock.now += 0.34
-        gate.done(flight, Outcome.ANSWERED)
-    settings = StripeSettings(base_url="http://127.0.0.1:9", api_key="sk_test_x" * 3)
-    http = StripeHTTP(settings, limiter=TokenBucket(25.0), gate=gate)
-    try:
-        run = _Run(http, page_size=100, workers=20)
-        run._pending = 14  # all read by workers, 13 of them not yet paging on
-        assert run._room() >= 1  # room for more windows: only the estimate holds it back
-        first = Stream(lo=0, newest=1000, oldest=900, records=100)  # ~900 left: 9 pages
-        assert run._pieces("first", first) == 1
     finally:
         http.close()

@@ -118,6 +118,7 @@ class _Run:
         self.stop = threading.Event()  # workers must cease
         self._lock = threading.Lock()
         self._pending = 0  # windows submitted and not finished: queued or being read
+        self._active = 0  # windows being read by a worker
         self._left: dict[object, float] = {}  # records likely left, per stream being paged
         self._failed = False
 
@@ -142,6 +143,8 @@ class _Run:
             window = self.tasks.get()
             if window is None or self.stop.is_set():
                 return
+            with self._lock:
+                self._active += 1
             try:
                 self._read(window)
             except Cancelled:
@@ -149,6 +152,9 @@ class _Run:
             except BaseException as exc:  # handed to the consumer, never lost
                 self._fail(exc)
                 return
+            finally:
+                with self._lock:
+                    self._active -= 1
             self._finished_one()
 
     def _read(self, window: Window) -> None:
@@ -199,24 +205,22 @@ class _Run:
 
     def _total_left(self) -> float:
         """Records likely left in the whole read (under the lock): those of the streams
-        being paged, and for each other window (waiting for a worker, or its first page
-        in flight) the average of theirs."""
+        being paged, and for each window waiting for a worker the average of theirs."""
         total = sum(self._left.values())
-        others = self._pending - len(self._left)
-        return total + others * total / len(self._left) if self._left else 0.0
+        waiting = self._pending - self._active
+        return total + waiting * total / len(self._left) if self._left else 0.0
 
     def _pieces(self, key: object, stream: Stream) -> int:
         """In how many windows to read the rest of `stream` (1: do not split).
 
         As many as keep this stream from outlasting the rest of the read: alone it needs
         ``pages left x latency``; the whole read needs ``pages left / budget``, counting
-        the streams being paged and, for each other window open (waiting for a worker,
-        or its first page in flight), the average of theirs.  Every piece costs a
-        partial page, so a stream that would end in time is not split.  While fewer
-        windows are open than requests may be in flight, at most as many pieces as
-        there is room for; with no room, the pieces wait for the first workers that
-        finish, so that the read ends with every slot busy instead of in one window's
-        chain of pages.
+        the streams being paged and, for each window still waiting for a worker, the
+        average of theirs.  Every piece costs a partial page, so a stream that would end
+        in time is not split.  While fewer windows are open than requests may be in
+        flight, at most as many pieces as there is room for; with no room, the pieces
+        wait for the first workers that finish, so that the read ends with every slot
+        busy instead of in one window's chain of pages.
         """
         mine = stream.remaining()
         with self._lock:
