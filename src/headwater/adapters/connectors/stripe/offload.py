@@ -147,7 +147,7 @@ class ReadingProcess:
         child's first sample of it), at server second `served` or later
         (`changes.served_after`).  The child reads the rest from it
         and, while its windows are read, the newest event created before `served`
-        (`ChangeReader.position_before`): every change before the position is in
+        less a margin (`ChangeReader.position_before`): every change before it is in
         every page, every later one is after it.  Its request counts against the
         child's budget like any other.  Only before the read has begun.
         """
