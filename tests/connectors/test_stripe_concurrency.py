@@ -314,3 +314,17 @@ def test_the_budget_is_full_from_the_first_round_trip_at_one_second(seed: int) -
     result = simulation.run(until=5.0, measure_from=0.0)
     first_answer = result.latencies[0]  # sent at 0
     assert simulation.result_sent >= 0.9 * 25 * (5.0 - first_answer)
+
+
+@pytest.mark.parametrize(("latency", "cap", "limit"), [(0.3, 20, 14), (1.0, 32, 32)])
+def test_an_answer_received_elsewhere_sets_the_limit_like_a_first_answer_here(
+    latency: float, cap: int, limit: int
+) -> None:
+    """The reading process starts from the run's first page: its latency is known before
+    the process sends anything, and the first windows are planned for that limit."""
+    clock = FakeClock()
+    controller = ConcurrencyController(ConcurrencySettings(budget=25.0, cap=cap, initial=8), clock)
+    controller.answered_elsewhere(latency)
+    assert controller.in_flight == 0
+    assert controller.mean_latency == pytest.approx(latency)
+    assert controller.limit == controller.target() == limit  # 25/s x latency, the margin

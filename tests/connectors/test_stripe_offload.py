@@ -190,7 +190,7 @@ sys.stdin.read()
 """
 WAITER = r"""
 import os, time
-from headwater.adapters.connectors.stripe.offload import _die_with
+from headwater.adapters.connectors.stripe.reading_process import _die_with
 _die_with(os.getppid())
 print("armed", flush=True)
 time.sleep(60)  # idle: neither reading nor writing, so only the kernel can end it

@@ -6,6 +6,8 @@ through the official SDK, passed through the pipeline's own filter and mapping.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -286,6 +288,8 @@ def test_a_position_older_than_30_days_falls_back_to_a_full_run_that_says_why(
     sb.advance_clock(31 * 86400)
     if with_event:  # and one change still in history
         client.v1.customers.update(old[2], {"email": "recent@x.io"})
+        # Older than the full run's position (`changes.POSITION_MARGIN`): not read again.
+        sb.advance_clock(10)
     fallback = run(app, pipeline)
     assert fallback.kind == "full"
     assert "30 days" in fallback.summary["reason"]
@@ -331,17 +335,35 @@ def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_
     assert reload(app, pipeline).state.position["event_id"] is not None
 
 
-def test_a_full_run_takes_its_event_position_before_reading_any_customer(
+def test_a_full_run_takes_its_event_position_from_its_first_customer_page(
     app: App, small_sandbox: RunningSandbox, make_pipeline: MakePipeline
 ) -> None:
-    """Rule 2, though the reading process starts before the position is asked for."""
+    """Rule 2 without a round trip before the read: the reading process asks for the
+    position after its first page's answer (while it reads the rest), as the newest
+    event from before that page was served; a change made during the read is read by
+    the next incremental run."""
     sb = small_sandbox
+    client = sdk(sb)
     pipeline = make(app, sb, make_pipeline)
-    sb.control(latency_ms=200)  # the reading process is up long before the answer
+    ids = pro_ids(sb, 2)
+    client.v1.customers.update(ids[0], {"email": "before@x.io"})
+    [before] = client.v1.events.list({"limit": 1}).data
+    sb.advance_clock(10)  # older than the position's margin (`changes.POSITION_MARGIN`)
+    sb.control(latency_ms=200)
     sb.reset_stats()
-    run(app, pipeline)
+    done: list[Run] = []
+    full = threading.Thread(target=lambda: done.append(run(app, pipeline)))
+    full.start()
+    while not any(row[3] == "GET /v1/customers" for row in sb.timeline()):
+        time.sleep(0.01)
+    client.v1.customers.update(ids[1], {"email": "during@x.io"})  # during the read
+    full.join()
+    assert done
     timeline = sb.timeline()
     [position] = [row for row in timeline if row[3] == "GET /v1/events"]
-    reads = [row for row in timeline if row[3] == "GET /v1/customers"]
-    assert reads
-    assert position[1] <= min(admitted for admitted, _, _, _ in reads)
+    reads = sorted(row for row in timeline if row[3] == "GET /v1/customers")
+    assert position[0] >= reads[0][1]  # sent after the first page's answer
+    assert reload(app, pipeline).state.position["event_id"] == before.id
+    sb.control(latency_ms=0)
+    assert run(app, pipeline).kind == "incremental"
+    assert assert_in_sync(app, sb, pipeline)[ids[1]][0] == "during@x.io"

@@ -11,7 +11,9 @@ Contract:
   or not.
 - `event_position` returns an opaque JSON-able marker of where the change stream
   stands *now*; taken before a full read, it guarantees that `read_changes` from it
-  sees every change made during and after that read.
+  sees every change made during and after that read.  (Taken with a full read
+  prepared and not begun, it may begin that read and mark a point before its first
+  page was served: the same guarantee, without waiting for a request of its own.)
 - `read_created_since(created)`: like `read_full`, limited to records created at or
   after `created` (unix seconds).
 - `read_changes(position)` yields `ChangeBatch` objects in chronological order; each

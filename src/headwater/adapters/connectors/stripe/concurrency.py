@@ -195,6 +195,13 @@ class ConcurrencyController:
         self._in_flight += 1
         return Flight(self._clock(), self._in_flight)
 
+    def answered_elsewhere(self, latency: float) -> None:
+        """An answer `latency` seconds after its request, sent by another client of the
+        connection (the run's first page, for its reading process): it counts as if
+        sent here, alone in flight, so that the first answer sets the limit at once."""
+        self._in_flight += 1
+        self.finished(Flight(self._clock() - latency, 1), Outcome.ANSWERED)
+
     def finished(self, flight: Flight, outcome: Outcome) -> None:
         """`flight` has its answer (or its error); adapt the limit to what it says."""
         self._in_flight -= 1

@@ -130,6 +130,12 @@ class Gate:
             # the lock only to wait again (at 20 in flight, a thundering herd a page).
             self._changed.notify(max(0, self._limit() - self._held))
 
+    def answered_elsewhere(self, latency: float) -> None:
+        """See `ConcurrencyController.answered_elsewhere`; waiters may start at once."""
+        with self._changed:
+            self.controller.answered_elsewhere(latency)
+            self._changed.notify(max(0, self._limit() - self._held))
+
     def wake(self) -> None:
         """Wake every waiter (after `stop` was set) so that it sees the stop at once."""
         with self._changed:

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from headwater.adapters.connectors.stripe.http import Cancelled, StripeHTTP
+from headwater.adapters.connectors.stripe.http import Cancelled, Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
 from headwater.adapters.connectors.stripe.windows import Stream, Window, plan_window, split_stream
 from headwater.kernel.records import Record
@@ -101,8 +101,15 @@ class _Handoff:
 class _Run:
     """One parallel read: a task queue of windows, a bounded hand-off of pages."""
 
-    def __init__(self, http: StripeHTTP, page_size: int, workers: int) -> None:
+    def __init__(
+        self,
+        http: StripeHTTP,
+        page_size: int,
+        workers: int,
+        first: Reply | None = None,
+    ) -> None:
         self.http = http
+        self._first = first  # the root window's first page, read before the read began
         self.page_size = page_size
         self.workers = workers
         self.tasks: queue.Queue[Window | None] = queue.Queue()  # None: end of work
@@ -152,7 +159,10 @@ class _Run:
 
     def _read(self, window: Window) -> None:
         params = {"limit": self.page_size, **window.params()}
-        reply = self.http.get(PATH, params, self.stop)
+        with self._lock:  # the root window is the first read: it alone was submitted
+            reply, self._first = self._first, None
+        if reply is None:
+            reply = self.http.get(PATH, params, self.stop)
         data, has_more = parse_list(reply.body, f"GET {PATH}")
         plan = plan_window(window, data, has_more, spread=self._room() + 1)
         for child in plan.children:
@@ -268,10 +278,18 @@ def _newest_first(data: list[Record], above: int | None = None) -> bool:
 
 
 def read_pages(
-    http: StripeHTTP, root: Window, *, page_size: int = 100, workers: int = 4
+    http: StripeHTTP,
+    root: Window,
+    *,
+    page_size: int = 100,
+    workers: int = 4,
+    first: Reply | None = None,
 ) -> Iterator[Page]:
-    """Yield every customer in `root` exactly once, in pages, reading in parallel."""
-    run = _Run(http, page_size, workers)
+    """Yield every customer in `root` exactly once, in pages, reading in parallel.
+
+    `first`, if given, is the answer to the root window's first request (``limit`` of
+    `page_size` and the window's bounds), read before: the read starts from it."""
+    run = _Run(http, page_size, workers, first)
     run.submit(root)
     threads = [
         threading.Thread(target=run.work, name=f"stripe-read-{i}", daemon=True)

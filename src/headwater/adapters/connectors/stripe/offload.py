@@ -13,13 +13,15 @@ never a fork of a threaded process):
   fields (the API key among them: it exists only inside this pipe, never in the
   child's arguments, environment or a pickle), the window to read, the run's pid and
   the monotonic time before which the child must not send a request (the parent's
-  rate budget carries over).
+  rate budget carries over), and, when the run took the first page to time the
+  event position (`ReadingProcess.position`), that page and its time.
 - **Reading process -> run**: frames on a pipe of their own (its descriptor number is
   the child's only argument; stdout stays free for stray output).  Each frame's
   fixed fields hold the child's API calls and retries so far; its tag is ``P``, a
   page: the payload is a Stripe list response as received, of whose ``data`` the
   first ``n`` records (a third fixed field) are the page; ``D``: the read is
-  complete; ``E``: the error that stopped it, as JSON (`channel.error_to_data`).
+  complete; ``E``: the error that stopped it, as JSON (`channel.error_to_data`);
+  ``T``: the event position, as JSON, ahead of every page (when asked for).
   Both last frames carry ``next_free``: the monotonic time before which the child's
   budget allowed no further request, handed back to the run's own budget.
 - **Reading process -> run, logs**: the child's log records (its HTTP retries, say),
@@ -33,20 +35,19 @@ never a fork of a threaded process):
   the stream without ``D`` or ``E`` is `ReaderDied`.
 - The run's side is `ReadingProcess`, iterated on the caller's thread; it blocks on
   the pipe.  The child starts when it is made and waits for ``S``, which is written
-  when the first page is asked for: its start-up overlaps the run's next steps.  The
-  child's threads are described in `full`.  The child dies with its parent
-  (``PR_SET_PDEATHSIG`` on Linux), and the parent kills the child when the read is
-  abandoned, so neither outlives a stopped run; the child ignores Ctrl-C (SIGINT
-  reaches the whole process group), so that only the run decides what it means.
+  when the first page or the position is asked for: its start-up overlaps the run's
+  next steps.  The child's side is `reading_process`, its threads are described in
+  `full`.  The child dies with its parent (``PR_SET_PDEATHSIG`` on Linux), and the
+  parent kills the child when the read is abandoned, so neither outlives a stopped
+  run; the child ignores Ctrl-C (SIGINT reaches the whole process group), so that
+  only the run decides what it means.
 """
 
 from __future__ import annotations
 
 import contextvars
-import ctypes
 import logging
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -60,45 +61,38 @@ from typing import IO, Any
 import orjson
 
 import headwater
-from headwater.adapters.connectors.stripe import cpu
 from headwater.adapters.connectors.stripe.channel import (
     ChannelBroken,
     Frame,
     ReaderDied,
     error_from_data,
-    error_to_data,
     read_frame,
     write_frame,
 )
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
-from headwater.adapters.connectors.stripe.flight import gate_for
-from headwater.adapters.connectors.stripe.full import read_pages
-from headwater.adapters.connectors.stripe.http import StripeHTTP
-from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.records import Record
 
-__all__ = ["CHILD_MODULE", "ChannelBroken", "ReaderDied", "ReadingProcess", "serve"]
+__all__ = ["CHILD_MODULE", "META", "ChannelBroken", "ReaderDied", "ReadingProcess"]
 
 #: What the child runs (a module of its own: running this one with ``-m`` would import
 #: it twice, once through the package and once as ``__main__``).
 CHILD_MODULE = "headwater.adapters.connectors.stripe.reading_process"
 #: The fixed fields of every frame from the child: its API calls and retries so far,
 #: and (in a page) how many records of the response's ``data`` are the page.
-_META = struct.Struct("<qqI")
-_PR_SET_PDEATHSIG = 1
+META = struct.Struct("<qqI")
 
 
 class ReadingProcess:
     """Every customer in `root` exactly once, in pages, read by a child process.
 
     The child starts when this is made, so that its start-up (a fresh interpreter)
-    overlaps whatever the run does next (its event position request); it sends no
-    request before the first page is asked for.  Iterate for the pages; `close()` ends
-    the child whether or not reading began.
+    overlaps whatever the run does next; it sends no request before the first page or
+    the event position (`position`) is asked for.  Iterate for the pages; `close()`
+    ends the child whether or not reading began.
 
     `count_calls(calls, retries)` receives the child's API calls as they happen (on
-    the iterating thread); `not_before()`, asked when the first page is, is the
+    the calling thread); `not_before()`, asked when the read begins, is the
     `time.monotonic` before which the parent's own rate budget would allow its next
     request, and the child sends none before it; when the child ends, `hand_back(t)`
     receives the time before which its budget allowed no further request
@@ -123,12 +117,48 @@ class ReadingProcess:
         )
         self._relay.start()
         self._open = True
-        self._pages = self._read(settings, root, count_calls, not_before, hand_back)
+        self._begun = False
+        self._request = {"settings": asdict(settings), "window": {"lo": root.lo, "hi": root.hi}}
+        self._count_calls, self._not_before, self._hand_back = count_calls, not_before, hand_back
+        self._counted = (0, 0)
+        self._pages = self._read()
 
     @property
     def running(self) -> bool:
         """Whether the child may still be running (not yet ended, read or closed)."""
         return self._open
+
+    @property
+    def begun(self) -> bool:
+        """Whether the child was told to read (by the first page or `position`)."""
+        return self._begun
+
+    @property
+    def root(self) -> Window:
+        """The window read."""
+        window = self._request["window"]
+        return Window(window["lo"], window["hi"])
+
+    def position(self, first: bytes, served: int, latency: float) -> dict[str, Any]:
+        """Begin the read from `first`, and return the event position taken for it.
+
+        `first` is the body of the answer to the root window's first request, read by
+        the caller (whose budget the child's then continues) in `latency` seconds (the
+        child's first sample of it), at server second `served` or later
+        (`changes.served_after`).  The child reads the rest from it
+        and, while its windows are read, the newest event created before `served`
+        less a margin (`ChangeReader.position_before`): every change before it is in
+        every page, every later one is after it.  Its request counts against the
+        child's budget like any other.  Only before the read has begun.
+        """
+        if self._begun:
+            raise RuntimeError("the read has begun: its event position can no longer be taken")
+        self._begin({"first": first.decode(), "served": served, "latency": latency})
+        frame, _ = self._next()
+        if frame.tag != b"T":
+            raise ChannelBroken(f"the reading process sent {frame.tag!r} before its position")
+        position: dict[str, Any] = orjson.loads(frame.payload)
+        return position
 
     def __iter__(self) -> ReadingProcess:
         return self
@@ -152,45 +182,55 @@ class ReadingProcess:
             self._relay.join(timeout=5)  # stderr ends with the child
         finally:
             os.close(self._frames)
-            if self._child.stdin is not None:  # still open if reading never began
-                self._child.stdin.close()
+            if self._child.stdin is not None and not self._child.stdin.closed:
+                self._child.stdin.close()  # still open if reading never began
 
-    def _read(
-        self,
-        settings: StripeSettings,
-        root: Window,
-        count_calls: Callable[[int, int], None],
-        not_before: Callable[[], float],
-        hand_back: Callable[[float], None] | None,
-    ) -> Generator[list[Record]]:
-        child, frames = self._child, self._frames
+    def _begin(self, start: dict[str, Any] | None = None) -> None:
+        """Send the child its request: the read, and the start `position` gives it."""
+        self._begun = True
+        child = self._child
         assert child.stdin is not None
-        counted = (0, 0)
+        request = {
+            **self._request,
+            "parent": os.getpid(),
+            "not_before": self._not_before(),
+            "start": start,
+        }
+        with suppress(BrokenPipeError):  # a child that died at once is reported below
+            write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))
+        child.stdin.close()
+
+    def _next(self) -> tuple[Frame, int]:
+        """The child's next frame but an error (raised) and how many records of a page's
+        ``data`` are the page; the calls it reports are counted first."""
         try:
-            request = {
-                "settings": asdict(settings),
-                "window": {"lo": root.lo, "hi": root.hi},
-                "parent": os.getpid(),
-                "not_before": not_before(),
-            }
-            with suppress(BrokenPipeError):  # a child that died at once is reported below
-                write_frame(child.stdin.fileno(), b"S", orjson.dumps(request))
-            child.stdin.close()
+            frame = _next_frame(self._frames, self._child)
+            calls, retries, take = META.unpack_from(frame.meta)
+            counted = self._counted
+            if (calls, retries) != counted:
+                self._count_calls(calls - counted[0], retries - counted[1])
+                self._counted = (calls, retries)
+            if frame.tag in (b"E", b"D"):
+                last = orjson.loads(frame.payload)
+                if self._hand_back is not None:
+                    self._hand_back(float(last["next_free"]))
+                if frame.tag == b"E":
+                    raise error_from_data(last)
+        except BaseException:
+            self._end()
+            raise
+        return frame, take
+
+    def _read(self) -> Generator[list[Record]]:
+        try:
+            if not self._begun:
+                self._begin()
             while True:
-                frame = _next_frame(frames, child)
-                calls, retries, take = _META.unpack_from(frame.meta)
-                if (calls, retries) != counted:
-                    count_calls(calls - counted[0], retries - counted[1])
-                    counted = (calls, retries)
+                frame, take = self._next()
                 if frame.tag == b"P":
                     data: list[Record] = orjson.loads(frame.payload)["data"]  # the one decode
                     yield data if take == len(data) else data[:take]
-                elif frame.tag in (b"E", b"D"):
-                    last = orjson.loads(frame.payload)
-                    if hand_back is not None:
-                        hand_back(float(last["next_free"]))
-                    if frame.tag == b"E":
-                        raise error_from_data(last)
+                elif frame.tag == b"D":
                     return
                 else:
                     raise ChannelBroken(f"the reading process sent an unknown frame {frame.tag!r}")
@@ -277,86 +317,6 @@ def _log_again(data: dict[str, Any], pid: int) -> None:
     logger.handle(record)
 
 
-class _JsonLines(logging.Formatter):
-    """The reading process's log records, one JSON object per line (`_relay_logs`)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "time": record.created,
-            "level": record.levelno,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "exception": self.formatException(record.exc_info) if record.exc_info else None,
-        }
-        return orjson.dumps(line).decode()
-
-
-def _log_to_parent() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_JsonLines())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    for name in ("httpx", "httpcore"):  # a line per request: noise (retries are logged)
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def _pythonpath() -> list[str]:
     value = os.environ.get("PYTHONPATH")
     return value.split(os.pathsep) if value else []
-
-
-def serve() -> None:
-    """The child: read the windows and send pages; any error is sent, never raised."""
-    # Ctrl-C reaches the whole process group: the run decides what it means and ends
-    # this process itself, so the reader never reports it as a failure of its own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _log_to_parent()
-    out = int(sys.argv[1])
-    request = _request(sys.stdin.fileno())
-    _die_with(int(request["parent"]))
-    settings = StripeSettings(**request["settings"])
-    window = Window(int(request["window"]["lo"]), request["window"]["hi"])
-    limiter = TokenBucket(settings.requests_per_second)
-    limiter.not_before(float(request["not_before"]))  # the parent's budget carries over
-    gate = gate_for(settings)
-    http = StripeHTTP(settings, limiter=limiter, gate=gate)
-    done = threading.Event()
-    cpu.watch(gate, done, lambda: http.api_calls)  # at low latency: fewer in flight
-
-    def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
-        write_frame(out, tag, payload, _META.pack(http.api_calls, http.retries, take))
-
-    try:
-        for page in read_pages(
-            http, window, page_size=settings.page_size, workers=settings.workers
-        ):
-            send(b"P", page.raw, len(page.records))
-        send(b"D", orjson.dumps({"next_free": limiter.next_free()}))
-    except BrokenPipeError:
-        pass  # the parent stopped listening
-    except BaseException as exc:
-        with suppress(OSError):
-            last = {**error_to_data(exc), "next_free": limiter.next_free()}
-            send(b"E", orjson.dumps(last))
-    finally:
-        done.set()
-        http.close()
-
-
-def _request(fd: int) -> dict[str, Any]:
-    frame = read_frame(fd)
-    if frame is None or frame.tag != b"S":
-        os._exit(2)  # started by something other than `ReadingProcess`
-    request: dict[str, Any] = orjson.loads(frame.payload)
-    return request
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel kill this process when its parent dies (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)

@@ -1,6 +1,191 @@
-"""Entry point of the child process that performs a full read (see `offload`)."""
+"""The child process that performs a full read (see `offload`, which starts it).
 
-from headwater.adapters.connectors.stripe.offload import serve
+It reads its request (one ``S`` frame) on stdin, reads the windows with `read_pages`
+and sends each page to the run as the bytes Stripe sent.  Given the first page and its
+time (`ReadingProcess.position`), it reads the rest from that page and, meanwhile, the
+event position (`ChangeReader.position_before`), which it sends (``T``) ahead of every
+page, so that the run has it before any page.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import suppress
+from typing import Any
+
+import orjson
+
+from headwater.adapters.connectors.stripe import cpu
+from headwater.adapters.connectors.stripe.changes import ChangeReader
+from headwater.adapters.connectors.stripe.channel import error_to_data, read_frame, write_frame
+from headwater.adapters.connectors.stripe.declaration import StripeSettings
+from headwater.adapters.connectors.stripe.flight import gate_for
+from headwater.adapters.connectors.stripe.full import read_pages
+from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
+from headwater.adapters.connectors.stripe.offload import META
+from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
+from headwater.adapters.connectors.stripe.windows import Window
+
+_PR_SET_PDEATHSIG = 1
+
+
+class _JsonLines(logging.Formatter):
+    """The reading process's log records, one JSON object per line (`_relay_logs`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": record.created,
+            "level": record.levelno,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "exception": self.formatException(record.exc_info) if record.exc_info else None,
+        }
+        return orjson.dumps(line).decode()
+
+
+def _log_to_parent() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name in ("httpx", "httpcore"):  # a line per request: noise (retries are logged)
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def serve() -> None:
+    """The child: read the windows and send pages; any error is sent, never raised."""
+    # Ctrl-C reaches the whole process group: the run decides what it means and ends
+    # this process itself, so the reader never reports it as a failure of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _log_to_parent()
+    out = int(sys.argv[1])
+    request = _request(sys.stdin.fileno())
+    _die_with(int(request["parent"]))
+    settings = StripeSettings(**request["settings"])
+    window = Window(int(request["window"]["lo"]), request["window"]["hi"])
+    limiter = _Reserving(settings.requests_per_second)
+    limiter.not_before(float(request["not_before"]))  # the parent's budget carries over
+    gate = gate_for(settings)
+    http = StripeHTTP(settings, limiter=limiter, gate=gate)
+    done = threading.Event()
+    cpu.watch(gate, done, lambda: http.api_calls)  # at low latency: fewer in flight
+    # From `ReadingProcess.position`: the root window's first page, read by the run,
+    # and the server second before which the event position goes.
+    first, served = None, None
+    start = request.get("start")
+    if start is not None:
+        raw = str(start["first"]).encode()
+        first, served = Reply(orjson.loads(raw), None, None, raw), int(start["served"])
+        gate.answered_elsewhere(float(start["latency"]))
+    position = _Position(http, settings.page_size, served, limiter.reserved)
+
+    def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
+        write_frame(out, tag, payload, META.pack(http.api_calls, http.retries, take))
+
+    def send_position() -> None:
+        send(b"T", orjson.dumps(position.take()))
+
+    try:
+        if served is not None:  # its request first: the windows' requests queue behind it
+            position.start()
+            limiter.reserved.wait()
+        position_due = served is not None
+        for page in read_pages(
+            http,
+            window,
+            page_size=settings.page_size,
+            workers=settings.workers,
+            first=first,
+        ):
+            if position_due:  # while the windows are read
+                send_position()
+                position_due = False
+            send(b"P", page.raw, len(page.records))
+        if position_due:  # no page: the account has no customers
+            send_position()
+        send(b"D", orjson.dumps({"next_free": limiter.next_free()}))
+    except BrokenPipeError:
+        pass  # the parent stopped listening
+    except BaseException as exc:
+        with suppress(OSError):
+            last = {**error_to_data(exc), "next_free": limiter.next_free()}
+            send(b"E", orjson.dumps(last))
+    finally:
+        done.set()
+        http.close()
+
+
+class _Reserving(TokenBucket):
+    """A token bucket that tells when a token was first reserved (`reserved`)."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__(rate)
+        self.reserved = threading.Event()
+
+    def reserve(self) -> float:
+        wait = super().reserve()
+        self.reserved.set()
+        return wait
+
+
+class _Position:
+    """The event position (`ChangeReader.position_before`), read on a thread of its own
+    while the windows are read: its request goes ahead of theirs for the budget, so
+    that the run, which waits for it, is not kept waiting behind a queue of them."""
+
+    def __init__(
+        self, http: StripeHTTP, page_size: int, served: int | None, sent: threading.Event
+    ) -> None:
+        self._reader = ChangeReader(http, page_size)
+        self._served = served
+        self._sent = sent  # set once its request has a token (here too if it failed before)
+        self._result: dict[str, Any] | BaseException | None = None
+        self._thread = threading.Thread(target=self._read, name="stripe-position", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._served is not None
+        try:
+            self._result = self._reader.position_before(self._served)
+        except BaseException as exc:  # handed to `take`, never lost
+            self._result = exc
+            self._sent.set()  # whoever waits for the request to go need wait no more
+
+    def take(self) -> dict[str, Any]:
+        """The position, once read (its error raised here)."""
+        self._thread.join()
+        result = self._result
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        return result
+
+
+def _request(fd: int) -> dict[str, Any]:
+    frame = read_frame(fd)
+    if frame is None or frame.tag != b"S":
+        os._exit(2)  # started by something other than `ReadingProcess`
+    request: dict[str, Any] = orjson.loads(frame.payload)
+    return request
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
 
 if __name__ == "__main__":
     serve()

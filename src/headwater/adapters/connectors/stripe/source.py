@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from headwater.adapters.connectors.contract import ChangeBatch, Pages
-from headwater.adapters.connectors.stripe.changes import ChangeReader
+from headwater.adapters.connectors.stripe.changes import ChangeReader, served_after
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
+from headwater.adapters.connectors.stripe.errors import MalformedResponse
 from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.http import StripeHTTP
 from headwater.adapters.connectors.stripe.offload import ReadingProcess
@@ -41,8 +43,9 @@ class StripeSource:
     def read_created_since(self, created: int) -> Pages:
         """Customers with ``created >= created``, in pages (for keys without Events: Read).
 
-        The reading process starts now; its first request waits for the first page to
-        be asked for, and for this client's budget as it stands then."""
+        The reading process starts now; its first request waits for the first page or
+        the event position to be asked for, and for this client's budget as it stands
+        then."""
         read = ReadingProcess(
             self.settings,
             Window(created),
@@ -65,7 +68,23 @@ class StripeSource:
             yield data
 
     def event_position(self) -> dict[str, Any]:
-        return self._changes.position()
+        """Where the change stream stands now, or, with a full read made and not yet
+        begun, before that read (it begins now): this client reads the read's first
+        page, whose answer's time (`changes.served_after`) the position must precede,
+        and the reading process reads the rest from it and takes the position while
+        it does (`ReadingProcess.position`): no round trip before the read."""
+        waiting = [read for read in self._reads if read.running and not read.begun]
+        if not waiting:
+            return self._changes.position()
+        read = waiting[-1]
+        params = {"limit": self.settings.page_size, **read.root.params()}
+        sent = time.monotonic()
+        reply = self.http.get("/v1/customers", params)
+        elapsed = time.monotonic() - sent
+        served = served_after(reply.server_time, elapsed)
+        if served is None:
+            raise MalformedResponse("Stripe's response has no usable Date header")
+        return read.position(reply.raw, served, elapsed)
 
     def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]:
         yield from self._changes.read(position)
