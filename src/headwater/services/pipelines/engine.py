@@ -141,14 +141,14 @@ def run_full(ctx: RunContext, reason: str) -> None:
     # unseen at the end, where a purge would scan (twice) every row written, for nothing.
     first = ctx.warehouse.count(ctx.pipeline.id) == 0
     ctx.summary.update(kind="full", reason=reason)
-    # The read is prepared first: it reads nothing before its first page is asked for
-    # (the source contract), so rule 2 holds, and the preparation (Stripe's reading
-    # process starting up) overlaps the position request.
+    # The read is prepared first: it reads nothing before its first page or the position
+    # is asked for, and a position taken with it precedes its every page (the source
+    # contract), so rule 2 holds; Stripe's reading process starts up meanwhile.
     pages = ctx.source.read_full()
     try:
         position = None
         if ctx.pipeline.incremental and ctx.events_read:
-            position = ctx.source.event_position()  # rule 2: before reading anything
+            position = ctx.source.event_position()  # rule 2: before every page read
         max_created, failed = _write_full(ctx, pages)
     finally:
         pages.close()
