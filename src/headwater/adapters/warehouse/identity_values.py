@@ -6,12 +6,13 @@ and profile) cost far more than the rest of a rebuild, so:
 
 - a profile of one identity takes its row as is;
 - the members of the others are ranked once (``hw_m``: ``pr`` 1 is the winner);
-- where the engine has an aggregate holding one value per group (`Spelling.first_by`,
-  DuckDB's ``arg_min(value, pr) FILTER (WHERE value IS NOT NULL)``), one grouped pass
-  over the members' rows values them all.  It keeps the winners only, so its memory
-  does not grow with the rows' width; the joins below hold whole rows in their hash
-  tables, and with realistic customers (addresses, metadata) they ran out of a
-  rebuild's headroom at a million identities (the rebuild was then redone);
+- where the engine skips nulls in a window (`Spelling.first_by`, DuckDB's
+  ``first_value(value IGNORE NULLS) OVER (PARTITION BY comp ORDER BY pr)``), one
+  windowed pass over the members' rows values them all, kept at ``pr`` 1.  The joins
+  below hold whole rows in their hash tables: with realistic customers (addresses,
+  metadata) they ran out of a rebuild's headroom at a million identities and the
+  rebuild was redone; the window needs less, and `reserve` is told how much first
+  (`_ranked_bytes`);
 - elsewhere (PostgreSQL) their rows are fetched once (``hw_mr``); a profile of up to
   `LEVELS` identities is then ``coalesce(first's value, second's, ...)``: one join per
   rank, no sort; a larger profile (rare) takes ``(array_agg(value ORDER BY pr) FILTER

@@ -136,10 +136,9 @@ class Spelling:
     #: (name, column) of the plain indexes of ``identities`` a rebuild drops and builds
     #: again around an update of many memberships (PostgreSQL: see `identity_profiles`).
     member_indexes: tuple[tuple[str, str], ...] = ()
-    #: An aggregate giving the value ``{0}`` of the row with the least ``{1}`` among
-    #: the rows where ``{0}`` is not null, holding one value per group (DuckDB's
-    #: ``arg_min``: a rebuild's values in one pass whose memory does not grow with the
-    #: width of the rows); ``None`` where the engine has none (`identity_values`).
+    #: The first non-null value ``{0}`` of a profile's members by rank, over the window
+    #: ``byrank`` (DuckDB's ``IGNORE NULLS``: a rebuild's values in one pass, without
+    #: joins holding whole rows); ``None`` where the engine has none (`identity_values`).
     first_by: str | None = "first_value({0} IGNORE NULLS) OVER byrank"
     #: Query of (name, definition) of the unique keys of table ``table``, which a rebuild
     #: writing many of its rows drops and adds again (None: kept; `identity_profiles`).

@@ -118,6 +118,7 @@ class ReadingProcess:
         self._relay.start()
         self._open = True
         self._begun = False
+        self.root = root  # the window read
         self._request = {"settings": asdict(settings), "window": {"lo": root.lo, "hi": root.hi}}
         self._count_calls, self._not_before, self._hand_back = count_calls, not_before, hand_back
         self._counted = (0, 0)
@@ -132,12 +133,6 @@ class ReadingProcess:
     def begun(self) -> bool:
         """Whether the child was told to read (by the first page or `position`)."""
         return self._begun
-
-    @property
-    def root(self) -> Window:
-        """The window read."""
-        window = self._request["window"]
-        return Window(window["lo"], window["hi"])
 
     def position(self, first: bytes, served: int, latency: float) -> dict[str, Any]:
         """Begin the read from `first`, and return the event position taken for it.
