@@ -14,7 +14,7 @@ from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings
 from headwater.adapters.connectors.stripe.flight import Gate, gate_for
 from headwater.adapters.connectors.stripe.full import _Run, read_pages
 from headwater.adapters.connectors.stripe.http import StripeHTTP
-from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
+from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.windows import Stream, Window, split_stream
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
@@ -125,7 +125,7 @@ def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() ->
         clock.now += 1.0
         gate.done(flight, Outcome.ANSWERED)
     settings = StripeSettings(base_url="http://127.0.0.1:9", api_key="sk_test_x" * 3)
-    http = StripeHTTP(settings, limiter=TokenBucket(25.0), gate=gate)
+    http = StripeHTTP(settings, limiter=RequestBudget(25.0), gate=gate)
     try:
         run = _Run(http, page_size=100, workers=32)
         run._pending, run._active = 33, 32

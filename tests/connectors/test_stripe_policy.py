@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
+import random
 import re
 import threading
 from datetime import UTC, datetime
@@ -11,7 +15,7 @@ import pytest
 from headwater.adapters.connectors.stripe import STRIPE, MalformedKey, StripeSettings
 from headwater.adapters.connectors.stripe.declaration import Action
 from headwater.adapters.connectors.stripe.keys import check_key_format
-from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
+from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.retry import RetryPolicy, retry_after_seconds
 from headwater.kernel.errors import InvalidInput
 
@@ -29,50 +33,82 @@ class FakeClock:
             self.now += seconds
 
 
-def test_token_bucket_spaces_requests_at_the_rate() -> None:
-    clock = FakeClock()
-    bucket = TokenBucket(10.0, burst=1.0, clock=clock)
-    waits = [bucket.reserve() for _ in range(5)]
-    # The first token is in the bucket; each later one queues 0.1 s behind the last.
-    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+def _sends(budget: RequestBudget, clock: FakeClock, reservations: int) -> list[float]:
+    """Reserve `reservations` send times now; the times they were given."""
+    return [clock.now + budget.reserve() for _ in range(reservations)]
 
 
-def test_token_bucket_refills_after_idle_time_up_to_burst() -> None:
+def _most_in_any(sends: list[float], span: float) -> int:
+    """The most send times in any half-open interval of `span` seconds."""
+    ordered = sorted(sends)
+    return max(bisect.bisect_left(ordered, at + span - 1e-9) - i for i, at in enumerate(ordered))
+
+
+def test_a_budget_never_sends_more_than_its_rate_in_any_second() -> None:
+    """Whatever the pattern of waits and bursts of demand, any second holds at most
+    `rate` requests, two are never closer than half the spacing, and the long-run rate
+    is the budget."""
+    rng = random.Random(16)
+    for rate in (1.0, 2.5, 10.0, 25.0):
+        clock = FakeClock()
+        budget = RequestBudget(rate, clock=clock)
+        sends: list[float] = []
+        for _ in range(200):
+            sends += _sends(budget, clock, rng.randint(1, 3 * math.ceil(rate)))
+            clock.now += rng.choice([0.0, 0.01, 0.3, 1.7]) + rng.random() / rate
+        assert _most_in_any(sends, budget.span) <= budget.count
+        assert _most_in_any(sends, 1.0) <= max(1, math.ceil(rate))
+        assert min(b - a for a, b in itertools.pairwise(sends)) >= 0.5 / rate - 1e-9
+        # Demand always waiting: exactly the rate, over a long run.
+        start = len(sends)
+        sends += _sends(budget, clock, int(50 * rate))
+        assert (sends[-1] - sends[start]) == pytest.approx((50 * rate - 1) / rate, abs=1.0)
+
+
+def test_a_budget_spends_later_the_requests_a_wait_left_unsent() -> None:
+    """A read waits for its first answer before it can ask for more: the requests that
+    could not go meanwhile go later in the same second (half the spacing apart), and
+    the next second starts where the first did.  A token bucket would have spread the
+    same ten requests over 1.25 s."""
     clock = FakeClock()
-    bucket = TokenBucket(5.0, burst=3.0, clock=clock)
-    assert [bucket.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert bucket.reserve() == pytest.approx(0.2)
-    clock.now += 100  # a long idle period refills only up to the burst
-    assert [bucket.reserve() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert bucket.reserve() > 0
+    budget = RequestBudget(10.0, clock=clock)
+    assert budget.reserve() == 0.0  # the first page, alone
+    clock.now += 0.35  # its answer
+    waits = [budget.reserve() for _ in range(11)]
+    assert waits[:9] == pytest.approx([0.05 * i for i in range(9)])  # 100.35 ... 100.75
+    assert waits[9] == pytest.approx(0.65)  # 101.0: a second after the first request
+    assert waits[10] == pytest.approx(1.0)  # 101.35: a second after the second
 
 
 def test_a_budget_handed_over_keeps_the_combined_rate() -> None:
-    """The reading child's bucket starts where the parent's would next allow a request."""
+    """The reading child's budget counts the parent's last requests, and the parent's
+    counts the child's when it hands them back."""
     clock = FakeClock()
-    parent = TokenBucket(10.0, clock=clock)
-    assert parent.next_free() == clock.now  # a full bucket: now
-    assert parent.reserve() == 0.0  # the parent sends one request...
-    handed = parent.next_free()
-    assert handed == pytest.approx(clock.now + 0.1)
-    child = TokenBucket(10.0, clock=clock)
-    child.not_before(handed)
-    # ...so the child's first request waits the rest of that 0.1 s, then keeps the rate.
-    assert [child.reserve() for _ in range(3)] == pytest.approx([0.1, 0.2, 0.3])
-    late = TokenBucket(10.0, clock=clock)
-    late.not_before(clock.now - 5)  # a time already past changes nothing
+    parent = RequestBudget(10.0, clock=clock)
+    assert parent.history() == []
+    sends = _sends(parent, clock, 4)
+    child = RequestBudget(10.0, clock=clock)
+    child.adopt(parent.history())
+    sends += _sends(child, clock, 12)
+    assert sends[4] == pytest.approx(clock.now + 0.2)  # half a spacing after the parent's
+    parent.adopt(child.history())
+    sends += _sends(parent, clock, 5)
+    assert _most_in_any(sends, 1.0) <= 10
+    assert sends[-1] > sends[-6]  # the parent queued behind the child's requests
+    late = RequestBudget(10.0, clock=clock)
+    late.adopt([clock.now - 5])  # requests long past change nothing
     assert late.reserve() == 0.0
 
 
-def test_token_bucket_holds_the_rate_across_threads() -> None:
+def test_a_budget_holds_the_rate_across_threads() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(20.0, clock=clock, sleep=lambda s: None)
+    budget = RequestBudget(20.0, clock=clock, sleep=lambda s: None)
     waits: list[float] = []
     lock = threading.Lock()
 
     def take() -> None:
         for _ in range(25):
-            wait = bucket.reserve()
+            wait = budget.reserve()
             with lock:
                 waits.append(wait)
 
@@ -81,16 +117,17 @@ def test_token_bucket_holds_the_rate_across_threads() -> None:
         t.start()
     for t in threads:
         t.join()
-    # 100 reservations at 20/s without the clock moving: slots 0, 0.05, ..., 4.95.
-    assert sorted(waits) == pytest.approx([i * 0.05 for i in range(100)])
+    # 100 reservations at 20/s without the clock moving: 20 a second, 25 ms apart.
+    expected = [second + 0.025 * i for second in range(5) for i in range(20)]
+    assert sorted(waits) == pytest.approx(expected)
 
 
-def test_token_bucket_rejects_bad_rates() -> None:
-    for rate in (0, -1.0):
+def test_a_budget_rejects_bad_rates() -> None:
+    for rate in (0, -1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match=re.escape(f"rate must be positive, got {rate!r}")):
-            TokenBucket(rate)
-    with pytest.raises(ValueError, match=r"burst must be at least 1, got 0\.5"):
-        TokenBucket(1.0, burst=0.5)
+            RequestBudget(rate)
+    slow = RequestBudget(0.5)  # one request every two seconds
+    assert (slow.count, slow.span) == (1, 2.0)
 
 
 def test_status_actions_come_from_the_declaration() -> None:

@@ -41,10 +41,10 @@ from the injected `clock`, and keeps no threads and does no I/O.  It is not
 thread-safe: its caller serialises calls (one lock, or one thread).
 
 How the reader uses it (`flight.Gate`): one controller per connection, shared by the
-reader's worker threads under one lock, with the connection's token bucket
-(`ratelimit.TokenBucket`) still enforcing the budget.  A worker that has a page to
+reader's worker threads under one lock, with the connection's request budget
+(`ratelimit.RequestBudget`) still enforcing the budget.  A worker that has a page to
 fetch waits until `may_start()` (a condition variable notified after each
-`finished`), then acquires a token from the bucket, calls
+`finished`), then acquires a send time from the budget, calls
 `started()` right before sending and `finished(flight, outcome)` when the answer (or
 the error) arrives, before any retry is scheduled, so that the retry waits for a slot
 like any other request.  The worker pool is sized at `cap`; `limit` decides how many of

@@ -13,7 +13,7 @@ are read is picked up by the sequential walk that continues after the newest eve
 handed on.
 
 Threads: at most `workers` windows are read at once (the client's `Gate` decides how
-many requests are actually in flight, its token bucket the budget), and at most
+many requests are actually in flight, its request budget the budget), and at most
 ``workers + 2`` windows are read ahead of the consumer, which bounds memory.  Closing
 the generator stops the workers (their next request raises `Cancelled`).
 """

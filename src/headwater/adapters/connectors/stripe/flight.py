@@ -3,7 +3,7 @@
 `ConcurrencyController` is pure logic; this wraps it for threads.  A request first
 takes a slot (`acquire` blocks while as many requests as the controller's limit are
 held: waiting for a token or on the wire), then a token from the connection's
-`TokenBucket` (the request budget, unchanged), and only then is it sent: `sent` starts
+`RequestBudget` (the request budget, unchanged), and only then is it sent: `sent` starts
 the controller's clock on it, so latency never includes the wait for a token.  `done`
 reports the outcome and frees the slot before any retry is scheduled, so that a retry
 waits for a slot like any other request.

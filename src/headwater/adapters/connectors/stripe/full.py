@@ -8,7 +8,7 @@ while fewer windows are open than requests may be in flight, else queued for the
 workers that finish, so that the last windows end together with every slot busy.
 
 Concurrency: `read_windows` starts `workers` threads that take windows from an
-unbounded task queue, read them through the shared `StripeHTTP` (its token bucket
+unbounded task queue, read them through the shared `StripeHTTP` (its request budget
 keeps the connection's budget) and put pages into a bounded hand-off that the caller's
 thread drains.  Every wait blocks (no polling): an idle worker blocks on the task
 queue until a window or its end-of-work marker arrives; a worker with a page blocks on

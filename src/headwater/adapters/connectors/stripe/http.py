@@ -1,7 +1,7 @@
 """The Stripe HTTP client: pinned version, shared rate budget, bounded retries.
 
 One `StripeHTTP` serves one connection; all its threads share the keep-alive
-`httpx.Client` and the token bucket, so the requests/second budget holds for the
+`httpx.Client` and the request budget, so the requests/second budget holds for the
 connection as a whole.
 """
 
@@ -28,7 +28,7 @@ from headwater.adapters.connectors.stripe.errors import (
     StripeRequestFailed,
 )
 from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Outcome
-from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
+from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.retry import RetryPolicy
 from headwater.kernel.errors import redact
 
@@ -56,7 +56,7 @@ class StripeHTTP:
         self,
         settings: StripeSettings,
         *,
-        limiter: TokenBucket | None = None,
+        limiter: RequestBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
         gate: Gate | None = None,
@@ -65,7 +65,7 @@ class StripeHTTP:
         #: When set, every request takes a slot in flight before its token (`flight`).
         self.gate = gate
         self.policy = RetryPolicy(settings.max_retries, settings.backoff_base, settings.backoff_cap)
-        self.limiter = limiter or TokenBucket(settings.requests_per_second)
+        self.limiter = limiter or RequestBudget(settings.requests_per_second)
         self._sleep = sleep
         self._lock = threading.Lock()
         self._calls = 0

@@ -11,10 +11,10 @@ never a fork of a threaded process):
 - **Run -> reading process**: one frame (`channel.write_frame`, tag ``S``) on the
   child's stdin, then stdin is closed.  Its payload is JSON: the `StripeSettings`
   fields (the API key among them: it exists only inside this pipe, never in the
-  child's arguments, environment or a pickle), the window to read, the run's pid and
-  the monotonic time before which the child must not send a request (the parent's
-  rate budget carries over), and, when the run took the first page to time the
-  event position (`ReadingProcess.position`), that page and its time.
+  child's arguments, environment or a pickle), the window to read, the run's pid, the
+  parent's last send times (its rate budget carries over: `RequestBudget.history`)
+  and, when the run took the first page to time the event position
+  (`ReadingProcess.position`), that page and its time.
 - **Reading process -> run**: frames on a pipe of their own (its descriptor number is
   the child's only argument; stdout stays free for stray output).  Each frame's
   fixed fields hold the child's API calls and retries so far; its tag is ``P``, a
@@ -22,8 +22,8 @@ never a fork of a threaded process):
   first ``n`` records (a third fixed field) are the page; ``D``: the read is
   complete; ``E``: the error that stopped it, as JSON (`channel.error_to_data`);
   ``T``: the event position, as JSON, ahead of every page (when asked for).
-  Both last frames carry ``next_free``: the monotonic time before which the child's
-  budget allowed no further request, handed back to the run's own budget.
+  Both last frames carry ``sent``: the child's last send times, handed back to the
+  run's own budget.
 - **Reading process -> run, logs**: the child's log records (its HTTP retries, say),
   one JSON object per line on its stderr, which the run reads on a thread of its own
   ("headwater-reader-log", started in the run's context: see `_relay_logs`) and logs
@@ -92,11 +92,10 @@ class ReadingProcess:
     ends the child whether or not reading began.
 
     `count_calls(calls, retries)` receives the child's API calls as they happen (on
-    the calling thread); `not_before()`, asked when the read begins, is the
-    `time.monotonic` before which the parent's own rate budget would allow its next
-    request, and the child sends none before it; when the child ends, `hand_back(t)`
-    receives the time before which its budget allowed no further request
-    (`TokenBucket.not_before`), so that the budget holds for parent and child together.
+    the calling thread); `history()`, asked when the read begins, is the parent's last
+    send times (`time.monotonic`, `RequestBudget.history`), which the child's budget
+    counts; when the child ends, `hand_back(sent)` receives the child's last send times
+    (`RequestBudget.adopt`), so that the budget holds for parent and child together.
     """
 
     def __init__(
@@ -104,8 +103,8 @@ class ReadingProcess:
         settings: StripeSettings,
         root: Window,
         count_calls: Callable[[int, int], None],
-        not_before: Callable[[], float] = lambda: 0.0,
-        hand_back: Callable[[float], None] | None = None,
+        history: Callable[[], list[float]] = list,
+        hand_back: Callable[[list[float]], None] | None = None,
     ) -> None:
         self._child, self._frames = _start_child()
         assert self._child.stderr is not None
@@ -120,7 +119,7 @@ class ReadingProcess:
         self._begun = False
         self.root = root  # the window read
         self._request = {"settings": asdict(settings), "window": {"lo": root.lo, "hi": root.hi}}
-        self._count_calls, self._not_before, self._hand_back = count_calls, not_before, hand_back
+        self._count_calls, self._history, self._hand_back = count_calls, history, hand_back
         self._counted = (0, 0)
         self._pages = self._read()
 
@@ -188,7 +187,7 @@ class ReadingProcess:
         request = {
             **self._request,
             "parent": os.getpid(),
-            "not_before": self._not_before(),
+            "sent": self._history(),
             "start": start,
         }
         with suppress(BrokenPipeError):  # a child that died at once is reported below
@@ -208,7 +207,7 @@ class ReadingProcess:
             if frame.tag in (b"E", b"D"):
                 last = orjson.loads(frame.payload)
                 if self._hand_back is not None:
-                    self._hand_back(float(last["next_free"]))
+                    self._hand_back([float(at) for at in last["sent"]])
                 if frame.tag == b"E":
                     raise error_from_data(last)
         except BaseException:

@@ -1,65 +1,83 @@
-"""A token bucket shared by every thread that talks to one Stripe account."""
+"""A connection's request budget, shared by every thread (and handed between processes).
+
+Stripe counts requests per second.  A budget of `rate` requests/s is kept as a sliding
+window: at most `rate` requests in any one second (for a rate that is not a whole
+number, at most ``floor(rate)`` in any ``floor(rate) / rate`` seconds; under 1/s, one
+per ``1 / rate`` seconds).  A token bucket refilling one token every ``1 / rate``
+seconds keeps that too, but it spends nothing of the seconds a read spends waiting
+(for its first page, its last answers): those slots are gone.  A window lets the
+requests that could not go while nothing was ready go later in the same second, so a
+read's `n` requests take ``n / rate`` seconds, not ``n / rate`` plus every wait; to keep
+bursts gentle, two requests are never closer than half the average spacing.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+
+#: Two requests are never closer than this share of the average spacing ``1 / rate``.
+CLOSEST = 0.5
 
 
-class TokenBucket:
-    """Allows `rate` acquisitions per second on average, bursts of at most `burst`.
+class RequestBudget:
+    """Hands out send times: each `acquire` blocks until its request may go.
 
-    Each `acquire` reserves the next free slot under a lock and then sleeps outside
-    it, so waiting threads queue up fairly instead of spinning.
+    Each `reserve` takes the next free send time under a lock and the caller sleeps
+    outside it, so waiting threads queue up fairly instead of spinning.
     """
 
     def __init__(
         self,
         rate: float,
-        burst: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
+        if not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be positive, got {rate!r}")
-        if burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst!r}")
         self.rate = rate
-        self.burst = burst
+        #: At most `count` requests in any `span` seconds (one second for whole rates).
+        self.count = max(1, math.floor(rate))
+        self.span = self.count / rate
+        self.closest = CLOSEST / rate
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens = burst
-        self._updated = clock()
+        self._sent: deque[float] = deque(maxlen=self.count)  # the last send times
+
+    def _free(self, now: float) -> float:
+        """The first time from `now` at which one more request keeps the window."""
+        sent = self._sent
+        if not sent:
+            return now
+        free = max(now, sent[-1] + self.closest)
+        if len(sent) == self.count:
+            free = max(free, sent[0] + self.span)
+        return free
 
     def reserve(self) -> float:
-        """Take one token and return how long the caller must wait before using it."""
+        """Take the next send time; return how long the caller must wait for it."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= 1.0
-            # A negative balance is a queue of reservations: wait until it is repaid.
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+            at = self._free(now)
+            self._sent.append(at)
+            return at - now
 
-    def next_free(self) -> float:
-        """The clock time at which a request could next be sent without waiting."""
+    def history(self) -> list[float]:
+        """The send times that still bound the next ones (`time.monotonic`, the same
+        clock machine-wide), to hand the budget over to another process (`adopt`)."""
         with self._lock:
-            now = self._clock()
-            tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-            return now if tokens >= 1 else now + (1 - tokens) / self.rate
+            return list(self._sent)
 
-    def not_before(self, when: float) -> None:
-        """Empty the bucket so that the next request waits until clock time `when`.
-
-        Hands a budget over to another bucket (in another process: `time.monotonic`
-        is the same clock machine-wide), so that together they never exceed `rate`.
-        """
+    def adopt(self, sent: Iterable[float]) -> None:
+        """Count requests sent elsewhere on the same budget (another process's
+        `history`), so that together the two never exceed `rate`."""
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self._tokens, 1 - max(0.0, when - now) * self.rate)
-            self._updated = now
+            merged = sorted({*self._sent, *(float(at) for at in sent)})
+            self._sent = deque(merged[-self.count :], maxlen=self.count)
 
     def acquire(self) -> float:
         """Block until a request may be sent; return the time waited."""

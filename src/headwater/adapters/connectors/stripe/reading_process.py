@@ -28,7 +28,7 @@ from headwater.adapters.connectors.stripe.flight import gate_for
 from headwater.adapters.connectors.stripe.full import read_pages
 from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.offload import META
-from headwater.adapters.connectors.stripe.ratelimit import TokenBucket
+from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.windows import Window
 
 _PR_SET_PDEATHSIG = 1
@@ -70,7 +70,7 @@ def serve() -> None:
     settings = StripeSettings(**request["settings"])
     window = Window(int(request["window"]["lo"]), request["window"]["hi"])
     limiter = _Reserving(settings.requests_per_second)
-    limiter.not_before(float(request["not_before"]))  # the parent's budget carries over
+    limiter.adopt(request["sent"])  # the parent's budget carries over
     gate = gate_for(settings)
     http = StripeHTTP(settings, limiter=limiter, gate=gate)
     done = threading.Event()
@@ -109,20 +109,20 @@ def serve() -> None:
             send(b"P", page.raw, len(page.records))
         if position_due:  # no page: the account has no customers
             send_position()
-        send(b"D", orjson.dumps({"next_free": limiter.next_free()}))
+        send(b"D", orjson.dumps({"sent": limiter.history()}))
     except BrokenPipeError:
         pass  # the parent stopped listening
     except BaseException as exc:
         with suppress(OSError):
-            last = {**error_to_data(exc), "next_free": limiter.next_free()}
+            last = {**error_to_data(exc), "sent": limiter.history()}
             send(b"E", orjson.dumps(last))
     finally:
         done.set()
         http.close()
 
 
-class _Reserving(TokenBucket):
-    """A token bucket that tells when a token was first reserved (`reserved`)."""
+class _Reserving(RequestBudget):
+    """A request budget that tells when a send time was first reserved (`reserved`)."""
 
     def __init__(self, rate: float) -> None:
         super().__init__(rate)

@@ -50,8 +50,8 @@ class StripeSource:
             self.settings,
             Window(created),
             self.http.add_calls,
-            not_before=self.http.limiter.next_free,
-            hand_back=self.http.limiter.not_before,
+            history=self.http.limiter.history,
+            hand_back=self.http.limiter.adopt,
         )
         self._reads = [r for r in self._reads if r.running]
         self._reads.append(read)
