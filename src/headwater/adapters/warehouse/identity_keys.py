@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import identity_scans, sql
 from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import (
     IdentityRecord,
@@ -167,6 +167,8 @@ def identities_with_members(
     found on the narrow columns first)."""
     if not keys and not former_profiles:
         return []
+    if not sp.key_indexes:  # every lookup a scan: narrow columns first (DuckDB)
+        return identity_scans.with_members(execute, schema, sp, columns, keys, former_profiles)
     s = sql.quote(schema)
     pipes, sources = zip(*set(keys), strict=True) if keys else ((), ())
     t = sp.text
@@ -195,67 +197,57 @@ def sharing(
     keys: Sequence[Collection[Key]],
     integer: Sequence[bool],
     sources: Collection[tuple[str, str]],
+    known: Collection[tuple[str, str]] = (),
 ) -> list[IdentityRecord]:
     """Identities whose key of identifier j is among `keys[j]` (by the key table), or
-    whose (connection id, source id) is in `sources`: one statement.
+    whose (connection id, source id) is in `sources`; those with a key in `known` may
+    be left out.
 
     With indexes (PostgreSQL) each part is an index probe per value (the values bound
     as an array in ``= ANY``, which the planner serves from the index whatever its row
-    estimates), sources probed on ``identities`` by its ``_source_id`` index.  Without
-    (DuckDB, which joins by hashing and scans): one scan of the narrow key table for
-    every part at once (sources by the key table's ``_source_id``; an identity missing
-    from it or stale there is pending, hence a seed already), then one join to
-    ``identities`` for the rows, where the source matches are checked against their
-    connection."""
+    estimates), sources probed on ``identities`` by its ``_source_id`` index, in one
+    statement.  Without (DuckDB, which joins by hashing and scans): the narrow key
+    table first, then the wide rows of the candidates not `known`
+    (`identity_scans.sharing`)."""
+    if not sp.key_indexes:
+        probed_keys = [
+            (key_column(j), sp.integer if integer[j] else sp.text, values)
+            for j, values in enumerate(keys)
+            if values
+        ]
+        return identity_scans.sharing(execute, schema, sp, columns, probed_keys, sources, known)
     s = sql.quote(schema)
     params: dict[str, Any] = {}
-    probed: list[tuple[str, str, str]] = []  # (key column, as rows, as an array)
+    probed: list[tuple[str, str]] = []  # (key column, the values as an array)
     for j, values in enumerate(keys):
         if values:
             kind = sp.integer if integer[j] else sp.text
             params[f"k{j}"] = list(values)
-            array = f"CAST({sp.ph(f'k{j}')} AS {kind}[])"
-            probed.append((key_column(j), unnest(sp, f"k{j}", kind), array))
+            probed.append((key_column(j), f"CAST({sp.ph(f'k{j}')} AS {kind}[])"))
     if sources:
         conns, ids = zip(*set(sources), strict=True)
         params.update(sc=list(conns), ss=list(ids))
     if not params:
         return []
     select = identity_select(schema, sp, list(columns))
-    if sp.key_indexes:
-        found = [
-            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.{KEYS} AS x "
-            f"WHERE x.{col} IS NOT NULL AND x.{col} = ANY({array})"
-            for col, _, array in probed
-        ]
-        if sources:
-            found.append(
-                f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.identities AS x "
-                f"WHERE x._source_id = ANY(CAST({sp.ph('ss')} AS {sp.text}[])) "
-                f"AND (x._connection_id, x._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
-                f"{unnest(sp, 'ss', sp.text)})"
-            )
-        query = (
-            f"{select} JOIN ({' UNION '.join(found)}) AS k "
-            "ON i._pipeline_id = k.p AND i._source_id = k.s"
-        )
-        if sp.probe_setup:
-            execute(sp.probe_setup, {})
-        return records(execute(query, params), columns)
-    wanted = [f"x.{col} IN (SELECT {values})" for col, values, _ in probed]
-    matched = [f"k.{col} IN (SELECT {values})" for col, values, _ in probed]
+    found = [
+        f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.{KEYS} AS x "
+        f"WHERE x.{col} IS NOT NULL AND x.{col} = ANY({array})"
+        for col, array in probed
+    ]
     if sources:
-        wanted.append(f"x._source_id IN (SELECT {unnest(sp, 'ss', sp.text)})")
-        matched.append(
-            f"(i._connection_id, i._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
+        found.append(
+            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.identities AS x "
+            f"WHERE x._source_id = ANY(CAST({sp.ph('ss')} AS {sp.text}[])) "
+            f"AND (x._connection_id, x._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
             f"{unnest(sp, 'ss', sp.text)})"
         )
-    picked = "".join(f", x.{col}" for col, _, _ in probed)
     query = (
-        f"WITH k AS (SELECT x._pipeline_id AS p, x._source_id AS s{picked} FROM {s}.{KEYS} "
-        f"AS x WHERE {' OR '.join(wanted)}) {select} JOIN k "
-        f"ON i._pipeline_id = k.p AND i._source_id = k.s WHERE {' OR '.join(matched)}"
+        f"{select} JOIN ({' UNION '.join(found)}) AS k "
+        "ON i._pipeline_id = k.p AND i._source_id = k.s"
     )
+    if sp.probe_setup:
+        execute(sp.probe_setup, {})
     return records(execute(query, params), columns)
 
 
