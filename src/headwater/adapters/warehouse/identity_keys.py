@@ -114,8 +114,9 @@ def non_ascii(spec: KeySpec, sp: Spelling, alias: str) -> str | None:
     return " OR ".join(parts) if parts else None
 
 
-def fingerprint(execute: Execute, schema: str) -> str | None:
-    """The fingerprint the key table was built with (None: no key table yet)."""
+def fingerprint(execute: Execute, schema: str, sp: Spelling) -> str | None:
+    """The fingerprint the key table was built with (None: no key table yet, or one
+    whose layout is not the engine's: `identity_scans.layout`)."""
     found = execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
         f"{literal(schema)} AND table_name = '{KEYS_SETTINGS}'",
@@ -124,13 +125,26 @@ def fingerprint(execute: Execute, schema: str) -> str | None:
     if not found or not found[0][0]:
         return None
     rows = execute(f"SELECT fingerprint FROM {sql.quote(schema)}.{KEYS_SETTINGS}", {})
-    return str(rows[0][0]) if rows else None
+    if not rows:
+        return None
+    stored = str(rows[0][0])
+    if sp.key_indexes:
+        return stored
+    suffix = identity_scans.layout(execute)
+    return stored.removesuffix(suffix) if stored.endswith(suffix) else None
 
 
 def replace_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec, source: str) -> None:
-    """Replace the key table by `source` (``p, s, k1..kn``) and record the fingerprint."""
+    """Replace the key table by `source` (``p, s, k1..kn``) and record the fingerprint
+    (without indexes, with the hashes of `identity_scans`)."""
     s = sql.quote(schema)
-    selected = ", ".join(f"k{j + 1} AS {key_column(j)}" for j in range(len(spec.rules)))
+    width = range(len(spec.rules))
+    selected = ", ".join(f"k{j + 1} AS {key_column(j)}" for j in width)
+    marked = spec.fingerprint
+    if not sp.key_indexes:
+        hashed = identity_scans.hashes("s", [f"k{j + 1}" for j in width])
+        selected = ", ".join([selected, *hashed])
+        marked += identity_scans.layout(execute)
     execute(f"DROP TABLE IF EXISTS {s}.{KEYS}", {})
     execute(
         f"CREATE TABLE {s}.{KEYS} AS SELECT p AS _pipeline_id, s AS _source_id, {selected} "
@@ -149,7 +163,7 @@ def replace_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec, so
     execute(f"CREATE TABLE {s}.{KEYS_SETTINGS} (fingerprint {sp.text} NOT NULL)", {})
     execute(
         f"INSERT INTO {s}.{KEYS_SETTINGS} (fingerprint) VALUES ({sp.ph('f')})",
-        {"f": spec.fingerprint},
+        {"f": marked},
     )
 
 
@@ -211,7 +225,12 @@ def sharing(
     (`identity_scans.sharing`)."""
     if not sp.key_indexes:
         probed_keys = [
-            (key_column(j), sp.integer if integer[j] else sp.text, values)
+            (
+                key_column(j),
+                identity_scans.hash_column(j),
+                sp.integer if integer[j] else sp.text,
+                values,
+            )
             for j, values in enumerate(keys)
             if values
         ]
@@ -255,7 +274,9 @@ def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> N
     """Replace the key rows of `write.removed` by `write.rows` (inside the caller's
     transaction: the resolution's apply)."""
     s = sql.quote(schema)
-    if write.removed:
+    if write.removed and not sp.key_indexes:
+        identity_scans.delete_rows(execute, schema, sp, write.removed)
+    elif write.removed:
         pipes, ids = zip(*set(write.removed), strict=True)
         execute(
             f"DELETE FROM {s}.{KEYS} AS x USING (SELECT {unnest(sp, 'p', sp.text)} AS p, "
@@ -273,8 +294,13 @@ def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> N
     for j, integer in enumerate(write.integer):
         params[f"k{j}"] = [r[2][j] for r in write.rows]
         arrays.append(f"{unnest(sp, f'k{j}', sp.integer if integer else sp.text)} AS k{j}")
-    cols = "".join(f", {key_column(j)}" for j in range(len(write.integer)))
-    picked = "".join(f", r.k{j}" for j in range(len(write.integer)))
+    width = range(len(write.integer))
+    cols = "".join(f", {key_column(j)}" for j in width)
+    picked = "".join(f", r.k{j}" for j in width)
+    if not sp.key_indexes:
+        cols += ", _hs" + "".join(f", {identity_scans.hash_column(j)}" for j in width)
+        items = identity_scans.hashes("r.s", [f"r.k{j}" for j in width])
+        picked += "".join(", " + item.rsplit(" AS ", 1)[0] for item in items)
     execute(
         f"INSERT INTO {s}.{KEYS} (_pipeline_id, _source_id{cols}) "
         f"SELECT r.p, r.s{picked} FROM (SELECT {', '.join(arrays)}) AS r",

@@ -87,7 +87,7 @@ class ProfileMethods:
 
     def identity_keys_fingerprint(self) -> str | None:
         return self._with_profile_args(
-            "identity read", lambda a: identity_keys.fingerprint(a[0], a[1])
+            "identity read", lambda a: identity_keys.fingerprint(a[0], a[1], a[2])
         )
 
     def identities_sharing_keys(
