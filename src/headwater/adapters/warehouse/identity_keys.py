@@ -143,7 +143,7 @@ def replace_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec, so
     marked = spec.fingerprint
     if not sp.key_indexes:
         hashed = identity_scans.hashes("s", [f"k{j + 1}" for j in width])
-        selected = ", ".join([selected, *hashed])
+        selected += "".join(f", {expr} AS {col}" for expr, col in hashed)
         marked += identity_scans.layout(execute)
     execute(f"DROP TABLE IF EXISTS {s}.{KEYS}", {})
     execute(
@@ -298,9 +298,9 @@ def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> N
     cols = "".join(f", {key_column(j)}" for j in width)
     picked = "".join(f", r.k{j}" for j in width)
     if not sp.key_indexes:
-        cols += ", _hs" + "".join(f", {identity_scans.hash_column(j)}" for j in width)
-        items = identity_scans.hashes("r.s", [f"r.k{j}" for j in width])
-        picked += "".join(", " + item.rsplit(" AS ", 1)[0] for item in items)
+        hashed = identity_scans.hashes("r.s", [f"r.k{j}" for j in width])
+        cols += "".join(f", {col}" for _, col in hashed)
+        picked += "".join(f", {expr}" for expr, _ in hashed)
     execute(
         f"INSERT INTO {s}.{KEYS} (_pipeline_id, _source_id{cols}) "
         f"SELECT r.p, r.s{picked} FROM (SELECT {', '.join(arrays)}) AS r",

@@ -57,13 +57,13 @@ def hash_column(position: int) -> str:
     return f"_h{position + 1}"
 
 
-def hashes(source: str, keys: Sequence[str]) -> list[str]:
-    """Select items: the hash of the source id `source` and of each key in `keys` (SQL
-    expressions), named as the key table's hash columns."""
-    items = [f"hash({source}) AS _hs"]
+def hashes(source: str, keys: Sequence[str]) -> list[tuple[str, str]]:
+    """(expression, key table column) of the hashes of the source id `source` and of
+    each key in `keys` (SQL expressions)."""
+    out = [(f"hash({source})", "_hs")]
     for j, key in enumerate(keys):
-        items.append(f"CASE WHEN {key} IS NULL THEN NULL ELSE hash({key}) END AS {hash_column(j)}")
-    return items
+        out.append((f"CASE WHEN {key} IS NULL THEN NULL ELSE hash({key}) END", hash_column(j)))
+    return out
 
 
 def delete_rows(
