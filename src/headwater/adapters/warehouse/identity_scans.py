@@ -144,10 +144,13 @@ def sharing(
     type, values) of the identifiers probed; identities whose key is in `known` are
     left out.
 
-    One scan of the key table's hashes finds every candidate; their keys and source
-    ids are compared exactly here (a source id may belong to another connection: that
-    is checked on the rows read; a key row may be stale for a pending identity, which
-    is a seed, hence known); the wide rows are read for the candidates not known."""
+    One scan of the key table's hashes finds every candidate, and the (pipeline id,
+    source id) of each: those known are dropped before their keys are read (the
+    frontier matches itself: most of them).  The keys and source ids of the others are
+    compared exactly (a source id may belong to another connection: that is checked on
+    the rows read; a key row may be stale for a pending identity, which is a seed,
+    hence known); then their wide rows are read.  The key table's rowids are used only
+    inside this transaction (the caller's: one `_with_profile_args`)."""
     s = sql.quote(schema)
     params: dict[str, Any] = {}
     wanted: list[str] = []
@@ -165,19 +168,25 @@ def sharing(
     # One scan per hash column, each matched alone (a semi-join, which DuckDB pushes
     # into the scan as a filter: only that column is read), then the rows by rowid.
     rowids = " UNION ALL ".join(f"SELECT rowid FROM {s}.identity_keys WHERE {w}" for w in wanted)
-    rows = execute(
-        f"SELECT x._pipeline_id, x._source_id{picked} FROM {s}.identity_keys AS x "
+    matched = execute(
+        f"SELECT x.rowid, x._pipeline_id, x._source_id FROM {s}.identity_keys AS x "
         f"WHERE x.rowid IN ({rowids})",
         params,
     )
-    sets = [set(values) for _, _, _, values in probed]
     skip = known if isinstance(known, set | frozenset) else set(known)
+    unknown = [r[0] for r in matched if (r[1], r[2]) not in skip]
+    if not unknown:
+        return []
+    rows = execute(
+        f"SELECT x._pipeline_id, x._source_id{picked} FROM {s}.identity_keys AS x "
+        f"WHERE x.rowid IN (SELECT unnest(CAST({sp.ph('r')} AS {sp.integer}[])))",
+        {"r": unknown},
+    )
+    sets = [set(values) for _, _, _, values in probed]
     keyed: set[tuple[str, str]] = set()
     others: set[tuple[str, str]] = set()
     for row in rows:
         key = (row[0], row[1])
-        if key in skip:
-            continue
         if any(row[2 + j] in values for j, values in enumerate(sets)):
             keyed.add(key)
         elif row[1] in source_ids:
