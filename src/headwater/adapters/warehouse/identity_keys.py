@@ -274,9 +274,7 @@ def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> N
     """Replace the key rows of `write.removed` by `write.rows` (inside the caller's
     transaction: the resolution's apply)."""
     s = sql.quote(schema)
-    if write.removed and not sp.key_indexes:
-        identity_scans.delete_rows(execute, schema, sp, write.removed)
-    elif write.removed:
+    if write.removed:
         pipes, ids = zip(*set(write.removed), strict=True)
         execute(
             f"DELETE FROM {s}.{KEYS} AS x USING (SELECT {unnest(sp, 'p', sp.text)} AS p, "

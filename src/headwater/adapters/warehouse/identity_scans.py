@@ -6,7 +6,8 @@ reads, so these lookups read narrow columns to find *which* rows they want, and 
 then the wide rows of ``identities``, by ``rowid`` in the same statement: DuckDB turns
 ``rowid IN (...)`` into a fetch of those rows (at a million identities, 1,700 wide
 rows in about 25 ms, against 90-130 ms for a join that scans every column of every
-row).  A rowid is only ever used inside the statement that read it.
+row; it still reads most blocks of every column, since 1,700 rows spread over most
+of them).  A rowid is only used inside the transaction that read it.
 
 A neighbourhood round (`sharing`) first reads the narrow key table alone and drops the
 identities the caller already holds (the frontier finds itself, and the profiles it was
@@ -14,10 +15,10 @@ in, in every round): the wide rows are read only for the others, often none.
 
 The key table is probed by hashes: besides the keys, each row holds the engine's
 ``hash`` of its source id (``_hs``) and of each key (``_h1 .. _hn``, null for a null
-key), 64-bit integers that DuckDB scans and matches about four times faster than the
-compressed strings (at a million identities a round's probe of every identifier and
-the source ids took 41 ms on the strings, 19 ms on the hashes; deleting the started
-identities' rows 20 ms and about 5).  A hash only narrows: the keys and source ids of
+key), 64-bit integers that DuckDB scans and matches faster than the compressed
+strings (at a million identities, after a run's writes, a round's probe
+of every identifier and the source ids, to the candidates' keys, took 55-100 ms on
+the strings, 35-50 ms on the hashes).  A hash only narrows: the keys and source ids of
 the rows it finds are compared exactly (here, and by the service on the rows read), so
 a collision costs a row, never a wrong match.  The hashes are compared only with hashes
 of the same engine: the fingerprint of a key table records the engine's hash of
@@ -64,21 +65,6 @@ def hashes(source: str, keys: Sequence[str]) -> list[tuple[str, str]]:
     for j, key in enumerate(keys):
         out.append((f"CASE WHEN {key} IS NULL THEN NULL ELSE hash({key}) END", hash_column(j)))
     return out
-
-
-def delete_rows(
-    execute: Execute, schema: str, sp: Spelling, keys: Collection[tuple[str, str]]
-) -> None:
-    """Delete the key rows of these (pipeline id, source id) keys: found by the hash of
-    their source id, then compared exactly."""
-    pipes, ids = zip(*set(keys), strict=True)
-    t = sp.text
-    execute(
-        f"DELETE FROM {sql.quote(schema)}.identity_keys AS x WHERE x._hs IN (SELECT "
-        f"hash({unnest(sp, 's', t)})) AND (x._pipeline_id, x._source_id) IN (SELECT "
-        f"{unnest(sp, 'p', t)}, {unnest(sp, 's', t)})",
-        {"p": list(pipes), "s": list(ids)},
-    )
 
 
 def with_members(
