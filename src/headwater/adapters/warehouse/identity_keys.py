@@ -14,7 +14,9 @@ Rows of identities written since the last resolution may be stale (they are pend
 so the next resolution starts from them and rewrites their keys); rows of deleted
 identities are dropped by that resolution; lookups join ``identities``, so neither is
 ever returned.  The lookups of a resolution after a run live here too: where it starts
-(`identities_with_members`) and each neighbourhood round (`sharing`).
+(`identities_with_members`) and each neighbourhood round (`sharing`); on DuckDB, where
+every lookup is a scan, they are shaped in `identity_scans`, and its key table holds the
+engine's hashes of the source id and the keys besides (``_hs``, ``_h1 .. _hn``).
 """
 
 from __future__ import annotations

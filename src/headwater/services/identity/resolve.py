@@ -73,6 +73,8 @@ def neighbourhood(
     frontier = list(found.values())
     gone = set(touched).difference(found)  # deleted: never found again
     while frontier:
+        # The store may leave out what is held already (on DuckDB it then reads the
+        # wide rows of the others only; the frontier finds itself in every round).
         probe = _probe(frontier, keys, settings)
         candidates = [c for c in store.sharing(probe, gone.union(found)) if c.key not in found]
         for c in candidates:
