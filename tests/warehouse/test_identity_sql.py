@@ -21,6 +21,7 @@ from headwater.services.identity import (
     rebuild,
 )
 from headwater.services.identity.ids import new_profile_id
+from headwater.services.identity.keys import key_spec
 from headwater.services.identity.records import Identity
 from headwater.services.identity.warehouse import (
     WarehouseIdentityStore,
@@ -106,3 +107,35 @@ def test_new_identity_settings_rebuild_the_keys_and_the_profiles(warehouse: Ware
     assert profile["_identity_count"] == 3
     again = resolve_warehouse(warehouse, user_first, Context("r3", AT))
     assert again.considered == 0  # keys current, nothing pending: nothing to do
+
+
+@pytest.mark.parametrize("stored", ["old layout", "other hash"])
+def test_a_key_table_hashed_otherwise_is_rebuilt(
+    warehouse: Warehouse, engine: Engine, stored: str
+) -> None:
+    """DuckDB probes the key table by the engine's hashes of the keys: a table made
+    before the hashes, or hashed by another DuckDB, finds nothing by them, so it is no
+    current table and the next resolution rebuilds it (and the profiles)."""
+    if engine.name != "duckdb":
+        pytest.skip("PostgreSQL probes the keys by their indexes, not by hashes")
+    settings = identity_settings(MODEL, ["email"])
+    write(warehouse, batch(row("a", email="ann@x.io"), row("b", email="bob@x.io")))
+    resolve_warehouse(warehouse, settings, Context("r1", AT))
+    fingerprint = key_spec(settings).fingerprint
+    assert warehouse.identity_keys_fingerprint() == fingerprint
+    if stored == "old layout":
+        engine.raw(warehouse, "ALTER TABLE {s}.identity_keys DROP COLUMN _hs")
+        engine.raw(warehouse, "ALTER TABLE {s}.identity_keys DROP COLUMN _h1")
+        marked = fingerprint
+    else:
+        marked = f"{fingerprint} hash:12345"
+    engine.raw(warehouse, f"UPDATE {{s}}.identity_keys_settings SET fingerprint = '{marked}'")
+    assert warehouse.identity_keys_fingerprint() is None
+    write(warehouse, batch(row("c", email="ANN@x.io "), run="run2", pipeline="p2"))
+    done = resolve_warehouse(warehouse, settings, Context("r2", AT))
+    assert done.considered == 3  # a rebuild, not the one pending identity's neighbourhood
+    assert warehouse.identity_keys_fingerprint() == fingerprint
+    assert sorted(p["_identity_count"] for p in warehouse.profiles()) == [1, 2]
+    write(warehouse, batch(row("d", email="bob@x.io"), run="run3", pipeline="p2"))
+    resolve_warehouse(warehouse, settings, Context("r3", AT))  # by the hashes again
+    assert sorted(p["_identity_count"] for p in warehouse.profiles()) == [2, 2]

@@ -224,9 +224,12 @@ class Warehouse(Protocol):
         keys: Sequence[Collection[Any]],
         integer: Sequence[bool],
         sources: Collection[tuple[str, str]],
+        known: Collection[tuple[str, str]] = (),
     ) -> list[IdentityRecord]:
         """Identities whose ``identity_keys`` key of identifier j is in ``keys[j]``, or
-        whose (connection id, source id) is in `sources` (`identity_keys.sharing`)."""
+        whose (connection id, source id) is in `sources` (`identity_keys.sharing`);
+        those whose (pipeline id, source id) is in `known` (the caller holds them) may
+        be left out."""
 
     def rebuild_profiles(self, job: Job) -> Outcome:
         """Recompute every profile set-based in one transaction (`identity_rebuild`);

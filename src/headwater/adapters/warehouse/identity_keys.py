@@ -14,7 +14,9 @@ Rows of identities written since the last resolution may be stale (they are pend
 so the next resolution starts from them and rewrites their keys); rows of deleted
 identities are dropped by that resolution; lookups join ``identities``, so neither is
 ever returned.  The lookups of a resolution after a run live here too: where it starts
-(`identities_with_members`) and each neighbourhood round (`sharing`).
+(`identities_with_members`) and each neighbourhood round (`sharing`); on DuckDB, where
+every lookup is a scan, they are shaped in `identity_scans`, and its key table holds the
+engine's hashes of the source id and the keys besides (``_hs``, ``_h1 .. _hn``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from headwater.adapters.warehouse import sql
+from headwater.adapters.warehouse import identity_scans, sql
 from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import (
     IdentityRecord,
@@ -114,8 +116,9 @@ def non_ascii(spec: KeySpec, sp: Spelling, alias: str) -> str | None:
     return " OR ".join(parts) if parts else None
 
 
-def fingerprint(execute: Execute, schema: str) -> str | None:
-    """The fingerprint the key table was built with (None: no key table yet)."""
+def fingerprint(execute: Execute, schema: str, sp: Spelling) -> str | None:
+    """The fingerprint the key table was built with (None: no key table yet, or one
+    whose layout is not the engine's: `identity_scans.layout`)."""
     found = execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
         f"{literal(schema)} AND table_name = '{KEYS_SETTINGS}'",
@@ -124,13 +127,26 @@ def fingerprint(execute: Execute, schema: str) -> str | None:
     if not found or not found[0][0]:
         return None
     rows = execute(f"SELECT fingerprint FROM {sql.quote(schema)}.{KEYS_SETTINGS}", {})
-    return str(rows[0][0]) if rows else None
+    if not rows:
+        return None
+    stored = str(rows[0][0])
+    if sp.key_indexes:
+        return stored
+    suffix = identity_scans.layout(execute)
+    return stored.removesuffix(suffix) if stored.endswith(suffix) else None
 
 
 def replace_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec, source: str) -> None:
-    """Replace the key table by `source` (``p, s, k1..kn``) and record the fingerprint."""
+    """Replace the key table by `source` (``p, s, k1..kn``) and record the fingerprint
+    (without indexes, with the hashes of `identity_scans`)."""
     s = sql.quote(schema)
-    selected = ", ".join(f"k{j + 1} AS {key_column(j)}" for j in range(len(spec.rules)))
+    width = range(len(spec.rules))
+    selected = ", ".join(f"k{j + 1} AS {key_column(j)}" for j in width)
+    marked = spec.fingerprint
+    if not sp.key_indexes:
+        hashed = identity_scans.hashes("s", [f"k{j + 1}" for j in width])
+        selected += "".join(f", {expr} AS {col}" for expr, col in hashed)
+        marked += identity_scans.layout(execute)
     execute(f"DROP TABLE IF EXISTS {s}.{KEYS}", {})
     execute(
         f"CREATE TABLE {s}.{KEYS} AS SELECT p AS _pipeline_id, s AS _source_id, {selected} "
@@ -149,7 +165,7 @@ def replace_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec, so
     execute(f"CREATE TABLE {s}.{KEYS_SETTINGS} (fingerprint {sp.text} NOT NULL)", {})
     execute(
         f"INSERT INTO {s}.{KEYS_SETTINGS} (fingerprint) VALUES ({sp.ph('f')})",
-        {"f": spec.fingerprint},
+        {"f": marked},
     )
 
 
@@ -167,6 +183,8 @@ def identities_with_members(
     found on the narrow columns first)."""
     if not keys and not former_profiles:
         return []
+    if not sp.key_indexes:  # every lookup a scan: narrow columns first (DuckDB)
+        return identity_scans.with_members(execute, schema, sp, columns, keys, former_profiles)
     s = sql.quote(schema)
     pipes, sources = zip(*set(keys), strict=True) if keys else ((), ())
     t = sp.text
@@ -195,67 +213,62 @@ def sharing(
     keys: Sequence[Collection[Key]],
     integer: Sequence[bool],
     sources: Collection[tuple[str, str]],
+    known: Collection[tuple[str, str]] = (),
 ) -> list[IdentityRecord]:
     """Identities whose key of identifier j is among `keys[j]` (by the key table), or
-    whose (connection id, source id) is in `sources`: one statement.
+    whose (connection id, source id) is in `sources`; those with a key in `known` may
+    be left out.
 
     With indexes (PostgreSQL) each part is an index probe per value (the values bound
     as an array in ``= ANY``, which the planner serves from the index whatever its row
-    estimates), sources probed on ``identities`` by its ``_source_id`` index.  Without
-    (DuckDB, which joins by hashing and scans): one scan of the narrow key table for
-    every part at once (sources by the key table's ``_source_id``; an identity missing
-    from it or stale there is pending, hence a seed already), then one join to
-    ``identities`` for the rows, where the source matches are checked against their
-    connection."""
+    estimates), sources probed on ``identities`` by its ``_source_id`` index, in one
+    statement.  Without (DuckDB, which joins by hashing and scans): the narrow key
+    table first, then the wide rows of the candidates not `known`
+    (`identity_scans.sharing`)."""
+    if not sp.key_indexes:
+        probed_keys = [
+            (
+                key_column(j),
+                identity_scans.hash_column(j),
+                sp.integer if integer[j] else sp.text,
+                values,
+            )
+            for j, values in enumerate(keys)
+            if values
+        ]
+        return identity_scans.sharing(execute, schema, sp, columns, probed_keys, sources, known)
     s = sql.quote(schema)
     params: dict[str, Any] = {}
-    probed: list[tuple[str, str, str]] = []  # (key column, as rows, as an array)
+    probed: list[tuple[str, str]] = []  # (key column, the values as an array)
     for j, values in enumerate(keys):
         if values:
             kind = sp.integer if integer[j] else sp.text
             params[f"k{j}"] = list(values)
-            array = f"CAST({sp.ph(f'k{j}')} AS {kind}[])"
-            probed.append((key_column(j), unnest(sp, f"k{j}", kind), array))
+            probed.append((key_column(j), f"CAST({sp.ph(f'k{j}')} AS {kind}[])"))
     if sources:
         conns, ids = zip(*set(sources), strict=True)
         params.update(sc=list(conns), ss=list(ids))
     if not params:
         return []
     select = identity_select(schema, sp, list(columns))
-    if sp.key_indexes:
-        found = [
-            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.{KEYS} AS x "
-            f"WHERE x.{col} IS NOT NULL AND x.{col} = ANY({array})"
-            for col, _, array in probed
-        ]
-        if sources:
-            found.append(
-                f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.identities AS x "
-                f"WHERE x._source_id = ANY(CAST({sp.ph('ss')} AS {sp.text}[])) "
-                f"AND (x._connection_id, x._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
-                f"{unnest(sp, 'ss', sp.text)})"
-            )
-        query = (
-            f"{select} JOIN ({' UNION '.join(found)}) AS k "
-            "ON i._pipeline_id = k.p AND i._source_id = k.s"
-        )
-        if sp.probe_setup:
-            execute(sp.probe_setup, {})
-        return records(execute(query, params), columns)
-    wanted = [f"x.{col} IN (SELECT {values})" for col, values, _ in probed]
-    matched = [f"k.{col} IN (SELECT {values})" for col, values, _ in probed]
+    found = [
+        f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.{KEYS} AS x "
+        f"WHERE x.{col} IS NOT NULL AND x.{col} = ANY({array})"
+        for col, array in probed
+    ]
     if sources:
-        wanted.append(f"x._source_id IN (SELECT {unnest(sp, 'ss', sp.text)})")
-        matched.append(
-            f"(i._connection_id, i._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
+        found.append(
+            f"SELECT x._pipeline_id AS p, x._source_id AS s FROM {s}.identities AS x "
+            f"WHERE x._source_id = ANY(CAST({sp.ph('ss')} AS {sp.text}[])) "
+            f"AND (x._connection_id, x._source_id) IN (SELECT {unnest(sp, 'sc', sp.text)}, "
             f"{unnest(sp, 'ss', sp.text)})"
         )
-    picked = "".join(f", x.{col}" for col, _, _ in probed)
     query = (
-        f"WITH k AS (SELECT x._pipeline_id AS p, x._source_id AS s{picked} FROM {s}.{KEYS} "
-        f"AS x WHERE {' OR '.join(wanted)}) {select} JOIN k "
-        f"ON i._pipeline_id = k.p AND i._source_id = k.s WHERE {' OR '.join(matched)}"
+        f"{select} JOIN ({' UNION '.join(found)}) AS k "
+        "ON i._pipeline_id = k.p AND i._source_id = k.s"
     )
+    if sp.probe_setup:
+        execute(sp.probe_setup, {})
     return records(execute(query, params), columns)
 
 
@@ -281,8 +294,13 @@ def write_rows(execute: Execute, schema: str, sp: Spelling, write: KeyRows) -> N
     for j, integer in enumerate(write.integer):
         params[f"k{j}"] = [r[2][j] for r in write.rows]
         arrays.append(f"{unnest(sp, f'k{j}', sp.integer if integer else sp.text)} AS k{j}")
-    cols = "".join(f", {key_column(j)}" for j in range(len(write.integer)))
-    picked = "".join(f", r.k{j}" for j in range(len(write.integer)))
+    width = range(len(write.integer))
+    cols = "".join(f", {key_column(j)}" for j in width)
+    picked = "".join(f", r.k{j}" for j in width)
+    if not sp.key_indexes:
+        hashed = identity_scans.hashes("r.s", [f"r.k{j}" for j in width])
+        cols += "".join(f", {col}" for _, col in hashed)
+        picked += "".join(f", {expr}" for expr, _ in hashed)
     execute(
         f"INSERT INTO {s}.{KEYS} (_pipeline_id, _source_id{cols}) "
         f"SELECT r.p, r.s{picked} FROM (SELECT {', '.join(arrays)}) AS r",

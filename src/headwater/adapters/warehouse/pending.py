@@ -73,16 +73,29 @@ def read(execute: Execute, schema: str, text: str) -> Pending:
     )
 
 
+#: Up to this many batches are listed as literals in `clear` (more: a bound array).
+LISTED = 1_000
+
+
 def clear(
     execute: Execute, schema: str, ph: Placeholder, text: str, batches: Collection[str]
 ) -> None:
-    """Remove the pending rows of these batches (inside the apply's transaction)."""
-    if batches:
-        execute(
-            f"DELETE FROM {sql.quote(schema)}.pending_identities WHERE _batch IN "
-            f"(SELECT unnest(CAST({ph('batches')} AS {text}[])))",
-            {"batches": sorted(batches)},
-        )
+    """Remove the pending rows of these batches (inside the apply's transaction).
+
+    A few batches (one per write since the last resolution, usually) are listed as
+    literals: DuckDB joins a bound array's ``unnest`` (4-12 ms at a million identities,
+    against 0.4 ms for the list)."""
+    if not batches:
+        return
+    table = f"{sql.quote(schema)}.pending_identities"
+    if len(batches) <= LISTED:
+        listed = ", ".join("'" + b.replace("'", "''") + "'" for b in sorted(batches))
+        execute(f"DELETE FROM {table} WHERE _batch IN ({listed})", {})
+        return
+    execute(
+        f"DELETE FROM {table} WHERE _batch IN (SELECT unnest(CAST({ph('batches')} AS {text}[])))",
+        {"batches": sorted(batches)},
+    )
 
 
 def count(execute: Execute, schema: str) -> int:

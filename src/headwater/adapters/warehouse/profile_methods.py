@@ -87,7 +87,7 @@ class ProfileMethods:
 
     def identity_keys_fingerprint(self) -> str | None:
         return self._with_profile_args(
-            "identity read", lambda a: identity_keys.fingerprint(a[0], a[1])
+            "identity read", lambda a: identity_keys.fingerprint(a[0], a[1], a[2])
         )
 
     def identities_sharing_keys(
@@ -95,9 +95,10 @@ class ProfileMethods:
         keys: Sequence[Collection[Any]],
         integer: Sequence[bool],
         sources: Collection[tuple[str, str]],
+        known: Collection[tuple[str, str]] = (),
     ) -> list[IdentityRecord]:
         return self._with_profile_args(
-            "identity read", lambda a: identity_keys.sharing(*a, keys, integer, sources)
+            "identity read", lambda a: identity_keys.sharing(*a, keys, integer, sources, known)
         )
 
     def _rebuild_memory(self) -> AbstractContextManager[None]:

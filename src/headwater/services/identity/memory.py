@@ -70,14 +70,14 @@ class MemoryIdentityStore:
     def identities(self, keys: Collection[IdentityKey]) -> list[Identity]:
         return [self.rows[k] for k in set(keys) if k in self.rows]
 
-    def sharing(self, probe: Probe) -> list[Identity]:
+    def sharing(self, probe: Probe, known: Collection[IdentityKey] = ()) -> list[Identity]:
         found: set[IdentityKey] = set()
         for path, values in probe.keys.items():
             for value in values:
                 found.update(self._by_key.get((path, value), ()))
         for source in probe.sources:
             found.update(self._by_source.get(source, ()))
-        return [self.rows[k] for k in found]
+        return [self.rows[k] for k in found.difference(known)]
 
     def members(self, profile_ids: Collection[str]) -> list[Identity]:
         found: set[IdentityKey] = set()

@@ -71,10 +71,12 @@ def neighbourhood(
     found = {i.key: i for i in store.with_members(touched, former_profiles)}
     keys = {k: identifier_keys(i.values, settings) for k, i in found.items()}
     frontier = list(found.values())
+    gone = set(touched).difference(found)  # deleted: never found again
     while frontier:
-        candidates = [
-            c for c in store.sharing(_probe(frontier, keys, settings)) if c.key not in found
-        ]
+        # The store may leave out what is held already (on DuckDB it then reads the
+        # wide rows of the others only; the frontier finds itself in every round).
+        probe = _probe(frontier, keys, settings)
+        candidates = [c for c in store.sharing(probe, gone.union(found)) if c.key not in found]
         for c in candidates:
             keys[c.key] = identifier_keys(c.values, settings)
         frontier = _linked_to(frontier, candidates, keys)

@@ -42,10 +42,11 @@ class IdentityStore(Protocol):
     def identities(self, keys: Collection[IdentityKey]) -> list[Identity]:
         """The identities with these keys."""
 
-    def sharing(self, probe: Probe) -> list[Identity]:
+    def sharing(self, probe: Probe, known: Collection[IdentityKey] = ()) -> list[Identity]:
         """Every identity whose normalised key of some identifier is in
         ``probe.keys[identifier]``, or whose (connection, source id) is in
-        ``probe.sources``.  Blocked and empty values never match (their key is null)."""
+        ``probe.sources``.  Blocked and empty values never match (their key is null).
+        Identities whose key is in `known` (the caller holds them) may be left out."""
 
     def members(self, profile_ids: Collection[str]) -> list[Identity]:
         """Every identity whose current profile id is one of `profile_ids`."""

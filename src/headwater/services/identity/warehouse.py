@@ -80,12 +80,13 @@ class WarehouseIdentityStore:
             self._last = (asked, out)
         return out
 
-    def sharing(self, probe: Probe) -> list[Identity]:
+    def sharing(self, probe: Probe, known: Collection[IdentityKey] = ()) -> list[Identity]:
         if self._keyed:
             found = self._warehouse.identities_sharing_keys(
                 [probe.keys.get(i.path, frozenset()) for i in self._settings.identifiers],
                 [i.type is PropertyType.INTEGER for i in self._settings.identifiers],
                 probe.sources,
+                {(k.pipeline_id, k.source_id) for k in known},
             )
             return [_identity(r) for r in found]
         keys: dict[str, Collection[str | int]] = {
