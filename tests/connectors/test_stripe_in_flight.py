@@ -45,9 +45,12 @@ def test_split_pieces_cover_the_rest_exactly_and_the_stream_keeps_its_second() -
     assert lo <= 1500  # the stream's cursor is inside second 1500: it keeps it
 
 
-def test_a_stream_is_not_split_when_a_piece_would_not_hold_two_pages() -> None:
-    stream = Stream(lo=1000, newest=1100, oldest=1050, records=300)  # ~300 left: 3 pages
-    assert split_stream(stream, 4, page_size=100) == (1000, [])  # 3 pages: one piece
+def test_a_stream_is_not_split_in_more_pieces_than_it_holds_pages() -> None:
+    short = Stream(lo=1000, newest=1100, oldest=1050, records=300)  # ~294 left: 2 pages
+    lo, pieces = split_stream(short, 4, page_size=100)
+    assert (lo, pieces) == (1025, [Window(1000, 1025)])  # two pieces, not four
+    under = Stream(lo=1000, newest=1100, oldest=1030, records=300)  # ~127 left
+    assert split_stream(under, 4, page_size=100) == (1000, [])  # not two whole pages
     one_second = Stream(lo=1500, newest=2000, oldest=1500, records=5000)
     assert split_stream(one_second, 4, page_size=100) == (1500, [])
 
@@ -138,3 +141,65 @@ def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() ->
         assert run._pieces("short", short) == 1
     finally:
         http.close()
+
+
+def _warm_gate(clock: FakeClock, latency: float, cap: int = 20) -> Gate:
+    """A gate that has seen 30 answers, one at a time, `latency` seconds each."""
+    gate = Gate(ConcurrencySettings(budget=25.0, cap=cap, initial=8), clock)
+    for _ in range(30):
+        gate.acquire()
+        flight = gate.sent()
+        clock.now += latency
+        gate.done(flight, Outcome.ANSWERED)
+    return gate
+
+
+def _run_on(gate: Gate, workers: int = 20) -> tuple[_Run, StripeHTTP]:
+    settings = StripeSettings(base_url="http://127.0.0.1:9", api_key="sk_test_x" * 3)
+    http = StripeHTTP(settings, limiter=RequestBudget(25.0), gate=gate)
+    return _Run(http, page_size=100, workers=workers), http
+
+
+def test_a_stream_on_its_last_page_leaves_room_for_another_window() -> None:
+    """Near the end of a read most open windows are on their last request: their slots
+    are free with those answers, so a stream with pages left may split into them."""
+    gate = _warm_gate(FakeClock(), latency=0.3)
+    wanted = gate.wanted()
+    run, http = _run_on(gate)
+    try:
+        run._pending = run._active = wanted
+        for index in range(wanted - 1):
+            run._left[index] = 40.0  # on its last page
+        run._left["long"] = 900.0
+        assert run._room() == wanted - 1
+        run._left.update(dict.fromkeys(range(wanted - 1), 400.0))  # pages left
+        assert run._room() == 0
+    finally:
+        http.close()
+
+
+def test_windows_awaiting_their_first_page_count_in_what_the_read_has_left() -> None:
+    """Every open window counts: the ones being paged at what they have left, the others
+    (queued, or whose first request is in flight) at the average of those."""
+    run, http = _run_on(_warm_gate(FakeClock(), latency=0.3))
+    try:
+        run._pending, run._active = 4, 4  # all four read by a worker, none queued
+        run._left.update(a=300.0, b=500.0)  # two being paged; two on their first page
+        assert run._total_left() == pytest.approx(800.0 + 2 * 400.0)
+    finally:
+        http.close()
+
+
+def test_a_read_plans_fewer_windows_than_stripe_refused_in_flight() -> None:
+    """At 1 s the budget wants 20 in flight; once Stripe refused a request with 10 in
+    flight (its concurrency limit), the read plans windows for fewer than 10."""
+    clock = FakeClock()
+    gate = _warm_gate(clock, latency=1.0)
+    assert gate.wanted() == 20
+    flights = []
+    for _ in range(10):
+        gate.acquire()
+        flights.append(gate.sent())
+    clock.now += 0.3
+    gate.done(flights.pop(), Outcome.RATE_LIMITED)
+    assert gate.wanted() == 8  # refused at 10: a ceiling of 9, less a margin

@@ -166,6 +166,12 @@ class ConcurrencyController:
         return self._mean if self._answers else None
 
     @property
+    def ceiling(self) -> int | None:
+        """The level below the one at which Stripe last refused a request (429), which
+        the limit re-probes now and then; None before any refusal."""
+        return None if self._ceiling is None else math.floor(self._ceiling)
+
+    @property
     def baseline(self) -> float | None:
         """The latency without queueing, in seconds (None while warming up)."""
         return self._baseline

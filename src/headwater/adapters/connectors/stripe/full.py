@@ -205,10 +205,11 @@ class _Run:
 
     def _total_left(self) -> float:
         """Records likely left in the whole read (under the lock): those of the streams
-        being paged, and for each window waiting for a worker the average of theirs."""
+        being paged, and for each other open window (waiting for a worker, or for its
+        first page) the average of theirs."""
         total = sum(self._left.values())
-        waiting = self._pending - self._active
-        return total + waiting * total / len(self._left) if self._left else 0.0
+        unknown = max(0, self._pending - len(self._left))
+        return total + unknown * total / len(self._left) if self._left else 0.0
 
     def _pieces(self, key: object, stream: Stream) -> int:
         """In how many windows to read the rest of `stream` (1: do not split).
@@ -242,11 +243,14 @@ class _Run:
 
     def _room(self) -> int:
         """How many more windows could be read at once than are open now: as many as
-        requests may be in flight (or soon will be: Little's law's target)."""
+        requests may be in flight (or soon will be: Little's law's target).  A stream
+        whose request in flight is likely its last (fewer records left than a page)
+        leaves its slot with that answer: it does not count as open."""
         gate = self.http.gate
         wanted = self.workers if gate is None else min(self.workers, gate.wanted())
         with self._lock:
-            return max(0, wanted - self._pending)
+            ending = sum(1 for left in self._left.values() if left < self.page_size)
+            return max(0, wanted - self._pending + ending)
 
     def _emit(self, page: Page) -> None:
         if self.stop.is_set() or not self.pages.put(page):
