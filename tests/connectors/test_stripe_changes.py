@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -190,3 +191,40 @@ def test_verify_key_gives_up_after_as_many_attempts_as_a_run(sandbox: RunningSan
     attempts = StripeSettings().max_retries + 1
     assert info.value.attempts == attempts == sandbox.stats()["rate_limited"]
     assert f"gave up after {attempts} attempts" in info.value.message
+
+
+def test_a_full_read_started_ahead_asks_for_its_first_page_at_once(sandbox: RunningSandbox) -> None:
+    """`read_full_ahead` asks for the first page at once, on a thread: the request is
+    sent before `read_full` or `event_position` is called, whose answer then times the
+    position, and the read goes on from it; every customer comes once, and every call
+    is counted."""
+    client = stripe_client(sandbox)
+    expected = {c.id for c in client.v1.customers.list(params={"limit": 100}).auto_paging_iter()}
+    sandbox.reset_stats()
+    with source_for(sandbox) as source:
+        source.read_full_ahead()
+        for _ in range(200):  # the first page is asked for with nothing else called
+            if sandbox.stats()["requests"]:
+                break
+            time.sleep(0.01)
+        assert sandbox.stats()["by_path"] == {"GET /v1/customers": 1}
+        pages = source.read_full()
+        position = source.event_position()
+        ids = [record["id"] for page in pages for record in page]
+        calls = source.api_calls
+    assert "event_id" in position  # taken from the answer read ahead (None: no events yet)
+    assert len(ids) == len(set(ids))
+    assert set(ids) == expected
+    assert calls == sandbox.stats()["requests"]
+
+
+def test_a_full_read_started_ahead_and_never_used_is_closed_with_the_source(
+    sandbox: RunningSandbox,
+) -> None:
+    source = source_for(sandbox)
+    source.read_full_ahead()
+    reads = list(source._reads)
+    source.close()  # a run that failed before its read: nothing is left running
+    assert reads
+    assert not any(read.running for read in reads)
+    assert source._ahead is None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stripe
@@ -259,3 +260,33 @@ def test_a_row_the_warehouse_refuses_is_a_write_error_and_keeps_its_old_row(
     rows = _identities(app, pipeline.id)
     assert len(rows) == 31
     assert rows[big.id]["score"] == 5  # the earlier import is intact
+
+
+def test_a_full_run_asks_for_its_first_page_while_the_warehouse_opens(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request's round trip overlaps opening the warehouse; an incremental
+    run asks nothing before (it reads its position from the warehouse)."""
+    pipeline = make_pipeline(connect(app, sandbox))
+    opened = App.warehouse
+    seen: list[int] = []
+
+    def warehouse(self: App) -> Any:
+        deadline = time.monotonic() + (5.0 if not seen else 0.5)
+        while time.monotonic() < deadline and not sandbox.stats()["requests"]:
+            time.sleep(0.01)
+        seen.append(sandbox.stats()["requests"])
+        return opened(self)
+
+    monkeypatch.setattr(App, "warehouse", warehouse)
+    sandbox.reset_stats()
+    run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == "succeeded", run.message
+    assert run.kind == "full"
+    assert run.counters["written"] == 1500
+    assert seen[0] == 1  # the first page, before the warehouse was opened
+    sandbox.reset_stats()
+    again = runner.run_pipeline(app, pipeline.id)
+    assert again.status == "succeeded", again.message
+    assert again.kind == "incremental"
+    assert seen[-1] == 0

@@ -145,10 +145,14 @@ def _parts(
     model = app.model()
     keep = compile_predicate(pipeline.filter)  # compiled once per run
     with contextlib.ExitStack() as stack:
-        warehouse = app.warehouse()
-        stack.callback(warehouse.close)
         source = open_source(app, connection)
         stack.callback(source.close)
+        if run.kind == RunKind.FULL and pipeline.incremental and connection.events_read:
+            # Its first request's round trip overlaps opening the warehouse (`engine`'s
+            # `run_full` reads the full read, then its event position).
+            source.read_full_ahead()
+        warehouse = app.warehouse()
+        stack.callback(warehouse.close)
         transformation = compile_transformation(pipeline.transformation, model)
         stack.callback(transformation.close)
         yield RunContext(

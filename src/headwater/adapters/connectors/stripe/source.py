@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
@@ -12,7 +13,7 @@ from headwater.adapters.connectors.stripe.changes import ChangeReader, served_af
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
 from headwater.adapters.connectors.stripe.errors import MalformedResponse
 from headwater.adapters.connectors.stripe.flight import gate_for
-from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.offload import ReadingProcess
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
 from headwater.adapters.connectors.stripe.windows import Window
@@ -31,6 +32,7 @@ class StripeSource:
         self.http = StripeHTTP(settings, gate=gate_for(settings))
         self._changes = ChangeReader(self.http, settings.page_size, settings.workers)
         self._reads: list[ReadingProcess] = []  # ended by `close` if not before
+        self._ahead: _FirstPage | None = None  # `read_full_ahead`'s, until used
 
     @property
     def api_calls(self) -> int:
@@ -38,7 +40,23 @@ class StripeSource:
         return self.http.api_calls
 
     def read_full(self) -> Pages:
+        """A full read (the one `read_full_ahead` started, if it has not begun)."""
+        ahead = self._ahead
+        if ahead is not None and ahead.read.running and not ahead.read.begun:
+            return ahead.read
         return self.read_created_since(self.settings.created_lower_bound)
+
+    def read_full_ahead(self) -> None:
+        """Start the full read that comes next, with its event position (`read_full`,
+        then `event_position`): its reading process, and this client's request for its
+        first page, on a thread, so that the round trip overlaps what the caller does
+        before (opening a warehouse, compiling a transformation).  The answer waits for
+        `event_position`, whose rule it keeps: the position is taken before that page
+        was served; a request never used costs one call."""
+        read = self.read_full()
+        assert isinstance(read, ReadingProcess)
+        params = {"limit": self.settings.page_size, **read.root.params()}
+        self._ahead = _FirstPage(self.http, read, params)
 
     def read_created_since(self, created: int) -> Pages:
         """Customers with ``created >= created``, in pages (for keys without Events: Read).
@@ -77,10 +95,14 @@ class StripeSource:
         if not waiting:
             return self._changes.position()
         read = waiting[-1]
-        params = {"limit": self.settings.page_size, **read.root.params()}
-        sent = time.monotonic()
-        reply = self.http.get("/v1/customers", params)
-        elapsed = time.monotonic() - sent
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.read is read:
+            reply, elapsed = ahead.answer()
+        else:
+            params = {"limit": self.settings.page_size, **read.root.params()}
+            sent = time.monotonic()
+            reply = self.http.get("/v1/customers", params)
+            elapsed = time.monotonic() - sent
         served = served_after(reply.server_time, elapsed)
         if served is None:
             raise MalformedResponse("Stripe's response has no usable Date header")
@@ -90,6 +112,9 @@ class StripeSource:
         yield from self._changes.read(position)
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.stop.set()  # no more retries of an answer no one will take
+            self._ahead = None
         for read in self._reads:
             read.close()
         self._reads = []
@@ -105,3 +130,32 @@ class StripeSource:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _FirstPage:
+    """The answer to a read's first request, asked for on a thread of its own."""
+
+    def __init__(self, http: StripeHTTP, read: ReadingProcess, params: dict[str, Any]) -> None:
+        self.read = read
+        self.stop = threading.Event()
+        self._http, self._params = http, params
+        self._result: tuple[Reply, float] | BaseException | None = None
+        self._thread = threading.Thread(target=self._ask, name="stripe-first-page", daemon=True)
+        self._thread.start()
+
+    def _ask(self) -> None:
+        sent = time.monotonic()
+        try:
+            reply = self._http.get("/v1/customers", self._params, self.stop)
+            self._result = (reply, time.monotonic() - sent)
+        except BaseException as exc:  # raised by `answer`, or dropped with the source
+            self._result = exc
+
+    def answer(self) -> tuple[Reply, float]:
+        """The reply and its seconds from send to answer (the thread's error raised)."""
+        self._thread.join()
+        result = self._result
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        return result
