@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from headwater.adapters.connectors.stripe import cpu
+from headwater.adapters.connectors.stripe.background import Background
 from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.channel import error_to_data, read_frame, write_frame
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
@@ -83,19 +84,22 @@ def serve() -> None:
         raw = str(start["first"]).encode()
         first, served = Reply(orjson.loads(raw), None, None, raw), int(start["served"])
         gate.answered_elsewhere(float(start["latency"]))
-    position = _Position(http, settings.page_size, served, limiter.reserved)
+    position = None
+    if served is not None:
+        position = _position(http, settings.page_size, served, limiter.reserved)
 
     def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
         write_frame(out, tag, payload, META.pack(http.api_calls, http.retries, take))
 
     def send_position() -> None:
-        send(b"T", orjson.dumps(position.take()))
+        assert position is not None
+        send(b"T", orjson.dumps(position.outcome()))
 
     try:
-        if served is not None:  # its request first: the windows' requests queue behind it
+        if position is not None:  # its request first: the windows' requests queue behind it
             position.start()
             limiter.reserved.wait()
-        position_due = served is not None
+        position_due = position is not None
         for page in read_pages(
             http,
             window,
@@ -134,39 +138,15 @@ class _Reserving(RequestBudget):
         return wait
 
 
-class _Position:
+def _position(
+    http: StripeHTTP, page_size: int, served: int, sent: threading.Event
+) -> Background[dict[str, Any]]:
     """The event position (`ChangeReader.position_before`), read on a thread of its own
     while the windows are read: its request goes ahead of theirs for the budget, so
-    that the run, which waits for it, is not kept waiting behind a queue of them."""
-
-    def __init__(
-        self, http: StripeHTTP, page_size: int, served: int | None, sent: threading.Event
-    ) -> None:
-        self._reader = ChangeReader(http, page_size)
-        self._served = served
-        self._sent = sent  # set once its request has a token (here too if it failed before)
-        self._result: dict[str, Any] | BaseException | None = None
-        self._thread = threading.Thread(target=self._read, name="stripe-position", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._served is not None
-        try:
-            self._result = self._reader.position_before(self._served)
-        except BaseException as exc:  # handed to `take`, never lost
-            self._result = exc
-            self._sent.set()  # whoever waits for the request to go need wait no more
-
-    def take(self) -> dict[str, Any]:
-        """The position, once read (its error raised here)."""
-        self._thread.join()
-        result = self._result
-        if isinstance(result, BaseException):
-            raise result
-        assert result is not None
-        return result
+    that the run, which waits for it, is not kept waiting behind a queue of them.
+    `sent` is set once its request has a send time, or when it failed before."""
+    reader = ChangeReader(http, page_size)
+    return Background(lambda: reader.position_before(served), "stripe-position", sent.set)
 
 
 def _request(fd: int) -> dict[str, Any]:

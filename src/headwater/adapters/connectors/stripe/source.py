@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from headwater.adapters.connectors.contract import ChangeBatch, Pages
+from headwater.adapters.connectors.stripe.background import Background
 from headwater.adapters.connectors.stripe.changes import ChangeReader, served_after
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Declaration, StripeSettings
 from headwater.adapters.connectors.stripe.errors import MalformedResponse
@@ -32,7 +34,7 @@ class StripeSource:
         self.http = StripeHTTP(settings, gate=gate_for(settings))
         self._changes = ChangeReader(self.http, settings.page_size, settings.workers)
         self._reads: list[ReadingProcess] = []  # ended by `close` if not before
-        self._ahead: _FirstPage | None = None  # `read_full_ahead`'s, until used
+        self._ahead: _Ahead | None = None  # `read_full_ahead`'s, until used
 
     @property
     def api_calls(self) -> int:
@@ -56,7 +58,7 @@ class StripeSource:
         read = self.read_full()
         assert isinstance(read, ReadingProcess)
         params = {"limit": self.settings.page_size, **read.root.params()}
-        self._ahead = _FirstPage(self.http, read, params)
+        self._ahead = _ahead(self.http, read, params)
 
     def read_created_since(self, created: int) -> Pages:
         """Customers with ``created >= created``, in pages (for keys without Events: Read).
@@ -97,7 +99,7 @@ class StripeSource:
         read = waiting[-1]
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead.read is read:
-            reply, elapsed = ahead.answer()
+            reply, elapsed = ahead.first.outcome()
         else:
             params = {"limit": self.settings.page_size, **read.root.params()}
             sent = time.monotonic()
@@ -132,30 +134,21 @@ class StripeSource:
         self.close()
 
 
-class _FirstPage:
-    """The answer to a read's first request, asked for on a thread of its own."""
+@dataclass(frozen=True)
+class _Ahead:
+    """A full read started ahead and the request for its first page, on a thread."""
 
-    def __init__(self, http: StripeHTTP, read: ReadingProcess, params: dict[str, Any]) -> None:
-        self.read = read
-        self.stop = threading.Event()
-        self._http, self._params = http, params
-        self._result: tuple[Reply, float] | BaseException | None = None
-        self._thread = threading.Thread(target=self._ask, name="stripe-first-page", daemon=True)
-        self._thread.start()
+    read: ReadingProcess
+    first: Background[tuple[Reply, float]]  # the answer, and its seconds from send
+    stop: threading.Event  # no more retries: the answer will not be taken
 
-    def _ask(self) -> None:
+
+def _ahead(http: StripeHTTP, read: ReadingProcess, params: dict[str, Any]) -> _Ahead:
+    stop = threading.Event()
+
+    def ask() -> tuple[Reply, float]:
         sent = time.monotonic()
-        try:
-            reply = self._http.get("/v1/customers", self._params, self.stop)
-            self._result = (reply, time.monotonic() - sent)
-        except BaseException as exc:  # raised by `answer`, or dropped with the source
-            self._result = exc
+        reply = http.get("/v1/customers", params, stop)
+        return reply, time.monotonic() - sent
 
-    def answer(self) -> tuple[Reply, float]:
-        """The reply and its seconds from send to answer (the thread's error raised)."""
-        self._thread.join()
-        result = self._result
-        if isinstance(result, BaseException):
-            raise result
-        assert result is not None
-        return result
+    return _Ahead(read, Background(ask, "stripe-first-page").start(), stop)
