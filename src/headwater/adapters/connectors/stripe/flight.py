@@ -82,8 +82,9 @@ class Gate:
         the budget needs at the latency seen (the limit is on its way there), but after
         a refusal (429) one fewer than the controller's ceiling, a margin for latency's
         spread: windows beyond what Stripe serves at once only wait, and a read that
-        opens them asks for more in flight than it allows (measured at 300 ms with a
-        sandbox limit of 10: 0.25 s shorter reads and 12 fewer requests)."""
+        opens them asks for more in flight than it allows (measured in-process at 300 ms
+        with a sandbox limit of 10: `full._Run`'s tail rules without this made a read
+        of 40,000 customers 17.87 -> 18.73 s; with it, 18.32 -> 18.07 s)."""
         with self._changed:
             controller = self.controller
             wanted = controller.limit
