@@ -159,6 +159,28 @@ def test_cancel_a_running_full_run_stops_at_a_batch_boundary_keeping_what_commit
     assert warehouse_ids(app, pipeline.id) == stripe_ids
 
 
+def test_cancel_stops_a_full_run_at_its_next_page_not_its_next_write(
+    short_lease_app: App, make_pipeline: MakePipeline
+) -> None:
+    """DESIGN §7: a running run stops within about 5 s.  A write batch (`WRITE_BATCH`)
+    can take much longer than that to fill from a slow or rate-limited account (CI saw
+    more than 15 s); the pages read since the last write are dropped, as a stop at the
+    write would drop them, so every page is a boundary to stop at."""
+    app = short_lease_app
+    with start_sandbox(customers=4000, seed=45) as sb:  # fewer than one write batch
+        pipeline = make_pipeline(connect(app, sb, rps=10))  # 40 pages: 4 s of reading
+        first = Background(app, pipeline.id)
+        live = wait_for(app, pipeline.id, lambda r: r.counters.get("read", 0) > 0)
+        asked = time.monotonic()
+        runner.cancel_run(app, live.id)
+        cancelled = first.join()
+        took = time.monotonic() - asked
+    assert cancelled.status == RunStatus.CANCELLED, cancelled.message
+    assert cancelled.counters["written"] == 0
+    assert cancelled.counters["read"] < 4000, f"read on to the write: {took:.1f} s"
+    assert warehouse_ids(app, pipeline.id) == set()
+
+
 def sb_customers(sb: RunningSandbox) -> list[dict[str, Any]]:
     return [c.to_dict() for c in sdk(sb).v1.customers.list({"limit": 100}).auto_paging_iter()]
 

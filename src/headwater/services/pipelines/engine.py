@@ -183,6 +183,8 @@ def _write_full(ctx: RunContext, pages: Iterable[list[Record]]) -> tuple[int, se
             if len(pending) >= WRITE_BATCH:
                 writer.submit(ctx.batch(pending), ctx.count)
                 pending = []
+            else:
+                writer.check()
             ctx.recorder.flush()
         if pending:
             writer.submit(ctx.batch(pending), ctx.count)
@@ -241,6 +243,8 @@ def _apply_changes(ctx: RunContext, start: PipelineState, position: dict[str, An
                 state = replace(start, position=change_batch.position)
                 _submit_changes(ctx, writer, list(pending.values()), state)
                 pending = {}
+            else:
+                writer.check()
             last = change_batch.position
         if pending:
             _submit_changes(ctx, writer, list(pending.values()), replace(start, position=last))

@@ -121,8 +121,8 @@ def _execute_claimed(
 
 def cancel_run(app: App, run_id: str) -> Run:
     """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to
-    stop and ends `cancelled` at its next batch boundary (within a lease beat and a
-    batch), keeping what committed.  Refused (`Conflict`) when the run already ended."""
+    stop and ends `cancelled` at its next page or batch boundary (within a lease beat
+    and a page), keeping what committed.  Refused (`Conflict`) when the run already ended."""
     runs.get_run(app.engine, run_id, 0, app.workspace_id)  # NotFound for another's
     return runs.request_cancel(app.engine, run_id)
 

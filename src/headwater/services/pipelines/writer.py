@@ -13,7 +13,9 @@ the failure is raised on the engine's thread at its next `submit` or `finish`.  
 (the engine stops for any reason) still runs, on the engine's thread, the callbacks of
 the batches that committed, so the counters tell what landed.
 `submit` is also the run's batch boundary: when the run was asked to stop (`RunStop`),
-it raises `RunStopped` instead of handing over another batch; the writer thread checks
+it raises `RunStopped` instead of handing over another batch (`check`, called between
+pages, does the same without a batch, so that a stop need not wait for a batch to
+fill); the writer thread checks
 the same before each write, so a batch handed over before a stop request (or before a
 pause that outlasted the lease) is not written after it.
 """
@@ -89,6 +91,13 @@ class Writer:
         if self._stop is not None and self._stop.is_set():
             raise RunStopped(self._stop.message)
         self._jobs.put(_Job(batch, after_commit))
+
+    def check(self) -> None:
+        """A boundary between pages: raise `RunStopped` if the run was asked to stop.
+        What was read since the last `submit` is dropped, as `submit` would drop it;
+        a write batch can take far longer to fill than a page to arrive."""
+        if self._stop is not None and self._stop.is_set():
+            raise RunStopped(self._stop.message)
 
     def finish(self) -> None:
         """Wait for every submitted batch, run their callbacks; re-raise the first write
