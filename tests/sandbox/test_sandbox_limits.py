@@ -200,14 +200,20 @@ def _timed_gets(sandbox: RunningSandbox, path: str, count: int, workers: int) ->
 
 def test_latency_distribution_median_and_p99() -> None:
     with start_sandbox(latency_median_ms=100, latency_p99_ms=300) as sandbox:
-        seconds = sorted(_timed_gets(sandbox, "/v1/customers?limit=1", 400, 16))
+        seen = _timed_gets(sandbox, "/v1/customers?limit=1", 400, 16)
         stats = sandbox.stats()
+        # The distribution is the server's: from admission to answer, as its timeline
+        # has it.  The clients' own times add 16 threads' scheduling on a busy machine
+        # (CI once saw a p99 of 0.612 s from them).
+        seconds = sorted(answered - admitted for admitted, answered, _, _ in sandbox.timeline())
+    assert len(seconds) == 400
     median = statistics.median(seconds)
     p99 = seconds[int(0.99 * len(seconds))]
-    # Generous statistical bounds: 400 draws, plus the client's own time on a busy machine.
-    assert 0.09 <= median <= 0.16, median
-    assert 0.2 <= p99 <= 0.6, p99
-    assert 0.045 <= seconds[len(seconds) // 10] <= 0.1  # p10: 55 ms in theory
+    # Statistical bounds for 400 draws, with the server's own time on a busy machine.
+    assert 0.09 <= median <= 0.14, median
+    assert 0.2 <= p99 <= 0.5, p99
+    assert 0.045 <= seconds[len(seconds) // 10] <= 0.08  # p10: 55 ms in theory
+    assert statistics.median(seen) >= median  # the clients wait at least that long
     assert stats["rate_limited"] == 0
 
 
