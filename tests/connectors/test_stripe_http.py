@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import random
 import socket
+import threading
+import time
+from urllib.parse import urlsplit
 
+import httpx
+import psutil
 import pytest
 from tests.connectors.scripted_http import Scripted, ScriptedServer, error_body
 
@@ -14,8 +21,9 @@ from headwater.adapters.connectors.stripe.errors import (
     SourceUnreachable,
     StripeRequestFailed,
 )
-from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.http import Cancelled, StripeHTTP
 from headwater.kernel.errors import mask_secret
+from headwater.sandbox.testing import RunningSandbox
 
 KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 OK = Scripted(200, {"object": "list", "data": [], "has_more": False}, {"Request-Id": "req_ok"})
@@ -160,3 +168,34 @@ def test_unreachable_host_is_transient_and_clear() -> None:
     assert "after 3 attempts" in info.value.message
     assert "ConnectError" in info.value.message
     assert len(sleeps) == 2
+
+
+def test_closing_while_a_request_is_under_way_leaves_no_connection_open(
+    sandbox: RunningSandbox,
+) -> None:
+    """`close` on one thread while a request is under way on another (a source closed
+    while its first page is read ahead): the client was closed under the request, whose
+    connection, opened after, stayed open until garbage-collected, and its
+    ResourceWarning then failed whichever test was running (CI, 2026-12-01)."""
+    port = urlsplit(sandbox.url).port
+    me = psutil.Process()
+    settings = StripeSettings(
+        base_url=sandbox.url, api_key=sandbox.secret_key, requests_per_second=1000.0
+    )
+    rng = random.Random(3)
+    for attempt in range(60):  # the code before failed at the first
+        http = StripeHTTP(settings)
+        stop = threading.Event()
+
+        def ask(http: StripeHTTP = http, stop: threading.Event = stop) -> None:
+            with contextlib.suppress(Cancelled, httpx.HTTPError, RuntimeError):
+                http.get("/v1/customers", {"limit": 1}, stop)
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        time.sleep(rng.uniform(0, 0.004))
+        stop.set()
+        http.close()
+        thread.join(10)
+        left = [c for c in me.net_connections("tcp") if c.raddr and c.raddr.port == port]
+        assert left == [], f"attempt {attempt}: {left}"

@@ -70,6 +70,8 @@ class StripeHTTP:
         self._lock = threading.Lock()
         self._calls = 0
         self._retries = 0
+        self._under_way = 0  # requests on the wire (`_wire`)
+        self._closed = False
         pool = settings.workers + 2
         self._client = httpx.Client(
             base_url=settings.base_url,
@@ -99,7 +101,30 @@ class StripeHTTP:
         return self._retries
 
     def close(self) -> None:
+        """Close the connections; with requests still under way on other threads, the
+        last of them closes them when it ends (closed under a request, the connection
+        it opens after stays open until garbage-collected).  No request starts after."""
+        with self._lock:
+            self._closed = True
+            if self._under_way:
+                return
         self._client.close()
+
+    def _wire(self, path: str, params: Params) -> httpx.Response:
+        """The request itself; the client is closed after it if `close` came meanwhile."""
+        with self._lock:
+            if self._closed:
+                raise Cancelled  # the source was closed: no answer will be taken
+            self._under_way += 1
+            self._calls += 1
+        try:
+            return self._client.get(path, params=params)
+        finally:
+            with self._lock:
+                self._under_way -= 1
+                last = self._closed and not self._under_way
+            if last:
+                self._client.close()
 
     def get(self, path: str, params: Params, stop: threading.Event | None = None) -> Reply:
         """GET `path`; retry transient failures; raise a typed error otherwise."""
@@ -162,14 +187,12 @@ class StripeHTTP:
             if gate is not None:
                 gate.release()
             raise
-        with self._lock:
-            self._calls += 1
         if gate is None:
-            return self._client.get(path, params=params)
+            return self._wire(path, params)
         flight = gate.sent()
         outcome = Outcome.FAILED  # no answer (a network error): no signal, a freed slot
         try:
-            response = self._client.get(path, params=params)
+            response = self._wire(path, params)
             if response.status_code == 429:
                 outcome = Outcome.RATE_LIMITED
             elif response.status_code < 500:
