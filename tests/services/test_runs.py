@@ -136,7 +136,9 @@ def test_cancel_a_running_full_run_stops_at_a_batch_boundary_keeping_what_commit
 ) -> None:
     app = short_lease_app
     with start_sandbox(customers=1500, seed=43) as sb:
-        pipeline = make_pipeline(connect(app, sb, rps=20))
+        # 15 pages at 5 a second: 3 s for the lease's beat (every 0.1 s) to see the
+        # request (at 20 a second, CI's load once let the run end first).
+        pipeline = make_pipeline(connect(app, sb, rps=5))
         first = Background(app, pipeline.id)
         live = wait_for(app, pipeline.id, lambda r: r.counters.get("written", 0) > 0)
         asked = runner.cancel_run(app, live.id)
