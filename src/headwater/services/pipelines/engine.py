@@ -26,12 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from headwater.adapters.connectors.contract import (
-    Change,
-    HistoryExpired,
-    PermissionMissing,
-    Source,
-)
+from headwater.adapters.connectors.contract import Change, HistoryExpired, PermissionMissing, Source
 from headwater.adapters.store import objects, queue, runs
 from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
@@ -175,6 +170,7 @@ def _write_full(ctx: RunContext, pages: Iterable[list[Record]]) -> tuple[int, se
     writer = ctx.writer()
     try:
         for page in pages:
+            writer.check()  # every page is a boundary to stop at, not only a write
             ctx.recorder.counters.read += len(page)
             max_created = _created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
@@ -183,8 +179,6 @@ def _write_full(ctx: RunContext, pages: Iterable[list[Record]]) -> tuple[int, se
             if len(pending) >= WRITE_BATCH:
                 writer.submit(ctx.batch(pending), ctx.count)
                 pending = []
-            else:
-                writer.check()
             ctx.recorder.flush()
         if pending:
             writer.submit(ctx.batch(pending), ctx.count)
@@ -235,6 +229,7 @@ def _apply_changes(ctx: RunContext, start: PipelineState, position: dict[str, An
     last = position
     try:
         for change_batch in ctx.source.read_changes(position):
+            writer.check()
             ctx.recorder.counters.read += len(change_batch.changes)
             for change in change_batch.changes:
                 pending.pop(change.source_id, None)  # re-insert: chronological order
@@ -243,8 +238,6 @@ def _apply_changes(ctx: RunContext, start: PipelineState, position: dict[str, An
                 state = replace(start, position=change_batch.position)
                 _submit_changes(ctx, writer, list(pending.values()), state)
                 pending = {}
-            else:
-                writer.check()
             last = change_batch.position
         if pending:
             _submit_changes(ctx, writer, list(pending.values()), replace(start, position=last))
