@@ -4,6 +4,9 @@ subprocesses, on SQLite or PostgreSQL, with helpers to watch runs."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -123,3 +126,43 @@ class _nothing:
 
     def __exit__(self, *_exc: object) -> None:
         return None
+
+
+def _store_free(world: World, run_id: str) -> bool:
+    """Whether another process can write the run's row now: no process holds SQLite's
+    write lock, nor a PostgreSQL lock on that row."""
+    if world.database_url is None:
+        path = world.app.engine.url.database
+        assert path is not None
+        conn = sqlite3.connect(path, timeout=0.2)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+    with world.app.engine.connect() as conn:
+        try:
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+            conn.exec_driver_sql("SELECT id FROM runs WHERE id = %(id)s FOR UPDATE", {"id": run_id})
+            return True
+        except Exception:  # the lock timed out
+            return False
+        finally:
+            conn.rollback()
+
+
+def pause(world: World, pid: int, run_id: str) -> None:
+    """SIGSTOP the worker `pid` at a moment it holds no lock in the store.  Stopped
+    inside a write (a lease renewal, a progress update), it would keep every other
+    process from closing its run until it continued (SQLite has one writer; PostgreSQL
+    locks the row): CI's load once stopped it there and the run stayed open 30 s."""
+    for _ in range(100):
+        os.kill(pid, signal.SIGSTOP)
+        if _store_free(world, run_id):
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError(f"worker {pid} held the store's lock at every try")

@@ -8,7 +8,7 @@ import os
 import signal
 
 import pytest
-from tests.service.conftest import BIG, STORES, World, slow, wait_for
+from tests.service.conftest import BIG, STORES, World, pause, slow, wait_for
 from tests.serving import start_worker
 
 from headwater.kernel.entities import RunStatus
@@ -82,7 +82,7 @@ def test_a_paused_worker_past_its_lease_cannot_write_when_it_resumes(
     env = world.env(lease_seconds=2)
     with start_worker(world.home, database_url=world.database_url, env=env) as paused:
         wait_for(lambda: _written(world, run.id), 60, "a first batch landed")
-        os.kill(paused.pid, signal.SIGSTOP)  # its reader process goes on reading
+        pause(world, paused.pid, run.id)  # its reader process goes on reading
         with start_worker(world.home, database_url=world.database_url, env=env):
             wait_for(lambda: world.run(run.id).status == RunStatus.FAILED, 30, "closed as lost")
             assert "its lease lapsed" in (world.run(run.id).message or "")
