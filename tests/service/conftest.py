@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy
 from tests.conftest import PG_URL, fresh_schema, pg_schema_url
 
 from headwater.adapters.store import runs
@@ -148,8 +149,10 @@ def _store_free(world: World, run_id: str) -> bool:
             conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
             conn.exec_driver_sql("SELECT id FROM runs WHERE id = %(id)s FOR UPDATE", {"id": run_id})
             return True
-        except Exception:  # the lock timed out
-            return False
+        except sqlalchemy.exc.OperationalError as exc:
+            if isinstance(exc.orig, psycopg.errors.LockNotAvailable):  # held elsewhere
+                return False
+            raise
         finally:
             conn.rollback()
 
