@@ -183,6 +183,61 @@ def test_cancel_stops_a_full_run_at_its_next_page_not_its_next_write(
     assert warehouse_ids(app, pipeline.id) == set()
 
 
+def test_cancel_stops_a_full_run_waiting_on_a_stalled_stripe_within_seconds(
+    short_lease_app: App, make_pipeline: MakePipeline
+) -> None:
+    """DESIGN §7's "within about 5 s" holds while the reader waits on Stripe: here each
+    answer takes 20 s (a stalled account, or a long `Retry-After`).  The next page would
+    have been the boundary: the stop interrupts the wait instead (the reading process
+    ends), and what committed stays."""
+    app = short_lease_app
+    with start_sandbox(customers=4000, seed=46) as sb:
+        pipeline = make_pipeline(connect(app, sb, rps=10))
+        first = Background(app, pipeline.id)
+        live = wait_for(app, pipeline.id, lambda r: r.counters.get("read", 0) > 0)
+        sb.control(latency_ms=20_000)
+        time.sleep(1.0)  # every request in flight now waits on Stripe
+        asked = time.monotonic()
+        runner.cancel_run(app, live.id)
+        cancelled = first.join()
+        took = time.monotonic() - asked
+        sb.control(latency_ms=0)
+    assert cancelled.status == RunStatus.CANCELLED, cancelled.message
+    assert cancelled.message == "cancelled on request"
+    assert took < 5, f"the cancel waited {took:.1f} s on Stripe"
+    assert not cancelled.summary.get("transient")
+    assert warehouse_ids(app, pipeline.id) == set()
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_cancel_stops_an_incremental_run_waiting_to_retry_within_seconds(
+    short_lease_app: App, make_pipeline: MakePipeline
+) -> None:
+    """The same for an incremental run read in this process: every answer is a 500, and
+    the reader waits between retries (up to 20 s each): the stop ends the wait."""
+    app = short_lease_app
+    with start_sandbox(customers=300, seed=47) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        before = warehouse_position(app, pipeline)
+        _changes(Mutator(sb), random.Random(8), 50)
+        sb.control(error_rate=1.0)
+        first = Background(app, pipeline.id)
+        live = wait_for(app, pipeline.id, lambda r: r.status == RunStatus.RUNNING)
+        time.sleep(1.5)  # its first attempts failed: it waits to retry
+        asked = time.monotonic()
+        runner.cancel_run(app, live.id)
+        cancelled = first.join()
+        took = time.monotonic() - asked
+        sb.control(error_rate=0.0)
+        assert cancelled.status == RunStatus.CANCELLED, cancelled.message
+        assert cancelled.kind == "incremental"
+        assert took < 5, f"the cancel waited {took:.1f} s for a retry"
+        assert warehouse_position(app, pipeline) == before
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        assert_in_sync(app, sb, pipeline)
+
+
 def sb_customers(sb: RunningSandbox) -> list[dict[str, Any]]:
     return [c.to_dict() for c in sdk(sb).v1.customers.list({"limit": 100}).auto_paging_iter()]
 

@@ -19,6 +19,11 @@ Contract:
 - `read_changes(position)` yields `ChangeBatch` objects in chronological order; each
   carries the position that is safe to save once that batch's writes have committed.
   Raises `HistoryExpired` when the position is older than the source keeps history.
+- `interrupt()`, from any thread: the run was asked to stop.  The source sends
+  nothing more, and a read under way raises in the thread that iterates it instead of
+  waiting on the source: at once for Stripe's full reads (their reading process ends)
+  and for waits between attempts; a request already on the wire in this process
+  still gets its answer or its timeout first.  `close()` still follows.
 - Errors: `TransientError` subclasses after retries were exhausted, `TerminalError`
   subclasses for bad keys / missing permissions; messages never contain the key.
 """
@@ -84,5 +89,7 @@ class Source(Protocol):
     def read_created_since(self, created: int) -> Pages:
         """Records with ``created >= created`` (for keys that cannot read the change
         stream); same exactly-once guarantee as `read_full`."""
+
+    def interrupt(self) -> None: ...
 
     def close(self) -> None: ...

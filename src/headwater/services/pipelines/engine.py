@@ -31,14 +31,14 @@ from headwater.adapters.store import objects, queue, runs
 from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
-from headwater.kernel.errors import HeadwaterError, TransientError, redact
+from headwater.kernel.errors import redact
 from headwater.kernel.records import Record, Step
 from headwater.kernel.state import PipelineState
 from headwater.services.pipelines.garbage import fewer_collections
 from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
 from headwater.services.pipelines.shaping import Shaper
-from headwater.services.pipelines.writer import RunStopped, Writer
+from headwater.services.pipelines.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -329,17 +329,12 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             run_full(ctx, _full_reason(ctx.pipeline, full))
         else:
             run_incremental(ctx)
-    except RunStopped:
-        status, message = ctx.stop.status, ctx.stop.message
     except KeyboardInterrupt as exc:
         status, message, interrupted = RunStatus.CANCELLED, "cancelled: interrupted (Ctrl-C)", exc
-    except HeadwaterError as exc:
-        status, message = RunStatus.FAILED, exc.message
-        if isinstance(exc, TransientError):  # the service retries it (issue 11)
+    except Exception as exc:  # stopped, failed, or a surprise: the run still ends cleanly
+        status, message, transient = ctx.stop.ending(exc, run.id)
+        if transient:  # the service retries it (issue 11)
             ctx.summary["transient"] = True
-    except Exception as exc:  # infrastructure surprises still end the run cleanly
-        log.exception("run %s failed", run.id)
-        status, message = RunStatus.FAILED, describe_error(exc)
     if status != RunStatus.SUCCEEDED:
         ctx.summary["purged"] = 0
         ctx.summary["note"] = (

@@ -19,6 +19,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import Engine
@@ -26,6 +27,7 @@ from sqlalchemy import Engine
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import RunStatus, utcnow
+from headwater.kernel.errors import HeadwaterError, TransientError
 from headwater.services.runs.logcontext import in_this_context
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,9 @@ class RunStop:
     """Why a live run must stop at its next batch boundary, if it must.
 
     Set from the lease thread or a signal handler, read by the engine's thread; the
-    first request wins.
+    first request wins.  What the next boundary could wait long for (a source waiting on
+    Stripe) is interrupted by a listener (`when_requested`), called on a thread of its
+    own, so that a request from a signal handler only starts a thread.
     """
 
     def __init__(self) -> None:
@@ -53,12 +57,24 @@ class RunStop:
         #: lease thread could ask the store (a process paused past its lease wakes up
         #: with both threads racing: the batch boundary must not win that race).
         self.lease_deadline = math.inf
+        self._listeners: list[Callable[[], None]] = []
+
+    def when_requested(self, listener: Callable[[], None]) -> None:
+        """Call `listener` once a stop is requested (at once if it was)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._listeners.append(listener)
+                return
+        _notify([listener])
 
     def request(self, status: RunStatus, message: str) -> None:
         with self._lock:
-            if not self._event.is_set():
-                self.status, self.message = status, message
-                self._event.set()
+            if self._event.is_set():
+                return
+            self.status, self.message = status, message
+            self._event.set()
+            listeners, self._listeners = self._listeners, []
+        _notify(listeners)
 
     def is_set(self) -> bool:
         if not self._event.is_set() and time.monotonic() > self.lease_deadline:
@@ -68,6 +84,32 @@ class RunStop:
                 "it stopped without writing more",
             )
         return self._event.is_set()
+
+    def ending(self, exc: Exception, run_id: str) -> tuple[RunStatus, str, bool]:
+        """How run `run_id`, which raised `exc`, ends, and whether it may be retried.
+        With a stop requested, as that stop: `exc` is its `RunStopped`, or the error of
+        a wait the stop interrupted (`when_requested`).  Otherwise it failed."""
+        if self.is_set():
+            return self.status, self.message, False
+        if isinstance(exc, HeadwaterError):
+            return RunStatus.FAILED, exc.message, isinstance(exc, TransientError)
+        log.error("run %s failed", run_id, exc_info=exc)  # a surprise: with its traceback
+        return RunStatus.FAILED, describe_error(exc), False
+
+
+def _notify(listeners: list[Callable[[], None]]) -> None:
+    """Call each listener on a thread of its own; a failure is logged."""
+
+    def call(listener: Callable[[], None]) -> None:
+        try:
+            listener()
+        except Exception as exc:  # the boundary still stops the run
+            log.warning("interrupting a stopped run's wait failed: %s", describe_error(exc))
+
+    for listener in listeners:
+        thread = threading.Thread(target=call, args=(listener,), name="headwater-stop")
+        thread.daemon = True
+        thread.start()
 
 
 class LeaseKeeper:

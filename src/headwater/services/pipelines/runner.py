@@ -147,6 +147,7 @@ def _parts(
     with contextlib.ExitStack() as stack:
         source = open_source(app, connection)
         stack.callback(source.close)
+        stop.when_requested(source.interrupt)  # a stop need not wait on Stripe
         if run.kind == RunKind.FULL and pipeline.incremental and connection.events_read:
             # Its first request's round trip overlaps opening the warehouse (`engine`'s
             # `run_full` reads the full read, then its event position).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -57,7 +56,7 @@ class StripeHTTP:
         settings: StripeSettings,
         *,
         limiter: RequestBudget | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         transport: httpx.BaseTransport | None = None,
         gate: Gate | None = None,
     ) -> None:
@@ -66,7 +65,8 @@ class StripeHTTP:
         self.gate = gate
         self.policy = RetryPolicy(settings.max_retries, settings.backoff_base, settings.backoff_cap)
         self.limiter = limiter or RequestBudget(settings.requests_per_second)
-        self._sleep = sleep
+        self._sleep = sleep  # None: wait on `_interrupted`, so that `interrupt` ends it
+        self._interrupted = threading.Event()
         self._lock = threading.Lock()
         self._calls = 0
         self._retries = 0
@@ -100,6 +100,12 @@ class StripeHTTP:
     def retries(self) -> int:
         return self._retries
 
+    def interrupt(self) -> None:
+        """From any thread: no request starts after this, and a wait between attempts
+        ends at once; either raises `Cancelled` in the thread making the request.  A
+        request already on the wire gets its answer (or its timeout) first."""
+        self._interrupted.set()
+
     def close(self) -> None:
         """Close the connections; with requests still under way on other threads, the
         last of them closes them when it ends (closed under a request, the connection
@@ -113,8 +119,8 @@ class StripeHTTP:
     def _wire(self, path: str, params: Params) -> httpx.Response:
         """The request itself; the client is closed after it if `close` came meanwhile."""
         with self._lock:
-            if self._closed:
-                raise Cancelled  # the source was closed: no answer will be taken
+            if self._closed or self._interrupted.is_set():
+                raise Cancelled  # the source was closed or interrupted: no answer is taken
             self._under_way += 1
             self._calls += 1
         try:
@@ -225,9 +231,12 @@ class StripeHTTP:
     def _wait(self, delay: float, stop: threading.Event | None, more: bool) -> None:
         if not more:
             return
-        if stop is None:
+        if stop is not None:
+            if stop.wait(delay):
+                raise Cancelled
+        elif self._sleep is not None:
             self._sleep(delay)
-        elif stop.wait(delay):
+        elif self._interrupted.wait(delay):
             raise Cancelled
 
 

@@ -160,6 +160,14 @@ class ReadingProcess:
     def __next__(self) -> list[Record]:
         return next(self._pages)
 
+    def interrupt(self) -> None:
+        """From any thread: end the child now, wherever it waits (on Stripe, between
+        retries); the thread reading its pages gets `ReaderDied`.  `close` still ends
+        the read."""
+        if self._open:
+            with suppress(ProcessLookupError):
+                self._child.kill()  # no-op once it has been waited for
+
     def close(self) -> None:
         """Stop reading and end the child (at once: it is killed if still running)."""
         self._pages.close()
