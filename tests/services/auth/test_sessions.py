@@ -74,12 +74,59 @@ def _fail(app: App, email: str, address: str) -> None:
 def test_an_account_refuses_sign_in_after_repeated_failures(app: App, ada: str) -> None:
     for _ in range(sessions.ACCOUNT_LIMIT):
         _fail(app, "ada@example.com", "10.0.0.1")
-    with pytest.raises(RateLimited) as caught:  # even with the right password, from anywhere
+    # Even with the right password, from anywhere it has not signed in from.
+    with pytest.raises(RateLimited) as caught:
         sessions.sign_in(app, "Ada@example.com", PASSWORD, address="10.9.9.9")
     assert 0 < caught.value.retry_after <= sessions.WINDOW.total_seconds() + 1
     assert _stored(app) == []
     users.add_user(app, "bob@example.com", PASSWORD)  # another account is not affected
     sessions.sign_in(app, "bob@example.com", PASSWORD, address="10.0.0.1")
+
+
+def test_failures_from_elsewhere_do_not_lock_the_owner_out(app: App, ada: str) -> None:
+    """Anyone who knew an email could lock its owner out: `ACCOUNT_LIMIT` wrong
+    passwords from anywhere refused the right one from everywhere for `WINDOW`.  The
+    addresses the owner signed in from still get in; the failing one and new ones do
+    not."""
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")  # her usual one
+    for _ in range(sessions.ACCOUNT_LIMIT):
+        _fail(app, "ada@example.com", "10.6.6.6")
+    for elsewhere in ("10.6.6.6", "10.7.7.7"):
+        with pytest.raises(RateLimited):
+            sessions.sign_in(app, "ada@example.com", PASSWORD, address=elsewhere)
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+
+
+def test_guesses_spread_over_addresses_are_limited_for_the_account(app: App, ada: str) -> None:
+    """One failure from each of many addresses: after `ACCOUNT_LIMIT` of them, no
+    address the account has not signed in from gets its password checked."""
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    for i in range(sessions.ACCOUNT_LIMIT):
+        _fail(app, "ada@example.com", f"10.6.0.{i}")
+    with pytest.raises(RateLimited):
+        sessions.sign_in(app, "ada@example.com", "another guess", address="10.6.1.1")
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+
+
+def test_a_known_address_is_limited_by_its_own_failures(app: App, ada: str) -> None:
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    for _ in range(sessions.ACCOUNT_LIMIT):
+        _fail(app, "ada@example.com", "10.0.0.1")
+    with pytest.raises(RateLimited):
+        sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+
+
+def test_an_address_is_known_for_a_while_only(
+    app: App, ada: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_ago = utcnow() - sessions.KNOWN_FOR - timedelta(hours=1)
+    monkeypatch.setattr(sessions, "utcnow", lambda: long_ago)
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    monkeypatch.undo()
+    for _ in range(sessions.ACCOUNT_LIMIT):
+        _fail(app, "ada@example.com", "10.6.6.6")
+    with pytest.raises(RateLimited):
+        sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
 
 
 def test_a_success_starts_the_account_count_over(app: App, ada: str) -> None:

@@ -282,20 +282,27 @@ def touch_token(engine: Engine, token: ApiToken, at: datetime) -> None:
 
 
 def record_attempt(
-    engine: Engine, email_key: str, address: str, succeeded: bool, at: datetime, keep: timedelta
+    engine: Engine,
+    email_key: str,
+    address: str,
+    succeeded: bool,
+    at: datetime,
+    keep: timedelta,
+    keep_successes: timedelta | None = None,
 ) -> str:
     """Record one sign-in attempt (its id), and forget this account's and this
-    address's attempts older than `keep`."""
+    address's failures older than `keep` and successes older than `keep_successes`
+    (by default `keep` too)."""
     attempt_id = new_id("att")
     with engine.begin() as conn:
         attempts = sign_in_attempts.c
-        cutoff = at - keep
-        conn.execute(
-            delete(sign_in_attempts).where(attempts.email_key == email_key, attempts.at < cutoff)
+        cutoff, success_cutoff = at - keep, at - (keep_successes or keep)
+        old = or_(
+            and_(attempts.succeeded.is_(False), attempts.at < cutoff),
+            attempts.at < success_cutoff,
         )
-        conn.execute(
-            delete(sign_in_attempts).where(attempts.address == address, attempts.at < cutoff)
-        )
+        conn.execute(delete(sign_in_attempts).where(attempts.email_key == email_key, old))
+        conn.execute(delete(sign_in_attempts).where(attempts.address == address, old))
         conn.execute(
             insert(sign_in_attempts).values(
                 id=attempt_id, email_key=email_key, address=address, succeeded=succeeded, at=at
@@ -327,15 +334,22 @@ def failures_since(
     besides: str | None = None,
 ) -> list[datetime]:
     """When the failed attempts since `since` were made, oldest first: for one account
-    (counting only those after its last success) or for one address; not counting the
-    attempt `besides`."""
+    (counting only those after its last success, from anywhere), for one address, or
+    for one account from one address; not counting the attempt `besides`."""
     attempts = sign_in_attempts.c
-    key = attempts.email_key == email_key if email_key is not None else attempts.address == address
+    mine = []
+    if email_key is not None:
+        mine.append(attempts.email_key == email_key)
+    if address is not None:
+        mine.append(attempts.address == address)
+    if not mine:
+        raise ValueError("failures of what: give an email_key, an address or both")
+    key = and_(*mine)
     with engine.connect() as conn:
         if email_key is not None:
             success = conn.execute(
                 select(attempts.at)
-                .where(key, attempts.succeeded.is_(True), attempts.at >= since)
+                .where(mine[0], attempts.succeeded.is_(True), attempts.at >= since)
                 .order_by(attempts.at.desc())
                 .limit(1)
             ).scalar()
@@ -348,3 +362,16 @@ def failures_since(
         if besides is not None:
             query = query.where(attempts.id != besides)
         return [aware(at) for at in conn.execute(query).scalars()]  # type: ignore[misc]
+
+
+def signed_in_from(engine: Engine, email_key: str, address: str, since: datetime) -> bool:
+    """Whether the account signed in successfully from `address` since `since`."""
+    attempts = sign_in_attempts.c
+    query = select(attempts.id).where(
+        attempts.email_key == email_key,
+        attempts.address == address,
+        attempts.succeeded.is_(True),
+        attempts.at >= since,
+    )
+    with engine.connect() as conn:
+        return conn.execute(query.limit(1)).first() is not None

@@ -5,11 +5,18 @@ cookie) and stored as its SHA-256 digest, valid for `LIFETIME` unless revoked by
 sign-out. It acts on one workspace of its user, chosen at sign-in and changeable.
 
 Sign-in is rate-limited before any password is checked (each attempt is recorded first,
-so attempts made at once count each other): an account refuses attempts
-after `ACCOUNT_LIMIT` failures within `WINDOW` (a success starts the count over), and an
-address after `ADDRESS_LIMIT` failures within `WINDOW`, whatever the accounts tried. A
-refusal says when to retry (`RateLimited.retry_after`); it does not say whether the
-password would have been right.
+so attempts made at once count each other).  Within `WINDOW`, counting an account's
+failures only after its last success:
+
+- an account refuses an address after `ACCOUNT_LIMIT` failures from that address;
+- an account refuses every address it has not signed in from within `KNOWN_FOR` after
+  `ACCOUNT_LIMIT` failures from anywhere (guesses spread over many addresses);
+- an address is refused after `ADDRESS_LIMIT` failures, whatever the accounts tried.
+
+So someone who knows an email cannot lock its owner out: failing from elsewhere, they
+close the account to themselves and to new addresses, not to the addresses its owner
+signs in from.  A refusal says when to retry (`RateLimited.retry_after`); it does not
+say whether the password would have been right.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ LIFETIME = timedelta(days=7)
 WINDOW = timedelta(minutes=15)
 ACCOUNT_LIMIT = 5
 ADDRESS_LIMIT = 20
+KNOWN_FOR = timedelta(days=30)
 _KEEP_ATTEMPTS = timedelta(days=1)
 
 
@@ -43,13 +51,16 @@ def _retry_after(failures: list[datetime], limit: int, now: datetime) -> int | N
 
 
 def _check_rate(app: App, key: str, address: str, now: datetime, attempt: str) -> None:
-    since = now - WINDOW
-    by_account = accounts.failures_since(app.engine, since, email_key=key, besides=attempt)
-    by_address = accounts.failures_since(app.engine, since, address=address, besides=attempt)
+    since, engine = now - WINDOW, app.engine
+    here = accounts.failures_since(engine, since, email_key=key, address=address, besides=attempt)
+    by_address = accounts.failures_since(engine, since, address=address, besides=attempt)
     waits = [
-        _retry_after(by_account, ACCOUNT_LIMIT, now),
+        _retry_after(here, ACCOUNT_LIMIT, now),
         _retry_after(by_address, ADDRESS_LIMIT, now),
     ]
+    if not accounts.signed_in_from(engine, key, address, now - KNOWN_FOR):
+        by_account = accounts.failures_since(engine, since, email_key=key, besides=attempt)
+        waits.append(_retry_after(by_account, ACCOUNT_LIMIT, now))
     longest = max((w for w in waits if w is not None), default=None)
     if longest is not None:
         raise RateLimited(
@@ -69,7 +80,9 @@ def sign_in(app: App, email: str, password: str, *, address: str) -> tuple[str, 
     key = users.email_key(email)
     # The attempt takes its place (as a failure) before the limit is checked, so that
     # attempts made at once see each other: no more passwords are checked than allowed.
-    attempt = accounts.record_attempt(app.engine, key, address, False, now, _KEEP_ATTEMPTS)
+    attempt = accounts.record_attempt(
+        app.engine, key, address, False, now, _KEEP_ATTEMPTS, keep_successes=KNOWN_FOR
+    )
     try:
         _check_rate(app, key, address, now, attempt)
     except RateLimited:
