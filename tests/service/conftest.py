@@ -129,11 +129,11 @@ class _nothing:
         return None
 
 
-def _store_free(world: World, run_id: str) -> bool:
+def _store_free(app: App, run_id: str) -> bool:
     """Whether another process can write the run's row now: no process holds SQLite's
     write lock, nor a PostgreSQL lock on that row."""
-    if world.database_url is None:
-        path = world.app.engine.url.database
+    if app.engine.dialect.name == "sqlite":
+        path = app.engine.url.database
         assert path is not None
         conn = sqlite3.connect(path, timeout=0.2)
         try:
@@ -144,7 +144,7 @@ def _store_free(world: World, run_id: str) -> bool:
             return False
         finally:
             conn.close()
-    with world.app.engine.connect() as conn:
+    with app.engine.connect() as conn:
         try:
             conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
             conn.exec_driver_sql("SELECT id FROM runs WHERE id = %(id)s FOR UPDATE", {"id": run_id})
@@ -157,15 +157,17 @@ def _store_free(world: World, run_id: str) -> bool:
             conn.rollback()
 
 
-def pause(world: World, pid: int, run_id: str) -> None:
-    """SIGSTOP the worker `pid` at a moment it holds no lock in the store.  Stopped
-    inside a write (a lease renewal, a progress update), it would keep every other
-    process from closing its run until it continued (SQLite has one writer; PostgreSQL
-    locks the row): CI's load once stopped it there and the run stayed open 30 s."""
+def pause(app: App, pid: int, run_id: str, *, group: bool = False) -> None:
+    """SIGSTOP the process `pid` running `run_id` (with `group`, its process group) at a
+    moment it holds no lock in `app`'s store.  Stopped inside a write (a lease renewal,
+    a progress update), it would keep every other process from closing its run until
+    it continued (SQLite has one writer; PostgreSQL locks the row): CI's load once
+    stopped a worker there and the run stayed open 30 s."""
+    signal_to = os.killpg if group else os.kill
     for _ in range(100):
-        os.kill(pid, signal.SIGSTOP)
-        if _store_free(world, run_id):
+        signal_to(pid, signal.SIGSTOP)
+        if _store_free(app, run_id):
             return
-        os.kill(pid, signal.SIGCONT)
+        signal_to(pid, signal.SIGCONT)
         time.sleep(0.05)
-    raise AssertionError(f"worker {pid} held the store's lock at every try")
+    raise AssertionError(f"process {pid} held the store's lock at every try")

@@ -82,7 +82,7 @@ def test_a_paused_worker_past_its_lease_cannot_write_when_it_resumes(
     env = world.env(lease_seconds=2)
     with start_worker(world.home, database_url=world.database_url, env=env) as paused:
         wait_for(lambda: _written(world, run.id), 60, "a first batch landed")
-        pause(world, paused.pid, run.id)  # its reader process goes on reading
+        pause(world.app, paused.pid, run.id)  # its reader process goes on reading
         with start_worker(world.home, database_url=world.database_url, env=env):
             wait_for(lambda: world.run(run.id).status == RunStatus.FAILED, 30, "closed as lost")
             assert "its lease lapsed" in (world.run(run.id).message or "")

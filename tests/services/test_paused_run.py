@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.service.conftest import pause
 from tests.services.conftest import MakePipeline, connect, use_postgres
 from tests.services.test_runs import sb_customers, wait_for, warehouse_ids
 
@@ -53,7 +54,7 @@ def test_a_run_paused_past_its_lease_cannot_write_when_it_resumes(
         pipeline = make_pipeline(connect(app, sb))
         first = cli_run(env, pipeline.id)
         paused = wait_for(app, pipeline.id, lambda r: r.counters.get("read", 0) > 0)
-        os.killpg(first.pid, signal.SIGSTOP)
+        pause(app, first.pid, paused.id, group=True)  # not inside a write to the store
         try:
             assert paused.counters["read"] < 6000  # caught mid-read
             time.sleep(3 * LEASE)  # its lease lapses while it is stopped
