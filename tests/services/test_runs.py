@@ -22,6 +22,7 @@ from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
 from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
 from tests.store.test_runs import locked
 
+from headwater.adapters.connectors.stripe.retry import RetryPolicy
 from headwater.adapters.store import runs
 from headwater.kernel.entities import Run, RunStatus, utcnow
 from headwater.kernel.errors import Conflict
@@ -211,11 +212,13 @@ def test_cancel_stops_a_full_run_waiting_on_a_stalled_stripe_within_seconds(
 
 @pytest.mark.usefixtures("small_batches")
 def test_cancel_stops_an_incremental_run_waiting_to_retry_within_seconds(
-    short_lease_app: App, make_pipeline: MakePipeline
+    short_lease_app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same for an incremental run read in this process: every answer is a 500, and
-    the reader waits between retries (up to 20 s each): the stop ends the wait."""
+    the reader waits 10 s before each retry (a backoff reaches 20 s): the stop ends the
+    wait.  (Random backoffs could all be short, and the run fail before the cancel.)"""
     app = short_lease_app
+    monkeypatch.setattr(RetryPolicy, "backoff", lambda *_args, **_kw: 10.0)
     with start_sandbox(customers=300, seed=47) as sb:
         pipeline = make_pipeline(connect(app, sb))
         assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
