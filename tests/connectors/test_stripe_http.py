@@ -23,7 +23,7 @@ from headwater.adapters.connectors.stripe.errors import (
 )
 from headwater.adapters.connectors.stripe.http import Cancelled, StripeHTTP
 from headwater.kernel.errors import mask_secret
-from headwater.sandbox.testing import RunningSandbox
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 OK = Scripted(200, {"object": "list", "data": [], "has_more": False}, {"Request-Id": "req_ok"})
@@ -199,3 +199,47 @@ def test_closing_while_a_request_is_under_way_leaves_no_connection_open(
         thread.join(10)
         left = [c for c in me.net_connections("tcp") if c.raddr and c.raddr.port == port]
         assert left == [], f"attempt {attempt}: {left}"
+
+
+def test_interrupt_frees_a_request_on_the_wire_and_drops_its_answer() -> None:
+    """An interruptible client (a source's, whose run was asked to stop) does not wait
+    for an answer on the wire: `get` raises `Cancelled` at once; the request goes on,
+    counted once, and when it ends the closed client leaves no connection open.  A
+    plain client (a reading process's, which is ended instead) gets its answer."""
+    with start_sandbox(latency_ms=3000) as sb:
+        port = urlsplit(sb.url).port
+        settings = StripeSettings(base_url=sb.url, api_key=sb.secret_key)
+        outcomes: dict[bool, tuple[str, float]] = {}
+        for interruptible in (True, False):
+            http = StripeHTTP(settings, interruptible=interruptible)
+
+            def ask(http: StripeHTTP = http, interruptible: bool = interruptible) -> None:
+                try:
+                    http.get("/v1/customers", {"limit": 1})
+                    outcomes[interruptible] = ("answered", time.monotonic())
+                except Cancelled:
+                    outcomes[interruptible] = ("cancelled", time.monotonic())
+
+            thread = threading.Thread(target=ask)
+            thread.start()
+            time.sleep(0.5)  # on the wire: the sandbox answers after 3 s
+            asked = time.monotonic()
+            http.interrupt()
+            thread.join(10)
+            outcome, at = outcomes[interruptible]
+            if interruptible:
+                assert (outcome, at - asked < 0.5) == ("cancelled", True)
+            else:
+                assert (outcome, at - asked > 2.0) == ("answered", True)
+            with pytest.raises(Cancelled):  # nothing is sent after an interrupt
+                http.get("/v1/customers", {"limit": 1})
+            assert http.api_calls == 1
+            http.close()
+        deadline = time.monotonic() + 10
+        while True:  # the dropped request ends, then its connection is closed
+            me = psutil.Process()
+            left = [c for c in me.net_connections("tcp") if c.raddr and c.raddr.port == port]
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert left == []

@@ -241,6 +241,36 @@ def test_cancel_stops_an_incremental_run_waiting_to_retry_within_seconds(
         assert_in_sync(app, sb, pipeline)
 
 
+@pytest.mark.usefixtures("small_batches")
+def test_cancel_stops_an_incremental_run_waiting_on_a_stalled_stripe_within_seconds(
+    short_lease_app: App, make_pipeline: MakePipeline
+) -> None:
+    """An incremental run reads its events in the run's own process: a request of its
+    already on the wire is not waited for either (each answer takes 20 s here); its
+    answer, when it comes, is dropped."""
+    app = short_lease_app
+    with start_sandbox(customers=300, seed=48) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        before = warehouse_position(app, pipeline)
+        _changes(Mutator(sb), random.Random(9), 50)
+        sb.control(latency_ms=20_000)
+        first = Background(app, pipeline.id)
+        live = wait_for(app, pipeline.id, lambda r: r.status == RunStatus.RUNNING)
+        time.sleep(1.0)  # its first request for events is on the wire
+        asked = time.monotonic()
+        runner.cancel_run(app, live.id)
+        cancelled = first.join()
+        took = time.monotonic() - asked
+        sb.control(latency_ms=0)
+        assert cancelled.status == RunStatus.CANCELLED, cancelled.message
+        assert cancelled.kind == "incremental"
+        assert took < 5, f"the cancel waited {took:.1f} s on Stripe"
+        assert warehouse_position(app, pipeline) == before
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        assert_in_sync(app, sb, pipeline)
+
+
 def sb_customers(sb: RunningSandbox) -> list[dict[str, Any]]:
     return [c.to_dict() for c in sdk(sb).v1.customers.list({"limit": 100}).auto_paging_iter()]
 

@@ -20,10 +20,10 @@ Contract:
   carries the position that is safe to save once that batch's writes have committed.
   Raises `HistoryExpired` when the position is older than the source keeps history.
 - `interrupt()`, from any thread: the run was asked to stop.  The source sends
-  nothing more, and a read under way raises in the thread that iterates it instead of
-  waiting on the source: at once for Stripe's full reads (their reading process ends)
-  and for waits between attempts; a request already on the wire in this process
-  still gets its answer or its timeout first.  `close()` still follows.
+  nothing more, and a read under way raises at once in the thread that iterates it
+  instead of waiting on the source (Stripe's: a full read's reading process ends; a
+  wait between attempts ends; the answer to a request on the wire is dropped when it
+  comes).  `close()` still follows.
 - Errors: `TransientError` subclasses after retries were exhausted, `TerminalError`
   subclasses for bad keys / missing permissions; messages never contain the key.
 """

@@ -59,8 +59,14 @@ class StripeHTTP:
         sleep: Callable[[float], None] | None = None,
         transport: httpx.BaseTransport | None = None,
         gate: Gate | None = None,
+        interruptible: bool = False,
     ) -> None:
         self.settings = settings
+        #: Whether `interrupt` also frees a thread whose request is on the wire: each
+        #: request is then sent from a thread of its own (`_carry`), which the caller
+        #: waits for, or for `interrupt`.
+        self.interruptible = interruptible
+        self._answered = threading.Condition()  # a carried request ended, or `interrupt`
         #: When set, every request takes a slot in flight before its token (`flight`).
         self.gate = gate
         self.policy = RetryPolicy(settings.max_retries, settings.backoff_base, settings.backoff_cap)
@@ -102,9 +108,12 @@ class StripeHTTP:
 
     def interrupt(self) -> None:
         """From any thread: no request starts after this, and a wait between attempts
-        ends at once; either raises `Cancelled` in the thread making the request.  A
-        request already on the wire gets its answer (or its timeout) first."""
+        ends at once, as does the wait for an answer if `interruptible` (else that
+        request gets its answer or its timeout first); each raises `Cancelled` in the
+        thread making the request."""
         self._interrupted.set()
+        with self._answered:
+            self._answered.notify_all()
 
     def close(self) -> None:
         """Close the connections; with requests still under way on other threads, the
@@ -117,12 +126,42 @@ class StripeHTTP:
         self._client.close()
 
     def _wire(self, path: str, params: Params) -> httpx.Response:
-        """The request itself; the client is closed after it if `close` came meanwhile."""
+        """The request itself, counted as it goes on the wire (from a thread of its own
+        if `interruptible`); none after `close` or `interrupt`."""
         with self._lock:
             if self._closed or self._interrupted.is_set():
                 raise Cancelled  # the source was closed or interrupted: no answer is taken
             self._under_way += 1
             self._calls += 1
+        if self.interruptible:
+            return self._carry(path, params)
+        return self._on_wire(path, params)
+
+    def _carry(self, path: str, params: Params) -> httpx.Response:
+        """`_on_wire` on a thread of its own; wait for its end or for `interrupt` (the
+        request then goes on, and its answer is dropped when it comes)."""
+        outcome: list[httpx.Response | BaseException] = []
+
+        def carry() -> None:
+            try:
+                outcome.append(self._on_wire(path, params))
+            except BaseException as exc:  # raised in the waiting thread
+                outcome.append(exc)
+            with self._answered:
+                self._answered.notify_all()
+
+        threading.Thread(target=carry, name="stripe-request", daemon=True).start()
+        with self._answered:
+            self._answered.wait_for(lambda: outcome or self._interrupted.is_set())
+        if not outcome:
+            raise Cancelled
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
+
+    def _on_wire(self, path: str, params: Params) -> httpx.Response:
+        """The request counted in `_under_way`; the client is closed after it if `close`
+        came meanwhile."""
         try:
             return self._client.get(path, params=params)
         finally:

@@ -31,7 +31,8 @@ class StripeSource:
         self.settings = settings
         # Full reads run in a reading process (`offload`); this client serves the rest
         # (changes, previews) and counts the reading process's calls with its own.
-        self.http = StripeHTTP(settings, gate=gate_for(settings))
+        # Interruptible: a run asked to stop does not wait for an answer on the wire.
+        self.http = StripeHTTP(settings, gate=gate_for(settings), interruptible=True)
         self._changes = ChangeReader(self.http, settings.page_size, settings.workers)
         self._reads: list[ReadingProcess] = []  # ended by `close` if not before
         self._ahead: _Ahead | None = None  # `read_full_ahead`'s, until used
