@@ -184,6 +184,17 @@ def test_cancel_stops_a_full_run_at_its_next_page_not_its_next_write(
     assert warehouse_ids(app, pipeline.id) == set()
 
 
+def cancel_timed(app: App, pipeline_id: str, run: Background, settle: float) -> tuple[Run, float]:
+    """After `settle` seconds (the run is waiting on Stripe by then), cancel the live
+    run of `pipeline_id`; its end, and the seconds from the cancel to it."""
+    live = wait_for(app, pipeline_id, lambda r: r.status == RunStatus.RUNNING)
+    time.sleep(settle)
+    asked = time.monotonic()
+    runner.cancel_run(app, live.id)
+    ended = run.join()
+    return ended, time.monotonic() - asked
+
+
 def test_cancel_stops_a_full_run_waiting_on_a_stalled_stripe_within_seconds(
     short_lease_app: App, make_pipeline: MakePipeline
 ) -> None:
@@ -195,13 +206,9 @@ def test_cancel_stops_a_full_run_waiting_on_a_stalled_stripe_within_seconds(
     with start_sandbox(customers=4000, seed=46) as sb:
         pipeline = make_pipeline(connect(app, sb, rps=10))
         first = Background(app, pipeline.id)
-        live = wait_for(app, pipeline.id, lambda r: r.counters.get("read", 0) > 0)
+        wait_for(app, pipeline.id, lambda r: r.counters.get("read", 0) > 0)
         sb.control(latency_ms=20_000)
-        time.sleep(1.0)  # every request in flight now waits on Stripe
-        asked = time.monotonic()
-        runner.cancel_run(app, live.id)
-        cancelled = first.join()
-        took = time.monotonic() - asked
+        cancelled, took = cancel_timed(app, pipeline.id, first, 1.0)
         sb.control(latency_ms=0)
     assert cancelled.status == RunStatus.CANCELLED, cancelled.message
     assert cancelled.message == "cancelled on request"
@@ -211,12 +218,23 @@ def test_cancel_stops_a_full_run_waiting_on_a_stalled_stripe_within_seconds(
 
 
 @pytest.mark.usefixtures("small_batches")
-def test_cancel_stops_an_incremental_run_waiting_to_retry_within_seconds(
-    short_lease_app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("fault", "settle"),
+    [({"error_rate": 1.0}, 1.5), ({"latency_ms": 20_000}, 1.0)],
+    ids=["waiting-to-retry", "stalled-answer"],
+)
+def test_cancel_stops_an_incremental_run_waiting_on_stripe_within_seconds(
+    short_lease_app: App,
+    make_pipeline: MakePipeline,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: dict[str, float],
+    settle: float,
 ) -> None:
-    """The same for an incremental run read in this process: every answer is a 500, and
-    the reader waits 10 s before each retry (a backoff reaches 20 s): the stop ends the
-    wait.  (Random backoffs could all be short, and the run fail before the cancel.)"""
+    """The same for an incremental run, which reads its events in the run's own
+    process.  Waiting to retry: every answer is a 500, and the reader waits 10 s before
+    each retry (a backoff reaches 20 s; random ones could all be short, and the run
+    fail before the cancel).  A stalled answer: a request already on the wire (each
+    answer takes 20 s) is not waited for either; its answer is dropped when it comes."""
     app = short_lease_app
     monkeypatch.setattr(RetryPolicy, "backoff", lambda *_args, **_kw: 10.0)
     with start_sandbox(customers=300, seed=47) as sb:
@@ -224,45 +242,9 @@ def test_cancel_stops_an_incremental_run_waiting_to_retry_within_seconds(
         assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
         before = warehouse_position(app, pipeline)
         _changes(Mutator(sb), random.Random(8), 50)
-        sb.control(error_rate=1.0)
-        first = Background(app, pipeline.id)
-        live = wait_for(app, pipeline.id, lambda r: r.status == RunStatus.RUNNING)
-        time.sleep(1.5)  # its first attempts failed: it waits to retry
-        asked = time.monotonic()
-        runner.cancel_run(app, live.id)
-        cancelled = first.join()
-        took = time.monotonic() - asked
-        sb.control(error_rate=0.0)
-        assert cancelled.status == RunStatus.CANCELLED, cancelled.message
-        assert cancelled.kind == "incremental"
-        assert took < 5, f"the cancel waited {took:.1f} s for a retry"
-        assert warehouse_position(app, pipeline) == before
-        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
-        assert_in_sync(app, sb, pipeline)
-
-
-@pytest.mark.usefixtures("small_batches")
-def test_cancel_stops_an_incremental_run_waiting_on_a_stalled_stripe_within_seconds(
-    short_lease_app: App, make_pipeline: MakePipeline
-) -> None:
-    """An incremental run reads its events in the run's own process: a request of its
-    already on the wire is not waited for either (each answer takes 20 s here); its
-    answer, when it comes, is dropped."""
-    app = short_lease_app
-    with start_sandbox(customers=300, seed=48) as sb:
-        pipeline = make_pipeline(connect(app, sb))
-        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
-        before = warehouse_position(app, pipeline)
-        _changes(Mutator(sb), random.Random(9), 50)
-        sb.control(latency_ms=20_000)
-        first = Background(app, pipeline.id)
-        live = wait_for(app, pipeline.id, lambda r: r.status == RunStatus.RUNNING)
-        time.sleep(1.0)  # its first request for events is on the wire
-        asked = time.monotonic()
-        runner.cancel_run(app, live.id)
-        cancelled = first.join()
-        took = time.monotonic() - asked
-        sb.control(latency_ms=0)
+        sb.control(**fault)
+        cancelled, took = cancel_timed(app, pipeline.id, Background(app, pipeline.id), settle)
+        sb.control(error_rate=0.0, latency_ms=0)
         assert cancelled.status == RunStatus.CANCELLED, cancelled.message
         assert cancelled.kind == "incremental"
         assert took < 5, f"the cancel waited {took:.1f} s on Stripe"
