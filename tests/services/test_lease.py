@@ -3,14 +3,18 @@ a lost lease to the engine's thread through `RunStop`."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from tests.services.conftest import MakePipeline, connect
 
 from headwater.adapters.store import runs
 from headwater.kernel.entities import RunStatus, utcnow
+from headwater.kernel.errors import TransientError
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.app import App
 from headwater.services.pipelines import runner
@@ -50,3 +54,52 @@ def test_the_lease_is_renewed_by_the_timer_and_reports_cancel_and_loss(
     assert lost.status == RunStatus.FAILED
     assert lost.message.startswith("the run lost its lease")
     assert runs.get_run(app.engine, run.id).status == RunStatus.FAILED
+
+
+def test_a_stop_calls_its_listeners_once_on_threads_of_their_own(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a run waits on is interrupted by a listener (`RunStop.when_requested`): called
+    once, by the first request, off the requesting thread (a signal handler only starts
+    a thread); added after the request, at once; a failing one is logged, not raised."""
+    stop = RunStop()
+    called: list[tuple[str, str]] = []
+    done = threading.Event()
+
+    def listener(name: str) -> Callable[[], None]:
+        def heard() -> None:
+            called.append((name, threading.current_thread().name))
+            if len(called) == 2:
+                done.set()
+
+        return heard
+
+    def failing() -> None:
+        raise RuntimeError("the source is gone")
+
+    stop.when_requested(listener("before"))
+    stop.when_requested(failing)
+    with caplog.at_level(logging.WARNING):
+        stop.request(RunStatus.CANCELLED, "cancelled on request")
+        stop.request(RunStatus.QUEUED, "a later request changes nothing")
+        stop.when_requested(listener("after"))
+        assert done.wait(5)
+        wait_until(lambda: "the source is gone" in caplog.text)
+    assert sorted(called) == [("after", "headwater-stop"), ("before", "headwater-stop")]
+    assert (stop.status, stop.message) == (RunStatus.CANCELLED, "cancelled on request")
+    assert "the source is gone" in caplog.text
+
+
+def test_a_run_that_raised_ends_as_its_stop_when_one_was_requested() -> None:
+    stop = RunStop()
+    assert stop.ending(TransientError("Stripe kept failing"), "run_1") == (
+        RunStatus.FAILED,
+        "Stripe kept failing",
+        True,
+    )
+    stop.request(RunStatus.QUEUED, "re-queued: the service stopped")
+    assert stop.ending(TransientError("the reading process ended"), "run_1") == (
+        RunStatus.QUEUED,
+        "re-queued: the service stopped",
+        False,
+    )

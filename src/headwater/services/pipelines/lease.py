@@ -12,6 +12,7 @@ is logged and retried at the next beat: the lease outlasts several missed beats.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -107,7 +108,8 @@ def _notify(listeners: list[Callable[[], None]]) -> None:
             log.warning("interrupting a stopped run's wait failed: %s", describe_error(exc))
 
     for listener in listeners:
-        thread = threading.Thread(target=call, args=(listener,), name="headwater-stop")
+        run = contextvars.copy_context().run  # the run's ids on the lines it logs
+        thread = threading.Thread(target=run, args=(call, listener), name="headwater-stop")
         thread.daemon = True
         thread.start()
 
