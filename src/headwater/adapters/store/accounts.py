@@ -337,19 +337,17 @@ def failures_since(
     (counting only those after its last success, from anywhere), for one address, or
     for one account from one address; not counting the attempt `besides`."""
     attempts = sign_in_attempts.c
-    mine = []
-    if email_key is not None:
-        mine.append(attempts.email_key == email_key)
-    if address is not None:
-        mine.append(attempts.address == address)
+    account = attempts.email_key == email_key
+    given = ((email_key, account), (address, attempts.address == address))
+    mine = [condition for value, condition in given if value is not None]
     if not mine:
         raise ValueError("failures of what: give an email_key, an address or both")
     key = and_(*mine)
     with engine.connect() as conn:
-        if email_key is not None:
+        if email_key is not None:  # the account's last success, from anywhere
             success = conn.execute(
                 select(attempts.at)
-                .where(mine[0], attempts.succeeded.is_(True), attempts.at >= since)
+                .where(account, attempts.succeeded.is_(True), attempts.at >= since)
                 .order_by(attempts.at.desc())
                 .limit(1)
             ).scalar()
