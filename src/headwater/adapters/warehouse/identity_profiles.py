@@ -16,7 +16,8 @@ Values: per column, the non-null value of the identity with the latest
 (``array_agg(... ORDER BY ...) FILTER (WHERE ... IS NOT NULL))[1]``, the same text on
 both engines); a component of one identity takes its row as is.  Only profiles whose
 count or values changed are rewritten (with the rebuild's time), so a rebuild that
-changes nothing writes nothing.
+changes nothing writes nothing; into an empty ``profiles`` (a first import) the values go
+straight in, without ``hw_new``.
 """
 
 from __future__ import annotations
@@ -63,12 +64,23 @@ def write(
     reserve: identity_values.Reserve | None = None,
 ) -> Counts:
     """Ids, values, and the writes of profiles and memberships."""
+    s = sql.quote(schema)
+    # No profile yet (a first import): every component's values are written as they
+    # are computed, not compared first.
+    empty = not execute(f"SELECT 1 FROM {s}.profiles LIMIT 1", {})
     _ids(execute, schema, sp, run_id)
     merges, splits = _logged(execute)
     identity_values.drop(execute, "hw_ov", "hw_cm")  # each work table as soon as done with it
-    identity_values.values(execute, schema, sp, columns, order, reserve)
-    identity_values.drop(execute, "hw_m", "hw_mr")
-    written, removed = _write_profiles(execute, schema, sp, columns, at)
+    if empty:
+        unique = _drop_unique(execute, s, sp, "profiles")  # built once, after (below)
+        identity_values.values(execute, schema, sp, columns, order, reserve, direct=at)
+        _add_unique(execute, s, "profiles", unique)
+        identity_values.drop(execute, "hw_m", "hw_mr")
+        written, removed = _count(execute, "hw_id"), 0
+    else:
+        identity_values.values(execute, schema, sp, columns, order, reserve)
+        identity_values.drop(execute, "hw_m", "hw_mr")
+        written, removed = _write_profiles(execute, schema, sp, columns, at)
     identity_values.drop(execute, "hw_new", "hw_chg")
     moved = _memberships(execute, schema, sp)
     identity_values.drop(execute, "hw_mv")
