@@ -84,17 +84,32 @@ def test_profile_ids_are_native_uuids_read_back_as_text(tmp_path: Path) -> None:
 
 
 def test_a_warehouse_from_before_resolution_keeps_working(tmp_path: Path) -> None:
-    """Files created before profile keys were UUIDs hold them as VARCHAR, and before
-    resolution moved out of the write path every identity had one (NOT NULL)."""
+    """Files created before profile keys were UUIDs hold them as VARCHAR, before
+    resolution moved out of the write path every identity had one (NOT NULL), and
+    ``profiles`` had a primary key (dropped: the table is copied, rows and all)."""
     path = tmp_path / "old.duckdb"
     old = DuckDBWarehouse(path)
-    old_types = dataclasses.replace(TYPES, profile_key=TYPES.text)
+    old_types = dataclasses.replace(TYPES, profile_key=TYPES.text, profile_primary_key=True)
     for statement in sql.create_tables(old_types, "headwater"):
         old._conn.execute(
             statement.replace("_profile_id VARCHAR,", "_profile_id VARCHAR NOT NULL,")
         )
+    old._conn.execute(
+        "INSERT INTO headwater.profiles VALUES ('an-old-profile', TIMESTAMPTZ '2026-01-01', 1)"
+    )
     old.close()
     wh = open_warehouse(path)
+    constraints = wh._conn.execute(
+        "SELECT constraint_type, constraint_column_names FROM duckdb_constraints() "
+        "WHERE table_name = 'profiles' ORDER BY ALL"
+    ).fetchall()
+    assert constraints == [
+        ("NOT NULL", ["_identity_count"]),
+        ("NOT NULL", ["_profile_id"]),
+        ("NOT NULL", ["_updated_at"]),
+    ]
+    assert [p["_profile_id"] for p in wh.profiles()] == ["an-old-profile"]
+    wh._conn.execute("DELETE FROM headwater.profiles")
     wh.write(batch(rows(3)))
     wh.write(batch(rows(3, tag="-changed")))
     assert wh.write(batch([], ["cus_00000001"])).deleted == 1
@@ -241,6 +256,8 @@ def test_an_incremental_resolution_has_its_own_headroom(tmp_path: Path) -> None:
     wh = DuckDBWarehouse(tmp_path / "w.duckdb", memory_headroom_mb=1, max_headroom_mb=1)
     outcome = resolve_warehouse(wh, settings, Context("second", AT, (PIPELINE,)))
     assert outcome.considered >= 300
-    assert len({i["_profile_id"] for i in wh.identities()}) == 20_000 - 299
     assert wh._memory.headroom == 1  # the writes' headroom is back
+    wh.close()
+    wh = open_warehouse(tmp_path / "w.duckdb")  # reading every identity needs more than 1 MB
+    assert len({i["_profile_id"] for i in wh.identities()}) == 20_000 - 299
     wh.close()

@@ -47,9 +47,26 @@ def delete_where(
 
 
 def upgrade(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
-    """Files made before identity resolution gave every identity a profile id at write
-    time (``NOT NULL``); now a new identity has none, or a provisional one, until it is
-    resolved (`sql.identity_upsert`)."""
+    """Upgrade files made by earlier versions (in the caller's transaction).
+
+    Before identity resolution every identity got a profile id at write time (``NOT
+    NULL``); now a new identity has none, or a provisional one, until it is resolved
+    (`sql.identity_upsert`).  ``profiles`` had a primary key, which DuckDB cannot drop:
+    the table is copied into one without it (`TypeMapper.profile_primary_key`).
+    """
+    s = sql.quote(schema)
+    keyed = run(
+        conn,
+        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = $1 "
+        "AND table_name = 'profiles' AND constraint_type = 'PRIMARY KEY'",
+        [schema],
+    )
+    if keyed[0][0]:
+        run(conn, f"CREATE TABLE {s}.hw_profiles_copy AS SELECT * FROM {s}.profiles")
+        run(conn, f"DROP TABLE {s}.profiles")
+        run(conn, f"ALTER TABLE {s}.hw_profiles_copy RENAME TO profiles")
+        for column in ("_profile_id", "_updated_at", "_identity_count"):
+            run(conn, f"ALTER TABLE {s}.profiles ALTER {column} SET NOT NULL")
     found = run(
         conn,
         "SELECT is_nullable FROM information_schema.columns WHERE table_schema = $1 "
@@ -57,4 +74,4 @@ def upgrade(conn: duckdb.DuckDBPyConnection, schema: str) -> None:
         [schema],
     )
     if found and found[0][0] == "NO":
-        run(conn, f"ALTER TABLE {sql.quote(schema)}.identities ALTER _profile_id DROP NOT NULL")
+        run(conn, f"ALTER TABLE {s}.identities ALTER _profile_id DROP NOT NULL")

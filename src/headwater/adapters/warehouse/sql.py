@@ -38,6 +38,10 @@ class TypeMapper:
     #: instead of 36 characters, which halves the unique index where it must stay in
     #: memory (DuckDB).  Readers always get the id back as text.
     profile_key: str
+    #: Whether ``profiles`` has a primary key.  DuckDB's is an in-memory index that only
+    #: a single-id lookup uses, and its upkeep was a third of writing a million new
+    #: profiles; identity resolution writes each id once (its tests check it).
+    profile_primary_key: bool = True
     #: The catalogue's spelling of a column type where it differs from `columns`.
     catalogue: Mapping[str, PropertyType] = field(default_factory=dict)
     #: Model types staged in another type (JSON as text...) and cast when merged.
@@ -93,7 +97,8 @@ def create_tables(d: TypeMapper, schema: str, extra: Sequence[str] = ()) -> list
         f"_source_updated_at {ts}, _run_id {t} NOT NULL, _imported_at {ts} NOT NULL, "
         f"_profile_id {key}, UNIQUE (_pipeline_id, _source_id))",
         f"CREATE TABLE IF NOT EXISTS {s}.profiles ("
-        f"_profile_id {key} PRIMARY KEY, _updated_at {ts} NOT NULL, "
+        f"_profile_id {key} {'PRIMARY KEY' if d.profile_primary_key else 'NOT NULL'}, "
+        f"_updated_at {ts} NOT NULL, "
         f"_identity_count {d.counter} NOT NULL)",
         # The owner run and saved state of each pipeline (see `ownership`).
         f"CREATE TABLE IF NOT EXISTS {s}.pipeline_state (pipeline_id {t} PRIMARY KEY, "
