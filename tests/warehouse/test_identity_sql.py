@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import pytest
 
 from headwater.adapters.warehouse import Warehouse
@@ -48,10 +49,24 @@ def test_sql_mints_the_ids_python_mints(
         return "'" + text.replace("'", "''") + "'"
 
     digest = profile_md5(literal(run), literal(pipeline), literal(source))
-    statement = f"SELECT {uuid_layout('h')} FROM (SELECT {digest} AS h) AS x"
+    bits = warehouse.spelling.uuid_bits  # type: ignore[attr-defined]
+    statement = f"SELECT {uuid_layout('h', bits)} FROM (SELECT {digest} AS h) AS x"
     [(made,)] = engine.raw(warehouse, statement)
     identity = Identity(IdentityKey(pipeline, source), "conn1", None, {})
     assert made == new_profile_id(run, identity)
+
+
+def test_both_layouts_of_an_md5_are_one_uuid() -> None:
+    """DuckDB sets the version and variant on the number (`uuid_bits`): the same text
+    as the cut and joined hex, for every value of the nibbles they overwrite."""
+    conn = duckdb.connect()
+    digests = "SELECT md5(CAST(x AS VARCHAR)) AS h FROM range(20000) AS t(x)"
+    differ = conn.execute(
+        f"SELECT count(*) FILTER (WHERE {uuid_layout('h', True)} <> {uuid_layout('h')}), "
+        "count(DISTINCT substr(h, 13, 1) || substr(h, 17, 1)) FROM "
+        f"({digests}) AS d"
+    ).fetchall()
+    assert differ == [(0, 256)]
 
 
 def _values(n: int, k: int) -> dict[str, Any]:

@@ -35,6 +35,7 @@ TYPES = sql.TypeMapper(
     counter="INTEGER",
     profile_key="UUID",
     profile_primary_key=False,
+    uuid_bits=True,
     # information_schema's spelling where it differs from the type created.
     catalogue={"TIMESTAMP WITH TIME ZONE": T.DATETIME},
     # Decimals are staged as text so that DuckDB rounds them to scale 9.

@@ -21,7 +21,13 @@ PLACEHOLDERS = ("$p", "$c", "$r", "$n")
 def merge(conn: duckdb.DuckDBPyConnection, schema: str, landing: Landing) -> int:
     """Upsert the staged rows on the unique key; how many identities were new."""
     insert, update_tail = sql.identity_upsert(
-        schema, landing.stage, landing.names, PLACEHOLDERS, landing.casts, TYPES.profile_key
+        schema,
+        landing.stage,
+        landing.names,
+        PLACEHOLDERS,
+        landing.casts,
+        TYPES.profile_key,
+        TYPES.uuid_bits,
     )
     # DuckDB cannot say whether an upsert inserted or updated.  Every write to this
     # database goes through one connection (DuckDB locks the file to one process)

@@ -118,9 +118,10 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         "ON f.former = h.former) AS y WHERE r = 1"
     )
     digest = sql.profile_md5(sp.ph("run"), "w.p", "w.s")
+    made = sql.uuid_layout("x.h", sp.uuid_bits)
     execute(
         f"{sp.temp.format('hw_id')} WITH heir AS ({heir}), size AS ({size}), wins AS ({wins}) "
-        f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {sql.uuid_layout('x.h')}) AS id FROM "
+        f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {made}) AS id FROM "
         f"(SELECT m.comp, m.mn, m.size, v.former, CASE WHEN v.former IS NULL THEN {digest} "
         "END AS h FROM hw_cm AS m JOIN hw_ik AS w ON w.n = m.mn LEFT JOIN wins AS v "
         # OFFSET 0: PostgreSQL would otherwise inline the MD5 into each of its 7 uses.

@@ -131,7 +131,12 @@ def _sink(
             f"SELECT CAST(v.id AS {sp.profile_key}), CAST({sp.ph('at')} AS {sp.timestamptz}), "
             f"v.size{''.join(f', v.{n}' for n in names)} FROM"
         )
-        return lambda select: execute(f"{head} ({select}) AS v", {"at": direct})
+        at = direct
+
+        def insert(select: str) -> None:
+            execute(f"{head} ({select}) AS v", {"at": at})
+
+        return insert
     made: list[bool] = []
 
     def put(select: str) -> None:

@@ -143,6 +143,8 @@ class Spelling:
     #: Query of (name, definition) of the unique keys of table ``table``, which a rebuild
     #: writing many of its rows drops and adds again (None: kept; `identity_profiles`).
     unique_constraints: str | None = None
+    #: `sql.TypeMapper.uuid_bits`.
+    uuid_bits: bool = False
 
 
 #: What every function here takes first: (execute, schema, spelling, model columns).

@@ -42,6 +42,8 @@ class TypeMapper:
     #: a single-id lookup uses, and its upkeep was a third of writing a million new
     #: profiles; identity resolution writes each id once (its tests check it).
     profile_primary_key: bool = True
+    #: Whether 128-bit unsigned integers cast to UUIDs (`uuid_bits`; DuckDB).
+    uuid_bits: bool = False
     #: The catalogue's spelling of a column type where it differs from `columns`.
     catalogue: Mapping[str, PropertyType] = field(default_factory=dict)
     #: Model types staged in another type (JSON as text...) and cast when merged.
@@ -135,12 +137,14 @@ def identity_upsert(
     params: tuple[str, str, str, str],
     casts: Mapping[str, str],
     key: str | None,
+    bits: bool = False,
 ) -> tuple[str, str]:
     """The INSERT ... SELECT from the stage, and its ON CONFLICT DO UPDATE tail.
 
     `params` are the placeholders for pipeline id, connection id, run id and import
     time; `casts` maps a model column to the type its staged value is cast to; `key`
-    is the type of ``_profile_id``, or None to leave it null.  With a type, a new
+    is the type of ``_profile_id``, or None to leave it null (`bits`: the engine's
+    `TypeMapper.uuid_bits`, its type then a UUID).  With a type, a new
     identity gets a *provisional* profile id: the id identity resolution gives a new
     profile whose smallest identity it is when this run resolves
     (``ids.new_profile_id`` of the run id and its own key), so the resolution after
@@ -156,7 +160,8 @@ def identity_upsert(
     inserted, staged = cols, values
     if key is not None:  # the insert alone: an update keeps its profile id
         inserted = ["_profile_id", *cols]
-        staged = [f"CAST({uuid_layout('s.hw_pid')} AS {key})", *values]
+        made = uuid_bits("s.hw_pid") if bits else f"CAST({uuid_layout('s.hw_pid')} AS {key})"
+        staged = [made, *values]
         hashed = profile_md5(p_run, p_pipe, "t._source_id")
         # OFFSET 0: PostgreSQL would otherwise inline the hash into each of its 7 uses.
         source = f"FROM (SELECT t.*, {hashed} AS hw_pid FROM {stage} AS t OFFSET 0) AS s"
@@ -187,14 +192,28 @@ def profile_md5(run_id: str, pipeline: str, source: str) -> str:
     )
 
 
-def uuid_layout(h: str) -> str:
-    """SQL writing the hexadecimal MD5 `h` (a column: it is read seven times) as a
-    UUID of version 3 layout, as ``ids.new_profile_id`` does."""
+def uuid_layout(h: str, bits: bool = False) -> str:
+    """SQL writing the hexadecimal MD5 `h` (a column: it is read seven times) as the
+    text of a UUID of version 3 layout, as ``ids.new_profile_id`` does.  With `bits`
+    (`TypeMapper.uuid_bits`) the version and variant are set on the number instead."""
+    if bits:
+        return f"CAST({uuid_bits(h)} AS VARCHAR)"
     return (
         f"(substr({h}, 1, 8) || '-' || substr({h}, 9, 4) || '-3' || substr({h}, 14, 3) || "
         f"'-' || translate(substr({h}, 17, 1), '0123456789abcdef', '89ab89ab89ab89ab') || "
         f"substr({h}, 18, 3) || '-' || substr({h}, 21, 12))"
     )
+
+
+def uuid_bits(h: str) -> str:
+    """A UUID (DuckDB's type) of the hexadecimal MD5 `h`, its version nibble set to 3 and
+    its variant bits to ``10``, as `uuid_layout` writes them: on the 128-bit number
+    (read from the hex, whose first byte is the UUID's first), three times faster than
+    cutting and joining the text (730,000 ids: 0.3 s against 0.9 s)."""
+    n = f"CAST('0x' || {h} AS UHUGEINT)"
+    one = "CAST({0} AS UHUGEINT) << {1}"
+    cleared = f"{n} & ~({one.format(15, 76)}) & ~({one.format(3, 62)})"
+    return f"CAST(({cleared}) | ({one.format(3, 76)}) | ({one.format(2, 62)}) AS UUID)"
 
 
 def _staged_values(names: Sequence[str], casts: Mapping[str, str]) -> list[str]:

@@ -65,6 +65,7 @@ def spelling_of(
         types.casts,
         types.columns,
         types.timestamptz,
+        uuid_bits=types.uuid_bits,
         **other,
     )
 
