@@ -50,8 +50,11 @@ def twin(warehouse: Warehouse, settings: IdentitySettings) -> MemoryIdentityStor
     out = MemoryIdentityStore(settings)
     for i in store.all_identities():
         out.load(i)
-    for p in store.all_profiles():
+    profiles = list(store.all_profiles())
+    for p in profiles:
         out.profile_rows[p.id] = p
+    # Each id once: no index enforces it on DuckDB (`TypeMapper.profile_primary_key`).
+    assert len(out.profile_rows) == len(profiles), "a profile id is written twice"
     out.changes = [change(c) for c in warehouse.profile_changes()]
     return out
 
