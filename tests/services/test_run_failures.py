@@ -5,6 +5,7 @@ and a lost permission falls back to reading by created date."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -198,6 +199,64 @@ def test_events_permission_lost_midway_falls_back_to_new_customers_by_created_da
     assert run.summary["warnings"] == [EVENTS_PERMISSION_WARNING]
     assert set(new) <= ids(app, pipeline.id)
     assert warehouse_position(app, pipeline) == before  # events not applied: kept
+
+
+def saved_max_created(app: App, pipeline_id: str) -> int:
+    wh = app.warehouse()
+    try:
+        owned = wh.pipeline_state(pipeline_id)
+    finally:
+        wh.close()
+    assert owned is not None and owned.state is not None
+    return owned.state.max_created
+
+
+def test_new_customers_by_created_date_cut_short_lose_none(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without Events: Read an incremental run reads the customers created since the
+    newest it saw, newest first: its position must not pass customers not written yet
+    (it moved to the newest with the first page, and a run cut short after that page
+    left the older ones out of every later run)."""
+    with start_sandbox(customers=0) as sb:
+        pipeline = make_pipeline(connect(app, sb, key="rk_test_customers_only"))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        new: list[str] = []
+        for second in range(3):  # `created` has one-second resolution
+            if second:
+                time.sleep(1.1)
+            new += [
+                sdk(sb).v1.customers.create({"email": f"c{second}-{i}@example.com"}).id
+                for i in range(60)
+            ]
+        before = saved_max_created(app, pipeline.id)
+
+        def cut_after_a_page(real: Any) -> Callable[[int], Iterator[list[Record]]]:
+            def read_created_since(created: int) -> Iterator[list[Record]]:
+                pages = real.read_created_since(created)
+                try:
+                    yield next(iter(pages))
+                    # Give the page's write time to commit (and a wrong position with it).
+                    deadline = time.monotonic() + 3
+                    while saved_max_created(app, pipeline.id) == before:
+                        if time.monotonic() > deadline:
+                            break
+                        time.sleep(0.05)
+                    raise RuntimeError("the read is cut short")
+                finally:
+                    pages.close()
+
+            return read_created_since
+
+        script_source(monkeypatch, read_created_since=cut_after_a_page)
+        cut = runner.run_pipeline(app, pipeline.id)
+        assert cut.status == RunStatus.FAILED
+        assert cut.summary["reason"] == "new customers by created date"
+        assert 0 < len(ids(app, pipeline.id)) < len(new)
+        monkeypatch.undo()
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+    assert ids(app, pipeline.id) == set(new)
+    assert saved_max_created(app, pipeline.id) > before
 
 
 def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(

@@ -268,20 +268,24 @@ def _run_created_since(ctx: RunContext, start: PipelineState) -> None:
     writer = ctx.writer()
     pages = ctx.source.read_created_since(start.max_created)
     try:
-        # `created` has one-second resolution: re-reading the last second next time is
-        # harmless (idempotent merge) and never misses a customer created in it.
+        # Pages come newest first (and windows side by side): the position moves only
+        # once every page is written (rule 1), never past a customer not written yet.
         for page in pages:
             ctx.recorder.counters.read += len(page)
             max_created = _created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
-            state = replace(start, max_created=max_created)
-            writer.submit(ctx.batch(shaped.rows, state=state), _committed(ctx, state))
+            writer.submit(ctx.batch(shaped.rows), ctx.count)
         writer.finish()
     except BaseException:
         writer.abort()
         raise
     finally:
         pages.close()
+    # `created` has one-second resolution: re-reading the last second next time is
+    # harmless (idempotent merge) and never misses a customer created in it.
+    state = replace(start, max_created=max_created)
+    ctx.warehouse.write(ctx.batch(state=state))
+    ctx.save_state(state)
 
 
 def _committed(ctx: RunContext, state: PipelineState) -> Callable[[WriteResult], None]:
