@@ -21,7 +21,7 @@ from headwater.kernel.entities import RunStatus
 from headwater.kernel.records import Record
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
-from headwater.services.pipelines import engine, runner
+from headwater.services.pipelines import engine, manage, runner
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
 from headwater.services.runs import retries
 
@@ -207,7 +207,8 @@ def saved_max_created(app: App, pipeline_id: str) -> int:
         owned = wh.pipeline_state(pipeline_id)
     finally:
         wh.close()
-    assert owned is not None and owned.state is not None
+    assert owned is not None
+    assert owned.state is not None
     return owned.state.max_created
 
 
@@ -257,6 +258,49 @@ def test_new_customers_by_created_date_cut_short_lose_none(
         assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
     assert ids(app, pipeline.id) == set(new)
     assert saved_max_created(app, pipeline.id) > before
+
+
+def test_a_definition_changed_during_a_full_run_makes_the_next_run_full(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """State rule 4 holds for a change saved while a full run reads: that run read with
+    the old definition (it cleared the pipeline's need for a full run as it ended)."""
+    with start_sandbox(customers=300, seed=67) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+
+        def midway(changes: manage.PipelineChanges) -> Callable[[Any], Any]:
+            def scripted(real: Any) -> Callable[[], Iterator[list[Record]]]:
+                def read_full() -> Iterator[list[Record]]:
+                    pages = real.read_full()
+                    try:
+                        for n, page in enumerate(pages):
+                            if n == 1:
+                                manage.update(app, pipeline.id, changes)
+                            yield page
+                    finally:
+                        pages.close()
+
+                return read_full
+
+            return scripted
+
+        script_source(monkeypatch, read_full=midway(manage.PipelineChanges(filter=FILTER)))
+        run = runner.run_pipeline(app, pipeline.id)
+        assert (run.status, run.kind) == (RunStatus.SUCCEEDED, "full"), run.message
+        assert reload(app, pipeline).needs_full
+        monkeypatch.undo()
+        again = runner.run_pipeline(app, pipeline.id)
+        assert (again.kind, again.summary["reason"]) == (
+            "full",
+            "the pipeline is new or its filter or transformation changed",
+        )
+        assert not reload(app, pipeline).needs_full
+        # Another field changed meanwhile (a rename) leaves the definition the run read.
+        manage.update(app, pipeline.id, manage.PipelineChanges(clear_filter=True))
+        script_source(monkeypatch, read_full=midway(manage.PipelineChanges(name="renamed")))
+        renamed = runner.run_pipeline(app, pipeline.id)
+    assert (renamed.status, renamed.kind) == (RunStatus.SUCCEEDED, "full")
+    assert (reload(app, pipeline).name, reload(app, pipeline).needs_full) == ("renamed", False)
 
 
 def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(

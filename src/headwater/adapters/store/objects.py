@@ -167,6 +167,36 @@ def save(engine: Engine, entity: E, only: Sequence[str] | None = None) -> E:
     return entity
 
 
+def full_run_done(engine: Engine, pipeline: Pipeline) -> bool:
+    """Save the display copy of a full run's state and clear the pipeline's need for a
+    full run, unless its filter or transformation changed since the run read them
+    (state rule 4: the change needs a full run of its own).  Compared under the row's
+    lock (SQLite: the write lock), so a change committed meanwhile is never
+    overwritten.  Whether the need was cleared."""
+    t = tables.pipelines
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite would defer the lock
+        try:
+            row = conn.execute(
+                select(t.c.filter, t.c.transformation)
+                .where(t.c.id == pipeline.id)
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                raise NotFound(f"no pipeline with id {pipeline.id!r}")
+            same = (row.filter, row.transformation) == (pipeline.filter, pipeline.transformation)
+            values: dict[str, Any] = {"state": asdict(pipeline.state)}
+            if same:
+                values["needs_full"] = False
+            conn.execute(update(t).where(t.c.id == pipeline.id).values(**values))
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    return same
+
+
 def remove(engine: Engine, cls: type[E], entity_id: str) -> None:
     """Delete the entity; a pipeline with its runs, refused (`Conflict`, nothing
     deleted) while one of them is running."""

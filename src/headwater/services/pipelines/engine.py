@@ -112,14 +112,15 @@ class RunContext:
     def save_state(self, state: PipelineState, *, full_done: bool = False) -> None:
         """`state` committed in the warehouse: remember it, and copy it to the metadata
         store for display (never read back as the position).  `full_done` also clears
-        the pipeline's need for a full run."""
+        the pipeline's need for a full run, unless its definition changed meanwhile."""
         self.state = state
         self.pipeline.state = state
-        only = ["state"]
         if full_done:
-            self.pipeline.needs_full = False
-            only.append("needs_full")
-        objects.save(self.recorder.engine, self.pipeline, only=only)
+            self.pipeline.needs_full = not objects.full_run_done(
+                self.recorder.engine, self.pipeline
+            )
+        else:
+            objects.save(self.recorder.engine, self.pipeline, only=["state"])
 
 
 def _created_max(records: Iterable[Record], current: int) -> int:
