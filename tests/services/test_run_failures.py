@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,14 +16,16 @@ from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
 from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
 
 from headwater.adapters.connectors.contract import ChangeBatch, PermissionMissing
+from headwater.adapters.store import queue
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
 from headwater.adapters.warehouse.rejects import RejectedData
-from headwater.kernel.entities import RunStatus
+from headwater.kernel.entities import RunStatus, utcnow
 from headwater.kernel.records import Record
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import engine, manage, runner
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
+from headwater.services.pipelines.lease import RunStop, new_owner
 from headwater.services.runs import retries
 
 
@@ -301,6 +304,60 @@ def test_a_definition_changed_during_a_full_run_makes_the_next_run_full(
         renamed = runner.run_pipeline(app, pipeline.id)
     assert (renamed.status, renamed.kind) == (RunStatus.SUCCEEDED, "full")
     assert (reload(app, pipeline).name, reload(app, pipeline).needs_full) == ("renamed", False)
+
+
+def test_a_full_run_resumed_under_its_id_purges_a_customer_its_earlier_attempt_wrote(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run the service put back in the queue resumes under its id (rule 3): a customer
+    its first attempt wrote, then deleted in Stripe before the second attempt read, is
+    purged (it carried the run's id, which the purge spares)."""
+    with start_sandbox(customers=300, seed=71) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        queued = runner.enqueue(app, pipeline.id, full=True)
+        stop = RunStop()
+
+        def written_by_the_run() -> set[str]:
+            wh = app.warehouse()
+            try:
+                rows = wh.identities(pipeline.id)
+            finally:
+                wh.close()
+            return {r["_source_id"] for r in rows if r["_run_id"] == queued.id}
+
+        def stopped_after_a_page(real: Any) -> Callable[[], Iterator[list[Record]]]:
+            def read_full() -> Iterator[list[Record]]:
+                pages = real.read_full()
+                try:
+                    yield next(iter(pages))
+                    deadline = time.monotonic() + 10
+                    while not written_by_the_run() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    stop.request(RunStatus.QUEUED, "re-queued: the service stops")
+                    yield from pages
+                finally:
+                    pages.close()
+
+            return read_full
+
+        def attempt(run_stop: RunStop) -> RunStatus:
+            owner = new_owner()
+            claimed = queue.claim_next(app.engine, owner, utcnow() + timedelta(minutes=5))
+            assert claimed is not None
+            assert claimed.id == queued.id
+            return runner.execute_claimed(app, claimed, owner, stop=run_stop).status
+
+        script_source(monkeypatch, read_full=stopped_after_a_page)
+        monkeypatch.setattr(engine, "WRITE_BATCH", 100)  # a page is a write
+        assert attempt(stop) == RunStatus.QUEUED
+        monkeypatch.undo()
+        deleted = sorted(written_by_the_run())[0]
+        sdk(sb).v1.customers.delete(deleted)
+        assert attempt(RunStop()) == RunStatus.SUCCEEDED
+    left = ids(app, pipeline.id)
+    assert deleted not in left
+    assert len(left) == 299
 
 
 def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(

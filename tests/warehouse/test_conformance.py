@@ -68,14 +68,22 @@ def batch(
     return WriteBatch(pipeline, "conn1", run, list(rows), list(deletes), state)
 
 
+def own(warehouse: Warehouse, pipeline: str, run: str) -> None:
+    """Claim the pipeline for `run` unless it owns it: a run claims once (a claim by the
+    last owner is a resumed run's, which sets aside what its earlier attempt wrote)."""
+    owned = warehouse.pipeline_state(pipeline)
+    if owned is None or owned.owner_run_id != run:
+        warehouse.claim(pipeline, run)
+
+
 def write(warehouse: Warehouse, b: WriteBatch) -> WriteResult:
     """Write as a run that owns the pipeline: each new run claims it first."""
-    warehouse.claim(b.pipeline_id, b.run_id)
+    own(warehouse, b.pipeline_id, b.run_id)
     return warehouse.write(b)
 
 
 def purge(warehouse: Warehouse, pipeline: str, run: str, keep: Collection[str] = ()) -> int:
-    warehouse.claim(pipeline, run)
+    own(warehouse, pipeline, run)
     return warehouse.purge_unseen(pipeline, run, keep=keep)
 
 
@@ -254,6 +262,20 @@ def test_purge_unseen(warehouse: Warehouse) -> None:
     assert purge(warehouse, "p1", "new") == 1  # cus_2 is no longer kept
     assert pending(warehouse) == {"p1:cus_2"}
     assert purge(warehouse, "p1", "new") == 0
+
+
+def test_a_resumed_run_purges_what_its_earlier_attempt_wrote_and_it_did_not(
+    warehouse: Warehouse,
+) -> None:
+    """A run claiming the pipeline it owned last resumes (the service stopped it): the
+    rows its earlier attempt wrote are that attempt's, not this one's."""
+    write(warehouse, batch(row("cus_1"), row("cus_2"), run="old"))
+    write(warehouse, batch(row("cus_1"), row("cus_2"), row("cus_3"), run="r"))
+    warehouse.claim("p1", "r")
+    assert {i["_run_id"] for i in warehouse.identities("p1")} == {"r~earlier"}
+    warehouse.write(batch(row("cus_1"), run="r"))
+    assert warehouse.purge_unseen("p1", "r") == 2
+    assert [(i["_source_id"], i["_run_id"]) for i in warehouse.identities("p1")] == [("cus_1", "r")]
 
 
 def test_delete_pipeline(warehouse: Warehouse) -> None:

@@ -47,7 +47,10 @@ Contract for every implementation:
   the stored identity of that source id as it was.
 - `purge_unseen` deletes, in one transaction, the pipeline's identities whose
   ``_run_id`` differs from the given run and whose source id is not in `keep`,
-  recording them as pending.  It returns how many identities it deleted.
+  recording them as pending.  It returns how many identities it deleted.  A run that
+  claims a pipeline it owned last (it resumes after the service put it back in the
+  queue) first labels the rows its earlier attempt wrote ``<run id>~earlier``
+  (`ownership.claim`), so the purge weighs them like any row it did not write.
 - `delete_pipeline` removes the pipeline's identities (recorded as pending) and its
   ``pipeline_state`` row (no ownership needed: the pipeline is going away).
 - Model changes (`ensure_columns`, `rename_column`, `drop_column`) alter both tables.

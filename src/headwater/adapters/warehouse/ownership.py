@@ -27,6 +27,8 @@ from headwater.kernel.errors import Conflict
 from headwater.kernel.state import PipelineState
 
 TABLE = "pipeline_state"
+#: ``_run_id`` of the identities a resumed run's earlier attempt wrote (`claim`).
+EARLIER_ATTEMPT = "{0}~earlier"
 
 #: Runs one statement with named parameters in the open transaction; returns its rows.
 Execute = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
@@ -51,11 +53,26 @@ def claim(
     execute: Execute, schema: str, ph: Placeholder, pipeline_id: str, run_id: str
 ) -> PipelineState | None:
     """Make `run_id` the owner of the pipeline (taking it over from any earlier run) and
-    return the state saved in this warehouse (None: nothing saved here)."""
+    return the state saved in this warehouse (None: nothing saved here).
+
+    A run the service put back in the queue resumes under its id, and owned the
+    pipeline last: the identities its earlier attempt wrote are labelled as that
+    attempt's (``_run_id`` `EARLIER_ATTEMPT`), so that this attempt's purge of the rows
+    it did not write weighs them like any older row (with its own id, a customer
+    deleted in Stripe between the attempts outlived the purge)."""
     now = datetime.now(UTC)
+    s = sql.quote(schema)
+    owner = execute(
+        f"SELECT owner_run_id FROM {s}.{TABLE} WHERE pipeline_id = {ph('p')}", {"p": pipeline_id}
+    )
+    if owner and owner[0][0] == run_id:
+        execute(
+            f"UPDATE {s}.identities SET _run_id = {ph('e')} "
+            f"WHERE _pipeline_id = {ph('p')} AND _run_id = {ph('r')}",
+            {"p": pipeline_id, "r": run_id, "e": EARLIER_ATTEMPT.format(run_id)},
+        )
     rows = execute(
-        f"INSERT INTO {sql.quote(schema)}.{TABLE} "
-        "(pipeline_id, owner_run_id, state, claimed_at, updated_at) "
+        f"INSERT INTO {s}.{TABLE} (pipeline_id, owner_run_id, state, claimed_at, updated_at) "
         f"VALUES ({ph('p')}, {ph('r')}, NULL, {ph('n')}, {ph('n')}) "
         "ON CONFLICT (pipeline_id) DO UPDATE SET owner_run_id = excluded.owner_run_id, "
         "claimed_at = excluded.claimed_at RETURNING state",
