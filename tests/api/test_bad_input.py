@@ -115,6 +115,34 @@ def test_pipelines_refuse_bad_definitions_with_every_problem_located(
     assert after["schedule"] == "off"
 
 
+def test_definitions_nested_too_deep_are_refused_located_and_bodies_too(
+    tenant: Tenant, conn: dict[str, Any], pipeline: dict[str, Any]
+) -> None:
+    """127 nested filter groups were saved, then every list of the workspace's pipelines
+    answered 500 (its JSON encoder stops at 255 levels); 600 nested ``not`` made
+    ``/validate`` (always 200) and saving a mapping answer 500."""
+    http = tenant.http
+    base = {"connection_id": conn["id"], "name": "q", "transformation": MAPPING}
+    deep: dict[str, Any] = {
+        "conditions": [{"property": "balance", "operator": "is less than", "values": [0]}]
+    }
+    for _ in range(127):
+        deep = {"logical": "and", "conditions": [deep]}
+    field = ".".join(["conditions[0]"] * 16)
+    assert "16 levels" in _error(http.post("/pipelines", json=base | {"filter": deep}), 422, field)
+    assert [p["id"] for p in http.get("/pipelines").json()["data"]] == [pipeline["id"]]
+    deep_code = {"kind": "mapping", "mapping": {"email": "not " * 600 + "true"}}
+    _error(http.post("/pipelines", json=base | {"transformation": deep_code}), 422, "email")
+    checked = http.post("/validate", json={"mapping": deep_code["mapping"]})
+    assert checked.status_code == 200, checked.text
+    [problem] = checked.json()["errors"]
+    assert (problem["field"], problem["line"], problem["column"]) == ("mapping.email", 1, 257)
+    # A body nested deeper than any parser's stack: refused, not a 500.
+    nested = '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    answer = http.post("/pipelines", content=nested, headers={"content-type": "application/json"})
+    assert 400 <= answer.status_code < 500, answer.text
+
+
 def test_runs_refuse_what_the_state_forbids(tenant: Tenant, pipeline: dict[str, Any]) -> None:
     http, path = tenant.http, f"/pipelines/{pipeline['id']}"
     http.post(f"{path}/disable")

@@ -16,6 +16,7 @@ from headwater.adapters.transformations.filters import (
     render_filter,
 )
 from headwater.adapters.transformations.filters.operators import OPERATORS, operators_for
+from headwater.adapters.transformations.filters.spec import MAX_DEPTH
 from headwater.kernel.errors import InvalidInput, Problem
 from headwater.kernel.records import Record
 from headwater.kernel.schema import lookup
@@ -178,6 +179,38 @@ def test_groups_nest() -> None:
     assert keep(CUSTOMER)
     assert not keep({**CUSTOMER, "metadata": {}})
     assert keep({"balance": -1})
+
+
+def test_a_group_of_many_conditions_is_evaluated_without_deep_recursion() -> None:
+    """A group of 3,000 conditions (each a level of nested calls before: every record
+    raised RecursionError) keeps and drops as its logic says."""
+    plans = [
+        {"property": "metadata.plan", "operator": "is", "values": [f"p{i}"]} for i in range(3000)
+    ]
+    anyone = compile_filter({"logical": "or", "conditions": plans}, SCHEMA)
+    everyone = compile_filter({"logical": "and", "conditions": plans[:1] * 3000}, SCHEMA)
+    assert anyone({**CUSTOMER, "metadata": {"plan": "p2999"}})
+    assert not anyone({**CUSTOMER, "metadata": {"plan": "x"}})
+    assert everyone({**CUSTOMER, "metadata": {"plan": "p0"}})
+    assert not everyone({**CUSTOMER, "metadata": {"plan": "p1"}})
+
+
+def test_groups_nested_too_deep_are_refused_where_they_start() -> None:
+    """Past `MAX_DEPTH` levels of groups a filter is refused, located (it was saved,
+    and every answer listing it failed to serialise it)."""
+    condition = {"property": "balance", "operator": "is less than", "values": [0]}
+    nested: dict[str, Any] = {"logical": "and", "conditions": [condition]}
+    for _ in range(MAX_DEPTH - 1):
+        nested = {"logical": "and", "conditions": [nested]}
+    assert compile_filter(nested, SCHEMA)({"balance": -1})
+    deeper = {"logical": "and", "conditions": [nested]}
+    [problem] = filter_problems(deeper, SCHEMA)
+    assert problem.location == ".".join(["conditions[0]"] * MAX_DEPTH)
+    assert str(MAX_DEPTH) in problem.message
+    hostile: dict[str, Any] = {"logical": "and", "conditions": [condition]}
+    for _ in range(5000):
+        hostile = {"logical": "and", "conditions": [hostile]}
+    assert len(filter_problems(hostile, SCHEMA)) == 1
 
 
 @pytest.mark.parametrize("empty", [None, {}, {"logical": "and", "conditions": []}])

@@ -187,6 +187,9 @@ ERRORS = [
     ('split_part("a b", " ", 0)', 1, 1, "field position must not be zero"),
     ("email and livemode", 1, 1, 'operator "and" expects boolean as argument 1'),
     ("   ", 1, 1, "the expression is empty"),
+    # Nested past MAX_DEPTH (600 levels exhausted Python's stack: a 500 over the API).
+    ("not " * 600 + "true", 1, 257, "nests more than 64 levels deep"),
+    ("lower(" * 600 + "email" + ")" * 600, 1, 385, "nests more than 64 levels deep"),
 ]
 
 

@@ -62,18 +62,14 @@ def _compile_group(group: Group) -> Callable[[Record], bool]:
     ]
     if len(preds) == 1:
         return preds[0]
-    combined = preds[0]
-    for nxt in preds[1:]:
-        combined = _and(combined, nxt) if group.logical == "and" else _or(combined, nxt)
-    return combined
-
-
-def _and(a: Callable[[Record], bool], b: Callable[[Record], bool]) -> Callable[[Record], bool]:
-    return lambda r: a(r) and b(r)
-
-
-def _or(a: Callable[[Record], bool], b: Callable[[Record], bool]) -> Callable[[Record], bool]:
-    return lambda r: a(r) or b(r)
+    # One level per group, whatever its number of conditions (a chain of pairs nested a
+    # level per condition: a group of 1,000 exhausted Python's stack on every record).
+    if len(preds) == 2:  # the common case, without a generator
+        a, b = preds
+        return (lambda r: a(r) and b(r)) if group.logical == "and" else (lambda r: a(r) or b(r))
+    if group.logical == "and":
+        return lambda r: all(p(r) for p in preds)
+    return lambda r: any(p(r) for p in preds)
 
 
 def _compile_condition(cond: Condition) -> Callable[[Record], bool]:

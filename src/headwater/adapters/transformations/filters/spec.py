@@ -129,9 +129,22 @@ def _join(where: str, sub: str) -> str:
     return f"{where}.{sub}" if where else sub
 
 
+#: How deep groups may nest (the console's editor offers a few levels; every layer
+#: costs a level of recursion here and when the filter is shown or serialised).
+MAX_DEPTH = 16
+
+
 def _group(
-    data: object, where: str, root: FieldType, found: list[Problem], top: bool = False
+    data: object,
+    where: str,
+    root: FieldType,
+    found: list[Problem],
+    top: bool = False,
+    depth: int = 1,
 ) -> Group | None:
+    if depth > MAX_DEPTH:
+        found.append(Problem(f"groups nest more than {MAX_DEPTH} levels deep", where))
+        return None
     if not isinstance(data, Mapping):
         message = 'a filter is an object {"logical": "and"|"or", "conditions": [...]}'
         found.append(Problem(message, where or None))
@@ -152,7 +165,7 @@ def _group(
     for i, item in enumerate(conditions):
         loc = _join(where, f"conditions[{i}]")
         if isinstance(item, Mapping) and ("conditions" in item or "logical" in item):
-            node: Condition | Group | None = _group(item, loc, root, found)
+            node: Condition | Group | None = _group(item, loc, root, found, depth=depth + 1)
         else:
             node = _condition(item, loc, root, found)
         if node is not None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 _GRAMMAR = r"""
@@ -192,6 +192,7 @@ def parse_expression(text: str) -> Expr:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _positioned(exc, text) from None
+    _check_depth(tree)
     try:
         result = _ToAst().transform(tree)
     except Exception as exc:  # lark wraps errors raised in callbacks
@@ -200,6 +201,28 @@ def parse_expression(text: str) -> Expr:
             raise inner from None
         raise
     return result
+
+
+#: How deep calls, operators and paths may nest (a real mapping needs a few levels; the
+#: transformation to the AST, and evaluation, recurse once per level).
+MAX_DEPTH = 64
+
+
+def _check_depth(tree: Tree[Token]) -> None:
+    """Refuse, at its first token, a part of the expression nested deeper than
+    `MAX_DEPTH` (walked without recursion: 600 nested ``not`` exhausted Python's stack)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            first = next(node.scan_values(lambda v: isinstance(v, Token)), None)
+            line, column = (first.line or 1, first.column or 1) if first else (1, 1)
+            raise ExpressionError(
+                f"the expression nests more than {MAX_DEPTH} levels deep; simplify it",
+                line,
+                column,
+            )
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
 
 
 def _positioned(exc: UnexpectedInput, text: str) -> ExpressionError:
