@@ -9,10 +9,13 @@ an object cannot be forgotten here.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
+import psycopg
 import pytest
 from tests.api.conftest import Tenant
+from tests.conftest import PG_URL
 
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.auth import tokens
@@ -186,6 +189,32 @@ def test_a_duckdb_warehouse_set_over_the_api_stays_in_the_workspaces_folder(
     assert own.status_code == 200, own.text
     assert own.json()["url"].endswith("/mine.duckdb")
     assert tenant.http.get("/warehouse").json()["url"] == mine
+
+
+def test_a_warehouse_holding_another_workspaces_customers_is_refused_by_any_url(
+    tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """A PostgreSQL URL is not confined to a folder: the warehouse itself records whose
+    customers it holds, so another workspace cannot point at it by the same URL or by
+    another name of the same server (it then listed, and could drop columns of, the
+    first workspace's tables)."""
+    schema = f"iso_{uuid.uuid4().hex[:10]}"
+    url = f"{PG_URL}?schema={schema}"
+    try:
+        mine = tenant.http.put("/warehouse", json={"url": url})
+        assert mine.status_code == 200, mine.text
+        for attempt in (url, url.replace("127.0.0.1", "localhost")):
+            refused = other_tenant.http.put("/warehouse", json={"url": attempt})
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["field"] == "url"
+            assert "another workspace" in refused.json()["error"]["message"]
+        own = other_tenant.http.put("/warehouse", json={"url": f"{url}_b"})
+        assert own.status_code == 200, own.text
+        assert tenant.http.put("/warehouse", json={"url": url}).status_code == 200  # its own
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            for name in (schema, f"{schema}_b"):
+                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def test_every_route_naming_an_object_is_in_the_table(tenant: Tenant) -> None:

@@ -85,7 +85,14 @@ class App:
         return f"duckdb:///{self.settings.home / 'warehouses' / f'{self.workspace_id}.duckdb'}"
 
     def warehouse(self) -> Warehouse:
-        """Open the workspace's warehouse with its tables matching the Customer Model."""
+        """Open the workspace's warehouse with its tables matching the Customer Model
+        (one that says whose it is not yet, e.g. made by an earlier version, becomes this
+        workspace's: `Warehouse.bind_workspace`)."""
         warehouse = connect_warehouse(self.warehouse_url())
-        warehouse.ensure_columns(self.model().columns)
+        try:
+            warehouse.ensure_columns(self.model().columns)
+            warehouse.bind_workspace(self.workspace_id)
+        except BaseException:
+            warehouse.close()
+            raise
         return warehouse

@@ -44,7 +44,9 @@ def set_url(app: App, url: str, *, confined: bool = False) -> None:
     ``confined=True`` is for callers who do not own the server (the API): a DuckDB file
     must then be the workspace's own, in its folder of the data directory
     (`confined_folder`), so that no workspace can open another's file or any other file
-    the server can write.
+    the server can write, and a warehouse that holds another workspace's customers
+    (`Warehouse.bind_workspace`: whatever URL reaches it) is refused.  Otherwise (the
+    CLI, the server's owner) the warehouse becomes this workspace's.
     """
     url = canonical_url(url)
     if confined:
@@ -53,8 +55,15 @@ def set_url(app: App, url: str, *, confined: bool = False) -> None:
     warehouse = connect(url)
     try:
         warehouse.ensure_columns(app.model().columns)
+        other = warehouse.bind_workspace(app.workspace_id, take=not confined)
     finally:
         warehouse.close()
+    if other is not None:
+        raise InvalidInput(
+            "this warehouse holds another workspace's customers; give this workspace a "
+            "database or a schema of its own (e.g. ?schema=NAME)",
+            "url",
+        )
     save_url(app, url)
 
 

@@ -161,6 +161,11 @@ class Warehouse(Protocol):
     def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
         """Make `run_id` the pipeline's owner; the state saved here, if any."""
 
+    def bind_workspace(self, workspace_id: str, *, take: bool = False) -> str | None:
+        """Record the workspace whose customers this warehouse holds; if it holds
+        another's, return that workspace's id and change nothing (`take`: record this
+        one instead)."""
+
     def pipeline_state(self, pipeline_id: str) -> OwnedState | None:
         """The pipeline's owner and saved state in this warehouse (None: never claimed)."""
 

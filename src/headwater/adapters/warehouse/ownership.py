@@ -27,6 +27,8 @@ from headwater.kernel.errors import Conflict
 from headwater.kernel.state import PipelineState
 
 TABLE = "pipeline_state"
+#: The workspace whose customers the warehouse holds (one row; `bind_workspace`).
+WORKSPACE = "workspace"
 #: ``_run_id`` of the identities a resumed run's earlier attempt wrote (`claim`).
 EARLIER_ATTEMPT = "{0}~earlier"
 
@@ -135,3 +137,24 @@ def forget(execute: Execute, schema: str, ph: Placeholder, pipeline_id: str) -> 
         f"DELETE FROM {sql.quote(schema)}.{TABLE} WHERE pipeline_id = {ph('p')}",
         {"p": pipeline_id},
     )
+
+
+def bind_workspace(
+    execute: Execute, schema: str, ph: Placeholder, workspace_id: str, take: bool
+) -> str | None:
+    """Record that the warehouse holds `workspace_id`'s customers, unless it holds
+    another's: then return that one (and change nothing) or, with `take`, record this
+    one instead.  The warehouse itself says whose it is, whatever URL reaches it (a host
+    alias, another user): two workspaces never share a table."""
+    rows = execute(f"SELECT workspace_id FROM {sql.quote(schema)}.{WORKSPACE}", {})
+    owners = {str(r[0]) for r in rows}
+    if owners == {workspace_id}:
+        return None
+    if owners and not take:
+        return sorted(owners)[0]
+    execute(f"DELETE FROM {sql.quote(schema)}.{WORKSPACE}", {})
+    execute(
+        f"INSERT INTO {sql.quote(schema)}.{WORKSPACE} (workspace_id) VALUES ({ph('w')})",
+        {"w": workspace_id},
+    )
+    return None

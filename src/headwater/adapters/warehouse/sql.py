@@ -110,6 +110,8 @@ def create_tables(d: TypeMapper, schema: str, extra: Sequence[str] = ()) -> list
         f"CREATE TABLE IF NOT EXISTS {s}.profile_changes (run_id {t} NOT NULL, "
         f"changed_at {ts} NOT NULL, kind {t} NOT NULL, before_ids {t} NOT NULL, "
         f"after_ids {t} NOT NULL)",
+        # Whose customers these are (`ownership.bind_workspace`).
+        f"CREATE TABLE IF NOT EXISTS {s}.workspace (workspace_id {t} NOT NULL)",
         # Identities written or deleted since the last resolution (`pending`).
         f"CREATE TABLE IF NOT EXISTS {s}.pending_identities (_batch {t} NOT NULL, "
         f"_pipeline_id {t} NOT NULL, _source_id {t} NOT NULL, _profile_id {key})",

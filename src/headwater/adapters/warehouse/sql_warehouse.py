@@ -224,6 +224,15 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
             ),
         )
 
+    def bind_workspace(self, workspace_id: str, *, take: bool = False) -> str | None:
+        ph, execute = self.ph, self._execute
+        return self._run(
+            "binding to a workspace",
+            lambda tx: ownership.bind_workspace(
+                execute(tx.cur), self.schema, ph, workspace_id, take
+            ),
+        )
+
     def pipeline_state(self, pipeline_id: str) -> ownership.OwnedState | None:
         return self._run(
             "read",
