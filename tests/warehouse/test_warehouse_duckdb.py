@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -261,3 +263,31 @@ def test_an_incremental_resolution_has_its_own_headroom(tmp_path: Path) -> None:
     wh = open_warehouse(tmp_path / "w.duckdb")  # reading every identity needs more than 1 MB
     assert len({i["_profile_id"] for i in wh.identities()}) == 20_000 - 299
     wh.close()
+
+
+def test_resolutions_of_one_file_are_exclusive_across_its_warehouse_objects(
+    tmp_path: Path,
+) -> None:
+    """Each run (and the API, the console) opens its own warehouse object: the lock of
+    one object let another's resolution in, and two resolutions applied plans read
+    from the same state (a profile left with no member)."""
+    first = open_warehouse(tmp_path / "w.duckdb")
+    second = DuckDBWarehouse(tmp_path / "." / "w.duckdb")
+    order: list[str] = []
+    entered = threading.Event()
+
+    def other() -> None:
+        entered.set()
+        with second.resolution_lock():
+            order.append("second")
+
+    with first.resolution_lock():
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert entered.wait(5)
+        time.sleep(0.3)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+    first.close()
+    second.close()

@@ -24,6 +24,7 @@ from headwater.adapters.warehouse.duckdb_memory import (
     MAX_HEADROOM_MB,
     RESOLUTION_HEADROOM_MB,
     MemoryBound,
+    file_lock,
     rebuild_mb,
 )
 from headwater.adapters.warehouse.duckdb_stage import TYPES, arrow_stage, readable, registered, run
@@ -91,6 +92,8 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
         """
         super().__init__(schema, after_merge)
         target = str(path)
+        # What `file_lock` knows the database by (each in-memory one is its own).
+        self._path = f":memory:{id(self)}" if target == ":memory:" else str(Path(target).resolve())
         try:
             if target != ":memory:":
                 Path(target).parent.mkdir(parents=True, exist_ok=True)
@@ -228,9 +231,12 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
 
     @contextmanager
     def resolution_lock(self) -> Iterator[None]:
-        # A DuckDB file is open to one process at a time and this connection is
-        # serialised by `_lock`; holding it makes a resolution exclusive in the process
-        # (its reads and apply re-enter the lock on the same thread).  Its joins get
-        # their own headroom: the writes' ran out and redid statements after a run.
-        with self._memory.at_least(self._lock, self._conn, RESOLUTION_HEADROOM_MB):
+        # A DuckDB file is open to one process at a time, but to every warehouse object
+        # of that process (each run, the API, the console opens its own): the file's
+        # lock in this process (`file_lock`) makes a resolution exclusive.  Its joins
+        # get their own headroom: the writes' ran out and redid statements after a run.
+        with (
+            file_lock(self._path),
+            self._memory.at_least(self._lock, self._conn, RESOLUTION_HEADROOM_MB),
+        ):
             yield

@@ -10,6 +10,7 @@ redone (the warehouse asks `grow`), up to the cap (`MAX_HEADROOM_MB` by default)
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -39,6 +40,16 @@ def rebuild_mb(identities: int) -> int:
 
 
 log = logging.getLogger(__name__)
+
+_FILE_LOCKS: dict[str, threading.RLock] = {}
+_FILE_LOCKS_LOCK = threading.Lock()
+
+
+def file_lock(path: str) -> threading.RLock:
+    """One lock per DuckDB file (its resolved path) in this process, shared by every
+    connection to it."""
+    with _FILE_LOCKS_LOCK:
+        return _FILE_LOCKS.setdefault(path, threading.RLock())
 
 
 class MemoryBound:
