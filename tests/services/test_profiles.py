@@ -16,7 +16,7 @@ from tests.services.conftest import MakePipeline, connect
 
 from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
-from headwater.services import profiles
+from headwater.services import model, profiles
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 
@@ -134,6 +134,37 @@ def test_conflicting_emails_stay_apart_and_settings_are_stored(
         profiles.blocked_from_text("[1", "blocked.json")
     with pytest.raises(NotFound):
         profiles.show_profile(app, "00000000-0000-0000-0000-000000000000")
+
+
+def test_identifiers_follow_a_renamed_property_and_hold_back_its_drop(
+    warehouse_app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """Renaming the property an identifier names left the settings naming nothing:
+    every resolution after a run failed (kept in the run's summary only), and
+    `identity show` and `profiles rebuild` failed too."""
+    app = warehouse_app
+    client = _client(empty_sandbox)
+    a = client.v1.customers.create({"email": "a@example.com"}).id
+    b = client.v1.customers.create({"email": " A@Example.com "}).id
+    _run(app, make_pipeline(connect(app, empty_sandbox), MAPPING, name="one").id)
+    model.rename(app, "email", "mail")
+    settings = profiles.current_settings(app)
+    assert settings.names == ("mail",)
+    assert "noreply@*" in settings.identifiers[0].blocked  # the defaults it had
+    profiles.rebuild_profiles(app)
+    assert _partition(app) == {frozenset({f"one:{a}", f"one:{b}"})}
+    given = profiles.set_settings(app, ["mail", "phone"], {"phone": ["000"]})
+    model.rename(app, "mail", "email")  # keeps the values blocked for it (no defaults anew)
+    assert profiles.current_settings(app).as_dict() == {
+        "identifiers": ["email", "phone"],
+        "blocked": {"email": list(given.identifiers[0].blocked), "phone": ["000"]},
+    }
+    with pytest.raises(InvalidInput, match="identifiers first") as refused:
+        model.drop(app, "phone")
+    assert refused.value.problems[0].location == "phone"
+    assert app.model().find("phone") is not None
+    model.drop(app, "first_name")  # no identifier: dropped
+    assert app.model().find("first_name") is None
 
 
 def test_two_stripe_accounts_unify_by_email_variants_and_phone(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from headwater.adapters.store import objects
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import CustomerModel, PropertyType
@@ -12,9 +14,18 @@ from headwater.kernel.model_edits import (
     rename_property,
 )
 from headwater.services.app import App
+from headwater.services.identity import settings_from_dict
+from headwater.services.profiles import current_settings
 
 
-def _apply(app: App, model: CustomerModel, changes: ColumnChanges) -> CustomerModel:
+def _apply(
+    app: App,
+    model: CustomerModel,
+    changes: ColumnChanges,
+    identity: dict[str, Any] | None = None,
+) -> CustomerModel:
+    """Alter the warehouse, then save the model (and `identity`, the identity settings
+    that follow it, when given) in one write."""
     # Alter the warehouse first: if it fails, the saved model still matches the tables.
     warehouse = app.warehouse()
     try:
@@ -28,7 +39,11 @@ def _apply(app: App, model: CustomerModel, changes: ColumnChanges) -> CustomerMo
         warehouse.close()
     workspace = app.workspace()
     workspace.customer_model = model.as_list()
-    objects.save(app.engine, workspace, only=["customer_model"])
+    saved = ["customer_model"]
+    if identity is not None:
+        workspace.identity_settings = identity
+        saved.append("identity_settings")
+    objects.save(app.engine, workspace, only=saved)
     return model
 
 
@@ -43,10 +58,38 @@ def add(app: App, path: str, ptype: str, description: str = "") -> CustomerModel
 
 
 def rename(app: App, path: str, new_name: str) -> CustomerModel:
+    """Rename a property; identifiers at or under it are renamed with it (a renamed
+    identifier was left naming nothing, and every resolution failed after each run)."""
     model, changes = rename_property(app.model(), path, new_name)
-    return _apply(app, model, changes)
+    parent = path.rpartition(".")[0]
+    new_path = f"{parent}.{new_name}" if parent else new_name
+    stored = current_settings(app).as_dict()
+
+    def moved(p: str) -> str:
+        return new_path + p[len(path) :] if _under(p, path) else p
+
+    identity = None
+    if any(_under(p, path) for p in stored["identifiers"]):
+        identity = {
+            "identifiers": [moved(p) for p in stored["identifiers"]],
+            "blocked": {moved(p): values for p, values in stored["blocked"].items()},
+        }
+        settings_from_dict(model, identity)  # still valid against the new model
+    return _apply(app, model, changes, identity)
 
 
 def drop(app: App, path: str) -> CustomerModel:
+    """Drop a property; refused while an identifier is at or under it."""
     model, changes = drop_property(app.model(), path)
+    used = [p for p in current_settings(app).names if _under(p, path)]
+    if used:
+        raise InvalidInput(
+            f"{', '.join(repr(p) for p in used)} identifies customers in identity "
+            "resolution; take it out of the identifiers first (headwater identity set)",
+            path,
+        )
     return _apply(app, model, changes)
+
+
+def _under(candidate: str, path: str) -> bool:
+    return candidate == path or candidate.startswith(path + ".")
