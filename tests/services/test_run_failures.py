@@ -22,8 +22,10 @@ from headwater.adapters.warehouse.rejects import RejectedData
 from headwater.kernel.entities import RunStatus, utcnow
 from headwater.kernel.records import Record
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.services import profiles
 from headwater.services.app import App
 from headwater.services.pipelines import engine, manage, runner
+from headwater.services.pipelines.documents import run_warnings
 from headwater.services.pipelines.engine import EVENTS_PERMISSION_WARNING
 from headwater.services.pipelines.lease import RunStop, new_owner
 from headwater.services.runs import retries
@@ -358,6 +360,24 @@ def test_a_full_run_resumed_under_its_id_purges_a_customer_its_earlier_attempt_w
     left = ids(app, pipeline.id)
     assert deleted not in left
     assert len(left) == 299
+
+
+def test_a_resolution_failing_after_a_run_is_a_warning_of_the_run(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run succeeds (its rows committed) and says its profiles were not updated; the
+    summary alone kept it, where no reader looks."""
+
+    def fails(*_: Any) -> Any:
+        raise WarehouseError("the warehouse went away")
+
+    monkeypatch.setattr(profiles, "resolve_pending", fails)
+    pipeline = make_pipeline(connect(app, sandbox))
+    run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.summary["profiles"]["error"] == "the warehouse went away"
+    [warning] = run_warnings(run)
+    assert warning.startswith("profiles were not updated after this run (the warehouse went")
 
 
 def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(

@@ -93,6 +93,12 @@ def run_warnings(run: Run) -> list[str]:
             f"({steps}) and were not imported; the first errors are listed"
         )
     out.extend(str(w) for w in run.summary.get("warnings", []))
+    resolution = run.summary.get("profiles")
+    if isinstance(resolution, dict) and resolution.get("error"):
+        out.append(
+            f"profiles were not updated after this run ({resolution['error']}); its "
+            "identities stay pending for the next run or `headwater profiles rebuild`"
+        )
     return out
 
 
