@@ -43,3 +43,20 @@ def test_a_broken_file_names_the_line(
     assert code == 1
     assert "--mapping: m.json: not valid JSON (" in output
     assert "at line 3)" in output
+
+
+@pytest.mark.parametrize("option", ["--mapping", "--filter"])
+def test_a_file_nested_too_deep_is_refused_without_a_traceback(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """Thousands of nested brackets exhausted the JSON parser's stack: a traceback."""
+    monkeypatch.chdir(tmp_path)
+    Path("d.json").write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    code, output = add_with(option, Path("d.json"))
+    assert code == 1
+    assert f"{option}: d.json: nested too deeply to read" in output
+    validated = CliRunner().invoke(
+        cli, ["pipelines", "validate", option, "d.json"], catch_exceptions=False
+    )
+    assert validated.exit_code == 1
+    assert "nested too deeply to read" in validated.output

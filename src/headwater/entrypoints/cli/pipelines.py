@@ -39,6 +39,8 @@ def json_file(path: Path, option: str) -> Any:
         raise InvalidInput(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})", option
         ) from None
+    except RecursionError:  # thousands of nested brackets: not a definition
+        raise InvalidInput(f"{path}: nested too deeply to read", option) from None
 
 
 def definition_options(fn: Any) -> Any:

@@ -79,6 +79,8 @@ def _parse_json(text: str, what: str) -> tuple[Any, list[Problem]]:
         return json.loads(text), []
     except json.JSONDecodeError as exc:
         return None, [Problem(f"not valid JSON ({exc.msg})", None, exc.lineno, exc.colno)]
+    except RecursionError:  # thousands of nested brackets: not a definition
+        return None, [Problem(f"the {what} is nested too deeply to read")]
 
 
 def _positioned(problem: Problem, positions: dict[str, tuple[int, int]]) -> Problem:

@@ -44,7 +44,7 @@ def _error(exc: HeadwaterError, status: int = 400) -> JSONResponse:
 async def _body(request: Request) -> dict[str, Any]:
     try:
         data = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput("the body must be a JSON object") from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
