@@ -32,6 +32,20 @@ def test_one_live_run_per_pipeline_is_enforced_by_the_database(engine: Engine) -
     assert second.id != first.id
 
 
+def test_every_time_of_a_run_reads_back_in_utc(engine: Engine) -> None:
+    """SQLite hands back naive datetimes: started and finished times came out without
+    an offset, beside a created time with one."""
+    seed(engine)
+    owner = "host:1:token"
+    run = runs.create_run(engine, "pl_1", "full", owner, utcnow() + timedelta(minutes=1))
+    assert runs.finish_run(engine, run.id, owner, status="succeeded")
+    done = runs.get_run(engine, run.id)
+    for name in ("created_at", "started_at", "finished_at"):
+        value = getattr(done, name)
+        assert value is not None
+        assert value.utcoffset() == timedelta(0), name
+
+
 def _dead_pid() -> int:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],

@@ -38,8 +38,8 @@ def _run(row: Any) -> Run:
     data = row._mapping
     run = Run(**{name: data[name] for name in _RUN_FIELDS})
     run.created_at = _aware(run.created_at) or run.created_at
-    run.lease_expires_at = _aware(run.lease_expires_at)
-    run.not_before = _aware(run.not_before)
+    for name in ("started_at", "finished_at", "heartbeat_at", "lease_expires_at", "not_before"):
+        setattr(run, name, _aware(getattr(run, name)))
     return run
 
 
