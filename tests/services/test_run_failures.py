@@ -16,7 +16,7 @@ from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
 from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
 
 from headwater.adapters.connectors.contract import ChangeBatch, PermissionMissing
-from headwater.adapters.store import queue
+from headwater.adapters.store import objects, queue
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
 from headwater.adapters.warehouse.rejects import RejectedData
 from headwater.kernel.entities import RunStatus, utcnow
@@ -378,6 +378,25 @@ def test_a_resolution_failing_after_a_run_is_a_warning_of_the_run(
     assert run.summary["profiles"]["error"] == "the warehouse went away"
     [warning] = run_warnings(run)
     assert warning.startswith("profiles were not updated after this run (the warehouse went")
+
+
+def test_a_run_queued_as_its_pipeline_was_disabled_ends_cancelled_unstarted(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """A retry or a webhook's follow-up checks `enabled`, then queues: a disable in
+    between dropped nothing (the run was not queued yet), and the run then ran."""
+    pipeline = make_pipeline(connect(app, sandbox))
+    queued = runner.enqueue(app, pipeline.id)
+    pipeline.enabled = False  # as the disable, committed after that check
+    objects.save(app.engine, pipeline, only=["enabled"])
+    owner = new_owner()
+    claimed = queue.claim_next(app.engine, owner, utcnow() + timedelta(minutes=5))
+    assert claimed is not None
+    assert claimed.id == queued.id
+    run = runner.execute_claimed(app, claimed, owner, stop=RunStop())
+    assert run.status == RunStatus.CANCELLED
+    assert run.message == f"cancelled: pipeline {pipeline.id} was disabled before the run started"
+    assert ids(app, pipeline.id) == set()
 
 
 def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(

@@ -78,6 +78,11 @@ def execute_claimed(
     until it ends.  A full run was asked for when its kind is full though the pipeline
     alone would not make it so."""
     pipeline = manage.get(app, run.pipeline_id)
+    if not pipeline.enabled:
+        # Disabling drops queued runs, but a retry or a webhook's follow-up may have
+        # been queued by a check made just before: it ends as those dropped did.
+        reason = f"cancelled: pipeline {pipeline.id} was disabled before the run started"
+        return _end(app, run, owner, RunStatus.CANCELLED, reason)
     full = run.kind == RunKind.FULL and next_run_kind(pipeline) != RunKind.FULL
     return _execute_claimed(app, run, owner, _lease(app), full, on_progress, stop)
 
