@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,6 +104,27 @@ def test_a_run_is_dead_when_its_lease_lapsed_or_its_process_on_this_host_is_gone
     # A queued run is never closed for waiting, however long.
     assert runs.reap_lapsed(engine, now + timedelta(days=30)) == []
     assert runs.get_run(engine, third.id).status == RunStatus.QUEUED
+
+
+def test_a_run_of_another_pid_namespace_of_the_same_host_name_is_not_judged_by_its_pid(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Containers sharing a host name (host networking) see only their own pids: by the
+    name alone, each closed the other's healthy runs as lost, every second."""
+    seed(engine)
+    now = utcnow()
+    monkeypatch.setattr(
+        Path, "stat", lambda self, **kw: os.stat_result((0,) * 1 + (42,) + (0,) * 8)
+    )
+    other = runs.this_host()
+    assert other == f"{socket.gethostname()} (pid namespace 42)"
+    monkeypatch.undo()
+    assert runs.this_host() != other
+    run = runs.create_run(engine, "pl_1", "full")
+    assert runs.claim_run(engine, run.id, "theirs", now + timedelta(minutes=5))
+    runs.update_run(engine, run.id, pid=_dead_pid(), host=other)
+    assert runs.reap_lapsed(engine, now) == []  # its lease holds: alive over there
+    assert runs.get_run(engine, run.id).status == RunStatus.RUNNING
 
 
 def test_cancel_ends_a_queued_run_at_once_and_asks_a_running_one_to_stop(

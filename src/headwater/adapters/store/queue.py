@@ -16,7 +16,6 @@ a run itself only when none did).
 from __future__ import annotations
 
 import os
-import socket
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from headwater.adapters.store.runs import get_run
+from headwater.adapters.store.runs import get_run, this_host
 from headwater.adapters.store.tables import metadata, runs
 from headwater.kernel.entities import Run, RunStatus, utcnow
 
@@ -100,7 +99,7 @@ def _claim(
             status=RunStatus.RUNNING.value,
             owner=owner,
             pid=os.getpid(),
-            host=socket.gethostname(),
+            host=this_host(),
             started_at=now,
             finished_at=None,
             lease_expires_at=lease_until,
@@ -165,7 +164,7 @@ def register_worker(engine: Engine, worker_id: str, slots: int) -> None:
         conn.execute(
             insert(workers).values(
                 id=worker_id,
-                host=socket.gethostname(),
+                host=this_host(),
                 pid=os.getpid(),
                 slots=slots,
                 started_at=now,

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Integer, bindparam, func, insert, select, update
@@ -50,6 +51,23 @@ def _aware(ts: datetime | None) -> datetime | None:
     return ts
 
 
+#: The inode of Linux's initial PID namespace (``PROC_PID_INIT_INO``).
+_INIT_PID_NAMESPACE = 0xEFFFFFFC
+
+
+def this_host() -> str:
+    """This process's host as runs record it, for telling whether a run's process is
+    visible here: the host name, with the PID namespace when it is not the machine's
+    own (containers sharing a host name, e.g. with host networking, each see only their
+    own pids: by the name alone, each closed the other's healthy runs as lost)."""
+    name = socket.gethostname()
+    try:
+        namespace = Path("/proc/self/ns/pid").stat().st_ino
+    except OSError:
+        return name
+    return name if namespace == _INIT_PID_NAMESPACE else f"{name} (pid namespace {namespace})"
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -80,7 +98,7 @@ def reap_lapsed(engine: Engine, now: datetime, pipeline_id: str | None = None) -
     Called when a run is created and, periodically, by service workers.  Each close is
     a compare-and-set on the lease it judged, so a run that renewed meanwhile survives.
     """
-    host = socket.gethostname()
+    host = this_host()
     query = select(runs).where(runs.c.status.in_(LIVE_STATUSES))
     if pipeline_id is not None:
         query = query.where(runs.c.pipeline_id == pipeline_id)
@@ -131,7 +149,7 @@ def create_run(
         message=None,
         summary={},
         pid=os.getpid() if claimed else None,
-        host=socket.gethostname() if claimed else None,
+        host=this_host() if claimed else None,
         created_at=now,
         started_at=now if claimed else None,
         finished_at=None,
@@ -175,7 +193,7 @@ def claim_run(engine: Engine, run_id: str, owner: str, lease_until: datetime) ->
                 status=RunStatus.RUNNING.value,
                 owner=owner,
                 pid=os.getpid(),
-                host=socket.gethostname(),
+                host=this_host(),
                 started_at=utcnow(),
                 lease_expires_at=lease_until,
             )

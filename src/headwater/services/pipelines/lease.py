@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from sqlalchemy import Engine
 
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
+from headwater.adapters.store.runs import this_host
 from headwater.kernel.entities import RunStatus, utcnow
 from headwater.kernel.errors import HeadwaterError, TransientError
 from headwater.services.runs.logcontext import in_this_context
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def new_owner() -> str:
     """This process's identity as a run's owner: host, pid and a random token."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class RunStop:
