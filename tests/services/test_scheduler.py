@@ -112,6 +112,21 @@ def test_unscheduled_and_disabled_pipelines_never_run(
     assert run_rows(sched_app, disabled) == []
 
 
+def test_an_edit_saved_as_a_disable_lands_writes_only_what_it_changed(
+    sched_app: App, connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename read the pipeline just before a disable committed and wrote every field
+    back: enabled again, with no next run (the schedule never fired again)."""
+    pipeline = scheduled(sched_app, connection, "1h")
+    stale = manage.get(sched_app, pipeline.id)
+    manage.update(sched_app, pipeline.id, manage.PipelineChanges(enabled=False))
+    monkeypatch.setattr(manage, "get", lambda *_: dataclasses.replace(stale))
+    manage.update(sched_app, pipeline.id, manage.PipelineChanges(name="renamed"))
+    monkeypatch.undo()
+    after = manage.get(sched_app, pipeline.id)
+    assert (after.name, after.enabled, after.next_run_at) == ("renamed", False, None)
+
+
 def test_after_downtime_one_catch_up_run_not_a_burst(
     sched_app: App, connection: Connection
 ) -> None:

@@ -8,7 +8,7 @@ on live sample customers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +34,17 @@ DEFAULT_INCREMENTAL = True
 #: What an update writes when neither the schedule nor `enabled` changed: everything
 #: but `next_run_at`, which the scheduler may be advancing meanwhile (writing back the
 #: value read here would undo its compare-and-swap and run the slot twice).
-_FIELDS_BUT_NEXT_RUN = [f.name for f in fields(Pipeline) if f.name not in ("id", "next_run_at")]
+#: What `update` may change (besides `updated_at` and `next_run_at`).
+_EDITABLE = (
+    "name",
+    "description",
+    "schedule",
+    "enabled",
+    "incremental",
+    "filter",
+    "transformation",
+    "needs_full",
+)
 
 
 def next_run_at(pipeline: Pipeline, now: datetime) -> datetime | None:
@@ -179,6 +189,7 @@ def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
     """
     pipeline = get(app, pipeline_id)
     timing_before = (pipeline.schedule, pipeline.enabled)
+    before = {name: getattr(pipeline, name) for name in _EDITABLE}
     if changes.name is not None:
         pipeline.name = _check_name(changes.name)
     if changes.description is not None:
@@ -203,10 +214,18 @@ def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
         pipeline.needs_full = True
     now = utcnow()
     pipeline.updated_at = now
+    # Only what this change changed is written: a rename saved at the same moment as a
+    # disable wrote `enabled` back as it had read it (with no next run: never due).  A
+    # changed definition always writes `needs_full` (a full run ending meanwhile clears
+    # it for the definition it read).
+    only = [n for n in _EDITABLE if getattr(pipeline, n) != before[n]]
+    if definition_changed and "needs_full" not in only:
+        only.append("needs_full")
+    only.append("updated_at")
     if (pipeline.schedule, pipeline.enabled) == timing_before:
-        return objects.save(app.engine, pipeline, only=_FIELDS_BUT_NEXT_RUN)
+        return objects.save(app.engine, pipeline, only=only)
     pipeline.next_run_at = next_run_at(pipeline, now)
-    saved = objects.save(app.engine, pipeline)
+    saved = objects.save(app.engine, pipeline, only=[*only, "next_run_at"])
     if not pipeline.enabled:
         schedules.drop_queued_runs(
             app.engine, pipeline.id, now, "dropped: the pipeline was disabled before it started"
