@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tests.api.conftest import Tenant
 
-from headwater.sandbox.testing import RunningSandbox
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 MAPPING = {"kind": "mapping", "mapping": {"email": "lower(email)"}}
 
@@ -82,6 +82,23 @@ def test_a_connection_keeps_its_key_and_url_when_a_change_is_refused(
     changed = http.patch(path, json={"requests_per_second": 7.5, "base_url": sandbox.url + "/"})
     assert changed.json()["requests_per_second"] == 7.5
     assert changed.json()["base_url"] == sandbox.url
+
+
+def test_the_saved_key_is_never_sent_to_a_new_base_url(
+    tenant: Tenant, conn: dict[str, Any]
+) -> None:
+    """A new base URL was verified with the saved key, sent to whatever answered there:
+    any token holder could read the workspace's Stripe secret key off the wire."""
+    http, path = tenant.http, f"/connections/{conn['id']}"
+    with start_sandbox(customers=0) as listener:
+        listener.reset_stats()
+        _error(http.patch(path, json={"base_url": listener.url}), 422, "api_key")
+        assert listener.stats()["requests"] == 0
+        assert http.get(path).json() == conn
+        moved = http.patch(path, json={"base_url": listener.url, "api_key": "sk_test_sandbox"})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["base_url"] == listener.url
+        assert listener.stats()["requests"] > 0  # the key given, verified there
 
 
 def test_pipelines_refuse_bad_definitions_with_every_problem_located(

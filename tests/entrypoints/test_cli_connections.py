@@ -98,8 +98,9 @@ def test_rotate_key_reads_stdin_in_a_real_process(home: Path, sandbox: RunningSa
 
 
 def test_update_changes_only_what_is_given_and_refuses_bad_values(
-    home: Path, sandbox: RunningSandbox
+    home: Path, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("HW_KEY", sandbox.secret_key)
     conn = _add(sandbox)
     renamed = doc("connections", "update", conn["id"], "--name", "Production")
     assert renamed["name"] == "Production"
@@ -116,7 +117,10 @@ def test_update_changes_only_what_is_given_and_refuses_bad_values(
         (("--requests-per-second", "0"), "requests_per_second"),
         (("--name", "   "), "name"),
         (("--base-url", "ftp://example.com"), "base_url"),
-        (("--base-url", "http://127.0.0.1:9"), "http://127.0.0.1:9"),  # nothing answers
+        # Nothing answers there (the key comes with a new URL).
+        (("--base-url", "http://127.0.0.1:9", "--api-key-env", "HW_KEY"), "http://127.0.0.1:9"),
+        # A new URL without a key: the saved key is never sent there.
+        (("--base-url", "http://127.0.0.1:9"), "api_key"),
     ):
         bad = invoke("connections", "update", conn["id"], *args)
         assert bad.exit_code == 1, (args, bad.output)

@@ -125,23 +125,43 @@ def update_connection(
     name: str | None = None,
     base_url: str | None = None,
     requests_per_second: float | None = None,
+    api_key: str | None = None,
 ) -> Connection:
     """Rename the connection, or change its base URL or request budget (``None`` keeps
-    a field).  A new base URL is verified live with the saved key before it is kept;
-    a new budget applies from the next request a run makes."""
+    a field); a new budget applies from the next request a run makes.
+
+    A new base URL comes with the API key, verified live there before both are kept:
+    the saved key is only ever sent to the URL it was verified with (sending it to a
+    URL named by the change handed the secret to whoever answered there)."""
     connection = get_connection(app, connection_id)
     if name is not None:
         connection.name = _check_name(name)
     if requests_per_second is not None:
         connection.requests_per_second = _check_rate(requests_per_second)
+    fields = ["name", "base_url", "requests_per_second", "livemode", "events_read"]
     if base_url is not None and _check_base_url(base_url) != connection.base_url:
         url = _check_base_url(base_url)
-        key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
-        access = _verified(url, key)
+        if api_key is None:
+            raise InvalidInput(
+                "a new Stripe API URL needs the API key with it (the saved key is only "
+                "sent to the URL it was verified with)",
+                "api_key",
+            )
+        api_key = api_key.strip()
+        check_key_format(api_key)
+        access = _verified(url, api_key)
         connection.base_url = url
         connection.livemode, connection.events_read = access.livemode, access.events_read
-    fields = ["name", "base_url", "requests_per_second", "livemode", "events_read"]
+        connection.api_key_encrypted = app.cipher.encrypt(api_key, context=connection.id)
+        connection.api_key_masked = mask_secret(api_key)
+        fields += ["api_key_encrypted", "api_key_masked"]
     return objects.save(app.engine, connection, only=fields)
+
+
+def moves_base_url(app: App, connection_id: str, base_url: str) -> bool:
+    """Whether `base_url` differs from the connection's (then `update_connection` needs
+    the API key with it)."""
+    return _check_base_url(base_url) != get_connection(app, connection_id).base_url
 
 
 def list_connections(app: App) -> list[Connection]:

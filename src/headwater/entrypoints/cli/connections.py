@@ -152,8 +152,14 @@ def rotate_key(
 @connections.command("update")
 @click.argument("connection_id")
 @click.option("--name", help="A new name.")
-@click.option("--base-url", help="A new Stripe API URL (verified live with the saved key).")
+@click.option(
+    "--base-url",
+    help="A new Stripe API URL, with the API key (--api-key-env, --api-key-file, a prompt "
+    "or stdin), verified there: the saved key is never sent to a new URL.",
+)
 @click.option("--requests-per-second", type=float, help="A new request budget.")
+@_KEY_ENV
+@_KEY_FILE
 @json_option
 @handle_errors
 def update(
@@ -161,19 +167,26 @@ def update(
     name: str | None,
     base_url: str | None,
     requests_per_second: float | None,
+    api_key_env: str | None,
+    api_key_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Rename a connection, or change its Stripe API URL or request budget (the options
-    not given are kept; a new budget applies from a run's next request)."""
+    """Rename a connection, or change its Stripe API URL (with its key) or request budget
+    (the options not given are kept; a new budget applies from a run's next request)."""
     if name is None and base_url is None and requests_per_second is None:
         raise click.UsageError("give --name, --base-url or --requests-per-second")
     with opened_app() as app:
+        moves = base_url is not None and connection_service.moves_base_url(
+            app, connection_id, base_url
+        )
+        api_key = read_key(api_key_env, api_key_file) if moves else None
         conn = connection_service.update_connection(
             app,
             connection_id,
             name=name,
             base_url=base_url,
             requests_per_second=requests_per_second,
+            api_key=api_key,
         )
     show_document(conn.public(), as_json)
 

@@ -63,14 +63,15 @@ def show_connection(connection_id: ConnectionId, app: WorkspaceApp) -> Connectio
 def update_connection(
     connection_id: ConnectionId, body: ConnectionUpdate, app: WorkspaceApp
 ) -> ConnectionPublic:
-    """Rename it, or change its base URL (verified live with the saved key first) or
-    its request budget. Absent fields are kept."""
+    """Rename it, or change its base URL (with the API key, verified there first: the
+    saved key is never sent to a new URL) or its request budget. Absent fields are kept."""
     connection = connections.update_connection(
         app,
         connection_id,
         name=body.name,
         base_url=body.base_url,
         requests_per_second=body.requests_per_second,
+        api_key=body.api_key.get_secret_value() if body.api_key is not None else None,
     )
     return _public(connection)
 

@@ -46,8 +46,13 @@ class ConnectionUpdate(Body):
         default=None,
         min_length=1,
         max_length=2000,
-        description="A new Stripe API base URL, verified with the saved key before it is "
-        "kept; absent keeps it.",
+        description="A new Stripe API base URL, given with `api_key` (verified there "
+        "before both are kept: the saved key is never sent to a new URL); absent keeps it.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="The API key, required with a new `base_url` (and replacing the "
+        "saved one); ignored otherwise.",
     )
     requests_per_second: float | None = Field(
         default=None,
