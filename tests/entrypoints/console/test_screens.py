@@ -240,3 +240,26 @@ def test_identity_resolution_settings_and_rebuild(
         re.compile(r"[\d,]+ identities considered")
     )
     page.screenshot(path=shots / "16-identity-resolution.png", full_page=True)
+
+
+def test_customer_model_refusals_keep_what_was_typed(page: Page, site: Site) -> None:
+    """The page's title held the rename and drop forms as text (one more copy of each
+    in the page), and a refused change came back with the fields emptied."""
+    sign_in(page, site.url)
+    page.get_by_role("link", name="Customer Model").click()
+    expect(page).to_have_title(re.compile(r"^Customer Model\b"))
+    assert "<" not in page.title()
+    expect(page.get_by_role("button", name="Rename")).to_have_count(1)
+    page.get_by_label("Name", exact=True).fill("email")  # exists: refused
+    page.get_by_label("Type", exact=True).select_option("integer")
+    page.get_by_label("Description").fill("kept")
+    page.get_by_role("button", name="Add property").click()
+    expect(page.get_by_role("alert").first).to_contain_text("email")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("email")
+    expect(page.get_by_label("Type", exact=True)).to_have_value("integer")
+    expect(page.get_by_label("Description")).to_have_value("kept")
+    page.get_by_label("Property to drop").select_option("email")  # the identifier
+    page.get_by_label("Type its name to confirm").fill("email")
+    page.get_by_role("button", name="Drop").click()
+    expect(page.get_by_role("alert")).to_contain_text("take it out of the identifiers first")
+    expect(page.get_by_label("Property to drop")).to_have_value("email")

@@ -25,8 +25,13 @@ router = APIRouter()
 
 
 def _model_page(
-    request: Request, who: Viewer, error: dict[str, str] | None = None, status: int = 200
+    request: Request,
+    who: Viewer,
+    error: dict[str, str] | None = None,
+    status: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> Response:
+    """The page; after a refused change, with the error and what was typed (kept)."""
     return render(
         request,
         "model.html",
@@ -35,6 +40,7 @@ def _model_page(
         fields=authoring.model_fields(who.app.model()),
         types=authoring.PROPERTY_TYPES,
         errors=error or {},
+        typed=typed or {},
     )
 
 
@@ -55,7 +61,8 @@ def add_property(
         model.add(who.app, path.strip(), type, description)
     except HeadwaterError as exc:
         field = (exc.location if isinstance(exc, InvalidInput) else None) or "path"
-        return _model_page(request, who, {field: exc.message}, 400)
+        typed = {"path": path, "type": type, "description": description}
+        return _model_page(request, who, {field: exc.message}, 400, typed)
     return redirect("/model")
 
 
@@ -69,7 +76,8 @@ def rename_property(
     try:
         model.rename(who.app, path, new_name.strip())
     except HeadwaterError as exc:
-        return _model_page(request, who, {"rename": exc.message}, 400)
+        typed = {"rename_path": path, "new_name": new_name}
+        return _model_page(request, who, {"rename": exc.message}, 400, typed)
     return redirect("/model")
 
 
@@ -85,7 +93,7 @@ def drop_property(
             raise InvalidInput("type the property's name to drop it", "confirm")
         model.drop(who.app, path)
     except HeadwaterError as exc:
-        return _model_page(request, who, {"drop": exc.message}, 400)
+        return _model_page(request, who, {"drop": exc.message}, 400, {"drop_path": path})
     return redirect("/model")
 
 
