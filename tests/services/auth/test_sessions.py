@@ -47,6 +47,18 @@ def test_a_session_is_stored_as_a_digest_and_revoked_by_sign_out(app: App, ada: 
     assert sessions.principal_for_session(app, "") is None
 
 
+def test_a_new_password_ends_the_sessions_of_the_old_one(app: App, ada: str) -> None:
+    """Sessions opened with the old password lasted their 7 days after a change."""
+    raw, _ = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
+    users.add_user(app, "bob@example.com", PASSWORD)
+    bobs, _ = sessions.sign_in(app, "bob@example.com", PASSWORD, address="10.0.0.2")
+    users.set_password(app, "ada@example.com", "another password")
+    assert sessions.principal_for_session(app, raw) is None
+    assert sessions.principal_for_session(app, bobs) is not None  # nobody else's
+    fresh, _ = sessions.sign_in(app, "ada@example.com", "another password", address="10.0.0.1")
+    assert sessions.principal_for_session(app, fresh) is not None
+
+
 def test_an_expired_session_authenticates_nobody(app: App, ada: str) -> None:
     raw, _session = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
     with app.engine.begin() as conn:

@@ -97,9 +97,20 @@ def get_user(engine: Engine, user_id: str) -> User:
     return _user(row)
 
 
-def set_password_hash(engine: Engine, user_id: str, password_hash: str) -> None:
+def set_password_hash(
+    engine: Engine, user_id: str, password_hash: str, *, sessions_end: datetime | None = None
+) -> None:
+    """Store the user's password hash; with `sessions_end` (a new password), end their
+    sessions in the same transaction: one opened with the old password must not
+    outlive it.  (A hash upgraded on sign-in keeps them.)"""
     with engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+        if sessions_end is not None:
+            conn.execute(
+                update(sessions)
+                .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=sessions_end)
+            )
 
 
 def add_workspace(engine: Engine, row: dict[str, Any], member_id: str | None) -> bool:

@@ -86,10 +86,12 @@ def add_member(app: App, email: str) -> User:
 
 
 def set_password(app: App, email: str, password: str) -> User:
-    """Give the existing user with `email` a new password (`InvalidInput` for an unknown
-    email, field ``email``, or a password under 8 characters, field ``password``)."""
+    """Give the existing user with `email` a new password, ending their sessions
+    (`InvalidInput` for an unknown email, field ``email``, or a password under 8
+    characters, field ``password``)."""
     user = accounts.user_by_email(app.engine, email_key(email))
     if user is None:
         raise InvalidInput(f"no user with the email {email.strip()!r}", "email")
-    accounts.set_password_hash(app.engine, user.id, hasher.hash(_checked_password(password)))
+    hashed = hasher.hash(_checked_password(password))
+    accounts.set_password_hash(app.engine, user.id, hashed, sessions_end=utcnow())
     return user
