@@ -17,6 +17,7 @@ from headwater.adapters.store import objects
 from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse
 from headwater.adapters.warehouse.identity_rebuild import Outcome
+from headwater.adapters.warehouse.profile_store import ProfileRecord
 from headwater.kernel.entities import Pipeline, new_id, utcnow
 from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound
 from headwater.services.app import App
@@ -131,28 +132,48 @@ def resolve_after_run(app: App, warehouse: Warehouse, run_id: str) -> dict[str, 
         return {"error": message, "note": "the run's identities stay pending for the next"}
 
 
-def list_profiles(app: App, search: str | None = None) -> list[dict[str, Any]]:
-    """Every profile (id, count, values), optionally only those with a value containing
-    `search` (case-insensitive)."""
+def list_profiles(
+    app: App, search: str | None = None, *, after: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Profiles (id, count, values), most recently changed first, after the profile
+    `after`, at most `limit` (None: every one), optionally only those with a value
+    containing `search` (case-insensitive); the warehouse pages and searches
+    (`Warehouse.profile_page`)."""
     warehouse = app.warehouse()
     try:
-        rows = warehouse.profile_records(None)
+        out: list[dict[str, Any]] = []
+        while limit is None or len(out) < limit:
+            want = PAGE if limit is None else min(PAGE, limit - len(out))
+            rows = warehouse.profile_page(search, after, want)
+            out.extend(_summary(r) for r in rows)
+            if len(rows) < want:
+                break
+            after = rows[-1].id
+        return out
     finally:
         warehouse.close()
-    needle = search.strip().lower() if search else ""
-    out = []
-    for r in sorted(rows, key=lambda r: r.id):
-        if needle and not any(needle in str(v).lower() for v in r.values.values() if v is not None):
-            continue
-        out.append(
-            {
-                "id": r.id,
-                "identity_count": r.identity_count,
-                "updated_at": r.updated_at,
-                "values": dict(r.values),
-            }
-        )
-    return out
+
+
+#: Profiles read per statement when listing.
+PAGE = 10_000
+
+
+def count_profiles(app: App, search: str | None = None) -> int:
+    """How many profiles `list_profiles` lists in all."""
+    warehouse = app.warehouse()
+    try:
+        return warehouse.count_matching_profiles(search)
+    finally:
+        warehouse.close()
+
+
+def _summary(r: ProfileRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "identity_count": r.identity_count,
+        "updated_at": r.updated_at,
+        "values": dict(r.values),
+    }
 
 
 def show_profile(app: App, profile_id: str) -> dict[str, Any]:

@@ -214,6 +214,16 @@ class Warehouse(Protocol):
         self, profile_ids: Collection[str] | None = None
     ) -> list[ProfileRecord]: ...
 
+    def profile_page(
+        self, search: str | None = None, after: str | None = None, limit: int = 50
+    ) -> list[ProfileRecord]:
+        """Up to `limit` profiles after the profile `after`, most recently changed first
+        (then by id), each with a value containing `search` (case-insensitive) if
+        given; in the warehouse (`profile_pages`)."""
+
+    def count_matching_profiles(self, search: str | None = None) -> int:
+        """How many profiles have a value containing `search` (all without one)."""
+
     def profile_changes(self) -> list[ChangeRecord]: ...
 
     def pending_identities(self) -> Pending:

@@ -12,7 +12,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
-from headwater.adapters.warehouse import identity_keys, identity_rebuild, pending, profile_store
+from headwater.adapters.warehouse import (
+    identity_keys,
+    identity_rebuild,
+    pending,
+    profile_pages,
+    profile_store,
+)
 from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
 from headwater.adapters.warehouse.identity_values import Reserve
 from headwater.adapters.warehouse.pending import Pending
@@ -65,6 +71,16 @@ class ProfileMethods:
         return self._with_profile_args(
             "profile read", lambda a: profile_store.profile_rows(*a, profile_ids)
         )
+
+    def profile_page(
+        self, search: str | None = None, after: str | None = None, limit: int = 50
+    ) -> list[ProfileRecord]:
+        return self._with_profile_args(
+            "profile read", lambda a: profile_pages.page(*a, search, after, limit)
+        )
+
+    def count_matching_profiles(self, search: str | None = None) -> int:
+        return self._with_profile_args("profile read", lambda a: profile_pages.count(*a, search))
 
     def profile_changes(self) -> list[ChangeRecord]:
         return self._with_profile_args("profile read", lambda a: profile_store.changes(a[0], a[1]))

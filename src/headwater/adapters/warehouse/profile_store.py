@@ -242,14 +242,16 @@ def profile_rows(
             f"{unnest(sp, 'ids', sp.text)} AS x) AS r) AS k ON p._profile_id = k.id"
         )
         params["ids"] = list(set(profile_ids))
-    out = []
-    for r in execute(query, params):
-        values = dict(zip(columns, r[3:], strict=True))
-        for n, t in columns.items():
-            if t is T.JSON:
-                values[n] = json_value(values[n])
-        out.append(ProfileRecord(r[0], r[1], int(r[2]), values))
-    return out
+    return [record_of(r, columns) for r in execute(query, params)]
+
+
+def record_of(row: Sequence[Any], columns: Mapping[str, PropertyType]) -> ProfileRecord:
+    """A row of (id text, updated at, count, columns...) as a `ProfileRecord`."""
+    values = dict(zip(columns, row[3:], strict=True))
+    for n, t in columns.items():
+        if t is T.JSON:
+            values[n] = json_value(values[n])
+    return ProfileRecord(row[0], row[1], int(row[2]), values)
 
 
 #: Elements per bound array.

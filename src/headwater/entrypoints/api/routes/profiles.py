@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from headwater.entrypoints.api.deps import WorkspaceApp
-from headwater.entrypoints.api.paging import Limit, StartingAfter, page
+from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.entrypoints.api.params import (
     ProfileId,
 )
@@ -34,12 +34,12 @@ def list_profiles(
     limit: Limit = 20,
     starting_after: StartingAfter = None,
 ) -> ProfileList:
-    """The workspace's unified profiles, most recently changed first."""
-    found = profiles.list_profiles(app, search)
-    found.sort(key=lambda p: (p["updated_at"] is not None, p["updated_at"], p["id"]), reverse=True)
-    items, has_more = page(found, limit, starting_after, lambda p: str(p["id"]))
+    """The workspace's unified profiles, most recently changed first; a page continues
+    from the profile it starts after (a profile changed meanwhile moves to the front)."""
+    found = profiles.list_profiles(app, search, after=starting_after, limit=limit + 1)
     return ProfileList(
-        data=[ProfileSummary.model_validate(plain(p)) for p in items], has_more=has_more
+        data=[ProfileSummary.model_validate(plain(p)) for p in found[:limit]],
+        has_more=len(found) > limit,
     )
 
 

@@ -138,14 +138,14 @@ def change_warehouse(
 
 @router.get("/profiles")
 def profiles_page(request: Request, who: CurrentViewer, q: str = "") -> Response:
-    found = profiles.list_profiles(who.app, q or None)
+    found = profiles.list_profiles(who.app, q or None, limit=200)
     return render(
         request,
         "profiles.html",
         who,
         q=q,
-        profiles=found[:200],
-        total=len(found),
+        profiles=found,
+        total=profiles.count_profiles(who.app, q or None),
         fields=authoring.model_fields(who.app.model())[:5],
     )
 
