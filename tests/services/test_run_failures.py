@@ -399,6 +399,55 @@ def test_a_run_queued_as_its_pipeline_was_disabled_ends_cancelled_unstarted(
     assert ids(app, pipeline.id) == set()
 
 
+def test_a_cancelled_run_ends_without_resolving_and_the_next_run_resolves(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop promises an end within seconds: a cancelled first import waited for its
+    identity rebuild (past 15 s on PostgreSQL under load) before it showed cancelled."""
+    with start_sandbox(customers=300, seed=73) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        queued = runner.enqueue(app, pipeline.id)
+        stop = RunStop()
+
+        def cancelled_after_a_page(real: Any) -> Callable[[], Iterator[list[Record]]]:
+            def read_full() -> Iterator[list[Record]]:
+                pages = real.read_full()
+                try:
+                    yield next(iter(pages))
+                    deadline = time.monotonic() + 10
+                    while not ids(app, pipeline.id) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    stop.request(RunStatus.CANCELLED, "cancelled on request")
+                    yield from pages
+                finally:
+                    pages.close()
+
+            return read_full
+
+        script_source(monkeypatch, read_full=cancelled_after_a_page)
+        monkeypatch.setattr(engine, "WRITE_BATCH", 100)  # a page is a write
+        owner = new_owner()
+        claimed = queue.claim_next(app.engine, owner, utcnow() + timedelta(minutes=5))
+        assert claimed is not None
+        run = runner.execute_claimed(app, claimed, owner, stop=stop)
+        assert (run.id, run.status) == (queued.id, RunStatus.CANCELLED)
+        assert "profiles" not in run.summary
+        wh = app.warehouse()
+        try:
+            assert wh.pending_identities().keys  # left for the next resolution
+            assert wh.count_profiles() == 0
+        finally:
+            wh.close()
+        monkeypatch.undo()
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+    wh = app.warehouse()
+    try:
+        assert not wh.pending_identities().keys
+        assert wh.count_profiles() > 0
+    finally:
+        wh.close()
+
+
 def test_an_unexpected_exception_fails_the_run_cleanly_and_loses_nothing(
     app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

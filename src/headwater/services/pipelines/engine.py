@@ -346,7 +346,10 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             f"the run {'was ' if status == RunStatus.CANCELLED else ''}{status}: nothing was "
             "purged and the position stayed at the last committed batch"
         )
-    if interrupted is None and ctx.resolve is not None:  # Ctrl-C: left pending
+    # A stopped run (cancelled, Ctrl-C, or put back in the queue) ends now: its written
+    # identities stay pending for the next resolution (a first import's rebuild made a
+    # cancel wait for it, past the seconds a stop promises).
+    if ctx.resolve is not None and status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         began = time.monotonic()
         profiles = ctx.resolve()
         ctx.summary["profiles"] = {**profiles, "seconds": round(time.monotonic() - began, 3)}
