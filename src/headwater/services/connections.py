@@ -186,7 +186,8 @@ def delete_connection(app: App, connection_id: str) -> str | None:
         )
     endpoint = webhook_rows.get_endpoint(app.engine, connection.id)
     key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
-    webhook_rows.delete_endpoint(app.engine, connection.id)
+    # One transaction: the webhook settings go with the connection (the foreign key
+    # cascades), or neither goes (a pipeline made meanwhile: `Conflict`).
     objects.remove(app.engine, Connection, connection.id)
     return None if endpoint is None else _remove_at_stripe(connection, key, endpoint)
 

@@ -5,11 +5,12 @@ the key lacks Webhook Endpoints: Write."""
 from __future__ import annotations
 
 import pytest
-from tests.services.conftest import connect
+from tests.services.conftest import MakePipeline, connect
 
 from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.store import webhooks as store
-from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.kernel.entities import Pipeline
+from headwater.kernel.errors import Conflict, InvalidInput, NotFound
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
 from headwater.services.app import App
@@ -105,3 +106,28 @@ def test_an_endpoint_made_by_hand_is_named_for_removal_by_hand(app: App) -> None
         assert note is not None
         assert f"https://hw.example.com/api/v1/webhooks/stripe/{conn.id}" in note
         assert "Stripe Dashboard" in note
+
+
+def test_a_pipeline_made_meanwhile_keeps_the_connection_and_its_webhook_secret(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline created between the delete's check and its removal (another request):
+    the delete is refused as a whole.  It used to drop the webhook settings first, in
+    their own transaction, and then fail on the pipeline's reference: the connection
+    stayed, its pipeline's webhooks refused for want of a secret."""
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        endpoints.register(app, conn.id, "https://hw.example.com")
+        make_pipeline(conn)
+        real_find = connections.objects.find
+        monkeypatch.setattr(  # the check saw no pipeline: the other request came after it
+            connections.objects,
+            "find",
+            lambda engine, cls, **kw: [] if cls is Pipeline else real_find(engine, cls, **kw),
+        )
+        with pytest.raises(Conflict) as caught:
+            connections.delete_connection(app, conn.id)
+        assert "pipelines" in caught.value.message
+        assert connections.get_connection(app, conn.id).id == conn.id
+        assert store.get_endpoint(app.engine, conn.id) is not None
+        assert len(sandbox.webhooks()) == 1

@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store import tables
 from headwater.kernel.entities import Connection, Pipeline, Workspace
@@ -199,14 +200,34 @@ def full_run_done(engine: Engine, pipeline: Pipeline) -> bool:
 
 def remove(engine: Engine, cls: type[E], entity_id: str) -> None:
     """Delete the entity; a pipeline with its runs, refused (`Conflict`, nothing
-    deleted) while one of them is running."""
+    deleted) while one of them is running; a connection with what hangs off it (its
+    webhook settings: the foreign keys cascade), refused while a pipeline uses it."""
     table = _TABLES[cls]
-    with engine.begin() as conn:
-        if cls is Pipeline:
-            _remove_runs(conn, entity_id)
-        result = conn.execute(delete(table).where(table.c.id == entity_id))
+    try:
+        with engine.begin() as conn:
+            if cls is Pipeline:
+                _remove_runs(conn, entity_id)
+            if cls is Connection:
+                _refuse_if_used(conn, entity_id)
+            result = conn.execute(delete(table).where(table.c.id == entity_id))
+    except IntegrityError as exc:  # a pipeline made by another transaction meanwhile
+        if cls is not Connection:
+            raise
+        raise Conflict(f"connection {entity_id} is used by a pipeline; delete it first") from exc
     if result.rowcount == 0:
         raise NotFound(f"no {_NOUNS[cls]} with id {entity_id!r}")
+
+
+def _refuse_if_used(conn: Db, connection_id: str) -> None:
+    pipes = tables.pipelines.c
+    used = conn.execute(
+        select(pipes.id).where(pipes.connection_id == connection_id).order_by(pipes.id)
+    ).scalars()
+    names = ", ".join(used)
+    if names:
+        raise Conflict(
+            f"connection {connection_id} is used by pipelines {names}; delete them first"
+        )
 
 
 def _remove_runs(conn: Db, pipeline_id: str) -> None:
