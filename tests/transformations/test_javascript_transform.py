@@ -280,3 +280,62 @@ def test_webassembly_memory_counts_against_the_memory_limit() -> None:
         t.transform(EVIL)
     assert t.transform(GOOD) == [{"email": "a@b.com"}]
     t.close()
+
+
+def test_half_an_emoji_is_a_record_error_not_a_failed_batch() -> None:
+    """A string cut inside a surrogate pair (an emoji's first half) is not Unicode:
+    the record that returns or logs it fails alone, with a message that says why (it
+    used to fail the whole batch, and so the run, on the reply's decoding)."""
+    source = """
+function transform(c) {
+  if (c.kind === "cut") { return {first_name: c.name.substring(0, 1)}; }
+  if (c.kind === "log") { console.log("initial", c.name.substring(0, 1)); }
+  if (c.kind === "throw") { throw new Error("bad " + c.name.substring(0, 1)); }
+  return {first_name: c.name};
+}
+"""
+    t = compile_javascript(source)
+    out = t.transform(
+        [
+            {"kind": "cut", "name": "😀x"},
+            {"kind": "ok", "name": "😀 Ann"},
+            {"kind": "log", "name": "😀"},
+            {"kind": "throw", "name": "😀"},
+        ]
+    )
+    assert isinstance(out[0], TransformFailure)
+    assert "not valid Unicode" in out[0].message
+    assert out[1] == {"first_name": "😀 Ann"}
+    assert out[2] == {"first_name": "😀"}
+    assert isinstance(out[3], TransformFailure)
+    assert out[3].message.startswith("Error: bad ")
+    assert t.logs() == ["initial \\ud83d"]
+    t.close()
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        '__headwater__.run = () => \'{"out":[{}],"errors":[[7,"x"]],"logs":[],"dropped":0}\';',
+        "Array.prototype.toJSON = () => undefined;",
+        '__headwater__.run = () => \'{"out":[null],"errors":[],"logs":5,"dropped":"z"}\';',
+    ],
+)
+def test_a_forged_or_broken_reply_fails_the_batch_not_the_run(attack: str) -> None:
+    """User code can replace what writes the reply: whatever comes back, a malformed
+    reply fails its batch (`BatchFailed`), never raises something else."""
+    t = compile_javascript(f"{attack}\nfunction transform(c) {{ return {{a: [1]}}; }}")
+    with pytest.raises(BatchFailed):
+        t.transform([{"n": 1}])
+    t.close()
+
+
+def test_an_error_message_is_capped() -> None:
+    """What a transform throws is kept per record in the run's errors: at most 2,000
+    characters of it (an 8 MB message was kept whole, for each of 1,000 errors)."""
+    t = compile_javascript('function transform(c) { throw new Error("x".repeat(8e6)); }')
+    [out] = t.transform([{"n": 1}])
+    assert isinstance(out, TransformFailure)
+    assert out.message.startswith("Error: xxx")
+    assert len(out.message) == 2001
+    t.close()

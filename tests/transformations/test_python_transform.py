@@ -133,3 +133,39 @@ def test_workers_are_gone_after_close() -> None:
     t.close()
     assert t.pids() == []
     assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+def test_half_a_character_fails_its_record_not_the_batch() -> None:
+    """A lone surrogate printed, raised or returned, and an exception whose text cannot
+    be had, are each their own record's error: they used to kill the worker while it
+    wrote the batch's reply, failing every record of the batch."""
+    source = """
+class Odd(Exception):
+    def __str__(self):
+        raise RuntimeError("no text")
+
+def transform(c):
+    kind = c["kind"]
+    if kind == "print":
+        print("initial", "\\ud83d")
+    if kind == "raise":
+        raise ValueError("bad \\ud83d")
+    if kind == "odd":
+        raise Odd()
+    if kind == "return":
+        return {"first_name": "\\ud83d"}
+    return {"kind": kind}
+"""
+    t = compile_python(source, time_limit=5.0, workers=1)
+    try:
+        out = t.transform([{"kind": k} for k in ("print", "raise", "odd", "return", "ok")])
+        assert out[0] == {"kind": "print"}
+        assert isinstance(out[1], TransformFailure)
+        assert out[1].message.startswith("ValueError: bad \\ud83d")
+        assert isinstance(out[2], TransformFailure)
+        assert out[2].message.startswith("Odd")
+        assert isinstance(out[3], TransformFailure)
+        assert out[4] == {"kind": "ok"}
+        assert t.logs() == ["initial \\ud83d"]
+    finally:
+        t.close()

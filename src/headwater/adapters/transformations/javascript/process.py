@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import orjson
 
+from headwater.adapters.transformations import replies
 from headwater.adapters.transformations.channel import exchange, stop_worker
 from headwater.adapters.transformations.contract import BatchFailed, CappedLog
 from headwater.kernel.errors import InvalidInput
-from headwater.kernel.records import Outcome, Record, TransformFailure
+from headwater.kernel.records import Outcome, Record
 
 #: Largest JSON text, in characters, one record's result may have.
 MAX_RECORD_CHARS = 1 << 20
@@ -140,11 +140,16 @@ class JavaScriptTransformation:
         if isinstance(reply, str):
             self._drop(worker)
             raise self._fail(self._lost_reason(worker, reply), len(records))
-        data = orjson.loads(reply)
-        failed = data.get("failed")
-        if failed is not None:
-            raise self._fail(self._reason(str(failed), str(data.get("detail"))), len(records))
-        return self._outcomes(data, len(records))
+        try:
+            got = replies.read(reply, len(records), _NOT_OBJECT)
+        except replies.MalformedReply as exc:
+            failed = _failure(reply)
+            if failed is None:
+                self._drop(worker)  # its glue was tampered with: start afresh
+                raise self._fail(str(exc), len(records)) from None
+            raise self._fail(self._reason(*failed), len(records)) from None
+        self._logs.add(got.logs, got.dropped)
+        return got.outcomes
 
     def _live(self) -> _Worker:
         worker = self._holder[0]
@@ -182,20 +187,6 @@ class JavaScriptTransformation:
         tail = f"; its {count} records are counted as failed" if count is not None else ""
         return BatchFailed(f"JavaScript transformation, batch {self._batch}: {why}{tail}")
 
-    def _outcomes(self, data: Any, count: int) -> list[Outcome]:
-        if not (isinstance(data, dict) and isinstance(data.get("out"), list)):
-            raise self._fail("the runtime returned no result", count)
-        out: list[Outcome] = [
-            v if v is None or isinstance(v, dict) else TransformFailure(_NOT_OBJECT)
-            for v in data["out"]
-        ]
-        if len(out) != count:
-            raise self._fail("the runtime returned a wrong number of results", count)
-        for index, message in data["errors"]:
-            out[index] = TransformFailure(str(message))
-        self._logs.add([str(line) for line in data["logs"]], int(data["dropped"]))
-        return out
-
     def logs(self) -> list[str]:
         """Captured console output since the last call (at most ``log_cap`` lines)."""
         return self._logs.take()
@@ -203,6 +194,18 @@ class JavaScriptTransformation:
     def close(self) -> None:
         """Stop the worker (it is gone when this returns)."""
         self._finalizer()
+
+
+def _failure(reply: bytes) -> tuple[str, str] | None:
+    """The worker's own report of a failed batch (``{"failed": ..., "detail": ...}``:
+    a limit reached), or None."""
+    try:
+        data = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or data.get("failed") is None:
+        return None
+    return str(data["failed"]), str(data.get("detail"))
 
 
 def _shutdown(holder: list[_Worker | None]) -> None:

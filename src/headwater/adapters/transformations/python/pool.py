@@ -28,11 +28,13 @@ from typing import Any
 
 import orjson
 
+from headwater.adapters.transformations import replies
 from headwater.adapters.transformations.channel import exchange, stop_worker
 from headwater.adapters.transformations.contract import BatchFailed, CappedLog
 from headwater.adapters.transformations.python import seccomp
+from headwater.adapters.transformations.python.worker import MEMORY_FRAME
 from headwater.kernel.errors import InvalidInput
-from headwater.kernel.records import Outcome, Record, TransformFailure
+from headwater.kernel.records import Outcome, Record
 
 #: Largest JSON form, in bytes, of one record's result.
 MAX_RECORD_BYTES = 1 << 20
@@ -201,36 +203,15 @@ class PythonTransformation:
     def _parse(self, reply: bytes, count: int, worker: _Worker) -> list[Outcome]:
         """Check a worker's reply (untrusted: user code could have written it)."""
         try:
-            data = orjson.loads(reply)
-        except orjson.JSONDecodeError:
-            raise _BadReply("the worker sent an unreadable reply") from None
-        if not isinstance(data, dict):
-            raise _BadReply("the worker sent an unreadable reply")
-        if data.get("fatal") == "memory":
-            raise _BadReply(f"memory limit of {self._memory} MB exceeded")
-        out, errors, logs = data.get("out"), data.get("errors"), data.get("logs")
-        if not (
-            isinstance(out, list)
-            and len(out) == count
-            and isinstance(errors, list)
-            and isinstance(logs, list)
-        ):
-            raise _BadReply("the worker sent a malformed reply")
-        result: list[Outcome] = [
-            v if v is None or isinstance(v, dict) else TransformFailure("not a dict") for v in out
-        ]
-        for item in errors:
-            if not (
-                isinstance(item, list)
-                and len(item) == 2
-                and isinstance(item[0], int)
-                and 0 <= item[0] < count
-            ):
-                raise _BadReply("the worker sent a malformed reply")
-            result[item[0]] = TransformFailure(str(item[1]))
-        self._logs.add([str(line) for line in logs], int(data.get("dropped") or 0))
-        worker.cpu = float(data.get("cpu") or 0.0)
-        return result
+            got = replies.read(reply, count, "not a dict")
+        except replies.MalformedReply as exc:
+            if reply == MEMORY_FRAME:  # the worker's own report: a MemoryError
+                raise _BadReply(f"memory limit of {self._memory} MB exceeded") from None
+            raise _BadReply(str(exc)) from None
+        self._logs.add(got.logs, got.dropped)
+        cpu = got.fields.get("cpu")
+        worker.cpu = float(cpu) if isinstance(cpu, int | float) else worker.cpu
+        return got.outcomes
 
     def _recycle(self) -> None:
         """Replace workers before they can hit their lifetime CPU limit mid-batch."""

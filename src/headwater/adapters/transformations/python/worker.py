@@ -219,7 +219,10 @@ def describe(exc: BaseException) -> tuple[str, int | None]:
     if isinstance(exc, SystemExit):
         text = f"transform called exit({exc.code!r})"
     else:
-        text = f"{type(exc).__name__}: {exc}"[:MAX_LINE]
+        try:
+            text = f"{type(exc).__name__}: {exc}"[:MAX_LINE]
+        except BaseException:
+            text = f"{type(exc).__name__} (its message could not be read)"
     return (f"{text} (line {line})" if line else text), line
 
 
@@ -282,13 +285,8 @@ def run_batch(
                     parts.append(b"null")
                     continue
                 if len(part) > max_bytes:
-                    errors.append(
-                        [
-                            index,
-                            f"the returned dict is too large ({len(part)} "
-                            f"bytes of JSON, limit {max_bytes})",
-                        ]
-                    )
+                    too = f"{len(part)} bytes of JSON, limit {max_bytes}"
+                    errors.append([index, f"the returned dict is too large ({too})"])
                     part = b"null"
             elif result is not None:
                 errors.append(
@@ -308,7 +306,11 @@ def run_batch(
         "dropped": dropped,
         "cpu": usage.ru_utime + usage.ru_stime,
     }
-    return b'{"out":[' + b",".join(parts) + b"]," + dumps(tail)[1:]
+    try:
+        end = dumps(tail)
+    except (TypeError, ValueError):  # a lone surrogate in a line or message: escaped
+        end = json.dumps(tail).encode()
+    return b'{"out":[' + b",".join(parts) + b"]," + end[1:]
 
 
 def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[str, Any]]:
