@@ -191,6 +191,7 @@ def test_ending_before_cursor_moves_to_the_newest_item() -> None:
     [
         ({"data": "x", "has_more": False}, "no data/has_more"),
         ({"data": []}, "no data/has_more"),
+        ({"data": [], "has_more": True}, "has_more with no data"),
         ({"data": [{"id": 3, "created": 1}], "has_more": False}, "item 0"),
         ({"data": [{"id": "a", "created": "1"}], "has_more": False}, "item 0"),
     ],

@@ -16,6 +16,12 @@ def parse_list(body: dict[str, Any], what: str) -> tuple[list[Record], bool]:
     has_more = body.get("has_more")
     if not isinstance(data, list) or not isinstance(has_more, bool):
         raise MalformedResponse(f"Stripe returned a malformed list for {what}: no data/has_more")
+    if has_more and not data:
+        # Nothing to page on from: taken as the end, the rest of the list would go
+        # unread (and a full run's end would purge what it holds).
+        raise MalformedResponse(
+            f"Stripe returned a malformed list for {what}: has_more with no data"
+        )
     for index, item in enumerate(data):
         if not (
             isinstance(item, dict)
