@@ -1,4 +1,5 @@
-"""Structured logs for the service: one JSON object per line on standard error, with
+"""Structured logs for the service: one JSON object per line on standard error, secrets
+masked (`kernel.errors.redact`: Stripe keys, webhook secrets, tokens), with
 the run id and pipeline id on every line logged while a run executes (the lines of a
 run's Stripe reading process too: it hands its records to the run's process, see
 `adapters.connectors.stripe.offload`)."""
@@ -10,6 +11,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from headwater.kernel.errors import redact
 from headwater.services.runs.logcontext import RunFields
 
 
@@ -19,16 +21,18 @@ class JsonLines(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "run_id": getattr(record, "run_id", None),
             "pipeline_id": getattr(record, "pipeline_id", None),
             "thread": record.threadName,
             "pid": record.process,  # a child's (the Stripe reading process) for its lines
         }
+        # Tracebacks too: an exception's text may hold a key (uvicorn logs the API's
+        # unexpected errors whole, after the API's handler logged them masked).
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:  # formatted already (a child process's record)
-            line["exception"] = record.exc_text
+            line["exception"] = redact(record.exc_text)
         return json.dumps(line, ensure_ascii=False)
 
 
