@@ -213,6 +213,16 @@ def test_groups_nested_too_deep_are_refused_where_they_start() -> None:
     assert len(filter_problems(hostile, SCHEMA)) == 1
 
 
+def test_a_date_at_the_end_of_the_calendar_is_refused_where_it_is() -> None:
+    """``is before "9999-12-31"`` raised OverflowError (the day after it is past the
+    calendar's end): a 500 where a located problem was due."""
+    for value in ("9999-12-31",):
+        spec = {"conditions": [{"property": "created", "operator": "is before", "values": [value]}]}
+        problems = filter_problems(spec, SCHEMA)
+        assert [p.location for p in problems] == ["conditions[0]"], value
+        assert "out of range" in problems[0].message
+
+
 @pytest.mark.parametrize("empty", [None, {}, {"logical": "and", "conditions": []}])
 def test_no_filter_keeps_everyone(empty: Any) -> None:
     assert compile_filter(empty, SCHEMA)({}) is True

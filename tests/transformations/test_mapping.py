@@ -190,6 +190,17 @@ ERRORS = [
     # Nested past MAX_DEPTH (600 levels exhausted Python's stack: a 500 over the API).
     ("not " * 600 + "true", 1, 257, "nests more than 64 levels deep"),
     ("lower(" * 600 + "email" + ")" * 600, 1, 385, "nests more than 64 levels deep"),
+    # Constants folded when the mapping is saved: each of these raised something else
+    # than a located error (a 500), and nested replace() grew past the server's memory.
+    ('to_date("9999-12-31T23:59:59-05:00")', 1, 1, "out of range"),
+    ('json_parse("' + "9" * 5000 + '")', 1, 1, "json_parse() got invalid JSON"),
+    ('json_parse("' + "[" * 5000 + '")', 1, 1, "json_parse() got invalid JSON"),
+    (
+        "replace(" * 10 + '"aa"' + ', "a", "aaaaaaaaaa")' * 10,
+        1,
+        33,  # the first one past the limit (2 * 10^6 characters)
+        "replace() would make a text of",
+    ),
 ]
 
 

@@ -44,11 +44,13 @@ def to_moment(value: object) -> Moment:
             return Moment(start.timestamp(), end.timestamp(), False, text)
         iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
         moment = datetime.fromisoformat(iso)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
     except ValueError:
         raise BadValue("expected an ISO 8601 date or datetime string") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    seconds = moment.timestamp()
+    except OverflowError:  # the day after 9999-12-31, or past it in UTC
+        raise BadValue("the date is out of range (the calendar ends on 9999-12-30)") from None
     return Moment(seconds, seconds, True, text)
 
 

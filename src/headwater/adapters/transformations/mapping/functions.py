@@ -218,10 +218,13 @@ def _json_parse(v: Any) -> Any:
         return json.loads(rt.text(v, "json_parse"))
     except json.JSONDecodeError as exc:
         raise rt.EvalError(f"json_parse() got invalid JSON {rt.show(v)}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:  # a number past 4,300 digits, deep nesting
+        why = "nested too deep" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise rt.EvalError(f"json_parse() got invalid JSON {rt.show(v)}: {why}") from None
 
 
 def _concat(*values: Any) -> str:
-    return "".join(rt.to_text(v) for v in values)
+    return rt.sized("".join(rt.to_text(v) for v in values), "concat")
 
 
 def _nullif_build(args: list[Fn]) -> Fn:

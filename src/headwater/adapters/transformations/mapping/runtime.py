@@ -67,9 +67,11 @@ def parse_date(v: str) -> date:
             return date.fromisoformat(raw)
         iso = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
         moment = datetime.fromisoformat(iso)
+        return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
     except ValueError:
         raise EvalError(f"to_date() expects an ISO 8601 date, got {show(v)}") from None
-    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
+    except OverflowError:  # in UTC, past the calendar's first or last day
+        raise EvalError(f"to_date() got a date out of range: {show(v)}") from None
 
 
 def substring(s: Any, start: Any, length: Any = None) -> str:
@@ -85,9 +87,26 @@ def substring(s: Any, start: Any, length: Any = None) -> str:
     return body[max(begin - 1, 0) : max(end, 0)]
 
 
+#: Longest text an expression may make (a record's result is capped at 1 MiB of JSON
+#: anyway): nested replace() grows its input geometrically, ten levels past memory.
+MAX_TEXT = 1_000_000
+
+
 def replace(s: Any, old: Any, new: Any) -> str:
     body, a, b = text(s, "replace"), text(old, "replace"), text(new, "replace")
-    return body if a == "" else body.replace(a, b)
+    if a == "":
+        return body
+    size = len(body) + body.count(a) * (len(b) - len(a))
+    if size > MAX_TEXT:
+        raise EvalError(f"replace() would make a text of {size:,} characters (limit {MAX_TEXT:,})")
+    return body.replace(a, b)
+
+
+def sized(made: str, fn: str) -> str:
+    """`made`, or an error when it is past `MAX_TEXT`."""
+    if len(made) > MAX_TEXT:
+        raise EvalError(f"{fn}() made a text of {len(made):,} characters (limit {MAX_TEXT:,})")
+    return made
 
 
 def _fields(s: Any, delim: Any, n: Any, fn: str) -> tuple[list[str], int]:
