@@ -7,8 +7,13 @@ the same transformation keeps working afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import orjson
@@ -260,3 +265,80 @@ def test_the_filter_names_every_call_on_each_architecture(machine: str) -> None:
     assert size == 4 + foreign_abi_check + 2 * denied + 5 * len(seccomp.SELF_ONLY) + 1
     assert size < 4096  # the kernel's limit for one program
     assert not seccomp.supported("riscv64")
+
+
+NOT_ROOT = """
+import json, os, sys
+from headwater.adapters.transformations.python import compile_python
+source = '''
+import os
+def transform(c):
+    found = {}
+    for path in (c["file"], "/proc/%d/environ" % os.getppid(), "/proc/self/status"):
+        try:
+            found[path] = open(path, "rb").read().decode("latin-1")
+        except Exception as exc:
+            found[path] = repr(exc)
+    return {"found": found}
+'''
+t = compile_python(source, time_limit=5.0, memory_limit_mb=256)
+print(json.dumps({"out": t.transform([{"file": sys.argv[1]}]), "sandbox": t.sandbox}))
+t.close()
+"""
+
+
+AS_NOBODY = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+]
+
+
+def _interpreter_for_nobody() -> str:
+    """This Python, or the system's of the same version when this one is out of the
+    other user's reach (pyenv under /root, mode 0700)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/{version}"):
+        probe = [*AS_NOBODY, "/bin/sh", "-c", f'exec "{candidate}" -c pass']  # exec'd as it
+        if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+            return candidate
+    pytest.skip(f"no {version} that user 65534 may run")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a server as another user")
+def test_a_server_not_running_as_root_keeps_its_files_and_environment(tmp_path: Path) -> None:
+    """A server running as an ordinary user (here `nobody`) with user namespaces: the
+    worker is chrooted in a namespace of its own.  It used to keep every file the
+    server's user can read (the data directory: the store, the key file) and the
+    server's environment (``/proc/<server>/environ``, holding
+    ``HEADWATER_SECRET_KEY``) within reach of user code."""
+    shared = Path(tempfile.mkdtemp(prefix="hw-notroot-"))
+    try:
+        shared.chmod(0o755)
+        key_file = shared / "secret.key"
+        key_file.write_text("top-secret-key-material")
+        key_file.chmod(0o644)
+        env = {"PATH": "/usr/bin:/bin", "HEADWATER_SECRET_KEY": "hw-env-secret-0123456789"}
+        site = [p for p in sys.path if p.endswith("site-packages")]
+        env["PYTHONPATH"] = ":".join([str(Path(headwater.__file__).parent.parent), *site])
+        done = subprocess.run(
+            [*AS_NOBODY, _interpreter_for_nobody(), "-c", NOT_ROOT, str(key_file)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=shared,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "top-secret" not in done.stdout
+        assert "hw-env-secret" not in done.stdout
+        result = json.loads(done.stdout)
+        [out] = result["out"]
+        assert all(v.startswith("FileNotFoundError") for v in out["found"].values()), out
+        assert result["sandbox"]["files"].startswith("chroot to an empty directory")
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

@@ -31,43 +31,13 @@ from typing import Any
 # Importable by user code; everything else is out of reach once chrooted (the
 # modules must be loaded before the file system disappears).
 PRELOAD = [
-    "base64",
-    "calendar",
-    "collections",
-    "copy",
-    "dataclasses",
-    "datetime",
-    "decimal",
-    "email.utils",
-    "enum",
-    "fractions",
-    "functools",
-    "hashlib",
-    "html",
-    "ipaddress",
-    "itertools",
-    "json",
-    "math",
-    "operator",
-    "random",
-    "re",
-    "statistics",
-    "string",
-    "textwrap",
-    "time",
-    "typing",
-    "unicodedata",
-    "urllib.parse",
-    "uuid",
-    "zoneinfo",
-    "encodings.ascii",
-    "encodings.latin_1",
-    "encodings.cp1252",
-    "encodings.utf_16",
-    "encodings.utf_32",
-    "encodings.idna",
-    "encodings.punycode",
-]
+    "base64", "calendar", "collections", "copy", "dataclasses", "datetime", "decimal",
+    "email.utils", "enum", "fractions", "functools", "hashlib", "html", "ipaddress",
+    "itertools", "json", "math", "operator", "random", "re", "statistics", "string", "textwrap",
+    "time", "typing", "unicodedata", "urllib.parse", "uuid", "zoneinfo", "encodings.ascii",
+    "encodings.latin_1", "encodings.cp1252", "encodings.utf_16", "encodings.utf_32",
+    "encodings.idna", "encodings.punycode",
+]  # fmt: skip
 FILENAME = "<transformation>"
 UID_BASE = 1_000_000  # above any account's uid; plus the worker's pid
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
@@ -149,7 +119,8 @@ def sandbox(cfg: dict[str, Any]) -> dict[str, str]:
     done: dict[str, str] = {}
     is_root = os.geteuid() == 0
     flags = CLONE_NEWNET if is_root else CLONE_NEWUSER | CLONE_NEWNET
-    if libc.unshare(flags) == 0:
+    isolated = libc.unshare(flags) == 0
+    if isolated:
         done["network"] = "empty network namespace"
     else:
         for name in ("socket", "_socket", "ssl", "_ssl", "select", "selectors"):
@@ -165,6 +136,8 @@ def sandbox(cfg: dict[str, Any]) -> dict[str, str]:
         os.setgid(uid)
         os.setuid(uid)
         done["files"] = f"chroot to an empty directory, running as unprivileged uid {uid}"
+    elif isolated and _chroot(root):  # root of a user namespace of its own: may chroot
+        done["files"] = "chroot to an empty directory (in a user namespace of its own)"
     else:
         os.chdir(root)
         done["files"] = "working directory is an empty directory (weak: no chroot)"
@@ -189,6 +162,15 @@ def sandbox(cfg: dict[str, Any]) -> dict[str, str]:
     for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
         del sys.modules[name]  # not importable again once chrooted
     return done
+
+
+def _chroot(root: str) -> bool:
+    try:  # refused where user namespaces come without capabilities (AppArmor)
+        os.chroot(root)
+    except OSError:
+        return False
+    os.chdir("/")
+    return True
 
 
 def install_filter(libc: Any, program_hex: Any) -> str:
