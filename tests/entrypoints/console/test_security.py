@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,6 +16,7 @@ from tests.entrypoints.console.conftest import EMAIL, PASSWORD, Site, sign_in
 
 from headwater.services import connections
 from headwater.services.auth import users, workspaces
+from headwater.services.pipelines import runner
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +142,33 @@ def test_the_workspace_switcher_changes_what_pages_show(page: Page, site: Site) 
     page.get_by_label("Workspace").select_option(label="default")
     page.get_by_role("button", name="Switch").click()
     expect(page.get_by_text("Third's Stripe")).to_have_count(0)
+
+
+def test_a_live_progress_stream_ends_when_its_session_does(site: Site) -> None:
+    """The session was checked once, when the stream opened: a run's live progress
+    (customer ids in its errors too) kept flowing for hours to a cookie signed out
+    or ended by a new password."""
+    conn = site.add_source("Streamed")
+    pipeline = site.add_pipeline(conn.id, "streamed")
+    app = site.app()
+    site.sandbox.control(latency_ms=15_000)  # a run that stays live while we look
+    try:
+        run = runner.enqueue(app, pipeline.id)
+        with _signed_in(site) as client:
+            cookie = client.cookies.get("headwater_session")
+            with httpx.Client(base_url=site.url, timeout=30) as watcher:
+                watcher.cookies.set("headwater_session", str(cookie))
+                with watcher.stream("GET", f"/runs/{run.id}/events") as stream:
+                    lines = stream.iter_lines()
+                    assert next(line for line in lines if line.startswith("event:"))
+                    signed_out = client.post("/sign-out", headers={"Origin": site.url})
+                    assert signed_out.status_code == 303
+                    started = time.monotonic()
+                    list(lines)  # the stream must end by itself, the run still live
+                    assert time.monotonic() - started < 5
+                    assert runner.get_run(app, run.id).live
+    finally:
+        site.sandbox.control(latency_ms=0)
+        with contextlib.suppress(Exception):
+            runner.cancel_run(app, run.id)
+        app.close()

@@ -14,10 +14,18 @@ from starlette.concurrency import run_in_threadpool
 
 from headwater.entrypoints.console import views
 from headwater.entrypoints.console.routes.pipelines import row_context
-from headwater.entrypoints.console.web import CurrentViewer, Viewer, env, redirect, render
+from headwater.entrypoints.console.web import (
+    CurrentViewer,
+    Viewer,
+    env,
+    redirect,
+    render,
+    root_app,
+)
 from headwater.kernel.entities import Run
 from headwater.kernel.errors import Conflict
 from headwater.services import connections
+from headwater.services.auth import sessions
 from headwater.services.pipelines import documents, manage, runner
 
 router = APIRouter()
@@ -114,12 +122,17 @@ def _fragments(who: Viewer, run: Run, view: str) -> tuple[str, str]:
 
 @router.get("/runs/{run_id}/events")
 async def events(request: Request, run_id: str, who: CurrentViewer, view: str = "page") -> Response:
+    root = root_app(request)
     first = await run_in_threadpool(runner.get_run, who.app, run_id)
     await run_in_threadpool(manage.get, who.app, first.pipeline_id)
 
     async def stream() -> AsyncIterator[str]:
         last = ""
         while not await request.is_disconnected():
+            # The session is checked at each poll, not only once: signed out (or ended
+            # by a new password), the stream stops; the page's next request signs in.
+            if await run_in_threadpool(sessions.principal_for_session, root, who.session) is None:
+                return
             run = await run_in_threadpool(runner.get_run, who.app, run_id)
             name, html = await run_in_threadpool(_fragments, who, run, view)
             if html != last or name == "end":
