@@ -29,12 +29,14 @@ def test_readyz_metrics_and_logs_of_a_run(world: World, small_sandbox: RunningSa
     [pipeline] = world.pipelines(small_sandbox, 1)
     raw, _ = tokens.create_token(world.app, "prometheus")
     with start_serve(world.home, database_url=world.database_url, workers=1) as served:
-        ready = httpx.get(f"{served.url}/readyz")
+        auth = {"Authorization": f"Bearer {raw}"}
+        # /readyz and /metrics need credentials like every route but /healthz.
+        assert httpx.get(f"{served.url}/readyz").status_code == 401
+        ready = httpx.get(f"{served.url}/readyz", headers=auth)
         assert ready.status_code == 200
         assert ready.json() == {"status": "ready", "checks": {"store": "ok", "warehouse": "ok"}}
         run = runner.enqueue(world.app, pipeline.id)
         wait_for(lambda: world.run(run.id).status == RunStatus.SUCCEEDED, 60, "the run ended")
-        # /metrics needs credentials like every route but the health checks.
         assert httpx.get(f"{served.url}/metrics").status_code == 401
         forged = {"Authorization": "Bearer hw_forged"}
         assert httpx.get(f"{served.url}/metrics", headers=forged).status_code == 401
@@ -49,7 +51,7 @@ def test_readyz_metrics_and_logs_of_a_run(world: World, small_sandbox: RunningSa
         assert _metric(text, 'headwater_run_duration_seconds_count{status="succeeded"}') == 1
         # An unreachable warehouse makes the service not ready, saying why.
         save_url(world.app, "postgresql://nobody@127.0.0.1:1/none")
-        unready = httpx.get(f"{served.url}/readyz")
+        unready = httpx.get(f"{served.url}/readyz", headers=auth)
         assert unready.status_code == 503
         assert unready.json()["checks"]["store"] == "ok"
         assert unready.json()["checks"]["warehouse"].startswith("unreachable: ")

@@ -49,8 +49,12 @@ def create_http_app(
         return JSONResponse({"status": "ok"})
 
     @root.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        """200 when the store and the warehouse can be reached, else 503 saying which."""
+    async def readyz(request: Request) -> JSONResponse:
+        """200 when the store and the warehouse can be reached, else 503 saying which;
+        for a caller with credentials (DESIGN §8: only /healthz needs none; what is
+        unreachable names hosts, users and paths)."""
+        if not await run_in_threadpool(_signed_in, app, request):
+            return _unauthenticated()
         checks = await run_in_threadpool(readiness, app)
         ready = all(v == "ok" for v in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
@@ -59,9 +63,7 @@ def create_http_app(
     @root.get("/metrics", include_in_schema=False)
     async def metrics_(request: Request) -> Response:
         if not await run_in_threadpool(_signed_in, app, request):
-            error = {"type": "unauthenticated", "message": _METRICS_401, "field": None}
-            headers = {"WWW-Authenticate": "Bearer"}
-            return JSONResponse({"error": error}, status_code=401, headers=headers)
+            return _unauthenticated()
         body = await run_in_threadpool(generate_latest, metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
@@ -70,7 +72,12 @@ def create_http_app(
     return root
 
 
-_METRICS_401 = "send an API token as `Authorization: Bearer hw_…`, or sign in"
+_401 = "send an API token as `Authorization: Bearer hw_…`, or sign in"
+
+
+def _unauthenticated() -> JSONResponse:
+    error = {"type": "unauthenticated", "message": _401, "field": None}
+    return JSONResponse({"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _signed_in(app: App, request: Request) -> bool:
