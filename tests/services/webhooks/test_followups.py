@@ -1,5 +1,5 @@
 """Coalescing: many deliveries, at most one queued follow-up per pipeline, one more
-only after a run that started before the latest request."""
+only after a run claimed before the latest request, or one that did not succeed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import manage, runner
 from headwater.services.webhooks.followups import (
+    HOLD,
     MOST_WAIT,
     QUIET_SECONDS,
     dispatch_due,
@@ -55,28 +56,32 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
     assert _live(app, full.id) is None
     assert _live(app, off.id) is None
 
-    # More requests while it is queued: the queued run covers them.
+    # More requests while it is queued: they wait for it; its claim covers them.
     t1 = utcnow()
     request_runs(app, conn.id, "evt_b", t1)
     assert dispatch_due(app, t1 + timedelta(seconds=5)) == []
-    assert store.pending_followups(app.engine) == []
-
-    # It starts; a request made after its start waits for it to end, then runs once.
+    [held] = store.pending_followups(app.engine)
+    assert held.covered_by is None
+    assert held.due_at == t1 + timedelta(seconds=5) + HOLD  # behind the others now
     run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
+    assert store.pending_followups(app.engine)[0].covered_by == run.id
+
+    # A request made after its start waits for it to end, then runs once.
     t2 = utcnow() + timedelta(milliseconds=5)
     for i in range(20):
         request_runs(app, conn.id, f"evt_c{i}", t2 + timedelta(milliseconds=i))
     assert dispatch_due(app, t2 + timedelta(seconds=5)) == []
-    assert len(store.pending_followups(app.engine)) == 1  # kept: the run began too early
+    [kept] = store.pending_followups(app.engine)  # kept: the run began too early
+    assert kept.covered_by is None
     run_store.finish_run(app.engine, run.id, "owner", status="succeeded", message=None)
-    [follow_up] = dispatch_due(app, t2 + timedelta(seconds=5))
+    [follow_up] = dispatch_due(app, t2 + timedelta(seconds=7))
     assert follow_up.id != run.id
     assert follow_up.status == RunStatus.QUEUED
     assert dispatch_due(app, t2 + timedelta(seconds=10)) == []
     assert store.pending_followups(app.engine) == []
 
 
-def test_a_request_already_covered_by_a_running_run_is_dropped(
+def test_a_request_covered_by_a_run_goes_once_that_run_succeeded(
     app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
 ) -> None:
     conn = connect(app, empty_sandbox)
@@ -86,7 +91,71 @@ def test_a_request_already_covered_by_a_running_run_is_dropped(
     run = run_store.create_run(app.engine, pipe.id, "incremental")
     run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
     assert dispatch_due(app, utcnow()) == []
-    assert store.pending_followups(app.engine) == []  # that run started after the ask
+    [held] = store.pending_followups(app.engine)  # until that run has read
+    assert held.covered_by == run.id
+    run_store.finish_run(app.engine, run.id, "owner", status="succeeded", message=None)
+    assert dispatch_due(app, utcnow() + HOLD) == []
+    assert store.pending_followups(app.engine) == []
+
+
+@pytest.mark.parametrize("ending", ["failed", "cancelled", "cancelled before it started"])
+def test_a_request_whose_covering_run_did_not_succeed_runs(
+    app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline, ending: str
+) -> None:
+    """A queued or running run counted as covering a request, which was dropped at
+    once: when that run failed or was cancelled, the acknowledged change stayed unread
+    until another one came."""
+    conn = connect(app, empty_sandbox)
+    pipe = make_pipeline(conn, enabled=True, incremental=True)
+    run = run_store.create_run(app.engine, pipe.id, "incremental")
+    request_runs(app, conn.id, "evt_f", utcnow())
+    assert dispatch_due(app, utcnow() + timedelta(seconds=5)) == []  # it waits for the run
+    if ending == "cancelled before it started":
+        runner.cancel_run(app, run.id)
+    else:
+        run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
+        assert dispatch_due(app, utcnow() + timedelta(seconds=10)) == []
+        status = "failed" if ending == "failed" else "cancelled"
+        run_store.finish_run(app.engine, run.id, "owner", status=status, message="x")
+    [again] = dispatch_due(app, utcnow() + timedelta(seconds=20))
+    assert again.id != run.id
+    assert store.pending_followups(app.engine) == []
+
+
+def test_a_run_claimed_before_the_request_does_not_cover_it_whatever_the_clocks(
+    app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """Coverage compared the run's start (the worker's clock) with the request's time
+    (the API process's): with the API's clock 10 s behind, a request made after the run
+    had read was judged covered and dropped."""
+    conn = connect(app, empty_sandbox)
+    pipe = make_pipeline(conn, enabled=True, incremental=True)
+    run = run_store.create_run(app.engine, pipe.id, "incremental")
+    run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
+    request_runs(app, conn.id, "evt_g", utcnow() - timedelta(seconds=10))
+    run_store.finish_run(app.engine, run.id, "owner", status="succeeded", message=None)
+    [follow_up] = dispatch_due(app, utcnow() + timedelta(seconds=5))
+    assert follow_up.id != run.id
+
+
+def test_requests_held_behind_long_runs_do_not_starve_the_others(
+    app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """The pass reads the 100 requests due first: held ones stayed first, so with 100
+    pipelines behind long runs no other request was ever looked at."""
+    conn = connect(app, empty_sandbox)
+    t0 = utcnow()
+    for i in range(101):
+        busy = make_pipeline(conn, name=f"busy {i}", enabled=True, incremental=True)
+        run = run_store.create_run(app.engine, busy.id, "incremental")
+        run_store.claim_run(app.engine, run.id, "owner", t0 + timedelta(hours=1))
+    request_runs(app, conn.id, "evt_busy", t0)  # asks all of them: due first
+    fresh = make_pipeline(conn, name="fresh", enabled=True, incremental=True)
+    store.record_delivery(app.engine, conn.id, "evt_fresh", t0 + timedelta(seconds=1),
+                          [(fresh.id, fresh.workspace_id)], (QUIET_SECONDS, MOST_WAIT))  # fmt: skip
+    now = t0 + timedelta(seconds=3)
+    enqueued = dispatch_due(app, now) + dispatch_due(app, now + timedelta(milliseconds=1))
+    assert [r.pipeline_id for r in enqueued] == [fresh.id]
 
 
 def test_a_steady_stream_still_runs_within_the_longest_wait(

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from headwater.adapters.store import webhooks
 from headwater.adapters.store.database import SQLITE_BUSY_TIMEOUT_MS
 from headwater.adapters.store.tables import LIVE_STATUSES, pipelines, run_errors, runs
 from headwater.kernel.entities import Run, RunStatus, new_id, utcnow
@@ -198,6 +199,8 @@ def claim_run(engine: Engine, run_id: str, owner: str, lease_until: datetime) ->
                 lease_expires_at=lease_until,
             )
         )
+        if done.rowcount:  # webhook requests made so far are this run's to read
+            webhooks.cover_requests(conn, run_id)
     return get_run(engine, run_id, 0) if done.rowcount else None
 
 

@@ -7,8 +7,9 @@
 - `webhook_events`: event ids already accepted per connection, so that a retried or
   replayed delivery triggers nothing twice; rows older than Stripe's retry horizon are
   pruned.
-- `webhook_followups`: per pipeline, a requested incremental run not yet enqueued
-  (coalescing: many deliveries, one row, one run).
+- `webhook_followups`: per pipeline, a requested incremental run not yet done
+  (coalescing: many deliveries, one row, one run), and the run claimed since the
+  latest request, which covers it.
 """
 
 from __future__ import annotations
@@ -63,5 +64,8 @@ webhook_followups = Table(
     # The latest request: a run that started after it covers every request of the row.
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("due_at", DateTime(timezone=True), nullable=False),
+    # The run that was claimed after the latest request (0011): it reads every change
+    # asked about; None until one is, and again after each new request.
+    Column("covered_by", String(40), nullable=True),
     Index("ix_webhook_followups_due", "due_at"),
 )

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.adapters.store.objects import aware
+from headwater.adapters.store.tables import runs
 from headwater.adapters.store.webhook_tables import (
     webhook_endpoints,
     webhook_events,
@@ -43,6 +44,7 @@ class FollowUp:
     first_at: datetime
     requested_at: datetime
     due_at: datetime
+    covered_by: str | None = None  # the run claimed since the latest request
 
 
 def _of(cls: Any, row: Any) -> Any:
@@ -135,10 +137,43 @@ def _ask(
         update(webhook_followups)
         .where(where)
         .values(
-            requested_at=max(aware(row.requested_at) or now, now),
+            # Always later than the one before (compare-and-set: `drop_followup`),
+            # and no longer covered: the run claimed before may have read before it.
+            requested_at=max((aware(row.requested_at) or now) + _TICK, now),
             due_at=min(first + most, now + quiet),
+            covered_by=None,
         )
     )
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def cover_requests(conn: Connection, run_id: str) -> None:
+    """In the transaction claiming `run_id`: the requests of its pipeline made so far
+    are covered by it (it reads Stripe's events after this commits, and each request
+    was recorded after Stripe made the event it announces)."""
+    pipeline = select(runs.c.pipeline_id).where(runs.c.id == run_id).scalar_subquery()
+    conn.execute(
+        update(webhook_followups)
+        .where(webhook_followups.c.pipeline_id == pipeline)
+        .values(covered_by=run_id)
+    )
+
+
+def hold_followup(engine: Engine, followup: FollowUp, until: datetime) -> None:
+    """Look at the request again at `until` (unless a newer request came meanwhile):
+    held requests go to the back, behind those that can run now."""
+    table = webhook_followups.c
+    with engine.begin() as conn:
+        conn.execute(
+            update(webhook_followups)
+            .where(
+                table.pipeline_id == followup.pipeline_id,
+                table.requested_at == followup.requested_at,
+            )
+            .values(due_at=until)
+        )
 
 
 def prune_events(engine: Engine, before: datetime) -> int:

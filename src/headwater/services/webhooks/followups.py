@@ -3,21 +3,28 @@
 A verified delivery never starts a run itself: it records a request per enabled
 incremental pipeline of its connection (`request_runs`; one row per pipeline however
 many deliveries come, due after a short quiet spell, never later than `MOST_WAIT`
-after the first).  `dispatch_due` turns due requests into queued runs with
-`runner.enqueue`, whose one-live-run guarantee does the coalescing:
+after the first).  `dispatch_due` turns due requests into queued runs with `runner.enqueue`, whose
+one-live-run guarantee does the coalescing.  Which run covers a request is decided in
+the store, without comparing clocks: the transaction that claims a run marks the
+pipeline's request as covered by it (`covered_by`; it reads Stripe's events after that
+commits, and each request was recorded after Stripe made its event), and a new request
+clears the mark.  Then, per due request:
 
-- no live run: enqueue one (a conflict means someone else just did; look again later);
-- a queued run: it has not started, so it will see every change asked about: done;
-- a running run that started after the latest request: it covers it: done;
-- a running run that started before: keep the request; once that run ends the next
-  pass enqueues one follow-up.  So a pipeline has at most one queued run after the
-  running one, whatever the number of deliveries.
-- no live run, but one ended shortly before the request (within `STRAGGLE`): Stripe
-  sends deliveries concurrently and retries them, so they straggle behind the changes
-  they report, and that run may have read them already.  One look at Stripe decides:
-  when its newest customer event is the position the pipeline saved, there is nothing
-  to read and the request is dropped; otherwise (or when Stripe cannot be asked) it
-  runs.  This is what keeps a burst of changes to one run and at most one follow-up.
+- a live run (queued, or running): look again once it has ended (the request is held,
+  behind the requests that can run now, so held ones never starve the others);
+- no live run, and the run that covers it succeeded: it read every change asked about:
+  done.  One that failed or was cancelled read maybe nothing: the request stays and
+  runs (a lost follow-up would leave an acknowledged change unread until the next one);
+- no live run, and none covers it, but one ended shortly before the request (within
+  `STRAGGLE`): Stripe sends deliveries concurrently and retries them, so they straggle
+  behind the changes they report, and that run may have read them already.  One look at
+  Stripe decides: when its newest customer event is the position the pipeline saved,
+  there is nothing to read and the request is dropped; otherwise (or when Stripe cannot
+  be asked) it runs.  This is what keeps a burst of changes to one run and at most one
+  follow-up;
+- otherwise enqueue a run (a conflict means someone else just did; look again later).
+
+A pipeline disabled, deleted or no longer incremental drops its requests.
 
 Concurrency boundary: `Dispatcher` is one thread per serving process that calls
 `dispatch_due` every `interval` seconds (and prunes old event ids now and then); every
@@ -36,7 +43,7 @@ from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.clock import Clock, SystemClock
 from headwater.kernel.entities import Pipeline, Run, RunStatus
-from headwater.kernel.errors import Conflict, HeadwaterError
+from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage, runner
@@ -79,26 +86,38 @@ def request_runs(
 
 
 def dispatch_due(app: App, now: datetime) -> list[Run]:
-    """One pass over due requests; returns the runs it enqueued."""
+    """One pass over due requests; returns the runs it enqueued.  A request that
+    cannot be judged now (the store or Stripe failing) is logged and looked at again
+    on the next pass; the others go on."""
     enqueued: list[Run] = []
     for followup in store.due_followups(app.engine, now):
-        run = _dispatch(app, followup)
+        try:
+            run = _dispatch(app, followup, now)
+        except HeadwaterError as exc:
+            log.warning("webhook follow-up of %s: %s", followup.pipeline_id, exc.message)
+            continue
         if run is not None:
             enqueued.append(run)
     return enqueued
 
 
-def _dispatch(app: App, followup: store.FollowUp) -> Run | None:
+#: How long a request waits for the live run of its pipeline before it is looked at
+#: again.
+HOLD = timedelta(seconds=1)
+
+
+def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
     found = objects.find(
         app.engine, Pipeline, id=followup.pipeline_id, workspace_id=followup.workspace_id
     )
-    if not found or not found[0].enabled:  # deleted or disabled: it never runs
-        store.drop_followup(app.engine, followup)
+    if not found or not found[0].enabled or not found[0].incremental:
+        store.drop_followup(app.engine, followup)  # deleted, disabled, or full only
         return None
-    live = run_store.live_run(app.engine, followup.pipeline_id)
-    if live is not None:
-        if _covers(live, followup):
-            store.drop_followup(app.engine, followup)
+    if run_store.live_run(app.engine, followup.pipeline_id) is not None:
+        store.hold_followup(app.engine, followup, now + HOLD)
+        return None
+    if followup.covered_by is not None and _succeeded(app, followup.covered_by):
+        store.drop_followup(app.engine, followup)
         return None
     if _read_already(app.in_workspace(followup.workspace_id), found[0], followup):
         store.drop_followup(app.engine, followup)
@@ -111,14 +130,11 @@ def _dispatch(app: App, followup: store.FollowUp) -> Run | None:
     return run
 
 
-def _covers(live: Run, followup: store.FollowUp) -> bool:
-    """Whether the live run will see every change the request was made for."""
-    if live.status == RunStatus.QUEUED:
-        return True
-    started = live.started_at
-    if started is not None and started.tzinfo is None:
-        started = started.replace(tzinfo=followup.requested_at.tzinfo)
-    return started is not None and started >= followup.requested_at
+def _succeeded(app: App, run_id: str) -> bool:
+    try:
+        return run_store.get_run(app.engine, run_id, 0).status == RunStatus.SUCCEEDED
+    except NotFound:  # its pipeline's runs were deleted: nothing says it read anything
+        return False
 
 
 def _read_already(app: App, pipeline: Pipeline, followup: store.FollowUp) -> bool:
