@@ -174,18 +174,21 @@ def test_a_steady_stream_still_runs_within_the_longest_wait(
     assert len(dispatch_due(app, t0 + timedelta(seconds=MOST_WAIT))) == 1
 
 
-def test_a_pipeline_disabled_or_deleted_after_the_request_never_runs(
+def test_a_pipeline_disabled_deleted_or_made_full_only_after_the_request_never_runs(
     app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
 ) -> None:
     conn = connect(app, empty_sandbox)
     pipe = make_pipeline(conn, enabled=True, incremental=True)
     other = make_pipeline(conn, name="other", enabled=True, incremental=True)
+    full = make_pipeline(conn, name="made full only", enabled=True, incremental=True)
     request_runs(app, conn.id, "evt_e", utcnow())
     manage.update(app, pipe.id, manage.PipelineChanges(enabled=False))
     manage.delete(app, other.id)
+    manage.update(app, full.id, manage.PipelineChanges(incremental=False))  # ran full
     assert dispatch_due(app, utcnow() + timedelta(seconds=5)) == []
     assert store.pending_followups(app.engine) == []
     assert _live(app, pipe.id) is None
+    assert _live(app, full.id) is None
 
 
 def test_a_late_request_for_changes_the_last_run_already_read_runs_nothing(
