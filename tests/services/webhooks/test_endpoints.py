@@ -8,6 +8,7 @@ import pytest
 from tests.services.conftest import MakePipeline, connect
 
 from headwater.adapters.connectors.contract import PermissionMissing
+from headwater.adapters.connectors.stripe.errors import SourceUnreachable
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.entities import Pipeline
 from headwater.kernel.errors import Conflict, InvalidInput, NotFound
@@ -131,3 +132,30 @@ def test_a_pipeline_made_meanwhile_keeps_the_connection_and_its_webhook_secret(
         assert connections.get_connection(app, conn.id).id == conn.id
         assert store.get_endpoint(app.engine, conn.id) is not None
         assert len(sandbox.webhooks()) == 1
+
+
+def test_a_previous_endpoint_stripe_cannot_delete_is_named_not_an_error(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registering again saves the new endpoint's secret, then deletes the previous
+    endpoint at Stripe: when that delete failed, the whole registration answered an
+    error although the new endpoint was made and saved (a retry made yet another)."""
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        first = endpoints.register(app, conn.id, "https://hw.example.com").public()
+
+        def unreachable(*_args: object, **_kw: object) -> bool:
+            raise SourceUnreachable("Stripe could not be reached (timed out)", 2, None)
+
+        monkeypatch.setattr(endpoints.stripe_endpoints, "delete_endpoint", unreachable)
+        again = endpoints.register(app, conn.id, "https://hw.example.com").public()
+        assert again["stripe_endpoint_id"] != first["stripe_endpoint_id"]
+        assert (
+            store.get_endpoint(app.engine, conn.id).stripe_endpoint_id
+            == again["stripe_endpoint_id"]
+        )
+        warning = again["warning"]
+        assert first["stripe_endpoint_id"] in warning
+        assert "timed out" in warning
+        assert "Stripe Dashboard" in warning
+        assert endpoints.show(app, conn.id).public()["warning"] is None

@@ -44,6 +44,11 @@ class WebhookPublic(BaseModel):
     last_delivery_at: str | None = Field(
         description="When the last verified delivery arrived (ISO 8601), or null."
     )
+    warning: str | None = Field(
+        default=None,
+        description="What is left to do by hand after a change that went through "
+        "(a previous endpoint Stripe could not delete), or null.",
+    )
 
 
 class DeliveryReceived(BaseModel):

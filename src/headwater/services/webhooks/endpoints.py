@@ -8,7 +8,7 @@ says how to make the endpoint by hand instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +18,7 @@ from headwater.adapters.connectors.stripe import STRIPE
 from headwater.adapters.connectors.stripe import webhook_endpoints as stripe_endpoints
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.entities import Connection, utcnow
-from headwater.kernel.errors import InvalidInput, NotFound, mask_secret
+from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound, mask_secret
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.webhooks.receive import secret_context
@@ -34,6 +34,8 @@ class WebhookSettings:
     connection_id: str
     path: str  # where Stripe must send deliveries, below the public base URL
     endpoint: store.WebhookEndpoint | None
+    #: What is left to do by hand after a change that otherwise went through.
+    warning: str | None = None
 
     def public(self) -> dict[str, Any]:
         found = self.endpoint
@@ -48,6 +50,7 @@ class WebhookSettings:
             "api_version": STRIPE.api_version,
             "created_at": _iso(found.created_at) if found else None,
             "last_delivery_at": _iso(found.last_delivery_at) if found else None,
+            "warning": self.warning,
         }
 
 
@@ -90,9 +93,20 @@ def register(app: App, connection_id: str, public_base_url: str) -> WebhookSetti
         ) from None
     previous = store.get_endpoint(app.engine, connection.id)
     _save(app, connection, made.secret, made.id, made.url)
-    if previous is not None and previous.stripe_endpoint_id not in (None, made.id):
-        stripe_endpoints.delete_endpoint(connection.base_url, key, previous.stripe_endpoint_id)
-    return show(app, connection.id)
+    settings = show(app, connection.id)
+    old = previous.stripe_endpoint_id if previous is not None else None
+    if old is None or old == made.id:
+        return settings
+    try:  # the new endpoint is made and saved: an old one left over is a note, not a failure
+        stripe_endpoints.delete_endpoint(connection.base_url, key, old)
+    except HeadwaterError as exc:
+        left = (
+            f"the previous endpoint {old} could not be deleted at Stripe ({exc.message}): "
+            "delete it in the Stripe Dashboard (Developers, Webhooks); its deliveries are "
+            "refused meanwhile"
+        )
+        return replace(settings, warning=left)
+    return settings
 
 
 def set_secret(

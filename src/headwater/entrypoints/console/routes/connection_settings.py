@@ -112,6 +112,8 @@ def register_webhook(
         return _refused(request, who, connection_id, "url", exc.message)
     found = hook.endpoint
     told = f"Registered with Stripe as {found.stripe_endpoint_id if found else 'an endpoint'}"
+    if hook.warning:
+        told += f"; {hook.warning}"
     return redirect_telling(request, who, _here(hook.connection_id), told)
 
 
