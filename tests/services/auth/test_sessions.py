@@ -158,6 +158,20 @@ def test_an_address_is_refused_after_repeated_failures_on_any_accounts(app: App,
     sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.3")
 
 
+def test_failures_on_other_accounts_do_not_refuse_an_account_its_known_address(
+    app: App, ada: str
+) -> None:
+    """Behind one address (an office's NAT, a proxy whose forwarded headers are not
+    trusted), twenty wrong passwords for any emails refused every user of that address
+    for a quarter of an hour, the owners who always sign in from there too."""
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.9")  # her office
+    for i in range(sessions.ADDRESS_LIMIT):
+        _fail(app, f"user{i}@example.com", "10.0.0.9")
+    sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.9")
+    with pytest.raises(RateLimited):  # the address is still refused to the others
+        sessions.sign_in(app, "user0@example.com", "a guess", address="10.0.0.9")
+
+
 def test_a_session_chooses_among_its_users_workspaces(app: App, ada: str) -> None:
     acme = workspaces.add_workspace(app, "Acme", member_id=ada)
     elsewhere = workspaces.add_workspace(app, "Elsewhere")

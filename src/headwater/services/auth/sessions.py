@@ -11,11 +11,13 @@ failures only after its last success:
 - an account refuses an address after `ACCOUNT_LIMIT` failures from that address;
 - an account refuses every address it has not signed in from within `KNOWN_FOR` after
   `ACCOUNT_LIMIT` failures from anywhere (guesses spread over many addresses);
-- an address is refused after `ADDRESS_LIMIT` failures, whatever the accounts tried.
+- an address is refused after `ADDRESS_LIMIT` failures, whatever the accounts tried,
+  to the accounts that have not signed in from it within `KNOWN_FOR`.
 
 So someone who knows an email cannot lock its owner out: failing from elsewhere, they
 close the account to themselves and to new addresses, not to the addresses its owner
-signs in from.  A refusal says when to retry (`RateLimited.retry_after`); it does not
+signs in from; failing on other accounts from the owner's own address (one NAT, one
+proxy), they close that address to new accounts, not to its known ones.  A refusal says when to retry (`RateLimited.retry_after`); it does not
 say whether the password would have been right.
 """
 
@@ -53,13 +55,11 @@ def _retry_after(failures: list[datetime], limit: int, now: datetime) -> int | N
 def _check_rate(app: App, key: str, address: str, now: datetime, attempt: str) -> None:
     since, engine = now - WINDOW, app.engine
     here = accounts.failures_since(engine, since, email_key=key, address=address, besides=attempt)
-    by_address = accounts.failures_since(engine, since, address=address, besides=attempt)
-    waits = [
-        _retry_after(here, ACCOUNT_LIMIT, now),
-        _retry_after(by_address, ADDRESS_LIMIT, now),
-    ]
+    waits = [_retry_after(here, ACCOUNT_LIMIT, now)]
     if not accounts.signed_in_from(engine, key, address, now - KNOWN_FOR):
+        by_address = accounts.failures_since(engine, since, address=address, besides=attempt)
         by_account = accounts.failures_since(engine, since, email_key=key, besides=attempt)
+        waits.append(_retry_after(by_address, ADDRESS_LIMIT, now))
         waits.append(_retry_after(by_account, ACCOUNT_LIMIT, now))
     longest = max((w for w in waits if w is not None), default=None)
     if longest is not None:
