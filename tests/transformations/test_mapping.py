@@ -195,6 +195,8 @@ ERRORS = [
     ('to_date("9999-12-31T23:59:59-05:00")', 1, 1, "out of range"),
     ('json_parse("' + "9" * 5000 + '")', 1, 1, "json_parse() got invalid JSON"),
     ('json_parse("' + "[" * 5000 + '")', 1, 1, "json_parse() got invalid JSON"),
+    ("""json_parse("[1, NaN]")""", 1, 1, "NaN is not a JSON number"),
+    ("""json_parse("{\\"a\\": -Infinity}")""", 1, 1, "-Infinity is not a JSON number"),
     (
         "replace(" * 10 + '"aa"' + ', "a", "aaaaaaaaaa")' * 10,
         1,

@@ -213,9 +213,13 @@ def _to_date(v: Any) -> date:
     return _from_unix(v).date()
 
 
+def _not_json(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
 def _json_parse(v: Any) -> Any:
-    try:
-        return json.loads(rt.text(v, "json_parse"))
+    try:  # NaN and Infinity, which Python's json reads, are not JSON (RFC 8259)
+        return json.loads(rt.text(v, "json_parse"), parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise rt.EvalError(f"json_parse() got invalid JSON {rt.show(v)}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:  # a number past 4,300 digits, deep nesting
