@@ -10,6 +10,7 @@ import httpx
 import pytest
 from tests.services.conftest import MakePipeline, connect
 
+from headwater.adapters.store import queue
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.entities import RunStatus, utcnow
@@ -96,6 +97,21 @@ def test_a_request_covered_by_a_run_goes_once_that_run_succeeded(
     run_store.finish_run(app.engine, run.id, "owner", status="succeeded", message=None)
     assert dispatch_due(app, utcnow() + HOLD) == []
     assert store.pending_followups(app.engine) == []
+
+
+def test_a_run_claimed_by_a_service_worker_covers_the_requests_too(
+    app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """`serve`'s workers claim through the queue (`claim_next`), not `claim_run`."""
+    conn = connect(app, empty_sandbox)
+    pipe = make_pipeline(conn, enabled=True, incremental=True)
+    run = run_store.create_run(app.engine, pipe.id, "incremental")
+    request_runs(app, conn.id, "evt_q", utcnow())
+    claimed = queue.claim_next(app.engine, "worker", utcnow() + timedelta(seconds=30))
+    assert claimed is not None
+    assert claimed.id == run.id
+    [covered] = store.pending_followups(app.engine)
+    assert covered.covered_by == run.id
 
 
 @pytest.mark.parametrize("ending", ["failed", "cancelled", "cancelled before it started"])

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from headwater.adapters.store import webhooks
 from headwater.adapters.store.runs import get_run, this_host
 from headwater.adapters.store.tables import metadata, runs
 from headwater.kernel.entities import Run, RunStatus, utcnow
@@ -105,6 +106,7 @@ def _claim(
             lease_expires_at=lease_until,
         )
     )
+    webhooks.cover_requests(conn, str(run_id))  # webhook requests so far are its to read
     return str(run_id)
 
 
