@@ -64,3 +64,34 @@ def test_the_docs_page_loads_swagger_ui_from_this_server(api: Api) -> None:
     # A token works as well as a session (for tools that fetch the docs).
     token = httpx.get(f"{docs}/", headers={"Authorization": f"Bearer {api.token}"})
     assert token.status_code == 200
+
+
+def test_a_body_holding_half_a_character_or_nan_is_refused_and_nothing_is_stored(
+    api: Api,
+) -> None:
+    """JSON's ``"\\ud800"`` (a lone surrogate, half of a character) was read into the
+    identity settings with a 500, stored all the same, and from then on every answer
+    holding them (the model, the warehouse, the settings) was a 500 too."""
+    bodies = [
+        ("PUT", "/identity-resolution", b'{"identifiers":["email"],"blocked":{"email":["\\ud800"]}}'),  # noqa: E501
+        ("PUT", "/identity-resolution", b'{"identifiers":["email"],"blocked":{"email":[NaN]}}'),
+        ("POST", "/validate", b'{"mapping":{"\\udc00":"email"}}'),
+    ]  # fmt: skip
+    with api.client(api.token) as client:
+        before = client.get("/identity-resolution").json()
+        for method, path, body in bodies:
+            headers = {"Content-Type": "application/json"}
+            answer = client.request(method, path, content=body, headers=headers)
+            assert answer.status_code == 422, (path, body, answer.text)
+            error = answer.json()["error"]
+            assert error["type"] == "invalid_input"
+            assert (
+                "surrogate" in error["message"] or "NaN is not a JSON number" in error["message"]
+            ), error
+        for path in ("/identity-resolution", "/model", "/warehouse"):
+            assert client.get(path).status_code == 200, path
+        assert client.get("/identity-resolution").json() == before
+        pair = '{"identifiers":["email"],"blocked":{"email":["\\ud83d\\ude00@x.io"]}}'
+        answer = client.put("/identity-resolution", content=pair, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["blocked"]["email"] == ["😀@x.io"]

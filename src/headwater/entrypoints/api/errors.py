@@ -130,6 +130,11 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = exc.errors()
     first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":  # loc is ("body", character offset)
+        loc = tuple(first.get("loc", ()))
+        at = f" at character {loc[-1]}" if len(loc) == 2 else ""
+        why = (first.get("ctx") or {}).get("error", "malformed")
+        return error_response(422, "invalid_input", redact(f"the body is not JSON{at}: {why}"))
     field = _field(tuple(first.get("loc", ())))
     messages = [
         f"{_field(tuple(p.get('loc', ()))) or 'body'}: {p.get('msg', 'invalid')}" for p in problems

@@ -17,6 +17,7 @@ from headwater.entrypoints.cli.output import (
     table,
     warn,
 )
+from headwater.kernel import json_text
 from headwater.kernel.entities import SCHEDULES
 from headwater.kernel.errors import InvalidInput
 from headwater.services.pipelines import manage, saving
@@ -34,7 +35,7 @@ def json_file(path: Path, option: str) -> Any:
     if not text.strip():
         raise InvalidInput(f"{path}: the file is empty", option)
     try:
-        return json.loads(text)
+        return json_text.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})", option

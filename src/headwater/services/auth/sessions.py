@@ -17,8 +17,9 @@ failures only after its last success:
 So someone who knows an email cannot lock its owner out: failing from elsewhere, they
 close the account to themselves and to new addresses, not to the addresses its owner
 signs in from; failing on other accounts from the owner's own address (one NAT, one
-proxy), they close that address to new accounts, not to its known ones.  A refusal says when to retry (`RateLimited.retry_after`); it does not
-say whether the password would have been right.
+proxy), they close that address to new accounts, not to its known ones.  A refusal says
+when to retry (`RateLimited.retry_after`); it does not say whether the password would
+have been right.
 """
 
 from __future__ import annotations

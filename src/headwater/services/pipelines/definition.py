@@ -35,6 +35,7 @@ from headwater.adapters.transformations.mapping import (
     suggest_mapping,
 )
 from headwater.adapters.transformations.python import compile_python, validate_python
+from headwater.kernel import json_text
 from headwater.kernel.errors import InvalidInput, Problem
 from headwater.kernel.json_positions import value_positions
 from headwater.kernel.model import CustomerModel
@@ -76,7 +77,7 @@ def _parse_json(text: str, what: str) -> tuple[Any, list[Problem]]:
     if not text.strip():
         return None, [Problem(f"the {what} is empty")]
     try:
-        return json.loads(text), []
+        return json_text.loads(text), []
     except json.JSONDecodeError as exc:
         return None, [Problem(f"not valid JSON ({exc.msg})", None, exc.lineno, exc.colno)]
     except RecursionError:  # thousands of nested brackets: not a definition

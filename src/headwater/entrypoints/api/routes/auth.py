@@ -11,6 +11,7 @@ from headwater.entrypoints.api.deps import (
     forget_session_cookie,
     set_session_cookie,
 )
+from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.models import (
     LoginCreate,
     MePublic,
@@ -22,7 +23,7 @@ from headwater.kernel.errors import Forbidden
 from headwater.services.app import App
 from headwater.services.auth import Principal, sessions, users, workspaces
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/auth", tags=["auth"])
 
 
 def _me(app: App, caller: Principal) -> MePublic:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.paging import Limit, StartingAfter, page
 from headwater.entrypoints.api.params import (
     ConnectionId,
@@ -21,7 +22,7 @@ from headwater.entrypoints.api.schemas.connections import (
 from headwater.kernel.entities import Connection
 from headwater.services import connections
 
-router = APIRouter(prefix="/connections", tags=["connections"])
+router = APIRouter(route_class=StrictJsonRoute, prefix="/connections", tags=["connections"])
 
 
 def _public(connection: Connection) -> ConnectionPublic:

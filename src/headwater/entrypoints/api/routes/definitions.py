@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.schemas import plain
 from headwater.entrypoints.api.schemas.definitions import (
     PreviewPublic,
@@ -19,7 +20,7 @@ from headwater.entrypoints.api.schemas.definitions import (
 from headwater.services.pipelines import preview as preview_service
 from headwater.services.pipelines.definition import validate_definition
 
-router = APIRouter(tags=["pipelines"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["pipelines"])
 
 
 @router.post("/pipelines/preview", summary="Preview a definition on live customers")

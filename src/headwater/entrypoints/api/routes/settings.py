@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.params import (
     PropertyPath,
 )
@@ -24,7 +25,7 @@ from headwater.services import model as model_service
 from headwater.services import profiles
 from headwater.services import warehouse as warehouse_service
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJsonRoute)
 
 
 def _model(model: CustomerModel) -> ModelPublic:

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from headwater.entrypoints.api.deps import RootApp, WorkspaceApp
 from headwater.entrypoints.api.errors import error_response
+from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.webhook_models import (
     DeliveryReceived,
     WebhookPublic,
@@ -34,7 +35,7 @@ from headwater.services.webhooks.receive import receive
 from headwater.services.webhooks.signature import BadSignature
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(route_class=StrictJsonRoute, tags=["webhooks"])
 
 ConnectionId = Annotated[
     str, Path(max_length=40, description="The Stripe connection's id (`conn_…`).")

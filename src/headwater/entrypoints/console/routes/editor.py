@@ -10,13 +10,13 @@ editor shows it on its row.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from headwater.entrypoints.console.web import CurrentViewer, Viewer, render
+from headwater.kernel import json_text
 from headwater.kernel.entities import Connection, Pipeline
 from headwater.kernel.errors import HeadwaterError, InvalidInput, Problem
 from headwater.services import connections
@@ -43,7 +43,7 @@ def _error(exc: HeadwaterError, status: int = 400) -> JSONResponse:
 
 async def _body(request: Request) -> dict[str, Any]:
     try:
-        data = json.loads(await request.body())
+        data = json_text.loads(await request.body())
     except (ValueError, RecursionError):
         raise InvalidInput("the body must be a JSON object") from None
     if not isinstance(data, dict):
