@@ -38,6 +38,8 @@ __all__ = [
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_NAME = 60
+#: Longest column name (PostgreSQL's identifiers: 63 bytes; names are ASCII).
+MAX_COLUMN = 63
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ class CustomerModel:
                 raise InvalidInput(f"duplicate property {p.name!r}")
             names.add(p.name)
         for col in columns:
+            if len(col.name) > MAX_COLUMN:
+                raise InvalidInput(
+                    f"property {col.path!r} flattens to column {col.name!r}, "
+                    f"{len(col.name)} characters: warehouses take at most {MAX_COLUMN}"
+                )
             if col.name in seen:
                 raise InvalidInput(
                     f"properties {seen[col.name]!r} and {col.path!r} both flatten to "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater.adapters.store import objects
-from headwater.kernel.errors import InvalidInput
+from headwater.adapters.store import objects, run_queries
+from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.kernel.model_edits import (
     ColumnChanges,
@@ -26,6 +26,15 @@ def _apply(
 ) -> CustomerModel:
     """Alter the warehouse, then save the model (and `identity`, the identity settings
     that follow it, when given) in one write."""
+    if changes.renamed or changes.dropped:
+        # A run imports with the model it started with: a column renamed or dropped
+        # under it would take its values elsewhere, or fail its writes.
+        running = run_queries.running_in_workspace(app.engine, app.workspace_id)
+        if running:
+            raise Conflict(
+                f"runs {', '.join(running)} are importing with the current model; rename "
+                "or drop properties once they have ended (or cancel them)"
+            )
     # Alter the warehouse first: if it fails, the saved model still matches the tables.
     warehouse = app.warehouse()
     try:

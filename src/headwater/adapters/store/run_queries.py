@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Engine, ScalarSelect, and_, bindparam, or_
 
 from headwater.adapters.store.runs import _run
 from headwater.adapters.store.tables import pipelines, run_errors, runs
-from headwater.kernel.entities import Run
+from headwater.kernel.entities import Run, RunStatus
 
 _newest = runs.alias("newest")
 
@@ -128,3 +128,15 @@ def page_errors(engine: Engine, run_id: str, limit: int, after: int | None = Non
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return ErrorPage([dict(r._mapping) for r in rows[:limit]], len(rows) > limit)
+
+
+def running_in_workspace(engine: Engine, workspace_id: str) -> list[str]:
+    """Ids of the workspace's runs that are importing now (oldest first)."""
+    query = (
+        select(runs.c.id)
+        .join(pipelines, pipelines.c.id == runs.c.pipeline_id)
+        .where(pipelines.c.workspace_id == workspace_id, runs.c.status == RunStatus.RUNNING.value)
+        .order_by(runs.c.created_at)
+    )
+    with engine.connect() as conn:
+        return [str(r) for r in conn.execute(query).scalars()]

@@ -82,9 +82,8 @@ def check_schema(name: str) -> str:
 def check_model_column(name: str, where: str = "column") -> None:
     """Model columns are never meta columns: a leading '_' is reserved for those."""
     if not name or name.startswith("_") or len(name) > 63:
-        raise InvalidInput(
-            f"{name!r} is not a Customer Model column (a leading '_' is reserved)", where
-        )
+        why = "longer than 63 characters" if len(name) > 63 else "a leading '_' is reserved"
+        raise InvalidInput(f"{name!r} is not a Customer Model column ({why})", where)
 
 
 def create_tables(d: TypeMapper, schema: str, extra: Sequence[str] = ()) -> list[str]:

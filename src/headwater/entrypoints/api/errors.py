@@ -133,7 +133,8 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if first.get("type") == "json_invalid":  # loc is ("body", character offset)
         loc = tuple(first.get("loc", ()))
         at = f" at character {loc[-1]}" if len(loc) == 2 else ""
-        why = (first.get("ctx") or {}).get("error", "malformed")
+        ctx = first.get("ctx")
+        why = ctx.get("error", "malformed") if isinstance(ctx, dict) else "malformed"
         return error_response(422, "invalid_input", redact(f"the body is not JSON{at}: {why}"))
     field = _field(tuple(first.get("loc", ())))
     messages = [
