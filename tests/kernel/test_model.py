@@ -10,6 +10,7 @@ from headwater.kernel.model import (
     DEFAULT_MODEL,
     ConversionError,
     CustomerModel,
+    Property,
     PropertyType,
     convert,
 )
@@ -59,6 +60,11 @@ def test_convert_accepts(value: object, ptype: PropertyType, expected: object) -
         ("2024-13-01", T.DATE),
         (float("inf"), T.JSON),
         ("en", T.ARRAY),
+        # Each of these raised past the record (OSError, MemoryError): the run failed.
+        (1.7e18, T.DATETIME),  # nanoseconds taken for seconds
+        (1_700_000_000_000_000_000, T.DATE),
+        ("1e99999999999999", T.DECIMAL),
+        (Decimal("1e39"), T.DECIMAL),  # past DECIMAL(38, 9)
     ],
 )
 def test_convert_rejects_with_property_and_value(value: object, ptype: PropertyType) -> None:
@@ -66,6 +72,19 @@ def test_convert_rejects_with_property_and_value(value: object, ptype: PropertyT
         convert(value, ptype, "plan")
     assert "'plan'" in str(info.value)
     assert ptype.value in str(info.value)
+
+
+def test_to_columns_refuses_a_float_that_is_not_finite() -> None:
+    """A float is stored as it comes, unconverted: NaN went through to the warehouse."""
+    model = CustomerModel((Property("score", T.FLOAT),))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ConversionError):
+            model.to_columns({"score": bad})
+    assert model.to_columns({"score": 1.5}) == {"score": 1.5}
+
+
+def test_a_vanishingly_small_decimal_is_zero_at_the_warehouse_scale() -> None:
+    assert convert("1e-99999999999999", T.DECIMAL, "x") == 0
 
 
 def test_to_columns_flattens_nested_and_dotted_paths() -> None:

@@ -57,7 +57,8 @@ def convert(value: Any, ptype: PropertyType, path: str = "value") -> Any:
         return _CONVERTERS[ptype](value)
     except ConversionError as exc:
         raise _fail(value, ptype, path, str(exc)) from None
-    except (ValueError, TypeError, OverflowError, InvalidOperation, ArithmeticError):
+    except (ValueError, TypeError, OverflowError, InvalidOperation, ArithmeticError, OSError):
+        # OSError: the platform's own range of unix seconds (1.7e18: nanoseconds)
         raise _fail(value, ptype, path) from None
 
 
@@ -105,21 +106,36 @@ def _to_float(v: Any) -> float:
     return out
 
 
+#: Decimals are stored as DECIMAL(38, 9): 29 digits before the point, 9 after.
+DECIMAL_DIGITS, DECIMAL_SCALE = 38, 9
+
+
 def _to_decimal(v: Any) -> Decimal:
     if isinstance(v, bool):
         raise ConversionError("expected a number, got a boolean")
     if isinstance(v, float):
         if not math.isfinite(v):
             raise ConversionError("not a finite number")
-        return Decimal(repr(v))
+        return _in_range(Decimal(repr(v)))
     if isinstance(v, int | Decimal):
-        return Decimal(v)
+        return _in_range(Decimal(v))
     if isinstance(v, str):
-        out = Decimal(v.strip())
-        if not out.is_finite():
-            raise ConversionError("not a finite number")
-        return out
+        return _in_range(Decimal(v.strip()))
     raise ConversionError("expected a number")
+
+
+def _in_range(out: Decimal) -> Decimal:
+    """`out` when DECIMAL(38, 9) can hold it (one that rounds to zero at that scale is
+    zero: "1e-99999999999" would be written out digit by digit)."""
+    if not out.is_finite():
+        raise ConversionError("not a finite number")
+    if out.is_zero():
+        return out
+    if out.adjusted() >= DECIMAL_DIGITS - DECIMAL_SCALE:
+        raise ConversionError(
+            f"out of range: at most {DECIMAL_DIGITS - DECIMAL_SCALE} digits before the point"
+        )
+    return Decimal(0) if out.adjusted() < -DECIMAL_SCALE - 2 else out
 
 
 _TRUE = {"true", "t", "yes", "1"}
@@ -205,8 +221,7 @@ _CONVERTERS = {
 NATIVE: dict[PropertyType, tuple[type, ...]] = {
     PropertyType.STRING: (str,),
     PropertyType.INTEGER: (int,),
-    PropertyType.FLOAT: (float,),
-    PropertyType.DECIMAL: (Decimal,),
+    # Not floats (NaN, infinities) nor Decimals (range): they are checked.
     PropertyType.BOOLEAN: (bool,),
     PropertyType.JSON: (dict, list, str, int, bool),
 }
