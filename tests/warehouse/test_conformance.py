@@ -614,3 +614,22 @@ def test_a_takeover_waits_for_the_old_owners_write_in_flight(
     finally:
         older.close()
         newer.close()
+
+
+def test_a_property_named_like_an_internal_alias_is_a_property_like_any(
+    engine: Engine,
+) -> None:
+    """The write's staging select named its profile hash ``hw_pid`` next to the row's
+    own columns: a property of that name was read in its place (hex values became
+    profile ids the customer controlled; other values failed every write of the run)."""
+    warehouse = engine.open()
+    try:
+        warehouse.ensure_columns([Column("hw_pid", "hw_pid", PropertyType.STRING)])
+        done = write(warehouse, batch(row("cus_1", hw_pid="abc"), row("cus_2", hw_pid=None)))
+        assert done.rejected == []
+        found = {r["_source_id"]: r for r in warehouse.identities("p1")}
+        assert found["cus_1"]["hw_pid"] == "abc"
+        expected = written_id(warehouse, "run1", "cus_1")
+        assert (str(found["cus_1"]["_profile_id"]) if expected else None) == expected
+    finally:
+        warehouse.close()

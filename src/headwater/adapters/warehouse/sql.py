@@ -161,11 +161,11 @@ def identity_upsert(
     inserted, staged = cols, values
     if key is not None:  # the insert alone: an update keeps its profile id
         inserted = ["_profile_id", *cols]
-        made = uuid_bits("s.hw_pid") if bits else f"CAST({uuid_layout('s.hw_pid')} AS {key})"
+        made = uuid_bits("s._hw_pid") if bits else f"CAST({uuid_layout('s._hw_pid')} AS {key})"
         staged = [made, *values]
         hashed = profile_md5(p_run, p_pipe, "t._source_id")
         # OFFSET 0: PostgreSQL would otherwise inline the hash into each of its 7 uses.
-        source = f"FROM (SELECT t.*, {hashed} AS hw_pid FROM {stage} AS t OFFSET 0) AS s"
+        source = f"FROM (SELECT t.*, {hashed} AS _hw_pid FROM {stage} AS t OFFSET 0) AS s"
     insert = (
         f"INSERT INTO {quote(schema)}.identities (_pipeline_id, _connection_id, _source_id, "
         f"_source_updated_at, _run_id, _imported_at{''.join(', ' + c for c in inserted)}) "
