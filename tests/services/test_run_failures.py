@@ -17,6 +17,7 @@ from tests.services.test_incremental_properties import Mutator, _changes, wareho
 
 from headwater.adapters.connectors.contract import ChangeBatch, PermissionMissing
 from headwater.adapters.store import objects, queue
+from headwater.adapters.store import runs as run_store
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
 from headwater.adapters.warehouse.rejects import RejectedData
 from headwater.kernel.entities import RunStatus, utcnow
@@ -154,6 +155,24 @@ def test_only_a_transient_warehouse_failure_is_retried(
     assert (retry is not None) is retried
     if retry is not None:
         assert (retry.retry_of, retry.attempt) == (run.id, 2)
+
+
+def test_a_run_cancelled_as_it_failed_is_not_retried(
+    app: App, make_pipeline: MakePipeline, sandbox: RunningSandbox
+) -> None:
+    """A run asked to cancel that fails (on a transient cause) before it sees the
+    request was retried two minutes later: the user had cancelled it."""
+    pipeline = make_pipeline(connect(app, sandbox))
+    run = run_store.create_run(app.engine, pipeline.id, "full")
+    run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
+    run_store.request_cancel(app.engine, run.id)
+    summary = {"transient": True}
+    run_store.finish_run(
+        app.engine, run.id, "owner", status="failed", message="lost", summary=summary
+    )
+    ended = run_store.get_run(app.engine, run.id)
+    assert (ended.status, ended.cancel_requested) == (RunStatus.FAILED, True)
+    assert retries.retry_after(app, ended) is None
 
 
 class ScriptedSource:

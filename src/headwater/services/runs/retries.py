@@ -29,6 +29,8 @@ def retry_after(app: App, ended: Run) -> Run | None:
     left; the retry run, or None."""
     if ended.status != RunStatus.FAILED or not ended.summary.get("transient"):
         return None
+    if ended.cancel_requested:  # failed before it saw the cancel: the user wants it over
+        return None
     if ended.attempt > app.settings.run_retries:
         return None
     try:
