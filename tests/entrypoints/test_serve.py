@@ -12,7 +12,11 @@ from tests.serving import start_serve
 
 from headwater.entrypoints.serve import http
 from headwater.kernel.settings import Settings
+from headwater.sandbox.testing import start_sandbox
+from headwater.services import connections
 from headwater.services.app import App
+from headwater.services.auth import users
+from headwater.services.pipelines import manage, runner
 
 
 def test_serve_answers_healthz_and_stops_on_sigterm(home: Path) -> None:
@@ -50,3 +54,34 @@ async def _get(root: FastAPI, path: str) -> object:
     transport = httpx.ASGITransport(app=root)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         return (await client.get(path)).json()
+
+
+def test_sigterm_ends_serve_while_a_page_follows_a_queued_run(
+    home: Path, settings: Settings
+) -> None:
+    """A console page following a run's progress holds its stream open while the run
+    is live, and a run is live while queued: uvicorn waited for that stream without
+    end, so SIGTERM never stopped the process (and its workers never stopped)."""
+    app = App.open(settings)
+    try:
+        users.add_user(app, "ada@example.com", "correct horse battery")
+        with start_sandbox(customers=0, seed=3) as sandbox:
+            conn = connections.add_stripe(app, "s", sandbox.secret_key, sandbox.url, 50.0)
+            spec = {"kind": "mapping", "mapping": {"email": "email"}}
+            run = runner.enqueue(app, manage.create(app, conn.id, "p", spec).id)
+            with (
+                start_serve(home, workers=0) as served,
+                httpx.Client(base_url=served.url, timeout=30) as client,
+            ):
+                signed = client.post(
+                    "/sign-in",
+                    data={"email": "ada@example.com", "password": "correct horse battery"},
+                    headers={"Origin": served.url},
+                )
+                assert signed.status_code == 303
+                with client.stream("GET", f"/runs/{run.id}/events") as stream:
+                    assert next(stream.iter_lines())  # the page follows the queued run
+                    served.signal(signal.SIGTERM)
+                    assert served.wait(timeout=30) == 0
+    finally:
+        app.close()
