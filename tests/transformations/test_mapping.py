@@ -175,6 +175,7 @@ ERRORS = [
     ("concat(email,\n  )", 2, 3, "unexpected ')'"),
     ('"\\q"', 1, 2, "unknown escape"),
     ("1e999", 1, 1, "out of range"),
+    ("1" * 5000, 1, 1, "(5000 digits) is out of range"),  # a VisitError (500) before
     ("lowr(email)", 1, 1, "unknown function 'lowr'; did you mean 'lower'?"),
     ("emial", 1, 1, "unknown Stripe customer field 'emial'; did you mean 'email'?"),
     ("email.x", 1, 1, "'email' is a string; it has no field 'x'"),

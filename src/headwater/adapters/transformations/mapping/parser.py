@@ -144,9 +144,13 @@ class _ToAst(Transformer[Token, Expr]):
 
     def number(self, tok: Token) -> Literal:
         text = tok.value
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        try:  # Python reads integers of at most 4,300 digits from text
+            value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            value = math.inf
         if isinstance(value, float) and not math.isfinite(value):
-            raise ExpressionError(f"number {text} is out of range", *_pos(tok))
+            shown = text if len(text) <= 40 else f"{text[:20]}… ({len(text)} digits)"
+            raise ExpressionError(f"number {shown} is out of range", *_pos(tok))
         return Literal(value, *_pos(tok))
 
     def true(self, tok: Token) -> Literal:
