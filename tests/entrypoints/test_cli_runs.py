@@ -61,3 +61,17 @@ def test_runs_cancel_refuses_a_finished_run_and_help_documents_the_exit_codes(
     shown = invoke("pipelines", "run", "--help").stdout
     for line in ("0    succeeded", "3    succeeded with per-record errors", "1    failed", "130"):
         assert line in shown
+
+
+def test_runs_list_and_show_refuse_limits_out_of_range(home: Path) -> None:
+    """``--limit -1`` listed every run (an error on PostgreSQL), a 25-digit limit ended
+    on an OverflowError; the API takes 1 to 100."""
+    for args in (
+        ["runs", "list", "--limit", "-1"],
+        ["runs", "list", "--limit", "0"],
+        ["runs", "list", "--limit", "9" * 25],
+        ["runs", "show", "run_x", "--errors", "-5"],
+    ):
+        refused = invoke(*args)
+        assert refused.exit_code == 2, args
+        assert "is not in the range" in refused.output, args

@@ -73,7 +73,7 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--pipeline", "pipeline_id", help="Only runs of this pipeline.")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @json_option
 @handle_errors
 def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
@@ -105,7 +105,9 @@ def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
 
 @runs.command("show")
 @click.argument("run_id")
-@click.option("--errors", "error_limit", default=20, show_default=True)
+@click.option(
+    "--errors", "error_limit", default=20, show_default=True, type=click.IntRange(0, 1000)
+)
 @click.option("--follow", is_flag=True, help="Follow the run live until it ends.")
 @json_option
 @handle_errors
