@@ -61,3 +61,22 @@ def test_preview_of_an_unsaved_definition_defaults_to_the_suggested_mapping(
         assert sample.status == "ok", sample.error
         assert sample.output is not None
         assert set(sample.output) == set(suggested)
+
+
+def test_names_and_descriptions_have_the_same_limits_whatever_the_surface(
+    app: App, sandbox: RunningSandbox
+) -> None:
+    """The API's schema alone limited names to 200 characters and descriptions to
+    10,000: the CLI and the console saved 100,000, or an escape sequence in a name."""
+    conn = connect(app, sandbox)
+    for name in ("x" * 201, "evil\x1b[2Jname", "   "):
+        with pytest.raises(InvalidInput) as caught:
+            manage.create(app, conn.id, name)
+        assert caught.value.location == "name"
+    with pytest.raises(InvalidInput) as caught:
+        manage.create(app, conn.id, "ok", description="d" * 10_001)
+    assert caught.value.location == "description"
+    made = manage.create(app, conn.id, "  ok  ", description="d" * 10_000)
+    assert made.name == "ok"
+    with pytest.raises(InvalidInput):
+        manage.update(app, made.id, manage.PipelineChanges(name="y" * 201))

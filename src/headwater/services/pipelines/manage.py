@@ -20,6 +20,7 @@ from headwater.kernel.schedules import next_slot
 from headwater.kernel.state import PipelineState
 from headwater.services import profiles
 from headwater.services.app import App
+from headwater.services.auth.names import checked_name
 from headwater.services.connections import get_connection
 from headwater.services.pipelines.definition import (
     check_filter,
@@ -113,9 +114,22 @@ def _check_schedule(schedule: str) -> str:
 
 
 def _check_name(name: str) -> str:
-    if not name.strip():
-        raise InvalidInput("a pipeline needs a name", "name")
-    return name.strip()
+    """The same rule everywhere (the API's schema had it alone: the CLI and the console
+    took 100,000 characters, or an escape sequence)."""
+    return checked_name(name, "pipeline")
+
+
+#: Longest description of a pipeline.
+MAX_DESCRIPTION = 10_000
+
+
+def _check_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(
+            f"a description is at most {MAX_DESCRIPTION:,} characters (got {len(description):,})",
+            "description",
+        )
+    return description
 
 
 def create(
@@ -142,7 +156,7 @@ def create(
         workspace_id=connection.workspace_id,
         connection_id=connection.id,
         name=_check_name(name),
-        description=description,
+        description=_check_description(description),
         enabled=enabled,
         schedule=_check_schedule(DEFAULT_SCHEDULE if schedule is None else schedule),
         incremental=DEFAULT_INCREMENTAL if incremental is None else incremental,
@@ -193,7 +207,7 @@ def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
     if changes.name is not None:
         pipeline.name = _check_name(changes.name)
     if changes.description is not None:
-        pipeline.description = changes.description
+        pipeline.description = _check_description(changes.description)
     if changes.schedule is not None:
         pipeline.schedule = _check_schedule(changes.schedule)
     if changes.enabled is not None:
