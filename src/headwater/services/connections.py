@@ -185,15 +185,16 @@ def delete_connection(app: App, connection_id: str) -> str | None:
             f"connection {connection_id} is used by pipelines {names}; delete them first"
         )
     endpoint = webhook_rows.get_endpoint(app.engine, connection.id)
-    key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
     # One transaction: the webhook settings go with the connection (the foreign key
     # cascades), or neither goes (a pipeline made meanwhile: `Conflict`).
     objects.remove(app.engine, Connection, connection.id)
-    return None if endpoint is None else _remove_at_stripe(connection, key, endpoint)
+    return None if endpoint is None else _remove_at_stripe(app, connection, endpoint)
 
 
-def _remove_at_stripe(connection: Connection, key: str, endpoint: WebhookEndpoint) -> str | None:
-    """Delete the connection's endpoint at Stripe; what to do by hand if that failed."""
+def _remove_at_stripe(app: App, connection: Connection, endpoint: WebhookEndpoint) -> str | None:
+    """Delete the connection's endpoint at Stripe; what to do by hand if that failed
+    (the key is decrypted only for this: a key that no longer decrypts, after the
+    secret key changed, must not keep the connection from being deleted)."""
     where = "in the Stripe Dashboard (Developers, Webhooks)"
     if endpoint.stripe_endpoint_id is None:  # made by hand: Headwater cannot see it
         return (
@@ -201,6 +202,7 @@ def _remove_at_stripe(connection: Connection, key: str, endpoint: WebhookEndpoin
             f"still exists at Stripe: delete it {where}"
         )
     try:
+        key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
         webhook_endpoints.delete_endpoint(
             connection.base_url, key, endpoint.stripe_endpoint_id, timeout=10.0, retries=1
         )

@@ -9,6 +9,7 @@ from tests.services.conftest import MakePipeline, connect
 
 from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.errors import SourceUnreachable
+from headwater.adapters.store import objects
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.entities import Pipeline
 from headwater.kernel.errors import Conflict, InvalidInput, NotFound
@@ -159,3 +160,23 @@ def test_a_previous_endpoint_stripe_cannot_delete_is_named_not_an_error(
         assert "timed out" in warning
         assert "Stripe Dashboard" in warning
         assert endpoints.show(app, conn.id).public()["warning"] is None
+
+
+def test_a_connection_whose_key_no_longer_decrypts_can_still_be_deleted(app: App) -> None:
+    """After the secret key changed, a connection's stored key cannot be decrypted:
+    deleting it decrypted the key first, whatever else, and so failed forever."""
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        plain = connect(app, sandbox)
+        hooked = connect(app, sandbox)
+        made = endpoints.register(app, hooked.id, "https://hw.example.com").public()
+        for conn in (plain, hooked):
+            conn.api_key_encrypted = app.cipher.encrypt("sk_test_x", context="elsewhere")
+            objects.save(app.engine, conn, only=["api_key_encrypted"])
+        assert connections.delete_connection(app, plain.id) is None
+        note = connections.delete_connection(app, hooked.id)
+        assert note is not None
+        assert made["stripe_endpoint_id"] in note
+        assert "Stripe Dashboard" in note
+        for conn in (plain, hooked):
+            with pytest.raises(NotFound):
+                connections.get_connection(app, conn.id)
