@@ -99,6 +99,11 @@ def test_the_saved_key_is_never_sent_to_a_new_base_url(
         assert moved.status_code == 200, moved.text
         assert moved.json()["base_url"] == listener.url
         assert listener.stats()["requests"] > 0  # the key given, verified there
+    # A key alone was accepted (200) and silently ignored: the old key stayed.
+    again = http.get(path).json()
+    message = _error(http.patch(path, json={"api_key": "sk_test_other"}), 422, "api_key")
+    assert "rotate-key" in message
+    assert http.get(path).json() == again
 
 
 def test_pipelines_refuse_bad_definitions_with_every_problem_located(
@@ -253,3 +258,20 @@ def test_preview_and_validate(tenant: Tenant, conn: dict[str, Any]) -> None:
     assert errors[2]["line"] == 2
     good = http.post("/validate", json={"mapping": {"email": "email"}, "filter": None})
     assert good.json() == {"valid": True, "errors": []}
+
+
+def test_a_null_in_a_patch_is_refused_where_null_means_nothing(
+    tenant: Tenant, conn: dict[str, Any], pipeline: dict[str, Any]
+) -> None:
+    """``{"name": null}`` was answered 200 and changed nothing (only the filter's null
+    means something: no filter)."""
+    http = tenant.http
+    path = f"/pipelines/{pipeline['id']}"
+    before = http.get(path).json()
+    for field in ("name", "description", "schedule", "enabled", "incremental", "transformation"):
+        message = _error(http.patch(path, json={field: None}), 422, field)
+        assert "cannot be null" in message
+    assert http.get(path).json() == before
+    assert http.patch(path, json={"filter": None}).status_code == 200
+    for field in ("name", "base_url", "requests_per_second"):
+        _error(http.patch(f"/connections/{conn['id']}", json={field: None}), 422, field)

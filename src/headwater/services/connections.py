@@ -134,12 +134,20 @@ def update_connection(
     the saved key is only ever sent to the URL it was verified with (sending it to a
     URL named by the change handed the secret to whoever answered there)."""
     connection = get_connection(app, connection_id)
+    moving = base_url is not None and _check_base_url(base_url) != connection.base_url
+    if api_key is not None and not moving:  # taken silently, it changed nothing
+        raise InvalidInput(
+            "the API key comes with a new Stripe API URL only; to replace the key, rotate "
+            f"it (`headwater connections rotate-key {connection.id}`, or POST "
+            f"/connections/{connection.id}/rotate-key): it is verified with Stripe first",
+            "api_key",
+        )
     if name is not None:
         connection.name = _check_name(name)
     if requests_per_second is not None:
         connection.requests_per_second = _check_rate(requests_per_second)
     fields = ["name", "base_url", "requests_per_second", "livemode", "events_read"]
-    if base_url is not None and _check_base_url(base_url) != connection.base_url:
+    if base_url is not None and moving:
         url = _check_base_url(base_url)
         if api_key is None:
             raise InvalidInput(

@@ -9,10 +9,11 @@ values the way the CLI prints them (datetimes in ISO 8601).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class Body(BaseModel):
@@ -21,6 +22,21 @@ class Body(BaseModel):
     false, ``"name": 5`` is not a name)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Patch(Body):
+    """A PATCH body: an absent field keeps its value; null is refused for every field
+    but those in `NULLABLE` (a null name or schedule was answered 200 and changed
+    nothing)."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.NULLABLE:
+            raise PydanticCustomError("null_refused", "cannot be null (leave it out to keep it)")
+        return value
 
 
 def _default(value: Any) -> Any:

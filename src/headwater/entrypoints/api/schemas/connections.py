@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-from headwater.entrypoints.api.schemas import Body
+from headwater.entrypoints.api.schemas import Body, Patch
 from headwater.services.connections import MAX_REQUESTS_PER_SECOND, STRIPE_API
 
 ApiKey = Field(
@@ -38,7 +38,7 @@ class ConnectionCreate(Body):
     )
 
 
-class ConnectionUpdate(Body):
+class ConnectionUpdate(Patch):
     name: str | None = Field(
         default=None, min_length=1, max_length=200, description="A new name; absent keeps it."
     )
@@ -52,7 +52,7 @@ class ConnectionUpdate(Body):
     api_key: SecretStr | None = Field(
         default=None,
         description="The API key, required with a new `base_url` (and replacing the "
-        "saved one); ignored otherwise.",
+        "saved one); refused without one (replace a key with `rotate-key`).",
     )
     requests_per_second: float | None = Field(
         default=None,

@@ -6,7 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from headwater.entrypoints.api.schemas import Body
+from headwater.entrypoints.api.schemas import Body, Patch
 from headwater.kernel.entities import SCHEDULES
 
 Schedule = Literal["off", "5m", "15m", "30m", "1h", "2h", "3h", "6h", "8h", "12h", "24h"]
@@ -67,7 +67,9 @@ class PipelineCreate(Body):
     )
 
 
-class PipelineUpdate(Body):
+class PipelineUpdate(Patch):
+    NULLABLE = frozenset({"filter"})
+
     name: str | None = Field(default=None, min_length=1, max_length=200, description="New name.")
     description: str | None = Field(default=None, max_length=10_000, description="New text.")
     filter: dict[str, Any] | None = Field(
