@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from tests.conftest import pg_schema_url
 
 from headwater.adapters.store import objects, runs, schedules
@@ -20,6 +21,7 @@ from headwater.kernel.entities import Connection, Pipeline, Run, utcnow
 from headwater.kernel.settings import Settings
 from headwater.services.app import App
 from headwater.services.pipelines import manage
+from headwater.services.runs import scheduler
 from headwater.services.runs.scheduler import Tick, tick
 
 HOUR = timedelta(hours=1)
@@ -277,3 +279,33 @@ def test_a_pipeline_disabled_while_its_run_is_enqueued_keeps_no_queued_run(
     assert tick(sched_app, SetClock(slot)) == Tick(disabled=[pipeline.id])
     [(_run_id, status)] = run_rows(sched_app, pipeline)
     assert status == "cancelled"
+
+
+def test_a_slot_whose_run_could_not_be_enqueued_is_kept_and_the_tick_goes_on(
+    sched_app: App, connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slot moved on before the run was enqueued: when the store failed in between
+    ("database is locked"), that slot was lost (a 24h pipeline skipped a day), and the
+    exception ended the tick for every pipeline after it."""
+    first = scheduled(sched_app, connection)
+    second = manage.create(
+        sched_app, connection.id, "q", {"kind": "mapping", "mapping": {"email": "email"}},
+        schedule="1h",
+    )  # fmt: skip
+    slots = {p.id: next_run(sched_app, p) for p in (first, second)}
+    real, failed = scheduler.runner.enqueue, []
+
+    def once(app: App, pipeline_id: str, **kw: object) -> Run:
+        if not failed:
+            failed.append(pipeline_id)
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(app, pipeline_id, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scheduler.runner, "enqueue", once)
+    clock = SetClock(max(s for s in slots.values() if s is not None))
+    done = tick(sched_app, clock)
+    [unlucky] = failed
+    assert len(done.enqueued) == 1  # the other pipeline still got its run
+    assert next_run(sched_app, manage.get(sched_app, unlucky)) == slots[unlucky]  # kept
+    again = tick(sched_app, clock)
+    assert [runs.get_run(sched_app.engine, r).pipeline_id for r in again.enqueued] == [unlucky]

@@ -17,6 +17,8 @@ ticks but the metadata store; its decisions are the store's compare-and-swap out
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass, field
 
 from headwater.adapters.store import objects, runs, schedules
@@ -26,6 +28,8 @@ from headwater.kernel.errors import Conflict
 from headwater.kernel.schedules import next_slot
 from headwater.services.app import App
 from headwater.services.pipelines import manage, runner
+
+log = logging.getLogger(__name__)
 
 #: Due pipelines handled per tick at most; the rest stay due for the next tick.
 TICK_BATCH = 200
@@ -41,6 +45,8 @@ class Tick:
     already_live: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     lost: int = 0
+    #: Pipelines whose run could not be enqueued (the store failed): still due.
+    failed: list[str] = field(default_factory=list)
 
 
 def tick(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
@@ -49,10 +55,19 @@ def tick(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
     now = clock.now()
     done = Tick()
     for due in schedules.due_slots(app.engine, app.workspace().id, now, batch):
-        if not schedules.advance(app.engine, due, next_slot(due.schedule, due.pipeline_id, now)):
+        following = next_slot(due.schedule, due.pipeline_id, now)
+        if not schedules.advance(app.engine, due, following):
             done.lost += 1
             continue
-        _enqueue(app, due.pipeline_id, done)
+        try:
+            _enqueue(app, due.pipeline_id, done)
+        except Exception:  # the store failed between the slot and its run ("locked")
+            log.exception("the scheduled run of %s was not enqueued; kept due", due.pipeline_id)
+            # Give the slot back (unless it changed meanwhile), so the next tick runs it.
+            with contextlib.suppress(Exception):
+                won = schedules.DueSlot(due.pipeline_id, due.schedule, following)
+                schedules.advance(app.engine, won, due.slot)
+            done.failed.append(due.pipeline_id)
     return done
 
 
