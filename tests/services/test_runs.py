@@ -365,3 +365,21 @@ def test_a_metadata_store_lock_held_for_12_seconds_does_not_fail_a_healthy_run(
     assert done.summary["progress_updates_skipped"] > 0  # the lock was really in the way
     assert done.counters["written"] == 1500
     assert len(warehouse_ids(app, pipeline.id)) == 1500
+
+
+def test_running_here_executes_the_queued_run_no_service_took(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """With no service up, a queued run (put back when a service stopped, or a retry
+    waiting its turn) made every `pipelines run` answer 'already has a live run' until
+    someone cancelled it."""
+    pipe = make_pipeline(connect(app, sandbox))
+    queued = runner.enqueue(app, pipe.id)
+    with pytest.raises(Conflict):
+        runner.run_pipeline(app, pipe.id)
+    done = runner.run_here(app, pipe.id)
+    assert done.id == queued.id
+    assert done.status == RunStatus.SUCCEEDED
+    again = runner.run_here(app, pipe.id)  # nothing queued: a run of its own
+    assert again.id != queued.id
+    assert again.status == RunStatus.SUCCEEDED

@@ -75,7 +75,7 @@ def _follow_queued(app: App, pipeline_id: str, full: bool) -> Run:
 def _execute_here(app: App, pipeline_id: str, full: bool) -> Run:
     try:
         with live_progress(sys.stderr.isatty()) as progress:
-            return runner.run_pipeline(app, pipeline_id, full=full, on_progress=progress)
+            return runner.run_here(app, pipeline_id, full=full, on_progress=progress)
     except KeyboardInterrupt:
         _say_err(
             "interrupted: the run ended cancelled; what it committed is kept and the next "

@@ -44,6 +44,26 @@ def run_pipeline(
     return _execute_claimed(app, run, owner, lease, full, on_progress, RunStop())
 
 
+def run_here(
+    app: App, pipeline_id: str, *, full: bool = False, on_progress: Progress | None = None
+) -> Run:
+    """Run the pipeline now in this process (no service is up to take a queued run):
+    its queued run when it has one (one put back when a service stopped, a retry
+    waiting its turn: it blocked every run of the pipeline until cancelled), else a new
+    one (`run_pipeline`)."""
+    live = runs.live_run(app.engine, pipeline_id)
+    if (
+        live is not None
+        and live.status == RunStatus.QUEUED
+        and (not full or live.kind == RunKind.FULL)
+    ):
+        owner, lease = new_owner(), _lease(app)
+        claimed = runs.claim_run(app.engine, live.id, owner, utcnow() + lease)
+        if claimed is not None:
+            return execute_claimed(app, claimed, owner, stop=RunStop(), on_progress=on_progress)
+    return run_pipeline(app, pipeline_id, full=full, on_progress=on_progress)
+
+
 def enqueue(app: App, pipeline_id: str, *, full: bool = False) -> Run:
     """Insert a queued run of the pipeline; refused when disabled or already live."""
     pipeline = _runnable(app, pipeline_id)
