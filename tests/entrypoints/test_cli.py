@@ -120,7 +120,12 @@ def test_model_and_warehouse_commands(home: Path, pg_schema: str) -> None:
     assert refused.exit_code == 1
     assert doc("warehouse", "show")["engine"] == "duckdb"  # unchanged
     url = f"postgresql://root@127.0.0.1:5432/test?schema={pg_schema}"
-    assert doc("warehouse", "set", url)["engine"] == "postgresql"
+    assert invoke("warehouse", "set").exit_code == 1  # neither the URL nor --url-env
+    unset = invoke("warehouse", "set", "--url-env", "HW_NOT_SET")
+    assert "HW_NOT_SET is not set" in unset.output
+    # From the environment: a password in the URL stays out of the process list.
+    found = doc("warehouse", "set", "--url-env", "HW_URL", env={"HW_URL": url})
+    assert found["engine"] == "postgresql"
 
 
 def test_pipeline_lifecycle_and_run_documents(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from headwater.entrypoints.cli.output import (
@@ -12,6 +14,7 @@ from headwater.entrypoints.cli.output import (
     say,
     show_document,
 )
+from headwater.kernel.errors import InvalidInput
 from headwater.services.warehouse import describe, set_url
 
 
@@ -31,11 +34,24 @@ def show(as_json: bool) -> None:
 
 
 @warehouse.command("set")
-@click.argument("url")
+@click.argument("url", required=False)
+@click.option(
+    "--url-env",
+    metavar="VAR",
+    help="Read the URL from this environment variable: a password in it stays out of "
+    "the process list and the shell's history.",
+)
 @json_option
 @handle_errors
-def set_(url: str, as_json: bool) -> None:
+def set_(url: str | None, url_env: str | None, as_json: bool) -> None:
     """Use URL (duckdb:///path.duckdb or postgresql://...); tested before it is saved."""
+    if (url is None) == (url_env is None):
+        raise InvalidInput("give the URL or --url-env VAR (one of them)", "url")
+    if url_env is not None:
+        url = os.environ.get(url_env) or ""
+        if not url:
+            raise InvalidInput(f"environment variable {url_env} is not set", "--url-env")
+    assert url is not None
     with opened_app() as app:
         set_url(app, url)
         doc = describe(app)
