@@ -157,6 +157,47 @@ def test_only_a_transient_warehouse_failure_is_retried(
         assert (retry.retry_of, retry.attempt) == (run.id, 2)
 
 
+def test_a_run_stopped_after_its_read_neither_purges_nor_moves_its_position(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 6: a run asked to stop (cancelled, or its lease lapsed and it was reaped)
+    must not purge or save a position afterwards.  The stop was looked at between pages
+    only: one that came as the last page was written still purged and committed."""
+    with start_sandbox(customers=30, seed=72) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        before = _state(app, pipeline.id)
+        gone = sdk(sb).v1.customers.list({"limit": 1}).data[0].id
+        sdk(sb).v1.customers.delete(gone)
+        real = engine._write_full
+
+        def then_cancelled(ctx: engine.RunContext, pages: Any) -> tuple[int, set[str]]:
+            done = real(ctx, pages)
+            ctx.stop.request(RunStatus.CANCELLED, "cancelled: asked in the API")
+            return done
+
+        monkeypatch.setattr(engine, "_write_full", then_cancelled)
+        run = runner.run_pipeline(app, pipeline.id, full=True)
+        assert run.status == RunStatus.CANCELLED
+        assert run.summary["purged"] == 0
+        wh = app.warehouse()
+        try:
+            assert gone in {r["_source_id"] for r in wh.identities(pipeline.id)}  # not purged
+        finally:
+            wh.close()
+        assert _state(app, pipeline.id) == before  # the first run's position and time
+
+
+def _state(app: App, pipeline_id: str) -> Any:
+    wh = app.warehouse()
+    try:
+        owned = wh.pipeline_state(pipeline_id)
+    finally:
+        wh.close()
+    assert owned is not None
+    return owned.state
+
+
 def test_a_run_cancelled_as_it_failed_is_not_retried(
     app: App, make_pipeline: MakePipeline, sandbox: RunningSandbox
 ) -> None:

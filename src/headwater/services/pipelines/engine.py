@@ -38,7 +38,7 @@ from headwater.services.pipelines.garbage import fewer_collections
 from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
 from headwater.services.pipelines.shaping import Shaper
-from headwater.services.pipelines.writer import Writer
+from headwater.services.pipelines.writer import RunStopped, Writer
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +137,8 @@ def run_full(ctx: RunContext, reason: str) -> None:
     # unseen at the end, where a purge would scan (twice) every row written, for nothing.
     first = ctx.warehouse.count(ctx.pipeline.id) == 0
     ctx.summary.update(kind="full", reason=reason)
-    # The read is prepared first: it reads nothing before its first page or the position
-    # is asked for, and a position taken with it precedes its every page (the source
-    # contract), so rule 2 holds; Stripe's reading process starts up meanwhile.
+    # The read is prepared first: it reads nothing before its first page or position, and
+    # a position taken with it precedes its every page (rule 2); Stripe's process starts.
     pages = ctx.source.read_full()
     try:
         position = None
@@ -149,8 +148,10 @@ def run_full(ctx: RunContext, reason: str) -> None:
     finally:
         pages.close()
     # Rule 3: everything was read without a read error, so unseen identities are gone
-    # from the source (or no longer pass the filter).  Failed records keep their rows.
-    # The new position commits with the purge (rules 1 and 5).
+    # (or fail the filter); failed records keep their rows.  The position commits with
+    # the purge (rules 1, 5), not after a stop (a cancel, a lapsed lease: rule 6).
+    if ctx.stop.is_set():
+        raise RunStopped(ctx.stop.message)
     state = PipelineState(position=position, max_created=max_created, last_full_run=ctx.run.id)
     keep = failed | ctx.rejected
     if first:  # nothing to purge: the position commits alone, fenced like any write
@@ -346,9 +347,8 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             f"the run {'was ' if status == RunStatus.CANCELLED else ''}{status}: nothing was "
             "purged and the position stayed at the last committed batch"
         )
-    # A stopped run (cancelled, Ctrl-C, or put back in the queue) ends now: its written
-    # identities stay pending for the next resolution (a first import's rebuild made a
-    # cancel wait for it, past the seconds a stop promises).
+    # A stopped run (cancelled, Ctrl-C, put back in the queue) ends now: its identities
+    # stay pending for the next resolution (a first import's rebuild delayed a cancel).
     if ctx.resolve is not None and status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         began = time.monotonic()
         profiles = ctx.resolve()
