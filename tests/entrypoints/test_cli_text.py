@@ -81,7 +81,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         mapping = tmp / "mapping.json"
         mapping.write_text(json.dumps({"email": "email", "created_at": "email"}))
         w.pipeline = _json(
-            w, "pipelines", "add", "--connection", w.connection, "--name", HOSTILE,
+            w, "pipelines", "add", "--connection", w.connection, "--name", MARKUP,
             "--description", HOSTILE, "--mapping", str(mapping),
         )["id"]  # fmt: skip
         ran = invoke(w, "pipelines", "run", w.pipeline, "--json")
@@ -104,9 +104,9 @@ def _commands(ws: Workspace) -> dict[str, tuple[list[str], str]]:
         "model show": (["model", "show"], HOSTILE_SHOWN),
         "warehouse set": (["warehouse", "set", f"duckdb:///{ws.tmp}/{MARKUP}.duckdb"], MARKUP),
         "warehouse show": (["warehouse", "show"], MARKUP),
-        "pipelines add": (
-            ["pipelines", "add", "--connection", ws.connection, "--name", HOSTILE],
-            HOSTILE_SHOWN,
+        "pipelines add": (  # a name holds no control character (refused, see ERRORS)
+            ["pipelines", "add", "--connection", ws.connection, "--name", MARKUP],
+            MARKUP,
         ),
         "pipelines update": (
             # The save-time sample warning quotes the first failing customer (the newest).
@@ -175,6 +175,16 @@ def test_errors_show_hostile_text_literally(ws: Workspace, case: str) -> None:
     assert result.stdout == ""
     assert shown in result.stderr, result.stderr
     assert result.stderr.startswith("error: ")
+
+
+def test_a_pipeline_name_with_an_escape_sequence_is_refused(ws: Workspace) -> None:
+    """Names are shown in tables and pages: the service refuses control characters in
+    them (the CLI and the console took what the API refused)."""
+    args = ["pipelines", "add", "--connection", ws.connection, "--name", HOSTILE]
+    result = invoke(ws, *args)
+    assert result.exit_code == 1
+    assert "a pipeline name cannot hold control characters" in result.stderr
+    assert "\x1b" not in result.stderr
 
 
 def test_tables_never_cut_ids_at_80_columns(ws: Workspace) -> None:
