@@ -1,7 +1,7 @@
-"""The delivery rate limit of real `headwater serve` processes: a token bucket per
-connection and per serving process (decided in `services/webhooks/limits.py`: it sheds
-floods before any signature check or store write, so it keeps no shared counter), that
-refills at its rate and says when to retry."""
+"""The delivery rate limit of real `headwater serve` processes: token buckets per
+connection and per serving process, refused deliveries apart from verified ones
+(decided in `services/webhooks/limits.py`: no shared counter in the store), that refill
+at their rate and say when to retry."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_each_serving_process_limits_each_connection_and_refills(home: Path) -> 
         start_serve(home, workers=0, env=ENV) as one,
         start_serve(home, workers=0, env=ENV) as two,
     ):
-        # The burst, then 429 (400 before it: the forged signature is checked after).
+        # The burst of refusals (400), then 429.
         _burst_then_refused(_statuses(one, "conn_a", 7))
         # Another connection has its own bucket; so has another process (its share of
         # the deliveries, behind a load balancer, is limited by it alone).

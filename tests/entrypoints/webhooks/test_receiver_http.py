@@ -217,3 +217,17 @@ def test_webhook_settings_over_the_api(served: Hooked) -> None:
             served.receiver(conn.id), event, sign(event, "whsec_made_by_hand_123", _now())
         )
         assert refused.status_code == 400
+
+
+def test_a_flood_of_forged_deliveries_does_not_refuse_stripes_own(served: Hooked) -> None:
+    """The rate limit was charged before the signature check, one bucket per
+    connection: anyone who knew a receiver URL could flood it with forged deliveries,
+    and Stripe's own then got 429s too (and retried later, hours later in the end)."""
+    receiver, forged = served.receiver(), b'{"id":"evt_forged","type":"customer.updated"}'
+    statuses = [_post(receiver, forged, "t=1,v1=00").status_code for _ in range(60)]
+    assert 429 in statuses  # the refusals' bucket ran out
+    assert set(statuses) <= {400, 429}
+    genuine = orjson.dumps({"id": "evt_genuine_after_a_flood", "type": "invoice.paid"})
+    answer = _post(receiver, genuine, sign(genuine, _secret(served), _now()))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["event_id"] == "evt_genuine_after_a_flood"

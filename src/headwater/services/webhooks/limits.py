@@ -1,20 +1,25 @@
 """Limits on deliveries: body size, and a rate per connection.
 
 The rate limit is a token bucket per connection id, kept in this process (each
-serving process enforces it on what it receives).  A refused delivery costs Stripe
-nothing but a retry later, and loses nothing: the Events API stays the truth.  Ids
-that are not connections share the bucket of their id too, so probing many ids is
-limited per id and never reveals which exist (the answer is the same 400 or 429).
+serving process enforces it on what it receives), one for verified deliveries and one
+for refused ones: a delivery is verified first (two key look-ups in the store, a
+decryption and an HMAC), then charged to the bucket of its kind.  So a flood of forged
+deliveries (anyone who knows a receiver URL can send them) uses up only the refusals'
+bucket and gets 429s, while Stripe's own deliveries go on; before, one bucket was
+charged before the check, and the flood got Stripe's deliveries refused (429) too.  A
+refused delivery costs Stripe nothing but a retry later, and loses nothing: the Events
+API stays the truth.  Ids that are not connections have buckets of their id too, so
+probing many ids is limited per id and never reveals which exist (the answer is the
+same 400 or 429).
 
 Why per process and not a counter in the metadata store, though with N `serve`
-processes behind a load balancer a connection may get N times the rate: the limit runs
-before the signature is checked, to shed a flood (forged or not) at the cost of a
-dictionary look-up.  A shared counter would give every unauthenticated request a write
-in the store that all processes share, turning a flood at one process into load on
-all of them.  What the limit protects is each process's own capacity, and that grows
-with the processes: the operator who runs N of them chose N times the capacity.
-Duplicates and coalescing, which must hold across processes, are in the store
-(`adapters.store.webhooks`), after the signature check.
+processes behind a load balancer a connection may get N times the rate: a shared
+counter would give every request a write in the store that all processes share,
+turning a flood at one process into load on all of them.  What the limit protects is
+each process's own capacity, and that grows with the processes: the operator who runs
+N of them chose N times the capacity.  Duplicates and coalescing, which must hold
+across processes, are in the store (`adapters.store.webhooks`), after the signature
+check.
 """
 
 from __future__ import annotations

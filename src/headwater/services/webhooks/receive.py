@@ -42,24 +42,53 @@ class Delivery:
     pipelines: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A delivery whose signature checked out: which event, for which workspace."""
+
+    connection_id: str
+    workspace_id: str
+    event_id: str
+    event_type: str
+
+
 def receive(
     app: App, connection_id: str, payload: bytes, signature: str | None, clock: Clock
 ) -> Delivery:
     """Handle one delivery to the connection's endpoint; `BadSignature` refuses it."""
-    found = objects.find(app.engine, Connection, id=connection_id)
-    endpoint = store.get_endpoint(app.engine, connection_id) if found else None
-    if endpoint is None:
+    return record(app, check(app, connection_id, payload, signature, clock), clock)
+
+
+def check(
+    app: App, connection_id: str, payload: bytes, signature: str | None, clock: Clock
+) -> Verified:
+    """Verify a delivery (nothing is written); `BadSignature` refuses it."""
+    workspace_id, secret = _read_secret(app, connection_id)
+    if secret is None:
         raise BadSignature(f"no connection {connection_id!r} with a webhook signing secret")
-    secret = app.cipher.decrypt(endpoint.secret_encrypted, context=secret_context(connection_id))
     verify(payload, signature, secret, clock)
     event_id, event_type = _event(payload)
-    now = clock.now()
-    scoped = app.in_workspace(found[0].workspace_id)
-    changes = event_type in CUSTOMER_EVENTS
-    asked = request_runs(scoped, connection_id, event_id, now, changes=changes)
+    return Verified(connection_id, workspace_id, event_id, event_type)
+
+
+def record(app: App, delivery: Verified, clock: Clock) -> Delivery:
+    """Record a verified delivery and ask for the runs it calls for."""
+    scoped = app.in_workspace(delivery.workspace_id)
+    changes = delivery.event_type in CUSTOMER_EVENTS
+    event_id, event_type = delivery.event_id, delivery.event_type
+    asked = request_runs(scoped, delivery.connection_id, event_id, clock.now(), changes=changes)
     if asked is None:
         return Delivery(event_id, event_type, duplicate=True, pipelines=())
     return Delivery(event_id, event_type, duplicate=False, pipelines=tuple(asked))
+
+
+def _read_secret(app: App, connection_id: str) -> tuple[str, str | None]:
+    found = objects.find(app.engine, Connection, id=connection_id)
+    endpoint = store.get_endpoint(app.engine, connection_id) if found else None
+    if not found or endpoint is None:
+        return "", None
+    context = secret_context(connection_id)
+    return found[0].workspace_id, app.cipher.decrypt(endpoint.secret_encrypted, context=context)
 
 
 def _event(payload: bytes) -> tuple[str, str]:

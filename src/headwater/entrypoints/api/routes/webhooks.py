@@ -5,7 +5,8 @@ settings.
 the check.  It answers as soon as the delivery is recorded (a run is only asked for,
 never waited on): 200 for a verified delivery (a duplicate too), 400 for anything
 unverifiable, an unknown connection included (the same answer, so ids cannot be
-probed), 413 for a body over the size limit, 429 past the connection's rate limit.
+probed), 413 for a body over the size limit, 429 past the connection's rate limit
+(verified deliveries and refused ones are limited apart: see `receive_delivery`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from headwater.kernel.clock import SystemClock
 from headwater.services.app import App
 from headwater.services.webhooks import endpoints
 from headwater.services.webhooks.limits import DeliveryLimits, RateLimiter, retry_after
-from headwater.services.webhooks.receive import receive
+from headwater.services.webhooks.receive import check, record
 from headwater.services.webhooks.signature import BadSignature
 
 log = logging.getLogger(__name__)
@@ -44,15 +45,26 @@ _REFUSED = "the delivery could not be verified as coming from Stripe for this en
 _lock = threading.Lock()
 
 
-def _limiter(request: Request, app: App) -> RateLimiter:
-    """The API application's limiter, made on first use from the settings."""
+def _limiter(request: Request, app: App, kind: str) -> RateLimiter:
+    """The API application's limiter of `kind` (``accepted`` or ``refused``
+    deliveries), made on first use from the settings."""
     state = request.app.state
     with _lock:
-        found = getattr(state, "webhook_limiter", None)
+        found = getattr(state, f"webhook_{kind}", None)
         if found is None:
             limits = DeliveryLimits(app.settings.webhook_rate, app.settings.webhook_burst)
-            found = state.webhook_limiter = RateLimiter(limits)
+            found = RateLimiter(limits)
+            setattr(state, f"webhook_{kind}", found)
     return cast(RateLimiter, found)
+
+
+def _rate_limited(wait: float) -> JSONResponse:
+    return error_response(
+        429,
+        "rate_limited",
+        "too many deliveries for this endpoint; retry later",
+        headers={"Retry-After": str(retry_after(wait))},
+    )
 
 
 async def _body(request: Request, limit: int) -> bytes | None:
@@ -82,25 +94,24 @@ async def receive_delivery(
     """Where Stripe sends the connection's events. Verified by the `Stripe-Signature`
     header (no credentials); a verified event asks for an incremental run of each
     enabled incremental pipeline of the connection, coalesced, and is answered at once."""
-    wait = _limiter(request, app).take(connection_id)
-    if wait > 0:
-        return error_response(
-            429,
-            "rate_limited",
-            "too many deliveries for this endpoint; retry later",
-            headers={"Retry-After": str(retry_after(wait))},
-        )
     payload = await _body(request, DeliveryLimits().max_body_bytes)
     if payload is None:
         return error_response(413, "payload_too_large", "the delivery's body is too large")
-    signature = request.headers.get("stripe-signature")
+    signature, clock = request.headers.get("stripe-signature"), SystemClock()
+    # Verified first, then limited, each kind on its own: forged deliveries use up only
+    # the refusals' bucket, never Stripe's (a flood of them got Stripe's own 429s).
     try:
-        done = await run_in_threadpool(
-            receive, app, connection_id, payload, signature, SystemClock()
-        )
+        verified = await run_in_threadpool(check, app, connection_id, payload, signature, clock)
     except BadSignature as exc:
         log.info("webhook delivery to %s refused: %s", connection_id, exc.message)
+        wait = _limiter(request, app, "refused").take(connection_id)
+        if wait > 0:
+            return _rate_limited(wait)
         return error_response(400, "invalid_signature", _REFUSED)
+    wait = _limiter(request, app, "accepted").take(connection_id)
+    if wait > 0:
+        return _rate_limited(wait)
+    done = await run_in_threadpool(record, app, verified, clock)
     answer = DeliveryReceived(
         received=True,
         duplicate=done.duplicate,
