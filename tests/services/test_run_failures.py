@@ -267,14 +267,9 @@ def test_events_permission_lost_midway_falls_back_to_new_customers_by_created_da
 
 
 def saved_max_created(app: App, pipeline_id: str) -> int:
-    wh = app.warehouse()
-    try:
-        owned = wh.pipeline_state(pipeline_id)
-    finally:
-        wh.close()
-    assert owned is not None
-    assert owned.state is not None
-    return owned.state.max_created
+    state = _state(app, pipeline_id)
+    assert state is not None
+    return int(state.max_created)
 
 
 def test_new_customers_by_created_date_cut_short_lose_none(
