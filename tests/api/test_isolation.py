@@ -43,6 +43,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/pipelines/{pipeline_id}/disable", None),
     ("PUT", "/pipelines/{pipeline_id}/schedule", {"schedule": "5m"}),
     ("POST", "/pipelines/{pipeline_id}/runs", {"full": True}),
+    ("GET", "/pipelines/{pipeline_id}/runs", None),
     ("DELETE", "/pipelines/{pipeline_id}", None),
     ("GET", "/runs/{run_id}", None),
     ("GET", "/runs/{run_id}/errors", None),

@@ -92,6 +92,10 @@ def test_runs_and_their_errors_page_with_filters(tenant: Tenant, sandbox: Runnin
     assert ids(everything) == [live, *[r for _, r in made][::-1]]
     of_first = ids(pages(http, "/runs", 4, pipeline_id=first["id"]))
     assert of_first == [live, *[r for p, r in made if p == first["id"]][::-1]]
+    # The same under the pipeline (it answered 405: only POST, run now, was there).
+    assert ids(pages(http, f"/pipelines/{first['id']}/runs", 4)) == of_first
+    assert ids(pages(http, f"/pipelines/{first['id']}/runs", 5, status="queued")) == [live]
+    assert http.get("/pipelines/pl_000000000000/runs").status_code == 404
     assert ids(pages(http, "/runs", 7, status="queued")) == [live]
     assert len(ids(pages(http, "/runs", 100, status="cancelled"))) == 23
     assert ids(pages(http, "/runs", 5, status="succeeded")) == []

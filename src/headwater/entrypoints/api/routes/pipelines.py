@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from headwater.entrypoints.api.deps import WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
@@ -21,6 +22,7 @@ from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.entrypoints.api.params import (
     PipelineId,
 )
+from headwater.entrypoints.api.routes import runs as runs_routes
 from headwater.entrypoints.api.schemas import json_bytes, plain
 from headwater.entrypoints.api.schemas.pipelines import (
     PipelineCreate,
@@ -32,8 +34,8 @@ from headwater.entrypoints.api.schemas.pipelines import (
     RunRequest,
     ScheduleSet,
 )
-from headwater.entrypoints.api.schemas.runs import RunPublic
-from headwater.kernel.entities import Pipeline
+from headwater.entrypoints.api.schemas.runs import RunList, RunPublic
+from headwater.kernel.entities import Pipeline, RunStatus
 from headwater.services.app import App
 from headwater.services.pipelines import manage, runner, saving
 from headwater.services.pipelines.documents import pipeline_documents, run_document
@@ -155,3 +157,17 @@ def run_pipeline(
     full = body.full if body is not None else False
     run = runner.enqueue(app, pipeline_id, full=full)
     return RunPublic.model_validate(plain(run_document(run)))
+
+
+@router.get("/{pipeline_id}/runs", summary="List a pipeline's runs", response_model=RunList)
+async def list_pipeline_runs(
+    pipeline_id: PipelineId,
+    app: WorkspaceApp,
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+    limit: Limit = 20,
+    starting_after: StartingAfter = None,
+) -> Response:
+    """The pipeline's runs, newest first: `GET /runs?pipeline_id=` for a pipeline that
+    exists (404 for one that does not, or another workspace's)."""
+    await run_in_threadpool(manage.get, app, pipeline_id)
+    return await runs_routes.list_runs(app, pipeline_id, status, limit, starting_after)
