@@ -300,6 +300,18 @@ def _tour(page: Page, customers: list[stripe.Customer], shots: Path) -> None:
     # Profiles: the Script pipeline imported every customer outside Italy.
     chosen = next(c for c in customers if c.email and c.address and c.address.country != "IT")
     page.get_by_role("link", name="Profiles").click()
+    # A page at a time (the list stopped at its first 200, the others out of reach).
+    table = page.get_by_role("table", name="Profiles")
+    first_page = table.get_by_role("row").all_inner_texts()
+    expect(table.get_by_role("row")).to_have_count(101)  # the header and 100 profiles
+    pages = page.get_by_role("navigation", name="Pages of profiles")
+    pages.get_by_role("link", name="Next page").click()
+    second_page = table.get_by_role("row").all_inner_texts()
+    assert not set(first_page[1:]) & set(second_page[1:])
+    pages.get_by_role("link", name="First page").click()
+    expect(table.get_by_role("row").nth(1).get_by_role("link")).to_have_text(
+        first_page[1].split()[0]  # the first profile's id
+    )
     page.get_by_label("Search by any identifier").fill(chosen.email.upper())
     page.get_by_role("button", name="Search").click()
     found = page.get_by_role("table", name="Profiles").get_by_role("row")

@@ -16,7 +16,7 @@ from headwater.entrypoints.console.web import (
     redirect_telling,
     render,
 )
-from headwater.kernel.errors import HeadwaterError, InvalidInput
+from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound
 from headwater.services import model, profiles, warehouse
 from headwater.services.auth import tokens
 from headwater.services.pipelines import authoring
@@ -136,15 +136,32 @@ def change_warehouse(
     return redirect_telling(request, who, "/warehouse", f"Warehouse changed to {shown}")
 
 
+#: Profiles shown per page of the console's list.
+PROFILES_PAGE = 100
+
+
 @router.get("/profiles")
-def profiles_page(request: Request, who: CurrentViewer, q: str = "") -> Response:
-    found = profiles.list_profiles(who.app, q or None, limit=200)
+def profiles_page(request: Request, who: CurrentViewer, q: str = "", after: str = "") -> Response:
+    """A page of profiles, newest first, after the profile `after` (the list stopped at
+    its first 200, with no way to see the others but searching)."""
+    note = None
+    try:
+        found = profiles.list_profiles(
+            who.app, q or None, after=after or None, limit=PROFILES_PAGE + 1
+        )
+    except NotFound:  # merged or removed since the page that named it
+        note, after = "That profile was merged or removed since; the list starts again.", ""
+        found = profiles.list_profiles(who.app, q or None, limit=PROFILES_PAGE + 1)
+    more = len(found) > PROFILES_PAGE
     return render(
         request,
         "profiles.html",
         who,
         q=q,
-        profiles=found,
+        after=after,
+        profiles=found[:PROFILES_PAGE],
+        next_after=found[PROFILES_PAGE - 1]["id"] if more else None,
+        note=note,
         total=profiles.count_profiles(who.app, q or None),
         fields=authoring.model_fields(who.app.model())[:5],
     )
