@@ -15,6 +15,8 @@ from playwright.sync_api import Page, expect
 from tests.conftest import PG_URL, fresh_schema
 from tests.entrypoints.console.conftest import Site, sign_in
 
+from headwater.adapters.store import runs
+from headwater.kernel.entities import utcnow
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections, profiles
 from headwater.services.pipelines import manage, runner
@@ -263,3 +265,32 @@ def test_customer_model_refusals_keep_what_was_typed(page: Page, site: Site) -> 
     page.get_by_role("button", name="Drop").click()
     expect(page.get_by_role("alert")).to_contain_text("take it out of the identifiers first")
     expect(page.get_by_label("Property to drop")).to_have_value("email")
+
+
+def test_runs_history_is_paged(page: Page, site: Site) -> None:
+    """The Runs page stopped at the newest 100 runs, the older ones out of reach."""
+    pipeline = site.add_pipeline(site.add_source("Paged").id, "paged")
+    app = site.app()
+    try:
+        made = []
+        for _ in range(105):
+            run = runs.create_run(app.engine, pipeline.id, "incremental")
+            runs.update_run(app.engine, run.id, status="cancelled", finished_at=utcnow())
+            made.append(run.id)
+    finally:
+        app.close()
+    sign_in(page, site.url)
+    page.goto(site.url + "/runs")
+    table = page.get_by_role("table", name="Runs")
+    pages = page.get_by_role("navigation", name="Pages of runs")
+    newest = table.get_by_role("row").nth(1).get_by_role("link").first.get_attribute("href")
+    pages.get_by_role("link", name="Next page").click()
+    older = [
+        link.get_attribute("href") for link in table.get_by_role("row").get_by_role("link").all()
+    ]
+    assert f"/runs/{made[0]}" in older  # the oldest, past the first 100
+    assert newest not in older
+    pages.get_by_role("link", name="First page").click()
+    expect(table.get_by_role("row").nth(1).get_by_role("link").first).to_have_attribute(
+        "href", str(newest)
+    )

@@ -23,10 +23,10 @@ from headwater.entrypoints.console.web import (
     root_app,
 )
 from headwater.kernel.entities import Run
-from headwater.kernel.errors import Conflict
+from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.services import connections
 from headwater.services.auth import sessions
-from headwater.services.pipelines import documents, manage, runner
+from headwater.services.pipelines import documents, history, manage, runner
 
 router = APIRouter()
 
@@ -35,6 +35,7 @@ POLL_SECONDS = 0.5
 
 
 def _history(request: Request, who: Viewer, runs: list[Run], **ctx: Any) -> Response:
+    ctx = {"after": "", "next_after": None, **ctx}  # pages: the workspace's list only
     names = {p.id: p.name for p in manage.list_pipelines(who.app)}
     return render(
         request,
@@ -49,8 +50,19 @@ def _history(request: Request, who: Viewer, runs: list[Run], **ctx: Any) -> Resp
 
 
 @router.get("/runs")
-def runs_page(request: Request, who: CurrentViewer) -> Response:
-    return _history(request, who, runner.list_runs(who.app, limit=100), connection=None)
+def runs_page(request: Request, who: CurrentViewer, after: str = "") -> Response:
+    """A page of the workspace's runs, newest first, after the run `after` (the list
+    stopped at its first 100)."""
+    try:
+        found = history.page_runs(who.app, limit=RUNS_PAGE, starting_after=after or None)
+    except InvalidInput:  # not a run of this workspace (or deleted with its pipeline)
+        found, after = history.page_runs(who.app, limit=RUNS_PAGE), ""
+    next_after = found.items[-1].id if found.has_more else None
+    return _history(request, who, found.items, connection=None, after=after, next_after=next_after)
+
+
+#: Runs shown per page of the console's history.
+RUNS_PAGE = 100
 
 
 @router.get("/runs/{run_id}")
