@@ -227,6 +227,30 @@ class ScriptedSource:
         return self._methods.get(name) or getattr(self._real, name)
 
 
+def stop_after_first_page(
+    stop: RunStop, written: Callable[[], object], status: RunStatus, message: str
+) -> Callable[[Any], Callable[[], Iterator[list[Record]]]]:
+    """A `script_source` reader: the real full read, asked to stop (`status`) once its
+    first page is written (`written` is true; 10 s at most), then read on."""
+
+    def scripted(real: Any) -> Callable[[], Iterator[list[Record]]]:
+        def read_full() -> Iterator[list[Record]]:
+            pages = real.read_full()
+            try:
+                yield next(iter(pages))
+                deadline = time.monotonic() + 10
+                while not written() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                stop.request(status, message)
+                yield from pages
+            finally:
+                pages.close()
+
+        return read_full
+
+    return scripted
+
+
 def script_source(monkeypatch: pytest.MonkeyPatch, **methods: Any) -> None:
     open_source = runner.open_source
 
@@ -383,20 +407,9 @@ def test_a_full_run_resumed_under_its_id_purges_a_customer_its_earlier_attempt_w
                 wh.close()
             return {r["_source_id"] for r in rows if r["_run_id"] == queued.id}
 
-        def stopped_after_a_page(real: Any) -> Callable[[], Iterator[list[Record]]]:
-            def read_full() -> Iterator[list[Record]]:
-                pages = real.read_full()
-                try:
-                    yield next(iter(pages))
-                    deadline = time.monotonic() + 10
-                    while not written_by_the_run() and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    stop.request(RunStatus.QUEUED, "re-queued: the service stops")
-                    yield from pages
-                finally:
-                    pages.close()
-
-            return read_full
+        stopped_after_a_page = stop_after_first_page(
+            stop, written_by_the_run, RunStatus.QUEUED, "re-queued: the service stops"
+        )
 
         def attempt(run_stop: RunStop) -> RunStatus:
             owner = new_owner()
@@ -464,20 +477,9 @@ def test_a_cancelled_run_ends_without_resolving_and_the_next_run_resolves(
         queued = runner.enqueue(app, pipeline.id)
         stop = RunStop()
 
-        def cancelled_after_a_page(real: Any) -> Callable[[], Iterator[list[Record]]]:
-            def read_full() -> Iterator[list[Record]]:
-                pages = real.read_full()
-                try:
-                    yield next(iter(pages))
-                    deadline = time.monotonic() + 10
-                    while not ids(app, pipeline.id) and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    stop.request(RunStatus.CANCELLED, "cancelled on request")
-                    yield from pages
-                finally:
-                    pages.close()
-
-            return read_full
+        cancelled_after_a_page = stop_after_first_page(
+            stop, lambda: ids(app, pipeline.id), RunStatus.CANCELLED, "cancelled on request"
+        )
 
         script_source(monkeypatch, read_full=cancelled_after_a_page)
         monkeypatch.setattr(engine, "WRITE_BATCH", 100)  # a page is a write
