@@ -24,8 +24,8 @@ from headwater.adapters.connectors.stripe.keys import KeyAccess
 from headwater.adapters.store import objects
 from headwater.adapters.store import webhooks as webhook_rows
 from headwater.adapters.store.webhooks import WebhookEndpoint
-from headwater.kernel.entities import Connection, Pipeline, new_id, utcnow
-from headwater.kernel.errors import Conflict, HeadwaterError, InvalidInput, mask_secret
+from headwater.kernel.entities import Connection, new_id, utcnow
+from headwater.kernel.errors import HeadwaterError, InvalidInput, mask_secret
 from headwater.services.app import App
 
 STRIPE_API = "https://api.stripe.com"
@@ -186,15 +186,9 @@ def delete_connection(app: App, connection_id: str) -> str | None:
     connection is deleted whatever Stripe answers, and the note returned says what to
     remove by hand in the Stripe Dashboard (None when nothing is left to do)."""
     connection = get_connection(app, connection_id)
-    used = objects.find(app.engine, Pipeline, connection_id=connection_id)
-    if used:
-        names = ", ".join(p.id for p in used)
-        raise Conflict(
-            f"connection {connection_id} is used by pipelines {names}; delete them first"
-        )
     endpoint = webhook_rows.get_endpoint(app.engine, connection.id)
     # One transaction: the webhook settings go with the connection (the foreign key
-    # cascades), or neither goes (a pipeline made meanwhile: `Conflict`).
+    # cascades), or nothing goes (`Conflict` while a pipeline uses it).
     objects.remove(app.engine, Connection, connection.id)
     return None if endpoint is None else _remove_at_stripe(app, connection, endpoint)
 

@@ -11,7 +11,6 @@ from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.errors import SourceUnreachable
 from headwater.adapters.store import objects
 from headwater.adapters.store import webhooks as store
-from headwater.kernel.entities import Pipeline
 from headwater.kernel.errors import Conflict, InvalidInput, NotFound
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
@@ -121,15 +120,15 @@ def test_a_pipeline_made_meanwhile_keeps_the_connection_and_its_webhook_secret(
         conn = connect(app, sandbox)
         endpoints.register(app, conn.id, "https://hw.example.com")
         make_pipeline(conn)
-        real_find = connections.objects.find
-        monkeypatch.setattr(  # the check saw no pipeline: the other request came after it
-            connections.objects,
-            "find",
-            lambda engine, cls, **kw: [] if cls is Pipeline else real_find(engine, cls, **kw),
-        )
+        with pytest.raises(Conflict) as caught:  # the delete's own check sees it
+            connections.delete_connection(app, conn.id)
+        assert "used by pipelines" in caught.value.message
+        assert store.get_endpoint(app.engine, conn.id) is not None
+        # The check saw no pipeline: another transaction made one after it.
+        monkeypatch.setattr(objects, "_refuse_if_used", lambda conn, connection_id: None)
         with pytest.raises(Conflict) as caught:
             connections.delete_connection(app, conn.id)
-        assert "pipelines" in caught.value.message
+        assert "used by a pipeline" in caught.value.message
         assert connections.get_connection(app, conn.id).id == conn.id
         assert store.get_endpoint(app.engine, conn.id) is not None
         assert len(sandbox.webhooks()) == 1
