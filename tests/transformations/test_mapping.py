@@ -198,6 +198,7 @@ ERRORS = [
     ('json_parse("' + "[" * 5000 + '")', 1, 1, "json_parse() got invalid JSON"),
     ("""json_parse("[1, NaN]")""", 1, 1, "NaN is not a JSON number"),
     ("""json_parse("{\\"a\\": -Infinity}")""", 1, 1, "-Infinity is not a JSON number"),
+    ("""json_parse("[\\"\\\\ud800\\"]")""", 1, 1, "\\ud800 is a lone surrogate"),
     (
         "replace(" * 10 + '"aa"' + ', "a", "aaaaaaaaaa")' * 10,
         1,

@@ -15,6 +15,7 @@ from typing import Any
 
 from headwater.adapters.transformations.mapping import runtime as rt
 from headwater.adapters.transformations.mapping.types import NUMERIC, SCALAR, TEMPORAL, T, unify
+from headwater.kernel import json_text
 
 Fn = Callable[[Any], Any]  # compiled expression: record -> value
 
@@ -213,13 +214,9 @@ def _to_date(v: Any) -> date:
     return _from_unix(v).date()
 
 
-def _not_json(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
-
-
 def _json_parse(v: Any) -> Any:
-    try:  # NaN and Infinity, which Python's json reads, are not JSON (RFC 8259)
-        return json.loads(rt.text(v, "json_parse"), parse_constant=_not_json)
+    try:  # JSON as RFC 8259 has it: no NaN, no lone surrogate (`kernel.json_text`)
+        return json_text.loads(rt.text(v, "json_parse"))
     except json.JSONDecodeError as exc:
         raise rt.EvalError(f"json_parse() got invalid JSON {rt.show(v)}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:  # a number past 4,300 digits, deep nesting
