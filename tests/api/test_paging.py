@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from tests.api.conftest import Tenant
 
 from headwater.adapters.store import runs
@@ -110,3 +111,17 @@ def test_runs_and_their_errors_page_with_filters(tenant: Tenant, sandbox: Runnin
     ]
     shown = http.get(f"/runs/{live}", params={"errors": 3}).json()["errors"]
     assert [e["source_id"] for e in shown] == ["cus_000", "cus_001", "cus_002"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/connections", "/pipelines", "/runs", "/tokens", "/workspaces", "/profiles"]
+)
+def test_an_unknown_cursor_is_one_error_on_every_list(tenant: Tenant, path: str) -> None:
+    """`starting_after` naming nothing of the list is bad input on that parameter,
+    the same answer on every list (it was 404 on four of them, 422 on two)."""
+    response = tenant.http.get(path, params={"starting_after": "nope_000000"})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_input"
+    assert error["field"] == "starting_after"
+    assert "nope_000000" in error["message"]

@@ -11,7 +11,7 @@ import pytest
 
 from headwater.adapters.warehouse import Warehouse
 from headwater.adapters.warehouse.profile_store import ProfileRecord, ProfileWrite
-from headwater.kernel.errors import NotFound
+from headwater.kernel.errors import InvalidInput
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -55,7 +55,7 @@ def test_pages_are_newest_first_and_continue_from_their_cursor(warehouse: Wareho
     rest = warehouse.profile_page(None, first[-1].id, 10)
     assert [r.id for r in rest] == [ids[3], ids[1], ids[0]]
     assert warehouse.count_matching_profiles() == 7
-    with pytest.raises(NotFound, match="list again"):
+    with pytest.raises(InvalidInput, match="list again"):
         warehouse.profile_page(None, str(uuid.UUID(int=999)), 3)
 
 

@@ -68,8 +68,8 @@ def test_bad_input_names_its_field(api: Api) -> None:
         for response, field in cases:
             assert response.status_code == 422, response.text
             assert response.json()["error"]["field"] == field
-        assert client.get("/tokens", params={"starting_after": "tok_nope"}).status_code == 404
-        assert client.get("/workspaces", params={"starting_after": "ws_nope"}).status_code == 404
+        assert client.get("/tokens", params={"starting_after": "tok_nope"}).status_code == 422
+        assert client.get("/workspaces", params={"starting_after": "ws_nope"}).status_code == 422
         garbage = client.post(
             "/tokens", content=b"{not json", headers={"Content-Type": "application/json"}
         )

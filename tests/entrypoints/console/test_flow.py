@@ -312,6 +312,10 @@ def _tour(page: Page, customers: list[stripe.Customer], shots: Path) -> None:
     expect(table.get_by_role("row").nth(1).get_by_role("link")).to_have_text(
         first_page[1].split()[0]  # the first profile's id
     )
+    # A page after a profile merged away since starts the list again, and says so.
+    page.goto(page.url.split("/profiles")[0] + "/profiles?after=pr_merged_since")
+    expect(page.get_by_role("status")).to_contain_text("merged or removed since")
+    expect(table.get_by_role("row")).to_have_count(101)
     page.get_by_label("Search by any identifier").fill(chosen.email.upper())
     page.get_by_role("button", name="Search").click()
     found = page.get_by_role("table", name="Profiles").get_by_role("row")

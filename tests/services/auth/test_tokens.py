@@ -70,8 +70,9 @@ def test_tokens_list_newest_first_in_pages(app: App) -> None:
     assert {t.id for t in first + second + third} == {t.id for t in made}
     with pytest.raises(InvalidInput):
         tokens.list_tokens(app, limit=0)
-    with pytest.raises(NotFound):
+    with pytest.raises(InvalidInput) as caught:
         tokens.list_tokens(app, starting_after="tok_nope")
+    assert caught.value.location == "starting_after"
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 201, "\x1e", "line\nbreak"])

@@ -23,7 +23,7 @@ from headwater.adapters.store.objects import aware
 from headwater.adapters.store.tables import workspaces
 from headwater.kernel.accounts import ApiToken, Session, User
 from headwater.kernel.entities import new_id
-from headwater.kernel.errors import Conflict, NotFound
+from headwater.kernel.errors import Conflict, InvalidInput, NotFound
 
 # A token's `last_used_at` is refreshed at most this often: a write per request would
 # make every read of the API a write to the store.
@@ -250,11 +250,16 @@ def list_tokens(
     engine: Engine, workspace_id: str, limit: int, starting_after: str | None = None
 ) -> tuple[list[ApiToken], bool]:
     """The workspace's tokens, newest first, after `starting_after` (a token id of
-    this workspace); and whether more follow."""
+    this workspace, else `InvalidInput` at ``starting_after``); and whether more follow."""
     order = (api_tokens.c.created_at.desc(), api_tokens.c.id.desc())
     query = select(api_tokens).where(api_tokens.c.workspace_id == workspace_id)
     if starting_after is not None:
-        after = get_token(engine, starting_after, workspace_id)
+        try:
+            after = get_token(engine, starting_after, workspace_id)
+        except NotFound:
+            raise InvalidInput(
+                f"no token with id {starting_after!r} in this list", "starting_after"
+            ) from None
         query = query.where(
             or_(
                 api_tokens.c.created_at < after.created_at,

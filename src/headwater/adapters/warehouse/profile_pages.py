@@ -17,7 +17,7 @@ from typing import Any
 from headwater.adapters.warehouse import sql
 from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import ProfileRecord, Spelling, record_of
-from headwater.kernel.errors import NotFound
+from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import PropertyType
 
 
@@ -48,8 +48,8 @@ def page(
 ) -> list[ProfileRecord]:
     """Up to `limit` profiles after the profile `after` (None: from the first), newest
     first (``_updated_at``, then the id's text, both descending), each with a value
-    containing `search` if given.  `NotFound` when no profile has the id `after` (it
-    was merged away since the page before)."""
+    containing `search` if given.  `InvalidInput` at ``starting_after`` when no profile
+    has the id `after` (it was merged away since the page before)."""
     s = sql.quote(schema)
     params: dict[str, Any] = {}
     pid = f"CAST(p._profile_id AS {sp.text}){sp.collate}"
@@ -60,7 +60,10 @@ def page(
             {"after": after},
         )
         if not found:
-            raise NotFound(f"no profile with id {after!r} (merged or removed since): list again")
+            raise InvalidInput(
+                f"no profile with id {after!r} (merged or removed since): list again",
+                "starting_after",
+            )
         where.append(
             f"(p._updated_at < {sp.ph('at')} OR (p._updated_at = {sp.ph('at')} "
             f"AND {pid} < {sp.ph('after')}))"

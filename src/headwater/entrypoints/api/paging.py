@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Query
 
-from headwater.kernel.errors import NotFound
+from headwater.kernel.errors import InvalidInput
 
 T = TypeVar("T")
 
@@ -31,12 +31,13 @@ def page(
 ) -> tuple[list[T], bool]:
     """One page of `items` (already newest first) and whether more follow.
 
-    `NotFound` when no item has that id (as for an object of another workspace).
+    `InvalidInput` at ``starting_after`` when no item of the list has that id (as
+    for an object of another workspace): the same answer as every other list's.
     """
     start = 0
     if starting_after is not None:
         ids = [id_of(item) for item in items]
         if starting_after not in ids:
-            raise NotFound(f"no item with id {starting_after!r} in this list")
+            raise InvalidInput(f"no item with id {starting_after!r} in this list", "starting_after")
         start = ids.index(starting_after) + 1
     return list(items[start : start + limit]), len(items) > start + limit

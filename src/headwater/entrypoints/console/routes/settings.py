@@ -16,7 +16,7 @@ from headwater.entrypoints.console.web import (
     redirect_telling,
     render,
 )
-from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound
+from headwater.kernel.errors import HeadwaterError, InvalidInput
 from headwater.services import model, profiles, warehouse
 from headwater.services.auth import tokens
 from headwater.services.pipelines import authoring
@@ -149,7 +149,9 @@ def profiles_page(request: Request, who: CurrentViewer, q: str = "", after: str 
         found = profiles.list_profiles(
             who.app, q or None, after=after or None, limit=PROFILES_PAGE + 1
         )
-    except NotFound:  # merged or removed since the page that named it
+    except InvalidInput as refused:  # merged or removed since the page that named it
+        if refused.location != "starting_after":
+            raise
         note, after = "That profile was merged or removed since; the list starts again.", ""
         found = profiles.list_profiles(who.app, q or None, limit=PROFILES_PAGE + 1)
     more = len(found) > PROFILES_PAGE
