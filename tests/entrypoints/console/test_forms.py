@@ -11,6 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 from tests.entrypoints.console.conftest import Site, sign_in
 
+from headwater.services.auth import tokens
+
 pytestmark = pytest.mark.slow
 
 
@@ -78,3 +80,27 @@ def test_actions_answer_with_a_redirect_and_say_what_they_did(page: Page, site: 
     assert page.url == site.url + "/warehouse"
     page.reload()
     expect(page.get_by_role("status").filter(has_text="Connected")).to_have_count(0)
+
+
+def test_the_tokens_page_shows_every_token_a_page_at_a_time(page: Page, site: Site) -> None:
+    """Past 100 tokens the list goes on on a next page (it stopped at the newest 100,
+    the older ones out of reach, revocation included)."""
+    app = site.app()
+    try:
+        for i in range(101):
+            tokens.create_token(app, f"Paged {i:03}")
+    finally:
+        app.close()
+    sign_in(page, site.url)
+    page.goto(site.url + "/tokens")
+    rows = page.get_by_role("table", name="API tokens").get_by_role("row")
+    expect(rows).to_have_count(101)  # the header and 100 tokens
+    expect(rows.nth(1)).to_contain_text("Paged 100")  # newest first
+    pages = page.get_by_role("navigation", name="Pages of tokens")
+    expect(pages.get_by_role("link", name="First page")).to_have_count(0)
+    pages.get_by_role("link", name="Next page").click()
+    expect(page.get_by_role("row", name=re.compile("^Paged 000"))).to_have_count(1)
+    page.get_by_role("button", name="Revoke Paged 000").click()
+    expect(page.get_by_role("status")).to_contain_text("Paged 000")
+    page.goto(site.url + "/tokens?after=tok_unknown")  # no such token: the first page
+    expect(rows.nth(1)).to_contain_text("Paged 100")

@@ -175,19 +175,32 @@ def profile_page(request: Request, profile_id: str, who: CurrentViewer) -> Respo
 
 
 def _tokens_page(
-    request: Request, who: Viewer, error: str | None = None, status: int = 200
+    request: Request, who: Viewer, error: str | None = None, status: int = 200, after: str = ""
 ) -> Response:
-    found, _more = tokens.list_tokens(who.app)
+    """A page of the workspace's tokens, newest first, after the token `after` (the list
+    stopped at its newest 100); an `after` that is no token of it starts again."""
+    try:
+        found, more = tokens.list_tokens(who.app, starting_after=after or None)
+    except InvalidInput:
+        (found, more), after = tokens.list_tokens(who.app), ""
     # A token just made by this session (see create_token), shown this once.
     created = flashes(request).take(who.session, (Kind.TOKEN,)) if error is None else []
     return render(
-        request, "tokens.html", who, status=status, tokens=found, created=created, error=error
+        request,
+        "tokens.html",
+        who,
+        status=status,
+        tokens=found,
+        created=created,
+        error=error,
+        after=after,
+        next_after=found[-1].id if more else None,
     )
 
 
 @router.get("/tokens")
-def tokens_page(request: Request, who: CurrentViewer) -> Response:
-    return _tokens_page(request, who)
+def tokens_page(request: Request, who: CurrentViewer, after: str = "") -> Response:
+    return _tokens_page(request, who, after=after)
 
 
 @router.post("/tokens")
