@@ -159,10 +159,11 @@ def test_state_file_survives_a_restart(tmp_path: Path, sdk) -> None:
     state = str(tmp_path / "sandbox.state")
     with start_sandbox(customers=20, seed=5, state_file=state) as first:
         client = sdk(first)
+        hook = first.add_webhook("http://127.0.0.1:9/first", events=("invoice.paid",))
         made = client.v1.customers.create({"name": "kept"})
         gone = client.v1.customers.list({"limit": 1}).data[0]
         client.v1.customers.delete(made.id)
-        client.v1.customers.create({"name": "also kept"})
+        kept = client.v1.customers.create({"name": "also kept"})
         before = [c.id for c in client.v1.customers.list({"limit": 100}).data]
         events_before = [e.id for e in client.v1.events.list().data]
     assert gone.id == made.id
@@ -171,3 +172,17 @@ def test_state_file_survives_a_restart(tmp_path: Path, sdk) -> None:
         assert [c.id for c in client.v1.customers.list({"limit": 100}).data] == before
         assert [e.id for e in client.v1.events.list().data] == events_before
         assert client.v1.customers.retrieve(made.id).to_dict()["deleted"] is True
+        # Ids made after the restart never repeat those made before it: the id
+        # generators carry on from where the first run left them.
+        for n in range(4):
+            client.v1.customers.update(kept.id, {"name": f"renamed {n}"})
+        events_after = [e.id for e in client.v1.events.list().data]
+        assert len(events_after) == len(set(events_after)) == len(events_before) + 4
+        assert not set(events_after[:4]) & set(events_before)
+        newer = client.v1.events.list({"ending_before": events_before[0]}).data
+        assert [e.id for e in newer] == events_after[:4]
+        other = second.add_webhook("http://127.0.0.1:9/second", events=("invoice.paid",))
+        assert other["id"] != hook["id"]
+        assert other["secret"] != hook["secret"]
+        listed = {e["id"]: e["url"] for e in second.webhooks()}
+        assert listed == {hook["id"]: hook["url"], other["id"]: other["url"]}

@@ -1,9 +1,12 @@
 """``--state FILE``: the sandbox's data saved as tab-separated lines of JSON.
 
-Line kinds: ``H`` header (clock offset, sequence), ``C key id json`` customer,
+Line kinds: ``H`` header (clock offset, sequence, where the id generators have got
+to), ``C key id json`` customer,
 ``D key id`` deleted customer, ``E key id type json`` event, ``W json`` webhook endpoint.
 Customers' JSON is written as stored, so loading needs no re-rendering.  Format 1 files
-(whose ``C`` lines also carried the email, now read from the JSON) still load.
+(whose ``C`` lines also carried the email, now read from the JSON) still load, and so
+do files whose header has no ``ids``: their run's ids came from the start of the seed's
+sequences, so the loaded sandbox draws from sequences of its own instead.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from headwater.sandbox.events import Event
+from headwater.sandbox.ids import IdFactory
 from headwater.sandbox.webhooks import Endpoint
 
 if TYPE_CHECKING:
@@ -23,11 +27,20 @@ _FORMAT = 2
 _READABLE = (1, 2)
 
 
+def _id_factories(sandbox: Sandbox) -> dict[str, IdFactory]:
+    return {"api": sandbox.ids, "webhooks": sandbox.webhooks.ids}
+
+
 def save(sandbox: Sandbox, path: str) -> None:
     """Write atomically (temp file + rename), so a crash never leaves half a snapshot."""
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
-    header = {"format": _FORMAT, "clock_offset": sandbox.clock.offset, "seq": sandbox.customers.seq}
+    header = {
+        "format": _FORMAT,
+        "clock_offset": sandbox.clock.offset,
+        "seq": sandbox.customers.seq,
+        "ids": {name: ids.position() for name, ids in _id_factories(sandbox).items()},
+    }
     with open(tmp, "wb") as out:
         out.write(b"H\t" + orjson.dumps(header) + b"\n")
         for key, customer_id, blob in sandbox.customers.items():
@@ -70,6 +83,12 @@ def _load_line(sandbox: Sandbox, kind: bytes, rest: bytes, version: list[int]) -
         version[0] = header["format"]
         sandbox.clock.offset = float(header["clock_offset"])
         store.seq = int(header["seq"])
+        positions = header.get("ids")
+        for name, ids in _id_factories(sandbox).items():
+            if positions is None:
+                ids.move_past_unsaved_run()
+            else:
+                ids.resume(positions[name])
     elif kind == b"C":
         fields = rest.split(b"\t", 3 if version[0] == 1 else 2)
         store.add(fields[1].decode(), int(fields[0]), fields[-1])
