@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from headwater.entrypoints.console import web
 from headwater.entrypoints.console.flash import Flashes
+from headwater.entrypoints.console.headers import ConsoleHeaders
 from headwater.entrypoints.console.routes import ROUTERS
 from headwater.services.app import App
 
@@ -30,6 +31,7 @@ def create_console(app: App) -> FastAPI:
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.headwater = app
     console.state.flashes = Flashes()
+    console.add_middleware(ConsoleHeaders)
     web.install_handlers(console)
     console.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     for router in ROUTERS:
