@@ -183,9 +183,17 @@ function showProblems(error) {
   $("#editor-errors").textContent = general.join("\n");
 }
 
+// Posts JSON as the editor's own request (X-Requested-With: fetch): when the session
+// has ended, the console answers 401 with where to sign in (never a redirect, which
+// fetch would follow to the sign-in page); the editor goes there and the answer is null.
 async function post(url, body) {
-  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  return response;
+  const headers = { "Content-Type": "application/json", "X-Requested-With": "fetch" };
+  const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
+  if (response.status !== 401) return response;
+  const answer = await response.json().catch(() => ({}));
+  if (!answer.location) return response;  // the API's 401 (validation): nothing to show
+  window.location.assign(answer.location);
+  return null;
 }
 
 // Validation as you type: the API's POST /validate answers every problem, located
@@ -197,7 +205,7 @@ function validateSoon() {
     const spec = transformation();
     const body = spec.kind === "mapping" ? { mapping: spec.mapping } : { transformation: spec };
     const response = await post(data.validate_url, body);
-    if (!response.ok) return;
+    if (!response || !response.ok) return;
     const answer = await response.json();
     for (const p of document.querySelectorAll("#mappings .field-error, .code-error")) p.textContent = "";
     for (const i of document.querySelectorAll("input[data-model-path]")) i.removeAttribute("aria-invalid");
@@ -221,6 +229,7 @@ async function reloadPreview() {
   out.textContent = "Loading samples…";
   const doc = pipelineDocument();
   const response = await post(data.preview_url, { connection_id: data.connection_id || data.pipeline_connection, filter: doc.filter, transformation: doc.transformation });
+  if (!response) return;  // signed out: on the way to the sign-in page
   out.innerHTML = await response.text();  // the server's template escapes every value
   out.removeAttribute("aria-busy");
 }
@@ -233,6 +242,7 @@ async function save() {
   button.disabled = true;
   try {
     const response = await post(data.save_url, pipelineDocument());
+    if (!response) return;  // signed out: on the way to the sign-in page
     const answer = await response.json();
     if (response.ok) { window.location.assign(answer.location); return; }
     showProblems(answer.error);

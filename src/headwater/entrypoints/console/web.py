@@ -2,7 +2,10 @@
 same-origin rule for changes, and how errors become pages.
 
 A page needs a live session (the ``headwater_session`` cookie): without one it answers
-with a redirect to the sign-in page (or, for an htmx request, an ``HX-Redirect``). A
+with a redirect to the sign-in page; an htmx request gets 200 with ``HX-Redirect`` (a
+303 would be followed by the browser's XHR itself, and htmx would swap the sign-in page
+into the row), and a script's own request (the editor's fetch calls, marked
+``X-Requested-With: fetch``) gets 401 with where to sign in. A
 request that changes state (any method but GET/HEAD) must come from this site's pages
 (`same_origin`, the API's own rule): a cross-site form post is refused with 403 even
 when the browser sends the cookie.
@@ -14,11 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
 from headwater.entrypoints.console.flash import Flash, Flashes, Kind
@@ -127,8 +130,11 @@ def render(
     return HTMLResponse(html, status_code=status)
 
 
-def redirect(url: str) -> Response:
-    """A redirect that works for full pages and for htmx requests alike."""
+def redirect(url: str, request: Request | None = None) -> Response:
+    """A redirect that works for full pages and for htmx requests alike: given the
+    `request`, an htmx one gets 200 with ``HX-Redirect`` (XHR follows a 303 itself)."""
+    if request is not None and request.headers.get("hx-request"):
+        return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303, headers={"HX-Redirect": url})
 
 
@@ -147,13 +153,39 @@ def local_path(url: str | None) -> str:
     return "/sources"
 
 
+def _own_page(request: Request, url: str | None) -> str | None:
+    """The path and query of `url`, an absolute URL (htmx's ``HX-Current-URL``, a
+    ``Referer``), when it is a page of this site; else None."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = request.headers.get("host", "")
+    if (parts.scheme, parts.netloc.lower()) != (request.url.scheme, host.lower()):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _come_back_to(request: Request) -> str:
+    """Where signing in leads back to: the page asked for, or for a change (a post),
+    the page it was made from."""
+    if request.method in SAFE_METHODS:
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    headers = request.headers
+    return (
+        _own_page(request, headers.get("hx-current-url"))
+        or _own_page(request, headers.get("referer"))
+        or "/sources"
+    )
+
+
 def install_handlers(console: FastAPI) -> None:
     @console.exception_handler(SignInRequired)
     def _sign_in(request: Request, _exc: SignInRequired) -> Response:
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        if request.method not in SAFE_METHODS:
-            here = request.headers.get("hx-current-url", "/sources")
-        return redirect(f"/sign-in?next={quote(local_path(here), safe='/')}")
+        sign_in = f"/sign-in?next={quote(local_path(_come_back_to(request)), safe='/')}"
+        if request.headers.get("x-requested-with") == "fetch":
+            error = {"type": "Unauthenticated", "message": "the session has ended: sign in again"}
+            return JSONResponse({"error": error, "location": sign_in}, status_code=401)
+        return redirect(sign_in, request)
 
     @console.exception_handler(CrossSite)
     def _cross_site(request: Request, _exc: CrossSite) -> Response:

@@ -1,0 +1,95 @@
+"""A session that ends while a page is open (signed out elsewhere, expired): the next
+action goes to the sign-in page, and back to the page after it. An htmx action used to
+swap the sign-in page into the table's row (its XHR followed the 303 itself), and the
+editor's fetch calls put it in the preview or failed on it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+from tests.entrypoints.console.conftest import EMAIL, PASSWORD, Site, sign_in
+
+from headwater.services.auth import sessions
+
+pytestmark = pytest.mark.slow
+
+
+def _end_session(page: Page, site: Site) -> None:
+    """Sign the page's session out through the service, as another tab would."""
+    raw = next(c["value"] for c in page.context.cookies() if c["name"] == sessions.COOKIE)
+    app = site.app()
+    try:
+        sessions.sign_out(app, raw)
+    finally:
+        app.close()
+
+
+def _sign_in_again(page: Page) -> None:
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_an_htmx_action_goes_to_the_sign_in_page(page: Page, site: Site) -> None:
+    conn = site.add_source("Signed out")
+    site.add_pipeline(conn.id, "Orphaned")
+    sign_in(page, site.url)
+    tab = f"/connections/{conn.id}/pipelines"
+    page.goto(site.url + tab)
+    _end_session(page, site)
+    page.get_by_role("switch", name="Enable Orphaned").click()
+    expect(page).to_have_url(f"{site.url}/sign-in?next={tab}")
+    heading = page.get_by_role("heading", name="Sign in to Headwater")
+    expect(heading).to_have_count(1)
+    expect(page.get_by_role("row").filter(has=heading)).to_have_count(0)
+    _sign_in_again(page)
+    expect(page).to_have_url(site.url + tab)  # back where the action was made
+
+
+def test_the_editor_goes_to_the_sign_in_page(page: Page, site: Site) -> None:
+    conn = site.add_source("Editing")
+    editor = f"/connections/{conn.id}/pipelines/new"
+    sign_in(page, site.url)
+    page.goto(site.url + editor)
+    _end_session(page, site)
+    page.get_by_role("button", name="Reload").click()  # the preview
+    expect(page).to_have_url(f"{site.url}/sign-in?next={editor}")
+    _sign_in_again(page)
+    expect(page).to_have_url(site.url + editor)
+    page.get_by_label("Name", exact=True).fill("Never saved")
+    _end_session(page, site)
+    page.get_by_role("button", name="Add", exact=True).click()  # saving
+    expect(page).to_have_url(f"{site.url}/sign-in?next={editor}")
+
+
+def test_where_signing_in_leads_back_to(site: Site) -> None:
+    """A change's page is HX-Current-URL (htmx) or the Referer, absolute URLs: kept when
+    they are this site's, else the home page."""
+    with httpx.Client(base_url=site.url, timeout=30) as client:
+        tab = "/connections/conn_x/pipelines?page=2"
+        htmx = client.post(
+            "/pipelines/pip_x/enable",
+            data={"enabled": "true"},
+            headers={"HX-Request": "true", "HX-Current-URL": site.url + tab},
+        )
+        assert htmx.status_code == 200
+        assert htmx.text == ""
+        back = "/connections/conn_x/pipelines%3Fpage%3D2"
+        assert htmx.headers["hx-redirect"] == f"/sign-in?next={back}"
+        elsewhere = client.post(
+            "/pipelines/pip_x/enable",
+            data={"enabled": "true"},
+            headers={"HX-Request": "true", "HX-Current-URL": "http://evil.example" + tab},
+        )
+        assert elsewhere.headers["hx-redirect"] == "/sign-in?next=/sources"
+        script = client.post(
+            "/editor/preview",
+            json={},
+            headers={"X-Requested-With": "fetch", "Referer": site.url + "/pipelines/pip_x/manage"},
+        )
+        assert script.status_code == 401
+        assert script.json()["location"] == "/sign-in?next=/pipelines/pip_x/manage"
+        form = client.post("/tokens", data={"name": "x"}, headers={"Referer": site.url + "/tokens"})
+        assert form.status_code == 303
+        assert form.headers["location"] == "/sign-in?next=/tokens"
