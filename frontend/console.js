@@ -15,6 +15,27 @@ window.htmx = htmx;
 // quick keyboard user, or a test, acting in that window would be ignored).
 htmx.config.defaultSettleDelay = 0;
 
+// A refusal (4xx) answered with a fragment (the row with its reason) is swapped in like
+// any answer, and still counts as an error (htmx:responseError below); an answer that is
+// a whole page (the error page) never is: the status line tells its reason.
+htmx.config.responseHandling = [
+  { code: "204", swap: false },
+  { code: "[23]..", swap: true },
+  { code: "4..", swap: true, error: true },
+  { code: "...", swap: false, error: true },
+];
+const wholePage = (html) => /^\s*<!doctype html/i.test(html || "");
+
+// What a refused action has to say, in one line: the answer's alert (after the error
+// page's heading: "Not found: no pipeline ..."), never the text of a whole page.
+function refusalText(xhr) {
+  const answer = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+  const reason = answer.querySelector("[role=alert]")?.textContent.trim();
+  const heading = answer.querySelector("h1")?.textContent.trim();
+  if (reason) return heading ? `${heading}: ${reason}` : reason;
+  return `Not done: the server answered ${xhr.status} ${xhr.statusText}`.trim();
+}
+
 // Focus survives a swap: htmx puts it back on the element with the same id; when that
 // element is gone or disabled (Run now, once a run is live), it goes to the first
 // control of the new content, so a keyboard user stays where they were working.
@@ -26,6 +47,13 @@ function refocus(fresh, id) {
 }
 let focusBeforeSwap = null;
 document.addEventListener("htmx:beforeSwap", (e) => {
+  if (e.detail.isError) {
+    // Told here, not on htmx:responseError: that event comes from the element that
+    // asked, which a swapped row has already taken out of the page.
+    const status = document.getElementById("status-message");
+    if (status) status.textContent = refusalText(e.detail.xhr);
+    if (wholePage(e.detail.serverResponse)) { e.detail.shouldSwap = false; return; }
+  }
   const target = e.detail.target;
   const inside = target && target.id && target.contains(document.activeElement);
   focusBeforeSwap = inside ? { target: target.id, id: document.activeElement.id } : null;
@@ -196,8 +224,6 @@ document.addEventListener("htmx:responseError", (e) => {
   const el = e.detail.elt;
   if (el.getAttribute && el.getAttribute("role") === "switch") el.setAttribute("aria-checked", el.dataset.was);
   if (el.matches && el.matches("select[data-saved]")) el.value = el.dataset.saved;
-  const status = document.getElementById("status-message");
-  if (status) status.textContent = e.detail.xhr.responseText.replace(/<[^>]*>/g, "").trim();
 });
 
 // Forms that must not be posted twice (double clicks): the first submit disables them.

@@ -83,11 +83,15 @@ def schedule(
     request: Request, pipeline_id: str, who: CurrentViewer, schedule: Annotated[str, Form()]
 ) -> Response:
     """Answers the row's "Next run" line only: the select stays as the user left it (a
-    refusal is told in the page's status line, and the select goes back)."""
+    refusal is that line with the reason, also told in the page's status line, and the
+    select goes back)."""
     try:
         saved = saving.save_changes(who.app, pipeline_id, manage.PipelineChanges(schedule=schedule))
     except InvalidInput as exc:
-        return render(request, "refusal.html", who, status=400, message=exc.message)
+        pipeline = manage.get(who.app, pipeline_id)
+        return render(
+            request, "next_run.html", who, status=400, pipeline=pipeline, refusal=exc.message
+        )
     return render(request, "next_run.html", who, pipeline=saved.pipeline)
 
 
