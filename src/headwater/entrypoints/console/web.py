@@ -13,6 +13,8 @@ when the browser sends the cookie.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +47,18 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _json(value: object) -> str:
+    """Customer data as JSON text, shown as it is: non-ASCII and ``<&'`` stay
+    themselves (autoescape makes them text) and keys keep their order (`tojson` wrote
+    ``\\u00e9`` and sorted them). A lone surrogate (half a character: no UTF-8 encoder
+    takes it) stays an escape, as JSON writes it."""
+    text = json.dumps(value, ensure_ascii=False, indent=2)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a pair is one character in a str
+
+
 env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES),
     autoescape=True,  # every value is text unless a template says otherwise
@@ -54,6 +68,7 @@ env = jinja2.Environment(
 )
 env.filters["number"] = _number
 env.filters["when"] = _when
+env.filters["json"] = _json
 
 
 class SignInRequired(Exception):
