@@ -108,8 +108,9 @@ def _event(name: str, html: str) -> str:
 
 
 def _fragments(who: Viewer, run: Run, view: str) -> tuple[str, str]:
-    """(event name, HTML) showing `run` in `view`: the pipelines table's row or the
-    run page's panel; "end" once the run has ended."""
+    """(event name, HTML) showing `run` in `view` (the pipelines table's row, the
+    history's row or the run page's panel): "progress" with what goes inside the live
+    element, then "end" with what replaces it."""
     name = "progress" if run.live else "end"
     if view == "history":
         names = {run.pipeline_id: manage.get(who.app, run.pipeline_id).name}
@@ -125,8 +126,11 @@ def _fragments(who: Viewer, run: Run, view: str) -> tuple[str, str]:
                 viewer=who, **row_context(who, pipeline)
             )
         return name, html
+    # While live, the inside of the page's panel (the page keeps its <section>); at the
+    # end, the whole panel, which replaces it.
     pipeline = manage.get(who.app, run.pipeline_id)
-    html = env.get_template("run_panel.html").render(
+    template = "run_panel_inside.html" if run.live else "run_panel.html"
+    html = env.get_template(template).render(
         viewer=who, run=run, pipeline=pipeline, views=views, warnings=documents.run_warnings(run)
     )
     return name, html
