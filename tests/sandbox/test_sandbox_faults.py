@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ import httpx
 import orjson
 import pytest
 import stripe
+from click.testing import CliRunner
 
+from headwater.sandbox.command import sandbox as sandbox_command
 from headwater.sandbox.testing import start_sandbox
 
 
@@ -186,3 +189,39 @@ def test_state_file_survives_a_restart(tmp_path: Path, sdk) -> None:
         assert other["secret"] != hook["secret"]
         listed = {e["id"]: e["url"] for e in second.webhooks()}
         assert listed == {hook["id"]: hook["url"], other["id"]: other["url"]}
+
+
+def test_clock_refuses_advances_that_are_not_finite_or_too_far(fresh, sdk) -> None:
+    auth = {"Authorization": f"Bearer {fresh.secret_key}"}
+    before = fresh.now()
+    clock = f"{fresh.url}/_sandbox/clock"
+    answers = [
+        httpx.post(clock, json={"advance_seconds": value}, headers=auth)
+        for value in ("nan", "inf", "-inf", 1e300, "1e300", "ten", None, [1])
+    ]
+    answers += [
+        httpx.post(clock, data={"advance_seconds": value}, headers=auth)
+        for value in ("NaN", "1e999", "9" * 400)
+    ]
+    for response in answers:
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert error["param"] == "advance_seconds"
+        assert "advance_seconds" in error["message"]
+    # The clock did not move, and everything still answers (the Date header included).
+    assert fresh.now() - before < 60
+    assert sdk(fresh).v1.customers.create({"name": "after"}).created >= before
+    assert fresh.advance_clock(3600) >= before + 3600
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "-1"])
+def test_clock_start_must_be_a_time_the_sandbox_can_hold(value: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))  # a start that got past the options stops here
+        busy.listen(1)
+        port = str(busy.getsockname()[1])
+        result = CliRunner().invoke(sandbox_command, ["--port", port, "--clock-start", value])
+    assert result.exit_code == 2
+    assert "--clock-start" in result.output
+    assert "Traceback" not in result.output

@@ -132,3 +132,11 @@ def test_ids_carry_on_from_the_snapshot(tmp_path: Path) -> None:
     assert made not in first
     assert made != orjson.loads(fresh.create({}, None))["id"]
     assert restored.ids.make("evt_", 24) != fresh.ids.make("evt_", 24)
+
+
+@pytest.mark.parametrize("offset", [1e300, -1e300])
+def test_a_snapshot_clock_the_sandbox_cannot_show_is_refused(tmp_path: Path, offset: float) -> None:
+    path = tmp_path / "state.tsv"
+    path.write_bytes(b"H\t" + orjson.dumps({"format": 2, "clock_offset": offset, "seq": 0}))
+    with pytest.raises(ValueError, match=r"state\.tsv:1: .*sandbox clock"):
+        load(Sandbox(SandboxConfig()), str(path))

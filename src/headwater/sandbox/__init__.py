@@ -30,7 +30,8 @@ counted in the statistics).  Bodies are JSON objects (or form-encoded):
   ``concurrency_limit`` (limits: 0 = unlimited) changes them; the rate buckets restart
   full.
 - ``GET /_sandbox/clock`` -> ``{"now", "offset"}``; ``POST /_sandbox/clock`` with
-  ``{"advance_seconds": N}`` moves the clock forward (new objects and event aging).
+  ``{"advance_seconds": N}`` moves the clock forward (new objects and event aging); N
+  is a finite number of seconds, and the clock stops at `pages.LATEST_CREATED` (2038).
 - ``GET /_sandbox/stats`` -> request counters (``requests``, ``by_path``, ``by_status``,
   ``rate_limited``, ``rate_limited_by_reason``, ``peak_in_flight``, ``server_errors``,
   ``malformed``, ``webhook_attempts``, ``webhook_deliveries``, ``webhook_failures``,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from headwater.kernel.errors import mask_secret
 from headwater.sandbox.config import DEFAULT_KEYS, Knobs, SandboxConfig, parse_key_option
 from headwater.sandbox.service import Sandbox
+from headwater.sandbox.store import check_clock_time
 
 
 def _keys(options: tuple[str, ...]) -> dict[str, frozenset[str]]:
@@ -22,6 +24,15 @@ def _keys(options: tuple[str, ...]) -> dict[str, frozenset[str]]:
             ) from None
         keys[key] = permissions
     return keys
+
+
+def _clock_start(_context: click.Context, _param: click.Parameter, value: float | None) -> Any:
+    if value is not None:
+        try:
+            check_clock_time(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _rate(name: str, value: float) -> float:
@@ -87,7 +98,8 @@ def _rate(name: str, value: float) -> float:
     "--clock-start",
     type=float,
     default=None,
-    help="Unix time the sandbox clock starts at (default: now).",
+    callback=_clock_start,
+    help="Unix time the sandbox clock starts at (default: now; at most 2147483647).",
 )
 @click.option(
     "--state",

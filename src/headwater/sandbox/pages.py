@@ -16,6 +16,9 @@ from typing import Any
 from headwater.sandbox.errors import invalid
 
 SEQ_BITS = 32
+#: The latest ``created`` a sort key can hold (keys are signed 64-bit integers): the
+#: sandbox clock never goes past it (2038-01-19T03:14:07Z).
+LATEST_CREATED = 2 ** (63 - SEQ_BITS) - 1
 
 
 def make_key(created: int, seq: int) -> int:

@@ -81,7 +81,7 @@ def _load_line(sandbox: Sandbox, kind: bytes, rest: bytes, version: list[int]) -
         if header.get("format") not in _READABLE:
             raise ValueError(f"unsupported snapshot format {header.get('format')!r}")
         version[0] = header["format"]
-        sandbox.clock.offset = float(header["clock_offset"])
+        sandbox.clock.restore(float(header["clock_offset"]))
         store.seq = int(header["seq"])
         positions = header.get("ids")
         for name, ids in _id_factories(sandbox).items():

@@ -14,6 +14,7 @@ email filter is first used.
 
 from __future__ import annotations
 
+import math
 import time
 from array import array
 from bisect import bisect_left
@@ -23,26 +24,51 @@ from itertools import pairwise
 import orjson
 
 from headwater.sandbox.errors import invalid, no_such
-from headwater.sandbox.pages import CreatedRange, make_key, window
+from headwater.sandbox.pages import LATEST_CREATED, CreatedRange, make_key, window
 
 _CREATED = b'"created":'
 _EMAIL = b',"email":'
 _AFTER_EMAIL = b',"invoice_prefix":'
 
 
+def check_clock_time(when: float) -> None:
+    """ValueError unless `when` is a Unix time the sandbox clock can show: from 1970 to
+    the latest ``created`` the store can keep (`LATEST_CREATED`, in 2038)."""
+    if not math.isfinite(when):
+        raise ValueError(f"must be a finite number; got {when}")
+    if not 0 <= when <= LATEST_CREATED:
+        raise ValueError(
+            f"must keep the sandbox clock between Unix times 0 and {LATEST_CREATED} "
+            "(2038-01-19T03:14:07Z)"
+        )
+
+
 class Clock:
     """Wall time plus an offset that tests move forward."""
 
     def __init__(self, start: float | None = None) -> None:
+        if start is not None:
+            check_clock_time(start)
         self.offset = 0.0 if start is None else start - time.time()
 
     def now(self) -> int:
         return int(time.time() + self.offset)
 
     def advance(self, seconds: float) -> None:
+        """Move forward by `seconds` (ValueError, and no move, when the clock cannot)."""
+        if not math.isfinite(seconds):
+            raise ValueError(f"must be a finite number of seconds; got {seconds}")
         if seconds < 0:
             raise ValueError("the sandbox clock only moves forward")
+        check_clock_time(time.time() + self.offset + seconds)
         self.offset += seconds
+
+    def restore(self, offset: float) -> None:
+        """Set the offset saved by an earlier run (ValueError if it is not a usable one)."""
+        if not math.isfinite(offset):
+            raise ValueError(f"the clock offset must be a finite number; got {offset}")
+        check_clock_time(time.time() + offset)
+        self.offset = offset
 
 
 def created_in(blob: bytes) -> int:
