@@ -93,3 +93,28 @@ def test_where_signing_in_leads_back_to(site: Site) -> None:
         form = client.post("/tokens", data={"name": "x"}, headers={"Referer": site.url + "/tokens"})
         assert form.status_code == 303
         assert form.headers["location"] == "/sign-in?next=/tokens"
+
+
+def test_signing_in_leads_back_to_any_path(site: Site) -> None:
+    """A `next` outside latin-1 (``/李``) made a 500 after the session was made: it went
+    into the HX-Redirect header as it was. Headers now carry it percent-encoded (what is
+    encoded already stays as it is)."""
+    form = {"email": EMAIL, "password": PASSWORD}
+    for next_, sent in (
+        ("/李", "/%E6%9D%8E"),
+        ("/runs?after=run_%C3%A9&q=a b", "/runs?after=run_%C3%A9&q=a%20b"),
+        ("/x\r\nSet-Cookie: a=b", "/x%0D%0ASet-Cookie:%20a=b"),
+    ):
+        with httpx.Client(base_url=site.url, timeout=30) as client:
+            answer = client.post(
+                "/sign-in", data={**form, "next": next_}, headers={"Origin": site.url}
+            )
+            assert answer.status_code == 303, next_
+            assert answer.headers["location"] == sent
+            assert answer.headers["hx-redirect"] == sent
+            assert "a=b" not in answer.headers.get("set-cookie", "")
+            landed = client.get(sent)  # followed as a browser does, signed in
+            assert landed.status_code in (200, 404), next_  # not sent to sign in again
+    page = f"{site.url}/sign-in?next=/%E6%9D%8E"
+    with httpx.Client(base_url=site.url, timeout=30) as client:
+        assert 'value="/李"' in client.get(page).text

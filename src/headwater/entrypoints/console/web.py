@@ -145,9 +145,17 @@ def render(
     return HTMLResponse(html, status_code=status)
 
 
+#: What a URL keeps as it is in a header: its delimiters, and the escapes it has.
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%"
+
+
 def redirect(url: str, request: Request | None = None) -> Response:
     """A redirect that works for full pages and for htmx requests alike: given the
-    `request`, an htmx one gets 200 with ``HX-Redirect`` (XHR follows a 303 itself)."""
+    `request`, an htmx one gets 200 with ``HX-Redirect`` (XHR follows a 303 itself).
+
+    `url` goes into the headers percent-encoded: a path such as ``/李`` (not latin-1)
+    or one with a line break could not be sent as it is."""
+    url = quote(url, safe=_URL_SAFE)
     if request is not None and request.headers.get("hx-request"):
         return Response(status_code=200, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303, headers={"HX-Redirect": url})
