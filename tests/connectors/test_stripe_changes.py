@@ -19,6 +19,7 @@ from headwater.adapters.connectors.stripe import (
     StripeSettings,
     verify_key,
 )
+from headwater.adapters.connectors.stripe.changes import SETTLE
 from headwater.adapters.connectors.stripe.keys import VERIFY_NETWORK_RETRIES
 from headwater.kernel.errors import InvalidInput
 from headwater.sandbox.testing import RunningSandbox
@@ -84,6 +85,7 @@ def test_changes_after_a_position_arrive_merged_and_in_order(sandbox: RunningSan
         client.v1.customers.delete(gone.id)
         client.v1.customers.update(existing[0], params={"name": "Updated Once"})
         client.v1.customers.delete(existing[1])
+        sandbox.advance_clock(SETTLE + 1)  # settled: the position goes past them
         batches = list(source.read_changes(start))
         assert len(batches) == 1
         kinds = {c.source_id: c.kind for c in batches[0].changes}
@@ -97,10 +99,12 @@ def test_changes_after_a_position_arrive_merged_and_in_order(sandbox: RunningSan
         assert by_id[fresh.id].record is not None
         assert by_id[fresh.id].record["name"] == "Renamed"
         assert by_id[existing[1]].record is None
-        assert batches[0].position == source.event_position()
+        now = source.event_position()
+        assert batches[0].position == {**now, "newest": now["event_id"]}
 
         # From the saved position only what happened since is read.
         client.v1.customers.update(existing[2], params={"name": "Later"})
+        sandbox.advance_clock(SETTLE + 1)
         later = list(source.read_changes(batches[0].position))
         assert [(c.source_id, c.kind) for b in later for c in b.changes] == [
             (existing[2], "updated")

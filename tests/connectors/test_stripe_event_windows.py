@@ -111,3 +111,31 @@ def test_the_last_windows_taper_so_that_they_end_together() -> None:
     assert windows[-1] == Window(8991)  # ...one (to "now"), open-ended
     assert windows[0].lo == 1009
     assert all(a.hi == b.lo for a, b in itertools.pairwise(windows))
+
+
+def test_a_burst_then_a_quiet_day_is_not_cut_into_thousands_of_windows() -> None:
+    """The first page's density is a guess for the whole backlog: 100 events in one
+    second, then a quiet day, made 10,800 windows (a call each at least)."""
+    burst = [{"id": f"evt_{i}", "created": 1000} for i in range(100)]
+    windows = plan(burst, now=1000 + 86_400, page_size=100, workers=8)
+    assert len(windows) <= event_windows.MOST_WINDOWS_PER_WORKER * (8 + 2)
+    assert windows[0].lo == 1000
+    assert windows[-1] == Window(windows[-1].lo)  # still to "now", open-ended
+    assert all(a.hi == b.lo for a, b in itertools.pairwise(windows))
+
+
+def test_a_burst_then_a_quiet_spell_is_read_by_a_few_calls() -> None:
+    """Windows end at the newest event, not at the server's time."""
+    with start_sandbox(customers=0, seed=5) as sandbox, source_for(sandbox) as source:
+        headers = {"Authorization": f"Bearer {sandbox.secret_key}"}
+        with httpx.Client(base_url=sandbox.url, headers=headers, timeout=30) as http:
+            http.post("/v1/customers", data={"email": "first@example.com"}).raise_for_status()
+            position = source.event_position()
+            for i in range(450):  # within a second or two of the sandbox's clock
+                http.post("/v1/customers", data={"email": f"b{i}@example.com"})
+            sandbox.advance_clock(86_400)
+            source._changes.workers = 8
+            before = source.api_calls
+            batches = list(source.read_changes(position))
+        assert sum(len(b.changes) for b in batches) == 450
+        assert source.api_calls - before <= 12, source.api_calls - before

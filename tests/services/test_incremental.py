@@ -15,6 +15,7 @@ import pytest
 import stripe
 from tests.services.conftest import MakePipeline, connect, reload
 
+from headwater.adapters.connectors.stripe.changes import SETTLE
 from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA
 from headwater.adapters.transformations.filters import compile_filter
 from headwater.adapters.transformations.mapping import compile_mapping
@@ -147,6 +148,7 @@ def test_incremental_run_applies_exactly_the_changes_with_separate_counters(
     client.v1.customers.update(pro[1], {"email": "twice@x.io"})  # two events, one change
     client.v1.customers.delete(pro[2])
     client.v1.customers.delete(pro[3])
+    sb.advance_clock(SETTLE + 1)  # settled (`changes.SETTLE`): not read again after
     sb.reset_stats()
     second = run(app, pipeline)
     calls = sb.stats()["requests"]
@@ -277,6 +279,7 @@ def test_a_position_older_than_30_days_falls_back_to_a_full_run_that_says_why(
     run(app, pipeline)
     if with_event:
         client.v1.customers.update(pro_ids(sb, 1)[0], {"email": "seen@x.io"})
+        sb.advance_clock(SETTLE + 1)  # settled: the position is that event
         assert run(app, pipeline).kind == "incremental"
     position = reload(app, pipeline).state.position
     assert (position["event_id"] is not None) is with_event
@@ -322,6 +325,7 @@ def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_
     ids = pro_ids(sb, 30)
     for i in range(250):  # three pages of events, several per customer, in order
         customers.update(ids[i % 30], {"email": f"v{i}@x.io"})
+    sb.advance_clock(SETTLE + 1)  # settled: the position is the newest event
     sb.reset_stats()
     done = run(app, pipeline)
     calls = sb.stats()["by_path"]

@@ -24,6 +24,14 @@ clears the mark.  Then, per due request:
   follow-up;
 - otherwise enqueue a run (a conflict means someone else just did; look again later).
 
+A request those runs read is dropped only when the pipeline's saved position is
+settled: Stripe's event list is eventually consistent, so a read saves its position
+only before the events of its last `changes.SETTLE` seconds (`changes.unsettled`).  When
+it stayed behind some, the request waits until `SETTLE_WAIT` after it was made and runs
+once more: that run reads them again, with any event Stripe listed late among them, and
+settles them (a burst of changes costs one more run; without it, an event listed late
+after the last run of a quiet spell would wait for the next change or schedule).
+
 A pipeline disabled, deleted or no longer incremental drops its requests.
 
 Concurrency boundary: `Dispatcher` is one thread per serving process that calls
@@ -38,6 +46,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
+from headwater.adapters.connectors.stripe.changes import SETTLE, unsettled
 from headwater.adapters.store import objects
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
@@ -116,18 +125,26 @@ def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
     if run_store.live_run(app.engine, followup.pipeline_id) is not None:
         store.hold_followup(app.engine, followup, now + HOLD)
         return None
-    if followup.covered_by is not None and _succeeded(app, followup.covered_by):
-        store.drop_followup(app.engine, followup)
-        return None
-    if _read_already(app.in_workspace(followup.workspace_id), found[0], followup):
-        store.drop_followup(app.engine, followup)
-        return None
+    covered = followup.covered_by is not None and _succeeded(app, followup.covered_by)
+    if covered or _read_already(app.in_workspace(followup.workspace_id), found[0], followup):
+        if not unsettled(found[0].state.position):
+            store.drop_followup(app.engine, followup)
+            return None
+        if now < followup.requested_at + SETTLE_WAIT:  # one more run, once they settle
+            store.hold_followup(app.engine, followup, followup.requested_at + SETTLE_WAIT)
+            return None
     try:
         run = runner.enqueue(app.in_workspace(followup.workspace_id), followup.pipeline_id)
     except Conflict:  # a run became live meanwhile: judge it on the next pass
         return None
     store.drop_followup(app.engine, followup)
     return run
+
+
+#: How long after a request the events its run read but left unsettled (created within
+#: `changes.SETTLE` seconds of the read: Stripe may still list an earlier event late)
+#: are read again by one more run, which settles them.
+SETTLE_WAIT = timedelta(seconds=SETTLE + 1)
 
 
 def _succeeded(app: App, run_id: str) -> bool:
@@ -152,10 +169,11 @@ def _read_already(app: App, pipeline: Pipeline, followup: store.FollowUp) -> boo
         return False
     try:
         with open_source(app, connection, glance=True) as source:
-            return source.event_position() == position
+            newest = source.event_position().get("event_id")
     except HeadwaterError as exc:
         log.warning("webhook follow-up of %s runs: %s", pipeline.id, exc.message)
         return False
+    return newest is not None and newest == position.get("newest", position.get("event_id"))
 
 
 class Dispatcher:

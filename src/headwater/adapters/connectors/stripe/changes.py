@@ -24,6 +24,14 @@ HELD_PAGES = 50
 #: little.  The cost: the next incremental run reads again (idempotently, and counts)
 #: the changes of this many seconds and of the first request's round trip.
 POSITION_MARGIN = 2
+#: Seconds an event may take to appear in Stripe's list after it was created: the list
+#: is eventually consistent, so an event can be listed after a later one was (Sequin,
+#: "Finding and fixing eventual consistency with Stripe events").  A read saves as its
+#: position only an event created more than this before the server's time of its first
+#: answer; the events after it are read again by the next run (idempotently: each
+#: customer ends at its latest state), so an event listed late is read then, not
+#: skipped for good behind a position past it.
+SETTLE = 10
 
 
 def merge_events(events: Iterable[Record]) -> list[Change]:
@@ -108,7 +116,15 @@ class ChangeReader:
         return position_of(data[0]) if data else {"event_id": None, "created": before}
 
     def read(self, position: dict[str, Any]) -> Iterator[ChangeBatch]:
+        """Every change after `position`, in batches each with the position to save
+        once it is written: the newest event of the read so far created before the
+        horizon (`SETTLE` seconds before the server's time of the first answer), else
+        `position` itself; its ``newest`` is the newest event read (`unsettled`)."""
         event_id, created = _validate(position)
+        self._settled = {"event_id": event_id, "created": created}
+        self._newest = position.get("newest", event_id)
+        self._horizon: int | None = None
+        self._open = True  # no event past the horizon handed on yet
         if event_id is None:
             start = yield from self._read_from_time(created)
             if start is None:
@@ -125,18 +141,27 @@ class ChangeReader:
             data, has_more = parse_list(reply.body, f"GET {PATH}")
             if not checked:
                 _check_age(created, reply, data)
+                self._start(reply, data, created)
                 checked = True
             if data:
                 # Newest first within the page: reverse into chronological order.
-                changes = merge_events(reversed(data))
-                calls = self.http.api_calls - before
-                yield ChangeBatch(changes, position_of(data[0]), calls, {"events": len(data)})
+                yield self._batch(data[::-1], self.http.api_calls - before)
             cursor.advance(data, has_more)
             if has_more and data and cursor.pages == 1:
-                windows = plan(data[::-1], reply.server_time, len(data), self.workers)
+                windows = self._plan(data[::-1], reply.server_time, len(data))
                 if windows:
                     newest = yield from self._read_windows(windows, data[0])
                     cursor = Cursor("ending_before", start=str(newest["id"]))
+
+    def _plan(self, first: list[Record], now: int | None, size: int) -> list[Window]:
+        """`event_windows.plan` up to the newest event rather than the server's time
+        (one more call, only when windows would be read: a burst, then a quiet spell,
+        made thousands of windows of nothing)."""
+        if not plan(first, now, size, self.workers):
+            return []
+        data, _ = parse_list(self.http.get(PATH, {**self.params, "limit": 1}).body, PATH)
+        newest = int(data[0]["created"]) if data else now
+        return plan(first, newest if now is None else min(now, newest or now), size, self.workers)
 
     def _read_windows(
         self, windows: list[Window], after: Record
@@ -149,10 +174,9 @@ class ChangeReader:
         for page in reader.events(windows, after):
             calls, before = self.http.api_calls - before, self.http.api_calls
             newest = page[-1]
-            changes = merge_events(page)
-            yield ChangeBatch(changes, position_of(newest), calls, {"events": len(page)})
+            yield self._batch(page, calls)
         if self.http.api_calls > before:  # calls for windows that held nothing new
-            yield ChangeBatch([], position_of(newest), self.http.api_calls - before, {"events": 0})
+            yield self._batch([], self.http.api_calls - before)
         return newest
 
     def _read_from_time(self, created: int) -> Generator[ChangeBatch, None, str | None]:
@@ -172,6 +196,7 @@ class ChangeReader:
             data, has_more = parse_list(reply.body, f"GET {PATH}")
             if cursor.pages == 0:
                 _check_age(created, reply, data)
+                self._start(reply, data, created)
             if data:
                 held.append(data)
                 if len(held) > HELD_PAGES:
@@ -181,9 +206,32 @@ class ChangeReader:
         pages = held[-1:] if overflowed else held
         for page in reversed(pages):
             calls, before = self.http.api_calls - before, self.http.api_calls
-            changes = merge_events(reversed(page))
-            yield ChangeBatch(changes, position_of(page[0]), calls, {"events": len(page)})
+            yield self._batch(page[::-1], calls)
         return str(held[-1][0]["id"]) if overflowed else None
+
+    def _start(self, reply: Reply, newest_first: list[Record], created: int) -> None:
+        """The horizon, from the read's first answer: `SETTLE` seconds before the
+        server's time (or, without a ``Date``, before its newest event or the position)."""
+        if self._horizon is not None:
+            return  # a time position's walk came first: its answer was the first
+        now = reply.server_time
+        if now is None:
+            now = int(newest_first[0]["created"]) if newest_first else created
+        self._horizon = now - SETTLE
+
+    def _batch(self, events: list[Record], calls: int) -> ChangeBatch:
+        """A batch of chronological `events` (each page's events follow the previous
+        page's), with the position to save after it (see `read`)."""
+        horizon = self._horizon if self._horizon is not None else -(2**62)
+        for event in events:
+            if not self._open or int(event["created"]) >= horizon:
+                self._open = False
+                break
+            self._settled = position_of(event)
+        if events:
+            self._newest = str(events[-1]["id"])
+        position = {**self._settled, "newest": self._newest}
+        return ChangeBatch(merge_events(events), position, calls, {"events": len(events)})
 
     def _get(self, params: dict[str, Any], event_id: str) -> Reply:
         try:
@@ -207,6 +255,9 @@ def _validate(position: dict[str, Any]) -> tuple[str | None, int]:
         raise InvalidInput(f"must be an event id or null, got {event_id!r}", "position.event_id")
     if not isinstance(created, int) or isinstance(created, bool):
         raise InvalidInput(f"must be unix seconds, got {created!r}", "position.created")
+    newest = position.get("newest")
+    if newest is not None and not (isinstance(newest, str) and newest):
+        raise InvalidInput(f"must be an event id or null, got {newest!r}", "position.newest")
     return event_id, created
 
 
@@ -223,3 +274,11 @@ def _check_age(created: int, reply: Reply, newest_first: list[Record]) -> None:
             f"The saved change position is {days} days old, but Stripe keeps only 30 days "
             "of events; a full run is needed to catch up."
         )
+
+
+def unsettled(position: dict[str, Any] | None) -> bool:
+    """Whether a saved position stays behind events a run read (created within `SETTLE`
+    seconds of its read): the next run reads them again."""
+    if not position:
+        return False
+    return position.get("newest", position.get("event_id")) != position.get("event_id")

@@ -40,6 +40,11 @@ PATH = "/v1/events"
 PAGES_PER_WINDOW = 8
 #: Read in parallel only when at least this many pages seem pending.
 PARALLEL_FROM_PAGES = 4
+#: At most this many windows per window read at once: the density of the first page
+#: is a guess for the whole backlog (a burst of 100 events in one second, then a quiet
+#: day, guessed 8.6 million events: 10,800 windows, a call each at least), so past it
+#: windows get wider instead of more numerous.
+MOST_WINDOWS_PER_WORKER = 16
 
 
 def plan(first: list[Record], now: int | None, page_size: int, workers: int) -> list[Window]:
@@ -61,16 +66,25 @@ def plan(first: list[Record], now: int | None, page_size: int, workers: int) -> 
     if pending < PARALLEL_FROM_PAGES * page_size:
         return []
     ahead = workers + 2  # windows read at once (see `WindowedEvents.events`)
-    widths: list[int] = []  # seconds per window, newest first
-    left, index = now + 1 - start, 1
-    while left > 0:
+    most = MOST_WINDOWS_PER_WORKER * ahead
+    while len(widths := _widths(now + 1 - start, density, page_size, ahead, most)) > most:
+        density *= most / len(widths) / 2  # wider windows: fewer than `most`
+    edges = list(itertools.accumulate(reversed(widths), initial=start))[:-1]
+    windows = [Window(a, b) for a, b in itertools.pairwise(edges)]
+    return [*windows, Window(edges[-1])]
+
+
+def _widths(span: int, density: float, page_size: int, ahead: int, most: int) -> list[int]:
+    """Seconds per window, newest first, over `span` seconds (more than `most` only
+    to tell that the density must be lower)."""
+    widths: list[int] = []
+    left, index = span, 1
+    while left > 0 and len(widths) <= most:
         pages = min(PAGES_PER_WINDOW, math.ceil(index * PAGES_PER_WINDOW / ahead))
         width = min(left, max(1, int(pages * page_size / density)))
         widths.append(width)
         left, index = left - width, index + 1
-    edges = list(itertools.accumulate(reversed(widths), initial=start))[:-1]
-    windows = [Window(a, b) for a, b in itertools.pairwise(edges)]
-    return [*windows, Window(edges[-1])]
+    return widths
 
 
 class WindowedEvents:
