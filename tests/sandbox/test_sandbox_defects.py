@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -71,3 +72,50 @@ def test_busy_port_says_so_and_exits_non_zero() -> None:
     assert "Traceback" not in output
     assert f"port {port} is already in use" in output
     assert "--port" in output
+
+
+def _sandbox_run(*args: str, port: int = 0) -> tuple[int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "headwater.sandbox", "--port", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (b'H\t{"format":2,"clock_offset":null,"seq":0}\n', 1),  # a NaN clock saved as null
+        (b'H\t{"format":2,"clock_offset":0.0,"seq":0}\nC\t12\tcus_x\n', 2),
+        (b'H\t["not", "a", "header"]\n', 1),
+        (b"\xff\xfe garbage\n", 1),
+    ],
+)
+def test_a_bad_state_file_says_which_line_and_exits_non_zero(
+    tmp_path: Path, content: bytes, line: int
+) -> None:
+    state = tmp_path / "sandbox.state"
+    state.write_bytes(content)
+    code, output = _sandbox_run("--state", str(state))
+    assert code != 0
+    assert "Traceback" not in output
+    assert f"{state}:{line}:" in output
+    assert state.read_bytes() == content  # left as it was, for the user to mend
+
+
+def test_a_state_file_that_could_not_be_saved_is_refused_at_start(tmp_path: Path) -> None:
+    missing = tmp_path / "no such directory" / "sandbox.state"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))  # a start that got past the options stops here
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        not_there = _sandbox_run("--state", str(missing), port=port)
+        a_directory = _sandbox_run("--state", str(tmp_path), port=port)
+    for (code, output), named in ((not_there, missing.parent), (a_directory, tmp_path)):
+        assert code == 2, output
+        assert "Traceback" not in output
+        assert "--state" in output
+        assert str(named) in output

@@ -12,7 +12,7 @@ from headwater.sandbox.customers import new_customer
 from headwater.sandbox.generate import populate
 from headwater.sandbox.pages import CreatedRange
 from headwater.sandbox.service import Sandbox
-from headwater.sandbox.snapshot import load, save
+from headwater.sandbox.snapshot import StateFileError, load, save
 from headwater.sandbox.store import CustomerStore, created_in, email_in
 
 CLOCK = 1_780_000_000.0
@@ -138,5 +138,5 @@ def test_ids_carry_on_from_the_snapshot(tmp_path: Path) -> None:
 def test_a_snapshot_clock_the_sandbox_cannot_show_is_refused(tmp_path: Path, offset: float) -> None:
     path = tmp_path / "state.tsv"
     path.write_bytes(b"H\t" + orjson.dumps({"format": 2, "clock_offset": offset, "seq": 0}))
-    with pytest.raises(ValueError, match=r"state\.tsv:1: .*sandbox clock"):
+    with pytest.raises(StateFileError, match=r"state\.tsv:1: .*sandbox clock"):
         load(Sandbox(SandboxConfig()), str(path))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -32,6 +34,21 @@ def _clock_start(_context: click.Context, _param: click.Parameter, value: float 
             check_clock_time(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _state_file(_context: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    # Refused now rather than when the state is saved at exit, with the session's data.
+    if value is None:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        raise click.BadParameter(f"{value} is a directory, not a file")
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"cannot write in the directory {folder}")
     return value
 
 
@@ -106,6 +123,7 @@ def _rate(name: str, value: float) -> float:
     "state_file",
     default=None,
     metavar="FILE",
+    callback=_state_file,
     help="Load data from FILE if it exists; save it there on exit.",
 )
 @click.option(
@@ -173,10 +191,11 @@ def sandbox(
         webhook_retry_seconds=webhook_retry_seconds,
     )
     from headwater.sandbox.server import CannotListen, serve  # uvicorn only when serving
+    from headwater.sandbox.snapshot import StateFileError
 
     try:
         serve(config, _announce)
-    except CannotListen as exc:
+    except (CannotListen, StateFileError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -71,11 +71,14 @@ def _dispatch(app: SandboxApp, request: Request) -> Response:
         app.stats.reset()
         return _ok(app.stats.as_dict())
     if action == ("POST", "/_sandbox/snapshot"):
-        from headwater.sandbox.snapshot import save
+        from headwater.sandbox.snapshot import StateFileError, save
 
         path = app.config.state_file
         if not path:
             raise invalid("The sandbox was started without --state FILE")
-        save(sandbox, path)
+        try:
+            save(sandbox, path)
+        except StateFileError as exc:
+            raise ApiError(500, str(exc), type_="api_error") from None
         return _ok({"saved": path, "customers": len(sandbox.customers)})
     raise ApiError(404, f"Unrecognized sandbox control URL ({request.method}: {request.path})")

@@ -31,9 +31,29 @@ def _id_factories(sandbox: Sandbox) -> dict[str, IdFactory]:
     return {"api": sandbox.ids, "webhooks": sandbox.webhooks.ids}
 
 
+# What a damaged line can raise while it is read (a wrong type where JSON held another,
+# a missing field, a number out of range); all of them mean "unreadable".
+_DAMAGED = (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError)
+
+
+class StateFileError(Exception):
+    """The ``--state`` file cannot be read or written; the message names it (and the
+    line, for a damaged one)."""
+
+
 def save(sandbox: Sandbox, path: str) -> None:
     """Write atomically (temp file + rename), so a crash never leaves half a snapshot."""
-    target = Path(path)
+    try:
+        _write(sandbox, Path(path))
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot save the sandbox's state: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _write(sandbox: Sandbox, target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     header = {
         "format": _FORMAT,
@@ -64,13 +84,19 @@ def load(sandbox: Sandbox, path: str) -> bool:
     if not source.exists():
         return False
     version = [_FORMAT]
-    with open(source, "rb") as lines:
-        for number, line in enumerate(lines, 1):
-            kind, _, rest = line.rstrip(b"\n").partition(b"\t")
-            try:
-                _load_line(sandbox, kind, rest, version)
-            except (ValueError, KeyError, IndexError) as exc:
-                raise ValueError(f"{path}:{number}: unreadable snapshot line ({exc})") from None
+    try:
+        with open(source, "rb") as lines:
+            for number, line in enumerate(lines, 1):
+                kind, _, rest = line.rstrip(b"\n").partition(b"\t")
+                try:
+                    _load_line(sandbox, kind, rest, version)
+                except _DAMAGED as exc:
+                    detail = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+                    raise StateFileError(
+                        f"{path}:{number}: unreadable snapshot line ({detail})"
+                    ) from None
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot read the state file: {_reason(exc)}") from None
     return True
 
 
@@ -90,8 +116,14 @@ def _load_line(sandbox: Sandbox, kind: bytes, rest: bytes, version: list[int]) -
             else:
                 ids.resume(positions[name])
     elif kind == b"C":
-        fields = rest.split(b"\t", 3 if version[0] == 1 else 2)
-        store.add(fields[1].decode(), int(fields[0]), fields[-1])
+        width = 3 if version[0] == 1 else 2
+        fields = rest.split(b"\t", width)
+        if len(fields) != width + 1:
+            raise ValueError(f"a customer line has {width + 1} fields, not {len(fields)}")
+        cid, blob = fields[1], fields[-1]
+        if not blob.startswith(b'{"id":"%s",' % cid):  # the store reads ids from there
+            raise ValueError("the customer's JSON does not start with its id")
+        store.add(cid.decode(), int(fields[0]), blob)
     elif kind == b"D":
         key, cid = rest.split(b"\t", 1)
         store.deleted[cid.decode()] = int(key)
