@@ -7,8 +7,11 @@ afterwards must change nothing; every profile follows DESIGN §10 on both engine
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stripe
@@ -18,6 +21,7 @@ from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import model, profiles
 from headwater.services.app import App
+from headwater.services.identity.keys import key_spec
 from headwater.services.pipelines import runner
 
 MAPPING = {"email": "email", "first_name": "name", "phone": "phone"}
@@ -204,3 +208,53 @@ def test_two_stripe_accounts_unify_by_email_variants_and_phone(
     _rebuild_changes_nothing(app, considered=10)
     [ann] = profiles.list_profiles(app, search="Ann B")
     assert ann["identity_count"] == 3
+
+
+def test_a_resolution_waiting_for_the_lock_takes_the_settings_saved_meanwhile(
+    warehouse_app: App,
+    empty_sandbox: RunningSandbox,
+    make_pipeline: MakePipeline,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run's resolution read the settings before it took the resolution lock: with
+    `identity set` saving and rebuilding meanwhile, it then rebuilt everything under
+    the settings just replaced (stored: email, phone; profiles and keys: email)."""
+    app = warehouse_app
+    client = _client(empty_sandbox)
+    client.v1.customers.create({"email": "a@example.com", "phone": "+1 555 0100"})
+    pipeline = make_pipeline(connect(app, empty_sandbox), MAPPING, name="one")
+    _run(app, pipeline.id)
+    read, release = threading.Event(), threading.Event()
+    original = profiles.current_settings
+
+    def paused(app: App) -> Any:
+        found = original(app)
+        if threading.current_thread().name == "resolution":
+            read.set()
+            assert release.wait(30)
+        return found
+
+    monkeypatch.setattr(profiles, "current_settings", paused)
+    warehouse = app.warehouse()
+    resolution = threading.Thread(
+        target=lambda: profiles.resolve_pending(app, warehouse), name="resolution"
+    )
+    change = threading.Thread(target=lambda: profiles.set_settings(app, ["email", "phone"], None))
+    try:
+        resolution.start()
+        assert read.wait(30)
+        change.start()
+        time.sleep(1)  # the change saves, then rebuilds (or waits for the lock)
+        release.set()
+        resolution.join(30)
+        change.join(30)
+    finally:
+        release.set()
+        warehouse.close()
+    saved = original(app)
+    assert saved.names == ("email", "phone")
+    warehouse = app.warehouse()
+    try:
+        assert warehouse.identity_keys_fingerprint() == key_spec(saved).fingerprint
+    finally:
+        warehouse.close()

@@ -83,11 +83,11 @@ def pipeline_order(app: App) -> tuple[str, ...]:
 def rebuild_profiles(app: App, at: datetime | None = None) -> Outcome:
     """Recompute every profile from all identities, set-based in the warehouse, and
     clear what was pending (a rebuild covers it)."""
-    settings = current_settings(app)
     context = Context(new_id("rebuild"), at or utcnow(), pipeline_order(app))
     warehouse = app.warehouse()
     try:
         with warehouse.resolution_lock():
+            settings = current_settings(app)  # under the lock: see `resolve_warehouse`
             batches, _ = warehouse.pending_summary()
             return rebuild_in_warehouse(warehouse, settings, context, batches)
     finally:
@@ -101,9 +101,8 @@ def resolve_pending(
     (`resolve_warehouse`: incremental, or a set-based rebuild when most changed or the
     identity settings did).  Runs call this after their writes committed; whatever a
     crashed or cancelled run left pending is picked up here too."""
-    settings = current_settings(app)
     context = Context(run_id or new_id("resolve"), at or utcnow(), pipeline_order(app))
-    return resolve_warehouse(warehouse, settings, context)
+    return resolve_warehouse(warehouse, lambda: current_settings(app), context)
 
 
 def plan_summary(done: Outcome) -> dict[str, int]:

@@ -6,7 +6,7 @@ only translates between its plain records and the values of identity resolution.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from headwater.adapters.warehouse.contract import Warehouse
 from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
@@ -194,7 +194,9 @@ def rebuild_in_warehouse(
 
 
 def resolve_warehouse(
-    warehouse: Warehouse, settings: IdentitySettings, context: Context
+    warehouse: Warehouse,
+    settings: IdentitySettings | Callable[[], IdentitySettings],
+    context: Context,
 ) -> Outcome:
     """Resolve what runs wrote or deleted since the last resolution (DESIGN §10).
 
@@ -202,9 +204,13 @@ def resolve_warehouse(
     was built with other settings (or never), or the pending identities are most of
     the warehouse, rebuild set-based; otherwise resolve their neighbourhood, found by
     the keys, and apply the plan with the pending identities' new keys, removing the
-    batches read, in one transaction.
+    batches read, in one transaction.  `settings` may be a function reading them: it is
+    called under the lock, so a resolution never applies settings that a rebuild of
+    newer ones (`identity set`) replaced while it waited for the lock.
     """
     with warehouse.resolution_lock():
+        if callable(settings):
+            settings = settings()
         batches, count = warehouse.pending_summary()
         current = warehouse.identity_keys_fingerprint() == key_spec(settings).fingerprint
         if current and not batches:
