@@ -5,10 +5,12 @@ nothing again."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import APIResponse, Locator, Page, Route, expect
+from playwright.sync_api import Error as PlaywrightError
 from tests.entrypoints.console.conftest import Site, sign_in
 
 from headwater.services.auth import tokens
@@ -104,3 +106,83 @@ def test_the_tokens_page_shows_every_token_a_page_at_a_time(page: Page, site: Si
     expect(page.get_by_role("status")).to_contain_text("Paged 000")
     page.goto(site.url + "/tokens?after=tok_unknown")  # no such token: the first page
     expect(rows.nth(1)).to_contain_text("Paged 100")
+
+
+def _held_posts(page: Page, path: str) -> list[tuple[Route, APIResponse]]:
+    """Posts to `path` reach the server at once, and their answers are held back until
+    `_deliver`: a second click lands while the first is on its way, as with a slower
+    server (this one answers before a double click's second click)."""
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method != "POST":
+            route.continue_()
+            return
+        held.append((route, route.fetch(max_redirects=0)))
+
+    page.route(re.compile(re.escape(path) + "$"), hold)
+    return held
+
+
+def _deliver(page: Page, held: list[tuple[Route, APIResponse]]) -> None:
+    for route, answer in held:
+        with contextlib.suppress(PlaywrightError):  # a post the browser gave up on
+            route.fulfill(response=answer)
+    page.unroute_all()
+
+
+def _twice(page: Page, button: Locator, held: list[tuple[Route, APIResponse]]) -> None:
+    """Click `button`, and click it again once the first post has reached the server
+    (with the mouse: a locator would wait for the first post's page)."""
+    box = button.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the first click posted nothing"
+    page.mouse.click(x, y)
+    page.wait_for_timeout(300)  # time for a second post to be sent
+
+
+def test_a_double_click_on_create_token_makes_one_token(page: Page, site: Site) -> None:
+    sign_in(page, site.url)
+    page.goto(site.url + "/tokens")
+    page.get_by_label("Token name").fill("Clicked twice")
+    held = _held_posts(page, "/tokens")
+    _twice(page, page.get_by_role("button", name="Create token"), held)
+    assert len(held) == 1
+    _deliver(page, held)
+    expect(page.get_by_label("New token")).to_have_count(1)
+    expect(page.get_by_role("row", name=re.compile("^Clicked twice"))).to_have_count(1)
+    assert site.token_names().count("Clicked twice") == 1
+
+
+def test_a_double_click_on_delete_deletes_once(page: Page, site: Site) -> None:
+    """The pipeline's Delete, then the source's: the second post found nothing left to
+    delete and showed a "Not found" page."""
+    conn = site.add_source("Twice deleted")
+    site.add_pipeline(conn.id, "Deleted twice")
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{conn.id}/pipelines")
+    page.get_by_role("button", name="More actions for Deleted twice").click()
+    page.get_by_role("menuitem", name="Delete").click()
+    dialog = page.get_by_role("dialog", name="Delete Deleted twice?")
+    dialog.get_by_label("Type the pipeline's name to confirm").fill("Deleted twice")
+    held = _held_posts(page, "/delete")
+    _twice(page, dialog.get_by_role("button", name="Delete"), held)
+    assert len(held) == 1
+    _deliver(page, held)
+    expect(page.get_by_role("status").filter(has_text="deleted")).to_contain_text("Deleted twice")
+    expect(page.get_by_role("heading", name="Not found")).to_have_count(0)
+    page.goto(f"{site.url}/connections/{conn.id}/settings")
+    danger = page.get_by_role("region", name="Danger zone")
+    danger.get_by_label("Type the source's name to confirm").fill("Twice deleted")
+    held = _held_posts(page, "/delete")
+    _twice(page, danger.get_by_role("button", name="Delete source"), held)
+    assert len(held) == 1
+    _deliver(page, held)
+    expect(page.get_by_role("status").filter(has_text="deleted")).to_contain_text("Twice deleted")
+    expect(page.get_by_role("heading", name="Not found")).to_have_count(0)
