@@ -119,3 +119,25 @@ def test_a_state_file_that_could_not_be_saved_is_refused_at_start(tmp_path: Path
         assert "Traceback" not in output
         assert "--state" in output
         assert str(named) in output
+
+
+def test_form_keys_with_non_ascii_digits_are_names_not_list_indexes(fresh, sdk) -> None:
+    client = sdk(fresh)
+    made = client.v1.customers.create({"metadata": {"²": "x", "٣": "y"}})
+    assert made.metadata.to_dict() == {"²": "x", "٣": "y"}
+    with pytest.raises(stripe.InvalidRequestError) as locales:
+        client.v1.customers.create({"preferred_locales": {"²": "en"}})
+    assert locales.value.http_status == 400
+    assert locales.value.param == "preferred_locales"
+    auth = {"Authorization": f"Bearer {fresh.secret_key}"}
+    for path in ("/v1/customers", "/v1/events"):
+        listed = httpx.get(f"{fresh.url}{path}", params={"expand[²]": "x"}, headers=auth)
+        assert listed.status_code == 400, listed.text
+        error = listed.json()["error"]
+        assert (error["type"], error["param"]) == ("invalid_request_error", "expand")
+    # An index longer than int() converts is still an index (indexes only give the order).
+    long_index = f"preferred_locales[{'9' * 5000}]"
+    kept = httpx.post(f"{fresh.url}/v1/customers", data={long_index: "fr"}, headers=auth)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["preferred_locales"] == ["fr"]
+    assert fresh.stats()["server_errors"] == 0

@@ -60,11 +60,21 @@ def new_customer(customer_id: str, created: int, invoice_prefix: str) -> dict[st
     }
 
 
+def check_expand(params: dict[str, Any]) -> None:
+    """``expand`` is a list of field names (the sandbox expands nothing, but checks it)."""
+    expand = params.get("expand")
+    if expand is not None and not (
+        isinstance(expand, list) and all(isinstance(e, str) for e in expand)
+    ):
+        raise invalid("Invalid array", param="expand")
+
+
 def apply_params(customer: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Apply create/update parameters in place; return Stripe's ``previous_attributes``."""
     for name in params:
         if name not in UPDATABLE and name not in IGNORED:
             raise unknown_parameter(name)
+    check_expand(params)
     previous: dict[str, Any] = {}
     for name in UPDATABLE:
         if name not in params:

@@ -1,7 +1,8 @@
 """Stripe's form encoding: ``metadata[plan]=pro``, ``types[]=a``, ``locales[0]=en``.
 
 Bracketed names become nested dicts; ``[]`` and numeric indexes become lists.  A plain
-empty value is kept as ``""`` (Stripe's "unset this field").
+empty value is kept as ``""`` (Stripe's "unset this field").  An index is ASCII digits
+only: ``metadata[²]`` names a key ``²``, as any other name would.
 """
 
 from __future__ import annotations
@@ -53,12 +54,21 @@ def _assign(target: dict[str, Any], path: list[str], value: str, name: str) -> N
         node = child
 
 
+def _is_index(key: str) -> bool:
+    return key.startswith("\x00") or (key.isascii() and key.isdigit())
+
+
+def _index_order(key: str) -> tuple[int, str]:
+    # The number's order without int(), which refuses indexes of thousands of digits.
+    digits = key.lstrip("\x00").lstrip("0")
+    return len(digits), digits
+
+
 def _listify(node: Any) -> Any:
     """Turn dicts whose keys are all indexes (or appends) into lists, in index order."""
     if not isinstance(node, dict):
         return node
     items = {k: _listify(v) for k, v in node.items()}
-    if items and all(k.startswith("\x00") or k.isdigit() for k in items):
-        ordered = sorted(items, key=lambda k: int(k.lstrip("\x00")))
-        return [items[k] for k in ordered]
+    if items and all(_is_index(k) for k in items):
+        return [items[k] for k in sorted(items, key=_index_order)]
     return items

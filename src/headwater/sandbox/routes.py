@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from headwater.sandbox.config import API_VERSION
+from headwater.sandbox.customers import check_expand
 from headwater.sandbox.errors import ApiError, invalid, no_such, unknown_parameter
 from headwater.sandbox.events import type_matcher
 from headwater.sandbox.forms import parse_form
@@ -72,6 +73,7 @@ def _check(params: dict[str, Any], allowed: frozenset[str]) -> None:
     for name in params:
         if name not in allowed:
             raise unknown_parameter(name)
+    check_expand(params)
 
 
 def _cursor(params: dict[str, Any], name: str) -> str | None:
