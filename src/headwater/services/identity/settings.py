@@ -74,12 +74,47 @@ def default_blocked(path: str, ptype: PropertyType) -> tuple[str, ...]:
     return GENERIC_PLACEHOLDERS
 
 
+#: Blocked values per identifier, and characters per value: a list is for placeholders.
+MOST_BLOCKED = 10_000
+LONGEST_BLOCKED = 500
+#: The range of the warehouse's integer identifier keys (BIGINT).
+INT64 = range(-(2**63), 2**63)
+
+
+@dataclass(frozen=True)
+class Wildcards:
+    """Blocked values with ``*`` (any run of characters), matched in linear time: each
+    is its literal parts, found one after the other (a regular expression of several
+    ``.*`` backtracked exponentially on a value that almost matched)."""
+
+    parts: tuple[tuple[str, ...], ...]
+
+    def match(self, key: str) -> bool:
+        return any(_glob(parts, key) for parts in self.parts)
+
+
+def _glob(parts: tuple[str, ...], key: str) -> bool:
+    """Whether `key` is ``parts[0] * parts[1] * ... * parts[-1]``."""
+    first, *middle, last = parts
+    if len(key) < len(first) + len(last) or not key.startswith(first):
+        return False
+    if not key.endswith(last):
+        return False
+    at, end = len(first), len(key) - len(last)
+    for part in middle:
+        found = key.find(part, at, end)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
+
+
 @dataclass(frozen=True)
 class Identifier:
     """One identifier: its property path, column, type and normalised blocked values.
 
     `blocked_exact` holds normalised values (``str`` or ``int``); `blocked_pattern`
-    is one anchored regular expression for the wildcard entries, or ``None``.
+    matches the wildcard entries, or is ``None``.
     """
 
     path: str
@@ -87,7 +122,7 @@ class Identifier:
     type: PropertyType
     blocked: tuple[str, ...]  # as given (for display and storage)
     blocked_exact: frozenset[str | int]
-    blocked_pattern: re.Pattern[str] | None
+    blocked_pattern: Wildcards | None
 
 
 @dataclass(frozen=True)
@@ -182,7 +217,9 @@ def _values(given: Any, path: str) -> tuple[str, ...]:
 
 def _identifier(path: str, column: str, ptype: PropertyType, values: Sequence[str]) -> Identifier:
     exact: set[str | int] = set()
-    patterns: list[str] = []
+    patterns: list[tuple[str, ...]] = []
+    if len(values) > MOST_BLOCKED:
+        raise InvalidInput(f"at most {MOST_BLOCKED:,} blocked values", f"blocked.{path}")
     for j, raw in enumerate(values):
         where = f"blocked.{path}[{j}]"
         text = raw.strip(TRIMMED)
@@ -190,16 +227,27 @@ def _identifier(path: str, column: str, ptype: PropertyType, values: Sequence[st
             raise InvalidInput(
                 "an empty blocked value blocks nothing (empty is already null)", where
             )
+        if len(text) > LONGEST_BLOCKED:
+            raise InvalidInput(f"at most {LONGEST_BLOCKED} characters", where)
         if ptype is PropertyType.INTEGER:
-            try:
-                exact.add(int(text))
-            except ValueError:
-                raise InvalidInput(f"{raw!r} is not an integer", where) from None
+            exact.add(_integer(raw, text, where))
         elif "*" in text:
             if text.strip("*") == "":
                 raise InvalidInput(f"{raw!r} would block every value", where)
-            patterns.append(".*".join(re.escape(p) for p in text.lower().split("*")))
+            patterns.append(tuple(text.lower().split("*")))
         else:
             exact.add(text.lower())
-    pattern = re.compile("(?:" + "|".join(patterns) + r")\Z", re.DOTALL) if patterns else None
+    pattern = Wildcards(tuple(patterns)) if patterns else None
     return Identifier(path, column, ptype, tuple(values), frozenset(exact), pattern)
+
+
+def _integer(raw: str, text: str, where: str) -> int:
+    """A blocked integer: ASCII digits (``int`` also takes ``1_000`` and other
+    scripts' digits), within the warehouse's BIGINT keys (a larger one failed every
+    rebuild after it was saved)."""
+    if re.fullmatch(r"[+-]?[0-9]+", text) is None:
+        raise InvalidInput(f"{raw!r} is not an integer", where)
+    value = int(text)
+    if value not in INT64:
+        raise InvalidInput(f"{raw!r} is out of range (a 64-bit integer)", where)
+    return value

@@ -94,5 +94,11 @@ class IdentitySet(Body):
     )
     blocked: dict[str, list[str | int]] | None = Field(
         default=None,
-        description="Per identifier, values that never link anything; absent: none.",
+        description=(
+            "Per identifier, values that never link anything (`*`: any run of "
+            "characters); a list replaces that identifier's defaults, and an identifier "
+            "without one (or `blocked` absent) gets the defaults (placeholders such as "
+            "`n/a`, `test@example.com`, `noreply@*`). At most 10,000 values of 500 "
+            "characters each."
+        ),
     )
