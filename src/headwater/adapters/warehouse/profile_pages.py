@@ -24,14 +24,17 @@ from headwater.kernel.model import PropertyType
 def _matching(
     sp: Spelling, columns: Mapping[str, PropertyType], search: str | None, params: dict[str, Any]
 ) -> list[str]:
-    """Conditions of the search: some value contains `search`, case-insensitively."""
-    needle = (search or "").strip().lower()
+    """Conditions of the search: some value contains `search`, case-insensitively (the
+    engine lower-cases both sides: Python's and the engines' lower-casing differ beyond
+    ASCII, `ΟΔΟΣ` is `οδος` in Python and `οδοσ` in DuckDB, so the stored text was not
+    found by itself)."""
+    needle = (search or "").strip()
     if not needle or not columns:
         return []
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     params["needle"] = f"%{escaped}%"
     likes = [
-        f"lower(CAST(p.{sql.quote(n)} AS {sp.text})) LIKE {sp.ph('needle')} ESCAPE '\\'"
+        f"lower(CAST(p.{sql.quote(n)} AS {sp.text})) LIKE lower({sp.ph('needle')}) ESCAPE '\\'"
         for n in columns
     ]
     return ["(" + " OR ".join(likes) + ")"]
