@@ -131,12 +131,38 @@ def test_event_cursors_and_created_filter(fresh, sdk) -> None:
     assert all(e.created == newest for e in inside)
 
 
-def test_idempotency_key_replays_the_first_answer(fresh) -> None:
+def test_idempotency_key_replays_the_first_answer(fresh, sdk) -> None:
     headers = {"Authorization": f"Bearer {fresh.secret_key}", "Idempotency-Key": "k-1"}
     one = httpx.post(f"{fresh.url}/v1/customers", data={"name": "x"}, headers=headers)
     two = httpx.post(f"{fresh.url}/v1/customers", data={"name": "x"}, headers=headers)
     assert one.json()["id"] == two.json()["id"]
     assert fresh.stats()["customers"] == 1
+    assert "idempotent-replayed" not in one.headers
+    assert two.headers["idempotent-replayed"] == "true"
+    assert two.headers["original-request"] == one.headers["request-id"]
+    client = sdk(fresh)
+    first = client.v1.customers.create({"name": "y"}, {"idempotency_key": "k-2"})
+    again = client.v1.customers.create({"name": "y"}, {"idempotency_key": "k-2"})
+    assert again.id == first.id
+    assert again.last_response.headers["idempotent-replayed"] == "true"
+    assert again.last_response.idempotency_key == "k-2"
+    # The same key with other parameters, or on another endpoint, is refused.
+    with pytest.raises(stripe.IdempotencyError) as other_parameters:
+        client.v1.customers.create({"name": "z"}, {"idempotency_key": "k-2"})
+    assert other_parameters.value.http_status == 400
+    assert "same parameters they were first used with" in str(other_parameters.value)
+    assert "k-2" in str(other_parameters.value)
+    with pytest.raises(stripe.IdempotencyError) as other_endpoint:
+        client.v1.customers.update(first.id, {"name": "y"}, {"idempotency_key": "k-2"})
+    assert "same endpoint" in str(other_endpoint.value)
+    assert client.v1.customers.retrieve(first.id).name == "y"
+    assert fresh.stats()["customers"] == 2
+    # Keys are kept for 24 hours of the sandbox's clock, then a key is new again.
+    fresh.advance_clock(DAY + 1)
+    later = client.v1.customers.create({"name": "z"}, {"idempotency_key": "k-2"})
+    assert later.id != first.id
+    assert "idempotent-replayed" not in later.last_response.headers
+    assert fresh.stats()["customers"] == 3
 
 
 def test_restricted_key_with_custom_permissions(sdk) -> None:

@@ -10,6 +10,9 @@ parameters, object shapes and error format (API version 2024-06-20):
   (``disabled=true`` stops deliveries; ``api_version`` is kept and must be the
   sandbox's); the sandbox also accepts a ``secret`` parameter on create to choose the
   signing secret.
+- ``Idempotency-Key`` on a ``POST`` replays the first answer, refuses other parameters
+  or another endpoint (``idempotency_error``) and lasts 24 hours of the sandbox clock
+  (`headwater.sandbox.idempotency`).
 
 Keys: ``sk_test_sandbox`` (everything), ``rk_test_customers_only`` (Customers: Read),
 plus ``--key KEY=PERMISSIONS``; permissions are ``customers:read``,

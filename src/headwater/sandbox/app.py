@@ -14,6 +14,7 @@ from headwater.sandbox import control
 from headwater.sandbox.config import API_VERSION, SandboxConfig, is_live
 from headwater.sandbox.errors import ApiError, permission_denied, unauthenticated
 from headwater.sandbox.faults import Faults
+from headwater.sandbox.idempotency import IdempotencyKeys
 from headwater.sandbox.latency import Latency
 from headwater.sandbox.limits import Limits
 from headwater.sandbox.routes import Match, Request, Response, route
@@ -39,7 +40,7 @@ class SandboxApp:
         self.faults = Faults(config.knobs, config.seed)
         self.limits = Limits(config.knobs)
         self.latency = Latency(config.knobs, config.seed)
-        self.idempotent: dict[tuple[str, str], Response] = {}
+        self.idempotent = IdempotencyKeys(sandbox.clock)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,7 +104,7 @@ class SandboxApp:
             error = permission_denied(key, match.permission)
         if error is None:
             try:
-                response = self._idempotent(request, match.call)
+                response = self._run(request, match.call, is_live(key))
             except ApiError as raised:
                 response = Response.error(raised)
         else:
@@ -113,17 +114,13 @@ class SandboxApp:
             await asyncio.sleep(delay)
         return response
 
-    def _idempotent(
-        self, request: Request, call: Callable[[Sandbox, Request], Response]
+    def _run(
+        self, request: Request, call: Callable[[Sandbox, Request], Response], live: bool
     ) -> Response:
         token = request.headers.get("idempotency-key")
         if request.method != "POST" or not token:
             return call(self.sandbox, request)
-        cache_key = (token, request.path)
-        cached = self.idempotent.get(cache_key)
-        if cached is None:
-            cached = self.idempotent[cache_key] = call(self.sandbox, request)
-        return cached
+        return self.idempotent.answer(live, token, request, lambda: call(self.sandbox, request))
 
     async def _send(self, send: Send, request: Request, response: Response) -> None:
         headers = [
