@@ -202,6 +202,15 @@ def test_apply_writes_profiles_memberships_and_changes(warehouse: Warehouse) -> 
     assert profile["user"] == 3
     assert {i["_profile_id"] for i in warehouse.identities()} == {keep}
     assert warehouse.profile_changes() == [write_plan.changes[0]]
+    # One profile's history is found in the warehouse, not by reading the whole log.
+    other = "00000000-0000-4000-8000-00000000000f"
+    warehouse.apply_profiles(
+        ProfileWrite(changes=[ChangeRecord("split", (other,), (other, "x%_"), "r10", AT)])
+    )
+    assert warehouse.profile_changes(involving=keep) == [write_plan.changes[0]]
+    assert [c.run_id for c in warehouse.profile_changes(involving=other)] == ["r10"]
+    assert warehouse.profile_changes(involving="x%") == []  # an id is whole, not a pattern
+    assert len(warehouse.profile_changes()) == 2
 
 
 def test_one_resolution_at_a_time(warehouse: Warehouse, engine: Engine) -> None:

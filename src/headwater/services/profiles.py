@@ -183,11 +183,7 @@ def show_profile(app: App, profile_id: str) -> dict[str, Any]:
         if not found:
             raise NotFound(f"no profile {profile_id!r} in the warehouse")
         members = warehouse.identities_in_profiles([profile_id])
-        changes = [
-            c
-            for c in warehouse.profile_changes()
-            if profile_id in c.before or profile_id in c.after
-        ]
+        changes = warehouse.profile_changes(involving=profile_id)
     finally:
         warehouse.close()
     names = {

@@ -224,7 +224,8 @@ class Warehouse(Protocol):
     def count_matching_profiles(self, search: str | None = None) -> int:
         """How many profiles have a value containing `search` (all without one)."""
 
-    def profile_changes(self) -> list[ChangeRecord]: ...
+    def profile_changes(self, involving: str | None = None) -> list[ChangeRecord]:
+        """Logged merges and splits, oldest first (with `involving`: of that profile id)."""
 
     def pending_identities(self) -> Pending:
         """The identities written or deleted since they were last resolved."""

@@ -82,8 +82,10 @@ class ProfileMethods:
     def count_matching_profiles(self, search: str | None = None) -> int:
         return self._with_profile_args("profile read", lambda a: profile_pages.count(*a, search))
 
-    def profile_changes(self) -> list[ChangeRecord]:
-        return self._with_profile_args("profile read", lambda a: profile_store.changes(a[0], a[1]))
+    def profile_changes(self, involving: str | None = None) -> list[ChangeRecord]:
+        return self._with_profile_args(
+            "profile read", lambda a: profile_store.changes(a[0], a[1], a[2], involving)
+        )
 
     def pending_identities(self) -> Pending:
         return self._with_profile_args(

@@ -378,14 +378,29 @@ def read_pending(execute: Execute, schema: str, sp: Spelling) -> pending.Pending
     return pending.read(execute, schema, sp.text)
 
 
-def changes(execute: Execute, schema: str) -> list[ChangeRecord]:
-    """Every logged merge and split, oldest first."""
+def changes(
+    execute: Execute, schema: str, sp: Spelling, involving: str | None = None
+) -> list[ChangeRecord]:
+    """Every logged merge and split, oldest first; with `involving`, those whose ids
+    before or after hold that profile id (found in the warehouse: after a rebuild the
+    log holds hundreds of thousands of rows, all read and parsed for each profile
+    shown before)."""
+    where, params = "", {}
+    if involving is not None:
+        needle = orjson.dumps(involving).decode()  # as the id lists spell it, quoted
+        where = (
+            f" WHERE strpos(before_ids, {sp.ph('needle')}) > 0"
+            f" OR strpos(after_ids, {sp.ph('needle')}) > 0"
+        )
+        params["needle"] = needle
     rows = execute(
         "SELECT run_id, changed_at, kind, before_ids, after_ids "
-        f"FROM {sql.quote(schema)}.{CHANGES} ORDER BY changed_at, run_id, kind, before_ids",
-        {},
+        f"FROM {sql.quote(schema)}.{CHANGES}{where} "
+        "ORDER BY changed_at, run_id, kind, before_ids",
+        params,
     )
-    return [
+    found = [
         ChangeRecord(r[2], tuple(orjson.loads(r[3])), tuple(orjson.loads(r[4])), r[0], r[1])
         for r in rows
     ]
+    return [c for c in found if involving is None or involving in (*c.before, *c.after)]
