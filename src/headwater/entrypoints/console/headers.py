@@ -25,7 +25,8 @@ ALWAYS = {
     "Referrer-Policy": "same-origin",
 }
 
-#: Static files (bundled, named per release) may be cached; nothing else may.
+#: Static files (the bundle, the style sheets) hold no one's data and may be cached
+#: (revalidated by their ETag); nothing else may.
 CACHEABLE = "/static/"
 
 
