@@ -381,26 +381,18 @@ def read_pending(execute: Execute, schema: str, sp: Spelling) -> pending.Pending
 def changes(
     execute: Execute, schema: str, sp: Spelling, involving: str | None = None
 ) -> list[ChangeRecord]:
-    """Every logged merge and split, oldest first; with `involving`, those whose ids
-    before or after hold that profile id (found in the warehouse: after a rebuild the
-    log holds hundreds of thousands of rows, all read and parsed for each profile
-    shown before)."""
-    where, params = "", {}
+    """Every logged merge and split, oldest first; with `involving`, those of that
+    profile id, found in the warehouse (a rebuild may log hundreds of thousands)."""
+    where, params = "", dict[str, Any]()
     if involving is not None:
-        needle = orjson.dumps(involving).decode()  # as the id lists spell it, quoted
-        where = (
-            f" WHERE strpos(before_ids, {sp.ph('needle')}) > 0"
-            f" OR strpos(after_ids, {sp.ph('needle')}) > 0"
-        )
-        params["needle"] = needle
+        params["needle"] = orjson.dumps(involving).decode()  # quoted, as logged
+        has = f"strpos(before_ids, {sp.ph('needle')}) > 0"
+        where = f" WHERE {has} OR {has.replace('before_ids', 'after_ids')}"
     rows = execute(
-        "SELECT run_id, changed_at, kind, before_ids, after_ids "
-        f"FROM {sql.quote(schema)}.{CHANGES}{where} "
-        "ORDER BY changed_at, run_id, kind, before_ids",
+        f"SELECT run_id, changed_at, kind, before_ids, after_ids FROM {sql.quote(schema)}."
+        f"{CHANGES}{where} ORDER BY changed_at, run_id, kind, before_ids",
         params,
     )
-    found = [
-        ChangeRecord(r[2], tuple(orjson.loads(r[3])), tuple(orjson.loads(r[4])), r[0], r[1])
-        for r in rows
-    ]
+    ids = orjson.loads
+    found = (ChangeRecord(r[2], tuple(ids(r[3])), tuple(ids(r[4])), r[0], r[1]) for r in rows)
     return [c for c in found if involving is None or involving in (*c.before, *c.after)]
