@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -209,3 +210,27 @@ def test_demo_imports_the_sandbox_into_the_default_duckdb_warehouse(home: Path) 
     assert shown["identities"] == 500
     # The run resolved its identities: customers sharing an email share a profile.
     assert 0 < shown["profiles"] < 500
+
+
+def test_demo_refuses_a_negative_count_and_says_when_the_sandbox_cannot_start(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    negative = CliRunner().invoke(cli, ["demo", "--customers", "-1", "--no-console"])
+    assert negative.exit_code == 2, negative.output
+    assert isinstance(negative.exception, SystemExit)
+    assert "--customers" in negative.stderr
+
+    def unstartable(**options: Any) -> RunningSandbox:
+        # A real sandbox process that exits at once: a key it refuses.
+        return start_sandbox(keys={"pk_test_not_a_secret_key": "*"}, **options)
+
+    # The package's `demo` is the command: the module is reached by its full name.
+    demo_module = importlib.import_module("headwater.entrypoints.cli.demo")
+    monkeypatch.setattr(demo_module, "start_sandbox", unstartable)
+    failed = CliRunner().invoke(cli, ["demo", "--customers", "5", "--no-console"])
+    assert failed.exit_code == 1, failed.output
+    assert isinstance(failed.exception, SystemExit)
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: the Stripe sandbox did not start: ")
+    assert "must start with sk_test_" in lines[0]

@@ -20,6 +20,19 @@ SECRET_KEY = "sk_test_sandbox"  # noqa: S105 - the documented sandbox key
 _READY = "Headwater Stripe sandbox listening on "
 
 
+class SandboxDidNotStart(RuntimeError):
+    """The sandbox process exited, or was not ready in time.
+
+    `reason` is one line saying why (the last line it printed, which is its error);
+    `output` is all it printed.
+    """
+
+    def __init__(self, output: str, reason: str) -> None:
+        super().__init__("sandbox did not start:\n" + output)
+        self.output = output
+        self.reason = reason
+
+
 class RunningSandbox:
     """A sandbox subprocess; use as a context manager or call `stop()`."""
 
@@ -209,12 +222,19 @@ def _launch(args: list[str], startup_timeout: float) -> RunningSandbox:
     reader.start()
     deadline = time.monotonic() + startup_timeout
     while not found.wait(0.05):
-        if process.poll() is not None or time.monotonic() > deadline:
+        exited = process.poll() is not None
+        if exited or time.monotonic() > deadline:
             process.kill()
             process.wait()
             reader.join(timeout=5)
             process.stdout.close()
-            raise RuntimeError("sandbox did not start:\n" + "".join(output))
+            printed = "".join(output)
+            last = next((line.strip() for line in reversed(output) if line.strip()), "")
+            if not exited:
+                reason = f"not ready after {startup_timeout:g} s"
+            else:
+                reason = last or f"it exited with code {process.returncode}"
+            raise SandboxDidNotStart(printed, reason)
     url = next(line for line in output if line.startswith(_READY))[len(_READY) :].strip()
     return RunningSandbox(process, url, output, reader)
 

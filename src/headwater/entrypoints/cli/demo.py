@@ -13,8 +13,8 @@ from headwater.entrypoints.cli.progress import live_progress
 from headwater.entrypoints.cli.runs import print_run
 from headwater.entrypoints.serve.command import serve
 from headwater.kernel.entities import Pipeline, Run, RunStatus
-from headwater.kernel.errors import Conflict
-from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.kernel.errors import Conflict, TerminalError
+from headwater.sandbox.testing import RunningSandbox, SandboxDidNotStart, start_sandbox
 from headwater.services import connections
 from headwater.services.app import App
 from headwater.services.auth import users
@@ -25,7 +25,7 @@ DEMO_EMAIL = "demo@example.com"
 
 
 @click.command("demo")
-@click.option("--customers", default=10_000, show_default=True)
+@click.option("--customers", default=10_000, show_default=True, type=click.IntRange(min=0))
 @click.option("--seed", default=42, show_default=True)
 @click.option(
     "--console/--no-console",
@@ -39,10 +39,11 @@ def demo(customers: int, seed: int, console: bool, port: int) -> None:
     """Start the Stripe sandbox, connect it, import its customers into the warehouse, then
     serve the console on that data with a demo sign-in (the sandbox stays up meanwhile)."""
     out.print(f"Starting the Stripe sandbox with {customers:,} customers…")
-    with (
-        start_sandbox(customers=customers, seed=seed, rate_limit=25) as sandbox,
-        opened_app() as app,
-    ):
+    try:
+        started = start_sandbox(customers=customers, seed=seed, rate_limit=25)
+    except SandboxDidNotStart as exc:
+        raise TerminalError(f"the Stripe sandbox did not start: {exc.reason}") from None
+    with started as sandbox, opened_app() as app:
         pipeline, run = _import(app, sandbox)
         if run.status != RunStatus.SUCCEEDED:
             sys.exit(1)
