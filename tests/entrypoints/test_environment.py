@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from headwater.entrypoints.cli import cli
 from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.errors import InvalidInput
 
@@ -64,3 +66,26 @@ def test_webhook_limits_come_from_the_environment_and_bad_ones_say_which() -> No
         with pytest.raises(InvalidInput) as caught:
             settings_from_env({**base, "HEADWATER_WEBHOOK_RATE": bad})
         assert caught.value.location == "HEADWATER_WEBHOOK_RATE"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("foo", "not a database URL"),
+        ("mysql://u:s3cret@h/db", "'mysql://u:***@h/db' for the metadata store: its driver"),
+        ("nosuchdb://u:s3cret@h/db", "'nosuchdb://u:***@h/db' for the metadata store: unknown"),
+        ("postgresql://u:s3cret@h:port/db", "not a database URL"),
+    ],
+)
+def test_a_bad_database_url_is_one_error_line_naming_the_variable(
+    home: Path, url: str, said: str
+) -> None:
+    for command in (["connections", "list"], ["pipelines", "list"]):
+        result = CliRunner().invoke(cli, command, env={"HEADWATER_DATABASE_URL": url})
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: HEADWATER_DATABASE_URL: ")
+        assert said in lines[0]
+        assert "s3cret" not in result.output

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, StatementError
 
 from headwater.adapters.store.crypto import Cipher
-from headwater.kernel.errors import TransientError, redact
+from headwater.kernel.errors import InvalidInput, TransientError, redact
 
 #: The newest migration.  When the store is at it, opening skips Alembic altogether
 #: (importing it costs ~12 MB and ~80 ms); a test checks this against Alembic's head.
@@ -64,15 +64,7 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
     url = engine_url(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Parameters can hold customer data: never in an error message.
-    # A server connection can drop while pooled (pre-ping finds out); a SQLite file
-    # cannot, and the ping would double the cost of every short read.
-    engine = create_engine(
-        url,
-        pool_pre_ping=not url.startswith("sqlite"),
-        hide_parameters=True,
-        json_deserializer=orjson.loads,
-    )
+    engine = _create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
@@ -88,6 +80,41 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
             f"metadata store {engine.url!r} is unavailable: {describe_error(exc)}"
         ) from exc
     return engine
+
+
+_URL_VARIABLE = "HEADWATER_DATABASE_URL"
+_URL_FORMS = (
+    "use postgresql://USER:PASSWORD@HOST/DATABASE, or unset it for the SQLite file "
+    "in HEADWATER_HOME"
+)
+
+
+def _create_engine(url: str) -> Engine:
+    """The engine for `url`; `InvalidInput` naming the variable when the URL cannot be
+    used (malformed, an unknown database, a driver that is not installed)."""
+    try:
+        # Parameters can hold customer data: never in an error message.
+        # A server connection can drop while pooled (pre-ping finds out); a SQLite file
+        # cannot, and the ping would double the cost of every short read.
+        return create_engine(
+            url,
+            pool_pre_ping=not url.startswith("sqlite"),
+            hide_parameters=True,
+            json_deserializer=orjson.loads,
+        )
+    except (ArgumentError, ImportError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except (ArgumentError, ValueError):
+            message = f"not a database URL ({reason}); {_URL_FORMS}"
+        else:
+            if isinstance(exc, NoSuchModuleError):
+                reason = f"unknown database ({reason})"
+            elif isinstance(exc, ImportError):
+                reason = f"its driver is not installed ({reason})"
+            message = f"cannot use {shown!r} for the metadata store: {reason}; {_URL_FORMS}"
+        raise InvalidInput(message, _URL_VARIABLE) from None
 
 
 @contextlib.contextmanager
