@@ -1,5 +1,5 @@
-"""Mapping and filter files given to the CLI: empty and broken files are refused
-naming the option and the file."""
+"""Mapping, filter and code files given to the CLI: empty, broken and non-UTF-8 files
+are refused naming the option and the file."""
 
 from __future__ import annotations
 
@@ -60,3 +60,28 @@ def test_a_file_nested_too_deep_is_refused_without_a_traceback(
     )
     assert validated.exit_code == 1
     assert "nested too deeply to read" in validated.output
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [
+        ("--mapping", "d.json"),
+        ("--filter", "d.json"),
+        ("--javascript", "t.js"),
+        ("--python", "t.py"),
+    ],
+)
+def test_a_file_that_is_not_utf8_names_the_file_and_the_byte(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path(name).write_bytes(b'{"name":\n "caf\xe9"}')  # Latin-1, not UTF-8
+    said = f"{option}: {name}: not UTF-8 text: byte 0xe9 at position 14 (line 2)"
+    code, output = add_with(option, Path(name))
+    assert code == 1
+    assert said in output
+    validated = CliRunner().invoke(
+        cli, ["pipelines", "validate", option, name], catch_exceptions=False
+    )
+    assert validated.exit_code == 1
+    assert said in " ".join(validated.output.split())

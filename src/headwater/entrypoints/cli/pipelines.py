@@ -30,8 +30,22 @@ from headwater.services.pipelines.documents import (
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+def text_file(path: Path, option: str) -> str:
+    """The file's text, read as UTF-8: bytes that are not name the file and the byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(
+            f"{path}: not UTF-8 text: byte 0x{data[exc.start]:02x} at position {exc.start} "
+            f"(line {line})",
+            option,
+        ) from None
+
+
 def json_file(path: Path, option: str) -> Any:
-    text = path.read_text()
+    text = text_file(path, option)
     if not text.strip():
         raise InvalidInput(f"{path}: the file is empty", option)
     try:
@@ -69,8 +83,8 @@ def transformation_from(
         app.model(),
         mapping=json_file(mapping, "--mapping") if mapping else None,
         suggested=suggested,
-        javascript=javascript.read_text() if javascript else None,
-        python=python.read_text() if python else None,
+        javascript=text_file(javascript, "--javascript") if javascript else None,
+        python=text_file(python, "--python") if python else None,
     )
 
 

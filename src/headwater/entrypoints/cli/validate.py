@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from headwater.entrypoints.cli.output import handle_errors, json_option, opened_app, print_json, say
-from headwater.entrypoints.cli.pipelines import FILE, json_file
+from headwater.entrypoints.cli.pipelines import FILE, json_file, text_file
 from headwater.kernel.errors import Problem
 from headwater.services.pipelines.definition import validate_definition
 
@@ -31,7 +31,7 @@ def _given(
         raise click.UsageError("give --javascript or --python, not both")
     for kind, path in (("javascript", javascript), ("python", python)):
         if path is not None:
-            given["transformation"] = {"kind": kind, "source": path.read_text()}
+            given["transformation"] = {"kind": kind, "source": text_file(path, f"--{kind}")}
     if not given:
         raise click.UsageError("give --filter, --mapping, --javascript or --python")
     return given
