@@ -226,6 +226,25 @@ document.addEventListener("htmx:responseError", (e) => {
   if (el.matches && el.matches("select[data-saved]")) el.value = el.dataset.saved;
 });
 
+// Every change names the workspace its page showed, so that a page left open in a tab
+// while the workspace was switched in another is refused, not applied to the other one.
+const shownWorkspace = () => document.body && document.body.dataset.workspace;
+document.addEventListener("submit", (e) => {
+  const form = e.target, ws = shownWorkspace();
+  if (!ws || (form.getAttribute("method") || "get").toLowerCase() !== "post") return;
+  let field = form.querySelector("input[name=_workspace]");
+  if (!field) {
+    field = document.createElement("input");
+    Object.assign(field, { type: "hidden", name: "_workspace" });
+    form.append(field);
+  }
+  field.value = ws;
+}, true);
+document.addEventListener("htmx:configRequest", (e) => {
+  const ws = shownWorkspace();
+  if (ws) e.detail.headers["X-Headwater-Workspace"] = ws;
+});
+
 // Forms that must not be posted twice (double clicks): the first submit disables them.
 document.addEventListener("submit", (e) => {
   const form = e.target;

@@ -188,6 +188,7 @@ function showProblems(error) {
 // fetch would follow to the sign-in page); the editor goes there and the answer is null.
 async function post(url, body) {
   const headers = { "Content-Type": "application/json", "X-Requested-With": "fetch" };
+  if (document.body.dataset.workspace) headers["X-Headwater-Workspace"] = document.body.dataset.workspace;
   const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body) });
   if (response.status !== 401) return response;
   const answer = await response.json().catch(() => ({}));

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from tests.entrypoints.console.conftest import EMAIL, PASSWORD, Site, sign_in
 
 from headwater.services import connections
-from headwater.services.auth import users, workspaces
+from headwater.services.auth import tokens, users, workspaces
 from headwater.services.pipelines import runner
 
 pytestmark = pytest.mark.slow
@@ -172,3 +172,40 @@ def test_a_live_progress_stream_ends_when_its_session_does(site: Site) -> None:
         with contextlib.suppress(Exception):
             runner.cancel_run(app, run.id)
         app.close()
+
+
+def test_a_page_left_open_in_another_workspace_changes_nothing(page: Page, site: Site) -> None:
+    """Every post acted on the session's current workspace: a page of one workspace,
+    left open while another tab switched to a second, created (or deleted, or reset
+    the identity settings) in the second."""
+    app = site.app()
+    try:
+        second = workspaces.add_workspace(app, "Second company")
+        users.add_member(app.in_workspace(second.id), EMAIL)
+    finally:
+        app.close()
+    sign_in(page, site.url)
+    page.goto(site.url + "/tokens")
+    other = page.context.new_page()  # the same session, in another tab
+    other.goto(site.url + "/sources")
+    other.get_by_label("Workspace").select_option(label="Second company")
+    other.get_by_role("button", name="Switch").click()
+    expect(other.get_by_label("Workspace")).to_have_value(second.id)
+    page.get_by_label("Token name").fill("From the stale tab")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_role("alert")).to_contain_text("another workspace")
+    app = site.app()
+    try:
+        made = [
+            t.name for ws in (app, app.in_workspace(second.id)) for t in tokens.list_tokens(ws)[0]
+        ]
+    finally:
+        app.close()
+    assert "From the stale tab" not in made
+    # The page of the workspace switched to makes it there.
+    other.goto(site.url + "/tokens")
+    other.get_by_label("Token name").fill("From the current tab")
+    other.get_by_role("button", name="Create token").click()
+    expect(other.get_by_label("New token")).to_have_value(re.compile(r"^hw_"))
+    other.get_by_label("Workspace").select_option(label="default")
+    other.get_by_role("button", name="Switch").click()

@@ -79,6 +79,24 @@ class CrossSite(Exception):
     """A state-changing request from another site's page."""
 
 
+class OtherWorkspace(Exception):
+    """A change from a page of another workspace than the session's (left open in a
+    tab while the workspace was switched in another)."""
+
+
+#: The workspace a page showed, sent with each change it makes (console.js: a header on
+#: htmx and editor requests, a form field on plain form posts).
+WORKSPACE_HEADER = "x-headwater-workspace"
+WORKSPACE_FIELD = "_workspace"
+
+
+def _check_shown(request: Request, shown: object, current: str) -> None:
+    """`OtherWorkspace` when a change names another workspace than the session's (the
+    workspace switcher, whose change that is, aside)."""
+    if isinstance(shown, str) and shown and shown != current and request.url.path != "/workspace":
+        raise OtherWorkspace
+
+
 @dataclass(frozen=True)
 class Viewer:
     """The signed-in user and the workspace their session acts on."""
@@ -102,8 +120,10 @@ def viewer(request: Request) -> Viewer:
     principal = sessions.principal_for_session(app, raw) if raw else None
     if principal is None or principal.user_id is None:
         raise SignInRequired
-    if request.method not in SAFE_METHODS and not same_origin(request):
-        raise CrossSite
+    if request.method not in SAFE_METHODS:
+        if not same_origin(request):
+            raise CrossSite
+        _check_shown(request, request.headers.get(WORKSPACE_HEADER), principal.workspace_id)
     view = (
         app
         if principal.workspace_id == app.workspace_id
@@ -120,7 +140,18 @@ def viewer(request: Request) -> Viewer:
     )
 
 
-CurrentViewer = Annotated[Viewer, Depends(viewer)]
+async def page_viewer(request: Request, who: Annotated[Viewer, Depends(viewer)]) -> Viewer:
+    """`viewer`, and for a form post, the workspace its page showed (`WORKSPACE_FIELD`)
+    checked too (the form is parsed once: the handler's fields come from the same)."""
+    kind = request.headers.get("content-type", "")
+    if request.method not in SAFE_METHODS and kind.startswith(FORMS):
+        form = await request.form()
+        _check_shown(request, form.get(WORKSPACE_FIELD), who.principal.workspace_id)
+    return who
+
+
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+CurrentViewer = Annotated[Viewer, Depends(page_viewer)]
 
 
 def flashes(request: Request) -> Flashes:
@@ -219,6 +250,17 @@ def install_handlers(console: FastAPI) -> None:
             title="Refused",
             message="A change must come from this site's own pages.",
         )
+
+    @console.exception_handler(OtherWorkspace)
+    def _other_workspace(request: Request, _exc: OtherWorkspace) -> Response:
+        message = (
+            "This page is of another workspace than the one you switched to since (in "
+            "another tab, perhaps); nothing was changed. Open the page again."
+        )
+        if request.headers.get("x-requested-with") == "fetch":
+            error = {"type": "conflict", "message": message, "field": None}
+            return JSONResponse({"error": error}, status_code=409)
+        return render(request, "error.html", status=409, title="Not done", message=message)
 
     @console.exception_handler(NotFound)
     def _not_found(request: Request, exc: NotFound) -> Response:
