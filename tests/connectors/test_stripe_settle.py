@@ -77,14 +77,19 @@ def test_an_event_listed_after_a_later_one_is_read_by_the_next_run() -> None:
     changed, position = _read(server, start)
     assert changed == ["cus_b", "cus_c"]
     # Both are recent: the position stays where it was (they are read again).
-    assert position == {"event_id": "evt_start", "created": T0 - 100, "newest": "evt_c"}
+    assert position == {
+        "event_id": "evt_start",
+        "created": T0 - 100,
+        "newest": "evt_c",
+        "through": T0 - SETTLE,  # every event made before then is read
+    }
     assert unsettled(position)
 
     server.hidden.clear()  # Stripe lists it now
     server.now = T0 + SETTLE + 5
     changed, position = _read(server, position)
     assert changed == ["cus_a", "cus_b", "cus_c"]  # in the order they were made
-    assert position == {"event_id": "evt_c", "created": T0, "newest": "evt_c"}
+    assert position == {"event_id": "evt_c", "created": T0, "newest": "evt_c", "through": T0 + 5}
     assert not unsettled(position)
     assert _read(server, position) == ([], position)  # nothing new: nothing read again
 
@@ -97,11 +102,21 @@ def test_events_older_than_the_settling_time_move_the_position_past_them() -> No
     server.make("evt_new", "cus_n", T0 - SETTLE + 1)
     changed, position = _read(server, {"event_id": "evt_start", "created": T0 - 100})
     assert changed == [f"cus_o{i}" for i in range(5)] + ["cus_n"]
-    assert position == {"event_id": "evt_old4", "created": T0 - SETTLE - 3, "newest": "evt_new"}
+    assert position == {
+        "event_id": "evt_old4",
+        "created": T0 - SETTLE - 3,
+        "newest": "evt_new",
+        "through": T0 - SETTLE,
+    }
     server.now += SETTLE
     changed, position = _read(server, position)
     assert changed == ["cus_n"]  # read again, once: the others settled
-    assert position == {"event_id": "evt_new", "created": T0 - SETTLE + 1, "newest": "evt_new"}
+    assert position == {
+        "event_id": "evt_new",
+        "created": T0 - SETTLE + 1,
+        "newest": "evt_new",
+        "through": T0,
+    }
 
 
 def test_a_saved_position_of_before_is_read_as_settled() -> None:

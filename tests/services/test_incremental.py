@@ -306,6 +306,34 @@ def test_a_position_older_than_30_days_falls_back_to_a_full_run_that_says_why(
     assert_in_sync(app, sb, pipeline)
 
 
+def test_a_quiet_month_stays_incremental(
+    app: App, small_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """The position is the last event read: with no customer change for 30 days it
+    left Stripe's history, and the next run re-imported everything, and so on every
+    quiet month.  Each run now also saves how far it read (`through`), from which the
+    run after the last event's expiry reads on."""
+    sb = small_sandbox
+    client = sdk(sb)
+    pipeline = make(app, sb, make_pipeline)
+    run(app, pipeline)
+    client.v1.customers.update(pro_ids(sb, 1)[0], {"email": "last@x.io"})
+    sb.advance_clock(SETTLE + 1)
+    assert run(app, pipeline).kind == "incremental"
+    sb.advance_clock(20 * 86400)
+    quiet = run(app, pipeline)  # reads nothing, saves how far it read
+    assert (quiet.kind, quiet.counters["read"]) == ("incremental", 0)
+    sb.advance_clock(11 * 86400)  # the last event is gone from Stripe's 30 days
+    later = pro_ids(sb, 2)[1]
+    client.v1.customers.update(later, {"email": "after@x.io"})
+    sb.advance_clock(SETTLE + 1)
+    resumed = run(app, pipeline)
+    assert resumed.kind == "incremental", resumed.summary.get("reason")
+    assert resumed.counters["updated"] == 1
+    state = assert_in_sync(app, sb, pipeline)
+    assert state[later][0] == "after@x.io"
+
+
 @pytest.mark.parametrize("held_pages", [50, 1], ids=["one-pass", "bounded-memory"])
 def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_once(
     app: App,

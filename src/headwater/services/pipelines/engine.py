@@ -241,7 +241,7 @@ def _apply_changes(ctx: RunContext, start: PipelineState, position: dict[str, An
                 _submit_changes(ctx, writer, list(pending.values()), state)
                 pending = {}
             last = change_batch.position
-        if pending:
+        if pending or last != position:  # a quiet read saves how far it read too
             _submit_changes(ctx, writer, list(pending.values()), replace(start, position=last))
         writer.finish()
     except BaseException:

@@ -123,14 +123,31 @@ class ChangeReader:
         event_id, created = _validate(position)
         self._settled = {"event_id": event_id, "created": created}
         self._newest = position.get("newest", event_id)
+        self._through = position.get("through")
         self._horizon: int | None = None
         self._open = True  # no event past the horizon handed on yet
+        yield from self._read_all(event_id, created)
+        if self._horizon is not None:  # read to the end: every event before it is read
+            self._through = max(self._horizon, self._through or self._horizon)
+            yield self._batch([], 0)
+
+    def _read_all(self, event_id: str | None, created: int) -> Iterator[ChangeBatch]:
         if event_id is None:
             start = yield from self._read_from_time(created)
             if start is None:
                 return
             event_id = start
-        yield from self._read_after(event_id, created)
+        try:
+            yield from self._read_after(event_id, created)
+        except HistoryExpired:
+            if self._through is None or self._horizon is not None:
+                raise
+            # The position's event left Stripe's 30 days, but a read listed every event
+            # after it up to `through` (a quiet account): read on from there.
+            since = self._through - POSITION_MARGIN
+            start = yield from self._read_from_time(since, since=since)
+            if start is not None:
+                yield from self._read_after(start, since)
 
     def _read_after(self, event_id: str, created: int) -> Iterator[ChangeBatch]:
         cursor = Cursor("ending_before", start=event_id)
@@ -179,8 +196,11 @@ class ChangeReader:
             yield self._batch([], self.http.api_calls - before)
         return newest
 
-    def _read_from_time(self, created: int) -> Generator[ChangeBatch, None, str | None]:
-        """No event existed at the position, so every event now listed came after it.
+    def _read_from_time(
+        self, created: int, since: int | None = None
+    ) -> Generator[ChangeBatch, None, str | None]:
+        """No event existed at the position (or, with `since`, every event made before
+        it was read), so every event now listed (made since `since`) came after it.
 
         Walk newest to oldest (no `created` filter: the two clocks need not agree).
         When the walk ends within `HELD_PAGES` pages, replay the pages held, oldest
@@ -191,8 +211,9 @@ class ChangeReader:
         held: list[list[Record]] = []
         overflowed = False
         before = self.http.api_calls
+        params = self.params if since is None else {**self.params, "created[gte]": since}
         while not cursor.finished:
-            reply = self.http.get(PATH, {**self.params, **cursor.params()})
+            reply = self.http.get(PATH, {**params, **cursor.params()})
             data, has_more = parse_list(reply.body, f"GET {PATH}")
             if cursor.pages == 0:
                 _check_age(created, reply, data)
@@ -231,6 +252,8 @@ class ChangeReader:
         if events:
             self._newest = str(events[-1]["id"])
         position = {**self._settled, "newest": self._newest}
+        if self._through is not None:
+            position["through"] = self._through
         return ChangeBatch(merge_events(events), position, calls, {"events": len(events)})
 
     def _get(self, params: dict[str, Any], event_id: str) -> Reply:
@@ -258,6 +281,9 @@ def _validate(position: dict[str, Any]) -> tuple[str | None, int]:
     newest = position.get("newest")
     if newest is not None and not (isinstance(newest, str) and newest):
         raise InvalidInput(f"must be an event id or null, got {newest!r}", "position.newest")
+    through = position.get("through")
+    if through is not None and (not isinstance(through, int) or isinstance(through, bool)):
+        raise InvalidInput(f"must be unix seconds, got {through!r}", "position.through")
     return event_id, created
 
 
