@@ -85,3 +85,24 @@ def test_a_file_that_is_not_utf8_names_the_file_and_the_byte(
     )
     assert validated.exit_code == 1
     assert said in " ".join(validated.output.split())
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["identity", "set", "--identifiers", "email", "--blocked"], "--blocked"),
+        (["connections", "add", "stripe", "--name", "S", "--api-key-file"], "--api-key-file"),
+        (["connections", "rotate-key", "conn_missing", "--api-key-file"], "--api-key-file"),
+    ],
+)
+def test_a_blocked_or_key_file_that_is_not_utf8_names_the_file_and_the_byte(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], option: str
+) -> None:
+    """These files were read with a bare decode: "'utf-8' codec can't decode ..." (or
+    the locale's encoding), naming neither the option nor the file."""
+    monkeypatch.chdir(tmp_path)
+    Path("f.txt").write_bytes(b'{"email":\n ["caf\xe9"]}')
+    result = CliRunner().invoke(cli, [*command, "f.txt"], catch_exceptions=False)
+    assert result.exit_code == 1
+    said = f"{option}: f.txt: not UTF-8 text: byte 0xe9 at position 16 (line 2)"
+    assert said in " ".join(result.output.split())

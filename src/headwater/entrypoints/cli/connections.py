@@ -18,6 +18,7 @@ from headwater.entrypoints.cli.output import (
     table,
     warn,
 )
+from headwater.entrypoints.cli.pipelines import text_file
 from headwater.kernel.errors import InvalidInput
 from headwater.services import connections as connection_service
 from headwater.services.webhooks import endpoints as webhook_service
@@ -36,7 +37,7 @@ def read_key(api_key_env: str | None, api_key_file: Path | None) -> str:
             raise InvalidInput(f"environment variable {api_key_env} is not set", "--api-key-env")
         return key
     if api_key_file:
-        return api_key_file.read_text().strip()
+        return text_file(api_key_file, "--api-key-file").strip()
     if sys.stdin.isatty():
         return str(click.prompt("Stripe API key", hide_input=True))
     return sys.stdin.readline().strip()

@@ -16,6 +16,7 @@ from headwater.entrypoints.cli.output import (
     show_document,
     table,
 )
+from headwater.entrypoints.cli.pipelines import text_file
 from headwater.services.profiles import (
     blocked_from_text,
     current_settings,
@@ -62,7 +63,7 @@ def identity_set(identifiers: str, blocked_file: Path | None) -> None:
     names = [n.strip() for n in identifiers.split(",") if n.strip()]
     blocked = None
     if blocked_file is not None:
-        blocked = blocked_from_text(blocked_file.read_text(encoding="utf-8"), str(blocked_file))
+        blocked = blocked_from_text(text_file(blocked_file, "--blocked"), str(blocked_file))
     with opened_app() as app:
         settings = set_settings(app, names, blocked)
     say("identifiers: ", ", ".join(settings.names))
