@@ -89,3 +89,19 @@ def test_a_bad_database_url_is_one_error_line_naming_the_variable(
         assert lines[0].startswith("error: HEADWATER_DATABASE_URL: ")
         assert said in lines[0]
         assert "s3cret" not in result.output
+
+
+def test_an_unreachable_database_names_the_variable_and_the_host(home: Path) -> None:
+    """A PostgreSQL store that cannot be reached said only "metadata store ... is
+    unavailable", not which setting to look at."""
+    url = "postgresql://u:s3cret@127.0.0.1:1/db"  # port 1: nothing listens there
+    result = CliRunner().invoke(cli, ["connections", "list"], env={"HEADWATER_DATABASE_URL": url})
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: HEADWATER_DATABASE_URL: ")
+    assert "metadata store is unavailable" in lines[0]
+    assert "host 127.0.0.1 port 1" in lines[0]
+    assert "'postgresql://u:***@127.0.0.1:1/db'" in lines[0]
+    assert "s3cret" not in result.output

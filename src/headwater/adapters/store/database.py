@@ -61,14 +61,19 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
 
     `cipher` is the store's key: migrations that encrypt stored secrets need it.
     """
-    url = engine_url(url)
+    given, url = url, engine_url(url)
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = _create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        with engine.connect() as conn:
+        connection = engine.connect()
+    except Exception as exc:  # the driver's own error types vary; report uniformly
+        engine.dispose()
+        raise StoreUnavailable(_unreachable(engine, given, exc)) from exc
+    try:
+        with connection as conn:
             if current_revision(conn) != HEAD_REVISION:
                 conn.commit()  # the read's transaction ends before the pragmas
                 with _foreign_keys_off(conn), conn.begin():
@@ -87,6 +92,22 @@ _URL_FORMS = (
     "use postgresql://USER:PASSWORD@HOST/DATABASE, or unset it for the SQLite file "
     "in HEADWATER_HOME"
 )
+
+
+def _unreachable(engine: Engine, given: str, exc: BaseException) -> str:
+    """Why the store could not be connected to.  A server's URL can only have come from
+    the variable (the default is a SQLite file): it is named, with the host to check and
+    the URL as given, its password masked."""
+    if engine.dialect.name == "sqlite":
+        return f"metadata store {engine.url!r} is unavailable: {describe_error(exc)}"
+    where = f"host {engine.url.host}" if engine.url.host else "the local socket"
+    if engine.url.port is not None:
+        where += f" port {engine.url.port}"
+    shown = make_url(given).render_as_string(hide_password=True)
+    return (
+        f"{_URL_VARIABLE}: the metadata store is unavailable: cannot connect to {where} "
+        f"({shown!r}): {describe_error(exc)}"
+    )
 
 
 def _create_engine(url: str) -> Engine:
