@@ -234,3 +234,25 @@ def test_demo_refuses_a_negative_count_and_says_when_the_sandbox_cannot_start(
     assert len(lines) == 1
     assert lines[0].startswith("error: the Stripe sandbox did not start: ")
     assert "must start with sk_test_" in lines[0]
+
+
+def test_demo_refuses_more_customers_than_it_can_hold_and_says_so_in_help(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """There was no upper bound: a huge count had the sandbox generate every customer in
+    memory (about 1 KB each) before anything was said."""
+
+    def never(**options: Any) -> RunningSandbox:
+        raise AssertionError("the sandbox was started")
+
+    monkeypatch.setattr(
+        importlib.import_module("headwater.entrypoints.cli.demo"), "start_sandbox", never
+    )
+    refused = CliRunner().invoke(cli, ["demo", "--customers", "1000001", "--no-console"])
+    assert refused.exit_code == 2, refused.output
+    assert isinstance(refused.exception, SystemExit)
+    said = " ".join(refused.stderr.split())
+    assert "--customers" in said
+    assert "1000001 is not in the range 0<=x<=1000000" in said
+    shown = " ".join(CliRunner().invoke(cli, ["demo", "--help"]).output.split())
+    assert "at most 1,000,000" in shown

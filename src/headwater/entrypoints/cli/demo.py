@@ -22,10 +22,20 @@ from headwater.services.pipelines import runner, saving
 from headwater.services.warehouse import safe_url
 
 DEMO_EMAIL = "demo@example.com"
+#: The sandbox generates every customer in memory before it answers: past this a demo
+#: would take gigabytes and minutes just to start.
+MOST_CUSTOMERS = 1_000_000
 
 
 @click.command("demo")
-@click.option("--customers", default=10_000, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--customers",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(0, MOST_CUSTOMERS),
+    help=f"Customers the sandbox generates, at most {MOST_CUSTOMERS:,} "
+    "(it holds them all in memory, about 1 KB each).",
+)
 @click.option("--seed", default=42, show_default=True)
 @click.option(
     "--console/--no-console",
