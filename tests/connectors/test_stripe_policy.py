@@ -5,10 +5,14 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import multiprocessing
 import random
 import re
 import threading
+import time
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
+from pathlib import Path
 
 import pytest
 
@@ -235,3 +239,46 @@ def test_malformed_keys_get_a_clear_message_without_the_key(key: str, fragment: 
     assert info.value.location == "api_key"
     if len(key.strip()) > 12:
         assert key.strip() not in info.value.message
+
+
+def _reserved(path: str, count: int) -> list[float]:
+    """`count` send times reserved on the budget shared through `path`, on the real
+    clock (one machine-wide), each exactly as the budget gave it."""
+    seen = [0.0]
+
+    def clock() -> float:
+        seen[0] = time.monotonic()
+        return seen[0]
+
+    budget = RequestBudget(10.0, clock=clock, shared=path)
+    try:
+        return [budget.reserve() + seen[0] for _ in range(count)]
+    finally:
+        budget.close()
+
+
+def _reserve_in_a_process(path: str, count: int, out: Queue[list[float]]) -> None:
+    out.put(_reserved(path, count))
+
+
+def test_budgets_shared_through_a_file_keep_the_rate_together(tmp_path: Path) -> None:
+    """Two runs of one connection at once (and their reading processes) each kept the
+    connection's rate: twice it together.  Budgets naming one file keep it together,
+    across processes and with the one in this process."""
+    path = str(tmp_path / "budgets" / "conn_1")
+    context = multiprocessing.get_context("spawn")
+    out: Queue[list[float]] = context.Queue()
+    workers = [
+        context.Process(target=_reserve_in_a_process, args=(path, 15, out)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    sends = _reserved(path, 10)
+    sends += [at for _ in workers for at in out.get(timeout=60)]
+    for worker in workers:
+        worker.join(60)
+    assert len(sends) == 40
+    assert _most_in_any(sorted(sends), 1.0) <= 10
+    assert max(sends) - min(sends) >= 3.0  # 40 requests at 10/s: about four seconds
+    # A budget for another rate starts the file afresh (the slots are its count).
+    assert RequestBudget(3.0, shared=path).reserve() >= 0.0

@@ -225,6 +225,8 @@ GLANCE_TIMEOUT = 10.0
 def open_source(app: App, connection: Connection, *, glance: bool = False) -> StripeSource:
     """A source reading `connection`; ``glance=True`` gives up quickly (see above)."""
     key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
+    # Every run and check of the connection in this installation shares its budget.
+    budget = str(app.settings.home / "budgets" / connection.id)
     if glance:
         settings = StripeSettings(
             base_url=connection.base_url,
@@ -232,6 +234,7 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
             requests_per_second=connection.requests_per_second,
             max_retries=GLANCE_RETRIES,
             timeout=GLANCE_TIMEOUT,
+            budget_file=budget,
         )
     else:
         settings = StripeSettings(
@@ -239,5 +242,6 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
             api_key=key,
             requests_per_second=connection.requests_per_second,
             workers=app.settings.stripe_max_in_flight,
+            budget_file=budget,
         )
     return StripeSource(settings)

@@ -129,6 +129,9 @@ class StripeSettings:
     backoff_cap: float = 20.0
     #: Oldest `created` second a full read looks at (Stripe started in 2011).
     created_lower_bound: int = 0
+    #: A file through which the request budgets of every process reading this
+    #: connection are one (`ratelimit.RequestBudget`); None: this client's own.
+    budget_file: str | None = None
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")

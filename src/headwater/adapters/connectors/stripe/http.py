@@ -70,7 +70,10 @@ class StripeHTTP:
         #: When set, every request takes a slot in flight before its token (`flight`).
         self.gate = gate
         self.policy = RetryPolicy(settings.max_retries, settings.backoff_base, settings.backoff_cap)
-        self.limiter = limiter or RequestBudget(settings.requests_per_second)
+        self._owns_limiter = limiter is None
+        self.limiter = limiter or RequestBudget(
+            settings.requests_per_second, shared=settings.budget_file
+        )
         self._sleep = sleep  # None: wait on `_interrupted`, so that `interrupt` ends it
         self._interrupted = threading.Event()
         self._lock = threading.Lock()
@@ -119,6 +122,8 @@ class StripeHTTP:
         """Close the connections; with requests still under way on other threads, the
         last of them closes them when it ends (closed under a request, the connection
         it opens after stays open until garbage-collected).  No request starts after."""
+        if self._owns_limiter:
+            self.limiter.close()  # its budget file, if shared (opened again if needed)
         with self._lock:
             self._closed = True
             if self._under_way:

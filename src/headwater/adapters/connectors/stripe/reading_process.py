@@ -70,7 +70,7 @@ def serve() -> None:
     _die_with(int(request["parent"]))
     settings = StripeSettings(**request["settings"])
     window = Window(int(request["window"]["lo"]), request["window"]["hi"])
-    limiter = _Reserving(settings.requests_per_second)
+    limiter = _Reserving(settings.requests_per_second, settings.budget_file)
     limiter.adopt(request["sent"])  # the parent's budget carries over
     gate = gate_for(settings)
     http = StripeHTTP(settings, limiter=limiter, gate=gate)
@@ -128,8 +128,8 @@ def serve() -> None:
 class _Reserving(RequestBudget):
     """A request budget that tells when a send time was first reserved (`reserved`)."""
 
-    def __init__(self, rate: float) -> None:
-        super().__init__(rate)
+    def __init__(self, rate: float, shared: str | None) -> None:
+        super().__init__(rate, shared=shared)
         self.reserved = threading.Event()
 
     def reserve(self) -> float:
