@@ -13,6 +13,7 @@ from tests.connectors.conftest import source_for
 
 from headwater.adapters.connectors.contract import ChangeBatch
 from headwater.adapters.connectors.stripe import event_windows
+from headwater.adapters.connectors.stripe.changes import SETTLE
 from headwater.adapters.connectors.stripe.event_windows import plan
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
@@ -48,6 +49,7 @@ def pending() -> Iterator[tuple[RunningSandbox, dict[str, Any]]]:
                 # the server knows; then the clock moves on.
                 list(pool.map(lambda i: change(http, i, targets), range(start, start + 50)))
                 sandbox.advance_clock(10)
+            sandbox.advance_clock(SETTLE)  # every event settled: each read ends at the last
         yield sandbox, position
 
 
@@ -86,6 +88,7 @@ def test_parallel_windows_equal_the_sequential_walk(
     positions = [b.position["created"] for b in parallel]
     assert positions == sorted(positions)  # a saved position never moves back
     assert calls == stats["requests"]  # every call counted, the windows' included
+    assert sum(b.api_calls for b in parallel) == calls  # and each in a batch
     assert calls > sequential_calls  # windows end in partial pages...
     assert peak > 1  # ...but were read at once
 
@@ -119,10 +122,22 @@ def test_a_burst_then_a_quiet_day_is_not_cut_into_thousands_of_windows() -> None
     second, then a quiet day, made 10,800 windows (a call each at least)."""
     burst = [{"id": f"evt_{i}", "created": 1000} for i in range(100)]
     windows = plan(burst, now=1000 + 86_400, page_size=100, workers=8)
-    assert len(windows) <= event_windows.MOST_WINDOWS_PER_WORKER * (8 + 2)
+    assert len(windows) == event_windows.MOST_WINDOWS_PER_WORKER * (8 + 2)
     assert windows[0].lo == 1000
-    assert windows[-1] == Window(windows[-1].lo)  # still to "now", open-ended
     assert all(a.hi == b.lo for a, b in itertools.pairwise(windows))
+    # Only the oldest, full size (eight pages at the density seen): a window is held
+    # whole in memory, so none is made wider.  The walk plans again after them.
+    assert {w.hi - w.lo for w in windows if w.hi is not None} == {8}
+    assert windows[-1].hi is not None
+
+
+def test_a_long_dense_backlog_is_planned_in_windows_of_eight_pages() -> None:
+    """Four events a second for thirty days: windows stay eight pages each (capping
+    their number by widening them made windows of 222,500 events, held in memory)."""
+    first = [{"id": f"evt_{i}", "created": 1000 + i // 4} for i in range(100)]
+    windows = plan(first, now=1024 + 30 * 86_400, page_size=100, workers=4)
+    assert len(windows) == event_windows.MOST_WINDOWS_PER_WORKER * (4 + 2)
+    assert all((w.hi - w.lo) * 4 <= event_windows.PAGES_PER_WINDOW * 100 for w in windows if w.hi)
 
 
 def test_a_burst_then_a_quiet_spell_is_read_by_a_few_calls() -> None:

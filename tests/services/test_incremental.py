@@ -334,6 +334,25 @@ def test_a_quiet_month_stays_incremental(
     assert state[later][0] == "after@x.io"
 
 
+def test_a_quiet_month_after_a_full_run_without_events_stays_incremental(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """The same from a time position (no event existed at the full run)."""
+    with start_sandbox(customers=20, seed=44) as sb:
+        pipeline = make(app, sb, make_pipeline)
+        run(app, pipeline)
+        assert reload(app, pipeline).state.position["event_id"] is None
+        sb.advance_clock(20 * 86400)
+        assert run(app, pipeline).kind == "incremental"
+        sb.advance_clock(11 * 86400)
+        target = pro_ids(sb, 1)[0]
+        sdk(sb).v1.customers.update(target, {"email": "after@x.io"})
+        sb.advance_clock(SETTLE + 1)
+        resumed = run(app, pipeline)
+        assert resumed.kind == "incremental", resumed.summary.get("reason")
+        assert assert_in_sync(app, sb, pipeline)[target][0] == "after@x.io"
+
+
 @pytest.mark.parametrize("held_pages", [50, 1], ids=["one-pass", "bounded-memory"])
 def test_the_first_incremental_run_after_a_quiet_full_run_reads_each_event_page_once(
     app: App,

@@ -126,14 +126,19 @@ class ChangeReader:
         self._through = position.get("through")
         self._horizon: int | None = None
         self._open = True  # no event past the horizon handed on yet
+        self._uncounted = self.http.api_calls  # calls not in a batch yet: the others
         yield from self._read_all(event_id, created)
         if self._horizon is not None:  # read to the end: every event before it is read
             self._through = max(self._horizon, self._through or self._horizon)
-            yield self._batch([], 0)
+            # With the calls no batch carried (an empty last page, an expired position).
+            yield self._batch([], self.http.api_calls - self._uncounted)
 
     def _read_all(self, event_id: str | None, created: int) -> Iterator[ChangeBatch]:
         if event_id is None:
-            start = yield from self._read_from_time(created)
+            since = None if self._through is None else self._through - POSITION_MARGIN
+            if since is not None and since > created:  # every event before was read
+                created = since
+            start = yield from self._read_from_time(created, since=since)
             if start is None:
                 return
             event_id = start
@@ -158,16 +163,17 @@ class ChangeReader:
             data, has_more = parse_list(reply.body, f"GET {PATH}")
             if not checked:
                 _check_age(created, reply, data)
-                self._start(reply, data, created)
+                self._start(reply)
                 checked = True
             if data:
                 # Newest first within the page: reverse into chronological order.
                 yield self._batch(data[::-1], self.http.api_calls - before)
             cursor.advance(data, has_more)
             if has_more and data and cursor.pages == 1:
+                planned_from = self.http.api_calls
                 windows = self._plan(data[::-1], reply.server_time, len(data))
                 if windows:
-                    newest = yield from self._read_windows(windows, data[0])
+                    newest = yield from self._read_windows(windows, data[0], planned_from)
                     cursor = Cursor("ending_before", start=str(newest["id"]))
 
     def _plan(self, first: list[Record], now: int | None, size: int) -> list[Window]:
@@ -181,12 +187,12 @@ class ChangeReader:
         return plan(first, newest if now is None else min(now, newest or now), size, self.workers)
 
     def _read_windows(
-        self, windows: list[Window], after: Record
+        self, windows: list[Window], after: Record, before: int
     ) -> Generator[ChangeBatch, None, Record]:
         """The events after `after` in `windows`, read in parallel, in exact order;
-        returns the newest event handed on (`after` if none)."""
+        returns the newest event handed on (`after` if none).  Calls made since
+        `before` (planning them) count in the first batch."""
         reader = WindowedEvents(self.http, self.params, self.workers)
-        before = self.http.api_calls
         newest = after
         for page in reader.events(windows, after):
             calls, before = self.http.api_calls - before, self.http.api_calls
@@ -217,7 +223,7 @@ class ChangeReader:
             data, has_more = parse_list(reply.body, f"GET {PATH}")
             if cursor.pages == 0:
                 _check_age(created, reply, data)
-                self._start(reply, data, created)
+                self._start(reply)
             if data:
                 held.append(data)
                 if len(held) > HELD_PAGES:
@@ -230,15 +236,15 @@ class ChangeReader:
             yield self._batch(page[::-1], calls)
         return str(held[-1][0]["id"]) if overflowed else None
 
-    def _start(self, reply: Reply, newest_first: list[Record], created: int) -> None:
+    def _start(self, reply: Reply) -> None:
         """The horizon, from the read's first answer: `SETTLE` seconds before the
-        server's time (or, without a ``Date``, before its newest event or the position)."""
+        server's time (its ``Date``: without one, the newest event of the oldest page
+        was taken, and each run saved only that page)."""
         if self._horizon is not None:
             return  # a time position's walk came first: its answer was the first
-        now = reply.server_time
-        if now is None:
-            now = int(newest_first[0]["created"]) if newest_first else created
-        self._horizon = now - SETTLE
+        if reply.server_time is None:  # as a full read's position needs it
+            raise MalformedResponse("Stripe's response has no usable Date header")
+        self._horizon = reply.server_time - SETTLE
 
     def _batch(self, events: list[Record], calls: int) -> ChangeBatch:
         """A batch of chronological `events` (each page's events follow the previous
@@ -249,6 +255,7 @@ class ChangeReader:
                 self._open = False
                 break
             self._settled = position_of(event)
+        self._uncounted += calls
         if events:
             self._newest = str(events[-1]["id"])
         position = {**self._settled, "newest": self._newest}

@@ -40,10 +40,11 @@ PATH = "/v1/events"
 PAGES_PER_WINDOW = 8
 #: Read in parallel only when at least this many pages seem pending.
 PARALLEL_FROM_PAGES = 4
-#: At most this many windows per window read at once: the density of the first page
-#: is a guess for the whole backlog (a burst of 100 events in one second, then a quiet
-#: day, guessed 8.6 million events: 10,800 windows, a call each at least), so past it
-#: windows get wider instead of more numerous.
+#: At most this many windows per window read at once are planned from one first page:
+#: its density is a guess for the whole backlog (a burst of 100 events in one second,
+#: then a quiet day, guessed 8.6 million events: 10,800 windows, a call each at least).
+#: Past it, only the oldest windows are planned, full size (closed: the sequential walk
+#: goes on after them and plans again from the density it then sees).
 MOST_WINDOWS_PER_WORKER = 16
 
 
@@ -52,7 +53,8 @@ def plan(first: list[Record], now: int | None, page_size: int, workers: int) -> 
     oldest first), or none when reading on one page at a time is as good.
 
     The first window starts at the second of the page's newest event (the reader drops
-    what that second holds up to that event); the last is open-ended.  Windows hold
+    what that second holds up to that event); the last is open-ended (unless the plan
+    stops at `MOST_WINDOWS_PER_WORKER`).  Windows hold
     about `PAGES_PER_WINDOW` pages each, but the last ones taper down to one page: the
     windows read last are read together, and a window's pages come one after another,
     so the read ends when the longest of them does (at 300 ms, eight pages each left
@@ -67,19 +69,20 @@ def plan(first: list[Record], now: int | None, page_size: int, workers: int) -> 
         return []
     ahead = workers + 2  # windows read at once (see `WindowedEvents.events`)
     most = MOST_WINDOWS_PER_WORKER * ahead
-    while len(widths := _widths(now + 1 - start, density, page_size, ahead, most)) > most:
-        density *= most / len(widths) / 2  # wider windows: fewer than `most`
+    full = max(1, int(PAGES_PER_WINDOW * page_size / density))  # seconds of a window
+    if now + 1 - start > most * full:  # the oldest `most`, then plan again (see above)
+        return [Window(start + i * full, start + (i + 1) * full) for i in range(most)]
+    widths = _widths(now + 1 - start, density, page_size, ahead)
     edges = list(itertools.accumulate(reversed(widths), initial=start))[:-1]
     windows = [Window(a, b) for a, b in itertools.pairwise(edges)]
     return [*windows, Window(edges[-1])]
 
 
-def _widths(span: int, density: float, page_size: int, ahead: int, most: int) -> list[int]:
-    """Seconds per window, newest first, over `span` seconds (more than `most` only
-    to tell that the density must be lower)."""
+def _widths(span: int, density: float, page_size: int, ahead: int) -> list[int]:
+    """Seconds per window, newest first, over `span` seconds."""
     widths: list[int] = []
     left, index = span, 1
-    while left > 0 and len(widths) <= most:
+    while left > 0:
         pages = min(PAGES_PER_WINDOW, math.ceil(index * PAGES_PER_WINDOW / ahead))
         width = min(left, max(1, int(pages * page_size / density)))
         widths.append(width)
