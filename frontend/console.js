@@ -246,14 +246,30 @@ document.addEventListener("htmx:configRequest", (e) => {
 });
 
 // Forms that must not be posted twice (double clicks): the first submit disables them.
+// Only forms answered by a new page (a redirect, or the page again with an error): a
+// page shown again as it was left (Back, from the back-forward cache) gets them back
+// usable, buttons and all; a form that stays on the page (htmx) must not have data-once.
 document.addEventListener("submit", (e) => {
   const form = e.target;
-  if (!form.matches("form[data-once]")) return;
+  if (e.defaultPrevented || !form.matches("form[data-once]")) return;
   if (form.dataset.sent) { e.preventDefault(); return; }
   form.dataset.sent = "1";
-  for (const b of form.querySelectorAll("button[type=submit]")) { b.setAttribute("aria-disabled", "true"); b.textContent = b.textContent + "…"; }
+  for (const b of form.querySelectorAll("button[type=submit]")) {
+    b.dataset.label = b.textContent;
+    b.setAttribute("aria-disabled", "true");
+    b.textContent += "…";
+  }
 });
-window.addEventListener("pageshow", () => { for (const f of document.querySelectorAll("form[data-once]")) delete f.dataset.sent; });
+window.addEventListener("pageshow", () => {
+  for (const form of document.querySelectorAll("form[data-once][data-sent]")) {
+    delete form.dataset.sent;
+    for (const b of form.querySelectorAll("button[data-label]")) {
+      b.textContent = b.dataset.label;
+      delete b.dataset.label;
+      b.removeAttribute("aria-disabled");
+    }
+  }
+});
 
 // Copy buttons: <button data-copies="ID"> copies the value of the input #ID and says so.
 function wireCopies(root) {

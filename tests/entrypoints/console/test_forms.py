@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import APIResponse, Locator, Page, Route, expect
@@ -186,3 +187,114 @@ def test_a_double_click_on_delete_deletes_once(page: Page, site: Site) -> None:
     _deliver(page, held)
     expect(page.get_by_role("status").filter(has_text="deleted")).to_contain_text("Twice deleted")
     expect(page.get_by_role("heading", name="Not found")).to_have_count(0)
+
+
+def _once(page: Page, button: Locator, path: str, told: str | None = None) -> None:
+    """A double click on `button` posts to `path` once, and its answer is shown."""
+    held = _held_posts(page, path)
+    button.scroll_into_view_if_needed()  # clicked with the mouse: it must be in view
+    _twice(page, button, held)
+    assert len(held) == 1, f"{path} was posted {len(held)} times"
+    _deliver(page, held)
+    if told is not None:
+        expect(page.get_by_role("main")).to_contain_text(told)
+    expect(page.get_by_role("alert")).to_have_count(0)  # no refusal of a second post
+
+
+def _revoke(page: Page, site: Site) -> None:
+    app = site.app()
+    try:
+        tokens.create_token(app, "Revoked once")
+    finally:
+        app.close()
+    page.goto(site.url + "/tokens")
+    _once(page, page.get_by_role("button", name="Revoke Revoked once"), "/revoke", "revoked")
+
+
+def _source_settings(page: Page, site: Site, name: str) -> None:
+    conn = site.add_source(name)
+    page.goto(f"{site.url}/connections/{conn.id}/settings")
+
+
+def _rename_and_rotate(page: Page, site: Site) -> None:
+    _source_settings(page, site, "Renamed once")
+    page.get_by_label("Name", exact=True).fill("Renamed once, really")
+    _once(page, page.get_by_role("button", name="Rename"), "/rename", "Renamed to")
+    page.get_by_label("New API key").fill(site.sandbox.secret_key)
+    _once(page, page.get_by_role("button", name="Rotate key"), "/rotate-key", "API key replaced")
+
+
+def _webhook(page: Page, site: Site) -> None:
+    """Register with Stripe (twice made two endpoints there), remove, set up by hand."""
+    _source_settings(page, site, "Hooked once")
+    webhook = page.get_by_role("region", name="Webhook")
+    register = webhook.get_by_role("button", name="Register with Stripe")
+    _once(page, register, "/webhook/register", "Registered with Stripe")
+    _once(page, webhook.get_by_role("button", name="Remove"), "/webhook/remove", "Webhook removed")
+    webhook.get_by_label("Signing secret").fill("whsec_" + "a" * 32)
+    save = webhook.get_by_role("button", name="Save signing secret")
+    _once(page, save, "/webhook/secret", "Signing secret saved")
+
+
+def _model(page: Page, site: Site) -> None:
+    """Add, rename and drop a property: a second post of each was refused."""
+    page.goto(site.url + "/model")
+    page.get_by_label("Name", exact=True).fill("once_added")
+    _once(page, page.get_by_role("button", name="Add property"), "/model", "once_added")
+    page.get_by_label("Property", exact=True).select_option("once_added")
+    page.get_by_label("New name").fill("once_renamed")
+    _once(page, page.get_by_role("button", name="Rename"), "/model/rename", "once_renamed")
+    page.get_by_label("Property to drop").select_option("once_renamed")
+    page.get_by_label("Type its name to confirm").fill("once_renamed")
+    _once(page, page.get_by_role("button", name="Drop"), "/model/drop")
+    expect(page.get_by_role("row", name=re.compile("once_"))).to_have_count(0)
+
+
+def _identity(page: Page, site: Site) -> None:
+    """Saving and rebuilding rebuild every profile: twice did it twice."""
+    page.goto(site.url + "/identity")
+    _once(page, page.get_by_role("button", name="Save"), "/identity", "Identity resolution saved")
+    rebuild = page.get_by_role("button", name="Rebuild profiles")
+    _once(page, rebuild, "/identity/rebuild", "Profiles rebuilt")
+
+
+@pytest.mark.parametrize("forms", [_revoke, _rename_and_rotate, _webhook, _model, _identity])
+def test_a_double_click_on_a_settings_form_posts_once(
+    page: Page, site: Site, forms: Callable[[Page, Site], None]
+) -> None:
+    sign_in(page, site.url)
+    forms(page, site)
+
+
+def test_a_form_sent_once_is_usable_again_after_a_refusal_or_shown_again(
+    page: Page, site: Site
+) -> None:
+    """A form answered by its page with an error can be sent again; one shown again as it
+    was left (Back, from the back-forward cache) too, its button no longer busy."""
+    sign_in(page, site.url)
+    page.goto(site.url + "/model")
+    add = page.get_by_role("button", name="Add property")
+    page.get_by_label("Name", exact=True).fill("email")  # there is one already: refused
+    add.click()
+    expect(page.get_by_role("alert")).to_contain_text("email")
+    page.get_by_label("Name", exact=True).fill("once_again")
+    add.click()
+    expect(page.get_by_role("row", name=re.compile("^once_again"))).to_have_count(1)
+
+    page.get_by_label("Property to drop").select_option("once_again")
+    page.get_by_label("Type its name to confirm").fill("once_again")
+    drop = page.get_by_role("button", name="Drop")
+    # An answer that leaves the page as it is (no content), as the page is when the
+    # browser shows it again: sent, its button busy.
+    page.route(re.compile(r"/model/drop$"), lambda route: route.fulfill(status=204))
+    drop.click()
+    expect(drop).to_be_disabled()
+    expect(drop).to_have_text("Drop…")
+    page.unroute_all()
+    # What the browser fires when it shows the page again from its cache (Playwright's
+    # Chromium does not keep one).
+    page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+    expect(drop).to_be_enabled()
+    expect(drop).to_have_text("Drop")
+    drop.click()
+    expect(page.get_by_role("row", name=re.compile("^once_again"))).to_have_count(0)
