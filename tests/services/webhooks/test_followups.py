@@ -55,7 +55,10 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
     [run] = dispatch_due(app, t0 + timedelta(seconds=QUIET_SECONDS + 1))
     assert run.pipeline_id == pipe.id
     assert run.status == RunStatus.QUEUED
-    assert store.pending_followups(app.engine) == []
+    # The request stays, to see whether that run settles what it reads (`settling`).
+    [check] = store.pending_followups(app.engine)
+    assert check.settling
+    assert check.due_at == t0 + timedelta(milliseconds=49) + SETTLE_WAIT  # latest request
     assert _live(app, full.id) is None
     assert _live(app, off.id) is None
 
@@ -64,7 +67,7 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
     request_runs(app, conn.id, "evt_b", t1)
     assert dispatch_due(app, t1 + timedelta(seconds=5)) == []
     [held] = store.pending_followups(app.engine)
-    assert held.covered_by is None
+    assert (held.covered_by, held.settling) == (None, False)  # a request again
     assert held.due_at == t1 + timedelta(seconds=5) + HOLD  # behind the others now
     run_store.claim_run(app.engine, run.id, "owner", utcnow() + timedelta(seconds=30))
     assert store.pending_followups(app.engine)[0].covered_by == run.id
@@ -81,6 +84,12 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
     assert follow_up.id != run.id
     assert follow_up.status == RunStatus.QUEUED
     assert dispatch_due(app, t2 + timedelta(seconds=10)) == []
+    [check] = store.pending_followups(app.engine)
+    assert check.settling
+    # It ends with its position settled (this pipeline saved none): nothing follows.
+    run_store.claim_run(app.engine, follow_up.id, "owner", utcnow() + timedelta(seconds=30))
+    run_store.finish_run(app.engine, follow_up.id, "owner", status="succeeded", message=None)
+    assert dispatch_due(app, t2 + timedelta(seconds=30)) == []
     assert store.pending_followups(app.engine) == []
 
 
@@ -137,7 +146,41 @@ def test_a_request_whose_covering_run_did_not_succeed_runs(
         run_store.finish_run(app.engine, run.id, "owner", status=status, message="x")
     [again] = dispatch_due(app, utcnow() + timedelta(seconds=20))
     assert again.id != run.id
+    # It stays to see that run settle; when that one fails too, it goes (a failing
+    # pipeline is the runner's to retry, not run again and again from here).
+    [check] = store.pending_followups(app.engine)
+    assert check.settling
+    run_store.claim_run(app.engine, again.id, "owner", utcnow() + timedelta(seconds=30))
+    run_store.finish_run(app.engine, again.id, "owner", status="failed", message="x")
+    assert dispatch_due(app, utcnow() + timedelta(seconds=40)) == []
     assert store.pending_followups(app.engine) == []
+
+
+def test_a_run_that_left_events_unsettled_is_followed_by_one_that_settles_them(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """The request was dropped when its run was enqueued: when that run saved its
+    position before the changes it read (Stripe may list one of them late), no run
+    followed until another change came."""
+    with start_sandbox(customers=3, seed=43) as sandbox:
+        conn = connect(app, sandbox)
+        pipe = make_pipeline(conn, enabled=True, incremental=True)
+        assert runner.run_pipeline(app, pipe.id).kind == "full"
+        sandbox.advance_clock(SETTLE + 1)
+        headers = {"Authorization": f"Bearer {sandbox.secret_key}"}
+        with httpx.Client(base_url=sandbox.url, headers=headers) as stripe:
+            stripe.post("/v1/customers", data={"email": "one@example.com"}).raise_for_status()
+        asked = utcnow()
+        request_runs(app, conn.id, "evt_one", asked)
+        [first] = dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1))
+        read = runner.execute_run(app, first.id)
+        assert (read.kind, read.counters["written"]) == ("incremental", 1)
+        assert dispatch_due(app, asked + SETTLE_WAIT - timedelta(seconds=1)) == []
+        [settle] = dispatch_due(app, asked + SETTLE_WAIT)
+        sandbox.advance_clock(SETTLE + 1)
+        assert runner.execute_run(app, settle.id).status == RunStatus.SUCCEEDED
+        assert dispatch_due(app, asked + SETTLE_WAIT * 3) == []
+        assert store.pending_followups(app.engine) == []
 
 
 def test_a_run_claimed_before_the_request_does_not_cover_it_whatever_the_clocks(

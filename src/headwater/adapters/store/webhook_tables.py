@@ -14,7 +14,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    false,
+)
 
 from headwater.adapters.store.tables import metadata
 
@@ -67,5 +77,7 @@ webhook_followups = Table(
     # The run that was claimed after the latest request (0011): it reads every change
     # asked about; None until one is, and again after each new request.
     Column("covered_by", String(40), nullable=True),
+    # Its run was enqueued; it only waits to see whether that run settled (0012).
+    Column("settling", Boolean, nullable=False, server_default=false()),
     Index("ix_webhook_followups_due", "due_at"),
 )

@@ -45,6 +45,7 @@ class FollowUp:
     requested_at: datetime
     due_at: datetime
     covered_by: str | None = None  # the run claimed since the latest request
+    settling: bool = False  # its run was enqueued: only whether it settled is left
 
 
 def _of(cls: Any, row: Any) -> Any:
@@ -142,6 +143,7 @@ def _ask(
             requested_at=max((aware(row.requested_at) or now) + _TICK, now),
             due_at=min(first + most, now + quiet),
             covered_by=None,
+            settling=False,
         )
     )
 
@@ -174,6 +176,22 @@ def hold_followup(engine: Engine, followup: FollowUp, until: datetime) -> None:
             )
             .values(due_at=until)
         )
+
+
+def settle_followup(engine: Engine, followup: FollowUp, until: datetime) -> bool:
+    """Its run was enqueued: keep the request as a settling check, looked at again at
+    `until` (unless a newer request came meanwhile: then False, and it is that)."""
+    table = webhook_followups.c
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(webhook_followups)
+            .where(
+                table.pipeline_id == followup.pipeline_id,
+                table.requested_at == followup.requested_at,
+            )
+            .values(due_at=until, settling=True)
+        )
+    return bool(done.rowcount)
 
 
 def prune_events(engine: Engine, before: datetime) -> int:

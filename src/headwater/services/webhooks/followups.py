@@ -30,7 +30,10 @@ only before the events of its last `changes.SETTLE` seconds (`changes.unsettled`
 it stayed behind some, the request waits until `SETTLE_WAIT` after it was made and runs
 once more: that run reads them again, with any event Stripe listed late among them, and
 settles them (a burst of changes costs one more run; without it, an event listed late
-after the last run of a quiet spell would wait for the next change or schedule).
+after the last run of a quiet spell would wait for the next change or schedule).  So a
+request whose run is enqueued stays, as a *settling* check (`settling`), judged the same
+way once that run ended; one whose run failed or was cancelled then goes (the runner's
+retries are for failures: a settling check never runs one again).
 
 A pipeline disabled, deleted or no longer incremental drops its requests.
 
@@ -126,7 +129,12 @@ def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
         store.hold_followup(app.engine, followup, now + HOLD)
         return None
     covered = followup.covered_by is not None and _succeeded(app, followup.covered_by)
-    if covered or _read_already(app.in_workspace(followup.workspace_id), found[0], followup):
+    if followup.settling and not covered:  # failed, cancelled: retries are the runner's
+        store.drop_followup(app.engine, followup)
+        return None
+    view = app.in_workspace(followup.workspace_id)
+    settle = covered or (not followup.settling and _read_already(view, found[0], followup))
+    if settle:
         if not unsettled(found[0].state.position):
             store.drop_followup(app.engine, followup)
             return None
@@ -134,10 +142,13 @@ def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
             store.hold_followup(app.engine, followup, followup.requested_at + SETTLE_WAIT)
             return None
     try:
-        run = runner.enqueue(app.in_workspace(followup.workspace_id), followup.pipeline_id)
+        run = runner.enqueue(view, followup.pipeline_id)
     except Conflict:  # a run became live meanwhile: judge it on the next pass
         return None
-    store.drop_followup(app.engine, followup)
+    if settle:
+        store.drop_followup(app.engine, followup)
+    else:  # see whether that run settles what it reads
+        store.settle_followup(app.engine, followup, followup.requested_at + SETTLE_WAIT)
     return run
 
 
