@@ -78,3 +78,27 @@ def test_search_matches_any_value_case_insensitively_and_literally(
     assert [r.id for r in warehouse.profile_page("41", None, 10)] == [ids[1]]  # any type
     assert warehouse.count_matching_profiles("example.com") == 3
     assert _pages(warehouse, 1, "example") == [[ids[3]], [ids[1]], [ids[0]]]
+
+
+def test_a_page_after_a_place_goes_on_when_that_profile_changes(warehouse: Warehouse) -> None:
+    """A listing page after page (the CLI's `profiles list`, 10,000 a page) named the
+    last profile read: when a run changed that profile meanwhile, the next page began
+    again at the top (every profile listed twice), or failed if it was merged away."""
+    ids = _ids(6)
+    _put(
+        warehouse,
+        *(
+            ProfileRecord(i, T0 + timedelta(hours=k), 1, {"email": f"p{k}@x.io"})
+            for k, i in enumerate(ids)
+        ),
+    )
+    first = warehouse.profile_page(None, None, 3)
+    assert [r.id for r in first] == [ids[5], ids[4], ids[3]]
+    _put(warehouse, ProfileRecord(ids[3], T0 + timedelta(days=1), 2, {"email": "moved@x.io"}))
+    by_id = [r.id for r in warehouse.profile_page(None, first[-1].id, 10)]
+    assert by_id == [ids[5], ids[4], ids[2], ids[1], ids[0]]  # from its new place: repeats
+    rest = warehouse.profile_page(None, (first[-1].updated_at, first[-1].id), 10)
+    assert [r.id for r in rest] == [ids[2], ids[1], ids[0]]
+    warehouse.apply_profiles(ProfileWrite(removed=[ids[3]]))
+    gone = warehouse.profile_page(None, (first[-1].updated_at, first[-1].id), 10)
+    assert [r.id for r in gone] == [ids[2], ids[1], ids[0]]  # merged away: still goes on

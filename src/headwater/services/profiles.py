@@ -141,13 +141,14 @@ def list_profiles(
     warehouse = app.warehouse()
     try:
         out: list[dict[str, Any]] = []
+        place: str | tuple[Any, str] | None = after
         while limit is None or len(out) < limit:
             want = PAGE if limit is None else min(PAGE, limit - len(out))
-            rows = warehouse.profile_page(search, after, want)
+            rows = warehouse.profile_page(search, place, want)
             out.extend(_summary(r) for r in rows)
             if len(rows) < want:
                 break
-            after = rows[-1].id
+            place = (rows[-1].updated_at, rows[-1].id)  # not the id: it may change
         return out
     finally:
         warehouse.close()

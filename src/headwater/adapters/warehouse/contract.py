@@ -215,7 +215,10 @@ class Warehouse(Protocol):
     ) -> list[ProfileRecord]: ...
 
     def profile_page(
-        self, search: str | None = None, after: str | None = None, limit: int = 50
+        self,
+        search: str | None = None,
+        after: str | tuple[Any, str] | None = None,
+        limit: int = 50,
     ) -> list[ProfileRecord]:
         """Up to `limit` profiles after the profile `after`, most recently changed first
         (then by id), each with a value containing `search` (case-insensitive) if

@@ -73,7 +73,10 @@ class ProfileMethods:
         )
 
     def profile_page(
-        self, search: str | None = None, after: str | None = None, limit: int = 50
+        self,
+        search: str | None = None,
+        after: str | tuple[Any, str] | None = None,
+        limit: int = 50,
     ) -> list[ProfileRecord]:
         return self._with_profile_args(
             "profile read", lambda a: profile_pages.page(*a, search, after, limit)

@@ -46,18 +46,21 @@ def page(
     sp: Spelling,
     columns: Mapping[str, PropertyType],
     search: str | None,
-    after: str | None,
+    after: str | tuple[Any, str] | None,
     limit: int,
 ) -> list[ProfileRecord]:
     """Up to `limit` profiles after the profile `after` (None: from the first), newest
     first (``_updated_at``, then the id's text, both descending), each with a value
     containing `search` if given.  `InvalidInput` at ``starting_after`` when no profile
-    has the id `after` (it was merged away since the page before)."""
+    has the id `after` (it was merged away since the page before).  `after` may be the
+    place itself, ``(updated_at, id)`` of the last row read: a listing that goes on
+    page after page then neither repeats nor stops when that profile changes meanwhile
+    (it moves to the front, and an id named it there: the list started over)."""
     s = sql.quote(schema)
     params: dict[str, Any] = {}
     pid = f"CAST(p._profile_id AS {sp.text}){sp.collate}"
     where = _matching(sp, columns, search, params)
-    if after is not None:
+    if isinstance(after, str):
         found = execute(
             f"SELECT p._updated_at FROM {s}.profiles AS p WHERE {pid} = {sp.ph('after')}",
             {"after": after},
@@ -67,11 +70,13 @@ def page(
                 f"no profile with id {after!r} (merged or removed since): list again",
                 "starting_after",
             )
+        after = (found[0][0], after)
+    if after is not None:
         where.append(
             f"(p._updated_at < {sp.ph('at')} OR (p._updated_at = {sp.ph('at')} "
             f"AND {pid} < {sp.ph('after')}))"
         )
-        params.update(after=after, at=found[0][0])
+        params.update(at=after[0], after=after[1])
     cols = "".join(", p." + sql.quote(n) for n in columns)
     rows = execute(
         f"SELECT CAST(p._profile_id AS {sp.text}), p._updated_at, p._identity_count{cols} "
