@@ -49,11 +49,12 @@ def test_connections_refuse_bad_keys_urls_and_budgets(
     message = _error(rejected, 422, "api_key")
     assert "rejected" in message
     assert "wrongkey1" not in rejected.text
-    _error(
-        http.post("/connections", json=good | {"requests_per_second": 0}),
-        422,
-        "requests_per_second",
-    )
+    for rate in (0, 5e-324, 0.05):  # a tiny budget spaced requests by infinite time (500)
+        _error(
+            http.post("/connections", json=good | {"requests_per_second": rate}),
+            422,
+            "requests_per_second",
+        )
     _error(http.post("/connections", json=good | {"name": "   "}), 422, "name")
     _error(http.post("/connections", json=good | {"base_url": "ftp://x"}), 422, "base_url")
     _error(http.post("/connections", json=good | {"kind": "shopify"}), 422, "kind")

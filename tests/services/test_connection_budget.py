@@ -4,11 +4,13 @@ take their requests from one budget, not each the full rate."""
 
 from __future__ import annotations
 
+import pytest
 from tests.services.conftest import connect
 
+from headwater.kernel.errors import InvalidInput
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.app import App
-from headwater.services.connections import get_connection, open_source
+from headwater.services.connections import get_connection, open_source, update_connection
 
 
 def test_two_sources_of_one_connection_share_its_budget(app: App, sandbox: RunningSandbox) -> None:
@@ -26,3 +28,14 @@ def test_two_sources_of_one_connection_share_its_budget(app: App, sandbox: Runni
         assert second.http.limiter.reserve() >= 0.9
         # Another connection's budget is its own.
         assert elsewhere.http.limiter.reserve() < 0.1
+
+
+def test_a_budget_too_small_to_space_requests_is_refused(app: App, sandbox: RunningSandbox) -> None:
+    """A budget of 5e-324 requests/s spaced two requests by an infinite time: the run,
+    or the sample a new pipeline is tried on, failed on an OverflowError (a 500)."""
+    conn = connect(app, sandbox)
+    for rate in (5e-324, 0.05):
+        with pytest.raises(InvalidInput) as caught:
+            update_connection(app, conn.id, requests_per_second=rate)
+        assert caught.value.location == "requests_per_second"
+    assert update_connection(app, conn.id, requests_per_second=0.1).requests_per_second == 0.1

@@ -32,6 +32,11 @@ STRIPE_API = "https://api.stripe.com"
 MAX_REQUESTS_PER_SECOND = float(
     STRIPE.settings_schema["properties"]["requests_per_second"]["maximum"]
 )
+#: One request every ten seconds: a budget of 5e-324 requests/s spaced two requests by
+#: an infinite time, and the run or check failed on an OverflowError (a 500).
+MIN_REQUESTS_PER_SECOND = float(
+    STRIPE.settings_schema["properties"]["requests_per_second"]["minimum"]
+)
 
 
 def add_stripe(
@@ -74,9 +79,10 @@ def _check_name(name: str) -> str:
 
 
 def _check_rate(requests_per_second: float) -> float:
-    if not 0 < requests_per_second <= MAX_REQUESTS_PER_SECOND:
+    if not MIN_REQUESTS_PER_SECOND <= requests_per_second <= MAX_REQUESTS_PER_SECOND:
         raise InvalidInput(
-            f"must be more than 0 and at most {MAX_REQUESTS_PER_SECOND} requests per second",
+            f"must be from {MIN_REQUESTS_PER_SECOND:g} to {MAX_REQUESTS_PER_SECOND:g} "
+            "requests per second",
             "requests_per_second",
         )
     return float(requests_per_second)

@@ -87,7 +87,7 @@ STRIPE = Declaration(
             "base_url": {"type": "string", "format": "uri", "default": "https://api.stripe.com"},
             "requests_per_second": {
                 "type": "number",
-                "exclusiveMinimum": 0,
+                "minimum": 0.1,
                 "maximum": 1000,
                 "default": 20.0,
                 "description": "Budget shared by all threads of one connection; Stripe's "

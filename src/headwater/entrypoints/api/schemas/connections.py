@@ -7,7 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 
 from headwater.entrypoints.api.schemas import Body, Patch
-from headwater.services.connections import MAX_REQUESTS_PER_SECOND, STRIPE_API
+from headwater.services.connections import (
+    MAX_REQUESTS_PER_SECOND,
+    MIN_REQUESTS_PER_SECOND,
+    STRIPE_API,
+)
 
 ApiKey = Field(
     min_length=1,
@@ -31,7 +35,7 @@ class ConnectionCreate(Body):
     )
     requests_per_second: float = Field(
         default=20.0,
-        gt=0,
+        ge=MIN_REQUESTS_PER_SECOND,
         le=MAX_REQUESTS_PER_SECOND,
         description="The request budget runs keep to: Stripe's rate limit is shared with "
         "the account's own traffic.",
@@ -56,7 +60,7 @@ class ConnectionUpdate(Patch):
     )
     requests_per_second: float | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_REQUESTS_PER_SECOND,
         le=MAX_REQUESTS_PER_SECOND,
         description="A new request budget, from the next request on; absent keeps it.",
     )
