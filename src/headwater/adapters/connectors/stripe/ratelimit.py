@@ -65,23 +65,20 @@ class RequestBudget:
         self._shared = shared
         self._fd: int | None = None
 
-    def _free(self, now: float) -> float:
-        """The first time from `now` at which one more request keeps the window."""
-        sent = self._sent
-        if not sent:
-            return now
-        free = max(now, sent[-1] + self.closest)
-        if len(sent) == self.count:
-            free = max(free, sent[0] + self.span)
-        return free
+    def _free(self, now: float, newest: float, oldest: float) -> float:
+        """The first time from `now` at which one more request keeps the window, after
+        the `newest` send time and the `oldest` of the last `count` (-inf: none)."""
+        return max(now, newest + self.closest, oldest + self.span)
 
     def reserve(self) -> float:
         """Take the next send time; return how long the caller must wait for it."""
         with self._lock:
             if self._shared is None:
+                sent, never = self._sent, -math.inf
+                oldest = sent[0] if len(sent) == self.count else never
                 now = self._clock()
-                at = self._free(now)
-                self._sent.append(at)
+                at = self._free(now, sent[-1] if sent else never, oldest)
+                sent.append(at)
                 return at - now
             fd = self._file()
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -103,7 +100,7 @@ class RequestBudget:
         (newest,) = _SLOT.unpack(os.pread(fd, 8, _HEADER.size + 8 * ((slot - 1) % count)))
         (oldest,) = _SLOT.unpack(os.pread(fd, 8, _HEADER.size + 8 * slot))
         now = self._clock()
-        at: float = max(now, newest + self.closest, oldest + self.span)
+        at = self._free(now, newest, oldest)
         os.pwrite(fd, _SLOT.pack(at), _HEADER.size + 8 * slot)
         os.pwrite(fd, _HEADER.pack(count, (slot + 1) % count), 0)
         return at - now
