@@ -87,8 +87,7 @@ def test_requests_coalesce_into_one_queued_run_then_one_follow_up(
     [check] = store.pending_followups(app.engine)
     assert check.settling
     # It ends with its position settled (this pipeline saved none): nothing follows.
-    run_store.claim_run(app.engine, follow_up.id, "owner", utcnow() + timedelta(seconds=30))
-    run_store.finish_run(app.engine, follow_up.id, "owner", status="succeeded", message=None)
+    _ends(app, follow_up.id, "succeeded")
     assert dispatch_due(app, t2 + timedelta(seconds=30)) == []
     assert store.pending_followups(app.engine) == []
 
@@ -150,8 +149,7 @@ def test_a_request_whose_covering_run_did_not_succeed_runs(
     # pipeline is the runner's to retry, not run again and again from here).
     [check] = store.pending_followups(app.engine)
     assert check.settling
-    run_store.claim_run(app.engine, again.id, "owner", utcnow() + timedelta(seconds=30))
-    run_store.finish_run(app.engine, again.id, "owner", status="failed", message="x")
+    _ends(app, again.id, "failed")
     assert dispatch_due(app, utcnow() + timedelta(seconds=40)) == []
     assert store.pending_followups(app.engine) == []
 
@@ -289,3 +287,9 @@ def test_a_late_request_for_changes_the_last_run_already_read_runs_nothing(
         request_runs(app, conn.id, "evt_new", asked)
         [run] = dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1))
         assert run.pipeline_id == pipe.id
+
+
+def _ends(app: App, run_id: str, status: str) -> None:
+    """The queued run is claimed by a worker and ends `status`."""
+    run_store.claim_run(app.engine, run_id, "owner", utcnow() + timedelta(seconds=30))
+    run_store.finish_run(app.engine, run_id, "owner", status=status, message=None)
