@@ -27,13 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater.adapters.connectors.contract import Change, HistoryExpired, PermissionMissing, Source
-from headwater.adapters.store import objects, queue, runs
-from headwater.adapters.store.database import describe_error
+from headwater.adapters.store import objects, runs
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import redact
 from headwater.kernel.records import Record, Step
 from headwater.kernel.state import PipelineState
+from headwater.services.pipelines.ending import record_ending
 from headwater.services.pipelines.garbage import fewer_collections
 from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
@@ -358,43 +358,7 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             ctx.release()
         except Exception:  # a close that failed must not keep the outcome unrecorded
             log.exception("run %s: closing its warehouse or source failed", run.id)
-    _record_ending(ctx, status, message)
+    record_ending(ctx.run, ctx.owner, ctx.recorder, ctx.summary, status, message)
     if interrupted is not None:
         raise interrupted
     return runs.get_run(ctx.recorder.engine, run.id)
-
-
-#: How long the run's ending is retried while the store is locked or away.
-ENDING_ATTEMPTS = 12
-
-
-def _record_ending(ctx: RunContext, status: RunStatus, message: str | None) -> None:
-    """Record the outcome; unlike progress it is retried (a lock may be held a while)."""
-    ctx.recorder.flush(force=True)
-    if ctx.recorder.skipped_updates:  # the store was locked or away for a while
-        ctx.summary["progress_updates_skipped"] = ctx.recorder.skipped_updates
-    kind = ctx.summary.get("kind") or ctx.run.kind
-    for attempt in range(ENDING_ATTEMPTS):
-        try:
-            if status == RunStatus.QUEUED:  # the service is stopping: back to the queue
-                back = queue.requeue(ctx.recorder.engine, ctx.run.id, ctx.owner, message or "")
-                if back is None:
-                    runs.note_after_loss(ctx.recorder.engine, ctx.run.id, ctx.owner, message or "")
-                return
-            ended = runs.finish_run(
-                ctx.recorder.engine,
-                ctx.run.id,
-                ctx.owner,
-                status=status.value,
-                message=message,
-                summary=ctx.summary,
-                counters=ctx.recorder.counters.as_dict(),
-                kind=kind,
-            )
-            if not ended:  # closed as lost meanwhile: it stays closed, with our account
-                runs.note_after_loss(ctx.recorder.engine, ctx.run.id, ctx.owner, message or "")
-            return
-        except Exception as exc:
-            log.warning("run %s: ending not recorded yet (%s)", ctx.run.id, describe_error(exc))
-            time.sleep(min(2.0**attempt, 10.0))
-    log.error("run %s: its ending could not be recorded; its lease will lapse", ctx.run.id)

@@ -1,0 +1,59 @@
+"""Recording a run's outcome in the metadata store, once the engine is done with it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from headwater.adapters.store import queue, runs
+from headwater.adapters.store.database import describe_error
+from headwater.kernel.entities import Run, RunStatus
+from headwater.services.pipelines.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+#: How long the run's ending is retried while the store is locked or away.
+ENDING_ATTEMPTS = 12
+
+
+def record_ending(
+    run: Run,
+    owner: str,
+    recorder: Recorder,
+    summary: dict[str, Any],
+    status: RunStatus,
+    message: str | None,
+) -> None:
+    """Record the outcome; unlike progress it is retried (a lock may be held a while).
+    A run the service put back (`QUEUED`) returns to the queue; a run closed as lost
+    meanwhile stays closed, with this account added to it."""
+    engine = recorder.engine
+    recorder.flush(force=True)
+    if recorder.skipped_updates:  # the store was locked or away for a while
+        summary["progress_updates_skipped"] = recorder.skipped_updates
+    kind = summary.get("kind") or run.kind
+    for attempt in range(ENDING_ATTEMPTS):
+        try:
+            if status == RunStatus.QUEUED:  # the service is stopping: back to the queue
+                back = queue.requeue(engine, run.id, owner, message or "")
+                if back is None:
+                    runs.note_after_loss(engine, run.id, owner, message or "")
+                return
+            ended = runs.finish_run(
+                engine,
+                run.id,
+                owner,
+                status=status.value,
+                message=message,
+                summary=summary,
+                counters=recorder.counters.as_dict(),
+                kind=kind,
+            )
+            if not ended:  # closed as lost meanwhile: it stays closed, with our account
+                runs.note_after_loss(engine, run.id, owner, message or "")
+            return
+        except Exception as exc:
+            log.warning("run %s: ending not recorded yet (%s)", run.id, describe_error(exc))
+            time.sleep(min(2.0**attempt, 10.0))
+    log.error("run %s: its ending could not be recorded; its lease will lapse", run.id)
