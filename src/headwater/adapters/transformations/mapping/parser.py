@@ -115,21 +115,39 @@ class Call:
 Expr = Literal | Path | Call
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
-_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
+# A character outside the Basic Multilingual Plane is written, as in JSON and
+# JavaScript, as a pair of \\u escapes (😀 is \\ud83d\\ude00): the pair is matched first.
+_ESCAPE = re.compile(
+    r"\\(u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|.)"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HALF = (
+    "half of a character (a lone surrogate): a character outside the Basic "
+    "Multilingual Plane takes two \\u escapes, e.g. \\ud83d\\ude00 for 😀"
+)
 
 
 def _unescape(tok: Token) -> str:
     body = tok.value[1:-1]
+    line, start = tok.line or 1, (tok.column or 1) + 1  # the column of body[0]
 
     def one(m: re.Match[str]) -> str:
         code = m.group(1)
+        if code.startswith("u") and len(code) == 11:
+            high, low = int(code[1:5], 16), int(code[7:], 16)
+            return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
         if code.startswith("u") and len(code) == 5:
-            return chr(int(code[1:], 16))
+            char = chr(int(code[1:], 16))
+            if _SURROGATE.match(char):
+                raise ExpressionError(_HALF, line, start + m.start())
+            return char
         if code in _ESCAPES:
             return _ESCAPES[code]
-        col = (tok.column or 0) + 1 + m.start()
-        raise ExpressionError(f"unknown escape \\{code} in a string", tok.line or 1, col)
+        raise ExpressionError(f"unknown escape \\{code} in a string", line, start + m.start())
 
+    raw = _SURROGATE.search(body)  # only from text that was not JSON-decoded properly
+    if raw is not None:
+        raise ExpressionError(_HALF, line, start + raw.start())
     return _ESCAPE.sub(one, body)
 
 

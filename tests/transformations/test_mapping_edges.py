@@ -1,0 +1,44 @@
+"""Mapping expressions on edge-case input: escapes outside the BMP, huge numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA as SCHEMA
+from headwater.adapters.transformations.mapping import (
+    ExpressionError,
+    compile_expr,
+    parse_expression,
+)
+
+
+def ev(text: str, record: dict[str, Any]) -> Any:
+    return compile_expr(parse_expression(text), SCHEMA).fn(record)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('"\\ud83d\\ude00"', "\U0001f600"),
+        ('"a\\uD83D\\uDE00b"', "a\U0001f600b"),
+        ("concat('\\ud83d\\ude00', email)", "\U0001f600x@y"),
+        ('"\\u00e9"', "é"),
+    ],
+)
+def test_a_surrogate_pair_escape_is_one_character(text: str, expected: str) -> None:
+    """``\\ud83d\\ude00`` is how JSON (and JavaScript) write 😀: it used to make two
+    lone surrogates, text a UTF-8 warehouse cannot store."""
+    assert ev(text, {"email": "x@y"}) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [('"\\ud83d"', 2), ('"ab\\ude00"', 4), ('"\\ude00\\ud83d"', 2), ('"x\ud800"', 3)],
+)
+def test_half_a_character_is_refused_where_it_is(text: str, column: int) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        parse_expression(text)
+    assert caught.value.column == column
+    assert "half of a character" in caught.value.detail
