@@ -10,8 +10,11 @@ from headwater.adapters.connectors.stripe.schema import STRIPE_CUSTOMER_SCHEMA a
 from headwater.adapters.transformations.mapping import (
     ExpressionError,
     compile_expr,
+    compile_mapping,
+    mapping_problems,
     parse_expression,
 )
+from headwater.kernel.model import DEFAULT_MODEL, CustomerModel
 
 
 def ev(text: str, record: dict[str, Any]) -> Any:
@@ -42,3 +45,31 @@ def test_half_a_character_is_refused_where_it_is(text: str, column: int) -> None
         parse_expression(text)
     assert caught.value.column == column
     assert "half of a character" in caught.value.detail
+
+
+BIG = "99999999999999999999"  # past 64 bits
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f'split_part(email, "@", {BIG})', ""),
+        (f'split_rest(email, "@", {BIG})', ""),
+        (f'split_part(email, "@", -{BIG})', ""),
+        (f'split_part("a@b", "@", {BIG})', ""),
+        (f'split_rest("a@b", "@", {BIG})', ""),
+        ('split_part(email, "@", 2)', "y"),
+    ],
+)
+def test_a_field_number_past_64_bits_is_past_the_last_field(text: str, expected: str) -> None:
+    """PostgreSQL's rule: a field past the last one is ''.  A huge constant field
+    number raised OverflowError: a failed record, or a traceback when the pipeline
+    was saved (constant text is folded then)."""
+    assert ev(text, {"email": "x@y"}) == expected
+
+
+def test_a_huge_field_number_is_no_traceback_when_saved() -> None:
+    model: CustomerModel = DEFAULT_MODEL
+    mapping = {"email": f'split_part("a@b", "@", {BIG})'}
+    assert mapping_problems(mapping, model, SCHEMA) == []
+    assert compile_mapping(mapping, model, SCHEMA).transform([{}]) == [{"email": ""}]

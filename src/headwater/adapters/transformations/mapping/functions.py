@@ -151,6 +151,9 @@ def _method(method: Callable[[str], str], name: str) -> Callable[[list[Fn]], Fn]
     return build
 
 
+_MAX_SPLITS = 1 << 31
+
+
 def _split_fields(generic: Callable[[Any, Any, Any], str], rest: bool) -> Callable[[list[Fn]], Fn]:
     """`split_part` (``rest=False``) or `split_rest`, specialised for a constant
     delimiter and a constant positive field number (the common case, e.g. names).
@@ -164,7 +167,9 @@ def _split_fields(generic: Callable[[Any, Any, Any], str], rest: bool) -> Callab
         if not (isinstance(delim, Const) and isinstance(n, Const)):
             return _strict(generic)(args)
         sep, pos = delim.value, n.value
-        if not (type(sep) is str and sep and type(pos) is int and pos > 0):
+        # str.split takes a C ssize_t: a field number past it (past any text's
+        # fields anyway) goes the generic way, which answers ''.
+        if not (type(sep) is str and sep and type(pos) is int and 0 < pos < _MAX_SPLITS):
             return _strict(generic)(args)
         index = pos - 1
         splits = index if rest else index + 1
