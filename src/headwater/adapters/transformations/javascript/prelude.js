@@ -29,13 +29,26 @@ const __headwater__ = (function () {
   }
   const con = {log: log, info: log, warn: log, error: log, debug: log};
   Object.defineProperty(g, "console", {value: con, writable: true, configurable: true});
+  // A record's error message, cut here (as replies.MAX_MESSAGE does) so that many
+  // long messages cannot fill the isolate's memory while the reply is built.
+  function cut(s) { return s.length > 2000 ? s.slice(0, 2000) + "…" : s; }
   function describe(e) {
-    if (e instanceof ErrorCtor) {
-      let msg = toStr(e.name) + ": " + toStr(e.message);
-      const m = typeof e.stack === "string" ? exec.call(where, e.stack) : null;
-      return m ? msg + " (line " + m[1] + ")" : msg;
+    // User objects' getters, proxies and toString run here: guarded, so that what one
+    // record throws stays that record's error.
+    try {
+      if (e instanceof ErrorCtor) {
+        let msg = toStr(e.name) + ": " + toStr(e.message);
+        const m = typeof e.stack === "string" ? exec.call(where, e.stack) : null;
+        return cut(m ? msg + " (line " + m[1] + ")" : msg);
+      }
+      return cut("transform threw " + show(e));
+    } catch (x) {
+      return "transform threw a value that could not be described";
     }
-    return "transform threw " + show(e);
+  }
+  function isOutOfMemory(e) {
+    try { return e instanceof RangeErrorCtor && test.call(outOfMemory, toStr(e.message)); }
+    catch (x) { return false; }  // a user object (a proxy, a getter) that throws
   }
   function kind(v) { return isArray(v) ? "an array" : v === null ? "null" : "a " + typeof v; }
   return {
@@ -64,9 +77,7 @@ const __headwater__ = (function () {
             }
           }
         } catch (e) {
-          if (e instanceof RangeErrorCtor && test.call(outOfMemory, toStr(e.message))) {
-            return '{"memory":true}';
-          }
+          if (isOutOfMemory(e)) { return '{"memory":true}'; }
           err = describe(e); part = "null";
         }
         out += (i ? "," : "") + part;

@@ -1,0 +1,46 @@
+"""JavaScript transformations: what one record throws stays that record's error."""
+
+from __future__ import annotations
+
+import pytest
+
+from headwater.adapters.transformations.javascript import compile_javascript
+from headwater.kernel.records import TransformFailure
+
+
+@pytest.mark.parametrize(
+    "thrown",
+    [
+        'Object.defineProperty(new Error("a"), "message", {get() { throw 1; }})',
+        'Object.defineProperty(new Error("a"), "name", {get() { throw 1; }})',
+        "{toJSON() { throw 1; }, toString() { throw 1; }}",
+        "new Proxy({}, {get() { throw 1; }, ownKeys() { throw 1; }})",
+        "new Proxy({}, {getPrototypeOf() { throw 1; }})",
+        'Object.defineProperty(new RangeError("a"), "message", {get() { throw 1; }})',
+    ],
+)
+def test_an_error_that_cannot_be_described_fails_only_its_record(thrown: str) -> None:
+    """Describing what was thrown ran getters and toString of user objects outside any
+    guard: one record failed its whole batch as "runtime failure"."""
+    source = f"function transform(c) {{ if (c.n === 1) {{ throw {thrown}; }} return {{n: c.n}}; }}"
+    t = compile_javascript(source)
+    out = t.transform([{"n": 0}, {"n": 1}, {"n": 2}])
+    assert out[0] == {"n": 0}
+    assert out[2] == {"n": 2}
+    assert isinstance(out[1], TransformFailure)
+    assert "could not be described" in out[1].message
+    t.close()
+
+
+def test_big_error_messages_are_capped_in_the_isolate() -> None:
+    """Each record's message is cut to 2,000 characters before it joins the reply: 300
+    records throwing 1 MB each used to fail the batch on the memory limit."""
+    t = compile_javascript(
+        'function transform(c) { throw new Error("x".repeat(1 << 20) + c.n); }',
+        memory_limit_mb=256,
+    )
+    out = t.transform([{"n": i} for i in range(300)])
+    assert all(isinstance(o, TransformFailure) for o in out)
+    assert all(o.message.startswith("Error: xxx") for o in out)  # type: ignore[union-attr]
+    assert max(len(o.message) for o in out) <= 2001  # type: ignore[union-attr]
+    t.close()
