@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from tests.entrypoints.api.conftest import Api
+
+from headwater.services.auth import tokens
 
 
 def test_a_path_holding_a_newline_is_still_answered_by_the_api(api: Api) -> None:
@@ -95,3 +98,40 @@ def test_a_body_holding_half_a_character_or_nan_is_refused_and_nothing_is_stored
         answer = client.put("/identity-resolution", content=pair, headers=headers)
         assert answer.status_code == 200, answer.text
         assert answer.json()["blocked"]["email"] == ["😀@x.io"]
+
+
+def test_an_unexpected_error_is_one_masked_500_and_the_connection_stays_open(
+    api: Api,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexpected exception was answered 500 and then raised again to the server,
+    which printed its traceback with the exception's own words (a key, a URL's
+    password) and closed the connection: the client's next request on it failed."""
+    secret = "sk_live_" + "Q" * 24 + "9f2c"
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(f"the store said no to postgresql://u:hunter22@db/x with {secret}")
+
+    monkeypatch.setattr(tokens, "list_tokens", broken)
+    with api.client(api.token) as client:
+        failed = client.get("/tokens")
+        assert failed.status_code == 500
+        assert failed.json()["error"] == {
+            "type": "internal",
+            "message": "an unexpected error happened; it was logged",
+            "field": None,
+        }
+        again = client.get("/auth/me")  # on the same connection
+        assert again.status_code == 200, again.text
+    printed = capfd.readouterr()
+    assert secret not in printed.out + printed.err
+    assert "hunter22" not in printed.out + printed.err
+    assert "Traceback" not in printed.err
+    logged = [r.getMessage() for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert len(logged) == 1
+    assert "RuntimeError: the store said no to postgresql://u:***@db/x" in logged[0]
+    assert "sk_live_…9f2c" in logged[0]
+    assert secret not in logged[0]
+    assert "in broken" in logged[0]  # where it happened

@@ -6,11 +6,17 @@ field of its first problem), `NotFound` 404, `Conflict` 409, `Unauthenticated` 4
 a transient one 503. FastAPI's own validation errors are 422 with the field at fault,
 an unknown path 404, an unexpected exception 500 with no detail (the exception is
 logged, its secrets masked).
+
+The 500 is answered by `CatchUnexpected`, a middleware, not by an exception handler:
+Starlette answers a handler's 500 and then raises the exception again to the server,
+which printed it whole (a key, a URL's password) and closed the connection, so a
+client's next request on it failed.
 """
 
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +25,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from headwater.adapters.warehouse.staging import hide_password
 from headwater.kernel.errors import (
     Conflict,
     Forbidden,
@@ -168,9 +176,40 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, kind, message, None, headers)
 
 
-def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("unexpected error in the API: %s", redact(f"{type(exc).__name__}: {exc}"))
-    return error_response(500, "internal", "an unexpected error happened; it was logged")
+def _log_unexpected(exc: BaseException) -> None:
+    """One line with the exception's words masked, then where it happened (the frames'
+    code, never their values)."""
+    what = hide_password(redact(f"{type(exc).__name__}: {exc}"))
+    where = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+    log.error("unexpected error in the API: %s\n%s", what, where)
+
+
+class CatchUnexpected:
+    """ASGI middleware: an exception no handler took becomes the 500 `ErrorDocument`,
+    logged masked, and goes no further (the server keeps the connection open)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            _log_unexpected(exc)
+            if started:  # half an answer went out: the server ends the connection
+                return
+            answer = error_response(500, "internal", "an unexpected error happened; it was logged")
+            await answer(scope, receive, send)
 
 
 def install(api: FastAPI) -> None:
@@ -178,4 +217,4 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(HeadwaterError, _headwater_error)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(HTTPException, _http_error)
-    api.add_exception_handler(Exception, _unexpected)
+    api.add_middleware(CatchUnexpected)
