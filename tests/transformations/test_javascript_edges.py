@@ -44,3 +44,38 @@ def test_big_error_messages_are_capped_in_the_isolate() -> None:
     assert all(o.message.startswith("Error: xxx") for o in out)  # type: ignore[union-attr]
     assert max(len(o.message) for o in out) <= 2001  # type: ignore[union-attr]
     t.close()
+
+
+def test_user_code_cannot_lift_the_size_limits() -> None:
+    """The isolate's glue is reachable from user code: calling its setup again lifted
+    the 1 MiB limit on one record's result and the 2,000 characters of a log line.
+    The server now holds the worker's reply to those limits itself."""
+    source = """
+__headwater__.setup(1e9, 1e9);
+function transform(c) {
+  __headwater__.setup(1e9, 1e9);
+  console.log("y".repeat(10000));
+  return c.big ? {a: "x".repeat(3e6)} : {a: "small"};
+}
+"""
+    t = compile_javascript(source)
+    big, small = t.transform([{"big": True}, {"big": False}])
+    assert isinstance(big, TransformFailure)
+    assert big.message.startswith("the returned object is too large (3000008 characters")
+    assert small == {"a": "small"}
+    assert [len(line) for line in t.logs()] == [2001, 2001]
+    t.close()
+
+
+def test_a_forged_reply_is_held_to_the_same_limits() -> None:
+    source = (
+        "__headwater__.run = () => JSON.stringify({out: [{a: 'x'.repeat(3e6)}], errors: [],"
+        " logs: ['y'.repeat(1e5)], dropped: 0});\n"
+        "function transform(c) { return {}; }"
+    )
+    t = compile_javascript(source)
+    [big] = t.transform([{"n": 1}])
+    assert isinstance(big, TransformFailure)
+    assert "too large" in big.message
+    assert [len(line) for line in t.logs()] == [2001]
+    t.close()

@@ -342,3 +342,23 @@ def test_a_server_not_running_as_root_keeps_its_files_and_environment(tmp_path: 
         assert result["sandbox"]["files"].startswith("chroot to an empty directory")
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_user_code_cannot_lift_the_size_limits() -> None:
+    """The worker's own checks run beside user code, which can reach them: raising the
+    per-record limit in the worker's configuration (it holds from the next batch) or
+    writing past the capture's line length was kept.  The server now holds the reply
+    to those limits itself."""
+    attack = (
+        "sys._getframe(1).f_locals['cfg']['max_record_bytes'] = 10 ** 12\n"
+        "sys.stdout.lines.append('y' * 100_000)\n"
+        "return {'email': 'x' * 3_000_000}"
+    )
+    with start(attack) as t:
+        t.transform(EVIL)  # lifts the limit for the batches after it
+        t.logs()
+        big, good = t.transform(EVIL + GOOD)
+        assert isinstance(big, TransformFailure)
+        assert big.message.startswith("the returned dict is too large (3000012 bytes")
+        assert good == {"email": "a@b.com"}
+        assert [len(line) for line in t.logs()] == [2001]

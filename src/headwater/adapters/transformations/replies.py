@@ -12,6 +12,11 @@ by ``substring``).  JSON writes it as a ``\\udXXX`` escape, which strict decoder
 (orjson) refuse and a UTF-8 warehouse cannot store.  Such a reply is read by the
 standard library instead; a record holding one is a per-record error saying so, and
 log lines and error messages keep it visible as the escape text.
+
+Limits: the worker cuts log lines and refuses results that are too large, but user
+code runs beside those checks and can reach them (JavaScript's glue object, the Python
+worker's frames), so the reply is held to the same limits here, where user code
+cannot reach.
 """
 
 from __future__ import annotations
@@ -26,10 +31,32 @@ from headwater.kernel.records import Outcome, TransformFailure
 
 #: Longest error message kept per record (user code chooses what it throws).
 MAX_MESSAGE = 2000
+#: Longest captured log line kept (as the workers cut them).
+MAX_LINE = 2000
 NOT_UNICODE = (
     "the result holds text that is not valid Unicode (a lone surrogate: half of a "
     "character such as an emoji, e.g. cut by substring or slice)"
 )
+
+
+@dataclass(frozen=True)
+class SizeLimit:
+    """The largest JSON form of one record's result, measured as its worker does:
+    UTF-8 ``bytes`` (Python) or ``characters`` (JavaScript's UTF-16 string length)."""
+
+    most: int
+    unit: str
+    what: str  # what a result is called: "dict", "object"
+
+    def excess(self, value: Any) -> str | None:
+        """Why `value` (a result that serialises) is too large, or None."""
+        body = orjson.dumps(value)
+        size = len(body) if self.unit == "bytes" else len(body.decode().encode("utf-16-le")) // 2
+        if size <= self.most:
+            return None
+        return (
+            f"the returned {self.what} is too large ({size} {self.unit} of JSON, limit {self.most})"
+        )
 
 
 class MalformedReply(Exception):
@@ -67,10 +94,10 @@ def message(value: Any) -> str:
     return found if len(found) <= MAX_MESSAGE else found[:MAX_MESSAGE] + "…"
 
 
-def read(reply: bytes, count: int, not_object: str) -> Reply:
+def read(reply: bytes, count: int, not_object: str, limit: SizeLimit) -> Reply:
     """Decode and check a batch reply (``out``, ``errors``, ``logs``, ``dropped``)
     for a batch of `count` records; `not_object` is the error of a result that is no
-    object."""
+    object, `limit` the size a result may have."""
     data, strict = decode(reply)
     if not isinstance(data, dict):
         raise MalformedReply("the worker sent an unreadable reply")
@@ -84,7 +111,9 @@ def read(reply: bytes, count: int, not_object: str) -> Reply:
         and isinstance(dropped, int)
     ):
         raise MalformedReply("the worker sent a malformed reply")
-    outcomes: list[Outcome] = [_outcome(v, not_object, strict) for v in out]
+    # No result is longer than the whole reply: most replies need no measuring.
+    sized = limit if len(reply) > limit.most else None
+    outcomes: list[Outcome] = [_outcome(v, not_object, strict, sized) for v in out]
     for item in errors:
         if not (
             isinstance(item, list)
@@ -94,10 +123,15 @@ def read(reply: bytes, count: int, not_object: str) -> Reply:
         ):
             raise MalformedReply("the worker sent a malformed reply")
         outcomes[item[0]] = TransformFailure(message(item[1]))
-    return Reply(outcomes, [text(line) for line in logs], dropped, data)
+    return Reply(outcomes, [_line(line) for line in logs], dropped, data)
 
 
-def _outcome(value: Any, not_object: str, strict: bool) -> Outcome:
+def _line(value: Any) -> str:
+    found = text(value)
+    return found if len(found) <= MAX_LINE else found[:MAX_LINE] + "…"
+
+
+def _outcome(value: Any, not_object: str, strict: bool, limit: SizeLimit | None) -> Outcome:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -107,4 +141,6 @@ def _outcome(value: Any, not_object: str, strict: bool) -> Outcome:
             orjson.dumps(value)
         except TypeError as exc:
             return TransformFailure(NOT_UNICODE if "surrogate" in str(exc) else message(exc))
+    if limit is not None and (excess := limit.excess(value)) is not None:
+        return TransformFailure(excess)
     return value

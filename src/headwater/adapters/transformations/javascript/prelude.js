@@ -52,7 +52,9 @@ const __headwater__ = (function () {
   }
   function kind(v) { return isArray(v) ? "an array" : v === null ? "null" : "a " + typeof v; }
   return {
-    setup(cap, chars) { logCap = cap; maxChars = chars; },
+    setup(cap, chars) {  // once, before the user's code (which can see this object)
+      if (maxChars === 0) { logCap = cap; maxChars = chars; }
+    },
     bind() {
       fn = typeof transform === "function" ? transform : null;
       return fn !== null;

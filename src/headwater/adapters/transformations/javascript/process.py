@@ -32,6 +32,7 @@ from headwater.kernel.records import Outcome, Record
 
 #: Largest JSON text, in characters, one record's result may have.
 MAX_RECORD_CHARS = 1 << 20
+_RECORD_LIMIT = replies.SizeLimit(MAX_RECORD_CHARS, "characters", "object")
 #: Time allowed for the worker to start (interpreter, V8) on top of the time limit.
 STARTUP_ALLOWANCE = 5.0
 #: How long past the time limit the parent waits before killing a silent worker
@@ -141,7 +142,7 @@ class JavaScriptTransformation:
             self._drop(worker)
             raise self._fail(self._lost_reason(worker, reply), len(records))
         try:
-            got = replies.read(reply, len(records), _NOT_OBJECT)
+            got = replies.read(reply, len(records), _NOT_OBJECT, _RECORD_LIMIT)
         except replies.MalformedReply as exc:
             failed = _failure(reply)
             if failed is None:

@@ -38,6 +38,7 @@ from headwater.kernel.records import Outcome, Record
 
 #: Largest JSON form, in bytes, of one record's result.
 MAX_RECORD_BYTES = 1 << 20
+_RECORD_LIMIT = replies.SizeLimit(MAX_RECORD_BYTES, "bytes", "dict")
 #: Time allowed for a worker's interpreter to start, on top of the time limit.
 STARTUP_ALLOWANCE = 3.0
 _F_SETPIPE_SZ = 1031  # Linux fcntl
@@ -203,7 +204,7 @@ class PythonTransformation:
     def _parse(self, reply: bytes, count: int, worker: _Worker) -> list[Outcome]:
         """Check a worker's reply (untrusted: user code could have written it)."""
         try:
-            got = replies.read(reply, count, "not a dict")
+            got = replies.read(reply, count, "not a dict", _RECORD_LIMIT)
         except replies.MalformedReply as exc:
             if reply == MEMORY_FRAME:  # the worker's own report: a MemoryError
                 raise _BadReply(f"memory limit of {self._memory} MB exceeded") from None
