@@ -362,3 +362,21 @@ def test_user_code_cannot_lift_the_size_limits() -> None:
         assert big.message.startswith("the returned dict is too large (3000012 bytes")
         assert good == {"email": "a@b.com"}
         assert [len(line) for line in t.logs()] == [2001]
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "class Code:\n    def __repr__(self):\n        raise ValueError('no')\n"
+        "raise SystemExit(Code())",
+        "class Code:\n    def __repr__(self):\n        raise SystemExit(1)\nsys.exit(Code())",
+    ],
+)
+def test_an_exit_code_that_cannot_be_shown_fails_only_its_record(attack: str) -> None:
+    """``exit(code)`` is described with the code's repr, which ran unguarded: a repr
+    that raised ended the worker and failed the whole batch."""
+    with start(attack) as t:
+        bad, good = t.transform(EVIL + GOOD)
+        assert isinstance(bad, TransformFailure)
+        assert bad.message.startswith("transform called exit")
+        assert good == {"email": "a@b.com"}

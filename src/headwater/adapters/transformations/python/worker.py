@@ -198,13 +198,17 @@ def describe(exc: BaseException) -> tuple[str, int | None]:
         if tb.tb_frame.f_code.co_filename == FILENAME:
             line = tb.tb_lineno
         tb = tb.tb_next
-    if isinstance(exc, SystemExit):
-        text = f"transform called exit({exc.code!r})"
-    else:
-        try:
+    try:  # repr and str run user code (the exit code's, the exception's)
+        if isinstance(exc, SystemExit):
+            text = f"transform called exit({exc.code!r})"[:MAX_LINE]
+        else:
             text = f"{type(exc).__name__}: {exc}"[:MAX_LINE]
-        except BaseException:
-            text = f"{type(exc).__name__} (its message could not be read)"
+    except BaseException:
+        text = (
+            "transform called exit (its code could not be read)"
+            if isinstance(exc, SystemExit)
+            else f"{type(exc).__name__} (its message could not be read)"
+        )
     return (f"{text} (line {line})" if line else text), line
 
 
