@@ -556,3 +556,38 @@ def test_a_record_without_an_id_is_a_per_record_read_error(
     assert error["step"] == "read"
     assert error["source_id"] is None
     assert error["message"].startswith("record without a string id")
+
+
+def test_a_full_run_with_a_read_error_deletes_nothing_and_says_so(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 3: a customer the full read could not read (here: its record came without
+    an id) was purged as unseen, though it exists in Stripe and committed earlier."""
+    pipeline = make_pipeline(connect(app, sandbox))
+    assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+    before = ids(app, pipeline.id)
+    assert len(before) == 1500
+
+    def one_without_id(real: Any) -> Callable[[], Iterator[list[Record]]]:
+        def read_full() -> Iterator[list[Record]]:
+            for n, page in enumerate(real.read_full()):
+                if n == 0:
+                    page = [{k: v for k, v in page[0].items() if k != "id"}, *page[1:]]
+                yield page
+
+        return read_full
+
+    script_source(monkeypatch, read_full=one_without_id)
+    run = runner.run_pipeline(app, pipeline.id, full=True)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert run.counters["failed"]["read"] == 1
+    assert (run.counters["deleted"], run.summary["purged"]) == (0, 0)
+    assert ids(app, pipeline.id) == before  # the unreadable customer kept its row
+    assert any("could not be read, so nothing was purged" in w for w in run_warnings(run))
+    monkeypatch.undo()
+    # The next full run that reads everything purges as usual.
+    gone = sorted(before)[0]
+    sdk(sandbox).v1.customers.delete(gone)
+    again = runner.run_pipeline(app, pipeline.id, full=True)
+    assert (again.status, again.summary["purged"]) == (RunStatus.SUCCEEDED, 1)
+    assert ids(app, pipeline.id) == before - {gone}

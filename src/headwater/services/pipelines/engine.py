@@ -137,6 +137,7 @@ def run_full(ctx: RunContext, reason: str) -> None:
     # unseen at the end, where a purge would scan (twice) every row written, for nothing.
     first = ctx.warehouse.count(ctx.pipeline.id) == 0
     ctx.summary.update(kind="full", reason=reason)
+    read_errors = ctx.recorder.counters.failed.get(Step.READ.value, 0)
     # The read is prepared first: it reads nothing before its first page or position, and
     # a position taken with it precedes its every page (rule 2); Stripe's process starts.
     pages = ctx.source.read_full()
@@ -153,6 +154,10 @@ def run_full(ctx: RunContext, reason: str) -> None:
     if ctx.stop.is_set():
         raise RunStopped(ctx.stop.message)
     state = PipelineState(position=position, max_created=max_created, last_full_run=ctx.run.id)
+    read_errors = ctx.recorder.counters.failed.get(Step.READ.value, 0) - read_errors
+    if read_errors and not first:
+        _save_without_purge(ctx, state, read_errors)
+        return
     keep = failed | ctx.rejected
     if first:  # nothing to purge: the position commits alone, fenced like any write
         purged = ctx.warehouse.write(ctx.batch(state=state)).deleted
@@ -161,6 +166,23 @@ def run_full(ctx: RunContext, reason: str) -> None:
     ctx.recorder.counters.deleted += purged
     ctx.summary["purged"] = purged
     ctx.save_state(state, full_done=True)
+
+
+def _save_without_purge(ctx: RunContext, state: PipelineState, read_errors: int) -> None:
+    """Rule 3 for a full run with read errors: a record it could not read may be any
+    identity, so "unseen" proves nothing and nothing is purged.  The position covering its
+    committed rows commits alone (fenced); it completed no full import: the earlier one
+    stays the last, and the pipeline's need for a full run (if any) stays."""
+    last = ctx.state.last_full_run if ctx.state else None
+    state = replace(state, last_full_run=last)
+    ctx.warehouse.write(ctx.batch(state=state))
+    ctx.summary["purged"] = 0
+    ctx.summary.setdefault("warnings", []).append(
+        f"{read_errors:,} record(s) could not be read, so nothing was purged: customers "
+        "deleted in Stripe (or no longer matching the filter) stay until a full run "
+        "reads every customer"
+    )
+    ctx.save_state(state)
 
 
 def _write_full(ctx: RunContext, pages: Iterable[list[Record]]) -> tuple[int, set[str]]:
