@@ -169,3 +169,13 @@ def transform(c):
         assert t.logs() == ["initial \\ud83d"]
     finally:
         t.close()
+
+
+def test_top_level_failure_with_half_a_character_is_a_clear_error() -> None:
+    """The worker's start-up answer escapes a lone surrogate (half an emoji) as
+    ``\\ud83d``, which the strict decoder refused: a JSONDecodeError traceback instead
+    of the error that says what failed and where."""
+    with pytest.raises(InvalidInput) as caught:
+        compile_python("x = chr(0xD83D)\nraise ValueError('bad ' + x)\ndef transform(c): pass\n")
+    assert caught.value.message == "line 2: ValueError: bad \\ud83d (line 2)"
+    assert caught.value.message.encode("utf-8")  # storable text

@@ -119,12 +119,15 @@ class JavaScriptTransformation:
         deadline = time.monotonic() + self._time_limit + STARTUP_ALLOWANCE
         limit = f"top-level code did not finish within {self._time_limit:g} s"
         reply = exchange([(proc, self._config)], deadline, limit)[0]
-        data = orjson.loads(reply) if isinstance(reply, bytes) else {"error": reply}
+        try:  # user text: it may hold a lone surrogate (see `replies`)
+            data = replies.decode(reply)[0] if isinstance(reply, bytes) else {"error": reply}
+        except replies.MalformedReply as exc:
+            data = {"error": str(exc)}
         if not isinstance(data, dict) or data.get("ok") is not True:
             worker.stop()
             error = data.get("error") if isinstance(data, dict) else None
             where = data.get("where") if isinstance(data, dict) else None
-            message = str(error or "the JavaScript worker failed to start")
+            message = replies.message(error or "the JavaScript worker failed to start")
             if on_error is InvalidInput:
                 raise InvalidInput(message, str(where) if where else None)
             raise BatchFailed(f"{where}: {message}" if where else message)

@@ -137,11 +137,14 @@ class PythonTransformation:
         try:
             if isinstance(reply, str):
                 raise on_error(reply)
-            data = orjson.loads(reply)
+            try:  # user text: it may hold a lone surrogate (see `replies`)
+                data, _strict = replies.decode(reply)
+            except replies.MalformedReply as exc:
+                raise on_error(str(exc)) from None
             if not isinstance(data, dict) or data.get("ok") is not True:
                 error = data.get("error") if isinstance(data, dict) else None
                 line = data.get("line") if isinstance(data, dict) else None
-                message = str(error or "the worker failed to start")
+                message = replies.message(error or "the worker failed to start")
                 if on_error is InvalidInput and isinstance(line, int):
                     raise InvalidInput(message, f"line {line}")
                 raise on_error(f"line {line}: {message}" if isinstance(line, int) else message)
