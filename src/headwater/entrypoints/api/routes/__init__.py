@@ -30,4 +30,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     users.router,
     workspaces.router,
     webhooks.router,
+    webhooks.settings,
 )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from headwater.entrypoints.api.deps import (
+    CheckedInput,
     CurrentPrincipal,
+    NoNul,
     RootApp,
     cross_site,
     forget_session_cookie,
@@ -35,7 +37,7 @@ def _me(app: App, caller: Principal) -> MePublic:
     )
 
 
-@router.post("/login", summary="Sign in")
+@router.post("/login", summary="Sign in", dependencies=[NoNul])
 def login(body: LoginCreate, request: Request, response: Response, app: RootApp) -> MePublic:
     """Check the email and password and open a session: the ``headwater_session`` cookie
     (HttpOnly, SameSite=Lax, Secure over https). Failed attempts are limited per account
@@ -70,7 +72,7 @@ def me(app: RootApp, caller: CurrentPrincipal) -> MePublic:
     return _me(app, caller)
 
 
-@router.post("/workspace", summary="Choose the session's workspace")
+@router.post("/workspace", summary="Choose the session's workspace", dependencies=[CheckedInput])
 def choose_workspace(
     body: WorkspaceChoice, request: Request, app: RootApp, caller: CurrentPrincipal
 ) -> MePublic:

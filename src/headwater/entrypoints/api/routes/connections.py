@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.paging import Limit, StartingAfter, page
 from headwater.entrypoints.api.params import (
@@ -22,7 +22,12 @@ from headwater.entrypoints.api.schemas.connections import (
 from headwater.kernel.entities import Connection
 from headwater.services import connections
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/connections", tags=["connections"])
+router = APIRouter(
+    route_class=StrictJsonRoute,
+    dependencies=[CheckedInput],
+    prefix="/connections",
+    tags=["connections"],
+)
 
 
 def _public(connection: Connection) -> ConnectionPublic:

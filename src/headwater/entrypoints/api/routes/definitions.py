@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.schemas import plain
 from headwater.entrypoints.api.schemas.definitions import (
@@ -20,7 +20,7 @@ from headwater.entrypoints.api.schemas.definitions import (
 from headwater.services.pipelines import preview as preview_service
 from headwater.services.pipelines.definition import validate_definition
 
-router = APIRouter(route_class=StrictJsonRoute, tags=["pipelines"])
+router = APIRouter(route_class=StrictJsonRoute, dependencies=[CheckedInput], tags=["pipelines"])
 
 
 @router.post("/pipelines/preview", summary="Preview a definition on live customers")

@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.entrypoints.api.params import (
@@ -40,7 +40,12 @@ from headwater.services.app import App
 from headwater.services.pipelines import manage, runner, saving
 from headwater.services.pipelines.documents import pipeline_documents, run_document
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/pipelines", tags=["pipelines"])
+router = APIRouter(
+    route_class=StrictJsonRoute,
+    dependencies=[CheckedInput],
+    prefix="/pipelines",
+    tags=["pipelines"],
+)
 
 
 def _public(app: App, pipeline: Pipeline) -> PipelinePublic:

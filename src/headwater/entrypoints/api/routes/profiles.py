@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.entrypoints.api.params import (
@@ -22,7 +22,9 @@ from headwater.entrypoints.api.schemas.profiles import (
 )
 from headwater.services import profiles
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/profiles", tags=["profiles"])
+router = APIRouter(
+    route_class=StrictJsonRoute, dependencies=[CheckedInput], prefix="/profiles", tags=["profiles"]
+)
 
 
 @router.get("", summary="List profiles")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.entrypoints.api.params import (
@@ -22,7 +22,9 @@ from headwater.kernel.entities import RunStatus
 from headwater.services.pipelines import history, runner
 from headwater.services.pipelines.documents import run_document
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/runs", tags=["runs"])
+router = APIRouter(
+    route_class=StrictJsonRoute, dependencies=[CheckedInput], prefix="/runs", tags=["runs"]
+)
 
 
 @router.get("", summary="List runs", response_model=RunList)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.params import (
     PropertyPath,
@@ -25,7 +25,7 @@ from headwater.services import model as model_service
 from headwater.services import profiles
 from headwater.services import warehouse as warehouse_service
 
-router = APIRouter(route_class=StrictJsonRoute)
+router = APIRouter(route_class=StrictJsonRoute, dependencies=[CheckedInput])
 
 
 def _model(model: CustomerModel) -> ModelPublic:

@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.models import TokenCreate, TokenCreated, TokenList, TokenPublic
 from headwater.entrypoints.api.paging import Limit, StartingAfter
 from headwater.services.auth import tokens
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/tokens", tags=["tokens"])
+router = APIRouter(
+    route_class=StrictJsonRoute, dependencies=[CheckedInput], prefix="/tokens", tags=["tokens"]
+)
 
 TokenId = Annotated[str, Path(max_length=40, description="The token's id (`tok_…`).")]
 

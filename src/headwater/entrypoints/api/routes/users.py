@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from headwater.entrypoints.api.deps import WorkspaceApp
+from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.models import MemberCreate, MemberPublic, UserCreate
 from headwater.kernel.accounts import User
 from headwater.services.app import App
 from headwater.services.auth import users
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/users", tags=["users"])
+router = APIRouter(
+    route_class=StrictJsonRoute, dependencies=[CheckedInput], prefix="/users", tags=["users"]
+)
 
 
 def _member(user: User, app: App) -> MemberPublic:

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from headwater.entrypoints.api.deps import RootApp, WorkspaceApp
+from headwater.entrypoints.api.deps import NUL, CheckedInput, RootApp, WorkspaceApp
 from headwater.entrypoints.api.errors import error_response
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.webhook_models import (
@@ -37,6 +37,8 @@ from headwater.services.webhooks.signature import BadSignature
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJsonRoute, tags=["webhooks"])
+#: The settings routes (not the receiver: it has no caller, Stripe's signature is the check).
+settings = APIRouter(route_class=StrictJsonRoute, tags=["webhooks"], dependencies=[CheckedInput])
 
 ConnectionId = Annotated[
     str, Path(max_length=40, description="The Stripe connection's id (`conn_…`).")
@@ -65,6 +67,15 @@ def _rate_limited(wait: float) -> JSONResponse:
         "too many deliveries for this endpoint; retry later",
         headers={"Retry-After": str(retry_after(wait))},
     )
+
+
+def _refused(request: Request, app: App, connection_id: str, why: str) -> JSONResponse:
+    """The one answer to a delivery that cannot be verified (the reason is logged)."""
+    log.info("webhook delivery to %r refused: %s", connection_id, why)
+    wait = _limiter(request, app, "refused").take(connection_id)
+    if wait > 0:
+        return _rate_limited(wait)
+    return error_response(400, "invalid_signature", _REFUSED)
 
 
 async def _body(request: Request, limit: int) -> bytes | None:
@@ -100,14 +111,12 @@ async def receive_delivery(
     signature, clock = request.headers.get("stripe-signature"), SystemClock()
     # Verified first, then limited, each kind on its own: forged deliveries use up only
     # the refusals' bucket, never Stripe's (a flood of them got Stripe's own 429s).
+    if NUL in connection_id:  # no connection has one (and no database keeps one)
+        return _refused(request, app, connection_id, "no connection has this id")
     try:
         verified = await run_in_threadpool(check, app, connection_id, payload, signature, clock)
     except BadSignature as exc:
-        log.info("webhook delivery to %s refused: %s", connection_id, exc.message)
-        wait = _limiter(request, app, "refused").take(connection_id)
-        if wait > 0:
-            return _rate_limited(wait)
-        return error_response(400, "invalid_signature", _REFUSED)
+        return _refused(request, app, connection_id, exc.message)
     wait = _limiter(request, app, "accepted").take(connection_id)
     if wait > 0:
         return _rate_limited(wait)
@@ -121,14 +130,14 @@ async def receive_delivery(
     return JSONResponse(answer.model_dump())
 
 
-@router.get("/connections/{connection_id}/webhook", summary="Show a connection's webhook")
+@settings.get("/connections/{connection_id}/webhook", summary="Show a connection's webhook")
 def show_webhook(connection_id: ConnectionId, app: WorkspaceApp) -> WebhookPublic:
     """The receiver's path (and full URL once known), the Stripe endpoint, the masked
     signing secret and when the last verified delivery arrived."""
     return WebhookPublic(**endpoints.show(app, connection_id).public())
 
 
-@router.post("/connections/{connection_id}/webhook", summary="Register the webhook with Stripe")
+@settings.post("/connections/{connection_id}/webhook", summary="Register the webhook with Stripe")
 def register_webhook(
     connection_id: ConnectionId, body: WebhookRegister, app: WorkspaceApp
 ) -> WebhookPublic:
@@ -138,7 +147,7 @@ def register_webhook(
     return WebhookPublic(**endpoints.register(app, connection_id, body.url).public())
 
 
-@router.put(
+@settings.put(
     "/connections/{connection_id}/webhook/secret",
     summary="Store a hand-made endpoint's signing secret",
 )
@@ -151,7 +160,7 @@ def set_webhook_secret(
     return WebhookPublic(**endpoints.set_secret(app, connection_id, secret, body.url).public())
 
 
-@router.delete("/connections/{connection_id}/webhook", summary="Remove the webhook")
+@settings.delete("/connections/{connection_id}/webhook", summary="Remove the webhook")
 def remove_webhook(connection_id: ConnectionId, app: WorkspaceApp) -> WebhookPublic:
     """Delete the endpoint at Stripe (when Headwater made it) and forget the secret;
     later deliveries are refused. Answers with the settings as they were."""

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from headwater.entrypoints.api.deps import CurrentPrincipal, RootApp
+from headwater.entrypoints.api.deps import CheckedInput, CurrentPrincipal, RootApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
 from headwater.entrypoints.api.models import WorkspaceCreate, WorkspaceList, WorkspacePublic
 from headwater.entrypoints.api.paging import Limit, StartingAfter, page
@@ -15,7 +15,12 @@ from headwater.kernel.errors import Forbidden, NotFound
 from headwater.services.app import App
 from headwater.services.auth import Principal, workspaces
 
-router = APIRouter(route_class=StrictJsonRoute, prefix="/workspaces", tags=["workspaces"])
+router = APIRouter(
+    route_class=StrictJsonRoute,
+    dependencies=[CheckedInput],
+    prefix="/workspaces",
+    tags=["workspaces"],
+)
 
 WorkspaceId = Annotated[str, Path(max_length=40, description="The workspace's id (`ws_…`).")]
 
