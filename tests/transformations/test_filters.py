@@ -534,3 +534,26 @@ def test_an_integer_beyond_64_bits_is_refused_with_its_place(value: Any) -> None
     edges = [2**63 - 1, -(2**63)]
     data = {"conditions": [{"property": "balance", "operator": "is between", "values": edges}]}
     assert filter_problems(data, SCHEMA) == []
+
+
+_HUGE = "ab c" * 250_000
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"conditions": [{"property": _HUGE, "operator": "is", "values": ["a"]}]},
+        {"conditions": [{"property": "email", "operator": _HUGE, "values": ["a"]}]},
+        {"conditions": [{"property": "balance", "operator": "is", "values": [_HUGE]}]},
+        {"logical": _HUGE, "conditions": []},
+        {"conditions": [{"property": "email", "operator": "is", "values": ["a"], _HUGE: 1}]},
+        {"conditions": [{"property": "email", "operator": [[[[[[_HUGE]]]]]], "values": []}]},
+    ],
+)
+def test_a_huge_value_is_shown_briefly_in_its_problem(data: dict[str, Any]) -> None:
+    """Each problem quoted the offending value whole: a 1 MB string made a 1 MB
+    error message (sent back by the API and shown by the console)."""
+    [problem] = filter_problems(data, SCHEMA)
+    assert len(problem.message) < 300
+    assert "'ab cab c" in problem.message
+    assert "…" in problem.message

@@ -150,10 +150,10 @@ def _group(
         found.append(Problem(message, where or None))
         return None
     for extra in sorted(set(map(str, data)) - _GROUP_KEYS):
-        found.append(Problem(f"unknown key {extra!r} in a filter group", where or None))
+        found.append(Problem(f"unknown key {brief(extra)} in a filter group", where or None))
     logical = data.get("logical", "and")
     if logical not in ("and", "or"):
-        message = f'"logical" must be "and" or "or", got {logical!r}'
+        message = f'"logical" must be "and" or "or", got {brief(logical)}'
         found.append(Problem(message, _join(where, "logical")))
     conditions = data.get("conditions")
     if not isinstance(conditions, list):
@@ -180,18 +180,18 @@ def _condition(data: object, where: str, root: FieldType, found: list[Problem]) 
         return None
     before = len(found)
     for extra in sorted(set(map(str, data)) - _CONDITION_KEYS):
-        found.append(Problem(f"unknown key {extra!r} in a condition", where))
+        found.append(Problem(f"unknown key {brief(extra)} in a condition", where))
     prop = data.get("property")
     keys = split_path(prop, root) if isinstance(prop, str) and prop else None
     field = None if keys is None else lookup_keys(keys, root)
     if not isinstance(prop, str) or not prop:
         found.append(Problem('"property" must be a non-empty string', where))
     elif keys is None or field is None:
-        found.append(Problem(f"unknown property {prop!r}{_did_you_mean(prop, root)}", where))
+        found.append(Problem(f"unknown property {brief(prop)}{_did_you_mean(prop, root)}", where))
     name = data.get("operator")
     op = OPERATORS.get(name) if isinstance(name, str) else None
     if op is None:
-        found.append(Problem(f"unknown operator {name!r}{suggest_operator(name)}", where))
+        found.append(Problem(f"unknown operator {brief(name)}{suggest_operator(name)}", where))
     raw = data.get("values", [])
     if not isinstance(raw, list):
         found.append(Problem('"values" must be a list', where))
@@ -227,9 +227,25 @@ def _values(
         try:
             out.append(typed(value, field, element=op.element))
         except BadValue as exc:
-            message = f"values[{i}]: {exc} for {field.describe()} property {prop!r}, got {value!r}"
+            message = (
+                f"values[{i}]: {exc} for {field.describe()} property {brief(prop)}, "
+                f"got {brief(value)}"
+            )
             found.append(Problem(message, where))
     return tuple(out)
+
+
+#: Longest quote of a user's value in a problem (the API sends problems back whole).
+MAX_QUOTE = 60
+
+
+def brief(value: object) -> str:
+    """``repr(value)``, cut to `MAX_QUOTE` characters."""
+    try:
+        text = repr(value)
+    except RecursionError:  # nested past the interpreter's limit
+        text = f"a {type(value).__name__} nested too deep to show"
+    return text if len(text) <= MAX_QUOTE else text[:MAX_QUOTE] + "…"
 
 
 def suggest_operator(word: object) -> str:
