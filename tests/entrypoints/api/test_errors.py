@@ -135,3 +135,23 @@ def test_an_unexpected_error_is_one_masked_500_and_the_connection_stays_open(
     assert "sk_live_…9f2c" in logged[0]
     assert secret not in logged[0]
     assert "in broken" in logged[0]  # where it happened
+
+
+def test_a_body_nested_too_deeply_is_invalid_json_saying_where(api: Api) -> None:
+    """Objects or arrays nested thousands deep were a 400 saying only "There was an
+    error parsing the body" (reading them overflowed the interpreter's stack)."""
+    depth = 5000
+    body = '{"filter": ' + "[" * depth + "]" * depth + "}"
+    with api.client(api.token) as client:
+        for method, path in (("POST", "/validate"), ("PUT", "/identity-resolution")):
+            answer = client.request(
+                method, path, content=body, headers={"Content-Type": "application/json"}
+            )
+            assert answer.status_code == 422, answer.text
+            error = answer.json()["error"]
+            assert error["type"] == "invalid_input"
+            assert error["message"] == (
+                f"the body is not JSON at character {10 + depth}: objects and arrays "
+                f"nested {depth + 1} levels deep, too deep to read"
+            )
+        assert client.get("/identity-resolution").status_code == 200
