@@ -276,3 +276,23 @@ def test_a_null_in_a_patch_is_refused_where_null_means_nothing(
     assert http.patch(path, json={"filter": None}).status_code == 200
     for field in ("name", "base_url", "requests_per_second"):
         _error(http.patch(f"/connections/{conn['id']}", json={field: None}), 422, field)
+
+
+def test_customer_model_errors_name_the_request_field(tenant: Tenant) -> None:
+    """A refused property change named the property (`Plan`, `email`) as the field at
+    fault, not the body's field (`path`, `name`) or the path's, so a client could not
+    tell which of its fields to show the error on."""
+    http = tenant.http
+    model = http.get("/model").json()
+    add = "/model/properties"
+    cases = [
+        (http.post(add, json={"path": "Plan", "type": "string"}), "path", "Plan"),
+        (http.post(add, json={"path": "email", "type": "string"}), "path", "email"),
+        (http.post(add, json={"path": "email.x", "type": "string"}), "path", "email"),
+        (http.post("/model/properties/email/rename", json={"name": "Bad"}), "name", "Bad"),
+        (http.post("/model/properties/email/rename", json={"name": "phone"}), "name", "phone"),
+        (http.delete("/model/properties/email"), "path", "email"),
+    ]  # fmt: skip
+    for response, field, named in cases:
+        assert named in _error(response, 422, field)
+    assert http.get("/model").json() == model

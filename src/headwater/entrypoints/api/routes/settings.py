@@ -1,7 +1,13 @@
 """``/model``, ``/warehouse`` and ``/identity-resolution``: the workspace's settings.
-Each Customer Model change alters the warehouse tables in the same step."""
+Each Customer Model change alters the warehouse tables in the same step.
+
+The Customer Model's service locates a refusal at the property (``Plan``, ``email``);
+here it is located at the request's field that holds it (`_at`), as every API error is."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import APIRouter
 
@@ -20,12 +26,23 @@ from headwater.entrypoints.api.schemas.settings import (
     WarehousePublic,
     WarehouseSet,
 )
+from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import CustomerModel
 from headwater.services import model as model_service
 from headwater.services import profiles
 from headwater.services import warehouse as warehouse_service
 
 router = APIRouter(route_class=StrictJsonRoute, dependencies=[CheckedInput])
+
+
+@contextmanager
+def _at(field: str) -> Iterator[None]:
+    """A refusal of the Customer Model's service, located at the request's `field`
+    (its message still names the property)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field) from None
 
 
 def _model(model: CustomerModel) -> ModelPublic:
@@ -49,7 +66,8 @@ def show_model(app: WorkspaceApp) -> ModelPublic:
 )
 def add_property(body: PropertyCreate, app: WorkspaceApp) -> ModelPublic:
     """Add a property (its warehouse columns too); the model after the change."""
-    return _model(model_service.add(app, body.path, body.type, body.description))
+    with _at("path"):
+        return _model(model_service.add(app, body.path, body.type, body.description))
 
 
 @router.post(
@@ -61,7 +79,8 @@ def add_property(body: PropertyCreate, app: WorkspaceApp) -> ModelPublic:
 def rename_property(path: PropertyPath, body: PropertyRename, app: WorkspaceApp) -> ModelPublic:
     """Rename the property at `path` (`plan`, `address.city`); its columns are renamed
     and their data kept."""
-    return _model(model_service.rename(app, path, body.name))
+    with _at("name"):
+        return _model(model_service.rename(app, path, body.name))
 
 
 @router.delete(
@@ -72,7 +91,8 @@ def rename_property(path: PropertyPath, body: PropertyRename, app: WorkspaceApp)
 )
 def drop_property(path: PropertyPath, app: WorkspaceApp) -> ModelPublic:
     """Drop the property at `path` and its warehouse columns with their data."""
-    return _model(model_service.drop(app, path))
+    with _at("path"):
+        return _model(model_service.drop(app, path))
 
 
 @router.get("/warehouse", tags=["warehouse"], summary="Show the warehouse")
