@@ -6,14 +6,18 @@ status first and close the file a moment later, a window CI hit once under load.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
 import pytest
+from sqlalchemy.exc import OperationalError
 from tests.services.conftest import MakePipeline, connect
+from tests.services.test_run_failures import script_source
 
 from headwater.adapters.store import runs
 from headwater.kernel.entities import RunStatus
+from headwater.kernel.records import Record
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.app import App
 from headwater.services.pipelines import engine, runner
@@ -57,3 +61,33 @@ def test_the_warehouse_file_is_free_when_the_final_status_is_recorded(
     assert ended.status == RunStatus(outcome)
     assert seen == [(outcome, True)]
     assert _file_is_free(path)
+
+
+def test_errors_still_pending_when_the_run_ends_are_stored_with_its_ending(
+    app: App, make_pipeline: MakePipeline, sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress updates are best effort, the ending is retried: per-record errors that
+    no progress update could store (the store was locked throughout) were dropped, while
+    the ending recorded the counters that count them."""
+    pipeline = make_pipeline(connect(app, sandbox))
+
+    def one_without_id(real: Any) -> Callable[[], Iterator[list[Record]]]:
+        def read_full() -> Iterator[list[Record]]:
+            for n, page in enumerate(real.read_full()):
+                if n == 0:
+                    page = [{k: v for k, v in page[0].items() if k != "id"}, *page[1:]]
+                yield page
+
+        return read_full
+
+    def locked(*_: Any) -> None:
+        raise OperationalError("UPDATE runs", {}, Exception("database is locked"))
+
+    script_source(monkeypatch, read_full=one_without_id)
+    monkeypatch.setattr(runs, "record_progress", locked)
+    ended = runner.run_pipeline(app, pipeline.id)
+    assert ended.status == RunStatus.SUCCEEDED, ended.message
+    assert ended.counters["failed"]["read"] == 1
+    assert ended.summary["progress_updates_skipped"] > 0
+    [error] = ended.errors
+    assert (error["step"], error["source_id"]) == ("read", None)

@@ -35,6 +35,7 @@ def record_ending(
     kind = summary.get("kind") or run.kind
     for attempt in range(ENDING_ATTEMPTS):
         try:
+            recorder.store_errors()  # those the last progress update could not store
             if status == RunStatus.QUEUED:  # the service is stopping: back to the queue
                 back = queue.requeue(engine, run.id, owner, message or "")
                 if back is None:

@@ -66,3 +66,10 @@ class Recorder:
         self._pending = []
         self._next = now + self._every
         return True
+
+    def store_errors(self) -> None:
+        """Store the errors no progress update stored yet; raises when the store fails
+        (the run's ending retries it: unlike progress, the errors must not be lost)."""
+        if self._pending:
+            runs.add_errors(self.engine, self.run_id, self._pending)
+            self._pending = []
