@@ -106,3 +106,28 @@ def test_abort_still_runs_the_callbacks_of_batches_that_committed() -> None:
     assert counted == []  # nothing came back yet: no submit or finish since
     writer.abort()  # the engine stops (a failure elsewhere, a cancel, Ctrl-C)
     assert counted == [1, 2]
+
+
+def test_abort_runs_every_committed_batchs_callback_though_one_of_them_fails() -> None:
+    """A callback that failed while stopping (the store was locked as it saved a
+    position's display copy) left the batches committed after it uncounted."""
+    wh = ScriptedWarehouse()
+    writer = Writer(wh, depth=4)  # type: ignore[arg-type]
+    counted: list[int] = []
+
+    def after(n: int) -> Any:
+        def count(_r: WriteResult) -> None:
+            if n == 1:
+                raise RuntimeError("database is locked")
+            counted.append(n)
+
+        return count
+
+    for n in (1, 2, 3):
+        writer.submit(batch(n), after(n))
+    deadline = time.monotonic() + 10
+    while len(wh.committed) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.abort()
+    assert wh.committed == ["b1", "b2", "b3"]
+    assert counted == [2, 3]

@@ -111,7 +111,8 @@ class Writer:
         """Stop after the batch in progress without raising (used when the run fails or
         stops): the batches that committed are still counted and their callbacks run
         (their positions may be saved: they committed); later batches are not written.
-        A failing callback is logged, not raised: the run's own failure is the story."""
+        A failing callback is logged, not raised (the run's own failure is the story),
+        and the callbacks of the batches after it still run."""
         if self._error is None:
             self._error = RuntimeError("aborted")
         self._failed.set()
@@ -126,9 +127,8 @@ class Writer:
                 continue
             try:
                 job.after_commit(result)
-            except Exception as exc:
+            except Exception as exc:  # the batches after it committed too: count them
                 log.warning("after a committed batch, while stopping: %s", describe_error(exc))
-                return
 
     def _deliver(self) -> None:
         while True:
