@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from tests.services.conftest import MakePipeline, connect, reload
 from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
 from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
@@ -591,3 +592,26 @@ def test_a_full_run_with_a_read_error_deletes_nothing_and_says_so(
     again = runner.run_pipeline(app, pipeline.id, full=True)
     assert (again.status, again.summary["purged"]) == (RunStatus.SUCCEEDED, 1)
     assert ids(app, pipeline.id) == before - {gone}
+
+
+def test_a_store_failing_as_a_full_run_ends_does_not_undo_what_its_record_says(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metadata store keeps only a display copy of the state: when saving it failed
+    (locked) after the purge and the position committed, the run ended `failed`, saying
+    that nothing was purged and that the position stayed, beside a deleted counter."""
+    pipeline = make_pipeline(connect(app, sandbox))
+    assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+    gone = sorted(ids(app, pipeline.id))[0]
+    sdk(sandbox).v1.customers.delete(gone)
+
+    def locked(*_: Any) -> bool:
+        raise OperationalError("UPDATE pipelines", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(objects, "full_run_done", locked)
+    run = runner.run_pipeline(app, pipeline.id, full=True)
+    monkeypatch.undo()
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert run.counters["deleted"] == run.summary["purged"] == 1
+    assert gone not in ids(app, pipeline.id)
+    assert _state(app, pipeline.id).last_full_run == run.id

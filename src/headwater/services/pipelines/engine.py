@@ -28,6 +28,7 @@ from typing import Any
 
 from headwater.adapters.connectors.contract import Change, HistoryExpired, PermissionMissing, Source
 from headwater.adapters.store import objects, runs
+from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import redact
@@ -112,15 +113,19 @@ class RunContext:
     def save_state(self, state: PipelineState, *, full_done: bool = False) -> None:
         """`state` committed in the warehouse: remember it, and copy it to the metadata
         store for display (never read back as the position).  `full_done` also clears
-        the pipeline's need for a full run, unless its definition changed meanwhile."""
+        the pipeline's need for a full run, unless its definition changed meanwhile.
+        A copy that failed (the store locked or away) is logged, not raised: the rows and
+        position committed, and a need for a full run left uncleared is only safe."""
         self.state = state
         self.pipeline.state = state
-        if full_done:
-            self.pipeline.needs_full = not objects.full_run_done(
-                self.recorder.engine, self.pipeline
-            )
-        else:
-            objects.save(self.recorder.engine, self.pipeline, only=["state"])
+        engine = self.recorder.engine
+        try:
+            if full_done:
+                self.pipeline.needs_full = not objects.full_run_done(engine, self.pipeline)
+            else:
+                objects.save(engine, self.pipeline, only=["state"])
+        except Exception as exc:
+            log.warning("run %s: state copy not saved (%s)", self.run.id, describe_error(exc))
 
 
 def _created_max(records: Iterable[Record], current: int) -> int:
