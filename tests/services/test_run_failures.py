@@ -615,3 +615,35 @@ def test_a_store_failing_as_a_full_run_ends_does_not_undo_what_its_record_says(
     assert run.counters["deleted"] == run.summary["purged"] == 1
     assert gone not in ids(app, pipeline.id)
     assert _state(app, pipeline.id).last_full_run == run.id
+
+
+def test_a_run_that_lost_its_lease_does_not_resolve_identities_afterwards(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 6: a run that lost its lease writes nothing more, and identity resolution
+    writes profiles; like a cancelled run it leaves its identities pending for the
+    run that took over (it resolved them, though another run owned the pipeline)."""
+    with start_sandbox(customers=300, seed=74) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        queued = runner.enqueue(app, pipeline.id)
+        stop = RunStop()
+        lost_after_a_page = stop_after_first_page(
+            stop,
+            lambda: ids(app, pipeline.id),
+            RunStatus.FAILED,
+            "the run lost its lease (it was closed as lost); it stopped without writing more",
+        )
+        script_source(monkeypatch, read_full=lost_after_a_page)
+        monkeypatch.setattr(engine, "WRITE_BATCH", 100)  # a page is a write
+        owner = new_owner()
+        claimed = queue.claim_next(app.engine, owner, utcnow() + timedelta(minutes=5))
+        assert claimed is not None
+        run = runner.execute_claimed(app, claimed, owner, stop=stop)
+        assert (run.id, run.status) == (queued.id, RunStatus.FAILED)
+        assert "profiles" not in run.summary
+        wh = app.warehouse()
+        try:
+            assert wh.pending_identities().keys  # left for the run that takes over
+            assert wh.count_profiles() == 0
+        finally:
+            wh.close()

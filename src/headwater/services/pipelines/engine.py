@@ -374,9 +374,12 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             f"the run {'was ' if status == RunStatus.CANCELLED else ''}{status}: nothing was "
             "purged and the position stayed at the last committed batch"
         )
-    # A stopped run (cancelled, Ctrl-C, put back in the queue) ends now: its identities
-    # stay pending for the next resolution (a first import's rebuild delayed a cancel).
-    if ctx.resolve is not None and status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+    # A stopped run (cancelled, Ctrl-C, put back in the queue, its lease lost: rule 6)
+    # ends now: its identities stay pending for the next resolution (a first import's
+    # rebuild delayed a cancel; a run that lost its lease wrote profiles afterwards).
+    lease_lost = ctx.stop.is_set() and ctx.stop.status == RunStatus.FAILED
+    ended = status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+    if ctx.resolve is not None and ended and not lease_lost:
         began = time.monotonic()
         profiles = ctx.resolve()
         ctx.summary["profiles"] = {**profiles, "seconds": round(time.monotonic() - began, 3)}
