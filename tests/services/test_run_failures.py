@@ -647,3 +647,41 @@ def test_a_run_that_lost_its_lease_does_not_resolve_identities_afterwards(
             assert wh.count_profiles() == 0
         finally:
             wh.close()
+
+
+def test_a_run_by_created_date_stopped_after_its_writes_does_not_move_its_position(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rule 6, as for a full run: a run asked to stop (cancelled, or its lease lapsed)
+    once its pages were written still saved its position, and ended `succeeded`."""
+    with start_sandbox(customers=0) as sb:
+        pipeline = make_pipeline(connect(app, sb, key="rk_test_customers_only"))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        before = _state(app, pipeline.id)
+        new = {sdk(sb).v1.customers.create({"email": f"s{i}@example.com"}).id for i in range(5)}
+        stop = RunStop()
+
+        def stopped_once_written(real: Any) -> Callable[[int], Iterator[list[Record]]]:
+            def read_created_since(created: int) -> Iterator[list[Record]]:
+                pages = real.read_created_since(created)
+                try:
+                    yield from pages
+                    deadline = time.monotonic() + 10
+                    while not new <= ids(app, pipeline.id) and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    stop.request(RunStatus.CANCELLED, "cancelled on request")
+                finally:
+                    pages.close()
+
+            return read_created_since
+
+        script_source(monkeypatch, read_created_since=stopped_once_written)
+        queued = runner.enqueue(app, pipeline.id)
+        owner = new_owner()
+        claimed = queue.claim_next(app.engine, owner, utcnow() + timedelta(minutes=5))
+        assert claimed is not None
+        run = runner.execute_claimed(app, claimed, owner, stop=stop)
+    assert (run.id, run.status) == (queued.id, RunStatus.CANCELLED)
+    assert run.summary["reason"] == "new customers by created date"
+    assert new <= ids(app, pipeline.id)  # what committed stays
+    assert _state(app, pipeline.id) == before  # the position did not move after the stop

@@ -310,6 +310,8 @@ def _run_created_since(ctx: RunContext, start: PipelineState) -> None:
         raise
     finally:
         pages.close()
+    if ctx.stop.is_set():  # rule 6: no position after a stop (a cancel, a lost lease)
+        raise RunStopped(ctx.stop.message)
     # `created` has one-second resolution: re-reading the last second next time is
     # harmless (idempotent merge) and never misses a customer created in it.
     state = replace(start, max_created=max_created)
