@@ -18,25 +18,6 @@ from headwater.adapters.connectors.stripe.cpu import (
 from headwater.adapters.connectors.stripe.flight import Gate
 
 
-class CountingCondition(threading.Condition):
-    """A condition that counts the waiters each notification wakes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.woken = 0
-
-    def notify(self, n: int = 1) -> None:
-        self.woken += min(n, len(self._waiters))  # type: ignore[attr-defined]
-        super().notify(n)
-
-    def notify_all(self) -> None:
-        self.notify(len(self._waiters))  # type: ignore[attr-defined]
-
-    def waiting(self) -> int:
-        with self:
-            return len(self._waiters)  # type: ignore[attr-defined]
-
-
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while not check():
@@ -48,8 +29,6 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 def test_a_freed_slot_wakes_one_waiter_not_all() -> None:
     gate = Gate(ConcurrencySettings(budget=1000.0, cap=2, initial=2))
-    changed = CountingCondition()
-    gate._changed = changed
     flights = []
     for _ in range(2):
         gate.acquire()
@@ -60,16 +39,19 @@ def test_a_freed_slot_wakes_one_waiter_not_all() -> None:
     ]
     for thread in waiters:
         thread.start()
-    assert eventually(lambda: changed.waiting() == 5)
+    assert eventually(lambda: gate.waiting == 5)
+    woken = gate.wakeups
     gate.done(flights.pop(), Outcome.ANSWERED)
-    assert changed.woken == 1  # one slot free: one waiter woken (was all five)
+    assert gate.wakeups == woken + 1  # one slot free: one waiter woken (was all five)
     assert eventually(lambda: len(got) == 1)
+    assert gate.waiting == 4
     for n in range(2, 6):  # each freed slot lets one more through
         gate.done(gate.sent(), Outcome.ANSWERED)
         assert eventually(lambda n=n: len(got) == n)
     for thread in waiters:
         thread.join(timeout=10)
     assert len(got) == 5
+    assert gate.wakeups == woken + 5
 
 
 def test_the_ceiling_caps_the_slots_and_raising_it_lets_waiters_through() -> None:

@@ -120,11 +120,15 @@ class _Run:
         self._pending = 0  # windows submitted and not finished: queued or being read
         self._active = 0  # windows being read by a worker
         self._left: dict[object, float] = {}  # records likely left, per stream being paged
+        #: Records each window waiting for its first page likely holds (its priority).
+        self._expected: dict[Window, float] = {}
         self._failed = False
 
-    def submit(self, window: Window) -> None:
+    def submit(self, window: Window, expected: float = math.inf) -> None:
+        """Queue `window`, likely holding `expected` records (its requests' priority)."""
         with self._lock:
             self._pending += 1
+            self._expected[window] = expected
         self.tasks.put(window)
 
     def halt(self) -> None:
@@ -161,12 +165,14 @@ class _Run:
         params = {"limit": self.page_size, **window.params()}
         with self._lock:  # the root window is the first read: it alone was submitted
             reply, self._first = self._first, None
+            expected = self._expected.pop(window, math.inf)
         if reply is None:
-            reply = self.http.get(PATH, params, self.stop)
+            reply = self.http.get(PATH, params, self.stop, expected)
         data, has_more = parse_list(reply.body, f"GET {PATH}")
         plan = plan_window(window, data, has_more, spread=self._room() + 1)
+        density = _density(data)
         for child in plan.children:
-            self.submit(child)
+            self.submit(child, density * _span(child))
         if plan.emit:  # always the newest records of the page: a prefix of `data`
             self._emit(Page(plan.emit, reply.raw))
         if not plan.sequential:
@@ -188,10 +194,12 @@ class _Run:
                 if pieces > 1:
                     lo, split = split_stream(stream, pieces, self.page_size)
                     for piece in split:
-                        self.submit(piece)
+                        self.submit(piece, stream.density() * _span(piece))
                     stream = Stream(lo, stream.newest, stream.oldest, stream.records)
                 params = {"limit": self.page_size, **Window(stream.lo, window.hi).params()}
-                reply = self.http.get(PATH, {**params, **cursor.params()}, self.stop)
+                # The windows with most left go first: they would end last.
+                left = stream.remaining()
+                reply = self.http.get(PATH, {**params, **cursor.params()}, self.stop, left)
                 data, has_more = parse_list(reply.body, f"GET {PATH}")
                 if data:
                     self._emit(Page(data, reply.raw))
@@ -271,6 +279,17 @@ class _Run:
         if done:
             self.end_work()
             self.pages.finish(_Done())
+
+
+def _density(data: list[Record]) -> float:
+    """Records per second of a page (newest first); 0 without two seconds to tell."""
+    if not data:
+        return 0.0
+    return len(data) / (int(data[0]["created"]) + 1 - int(data[-1]["created"]))
+
+
+def _span(window: Window) -> float:
+    return math.inf if window.hi is None else float(window.hi - window.lo)
 
 
 def _newest_first(data: list[Record], above: int | None = None) -> bool:

@@ -26,7 +26,7 @@ from headwater.adapters.connectors.stripe.errors import (
     SourceUnreachable,
     StripeRequestFailed,
 )
-from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Outcome
+from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Outcome, Turns
 from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.retry import RetryPolicy
 from headwater.kernel.errors import redact
@@ -74,6 +74,8 @@ class StripeHTTP:
         self.limiter = limiter or RequestBudget(
             settings.requests_per_second, shared=settings.budget_file
         )
+        #: The order in which waiting requests take their send times (`flight.Turns`).
+        self._turns = Turns()
         self._sleep = sleep  # None: wait on `_interrupted`, so that `interrupt` ends it
         self._interrupted = threading.Event()
         self._lock = threading.Lock()
@@ -176,8 +178,15 @@ class StripeHTTP:
             if last:
                 self._client.close()
 
-    def get(self, path: str, params: Params, stop: threading.Event | None = None) -> Reply:
-        """GET `path`; retry transient failures; raise a typed error otherwise."""
+    def get(
+        self,
+        path: str,
+        params: Params,
+        stop: threading.Event | None = None,
+        priority: float = 0.0,
+    ) -> Reply:
+        """GET `path`; retry transient failures; raise a typed error otherwise.  Of the
+        requests waiting for a send time, those of higher `priority` go first."""
         attempts = self.settings.max_retries + 1
         last: ApiFailure | None = None
         last_network: str | None = None
@@ -187,7 +196,7 @@ class StripeHTTP:
                 with self._lock:
                     self._retries += 1
             try:
-                response = self._send(path, params, stop)
+                response = self._send(path, params, stop, priority)
             except httpx.TransportError as exc:
                 last, last_network = None, f"{type(exc).__name__}: {exc}"
                 unreached += 1
@@ -224,15 +233,19 @@ class StripeHTTP:
             self._retry_later(path, last.describe(), (attempt, attempts), delay, stop)
         raise _exhausted(self.settings.base_url, path, attempts, last, last_network)
 
-    def _send(self, path: str, params: Params, stop: threading.Event | None) -> httpx.Response:
-        """One request: a slot in flight (if gated), a token, then the wire."""
+    def _send(
+        self, path: str, params: Params, stop: threading.Event | None, priority: float
+    ) -> httpx.Response:
+        """One request: a slot in flight (if gated), its turn and a send time, then the
+        wire."""
         gate = self.gate
         if gate is not None:
-            gate.acquire(stop)
+            gate.acquire(stop, priority)
         try:
             if stop is not None and stop.is_set():
                 raise Cancelled
-            self.limiter.acquire()
+            with self._turns.turn(priority, stop):
+                self.limiter.acquire()
         except BaseException:
             if gate is not None:
                 gate.release()

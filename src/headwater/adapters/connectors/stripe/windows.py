@@ -120,10 +120,13 @@ class Stream:
     oldest: int  # `created` of the last record read (the cursor is inside this second)
     records: int  # read so far
 
+    def density(self) -> float:
+        """Records per second read so far."""
+        return self.records / (self.newest - self.oldest + 1)
+
     def remaining(self) -> float:
         """Records likely left below `oldest`, at the density seen so far."""
-        density = self.records / (self.newest - self.oldest + 1)
-        return density * (self.oldest - self.lo)
+        return self.density() * (self.oldest - self.lo)
 
 
 def split_stream(stream: Stream, pieces: int, page_size: int) -> tuple[int, list[Window]]:

@@ -1,0 +1,205 @@
+"""The order in which waiting requests get a slot in flight and a send time (issue 16):
+first come, first served, the windows with most left first, and nobody jumps the line."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from headwater.adapters.connectors.stripe import StripeSettings
+from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
+from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Turns, gate_for
+from headwater.adapters.connectors.stripe.full import read_pages
+from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
+from headwater.adapters.connectors.stripe.windows import Window
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def one_slot() -> Gate:
+    return Gate(ConcurrencySettings(budget=1000.0, cap=1, initial=1))
+
+
+def waiting(gate: Gate, got: list[str], name: str, priority: float = 0.0) -> threading.Thread:
+    """A thread that takes a slot of `gate` and records `name` when it has it."""
+
+    def take() -> None:
+        gate.acquire(priority=priority)
+        got.append(name)
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_freed_slot_goes_to_the_request_that_waited_not_to_one_that_came_after() -> None:
+    # A window paged on asked for its next slot right after freeing its last one, and
+    # took it before the woken waiter could: with a sandbox concurrency limit of 10,
+    # windows waited 11-14 s for their first page and ended the read as its tail.
+    gate = one_slot()
+    gate.acquire()
+    flight = gate.sent()
+    got: list[str] = []
+    first = waiting(gate, got, "first")
+    time.sleep(0.1)
+    assert not got
+    assert first.is_alive()
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    gate.done(flight, Outcome.ANSWERED)
+    with pytest.raises(Cancelled):
+        gate.acquire(stop)  # came after: it waits for the next slot
+    first.join(timeout=10)
+    assert got == ["first"]
+    assert gate.held == 1  # the cancelled request holds nothing
+
+
+def test_a_freed_slot_goes_to_the_waiting_request_of_highest_priority() -> None:
+    gate = one_slot()
+    gate.acquire()
+    got: list[str] = []
+    threads = []
+    for name, priority in [("low", 1.0), ("high", 5.0), ("high, later", 5.0), ("mid", 3.0)]:
+        threads.append(waiting(gate, got, name, priority))
+        assert eventually(lambda: gate.waiting == len(threads))
+    for n in range(1, 5):
+        gate.done(gate.sent(), Outcome.ANSWERED)
+        assert eventually(lambda: len(got) == n)  # noqa: B023 (called at once)
+    assert got == ["high", "high, later", "mid", "low"]
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def test_a_request_stopped_while_waiting_leaves_the_line_to_the_next() -> None:
+    gate = one_slot()
+    gate.acquire()
+    stop = threading.Event()
+    stopped: list[BaseException] = []
+
+    def stoppable() -> None:
+        try:
+            gate.acquire(stop, priority=9.0)
+        except Cancelled as exc:
+            stopped.append(exc)
+
+    thread = threading.Thread(target=stoppable, daemon=True)
+    thread.start()
+    got: list[str] = []
+    other = waiting(gate, got, "other")
+    assert eventually(lambda: gate.waiting == 2)
+    stop.set()
+    gate.wake()
+    thread.join(timeout=10)
+    assert len(stopped) == 1
+    assert gate.waiting == 1
+    gate.done(gate.sent(), Outcome.ANSWERED)
+    other.join(timeout=10)
+    assert got == ["other"]
+    assert gate.held == 1
+
+
+def test_the_send_time_goes_to_the_waiting_request_of_highest_priority() -> None:
+    turns = Turns()
+    got: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with turns.turn():
+            holding.set()
+            release.wait(10)
+
+    def taker(name: str, priority: float) -> Callable[[], None]:
+        def take() -> None:
+            with turns.turn(priority):
+                got.append(name)
+
+        return take
+
+    first = threading.Thread(target=holder, daemon=True)
+    first.start()
+    assert holding.wait(10)
+    threads = []
+    for name, priority in [("low", 1.0), ("high", 7.0), ("mid", 3.0)]:
+        threads.append(threading.Thread(target=taker(name, priority), daemon=True))
+        threads[-1].start()
+        time.sleep(0.05)  # each waits before the next comes
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(timeout=10)
+    assert got == ["high", "mid", "low"]
+
+
+def test_a_request_stopped_while_waiting_for_its_send_time_raises_cancelled() -> None:
+    turns = Turns()
+    stop = threading.Event()
+    with turns.turn():
+        threading.Timer(0.1, stop.set).start()
+        with pytest.raises(Cancelled), turns.turn(stop=stop):
+            pass
+    with turns.turn():  # the line is free again
+        pass
+
+
+class Recording(StripeHTTP):
+    """A client that records each request's window, cursor and priority."""
+
+    def __init__(self, settings: StripeSettings) -> None:
+        super().__init__(settings, gate=gate_for(settings))
+        self.asked: list[tuple[tuple[Any, Any], bool, float, int]] = []
+
+    def get(
+        self,
+        path: str,
+        params: Any,
+        stop: threading.Event | None = None,
+        priority: float = 0.0,
+    ) -> Reply:
+        reply = super().get(path, params, stop, priority)
+        window = (params.get("created[gte]"), params.get("created[lt]"))
+        paged_on = "starting_after" in params
+        self.asked.append((window, paged_on, priority, len(reply.body["data"])))
+        return reply
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[RunningSandbox]:
+    with start_sandbox(customers=3000, seed=31) as running:
+        yield running
+
+
+def test_a_read_asks_first_for_the_windows_with_most_left(sandbox: RunningSandbox) -> None:
+    settings = StripeSettings(
+        base_url=sandbox.url, api_key=sandbox.secret_key, requests_per_second=1000, workers=4
+    )
+    http = Recording(settings)
+    try:
+        pages = list(read_pages(http, Window(0), workers=4))
+    finally:
+        http.close()
+    assert sum(len(p.records) for p in pages) == 3000
+    streams: dict[Any, list[tuple[float, int]]] = defaultdict(list)
+    for (_, hi), paged_on, priority, count in http.asked:
+        if paged_on and hi is not None:  # a stream keeps its upper bound when split
+            streams[hi].append((priority, count))
+    assert streams
+    for asked in streams.values():
+        # Each page asks with the records the window likely has left, fewer and fewer
+        # (more at first: the older part of a window may be split off to others).
+        priorities = [p for p, _ in asked]
+        assert priorities == sorted(priorities, reverse=True)
+        assert priorities[0] >= sum(count for _, count in asked) / 3
+        assert 0 < priorities[-1] <= 200  # its last page: it knew it was ending
