@@ -16,7 +16,7 @@ from tests.services.conftest import MakePipeline, connect, reload
 from tests.services.test_incremental import FILTER, MAPPING, assert_in_sync, sdk
 from tests.services.test_incremental_properties import Mutator, _changes, warehouse_position
 
-from headwater.adapters.connectors.contract import ChangeBatch, PermissionMissing
+from headwater.adapters.connectors.contract import Change, ChangeBatch, PermissionMissing
 from headwater.adapters.store import objects, queue
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
@@ -685,3 +685,30 @@ def test_a_run_by_created_date_stopped_after_its_writes_does_not_move_its_positi
     assert run.summary["reason"] == "new customers by created date"
     assert new <= ids(app, pipeline.id)  # what committed stays
     assert _state(app, pipeline.id) == before  # the position did not move after the stop
+
+
+def test_an_empty_record_in_a_change_is_a_read_error_not_a_failed_run(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change whose record came empty (``{}``) was left out of the records shaped but
+    not of their timestamps, and the mismatch failed the whole run."""
+    pipeline = make_pipeline(connect(app, sandbox))
+    assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+    kept = sorted(ids(app, pipeline.id))[:2]
+
+    def one_empty(real: Any) -> Callable[..., Iterator[ChangeBatch]]:
+        def read_changes(position: dict[str, Any]) -> Iterator[ChangeBatch]:
+            changes = [
+                Change(kept[0], "updated", {}, 1_700_000_000),
+                Change(kept[1], "updated", {"id": kept[1], "email": "x@example.com"}, 1),
+            ]
+            yield ChangeBatch(changes, position)
+
+        return read_changes
+
+    script_source(monkeypatch, read_changes=one_empty)
+    run = runner.run_pipeline(app, pipeline.id)
+    assert (run.status, run.kind) == (RunStatus.SUCCEEDED, "incremental"), run.message
+    assert run.counters["failed"]["read"] == 1
+    assert run.counters["written"] == 1
+    assert set(kept) <= ids(app, pipeline.id)  # the unreadable change deleted nothing

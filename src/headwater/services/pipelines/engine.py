@@ -279,10 +279,11 @@ def _apply_changes(ctx: RunContext, start: PipelineState, position: dict[str, An
 def _submit_changes(
     ctx: RunContext, writer: Writer, changes: list[Change], state: PipelineState
 ) -> None:
-    upserts = [c for c in changes if c.record is not None]
+    records = [(c.record, c.at) for c in changes if c.record is not None]
     deletes = [c.source_id for c in changes if c.record is None]
-    stamps = [datetime.fromtimestamp(c.at, UTC) for c in upserts]
-    shaped = ctx.shaper.shape([c.record for c in upserts if c.record], stamps)
+    stamps = [datetime.fromtimestamp(at, UTC) for _, at in records]
+    # An empty record ({}) is shaped too: a read error, never a run failure.
+    shaped = ctx.shaper.shape([record for record, _ in records], stamps)
     # A customer that no longer passes the filter (or is skipped) is removed.
     deletes.extend(shaped.dropped)
 
