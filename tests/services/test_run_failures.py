@@ -712,3 +712,47 @@ def test_an_empty_record_in_a_change_is_a_read_error_not_a_failed_run(
     assert run.counters["failed"]["read"] == 1
     assert run.counters["written"] == 1
     assert set(kept) <= ids(app, pipeline.id)  # the unreadable change deleted nothing
+
+
+def test_a_full_run_resumed_under_its_id_keeps_each_record_error_once(
+    app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full run the service put back in the queue reads everything again when it
+    resumes: an error its first attempt stored was stored a second time, beside
+    counters that count it once."""
+    with start_sandbox(customers=300, seed=75) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        queued = runner.enqueue(app, pipeline.id)
+        stops = [RunStop(), RunStop()]
+
+        def scripted(real: Any) -> Callable[[], Iterator[list[Record]]]:
+            def read_full() -> Iterator[list[Record]]:
+                pages = real.read_full()
+                try:
+                    rest = iter(pages)
+                    first = next(rest)
+                    yield [{k: v for k, v in first[0].items() if k != "id"}, *first[1:]]
+                    if not stops[0].is_set():  # the first attempt: the service stops
+                        deadline = time.monotonic() + 10
+                        while not ids(app, pipeline.id) and time.monotonic() < deadline:
+                            time.sleep(0.05)
+                        stops[0].request(RunStatus.QUEUED, "re-queued: the service stops")
+                    yield from rest
+                finally:
+                    pages.close()
+
+            return read_full
+
+        script_source(monkeypatch, read_full=scripted)
+        monkeypatch.setattr(engine, "WRITE_BATCH", 100)  # a page is a write
+        statuses = []
+        for stop in stops:
+            owner = new_owner()
+            claimed = queue.claim_next(app.engine, owner, utcnow() + timedelta(minutes=5))
+            assert claimed is not None
+            assert claimed.id == queued.id
+            statuses.append(runner.execute_claimed(app, claimed, owner, stop=stop).status)
+        assert statuses == [RunStatus.QUEUED, RunStatus.SUCCEEDED]
+        run = runner.get_run(app, queued.id)
+    assert run.counters["failed"]["read"] == 1
+    assert [e["step"] for e in run.errors] == ["read"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import Engine
 
@@ -30,20 +30,31 @@ class Recorder:
     """Counts and errors of one run, used from the engine's thread only."""
 
     def __init__(
-        self, engine: Engine, run_id: str, on_progress: Progress | None, every: float = 0.5
+        self,
+        engine: Engine,
+        run_id: str,
+        on_progress: Progress | None,
+        every: float = 0.5,
+        stored: Iterable[RecordError] = (),
     ) -> None:
+        """`stored`: the errors an earlier attempt of the run stored (it resumes after
+        the service put it back in the queue and reads those records again): counted
+        again when they recur, stored once."""
         self.engine = engine
         self.run_id = run_id
         self.counters = Counters()
         self._on_progress = on_progress
         self._every = every
         self._pending: list[RecordError] = []
-        self._kept = 0  # errors stored or pending, at most MAX_STORED_ERRORS
+        self._stored = {(e.source_id, e.step, e.message) for e in stored}
+        self._kept = len(self._stored)  # errors stored or pending, at most MAX_STORED_ERRORS
         self._next = 0.0
         self.skipped_updates = 0
 
     def error(self, source_id: str | None, step: Step, message: str) -> None:
         self.counters.fail(step)
+        if (source_id, step, message) in self._stored:
+            return
         if self._kept < runs.MAX_STORED_ERRORS:
             self._kept += 1
             self._pending.append(RecordError(source_id, step, message))

@@ -16,6 +16,7 @@ from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, HeadwaterError, TransientError
+from headwater.kernel.records import RecordError, Step
 from headwater.services import profiles
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
@@ -128,7 +129,7 @@ def _execute_claimed(
     stop: RunStop,
 ) -> Run:
     """Execute a run this process claimed, renewing its lease until it ended."""
-    recorder = Recorder(app.engine, run.id, on_progress)
+    recorder = Recorder(app.engine, run.id, on_progress, stored=_stored_errors(app, run))
     with LeaseKeeper(app.engine, run.id, owner, lease, stop):
         try:
             pipeline = manage.get(app, run.pipeline_id)
@@ -142,6 +143,14 @@ def _execute_claimed(
             raise
         except Exception as exc:
             return _end(app, run, owner, RunStatus.FAILED, describe_error(exc))
+
+
+def _stored_errors(app: App, run: Run) -> list[RecordError]:
+    """The errors an earlier attempt of `run` stored, if it is resuming (it counted)."""
+    if not run.counters:
+        return []
+    earlier = runs.get_run(app.engine, run.id, runs.MAX_STORED_ERRORS).errors
+    return [RecordError(e["source_id"], Step(e["step"]), e["message"]) for e in earlier]
 
 
 def cancel_run(app: App, run_id: str) -> Run:
