@@ -309,3 +309,32 @@ def test_a_slot_whose_run_could_not_be_enqueued_is_kept_and_the_tick_goes_on(
     assert next_run(sched_app, manage.get(sched_app, unlucky)) == slots[unlucky]  # kept
     again = tick(sched_app, clock)
     assert [runs.get_run(sched_app.engine, r).pipeline_id for r in again.enqueued] == [unlucky]
+
+
+def test_a_store_failure_after_the_run_was_enqueued_does_not_give_its_slot_back(
+    sched_app: App, connection: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tick looks at the pipeline again once its run is inserted; when that look
+    failed ("database is locked"), the slot was given back though its run was queued,
+    so the next tick ran the same slot a second time."""
+    pipeline = scheduled(sched_app, connection)
+    slot = next_run(sched_app, pipeline)
+    assert slot is not None
+    real, calls = manage.get, []
+
+    def locked_after_the_insert(app: App, pipeline_id: str) -> Pipeline:
+        calls.append(pipeline_id)
+        if len(calls) == 2:  # the first is `enqueue`'s own check, before its insert
+            raise OperationalError("SELECT", {}, Exception("database is locked"))
+        return real(app, pipeline_id)
+
+    monkeypatch.setattr(manage, "get", locked_after_the_insert)
+    clock = SetClock(slot)
+    done = tick(sched_app, clock)
+    monkeypatch.undo()
+    [(run_id, status)] = run_rows(sched_app, pipeline)
+    assert (done.enqueued, status) == ([run_id], "queued")
+    assert next_run(sched_app, pipeline) == slot + HOUR  # the slot was used
+    runs.request_cancel(sched_app.engine, run_id)  # the run ends before the next tick
+    assert tick(sched_app, clock).enqueued == []
+    assert len(run_rows(sched_app, pipeline)) == 1

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 
 from headwater.adapters.store import objects, runs, schedules
+from headwater.adapters.store.database import describe_error
 from headwater.kernel.clock import Clock
 from headwater.kernel.entities import Workspace, utcnow
 from headwater.kernel.errors import Conflict
@@ -85,13 +86,22 @@ def _enqueue(app: App, pipeline_id: str, done: Tick) -> None:
         return
     # Disabling drops queued runs; if it happened between `enqueue`'s check and its
     # insert, our run escaped that drop.  Looking again after the insert closes the gap.
-    if not manage.get(app, pipeline_id).enabled:
-        schedules.drop_queued_runs(
-            app.engine, pipeline_id, utcnow(), "dropped: the pipeline was disabled"
-        )
+    try:
+        disabled = not manage.get(app, pipeline_id).enabled
+        if disabled:
+            schedules.drop_queued_runs(
+                app.engine, pipeline_id, utcnow(), "dropped: the pipeline was disabled"
+            )
+    except Exception as exc:
+        # The run is queued, so the slot is used: given back, it would run twice.  A
+        # run of a pipeline disabled meanwhile ends cancelled as it starts
+        # (`runner.execute_claimed`).
+        log.warning("run %s: the look after enqueueing it failed (%s)", run.id, describe_error(exc))
+        disabled = False
+    if disabled:
         done.disabled.append(pipeline_id)
-        return
-    done.enqueued.append(run.id)
+    else:
+        done.enqueued.append(run.id)
 
 
 def tick_all(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
