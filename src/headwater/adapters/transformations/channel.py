@@ -6,6 +6,14 @@ collects one reply frame from each, all multiplexed over non-blocking pipes, giv
 up on whatever is unfinished at the deadline.  Workers run untrusted code, so their
 replies are size-capped and a dead or silent worker is a failure with a reason,
 never a hang.
+
+A reply is exactly one frame.  User code may reach the worker's reply pipe (Python's
+``os.write`` on its descriptor), and a byte written beside a reply shifts every later
+reply onto the wrong request: so bytes after a reply frame, or waiting in the pipe
+before a request is sent, make that exchange a failure (the caller replaces the
+worker), never the start of the next reply.  What was written while a request was
+being answered can still come first and look like the reply; callers make each reply
+name its request to catch that (the Python worker echoes an id).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from dataclasses import dataclass, field
 #: Largest reply frame accepted from a worker.
 MAX_REPLY = 256 * 1024 * 1024
 _CHUNK = 1 << 20
+#: Why a worker's pipe no longer lines up with its requests.
+STRAY_WRITE = "(something in it wrote to its reply pipe)"
 
 
 @dataclass(eq=False)
@@ -45,6 +55,10 @@ def exchange(
         assert proc.stdin is not None
         assert proc.stdout is not None
         job = _Job(proc, memoryview(struct.pack(">I", len(payload)) + payload))
+        job.result = _stray_bytes(proc.stdout.fileno())
+        if job.result is not None:  # not sent: its reply could not be told apart
+            pending.append(job)
+            continue
         for pipe, event in (
             (proc.stdin, selectors.EVENT_WRITE),
             (proc.stdout, selectors.EVENT_READ),
@@ -95,8 +109,25 @@ def _step(job: _Job, fd: int, mask: int) -> None:
     (size,) = struct.unpack(">I", job.buf[:4])
     if size > MAX_REPLY:
         job.result = f"the worker's reply is too large ({size} bytes, limit {MAX_REPLY})"
-    elif len(job.buf) >= 4 + size:
-        job.result = bytes(job.buf[4 : 4 + size])
+    elif len(job.buf) > 4 + size:
+        job.result = (
+            f"the worker wrote {len(job.buf) - 4 - size} bytes after its reply {STRAY_WRITE}"
+        )
+    elif len(job.buf) == 4 + size:
+        job.result = bytes(job.buf[4:])
+
+
+def _stray_bytes(fd: int) -> str | None:
+    """Why a worker cannot be sent a request: bytes it wrote outside a reply are
+    waiting in its pipe (they would be read as the reply), or None."""
+    os.set_blocking(fd, False)
+    try:
+        stray = os.read(fd, _CHUNK)
+    except BlockingIOError:
+        return None
+    if not stray:
+        return None  # the pipe is closed: sending or reading will say why
+    return f"the worker wrote {len(stray)} bytes outside a reply, before the request {STRAY_WRITE}"
 
 
 def exit_reason(proc: subprocess.Popen[bytes]) -> str:

@@ -6,7 +6,9 @@ one JSON frame each.  A worker that exceeds the batch time limit is killed; one 
 runs out of memory, crashes or exits is reaped; either way the batch raises
 `BatchFailed` and a new worker is started (from the same source) when the next
 batch comes.  Workers are also recycled before they can reach their lifetime CPU
-limit.
+limit.  User code can write to the worker's reply descriptor: each request carries a
+fresh random id that its reply must echo, so a forged or stale frame fails the batch
+(and the worker) instead of being taken as another batch's results (see `channel`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -29,7 +32,7 @@ from typing import Any
 import orjson
 
 from headwater.adapters.transformations import replies
-from headwater.adapters.transformations.channel import exchange, stop_worker
+from headwater.adapters.transformations.channel import STRAY_WRITE, exchange, stop_worker
 from headwater.adapters.transformations.contract import BatchFailed, CappedLog
 from headwater.adapters.transformations.python import seccomp
 from headwater.adapters.transformations.python.worker import MEMORY_FRAME
@@ -163,10 +166,14 @@ class PythonTransformation:
         step = -(-len(rows) // count)
         chunks = [rows[i : i + step] for i in range(0, len(rows), step)]
         workers = [self._live(i) for i in range(len(chunks))]
+        ids = [secrets.token_hex(8) for _ in chunks]
         deadline = time.monotonic() + self._time_limit
         limit = f"time limit of {self._time_limit:g} s exceeded"
         replies = exchange(
-            [(w.proc, orjson.dumps(chunk)) for w, chunk in zip(workers, chunks, strict=True)],
+            [
+                (w.proc, orjson.dumps({"id": i, "records": chunk}))
+                for w, i, chunk in zip(workers, ids, chunks, strict=True)
+            ],
             deadline,
             limit,
         )
@@ -176,7 +183,7 @@ class PythonTransformation:
             try:
                 if isinstance(reply, str):
                     raise _BadReply(reply)
-                outcomes += self._parse(reply, len(chunk), workers[index])
+                outcomes += self._parse(reply, len(chunk), workers[index], ids[index])
             except _BadReply as exc:
                 failure = failure or str(exc)
                 workers[index].stop()
@@ -204,7 +211,7 @@ class PythonTransformation:
             self._workers[index] = worker
         return worker
 
-    def _parse(self, reply: bytes, count: int, worker: _Worker) -> list[Outcome]:
+    def _parse(self, reply: bytes, count: int, worker: _Worker, request_id: str) -> list[Outcome]:
         """Check a worker's reply (untrusted: user code could have written it)."""
         try:
             got = replies.read(reply, count, "not a dict", _RECORD_LIMIT)
@@ -212,6 +219,8 @@ class PythonTransformation:
             if reply == MEMORY_FRAME:  # the worker's own report: a MemoryError
                 raise _BadReply(f"memory limit of {self._memory} MB exceeded") from None
             raise _BadReply(str(exc)) from None
+        if got.fields.get("id") != request_id:
+            raise _BadReply(f"the worker's reply does not answer this batch {STRAY_WRITE}")
         self._logs.add(got.logs, got.dropped)
         cpu = got.fields.get("cpu")
         worker.cpu = float(cpu) if isinstance(cpu, int | float) else worker.cpu

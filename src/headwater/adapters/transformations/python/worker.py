@@ -9,9 +9,10 @@ to /dev/null so stray prints cannot corrupt it): frames of a 4-byte big-endian l
 and a JSON body.  First the parent sends the configuration (source, limits, sandbox
 root); the worker locks itself down (see `sandbox`), runs the top-level code and
 answers ``{"ok": true, "sandbox": {...}}`` or ``{"error": ..., "line": n}``.  Then each
-frame is a JSON array of records, answered with ``{"out": [...], "errors": [[i, msg]],
-"logs": [...], "dropped": n, "cpu": seconds}``, or ``{"fatal": "memory"}`` after which
-the worker exits.
+frame is ``{"id": text, "records": [...]}``, answered with ``{"out": [...], "errors":
+[[i, msg]], "logs": [...], "dropped": n, "cpu": seconds, "id": text}``, or
+``{"fatal": "memory"}`` after which the worker exits.  The echoed id lets the parent
+tell the reply to this request from a frame user code wrote on the reply descriptor.
 """
 
 from __future__ import annotations
@@ -250,6 +251,7 @@ def run_batch(
     dumps: Dumps,
     cfg: dict[str, Any],
     restore: Callable[[], None],
+    request_id: str,
     isinstance: Callable[[Any, Any], bool] = isinstance,
     len: Callable[[Any], int] = len,
 ) -> bytes:
@@ -291,6 +293,7 @@ def run_batch(
         "logs": lines,
         "dropped": dropped,
         "cpu": usage.ru_utime + usage.ru_stime,
+        "id": request_id,
     }
     try:
         end = dumps(tail)
@@ -371,7 +374,8 @@ def main() -> None:
     write(out_fd, json.dumps({"ok": True, "sandbox": done}).encode())
     while (frame := read(in_fd)) is not None:
         try:
-            reply = batch(fn, loads(frame), dumps, cfg, restore)
+            request = loads(frame)
+            reply = batch(fn, request["records"], dumps, cfg, restore, str(request["id"]))
         except MemoryError:
             reply = b""
         if not reply:
