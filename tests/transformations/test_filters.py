@@ -19,7 +19,7 @@ from headwater.adapters.transformations.filters.operators import OPERATORS, oper
 from headwater.adapters.transformations.filters.spec import MAX_DEPTH
 from headwater.kernel.errors import InvalidInput, Problem
 from headwater.kernel.records import Record
-from headwater.kernel.schema import lookup
+from headwater.kernel.schema import FieldType, Kind, lookup
 
 DAY = 86400
 JAN1 = 1704067200  # 2024-01-01T00:00:00Z
@@ -557,3 +557,61 @@ def test_a_huge_value_is_shown_briefly_in_its_problem(data: dict[str, Any]) -> N
     assert len(problem.message) < 300
     assert "'ab cab c" in problem.message
     assert "…" in problem.message
+
+
+def _array_of(kind: Kind) -> FieldType:
+    return FieldType(Kind.ARRAY, nullable=True, optional=True, items=FieldType(kind))
+
+
+# Arrays of scalars other than strings (Stripe's customer has none, other sources may).
+ARRAYS = FieldType(
+    Kind.OBJECT,
+    fields={
+        "counts": _array_of(Kind.INTEGER),
+        "scores": _array_of(Kind.NUMBER),
+        "flags": _array_of(Kind.BOOLEAN),
+        "days": _array_of(Kind.TIMESTAMP),
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("prop", "value", "elements", "expected"),
+    [
+        ("counts", 1, [True], False),
+        ("counts", 0, [False], False),
+        ("scores", 1.0, [True], False),
+        ("flags", True, [1], False),
+        ("flags", False, [0, 0.0], False),
+        ("flags", True, [False, True], True),
+        ("counts", 1, [0, 1], True),
+        ("counts", 1, ["1"], False),
+        ("counts", 1, [[1]], False),
+        # Numbers compare by value, as `is` and `is one of` compare them: 1 is 1.0.
+        ("counts", 1, [1.0], True),
+        ("scores", 2.5, [1, 2.5], True),
+        ("scores", 2, [2], True),
+        # A date stands for its whole UTC day, as with `is`.
+        ("days", "2024-01-01", [JAN1 - 1, JAN1 + 3600], True),
+        ("days", "2024-01-01", [JAN1 - 1, JAN1 + DAY], False),
+    ],
+)
+def test_contains_on_an_array_matches_an_element_as_is_would(
+    prop: str, value: Any, elements: list[Any], expected: bool
+) -> None:
+    """`contains` compared array elements with Python's ``==``: `contains 1` matched
+    ``true`` and `contains false` matched ``0``; a date never matched a timestamp."""
+    record = {prop: elements}
+    contains = compile_filter(cond(prop, "contains", value), ARRAYS)
+    lacks = compile_filter(cond(prop, "does not contain", value), ARRAYS)
+    assert contains(record) is expected
+    assert lacks(record) is not expected
+    for element in elements:  # an element alone matches as `is` matches it
+        assert contains({prop: [element]}) is _is(prop, value, element)
+
+
+def _is(prop: str, value: Any, element: Any) -> bool:
+    items = ARRAYS.fields[prop].items
+    assert items is not None
+    one = FieldType(Kind.OBJECT, fields={"x": items})
+    return compile_filter(cond("x", "is", value), one)({"x": element})

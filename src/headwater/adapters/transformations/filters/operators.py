@@ -16,6 +16,10 @@ Null and missing semantics (the same for every operator):
 - ``is empty`` is true for no value, ``""``, ``[]`` and ``{}``.
 - A date value (``2024-01-01``) stands for that whole UTC day; a datetime for an
   instant (no offset means UTC).  Timestamps compare as instants.
+
+Equality is the same everywhere (``is``, ``is one of``, an array's ``contains``):
+strings equal only strings, booleans only booleans (``true`` is never ``1``), and
+numbers compare by value whether integer or float (``1`` is ``1.0``).
 """
 
 from __future__ import annotations
@@ -132,18 +136,18 @@ def _after(g: Getter, vals: list[Any]) -> Predicate:
     return lambda r: type(v := g(r)) in _NUM and v >= hi
 
 
+def _itself(value: Any) -> Any:
+    return value
+
+
 def _contains(g: Getter, vals: list[Any]) -> Predicate:
     x = vals[0]
-
-    def pred(r: Record) -> bool:
-        v = g(r)
-        if type(v) is str:
-            return isinstance(x, str) and x in v
-        if type(v) is list:
-            return x in v
-        return False
-
-    return pred
+    if isinstance(x, str):  # a substring, or an element equal to it (only a string is)
+        return lambda r: type(v := g(r)) in (str, list) and x in v
+    # An element of any other type matches as `is` matches it: Python's ``in`` would
+    # take ``True == 1`` and ``False == 0``, and a date for no timestamp at all.
+    element = _eq(_itself, [x])
+    return lambda r: type(v := g(r)) is list and any(element(e) for e in v)
 
 
 def _starts(g: Getter, vals: list[Any]) -> Predicate:
