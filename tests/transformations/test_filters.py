@@ -314,6 +314,30 @@ ERRORS = [
         'conditions[0]: operator "contains" does not apply to map of string property "metadata"',
     ),
     (["email"], "a filter is an object"),
+    (
+        {"conditions": [{"property": "balance", "operator": "is between", "values": [200, 100]}]},
+        'conditions[0]: operator "is between" needs the low bound first, got 200 and 100 '
+        "(no value is in that range)",
+    ),
+    (
+        {
+            "conditions": [
+                cond("email", "is null")["conditions"][0],
+                {
+                    "logical": "or",
+                    "conditions": [
+                        {
+                            "property": "created",
+                            "operator": "is not between",
+                            "values": ["2024-02-01", "2024-01-31T23:59:59Z"],
+                        }
+                    ],
+                },
+            ]
+        },
+        'conditions[1].conditions[0]: operator "is not between" needs the low bound first, '
+        "got 2024-02-01 and 2024-01-31T23:59:59Z (no value is in that range)",
+    ),
 ]
 
 
@@ -325,6 +349,41 @@ def test_validation_errors_name_the_condition(data: Any, message: str) -> None:
         compile_filter(data, SCHEMA)
     assert info.value.problems == (problem,)
     assert str(info.value) == str(problem)
+
+
+@pytest.mark.parametrize(
+    ("prop", "low", "high"),
+    [
+        ("balance", 100, 100),
+        ("balance", -1, 0),
+        ("discount.coupon.percent_off", 12.4, 12.5),
+        ("created", "2024-01-01", "2024-01-01"),  # the whole day
+        ("created", "2024-01-01T12:00:00Z", "2024-01-01"),  # noon to the day's end
+        ("created", "2024-01-01", "2024-01-01T00:00:00Z"),  # the day's first second
+    ],
+)
+def test_bounds_in_order_or_equal_are_a_range(prop: str, low: Any, high: Any) -> None:
+    for op in ("is between", "is not between"):
+        assert filter_problems(cond(prop, op, low, high), SCHEMA) == []
+
+
+@pytest.mark.parametrize(
+    ("prop", "low", "high"),
+    [
+        ("balance", 1, 0),
+        ("discount.coupon.percent_off", 12.5, 12.4),
+        ("created", "2024-01-02", "2024-01-01"),
+        ("created", "2024-01-02T00:00:00Z", "2024-01-01"),  # the day ends before it
+        ("created", "2024-01-01T00:00:01Z", "2024-01-01T00:00:00Z"),
+    ],
+)
+def test_reversed_bounds_are_refused(prop: str, low: Any, high: Any) -> None:
+    """`is between` with its low bound above its high one was saved and matched no
+    customer (its negation every customer)."""
+    for op in ("is between", "is not between"):
+        [problem] = filter_problems(cond(prop, op, low, high), SCHEMA)
+        assert problem.location == "conditions[0]"
+        assert f'operator "{op}" needs the low bound first' in problem.message
 
 
 def test_every_error_is_reported_with_its_condition() -> None:
@@ -446,11 +505,10 @@ def valid_conditions(draw: st.DrawFn) -> dict[str, Any]:
     operator = OPERATORS[draw(st.sampled_from(operators_for(field.kind)))]
     value = VALID[prop][1]
     count = {0: st.just(0), 1: st.just(1), 2: st.just(2)}.get(operator.arity, st.integers(1, 3))
-    return {
-        "property": prop,
-        "operator": operator.name,
-        "values": [draw(value) for _ in range(draw(count))],
-    }
+    values = [draw(value) for _ in range(draw(count))]
+    if operator.arity == 2:  # a range's low bound comes first (ISO days sort as text)
+        values.sort()
+    return {"property": prop, "operator": operator.name, "values": values}
 
 
 @st.composite
@@ -531,7 +589,7 @@ def test_an_integer_beyond_64_bits_is_refused_with_its_place(value: Any) -> None
     assert str(problem).startswith(
         "conditions[0]: values[0]: expected an integer within the 64-bit"
     )
-    edges = [2**63 - 1, -(2**63)]
+    edges = [-(2**63), 2**63 - 1]  # low bound first: reversed bounds are refused
     data = {"conditions": [{"property": "balance", "operator": "is between", "values": edges}]}
     assert filter_problems(data, SCHEMA) == []
 

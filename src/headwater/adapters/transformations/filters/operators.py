@@ -110,6 +110,14 @@ def _between(g: Getter, vals: list[Any]) -> Predicate:
     return lambda r: type(v := g(r)) in _NUM and a <= v <= b
 
 
+def empty_range(low: Any, high: Any) -> bool:
+    """Whether ``is between low and high`` can hold for no value: the bounds are
+    reversed (a date covers its day, so noon of a day to that day is a range)."""
+    if isinstance(low, Moment) and isinstance(high, Moment):
+        return low.lo > high.hi or (low.lo == high.hi and not high.hi_inclusive)
+    return bool(low > high)
+
+
 def _before(g: Getter, vals: list[Any]) -> Predicate:
     lo = vals[0].lo
     return lambda r: type(v := g(r)) in _NUM and v < lo

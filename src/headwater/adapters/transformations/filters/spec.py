@@ -14,9 +14,10 @@ from typing import Any
 from headwater.adapters.transformations.filters.operators import (
     OPERATORS,
     Operator,
+    empty_range,
     operators_for,
 )
-from headwater.adapters.transformations.filters.values import BadValue, typed
+from headwater.adapters.transformations.filters.values import BadValue, show, typed
 from headwater.kernel.errors import InvalidInput, Problem
 from headwater.kernel.schema import FieldType, leaf_paths, lookup_keys, split_path
 
@@ -232,6 +233,12 @@ def _values(
                 f"got {brief(value)}"
             )
             found.append(Problem(message, where))
+    if op.arity == 2 and len(out) == 2 and empty_range(*out):
+        message = (
+            f'operator "{op.name}" needs the low bound first, got {show(out[0])} and '
+            f"{show(out[1])} (no value is in that range)"
+        )
+        found.append(Problem(message, where))
     return tuple(out)
 
 
