@@ -15,6 +15,7 @@ from headwater.adapters.warehouse.engines import canonical_url
 from headwater.kernel.entities import Workspace, utcnow
 from headwater.kernel.model import DEFAULT_MODEL, CustomerModel
 from headwater.kernel.settings import Settings
+from headwater.services.text import known_id
 
 DEFAULT_WORKSPACE = "default"
 DEFAULT_WORKSPACE_ID = "ws_default"
@@ -45,7 +46,7 @@ class App:
 
     def in_workspace(self, workspace_id: str) -> App:
         """The same store seen from another workspace (NotFound if it does not exist)."""
-        objects.get(self.engine, Workspace, workspace_id)
+        objects.get(self.engine, Workspace, known_id(workspace_id, "workspace"))
         return replace(self, workspace_id=workspace_id)
 
     def workspace(self) -> Workspace:

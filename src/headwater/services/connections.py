@@ -27,6 +27,7 @@ from headwater.adapters.store.webhooks import WebhookEndpoint
 from headwater.kernel.entities import Connection, new_id, utcnow
 from headwater.kernel.errors import HeadwaterError, InvalidInput, mask_secret
 from headwater.services.app import App
+from headwater.services.text import known_id, refuse_nul
 
 STRIPE_API = "https://api.stripe.com"
 MAX_REQUESTS_PER_SECOND = float(
@@ -71,6 +72,7 @@ def add_stripe(
 
 
 def _check_name(name: str) -> str:
+    refuse_nul(name, "name")
     if not name.strip():
         raise InvalidInput("a connection needs a name", "name")
     if len(name.strip()) > 200:
@@ -90,7 +92,7 @@ def _check_rate(requests_per_second: float) -> float:
 
 def _check_base_url(base_url: str) -> str:
     """`base_url` without a trailing slash; `InvalidInput` unless an http(s) URL."""
-    url = base_url.strip().rstrip("/")
+    url = refuse_nul(base_url, "base_url").strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(
@@ -183,6 +185,7 @@ def list_connections(app: App) -> list[Connection]:
 
 
 def get_connection(app: App, connection_id: str) -> Connection:
+    connection_id = known_id(connection_id, "connection")
     return objects.get(app.engine, Connection, connection_id, app.workspace_id)
 
 

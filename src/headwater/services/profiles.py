@@ -28,6 +28,7 @@ from headwater.services.identity import (
     settings_from_dict,
 )
 from headwater.services.identity.warehouse import rebuild_in_warehouse, resolve_warehouse
+from headwater.services.text import known_id, refuse_nul
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ def list_profiles(
     `after`, at most `limit` (None: every one), optionally only those with a value
     containing `search` (case-insensitive); the warehouse pages and searches
     (`Warehouse.profile_page`)."""
+    if search is not None:
+        refuse_nul(search, "search")
     warehouse = app.warehouse()
     try:
         out: list[dict[str, Any]] = []
@@ -160,6 +163,8 @@ PAGE = 10_000
 
 def count_profiles(app: App, search: str | None = None) -> int:
     """How many profiles `list_profiles` lists in all."""
+    if search is not None:
+        refuse_nul(search, "search")
     warehouse = app.warehouse()
     try:
         return warehouse.count_matching_profiles(search)
@@ -178,6 +183,7 @@ def _summary(r: ProfileRecord) -> dict[str, Any]:
 
 def show_profile(app: App, profile_id: str) -> dict[str, Any]:
     """One profile: its values, its identities with their pipelines, its change history."""
+    known_id(profile_id, "profile")
     warehouse = app.warehouse()
     try:
         found = warehouse.profile_records([profile_id])

@@ -34,6 +34,7 @@ from headwater.kernel.errors import Forbidden, NotFound, RateLimited, Unauthenti
 from headwater.services.app import App
 from headwater.services.auth import users
 from headwater.services.auth.principal import Principal, digest
+from headwater.services.text import refuse_nul
 
 COOKIE = "headwater_session"
 LIFETIME = timedelta(days=7)
@@ -78,7 +79,9 @@ def sign_in(app: App, email: str, password: str, *, address: str) -> tuple[str, 
     `Forbidden` when the user belongs to no workspace.
     """
     now = utcnow()
+    # Nothing is recorded of an attempt no store can keep (`InvalidInput` at the field).
     key = users.email_key(email)
+    refuse_nul(address, "address")
     # The attempt takes its place (as a failure) before the limit is checked, so that
     # attempts made at once see each other: no more passwords are checked than allowed.
     attempt = accounts.record_attempt(

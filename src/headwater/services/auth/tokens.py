@@ -28,6 +28,7 @@ from headwater.kernel.errors import InvalidInput
 from headwater.services.app import App
 from headwater.services.auth.names import checked_name
 from headwater.services.auth.principal import Principal, digest
+from headwater.services.text import known_id, refuse_nul
 
 PREFIX = "hw_"
 _ALPHABET = string.ascii_letters + string.digits
@@ -98,17 +99,20 @@ def list_tokens(
     follow. `starting_after` is the last token id of the previous page."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"must be between 1 and {MAX_PAGE}", "limit")
+    if starting_after is not None:
+        refuse_nul(starting_after, "starting_after")
     return accounts.list_tokens(app.engine, app.workspace_id, limit, starting_after)
 
 
 def get_token(app: App, token_id: str) -> ApiToken:
     """The workspace's token (`NotFound` for another workspace's, as for a missing one)."""
-    return accounts.get_token(app.engine, token_id, app.workspace_id)
+    return accounts.get_token(app.engine, known_id(token_id, "token"), app.workspace_id)
 
 
 def revoke_token(app: App, token_id: str) -> ApiToken:
     """Revoke the token: its next request to this process is refused, and within
     `TRUSTED_FOR` its requests to any other. Revoking twice is harmless."""
+    token_id = known_id(token_id, "token")
     token = accounts.revoke_token(app.engine, token_id, app.workspace_id, utcnow())
     trusted = _trusted.get(app.engine, {})
     for hashed, known in list(trusted.items()):

@@ -11,6 +11,7 @@ from headwater.kernel.accounts import User
 from headwater.kernel.entities import new_id, utcnow
 from headwater.kernel.errors import InvalidInput
 from headwater.services.app import App
+from headwater.services.text import refuse_nul
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 takes any length; this bounds the work one request can ask for
@@ -24,12 +25,13 @@ _DUMMY_HASH = hasher.hash("not a password of anyone")
 
 
 def email_key(email: str) -> str:
-    """The form an email is unique and looked up in: trimmed and lower-cased."""
-    return email.strip().lower()
+    """The form an email is unique and looked up in: trimmed and lower-cased
+    (`InvalidInput` at ``email`` when it holds the NUL character, which no store keeps)."""
+    return refuse_nul(email, "email").strip().lower()
 
 
 def _checked_email(email: str) -> str:
-    email = email.strip()
+    email = refuse_nul(email, "email").strip()
     if len(email) > 320 or not _EMAIL.fullmatch(email):
         raise InvalidInput("must be an email address such as ada@example.com", "email")
     return email

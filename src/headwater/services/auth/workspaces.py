@@ -13,6 +13,7 @@ from headwater.kernel.errors import Conflict, NotFound
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.services.app import App
 from headwater.services.auth.names import checked_name
+from headwater.services.text import known_id
 
 
 def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Workspace:
@@ -39,7 +40,7 @@ def add_workspace(app: App, name: str, *, member_id: str | None = None) -> Works
 
 def get_workspace(app: App, workspace_id: str) -> Workspace:
     """The workspace `workspace_id` (`NotFound` if there is none)."""
-    return objects.get(app.engine, Workspace, workspace_id)
+    return objects.get(app.engine, Workspace, known_id(workspace_id, "workspace"))
 
 
 def workspaces_of(app: App, user_id: str) -> list[Workspace]:

@@ -27,6 +27,7 @@ from headwater.services.pipelines.definition import (
     check_transformation,
     suggested_mapping,
 )
+from headwater.services.text import known_id, refuse_nul
 
 #: A new pipeline runs only when asked, and incrementally once it has a position.
 DEFAULT_SCHEDULE = "off"
@@ -124,6 +125,7 @@ MAX_DESCRIPTION = 10_000
 
 
 def _check_description(description: str) -> str:
+    refuse_nul(description, "description")
     if len(description) > MAX_DESCRIPTION:
         raise InvalidInput(
             f"a description is at most {MAX_DESCRIPTION:,} characters (got {len(description):,})",
@@ -174,13 +176,14 @@ def create(
 
 
 def get(app: App, pipeline_id: str) -> Pipeline:
+    pipeline_id = known_id(pipeline_id, "pipeline")
     return objects.get(app.engine, Pipeline, pipeline_id, app.workspace_id)
 
 
 def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]:
     where: dict[str, Any] = {"workspace_id": app.workspace_id}
     if connection_id:
-        where["connection_id"] = connection_id
+        where["connection_id"] = known_id(connection_id, "connection")
     return objects.find(app.engine, Pipeline, **where)
 
 
@@ -192,6 +195,8 @@ def page_pipelines(
     where: dict[str, Any] = {"workspace_id": app.workspace_id}
     if connection_id:
         where["connection_id"] = get_connection(app, connection_id).id
+    if starting_after is not None:
+        refuse_nul(starting_after, "starting_after")
     return objects.find_page(app.engine, Pipeline, limit, starting_after, **where)
 
 

@@ -26,6 +26,7 @@ from headwater.services.pipelines.engine import RunContext, execute, next_run_ki
 from headwater.services.pipelines.lease import LeaseKeeper, RunStop, new_owner
 from headwater.services.pipelines.recorder import Progress, Recorder
 from headwater.services.pipelines.shaping import Shaper
+from headwater.services.text import known_id
 
 
 def run_pipeline(
@@ -157,6 +158,7 @@ def cancel_run(app: App, run_id: str) -> Run:
     """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to
     stop and ends `cancelled` at its next page or batch boundary (within a lease beat
     and a page), keeping what committed.  Refused (`Conflict`) when the run already ended."""
+    run_id = known_id(run_id, "run")
     runs.get_run(app.engine, run_id, 0, app.workspace_id)  # NotFound for another's
     return runs.request_cancel(app.engine, run_id)
 
@@ -216,4 +218,5 @@ def list_runs(app: App, pipeline_id: str | None = None, limit: int = 50) -> list
 def get_run(app: App, run_id: str, error_limit: int = 20) -> Run:
     """A run of this workspace with its first `error_limit` errors (`NotFound` for a
     run of another workspace, as for one that does not exist)."""
+    run_id = known_id(run_id, "run")
     return runs.get_run(app.engine, run_id, error_limit, app.workspace_id)

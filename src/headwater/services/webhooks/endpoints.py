@@ -21,6 +21,7 @@ from headwater.kernel.entities import Connection, utcnow
 from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound, mask_secret
 from headwater.services.app import App
 from headwater.services.connections import get_connection
+from headwater.services.text import refuse_nul
 from headwater.services.webhooks.receive import secret_context
 
 RECEIVER_PATH = "/api/v1/webhooks/stripe/{connection_id}"
@@ -66,7 +67,7 @@ def show(app: App, connection_id: str) -> WebhookSettings:
 
 def receiver_url(public_base_url: str, connection_id: str) -> str:
     """The full URL Stripe posts to, from the address the service is reachable at."""
-    base = public_base_url.strip().rstrip("/")
+    base = refuse_nul(public_base_url, "url").strip().rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(
