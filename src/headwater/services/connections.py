@@ -91,9 +91,20 @@ def _check_rate(requests_per_second: float) -> float:
 
 
 def _check_base_url(base_url: str) -> str:
-    """`base_url` without a trailing slash; `InvalidInput` unless an http(s) URL."""
+    """`base_url` without a trailing slash; `InvalidInput` unless an http(s) URL without
+    login details.
+
+    A username or password in it (``https://user:password@host``) was kept and shown in
+    plain text (the key beside it is encrypted and masked) and repeated by a failed
+    check: it is refused, and neither it nor the URL is repeated in the error."""
     url = refuse_nul(base_url, "base_url").strip().rstrip("/")
     parts = urlsplit(url)
+    if "@" in parts.netloc or (not parts.netloc and "@" in url):
+        raise InvalidInput(
+            "must not carry a username or password (user:password@host); give the URL "
+            f"alone, such as {STRIPE_API}: the API key is given apart and kept encrypted",
+            "base_url",
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(
             f"must be an http:// or https:// URL such as {STRIPE_API}; got {base_url!r}",
