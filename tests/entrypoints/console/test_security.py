@@ -209,3 +209,18 @@ def test_a_page_left_open_in_another_workspace_changes_nothing(page: Page, site:
     expect(other.get_by_label("New token")).to_have_value(re.compile(r"^hw_"))
     other.get_by_label("Workspace").select_option(label="default")
     other.get_by_role("button", name="Switch").click()
+
+
+def test_a_sign_in_the_service_refuses_shows_the_form_with_why(site: Site) -> None:
+    """An email holding the NUL character is invalid input: the sign-in form again,
+    with the reason and the address kept, not the console's page for errors."""
+    with httpx.Client(base_url=site.url) as anonymous:
+        refused = anonymous.post(
+            "/sign-in",
+            data={"email": "ann\x00@example.com", "password": PASSWORD},
+            headers={"Origin": site.url},
+        )
+    assert refused.status_code == 400
+    assert 'name="password"' in refused.text  # the form, to try again
+    assert "NUL character" in refused.text
+    assert not refused.cookies.get("headwater_session")

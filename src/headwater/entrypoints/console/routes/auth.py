@@ -20,7 +20,7 @@ from headwater.entrypoints.console.web import (
     render,
     root_app,
 )
-from headwater.kernel.errors import Forbidden, RateLimited, Unauthenticated
+from headwater.kernel.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
 from headwater.services.auth import sessions
 
 router = APIRouter()
@@ -43,13 +43,13 @@ def sign_in(
     address = request.client.host if request.client else "unknown"
     try:
         raw, _session = sessions.sign_in(root_app(request), email, password, address=address)
-    except (Unauthenticated, Forbidden, RateLimited) as exc:
+    except (Unauthenticated, Forbidden, RateLimited, InvalidInput) as exc:
         return render(
             request,
             "sign_in.html",
             status=400 if not isinstance(exc, RateLimited) else 429,
             next=local_path(next),
-            email=email,
+            email=email.replace("\x00", ""),  # shown again, less what was refused
             error=exc.message,
         )
     response = redirect(local_path(next))
