@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,22 @@ from sqlalchemy import Engine, Integer, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store import webhooks
-from headwater.adapters.store.database import SQLITE_BUSY_TIMEOUT_MS
+from headwater.adapters.store.progress import (
+    MAX_STORED_ERRORS,
+    PROGRESS_LOCK_WAIT,
+    add_errors,
+    record_progress,
+)
 from headwater.adapters.store.tables import LIVE_STATUSES, pipelines, run_errors, runs
 from headwater.kernel.entities import Run, RunStatus, new_id, utcnow
 from headwater.kernel.errors import Conflict, NotFound
-from headwater.kernel.records import RecordError
 
-MAX_STORED_ERRORS = 1000
-#: A progress update waits this long at most for a lock; then it is skipped (the run
-#: goes on, the next update carries everything).
-PROGRESS_LOCK_WAIT = timedelta(seconds=2)
+__all__ = [  # progress and errors live in `progress`; callers know them as runs'
+    "MAX_STORED_ERRORS",
+    "PROGRESS_LOCK_WAIT",
+    "add_errors",
+    "record_progress",
+]
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(Run) if f.name != "errors")
@@ -301,57 +307,6 @@ def live_run(engine: Engine, pipeline_id: str) -> Run | None:
 def update_run(engine: Engine, run_id: str, **values: Any) -> None:
     with engine.begin() as conn:
         conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
-
-
-def record_progress(
-    engine: Engine, run_id: str, counters: dict[str, Any], errors: Sequence[RecordError]
-) -> None:
-    """Store a live run's counters and new per-record errors in one transaction,
-    waiting at most `PROGRESS_LOCK_WAIT` for a lock another connection holds."""
-    with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        wait_ms = int(PROGRESS_LOCK_WAIT.total_seconds() * 1000)
-        # sqlite3's own connection: a PRAGMA through SQLAlchemy would open a transaction.
-        raw: Any = conn.connection.dbapi_connection
-        if sqlite:
-            raw.execute(f"PRAGMA busy_timeout={wait_ms}")
-        try:
-            with conn.begin():
-                if not sqlite:
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
-                _add_errors(conn, run_id, errors)
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.id == run_id)
-                    .values(counters=counters, heartbeat_at=utcnow())
-                )
-        finally:
-            if sqlite:
-                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-
-
-def add_errors(engine: Engine, run_id: str, errors: Sequence[RecordError]) -> None:
-    """Store per-record errors, keeping at most the first MAX_STORED_ERRORS per run."""
-    with engine.begin() as conn:
-        _add_errors(conn, run_id, errors)
-
-
-def _add_errors(conn: Any, run_id: str, errors: Sequence[RecordError]) -> None:
-    if not errors:
-        return
-    stored = conn.execute(
-        select(func.count()).select_from(run_errors).where(run_errors.c.run_id == run_id)
-    ).scalar_one()
-    room = MAX_STORED_ERRORS - stored
-    if room <= 0:
-        return
-    conn.execute(
-        insert(run_errors),
-        [
-            {"run_id": run_id, "source_id": e.source_id, "step": e.step.value, "message": e.message}
-            for e in errors[:room]
-        ],
-    )
 
 
 #: A run by ``:run_id``, and a run by ``:run_id`` of a pipeline of ``:workspace_id``;

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy import Engine
 
-from headwater.adapters.store import runs
+from headwater.adapters.store import progress, runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.records import Counters, RecordError, Step
 
@@ -36,12 +36,15 @@ class Recorder:
         on_progress: Progress | None,
         every: float = 0.5,
         stored: Iterable[RecordError] = (),
+        owner: str | None = None,
     ) -> None:
         """`stored`: the errors an earlier attempt of the run stored (it resumes after
         the service put it back in the queue and reads those records again): counted
-        again when they recur, stored once."""
+        again when they recur, stored once.  `owner`: the claim the run holds; once it
+        lost it (closed as lost), nothing more is stored."""
         self.engine = engine
         self.run_id = run_id
+        self.owner = owner
         self.counters = Counters()
         self._on_progress = on_progress
         self._every = every
@@ -55,7 +58,7 @@ class Recorder:
         self.counters.fail(step)
         if (source_id, step, message) in self._stored:
             return
-        if self._kept < runs.MAX_STORED_ERRORS:
+        if self._kept < progress.MAX_STORED_ERRORS:
             self._kept += 1
             self._pending.append(RecordError(source_id, step, message))
 
@@ -68,11 +71,19 @@ class Recorder:
         if self._on_progress is not None:
             self._on_progress(self.counters)
         try:
-            runs.record_progress(self.engine, self.run_id, self.counters.as_dict(), self._pending)
+            held = runs.record_progress(
+                self.engine, self.run_id, self.counters.as_dict(), self._pending, self.owner
+            )
         except Exception as exc:  # best effort: the next update carries everything
             self.skipped_updates += 1
             self._next = now + BACKOFF_AFTER_FAILURE
             log.warning("run %s: progress update skipped (%s)", self.run_id, describe_error(exc))
+            return False
+        if not held:  # closed as lost: it keeps what it was closed with
+            log.warning(
+                "run %s: progress not stored (the run is no longer this one's)", self.run_id
+            )
+            self._next = now + self._every
             return False
         self._pending = []
         self._next = now + self._every
@@ -82,5 +93,5 @@ class Recorder:
         """Store the errors no progress update stored yet; raises when the store fails
         (the run's ending retries it: unlike progress, the errors must not be lost)."""
         if self._pending:
-            runs.add_errors(self.engine, self.run_id, self._pending)
+            runs.add_errors(self.engine, self.run_id, self._pending, self.owner)
             self._pending = []

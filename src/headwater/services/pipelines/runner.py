@@ -130,7 +130,9 @@ def _execute_claimed(
     stop: RunStop,
 ) -> Run:
     """Execute a run this process claimed, renewing its lease until it ended."""
-    recorder = Recorder(app.engine, run.id, on_progress, stored=_stored_errors(app, run))
+    recorder = Recorder(
+        app.engine, run.id, on_progress, stored=_stored_errors(app, run), owner=owner
+    )
     with LeaseKeeper(app.engine, run.id, owner, lease, stop):
         try:
             pipeline = manage.get(app, run.pipeline_id)
