@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+
+from tests.connectors.conftest import eventually
 
 from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
 from headwater.adapters.connectors.stripe.cpu import (
@@ -16,15 +17,6 @@ from headwater.adapters.connectors.stripe.cpu import (
     watch,
 )
 from headwater.adapters.connectors.stripe.flight import Gate
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_a_freed_slot_wakes_one_waiter_not_all() -> None:

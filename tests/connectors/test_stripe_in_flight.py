@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.connectors.conftest import source_for
+from tests.connectors.conftest import FakeClock, run_on, source_for, warm_gate
 
 from headwater.adapters.connectors.stripe import StripeSettings
 from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
@@ -17,14 +17,6 @@ from headwater.adapters.connectors.stripe.http import StripeHTTP
 from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.windows import Stream, Window, split_stream
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -143,29 +135,12 @@ def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() ->
         http.close()
 
 
-def _warm_gate(clock: FakeClock, latency: float, cap: int = 20) -> Gate:
-    """A gate that has seen 30 answers, one at a time, `latency` seconds each."""
-    gate = Gate(ConcurrencySettings(budget=25.0, cap=cap, initial=8), clock)
-    for _ in range(30):
-        gate.acquire()
-        flight = gate.sent()
-        clock.now += latency
-        gate.done(flight, Outcome.ANSWERED)
-    return gate
-
-
-def _run_on(gate: Gate, workers: int = 20) -> tuple[_Run, StripeHTTP]:
-    settings = StripeSettings(base_url="http://127.0.0.1:9", api_key="sk_test_x" * 3)
-    http = StripeHTTP(settings, limiter=RequestBudget(25.0), gate=gate)
-    return _Run(http, page_size=100, workers=workers), http
-
-
 def test_a_stream_on_its_last_page_leaves_room_for_another_window() -> None:
     """Near the end of a read most open windows are on their last request: their slots
     are free with those answers, so a stream with pages left may split into them."""
-    gate = _warm_gate(FakeClock(), latency=0.3)
+    gate = warm_gate(FakeClock(), latency=0.3)
     wanted = gate.wanted()
-    run, http = _run_on(gate)
+    run, http = run_on(gate)
     try:
         run._pending = run._active = wanted
         for index in range(wanted - 1):
@@ -181,7 +156,7 @@ def test_a_stream_on_its_last_page_leaves_room_for_another_window() -> None:
 def test_windows_awaiting_their_first_page_count_in_what_the_read_has_left() -> None:
     """Every open window counts: the ones being paged at what they have left, the others
     (queued, or whose first request is in flight) at the average of those."""
-    run, http = _run_on(_warm_gate(FakeClock(), latency=0.3))
+    run, http = run_on(warm_gate(FakeClock(), latency=0.3))
     try:
         run._pending, run._active = 4, 4  # all four read by a worker, none queued
         run._left.update(a=300.0, b=500.0)  # two being paged; two on their first page
@@ -194,7 +169,7 @@ def test_a_read_plans_fewer_windows_than_stripe_refused_in_flight() -> None:
     """At 1 s the budget wants 20 in flight; once Stripe refused a request with 10 in
     flight (its concurrency limit), the read plans windows for fewer than 10."""
     clock = FakeClock()
-    gate = _warm_gate(clock, latency=1.0)
+    gate = warm_gate(clock, latency=1.0)
     assert gate.wanted() == 20
     flights = []
     for _ in range(10):

@@ -10,24 +10,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.connectors.conftest import FakeClock, eventually, run_on, warm_gate
 
 from headwater.adapters.connectors.stripe import StripeSettings
 from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
 from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Turns, gate_for
-from headwater.adapters.connectors.stripe.full import _Run, read_pages
+from headwater.adapters.connectors.stripe.full import read_pages
 from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
-from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def one_slot() -> Gate:
@@ -207,31 +198,14 @@ def test_a_read_asks_first_for_the_windows_with_most_left(sandbox: RunningSandbo
             assert priorities[-1] < priorities[0]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_read_plans_no_more_windows_than_the_budget_keeps_busy() -> None:
     """Below the first page, windows are planned blind: those past the oldest customer
     are empty, a call each for nothing.  At 300 ms the budget of 25/s keeps 7.5 requests
     in flight; the controller wants 15 (its margin for latency's spread), and planning
     that many made 1-8 empty windows a read of 40,000 (and against a concurrency limit of
     10, a first burst of requests that drew 429s)."""
-    clock = FakeClock()
-    gate = Gate(ConcurrencySettings(budget=25.0, cap=20, initial=8), clock)
-    for _ in range(30):
-        gate.acquire()
-        flight = gate.sent()
-        clock.now += 0.3
-        gate.done(flight, Outcome.ANSWERED)
-    settings = StripeSettings(base_url="http://127.0.0.1:9", api_key="sk_test_x" * 3)
-    http = StripeHTTP(settings, limiter=RequestBudget(25.0), gate=gate)
+    run, http = run_on(warm_gate(FakeClock(), latency=0.3))
     try:
-        run = _Run(http, page_size=100, workers=20)
         assert run._room() + 1 > 9  # room for more: the budget is the bound
         assert run._spread() == 9  # ceil(25 x 0.3) + 1
         run._pending = 18  # no room left

@@ -6,18 +6,16 @@ status first and close the file a moment later, a window CI hit once under load.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
 import pytest
 from sqlalchemy.exc import OperationalError
 from tests.services.conftest import MakePipeline, connect
-from tests.services.test_run_failures import script_source
+from tests.services.test_run_failures import one_without_id, script_source
 
 from headwater.adapters.store import runs
 from headwater.kernel.entities import RunStatus
-from headwater.kernel.records import Record
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.app import App
 from headwater.services.pipelines import engine, runner
@@ -70,15 +68,6 @@ def test_errors_still_pending_when_the_run_ends_are_stored_with_its_ending(
     no progress update could store (the store was locked throughout) were dropped, while
     the ending recorded the counters that count them."""
     pipeline = make_pipeline(connect(app, sandbox))
-
-    def one_without_id(real: Any) -> Callable[[], Iterator[list[Record]]]:
-        def read_full() -> Iterator[list[Record]]:
-            for n, page in enumerate(real.read_full()):
-                if n == 0:
-                    page = [{k: v for k, v in page[0].items() if k != "id"}, *page[1:]]
-                yield page
-
-        return read_full
 
     def locked(*_: Any) -> None:
         raise OperationalError("UPDATE runs", {}, Exception("database is locked"))

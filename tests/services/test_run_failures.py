@@ -262,6 +262,18 @@ def script_source(monkeypatch: pytest.MonkeyPatch, **methods: Any) -> None:
     monkeypatch.setattr(runner, "open_source", scripted)
 
 
+def one_without_id(real: Any) -> Callable[[], Iterator[list[Record]]]:
+    """For `script_source`: a full read whose first customer comes without its id."""
+
+    def read_full() -> Iterator[list[Record]]:
+        for n, page in enumerate(real.read_full()):
+            if n == 0:
+                page = [{k: v for k, v in page[0].items() if k != "id"}, *page[1:]]
+            yield page
+
+    return read_full
+
+
 def test_events_permission_lost_midway_falls_back_to_new_customers_by_created_date(
     app: App, make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -539,15 +551,6 @@ def test_a_record_without_an_id_is_a_per_record_read_error(
 ) -> None:
     pipeline = make_pipeline(connect(app, sandbox))
 
-    def one_without_id(real: Any) -> Callable[[], Iterator[list[Record]]]:
-        def read_full() -> Iterator[list[Record]]:
-            for n, page in enumerate(real.read_full()):
-                if n == 0:
-                    page = [{k: v for k, v in page[0].items() if k != "id"}, *page[1:]]
-                yield page
-
-        return read_full
-
     script_source(monkeypatch, read_full=one_without_id)
     run = runner.run_pipeline(app, pipeline.id)
     assert run.status == RunStatus.SUCCEEDED, run.message
@@ -568,15 +571,6 @@ def test_a_full_run_with_a_read_error_deletes_nothing_and_says_so(
     assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
     before = ids(app, pipeline.id)
     assert len(before) == 1500
-
-    def one_without_id(real: Any) -> Callable[[], Iterator[list[Record]]]:
-        def read_full() -> Iterator[list[Record]]:
-            for n, page in enumerate(real.read_full()):
-                if n == 0:
-                    page = [{k: v for k, v in page[0].items() if k != "id"}, *page[1:]]
-                yield page
-
-        return read_full
 
     script_source(monkeypatch, read_full=one_without_id)
     run = runner.run_pipeline(app, pipeline.id, full=True)
