@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, func, insert, select, update
 
 from headwater.adapters.store.database import SQLITE_BUSY_TIMEOUT_MS
 from headwater.adapters.store.tables import run_errors, runs
@@ -79,15 +79,16 @@ def _hold(conn: Any, run_id: str, owner: str, **values: Any) -> bool:
     """Whether `owner` still holds the run (running, its owner), its row locked until
     the transaction ends so that no reaper closes it meanwhile; `values` set with it."""
     done = conn.execute(
-        update(runs)
-        .where(
-            runs.c.id == run_id,
-            runs.c.owner == owner,
-            runs.c.status == RunStatus.RUNNING.value,
-        )
-        .values(heartbeat_at=utcnow(), **values)
+        update(runs).where(held(run_id, owner)).values(heartbeat_at=utcnow(), **values)
     )
     return bool(done.rowcount)
+
+
+def held(run_id: str, owner: str) -> ColumnElement[bool]:
+    """The condition that `owner` holds the run: it is running, and it is theirs."""
+    return (
+        (runs.c.id == run_id) & (runs.c.owner == owner) & (runs.c.status == RunStatus.RUNNING.value)
+    )
 
 
 def _add_errors(conn: Any, run_id: str, errors: Sequence[RecordError]) -> None:

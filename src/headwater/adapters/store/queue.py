@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from headwater.adapters.store import webhooks
+from headwater.adapters.store.progress import held
 from headwater.adapters.store.runs import get_run, this_host
 from headwater.adapters.store.tables import metadata, runs
 from headwater.kernel.entities import Run, RunStatus, utcnow
@@ -115,8 +116,7 @@ def requeue(engine: Engine, run_id: str, owner: str, message: str) -> RunStatus 
     another worker to resume from its committed position; a run asked to cancel meanwhile
     ends `cancelled` instead.  Returns the status recorded, None when the run was no
     longer `owner`'s (closed as lost)."""
-    mine = (runs.c.id == run_id) & (runs.c.owner == owner)
-    mine &= runs.c.status == RunStatus.RUNNING.value
+    mine = held(run_id, owner)
     with engine.begin() as conn:
         done = conn.execute(
             update(runs)

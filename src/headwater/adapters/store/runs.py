@@ -25,6 +25,7 @@ from headwater.adapters.store.progress import (
     MAX_STORED_ERRORS,
     PROGRESS_LOCK_WAIT,
     add_errors,
+    held,
     record_progress,
 )
 from headwater.adapters.store.tables import LIVE_STATUSES, pipelines, run_errors, runs
@@ -221,15 +222,7 @@ class Lease:
 
 def renew_lease(engine: Engine, run_id: str, owner: str, until: datetime) -> Lease:
     with engine.begin() as conn:
-        done = conn.execute(
-            update(runs)
-            .where(
-                runs.c.id == run_id,
-                runs.c.owner == owner,
-                runs.c.status == RunStatus.RUNNING.value,
-            )
-            .values(lease_expires_at=until)
-        )
+        done = conn.execute(update(runs).where(held(run_id, owner)).values(lease_expires_at=until))
         if not done.rowcount:
             return Lease(held=False, cancel_requested=False)
         asked = conn.execute(select(runs.c.cancel_requested).where(runs.c.id == run_id)).scalar()
@@ -266,15 +259,7 @@ def finish_run(engine: Engine, run_id: str, owner: str, **values: Any) -> bool:
     stays closed); True when recorded."""
     values["finished_at"] = utcnow()
     with engine.begin() as conn:
-        done = conn.execute(
-            update(runs)
-            .where(
-                runs.c.id == run_id,
-                runs.c.owner == owner,
-                runs.c.status == RunStatus.RUNNING.value,
-            )
-            .values(**values)
-        )
+        done = conn.execute(update(runs).where(held(run_id, owner)).values(**values))
     return bool(done.rowcount)
 
 
