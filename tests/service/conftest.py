@@ -116,9 +116,9 @@ def big_sandbox() -> Iterator[RunningSandbox]:
         yield running
 
 
-def slow(sandbox: RunningSandbox, on: bool = True) -> None:
+def slow(sandbox: RunningSandbox, on: bool = True, latency_ms: int = 60) -> None:
     """Slow pages, one at a time: a full run of `BIG` takes several seconds per batch."""
-    sandbox.control(latency_ms=60 if on else 0, concurrency_limit=1 if on else 0)
+    sandbox.control(latency_ms=latency_ms if on else 0, concurrency_limit=1 if on else 0)
 
 
 class _nothing:

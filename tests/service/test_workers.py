@@ -113,7 +113,11 @@ def test_cancel_a_queued_run_at_once_and_a_running_one_at_a_batch_boundary(
     waiting = runner.enqueue(world.app, first.id)
     cancelled = runner.cancel_run(world.app, waiting.id)
     assert cancelled.status == RunStatus.CANCELLED  # nobody claimed it: ended at once
-    slow(big_sandbox)
+    # 200 ms a page, one at a time: the read of BIG takes 20 s or more, so the cancel
+    # asked once the first batch landed comes before its end (at 60 ms, reads that
+    # no longer wait on their own 429s at a concurrency limit of 1 sometimes ended
+    # first, and the run succeeded).
+    slow(big_sandbox, latency_ms=200)
     run = runner.enqueue(world.app, second.id)
     with start_worker(world.home, database_url=world.database_url, env=world.env(3)):
         wait_for(lambda: _written(world, run.id), 60, "a first batch landed")
