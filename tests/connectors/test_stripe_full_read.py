@@ -199,6 +199,7 @@ def test_rate_budget_is_respected(big_sandbox: RunningSandbox) -> None:
     assert in_any_second <= 10
 
 
+@pytest.mark.slow
 def test_customers_on_window_boundary_seconds_are_read_exactly_once() -> None:
     """Windows that overlapped or left a gap by one second would read a boundary
     second's customers twice or never; here every second holds about a dozen."""

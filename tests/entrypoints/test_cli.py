@@ -180,6 +180,7 @@ def test_pipeline_lifecycle_and_run_documents(
     assert doc("pipelines", "list") == []
 
 
+@pytest.mark.slow
 def test_installed_entry_point_and_failed_run_exit_code(home: Path, tmp_path: Path) -> None:
     with start_sandbox(customers=50, seed=2) as sb:
         conn = _connection(sb)

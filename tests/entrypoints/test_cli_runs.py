@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.entrypoints.test_cli import _connection, doc, invoke
 
 from headwater.sandbox.testing import start_sandbox
 
 
+@pytest.mark.slow
 def test_pipelines_run_exit_codes_tell_whether_everything_landed(
     home: Path, tmp_path: Path
 ) -> None:

@@ -59,6 +59,7 @@ def test_code_transformations_skip_fail_per_record_and_land_the_rest(
         assert row["created_at"] is not None
 
 
+@pytest.mark.slow
 def test_a_transformation_that_times_out_batch_after_batch_fails_the_run_fast(
     app: App, sandbox: RunningSandbox
 ) -> None:

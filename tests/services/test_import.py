@@ -117,6 +117,7 @@ def test_server_errors_and_rate_limits_for_a_while_still_give_the_exact_count(
     assert stats["by_status"].get("429", 0) > 0
 
 
+@pytest.mark.slow
 def test_malformed_json_fails_the_run_clearly_and_the_next_run_recovers(
     app: App, make_pipeline: MakePipeline
 ) -> None:

@@ -131,6 +131,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "WRITE_BATCH", 100)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("small_batches")
 def test_cancel_a_running_full_run_stops_at_a_batch_boundary_keeping_what_committed(
     short_lease_app: App, make_pipeline: MakePipeline
@@ -195,6 +196,7 @@ def cancel_timed(app: App, pipeline_id: str, run: Background, settle: float) -> 
     return ended, time.monotonic() - asked
 
 
+@pytest.mark.slow
 def test_cancel_stops_a_full_run_waiting_on_a_stalled_stripe_within_seconds(
     short_lease_app: App, make_pipeline: MakePipeline
 ) -> None:
@@ -223,6 +225,7 @@ def test_cancel_stops_a_full_run_waiting_on_a_stalled_stripe_within_seconds(
     [({"error_rate": 1.0}, 1.5), ({"latency_ms": 20_000}, 1.0)],
     ids=["waiting-to-retry", "stalled-answer"],
 )
+@pytest.mark.slow
 def test_cancel_stops_an_incremental_run_waiting_on_stripe_within_seconds(
     short_lease_app: App,
     make_pipeline: MakePipeline,
@@ -314,6 +317,7 @@ def test_a_queued_run_is_cancelled_at_once_and_never_starts(
     assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_pipelines_run_cancels_the_run_cleanly(
     app: App, home: Path, make_pipeline: MakePipeline
 ) -> None:
@@ -347,6 +351,7 @@ def test_ctrl_c_during_pipelines_run_cancels_the_run_cleanly(
     assert warehouse_ids(app, pipeline.id) == stripe_ids
 
 
+@pytest.mark.slow
 def test_a_metadata_store_lock_held_for_12_seconds_does_not_fail_a_healthy_run(
     app: App, make_pipeline: MakePipeline
 ) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.serving import Service, start_serve
 
 BODY = b'{"id":"evt_x","type":"customer.created"}'
@@ -28,6 +29,7 @@ def _burst_then_refused(statuses: list[int]) -> None:
     assert statuses[5:].count(429) >= len(statuses[5:]) - 1
 
 
+@pytest.mark.slow
 def test_each_serving_process_limits_each_connection_and_refills(home: Path) -> None:
     with (
         start_serve(home, workers=0, env=ENV) as one,
