@@ -18,7 +18,7 @@ from headwater.services.pipelines.engine import WRITE_BATCH
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", STORES)]
 
-RUNS = 104
+RUNS = 40
 
 
 def test_two_worker_processes_drain_the_queue_each_run_executed_once(
