@@ -111,6 +111,16 @@ def test_runs_and_their_errors_page_with_filters(tenant: Tenant, sandbox: Runnin
     ]
     shown = http.get(f"/runs/{live}", params={"errors": 3}).json()["errors"]
     assert [e["source_id"] for e in shown] == ["cus_000", "cus_001", "cus_002"]
+    # A cursor that is no error of this run (another run's, or none) is bad input on
+    # `starting_after`, as on every list: it was taken as a position and gave a page.
+    other = made[0][1]
+    runs.add_errors(tenant.app.engine, other, [RecordError("cus_x", Step.READ, "other")])
+    theirs = http.get(f"/runs/{other}/errors").json()["data"][0]["id"]
+    for cursor in (theirs, "999999"):
+        response = http.get(f"/runs/{live}/errors", params={"starting_after": cursor})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == "starting_after"
+        assert cursor in response.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(

@@ -117,15 +117,21 @@ class ErrorPage:
     has_more: bool
 
 
-def page_errors(engine: Engine, run_id: str, limit: int, after: int | None = None) -> ErrorPage:
+def page_errors(
+    engine: Engine, run_id: str, limit: int, after: int | None = None
+) -> ErrorPage | None:
     """Up to `limit` stored errors of the run, oldest first, after the error `after`
-    (each error's ``id`` is its position in the store)."""
+    (each error's ``id`` is its position in the store); None when `after` is no error
+    of this run."""
     query = select(run_errors.c.id, run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
     query = query.where(run_errors.c.run_id == run_id)
+    mine = select(run_errors.c.id).where(run_errors.c.run_id == run_id, run_errors.c.id == after)
     if after is not None:
         query = query.where(run_errors.c.id > after)
     query = query.order_by(run_errors.c.id).limit(limit + 1)
     with engine.connect() as conn:
+        if after is not None and conn.execute(mine).first() is None:
+            return None
         rows = conn.execute(query).all()
     return ErrorPage([dict(r._mapping) for r in rows[:limit]], len(rows) > limit)
 

@@ -79,4 +79,6 @@ def page_errors(
             raise InvalidInput(f"an error id is a number; got {starting_after!r}", "starting_after")
         after = int(starting_after)
     found = run_queries.page_errors(app.engine, run_id, limit, after)
+    if found is None:
+        raise InvalidInput(f"no error with id {starting_after!r} in this run", "starting_after")
     return Page([{**e, "id": str(e["id"])} for e in found.errors], found.has_more)
