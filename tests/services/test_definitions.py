@@ -148,3 +148,12 @@ def test_preview_shows_filtered_samples_with_outputs_and_errors(
         )
     saved = make_pipeline(conn)
     assert len(preview.preview(app, pipeline_id=saved.id, limit=3).samples) == 3
+    # Its own connection named beside it is the same preview; another connection is
+    # refused (it was ignored: the samples came from the pipeline's connection).
+    own = preview.preview(app, pipeline_id=saved.id, connection_id=conn.id, limit=3)
+    assert len(own.samples) == 3
+    other = connect(app, sandbox)
+    with pytest.raises(InvalidInput) as refused:
+        preview.preview(app, pipeline_id=saved.id, connection_id=other.id, limit=3)
+    assert refused.value.location == "connection_id"
+    assert conn.id in str(refused.value)

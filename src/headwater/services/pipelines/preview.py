@@ -76,6 +76,12 @@ def preview(
     model = app.model()
     if pipeline_id:
         pipeline = manage.get(app, pipeline_id)
+        if connection_id and connection_id != pipeline.connection_id:
+            raise InvalidInput(
+                f"the pipeline reads the connection {pipeline.connection_id}, not"
+                f" {connection_id!r}: leave the connection out, or give that one",
+                "connection_id",
+            )
         connection_id = pipeline.connection_id
         transformation = transformation or pipeline.transformation
         filter = filter if filter is not None else pipeline.filter

@@ -22,7 +22,8 @@ class PreviewRequest(Body):
         default=None,
         min_length=1,
         max_length=40,
-        description="Without a pipeline: the connection to read sample customers from.",
+        description="Without a pipeline: the connection to read sample customers from "
+        "(with one, absent or the pipeline's own).",
     )
     filter: dict[str, Any] | None = Field(default=None, description=FILTER)
     transformation: Transformation | None = Field(
