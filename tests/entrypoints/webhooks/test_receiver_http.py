@@ -161,8 +161,9 @@ def test_deliveries_ask_for_one_run_and_refusals_change_nothing(served: Hooked) 
     again = run_store.live_run(engine, served.pipeline.id)
     assert again is not None
     assert again.id != queued.id
-    # The request stays only to see whether that run settles what it reads.
-    assert [f.settling for f in store.pending_followups(engine)] == [True]
+    # The request stays only to see whether that run settles what it reads (marked
+    # just after the run is queued, in a transaction of its own).
+    _wait_for(lambda: [f.settling for f in store.pending_followups(engine)] == [True])
     runner.cancel_run(served.app, again.id)
 
 
