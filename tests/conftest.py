@@ -58,9 +58,3 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def settings(home: Path) -> Settings:
     return settings_from_env()
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked `slow` first (otherwise in collection order): parallel workers
-    share them from the start instead of one worker finishing a long one alone at the
-    end while the others wait."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
