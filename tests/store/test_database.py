@@ -76,3 +76,49 @@ def test_migration_0002_encrypts_the_plain_warehouse_urls_of_a_0001_store(store_
         open_engine(url).dispose()  # migrated: opening needs no key any more
     finally:
         engine.dispose()
+
+
+def test_migration_0013_drops_login_details_from_saved_stripe_urls(store_url: str) -> None:
+    """A Stripe URL with a username or password (saved before such URLs were refused)
+    was shown in plain text: the migration keeps the URL without them (the API key is
+    kept apart, encrypted) and leaves every other URL as it was."""
+    saved = {
+        "conn_a": "https://sk_live_secret123:@api.stripe.com",
+        "conn_b": "http://user:Pa%40ss@127.0.0.1:8080/base",
+        "conn_c": "https://api.stripe.com",
+        "conn_d": "http://127.0.0.1:12111/v1?at=@x",
+    }
+    old = sa.create_engine(engine_url(store_url))
+    with old.begin() as conn:
+        migrate(conn, "0012_followup_settling")
+        conn.execute(
+            sa.text(
+                "INSERT INTO workspaces (id, name, customer_model, created_at)"
+                " VALUES ('ws_a', 'a', '[]', :at)"
+            ),
+            {"at": utcnow()},
+        )
+        for conn_id, url in saved.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO connections (id, workspace_id, name, kind, base_url,"
+                    " requests_per_second, api_key_encrypted, api_key_masked, livemode,"
+                    " events_read, created_at) VALUES (:id, 'ws_a', :id, 'stripe', :url,"
+                    " 20, 'x', 'sk_...123', false, true, :at)"
+                ),
+                {"id": conn_id, "url": url, "at": utcnow()},
+            )
+    old.dispose()
+    engine = open_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+            rows = dict(conn.execute(sa.text("SELECT id, base_url FROM connections")).all())
+    finally:
+        engine.dispose()
+    assert rows == {
+        "conn_a": "https://api.stripe.com",
+        "conn_b": "http://127.0.0.1:8080/base",
+        "conn_c": "https://api.stripe.com",
+        "conn_d": "http://127.0.0.1:12111/v1?at=@x",
+    }
