@@ -6,10 +6,10 @@ Two bounded runs, two tests so that parallel workers share them (a fixed seed an
 cap on examples per operation keep each to about a minute): one where schemathesis
 makes up every parameter (ids that exist nowhere, ids with control characters), and
 one with the path parameters pinned to real objects, so that bodies and queries are
-fuzzed against a real connection, pipeline, run and
-profile.  Checks: no 5xx (`not_a_server_error`), every response as documented
-(`response_schema_conformance`, `status_code_conformance`) and no 2xx for a body that
-breaks the schema (`negative_data_rejection`).  The number of generated requests is
+fuzzed against a real connection, pipeline, run and profile.  Checks: no 5xx
+(`not_a_server_error`), every response as documented (`response_schema_conformance`,
+`status_code_conformance`) and no 2xx for a body that breaks the schema
+(`negative_data_rejection`).  The number of generated requests is
 printed (``-s`` shows it) and must be in the thousands.
 """
 

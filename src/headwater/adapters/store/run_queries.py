@@ -123,16 +123,16 @@ def page_errors(
     """Up to `limit` stored errors of the run, oldest first, after the error `after`
     (each error's ``id`` is its position in the store); None when `after` is no error
     of this run."""
+    of_run = run_errors.c.run_id == run_id
     query = select(run_errors.c.id, run_errors.c.source_id, run_errors.c.step, run_errors.c.message)
-    query = query.where(run_errors.c.run_id == run_id)
-    mine = select(run_errors.c.id).where(run_errors.c.run_id == run_id, run_errors.c.id == after)
-    if after is not None:
-        query = query.where(run_errors.c.id > after)
-    query = query.order_by(run_errors.c.id).limit(limit + 1)
+    query = query.where(of_run)
     with engine.connect() as conn:
-        if after is not None and conn.execute(mine).first() is None:
-            return None
-        rows = conn.execute(query).all()
+        if after is not None:
+            mine = select(run_errors.c.id).where(of_run, run_errors.c.id == after)
+            if conn.execute(mine).first() is None:
+                return None
+            query = query.where(run_errors.c.id > after)
+        rows = conn.execute(query.order_by(run_errors.c.id).limit(limit + 1)).all()
     return ErrorPage([dict(r._mapping) for r in rows[:limit]], len(rows) > limit)
 
 
