@@ -38,7 +38,7 @@ from headwater.services.pipelines.ending import record_ending
 from headwater.services.pipelines.garbage import fewer_collections
 from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
-from headwater.services.pipelines.shaping import Shaper
+from headwater.services.pipelines.shaping import Shaper, created_max
 from headwater.services.pipelines.writer import RunStopped, Writer
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,9 @@ class RunContext:
     #: commit's result back to it: `writer.py`), current after `Writer.finish`/`abort`.
     state: PipelineState | None = None
     claimed: bool = False
+    #: Rows upserted by changes: if the history expires midway, the full run that follows
+    #: deletes those it does not write (rule 3; they carry this run's id, so no purge would).
+    own_rows: set[str] = field(default_factory=set)
 
     def claim(self) -> PipelineState | None:
         """Make this run the pipeline's owner in the warehouse (once per run) and return
@@ -128,14 +131,6 @@ class RunContext:
             log.warning("run %s: state copy not saved (%s)", self.run.id, describe_error(exc))
 
 
-def _created_max(records: Iterable[Record], current: int) -> int:
-    for r in records:
-        created = r.get("created")
-        if isinstance(created, int) and created > current:
-            current = created
-    return current
-
-
 def run_full(ctx: RunContext, reason: str) -> None:
     ctx.claim()
     # Only this run writes the pipeline's identities now (rule 6): none there means none
@@ -167,7 +162,9 @@ def run_full(ctx: RunContext, reason: str) -> None:
     if first:  # nothing to purge: the position commits alone, fenced like any write
         purged = ctx.warehouse.write(ctx.batch(state=state)).deleted
     else:
-        purged = ctx.warehouse.purge_unseen(ctx.pipeline.id, ctx.run.id, keep=keep, state=state)
+        gone = sorted(ctx.own_rows)  # fenced too; never in `keep` (`_write_full`)
+        purged = ctx.warehouse.write(ctx.batch(deletes=gone)).deleted if gone else 0
+        purged += ctx.warehouse.purge_unseen(ctx.pipeline.id, ctx.run.id, keep=keep, state=state)
     ctx.recorder.counters.deleted += purged
     ctx.summary["purged"] = purged
     ctx.save_state(state, full_done=True)
@@ -201,9 +198,13 @@ def _write_full(ctx: RunContext, pages: Iterable[list[Record]]) -> tuple[int, se
         for page in pages:
             writer.check()  # every page is a boundary to stop at, not only a write
             ctx.recorder.counters.read += len(page)
-            max_created = _created_max(page, max_created)
+            max_created = created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
             failed.update(shaped.failed)
+            if ctx.own_rows:
+                ctx.own_rows.difference_update(
+                    [*shaped.failed, *(r.source_id for r in shaped.rows)]
+                )
             pending.extend(shaped.rows)
             if len(pending) >= WRITE_BATCH:
                 writer.submit(ctx.batch(pending), ctx.count)
@@ -284,6 +285,7 @@ def _submit_changes(
     stamps = [datetime.fromtimestamp(at, UTC) for _, at in records]
     # An empty record ({}) is shaped too: a read error, never a run failure.
     shaped = ctx.shaper.shape([record for record, _ in records], stamps)
+    ctx.own_rows.update(row.source_id for row in shaped.rows)
     # A customer that no longer passes the filter (or is skipped) is removed.
     deletes.extend(shaped.dropped)
 
@@ -302,7 +304,7 @@ def _run_created_since(ctx: RunContext, start: PipelineState) -> None:
         # once every page is written (rule 1), never past a customer not written yet.
         for page in pages:
             ctx.recorder.counters.read += len(page)
-            max_created = _created_max(page, max_created)
+            max_created = created_max(page, max_created)
             shaped = ctx.shaper.shape(page, [read_at] * len(page))
             writer.submit(ctx.batch(shaped.rows), ctx.count)
         writer.finish()

@@ -20,6 +20,15 @@ from headwater.services.pipelines.recorder import Recorder
 MAX_CONSECUTIVE_BATCH_FAILURES = 3
 
 
+def created_max(records: Sequence[Record], current: int) -> int:
+    """The newest ``created`` of `records`, or `current` if that is newer."""
+    for r in records:
+        created = r.get("created")
+        if isinstance(created, int) and created > current:
+            current = created
+    return current
+
+
 class TransformationBroken(TerminalError):
     """The transformation failed whole batches repeatedly; the run stops."""
 
