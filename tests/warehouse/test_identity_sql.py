@@ -154,3 +154,36 @@ def test_a_key_table_hashed_otherwise_is_rebuilt(
     write(warehouse, batch(row("d", email="bob@x.io"), run="run3", pipeline="p2"))
     resolve_warehouse(warehouse, settings, Context("r3", AT))  # by the hashes again
     assert sorted(p["_identity_count"] for p in warehouse.profiles()) == [2, 2]
+
+
+def test_an_identifier_value_longer_than_an_index_entry_resolves(
+    warehouse: Warehouse, engine: Engine
+) -> None:
+    """PostgreSQL indexed each key as is, and a b-tree entry holds at most 2,704 bytes:
+    one customer whose email was longer (incompressible text of 4,000 characters here)
+    failed the resolution after the run that wrote it, and every later one (it stayed
+    pending), and every rebuild.  It indexes a prefix of each text key now; a key table
+    indexed the old way is no current table (the next resolution rebuilds it)."""
+    settings = identity_settings(MODEL, ["email"])
+    noise = "".join(f"{n * 7919 % 1_000_003:06x}" for n in range(700))  # no repeats
+    long = f"{noise}@x.io"
+    write(warehouse, batch(row("a", email="ann@x.io"), row("b", email="bob@x.io")))
+    resolve_warehouse(warehouse, settings, Context("r1", AT))
+    write(warehouse, batch(row("c", email=long), row("d", email="Ann@x.io"), run="run2"))
+    resolve_warehouse(warehouse, settings, Context("r2", AT))
+    assert not warehouse.pending_identities()
+    write(warehouse, batch(row("e", email=f" {long.upper()}"), run="run3", pipeline="p2"))
+    resolve_warehouse(warehouse, settings, Context("r3", AT))  # found by the long key
+    assert not warehouse.pending_identities()
+    by_source = {i["_source_id"]: i["_profile_id"] for i in warehouse.identities()}
+    assert by_source["c"] == by_source["e"] != by_source["a"] == by_source["d"]
+    assert sorted(p["_identity_count"] for p in warehouse.profiles()) == [1, 2, 2]
+    with warehouse.resolution_lock():
+        done = rebuild_in_warehouse(warehouse, settings, Context("r4", AT))
+    assert (done.considered, done.written, done.moved) == (5, 0, 0)
+    if engine.name == "postgresql":
+        fingerprint = key_spec(settings).fingerprint
+        assert warehouse.identity_keys_fingerprint() == fingerprint
+        old = f"UPDATE {{s}}.identity_keys_settings SET fingerprint = '{fingerprint}'"
+        engine.raw(warehouse, old)
+        assert warehouse.identity_keys_fingerprint() is None
