@@ -63,6 +63,11 @@ def test_connections_and_pipelines_page_newest_first(
     by_connection = ids(pages(http, "/pipelines", 2, connection_id=connections[0]))
     assert by_connection == [pipelines[4], pipelines[2], pipelines[0]]
     assert ids(pages(http, "/pipelines", 100, connection_id=connections[2])) == []
+    # An empty filter names no connection, as an empty pipeline_id on /runs names no
+    # pipeline: it was taken as no filter, and every pipeline came back.
+    empty = http.get("/pipelines", params={"connection_id": ""})
+    assert empty.status_code == 404, empty.text
+    assert "no connection with id ''" in empty.json()["error"]["message"]
 
 
 def test_runs_and_their_errors_page_with_filters(tenant: Tenant, sandbox: RunningSandbox) -> None:

@@ -77,3 +77,22 @@ def test_runs_list_and_show_refuse_limits_out_of_range(home: Path) -> None:
         refused = invoke(*args)
         assert refused.exit_code == 2, args
         assert "is not in the range" in refused.output, args
+
+
+def test_list_filters_naming_nothing_are_refused_not_ignored(home: Path) -> None:
+    """``pipelines list --connection`` with an unknown connection printed an empty list
+    (exit 0) where the API answers 404, and an empty ``--connection`` or ``--pipeline``
+    was taken as no filter at all: the whole workspace was listed."""
+    with start_sandbox(customers=5, seed=63) as sb:
+        conn = _connection(sb)["id"]
+        pid = doc("pipelines", "add", "--connection", conn, "--name", "p")["id"]
+    assert [p["id"] for p in doc("pipelines", "list", "--connection", conn)] == [pid]
+    for args, message in (
+        (["pipelines", "list", "--connection", "conn_nope"], "no connection with id 'conn_nope'"),
+        (["pipelines", "list", "--connection", ""], "no connection with id ''"),
+        (["runs", "list", "--pipeline", ""], "no pipeline with id ''"),
+    ):
+        refused = invoke(*args, "--json")
+        assert refused.exit_code == 1, (args, refused.output)
+        assert refused.stdout == "", args
+        assert message in refused.output, (args, refused.output)

@@ -181,9 +181,12 @@ def get(app: App, pipeline_id: str) -> Pipeline:
 
 
 def list_pipelines(app: App, connection_id: str | None = None) -> list[Pipeline]:
+    """The workspace's pipelines, or those of one of its connections (`NotFound` for a
+    connection that is not the workspace's, an empty id included: a filter naming
+    nothing is never taken as no filter)."""
     where: dict[str, Any] = {"workspace_id": app.workspace_id}
-    if connection_id:
-        where["connection_id"] = known_id(connection_id, "connection")
+    if connection_id is not None:
+        where["connection_id"] = get_connection(app, connection_id).id
     return objects.find(app.engine, Pipeline, **where)
 
 
@@ -193,7 +196,7 @@ def page_pipelines(
     """The workspace's pipelines (of one connection, if given), newest first, a page of
     `limit` after the pipeline `starting_after`; and whether more follow."""
     where: dict[str, Any] = {"workspace_id": app.workspace_id}
-    if connection_id:
+    if connection_id is not None:
         where["connection_id"] = get_connection(app, connection_id).id
     if starting_after is not None:
         refuse_nul(starting_after, "starting_after")

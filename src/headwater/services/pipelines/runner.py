@@ -210,7 +210,9 @@ def _parts(
 
 
 def list_runs(app: App, pipeline_id: str | None = None, limit: int = 50) -> list[Run]:
-    if pipeline_id:
+    """The newest runs of the workspace, or of one of its pipelines (`NotFound` for
+    one that is not the workspace's, an empty id included)."""
+    if pipeline_id is not None:
         ids = [manage.get(app, pipeline_id).id]
     else:
         ids = [p.id for p in manage.list_pipelines(app)]
