@@ -180,6 +180,28 @@ def test_pipeline_lifecycle_and_run_documents(
     assert doc("pipelines", "list") == []
 
 
+def test_update_refuses_a_new_filter_and_clear_filter_together(
+    home: Path, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """``--filter F --clear-filter`` removed the filter, silently dropping the new one
+    the same command gave (and exited 0); the two contradict each other."""
+    conn = _connection(sandbox)
+    pid = doc("pipelines", "add", "--connection", conn["id"], "--name", "P")["id"]
+    flt = tmp_path / "f.json"
+    condition = {"property": "email", "operator": "is not null", "values": []}
+    flt.write_text(json.dumps({"logical": "and", "conditions": [condition]}))
+    refused = invoke("pipelines", "update", pid, "--filter", str(flt), "--clear-filter")
+    assert refused.exit_code == 1, refused.output
+    assert "filter: give a new filter or clear the filter, not both" in refused.output
+    shown = doc("pipelines", "show", pid)
+    assert shown["filter"] is None
+    assert shown["next_run_kind"] == "full"  # its first run, not a changed definition
+    assert doc("pipelines", "update", pid, "--filter", str(flt))["filter_text"] == (
+        "email is not null"
+    )
+    assert doc("pipelines", "update", pid, "--clear-filter")["filter"] is None
+
+
 @pytest.mark.slow
 def test_installed_entry_point_and_failed_run_exit_code(home: Path, tmp_path: Path) -> None:
     with start_sandbox(customers=50, seed=2) as sb:

@@ -209,6 +209,9 @@ def update(app: App, pipeline_id: str, changes: PipelineChanges) -> Pipeline:
     A changed schedule or `enabled` applies at once: `next_run_at` is recomputed from
     now.  Disabling drops the pipeline's queued runs; a running one finishes.
     """
+    if changes.clear_filter and changes.filter is not None:
+        # Either one would silently drop the other (the CLI takes both options).
+        raise InvalidInput("give a new filter or clear the filter, not both", "filter")
     pipeline = get(app, pipeline_id)
     timing_before = (pipeline.schedule, pipeline.enabled)
     before = {name: getattr(pipeline, name) for name in _EDITABLE}
