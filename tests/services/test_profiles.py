@@ -258,3 +258,28 @@ def test_a_resolution_waiting_for_the_lock_takes_the_settings_saved_meanwhile(
         assert warehouse.identity_keys_fingerprint() == key_spec(saved).fingerprint
     finally:
         warehouse.close()
+
+
+@pytest.mark.parametrize("text", ["ann\udcff", "\ud83d\ude00"], ids=["escaped byte", "pair"])
+def test_a_search_or_id_that_is_no_unicode_text_is_bad_input(warehouse_app: App, text: str) -> None:
+    """Half a character (a lone surrogate: the CLI's arguments carry undecodable bytes as
+    such, ``\\udcff``) cannot be sent to a warehouse: a search, a cursor or a profile id
+    holding one failed as a DuckDB read error or, on PostgreSQL, with the encoder's
+    UnicodeEncodeError (a traceback); and a cursor holding NUL was a refused value there.
+    The search is refused naming it, and such a cursor or id names no profile."""
+    app = warehouse_app
+    for call in (
+        lambda: profiles.list_profiles(app, text),
+        lambda: profiles.count_profiles(app, text),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            call()
+        assert refused.value.location == "search"
+        assert "surrogate" in refused.value.message
+    for cursor in (text, "p\x00"):
+        with pytest.raises(InvalidInput) as refused:
+            profiles.list_profiles(app, after=cursor)
+        assert refused.value.location == "starting_after"
+        assert "no profile with id" in refused.value.message
+    with pytest.raises(NotFound, match="no profile"):
+        profiles.show_profile(app, text)

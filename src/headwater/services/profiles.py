@@ -28,7 +28,7 @@ from headwater.services.identity import (
     settings_from_dict,
 )
 from headwater.services.identity.warehouse import rebuild_in_warehouse, resolve_warehouse
-from headwater.services.text import known_id, refuse_nul
+from headwater.services.text import known_id, refuse_nul, refuse_surrogate, unknowable
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,9 @@ def list_profiles(
     `after`, at most `limit` (None: every one), optionally only those with a value
     containing `search` (case-insensitive); the warehouse pages and searches
     (`Warehouse.profile_page`)."""
-    if search is not None:
-        refuse_nul(search, "search")
+    _searchable(search)
+    if after is not None and unknowable(after):  # the warehouse cannot be asked
+        raise InvalidInput(f"no profile with id {after!r}: list again", "starting_after")
     warehouse = app.warehouse()
     try:
         out: list[dict[str, Any]] = []
@@ -163,13 +164,18 @@ PAGE = 10_000
 
 def count_profiles(app: App, search: str | None = None) -> int:
     """How many profiles `list_profiles` lists in all."""
-    if search is not None:
-        refuse_nul(search, "search")
+    _searchable(search)
     warehouse = app.warehouse()
     try:
         return warehouse.count_matching_profiles(search)
     finally:
         warehouse.close()
+
+
+def _searchable(search: str | None) -> None:
+    """`InvalidInput` at ``search`` for text no warehouse can be sent."""
+    if search is not None:
+        refuse_surrogate(refuse_nul(search, "search"), "search")
 
 
 def _summary(r: ProfileRecord) -> dict[str, Any]:
