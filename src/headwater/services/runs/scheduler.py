@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from headwater.adapters.store import objects, runs, schedules
 from headwater.adapters.store.database import describe_error
@@ -48,6 +48,11 @@ class Tick:
     lost: int = 0
     #: Pipelines whose run could not be enqueued (the store failed): still due.
     failed: list[str] = field(default_factory=list)
+
+    def add(self, other: Tick) -> None:
+        """Add what `other` did (every field: none is left out of a total)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 def tick(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
@@ -108,9 +113,5 @@ def tick_all(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:
     """`tick` for every workspace of the store, the outcomes added together."""
     done = Tick()
     for workspace in objects.find(app.engine, Workspace):
-        one = tick(app.in_workspace(workspace.id), clock, batch)
-        done.enqueued += one.enqueued
-        done.already_live += one.already_live
-        done.disabled += one.disabled
-        done.lost += one.lost
+        done.add(tick(app.in_workspace(workspace.id), clock, batch))
     return done
