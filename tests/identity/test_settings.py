@@ -55,6 +55,12 @@ def test_order_is_kept_and_nested_leaves_are_allowed() -> None:
         (["customer_no"], {"customer_no": ["\u0663"]}, "blocked.customer_no[0]", "not an int"),
         (["email"], {"email": ["x" * 501]}, "blocked.email[0]", "at most 500 characters"),
         (["email"], {"email": ["x"] * 10_001}, "blocked.email", "at most 10,000"),
+        # Saved, then every rebuild (and so every resolution) failed on a PostgreSQL
+        # warehouse, whose text never holds NUL; nor can any engine be sent half a
+        # character.
+        (["email"], {"email": ["ok", "a\x00@b.io"]}, "blocked.email[1]", "NUL"),
+        (["email"], {"email": ["noreply\x00@*"]}, "blocked.email[0]", "NUL"),
+        (["phone"], {"phone": ["+1 \udcff"]}, "blocked.phone[0]", "surrogate"),
     ],
 )
 def test_errors_say_what_and_where(

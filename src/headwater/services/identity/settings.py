@@ -22,6 +22,7 @@ from typing import Any
 
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import CustomerModel, PropertyType
+from headwater.services.text import refuse_nul, refuse_surrogate
 
 #: Characters trimmed from both ends of a string value.  A fixed set, not Python's
 #: notion of whitespace, so that the warehouse can apply exactly the same trim in SQL
@@ -222,7 +223,8 @@ def _identifier(path: str, column: str, ptype: PropertyType, values: Sequence[st
         raise InvalidInput(f"at most {MOST_BLOCKED:,} blocked values", f"blocked.{path}")
     for j, raw in enumerate(values):
         where = f"blocked.{path}[{j}]"
-        text = raw.strip(TRIMMED)
+        # No warehouse can be sent such text (PostgreSQL's failed every rebuild after).
+        text = refuse_surrogate(refuse_nul(raw, where), where).strip(TRIMMED)
         if not text:
             raise InvalidInput(
                 "an empty blocked value blocks nothing (empty is already null)", where
