@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import duckdb
 import pytest
-from tests.services.conftest import MakePipeline, connect
+from tests.services.conftest import MakePipeline, connect, reload
 
 from headwater.adapters.store import runs as run_store
 from headwater.kernel.entities import utcnow
@@ -15,6 +15,7 @@ from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services import model
 from headwater.services.app import App
+from headwater.services.pipelines import manage, runner
 
 
 def test_a_rename_past_the_warehouse_name_limit_changes_nothing(app: App) -> None:
@@ -63,3 +64,33 @@ def test_a_rename_or_drop_waits_for_running_imports(
     run_store.finish_run(app.engine, run.id, "owner", status="succeeded", message=None)
     model.rename(app, "plan", "legacy_plan")
     assert app.model().find("legacy_plan") is not None
+
+
+def test_mappings_follow_a_renamed_property_and_keep_a_mapped_one_from_being_dropped(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """A renamed property left the pipelines' mappings setting the old path, a dropped
+    one left them setting nothing: every later run of those pipelines failed whole
+    ("address.country: unknown Customer Model property"), with no warning before."""
+    pipe = make_pipeline(connect(app, sandbox))
+    assert runner.run_pipeline(app, pipe.id).status == "succeeded"
+    model.rename(app, "address", "postal")
+    mapping = reload(app, pipe).transformation["mapping"]
+    assert list(mapping) == ["email", "postal.country", "created_at", "metadata"]
+    assert mapping["postal.country"] == "address.country"  # still Stripe's path
+    again = runner.run_pipeline(app, pipe.id)
+    assert again.status == "succeeded", again.message
+    assert again.kind == "incremental"  # the column kept its values: nothing to re-read
+
+    before = app.model()
+    for path in ("postal", "postal.country"):
+        with pytest.raises(InvalidInput) as caught:
+            model.drop(app, path)
+        assert caught.value.location == path
+        assert f"pipeline {pipe.id} (p)" in caught.value.message
+    assert app.model() == before
+    unmapped = {k: v for k, v in mapping.items() if k != "postal.country"}
+    changes = manage.PipelineChanges(transformation={"kind": "mapping", "mapping": unmapped})
+    manage.update(app, pipe.id, changes)
+    model.drop(app, "postal")
+    assert app.model().find("postal") is None

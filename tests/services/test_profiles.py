@@ -167,8 +167,8 @@ def test_identifiers_follow_a_renamed_property_and_hold_back_its_drop(
         model.drop(app, "phone")
     assert refused.value.problems[0].location == "phone"
     assert app.model().find("phone") is not None
-    model.drop(app, "first_name")  # no identifier: dropped
-    assert app.model().find("first_name") is None
+    model.drop(app, "address")  # no identifier (nor mapping) sets it: dropped
+    assert app.model().find("address") is None
 
 
 def test_two_stripe_accounts_unify_by_email_variants_and_phone(

@@ -1,10 +1,18 @@
-"""Customer Model edits; each one alters the warehouse tables in the same step."""
+"""Customer Model edits; each one alters the warehouse tables in the same step.
+
+What names a property follows it: a rename renames the identifiers and the mapping keys
+at or under it, and a drop is refused while an identifier or a mapping sets it (either
+was left naming nothing: resolutions, or every run of the pipeline, failed after it).
+JavaScript and Python code name their keys as they run: a key the model no longer has
+is that record's error."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from headwater.adapters.store import objects, run_queries
+from headwater.kernel.entities import Pipeline, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.kernel.model_edits import (
@@ -23,9 +31,11 @@ def _apply(
     model: CustomerModel,
     changes: ColumnChanges,
     identity: dict[str, Any] | None = None,
+    pipelines: Sequence[Pipeline] = (),
 ) -> CustomerModel:
     """Alter the warehouse, then save the model (and `identity`, the identity settings
-    that follow it, when given) in one write."""
+    that follow it, when given, and the `pipelines` whose mappings follow it) in one
+    write."""
     if changes.renamed or changes.dropped:
         # A run imports with the model it started with: a column renamed or dropped
         # under it would take its values elsewhere, or fail its writes.
@@ -52,7 +62,8 @@ def _apply(
     if identity is not None:
         workspace.identity_settings = identity
         saved.append("identity_settings")
-    objects.save(app.engine, workspace, only=saved)
+    follow = [(p, ("transformation", "updated_at")) for p in pipelines]
+    objects.save_together(app.engine, [(workspace, saved), *follow])
     return model
 
 
@@ -84,7 +95,14 @@ def rename(app: App, path: str, new_name: str) -> CustomerModel:
             "blocked": {moved(p): values for p, values in stored["blocked"].items()},
         }
         settings_from_dict(model, identity)  # still valid against the new model
-    return _apply(app, model, changes, identity)
+    pipelines = _mapping(app, path)
+    now = utcnow()
+    for pipeline in pipelines:
+        mapping = pipeline.transformation["mapping"]
+        renamed = {moved(key): expression for key, expression in mapping.items()}
+        pipeline.transformation = {**pipeline.transformation, "mapping": renamed}
+        pipeline.updated_at = now
+    return _apply(app, model, changes, identity, pipelines)
 
 
 def drop(app: App, path: str) -> CustomerModel:
@@ -97,7 +115,25 @@ def drop(app: App, path: str) -> CustomerModel:
             "resolution; take it out of the identifiers first (headwater identity set)",
             path,
         )
+    mapped = _mapping(app, path)
+    if mapped:
+        named = ", ".join(f"pipeline {p.id} ({p.name})" for p in mapped)
+        raise InvalidInput(
+            f"{path!r} is set by the mapping of {named}; take it out of the mapping first "
+            "(headwater pipelines update)",
+            path,
+        )
     return _apply(app, model, changes)
+
+
+def _mapping(app: App, path: str) -> list[Pipeline]:
+    """The workspace's pipelines whose mapping sets `path` or a property under it."""
+    return [
+        p
+        for p in objects.find(app.engine, Pipeline, workspace_id=app.workspace_id)
+        if p.transformation.get("kind") == "mapping"
+        and any(_under(key, path) for key in p.transformation["mapping"])
+    ]
 
 
 def _under(candidate: str, path: str) -> bool:

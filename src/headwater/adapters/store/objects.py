@@ -156,16 +156,28 @@ _EVENTS_READ = select(tables.connections.c.id, tables.connections.c.events_read)
 
 
 def save(engine: Engine, entity: E, only: Sequence[str] | None = None) -> E:
+    with engine.begin() as conn:
+        _save(conn, entity, only)
+    return entity
+
+
+def save_together(engine: Engine, saves: Sequence[tuple[Any, Sequence[str]]]) -> None:
+    """Save each ``(entity, only)`` in one transaction: all of them, or none
+    (`NotFound` for one that is gone)."""
+    with engine.begin() as conn:
+        for entity, only in saves:
+            _save(conn, entity, only)
+
+
+def _save(conn: Db, entity: Any, only: Sequence[str] | None) -> None:
     table = _TABLES[type(entity)]
     values = asdict(entity)
     values.pop("id")
     if only is not None:
         values = {k: values[k] for k in only}
-    with engine.begin() as conn:
-        result = conn.execute(update(table).where(table.c.id == entity.id).values(**values))
+    result = conn.execute(update(table).where(table.c.id == entity.id).values(**values))
     if result.rowcount == 0:
         raise NotFound(f"no {_NOUNS[type(entity)]} with id {entity.id!r}")
-    return entity
 
 
 def full_run_done(engine: Engine, pipeline: Pipeline) -> bool:
