@@ -96,3 +96,30 @@ def test_list_filters_naming_nothing_are_refused_not_ignored(home: Path) -> None
         assert refused.exit_code == 1, (args, refused.output)
         assert refused.stdout == "", args
         assert message in refused.output, (args, refused.output)
+
+
+def test_runs_show_follow_exits_as_pipelines_run_does(home: Path, tmp_path: Path) -> None:
+    """``pipelines run`` interrupted says to follow the run with ``runs show --follow``,
+    which exited 0 whatever the run's outcome: a script waiting on a failed run was told
+    it succeeded.  Following now ends with ``pipelines run``'s exit codes; showing a run
+    without following it is still 0."""
+    bad_file = tmp_path / "bad.json"
+    bad_file.write_text(json.dumps({"email": "email", "created_at": "name"}))  # not dates
+    bad = str(bad_file)
+    with start_sandbox(customers=30, seed=64) as sb:
+        conn = _connection(sb)["id"]
+        good = doc("pipelines", "add", "--connection", conn, "--name", "good")["id"]
+        worse = doc("pipelines", "add", "--connection", conn, "--name", "bad", "--mapping", bad)
+        ended = {0: invoke("pipelines", "run", good, "--json")}
+        ended[3] = invoke("pipelines", "run", worse["id"], "--json")
+        sb.control(malformed_rate=1.0)
+        ended[1] = invoke("pipelines", "run", good, "--full", "--json")
+    for code, result in ended.items():
+        assert result.exit_code == code, result.output
+        run_id = json.loads(result.stdout)["id"]
+        followed = invoke("runs", "show", run_id, "--follow", "--json")
+        assert followed.exit_code == code, (code, followed.output)
+        assert json.loads(followed.stdout)["id"] == run_id
+        assert invoke("runs", "show", run_id, "--follow").exit_code == code
+        assert invoke("runs", "show", run_id).exit_code == 0
+    assert "Exit codes" in invoke("runs", "show", "--help").stdout

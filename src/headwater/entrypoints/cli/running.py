@@ -8,22 +8,13 @@ import click
 
 from headwater.entrypoints.cli.output import err, handle_errors, json_option, opened_app, print_json
 from headwater.entrypoints.cli.progress import live_progress
-from headwater.entrypoints.cli.runs import print_run
+from headwater.entrypoints.cli.runs import EXIT_CODES, EXIT_INTERRUPTED, print_run
 from headwater.kernel.entities import Run
 from headwater.services.app import App
 from headwater.services.pipelines import runner
-from headwater.services.pipelines.documents import RunOutcome, run_document, run_outcome
+from headwater.services.pipelines.documents import run_document, run_outcome
 from headwater.services.runs.follow import follow
 from headwater.services.runs.worker import any_worker_alive
-
-#: `pipelines run` exit codes (documented in its help and the README).
-EXIT_CODES = {
-    RunOutcome.SUCCEEDED: 0,
-    RunOutcome.SUCCEEDED_WITH_ERRORS: 3,
-    RunOutcome.FAILED: 1,
-    RunOutcome.CANCELLED: 1,
-}
-EXIT_INTERRUPTED = 130
 
 
 @click.command("run")

@@ -29,6 +29,16 @@ from headwater.services.pipelines.documents import (
 )
 from headwater.services.runs import follow as following
 
+#: How `pipelines run` and `runs show --follow` exit once the run ended (documented in
+#: their help and the README).
+EXIT_CODES = {
+    RunOutcome.SUCCEEDED: 0,
+    RunOutcome.SUCCEEDED_WITH_ERRORS: 3,
+    RunOutcome.FAILED: 1,
+    RunOutcome.CANCELLED: 1,
+}
+EXIT_INTERRUPTED = 130
+
 _COLOURS = {
     RunOutcome.SUCCEEDED: "green",
     RunOutcome.SUCCEEDED_WITH_ERRORS: "yellow",
@@ -114,8 +124,16 @@ def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
 def show(run_id: str, error_limit: int, follow: bool, as_json: bool) -> None:
     """Show a run's status, counters and first errors (live while it runs).
 
-    With --follow, wait for it to end, showing progress on a terminal; Ctrl-C stops
-    following and leaves the run alone (exit 130)."""
+    With --follow, wait for it to end, showing progress on a terminal, and exit as
+    `pipelines run` does; Ctrl-C stops following and leaves the run alone.
+
+    \b
+    Exit codes:
+      0    shown (with --follow: succeeded, every record landed)
+      3    with --follow: succeeded with per-record errors
+      1    not found (with --follow: failed or cancelled)
+      130  with --follow: interrupted with Ctrl-C; the run goes on
+    """
     with opened_app() as app:
         if follow:
             _follow(app, run_id)
@@ -124,6 +142,8 @@ def show(run_id: str, error_limit: int, follow: bool, as_json: bool) -> None:
         print_json(run_document(run))
     else:
         print_run(run)
+    if follow:
+        sys.exit(EXIT_CODES.get(run_outcome(run), 1))
 
 
 def _follow(app: App, run_id: str) -> None:
@@ -132,7 +152,7 @@ def _follow(app: App, run_id: str) -> None:
             following.follow(app, run_id, progress)
     except KeyboardInterrupt:
         err.print(f"stopped following; run {run_id} goes on", highlight=False, markup=False)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 @runs.command("cancel")
