@@ -20,7 +20,10 @@ EMAIL, PHONE, NUMBER = settings_for("email", "phone", "customer_no").identifiers
         ("ANN@SHOP.IO\n", "ann@shop.io"),
         ("\x0bann@shop.io\x0c\r", "ann@shop.io"),
         ("ann @shop.io", "ann @shop.io"),  # inner spaces are part of the value
-        ("\u00a0ann@shop.io", "\u00a0ann@shop.io"),  # only the fixed set is trimmed (as in SQL)
+        ("\u00a0Ann@shop.io\u3000", "ann@shop.io"),  # any whitespace (Python keys these)
+        ("\u2003\u00a0\u205f", None),  # spaces alone are no value, not one shared key
+        ("ann\u00a0@shop.io", "ann\u00a0@shop.io"),  # inside, it is part of the value
+        ("\x1cann@shop.io", "\x1cann@shop.io"),  # ASCII: the fixed set only (as in SQL)
         ("", None),
         ("   ", None),
         (None, None),

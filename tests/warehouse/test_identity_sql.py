@@ -21,6 +21,7 @@ from headwater.services.identity import (
     identity_settings,
     rebuild,
 )
+from headwater.services.identity import keys as identity_keys_rules
 from headwater.services.identity.ids import new_profile_id
 from headwater.services.identity.keys import key_spec
 from headwater.services.identity.records import Identity
@@ -154,6 +155,39 @@ def test_a_key_table_hashed_otherwise_is_rebuilt(
     write(warehouse, batch(row("d", email="bob@x.io"), run="run3", pipeline="p2"))
     resolve_warehouse(warehouse, settings, Context("r3", AT))  # by the hashes again
     assert sorted(p["_identity_count"] for p in warehouse.profiles()) == [2, 2]
+
+
+def test_values_padded_or_made_of_unicode_spaces_key_as_python_trims_them(
+    warehouse: Warehouse,
+) -> None:
+    """Only ASCII whitespace was trimmed, so an email padded with a no-break space never
+    joined its customer, and customers whose email was such spaces alone all shared one
+    key: one profile.  Python keys the values that are not ASCII (SQL the others), on
+    the run's resolution and in a rebuild alike."""
+    settings = identity_settings(MODEL, ["email"])
+    write(warehouse, batch(row("a", email="ann@x.io"), row("b", email="\u00a0Ann@x.io\u3000")))
+    write(warehouse, batch(row("c", email="\u00a0"), row("d", email="\u3000\u2003"), run="r"))
+    resolve_warehouse(warehouse, settings, Context("r1", AT))
+    by_source = {i["_source_id"]: i["_profile_id"] for i in warehouse.identities()}
+    assert by_source["a"] == by_source["b"]
+    assert len({by_source["a"], by_source["c"], by_source["d"]}) == 3
+    write(warehouse, batch(row("e", email="\u2002ANN@X.IO"), run="run2", pipeline="p2"))
+    resolve_warehouse(warehouse, settings, Context("r2", AT))  # found by its key
+    assert {i["_profile_id"] for i in warehouse.identities() if i["_source_id"] in "abe"} == {
+        by_source["a"]
+    }
+    with warehouse.resolution_lock():
+        done = rebuild_in_warehouse(warehouse, settings, Context("r3", AT))
+    assert (done.considered, done.written, done.moved) == (5, 0, 0)
+
+
+def test_keys_made_by_an_older_normalisation_are_stale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key table keyed before whitespace beyond ASCII's was trimmed holds stale keys:
+    its fingerprint is no current one, so the next resolution rebuilds it."""
+    settings = identity_settings(MODEL, ["email"])
+    now = key_spec(settings).fingerprint
+    monkeypatch.setattr(identity_keys_rules, "NORMALISATION", 1)
+    assert key_spec(settings).fingerprint != now
 
 
 def test_an_identifier_value_longer_than_an_index_entry_resolves(

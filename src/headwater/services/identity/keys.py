@@ -53,9 +53,15 @@ def _normalise(value: object, identifier: Identifier) -> str | int | None:
     return normalise(value, identifier)
 
 
+#: The version of `normalise`'s rule, in every fingerprint: keys made by another rule
+#: are stale (2: whitespace other than ASCII's is trimmed too).
+NORMALISATION = 2
+
+
 def key_spec(settings: IdentitySettings) -> KeySpec:
     """The settings as the warehouse's key rules, with their fingerprint."""
-    stored = {**settings.as_dict(), "columns": [i.column for i in settings.identifiers]}
+    columns = [i.column for i in settings.identifiers]
+    stored = {**settings.as_dict(), "columns": columns, "normalisation": NORMALISATION}
     digest = hashlib.sha256(orjson.dumps(stored, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return KeySpec(tuple(_rule(i) for i in settings.identifiers), digest[:32])
 

@@ -25,10 +25,18 @@ from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.services.text import refuse_nul, refuse_surrogate
 
-#: Characters trimmed from both ends of a string value.  A fixed set, not Python's
-#: notion of whitespace, so that the warehouse can apply exactly the same trim in SQL
-#: (``btrim(x, chars)`` on PostgreSQL, ``trim(x, chars)`` on DuckDB).
-TRIMMED = " \t\n\r\x0b\x0c"
+#: Characters trimmed from both ends of a string value.  The ASCII ones are a fixed set,
+#: not Python's notion of whitespace (which has ``\x1c``-``\x1f`` too), so that the
+#: warehouse applies exactly the same trim in SQL (``btrim(x, chars)`` on PostgreSQL,
+#: ``trim(x, chars)`` on DuckDB) to the ASCII values it keys; every other whitespace
+#: character (no-break space, ideographic space, ...) is trimmed as well: only Python keys
+#: the values holding one (they are not ASCII).  A value of such spaces alone linked
+#: every customer holding it into one profile.
+TRIMMED = (
+    " \t\n\r\x0b\x0c"
+    "\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
 
 #: Placeholders that mean "no value" for any string identifier.
 GENERIC_PLACEHOLDERS = (
