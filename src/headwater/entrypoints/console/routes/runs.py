@@ -23,7 +23,7 @@ from headwater.entrypoints.console.web import (
     root_app,
 )
 from headwater.kernel.entities import Run
-from headwater.kernel.errors import Conflict, InvalidInput
+from headwater.kernel.errors import Conflict, InvalidInput, NotFound
 from headwater.services import connections
 from headwater.services.auth import sessions
 from headwater.services.pipelines import documents, history, manage, runner
@@ -149,8 +149,13 @@ async def events(request: Request, run_id: str, who: CurrentViewer, view: str = 
             # by a new password), the stream stops; the page's next request signs in.
             if await run_in_threadpool(sessions.principal_for_session, root, who.session) is None:
                 return
-            run = await run_in_threadpool(runner.get_run, who.app, run_id)
-            name, html = await run_in_threadpool(_fragments, who, run, view)
+            try:
+                run = await run_in_threadpool(runner.get_run, who.app, run_id)
+                name, html = await run_in_threadpool(_fragments, who, run, view)
+            except NotFound:  # deleted with its pipeline meanwhile (a queued run)
+                gone = env.get_template("run_gone.html").render(run_id=run_id, view=view)
+                yield _event("end", gone)
+                return
             if html != last or name == "end":
                 yield _event(name, html)
                 last = html
