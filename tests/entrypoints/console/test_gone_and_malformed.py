@@ -5,6 +5,7 @@ and for forms posted with fields missing, malformed or refused."""
 from __future__ import annotations
 
 import contextlib
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +91,33 @@ def test_a_followed_run_deleted_with_its_pipeline_ends_its_stream(site: Site, vi
             assert shown == ""  # the pipeline's row goes with it
         assert client.get(f"/runs/{run.id}").status_code == 404
         assert re.search(r"Not found", client.get(f"/runs/{run.id}/events").text)
+
+
+def _value(page: str, input_id: str) -> str:
+    """The value the page's input `input_id` holds (as the browser reads it)."""
+    found = re.search(rf'<input id="{input_id}"[^>]*\svalue="([^"]*)"', page)
+    assert found, f"no input #{input_id} with a value"
+    return html.unescape(found.group(1))
+
+
+def test_a_refused_settings_form_comes_back_with_what_was_typed(site: Site) -> None:
+    """The Settings tab's forms came back, when refused, with the stored name and the
+    URL this browser reaches the service at in place of what was typed (a public base
+    URL Stripe refused, a name too long): the edit was lost with the reason beside it."""
+    conn = site.add_source("Kept typing")
+    here = f"/connections/{conn.id}"
+    with _signed_in(site) as client:
+        long_name = "Renamed & <kept> " + "n" * 200
+        refused = client.post(f"{here}/rename", data={"name": long_name})
+        assert refused.status_code == 400
+        assert "at most 200 characters" in refused.text
+        assert _value(refused.text, "source-name") == long_name
+        typed = "ftp://hooks.example.com/?a=1&b=2"
+        refused = client.post(f"{here}/webhook/register", data={"url": typed})
+        assert refused.status_code == 400
+        assert "must be the http(s) address" in refused.text
+        assert _value(refused.text, "webhook-base") == typed
+        assert _value(refused.text, "source-name") == "Kept typing"  # the others as stored
+        shown = client.get(f"{here}/settings").text  # nothing was changed
+        assert _value(shown, "source-name") == "Kept typing"
+        assert _value(shown, "webhook-base") == site.url

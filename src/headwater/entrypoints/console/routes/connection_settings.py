@@ -40,8 +40,15 @@ def _webhook(request: Request, who: Viewer, conn: Connection) -> dict[str, Any]:
 
 
 def _settings_page(
-    request: Request, who: Viewer, conn: Connection, errors: dict[str, str], status: int = 200
+    request: Request,
+    who: Viewer,
+    conn: Connection,
+    errors: dict[str, str],
+    status: int = 200,
+    typed: dict[str, str] | None = None,
 ) -> Response:
+    """The tab; after a refused change, with the reason by its field and what was typed
+    in it (never a key or a secret)."""
     return render(
         request,
         "connection_settings.html",
@@ -50,6 +57,7 @@ def _settings_page(
         connection=conn,
         tab="settings",
         errors=errors,
+        typed=typed or {},
         events=endpoints.EVENTS,
         **_webhook(request, who, conn),
     )
@@ -62,10 +70,17 @@ def settings_tab(request: Request, connection_id: str, who: CurrentViewer) -> Re
 
 
 def _refused(
-    request: Request, who: Viewer, connection_id: str, field: str, message: str
+    request: Request,
+    who: Viewer,
+    connection_id: str,
+    field: str,
+    message: str,
+    typed: str | None = None,
 ) -> Response:
+    """The tab again with `message` at `field`, which keeps `typed` (what was sent)."""
     conn = connections.get_connection(who.app, connection_id)
-    return _settings_page(request, who, conn, {field: message}, 400)
+    kept = {field: typed} if typed is not None else {}
+    return _settings_page(request, who, conn, {field: message}, 400, kept)
 
 
 def _here(connection_id: str) -> str:
@@ -79,7 +94,7 @@ def rename_connection(
     try:
         conn = connections.update_connection(who.app, connection_id, name=name)
     except InvalidInput as exc:
-        return _refused(request, who, connection_id, "name", exc.message)
+        return _refused(request, who, connection_id, "name", exc.message, name)
     return redirect_telling(request, who, _here(conn.id), f"Renamed to “{conn.name}”")
 
 
@@ -107,9 +122,9 @@ def register_webhook(
             "endpoint with Stripe. Grant that permission to the key, or set the endpoint "
             "up by hand (below) and paste its signing secret."
         )
-        return _refused(request, who, connection_id, "url", message)
+        return _refused(request, who, connection_id, "url", message, url)
     except HeadwaterError as exc:
-        return _refused(request, who, connection_id, "url", exc.message)
+        return _refused(request, who, connection_id, "url", exc.message, url)
     found = hook.endpoint
     told = f"Registered with Stripe as {found.stripe_endpoint_id if found else 'an endpoint'}"
     if hook.warning:
