@@ -121,3 +121,64 @@ def test_a_refused_settings_form_comes_back_with_what_was_typed(site: Site) -> N
         shown = client.get(f"{here}/settings").text  # nothing was changed
         assert _value(shown, "source-name") == "Kept typing"
         assert _value(shown, "webhook-base") == site.url
+
+
+#: Each page form, a field its page always has, and the reason a post without any of
+#: its fields is given in place.
+FORMS = [
+    ("/tokens", "token-name", "a token needs a name"),
+    ("/model", "prop-path", "unknown type ''"),
+    ("/model/rename", "rename-to", "property"),
+    ("/model/drop", "drop-confirm", "no property '' in the Customer Model"),
+    ("/warehouse", "new-url", "unsupported warehouse URL"),
+    ("/sign-in", "password", "email"),
+]
+
+
+@pytest.mark.parametrize(("path", "field", "reason"), FORMS, ids=[f[0] for f in FORMS])
+def test_a_form_posted_without_its_fields_is_refused_in_place(
+    site: Site, path: str, field: str, reason: str
+) -> None:
+    """A form posted with a field missing (or empty, which the framework takes for
+    missing) was answered with the framework's JSON ({"detail": [...]}, 422) instead
+    of the page: now its page comes back with the reason by the form."""
+    with _signed_in(site) as client:
+        for fields in ({}, {"path": "", "name": "", "new_url": "", "email": ""}):
+            refused = client.post(path, data=fields)
+            assert refused.status_code == 400, (fields, refused.text[:200])
+            assert refused.headers["content-type"].startswith("text/html")
+            assert f'id="{field}"' in refused.text  # the form, to try again
+            alerts = re.findall(r'role="alert">([^<]*)<', refused.text)
+            assert any(reason in html.unescape(a) for a in alerts), alerts
+
+
+def test_a_change_without_its_fields_is_told_not_dumped(site: Site) -> None:
+    """The row actions (htmx) and the source settings answered a missing field with the
+    framework's JSON, which htmx swapped into the pipelines table as text; they now
+    answer the console's page for a refusal, naming the field (never swapped)."""
+    conn = site.add_source("Missing fields")
+    pipeline = site.add_pipeline(conn.id, "Missing fields")
+    with _signed_in(site) as client:
+        for path, field in (
+            (f"/pipelines/{pipeline.id}/enable", "enabled"),
+            (f"/pipelines/{pipeline.id}/schedule", "schedule"),
+            ("/sources/new/stripe", "form_id"),
+            ("/workspace", "workspace_id"),
+        ):
+            refused = client.post(path, data={}, headers={"HX-Request": "true"})
+            assert refused.status_code == 400, (path, refused.text[:200])
+            assert refused.text.lstrip().lower().startswith("<!doctype html>")
+            [alert] = re.findall(r'role="alert">([^<]*)<', refused.text)
+            assert html.unescape(alert) == f"the form lacks {field}", path
+        for path, field in (
+            (f"/connections/{conn.id}/rename", "source-name"),
+            (f"/connections/{conn.id}/rotate-key", "new-key"),
+        ):
+            refused = client.post(path, data={})
+            assert refused.status_code == 400
+            assert f'id="{field}"' in refused.text
+            assert 'aria-invalid="true"' in refused.text
+    with httpx.Client(base_url=site.url, headers={"Origin": site.url}) as anonymous:
+        answer = anonymous.post(f"/pipelines/{pipeline.id}/enable", data={})
+        assert answer.status_code == 303  # signing in comes first
+        assert answer.headers["location"].startswith("/sign-in?next=")

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import jinja2
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
@@ -262,6 +263,15 @@ def install_handlers(console: FastAPI) -> None:
             return JSONResponse({"error": error}, status_code=409)
         return render(request, "error.html", status=409, title="Not done", message=message)
 
+    @console.exception_handler(RequestValidationError)
+    def _malformed(request: Request, exc: RequestValidationError) -> Response:
+        """A request without a field its handler needs (a hand-made post: every form
+        of the console sends its fields; an empty one counts as missing), or with one
+        that is not what it must be: told as a refusal naming the field, never as the
+        framework's JSON (which htmx would swap into the page as text)."""
+        message = _malformed_message(exc)
+        return render(request, "error.html", status=400, title="Not done", message=message)
+
     @console.exception_handler(NotFound)
     def _not_found(request: Request, exc: NotFound) -> Response:
         return render(request, "error.html", status=404, title="Not found", message=exc.message)
@@ -270,3 +280,17 @@ def install_handlers(console: FastAPI) -> None:
     def _error(request: Request, exc: HeadwaterError) -> Response:
         status = 409 if type(exc).__name__ == "Conflict" else 400
         return render(request, "error.html", status=status, title="Not done", message=exc.message)
+
+
+def _malformed_message(exc: RequestValidationError) -> str:
+    """'the form lacks name' (or 'name: ...' for a field sent but refused)."""
+    missing: list[str] = []
+    wrong: list[str] = []
+    for error in exc.errors():
+        field = str(error.get("loc", ("?",))[-1])
+        if error.get("type") == "missing":
+            missing.append(field)
+        else:
+            wrong.append(f"{field}: {error.get('msg', 'not valid')}")
+    told = [f"the form lacks {', '.join(missing)}"] if missing else []
+    return "; ".join(told + wrong) or "the request is not valid"

@@ -34,8 +34,8 @@ def sign_in_page(request: Request, next: str = "/sources") -> Response:
 @router.post("/sign-in")
 def sign_in(
     request: Request,
-    email: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/sources",
 ) -> Response:
     if cross_site(request):

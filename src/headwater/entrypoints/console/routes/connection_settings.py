@@ -89,7 +89,7 @@ def _here(connection_id: str) -> str:
 
 @router.post("/connections/{connection_id}/rename")
 def rename_connection(
-    request: Request, connection_id: str, who: CurrentViewer, name: Annotated[str, Form()]
+    request: Request, connection_id: str, who: CurrentViewer, name: Annotated[str, Form()] = ""
 ) -> Response:
     try:
         conn = connections.update_connection(who.app, connection_id, name=name)
@@ -100,7 +100,10 @@ def rename_connection(
 
 @router.post("/connections/{connection_id}/rotate-key")
 def rotate_key(
-    request: Request, connection_id: str, who: CurrentViewer, api_key: Annotated[str, Form()]
+    request: Request,
+    connection_id: str,
+    who: CurrentViewer,
+    api_key: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         conn = connections.rotate_key(who.app, connection_id, api_key)

@@ -53,8 +53,8 @@ def model_page(request: Request, who: CurrentViewer) -> Response:
 def add_property(
     request: Request,
     who: CurrentViewer,
-    path: Annotated[str, Form()],
-    type: Annotated[str, Form()],
+    path: Annotated[str, Form()] = "",
+    type: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
 ) -> Response:
     try:
@@ -70,8 +70,8 @@ def add_property(
 def rename_property(
     request: Request,
     who: CurrentViewer,
-    path: Annotated[str, Form()],
-    new_name: Annotated[str, Form()],
+    path: Annotated[str, Form()] = "",
+    new_name: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         model.rename(who.app, path, new_name.strip())
@@ -85,7 +85,7 @@ def rename_property(
 def drop_property(
     request: Request,
     who: CurrentViewer,
-    path: Annotated[str, Form()],
+    path: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     try:
@@ -124,7 +124,7 @@ def test_warehouse(request: Request, who: CurrentViewer) -> Response:
 
 @router.post("/warehouse")
 def change_warehouse(
-    request: Request, who: CurrentViewer, new_url: Annotated[str, Form()]
+    request: Request, who: CurrentViewer, new_url: Annotated[str, Form()] = ""
 ) -> Response:
     try:
         # The console's users do not own the server: the API's rule (a DuckDB file only
@@ -204,7 +204,9 @@ def tokens_page(request: Request, who: CurrentViewer, after: str = "") -> Respon
 
 
 @router.post("/tokens")
-def create_token(request: Request, who: CurrentViewer, name: Annotated[str, Form()]) -> Response:
+def create_token(
+    request: Request, who: CurrentViewer, name: Annotated[str, Form()] = ""
+) -> Response:
     """Post/Redirect/Get: the new token goes to the tokens page through this session's
     one-shot messages, so a reload shows the list and creates nothing."""
     try:
