@@ -182,3 +182,16 @@ def test_a_change_without_its_fields_is_told_not_dumped(site: Site) -> None:
         answer = anonymous.post(f"/pipelines/{pipeline.id}/enable", data={})
         assert answer.status_code == 303  # signing in comes first
         assert answer.headers["location"].startswith("/sign-in?next=")
+
+
+def test_a_refused_profile_search_keeps_the_profiles_page(site: Site) -> None:
+    """A search the service refuses (text holding the NUL character, pasted from
+    elsewhere) showed the console's error page, with a link to Sources and without the
+    search box; the Profiles page now comes back with the reason by its search box."""
+    with _signed_in(site) as client:
+        refused = client.get("/profiles", params={"q": "ann\x00@example.com"})
+        assert refused.status_code == 400
+        assert _value(refused.text, "profile-search") == "ann@example.com"
+        [alert] = re.findall(r'role="alert"[^>]*>([^<]*)<', refused.text)
+        assert "NUL character" in alert
+        assert "Back to Sources" not in refused.text

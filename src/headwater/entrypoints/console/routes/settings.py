@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -149,22 +149,42 @@ def profiles_page(request: Request, who: CurrentViewer, q: str = "", after: str 
         found = profiles.list_profiles(
             who.app, q or None, after=after or None, limit=PROFILES_PAGE + 1
         )
-    except InvalidInput as refused:  # merged or removed since the page that named it
+        total = profiles.count_profiles(who.app, q or None)
+    except InvalidInput as refused:
+        if refused.location == "search":  # text no warehouse takes: told by the box
+            return _profiles(request, who, q.replace("\x00", ""), "", [], 0, error=refused)
         if refused.location != "starting_after":
             raise
+        # merged or removed since the page that named it
         note, after = "That profile was merged or removed since; the list starts again.", ""
         found = profiles.list_profiles(who.app, q or None, limit=PROFILES_PAGE + 1)
+        total = profiles.count_profiles(who.app, q or None)
+    return _profiles(request, who, q, after, found, total, note=note)
+
+
+def _profiles(
+    request: Request,
+    who: Viewer,
+    q: str,
+    after: str,
+    found: list[dict[str, Any]],
+    total: int,
+    note: str | None = None,
+    error: InvalidInput | None = None,
+) -> Response:
     more = len(found) > PROFILES_PAGE
     return render(
         request,
         "profiles.html",
         who,
+        status=400 if error else 200,
         q=q,
         after=after,
         profiles=found[:PROFILES_PAGE],
         next_after=found[PROFILES_PAGE - 1]["id"] if more else None,
         note=note,
-        total=profiles.count_profiles(who.app, q or None),
+        error=error.message if error else None,
+        total=total,
         fields=authoring.model_fields(who.app.model())[:5],
     )
 
