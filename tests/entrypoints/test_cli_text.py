@@ -72,7 +72,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         _add_customers(sb)
         w = Workspace(env, sb, "", "", "", tmp)
         w.connection = _json(
-            w, "connections", "add", "stripe", "--name", HOSTILE, "--base-url", sb.url,
+            w, "connections", "add", "stripe", "--name", MARKUP, "--base-url", sb.url,
             stdin="sk_test_sandbox\n",
         )["id"]  # fmt: skip
         _json(w, "model", "add-property", "plan", "string", "--description", HOSTILE)
@@ -95,12 +95,12 @@ def _commands(ws: Workspace) -> dict[str, tuple[list[str], str]]:
     changed = ws.tmp / "changed.json"
     changed.write_text(json.dumps({"created_at": "email"}))
     return {
-        "connections add": (
-            ["connections", "add", "stripe", "--name", HOSTILE, "--base-url", ws.sandbox.url],
-            HOSTILE_SHOWN,
+        "connections add": (  # a name holds no control character (refused, below)
+            ["connections", "add", "stripe", "--name", MARKUP, "--base-url", ws.sandbox.url],
+            MARKUP,
         ),
-        "connections list": (["connections", "list"], HOSTILE_SHOWN),
-        "connections show": (["connections", "show", ws.connection], HOSTILE_SHOWN),
+        "connections list": (["connections", "list"], MARKUP),
+        "connections show": (["connections", "show", ws.connection], MARKUP),
         "model show": (["model", "show"], HOSTILE_SHOWN),
         "warehouse set": (["warehouse", "set", f"duckdb:///{ws.tmp}/{MARKUP}.duckdb"], MARKUP),
         "warehouse show": (["warehouse", "show"], MARKUP),
@@ -185,6 +185,19 @@ def test_a_pipeline_name_with_an_escape_sequence_is_refused(ws: Workspace) -> No
     assert result.exit_code == 1
     assert "a pipeline name cannot hold control characters" in result.stderr
     assert "\x1b" not in result.stderr
+
+
+@pytest.mark.parametrize("name", [HOSTILE, "two\nlines", "tab\there"])
+def test_a_connection_name_with_control_characters_is_refused(ws: Workspace, name: str) -> None:
+    """Connections had a rule of their own, and it let an escape sequence or a newline
+    into a name that every table and page shows (pipelines, tokens and workspaces
+    refused them)."""
+    result = invoke(ws, "connections", "update", ws.connection, "--name", name)
+    assert result.exit_code == 1
+    assert "a connection name cannot hold control characters" in result.stderr
+    assert "\x1b" not in result.stderr
+    shown = _json(ws, "connections", "show", ws.connection)
+    assert shown["name"] != name
 
 
 def test_tables_never_cut_ids_at_80_columns(ws: Workspace) -> None:

@@ -27,6 +27,7 @@ from headwater.adapters.store.webhooks import WebhookEndpoint
 from headwater.kernel.entities import Connection, new_id, utcnow
 from headwater.kernel.errors import HeadwaterError, InvalidInput, mask_secret
 from headwater.services.app import App
+from headwater.services.auth.names import checked_name
 from headwater.services.text import known_id, refuse_nul
 
 STRIPE_API = "https://api.stripe.com"
@@ -72,12 +73,9 @@ def add_stripe(
 
 
 def _check_name(name: str) -> str:
-    refuse_nul(name, "name")
-    if not name.strip():
-        raise InvalidInput("a connection needs a name", "name")
-    if len(name.strip()) > 200:
-        raise InvalidInput("a connection name has at most 200 characters", "name")
-    return name.strip()
+    """The rule of every name shown in tables and pages (`names.checked_name`): a
+    connection had its own, which let an escape sequence or a newline in."""
+    return checked_name(refuse_nul(name, "name"), "connection")
 
 
 def _check_rate(requests_per_second: float) -> float:

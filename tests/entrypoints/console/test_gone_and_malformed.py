@@ -110,7 +110,7 @@ def test_a_refused_settings_form_comes_back_with_what_was_typed(site: Site) -> N
         long_name = "Renamed & <kept> " + "n" * 200
         refused = client.post(f"{here}/rename", data={"name": long_name})
         assert refused.status_code == 400
-        assert "at most 200 characters" in refused.text
+        assert "a connection needs a name of 1 to 200 characters" in refused.text
         assert _value(refused.text, "source-name") == long_name
         typed = "ftp://hooks.example.com/?a=1&b=2"
         refused = client.post(f"{here}/webhook/register", data={"url": typed})
