@@ -123,3 +123,28 @@ def test_runs_show_follow_exits_as_pipelines_run_does(home: Path, tmp_path: Path
         assert invoke("runs", "show", run_id, "--follow").exit_code == code
         assert invoke("runs", "show", run_id).exit_code == 0
     assert "Exit codes" in invoke("runs", "show", "--help").stdout
+
+
+@pytest.mark.slow
+def test_runs_list_filters_by_status_as_the_api_does(home: Path) -> None:
+    """`GET /runs?status=` had no CLI twin: finding the failed runs meant reading every
+    one; ``runs list --status`` takes the API's statuses and refuses others."""
+    with start_sandbox(customers=30, seed=63) as sb:
+        conn = _connection(sb)["id"]
+        pid = doc("pipelines", "add", "--connection", conn, "--name", "p")["id"]
+        good = doc("pipelines", "run", pid)
+        sb.control(malformed_rate=1.0)
+        bad = invoke("pipelines", "run", pid, "--full", "--json")
+    assert bad.exit_code == 1, bad.output
+    failed = json.loads(bad.stdout)
+    assert [r["id"] for r in doc("runs", "list", "--status", "failed")] == [failed["id"]]
+    assert [r["id"] for r in doc("runs", "list", "--status", "succeeded")] == [good["id"]]
+    assert doc("runs", "list", "--status", "running") == []
+    both = doc("runs", "list", "--pipeline", pid, "--status", "succeeded")
+    assert [r["id"] for r in both] == [good["id"]]
+    text = invoke("runs", "list", "--status", "failed")
+    assert failed["id"] in text.stdout
+    assert good["id"] not in text.stdout
+    refused = invoke("runs", "list", "--status", "bogus")
+    assert refused.exit_code == 2
+    assert "succeeded" in refused.output  # the choices are named

@@ -83,13 +83,18 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--pipeline", "pipeline_id", help="Only runs of this pipeline.")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in RunStatus]),
+    help="Only runs with this status (as the API's status=).",
+)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @json_option
 @handle_errors
-def list_(pipeline_id: str | None, limit: int, as_json: bool) -> None:
+def list_(pipeline_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List recent runs, newest first."""
     with opened_app() as app:
-        items = runner.list_runs(app, pipeline_id, limit)
+        items = runner.list_runs(app, pipeline_id, limit, RunStatus(status) if status else None)
     if as_json:
         print_json([run_document(r) for r in items])
         return

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
 
-from headwater.adapters.store import runs
+from headwater.adapters.store import run_queries, runs
 from headwater.adapters.store.database import describe_error
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, HeadwaterError, TransientError
@@ -209,14 +209,18 @@ def _parts(
         )
 
 
-def list_runs(app: App, pipeline_id: str | None = None, limit: int = 50) -> list[Run]:
+def list_runs(
+    app: App, pipeline_id: str | None = None, limit: int = 50, status: RunStatus | None = None
+) -> list[Run]:
     """The newest runs of the workspace, or of one of its pipelines (`NotFound` for
-    one that is not the workspace's, an empty id included)."""
+    one that is not the workspace's, an empty id included), optionally of one status."""
     if pipeline_id is not None:
         ids = [manage.get(app, pipeline_id).id]
     else:
         ids = [p.id for p in manage.list_pipelines(app)]
-    return runs.list_runs(app.engine, ids, limit)
+    if status is None:
+        return runs.list_runs(app.engine, ids, limit)
+    return run_queries.page_runs(app.engine, ids, limit, status=status.value).runs
 
 
 def get_run(app: App, run_id: str, error_limit: int = 20) -> Run:
