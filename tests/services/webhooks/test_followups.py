@@ -10,11 +10,11 @@ import httpx
 import pytest
 from tests.services.conftest import MakePipeline, connect
 
-from headwater.adapters.connectors.stripe.changes import SETTLE
+from headwater.adapters.connectors.stripe.changes import SETTLE, unsettled
 from headwater.adapters.store import queue
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
-from headwater.kernel.entities import RunStatus, utcnow
+from headwater.kernel.entities import Connection, Pipeline, RunStatus, utcnow
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import manage, runner
@@ -280,6 +280,8 @@ def test_a_late_request_for_changes_the_last_run_already_read_runs_nothing(
         asked = utcnow()
         request_runs(app, conn.id, "evt_late_again", asked)
         assert dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1)) == []
+        # Stripe may list an event after its delivery: judged by its list SETTLE after.
+        assert dispatch_due(app, asked + SETTLE_WAIT) == []
         assert store.pending_followups(app.engine) == []
         # A change the last run did not read still runs.
         stripe.post("/v1/customers", data={"email": "new@example.com"}).raise_for_status()
@@ -293,3 +295,77 @@ def _ends(app: App, run_id: str, status: str) -> None:
     """The queued run is claimed by a worker and ends `status`."""
     run_store.claim_run(app.engine, run_id, "owner", utcnow() + timedelta(seconds=30))
     run_store.finish_run(app.engine, run_id, "owner", status=status, message=None)
+
+
+def test_a_straggling_delivery_of_an_event_stripe_lists_late_still_runs(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """Stripe's event list is eventually consistent (`changes.SETTLE`): a delivery can
+    arrive before its event is listed.  A request made just after a run was dropped at
+    once when Stripe's newest listed event was the position that run saved, so its
+    change (listed a moment later) waited for another change or the schedule.  The
+    delivery here comes before its change is listed (the test makes the change after
+    the delivery, as Stripe listing it late)."""
+    with (
+        start_sandbox(customers=3, seed=44) as sandbox,
+        httpx.Client(base_url=sandbox.url, auth=(sandbox.secret_key, "")) as stripe,
+    ):
+        conn, pipe = _settled(app, sandbox, stripe, make_pipeline)  # a run ended just now
+        asked = utcnow()
+        request_runs(app, conn.id, "evt_listed_late", asked)
+        assert dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1)) == []
+        # Stripe lists nothing newer yet, but may until SETTLE after the delivery.
+        [held] = store.pending_followups(app.engine)
+        assert held.due_at == asked + SETTLE_WAIT
+        made = stripe.post("/v1/customers", data={"email": "listed-late@example.com"})
+        made.raise_for_status()
+        [run] = dispatch_due(app, asked + SETTLE_WAIT)
+        assert run.pipeline_id == pipe.id
+        done = runner.execute_run(app, run.id)
+        assert (done.kind, done.counters["written"]) == ("incremental", 1)
+
+
+def test_a_request_covered_by_a_run_that_read_before_stripe_listed_its_event_runs_again(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """The run claimed after a delivery read Stripe's events before the event was listed
+    (eventually consistent: `changes.SETTLE`), saw nothing new and saved a settled
+    position; the request was dropped as settled, and the change waited for another
+    one.  It is judged SETTLE after the delivery, by Stripe's list then."""
+    with (
+        start_sandbox(customers=3, seed=45) as sandbox,
+        httpx.Client(base_url=sandbox.url, auth=(sandbox.secret_key, "")) as stripe,
+    ):
+        conn, pipe = _settled(app, sandbox, stripe, make_pipeline)
+        asked = utcnow()
+        request_runs(app, conn.id, "evt_not_listed_yet", asked)
+        covering = runner.enqueue(app, pipe.id)  # "run now", or a schedule's run
+        read = runner.execute_run(app, covering.id)  # claimed after the request
+        assert (read.kind, read.counters["written"]) == ("incremental", 0)
+        assert dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1)) == []
+        [held] = store.pending_followups(app.engine)
+        assert held.covered_by == covering.id
+        made = stripe.post("/v1/customers", data={"email": "listed-late@example.com"})
+        made.raise_for_status()
+        [run] = dispatch_due(app, asked + SETTLE_WAIT)
+        done = runner.execute_run(app, run.id)
+        assert (done.kind, done.counters["written"]) == ("incremental", 1)
+
+
+def _settled(
+    app: App, sandbox: RunningSandbox, stripe: httpx.Client, make_pipeline: MakePipeline
+) -> tuple[Connection, Pipeline]:
+    """A connection and a pipeline that read a change and settled it: its saved position
+    is Stripe's newest event, made more than `SETTLE` seconds before its last read."""
+    conn = connect(app, sandbox)
+    pipe = make_pipeline(conn, enabled=True, incremental=True)
+    assert runner.run_pipeline(app, pipe.id).kind == "full"
+    stripe.post("/v1/customers", data={"email": "read@example.com"}).raise_for_status()
+    assert runner.run_pipeline(app, pipe.id).counters["written"] == 1
+    sandbox.advance_clock(SETTLE + 1)
+    assert runner.run_pipeline(app, pipe.id).kind == "incremental"
+    position = manage.get(app, pipe.id).state.position
+    assert position is not None
+    assert position["event_id"] is not None
+    assert not unsettled(position)
+    return conn, pipe

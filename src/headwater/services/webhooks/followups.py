@@ -12,9 +12,10 @@ clears the mark.  Then, per due request:
 
 - a live run (queued, or running): look again once it has ended (the request is held,
   behind the requests that can run now, so held ones never starve the others);
-- no live run, and the run that covers it succeeded: it read every change asked about:
-  done.  One that failed or was cancelled read maybe nothing: the request stays and
-  runs (a lost follow-up would leave an acknowledged change unread until the next one);
+- no live run, and the run that covers it succeeded: it read every change asked about
+  that Stripe listed when it read: done (see below for the settling).  One that failed
+  or was cancelled read maybe nothing: the request stays and runs (a lost follow-up
+  would leave an acknowledged change unread until the next one);
 - no live run, and none covers it, but one ended shortly before the request (within
   `STRAGGLE`): Stripe sends deliveries concurrently and retries them, so they straggle
   behind the changes they report, and that run may have read them already.  One look at
@@ -30,10 +31,14 @@ only before the events of its last `changes.SETTLE` seconds (`changes.unsettled`
 it stayed behind some, the request waits until `SETTLE_WAIT` after it was made and runs
 once more: that run reads them again, with any event Stripe listed late among them, and
 settles them (a burst of changes costs one more run; without it, an event listed late
-after the last run of a quiet spell would wait for the next change or schedule).  So a
-request whose run is enqueued stays, as a *settling* check (`settling`), judged the same
-way once that run ended; one whose run failed or was cancelled then goes (the runner's
-retries are for failures: a settling check never runs one again).
+after the last run of a quiet spell would wait for the next change or schedule).  A
+delivery may also come before Stripe lists its event, so a run (or a look at Stripe)
+that saw nothing new proves it only from `SETTLE_WAIT` after the request: until then
+the request waits, then Stripe's newest listed event decides (one look; a run when it
+is newer than what the pipeline read).  So a request whose run is enqueued stays, as
+a *settling* check (`settling`), judged the same way once that run ended; one whose
+run failed or was cancelled then goes (the runner's retries are for failures: a
+settling check never runs one again).
 
 A pipeline disabled, deleted or no longer incremental drops its requests.
 
@@ -54,7 +59,7 @@ from headwater.adapters.store import objects
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.clock import Clock, SystemClock
-from headwater.kernel.entities import Pipeline, Run, RunStatus
+from headwater.kernel.entities import Connection, Pipeline, Run, RunStatus
 from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
@@ -135,11 +140,14 @@ def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
     view = app.in_workspace(followup.workspace_id)
     settle = covered or (not followup.settling and _read_already(view, found[0], followup))
     if settle:
-        if not unsettled(found[0].state.position):
-            store.drop_followup(app.engine, followup)
-            return None
-        if now < followup.requested_at + SETTLE_WAIT:  # one more run, once they settle
+        # Until SETTLE_WAIT after the request, Stripe may not list an event it announces
+        # yet: a run (or a glance) that saw nothing new proves nothing before then.
+        if now < followup.requested_at + SETTLE_WAIT:
             store.hold_followup(app.engine, followup, followup.requested_at + SETTLE_WAIT)
+            return None
+        settled = not unsettled(found[0].state.position)
+        if settled and (not covered or _listed_all(view, found[0])):
+            store.drop_followup(app.engine, followup)
             return None
     try:
         run = runner.enqueue(view, followup.pipeline_id)
@@ -176,8 +184,19 @@ def _read_already(app: App, pipeline: Pipeline, followup: store.FollowUp) -> boo
     if ended is None or ended < followup.first_at - STRAGGLE:
         return False
     connection = get_connection(app, pipeline.connection_id)
+    return connection.events_read and _listed_all(app, pipeline, connection)
+
+
+def _listed_all(app: App, pipeline: Pipeline, connection: Connection | None = None) -> bool:
+    """Whether the newest customer event Stripe lists is the newest the pipeline's saved
+    position read (asked once, briefly; False when Stripe cannot say).  A position that
+    cannot be compared (none, a full run due, no Events: Read) is taken as read."""
+    position = pipeline.state.position
+    if position is None or pipeline.needs_full:
+        return True
+    connection = connection or get_connection(app, pipeline.connection_id)
     if not connection.events_read:
-        return False
+        return True
     try:
         with open_source(app, connection, glance=True) as source:
             newest = source.event_position().get("event_id")
