@@ -57,6 +57,30 @@ def test_a_bad_public_url_is_refused_before_stripe_is_called(app: App) -> None:
         assert sandbox.webhooks() == []
 
 
+def test_the_endpoint_url_given_as_the_public_base_url_is_registered_as_it_is(app: App) -> None:
+    """The console shows the endpoint URL (with a Copy button) just above the "Public
+    base URL" field; pasting it there registered the endpoint at that URL followed by
+    the receiver's path again, where nothing answers but 404: Stripe's deliveries all
+    failed while the webhook showed as on."""
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        other = connections.add_stripe(app, "other", sandbox.secret_key, sandbox.url, 100.0)
+        url = f"https://hw.example.com/base/api/v1/webhooks/stripe/{conn.id}"
+        for given in [url, url + "/"]:
+            shown = endpoints.register(app, conn.id, given).public()
+            [made] = sandbox.webhooks()
+            assert made["url"] == shown["url"] == url
+        shown = endpoints.set_secret(app, conn.id, "whsec_byhand12345", url).public()
+        assert shown["url"] == url
+        # Another connection's endpoint URL names the wrong connection: refused.
+        with pytest.raises(InvalidInput) as caught:
+            endpoints.register(app, other.id, url)
+        assert caught.value.location == "url"
+        assert "https://hw.example.com/base" in caught.value.message
+        assert store.get_endpoint(app.engine, other.id) is None
+        assert len(sandbox.webhooks()) == 1
+
+
 def test_a_key_without_webhook_write_gets_the_manual_path(app: App) -> None:
     keys = {"rk_test_nowebhooks": "customers:read,events:read"}
     with start_sandbox(customers=0, seed=6, keys=keys) as sandbox:

@@ -66,7 +66,8 @@ def show(app: App, connection_id: str) -> WebhookSettings:
 
 
 def receiver_url(public_base_url: str, connection_id: str) -> str:
-    """The full URL Stripe posts to, from the address the service is reachable at."""
+    """The full URL Stripe posts to, from the address the service is reachable at (or
+    that full URL itself, as shown to copy)."""
     base = refuse_nul(public_base_url, "url").strip().rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -77,7 +78,17 @@ def receiver_url(public_base_url: str, connection_id: str) -> str:
         )
     if parts.query or parts.fragment:
         raise InvalidInput("must have no query or fragment", "url")
-    return base + RECEIVER_PATH.format(connection_id=connection_id)
+    own = RECEIVER_PATH.format(connection_id=connection_id)
+    if base.endswith(own):  # the endpoint URL itself (the console shows it to copy)
+        return base
+    at = (base + "/").find(RECEIVER_PATH.partition("{")[0])
+    if at >= 0:  # another connection's endpoint URL: Stripe would post there
+        raise InvalidInput(
+            "holds the path of a webhook endpoint that is not this connection's; give "
+            f"the address Headwater is reachable at, such as {base[:at]}",
+            "url",
+        )
+    return base + own
 
 
 def register(app: App, connection_id: str, public_base_url: str) -> WebhookSettings:
