@@ -113,3 +113,31 @@ def test_the_secret_of_a_hand_made_endpoint_is_checked_and_scoped(
     assert endpoints.remove(app, conn.id).endpoint is not None
     with pytest.raises(NotFound, match="no webhook endpoint"):
         endpoints.remove(app, conn.id)
+
+
+def test_rolling_the_secret_keeps_the_last_delivery_and_takes_either_signature(
+    app: App, empty_sandbox: RunningSandbox
+) -> None:
+    """Storing the rolled secret (README: roll it in the Dashboard, store the new one)
+    reset the last delivery to none, so the webhook looked as if nothing had ever
+    arrived; it is when the last verified delivery arrived, whatever secret signed it."""
+    conn = connect(app, empty_sandbox)
+    endpoints.set_secret(app, conn.id, SECRET)
+    payload = _event("evt_before_roll")
+    receive(app, conn.id, payload, _signed(payload), SystemClock())
+    before = endpoints.show(app, conn.id).endpoint
+    assert before is not None
+    assert before.last_delivery_at is not None
+    rolled = "whsec_rolled_secret_value"
+    after = endpoints.set_secret(app, conn.id, rolled).endpoint
+    assert after is not None
+    assert after.secret_masked != before.secret_masked
+    assert after.last_delivery_at == before.last_delivery_at
+    # While Stripe rolls, it signs with both secrets (two v1): either one is enough.
+    payload = _event("evt_while_rolling")
+    now = int(datetime.now(UTC).timestamp())
+    both = sign(payload, SECRET, now) + "," + sign(payload, rolled, now).split(",")[1]
+    assert not receive(app, conn.id, payload, both, SystemClock()).duplicate
+    late = _event("evt_old_secret_only")
+    with pytest.raises(BadSignature):  # the old secret alone no longer
+        receive(app, conn.id, late, _signed(late), SystemClock())

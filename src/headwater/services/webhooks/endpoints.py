@@ -137,7 +137,10 @@ def set_secret(
     url = receiver_url(public_base_url, connection.id) if public_base_url else None
     previous = store.get_endpoint(app.engine, connection.id)
     endpoint_id = previous.stripe_endpoint_id if previous else None
-    _save(app, connection, secret, endpoint_id, url or (previous.url if previous else None))
+    url = url or (previous.url if previous else None)
+    # A rolled secret signs the same endpoint's deliveries: its last one stays shown.
+    delivered = previous.last_delivery_at if previous else None
+    _save(app, connection, secret, endpoint_id, url, delivered)
     return show(app, connection.id)
 
 
@@ -165,7 +168,12 @@ def remove(app: App, connection_id: str) -> WebhookSettings:
 
 
 def _save(
-    app: App, connection: Connection, secret: str, endpoint_id: str | None, url: str | None
+    app: App,
+    connection: Connection,
+    secret: str,
+    endpoint_id: str | None,
+    url: str | None,
+    last_delivery_at: datetime | None = None,
 ) -> None:
     store.save_endpoint(
         app.engine,
@@ -177,7 +185,7 @@ def _save(
             secret_encrypted=app.cipher.encrypt(secret, context=secret_context(connection.id)),
             secret_masked=mask_secret(secret),
             created_at=utcnow(),
-            last_delivery_at=None,
+            last_delivery_at=last_delivery_at,
         ),
     )
 
