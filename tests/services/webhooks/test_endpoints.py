@@ -203,3 +203,24 @@ def test_a_connection_whose_key_no_longer_decrypts_can_still_be_deleted(app: App
         for conn in (plain, hooked):
             with pytest.raises(NotFound):
                 connections.get_connection(app, conn.id)
+
+
+def test_registering_over_an_endpoint_made_by_hand_says_it_is_left_at_stripe(app: App) -> None:
+    """Registering replaced the stored secret of an endpoint made by hand (which
+    Headwater cannot see at Stripe) and said nothing: that endpoint stayed, every
+    delivery of it refused from then on, until Stripe disabled it."""
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        url = f"https://hw.example.com/api/v1/webhooks/stripe/{conn.id}"
+        by_hand = sandbox.add_webhook(url, events=tuple(EVENTS))
+        endpoints.set_secret(app, conn.id, by_hand["secret"], "https://hw.example.com")
+        made = endpoints.register(app, conn.id, "https://hw.example.com").public()
+        assert {e["id"] for e in sandbox.webhooks()} == {by_hand["id"], made["stripe_endpoint_id"]}
+        warning = made["warning"]
+        assert warning is not None
+        assert url in warning
+        assert "Stripe Dashboard" in warning
+        assert "refused" in warning
+        # Registering again replaces an endpoint Headwater made: nothing to say.
+        again = endpoints.register(app, conn.id, "https://hw.example.com").public()
+        assert again["warning"] is None

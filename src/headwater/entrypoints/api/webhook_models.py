@@ -47,7 +47,7 @@ class WebhookPublic(BaseModel):
     warning: str | None = Field(
         default=None,
         description="What is left to do by hand after a change that went through "
-        "(a previous endpoint Stripe could not delete), or null.",
+        "(a previous endpoint Stripe could not delete, or one made by hand), or null.",
     )
 
 

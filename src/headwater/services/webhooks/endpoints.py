@@ -93,7 +93,8 @@ def receiver_url(public_base_url: str, connection_id: str) -> str:
 
 def register(app: App, connection_id: str, public_base_url: str) -> WebhookSettings:
     """Create the endpoint at Stripe (customer events, our pinned API version) and store
-    its signing secret; a previous endpoint made by Headwater is deleted at Stripe."""
+    its signing secret; a previous endpoint made by Headwater is deleted at Stripe, one
+    made by hand is named in the `warning` (Headwater cannot delete it)."""
     connection = get_connection(app, connection_id)
     url = receiver_url(public_base_url, connection.id)
     key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
@@ -106,8 +107,17 @@ def register(app: App, connection_id: str, public_base_url: str) -> WebhookSetti
     previous = store.get_endpoint(app.engine, connection.id)
     _save(app, connection, made.secret, made.id, made.url)
     settings = show(app, connection.id)
-    old = previous.stripe_endpoint_id if previous is not None else None
-    if old is None or old == made.id:
+    if previous is None:
+        return settings
+    old = previous.stripe_endpoint_id
+    if old is None:  # made by hand: Headwater cannot see it, let alone delete it
+        left = (
+            f"the endpoint made by hand ({previous.url or 'its URL as set up'}) still "
+            "exists at Stripe: delete it in the Stripe Dashboard (Developers, Webhooks); "
+            "its deliveries are refused from now on"
+        )
+        return replace(settings, warning=left)
+    if old == made.id:
         return settings
     try:  # the new endpoint is made and saved: an old one left over is a note, not a failure
         stripe_endpoints.delete_endpoint(connection.base_url, key, old)
