@@ -62,7 +62,7 @@ class App:
             warehouse_url_encrypted=None,
             created_at=utcnow(),
         )
-        return objects.add(self.engine, workspace)
+        return objects.add_or_get(self.engine, workspace)  # several processes start
 
     def model(self) -> CustomerModel:
         return CustomerModel.from_list(self.workspace().customer_model)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from headwater.adapters.store import tables
@@ -69,6 +70,17 @@ def add(engine: Engine, entity: E) -> E:
     with engine.begin() as conn:
         conn.execute(insert(_TABLES[type(entity)]).values(**asdict(entity)))
     return entity
+
+
+def add_or_get(engine: Engine, entity: E) -> E:
+    """Insert `entity` unless its id is stored already (another process may insert it
+    at the same moment); the stored one either way."""
+    table = _TABLES[type(entity)]
+    with engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values(**asdict(entity))
+        conn.execute(statement.on_conflict_do_nothing(index_elements=[table.c.id]))
+    return get(engine, type(entity), entity.id)
 
 
 @functools.cache
