@@ -73,3 +73,17 @@ def test_two_serves_started_at_once_on_a_migrated_store_both_come_up(home: Path)
         hold = f'LOCK TABLE "{schema}".workspaces IN SHARE MODE'
         for service in _start_both(url, home, hold, schema):
             service.stop()
+
+
+@pytest.mark.slow
+def test_two_serves_started_at_once_on_a_new_store_both_come_up(home: Path) -> None:
+    """Both found the store unmigrated and migrated it at once: the second one's
+    CREATE TABLE collided with the first one's (UniqueViolation) and it exited
+    ("the metadata store is unavailable"), as two replicas of a deployment (or an
+    upgrade restarting both) did.  The test holds the store's first table in a
+    transaction (neither serve sees it) until both wait on it to migrate."""
+    with fresh_schema("s") as schema:
+        url = f"{pg_schema_url(schema)}&application_name={schema}"
+        hold = f'CREATE TABLE "{schema}".alembic_version (version_num varchar(32))'
+        for service in _start_both(url, home, hold, schema):
+            service.stop()

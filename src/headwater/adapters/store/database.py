@@ -77,8 +77,9 @@ def open_engine(url: str, cipher: Cipher | None = None) -> Engine:
             if current_revision(conn) != HEAD_REVISION:
                 conn.commit()  # the read's transaction ends before the pragmas
                 with _foreign_keys_off(conn), conn.begin():
-                    migrate(conn, cipher=cipher)
-                    _check_foreign_keys(conn)
+                    if _one_migrator(conn) != HEAD_REVISION:
+                        migrate(conn, cipher=cipher)
+                        _check_foreign_keys(conn)
     except Exception as exc:  # the driver's own error types vary; report uniformly
         engine.dispose()
         raise StoreUnavailable(
@@ -161,6 +162,22 @@ def _check_foreign_keys(conn: Connection) -> None:
         broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
         if broken:
             raise RuntimeError(f"the migration broke {len(broken)} foreign keys: {broken[:3]}")
+
+
+def _one_migrator(conn: Connection) -> str | None:
+    """Wait until no other process migrates this store, then read its revision again
+    (in the migration's transaction, which holds the wait's lock until it commits).
+
+    Processes sharing a PostgreSQL store (several `serve`s started at once, or
+    restarted on an upgrade) each found it behind and migrated it together: the
+    second one's CREATE TABLE collided with the first's and it failed to start.  An
+    advisory lock of the transaction, keyed by the store's schema, makes them take
+    turns: the first migrates, the others find it migrated.  (A SQLite store is one
+    machine's file; this takes no lock there.)"""
+    if conn.dialect.name == "postgresql":
+        key = "hashtext('headwater migrate ' || coalesce(current_schema(), ''))"
+        conn.execute(text(f"SELECT pg_advisory_xact_lock({key})"))
+    return current_revision(conn)
 
 
 def current_revision(conn: Connection) -> str | None:
