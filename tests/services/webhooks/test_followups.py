@@ -154,6 +154,41 @@ def test_a_request_whose_covering_run_did_not_succeed_runs(
     assert store.pending_followups(app.engine) == []
 
 
+def test_a_request_whose_run_was_closed_as_lost_runs_again_as_a_retry(
+    app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """The serve executing the request's run was killed (SIGKILL, a lost machine) and
+    another closed that run as lost, which no runner retries (only the process that ran
+    a run retries it): the settling check dropped the request as if the runner would,
+    and the change it announced stayed unread until another came.  It now runs again,
+    as a retry of the lost run, up to the runner's number of retries."""
+    conn = connect(app, empty_sandbox)
+    pipe = make_pipeline(conn, enabled=True, incremental=True)
+    asked = utcnow()
+    request_runs(app, conn.id, "evt_lost", asked)
+    [run] = dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1))
+    for attempt in range(1, app.settings.run_retries + 2):
+        lapsed = utcnow() - timedelta(seconds=1)  # its worker died: no renewal came
+        claimed = queue.claim_next(app.engine, "worker", lapsed)
+        assert claimed is not None
+        assert (claimed.id, claimed.attempt) == (run.id, attempt)
+        assert run_store.reap_lapsed(app.engine, utcnow()) == [run.id]
+        assert run_store.get_run(app.engine, run.id, 0).message.startswith("worker lost on ")
+        again = dispatch_due(app, asked + SETTLE_WAIT + timedelta(seconds=attempt))
+        if attempt > app.settings.run_retries:
+            break
+        assert [(r.pipeline_id, r.retry_of, r.attempt) for r in again] == [
+            (pipe.id, run.id, attempt + 1)
+        ]
+        [check] = store.pending_followups(app.engine)
+        assert check.settling
+        run = again[0]
+    # Lost as often as the runner retries: given up, as the runner gives up.
+    assert again == []
+    assert store.pending_followups(app.engine) == []
+    assert _live(app, pipe.id) is None
+
+
 def test_a_run_that_left_events_unsettled_is_followed_by_one_that_settles_them(
     app: App, make_pipeline: MakePipeline
 ) -> None:

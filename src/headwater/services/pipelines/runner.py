@@ -66,10 +66,14 @@ def run_here(
     return run_pipeline(app, pipeline_id, full=full, on_progress=on_progress)
 
 
-def enqueue(app: App, pipeline_id: str, *, full: bool = False) -> Run:
-    """Insert a queued run of the pipeline; refused when disabled or already live."""
+def enqueue(
+    app: App, pipeline_id: str, *, full: bool = False, retry: runs.Retry | None = None
+) -> Run:
+    """Insert a queued run of the pipeline (the `retry` of an earlier one, if given);
+    refused when disabled or already live."""
     pipeline = _runnable(app, pipeline_id)
-    return runs.create_run(app.engine, pipeline.id, next_run_kind(pipeline, full))
+    kind = next_run_kind(pipeline, full)
+    return runs.create_run(app.engine, pipeline.id, kind, retry=retry)
 
 
 def execute_run(

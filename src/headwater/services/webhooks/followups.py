@@ -38,7 +38,9 @@ the request waits, then Stripe's newest listed event decides (one look; a run wh
 is newer than what the pipeline read).  So a request whose run is enqueued stays, as
 a *settling* check (`settling`), judged the same way once that run ended; one whose
 run failed or was cancelled then goes (the runner's retries are for failures: a
-settling check never runs one again).
+settling check never runs one again), except a run closed as lost: its process died,
+so no runner retries it, and the check enqueues its retry instead (as many as the
+runner would: `run_retries`).
 
 A pipeline disabled, deleted or no longer incremental drops its requests.
 
@@ -55,11 +57,11 @@ import threading
 from datetime import datetime, timedelta
 
 from headwater.adapters.connectors.stripe.changes import SETTLE, unsettled
-from headwater.adapters.store import objects
+from headwater.adapters.store import objects, queue
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.clock import Clock, SystemClock
-from headwater.kernel.entities import Connection, Pipeline, Run, RunStatus
+from headwater.kernel.entities import Connection, Pipeline, Run, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
@@ -134,9 +136,12 @@ def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
         store.hold_followup(app.engine, followup, now + HOLD)
         return None
     covered = followup.covered_by is not None and _succeeded(app, followup.covered_by)
-    if followup.settling and not covered:  # failed, cancelled: retries are the runner's
-        store.drop_followup(app.engine, followup)
-        return None
+    retry = None
+    if followup.settling and not covered:
+        retry = _retry_of_lost(app, followup.covered_by)
+        if retry is None:  # failed, cancelled: retries are the runner's
+            store.drop_followup(app.engine, followup)
+            return None
     view = app.in_workspace(followup.workspace_id)
     settle = covered or (not followup.settling and _read_already(view, found[0], followup))
     if settle:
@@ -150,7 +155,7 @@ def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
             store.drop_followup(app.engine, followup)
             return None
     try:
-        run = runner.enqueue(view, followup.pipeline_id)
+        run = runner.enqueue(view, followup.pipeline_id, retry=retry)
     except Conflict:  # a run became live meanwhile: judge it on the next pass
         return None
     if settle:
@@ -164,6 +169,30 @@ def _dispatch(app: App, followup: store.FollowUp, now: datetime) -> Run | None:
 #: `changes.SETTLE` seconds of the read: Stripe may still list an earlier event late)
 #: are read again by one more run, which settles them.
 SETTLE_WAIT = timedelta(seconds=SETTLE + 1)
+
+
+def _retry_of_lost(app: App, run_id: str | None) -> run_store.Retry | None:
+    """A retry of run `run_id` if it was closed as lost (its worker died, so no runner
+    retries it) and has retries left, as the runner counts them; else None."""
+    try:
+        lost = run_store.get_run(app.engine, run_id, 0) if run_id else None
+    except NotFound:
+        return None
+    if lost is None or lost.status != RunStatus.FAILED:
+        return None
+    if not (lost.message or "").startswith(queue.LOST_PREFIX):
+        return None
+    if lost.attempt > app.settings.run_retries:
+        return None
+    return run_store.Retry(
+        attempt=lost.attempt + 1,
+        retry_of=lost.id,
+        not_before=utcnow(),
+        reason=(
+            f"retry {lost.attempt} of {app.settings.run_retries} of run {lost.id}, whose "
+            "worker was lost before it read the changes a webhook announced"
+        ),
+    )
 
 
 def _succeeded(app: App, run_id: str) -> bool:
