@@ -9,6 +9,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
@@ -270,10 +271,10 @@ def test_a_pipeline_disabled_while_its_run_is_enqueued_keeps_no_queued_run(
     assert slot is not None
     create_run = runs.create_run
 
-    def disabled_meanwhile(engine: Engine, pipeline_id: str, kind: str) -> Run:
+    def disabled_meanwhile(engine: Engine, pipeline_id: str, kind: str, **kw: Any) -> Run:
         # Someone disables the pipeline after `enqueue` checked it, before its insert.
         manage.update(sched_app, pipeline_id, manage.PipelineChanges(enabled=False))
-        return create_run(engine, pipeline_id, kind)
+        return create_run(engine, pipeline_id, kind, **kw)
 
     monkeypatch.setattr(runs, "create_run", disabled_meanwhile)
     assert tick(sched_app, SetClock(slot)) == Tick(disabled=[pipeline.id])
