@@ -339,3 +339,28 @@ def test_an_error_message_is_capped() -> None:
     assert out.message.startswith("Error: xxx")
     assert len(out.message) == 2001
     t.close()
+
+
+def test_nan_and_infinity_returned_are_record_errors_not_nulls() -> None:
+    """JSON.stringify writes NaN and Infinity as null, so a score of NaN (0/0, a
+    Number() of text) was imported as a missing one without a word (a value the
+    mapping language and the Customer Model refuse, naming the property)."""
+    source = """
+function transform(c) {
+  const v = Number(c.v);
+  if (c.where === "top") { return {score: v, note: null}; }
+  return {metadata: {a: [1, {b: v}]}, note: null};
+}
+"""
+    t = compile_javascript(source)
+    cases = [("top", "NaN"), ("deep", "-Infinity"), ("top", "1.5"), ("deep", "2")]
+    out = t.transform([{"where": w, "v": v} for w, v in cases])
+    assert isinstance(out[0], TransformFailure)
+    assert out[0].message == (
+        "the returned object is not JSON: NaN at 'score' (JSON has no NaN or Infinity)"
+    )
+    assert isinstance(out[1], TransformFailure)
+    assert "-Infinity at 'metadata.a[1].b'" in out[1].message
+    assert out[2] == {"score": 1.5, "note": None}
+    assert out[3] == {"metadata": {"a": [1, {"b": 2}]}, "note": None}
+    t.close()

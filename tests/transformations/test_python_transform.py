@@ -179,3 +179,30 @@ def test_top_level_failure_with_half_a_character_is_a_clear_error() -> None:
         compile_python("x = chr(0xD83D)\nraise ValueError('bad ' + x)\ndef transform(c): pass\n")
     assert caught.value.message == "line 2: ValueError: bad \\ud83d (line 2)"
     assert caught.value.message.encode("utf-8")  # storable text
+
+
+def test_nan_and_infinity_returned_are_record_errors_not_nulls() -> None:
+    """JSON has no NaN or Infinity: the reply's encoder wrote them as null, so a score
+    of NaN was imported as a missing one without a word (a value the mapping language
+    and the Customer Model refuse, naming the property)."""
+    source = """
+def transform(c):
+    v = float(c["v"])
+    if c["where"] == "top":
+        return {"score": v, "note": None}
+    return {"metadata": {"a": [1, {"b": v}]}, "note": None}
+"""
+    t = compile_python(source, time_limit=5.0, workers=1)
+    try:
+        cases = [("top", "nan"), ("deep", "-inf"), ("top", "1.5"), ("deep", "-0.0")]
+        out = t.transform([{"where": w, "v": v} for w, v in cases])
+        assert isinstance(out[0], TransformFailure)
+        assert out[0].message == (
+            "the returned dict is not JSON: NaN at 'score' (JSON has no NaN or Infinity)"
+        )
+        assert isinstance(out[1], TransformFailure)
+        assert "-Infinity at 'metadata.a[1].b'" in out[1].message
+        assert out[2] == {"score": 1.5, "note": None}
+        assert out[3] == {"metadata": {"a": [1, {"b": -0.0}]}, "note": None}
+    finally:
+        t.close()

@@ -50,6 +50,22 @@ const __headwater__ = (function () {
     try { return e instanceof RangeErrorCtor && test.call(outOfMemory, toStr(e.message)); }
     catch (x) { return false; }  // a user object (a proxy, a getter) that throws
   }
+  // Where `v` holds NaN or an infinity, which stringify writes as null, or null.
+  const finite = Number.isFinite, ownKeys = Object.keys, indexOf = String.prototype.indexOf;
+  function notFinite(v, at) {
+    if (typeof v === "number") {
+      if (finite(v)) { return null; }
+      return (v !== v ? "NaN" : v > 0 ? "Infinity" : "-Infinity") + " at '" + at + "'";
+    }
+    if (v === null || typeof v !== "object") { return null; }
+    const many = isArray(v), keys = many ? null : ownKeys(v), n = many ? v.length : keys.length;
+    for (let i = 0; i < n; i++) {
+      const found = many ? notFinite(v[i], at + "[" + i + "]")
+                         : notFinite(v[keys[i]], at ? at + "." + keys[i] : keys[i]);
+      if (found !== null) { return found; }
+    }
+    return null;
+  }
   function kind(v) { return isArray(v) ? "an array" : v === null ? "null" : "a " + typeof v; }
   return {
     setup(cap, chars) {  // once, before the user's code (which can see this object)
@@ -72,7 +88,11 @@ const __headwater__ = (function () {
             err = "transform must return an object or null, not " + kind(r);
           } else {
             part = stringify(r);
-            if (part.length > maxChars) {
+            const bad = indexOf.call(part, "null") === -1 ? null : notFinite(r, "");
+            if (bad !== null) {
+              err = "the returned object is not JSON: " + bad + " (JSON has no NaN or Infinity)";
+              part = "null";
+            } else if (part.length > maxChars) {
               err = "the returned object is too large (" + part.length +
                     " characters of JSON, limit " + maxChars + ")";
               part = "null";

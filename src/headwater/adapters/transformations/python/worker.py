@@ -89,7 +89,8 @@ def load_codec(orjson_dir: str | None) -> tuple[Dumps, Callable[[bytes], Any]]:
             import orjson
 
             def dumps(value: Any) -> bytes:
-                return orjson.dumps(value, default=_default)
+                body = orjson.dumps(value, default=_default)
+                return body if b"null" not in body else finite(value, body)
 
             return dumps, orjson.loads
         except ImportError:
@@ -98,7 +99,21 @@ def load_codec(orjson_dir: str | None) -> tuple[Dumps, Callable[[bytes], Any]]:
             sys.path.remove(orjson_dir)
             sys.path_importer_cache.pop(orjson_dir, None)
     encoder = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"))
-    return (lambda value: encoder.encode(value).encode()), json.loads
+    return (lambda value: finite(value, encoder.encode(value).encode())), json.loads
+
+
+def finite(value: Any, body: bytes, at: str = "", deep: Any = (dict, list, tuple, set)) -> bytes:
+    """`body`, the JSON of `value`, unless `value` holds NaN or an infinity (orjson writes
+    null, json NaN: JSON has neither): then ValueError naming where (paths made lazily)."""
+    many = not isinstance(value, dict)
+    for key, item in enumerate(value) if many else dict.items(value):
+        if isinstance(item, float) and item - item != 0:
+            name = "NaN" if item != item else "Infinity" if item > 0 else "-Infinity"
+            where = f"{at}[{key}]" if many else f"{at}.{key}"
+            raise ValueError(f"{name} at {where[1:]!r} (JSON has no NaN or Infinity)")
+        if isinstance(item, deep):
+            finite(item, body, f"{at}[{key}]" if many else f"{at}.{key}")
+    return body
 
 
 def _default(value: Any) -> Any:
@@ -362,13 +377,8 @@ def main() -> None:
     cfg = json.loads(first)
     dumps, loads = load_codec(cfg.get("orjson_dir"))
     # Taken before any user code runs, so user code cannot swap them.
-    restore, batch, read, write, exit_now = (
-        make_restore(),
-        run_batch,
-        read_frame,
-        write_frame,
-        (os._exit),
-    )
+    restore, batch, read, write = make_restore(), run_batch, read_frame, write_frame
+    exit_now = os._exit
     fn, done = start(cfg, out_fd)
     restore()  # what the top-level code changed in builtins does not last either
     write(out_fd, json.dumps({"ok": True, "sandbox": done}).encode())
