@@ -19,7 +19,7 @@ from headwater.adapters.warehouse.contract import (
 )
 from headwater.adapters.warehouse.profile_store import ProfileRecord, ProfileWrite
 from headwater.kernel.errors import InvalidInput, NotFound
-from headwater.kernel.model import Column, PropertyType
+from headwater.kernel.model import Column, ConversionError, CustomerModel, Property, PropertyType
 from headwater.kernel.records import IdentityRow
 from headwater.kernel.state import PipelineState
 from headwater.services.identity.ids import new_profile_id
@@ -633,3 +633,30 @@ def test_a_property_named_like_an_internal_alias_is_a_property_like_any(
         assert (str(found["cus_1"]["_profile_id"]) if expected else None) == expected
     finally:
         warehouse.close()
+
+
+def test_decimals_converted_by_the_model_read_back_alike_on_every_engine(
+    warehouse: Warehouse,
+) -> None:
+    """Decimals are DECIMAL(38, 9): DuckDB rounded the digits past the ninth (half away
+    from zero) while PostgreSQL's numeric kept them all, so one import read back
+    0.123456789 on one engine and 0.1234567891234 on the other; the model now rounds."""
+    balance = CustomerModel((Property("balance", PropertyType.DECIMAL),))
+    given = {  # what is given, what is read back (as text: the scale is read too)
+        "cus_1": ("0.1234567891234", "0.123456789"),
+        "cus_2": ("0.0000000025", "3E-9"),
+        "cus_3": ("-2.5000000015", "-2.500000002"),
+        "cus_4": (1e-10, "0E-9"),
+        "cus_5": (
+            "1234567890" * 2 + "123456789.1234567894",
+            "1234567890" * 2 + "123456789.123456789",
+        ),
+    }
+    rows = [row(sid, **balance.to_columns({"balance": v})) for sid, (v, _) in given.items()]
+    result = write(warehouse, batch(*rows))
+    assert result.rejected == []
+    stored = {i["_source_id"]: str(i["balance"]) for i in warehouse.identities()}
+    assert stored == {sid: want for sid, (_, want) in given.items()}
+    # Rounding up past 29 digits before the point is refused by the model, not the engine.
+    with pytest.raises(ConversionError, match="'balance'"):
+        balance.to_columns({"balance": "99999999999999999999999999999.9999999996"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
@@ -124,18 +124,29 @@ def _to_decimal(v: Any) -> Decimal:
     raise ConversionError("expected a number")
 
 
+#: Rounding to the scale as DuckDB's DECIMAL(38, 9) does (half away from zero), so that
+#: PostgreSQL's numeric, which keeps every digit, stores the same value.
+_SCALE = Decimal(1).scaleb(-DECIMAL_SCALE)
+_ZERO = Decimal(0).quantize(_SCALE)
+_ROUNDING = Context(prec=DECIMAL_DIGITS, rounding=ROUND_HALF_UP, traps=[InvalidOperation])
+
+
 def _in_range(out: Decimal) -> Decimal:
-    """`out` when DECIMAL(38, 9) can hold it (one that rounds to zero at that scale is
-    zero: "1e-99999999999" would be written out digit by digit)."""
+    """`out` rounded to DECIMAL(38, 9)'s scale, when that type can hold it (one that
+    rounds to zero is zero at once: "1e-99999999999" would be written out digit by
+    digit)."""
     if not out.is_finite():
         raise ConversionError("not a finite number")
-    if out.is_zero():
-        return out
-    if out.adjusted() >= DECIMAL_DIGITS - DECIMAL_SCALE:
-        raise ConversionError(
-            f"out of range: at most {DECIMAL_DIGITS - DECIMAL_SCALE} digits before the point"
-        )
-    return Decimal(0) if out.adjusted() < -DECIMAL_SCALE - 2 else out
+    if out.is_zero() or out.adjusted() < -DECIMAL_SCALE - 2:
+        return _ZERO
+    if out.adjusted() < DECIMAL_DIGITS - DECIMAL_SCALE:
+        try:
+            return out.quantize(_SCALE, context=_ROUNDING)
+        except InvalidOperation:  # 99...9.9999999995 rounds up past the digits
+            pass
+    raise ConversionError(
+        f"out of range: at most {DECIMAL_DIGITS - DECIMAL_SCALE} digits before the point"
+    )
 
 
 _TRUE = {"true", "t", "yes", "1"}
