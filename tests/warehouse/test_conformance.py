@@ -660,3 +660,46 @@ def test_decimals_converted_by_the_model_read_back_alike_on_every_engine(
     # Rounding up past 29 digits before the point is refused by the model, not the engine.
     with pytest.raises(ConversionError, match="'balance'"):
         balance.to_columns({"balance": "99999999999999999999999999999.9999999996"})
+
+
+def test_a_column_of_another_type_than_its_property_fails_its_values_by_name(
+    warehouse: Warehouse,
+) -> None:
+    """A warehouse can hold a property's column with another type than the model's
+    (made under the property's earlier type: a workspace switched back to a warehouse
+    after dropping and adding the property, or an older column of that name).  The
+    tables were kept as they were, and each engine then did its own thing: DuckDB
+    truncated a float 5.5 into its integer column as 5, PostgreSQL took true as 1, and
+    the rest failed with engine messages naming no property ('bad argument type for
+    built-in operation').  Each such value is now its record's error naming the
+    column and both types; the rest of the batch lands."""
+    warehouse.ensure_columns(
+        [
+            Column("seats", "seats", PropertyType.INTEGER),
+            Column("plan", "plan", PropertyType.STRING),
+        ]
+    )
+    model = [
+        *COLUMNS,
+        Column("seats", "seats", PropertyType.FLOAT),
+        Column("plan", "plan", PropertyType.BOOLEAN),
+    ]
+    warehouse.ensure_columns(model)  # the columns stay as they are
+    result = write(
+        warehouse,
+        batch(
+            row("cus_1", email="a", seats=5.5),
+            row("cus_2", email="b", plan=True),
+            row("cus_3", email="c", seats=None, plan=None),
+        ),
+    )
+    assert sorted(sid for sid, _ in result.rejected) == ["cus_1", "cus_2"]
+    reasons = dict(result.rejected)
+    assert reasons["cus_1"] == (
+        "column 'seats' is integer in the warehouse but float in the Customer Model "
+        "(drop or rename that column, or give the property its type back)"
+    )
+    assert "column 'plan' is string in the warehouse but boolean" in reasons["cus_2"]
+    assert [(i["_source_id"], i["seats"], i["plan"]) for i in warehouse.identities()] == [
+        ("cus_3", None, None)
+    ]

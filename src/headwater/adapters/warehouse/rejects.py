@@ -63,13 +63,21 @@ def message(text: str) -> str:
 
 
 def stage_values(
-    rows: Sequence[IdentityRow], columns: Mapping[str, PropertyType], *, nul_forbidden: bool
+    rows: Sequence[IdentityRow],
+    columns: Mapping[str, PropertyType],
+    nul_forbidden: bool,
+    retyped: Mapping[str, str] | None = None,
 ) -> Staged:
-    """Column values of `rows` ready to stage, and the rows refused with the reason."""
+    """Column values of `rows` ready to stage, and the rows refused with the reason
+    (`retyped`: the columns whose values cannot be written, and why)."""
     values: dict[str, list[Any]] = {}
     bad: dict[int, str] = {}
     for name, ptype in columns.items():
         col = [row.values.get(name) for row in rows]
+        if retyped and name in retyped:
+            bad.update(
+                (i, retyped[name]) for i, v in enumerate(col) if v is not None and i not in bad
+            )
         if ptype is T.JSON:
             col = _json_column(col, name, bad)
         elif ptype is T.INTEGER:

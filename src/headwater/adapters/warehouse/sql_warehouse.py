@@ -39,7 +39,7 @@ from headwater.adapters.warehouse.contract import (
 )
 from headwater.adapters.warehouse.profile_methods import ProfileMethods
 from headwater.adapters.warehouse.rejects import Refused, Staged, stage_values, write_isolating
-from headwater.adapters.warehouse.staging import check_row_columns, latest_rows
+from headwater.adapters.warehouse.staging import check_row_columns, latest_rows, retyped_columns
 from headwater.adapters.warehouse.transaction import Transactions, Tx
 from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
@@ -107,6 +107,7 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
         self.capabilities = Capabilities(self.engine)
         self._s = sql.quote(self.schema)
         self._columns: dict[str, PropertyType] | None = None
+        self._retyped: dict[str, str] = {}  # column -> why its values cannot be written
         # Per pipeline: whether the next batch is expected to hold only new identities.
         self._fresh: dict[str, bool] = {}
         self._after_merge = after_merge
@@ -178,10 +179,12 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
         def body(tx: Tx[C]) -> None:
             self._create_tables(tx.cur)
             for table in ("identities", "profiles"):
-                have = {name for name, _ in self._table_columns(tx.cur, table)}
+                have = dict(self._table_columns(tx.cur, table))
                 for col in columns:
                     if col.name not in have:
                         self._run_ddl(tx, sql.add_column(self.types, self.schema, table, col))
+                if table == "identities":
+                    self._retyped = retyped_columns(self.types, have, columns)
             self._columns = None
 
         self._run("creating tables", body)
@@ -274,7 +277,7 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
         self._fence(tx, batch.pipeline_id, batch.run_id, batch.state)
         columns = self._model_columns(tx.cur)
         check_row_columns(rows, columns)
-        staged = stage_values(rows, columns, nul_forbidden=self.nul_forbidden)
+        staged = stage_values(rows, columns, self.nul_forbidden, self._retyped)
         result = WriteResult(rejected=staged.rejected)
         if staged.rows:
             with self._staged(tx.cur, staged, columns):

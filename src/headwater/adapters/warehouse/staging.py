@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 
+from headwater.adapters.warehouse.sql import TypeMapper
 from headwater.kernel.errors import InvalidInput
-from headwater.kernel.model import PropertyType
+from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
 
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
@@ -38,6 +39,24 @@ def check_row_columns(rows: Sequence[IdentityRow], known: Mapping[str, PropertyT
                 f"{', '.join(sorted(unknown))}; call ensure_columns with the Customer Model first",
                 "rows",
             )
+
+
+def retyped_columns(
+    types: TypeMapper, have: Mapping[str, str], columns: Sequence[Column]
+) -> dict[str, str]:
+    """Why each column in `have` (name -> catalogue type) whose type is not its model
+    property's cannot take that property's values.  The tables are not altered: such a
+    column was made under the property's earlier type (a workspace back on a warehouse
+    it left before dropping and adding the property), and its values are the user's."""
+    out: dict[str, str] = {}
+    for col in columns:
+        if col.name in have and (kind := types.from_column(have[col.name])) is not col.type:
+            out[col.name] = (
+                f"column {col.name!r} is {kind.value} in the warehouse but {col.type.value} "
+                "in the Customer Model (drop or rename that column, or give the property "
+                "its type back)"
+            )
+    return out
 
 
 def json_text(value: Any) -> str | None:
