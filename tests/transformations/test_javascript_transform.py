@@ -364,3 +364,26 @@ function transform(c) {
     assert out[2] == {"score": 1.5, "note": None}
     assert out[3] == {"metadata": {"a": [1, {"b": 2}]}, "note": None}
     t.close()
+
+
+def test_an_invalid_date_returned_is_a_record_error_not_a_null() -> None:
+    """new Date() of text it cannot read is an Invalid Date, which JSON.stringify writes
+    as null: a signup date the transform could not parse was imported as none."""
+    source = """
+function transform(c) {
+  return {signed_up_at: new Date(c.metadata.signup), list: [new Date(0)], note: null};
+}
+"""
+    t = compile_javascript(source)
+    out = t.transform([{"metadata": {"signup": "next tuesday"}}, {"metadata": {"signup": 0}}])
+    assert isinstance(out[0], TransformFailure)
+    assert out[0].message == (
+        "the returned object is not JSON: an Invalid Date at 'signed_up_at' "
+        "(JSON writes it as null)"
+    )
+    assert out[1] == {
+        "signed_up_at": "1970-01-01T00:00:00.000Z",
+        "list": ["1970-01-01T00:00:00.000Z"],
+        "note": None,
+    }
+    t.close()

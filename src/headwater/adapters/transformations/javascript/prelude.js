@@ -50,14 +50,21 @@ const __headwater__ = (function () {
     try { return e instanceof RangeErrorCtor && test.call(outOfMemory, toStr(e.message)); }
     catch (x) { return false; }  // a user object (a proxy, a getter) that throws
   }
-  // Where `v` holds NaN or an infinity, which stringify writes as null, or null.
+  // Where `v` holds NaN, an infinity or an Invalid Date, which stringify writes as
+  // null (and why), or null.
   const finite = Number.isFinite, ownKeys = Object.keys, indexOf = String.prototype.indexOf;
+  const DateCtor = Date, getTime = Date.prototype.getTime;
   function notFinite(v, at) {
     if (typeof v === "number") {
       if (finite(v)) { return null; }
-      return (v !== v ? "NaN" : v > 0 ? "Infinity" : "-Infinity") + " at '" + at + "'";
+      return (v !== v ? "NaN" : v > 0 ? "Infinity" : "-Infinity") + " at '" + at +
+             "' (JSON has no NaN or Infinity)";
     }
     if (v === null || typeof v !== "object") { return null; }
+    if (v instanceof DateCtor) {
+      const time = getTime.call(v);
+      return time === time ? null : "an Invalid Date at '" + at + "' (JSON writes it as null)";
+    }
     const many = isArray(v), keys = many ? null : ownKeys(v), n = many ? v.length : keys.length;
     for (let i = 0; i < n; i++) {
       const found = many ? notFinite(v[i], at + "[" + i + "]")
@@ -90,7 +97,7 @@ const __headwater__ = (function () {
             part = stringify(r);
             const bad = indexOf.call(part, "null") === -1 ? null : notFinite(r, "");
             if (bad !== null) {
-              err = "the returned object is not JSON: " + bad + " (JSON has no NaN or Infinity)";
+              err = "the returned object is not JSON: " + bad;
               part = "null";
             } else if (part.length > maxChars) {
               err = "the returned object is too large (" + part.length +
