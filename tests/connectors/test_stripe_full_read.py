@@ -219,3 +219,18 @@ def test_customers_on_window_boundary_seconds_are_read_exactly_once() -> None:
     edges = {int(q["created[gte]"]) for q in transport.queries if "created[lt]" in q}
     crowded = [s for s in edges if per_second[s] >= 3 and per_second[s - 1] >= 3]
     assert len(crowded) >= 10, sorted(edges)
+
+
+def test_a_sandbox_clock_near_the_epoch_makes_no_customer_the_read_cannot_list() -> None:
+    """Stripe's customers are created after 1970: a clock started 100 days after the
+    epoch with the default span (three years) generated customers with a negative
+    `created`, which Stripe never has, and which the full read (from second 0) missed
+    while the sandbox listed them."""
+    with start_sandbox(customers=400, seed=21, clock_start=100 * 86400) as sandbox:
+        listed = sdk_customers(sandbox)
+        with source_for(sandbox, workers=4) as source:
+            ids = read_ids(source)
+    assert len(listed) == 400
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {c.id for c in listed}
+    assert all(0 <= c.created < 100 * 86400 for c in listed)

@@ -109,7 +109,7 @@ def _rate(name: str, value: float) -> float:
     "--created-span-days",
     default=3 * 365.0,
     show_default=True,
-    help="Generated customers are created over this many days before now.",
+    help="Generated customers are created over this many days before now (not before 1970).",
 )
 @click.option(
     "--clock-start",

@@ -184,13 +184,15 @@ def render_customer(
 
 
 def populate(sandbox: Sandbox, count: int, seed: int, span_days: float) -> None:
-    """Add `count` customers created over the `span_days` before the sandbox clock's now."""
+    """Add `count` customers created over the `span_days` before the sandbox clock's now,
+    and not before the Unix epoch: Stripe has no customer with a negative `created`
+    (a clock started early in 1970 narrows the span to the seconds since then)."""
     rng = random.Random(seed)
     rand = rng.random
     now = sandbox.clock.now()
-    span = max(1, int(span_days * 86400))
+    span = max(1, min(int(span_days * 86400), now))
     # Sorted creation times: customers are generated oldest first, in list order.
-    created = sorted([now - 1 - int(rand() * span) for _ in range(count)])
+    created = sorted([max(0, now - 1 - int(rand() * span)) for _ in range(count)])
     store = sandbox.customers
     shared: bytes | None = None
     for base in range(0, count, _BATCH):
