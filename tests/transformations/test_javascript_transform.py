@@ -387,3 +387,12 @@ function transform(c) {
         "note": None,
     }
     t.close()
+
+
+def test_a_value_json_cannot_hold_is_not_blamed_on_a_line_of_the_users_code() -> None:
+    """A BigInt returned fails in the runtime's own JSON.stringify, whose line (74 of
+    the runtime's glue) was reported as the line of the user's code, which had one."""
+    t = compile_javascript("function transform(c) { return {n: 1n}; }")
+    [out] = t.transform([{}])
+    assert out == TransformFailure("TypeError: Do not know how to serialize a BigInt")
+    t.close()

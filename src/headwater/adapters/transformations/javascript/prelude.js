@@ -117,3 +117,6 @@ const __headwater__ = (function () {
     },
   };
 })();
+// Named, so that a frame of this glue (JSON.stringify of a result) is never reported
+// as a line of the user's code, which is <anonymous> (see describe).
+//# sourceURL=headwater-prelude.js
