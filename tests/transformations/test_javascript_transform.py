@@ -396,3 +396,25 @@ def test_a_value_json_cannot_hold_is_not_blamed_on_a_line_of_the_users_code() ->
     [out] = t.transform([{}])
     assert out == TransformFailure("TypeError: Do not know how to serialize a BigInt")
     t.close()
+
+
+def test_a_result_nested_too_deep_fails_its_record_not_the_batch() -> None:
+    """A result nested 2,000 deep is written by JSON.stringify, but the reply holding it
+    is past what the reply's reader takes (1,024 levels): the whole batch was lost,
+    every record of it counted as failed."""
+    source = """
+function transform(c) {
+  let o = 1;
+  for (let i = 0; i < c.depth; i++) { o = (i % 2) ? [o] : {k: o}; }
+  return {metadata: o, text: "[[[[{{{{"};
+}
+"""
+    t = compile_javascript(source)
+    out = t.transform([{"depth": 0}, {"depth": 2000}, {"depth": 254}, {"depth": 255}])
+    assert out[0] == {"metadata": 1, "text": "[[[[{{{{"}
+    assert out[1] == TransformFailure(
+        "the returned object is nested deeper than 255 levels (arrays and objects)"
+    )
+    assert isinstance(out[2], dict)
+    assert isinstance(out[3], TransformFailure)
+    t.close()

@@ -73,6 +73,29 @@ const __headwater__ = (function () {
     }
     return null;
   }
+  // Whether JSON text `s` nests arrays and objects deeper than maxDepth: the reply is
+  // read at most 1,024 levels deep, and one deeper result made the whole batch
+  // unreadable.  Counting brackets first bounds the depth, so most texts are not scanned.
+  const maxDepth = 255, charCodeAt = String.prototype.charCodeAt;
+  function count(s, b, n) {
+    for (let i = indexOf.call(s, b); i !== -1 && n <= maxDepth; i = indexOf.call(s, b, i + 1)) {
+      n++;
+    }
+    return n;
+  }
+  function tooDeep(s) {
+    if (count(s, "{", count(s, "[", 0)) <= maxDepth) { return false; }
+    let depth = 0, quoted = false;
+    for (let i = 0; i < s.length; i++) {
+      const c = charCodeAt.call(s, i);
+      if (quoted) {
+        if (c === 92) { i++; } else if (c === 34) { quoted = false; }
+      } else if (c === 34) { quoted = true; }
+      else if (c === 91 || c === 123) { if (++depth > maxDepth) { return true; } }
+      else if (c === 93 || c === 125) { depth--; }
+    }
+    return false;
+  }
   function kind(v) { return isArray(v) ? "an array" : v === null ? "null" : "a " + typeof v; }
   return {
     setup(cap, chars) {  // once, before the user's code (which can see this object)
@@ -95,14 +118,17 @@ const __headwater__ = (function () {
             err = "transform must return an object or null, not " + kind(r);
           } else {
             part = stringify(r);
-            const bad = indexOf.call(part, "null") === -1 ? null : notFinite(r, "");
-            if (bad !== null) {
-              err = "the returned object is not JSON: " + bad;
-              part = "null";
-            } else if (part.length > maxChars) {
+            if (part.length > maxChars) {
               err = "the returned object is too large (" + part.length +
                     " characters of JSON, limit " + maxChars + ")";
               part = "null";
+            } else if (tooDeep(part)) {
+              err = "the returned object is nested deeper than " + maxDepth +
+                    " levels (arrays and objects)";
+              part = "null";
+            } else {
+              const bad = indexOf.call(part, "null") === -1 ? null : notFinite(r, "");
+              if (bad !== null) { err = "the returned object is not JSON: " + bad; part = "null"; }
             }
           }
         } catch (e) {
