@@ -189,6 +189,25 @@ def test_a_request_whose_run_was_closed_as_lost_runs_again_as_a_retry(
     assert _live(app, pipe.id) is None
 
 
+def test_a_lost_run_whose_cancel_was_asked_is_not_run_again(
+    app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
+) -> None:
+    """The retry of a lost run was decided by a copy of the runner's rule that lacked
+    its cancel check: a run the user cancelled, whose worker then died before it saw
+    the cancel, ran again."""
+    conn = connect(app, empty_sandbox)
+    pipe = make_pipeline(conn, enabled=True, incremental=True)
+    asked = utcnow()
+    request_runs(app, conn.id, "evt_cancelled", asked)
+    [run] = dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1))
+    assert queue.claim_next(app.engine, "worker", utcnow() - timedelta(seconds=1)) is not None
+    assert run_store.request_cancel(app.engine, run.id).cancel_requested
+    assert run_store.reap_lapsed(app.engine, utcnow()) == [run.id]
+    assert dispatch_due(app, asked + SETTLE_WAIT + timedelta(seconds=1)) == []
+    assert store.pending_followups(app.engine) == []
+    assert _live(app, pipe.id) is None
+
+
 def test_a_run_that_left_events_unsettled_is_followed_by_one_that_settles_them(
     app: App, make_pipeline: MakePipeline
 ) -> None:

@@ -29,9 +29,9 @@ def retry_after(app: App, ended: Run) -> Run | None:
     left; the retry run, or None."""
     if ended.status != RunStatus.FAILED or not ended.summary.get("transient"):
         return None
-    if ended.cancel_requested:  # failed before it saw the cancel: the user wants it over
-        return None
-    if ended.attempt > app.settings.run_retries:
+    wait = timedelta(seconds=app.settings.run_retry_seconds * 2 ** (ended.attempt - 1))
+    retry = next_attempt(app, ended, f"which failed on a transient cause: {ended.message}", wait)
+    if retry is None:
         return None
     try:
         pipeline = manage.get(app, ended.pipeline_id)
@@ -39,19 +39,25 @@ def retry_after(app: App, ended: Run) -> Run | None:
         return None
     if not pipeline.enabled:
         return None
-    wait = timedelta(seconds=app.settings.run_retry_seconds * 2 ** (ended.attempt - 1))
-    retry = runs.Retry(
-        attempt=ended.attempt + 1,
-        retry_of=ended.id,
-        not_before=utcnow() + wait,
-        reason=(
-            f"retry {ended.attempt} of {app.settings.run_retries} of run {ended.id}, "
-            f"which failed on a transient cause: {ended.message}"
-        ),
-    )
     kind = RunKind.FULL if ended.kind == RunKind.FULL else RunKind.INCREMENTAL
     try:
         return runs.create_run(app.engine, pipeline.id, kind, retry=retry)
     except Conflict:
         log.info("run %s not retried: another run of %s is live", ended.id, pipeline.id)
         return None
+
+
+def next_attempt(
+    app: App, ended: Run, why: str, wait: timedelta = timedelta(0)
+) -> runs.Retry | None:
+    """The retry of `ended` (`why`: what befell it), not started before `wait`, or None
+    when it has had its `run_retries` or a cancel was asked (it failed, or was lost,
+    before it saw the cancel: the user wants it over)."""
+    if ended.cancel_requested or ended.attempt > app.settings.run_retries:
+        return None
+    return runs.Retry(
+        attempt=ended.attempt + 1,
+        retry_of=ended.id,
+        not_before=utcnow() + wait,
+        reason=f"retry {ended.attempt} of {app.settings.run_retries} of run {ended.id}, {why}",
+    )

@@ -61,11 +61,12 @@ from headwater.adapters.store import objects, queue
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
 from headwater.kernel.clock import Clock, SystemClock
-from headwater.kernel.entities import Connection, Pipeline, Run, RunStatus, utcnow
+from headwater.kernel.entities import Connection, Pipeline, Run, RunStatus
 from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage, runner
+from headwater.services.runs import retries
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ SETTLE_WAIT = timedelta(seconds=SETTLE + 1)
 
 def _retry_of_lost(app: App, run_id: str | None) -> run_store.Retry | None:
     """A retry of run `run_id` if it was closed as lost (its worker died, so no runner
-    retries it) and has retries left, as the runner counts them; else None."""
+    retries it), by the runner's rule (`retries.next_attempt`); else None."""
     try:
         lost = run_store.get_run(app.engine, run_id, 0) if run_id else None
     except NotFound:
@@ -182,17 +183,8 @@ def _retry_of_lost(app: App, run_id: str | None) -> run_store.Retry | None:
         return None
     if not (lost.message or "").startswith(queue.LOST_PREFIX):
         return None
-    if lost.attempt > app.settings.run_retries:
-        return None
-    return run_store.Retry(
-        attempt=lost.attempt + 1,
-        retry_of=lost.id,
-        not_before=utcnow(),
-        reason=(
-            f"retry {lost.attempt} of {app.settings.run_retries} of run {lost.id}, whose "
-            "worker was lost before it read the changes a webhook announced"
-        ),
-    )
+    why = "whose worker was lost before it read the changes a webhook announced"
+    return retries.next_attempt(app, lost, why)
 
 
 def _succeeded(app: App, run_id: str) -> bool:
