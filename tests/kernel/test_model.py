@@ -143,3 +143,53 @@ def test_edits_report_column_changes() -> None:
         drop_property(model, "nope")
     with pytest.raises(InvalidInput, match="already exists"):
         add_property(model, "email", T.STRING)
+
+
+@pytest.mark.parametrize(
+    ("text", "ptype", "expected"),
+    [
+        (" 12 ", T.INTEGER, 12),
+        ("+5", T.INTEGER, 5),
+        ("-0", T.INTEGER, 0),
+        ("\t-7\n", T.INTEGER, -7),
+        (" 1e3", T.FLOAT, 1000.0),
+        ("-.5", T.FLOAT, -0.5),
+        ("2.", T.FLOAT, 2.0),
+        ("+1.25E-2", T.DECIMAL, Decimal("0.0125")),
+        (".5", T.DECIMAL, Decimal("0.5")),
+    ],
+)
+def test_text_numbers_in_ascii_digits_convert(
+    text: str, ptype: PropertyType, expected: object
+) -> None:
+    assert convert(text, ptype, "n") == expected
+
+
+@pytest.mark.parametrize("ptype", [T.INTEGER, T.FLOAT, T.DECIMAL])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1_000",  # Python's int(), float() and Decimal() take underscores
+        "\u0661\u0662",  # Arabic-Indic digits: int() reads them as 12
+        "\uff11\uff12",  # fullwidth digits
+        "\u0661.\u0665",
+        "0x10",
+        "",
+        "  ",
+        "1 000",
+        "--1",
+    ],
+)
+def test_text_numbers_take_ascii_digits_only(text: str, ptype: PropertyType) -> None:
+    """A text is a number when it is written in ASCII digits (README, The mapping
+    language): "1_000" and other scripts' digits were imported as 1000 and 12, where
+    PostgreSQL's and DuckDB's own casts refuse them."""
+    with pytest.raises(ConversionError) as info:
+        convert(text, ptype, "metadata_count")
+    assert "'metadata_count'" in str(info.value)
+
+
+def test_text_integers_take_no_exponent_or_point() -> None:
+    for text in ("1e3", "12.0", "12."):
+        with pytest.raises(ConversionError, match="'n' \\(integer\\)"):
+            convert(text, T.INTEGER, "n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from enum import StrEnum
@@ -78,6 +79,22 @@ def _to_string(v: Any) -> str:
     raise ConversionError("expected a string")
 
 
+#: Text that converts to a number: ASCII digits only (Python's int(), float() and
+#: Decimal() also take "1_000" and other scripts' digits, which SQL's casts refuse),
+#: surrounding whitespace trimmed; integers take no point or exponent.
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _number_text(v: str, pattern: re.Pattern[str]) -> str:
+    text = v.strip()
+    if pattern.fullmatch(text) is None:
+        if pattern is _INTEGER_TEXT:
+            raise ConversionError("expected an integer: ASCII digits, an optional sign")
+        raise ConversionError("expected a number: ASCII digits, a sign, point, exponent")
+    return text
+
+
 def _to_integer(v: Any) -> int:
     if isinstance(v, bool):
         raise ConversionError("expected an integer, got a boolean")
@@ -88,7 +105,7 @@ def _to_integer(v: Any) -> int:
             raise ConversionError("not a whole number")
         return int(v)
     if isinstance(v, str):
-        return int(v.strip())
+        return int(_number_text(v, _INTEGER_TEXT))
     raise ConversionError("expected an integer")
 
 
@@ -98,7 +115,7 @@ def _to_float(v: Any) -> float:
     if isinstance(v, int | float | Decimal):
         out = float(v)
     elif isinstance(v, str):
-        out = float(v.strip())
+        out = float(_number_text(v, _NUMBER_TEXT))
     else:
         raise ConversionError("expected a number")
     if not math.isfinite(out):
@@ -120,7 +137,7 @@ def _to_decimal(v: Any) -> Decimal:
     if isinstance(v, int | Decimal):
         return _in_range(Decimal(v))
     if isinstance(v, str):
-        return _in_range(Decimal(v.strip()))
+        return _in_range(Decimal(_number_text(v, _NUMBER_TEXT)))
     raise ConversionError("expected a number")
 
 
