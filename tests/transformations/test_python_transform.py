@@ -206,3 +206,36 @@ def transform(c):
         assert out[3] == {"metadata": {"a": [1, {"b": -0.0}]}, "note": None}
     finally:
         t.close()
+
+
+def test_stdlib_that_imports_lazily_works_in_the_sandbox() -> None:
+    """The chrooted worker can import only what was loaded before the chroot, so
+    ``datetime.strptime`` (which imports ``_strptime`` on first use) and decoding a
+    UTF-8 file's byte-order mark failed with 'No module named _strptime' / 'unknown
+    encoding' on every record."""
+    source = """
+import datetime, codecs
+def transform(c):
+    signup = datetime.datetime.strptime(c["signup"], "%d/%m/%Y")
+    return {
+        "signup": signup.date().isoformat(),
+        "year": datetime.date.fromisoformat("2024-03-01").strftime("%Y"),
+        "plain": c["raw"].encode("latin-1").decode("utf-8-sig"),
+        "le": "a".encode("utf-16-le").hex() + "a".encode("utf-32-be").hex(),
+        "escaped": "é".encode("unicode_escape").decode(),
+        "hex": codecs.encode(b"hi", "hex").decode(),
+    }
+"""
+    t = compile_python(source, time_limit=5.0, workers=1)
+    try:
+        [out] = t.transform([{"signup": "31/12/2023", "raw": "\u00ef\u00bb\u00bfann"}])
+        assert out == {
+            "signup": "2023-12-31",
+            "year": "2024",
+            "plain": "ann",
+            "le": "6100" + "00000061",
+            "escaped": "\\xe9",
+            "hex": "6869",
+        }
+    finally:
+        t.close()

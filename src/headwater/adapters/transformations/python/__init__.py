@@ -27,7 +27,7 @@ What is isolated, and how (also in docs/isolation.md):
 - Per batch: a wall-clock time limit; a worker over it is killed.  Built-ins,
   stdout/stderr, the recursion limit, tracing and timers are reset after every
   batch.  ``print`` output is captured (capped).
-- Modules: the standard-library modules listed in `worker.PRELOAD` are loaded
+- Modules: the standard-library modules listed in `pool.PRELOAD` are loaded
   before the chroot and can be imported; others cannot (when chrooted).
 """
 

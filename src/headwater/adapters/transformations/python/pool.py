@@ -46,6 +46,21 @@ _RECORD_LIMIT = replies.SizeLimit(MAX_RECORD_BYTES, "bytes", "dict")
 STARTUP_ALLOWANCE = 3.0
 _F_SETPIPE_SZ = 1031  # Linux fcntl
 _MIN_CHUNK = 64  # records; smaller batches are not worth splitting over workers
+#: Modules a worker imports before its chroot: all that user code can import there,
+#: with what they import lazily on first use (``_strptime`` for ``strptime``, the
+#: codecs looked up by name), which the chroot would otherwise refuse.
+PRELOAD = [
+    "_strptime", "base64", "calendar", "codecs", "collections", "copy", "dataclasses",
+    "datetime", "decimal", "email.utils", "enum", "fractions", "functools", "hashlib", "html",
+    "ipaddress", "itertools", "json", "math", "operator", "random", "re", "statistics",
+    "string", "textwrap", "time", "typing", "unicodedata", "urllib.parse", "uuid", "zoneinfo",
+    "encodings.ascii", "encodings.latin_1", "encodings.cp1250", "encodings.cp1251",
+    "encodings.cp1252", "encodings.iso8859_15", "encodings.mac_roman", "encodings.utf_8_sig",
+    "encodings.utf_16", "encodings.utf_16_le", "encodings.utf_16_be", "encodings.utf_32",
+    "encodings.utf_32_le", "encodings.utf_32_be", "encodings.idna", "encodings.punycode",
+    "encodings.unicode_escape", "encodings.raw_unicode_escape", "encodings.hex_codec",
+    "encodings.base64_codec",
+]  # fmt: skip
 
 
 @cache
@@ -94,6 +109,7 @@ class PythonTransformation:
             "log_cap": log_cap,
             "max_record_bytes": MAX_RECORD_BYTES,
             "orjson_dir": _orjson_dir(),
+            "preload": PRELOAD,
         }
         self._workers: list[_Worker | None] = [None] * workers
         # Workers die with the server anyway (PDEATHSIG); this also covers a

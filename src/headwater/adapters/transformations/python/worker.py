@@ -29,16 +29,6 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
-# Importable by user code; everything else is out of reach once chrooted (the
-# modules must be loaded before the file system disappears).
-PRELOAD = [
-    "base64", "calendar", "collections", "copy", "dataclasses", "datetime", "decimal",
-    "email.utils", "enum", "fractions", "functools", "hashlib", "html", "ipaddress",
-    "itertools", "json", "math", "operator", "random", "re", "statistics", "string", "textwrap",
-    "time", "typing", "unicodedata", "urllib.parse", "uuid", "zoneinfo", "encodings.ascii",
-    "encodings.latin_1", "encodings.cp1252", "encodings.utf_16", "encodings.utf_32",
-    "encodings.idna", "encodings.punycode",
-]  # fmt: skip
 FILENAME = "<transformation>"
 UID_BASE = 1_000_000  # above any account's uid; plus the worker's pid
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
@@ -319,7 +309,7 @@ def run_batch(
 
 def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[str, Any]]:
     """Lock down, then run the user's top-level code and find ``transform``."""
-    for name in PRELOAD:
+    for name in cfg["preload"]:  # `pool.PRELOAD`: all user code can import once chrooted
         __import__(name)
     done = sandbox(cfg)
     namespace: dict[str, Any] = {"__name__": "transformation", "__builtins__": builtins}
