@@ -193,3 +193,23 @@ def test_text_integers_take_no_exponent_or_point() -> None:
     for text in ("1e3", "12.0", "12."):
         with pytest.raises(ConversionError, match="'n' \\(integer\\)"):
             convert(text, T.INTEGER, "n")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**63, -(2**63) - 1, 2**64 - 1, str(2**63), "-9223372036854775809", 1e19, Decimal("1e30")],
+)
+def test_an_integer_past_64_bits_is_the_property_s_error(value: object) -> None:
+    """The warehouse's integer columns are 64-bit (BIGINT); a larger integer (a Stripe
+    metadata string, a transform's 2**64 - 1) passed the model and was refused only by
+    the write, naming a column rather than the property, or by the engine."""
+    model = CustomerModel((Property("stats", T.OBJECT, "", (Property("score", T.INTEGER),)),))
+    with pytest.raises(ConversionError) as info:
+        model.to_columns({"stats.score": value})
+    assert "property 'stats.score' (integer)" in str(info.value)
+    assert "64-bit" in str(info.value)
+    edges = {"stats.score": 2**63 - 1}, {"stats": {"score": str(-(2**63))}}
+    assert [model.to_columns(e) for e in edges] == [
+        {"stats_score": 2**63 - 1},
+        {"stats_score": -(2**63)},
+    ]

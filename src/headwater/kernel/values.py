@@ -95,18 +95,29 @@ def _number_text(v: str, pattern: re.Pattern[str]) -> str:
     return text
 
 
+#: Integers are stored as BIGINT: 64 bits.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _to_integer(v: Any) -> int:
+    if type(v) is int and INT64_MIN <= v <= INT64_MAX:  # the common case
+        return v
     if isinstance(v, bool):
         raise ConversionError("expected an integer, got a boolean")
+    out: int
     if isinstance(v, int):
-        return v
-    if isinstance(v, float | Decimal):
+        out = v
+    elif isinstance(v, float | Decimal):
         if v != v.to_integral_value() if isinstance(v, Decimal) else not float(v).is_integer():
             raise ConversionError("not a whole number")
-        return int(v)
-    if isinstance(v, str):
-        return int(_number_text(v, _INTEGER_TEXT))
-    raise ConversionError("expected an integer")
+        out = int(v)
+    elif isinstance(v, str):
+        out = int(_number_text(v, _INTEGER_TEXT))
+    else:
+        raise ConversionError("expected an integer")
+    if not INT64_MIN <= out <= INT64_MAX:
+        raise ConversionError("out of range: integers are 64-bit")
+    return out
 
 
 def _to_float(v: Any) -> float:
@@ -248,8 +259,7 @@ _CONVERTERS = {
 #: are exact (``bool`` is not ``int`` here because `type()` is compared, not isinstance).
 NATIVE: dict[PropertyType, tuple[type, ...]] = {
     PropertyType.STRING: (str,),
-    PropertyType.INTEGER: (int,),
-    # Not floats (NaN, infinities) nor Decimals (range): they are checked.
+    # Not integers (64 bits), floats (NaN, infinities) nor Decimals (range): checked.
     PropertyType.BOOLEAN: (bool,),
     PropertyType.JSON: (dict, list, str, int, bool),
 }
