@@ -11,7 +11,7 @@ from tests.serving import start_serve
 
 from headwater.kernel.entities import RunStatus
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
-from headwater.services.auth import tokens
+from headwater.services.auth import tokens, workspaces
 from headwater.services.pipelines import runner
 from headwater.services.warehouse import save_url
 
@@ -80,3 +80,40 @@ def test_the_stripe_reading_process_logs_json_lines_of_its_run(world: World) -> 
     assert {(line["run_id"], line["pipeline_id"]) for line in of_child} == {(run.id, pipeline.id)}
     # Its own lines only, not one per HTTP request (httpx logs those at INFO).
     assert {line["logger"] for line in of_child} == {"headwater.adapters.connectors.stripe.http"}
+
+
+def test_metrics_and_readyz_show_only_the_callers_workspace(
+    world: World, small_sandbox: RunningSandbox
+) -> None:
+    # DESIGN §8: a token of one workspace sees nothing of another, the operator's
+    # figures included: another workspace's runs, customers and warehouse are its own.
+    [pipeline] = world.pipelines(small_sandbox, 1)
+    mine, _ = tokens.create_token(world.app, "prometheus")
+    other = world.app.in_workspace(workspaces.add_workspace(world.app, "other").id)
+    theirs, _ = tokens.create_token(other, "prometheus")
+    save_url(world.app, "postgresql://operator:hunter2@127.0.0.1:1/secretdb")
+    with start_serve(world.home, database_url=world.database_url, workers=1) as served:
+        save_url(world.app, f"duckdb:///{world.home}/default.duckdb")
+        run = runner.enqueue(world.app, pipeline.id)
+        wait_for(lambda: world.run(run.id).status == RunStatus.SUCCEEDED, 60, "the run ended")
+        save_url(world.app, "postgresql://operator:hunter2@127.0.0.1:1/secretdb")
+
+        def scrape(raw: str) -> str:
+            answer = httpx.get(f"{served.url}/metrics", headers={"Authorization": f"Bearer {raw}"})
+            assert answer.status_code == 200
+            return answer.text
+
+        own, foreign = scrape(mine), scrape(theirs)
+        assert _metric(own, 'headwater_runs{status="succeeded"}') == 1
+        assert _metric(own, "headwater_customers_written_total") == 5
+        assert _metric(own, 'headwater_run_duration_seconds_count{status="succeeded"}') == 1
+        assert _metric(foreign, 'headwater_runs{status="succeeded"}') == 0
+        assert _metric(foreign, "headwater_customers_read_total") == 0
+        assert _metric(foreign, "headwater_customers_written_total") == 0
+        assert 'headwater_run_duration_seconds_count{status="succeeded"}' not in foreign
+        ready = httpx.get(f"{served.url}/readyz", headers={"Authorization": f"Bearer {theirs}"})
+        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "warehouse": "ok"}}
+        unready = httpx.get(f"{served.url}/readyz", headers={"Authorization": f"Bearer {mine}"})
+        assert unready.status_code == 503
+        assert "secretdb" in unready.text or "127.0.0.1" in unready.text
+        assert "hunter2" not in unready.text

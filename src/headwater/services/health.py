@@ -1,7 +1,9 @@
-"""Readiness: whether the store and the default workspace's warehouse can be reached.
+"""Readiness: whether the store and `app`'s workspace's warehouse can be reached.
 
 The embedded DuckDB file is not opened for this (another process may be reading it,
-and only runs open it: DESIGN.md §7): its folder must exist and be writable.
+and only runs open it: DESIGN.md §7): its folder must be writable, or creatable (a
+workspace's own file, ``warehouses/<id>.duckdb``, is made with its folder by its first
+run).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def _warehouse(app: App) -> str:
         url = app.warehouse_url()
         if url.startswith("duckdb:"):
             folder = Path(url.removeprefix("duckdb:///")).parent
-            if not os.access(folder, os.W_OK):
+            existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
                 return f"the DuckDB file's folder {folder} is missing or not writable"
             return "ok"
         warehouse = connect(url)

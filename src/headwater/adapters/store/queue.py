@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 from headwater.adapters.store import webhooks
 from headwater.adapters.store.progress import held
 from headwater.adapters.store.runs import get_run, this_host
-from headwater.adapters.store.tables import metadata, runs
+from headwater.adapters.store.tables import metadata, pipelines, runs
 from headwater.kernel.entities import Run, RunStatus, utcnow
 
 workers = Table(
@@ -154,9 +154,17 @@ def queue_depth(engine: Engine) -> int:
     return int(count)
 
 
-def count_by_status(engine: Engine) -> dict[str, int]:
+def _of_workspace(workspace_id: str) -> Any:
+    """Runs of the workspace's pipelines (a condition on ``runs``)."""
+    owned = select(pipelines.c.id).where(pipelines.c.workspace_id == workspace_id)
+    return runs.c.pipeline_id.in_(owned.scalar_subquery())
+
+
+def count_by_status(engine: Engine, workspace_id: str) -> dict[str, int]:
+    """How many runs of the workspace's pipelines have each status."""
+    query = select(runs.c.status, func.count()).where(_of_workspace(workspace_id))
     with engine.connect() as conn:
-        rows = conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status)).all()
+        rows = conn.execute(query.group_by(runs.c.status)).all()
     return {str(status): int(n) for status, n in rows}
 
 
@@ -208,12 +216,16 @@ def alive(engine: Engine, within: timedelta, now: datetime | None = None) -> int
 LOST_PREFIX = "worker lost on "
 
 
-def lease_losses(engine: Engine) -> int:
-    """How many runs were closed as failed because their worker was lost."""
+def lease_losses(engine: Engine, workspace_id: str) -> int:
+    """How many runs of the workspace were closed as failed because their worker was lost."""
     with engine.connect() as conn:
         count = conn.execute(
             select(func.count())
             .select_from(runs)
-            .where(runs.c.status == RunStatus.FAILED.value, runs.c.message.startswith(LOST_PREFIX))
+            .where(
+                _of_workspace(workspace_id),
+                runs.c.status == RunStatus.FAILED.value,
+                runs.c.message.startswith(LOST_PREFIX),
+            )
         ).scalar_one()
     return int(count)

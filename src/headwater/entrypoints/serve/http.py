@@ -6,16 +6,18 @@ function in `MOUNTS` is called as ``mount(root, app)`` (the API mounts its
 sub-application at `/api/v1`, the console its pages at `/`).  The root application has
 no OpenAPI document or docs pages of its own: the API sub-application publishes its own.
 
-`/healthz` and `/readyz` need no authentication: they say nothing about any workspace's
-data, and probes call them without credentials. `/metrics` does (DESIGN §8: every route
-but the health checks, sign-in and the webhook receiver): Prometheus scrapes it with an
-API token (`authorization: {credentials: hw_…}` in its scrape config), or a signed-in
-user opens it in the browser.
+`/healthz` needs no authentication: it says nothing about anything, and probes call it
+without credentials. `/readyz` and `/metrics` do (DESIGN §8: every route but the health
+check, sign-in and the webhook receiver), and answer for the caller's workspace alone
+(its warehouse; its runs and customers): Prometheus scrapes `/metrics` with an API token
+(`authorization: {credentials: hw_…}` in its scrape config), or a signed-in user opens
+it in the browser.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from headwater.entrypoints import api, console, webhooks
 from headwater.services.app import App
-from headwater.services.auth import sessions, tokens
+from headwater.services.auth import Principal, sessions, tokens
 from headwater.services.health import readiness
 from headwater.services.runs.metrics import Metrics
 
@@ -50,21 +52,23 @@ def create_http_app(
 
     @root.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> JSONResponse:
-        """200 when the store and the warehouse can be reached, else 503 saying which;
-        for a caller with credentials (DESIGN §8: only /healthz needs none; what is
-        unreachable names hosts, users and paths)."""
-        if not await run_in_threadpool(_signed_in, app, request):
+        """200 when the store and the caller's warehouse can be reached, else 503 saying
+        which; for a caller with credentials (DESIGN §8: only /healthz needs none; what
+        is unreachable names hosts, users and paths)."""
+        caller = await run_in_threadpool(_caller, app, request)
+        if caller is None:
             return _unauthenticated()
-        checks = await run_in_threadpool(readiness, app)
+        checks = await run_in_threadpool(readiness, replace(app, workspace_id=caller))
         ready = all(v == "ok" for v in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @root.get("/metrics", include_in_schema=False)
     async def metrics_(request: Request) -> Response:
-        if not await run_in_threadpool(_signed_in, app, request):
+        caller = await run_in_threadpool(_caller, app, request)
+        if caller is None:
             return _unauthenticated()
-        body = await run_in_threadpool(generate_latest, metrics.registry)
+        body = await run_in_threadpool(generate_latest, metrics.registry(caller))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     for mount in MOUNTS if mounts is None else mounts:
@@ -80,11 +84,12 @@ def _unauthenticated() -> JSONResponse:
     return JSONResponse({"error": error}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _signed_in(app: App, request: Request) -> bool:
-    """Whether the request carries a valid API token or session (of any workspace: the
-    metrics are the process's own counts, the same for every caller)."""
+def _caller(app: App, request: Request) -> str | None:
+    """The workspace of the request's valid API token or session; None without one."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    found: Principal | None = None
     if scheme.lower() == "bearer" and credentials:
-        return tokens.principal_for_token(app, credentials.strip()) is not None
-    session = request.cookies.get(sessions.COOKIE)
-    return session is not None and sessions.principal_for_session(app, session) is not None
+        found = tokens.principal_for_token(app, credentials.strip())
+    elif session := request.cookies.get(sessions.COOKIE):
+        found = sessions.principal_for_session(app, session)
+    return None if found is None else found.workspace_id

@@ -1,13 +1,16 @@
-"""Prometheus metrics of the service (`/metrics`).
+"""Prometheus metrics of the service (`/metrics`), per workspace.
 
-From the store, read at each scrape (the same answer from every serve process): runs
-by status, queue depth, lease losses (runs closed as "worker lost").  From this
-process's run workers: run durations and customers read and written.  prometheus-client
-metrics are thread-safe: run threads observe them as their runs end.
+A scrape answers the figures of the caller's workspace alone (DESIGN.md §8: a token of
+one workspace sees nothing of another): from the store, read at each scrape (the same
+answer from every serve process), its runs by status, queue depth and lease losses
+(runs closed as "worker lost"); from this process's run workers, the durations of its
+runs and the customers they read and wrote.  prometheus-client metrics are
+thread-safe: run threads observe them as their runs end.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -20,11 +23,12 @@ from headwater.services.app import App
 
 
 class _StoreCollector(Collector):
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, workspace_id: str) -> None:
         self.app = app
+        self.workspace_id = workspace_id
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        counts = queue.count_by_status(self.app.engine)
+        counts = queue.count_by_status(self.app.engine, self.workspace_id)
         by_status = GaugeMetricFamily(
             "headwater_runs", "Runs in the store by status.", labels=["status"]
         )
@@ -39,16 +43,16 @@ class _StoreCollector(Collector):
         yield CounterMetricFamily(
             "headwater_lease_losses",
             "Runs closed as failed because their worker was lost (lease lapsed).",
-            value=queue.lease_losses(self.app.engine),
+            value=queue.lease_losses(self.app.engine, self.workspace_id),
         )
 
 
-class Metrics:
-    """The service's metrics in their own registry (see the module docstring)."""
+class _Observed:
+    """One workspace's metrics in their own registry."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, workspace_id: str) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_StoreCollector(app))
+        self.registry.register(_StoreCollector(app, workspace_id))
         self.duration = Histogram(
             "headwater_run_duration_seconds",
             "Wall time of runs executed by this process, by how they ended.",
@@ -67,7 +71,28 @@ class Metrics:
             registry=self.registry,
         )
 
-    def run_ended(self, run: Run, seconds: float) -> None:
-        self.duration.labels(run.status.value).observe(seconds)
-        self.read.inc(int(run.counters.get("read", 0)))
-        self.written.inc(int(run.counters.get("written", 0)))
+
+class Metrics:
+    """The service's metrics, a registry per workspace (see the module docstring)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._workspaces: dict[str, _Observed] = {}
+
+    def _of(self, workspace_id: str) -> _Observed:
+        with self._lock:
+            observed = self._workspaces.get(workspace_id)
+            if observed is None:
+                observed = self._workspaces[workspace_id] = _Observed(self.app, workspace_id)
+            return observed
+
+    def registry(self, workspace_id: str) -> CollectorRegistry:
+        """What a scrape by a caller of `workspace_id` answers."""
+        return self._of(workspace_id).registry
+
+    def run_ended(self, run: Run, seconds: float, workspace_id: str) -> None:
+        observed = self._of(workspace_id)
+        observed.duration.labels(run.status.value).observe(seconds)
+        observed.read.inc(int(run.counters.get("read", 0)))
+        observed.written.inc(int(run.counters.get("written", 0)))

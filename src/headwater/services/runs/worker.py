@@ -154,7 +154,7 @@ class Workers:
         seconds = time.monotonic() - started
         log.info("run %s ended %s in %.1f s", run.id, ended.status, seconds)
         if self.metrics is not None:
-            self.metrics.run_ended(ended, seconds)
+            self.metrics.run_ended(ended, seconds, app.workspace_id)
         try:
             retry = retries.retry_after(app, ended)
         except Exception as exc:  # the run ended; only its retry is lost (schedules remain)
