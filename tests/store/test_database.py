@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -122,3 +128,33 @@ def test_migration_0013_drops_login_details_from_saved_stripe_urls(store_url: st
         "conn_c": "https://api.stripe.com",
         "conn_d": "http://127.0.0.1:12111/v1?at=@x",
     }
+
+
+def test_processes_migrating_a_new_sqlite_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """Several `serve`s started at once on a new SQLite store each found it unmigrated
+    and migrated it: SQLite commits each CREATE TABLE alone (pysqlite begins no
+    transaction for DDL), so the others' collided ("table workspaces already exists")
+    and they failed to start.  The test holds the file's write lock until all three
+    found it new and wait to write."""
+    path = tmp_path / "headwater.db"
+    url = f"sqlite:///{path}"
+    hold = sqlite3.connect(path, isolation_level=None)
+    hold.execute("PRAGMA journal_mode=WAL")
+    hold.execute("BEGIN IMMEDIATE")
+    code = "import sys; from headwater.adapters.store.database import open_engine; "
+    code += "open_engine(sys.argv[1])"
+    opening = [
+        subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    time.sleep(2.0)  # each read the revision (none) and waits on the write lock
+    hold.rollback()
+    hold.close()
+    failed = [p.communicate(timeout=60)[1] for p in opening]
+    assert [p.returncode for p in opening] == [0, 0, 0], failed
+    engine = open_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+    finally:
+        engine.dispose()

@@ -172,11 +172,16 @@ def _one_migrator(conn: Connection) -> str | None:
     restarted on an upgrade) each found it behind and migrated it together: the
     second one's CREATE TABLE collided with the first's and it failed to start.  An
     advisory lock of the transaction, keyed by the store's schema, makes them take
-    turns: the first migrates, the others find it migrated.  (A SQLite store is one
-    machine's file; this takes no lock there.)"""
+    turns: the first migrates, the others find it migrated.  On SQLite the same
+    happened (pysqlite begins no transaction before DDL, so each CREATE TABLE committed
+    alone and the others' collided: "table workspaces already exists"): the migration
+    begins with the file's write lock (`BEGIN IMMEDIATE`, waiting up to the busy
+    timeout), so it is one transaction the others wait for."""
     if conn.dialect.name == "postgresql":
         key = "hashtext('headwater migrate ' || coalesce(current_schema(), ''))"
         conn.execute(text(f"SELECT pg_advisory_xact_lock({key})"))
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
     return current_revision(conn)
 
 
