@@ -118,3 +118,23 @@ def test_only_valid_tokens_are_trusted(app: App) -> None:
     assert tokens.principal_for_token(app, forged) is None
     assert tokens.trusted_principal(app, forged) is None
     assert tokens.trusted_principal(app, raw) is None  # never checked yet
+
+
+def test_a_token_revoked_while_a_request_checks_it_is_not_trusted_afterwards(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A request's thread reads the token (still live) while another request revokes it:
+    # what the first one found must not be trusted after the revocation.
+    raw, token = tokens.create_token(app, "ci")
+    read = tokens.accounts.token_by_hash
+
+    def read_then_revoked(engine: sa.Engine, hashed: str) -> object:
+        found = read(engine, hashed)
+        tokens.revoke_token(app, token.id)  # the other request, between read and trust
+        return found
+
+    monkeypatch.setattr(tokens.accounts, "token_by_hash", read_then_revoked)
+    tokens.principal_for_token(app, raw)  # the request in flight: it read a live token
+    monkeypatch.setattr(tokens.accounts, "token_by_hash", read)
+    assert tokens.trusted_principal(app, raw) is None
+    assert tokens.principal_for_token(app, raw) is None

@@ -7,7 +7,10 @@ A token found valid is trusted for `TRUSTED_FOR` without asking the store again 
 process keeps its own memory of them, per store): checking it costs a store read, and
 an API client sends the same token with every request.  Revoking a token in this
 process forgets it at once; a token revoked by another process (``headwater tokens
-revoke`` beside a running ``headwater serve``) is refused within `TRUSTED_FOR`.
+revoke`` beside a running ``headwater serve``) is refused within `TRUSTED_FOR`.  A
+check that read the token before a revocation here ended does not trust it afterwards
+(each revocation here is counted, and what a check found is kept only when none came
+since it began).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine
@@ -47,9 +51,27 @@ class _Trusted:
     until: float  # `time.monotonic()` after which the store is asked again
 
 
-#: Per store, the tokens found valid lately, by their digest.  Only valid tokens enter
-#: it, so it holds at most one entry per live token.
-_trusted: WeakKeyDictionary[Engine, dict[str, _Trusted]] = WeakKeyDictionary()
+@dataclass
+class _Memory:
+    """A store's tokens found valid lately, by their digest (only valid tokens enter
+    it, so it holds at most one entry per live token), and how many revocations this
+    process made on that store."""
+
+    trusted: dict[str, _Trusted] = field(default_factory=dict)
+    revocations: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_memories: WeakKeyDictionary[Engine, _Memory] = WeakKeyDictionary()
+_memories_lock = threading.Lock()
+
+
+def _memory(engine: Engine) -> _Memory:
+    with _memories_lock:
+        memory = _memories.get(engine)
+        if memory is None:
+            memory = _memories[engine] = _Memory()
+        return memory
 
 
 def create_token(app: App, name: str) -> tuple[str, ApiToken]:
@@ -71,7 +93,8 @@ def trusted_principal(app: App, raw: str) -> Principal | None:
     """Who `raw` authenticates if it was found valid less than `TRUSTED_FOR` ago (no
     I/O: callers on an event loop try this first); else None, and
     `principal_for_token` decides."""
-    known = _trusted.get(app.engine, {}).get(digest(raw))
+    memory = _memories.get(app.engine)
+    known = None if memory is None else memory.trusted.get(digest(raw))
     if known is None or known.until < time.monotonic():
         return None
     return known.principal
@@ -82,13 +105,16 @@ def principal_for_token(app: App, raw: str) -> Principal | None:
     if not _SHAPE.fullmatch(raw):
         return None
     hashed = digest(raw)
+    memory = _memory(app.engine)
+    revocations = memory.revocations  # before the read: a revocation after it counts
     token = accounts.token_by_hash(app.engine, hashed)
     if token is None or token.revoked_at is not None:
         return None
     accounts.touch_token(app.engine, token, utcnow())
     principal = Principal(workspace_id=token.workspace_id, token_id=token.id)
-    trusted = _trusted.setdefault(app.engine, {})
-    trusted[hashed] = _Trusted(principal, time.monotonic() + TRUSTED_FOR)
+    with memory.lock:
+        if memory.revocations == revocations:
+            memory.trusted[hashed] = _Trusted(principal, time.monotonic() + TRUSTED_FOR)
     return principal
 
 
@@ -114,8 +140,10 @@ def revoke_token(app: App, token_id: str) -> ApiToken:
     `TRUSTED_FOR` its requests to any other. Revoking twice is harmless."""
     token_id = known_id(token_id, "token")
     token = accounts.revoke_token(app.engine, token_id, app.workspace_id, utcnow())
-    trusted = _trusted.get(app.engine, {})
-    for hashed, known in list(trusted.items()):
-        if known.principal.token_id == token_id:
-            trusted.pop(hashed, None)
+    memory = _memory(app.engine)
+    with memory.lock:
+        memory.revocations += 1
+        for hashed, known in list(memory.trusted.items()):
+            if known.principal.token_id == token_id:
+                del memory.trusted[hashed]
     return token
