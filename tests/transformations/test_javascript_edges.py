@@ -1,9 +1,12 @@
-"""JavaScript transformations: what one record throws stays that record's error."""
+"""JavaScript transformations: what one record does stays that record's (or batch's)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from headwater.adapters.transformations.contract import BatchFailed
 from headwater.adapters.transformations.javascript import compile_javascript
 from headwater.kernel.records import TransformFailure
 
@@ -79,3 +82,25 @@ def test_a_forged_reply_is_held_to_the_same_limits() -> None:
     assert "too large" in big.message
     assert [len(line) for line in t.logs()] == [2001]
     t.close()
+
+
+def test_a_promise_job_runs_within_the_batch_that_queued_it() -> None:
+    """Promise callbacks (``.then``, ``await``) run after the call that queued them
+    returns: they ran at the start of the next batch, outside any time limit, so an
+    endless one made the worker silent until the server killed it (the time limit
+    plus 2 s) and the next, innocent batch was counted as failed."""
+    source = """
+function transform(c) {
+  if (c.evil) { Promise.resolve().then(() => { while (true) {} }); }
+  return {email: c.email};
+}
+"""
+    t = compile_javascript(source, time_limit=1.0, memory_limit_mb=64)
+    try:
+        with pytest.raises(BatchFailed, match="batch 1: time limit of 1 s exceeded"):
+            t.transform([{"evil": True, "email": "a@b.com"}])
+        started = time.monotonic()
+        assert t.transform([{"evil": False, "email": "c@d.com"}]) == [{"email": "c@d.com"}]
+        assert time.monotonic() - started < 1.0
+    finally:
+        t.close()

@@ -6,8 +6,9 @@ own (`worker`; the server's side is `process`).  What that gives and does not gi
 - No file, network, process or module access: a bare V8 context has none of
   ``require``, ``process``, ``fetch``, ``XMLHttpRequest`` or ``import()`` of files.
   mini-racer's own ``setTimeout``/``clearTimeout`` (and ``Atomics.waitAsync`` beneath
-  them) and ``FinalizationRegistry`` are removed, so no code can be left to run
-  between batches, outside the time limit.
+  them) and ``FinalizationRegistry`` are removed, and the promise jobs a batch
+  queued are run before its reply, so no code can be left to run between batches,
+  outside the time limit.
 - Each batch has a wall-clock time limit.  Memory is bounded twice: V8's hard heap
   limit, and the worker's data segment (``RLIMIT_DATA``), which also covers
   ArrayBuffer and WebAssembly memory (kept outside V8's heap).  When a limit trips,
