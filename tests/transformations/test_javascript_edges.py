@@ -104,3 +104,32 @@ function transform(c) {
         assert time.monotonic() - started < 1.0
     finally:
         t.close()
+
+
+def test_a_promise_or_a_map_returned_is_its_records_error_not_an_empty_customer() -> None:
+    """JSON.stringify writes a Promise (what an async transform returns), a Map or a
+    Set as {}: each was imported as a customer with no properties, without a word."""
+    source = """
+async function later(c) { return {email: c.email}; }
+function transform(c) {
+  if (c.kind === "async") { return later(c); }
+  if (c.kind === "map") { return new Map([["email", c.email]]); }
+  if (c.kind === "set") { return new Set([c.email]); }
+  return {email: c.email};
+}
+"""
+    t = compile_javascript(source, time_limit=2.0, memory_limit_mb=64)
+    try:
+        kinds = ["async", "map", "set", "plain"]
+        out = t.transform([{"kind": k, "email": "a@b.com"} for k in kinds])
+        assert out[:3] == [
+            TransformFailure(
+                "transform returned a Promise (an async function?): promises are not "
+                "awaited, return the object itself"
+            ),
+            TransformFailure("transform must return a plain object, not a Map"),
+            TransformFailure("transform must return a plain object, not a Set"),
+        ]
+        assert out[3] == {"email": "a@b.com"}
+    finally:
+        t.close()

@@ -97,6 +97,16 @@ const __headwater__ = (function () {
     return false;
   }
   function kind(v) { return isArray(v) ? "an array" : v === null ? "null" : "a " + typeof v; }
+  // What stringify writes as {}: it would be imported as a customer with no properties.
+  const PromiseCtor = Promise, MapCtor = Map, SetCtor = Set;
+  function notPlain(r) {
+    if (r instanceof PromiseCtor) {
+      return "transform returned a Promise (an async function?): promises are not awaited, " +
+             "return the object itself";
+    }
+    const name = r instanceof MapCtor ? "a Map" : r instanceof SetCtor ? "a Set" : null;
+    return name === null ? null : "transform must return a plain object, not " + name;
+  }
   return {
     setup(cap, chars) {  // once, before the user's code (which can see this object)
       if (maxChars === 0) { logCap = cap; maxChars = chars; }
@@ -116,7 +126,7 @@ const __headwater__ = (function () {
           if (r === null || r === undefined) { part = "null"; }
           else if (typeof r !== "object" || isArray(r)) {
             err = "transform must return an object or null, not " + kind(r);
-          } else {
+          } else if ((err = notPlain(r)) === null) {
             part = stringify(r);
             if (part.length > maxChars) {
               err = "the returned object is too large (" + part.length +
