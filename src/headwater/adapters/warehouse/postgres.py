@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+import orjson
 import psycopg
 import psycopg.errors
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from headwater.adapters.warehouse import ownership, pending, rejects, sql
 from headwater.adapters.warehouse.contract import WarehouseError
@@ -86,6 +88,10 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
                     connect_timeout=self._timeout,
                     options="-c TimeZone=UTC",
                 )
+                # jsonb keeps numbers as numeric and writes 1e300 out digit by digit;
+                # json.loads made that a 301-digit int no JSON encoder of ours takes,
+                # orjson reads a number past 64 bits as the float DuckDB reads back.
+                set_json_loads(orjson.loads, self._conn)
             except psycopg.Error as exc:
                 reason = hide_password(str(exc).strip().splitlines()[0] if str(exc) else "")
                 raise WarehouseError(
