@@ -72,6 +72,9 @@ class Connection:
     livemode: bool
     events_read: bool
     created_at: datetime
+    #: The Stripe account (``acct_…``) the key belongs to; None when Stripe did not say
+    #: (or the connection predates recording it).  A new key must be of this account.
+    account_id: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What the API and CLI show: never the key, only its masked form."""
@@ -83,6 +86,7 @@ class Connection:
             "requests_per_second": self.requests_per_second,
             "api_key": self.api_key_masked,
             "livemode": self.livemode,
+            "account_id": self.account_id,
             "permissions": {"customers_read": True, "events_read": self.events_read},
             "created_at": self.created_at.isoformat(),
         }

@@ -101,7 +101,7 @@ class SandboxApp:
         """Run an admitted request, then hold its answer for the sampled latency."""
         error = self.faults.injected_error() if self.knobs.faults_on else None
         if error is None and match.permission and match.permission not in permissions:
-            error = permission_denied(key, match.permission)
+            error = permission_denied(key, match.permission, self.config.account)
         if error is None:
             try:
                 response = self._run(request, match.call, is_live(key))

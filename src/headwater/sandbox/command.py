@@ -64,6 +64,12 @@ def _rate(name: str, value: float) -> float:
 @click.option("--customers", default=0, show_default=True, help="Customers to generate.")
 @click.option("--seed", default=1, show_default=True, help="Seed for generated data and ids.")
 @click.option(
+    "--account",
+    default="acct_sandbox",
+    show_default=True,
+    help="The Stripe account id it answers as (GET /v1/account): another id, another account.",
+)
+@click.option(
     "--key",
     "key_options",
     multiple=True,
@@ -137,6 +143,7 @@ def sandbox(
     port: int,
     customers: int,
     seed: int,
+    account: str,
     key_options: tuple[str, ...],
     rate_limit: float,
     live_rate_limit: float,
@@ -183,6 +190,7 @@ def sandbox(
         port=port,
         customers=customers,
         seed=seed,
+        account=account,
         keys=_keys(key_options),
         knobs=knobs,
         created_span_days=created_span_days,

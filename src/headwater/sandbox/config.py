@@ -118,6 +118,9 @@ class SandboxConfig:
     port: int = 12111
     customers: int = 0
     seed: int = 1
+    #: The Stripe account the sandbox is (``GET /v1/account``, Stripe's permission errors):
+    #: two sandboxes started with different ones are two accounts.
+    account: str = "acct_sandbox"
     keys: dict[str, frozenset[str]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
     knobs: Knobs = field(default_factory=Knobs)
     created_span_days: float = 3 * 365.0

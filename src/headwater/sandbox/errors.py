@@ -78,11 +78,11 @@ PERMISSION_NAMES = {
 }
 
 
-def permission_denied(key: str, permission: str) -> ApiError:
+def permission_denied(key: str, permission: str, account: str = "acct_sandbox") -> ApiError:
     rak, label = PERMISSION_NAMES.get(permission, (permission, permission))
     message = (
         f"The provided key '{mask_secret(key)}' does not have the required permissions for "
-        f"this endpoint on account 'acct_sandbox'. Having the '{rak}' permission "
+        f"this endpoint on account '{account}'. Having the '{rak}' permission "
         f"({label}) would allow this request to continue."
     )
     return ApiError(403, message)

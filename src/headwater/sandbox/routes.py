@@ -212,7 +212,15 @@ def _webhook_delete(sandbox: Sandbox, request: Request) -> Response:
     return Response(200, orjson.dumps(body))
 
 
+def _account(sandbox: Sandbox, request: Request) -> Response:
+    """The account the key belongs to (any valid key of it may read its id)."""
+    _check(request.params(), frozenset({"expand"}))
+    body = {"id": sandbox.config.account, "object": "account", "type": "standard"}
+    return Response(200, orjson.dumps(body))
+
+
 _COLLECTIONS: dict[tuple[str, str], Match] = {
+    ("GET", "account"): Match("GET /v1/account", None, _account),
     ("GET", "customers"): Match("GET /v1/customers", "customers:read", list_customers),
     ("POST", "customers"): Match(
         "POST /v1/customers",

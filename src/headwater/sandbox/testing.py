@@ -155,6 +155,8 @@ def start_sandbox(
     seed: int = 1,
     *,
     keys: dict[str, str] | None = None,
+    account: str | None = None,
+    port: int = 0,
     rate_limit: float | None = None,
     live_rate_limit: float | None = None,
     endpoint_rate_limit: float | None = None,
@@ -180,7 +182,8 @@ def start_sandbox(
     """
     options: dict[str, object] = {
         "--host": "127.0.0.1",
-        "--port": 0,
+        "--port": port,
+        "--account": account,
         "--customers": customers,
         "--seed": seed,
         "--rate-limit": rate_limit or 0,

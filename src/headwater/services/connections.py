@@ -20,7 +20,7 @@ from headwater.adapters.connectors.stripe import (
     verify_key,
     webhook_endpoints,
 )
-from headwater.adapters.connectors.stripe.keys import KeyAccess
+from headwater.adapters.connectors.stripe.keys import KeyAccess, is_live_key
 from headwater.adapters.store import objects
 from headwater.adapters.store import webhooks as webhook_rows
 from headwater.adapters.store.webhooks import WebhookEndpoint
@@ -68,6 +68,7 @@ def add_stripe(
         livemode=access.livemode,
         events_read=access.events_read,
         created_at=utcnow(),
+        account_id=access.account_id,
     )
     return objects.add(app.engine, connection)
 
@@ -120,18 +121,52 @@ def _verified(base_url: str, api_key: str) -> KeyAccess:
         raise InvalidInput(exc.message, "api_key") from exc
 
 
-def rotate_key(app: App, connection_id: str, api_key: str) -> Connection:
-    """Replace the connection's key with `api_key`, verified live first (at the
-    connection's base URL); the permissions shown follow the new key."""
-    connection = get_connection(app, connection_id)
-    api_key = api_key.strip()
-    check_key_format(api_key)
-    access = _verified(connection.base_url, api_key)
+def _mode(live: bool) -> str:
+    return "live mode" if live else "test mode"
+
+
+def _same_account(connection: Connection, api_key: str, access: KeyAccess) -> None:
+    """`InvalidInput` at ``api_key`` unless the new key reads the connection's account in
+    its mode.  Its pipelines' identities are that account's customers and their saved
+    positions that account's event ids, and its webhook endpoint is registered there:
+    a key of another account (or the other mode: live and test are two sets of
+    customers and events) would read on from a position in another stream and keep
+    the old account's customers.  Such a key is a new connection."""
+    was_live, is_live = is_live_key(connection.api_key_masked), is_live_key(api_key)
+    before = connection.account_id
+    if was_live == is_live and (before is None or access.account_id in (None, before)):
+        return
+    old = f"{before} in {_mode(was_live)}" if before else _mode(was_live)
+    new = f"{access.account_id} in {_mode(is_live)}" if access.account_id else _mode(is_live)
+    raise InvalidInput(
+        f"this key reads Stripe {new}, not what connection {connection.id} reads ({old}): "
+        "its pipelines imported those customers and follow those events, and its webhook "
+        f"is registered there. Give a key of {old}, or add a connection for the other "
+        "(`headwater connections add stripe`, or POST /connections)",
+        "api_key",
+    )
+
+
+def _take_key(app: App, connection: Connection, api_key: str, access: KeyAccess) -> list[str]:
+    """Keep `api_key` (checked by `_same_account`) and what it can do; the fields set."""
     connection.api_key_encrypted = app.cipher.encrypt(api_key, context=connection.id)
     connection.api_key_masked = mask_secret(api_key)
     connection.livemode = access.livemode
     connection.events_read = access.events_read
-    fields = ["api_key_encrypted", "api_key_masked", "livemode", "events_read"]
+    connection.account_id = access.account_id or connection.account_id
+    return ["api_key_encrypted", "api_key_masked", "livemode", "events_read", "account_id"]
+
+
+def rotate_key(app: App, connection_id: str, api_key: str) -> Connection:
+    """Replace the connection's key with `api_key`, verified live first (at the
+    connection's base URL) and refused when it is of another account or mode
+    (`_same_account`); the permissions shown follow the new key."""
+    connection = get_connection(app, connection_id)
+    api_key = api_key.strip()
+    check_key_format(api_key)
+    access = _verified(connection.base_url, api_key)
+    _same_account(connection, api_key, access)
+    fields = _take_key(app, connection, api_key, access)
     return objects.save(app.engine, connection, only=fields)
 
 
@@ -149,7 +184,8 @@ def update_connection(
 
     A new base URL comes with the API key, verified live there before both are kept:
     the saved key is only ever sent to the URL it was verified with (sending it to a
-    URL named by the change handed the secret to whoever answered there)."""
+    URL named by the change handed the secret to whoever answered there).  The key
+    must be of the connection's account and mode (`_same_account`)."""
     connection = get_connection(app, connection_id)
     moving = base_url is not None and _check_base_url(base_url) != connection.base_url
     if api_key is not None and not moving:  # taken silently, it changed nothing
@@ -163,7 +199,7 @@ def update_connection(
         connection.name = _check_name(name)
     if requests_per_second is not None:
         connection.requests_per_second = _check_rate(requests_per_second)
-    fields = ["name", "base_url", "requests_per_second", "livemode", "events_read"]
+    fields = ["name", "base_url", "requests_per_second"]
     if base_url is not None and moving:
         url = _check_base_url(base_url)
         if api_key is None:
@@ -175,11 +211,9 @@ def update_connection(
         api_key = api_key.strip()
         check_key_format(api_key)
         access = _verified(url, api_key)
+        _same_account(connection, api_key, access)
         connection.base_url = url
-        connection.livemode, connection.events_read = access.livemode, access.events_read
-        connection.api_key_encrypted = app.cipher.encrypt(api_key, context=connection.id)
-        connection.api_key_masked = mask_secret(api_key)
-        fields += ["api_key_encrypted", "api_key_masked"]
+        fields += _take_key(app, connection, api_key, access)
     return objects.save(app.engine, connection, only=fields)
 
 

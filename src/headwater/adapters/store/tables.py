@@ -46,6 +46,7 @@ connections = Table(
     Column("livemode", Boolean, nullable=False),
     Column("events_read", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("account_id", String(255), nullable=True),
 )
 
 pipelines = Table(

@@ -9,7 +9,7 @@ from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.declaration import STRIPE, StripeSettings
 from headwater.adapters.connectors.stripe.errors import MalformedKey
 from headwater.adapters.connectors.stripe.http import StripeHTTP
-from headwater.kernel.errors import mask_secret
+from headwater.kernel.errors import HeadwaterError, mask_secret
 
 # Real keys are long; the sandbox's documented key `sk_test_sandbox` has a 7-character body.
 _BODY = re.compile(r"^[A-Za-z0-9_]{6,}$")
@@ -22,6 +22,24 @@ class KeyAccess:
     customers_read: bool
     events_read: bool
     livemode: bool
+    #: The Stripe account (``acct_…``) the key belongs to; None when Stripe did not say.
+    account_id: str | None = None
+
+
+# Stripe's permission errors name the account: "... for this endpoint on account 'acct_…'".
+_ACCOUNT = re.compile(r"on account '(acct_[A-Za-z0-9_]+)'")
+
+
+def account_in_message(message: str) -> str | None:
+    """The ``acct_…`` id a Stripe permission error names, if any."""
+    found = _ACCOUNT.search(message)
+    return found.group(1) if found else None
+
+
+def is_live_key(key: str) -> bool:
+    """Whether `key` (or its masked form, which keeps the prefix) is a live-mode key:
+    live and test mode are two sets of customers and events, even in one account."""
+    return key.startswith(("sk_live_", "rk_live_"))
 
 
 def check_key_format(key: str) -> str:
@@ -87,11 +105,30 @@ def verify_key(
             events_read = True
         except PermissionMissing:
             events_read = False
+        account_id = _account_id(http)
     finally:
         http.close()
     data = reply.body.get("data")
     first = data[0] if isinstance(data, list) and data else None
     livemode = first.get("livemode") if isinstance(first, dict) else None
     if not isinstance(livemode, bool):
-        livemode = key.startswith(("sk_live_", "rk_live_"))
-    return KeyAccess(customers_read=True, events_read=events_read, livemode=livemode)
+        livemode = is_live_key(key)
+    return KeyAccess(
+        customers_read=True, events_read=events_read, livemode=livemode, account_id=account_id
+    )
+
+
+def _account_id(http: StripeHTTP) -> str | None:
+    """The key's account: `GET /v1/account`, or the account Stripe's refusal names (a
+    restricted key without the permission); None when neither says (an API that has no
+    such path).  A transient failure propagates: the check did not finish."""
+    try:
+        reply = http.get("/v1/account", {})
+    except PermissionMissing as exc:
+        return account_in_message(exc.message)
+    except HeadwaterError as exc:
+        if exc.transient:
+            raise
+        return account_in_message(exc.message)
+    found = reply.body.get("id")
+    return found if isinstance(found, str) and found.startswith("acct_") else None

@@ -86,6 +86,11 @@ class ConnectionPublic(BaseModel):
     requests_per_second: float = Field(description="The request budget runs keep to.")
     api_key: str = Field(description="The key, masked (`sk_test_…9f2c`).")
     livemode: bool = Field(description="Whether the key reads live data (not test mode).")
+    account_id: str | None = Field(
+        description="The Stripe account (`acct_…`) the key belongs to; null when Stripe did "
+        "not say. A new key (rotate-key, or a new base URL with its key) must be of this "
+        "account and mode: another is refused at `api_key` (add a connection for it)."
+    )
     permissions: Permissions = Field(description="What the key was found to be allowed to read.")
     created_at: str = Field(description="When the connection was added (ISO 8601, UTC).")
 
