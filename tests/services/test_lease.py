@@ -3,6 +3,7 @@ a lost lease to the engine's thread through `RunStop`."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -13,9 +14,9 @@ import pytest
 from tests.services.conftest import MakePipeline, connect
 
 from headwater.adapters.store import runs
-from headwater.kernel.entities import RunStatus, utcnow
+from headwater.kernel.entities import Run, RunStatus, utcnow
 from headwater.kernel.errors import TransientError
-from headwater.sandbox.testing import RunningSandbox
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.lease import LeaseKeeper, RunStop
@@ -103,3 +104,35 @@ def test_a_run_that_raised_ends_as_its_stop_when_one_was_requested() -> None:
         "re-queued: the service stopped",
         False,
     )
+
+
+def test_a_cancel_asked_in_the_process_running_the_run_acts_at_once(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """`serve` answers the API and runs runs in one process, yet a cancel from the
+    console waited for the run's next lease beat (a tenth of the lease: 3 s by
+    default) to be seen.  Asked in the process holding the run, it stops it at once;
+    here the beat is a minute away."""
+    long_lease = App.open(dataclasses.replace(app.settings, run_lease_seconds=600))
+    try:
+        with start_sandbox(customers=3000, seed=48) as sb:
+            pipeline = make_pipeline(connect(long_lease, sb, rps=5))  # 30 pages: 6 s
+            ended: list[Run] = []
+            thread = threading.Thread(
+                target=lambda: ended.append(runner.run_pipeline(long_lease, pipeline.id))
+            )
+            thread.start()
+            live = None
+            while live is None or not live.counters.get("read"):
+                time.sleep(0.05)
+                live = runs.live_run(long_lease.engine, pipeline.id)
+            asked = time.monotonic()
+            runner.cancel_run(long_lease, live.id)
+            thread.join(120)
+            took = time.monotonic() - asked
+    finally:
+        long_lease.close()
+    [run] = ended
+    assert run.status == RunStatus.CANCELLED, run.message
+    assert run.message == "cancelled on request"
+    assert took < 2, f"the cancel took {took:.1f} s"

@@ -8,6 +8,9 @@ cancel request or finds that the run is no longer ours (closed as lost).  It nev
 touches counters, the warehouse or the pipeline.  The engine's thread reads `RunStop`
 at batch boundaries (`Writer.submit`).  A failed renewal (store locked or unreachable)
 is logged and retried at the next beat: the lease outlasts several missed beats.
+A cancel asked in the process holding the run (`serve` answers the API and runs runs
+in one process) need not wait for that beat: `cancel_here` sets the run's `RunStop` at
+once, found in this process's live runs (`_HELD`, under `_HELD_LOCK`).
 """
 
 from __future__ import annotations
@@ -114,6 +117,23 @@ def _notify(listeners: list[Callable[[], None]]) -> None:
         thread.start()
 
 
+#: The `RunStop` of each run whose lease this process holds now, by run id.
+_HELD: dict[str, RunStop] = {}
+_HELD_LOCK = threading.Lock()
+CANCELLED = "cancelled on request"
+
+
+def cancel_here(run_id: str) -> bool:
+    """Stop run `run_id` now if this process holds it (its cancel was stored first);
+    whether it does.  Another process's run sees the request at its next beat."""
+    with _HELD_LOCK:
+        stop = _HELD.get(run_id)
+    if stop is None:
+        return False
+    stop.request(RunStatus.CANCELLED, CANCELLED)
+    return True
+
+
 class LeaseKeeper:
     """Renews one run's lease from its own thread until stopped (see the module doc)."""
 
@@ -132,10 +152,15 @@ class LeaseKeeper:
 
     def __enter__(self) -> LeaseKeeper:
         self.stop.lease_deadline = time.monotonic() + self.lease.total_seconds()
+        with _HELD_LOCK:
+            _HELD[self.run_id] = self.stop
         self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        with _HELD_LOCK:
+            if _HELD.get(self.run_id) is self.stop:
+                del _HELD[self.run_id]
         self._done.set()
         self._thread.join()
 
@@ -158,4 +183,4 @@ class LeaseKeeper:
                 )
                 return
             if held.cancel_requested:
-                self.stop.request(RunStatus.CANCELLED, "cancelled on request")
+                self.stop.request(RunStatus.CANCELLED, CANCELLED)

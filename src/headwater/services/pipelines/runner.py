@@ -23,7 +23,7 @@ from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
 from headwater.services.pipelines.definition import compile_predicate, compile_transformation
 from headwater.services.pipelines.engine import RunContext, execute, next_run_kind
-from headwater.services.pipelines.lease import LeaseKeeper, RunStop, new_owner
+from headwater.services.pipelines.lease import LeaseKeeper, RunStop, cancel_here, new_owner
 from headwater.services.pipelines.recorder import Progress, Recorder
 from headwater.services.pipelines.shaping import Shaper
 from headwater.services.text import known_id
@@ -162,11 +162,15 @@ def _stored_errors(app: App, run: Run) -> list[RecordError]:
 
 def cancel_run(app: App, run_id: str) -> Run:
     """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to
-    stop and ends `cancelled` at its next page or batch boundary (within a lease beat
-    and a page), keeping what committed.  Refused (`Conflict`) when the run already ended."""
+    stop and ends `cancelled` at its next page or batch boundary (at once when this
+    process runs it, else within a lease beat, and a page), keeping what committed.
+    Refused (`Conflict`) when the run already ended."""
     run_id = known_id(run_id, "run")
     runs.get_run(app.engine, run_id, 0, app.workspace_id)  # NotFound for another's
-    return runs.request_cancel(app.engine, run_id)
+    asked = runs.request_cancel(app.engine, run_id)
+    if asked.status == RunStatus.RUNNING:
+        cancel_here(run_id)
+    return asked
 
 
 def _end(
