@@ -17,9 +17,10 @@ from tests.serving import start_serve
 
 from headwater.entrypoints.environment import settings_from_env
 from headwater.sandbox.testing import start_sandbox
+from headwater.services import connections
 from headwater.services.app import App
-from headwater.services.auth import users
-from headwater.services.pipelines import runner
+from headwater.services.auth import users, workspaces
+from headwater.services.pipelines import manage, runner, saving
 
 pytestmark = pytest.mark.slow
 
@@ -195,3 +196,31 @@ def test_a_refused_profile_search_keeps_the_profiles_page(site: Site) -> None:
         [alert] = re.findall(r'role="alert"[^>]*>([^<]*)<', refused.text)
         assert "NUL character" in alert
         assert "Back to Sources" not in refused.text
+
+
+def test_the_editor_answers_another_workspaces_objects_as_not_found(site: Site) -> None:
+    """The editor's saves answered a connection or pipeline of another workspace (as
+    one deleted) with 400, where every other route of the console and the API answers
+    404 (DESIGN §8); nothing of theirs changes or shows."""
+    app = site.app()
+    try:
+        theirs = app.in_workspace(workspaces.add_workspace(app, "Editor's other").id)
+        conn = connections.add_stripe(
+            theirs, "Their editor source", site.sandbox.secret_key, site.sandbox.url
+        )
+        pipeline = saving.save_new(theirs, conn.id, "Their editor pipeline").pipeline
+    finally:
+        app.close()
+    body = {"name": "stolen", "transformation": {"kind": "mapping", "mapping": {}}}
+    with _signed_in(site) as client:
+        for path in (f"/connections/{conn.id}/pipelines", f"/pipelines/{pipeline.id}"):
+            refused = client.post(path, json=body)
+            assert refused.status_code == 404, (path, refused.text)
+            assert refused.json()["error"]["type"] == "NotFound"
+            assert "Their editor" not in refused.text
+    app = site.app()
+    try:
+        kept = manage.get(app.in_workspace(pipeline.workspace_id), pipeline.id)
+    finally:
+        app.close()
+    assert kept.name == "Their editor pipeline"

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from headwater.entrypoints.console.web import CurrentViewer, Viewer, render
 from headwater.kernel import json_text
 from headwater.kernel.entities import Connection, Pipeline
-from headwater.kernel.errors import HeadwaterError, InvalidInput, Problem
+from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound, Problem
 from headwater.services import connections
 from headwater.services.pipelines import authoring, definition, manage, preview, saving
 
@@ -29,7 +29,10 @@ def _problem(p: Problem) -> dict[str, Any]:
     return {"location": p.location, "message": p.message, "line": p.line, "column": p.column}
 
 
-def _error(exc: HeadwaterError, status: int = 400) -> JSONResponse:
+def _error(exc: HeadwaterError) -> JSONResponse:
+    """The API's error document; 404 for an object not found (another workspace's as a
+    missing one, DESIGN §8), else 400."""
+    status = 404 if isinstance(exc, NotFound) else 400
     problems = [_problem(p) for p in exc.problems] if isinstance(exc, InvalidInput) else []
     field = exc.location if isinstance(exc, InvalidInput) else None
     body = {
