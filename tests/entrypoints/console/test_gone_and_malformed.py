@@ -224,3 +224,20 @@ def test_the_editor_answers_another_workspaces_objects_as_not_found(site: Site) 
     finally:
         app.close()
     assert kept.name == "Their editor pipeline"
+
+
+def test_the_editor_refuses_a_form_body_saying_so(site: Site) -> None:
+    """A form posted to the editor's JSON routes (a script or a hand-made form) failed
+    with 500 (the body was read once for the form's workspace field, then again as
+    JSON); it is refused as any body that is not a JSON object."""
+    conn = site.add_source("Form body")
+    pipeline = site.add_pipeline(conn.id, "Form body")
+    with _signed_in(site) as client:
+        for path in (
+            f"/connections/{conn.id}/pipelines",
+            f"/pipelines/{pipeline.id}",
+            "/editor/preview",
+        ):
+            refused = client.post(path, data={"name": "x"})
+            assert refused.status_code in (200, 400), (path, refused.status_code)
+            assert "the body must be a JSON object" in refused.text, path

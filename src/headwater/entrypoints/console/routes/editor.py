@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from headwater.entrypoints.console.web import CurrentViewer, Viewer, render
+from headwater.entrypoints.console.web import FORMS, CurrentViewer, Viewer, render
 from headwater.kernel import json_text
 from headwater.kernel.entities import Connection, Pipeline
 from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound, Problem
@@ -45,6 +45,9 @@ def _error(exc: HeadwaterError) -> JSONResponse:
 
 
 async def _body(request: Request) -> dict[str, Any]:
+    if request.headers.get("content-type", "").startswith(FORMS):
+        # Not JSON (and its body was read already, for the form's workspace field).
+        raise InvalidInput("the body must be a JSON object")
     try:
         data = json_text.loads(await request.body())
     except (ValueError, RecursionError):
