@@ -133,3 +133,27 @@ function transform(c) {
         assert out[3] == {"email": "a@b.com"}
     finally:
         t.close()
+
+
+def test_a_nul_character_in_an_error_or_a_line_is_shown_not_kept() -> None:
+    """PostgreSQL text cannot hold NUL (see the Python runtime's test): a record's error,
+    and a log line show it as its escape."""
+    source = """
+function transform(c) {
+  if (c.patch) { Array.prototype.push = function () { throw "gone ".repeat(1e5); }; }
+  console.log("seen", c.name);
+  throw new Error("bad name " + c.name);
+}
+"""
+    t = compile_javascript(source, time_limit=2.0, memory_limit_mb=64)
+    try:
+        [out] = t.transform([{"name": "a\x00b"}])
+        assert out == TransformFailure("Error: bad name a\\u0000b (line 5)")
+        assert t.logs() == ["seen a\\u0000b"]
+        t.transform([{"name": "x", "patch": True}])  # the runtime's calls use push
+        with pytest.raises(BatchFailed) as caught:
+            t.transform([{"name": "y"}])
+        assert "runtime failure (<anonymous>:3: gone gone" in caught.value.message
+        assert len(caught.value.message) < 2200  # what user code threw is cut too
+    finally:
+        t.close()

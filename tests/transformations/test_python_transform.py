@@ -239,3 +239,22 @@ def transform(c):
         }
     finally:
         t.close()
+
+
+def test_a_nul_character_in_an_error_or_a_line_is_shown_not_kept() -> None:
+    """PostgreSQL text cannot hold NUL: one record whose error message held it (from
+    the code, or a customer's value quoted in it) made every progress update of the run
+    fail on a PostgreSQL store, so no error of the run was stored.  It shows as its
+    escape, like half a character."""
+    source = """
+def transform(c):
+    print("seen", c["name"])
+    raise ValueError("bad name " + c["name"])
+"""
+    t = compile_python(source, time_limit=5.0, workers=1)
+    try:
+        [out] = t.transform([{"name": "a\x00b"}])
+        assert out == TransformFailure("ValueError: bad name a\\u0000b (line 4)")
+        assert t.logs() == ["seen a\\u0000b"]
+    finally:
+        t.close()

@@ -11,7 +11,8 @@ surrogate (half of a character outside the Basic Multilingual Plane, e.g. an emo
 by ``substring``).  JSON writes it as a ``\\udXXX`` escape, which strict decoders
 (orjson) refuse and a UTF-8 warehouse cannot store.  Such a reply is read by the
 standard library instead; a record holding one is a per-record error saying so, and
-log lines and error messages keep it visible as the escape text.
+log lines and error messages keep it visible as the escape text (NUL too: PostgreSQL
+text cannot hold it).
 
 Limits: the worker cuts log lines and refuses results that are too large, but user
 code runs beside those checks and can reach them (JavaScript's glue object, the Python
@@ -85,8 +86,11 @@ def decode(reply: bytes) -> tuple[Any, bool]:
 
 
 def text(value: Any) -> str:
-    """`value` as text a UTF-8 store takes: a lone surrogate becomes its escape."""
-    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    """`value` as text every store takes: a lone surrogate becomes its escape, and so
+    does NUL (``\\u0000``), which PostgreSQL text cannot hold (a record error holding one
+    made every progress update of its run fail, so none of its errors was stored)."""
+    found = str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+    return found.replace("\x00", "\\u0000") if "\x00" in found else found
 
 
 def message(value: Any) -> str:

@@ -177,7 +177,7 @@ class JavaScriptTransformation:
             return f"time limit of {self._time_limit:g} s exceeded"
         if failed == "memory":
             return f"memory limit of {self._memory} MB exceeded"
-        return f"runtime failure ({detail})"
+        return f"runtime failure ({replies.message(detail)})"  # what user code threw
 
     def _lost_reason(self, worker: _Worker, reason: str) -> str:
         """Why the worker gave no reply: a crash of V8 is how its heap runs out."""
