@@ -208,6 +208,40 @@ def transform(c):
         t.close()
 
 
+def test_a_value_json_cannot_hold_is_an_error_naming_where() -> None:
+    """orjson refuses an integer past 64 bits, a key that is not text, a value of
+    another type and a lone surrogate, and its message ('Integer exceeds 64-bit range')
+    said neither which property nor where in it; the error now names the path."""
+    source = """
+def transform(c):
+    kind = c["kind"]
+    if kind == "big":
+        return {"email": "a", "metadata": {"a": [1, 2**64]}}
+    if kind == "small":
+        return {"score": -2**63 - 1}
+    if kind == "key":
+        return {"metadata": {"tiers": {1: "gold"}}}
+    if kind == "object":
+        return {"metadata": {"x": [{"y": object()}]}}
+    if kind == "surrogate":
+        return {"nickname": "a\\ud800b"}
+    return {"score": 2**63 - 1, "metadata": {"u64": 2**64 - 1}}
+"""
+    expected = {
+        "big": "an integer past 64 bits at 'metadata.a[1]'",
+        "small": "an integer past 64 bits at 'score'",
+        "key": "a key that is not text (int) in 'metadata.tiers'",
+        "object": "a value of type object at 'metadata.x[0].y'",
+        "surrogate": "a lone surrogate in the text at 'nickname'",
+    }
+    with compile_python(source, time_limit=5.0, workers=1) as t:
+        out = t.transform([{"kind": k} for k in [*expected, "fine"]])
+    for (kind, where), got in zip(expected.items(), out, strict=False):
+        assert isinstance(got, TransformFailure), kind
+        assert got.message == f"the returned dict is not JSON: {where}"
+    assert out[-1] == {"score": 2**63 - 1, "metadata": {"u64": 2**64 - 1}}
+
+
 def test_stdlib_that_imports_lazily_works_in_the_sandbox() -> None:
     """The chrooted worker can import only what was loaded before the chroot, so
     ``datetime.strptime`` (which imports ``_strptime`` on first use) and decoding a

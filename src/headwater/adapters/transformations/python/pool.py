@@ -63,9 +63,16 @@ PRELOAD = [
 ]  # fmt: skip
 
 
+#: The worker's source files, in order (`_worker_source`).
+_SOURCES = ("codec.py", "worker.py")
+
+
 @cache
 def _worker_source() -> str:
-    return Path(__file__).with_name("worker.py").read_text(encoding="utf-8")
+    """`codec` then `worker`: one module's text (the second's future import dropped:
+    such an import is allowed only at the start)."""
+    codec, worker = (Path(__file__).with_name(n).read_text("utf-8") for n in _SOURCES)
+    return codec + "\n" + worker.replace("from __future__ import annotations\n", "", 1)
 
 
 class _BadReply(Exception):

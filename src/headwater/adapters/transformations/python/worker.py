@@ -1,8 +1,8 @@
 """The Python transformation worker: one sandboxed interpreter running user code.
 
-`pool` starts it as ``python -I -S -c <this file's text>`` with an empty environment
-and no inherited file descriptors beyond its two pipes, so it imports only the
-standard library (never Headwater).  It must stay self-contained: stdlib imports only.
+`pool` starts it as ``python -I -S -c <codec's text, this file's text>`` with an empty
+environment and no inherited file descriptors beyond its two pipes, so it imports only
+the standard library (never Headwater).  It must stay self-contained: stdlib imports only.
 
 Protocol on stdin/stdout (moved to other descriptors at start-up; fds 0-2 then point
 to /dev/null so stray prints cannot corrupt it): frames of a 4-byte big-endian length
@@ -25,9 +25,12 @@ import signal
 import struct
 import sys
 from collections.abc import Callable
-from decimal import Decimal
+from contextlib import suppress
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # `codec` is the first part of this process's source (see `pool`)
+    from headwater.adapters.transformations.python.codec import Dumps, load_codec, refused
 
 FILENAME = "<transformation>"
 UID_BASE = 1_000_000  # above any account's uid; plus the worker's pid
@@ -36,8 +39,6 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 2
 SECCOMP_MODE_FILTER = 2
 MEMORY_FRAME = b'{"fatal":"memory"}'
 MAX_LINE = 2000
-
-Dumps = Callable[[Any], bytes]
 
 
 def read_frame(fd: int, unpack: Callable[..., tuple[Any, ...]] = struct.unpack) -> bytes | None:
@@ -69,51 +70,6 @@ def write_frame(
     view = memoryview(pack(">I", len(body)) + body)
     while view:
         view = view[write(fd, view) :]
-
-
-def load_codec(orjson_dir: str | None) -> tuple[Dumps, Callable[[bytes], Any]]:
-    """orjson when the parent told us where it lives, else the json module."""
-    if orjson_dir:
-        sys.path.insert(0, orjson_dir)
-        try:
-            import orjson
-
-            def dumps(value: Any) -> bytes:
-                body = orjson.dumps(value, default=_default)
-                return body if b"null" not in body else finite(value, body)
-
-            return dumps, orjson.loads
-        except ImportError:
-            pass
-        finally:
-            sys.path.remove(orjson_dir)
-            sys.path_importer_cache.pop(orjson_dir, None)
-    encoder = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"))
-    return (lambda value: finite(value, encoder.encode(value).encode())), json.loads
-
-
-def finite(value: Any, body: bytes, at: str = "", deep: Any = (dict, list, tuple, set)) -> bytes:
-    """`body`, the JSON of `value`, unless `value` holds NaN or an infinity (orjson writes
-    null, json NaN: JSON has neither): then ValueError naming where (paths made lazily)."""
-    many = not isinstance(value, dict)
-    for key, item in enumerate(value) if many else dict.items(value):
-        if isinstance(item, float) and item - item != 0:
-            name = "NaN" if item != item else "Infinity" if item > 0 else "-Infinity"
-            where = f"{at}[{key}]" if many else f"{at}.{key}"
-            raise ValueError(f"{name} at {where[1:]!r} (JSON has no NaN or Infinity)")
-        if isinstance(item, deep):
-            finite(item, body, f"{at}[{key}]" if many else f"{at}.{key}")
-    return body
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
 def sandbox(cfg: dict[str, Any]) -> dict[str, str]:
@@ -274,7 +230,11 @@ def run_batch(
                 try:
                     part = dumps(result)
                 except (TypeError, ValueError) as exc:
-                    errors.append([index, f"the returned dict is not JSON: {exc}"])
+                    why: Any = exc
+                    if isinstance(exc, TypeError):  # what orjson refused: where
+                        with suppress(RecursionError):  # a cycle
+                            why = refused(result) or exc
+                    errors.append([index, f"the returned dict is not JSON: {why}"])
                     parts.append(b"null")
                     continue
                 if len(part) > max_bytes:
