@@ -155,3 +155,16 @@ def test_a_body_nested_too_deeply_is_invalid_json_saying_where(api: Api) -> None
                 f"nested {depth + 1} levels deep, too deep to read"
             )
         assert client.get("/identity-resolution").status_code == 200
+
+
+def test_the_docs_page_cannot_be_framed_or_cached(api: Api) -> None:
+    """The docs page acts with the visitor's session (Try it out: any route, a change
+    too, same-origin): another site could frame it and steer clicks into it, and it was
+    kept in the browser's cache; it now says what the console's pages say."""
+    with api.signed_in() as client:
+        page = client.get(f"{api.url}/api/docs/")
+    assert page.status_code == 200
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["x-content-type-options"] == "nosniff"

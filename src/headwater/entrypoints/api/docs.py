@@ -31,6 +31,16 @@ ASSETS = Path(__file__).parent / "static" / "swagger-ui"
 Asset = Literal["swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"]
 _MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 SIGN_IN = "/sign-in"
+#: The page acts with the visitor's session (Try it out): no other site may frame it
+#: (clickjacking) and no cache keeps it, as for the console's pages (its own inline
+#: script, Swagger UI's start, rules out their `script-src 'self'`).
+PAGE_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 class DocsNotInstalled(TransientError):
@@ -65,13 +75,15 @@ def create_docs(app: App, openapi_url: str) -> FastAPI:
     @docs.get("/", include_in_schema=False)
     def page(_caller: CurrentPrincipal) -> HTMLResponse:
         _asset("swagger-ui-bundle.js")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=openapi_url,
             title="Headwater API",
             swagger_js_url=f"{PATH}/assets/swagger-ui-bundle.js",
             swagger_css_url=f"{PATH}/assets/swagger-ui.css",
             swagger_favicon_url=f"{PATH}/assets/favicon-32x32.png",
         )
+        page.headers.update(PAGE_HEADERS)
+        return page
 
     @docs.get("/assets/{name}", include_in_schema=False)
     def asset(name: Asset, _caller: CurrentPrincipal) -> FileResponse:
