@@ -213,3 +213,22 @@ def test_an_integer_past_64_bits_is_the_property_s_error(value: object) -> None:
         {"stats_score": 2**63 - 1},
         {"stats_score": -(2**63)},
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "ptype"),
+    [
+        (253402300800, T.DATETIME),  # 10000-01-01T00:00:00Z in unix seconds
+        ("9999-12-31T23:00:00-05:00", T.DATETIME),  # 10000-01-01 in UTC
+        ("0001-01-01T00:30:00+01:00", T.DATETIME),
+        (-62135596801, T.DATE),
+        (1.7e18, T.DATETIME),  # nanoseconds taken for seconds
+    ],
+)
+def test_a_moment_out_of_the_calendar_says_so(value: object, ptype: PropertyType) -> None:
+    """Stripe's unix seconds and ISO texts past the years 1-9999 (in UTC) failed with
+    'cannot convert 253402300800' and no reason."""
+    with pytest.raises(ConversionError) as info:
+        convert(value, ptype, "renews_at")
+    assert str(info.value).startswith(f"property 'renews_at' ({ptype.value}): cannot convert")
+    assert str(info.value).endswith("(out of range: years 1 to 9999, in UTC)")

@@ -191,15 +191,26 @@ def _to_boolean(v: Any) -> bool:
     raise ConversionError("expected a boolean")
 
 
+_CALENDAR = "out of range: years 1 to 9999, in UTC"
+
+
 def _to_datetime(v: Any) -> datetime:
     if isinstance(v, datetime):
-        return v.astimezone(UTC) if v.tzinfo else v.replace(tzinfo=UTC)
+        try:
+            return v.astimezone(UTC) if v.tzinfo else v.replace(tzinfo=UTC)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past the calendar in UTC
+            raise ConversionError(_CALENDAR) from None
     if isinstance(v, date):
         return datetime(v.year, v.month, v.day, tzinfo=UTC)
     if isinstance(v, bool):
         raise ConversionError("expected a datetime, got a boolean")
     if isinstance(v, int | float):
-        return datetime.fromtimestamp(v, UTC)
+        try:
+            return datetime.fromtimestamp(v, UTC)
+        except (OverflowError, OSError, ValueError):  # OSError: the platform's range
+            if math.isnan(v):
+                raise
+            raise ConversionError(_CALENDAR) from None
     if isinstance(v, str):
         text = v.strip()
         if text.endswith(("Z", "z")):
