@@ -140,7 +140,10 @@ def test_a_nul_character_in_an_error_or_a_line_is_shown_not_kept() -> None:
     and a log line show it as its escape."""
     source = """
 function transform(c) {
-  if (c.patch) { Array.prototype.push = function () { throw "gone ".repeat(1e5); }; }
+  if (c.patch) {
+    const value = function () { throw "gone ".repeat(1e5); };
+    Object.defineProperty(Array.prototype, "push", {value: value, configurable: false});
+  }
   console.log("seen", c.name);
   throw new Error("bad name " + c.name);
 }
@@ -148,12 +151,41 @@ function transform(c) {
     t = compile_javascript(source, time_limit=2.0, memory_limit_mb=64)
     try:
         [out] = t.transform([{"name": "a\x00b"}])
-        assert out == TransformFailure("Error: bad name a\\u0000b (line 5)")
+        assert out == TransformFailure("Error: bad name a\\u0000b (line 8)")
         assert t.logs() == ["seen a\\u0000b"]
-        t.transform([{"name": "x", "patch": True}])  # the runtime's calls use push
+        t.transform([{"name": "x", "patch": True}])  # mini-racer's calls use push
         with pytest.raises(BatchFailed) as caught:
             t.transform([{"name": "y"}])
-        assert "runtime failure (<anonymous>:3: gone gone" in caught.value.message
+        assert "runtime failure (<anonymous>:4: gone gone" in caught.value.message
         assert len(caught.value.message) < 2200  # what user code threw is cut too
+    finally:
+        t.close()
+
+
+def test_built_ins_the_code_changes_do_not_break_the_runtime() -> None:
+    """A polyfill of Array.prototype.toJSON (as Prototype.js has), or methods replaced
+    on the prototypes the runtime's own glue used (push, slice, call), made every batch
+    'a malformed reply' or 'runtime failure': the whole run failed, and its logs and
+    record errors were lost."""
+    source = """
+Array.prototype.toJSON = function () { return "an array"; };
+Object.prototype.toJSON = undefined;
+String.prototype.slice = function () { return "sliced"; };
+Function.prototype.call = function () { return null; };
+function transform(c) {
+  console.log("line " + c.n + " " + "x".repeat(2100));
+  if (c.push) { Array.prototype.push = function () { throw new Error("no push"); }; }
+  if (c.n === 2) { throw new Error("boom"); }
+  return {tags: [c.n]};
+}
+"""
+    t = compile_javascript(source, time_limit=2.0, memory_limit_mb=64)
+    try:
+        for batch in range(2):
+            out = t.transform([{"n": 1, "push": batch == 0}, {"n": 2}])
+            assert out == [{"tags": "an array"}, TransformFailure("Error: boom (line 9)")]
+            logs = t.logs()
+            assert [line[:8] for line in logs] == ["line 1 x", "line 2 x"]
+            assert all(len(line) == 2001 and line.endswith("x…") for line in logs)
     finally:
         t.close()

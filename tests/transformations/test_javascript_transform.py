@@ -317,7 +317,7 @@ function transform(c) {
     "attack",
     [
         '__headwater__.run = () => \'{"out":[{}],"errors":[[7,"x"]],"logs":[],"dropped":0}\';',
-        "Array.prototype.toJSON = () => undefined;",
+        '__headwater__.run = () => "[1]";',
         '__headwater__.run = () => \'{"out":[null],"errors":[],"logs":5,"dropped":"z"}\';',
     ],
 )

@@ -6,7 +6,22 @@ const __headwater__ = (function () {
   const g = globalThis;
   const parse = JSON.parse, stringify = JSON.stringify, isArray = Array.isArray;
   const toStr = String, ErrorCtor = Error, RangeErrorCtor = RangeError;
-  const exec = RegExp.prototype.exec, test = RegExp.prototype.test;
+  // Methods uncurried (slice(s, 0, 9)): called without looking up .call, which user
+  // code may replace as it may any prototype's method.
+  const uncurry = Function.prototype.bind.bind(Function.prototype.call);
+  const exec = uncurry(RegExp.prototype.exec), test = uncurry(RegExp.prototype.test);
+  const slice = uncurry(String.prototype.slice), indexOf = uncurry(String.prototype.indexOf);
+  const charCodeAt = uncurry(String.prototype.charCodeAt);
+  const getTime = uncurry(Date.prototype.getTime), defineProperty = Object.defineProperty;
+  // mini-racer passes each batch in an array it fills with Array.prototype.push.
+  const ArrayProto = Array.prototype, push = ArrayProto.push;
+  function keepPush() {
+    try {
+      if (ArrayProto.push !== push) {
+        defineProperty(ArrayProto, "push", {value: push, writable: true, configurable: true});
+      }
+    } catch (x) { /* made unconfigurable by the code: its batches fail, no one else's */ }
+  }
   // What V8 says when the process's memory limit refuses an ArrayBuffer or a
   // WebAssembly memory (their bytes live outside the V8 heap).
   const outOfMemory = /allocation failed|could not allocate memory/;
@@ -25,20 +40,20 @@ const __headwater__ = (function () {
     if (nlogs >= logCap) { dropped++; return; }
     let line = "";
     for (let i = 0; i < args.length; i++) { line += (i ? " " : "") + show(args[i]); }
-    logs[nlogs++] = line.length > 2000 ? line.slice(0, 2000) + "…" : line;
+    logs[nlogs++] = line.length > 2000 ? slice(line, 0, 2000) + "…" : line;
   }
   const con = {log: log, info: log, warn: log, error: log, debug: log};
   Object.defineProperty(g, "console", {value: con, writable: true, configurable: true});
   // A record's error message, cut here (as replies.MAX_MESSAGE does) so that many
   // long messages cannot fill the isolate's memory while the reply is built.
-  function cut(s) { return s.length > 2000 ? s.slice(0, 2000) + "…" : s; }
+  function cut(s) { return s.length > 2000 ? slice(s, 0, 2000) + "…" : s; }
   function describe(e) {
     // User objects' getters, proxies and toString run here: guarded, so that what one
     // record throws stays that record's error.
     try {
       if (e instanceof ErrorCtor) {
         let msg = toStr(e.name) + ": " + toStr(e.message);
-        const m = typeof e.stack === "string" ? exec.call(where, e.stack) : null;
+        const m = typeof e.stack === "string" ? exec(where, e.stack) : null;
         return cut(m ? msg + " (line " + m[1] + ")" : msg);
       }
       return cut("transform threw " + show(e));
@@ -47,13 +62,12 @@ const __headwater__ = (function () {
     }
   }
   function isOutOfMemory(e) {
-    try { return e instanceof RangeErrorCtor && test.call(outOfMemory, toStr(e.message)); }
+    try { return e instanceof RangeErrorCtor && test(outOfMemory, toStr(e.message)); }
     catch (x) { return false; }  // a user object (a proxy, a getter) that throws
   }
   // Where `v` holds NaN, an infinity or an Invalid Date, which stringify writes as
   // null (and why), or null.
-  const finite = Number.isFinite, ownKeys = Object.keys, indexOf = String.prototype.indexOf;
-  const DateCtor = Date, getTime = Date.prototype.getTime;
+  const finite = Number.isFinite, ownKeys = Object.keys, DateCtor = Date;
   function notFinite(v, at) {
     if (typeof v === "number") {
       if (finite(v)) { return null; }
@@ -62,7 +76,7 @@ const __headwater__ = (function () {
     }
     if (v === null || typeof v !== "object") { return null; }
     if (v instanceof DateCtor) {
-      const time = getTime.call(v);
+      const time = getTime(v);
       return time === time ? null : "an Invalid Date at '" + at + "' (JSON writes it as null)";
     }
     const many = isArray(v), keys = many ? null : ownKeys(v), n = many ? v.length : keys.length;
@@ -76,9 +90,9 @@ const __headwater__ = (function () {
   // Whether JSON text `s` nests arrays and objects deeper than maxDepth: the reply is
   // read at most 1,024 levels deep, and one deeper result made the whole batch
   // unreadable.  Counting brackets first bounds the depth, so most texts are not scanned.
-  const maxDepth = 255, charCodeAt = String.prototype.charCodeAt;
+  const maxDepth = 255;
   function count(s, b, n) {
-    for (let i = indexOf.call(s, b); i !== -1 && n <= maxDepth; i = indexOf.call(s, b, i + 1)) {
+    for (let i = indexOf(s, b); i !== -1 && n <= maxDepth; i = indexOf(s, b, i + 1)) {
       n++;
     }
     return n;
@@ -87,7 +101,7 @@ const __headwater__ = (function () {
     if (count(s, "{", count(s, "[", 0)) <= maxDepth) { return false; }
     let depth = 0, quoted = false;
     for (let i = 0; i < s.length; i++) {
-      const c = charCodeAt.call(s, i);
+      const c = charCodeAt(s, i);
       if (quoted) {
         if (c === 92) { i++; } else if (c === 34) { quoted = false; }
       } else if (c === 34) { quoted = true; }
@@ -113,6 +127,7 @@ const __headwater__ = (function () {
     },
     bind() {
       fn = typeof transform === "function" ? transform : null;
+      keepPush();
       return fn !== null;
     },
     run(text) {
@@ -137,7 +152,7 @@ const __headwater__ = (function () {
                     " levels (arrays and objects)";
               part = "null";
             } else {
-              const bad = indexOf.call(part, "null") === -1 ? null : notFinite(r, "");
+              const bad = indexOf(part, "null") === -1 ? null : notFinite(r, "");
               if (bad !== null) { err = "the returned object is not JSON: " + bad; part = "null"; }
             }
           }
@@ -146,10 +161,14 @@ const __headwater__ = (function () {
           err = describe(e); part = "null";
         }
         out += (i ? "," : "") + part;
-        if (err !== null) { errors += (errors ? "," : "") + stringify([i, err]); }
+        // Text only through stringify: a toJSON the code set on a prototype is not read.
+        if (err !== null) { errors += (errors ? ",[" : "[") + i + "," + stringify(err) + "]"; }
       }
-      return '{"out":[' + out + '],"errors":[' + errors + '],"logs":' + stringify(logs) +
-             ',"dropped":' + dropped + "}";
+      keepPush();
+      let lines = "";
+      for (let i = 0; i < nlogs; i++) { lines += (i ? "," : "") + stringify(logs[i]); }
+      return '{"out":[' + out + '],"errors":[' + errors + '],"logs":[' + lines +
+             '],"dropped":' + dropped + "}";
     },
   };
 })();
