@@ -28,13 +28,13 @@ from headwater.sandbox.testing import RunningSandbox
 def test_verify_key_reports_what_the_key_can_read(sandbox: RunningSandbox) -> None:
     full = verify_key(sandbox.url, sandbox.secret_key)
     assert full == KeyAccess(
-        customers_read=True, events_read=True, livemode=False, account_id="acct_sandbox"
+        customers_read=True, events_read=True, livemode=False, account_id="acct_1Headwater0000"
     )
     both = verify_key(sandbox.url, "rk_test_customers_events")
     assert both.events_read
     limited = verify_key(sandbox.url, "rk_test_customers_only")
     assert limited == KeyAccess(
-        customers_read=True, events_read=False, livemode=False, account_id="acct_sandbox"
+        customers_read=True, events_read=False, livemode=False, account_id="acct_1Headwater0000"
     )
 
 

@@ -65,7 +65,7 @@ def _rate(name: str, value: float) -> float:
 @click.option("--seed", default=1, show_default=True, help="Seed for generated data and ids.")
 @click.option(
     "--account",
-    default="acct_sandbox",
+    default="acct_1Headwater0000",
     show_default=True,
     help="The Stripe account id it answers as (GET /v1/account): another id, another account.",
 )

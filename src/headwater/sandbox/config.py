@@ -120,7 +120,7 @@ class SandboxConfig:
     seed: int = 1
     #: The Stripe account the sandbox is (``GET /v1/account``, Stripe's permission errors):
     #: two sandboxes started with different ones are two accounts.
-    account: str = "acct_sandbox"
+    account: str = "acct_1Headwater0000"
     keys: dict[str, frozenset[str]] = field(default_factory=lambda: dict(DEFAULT_KEYS))
     knobs: Knobs = field(default_factory=Knobs)
     created_span_days: float = 3 * 365.0

@@ -78,7 +78,7 @@ PERMISSION_NAMES = {
 }
 
 
-def permission_denied(key: str, permission: str, account: str = "acct_sandbox") -> ApiError:
+def permission_denied(key: str, permission: str, account: str = "acct_1Headwater0000") -> ApiError:
     rak, label = PERMISSION_NAMES.get(permission, (permission, permission))
     message = (
         f"The provided key '{mask_secret(key)}' does not have the required permissions for "
