@@ -394,7 +394,35 @@ def test_a_value_json_cannot_hold_is_not_blamed_on_a_line_of_the_users_code() ->
     the runtime's glue) was reported as the line of the user's code, which had one."""
     t = compile_javascript("function transform(c) { return {n: 1n}; }")
     [out] = t.transform([{}])
-    assert out == TransformFailure("TypeError: Do not know how to serialize a BigInt")
+    assert out == TransformFailure(
+        "the returned object is not JSON: a BigInt at 'n' (JSON has none: return it as a "
+        "string, or as a number when it is within 2^53)"
+    )
+    t.close()
+
+
+def test_a_bigint_returned_is_an_error_naming_where() -> None:
+    """JSON.stringify refuses a BigInt ('Do not know how to serialize a BigInt') without
+    saying which property held it; the error now names the path.  What the walk cannot
+    see (a BigInt made by a toJSON, a cycle) keeps V8's own message."""
+    source = """
+function transform(c) {
+  if (c.k === "deep") { return {email: "a", metadata: {ids: [1, {big: 2n ** 64n}]}}; }
+  if (c.k === "tojson") { return {metadata: {toJSON() { return {n: 5n}; }}}; }
+  if (c.k === "cycle") { const o = {}; o.self = {o}; return {metadata: o}; }
+  return {metadata: {big: String(2n ** 64n)}};
+}
+"""
+    t = compile_javascript(source)
+    deep, tojson, cycle, text = t.transform([{"k": k} for k in ("deep", "tojson", "cycle", "x")])
+    assert isinstance(deep, TransformFailure)
+    assert deep.message.startswith(
+        "the returned object is not JSON: a BigInt at 'metadata.ids[1].big' (JSON has none"
+    )
+    assert tojson == TransformFailure("TypeError: Do not know how to serialize a BigInt")
+    assert isinstance(cycle, TransformFailure)
+    assert "circular structure" in cycle.message
+    assert text == {"metadata": {"big": "18446744073709551616"}}
     t.close()
 
 

@@ -66,9 +66,13 @@ const __headwater__ = (function () {
     catch (x) { return false; }  // a user object (a proxy, a getter) that throws
   }
   // Where `v` holds NaN, an infinity or an Invalid Date, which stringify writes as
-  // null (and why), or null.
+  // null, or a BigInt, which it refuses without saying where (and why), or null.
   const finite = Number.isFinite, ownKeys = Object.keys, DateCtor = Date;
   function notFinite(v, at) {
+    if (typeof v === "bigint") {
+      return "a BigInt at '" + at + "' (JSON has none: return it as a string, or as a " +
+             "number when it is within 2^53)";
+    }
     if (typeof v === "number") {
       if (finite(v)) { return null; }
       return (v !== v ? "NaN" : v > 0 ? "Infinity" : "-Infinity") + " at '" + at +
@@ -110,6 +114,11 @@ const __headwater__ = (function () {
     }
     return false;
   }
+  // What stringify refused in `v`, and where (a BigInt), or null: not found (one a
+  // toJSON made), or the walk failed (a cycle, a getter that throws).
+  function refused(v) {
+    try { return notFinite(v, ""); } catch (e) { return null; }
+  }
   function kind(v) { return isArray(v) ? "an array" : v === null ? "null" : "a " + typeof v; }
   // What stringify writes as {}: it would be imported as a customer with no properties.
   const PromiseCtor = Promise, MapCtor = Map, SetCtor = Set;
@@ -135,14 +144,16 @@ const __headwater__ = (function () {
       nlogs = 0; dropped = 0; logs = [];
       let out = "", errors = "";
       for (let i = 0; i < records.length; i++) {
-        let part = "null", err = null;
+        let part = "null", err = null, r = null, encoding = false;
         try {
-          const r = fn(records[i]);
+          r = fn(records[i]);
           if (r === null || r === undefined) { part = "null"; }
           else if (typeof r !== "object" || isArray(r)) {
             err = "transform must return an object or null, not " + kind(r);
           } else if ((err = notPlain(r)) === null) {
+            encoding = true;
             part = stringify(r);
+            encoding = false;
             if (part.length > maxChars) {
               err = "the returned object is too large (" + part.length +
                     " characters of JSON, limit " + maxChars + ")";
@@ -158,7 +169,9 @@ const __headwater__ = (function () {
           }
         } catch (e) {
           if (isOutOfMemory(e)) { return '{"memory":true}'; }
-          err = describe(e); part = "null";
+          err = encoding ? refused(r) : null;
+          err = err === null ? describe(e) : "the returned object is not JSON: " + err;
+          part = "null";
         }
         out += (i ? "," : "") + part;
         // Text only through stringify: a toJSON the code set on a prototype is not read.
