@@ -57,6 +57,24 @@ def test_a_bad_public_url_is_refused_before_stripe_is_called(app: App) -> None:
         assert sandbox.webhooks() == []
 
 
+def test_a_public_url_with_a_password_is_refused_without_repeating_it(app: App) -> None:
+    # A password in the URL (user:password@host) was kept in plain text and shown by
+    # the webhook's settings (API, console), and repeated by the error for a bad scheme.
+    with start_sandbox(customers=0, seed=6) as sandbox:
+        conn = connect(app, sandbox)
+        for bad in ["https://hook:s3cr3tPW@hw.example.com", "ftp://hook:s3cr3tPW@hw.example.com"]:
+            for attempt in (
+                lambda: endpoints.register(app, conn.id, bad),
+                lambda: endpoints.set_secret(app, conn.id, "whsec_" + "a" * 32, bad),
+            ):
+                with pytest.raises(InvalidInput) as caught:
+                    attempt()
+                assert caught.value.location == "url"
+                assert "s3cr3tPW" not in caught.value.message
+        assert sandbox.webhooks() == []
+        assert endpoints.show(app, conn.id).endpoint is None
+
+
 def test_the_endpoint_url_given_as_the_public_base_url_is_registered_as_it_is(app: App) -> None:
     """The console shows the endpoint URL (with a Copy button) just above the "Public
     base URL" field; pasting it there registered the endpoint at that URL followed by

@@ -70,6 +70,14 @@ def receiver_url(public_base_url: str, connection_id: str) -> str:
     that full URL itself, as shown to copy)."""
     base = refuse_nul(public_base_url, "url").strip().rstrip("/")
     parts = urlsplit(base)
+    if "@" in parts.netloc or (not parts.netloc and "@" in base):
+        # Kept in plain text and shown with the webhook: neither it nor the URL is
+        # repeated (as for a connection's base URL).
+        raise InvalidInput(
+            "must not carry a username or password (user:password@host); give the "
+            "address alone, such as https://headwater.example.com",
+            "url",
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidInput(
             f"must be the http(s) address Stripe can reach Headwater at, such as "
