@@ -292,3 +292,31 @@ def transform(c):
         assert t.logs() == ["seen a\\u0000b"]
     finally:
         t.close()
+
+
+def test_time_zones_can_be_used_in_the_sandbox() -> None:
+    """zoneinfo is importable, but the chroot hides the system's time-zone files, so
+    ZoneInfo("Europe/Paris") failed on every record with 'cannot import name resources
+    from importlib'; the zones are now read before the chroot."""
+    source = """
+import datetime, zoneinfo
+def transform(c):
+    try:
+        zoneinfo.ZoneInfo(c["bad"])
+    except zoneinfo.ZoneInfoNotFoundError as exc:
+        missing = str(exc)
+    zone = zoneinfo.ZoneInfo(c["zone"])
+    local = datetime.datetime.fromtimestamp(c["created"], zone)
+    return {"local": local.isoformat(), "missing": missing,
+            "known": "America/New_York" in zoneinfo.available_timezones()}
+"""
+    t = compile_python(source, time_limit=5.0, workers=1)
+    try:
+        [out] = t.transform([{"zone": "Europe/Paris", "created": 1719835200, "bad": "Mars/Base"}])
+        assert out == {
+            "local": "2024-07-01T14:00:00+02:00",
+            "missing": "'No time zone found with key Mars/Base'",
+            "known": True,
+        }
+    finally:
+        t.close()

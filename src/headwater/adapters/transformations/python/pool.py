@@ -107,6 +107,8 @@ class PythonTransformation:
         self._time_limit = time_limit
         self._memory = memory_limit_mb
         self._root = tempfile.mkdtemp(prefix="headwater-py-")
+        zones = Path(self._root, "zones")  # read by the workers before their chroot
+        zones.write_bytes(_time_zones())
         self._cpu_budget = max(60, int(time_limit * 20))
         self._config: dict[str, Any] = {
             "source": source,
@@ -117,6 +119,7 @@ class PythonTransformation:
             "max_record_bytes": MAX_RECORD_BYTES,
             "orjson_dir": _orjson_dir(),
             "preload": PRELOAD,
+            "zones": str(zones),
         }
         self._workers: list[_Worker | None] = [None] * workers
         # Workers die with the server anyway (PDEATHSIG); this also covers a
@@ -283,6 +286,34 @@ def _seccomp_hex(pid: int) -> str | None:
     """The worker's seccomp program (see `seccomp`), or None on another architecture."""
     machine = os.uname().machine
     return seccomp.filter_program(pid, machine).hex() if seccomp.supported(machine) else None
+
+
+@cache
+def _time_zones() -> bytes:
+    """The system's time-zone files (`zoneinfo.TZPATH`) as one blob for the workers'
+    ``zoneinfo``, whose chroot hides them (`worker.load_zones`): a 4-byte length, a
+    JSON index ``{name: [start, size]}``, then the files' bytes (an alias shares its
+    target's).  Read once per process."""
+    import zoneinfo
+
+    index: dict[str, tuple[int, int]] = {}
+    seen: dict[Path, tuple[int, int]] = {}
+    data = bytearray()
+    for base in map(Path, zoneinfo.TZPATH):
+        for path in sorted(base.rglob("*")) if base.is_dir() else []:
+            name = path.relative_to(base).as_posix()
+            if name in index or name.startswith(("posix/", "right/")) or not path.is_file():
+                continue
+            target = path.resolve()
+            if target not in seen:
+                body = target.read_bytes()
+                if not body.startswith(b"TZif"):
+                    continue  # zone.tab, tzdata.zi, leap seconds
+                seen[target] = (len(data), len(body))
+                data += body
+            index[name] = seen[target]
+    head = orjson.dumps(index)
+    return len(head).to_bytes(4, "big") + head + bytes(data)
 
 
 def _orjson_dir() -> str | None:

@@ -267,10 +267,36 @@ def run_batch(
     return b'{"out":[' + b",".join(parts) + b"]," + end[1:]
 
 
+def load_zones(path: Any) -> None:
+    """Serve ``zoneinfo`` from the parent's blob of the time-zone files (`pool._time_zones`),
+    which the chroot hides: where no file is found, ZoneInfo asks `load_tzdata`."""
+    import io
+    import zoneinfo
+    from zoneinfo import _common
+
+    try:
+        with open(str(path), "rb") as file:
+            blob = file.read()
+    except OSError:
+        return
+    size = int.from_bytes(blob[:4], "big")
+    index, body = json.loads(blob[4 : 4 + size]), blob[4 + size :]
+
+    def load_tzdata(key: str) -> io.BytesIO:
+        if key not in index:
+            raise zoneinfo.ZoneInfoNotFoundError(f"No time zone found with key {key}")
+        start, length = index[key]
+        return io.BytesIO(body[start : start + length])
+
+    _common.load_tzdata = load_tzdata  # type: ignore[assignment]  # a BytesIO reads alike
+    zoneinfo.available_timezones = lambda: set(index)
+
+
 def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[str, Any]]:
     """Lock down, then run the user's top-level code and find ``transform``."""
     for name in cfg["preload"]:  # `pool.PRELOAD`: all user code can import once chrooted
         __import__(name)
+    load_zones(cfg.get("zones"))
     done = sandbox(cfg)
     namespace: dict[str, Any] = {"__name__": "transformation", "__builtins__": builtins}
     try:
