@@ -94,8 +94,9 @@ def test_list_filters_naming_nothing_are_refused_not_ignored(home: Path) -> None
     ):
         refused = invoke(*args, "--json")
         assert refused.exit_code == 1, (args, refused.output)
-        assert refused.stdout == "", args
-        assert message in refused.output, (args, refused.output)
+        error = json.loads(refused.stdout)["error"]  # the one document: the error's
+        assert error == {"type": "not_found", "message": message, "field": None}, args
+        assert message in refused.stderr, (args, refused.stderr)
 
 
 def test_runs_show_follow_exits_as_pipelines_run_does(home: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import click
 
@@ -10,7 +11,7 @@ from headwater.entrypoints.cli.accounts import tokens, users, workspaces
 from headwater.entrypoints.cli.connections import connections
 from headwater.entrypoints.cli.demo import demo
 from headwater.entrypoints.cli.model import model
-from headwater.entrypoints.cli.output import WORKSPACE_META
+from headwater.entrypoints.cli.output import WORKSPACE_META, print_error
 from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.running import run as run_command
@@ -60,5 +61,27 @@ for command in COMMANDS:
     cli.add_command(command)
 
 
+def _field(error: click.ClickException) -> str | None:
+    """The option or argument a usage error is about (``--requests-per-second``)."""
+    param = getattr(error, "param", None)
+    if isinstance(param, click.Option) and param.opts:
+        return max(param.opts, key=len)
+    return param.human_readable_name if isinstance(param, click.Parameter) else None
+
+
 def main() -> None:
-    cli()
+    """Run the command line.  With ``--json``, a usage error (a bad or missing option)
+    is an error document too, like any other failure (`output.print_error`), exit 2."""
+    if "--json" not in sys.argv[1:]:
+        cli()
+        return
+    try:
+        code = cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        kind = "usage" if isinstance(exc, click.UsageError) else "bad_request"
+        print_error(kind, exc.format_message(), _field(exc), as_json=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

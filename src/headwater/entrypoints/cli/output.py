@@ -30,7 +30,17 @@ from rich.table import Table
 from rich.text import Text
 
 from headwater.entrypoints.environment import settings_from_env
-from headwater.kernel.errors import HeadwaterError, redact
+from headwater.kernel.errors import (
+    Conflict,
+    Forbidden,
+    HeadwaterError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TransientError,
+    Unauthenticated,
+    redact,
+)
 from headwater.services.app import App
 
 P = ParamSpec("P")
@@ -171,18 +181,42 @@ def table(
     out.print(_table(columns, cells, widths))
 
 
+#: An error document's `type`, as the API's (`entrypoints/api/errors.py`) names it.
+_TYPES: tuple[tuple[type[HeadwaterError], str], ...] = (
+    (InvalidInput, "invalid_input"),
+    (NotFound, "not_found"),
+    (Conflict, "conflict"),
+    (Unauthenticated, "unauthenticated"),
+    (Forbidden, "forbidden"),
+    (RateLimited, "rate_limited"),
+    (TransientError, "unavailable"),
+)
+
+
+def print_error(kind: str, message: str, field: str | None, as_json: bool) -> None:
+    """The one-line error on stderr; with ``--json`` also the API's error document,
+    ``{"error": {"type", "message", "field"}}``, as the one document on stdout."""
+    if as_json:
+        print_json({"error": {"type": kind, "message": message, "field": field}})
+    say(("error:", "red"), " ", message, to=err)
+
+
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Render Headwater errors as one clear line on stderr and exit 1."""
+    """Render Headwater errors as one clear line on stderr (and, with ``--json``, as an
+    error document on stdout) and exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json"))
         try:
             return fn(*args, **kwargs)
         except HeadwaterError as exc:
-            say(("error:", "red"), " ", exc.message, to=err)
+            kind = next((name for cls, name in _TYPES if isinstance(exc, cls)), "bad_request")
+            field = exc.location if isinstance(exc, InvalidInput) else None
+            print_error(kind, exc.message, field, as_json)
             sys.exit(1)
         except (OSError, ValueError) as exc:
-            say(("error:", "red"), " ", redact(str(exc)), to=err)
+            print_error("bad_request", redact(str(exc)), None, as_json)
             sys.exit(1)
 
     return wrapper
