@@ -8,6 +8,7 @@ import pytest
 
 from headwater.adapters.transformations.contract import BatchFailed
 from headwater.adapters.transformations.javascript import compile_javascript
+from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import TransformFailure
 
 
@@ -187,5 +188,27 @@ function transform(c) {
             logs = t.logs()
             assert [line[:8] for line in logs] == ["line 1 x", "line 2 x"]
             assert all(len(line) == 2001 and line.endswith("x…") for line in logs)
+    finally:
+        t.close()
+
+
+def test_top_level_code_is_held_to_the_memory_limit() -> None:
+    """The worker capped its memory only after the top-level code had run, and at what
+    it held then plus the limit: array buffers made at the top level were never
+    counted (6 x 64 MB, filled, under a 64 MB limit were all kept, and so could be
+    gigabytes in the server's machine)."""
+    source = """
+const keep = [];
+for (let i = 0; i < N; i++) { keep.push(new Uint8Array(64 << 20).fill(1)); }
+function transform(c) { return {kept: keep.length}; }
+"""
+    with pytest.raises(InvalidInput) as caught:
+        compile_javascript(source.replace("N", "6"), time_limit=5.0, memory_limit_mb=64)
+    assert caught.value.message.startswith(
+        "top-level code exceeded the memory limit of 64 MB (V8 stopped with SIG"
+    )
+    t = compile_javascript(source.replace("N", "1"), time_limit=5.0, memory_limit_mb=64)
+    try:
+        assert t.transform([{}]) == [{"kept": 1}]
     finally:
         t.close()

@@ -119,6 +119,11 @@ class JavaScriptTransformation:
         deadline = time.monotonic() + self._time_limit + STARTUP_ALLOWANCE
         limit = f"top-level code did not finish within {self._time_limit:g} s"
         reply = exchange([(proc, self._config)], deadline, limit)[0]
+        if isinstance(reply, str) and (name := _out_of_memory(proc)) is not None:
+            reply = (
+                f"top-level code exceeded the memory limit of {self._memory} MB"
+                f" (V8 stopped with {name})"
+            )
         try:  # user text: it may hold a lone surrogate (see `replies`)
             data = replies.decode(reply)[0] if isinstance(reply, bytes) else {"error": reply}
         except replies.MalformedReply as exc:
@@ -181,9 +186,8 @@ class JavaScriptTransformation:
 
     def _lost_reason(self, worker: _Worker, reason: str) -> str:
         """Why the worker gave no reply: a crash of V8 is how its heap runs out."""
-        code = worker.proc.returncode
-        if code is not None and code < 0 and -code in _OUT_OF_MEMORY_SIGNALS:
-            name = signal.Signals(-code).name
+        name = _out_of_memory(worker.proc)
+        if name is not None:
             return f"memory limit of {self._memory} MB exceeded (V8 stopped with {name})"
         return reason
 
@@ -198,6 +202,14 @@ class JavaScriptTransformation:
     def close(self) -> None:
         """Stop the worker (it is gone when this returns)."""
         self._finalizer()
+
+
+def _out_of_memory(proc: subprocess.Popen[bytes]) -> str | None:
+    """The signal that ended the worker if it is how V8 stops out of memory, or None."""
+    code = proc.returncode
+    if code is not None and code < 0 and -code in _OUT_OF_MEMORY_SIGNALS:
+        return signal.Signals(-code).name
+    return None
 
 
 def _failure(reply: bytes) -> tuple[str, str] | None:

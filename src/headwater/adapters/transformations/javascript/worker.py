@@ -5,9 +5,10 @@ and only its two pipes, so it imports the standard library, ``py_mini_racer`` an
 ``orjson`` (never Headwater).  It must stay self-contained.
 
 Why a process of its own: V8's heap limit does not cover ArrayBuffer backing stores
-(nor WebAssembly memories), which live outside the heap.  Once the isolate is up the
-worker caps its data segment (``RLIMIT_DATA``: every private writable mapping,
-whatever allocated it) at what the runtime already holds plus the memory limit; a
+(nor WebAssembly memories), which live outside the heap.  Once the isolate is up,
+before the user's top-level code runs, the worker caps its data segment
+(``RLIMIT_DATA``: every private writable mapping, whatever allocated it) at what the
+runtime already holds plus the memory limit; a
 buffer that would pass it fails to allocate (the batch fails on the memory limit) and
 a heap that cannot grow any more ends the process (the parent reports the memory
 limit and starts a new worker for the next batch).
@@ -33,6 +34,7 @@ import resource
 import signal
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from py_mini_racer import (
@@ -101,12 +103,16 @@ class Isolate:
         self.memory_mb = int(cfg["memory_mb"])
         self.ctx: MiniRacer | None = None
 
-    def build(self) -> None:
+    def build(self, ready: Callable[[], object] | None = None) -> None:
+        """A new context running the user's code; `ready` is called just before that
+        code first runs (main caps the process's memory there)."""
         ctx = MiniRacer()
         self.ctx = ctx
         ctx.set_hard_memory_limit(self.memory_mb * 1024 * 1024)
         ctx.eval(str(self.cfg["prelude"]))
         ctx.eval(f"__headwater__.setup({int(self.cfg['log_cap'])}, {int(self.cfg['max_chars'])})")
+        if ready is not None:
+            ready()
         try:
             ctx.eval(str(self.cfg["source"]), timeout_sec=self.time_limit)
         except JSParseException as exc:
@@ -218,12 +224,11 @@ def main() -> None:
 
     cfg = json.loads(first)
     isolate = Isolate(cfg)
-    try:
-        isolate.build()
+    try:  # capped before the top-level code runs: what it allocates counts too
+        isolate.build(ready=lambda: cap_memory(isolate.memory_mb))
     except SourceError as exc:
         write_frame(out_fd, orjson.dumps({"error": exc.message, "where": exc.where}))
         return
-    cap_memory(isolate.memory_mb)
     write_frame(out_fd, b'{"ok":true}')
     while (frame := read_frame(in_fd)) is not None:
         try:
