@@ -75,3 +75,16 @@ def test_a_wrong_password_is_never_shown_in_errors(app: App) -> None:
         set_url(app, url)
     assert "Sup3r-s3cret" not in info.value.message
     assert "127.0.0.1:1" in info.value.message
+
+
+def test_other_spellings_of_a_password_are_masked_too(app: App, pg_schema: str) -> None:
+    # libpq's sslpassword (the client key's passphrase) was shown whole by describe.
+    set_url(app, f"{PG_URL}?sslpassword=Sup3r-s3cret&schema={pg_schema}")
+    assert "Sup3r-s3cret" not in describe(app)["url"]
+    # A password holding an unencoded '@' or '/': libpq took its tail for the host or
+    # port, and its errors repeated that as such.
+    for unencoded in ("Sup3r@s3cret", "Sup3r/s3cret"):
+        with pytest.raises(InvalidInput) as refused:
+            set_url(app, f"postgresql://root:{unencoded}@127.0.0.1:1/test?connect_timeout=2")
+        assert refused.value.location == "url"
+        assert "s3cret" not in refused.value.message

@@ -62,6 +62,13 @@ def canonical_url(url: str) -> str:
 def _postgres(url: str, schema: str) -> Warehouse:
     from headwater.adapters.warehouse.postgres import PostgresWarehouse
 
+    # libpq ends the user and password at the first '@' or '/': the rest of a password
+    # holding one is read as the host or port, and repeated as such in its errors.
+    login, at, _ = url.partition("://")[2].partition("?")[0].rpartition("@")
+    if at and ":" in login and ("@" in login or "/" in login):
+        raise InvalidInput(
+            "the user or password holds '@' or '/': percent-encode them (%40, %2F)", "url"
+        )
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     return PostgresWarehouse(url, schema=schema)

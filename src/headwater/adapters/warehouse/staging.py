@@ -13,9 +13,11 @@ from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
 
-_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)")
-# libpq also takes the password as a query parameter or a conninfo key.
-_PASSWORD_PARAM = re.compile(r"(\bpassword\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
+# Up to the authority's last '@' (a password may hold an unencoded '@' or '/').
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)(\S*?)(@)(?=[^@\s/]*(?:[/?#\s]|$))")
+# libpq also takes the password as a query parameter or a conninfo key, and the client
+# key's passphrase as sslpassword.
+_PASSWORD_PARAM = re.compile(r"(\b(?:ssl)?password\s*=\s*)('[^']*'|[^&\s]*)", re.IGNORECASE)
 
 
 def latest_rows(rows: Iterable[IdentityRow]) -> list[IdentityRow]:
