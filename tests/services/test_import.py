@@ -238,9 +238,11 @@ def test_kill_9_during_a_run_then_run_again_loses_and_duplicates_nothing(
     assert objects.find(app.engine, Workspace)[0].name == "default"
 
 
-def test_a_row_the_warehouse_refuses_is_a_write_error_and_keeps_its_old_row(
+def test_an_integer_past_64_bits_fails_its_customer_and_keeps_its_old_row(
     warehouse_app: App, make_pipeline: MakePipeline
 ) -> None:
+    """Refused by the Customer Model (integers are 64-bit), at validate: it was left to
+    the warehouse's write, which named the column rather than the property."""
     app = warehouse_app
     model.add(app, "score", "integer")
     with start_sandbox(customers=30, seed=12) as sb:
@@ -254,10 +256,14 @@ def test_a_row_the_warehouse_refuses_is_a_write_error_and_keeps_its_old_row(
         client.v1.customers.update(big.id, {"metadata": {"score": str(2**70)}})
         run = runner.run_pipeline(app, pipeline.id, full=True)
     assert run.status == "succeeded", run.message
-    assert run.counters["failed"]["write"] == 1
+    assert run.counters["failed"]["validate"] == 1
+    assert run.counters["failed_total"] == 1
     assert run.counters["written"] == 30
     assert run.counters["deleted"] == 0  # the refused customer was seen: not purged
-    assert [e["source_id"] for e in run.errors if e["step"] == "write"] == [big.id]
+    [error] = run.errors
+    assert (error["source_id"], error["step"]) == (big.id, "validate")
+    assert "property 'score' (integer)" in error["message"]
+    assert "64-bit" in error["message"]
     rows = _identities(app, pipeline.id)
     assert len(rows) == 31
     assert rows[big.id]["score"] == 5  # the earlier import is intact
