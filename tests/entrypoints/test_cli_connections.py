@@ -121,6 +121,10 @@ def test_update_changes_only_what_is_given_and_refuses_bad_values(
         (("--base-url", "http://127.0.0.1:9", "--api-key-env", "HW_KEY"), "http://127.0.0.1:9"),
         # A new URL without a key: the saved key is never sent there.
         (("--base-url", "http://127.0.0.1:9"), "api_key"),
+        # A key given without a new URL was ignored without a word (the change looked
+        # done): it is refused, pointing at rotate-key, and nothing else changes.
+        (("--name", "Other", "--api-key-env", "HW_KEY"), "rotate-key"),
+        (("--base-url", sandbox.url + "/", "--api-key-env", "HW_KEY"), "rotate-key"),
     ):
         bad = invoke("connections", "update", conn["id"], *args)
         assert bad.exit_code == 1, (args, bad.output)

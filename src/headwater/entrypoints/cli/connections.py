@@ -180,7 +180,10 @@ def update(
         moves = base_url is not None and connection_service.moves_base_url(
             app, connection_id, base_url
         )
-        api_key = read_key(api_key_env, api_key_file) if moves else None
+        # A key given without a new URL goes to the service too, which refuses it (it
+        # changes nothing there: rotate-key replaces a key) rather than it being dropped.
+        given = api_key_env is not None or api_key_file is not None
+        api_key = read_key(api_key_env, api_key_file) if moves or given else None
         conn = connection_service.update_connection(
             app,
             connection_id,
