@@ -232,3 +232,16 @@ def test_a_moment_out_of_the_calendar_says_so(value: object, ptype: PropertyType
         convert(value, ptype, "renews_at")
     assert str(info.value).startswith(f"property 'renews_at' ({ptype.value}): cannot convert")
     assert str(info.value).endswith("(out of range: years 1 to 9999, in UTC)")
+
+
+def test_a_value_in_an_error_is_shown_in_its_own_script() -> None:
+    """The value an error shows was JSON with every non-ASCII character escaped: a
+    customer's 'Zoë' or '١٢' read 'Zo\\u00eb' and '\\u0661\\u0662' in the run's errors.
+    What text cannot hold (a lone surrogate, NUL, control characters) stays escaped."""
+    with pytest.raises(ConversionError) as info:
+        convert("Zoë ١٢ 😀", T.INTEGER, "count")
+    assert '"Zoë ١٢ 😀"' in str(info.value)
+    with pytest.raises(ConversionError) as info:
+        convert("a\ud800\x00b", T.INTEGER, "count")
+    assert '"a\\ud800\\u0000b"' in str(info.value)
+    assert str(info.value).encode("utf-8")

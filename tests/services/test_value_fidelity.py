@@ -88,7 +88,7 @@ def test_values_read_back_by_the_rules_and_misfits_fail_their_customer_by_proper
     for sid, (meta, where) in bad.items():
         assert errors[sid]["step"] == "validate"
         assert f"property {where!r}" in errors[sid]["message"], errors[sid]
-        shown = json.dumps(next(iter(meta.values())))[:9]  # the value, as JSON shows it
+        shown = json.dumps(next(iter(meta.values())), ensure_ascii=False)[:9]  # the value
         assert shown in errors[sid]["message"]
     wh = app.warehouse()
     try:

@@ -36,7 +36,14 @@ class ConversionError(ValueError):
 
 
 def show_value(value: Any) -> str:
-    text = json.dumps(value, default=str)
+    """`value` as JSON for a message, in its own script ('Zoë', not 'Zo\\u00eb'); all
+    escaped when it holds a lone surrogate, which no stored text can hold."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(value, default=str)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
