@@ -262,4 +262,10 @@ class Warehouse(Protocol):
         at a time per warehouse (PostgreSQL: a session advisory lock; DuckDB: the
         connection's lock, one process holding the file)."""
 
+    def interrupt(self) -> None:
+        """From any thread: the statement under way (or the wait for `resolution_lock`)
+        ends with `WarehouseError`, as does every later operation, until `close`.  For
+        a run asked to stop while it resolves identities: the resolution's transaction
+        rolls back, so what it would have resolved stays pending."""
+
     def close(self) -> None: ...

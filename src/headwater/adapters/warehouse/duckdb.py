@@ -212,6 +212,10 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
         with self._lock:
             self._conn.close()
 
+    def _interrupt_engine(self) -> None:
+        with suppress(duckdb.Error):  # closed meanwhile: nothing is under way
+            self._conn.interrupt()
+
     def _rebuild_memory(self) -> AbstractContextManager[None]:
         # A full profile rebuild hashes and sorts the whole warehouse: more headroom.
         # It reads every identity: from the file, checkpointed first, rather than from
@@ -235,8 +239,11 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
         # of that process (each run, the API, the console opens its own): the file's
         # lock in this process (`file_lock`) makes a resolution exclusive.  Its joins
         # get their own headroom: the writes' ran out and redid statements after a run.
-        with (
-            file_lock(self._path),
-            self._memory.at_least(self._lock, self._conn, RESOLUTION_HEADROOM_MB),
-        ):
-            yield
+        lock = file_lock(self._path)
+        while not lock.acquire(timeout=0.1):  # another resolution's: `interrupt` ends it
+            self._check_interrupted()
+        try:
+            with self._memory.at_least(self._lock, self._conn, RESOLUTION_HEADROOM_MB):
+                yield
+        finally:
+            lock.release()

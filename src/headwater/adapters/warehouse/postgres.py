@@ -110,6 +110,12 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
         cur.execute("COMMIT" if commit else "ROLLBACK")
         cur.close()
 
+    def _interrupt_engine(self) -> None:
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            with suppress(psycopg.Error):  # closed or broken meanwhile: nothing to end
+                conn.cancel_safe(timeout=5)
+
     def _abandon(self, cur: Cursor) -> None:
         with suppress(psycopg.Error):  # a broken connection is replaced on next use
             cur.execute("ROLLBACK")

@@ -17,15 +17,19 @@ transaction's.
 from __future__ import annotations
 
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from headwater.adapters.warehouse.contract import WarehouseError
 from headwater.adapters.warehouse.rejects import Refused, RejectedData
 from headwater.kernel.errors import HeadwaterError
 
 C = TypeVar("C")
+#: How long `Transactions.interrupt` keeps ending the statements under way.
+INTERRUPT_SECONDS = 10.0
 R = TypeVar("R")
 
 
@@ -53,6 +57,30 @@ class Transactions(Generic[C]):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._open: Tx[C] | None = None
+        self._interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        """`Warehouse.interrupt`: every transaction from now on fails, and the engine
+        ends the statement under way (`_interrupt_engine`, from this thread), again
+        while one holds the connection (a statement sent just as the first request
+        found none under way is ended too), for up to `INTERRUPT_SECONDS`."""
+        self._interrupted.set()
+        deadline = time.monotonic() + INTERRUPT_SECONDS
+        while True:
+            self._interrupt_engine()
+            if self._lock.acquire(timeout=0.2):
+                self._lock.release()  # no statement under way: later ones fail
+                return
+            if time.monotonic() > deadline:
+                return
+
+    def _check_interrupted(self) -> None:
+        if self._interrupted.is_set():
+            raise WarehouseError("the warehouse work was interrupted: its run was asked to stop")
+
+    @abstractmethod
+    def _interrupt_engine(self) -> None:
+        """End the statement under way on the connection, if any (from any thread)."""
 
     @abstractmethod
     def _begin(self) -> C:
@@ -105,6 +133,7 @@ class Transactions(Generic[C]):
 
     def _once(self, what: str, body: Callable[[Tx[C]], R]) -> R | _Failed:
         try:
+            self._check_interrupted()
             tx = Tx(self._begin())
         except Exception as exc:
             return self._failed(exc, what)

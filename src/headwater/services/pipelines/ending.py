@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from headwater.adapters.store import queue, runs
@@ -15,6 +16,21 @@ log = logging.getLogger(__name__)
 
 #: How long the run's ending is retried while the store is locked or away.
 ENDING_ATTEMPTS = 12
+
+
+def resolve_into(resolve: Callable[[], dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Resolve the run's identities (`resolve`), its outcome and time in `summary`;
+    one a stop ended (its ``stopped`` says which) is also a warning: the run imported
+    every customer, only their profiles wait for the next resolution."""
+    began = time.monotonic()
+    profiles = resolve()
+    summary["profiles"] = {**profiles, "seconds": round(time.monotonic() - began, 3)}
+    if "stopped" in profiles:
+        summary.setdefault("warnings", []).append(
+            f"identity resolution was stopped ({profiles['stopped']}) after every write "
+            "committed: the run's customers are imported; their profiles are resolved by "
+            "the next run (or profiles rebuild)"
+        )
 
 
 def record_ending(

@@ -20,7 +20,6 @@ The metadata store keeps a copy of the state for display only (`RunContext.save_
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -34,7 +33,7 @@ from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import redact
 from headwater.kernel.records import Record, Step
 from headwater.kernel.state import PipelineState
-from headwater.services.pipelines.ending import record_ending
+from headwater.services.pipelines.ending import record_ending, resolve_into
 from headwater.services.pipelines.garbage import fewer_collections
 from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
@@ -385,9 +384,7 @@ def _execute(ctx: RunContext, full: bool) -> Run:
     lease_lost = ctx.stop.is_set() and ctx.stop.status == RunStatus.FAILED
     ended = status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
     if ctx.resolve is not None and ended and not lease_lost:
-        began = time.monotonic()
-        profiles = ctx.resolve()
-        ctx.summary["profiles"] = {**profiles, "seconds": round(time.monotonic() - began, 3)}
+        resolve_into(ctx.resolve, ctx.summary)  # a stop now ends it (`runner._resolve`)
     if ctx.release is not None:
         try:
             ctx.release()

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from headwater.adapters.store import run_queries, runs
 from headwater.adapters.store.database import describe_error
+from headwater.adapters.warehouse.contract import Warehouse
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, HeadwaterError, TransientError
 from headwater.kernel.records import RecordError, Step
@@ -212,9 +214,22 @@ def _parts(
             events_read=connection.events_read,
             owner=owner,
             stop=stop,
-            resolve=lambda: profiles.resolve_after_run(app, warehouse, run.id),
+            resolve=lambda: _resolve(app, warehouse, run.id, stop),
             release=stack.close,  # before the final status; the exit then has nothing left
         )
+
+
+def _resolve(app: App, warehouse: Warehouse, run_id: str, stop: RunStop) -> dict[str, Any]:
+    """Identity resolution after the run's writes (`profiles.resolve_after_run`).  A
+    stop meanwhile (a cancel, the service stopping) interrupts it, waits included (for
+    another resolution's lock): its transaction rolls back, the run's identities stay
+    pending for the next resolution, and the run, whose every write committed, ends as
+    it would have, saying so (`ending.resolve_into`)."""
+    stop.when_requested(warehouse.interrupt)
+    done = profiles.resolve_after_run(app, warehouse, run_id)
+    if "error" not in done or not stop.is_set():
+        return done
+    return {"stopped": stop.message, "note": "the run's identities stay pending for the next"}
 
 
 def list_runs(
