@@ -673,3 +673,18 @@ def _is(prop: str, value: Any, element: Any) -> bool:
     assert items is not None
     one = FieldType(Kind.OBJECT, fields={"x": items})
     return compile_filter(cond("x", "is", value), one)({"x": element})
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0661\u0662", "\uff11\uff12", "0x10", "1 000"])
+def test_a_number_given_as_text_takes_ascii_digits_only(text: str) -> None:
+    """Filter values follow the Customer Model's rule for text numbers (README): Python's
+    int() and float() took '1_000' as 1000 and other scripts' digits ('١٢') as 12."""
+    data = {"conditions": [{"property": "balance", "operator": "is", "values": [text]}]}
+    [problem] = filter_problems(data, SCHEMA)
+    assert problem.message.startswith("values[0]: expected a number")
+
+
+def test_a_number_given_as_text_may_have_sign_spaces_point_and_exponent() -> None:
+    values = [" 12 ", "-3", "+4", "1.5e3", ".5"]
+    data = {"conditions": [{"property": "balance", "operator": "is one of", "values": values}]}
+    assert filter_problems(data, SCHEMA) == []

@@ -89,14 +89,14 @@ def _to_string(v: Any) -> str:
 #: Text that converts to a number: ASCII digits only (Python's int(), float() and
 #: Decimal() also take "1_000" and other scripts' digits, which SQL's casts refuse),
 #: surrounding whitespace trimmed; integers take no point or exponent.
-_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
-_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _number_text(v: str, pattern: re.Pattern[str]) -> str:
     text = v.strip()
     if pattern.fullmatch(text) is None:
-        if pattern is _INTEGER_TEXT:
+        if pattern is INTEGER_TEXT:
             raise ConversionError("expected an integer: ASCII digits, an optional sign")
         raise ConversionError("expected a number: ASCII digits, a sign, point, exponent")
     return text
@@ -119,7 +119,7 @@ def _to_integer(v: Any) -> int:
             raise ConversionError("not a whole number")
         out = int(v)
     elif isinstance(v, str):
-        out = int(_number_text(v, _INTEGER_TEXT))
+        out = int(_number_text(v, INTEGER_TEXT))
     else:
         raise ConversionError("expected an integer")
     if not INT64_MIN <= out <= INT64_MAX:
@@ -133,7 +133,7 @@ def _to_float(v: Any) -> float:
     if isinstance(v, int | float | Decimal):
         out = float(v)
     elif isinstance(v, str):
-        out = float(_number_text(v, _NUMBER_TEXT))
+        out = float(_number_text(v, NUMBER_TEXT))
     else:
         raise ConversionError("expected a number")
     if not math.isfinite(out):
@@ -155,7 +155,7 @@ def _to_decimal(v: Any) -> Decimal:
     if isinstance(v, int | Decimal):
         return _in_range(Decimal(v))
     if isinstance(v, str):
-        return _in_range(Decimal(_number_text(v, _NUMBER_TEXT)))
+        return _in_range(Decimal(_number_text(v, NUMBER_TEXT)))
     raise ConversionError("expected a number")
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from headwater.kernel.schema import FieldType, Kind
+from headwater.kernel.values import INTEGER_TEXT, NUMBER_TEXT
 
 #: Stripe's integers (and the warehouse's BIGINT columns) are 64-bit.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -60,14 +61,14 @@ def to_number(value: object, kind: Kind) -> int | float:
     number: int | float
     if isinstance(value, int | float):
         number = value
-    elif isinstance(value, str):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise BadValue("expected a number") from None
+    elif isinstance(value, str):  # as the Customer Model reads text: ASCII digits
+        text = value.strip()
+        if INTEGER_TEXT.fullmatch(text):
+            number = int(text)
+        elif NUMBER_TEXT.fullmatch(text):
+            number = float(text)
+        else:
+            raise BadValue("expected a number")
     else:
         raise BadValue("expected a number")
     if isinstance(number, float) and not math.isfinite(number):
