@@ -80,3 +80,28 @@ def test_register_show_set_secret_and_remove(home: Path) -> None:
         assert by_hand.exit_code == 0, by_hand.output
         assert "warning:" in by_hand.output
         assert "Stripe Dashboard" in by_hand.output
+
+
+def test_delete_prints_the_apis_document_with_json(home: Path) -> None:
+    """``connections delete --json`` gives what ``DELETE /connections/{id}`` answers,
+    ``{"id", "deleted", "warning"}``: a script learns of the endpoint left at Stripe
+    (the command had no --json, so a script could not read the warning)."""
+    secret = "whsec_from_the_dashboard_0123"
+    with start_sandbox(customers=0, seed=9) as sandbox:
+        registered = _connection(sandbox)["id"]
+        doc("connections", "webhook", registered, "--url", "https://hw.example.com")
+        assert doc("connections", "delete", registered) == {
+            "id": registered,
+            "deleted": True,
+            "warning": None,
+        }
+        assert sandbox.webhooks() == []
+
+        by_hand = _connection(sandbox)["id"]
+        env = {"HOOK_SECRET": secret}
+        doc("connections", "webhook", by_hand, "--secret-env", "HOOK_SECRET", env=env)
+        gone = doc("connections", "delete", by_hand)
+        assert gone["id"] == by_hand
+        assert gone["deleted"] is True
+        assert "Stripe Dashboard" in gone["warning"]
+    assert doc("connections", "list") == []

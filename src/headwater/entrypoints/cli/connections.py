@@ -197,11 +197,15 @@ def update(
 
 @connections.command("delete")
 @click.argument("connection_id")
+@json_option
 @handle_errors
-def delete(connection_id: str) -> None:
+def delete(connection_id: str, as_json: bool) -> None:
     """Delete a connection that no pipeline uses, and its webhook endpoint at Stripe."""
     with opened_app() as app:
         left = connection_service.delete_connection(app, connection_id)
+    if as_json:  # the API's answer to DELETE /connections/{id}
+        print_json({"id": connection_id, "deleted": True, "warning": left})
+        return
     say(f"Deleted connection {connection_id}")
     if left is not None:
         warn(left)
