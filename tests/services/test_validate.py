@@ -94,3 +94,27 @@ def test_broken_json_is_located() -> None:
     [problem] = definition.validate_mapping_text('{"email": "email",}', DEFAULT_MODEL)
     assert problem.message.startswith("not valid JSON (")
     assert definition.validate_mapping_text('{"email": "email"}', DEFAULT_MODEL) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "source", "line", "message"),
+    [
+        ("javascript", "function transform(c) {\n  return {;\n}", 2, "SyntaxError"),
+        ("python", "def transform(c):\n    return {\n", 2, "SyntaxError"),
+        ("python", "x = 1\n", None, "the code does not define a function named transform"),
+    ],
+)
+def test_a_code_error_at_save_names_the_transformation_and_its_line(
+    kind: str, source: str, line: int | None, message: str
+) -> None:
+    """Saving or previewing code that does not compile answered field 'line 2' (the API's
+    error document names a field of the request); it is 'transformation', the line in
+    the problem and the message, as POST /validate has it."""
+    with pytest.raises(InvalidInput) as caught:
+        definition.check_transformation({"kind": kind, "source": source}, DEFAULT_MODEL)
+    [problem] = caught.value.problems
+    assert caught.value.location == problem.location == "transformation"
+    assert problem.line == line
+    assert problem.message.startswith(message)
+    where = f"line {line}: " if line else ""
+    assert caught.value.message == f"transformation: {where}{problem.message}"

@@ -68,7 +68,8 @@ class Problem:
     def __str__(self) -> str:
         text = self.message
         if self.line is not None:
-            text = f"line {self.line}, column {self.column}: {text}"
+            column = f", column {self.column}" if self.column is not None else ""
+            text = f"line {self.line}{column}: {text}"
         return f"{self.location}: {text}" if self.location else text
 
 

@@ -138,10 +138,13 @@ def check_transformation(spec: object, model: CustomerModel) -> dict[str, Any]:
     source = spec.get("source")
     if not isinstance(source, str) or not source.strip():
         raise InvalidInput(f"a {kind} transformation needs its source code", "transformation")
-    if kind == "javascript":
-        validate_javascript(source)
-    else:
-        validate_python(source)
+    try:
+        if kind == "javascript":
+            validate_javascript(source)
+        else:
+            validate_python(source)
+    except InvalidInput as exc:  # located "line N": the field is the transformation
+        raise InvalidInput.of([_code_problem(p) for p in exc.problems]) from None
     return {"kind": kind, "source": source}
 
 
