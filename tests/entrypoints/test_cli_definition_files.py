@@ -106,3 +106,17 @@ def test_a_blocked_or_key_file_that_is_not_utf8_names_the_file_and_the_byte(
     assert result.exit_code == 1
     said = f"{option}: f.txt: not UTF-8 text: byte 0xe9 at position 16 (line 2)"
     assert said in " ".join(result.output.split())
+
+
+def test_validate_shows_a_code_errors_line_without_a_column(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A code error has a line and no column: it read '(line 2, column None)'."""
+    monkeypatch.chdir(tmp_path)
+    Path("t.py").write_text("def transform(c):\n    return {\n")
+    validated = CliRunner().invoke(
+        cli, ["pipelines", "validate", "--python", "t.py"], catch_exceptions=False
+    )
+    assert validated.exit_code == 1
+    assert "transformation (line 2): SyntaxError: '{' was never closed" in validated.output
+    assert "None" not in validated.output

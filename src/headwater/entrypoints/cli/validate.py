@@ -72,8 +72,9 @@ def validate(
     else:
         for error in doc["errors"]:
             where = error["field"] or "definition"
-            if error["line"] is not None:
-                where += f" (line {error['line']}, column {error['column']})"
+            if error["line"] is not None:  # a code error has a line, no column
+                column = f", column {error['column']}" if error["column"] is not None else ""
+                where += f" (line {error['line']}{column})"
             say((where, "bold"), f": {error['message']}")
     if not doc["valid"]:
         raise SystemExit(1)
