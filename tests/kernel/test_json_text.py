@@ -18,6 +18,10 @@ from headwater.services.pipelines.definition import validate_filter_text
         ('["ok", "x\\uD83Dy"]', "\\ud83d is a lone surrogate", 9),
         ("[1, NaN]", "NaN is not a JSON number", 4),
         ('{"a": -Infinity}', "-Infinity is not a JSON number", 6),
+        # Python's json read these as infinities, which orjson then wrote as null: a
+        # json_parse() of them was imported as nulls without a word.
+        ("[1, 1e400]", "1e400 is past the largest number", 4),
+        ('{"a": -1.5E999}', "-1.5E999 is past the largest number", 6),
         (b'["\xed\xa0\x80"]', "not utf-8 text", 2),
     ],
 )
@@ -36,6 +40,7 @@ def test_what_is_not_json_is_refused_with_its_position(
         ('["\\ud83d\\ude00"]', ["😀"]),
         ('["\\\\ud800"]', ["\\ud800"]),  # an escaped backslash, then text
         ("[123456789012345678901234567890]", [123456789012345678901234567890]),
+        ("[1e-400, 1.7976931348623157e308]", [0.0, 1.7976931348623157e308]),
         (b'{"a": "\xc3\xa9"}', {"a": "é"}),
     ],
 )

@@ -197,6 +197,7 @@ ERRORS = [
     ('json_parse("' + "9" * 5000 + '")', 1, 1, "json_parse() got invalid JSON"),
     ('json_parse("' + "[" * 5000 + '")', 1, 1, "json_parse() got invalid JSON"),
     ("""json_parse("[1, NaN]")""", 1, 1, "NaN is not a JSON number"),
+    ("""json_parse("[1e400]")""", 1, 1, "1e400 is past the largest number"),  # not null
     ("""json_parse("{\\"a\\": -Infinity}")""", 1, 1, "-Infinity is not a JSON number"),
     ("""json_parse("[\\"\\\\ud800\\"]")""", 1, 1, "\\ud800 is a lone surrogate"),
     (

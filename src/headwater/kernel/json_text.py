@@ -6,7 +6,8 @@ surrogate written as an escape (``"\\ud800"``: half of a character outside the B
 Multilingual Plane).  Stored, a lone surrogate breaks every later answer that holds it
 (no UTF-8 encoder takes it: a workspace's settings or its pipeline list could no longer
 be shown), so both are refused where the text is read, as `json.JSONDecodeError` like
-any other malformed JSON, with the position of the culprit.  Integers keep their size.
+any other malformed JSON, with the position of the culprit; so is a number past a
+float's range (``1e400``: an infinity once read).  Integers keep their size.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ def loads(text: str | bytes) -> Any:
         except UnicodeDecodeError as exc:
             shown = raw.decode(encoding, "replace")
             raise json.JSONDecodeError(f"not {encoding} text", shown, exc.start) from None
-    value = json.loads(text, parse_constant=lambda name: _refuse(name, text))
+    value = json.loads(
+        text,
+        parse_constant=lambda name: _refuse(name, text),
+        parse_float=lambda token: _finite(token, text),
+    )
     if "\\u" in text or "\\U" in text:  # only an escape can make a lone surrogate
         _check_strings(value, text)
     return value
@@ -33,6 +38,17 @@ def loads(text: str | bytes) -> Any:
 
 def _refuse(name: str, text: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON number", text, max(text.find(name), 0))
+
+
+def _finite(token: str, text: str) -> float:
+    """A number's value, unless it is past a float's range (``1e400``), which Python
+    reads as an infinity: JSON has none, and encoders write it as null."""
+    value = float(token)
+    if value - value != 0:
+        raise json.JSONDecodeError(
+            f"{token} is past the largest number (about 1.8e308)", text, max(text.find(token), 0)
+        )
+    return value
 
 
 def _check_strings(value: Any, text: str) -> None:
