@@ -105,3 +105,24 @@ def test_delete_prints_the_apis_document_with_json(home: Path) -> None:
         assert gone["deleted"] is True
         assert "Stripe Dashboard" in gone["warning"]
     assert doc("connections", "list") == []
+
+
+def test_text_shows_values_as_their_documents_do_not_as_python(home: Path) -> None:
+    """`connections show` and `connections webhook` printed Python's spelling of values
+    (``None``, ``True``, ``{'customers_read': True}``, ``['customer.created']``), which
+    is neither the ``--json`` document nor anything a user types back; they are now
+    shown as in the document (``null``, ``true``, JSON for lists and objects)."""
+    with start_sandbox(customers=0, seed=9) as sandbox:
+        conn = _connection(sandbox)["id"]
+        shown = invoke("connections", "show", conn).stdout
+        assert 'permissions: {"customers_read": true, "events_read": true}' in shown, shown
+        assert "livemode: false" in shown, shown
+        assert "account_id: acct_" in shown, shown  # a string as it is, unquoted
+        doc("connections", "webhook", conn, "--url", "https://hw.example.com")
+        hook = invoke("connections", "webhook", conn).stdout
+    assert "last_delivery_at: null" in hook, hook
+    assert "configured: true" in hook, hook
+    events = '["customer.created", "customer.updated", "customer.deleted"]'
+    assert f"enabled_events: {events}" in hook, hook
+    for python in ("None", "True", "False", "'"):
+        assert python not in shown + hook, (python, shown, hook)
