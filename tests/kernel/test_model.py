@@ -245,3 +245,13 @@ def test_a_value_in_an_error_is_shown_in_its_own_script() -> None:
         convert("a\ud800\x00b", T.INTEGER, "count")
     assert '"a\\ud800\\u0000b"' in str(info.value)
     assert str(info.value).encode("utf-8")
+
+
+def test_invisible_characters_in_an_error_s_value_stay_escaped() -> None:
+    """Shown in its own script, a value could hide what it holds: a right-to-left
+    override reorders the message around it, a zero-width or no-break space looks
+    like nothing or a space.  Characters that do not print are shown as escapes."""
+    with pytest.raises(ConversionError) as info:
+        convert("12\u202e34\u200b\u00a0\U000e0001é", T.INTEGER, "count")
+    assert '"12\\u202e34\\u200b\\u00a0\\udb40\\udc01é"' in str(info.value)
+    assert str(info.value).isprintable()

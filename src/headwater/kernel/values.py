@@ -36,14 +36,12 @@ class ConversionError(ValueError):
 
 
 def show_value(value: Any) -> str:
-    """`value` as JSON for a message, in its own script ('Zoë', not 'Zo\\u00eb'); all
-    escaped when it holds a lone surrogate, which no stored text can hold."""
+    """`value` as JSON for a message, in its own script ('Zoë', not 'Zo\\u00eb'), but
+    what does not print escaped: a lone surrogate (no stored text holds one), controls,
+    format characters (a right-to-left override, a zero-width space), other spaces."""
     text = json.dumps(value, default=str, ensure_ascii=False)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = json.dumps(value, default=str)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
