@@ -15,6 +15,7 @@ from headwater.adapters.transformations.mapping import (
     parse_expression,
 )
 from headwater.kernel.model import DEFAULT_MODEL, CustomerModel
+from headwater.kernel.records import TransformFailure
 
 
 def ev(text: str, record: dict[str, Any]) -> Any:
@@ -73,3 +74,14 @@ def test_a_huge_field_number_is_no_traceback_when_saved() -> None:
     mapping = {"email": f'split_part("a@b", "@", {BIG})'}
     assert mapping_problems(mapping, model, SCHEMA) == []
     assert compile_mapping(mapping, model, SCHEMA).transform([{}]) == [{"email": ""}]
+
+
+def test_a_value_in_an_error_shows_what_does_not_print_as_escapes() -> None:
+    """A customer's text in an error is shown as it is, but a right-to-left override
+    reordered the message around it and a zero-width space looked like nothing: such
+    characters are escapes, as in the Customer Model's errors."""
+    t = compile_mapping({"metadata": "json_parse(metadata.x)"}, DEFAULT_MODEL, SCHEMA)
+    [out] = t.transform([{"metadata": {"x": "Zoë\u202e\u200b{"}}])
+    assert isinstance(out, TransformFailure)
+    assert '"Zoë\\u202e\\u200b{"' in out.message
+    assert out.message.isprintable()

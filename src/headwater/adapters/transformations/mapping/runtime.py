@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, date, datetime
 from typing import Any
+
+from headwater.kernel.values import show_value
 
 
 class EvalError(ValueError):
     """Evaluating an expression failed for one record (a per-record error)."""
 
 
-def show(value: Any) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= 80 else text[:77] + "..."
+#: A value for a message, as the Customer Model's errors show it (what does not print
+#: escaped).
+show = show_value
 
 
 def text(v: Any, fn: str) -> str:
