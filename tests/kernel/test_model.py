@@ -255,3 +255,16 @@ def test_invisible_characters_in_an_error_s_value_stay_escaped() -> None:
         convert("12\u202e34\u200b\u00a0\U000e0001é", T.INTEGER, "count")
     assert '"12\\u202e34\\u200b\\u00a0\\udb40\\udc01é"' in str(info.value)
     assert str(info.value).isprintable()
+
+
+@pytest.mark.parametrize(
+    ("number", "text"),
+    [(100.0, "100"), (-0.0, "0"), (0.5, "0.5"), (1e15, "1000000000000000"), (1e16, "1e+16")],
+)
+def test_a_float_becomes_text_as_to_string_writes_it(number: float, text: str) -> None:
+    """A whole float given to a string property was written '100.0' (Python's repr),
+    where the mapping's to_string() and a JavaScript transform (whose JSON has no 100.0)
+    give '100': one value, two texts, by the path it took."""
+    from headwater.adapters.transformations.mapping import runtime
+
+    assert convert(number, T.STRING, "code") == text == runtime.to_text(number)

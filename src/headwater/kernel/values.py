@@ -78,10 +78,16 @@ def _to_string(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             raise ConversionError("not a finite number")
-        return repr(v)
+        return float_text(v)
     if isinstance(v, datetime | date):
         return v.isoformat()
     raise ConversionError("expected a string")
+
+
+def float_text(v: float) -> str:
+    """A finite float as text, as the mapping's to_string() writes it: a whole one
+    below 1e16 without its '.0' (as JavaScript's JSON has it), else Python's repr."""
+    return str(int(v)) if v.is_integer() and abs(v) < 1e16 else repr(v)
 
 
 #: Text that converts to a number: ASCII digits only (Python's int(), float() and

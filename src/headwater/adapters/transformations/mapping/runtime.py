@@ -6,7 +6,7 @@ import math
 from datetime import UTC, date, datetime
 from typing import Any
 
-from headwater.kernel.values import show_value
+from headwater.kernel.values import float_text, show_value
 
 
 class EvalError(ValueError):
@@ -55,7 +55,7 @@ def to_text(v: Any) -> str:
     if type(v) is float:
         if not math.isfinite(v):
             raise EvalError(f"cannot turn {v} into text")
-        return str(int(v)) if v.is_integer() and abs(v) < 1e16 else repr(v)
+        return float_text(v)
     if isinstance(v, datetime | date):
         return v.isoformat()
     raise EvalError(f"expected a text, number, boolean or date, got {show(v)}")
