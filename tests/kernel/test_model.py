@@ -268,3 +268,23 @@ def test_a_float_becomes_text_as_to_string_writes_it(number: float, text: str) -
     from headwater.adapters.transformations.mapping import runtime
 
     assert convert(number, T.STRING, "code") == text == runtime.to_text(number)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"address": {"city": "Rome"}, "address.city": "Milan"},
+        {"address.city": "Milan", "address": {"city": "Rome"}},
+        {"address": None, "address.city": "Milan"},
+        {"address.city": "Milan", "address": None},
+    ],
+)
+def test_a_property_given_twice_in_one_result_is_the_record_s_error(
+    values: dict[str, object],
+) -> None:
+    """A result giving a leaf on its own and in its object ({'address': {'city': ...},
+    'address.city': ...}) kept whichever came last, without a word."""
+    with pytest.raises(ConversionError, match=r"property 'address\.city' is given twice"):
+        DEFAULT_MODEL.to_columns(values)
+    both = {"address": {"city": "Rome"}, "address.country": "IT"}  # other leaves: fine
+    assert DEFAULT_MODEL.to_columns(both) == {"address_city": "Rome", "address_country": "IT"}

@@ -174,22 +174,38 @@ class CustomerModel:
         """
         out: dict[str, Any] = {}
         plan = self._plan
+        whole: list[str] | None = None  # columns set by objects given whole
         for key, value in values.items():
             entry = plan.get(key)
             if entry is None:
-                self._put(key, value, out)  # objects given whole, or unknown keys
+                whole = [] if whole is None else whole
+                self._put(key, value, out, whole)  # objects given whole, or unknown keys
             elif value is None or type(value) in entry[1]:
                 out[entry[0]] = value
             else:
                 out[entry[0]] = convert(value, entry[2], key)
+        if whole and len(out) < len(whole) + sum(1 for k in values if k in plan):
+            self._twice(values, whole)
         return out
 
-    def _put(self, path: str, value: Any, out: dict[str, Any]) -> None:
+    def _twice(self, values: Mapping[str, Any], whole: list[str]) -> None:
+        """Name a leaf the result gives twice (on its own and in its object)."""
+        seen = {plan[0] for k in values if (plan := self._plan.get(k))}
+        for name in whole:
+            if name in seen:
+                path = next(c.path for c in self._columns if c.name == name)
+                raise ConversionError(
+                    f"property {path!r} is given twice (on its own and in its object)"
+                )
+            seen.add(name)
+
+    def _put(self, path: str, value: Any, out: dict[str, Any], whole: list[str]) -> None:
         if not isinstance(path, str):
             raise ConversionError(f"key {path!r} is not a string")
         col = self._by_path.get(path)
         if col is not None:
             out[col.name] = convert(value, col.type, path)
+            whole.append(col.name)
             return
         prop = self.find(path)
         if prop is None:
@@ -198,11 +214,12 @@ class CustomerModel:
         if value is None:
             for leaf in _leaves(prop.properties, path + "."):
                 out[leaf.name] = None
+                whole.append(leaf.name)
             return
         if not isinstance(value, Mapping):
             raise ConversionError(f"property {path!r} is an object; got {show_value(value)}")
         for k, v in value.items():
-            self._put(f"{path}.{k}", v, out)
+            self._put(f"{path}.{k}", v, out, whole)
 
 
 def _leaves(props: Sequence[Property], prefix: str) -> Iterator[Column]:
