@@ -3,6 +3,9 @@ are refused naming the option and the file."""
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +123,38 @@ def test_validate_shows_a_code_errors_line_without_a_column(
     assert validated.exit_code == 1
     assert "transformation (line 2): SyntaxError: '{' was never closed" in validated.output
     assert "None" not in validated.output
+
+
+def _limited(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process allowed 1 GiB of memory (so a file read whole cannot take
+    the machine's)."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run(
+        [sys.executable, "-c", "from headwater.entrypoints.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=limit,  # only sets a limit; no threads in this test
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["connections", "add", "stripe", "--name", "x", "--api-key-file"],
+        ["pipelines", "add", "--connection", "conn_x", "--name", "P", "--mapping"],
+        ["pipelines", "add", "--connection", "conn_x", "--name", "P", "--javascript"],
+    ],
+)
+def test_an_endless_or_huge_file_is_refused_not_read_whole(home: Path, args: list[str]) -> None:
+    """A file that never ends (/dev/zero, given by mistake) was read whole: memory ran
+    out and the CLI printed a MemoryError traceback (or the machine swapped first)."""
+    done = _limited(*args, "/dev/zero")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "/dev/zero: larger than 8 MiB" in done.stderr, done.stderr
+    assert f"{args[-1]}: " in done.stderr, done.stderr

@@ -30,9 +30,22 @@ from headwater.services.pipelines.documents import (
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
+#: The largest key, definition or code file read: a file that never ends (/dev/zero
+#: given by mistake) was read whole, until memory ran out.
+MAX_FILE_BYTES = 8 << 20
+
+
 def text_file(path: Path, option: str) -> str:
-    """The file's text, read as UTF-8: bytes that are not name the file and the byte."""
-    data = path.read_bytes()
+    """The file's text, read as UTF-8: bytes that are not name the file and the byte;
+    one larger than `MAX_FILE_BYTES` is refused unread past that."""
+    with path.open("rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidInput(
+            f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB, more than a key, a definition "
+            "or a transformation's code holds",
+            option,
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
