@@ -7,6 +7,7 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -125,15 +126,21 @@ def test_validate_shows_a_code_errors_line_without_a_column(
     assert "None" not in validated.output
 
 
-def _limited(*args: str) -> subprocess.CompletedProcess[str]:
+def _limited(*args: str, stdin: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in a process allowed 1 GiB of memory (so a file read whole cannot take
     the machine's)."""
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
+    with (stdin or Path("/dev/null")).open("rb") as given:
+        return _run_limited(list(args), given, limit)
+
+
+def _run_limited(args: list[str], stdin: Any, limit: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from headwater.entrypoints.cli import main; main()", *args],
+        stdin=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -158,3 +165,12 @@ def test_an_endless_or_huge_file_is_refused_not_read_whole(home: Path, args: lis
     assert "Traceback" not in done.stderr, done.stderr
     assert "/dev/zero: larger than 8 MiB" in done.stderr, done.stderr
     assert f"{args[-1]}: " in done.stderr, done.stderr
+
+
+def test_a_key_on_stdin_that_never_ends_is_refused(home: Path) -> None:
+    """The key read from stdin (no --api-key-env or --api-key-file, not a terminal) was
+    read up to a newline: from an endless stream without one, until memory ran out."""
+    done = _limited("connections", "add", "stripe", "--name", "x", stdin=Path("/dev/zero"))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "api_key: the key read from stdin is longer than 4096 characters" in done.stderr

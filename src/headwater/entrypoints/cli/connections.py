@@ -29,6 +29,10 @@ def connections() -> None:
     """Manage source connections (Stripe accounts)."""
 
 
+#: Far more than any Stripe key (about 110 characters).
+MAX_KEY_CHARS = 4096
+
+
 def read_key(api_key_env: str | None, api_key_file: Path | None) -> str:
     """The key comes from an env var, a file, a prompt, or stdin — never an argument."""
     if api_key_env:
@@ -40,7 +44,12 @@ def read_key(api_key_env: str | None, api_key_file: Path | None) -> str:
         return text_file(api_key_file, "--api-key-file").strip()
     if sys.stdin.isatty():
         return str(click.prompt("Stripe API key", hide_input=True))
-    return sys.stdin.readline().strip()
+    line = sys.stdin.readline(MAX_KEY_CHARS + 1)  # an endless stream is not read whole
+    if len(line.rstrip("\r\n")) > MAX_KEY_CHARS:
+        raise InvalidInput(
+            f"the key read from stdin is longer than {MAX_KEY_CHARS} characters", "api_key"
+        )
+    return line.strip()
 
 
 _KEY_ENV = click.option(
