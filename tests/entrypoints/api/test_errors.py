@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from tests.entrypoints.api.conftest import Api
+from tests.entrypoints.api.conftest import Api, serving
 
+from headwater.entrypoints.serve.http import create_http_app
 from headwater.services.auth import tokens
 
 
@@ -168,3 +169,15 @@ def test_the_docs_page_cannot_be_framed_or_cached(api: Api) -> None:
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_docs_address_without_its_slash_leads_to_the_page(api: Api) -> None:
+    """/api/docs (as the README and DESIGN name it) answered the console's 404 in
+    `headwater serve` (the console, mounted at /, took the path before any redirect to
+    /api/docs/): it now leads there, where signing in comes first."""
+    with serving(create_http_app(api.app)) as url:
+        moved = httpx.get(f"{url}/api/docs", headers={"Accept": "text/html"})
+        page = httpx.get(f"{url}/api/docs", headers={"Accept": "text/html"}, follow_redirects=True)
+    assert moved.status_code in (307, 308), moved.text
+    assert moved.headers["location"].endswith("/api/docs/")
+    assert page.url.path == "/sign-in"  # no session: the page sends the browser to sign in

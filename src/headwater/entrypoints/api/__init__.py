@@ -15,7 +15,7 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount
 
 from headwater.entrypoints.api import docs, errors
@@ -73,6 +73,13 @@ def mount(root: FastAPI, app: App) -> None:
     api.path_regex = re.compile(api.path_regex.pattern, re.DOTALL)
     root.router.routes.append(api)
     root.mount(docs.PATH, create_docs(app, PREFIX + OPENAPI_PATH))
+
+    # The docs' address as named (no slash): the page is at ``/api/docs/``. (Starlette
+    # would redirect on its own, but the console, mounted at ``/``, answers first.) The
+    # page it leads to needs a session, or sends the browser to sign in.
+    @root.get(docs.PATH, include_in_schema=False)
+    def docs_page() -> RedirectResponse:
+        return RedirectResponse(docs.PATH + "/", status_code=308)
 
 
 def openapi_document(app: App) -> dict[str, Any]:
