@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -85,3 +88,25 @@ def test_sigterm_ends_serve_while_a_page_follows_a_queued_run(
                     assert served.wait(timeout=30) == 0
     finally:
         app.close()
+
+
+def test_a_port_in_use_is_a_clear_error_before_anything_starts(home: Path) -> None:
+    """A port another process listens on made uvicorn log a JSON line ("error while
+    attempting to bind") after the run workers had started, and serve exited 3, the
+    code `pipelines run` gives a run with per-record errors; it is now one line naming
+    the address and the option, exit 1, before any worker starts."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "headwater", "serve", "--port", str(port), "--workers", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"error: 127.0.0.1:{port} is already in use" in done.stderr, done.stderr
+    assert "--port" in done.stderr, done.stderr
+    assert "worker(s) started" not in done.stdout + done.stderr

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -14,6 +16,7 @@ import uvicorn
 from headwater.entrypoints.cli.output import handle_errors, opened_app
 from headwater.entrypoints.serve.http import create_http_app
 from headwater.entrypoints.serve.logs import log_json_lines
+from headwater.kernel.errors import TerminalError
 from headwater.services.runs.metrics import Metrics
 from headwater.services.runs.worker import Workers
 
@@ -43,6 +46,25 @@ def _on_stop_signals(handler: Callable[[], None]) -> None:
         signal.signal(signum, handle)
 
 
+def _listening(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` as uvicorn binds one, before anything starts: a
+    port in use was an error line logged by uvicorn after the run workers started, and
+    exit code 3 (what `pipelines run` gives a run with per-record errors)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise TerminalError(
+                f"{host}:{port} is already in use (another serve?); choose another port "
+                "with --port P, or stop what listens there"
+            ) from None
+        raise TerminalError(f"cannot listen on {host}:{port} (--host, --port): {exc}") from None
+    return sock
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8484, show_default=True, type=click.IntRange(0, 65535))
@@ -63,8 +85,9 @@ def serve(host: str, port: int, forwarded_allow_ips: str | None, workers: int) -
     ticks the schedules: the scheduler needs no leader, so every process may tick.
     SIGTERM or Ctrl-C stops it cleanly: running runs stop at a batch boundary and go
     back to the queue."""
+    listening = _listening(host, port)
     log_json_lines()
-    with opened_app() as app:
+    with listening, opened_app() as app:
         metrics = Metrics(app)
         config = uvicorn.Config(
             create_http_app(app, metrics=metrics),
@@ -94,7 +117,7 @@ def serve(host: str, port: int, forwarded_allow_ips: str | None, workers: int) -
         _on_stop_signals(stop)
         pool.start()
         try:
-            server.run()
+            server.run(sockets=[listening])
         finally:
             pool.stop()
 
