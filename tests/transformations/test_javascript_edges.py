@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -210,5 +212,25 @@ function transform(c) { return {kept: keep.length}; }
     t = compile_javascript(source.replace("N", "1"), time_limit=5.0, memory_limit_mb=64)
     try:
         assert t.transform([{}]) == [{"kept": 1}]
+    finally:
+        t.close()
+
+
+def test_the_worker_holding_v8_is_locked_down_before_v8_starts() -> None:
+    """Only V8 stood between user code and the system: a V8 bug would have given it
+    the server's network and the right to trace or signal its processes.  The worker
+    now has a network namespace of its own (when the server may make one), no new
+    privileges, is not dumpable, and the Python workers' seccomp filter (sockets,
+    tracing, mounts, namespaces, signals to others refused) covers its V8 threads."""
+    t = compile_javascript("function transform(c) { return {n: c.n + 1}; }", time_limit=1.0)
+    try:
+        pid = t.pid()
+        assert pid is not None
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert "\nNoNewPrivs:\t1\n" in status
+        assert "\nSeccomp:\t2\n" in status
+        if os.geteuid() == 0:
+            assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert t.transform([{"n": 1}]) == [{"n": 2}]
     finally:
         t.close()

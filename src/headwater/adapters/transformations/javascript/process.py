@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import orjson
 from headwater.adapters.transformations import replies
 from headwater.adapters.transformations.channel import exchange, stop_worker
 from headwater.adapters.transformations.contract import BatchFailed, CappedLog
+from headwater.adapters.transformations.python import seccomp
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.records import Outcome, Record
 
@@ -78,16 +80,14 @@ class JavaScriptTransformation:
             raise InvalidInput("time_limit and memory_limit_mb must be positive")
         self._time_limit = time_limit
         self._memory = memory_limit_mb
-        self._config = orjson.dumps(
-            {
-                "prelude": _prelude(),
-                "source": source,
-                "time_limit": time_limit,
-                "memory_mb": memory_limit_mb,
-                "log_cap": log_cap,
-                "max_chars": MAX_RECORD_CHARS,
-            }
-        )
+        self._config = {
+            "prelude": _prelude(),
+            "source": source,
+            "time_limit": time_limit,
+            "memory_mb": memory_limit_mb,
+            "log_cap": log_cap,
+            "max_chars": MAX_RECORD_CHARS,
+        }
         self._logs = CappedLog(log_cap)
         self._batch = 0
         self._holder: list[_Worker | None] = [None]
@@ -118,7 +118,8 @@ class JavaScriptTransformation:
         worker = _Worker(proc)
         deadline = time.monotonic() + self._time_limit + STARTUP_ALLOWANCE
         limit = f"top-level code did not finish within {self._time_limit:g} s"
-        reply = exchange([(proc, self._config)], deadline, limit)[0]
+        config = orjson.dumps(dict(self._config, seccomp=_seccomp_hex(proc.pid)))
+        reply = exchange([(proc, config)], deadline, limit)[0]
         if isinstance(reply, str) and (name := _out_of_memory(proc)) is not None:
             reply = (
                 f"top-level code exceeded the memory limit of {self._memory} MB"
@@ -202,6 +203,15 @@ class JavaScriptTransformation:
     def close(self) -> None:
         """Stop the worker (it is gone when this returns)."""
         self._finalizer()
+
+
+def _seccomp_hex(pid: int) -> str | None:
+    """The worker's seccomp program (the Python workers' filter, but for `socketpair`:
+    mini-racer's event loop wakes itself through one), or None on another architecture."""
+    machine = os.uname().machine
+    if not seccomp.supported(machine):
+        return None
+    return seccomp.filter_program(pid, machine, allow=("socketpair",)).hex()
 
 
 def _out_of_memory(proc: subprocess.Popen[bytes]) -> str | None:

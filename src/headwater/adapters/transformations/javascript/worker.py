@@ -46,7 +46,9 @@ from py_mini_racer import (
     MiniRacer,
 )
 
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
+SECCOMP_MODE_FILTER = 2
+CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
 #: Room on top of the memory limit for the batch's JSON text in both directions.
 TEXT_ALLOWANCE_MB = 64
 _LINE = re.compile(r"<anonymous>:(\d+):\s*(.*)")
@@ -208,6 +210,26 @@ def cap_memory(memory_mb: int) -> int:
     return limit
 
 
+def lock_down(program_hex: Any) -> None:
+    """Before V8 starts (its threads inherit all of it): a network namespace of its own
+    when one can be made, no new privileges, not dumpable, and the seccomp program the
+    parent built (the Python workers' filter: sockets, tracing, mounts, namespaces,
+    signals to other processes refused).  Files stay reachable (see docs/isolation.md)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:  # not root: inside a user namespace, if allowed
+        libc.unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if isinstance(program_hex, str):
+        program = ctypes.create_string_buffer(bytes.fromhex(program_hex))
+
+        class Program(ctypes.Structure):
+            _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+        fprog = Program(len(program.raw) // 8, ctypes.addressof(program))
+        libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)
+
+
 def main() -> None:
     in_fd, out_fd = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
@@ -223,6 +245,7 @@ def main() -> None:
     import orjson
 
     cfg = json.loads(first)
+    lock_down(cfg.get("seccomp"))
     isolate = Isolate(cfg)
     try:  # capped before the top-level code runs: what it allocates counts too
         isolate.build(ready=lambda: cap_memory(isolate.memory_mb))
