@@ -49,3 +49,26 @@ def test_identity_and_profiles_commands(home: Path, tmp_path: Path) -> None:
     missing = invoke("profiles", "show", "nope")
     assert missing.exit_code == 1
     assert "no profile" in missing.stderr
+
+
+def test_profile_values_are_shown_as_their_document_spells_them(home: Path, tmp_path: Path) -> None:
+    """`profiles show` printed a json property as Python (``{'plan': 'pro'}``) and a
+    datetime in Python's spelling (``2024-01-02 03:04:05+00:00``), neither what
+    ``--json`` gives nor JSON; values are shown as in the document."""
+    with start_sandbox(customers=0, seed=5) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        client.v1.customers.create({"email": "meta@example.com", "metadata": {"plan": "pro"}})
+        conn = _connection(sb)
+        mapping = tmp_path / "m.json"
+        mapping.write_text(
+            json.dumps({"email": "email", "metadata": "metadata", "created_at": "created"})
+        )
+        pid = doc("pipelines", "add", "--connection", conn["id"], "--name", "P",
+                  "--mapping", str(mapping))["id"]  # fmt: skip
+        assert doc("pipelines", "run", pid)["status"] == "succeeded"
+    [profile] = doc("profiles", "list", "--search", "meta@")
+    values = doc("profiles", "show", profile["id"])["values"]
+    text = invoke("profiles", "show", profile["id"]).stdout
+    assert 'metadata: {"plan": "pro"}' in text, text
+    assert f"created_at: {values['created_at']}" in text, text
+    assert "'" not in text, text

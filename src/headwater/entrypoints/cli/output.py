@@ -247,10 +247,10 @@ def show_document(doc: dict[str, Any], as_json: bool) -> None:
         return
     width = max((len(k) for k in doc), default=0)
     for key, value in doc.items():
-        say(f"{key:>{width}}: ", _shown(value))
+        say(f"{key:>{width}}: ", shown(value))
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A value as its JSON document spells it (``null``, ``true``, a list or an object
     as JSON; Python's ``None`` or ``{'a': True}`` is neither that nor anything a user
     types back); a string as it is."""

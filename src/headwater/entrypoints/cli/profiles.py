@@ -14,6 +14,7 @@ from headwater.entrypoints.cli.output import (
     print_json,
     say,
     show_document,
+    shown,
     table,
 )
 from headwater.entrypoints.cli.pipelines import text_file
@@ -110,7 +111,7 @@ def profiles_show(profile_id: str, as_json: bool) -> None:
     say("values:")
     for name, value in doc["values"].items():
         if value is not None:
-            say(f"  {name}: ", value)
+            say(f"  {name}: ", shown(value))
     say("identities:")
     table(
         ["pipeline", "source id", "source updated at"],
