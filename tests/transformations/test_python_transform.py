@@ -87,6 +87,26 @@ def test_validate_rejects_with_line(source: str, message: str) -> None:
     assert caught.value.message.startswith(message)
 
 
+@pytest.mark.parametrize(
+    "expression", ["-" * 300_000 + "1", "1" + " + 1" * 200_000, "lambda: " * 100_000 + "1"]
+)
+def test_validate_says_what_is_wrong_with_code_nested_too_deeply(expression: str) -> None:
+    """CPython's parser gives up on deep nesting with a bare MemoryError or a
+    RecursionError: the answer was 'the code cannot be compiled: MemoryError: '."""
+    with pytest.raises(InvalidInput) as caught:
+        validate_python(f"def transform(c):\n    return {expression}\n")
+    assert caught.value.message == (
+        "the code cannot be compiled: an expression or a block is nested too deeply"
+    )
+
+
+def test_validate_gives_no_line_it_does_not_know() -> None:
+    """A NUL character in the source was 'line None: SyntaxError: ...'."""
+    with pytest.raises(InvalidInput) as caught:
+        validate_python("def transform(c):\n    return {'a': 1}\x00\n")
+    assert caught.value.message == "SyntaxError: source code string cannot contain null bytes"
+
+
 def test_validate_does_not_execute_module_code(tmp_path: os.PathLike[str]) -> None:
     marker = os.path.join(tmp_path, "ran")
     validate_python(f"open({marker!r}, 'w').write('x')\ndef transform(c):\n    return c\n")

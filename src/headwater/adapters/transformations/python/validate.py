@@ -22,10 +22,15 @@ def validate_python(source: str) -> None:
     try:
         tree = ast.parse(source, FILENAME)
         compile(tree, FILENAME, "exec")
-    except SyntaxError as exc:
-        raise InvalidInput(f"SyntaxError: {exc.msg}", f"line {exc.lineno}") from None
-    except (ValueError, RecursionError, MemoryError) as exc:
-        raise InvalidInput(f"the code cannot be compiled: {type(exc).__name__}: {exc}") from None
+    except SyntaxError as exc:  # no line for some (a NUL character in the source)
+        where = f"line {exc.lineno}" if exc.lineno is not None else None
+        raise InvalidInput(f"SyntaxError: {exc.msg}", where) from None
+    except (RecursionError, MemoryError):  # how CPython's parser gives up on deep nesting
+        raise InvalidInput(
+            "the code cannot be compiled: an expression or a block is nested too deeply"
+        ) from None
+    except ValueError as exc:  # e.g. a NUL character in the source
+        raise InvalidInput(f"the code cannot be compiled: {exc}") from None
     _check_transform(tree)
 
 
