@@ -50,15 +50,18 @@ def test_ctrl_c_while_following_leaves_the_run_to_the_service(
     [pipeline] = world.pipelines(big_sandbox, 1)
     slow(big_sandbox)
     with start_serve(world.home, database_url=world.database_url, workers=1):
-        cli = _cli(world, "pipelines", "run", pipeline.id)
+        cli = _cli(world, "pipelines", "run", pipeline.id, "--json")
         wait_for(lambda: runs.live_run(world.app.engine, pipeline.id) is not None, 30, "queued")
         live = runs.live_run(world.app.engine, pipeline.id)
         assert live is not None
         wait_for(lambda: world.run(live.id).status == RunStatus.RUNNING, 30, "running")
         cli.send_signal(signal.SIGINT)
-        _out, errors = cli.communicate(timeout=30)
+        out, errors = cli.communicate(timeout=30)
         assert cli.returncode == 130
         assert f"stopped following; run {live.id} goes on in the service" in errors
+        following = json.loads(out)  # --json: the run's document as it stands
+        assert following["id"] == live.id
+        assert following["status"] == "running"
         assert world.run(live.id).status == RunStatus.RUNNING  # the run goes on
         slow(big_sandbox, on=False)
         follower = _cli(world, "runs", "show", live.id, "--follow", "--json")

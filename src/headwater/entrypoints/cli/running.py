@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -40,9 +42,9 @@ def run(pipeline_id: str, full: bool, as_json: bool) -> None:
     """
     with opened_app() as app:
         if any_worker_alive(app):
-            finished = _follow_queued(app, pipeline_id, full)
+            finished = _follow_queued(app, pipeline_id, full, as_json)
         else:
-            finished = _execute_here(app, pipeline_id, full)
+            finished = _execute_here(app, pipeline_id, full, as_json)
     if as_json:
         print_json(run_document(finished))
     else:
@@ -50,7 +52,7 @@ def run(pipeline_id: str, full: bool, as_json: bool) -> None:
     sys.exit(EXIT_CODES.get(run_outcome(finished), 1))
 
 
-def _follow_queued(app: App, pipeline_id: str, full: bool) -> Run:
+def _follow_queued(app: App, pipeline_id: str, full: bool, as_json: bool) -> Run:
     queued = runner.enqueue(app, pipeline_id, full=full)
     try:
         with live_progress(sys.stderr.isatty()) as progress:
@@ -60,10 +62,10 @@ def _follow_queued(app: App, pipeline_id: str, full: bool) -> Run:
             f"stopped following; run {queued.id} goes on in the service "
             f"(headwater runs show {queued.id} --follow)"
         )
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted(app, queued.id if as_json else None)
 
 
-def _execute_here(app: App, pipeline_id: str, full: bool) -> Run:
+def _execute_here(app: App, pipeline_id: str, full: bool, as_json: bool) -> Run:
     try:
         with live_progress(sys.stderr.isatty()) as progress:
             return runner.run_here(app, pipeline_id, full=full, on_progress=progress)
@@ -72,7 +74,17 @@ def _execute_here(app: App, pipeline_id: str, full: bool) -> Run:
             "interrupted: the run ended cancelled; what it committed is kept and the next "
             "run continues from there"
         )
-        sys.exit(EXIT_INTERRUPTED)
+        # The run this process executed (none when Ctrl-C came before it was claimed).
+        mine = [r for r in runner.list_runs(app, pipeline_id, limit=5) if r.pid == os.getpid()]
+        _interrupted(app, mine[0].id if as_json and mine else None)
+
+
+def _interrupted(app: App, run_id: str | None) -> NoReturn:
+    """Exit 130; with --json (`run_id` given) after printing the run's document as it
+    stands: `--json` promises one document, and a script needs the run's id."""
+    if run_id is not None:
+        print_json(run_document(runner.get_run(app, run_id)))
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def _say_err(message: str) -> None:
