@@ -278,12 +278,12 @@ def test_a_full_run_asks_for_its_first_page_while_the_warehouse_opens(
     opened = App.warehouse
     seen: list[int] = []
 
-    def warehouse(self: App) -> Any:
+    def warehouse(self: App, **kw: Any) -> Any:
         deadline = time.monotonic() + (5.0 if not seen else 0.5)
         while time.monotonic() < deadline and not sandbox.stats()["requests"]:
             time.sleep(0.01)
         seen.append(sandbox.stats()["requests"])
-        return opened(self)
+        return opened(self, **kw)
 
     monkeypatch.setattr(App, "warehouse", warehouse)
     sandbox.reset_stats()

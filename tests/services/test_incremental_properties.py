@@ -155,8 +155,8 @@ CRASH_SCRIPT = textwrap.dedent(
             os._exit(99)  # this batch (and its position) committed; nothing after it did
         save_state(self, state, **kw)
 
-    def crashing_warehouse(self):
-        wh = open_warehouse(self)
+    def crashing_warehouse(self, **kw):
+        wh = open_warehouse(self, **kw)
         write = wh.write
         def crashing_write(batch):
             seen["write"] += 1

@@ -1,14 +1,20 @@
-"""A stop (a cancel, `serve` stopping) while a run resolves identities, after its every
-write and its position committed: resolution ends at once, its transaction rolled
-back, and the run's identities stay pending for the next resolution; the run itself
-succeeded (every customer landed), saying that resolution was stopped."""
+"""A stop (a cancel, `serve` stopping) while a run waits on its warehouse: the statement
+or wait under way ends (`Warehouse.interrupt`), its transaction rolls back.  While it
+resolves identities, after its every write and its position committed, the run's
+identities stay pending for the next resolution and the run itself succeeded (every
+customer landed), saying that resolution was stopped; while it writes, it ends
+cancelled, keeping what committed."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from tests.services.conftest import MakePipeline, connect, reload
+import psycopg
+import pytest
+from tests.conftest import PG_URL
+from tests.services.conftest import MakePipeline, connect, reload, use_postgres
+from tests.services.test_incremental_properties import warehouse_position
 
 from headwater.adapters.store import runs
 from headwater.kernel.entities import Run, RunStatus
@@ -77,6 +83,49 @@ def test_a_cancel_while_the_run_resolves_ends_resolution_and_loses_nothing(
     try:
         assert not wh.pending_identities().keys
         assert wh.count_profiles() > 0
+        assert wh.count(pipeline.id) == 300
+    finally:
+        wh.close()
+
+
+@pytest.mark.postgres
+def test_a_cancel_while_the_run_waits_on_a_locked_warehouse_acts_at_once(
+    app: App, make_pipeline: MakePipeline, pg_schema: str
+) -> None:
+    """A PostgreSQL warehouse whose identities another session locked (a long query or
+    migration of the user's, an ALTER): the run waited on the lock, and a cancel was
+    not heard until the lock was released (more than 30 s here, as long as it lasts)."""
+    use_postgres(app, pg_schema)
+    with start_sandbox(customers=300, seed=75) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        assert runner.run_pipeline(app, pipeline.id).status == RunStatus.SUCCEEDED
+        position = warehouse_position(app, pipeline)
+        ended: list[Run] = []
+        with psycopg.connect(PG_URL) as locker:
+            locker.execute(f'LOCK TABLE "{pg_schema}".identities IN EXCLUSIVE MODE')
+            thread = threading.Thread(
+                target=lambda: ended.append(runner.run_pipeline(app, pipeline.id, full=True))
+            )
+            thread.start()
+            _wait(lambda: runs.live_run(app.engine, pipeline.id) is not None, "it started")
+            time.sleep(1.0)  # it waits on the lock now
+            live = runs.live_run(app.engine, pipeline.id)
+            assert live is not None
+            asked = time.monotonic()
+            runner.cancel_run(app, live.id)
+            thread.join(10)
+            took = time.monotonic() - asked
+            locker.rollback()
+        thread.join(60)
+        [run] = ended
+        assert took < 3, f"the cancel waited {took:.1f} s for the warehouse"
+        assert run.status == RunStatus.CANCELLED, run.message
+        assert run.message == "cancelled on request"
+        assert warehouse_position(app, pipeline) == position
+        again = runner.run_pipeline(app, pipeline.id)
+    assert again.status == RunStatus.SUCCEEDED, again.message
+    wh = app.warehouse()
+    try:
         assert wh.count(pipeline.id) == 300
     finally:
         wh.close()

@@ -54,10 +54,10 @@ class FailingWrites:
         self.committed_rows = 0
         self._open = App.warehouse
         self._monkeypatch = monkeypatch
-        monkeypatch.setattr(App, "warehouse", lambda app: self._warehouse(app))
+        monkeypatch.setattr(App, "warehouse", lambda app, **kw: self._warehouse(app, **kw))
 
-    def _warehouse(self, app: App) -> Any:
-        wh = self._open(app)
+    def _warehouse(self, app: App, **kw: Any) -> Any:
+        wh = self._open(app, **kw)
         write = wh.write
 
         def failing_write(batch: WriteBatch) -> WriteResult:

@@ -274,8 +274,8 @@ def test_cancel_an_incremental_run_then_the_next_one_neither_skips_nor_duplicate
         # "process" right after its first batch committed.
         open_warehouse = App.warehouse
 
-        def cancelling_warehouse(self: App) -> Any:
-            wh = open_warehouse(self)
+        def cancelling_warehouse(self: App, **kw: Any) -> Any:
+            wh = open_warehouse(self, **kw)
             write = wh.write
 
             def write_then_cancel(batch: Any) -> Any:

@@ -156,8 +156,8 @@ class Gate:
         self._armed = True
         opened = App.warehouse
 
-        def gated(app: App) -> Any:
-            warehouse = opened(app)
+        def gated(app: App, **kw: Any) -> Any:
+            warehouse = opened(app, **kw)
             if self._armed:
                 self._armed = False
                 write = warehouse.write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
@@ -85,12 +86,16 @@ class App:
             return self.settings.default_warehouse_url
         return f"duckdb:///{self.settings.home / 'warehouses' / f'{self.workspace_id}.duckdb'}"
 
-    def warehouse(self) -> Warehouse:
+    def warehouse(self, opened: Callable[[Warehouse], object] | None = None) -> Warehouse:
         """Open the workspace's warehouse with its tables matching the Customer Model
         (one that says whose it is not yet, e.g. made by an earlier version, becomes this
-        workspace's: `Warehouse.bind_workspace`)."""
+        workspace's: `Warehouse.bind_workspace`).  `opened` is called with it once it
+        is connected, before its tables are looked at (a run: so that a stop can
+        interrupt a wait on them)."""
         warehouse = connect_warehouse(self.warehouse_url())
         try:
+            if opened is not None:
+                opened(warehouse)
             warehouse.ensure_columns(self.model().columns)
             warehouse.bind_workspace(self.workspace_id)
         except BaseException:

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from headwater.adapters.store import run_queries, runs
-from headwater.adapters.store.database import describe_error
+from headwater.adapters.store import queue, run_queries, runs
 from headwater.adapters.warehouse.contract import Warehouse
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
-from headwater.kernel.errors import Conflict, HeadwaterError, TransientError
+from headwater.kernel.errors import Conflict
 from headwater.kernel.records import RecordError, Step
 from headwater.services import profiles
 from headwater.services.app import App
@@ -144,14 +143,13 @@ def _execute_claimed(
             pipeline = manage.get(app, run.pipeline_id)
             with _parts(app, pipeline, recorder, run, owner, stop) as ctx:
                 return execute(ctx, full)
-        except HeadwaterError as exc:  # setup failed: warehouse unreachable, bad key, ...
-            transient = isinstance(exc, TransientError)
-            return _end(app, run, owner, RunStatus.FAILED, exc.message, transient=transient)
         except KeyboardInterrupt:  # Ctrl-C before the engine started: nothing was written
             _end(app, run, owner, RunStatus.CANCELLED, "cancelled: interrupted (Ctrl-C)")
             raise
-        except Exception as exc:
-            return _end(app, run, owner, RunStatus.FAILED, describe_error(exc))
+        except Exception as exc:  # setup failed (warehouse unreachable, bad key, ...),
+            # or a stop interrupted it (a wait on the warehouse): it ends as that stop.
+            status, message, transient = stop.ending(exc, run.id)
+            return _end(app, run, owner, status, message, transient=transient)
 
 
 def _stored_errors(app: App, run: Run) -> list[RecordError]:
@@ -179,6 +177,9 @@ def _end(
     app: App, run: Run, owner: str, status: RunStatus, message: str, *, transient: bool = False
 ) -> Run:
     summary = {"transient": True} if transient else {}
+    if status == RunStatus.QUEUED:  # the service stopped during setup: back to the queue
+        queue.requeue(app.engine, run.id, owner, message)
+        return runs.get_run(app.engine, run.id)
     runs.finish_run(
         app.engine, run.id, owner, status=status.value, message=message, summary=summary
     )
@@ -200,7 +201,9 @@ def _parts(
             # Its first request's round trip overlaps opening the warehouse (`engine`'s
             # `run_full` reads the full read, then its event position).
             source.read_full_ahead()
-        warehouse = app.warehouse()
+        # Nor on the warehouse (a lock another session holds, a resolution): the
+        # statement under way ends and rolls back; what committed stays (state rule 1).
+        warehouse = app.warehouse(opened=lambda opened: stop.when_requested(opened.interrupt))
         stack.callback(warehouse.close)
         transformation = compile_transformation(pipeline.transformation, model)
         stack.callback(transformation.close)
@@ -221,11 +224,10 @@ def _parts(
 
 def _resolve(app: App, warehouse: Warehouse, run_id: str, stop: RunStop) -> dict[str, Any]:
     """Identity resolution after the run's writes (`profiles.resolve_after_run`).  A
-    stop meanwhile (a cancel, the service stopping) interrupts it, waits included (for
-    another resolution's lock): its transaction rolls back, the run's identities stay
-    pending for the next resolution, and the run, whose every write committed, ends as
-    it would have, saying so (`ending.resolve_into`)."""
-    stop.when_requested(warehouse.interrupt)
+    stop meanwhile (a cancel, the service stopping) interrupts it (`_parts`), waits
+    included (for another resolution's lock): its transaction rolls back, the run's
+    identities stay pending for the next resolution, and the run, whose every write
+    committed, ends as it would have, saying so (`ending.resolve_into`)."""
     done = profiles.resolve_after_run(app, warehouse, run_id)
     if "error" not in done or not stop.is_set():
         return done
