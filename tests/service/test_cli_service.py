@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from tests.service.conftest import World, slow, wait_for
@@ -62,6 +63,12 @@ def test_ctrl_c_while_following_leaves_the_run_to_the_service(
         following = json.loads(out)  # --json: the run's document as it stands
         assert following["id"] == live.id
         assert following["status"] == "running"
+        again = _cli(world, "runs", "show", live.id, "--follow", "--json")
+        time.sleep(2)  # following
+        again.send_signal(signal.SIGINT)
+        out, errors = again.communicate(timeout=30)
+        assert again.returncode == 130, errors
+        assert json.loads(out)["id"] == live.id, errors  # --json: one document still
         assert world.run(live.id).status == RunStatus.RUNNING  # the run goes on
         slow(big_sandbox, on=False)
         follower = _cli(world, "runs", "show", live.id, "--follow", "--json")

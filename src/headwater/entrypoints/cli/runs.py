@@ -141,7 +141,7 @@ def show(run_id: str, error_limit: int, follow: bool, as_json: bool) -> None:
     """
     with opened_app() as app:
         if follow:
-            _follow(app, run_id)
+            _follow(app, run_id, error_limit if as_json else None)
         run = runner.get_run(app, run_id, error_limit)
     if as_json:
         print_json(run_document(run))
@@ -151,12 +151,16 @@ def show(run_id: str, error_limit: int, follow: bool, as_json: bool) -> None:
         sys.exit(EXIT_CODES.get(run_outcome(run), 1))
 
 
-def _follow(app: App, run_id: str) -> None:
+def _follow(app: App, run_id: str, json_errors: int | None) -> None:
+    """Follow the run to its end; on Ctrl-C exit 130, with --json (`json_errors`, the
+    errors to show) after the run's document as it stands: one document, as promised."""
     try:
         with live_progress(sys.stderr.isatty()) as progress:
             following.follow(app, run_id, progress)
     except KeyboardInterrupt:
         err.print(f"stopped following; run {run_id} goes on", highlight=False, markup=False)
+        if json_errors is not None:
+            print_json(run_document(runner.get_run(app, run_id, json_errors)))
         sys.exit(EXIT_INTERRUPTED)
 
 
