@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -16,11 +17,12 @@ from tests.conftest import PG_URL
 from tests.services.conftest import MakePipeline, connect, reload, use_postgres
 from tests.services.test_incremental_properties import warehouse_position
 
-from headwater.adapters.store import runs
-from headwater.kernel.entities import Run, RunStatus
+from headwater.adapters.store import queue, runs
+from headwater.kernel.entities import Run, RunStatus, utcnow
 from headwater.sandbox.testing import start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import runner
+from headwater.services.pipelines.lease import RunStop, new_owner
 
 
 def _wait(condition: object, what: str, timeout: float = 60) -> None:
@@ -129,3 +131,43 @@ def test_a_cancel_while_the_run_waits_on_a_locked_warehouse_acts_at_once(
         assert wh.count(pipeline.id) == 300
     finally:
         wh.close()
+
+
+def test_the_service_stopping_while_a_run_resolves_ends_it_succeeded_not_requeued(
+    warehouse_app: App, make_pipeline: MakePipeline
+) -> None:
+    """`serve` stopping (SIGTERM) puts a running run back in the queue; one that only
+    resolves identities has imported everything: it ends succeeded, its resolution
+    stopped, and says that the service stopped (not that it was re-queued)."""
+    app = warehouse_app
+    with start_sandbox(customers=200, seed=76) as sb:
+        pipeline = make_pipeline(connect(app, sb))
+        queued = runner.enqueue(app, pipeline.id)
+        owner = new_owner()
+        claimed = queue.claim_next(app.engine, owner, utcnow() + timedelta(minutes=5))
+        assert claimed is not None
+        assert claimed.id == queued.id
+        stop = RunStop()
+        ended: list[Run] = []
+        holder = app.warehouse()
+        try:
+            with holder.resolution_lock():
+                thread = threading.Thread(
+                    target=lambda: ended.append(
+                        runner.execute_claimed(app, claimed, owner, stop=stop)
+                    )
+                )
+                thread.start()
+                _wait(lambda: not reload(app, pipeline).needs_full, "the import committed")
+                time.sleep(0.3)
+                stop.request(
+                    RunStatus.QUEUED, "re-queued: the service on here stopped while it ran"
+                )
+                thread.join(10)
+        finally:
+            holder.close()
+        thread.join(60)
+    [run] = ended
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert run.counters["written"] == 200
+    assert run.summary["profiles"]["stopped"] == "the service stopped"

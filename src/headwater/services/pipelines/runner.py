@@ -231,7 +231,9 @@ def _resolve(app: App, warehouse: Warehouse, run_id: str, stop: RunStop) -> dict
     done = profiles.resolve_after_run(app, warehouse, run_id)
     if "error" not in done or not stop.is_set():
         return done
-    return {"stopped": stop.message, "note": "the run's identities stay pending for the next"}
+    # Not "re-queued": a run that only resolves has imported everything; it ends as such.
+    why = "the service stopped" if stop.status == RunStatus.QUEUED else stop.message
+    return {"stopped": why, "note": "the run's identities stay pending for the next"}
 
 
 def list_runs(
