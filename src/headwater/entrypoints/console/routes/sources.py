@@ -118,7 +118,9 @@ def add_stripe(
                 who.app, name, api_key, base_url or connections.STRIPE_API, rate
             )
         except HeadwaterError as exc:
-            field = exc.location if isinstance(exc, InvalidInput) else "api_key"
+            # Stripe not reached, or failing (transient): the URL is what to look at.
+            fallback = "base_url" if exc.transient else "api_key"
+            field = exc.location if isinstance(exc, InvalidInput) else fallback
             return render(
                 request,
                 "add_stripe.html",
