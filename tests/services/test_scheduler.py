@@ -345,3 +345,29 @@ def test_a_store_failure_after_the_run_was_enqueued_does_not_give_its_slot_back(
     runs.request_cancel(sched_app.engine, run_id)  # the run ends before the next tick
     assert tick(sched_app, clock).enqueued == []
     assert len(run_rows(sched_app, pipeline)) == 1
+
+
+def test_a_slot_set_by_a_clock_that_was_ahead_is_moved_back_when_the_clock_is_right(
+    sched_app: App, connection: Connection
+) -> None:
+    """A machine whose clock was hours ahead (a VM before its time sync, a clock set
+    wrong) advanced a 5-minute pipeline's slot to its wrong now: once the clock was
+    right again, the pipeline was not due for those hours and ran nothing.  No slot
+    lies more than a period ahead of a right clock: such a slot is moved to the next
+    one after now, enqueueing nothing."""
+    pipeline = scheduled(sched_app, connection, "5m")
+    slot = next_run(sched_app, pipeline)
+    assert slot is not None
+    ahead = SetClock(slot + 3 * HOUR)
+    assert len(tick(sched_app, ahead).enqueued) == 1
+    finish(sched_app, run_rows(sched_app, pipeline)[0][0])
+    right = SetClock(slot + SECOND)
+    done = scheduler.reslot(sched_app, right)
+    assert done == [pipeline.id]
+    following = next_run(sched_app, pipeline)
+    assert following is not None
+    assert right.at < following <= right.at + timedelta(minutes=5)
+    assert len(run_rows(sched_app, pipeline)) == 1  # moving the slot runs nothing
+    assert scheduler.reslot(sched_app, right) == []
+    right.at = following
+    assert len(tick(sched_app, right).enqueued) == 1

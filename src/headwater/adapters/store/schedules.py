@@ -9,11 +9,12 @@ of two schedulers that saw the same due slot exactly one wins it (and enqueues i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 
 from headwater.adapters.store.tables import pipelines, runs
 from headwater.kernel.entities import RunStatus
@@ -42,6 +43,26 @@ def due_slots(engine: Engine, workspace_id: str, now: datetime, limit: int) -> l
             pipelines.c.schedule != "off",
         )
         .order_by(pipelines.c.next_run_at)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [DueSlot(row.id, row.schedule, row.next_run_at) for row in conn.execute(query)]
+
+
+def ahead_slots(
+    engine: Engine, workspace_id: str, now: datetime, periods: Mapping[str, timedelta], limit: int
+) -> list[DueSlot]:
+    """Enabled pipelines whose `next_run_at` lies more than their schedule's period (in
+    `periods`) after `now`: a slot set by a clock that was ahead of this one."""
+    ahead = or_(
+        *(
+            and_(pipelines.c.schedule == schedule, pipelines.c.next_run_at > now + period)
+            for schedule, period in periods.items()
+        )
+    )
+    query = (
+        select(pipelines.c.id, pipelines.c.schedule, pipelines.c.next_run_at)
+        .where(pipelines.c.workspace_id == workspace_id, pipelines.c.enabled.is_(True), ahead)
         .limit(limit)
     )
     with engine.connect() as conn:

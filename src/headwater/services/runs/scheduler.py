@@ -26,7 +26,7 @@ from headwater.adapters.store.database import describe_error
 from headwater.kernel.clock import Clock
 from headwater.kernel.entities import Workspace, utcnow
 from headwater.kernel.errors import Conflict
-from headwater.kernel.schedules import next_slot
+from headwater.kernel.schedules import PERIODS, next_slot
 from headwater.services.app import App
 from headwater.services.pipelines import manage, runner
 
@@ -107,6 +107,35 @@ def _enqueue(app: App, pipeline_id: str, done: Tick) -> None:
         done.disabled.append(pipeline_id)
     else:
         done.enqueued.append(run.id)
+
+
+def reslot(app: App, clock: Clock, batch: int = TICK_BATCH) -> list[str]:
+    """Move back each of the workspace's slots that lies more than its period after
+    `clock`'s now, to its next slot after now (enqueueing nothing); the pipelines moved.
+
+    No slot is that far ahead unless it was set by a clock ahead of this one (a machine
+    before its time sync, a clock set wrong, then corrected): without this the pipeline
+    ran nothing until the right clock reached that slot, hours later perhaps."""
+    now = clock.now()
+    moved = []
+    for ahead in schedules.ahead_slots(app.engine, app.workspace().id, now, PERIODS, batch):
+        following = next_slot(ahead.schedule, ahead.pipeline_id, now)
+        if schedules.advance(app.engine, ahead, following):
+            log.warning(
+                "pipeline %s: its next run (%s) was ahead of the clock",
+                ahead.pipeline_id,
+                ahead.slot,
+            )
+            moved.append(ahead.pipeline_id)
+    return moved
+
+
+def reslot_all(app: App, clock: Clock, batch: int = TICK_BATCH) -> list[str]:
+    """`reslot` for every workspace of the store."""
+    moved: list[str] = []
+    for workspace in objects.find(app.engine, Workspace):
+        moved += reslot(app.in_workspace(workspace.id), clock, batch)
+    return moved
 
 
 def tick_all(app: App, clock: Clock, batch: int = TICK_BATCH) -> Tick:

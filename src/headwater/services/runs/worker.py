@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 #: How often the housekeeping thread wakes: heartbeat, reaping, schedule ticks.
 HOUSEKEEPING_SECONDS = 1.0
+#: How often the housekeeping thread moves back slots set by a clock that was ahead.
+RESLOT_SECONDS = 60.0
 #: A worker is alive while its last heartbeat is at most this old.
 ALIVE_WITHIN = timedelta(seconds=10)
 
@@ -73,6 +75,7 @@ class Workers:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._stops: dict[str, RunStop] = {}
+        self._reslotted_at = -RESLOT_SECONDS  # `time.monotonic()` of the last `_reslot`
         self._threads = [
             threading.Thread(target=self._run_loop, name=f"headwater-run-{i}", daemon=True)
             for i in range(slots)
@@ -179,6 +182,7 @@ class Workers:
                 ("heartbeat", self._beat),
                 ("reaping lapsed runs", self._reap),
                 ("schedule tick", self._tick),
+                ("moving slots ahead of the clock", self._reslot),
             ):
                 try:
                     chore()
@@ -194,3 +198,8 @@ class Workers:
 
     def _tick(self) -> None:
         scheduler.tick_all(self.app, self.clock)
+
+    def _reslot(self) -> None:
+        if time.monotonic() - self._reslotted_at >= RESLOT_SECONDS:
+            self._reslotted_at = time.monotonic()
+            scheduler.reslot_all(self.app, self.clock)
