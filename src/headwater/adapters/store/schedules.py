@@ -52,7 +52,7 @@ def due_slots(engine: Engine, workspace_id: str, now: datetime, limit: int) -> l
 def ahead_slots(
     engine: Engine, workspace_id: str, now: datetime, periods: Mapping[str, timedelta], limit: int
 ) -> list[DueSlot]:
-    """Enabled pipelines whose `next_run_at` lies more than their schedule's period (in
+    """Enabled pipelines whose `next_run_at` lies more than their schedule's limit (in
     `periods`) after `now`: a slot set by a clock that was ahead of this one."""
     ahead = or_(
         *(

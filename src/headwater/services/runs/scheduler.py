@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 
 from headwater.adapters.store import objects, runs, schedules
 from headwater.adapters.store.database import describe_error
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Due pipelines handled per tick at most; the rest stay due for the next tick.
 TICK_BATCH = 200
+#: How far past its period a slot may lie ahead of now before `reslot` moves it back.
+AHEAD_MARGIN = timedelta(hours=1)
 
 
 @dataclass
@@ -110,15 +113,18 @@ def _enqueue(app: App, pipeline_id: str, done: Tick) -> None:
 
 
 def reslot(app: App, clock: Clock, batch: int = TICK_BATCH) -> list[str]:
-    """Move back each of the workspace's slots that lies more than its period after
-    `clock`'s now, to its next slot after now (enqueueing nothing); the pipelines moved.
+    """Move back each of the workspace's slots that lies more than its period and
+    `AHEAD_MARGIN` after `clock`'s now, to its next slot after now (enqueueing nothing);
+    the pipelines moved.
 
     No slot is that far ahead unless it was set by a clock ahead of this one (a machine
     before its time sync, a clock set wrong, then corrected): without this the pipeline
-    ran nothing until the right clock reached that slot, hours later perhaps."""
+    ran nothing until the right clock reached that slot, hours later perhaps.  The
+    margin keeps machines whose clocks differ a little from moving each other's slots."""
     now = clock.now()
     moved = []
-    for ahead in schedules.ahead_slots(app.engine, app.workspace().id, now, PERIODS, batch):
+    limits = {schedule: period + AHEAD_MARGIN for schedule, period in PERIODS.items()}
+    for ahead in schedules.ahead_slots(app.engine, app.workspace().id, now, limits, batch):
         following = next_slot(ahead.schedule, ahead.pipeline_id, now)
         if schedules.advance(app.engine, ahead, following):
             log.warning(
