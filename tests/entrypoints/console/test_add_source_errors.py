@@ -38,8 +38,9 @@ def test_an_unreachable_url_is_shown_at_the_url_and_a_bad_key_at_the_key(tmp_pat
     ):
         assert c.post("/sign-in", data={"email": EMAIL, "password": PASSWORD}).is_redirect
 
-        def add(key: str, url: str, form_id: str) -> str:
+        def add(key: str, url: str, form_id: str, rate: str = "") -> str:
             form = {"form_id": form_id, "name": "S", "api_key": key, "base_url": url}
+            form["requests_per_second"] = rate
             answer = c.post("/sources/new/stripe", data=form)
             assert answer.status_code == 400, answer.text
             return answer.text
@@ -50,9 +51,21 @@ def test_an_unreachable_url_is_shown_at_the_url_and_a_bad_key_at_the_key(tmp_pat
         assert "Could not reach Stripe at http://127.0.0.1:9" in shown
         assert _field_error(page, "api_key") is None
         assert "<details open>" in page
+        # The field in error says so to assistive technology, and points at its message.
+        url_input = re.search(r'<input id="base_url"[^>]*>', page)
+        assert url_input is not None
+        assert 'aria-invalid="true"' in url_input.group(0)
+        assert 'aria-describedby="base_url-error"' in url_input.group(0)
 
         page = add("sk_test_WrongKey1234", sandbox.url, "f2")
         shown = _field_error(page, "api_key")
         assert shown is not None, page
         assert "invalid or revoked" in shown
         assert _field_error(page, "base_url") is None
+
+        page = add("sk_test_sandbox", sandbox.url, "f3", rate="-5")
+        assert _field_error(page, "requests_per_second") is not None, page
+        rate_input = re.search(r'<input id="requests_per_second"[^>]*>', page)
+        assert rate_input is not None
+        assert 'aria-invalid="true"' in rate_input.group(0)
+        assert "requests_per_second-error" in rate_input.group(0)

@@ -61,10 +61,16 @@ def test_catalogue_without_a_match_and_add_source_errors(page: Page, site: Site)
     page.get_by_label("Name").fill("Refused")
     with start_sandbox(keys={"rk_test_events_only": "events:read"}) as other:
         cases = (
-            ("not_a_key", site.sandbox.url, "sk_live_, sk_test_, rk_live_ or rk_test_"),
-            ("sk_test_revoked_or_never_made", site.sandbox.url, "rejected"),
-            ("rk_test_events_only", other.url, "lacks the 'Customers: Read' permission"),
-            (site.sandbox.secret_key, "http://127.0.0.1:9", "could not reach"),
+            ("not_a_key", site.sandbox.url, "sk_live_, sk_test_, rk_live_ or rk_test_", "API key"),
+            ("sk_test_revoked_or_never_made", site.sandbox.url, "rejected", "API key"),
+            (
+                "rk_test_events_only",
+                other.url,
+                "lacks the 'Customers: Read' permission",
+                "API key",
+            ),
+            # Nothing answers there: the URL is wrong, not the key (d5d8f86).
+            (site.sandbox.secret_key, "http://127.0.0.1:9", "could not reach", "Stripe API URL"),
         )
         _each_refused(page, site, cases)
     app = site.app()
@@ -75,8 +81,8 @@ def test_catalogue_without_a_match_and_add_source_errors(page: Page, site: Site)
         app.close()
 
 
-def _each_refused(page: Page, site: Site, cases: tuple[tuple[str, str, str], ...]) -> None:
-    for key, base_url, error in cases:
+def _each_refused(page: Page, site: Site, cases: tuple[tuple[str, str, str, str], ...]) -> None:
+    for key, base_url, error, field in cases:
         page.get_by_label("API key").fill(key)
         if not page.get_by_label("Stripe API URL").is_visible():
             page.get_by_text("Advanced").click()
@@ -84,7 +90,7 @@ def _each_refused(page: Page, site: Site, cases: tuple[tuple[str, str, str], ...
         # An unreachable Stripe is retried with backoff (about 20 s) before the answer.
         page.get_by_role("button", name="Add").click(timeout=90_000)
         expect(page.get_by_role("alert")).to_contain_text(re.compile(re.escape(error), re.I))
-        expect(page.get_by_label("API key")).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_label(field)).to_have_attribute("aria-invalid", "true")
         assert key not in page.content() or key == site.sandbox.secret_key
 
 
