@@ -5,6 +5,7 @@ service's queue and follows the run; Ctrl-C stops following, not the run;
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -29,6 +30,28 @@ def _cli(world: World, *args: str) -> subprocess.Popen[str]:
         text=True,
         env=service_env(world.home, world.database_url),
     )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of the process `pid` (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _settled(process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait until `process` idles (under 10% of a core over half a second): past its
+    imports, which take seconds on a loaded machine, and waiting on what it follows.
+    A Ctrl-C sent sooner lands in the imports, before the CLI handles it."""
+    deadline = time.monotonic() + timeout
+    before = _cpu_seconds(process.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _cpu_seconds(process.pid)
+        if now - before < 0.05:
+            return
+        before = now
+    raise AssertionError(f"the CLI was still busy after {timeout} s")
 
 
 def test_pipelines_run_goes_through_the_service_and_follows_it(
@@ -64,7 +87,7 @@ def test_ctrl_c_while_following_leaves_the_run_to_the_service(
         assert following["id"] == live.id
         assert following["status"] == "running"
         again = _cli(world, "runs", "show", live.id, "--follow", "--json")
-        time.sleep(2)  # following
+        _settled(again)  # following
         again.send_signal(signal.SIGINT)
         out, errors = again.communicate(timeout=30)
         assert again.returncode == 130, errors
