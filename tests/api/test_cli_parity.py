@@ -13,7 +13,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 from tests.api.conftest import Tenant
 
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli.commands import cli
 from headwater.services.auth import sessions, tokens, users, workspaces
 
 PASSWORD = "correct horse battery"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli.commands import cli
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from headwater.adapters.store.auth_tables import api_tokens, users
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli.commands import cli
 from headwater.entrypoints.environment import settings_from_env
 from headwater.services.app import App
 from headwater.services.auth import sessions, tokens

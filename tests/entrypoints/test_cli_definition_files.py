@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli.commands import cli
 
 
 def add_with(option: str, path: Path) -> tuple[int, str]:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from tests.conftest import pg_schema_url
 
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli.commands import cli
 from headwater.sandbox.testing import start_sandbox
 
 N = "\x00"

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from headwater.entrypoints.cli import cli, output
+from headwater.entrypoints.cli import output
+from headwater.entrypoints.cli.commands import cli
 from headwater.kernel.entities import utcnow
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 

@@ -21,7 +21,8 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
-from headwater.entrypoints.cli import cli, output
+from headwater.entrypoints.cli import output
+from headwater.entrypoints.cli.commands import cli
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 MARKUP = "[/red]evil[bold]:smile:"  # closes a tag never opened; an emoji code

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli.commands import cli
 from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.errors import InvalidInput
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from headwater.adapters.store.crypto import KEY_FILE, Cipher, SecretKeyMismatch
-from headwater.entrypoints.cli import cli
+from headwater.entrypoints.cli.commands import cli
 from headwater.kernel.errors import TerminalError
 
 

@@ -1,87 +1,24 @@
-"""The `headwater` command line."""
+"""The `headwater` command line (`commands`).
+
+`main` is the console script's entry point.  It loads the commands (FastAPI, DuckDB,
+SQLAlchemy...: a second or more on a loaded machine) only when it runs, so that a
+Ctrl-C pressed meanwhile ends the command as Ctrl-C does later ("Aborted!", exit 130)
+rather than with a traceback of whatever import it interrupted.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
 
-import click
-
-from headwater.entrypoints.cli.accounts import tokens, users, workspaces
-from headwater.entrypoints.cli.connections import connections
-from headwater.entrypoints.cli.demo import demo
-from headwater.entrypoints.cli.model import model
-from headwater.entrypoints.cli.output import WORKSPACE_META, print_error
-from headwater.entrypoints.cli.pipelines import pipelines
-from headwater.entrypoints.cli.profiles import identity, profiles
-from headwater.entrypoints.cli.running import run as run_command
-from headwater.entrypoints.cli.runs import runs
-from headwater.entrypoints.cli.validate import validate as validate_command
-from headwater.entrypoints.cli.warehouse import warehouse
-from headwater.entrypoints.serve.command import serve, worker
-from headwater.sandbox.command import sandbox
-
-
-@click.group()
-@click.version_option(package_name="headwater")
-@click.option("-v", "--verbose", is_flag=True, help="Log what happens, on stderr.")
-@click.option(
-    "--workspace",
-    "workspace_id",
-    metavar="ID",
-    default=None,
-    help="Act on workspace ID (`headwater workspaces list`) instead of the default one.",
-)
-@click.pass_context
-def cli(context: click.Context, verbose: bool, workspace_id: str | None) -> None:
-    """Headwater: Stripe customers, filtered and mapped, landed in your own warehouse."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    context.meta[WORKSPACE_META] = workspace_id
-
-
-COMMANDS = (
-    connections,
-    model,
-    warehouse,
-    pipelines,
-    runs,
-    identity,
-    profiles,
-    workspaces,
-    users,
-    tokens,
-    demo,
-    sandbox,
-    serve,
-    worker,
-)
-pipelines.add_command(run_command)
-pipelines.add_command(validate_command)
-for command in COMMANDS:
-    cli.add_command(command)
-
-
-def _field(error: click.ClickException) -> str | None:
-    """The option or argument a usage error is about (``--requests-per-second``)."""
-    param = getattr(error, "param", None)
-    if isinstance(param, click.Option) and param.opts:
-        return max(param.opts, key=len)
-    return param.human_readable_name if isinstance(param, click.Parameter) else None
+#: How a command interrupted with Ctrl-C exits (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def main() -> None:
-    """Run the command line.  With ``--json``, a usage error (a bad or missing option)
-    is an error document too, like any other failure (`output.print_error`), exit 2."""
-    if "--json" not in sys.argv[1:]:
-        cli()
-        return
+    """Run the command line (`commands.main`)."""
     try:
-        code = cli.main(standalone_mode=False)
-    except click.ClickException as exc:
-        kind = "usage" if isinstance(exc, click.UsageError) else "bad_request"
-        print_error(kind, exc.format_message(), _field(exc), as_json=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
-        click.echo("Aborted!", err=True)
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        from headwater.entrypoints.cli.commands import main as run
+    except KeyboardInterrupt:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(EXIT_INTERRUPTED)
+    run()

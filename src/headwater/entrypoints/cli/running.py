@@ -8,9 +8,10 @@ from typing import NoReturn
 
 import click
 
+from headwater.entrypoints.cli import EXIT_INTERRUPTED
 from headwater.entrypoints.cli.output import err, handle_errors, json_option, opened_app, print_json
 from headwater.entrypoints.cli.progress import live_progress
-from headwater.entrypoints.cli.runs import EXIT_CODES, EXIT_INTERRUPTED, print_run
+from headwater.entrypoints.cli.runs import EXIT_CODES, print_run
 from headwater.kernel.entities import Run
 from headwater.services.app import App
 from headwater.services.pipelines import runner

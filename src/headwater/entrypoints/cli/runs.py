@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from headwater.entrypoints.cli import EXIT_INTERRUPTED
 from headwater.entrypoints.cli.output import (
     err,
     handle_errors,
@@ -37,7 +38,6 @@ EXIT_CODES = {
     RunOutcome.FAILED: 1,
     RunOutcome.CANCELLED: 1,
 }
-EXIT_INTERRUPTED = 130
 
 _COLOURS = {
     RunOutcome.SUCCEEDED: "green",

@@ -1,0 +1,52 @@
+"""Ctrl-C while the command line is still loading its commands (a second or more on a
+loaded machine) ends it as Ctrl-C does later: "Aborted!", exit 130, no traceback.
+Before, the KeyboardInterrupt came out of whatever import it interrupted as a traceback
+(and exit -2), which CI saw when a test pressed Ctrl-C too soon."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+#: A real SIGINT, sent by the process to itself while it imports the commands' modules
+#: (the finder runs on that import; Python raises KeyboardInterrupt right after).
+INTERRUPTED_WHILE_LOADING = """
+import importlib.abc, os, signal, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "headwater.entrypoints.cli.runs":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from headwater.entrypoints.cli import main
+main()
+"""
+
+
+def test_ctrl_c_while_the_commands_load_aborts_without_a_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, "runs", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr == "Aborted!\n"
+    assert done.returncode == 130
+    assert done.stdout == ""
+
+
+def test_the_package_loads_no_command_until_main_runs() -> None:
+    """What makes the above hold: importing the package (as the console script does
+    before calling `main`) loads none of the commands' modules."""
+    probe = (
+        "import sys; import headwater.entrypoints.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('headwater.entrypoints.cli.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
