@@ -120,3 +120,22 @@ class RateLimited(TerminalError):
     def __init__(self, message: str, retry_after: int) -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(message)
+
+
+#: The ``type`` an error document gives each kind of error (the API's answers and the
+#: CLI's ``--json``), most specific first; any other `HeadwaterError` is `BAD_REQUEST`.
+ERROR_TYPES: tuple[tuple[type[HeadwaterError], str], ...] = (
+    (InvalidInput, "invalid_input"),
+    (NotFound, "not_found"),
+    (Conflict, "conflict"),
+    (Unauthenticated, "unauthenticated"),
+    (Forbidden, "forbidden"),
+    (RateLimited, "rate_limited"),
+    (TransientError, "unavailable"),
+)
+BAD_REQUEST = "bad_request"
+
+
+def error_type(exc: HeadwaterError) -> str:
+    """The ``type`` of `exc`'s error document (`ERROR_TYPES`)."""
+    return next((name for cls, name in ERROR_TYPES if isinstance(exc, cls)), BAD_REQUEST)

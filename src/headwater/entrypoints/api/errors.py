@@ -29,14 +29,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headwater.adapters.warehouse.staging import hide_password
 from headwater.kernel.errors import (
-    Conflict,
-    Forbidden,
     HeadwaterError,
     InvalidInput,
-    NotFound,
     RateLimited,
-    TransientError,
     Unauthenticated,
+    error_type,
     redact,
 )
 
@@ -78,15 +75,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: _described("Something it needs (Stripe, the warehouse) cannot be reached now; retry."),
 }
 
-_STATUS: tuple[tuple[type[HeadwaterError], int, str], ...] = (
-    (InvalidInput, 422, "invalid_input"),
-    (NotFound, 404, "not_found"),
-    (Conflict, 409, "conflict"),
-    (Unauthenticated, 401, "unauthenticated"),
-    (Forbidden, 403, "forbidden"),
-    (RateLimited, 429, "rate_limited"),
-    (TransientError, 503, "unavailable"),
-)
+#: The HTTP status of each error document type (`kernel.errors.error_type`).
+_STATUS = {
+    "invalid_input": 422,
+    "not_found": 404,
+    "conflict": 409,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "rate_limited": 429,
+    "unavailable": 503,
+}
 _METHODS = ("get", "put", "post", "delete", "patch", "options", "head")
 _HTTP_TYPES = {
     401: "unauthenticated",
@@ -112,11 +110,8 @@ def error_response(
 
 def _headwater_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HeadwaterError)
-    status, kind = 400, "bad_request"
-    for cls, code, name in _STATUS:
-        if isinstance(exc, cls):
-            status, kind = code, name
-            break
+    kind = error_type(exc)
+    status = _STATUS.get(kind, 400)
     field = exc.location if isinstance(exc, InvalidInput) else None
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimited):

@@ -31,14 +31,10 @@ from rich.text import Text
 
 from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.errors import (
-    Conflict,
-    Forbidden,
+    BAD_REQUEST,
     HeadwaterError,
     InvalidInput,
-    NotFound,
-    RateLimited,
-    TransientError,
-    Unauthenticated,
+    error_type,
     redact,
 )
 from headwater.services.app import App
@@ -181,18 +177,6 @@ def table(
     out.print(_table(columns, cells, widths))
 
 
-#: An error document's `type`, as the API's (`entrypoints/api/errors.py`) names it.
-_TYPES: tuple[tuple[type[HeadwaterError], str], ...] = (
-    (InvalidInput, "invalid_input"),
-    (NotFound, "not_found"),
-    (Conflict, "conflict"),
-    (Unauthenticated, "unauthenticated"),
-    (Forbidden, "forbidden"),
-    (RateLimited, "rate_limited"),
-    (TransientError, "unavailable"),
-)
-
-
 def print_error(kind: str, message: str, field: str | None, as_json: bool) -> None:
     """The one-line error on stderr; with ``--json`` also the API's error document,
     ``{"error": {"type", "message", "field"}}``, as the one document on stdout."""
@@ -211,12 +195,11 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except HeadwaterError as exc:
-            kind = next((name for cls, name in _TYPES if isinstance(exc, cls)), "bad_request")
             field = exc.location if isinstance(exc, InvalidInput) else None
-            print_error(kind, exc.message, field, as_json)
+            print_error(error_type(exc), exc.message, field, as_json)
             sys.exit(1)
         except (OSError, ValueError) as exc:
-            print_error("bad_request", redact(str(exc)), None, as_json)
+            print_error(BAD_REQUEST, redact(str(exc)), None, as_json)
             sys.exit(1)
 
     return wrapper
