@@ -145,15 +145,6 @@ def requeue(engine: Engine, run_id: str, owner: str, message: str) -> RunStatus 
     return RunStatus.CANCELLED if done.rowcount else None
 
 
-def queue_depth(engine: Engine) -> int:
-    """How many runs wait in the queue (including retries not yet due)."""
-    with engine.connect() as conn:
-        count = conn.execute(
-            select(func.count()).select_from(runs).where(runs.c.status == RunStatus.QUEUED.value)
-        ).scalar_one()
-    return int(count)
-
-
 def _of_workspace(workspace_id: str) -> Any:
     """Runs of the workspace's pipelines (a condition on ``runs``)."""
     owned = select(pipelines.c.id).where(pipelines.c.workspace_id == workspace_id)

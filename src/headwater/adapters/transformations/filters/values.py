@@ -8,10 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from headwater.kernel.schema import FieldType, Kind
-from headwater.kernel.values import INTEGER_TEXT, NUMBER_TEXT
-
-#: Stripe's integers (and the warehouse's BIGINT columns) are 64-bit.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from headwater.kernel.values import INT64_MAX, INT64_MIN, INTEGER_TEXT, NUMBER_TEXT
 
 
 class BadValue(Exception):
