@@ -54,12 +54,7 @@ def test_a_cancel_while_the_run_resolves_ends_resolution_and_loses_nothing(
                 # The full run's last write cleared the need for one: it resolves next.
                 _wait(lambda: not reload(app, pipeline).needs_full, "the import committed")
                 time.sleep(0.3)
-                live = runs.live_run(app.engine, pipeline.id)
-                assert live is not None
-                asked = time.monotonic()
-                runner.cancel_run(app, live.id)
-                thread.join(10)
-                took = time.monotonic() - asked
+                took = _cancelled_after(app, pipeline.id, thread)
         finally:
             holder.close()
         thread.join(60)
@@ -111,12 +106,7 @@ def test_a_cancel_while_the_run_waits_on_a_locked_warehouse_acts_at_once(
             thread.start()
             _wait(lambda: runs.live_run(app.engine, pipeline.id) is not None, "it started")
             time.sleep(1.0)  # it waits on the lock now
-            live = runs.live_run(app.engine, pipeline.id)
-            assert live is not None
-            asked = time.monotonic()
-            runner.cancel_run(app, live.id)
-            thread.join(10)
-            took = time.monotonic() - asked
+            took = _cancelled_after(app, pipeline.id, thread)
             locker.rollback()
         thread.join(60)
         [run] = ended
@@ -171,3 +161,14 @@ def test_the_service_stopping_while_a_run_resolves_ends_it_succeeded_not_requeue
     assert run.status == RunStatus.SUCCEEDED, run.message
     assert run.counters["written"] == 200
     assert run.summary["profiles"]["stopped"] == "the service stopped"
+
+
+def _cancelled_after(app: App, pipeline_id: str, thread: threading.Thread) -> float:
+    """Cancel the pipeline's live run; the seconds until `thread`, running it, ended
+    (10 at most)."""
+    live = runs.live_run(app.engine, pipeline_id)
+    assert live is not None
+    asked = time.monotonic()
+    runner.cancel_run(app, live.id)
+    thread.join(10)
+    return time.monotonic() - asked
