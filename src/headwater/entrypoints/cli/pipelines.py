@@ -270,33 +270,40 @@ def show(pipeline_id: str, as_json: bool) -> None:
         warn(warning)
 
 
-def _toggle(pipeline_id: str, enabled: bool) -> None:
+def _toggle(pipeline_id: str, enabled: bool, as_json: bool) -> None:
     with opened_app() as app:
-        manage.update(app, pipeline_id, manage.PipelineChanges(enabled=enabled))
-    say(f"Pipeline {pipeline_id} {'enabled' if enabled else 'disabled'}")
+        pipeline = manage.update(app, pipeline_id, manage.PipelineChanges(enabled=enabled))
+        doc = pipeline_document(app, pipeline)
+    if as_json:  # the API's answer to POST /pipelines/{id}/enable|disable
+        print_json(doc)
+    else:
+        say(f"Pipeline {pipeline_id} {'enabled' if enabled else 'disabled'}")
 
 
 @pipelines.command("enable")
 @click.argument("pipeline_id")
+@json_option
 @handle_errors
-def enable(pipeline_id: str) -> None:
+def enable(pipeline_id: str, as_json: bool) -> None:
     """Enable a pipeline."""
-    _toggle(pipeline_id, True)
+    _toggle(pipeline_id, True, as_json)
 
 
 @pipelines.command("disable")
 @click.argument("pipeline_id")
+@json_option
 @handle_errors
-def disable(pipeline_id: str) -> None:
+def disable(pipeline_id: str, as_json: bool) -> None:
     """Disable a pipeline: it never runs, scheduled or not."""
-    _toggle(pipeline_id, False)
+    _toggle(pipeline_id, False, as_json)
 
 
 @pipelines.command("delete")
 @click.argument("pipeline_id")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
 @handle_errors
-def delete(pipeline_id: str, yes: bool) -> None:
+def delete(pipeline_id: str, yes: bool, as_json: bool) -> None:
     """Delete a pipeline, its runs and the customers it imported.
 
     A queued run of it is cancelled first; while one is running it is refused."""
@@ -304,7 +311,10 @@ def delete(pipeline_id: str, yes: bool) -> None:
         click.confirm(f"Delete {pipeline_id} and the customers it imported?", abort=True)
     with opened_app() as app:
         removed = manage.delete(app, pipeline_id)
-    say(f"Deleted pipeline {pipeline_id} and {removed:,} imported customers")
+    if as_json:  # the API's answer to DELETE /pipelines/{id}
+        print_json({"id": pipeline_id, "deleted": True, "identities_removed": removed})
+    else:
+        say(f"Deleted pipeline {pipeline_id} and {removed:,} imported customers")
 
 
 def _lines(value: Any, prefix: str = "", width: int = 48) -> list[str]:

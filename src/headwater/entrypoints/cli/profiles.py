@@ -58,8 +58,9 @@ def identity_show(as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='JSON file of blocked values per identifier: {"email": ["info@shop.io"]}.',
 )
+@json_option
 @handle_errors
-def identity_set(identifiers: str, blocked_file: Path | None) -> None:
+def identity_set(identifiers: str, blocked_file: Path | None, as_json: bool) -> None:
     """Set the identifiers; every profile is rebuilt under them at once."""
     names = [n.strip() for n in identifiers.split(",") if n.strip()]
     blocked = None
@@ -67,6 +68,9 @@ def identity_set(identifiers: str, blocked_file: Path | None) -> None:
         blocked = blocked_from_text(text_file(blocked_file, "--blocked"), str(blocked_file))
     with opened_app() as app:
         settings = set_settings(app, names, blocked)
+    if as_json:  # the API's answer to PUT /identity-resolution
+        print_json(settings.as_dict())
+        return
     say("identifiers: ", ", ".join(settings.names))
     say("profiles rebuilt under them (if the warehouse was unreachable, the next run does it)")
 
@@ -127,12 +131,23 @@ def profiles_show(profile_id: str, as_json: bool) -> None:
 
 
 @profiles.command("rebuild")
+@json_option
 @handle_errors
-def profiles_rebuild() -> None:
+def profiles_rebuild(as_json: bool) -> None:
     """Recompute every profile from all identities."""
     with opened_app() as app:
         done = rebuild_profiles(app)
+    # The API's answer to POST /profiles/rebuild.
+    doc = {
+        "considered": done.considered,
+        "written": done.written,
+        "removed": done.removed,
+        "changes": len(done.merges) + len(done.splits),
+    }
+    if as_json:
+        print_json(doc)
+        return
     say(
-        f"considered {done.considered} identities: {done.written} profiles written, "
-        f"{done.removed} removed, {len(done.merges) + len(done.splits)} merges and splits"
+        f"considered {doc['considered']} identities: {doc['written']} profiles written, "
+        f"{doc['removed']} removed, {doc['changes']} merges and splits"
     )

@@ -1,0 +1,106 @@
+"""Every command that answers with a document takes ``--json``: the document as the API
+answers the same request, or the API's error document.  ``pipelines enable|disable|
+delete``, ``identity set`` and ``profiles rebuild`` printed only text, so a script had
+to parse sentences for what the API gives as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from tests.entrypoints.test_cli import _connection, doc, invoke
+
+from headwater.entrypoints.api.schemas.pipelines import PipelineDeleted
+from headwater.entrypoints.api.schemas.profiles import RebuildPublic
+from headwater.entrypoints.api.schemas.settings import IdentityPublic
+from headwater.entrypoints.cli.commands import cli
+from headwater.sandbox.testing import start_sandbox
+
+#: Processes that serve until stopped: they print logs and addresses, not a document.
+LONG_RUNNING = {"demo", "sandbox", "serve", "worker"}
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = ()) -> dict[str, click.Command]:
+    if isinstance(command, click.Group):
+        found: dict[str, click.Command] = {}
+        for name, sub in command.commands.items():
+            found |= _commands(sub, (*path, name))
+        return found
+    return {" ".join(path): command}
+
+
+def test_every_command_but_the_long_running_ones_takes_json() -> None:
+    commands = _commands(cli)
+    without = {
+        path
+        for path, command in commands.items()
+        if "--json" not in {opt for param in command.params for opt in getattr(param, "opts", [])}
+    }
+    assert without == LONG_RUNNING
+
+
+def _error(*args: str) -> dict[str, Any]:
+    result = invoke(*args, "--json")
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)  # one document, nothing else
+    assert result.stderr.startswith("error: "), result.stderr
+    error: dict[str, Any] = document["error"]
+    return error
+
+
+def test_pipelines_enable_disable_and_delete_print_the_apis_documents(
+    home: Path, tmp_path: Path
+) -> None:
+    with start_sandbox(customers=5, seed=3) as sb:
+        conn = _connection(sb)["id"]
+        pid = doc("pipelines", "add", "--connection", conn, "--name", "P")["id"]
+        assert doc("pipelines", "run", pid)["status"] == "succeeded"
+
+    disabled = doc("pipelines", "disable", pid)
+    assert disabled == doc("pipelines", "show", pid)  # POST /pipelines/{id}/disable
+    assert disabled["enabled"] is False
+    enabled = doc("pipelines", "enable", pid)
+    assert enabled == doc("pipelines", "show", pid)
+    assert enabled["enabled"] is True
+
+    assert _error("pipelines", "enable", "pl_nope") == {
+        "type": "not_found",
+        "message": "no pipeline with id 'pl_nope'",
+        "field": None,
+    }
+    assert _error("pipelines", "disable", "pl_nope")["type"] == "not_found"
+    assert _error("pipelines", "delete", "pl_nope", "--yes")["type"] == "not_found"
+
+    deleted = doc("pipelines", "delete", pid, "--yes")  # DELETE /pipelines/{id}
+    assert deleted == {"id": pid, "deleted": True, "identities_removed": 5}
+    assert set(deleted) == set(PipelineDeleted.model_fields)
+    assert invoke("pipelines", "show", pid).exit_code == 1
+
+
+def test_identity_set_and_profiles_rebuild_print_the_apis_documents(
+    home: Path, tmp_path: Path
+) -> None:
+    with start_sandbox(customers=4, seed=3) as sb:
+        conn = _connection(sb)["id"]
+        pid = doc("pipelines", "add", "--connection", conn, "--name", "P")["id"]
+        assert doc("pipelines", "run", pid)["status"] == "succeeded"
+
+    blocked = tmp_path / "blocked.json"
+    blocked.write_text(json.dumps({"phone": ["0"]}))
+    args = ("identity", "set", "--identifiers", "email,phone", "--blocked", str(blocked))
+    settings = doc(*args)  # PUT /identity-resolution
+    assert settings == {"identifiers": ["email", "phone"], "blocked": settings["blocked"]}
+    assert settings == doc("identity", "show")
+    assert settings["blocked"]["phone"] == ["0"]
+    assert set(settings) == set(IdentityPublic.model_fields)
+
+    refused = _error("identity", "set", "--identifiers", "email,nope")
+    assert refused["type"] == "invalid_input"
+    assert "nope" in refused["message"]
+
+    rebuilt = doc("profiles", "rebuild")  # POST /profiles/rebuild
+    assert set(rebuilt) == set(RebuildPublic.model_fields)
+    assert rebuilt["considered"] == 4
+    assert rebuilt["removed"] == 0
