@@ -102,6 +102,19 @@ def test_workspaces_scope_users_and_tokens(home: Path) -> None:
     assert bob["workspace_id"] == acme["id"]
     joined = invoke("users", "join", "bob@example.com")
     assert joined.exit_code == 0, joined.output
+    assert "Invited bob@example.com to workspace ws_default" in joined.stdout
+    # An invitation, not a membership: Bob is a member of Acme alone until he accepts.
+    [invitation] = doc("users", "invitations")
+    assert (invitation["email"], invitation["status"]) == ("bob@example.com", "pending")
+    assert doc("users", "invitations", "--workspace", acme["id"]) == []
+    listed = invoke("users", "invitations")
+    assert "bob@example.com" in listed.stdout
+    assert "pending" in listed.stdout
+    gone = doc("users", "revoke-invitation", invitation["id"])
+    assert gone["status"] == "revoked"
+    elsewhere = invoke("users", "revoke-invitation", invitation["id"], "--workspace", acme["id"])
+    assert elsewhere.exit_code == 1
+    assert "no invitation" in elsewhere.stderr
 
 
 def test_every_command_can_act_on_another_workspace(home: Path) -> None:

@@ -17,7 +17,7 @@ from headwater.kernel.errors import InvalidInput, NotFound
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import connections, profiles
 from headwater.services.app import App
-from headwater.services.auth import sessions, tokens, users, workspaces
+from headwater.services.auth import invitations, sessions, tokens, users, workspaces
 from headwater.services.pipelines import history, manage, runner
 from headwater.services.webhooks import endpoints
 
@@ -65,7 +65,7 @@ def test_text_holding_nul_is_refused_naming_the_field_before_anything_is_written
     changes = manage.PipelineChanges(description="d" + N)
     _refused(lambda: manage.update(app, pipeline.id, changes), "description")
     _refused(lambda: users.add_user(app, "a" + N + "@x.io", "long enough"), "email")
-    _refused(lambda: users.add_member(app, "ada@example.com" + N), "email")
+    _refused(lambda: invitations.invite(app, "ada@example.com" + N), "email")
     _refused(lambda: users.set_password(app, "ada" + N + "@example.com", "long enough"), "email")
     _refused(lambda: users.authenticate(app, "ada" + N + "@example.com", "x"), "email")
     _refused(lambda: sessions.sign_in(app, "a" + N + "@x.io", "x", address="10.0.0.1"), "email")

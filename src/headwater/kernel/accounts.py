@@ -61,3 +61,31 @@ class ApiToken:
             "last_used_at": iso(self.last_used_at),
             "revoked_at": iso(self.revoked_at),
         }
+
+
+#: What an invitation can be. `expired` is never stored: a `pending` invitation past
+#: its `expires_at` is one.
+INVITATION_STATES = ("pending", "accepted", "declined", "revoked", "expired")
+
+
+@dataclass
+class Invitation:
+    """An email invited to a workspace by one of its members (`invited_by`, a user id;
+    None for an API token or the operator's CLI). It grants nothing until the user
+    whose email it is accepts it, before `expires_at`.
+
+    `email` is as the inviter typed it (trimmed): never an account's own spelling, so
+    that an invitation tells the inviter nothing about which emails have accounts."""
+
+    id: str
+    workspace_id: str
+    email: str
+    invited_by: str | None
+    status: str  # pending, accepted, declined or revoked (see `state`)
+    created_at: datetime
+    expires_at: datetime
+    answered_at: datetime | None = None
+
+    def state(self, now: datetime) -> str:
+        """`status`, or ``expired`` for a pending invitation past its time."""
+        return "expired" if self.status == "pending" and self.expires_at <= now else self.status

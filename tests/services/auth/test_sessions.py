@@ -15,7 +15,7 @@ from headwater.adapters.store.auth_tables import sessions as session_table
 from headwater.kernel.entities import utcnow
 from headwater.kernel.errors import Forbidden, NotFound, RateLimited, Unauthenticated
 from headwater.services.app import App
-from headwater.services.auth import Principal, sessions, users, workspaces
+from headwater.services.auth import Principal, invitations, sessions, users, workspaces
 
 PASSWORD = "correct horse battery"
 
@@ -193,7 +193,8 @@ def test_sign_in_prefers_the_apps_workspace_then_the_oldest(app: App) -> None:
     user = users.add_user(app.in_workspace(acme.id), "ada@example.com", PASSWORD)
     _, session = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
     assert session.workspace_id == acme.id  # not a member of the default workspace
-    users.add_member(app, "ada@example.com")
+    invited = invitations.invite(app, "ada@example.com")
+    invitations.accept(app, user.id, invited.id)
     _, session = sessions.sign_in(app, "ada@example.com", PASSWORD, address="10.0.0.1")
     assert session.workspace_id == app.workspace_id
     assert user.id == session.user_id

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from headwater.adapters.store.auth_tables import memberships, users
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.services.app import App
+from headwater.services.auth import invitations, workspaces
 from headwater.services.auth import users as accounts
-from headwater.services.auth import workspaces
 
 
 def _rows(app: App, table: sa.Table) -> list[dict[str, object]]:
@@ -56,12 +56,20 @@ def test_bad_input_names_its_field_and_stores_nothing(
     assert _rows(app, memberships) == []
 
 
-def test_a_user_joins_another_workspace(app: App) -> None:
+def test_an_invited_user_joins_another_workspace_only_by_accepting(app: App) -> None:
     user = accounts.add_user(app, "ada@example.com", "correct horse battery")
     other = workspaces.add_workspace(app, "Acme")
-    assert accounts.add_member(app.in_workspace(other.id), "ADA@example.com") == user
-    accounts.add_member(app.in_workspace(other.id), "ada@example.com")  # twice: harmless
+    acme = app.in_workspace(other.id)
+    invited = invitations.invite(acme, " ADA@example.com ")
+    assert invited.email == "ADA@example.com"  # as typed, never the account's spelling
+    assert invitations.invite(acme, "ada@example.com").id == invited.id  # renewed
+    assert [w.id for w in workspaces.workspaces_of(app, user.id)] == [app.workspace_id]
+    assert [i.id for i in invitations.pending(app, user.id)] == [invited.id]
+    assert invitations.accept(app, user.id, invited.id).status == "accepted"
     mine = [w.id for w in workspaces.workspaces_of(app, user.id)]
     assert mine == [app.workspace_id, other.id]
-    with pytest.raises(InvalidInput, match="no user"):
-        accounts.add_member(app, "bob@example.com")
+    # An email without an account is invited alike; a malformed one is refused.
+    assert invitations.invite(acme, "bob@example.com").status == "pending"
+    with pytest.raises(InvalidInput) as caught:
+        invitations.invite(acme, "not an email")
+    assert caught.value.location == "email"

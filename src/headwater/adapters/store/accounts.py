@@ -138,22 +138,6 @@ def add_workspace(engine: Engine, row: dict[str, Any], member_id: str | None) ->
     return True
 
 
-def add_membership(engine: Engine, user_id: str, workspace_id: str, at: datetime) -> None:
-    """Make the user a member of the workspace (nothing changes if they already are)."""
-    with engine.begin() as conn:
-        found = conn.execute(
-            select(memberships.c.user_id).where(
-                memberships.c.user_id == user_id, memberships.c.workspace_id == workspace_id
-            )
-        ).first()
-        if found is None:
-            conn.execute(
-                insert(memberships).values(
-                    user_id=user_id, workspace_id=workspace_id, created_at=at
-                )
-            )
-
-
 def workspace_ids_of(engine: Engine, user_id: str) -> list[str]:
     """The workspaces the user belongs to, oldest membership first."""
     query = (

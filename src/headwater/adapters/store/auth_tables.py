@@ -1,5 +1,6 @@
 """Metadata store tables for users, memberships, sessions, API tokens and sign-in
-attempts (migration 0007_auth), on the shared `tables.metadata`.
+attempts (migration 0007_auth) and invitations (0015_invitations), on the shared
+`tables.metadata`.
 
 No secret is stored in clear: `password_hash` is argon2, `secret_hash` is the SHA-256
 hex digest of a session id or a token (DESIGN.md §8).
@@ -68,4 +69,20 @@ sign_in_attempts = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_sign_in_attempts_email", "email_key", "at"),
     Index("ix_sign_in_attempts_address", "address", "at"),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("workspace_id", String(40), ForeignKey("workspaces.id"), nullable=False),
+    Column("email", String(320), nullable=False),  # as the inviter typed it
+    Column("email_key", String(320), nullable=False),  # lower-cased: whose it is
+    Column("invited_by", String(40), ForeignKey("users.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_invitations_email", "email_key", "status"),
+    Index("ix_invitations_workspace", "workspace_id", "created_at"),
 )

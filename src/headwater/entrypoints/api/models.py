@@ -43,15 +43,11 @@ class WorkspaceCreate(Strict):
     )
 
 
-class UserCreate(Strict):
-    email: str = Field(max_length=320, description="The new user's email (signs them in).")
-    password: SecretStr = Field(
-        max_length=1024, description="The new user's password: at least 8 characters."
+class InvitationCreate(Strict):
+    email: str = Field(
+        max_length=320,
+        description="The email to invite, whether or not it has an account (nothing tells).",
     )
-
-
-class MemberCreate(Strict):
-    email: str = Field(max_length=320, description="The email of a user who exists already.")
 
 
 class UserPublic(BaseModel):
@@ -62,10 +58,6 @@ class UserPublic(BaseModel):
     @classmethod
     def of(cls, user: User) -> UserPublic:
         return cls(**user.public())
-
-
-class MemberPublic(UserPublic):
-    workspace_id: str = Field(description="The workspace the user is a member of (this one).")
 
 
 class WorkspacePublic(BaseModel):
@@ -119,3 +111,25 @@ class TokenList(BaseModel):
 class WorkspaceList(BaseModel):
     data: list[WorkspacePublic] = Field(description="The caller's workspaces, newest first.")
     has_more: bool = Field(description="Whether more workspaces follow this page.")
+
+
+class InvitationPublic(BaseModel):
+    id: str = Field(description="The invitation's id (`inv_…`).")
+    email: str = Field(description="The email invited, as the inviter typed it.")
+    workspace_id: str = Field(description="The workspace it invites to.")
+    workspace_name: str = Field(description="That workspace's name.")
+    invited_by: str | None = Field(
+        description="The inviting member's email (null for an API token or the CLI)."
+    )
+    status: Literal["pending", "accepted", "declined", "revoked", "expired"] = Field(
+        description="Pending until the invited user accepts or declines it, a member "
+        "revokes it, or it expires."
+    )
+    created_at: str = Field(description="When it was made (ISO 8601, UTC).")
+    expires_at: str = Field(description="When a pending invitation expires.")
+    answered_at: str | None = Field(description="When it was accepted, declined or revoked.")
+
+
+class InvitationList(BaseModel):
+    data: list[InvitationPublic] = Field(description="The invitations, newest first.")
+    has_more: bool = Field(description="Whether more invitations follow this page.")

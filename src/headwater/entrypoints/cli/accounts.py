@@ -24,6 +24,7 @@ from headwater.entrypoints.cli.output import (
 from headwater.kernel.accounts import ApiToken
 from headwater.kernel.errors import InvalidInput
 from headwater.services.app import App
+from headwater.services.auth import invitations as invitation_service
 from headwater.services.auth import tokens as token_service
 from headwater.services.auth import users as user_service
 from headwater.services.auth import workspaces as workspace_service
@@ -56,7 +57,7 @@ def _read_password(from_stdin: bool) -> str:
 
 @click.group("users")
 def users() -> None:
-    """Add users who sign in to the console and the API."""
+    """Add users who sign in to the console and the API; invite them to workspaces."""
 
 
 @users.command("add")
@@ -80,19 +81,77 @@ def add_user(email: str, password_stdin: bool, workspace_id: str | None, as_json
         say("Added user ", (user.email, "bold"), f" ({user.id}) to workspace {doc['workspace_id']}")
 
 
+def _invite(email: str, workspace_id: str | None, as_json: bool) -> None:
+    with workspace_app(workspace_id) as app:
+        doc = invitation_service.documents(app, [invitation_service.invite(app, email)])[0]
+    if as_json:
+        print_json(doc)
+    else:
+        say(
+            f"Invited {doc['email']} to workspace {doc['workspace_id']} ({doc['id']}, "
+            f"until {doc['expires_at']}): a member once they accept, signed in"
+        )
+
+
+@users.command("invite")
+@click.argument("email")
+@workspace_option
+@json_option
+@handle_errors
+def invite(email: str, workspace_id: str | None, as_json: bool) -> None:
+    """Invite EMAIL to the workspace. Whoever has that email becomes a member only when
+    they accept, signed in (console or API), within 7 days."""
+    _invite(email, workspace_id, as_json)
+
+
 @users.command("join")
 @click.argument("email")
 @workspace_option
 @json_option
 @handle_errors
 def join(email: str, workspace_id: str | None, as_json: bool) -> None:
-    """Make the existing user with EMAIL a member of the workspace too."""
+    """`users invite` under its former name: an invitation, not a membership."""
+    _invite(email, workspace_id, as_json)
+
+
+@users.command("invitations")
+@workspace_option
+@json_option
+@handle_errors
+def list_invitations(workspace_id: str | None, as_json: bool) -> None:
+    """List the workspace's invitations, newest first, with their state."""
     with workspace_app(workspace_id) as app:
-        user = user_service.add_member(app, email)
+        found, more = invitation_service.list_invitations(app)
+        while more:
+            page, more = invitation_service.list_invitations(app, starting_after=found[-1].id)
+            found.extend(page)
+        docs = invitation_service.documents(app, found)
     if as_json:
-        print_json({**user.public(), "workspace_id": app.workspace_id})
+        print_json(docs)
+        return
+    table(
+        ["id", "email", "status", "invited by", "expires"],
+        [
+            [d["id"], d["email"], d["status"], d["invited_by"] or "—", d["expires_at"][:16]]
+            for d in docs
+        ],
+    )
+
+
+@users.command("revoke-invitation")
+@click.argument("invitation_id")
+@workspace_option
+@json_option
+@handle_errors
+def revoke_invitation(invitation_id: str, workspace_id: str | None, as_json: bool) -> None:
+    """Withdraw the pending invitation INVITATION_ID: it can no longer be accepted."""
+    with workspace_app(workspace_id) as app:
+        invitation = invitation_service.revoke(app, invitation_id)
+        doc = invitation_service.documents(app, [invitation])[0]
+    if as_json:
+        print_json(doc)
     else:
-        say(f"{user.email} is a member of workspace {app.workspace_id}")
+        say(f"Revoked the invitation {doc['id']} of {doc['email']}")
 
 
 @click.group("tokens")

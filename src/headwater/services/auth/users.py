@@ -30,7 +30,8 @@ def email_key(email: str) -> str:
     return refuse_nul(email, "email").strip().lower()
 
 
-def _checked_email(email: str) -> str:
+def checked_email(email: str) -> str:
+    """`email` trimmed; `InvalidInput` at ``email`` unless it looks like one."""
     email = refuse_nul(email, "email").strip()
     if len(email) > 320 or not _EMAIL.fullmatch(email):
         raise InvalidInput("must be an email address such as ada@example.com", "email")
@@ -51,7 +52,7 @@ def add_user(app: App, email: str, password: str) -> User:
     Raises `InvalidInput` (field ``email`` or ``password``) for a malformed email or a
     password under 8 characters, and `Conflict` if the email has an account already.
     """
-    email = _checked_email(email)
+    email = checked_email(email)
     password_hash = hasher.hash(_checked_password(password))
     user = User(id=new_id("usr"), email=email, password_hash=password_hash, created_at=utcnow())
     return accounts.add_user(app.engine, user, email_key(email), app.workspace().id)
@@ -75,15 +76,6 @@ def authenticate(app: App, email: str, password: str) -> User | None:
     if updated is not None:
         accounts.set_password_hash(app.engine, user.id, updated)
         user.password_hash = updated
-    return user
-
-
-def add_member(app: App, email: str) -> User:
-    """Make the existing user with `email` a member of `app`'s workspace too."""
-    user = accounts.user_by_email(app.engine, email_key(email))
-    if user is None:
-        raise InvalidInput(f"no user with the email {email.strip()!r}", "email")
-    accounts.add_membership(app.engine, user.id, app.workspace().id, utcnow())
     return user
 
 

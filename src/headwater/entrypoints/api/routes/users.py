@@ -1,38 +1,67 @@
-"""``/users``: add a user who signs in to the console and the API, or make an existing
-one a member of the workspace the request acts on (``headwater users add`` and ``users
-join``).  A user added or joined here gets this workspace alone: what a caller can
-give away is what it holds itself."""
+"""``/users``: invite an email to the workspace the request acts on (``headwater users
+invite``), list and revoke the workspace's invitations.
+
+An invitation answers the same whether the email has an account or not (``POST
+/users`` answered 409 for a taken email, ``POST /users/join`` 422 for an unknown one:
+a member could learn who has an account), and it grants nothing until the invited user
+accepts it (``/invitations``): ``join`` made an existing user a member at once."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from headwater.entrypoints.api.deps import CheckedInput, WorkspaceApp
+from fastapi import APIRouter, Path
+
+from headwater.entrypoints.api.deps import CheckedInput, CurrentPrincipal, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
-from headwater.entrypoints.api.models import MemberCreate, MemberPublic, UserCreate
-from headwater.kernel.accounts import User
-from headwater.services.app import App
-from headwater.services.auth import users
+from headwater.entrypoints.api.models import InvitationCreate, InvitationList, InvitationPublic
+from headwater.entrypoints.api.paging import Limit, StartingAfter
+from headwater.services.auth import invitations
 
 router = APIRouter(
     route_class=StrictJsonRoute, dependencies=[CheckedInput], prefix="/users", tags=["users"]
 )
 
-
-def _member(user: User, app: App) -> MemberPublic:
-    return MemberPublic(**user.public(), workspace_id=app.workspace_id)
+InvitationId = Annotated[str, Path(max_length=40, description="The invitation's id (`inv_…`).")]
 
 
-@router.post("", status_code=201, summary="Add a user")
-def add_user(body: UserCreate, app: WorkspaceApp) -> MemberPublic:
-    """A new user who signs in with this email and password, a member of this
-    workspace. 422 names `email` or `password` when one is malformed or too short; 409
-    when the email has an account already (`POST /users/join` makes it a member)."""
-    return _member(users.add_user(app, body.email, body.password.get_secret_value()), app)
+def _invite(app: WorkspaceApp, caller: CurrentPrincipal, email: str) -> InvitationPublic:
+    invitation = invitations.invite(app, email, invited_by=caller.user_id)
+    return InvitationPublic(**invitations.documents(app, [invitation])[0])
 
 
-@router.post("/join", summary="Make a user a member of this workspace")
-def join(body: MemberCreate, app: WorkspaceApp) -> MemberPublic:
-    """The existing user with this email becomes a member of this workspace too (a
-    member already stays one). 422 at `email` when no user has it."""
-    return _member(users.add_member(app, body.email), app)
+@router.post("", status_code=202, summary="Invite a user")
+def invite(body: InvitationCreate, app: WorkspaceApp, caller: CurrentPrincipal) -> InvitationPublic:
+    """Invite this email to the workspace: the user whose email it is sees the
+    invitation when signed in (`GET /invitations`) and becomes a member only when they
+    accept it, within 7 days. The answer is the same whether or not the email has an
+    account (nothing here tells); inviting a pending email again renews its
+    invitation. 422 at `email` for a malformed one. Accounts themselves are made by
+    the operator (`headwater users add`), never by a workspace's member."""
+    return _invite(app, caller, body.email)
+
+
+@router.post("/join", status_code=202, summary="Invite a user (former name)")
+def join(body: InvitationCreate, app: WorkspaceApp, caller: CurrentPrincipal) -> InvitationPublic:
+    """`POST /users` under its former name: an invitation, which grants nothing until
+    accepted (it used to make an existing user a member at once)."""
+    return _invite(app, caller, body.email)
+
+
+@router.get("/invitations", summary="List the workspace's invitations")
+def list_invitations(
+    app: WorkspaceApp, limit: Limit = 20, starting_after: StartingAfter = None
+) -> InvitationList:
+    """The workspace's invitations, newest first: pending, accepted, declined, revoked
+    and expired ones."""
+    found, has_more = invitations.list_invitations(app, limit, starting_after)
+    data = [InvitationPublic(**d) for d in invitations.documents(app, found)]
+    return InvitationList(data=data, has_more=has_more)
+
+
+@router.post("/invitations/{invitation_id}/revoke", summary="Revoke an invitation")
+def revoke_invitation(invitation_id: InvitationId, app: WorkspaceApp) -> InvitationPublic:
+    """Withdraw a pending invitation: it can no longer be accepted (404 for another
+    workspace's; 409 once it was accepted or declined). Revoking twice is harmless."""
+    invitation = invitations.revoke(app, invitation_id)
+    return InvitationPublic(**invitations.documents(app, [invitation])[0])

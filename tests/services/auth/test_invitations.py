@@ -1,0 +1,63 @@
+"""Invitations on every metadata store: an answer is taken once, and only while the
+invitation is pending and live; only the invited email answers; a workspace sees only
+its own."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from headwater.adapters.store.auth_tables import invitations as table
+from headwater.kernel.entities import utcnow
+from headwater.kernel.errors import Conflict, NotFound
+from headwater.services.app import App
+from headwater.services.auth import invitations, users, workspaces
+
+PASSWORD = "correct horse battery"
+
+
+def test_an_invitation_is_answered_once_and_only_while_live(app: App) -> None:
+    ada = users.add_user(app, "ada@example.com", PASSWORD)
+    eve = users.add_user(app, "eve@example.com", PASSWORD)
+    acme = app.in_workspace(workspaces.add_workspace(app, "Acme").id)
+    first = invitations.invite(acme, "ada@example.com")
+    with pytest.raises(NotFound):
+        invitations.accept(app, eve.id, first.id)  # not hers
+    # Accepting and declining at once: one answer wins, the other is told.
+    with ThreadPoolExecutor(2) as pool:
+        tries = [
+            pool.submit(invitations.accept, app, ada.id, first.id),
+            pool.submit(invitations.decline, app, ada.id, first.id),
+        ]
+    outcomes = []
+    for attempt in tries:
+        try:
+            outcomes.append(attempt.result().status)
+        except Conflict as exc:
+            outcomes.append(exc.message)
+    assert sum(o in ("accepted", "declined") for o in outcomes) == 1, outcomes
+    member = acme.workspace_id in [w.id for w in workspaces.workspaces_of(app, ada.id)]
+    assert member == ("accepted" in outcomes)
+
+    late = invitations.invite(acme, "eve@example.com")
+    with app.engine.begin() as conn:
+        conn.execute(
+            update(table).where(table.c.id == late.id).values(expires_at=utcnow() - timedelta(1))
+        )
+    assert invitations.pending(app, eve.id) == []
+    with pytest.raises(Conflict, match="expired"):
+        invitations.accept(app, eve.id, late.id)
+    renewed = invitations.invite(acme, "eve@example.com")
+    assert renewed.id != late.id  # an expired invitation is not renewed: a new one
+    assert invitations.revoke(acme, renewed.id).status == "revoked"
+    with pytest.raises(Conflict, match="revoked"):
+        invitations.accept(app, eve.id, renewed.id)
+    assert [w.id for w in workspaces.workspaces_of(app, eve.id)] == [app.workspace_id]
+    with pytest.raises(NotFound):
+        invitations.revoke(app, renewed.id)  # another workspace's
+    states = [i.state(utcnow()) for i in invitations.list_invitations(acme)[0]]
+    assert states[:2] == ["revoked", "expired"]
+    assert invitations.list_invitations(app) == ([], False)
