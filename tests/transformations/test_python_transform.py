@@ -114,9 +114,17 @@ def test_validate_does_not_execute_module_code(tmp_path: os.PathLike[str]) -> No
 
 
 def test_top_level_failure_is_rejected_at_compile_with_line() -> None:
+    """The line is given once, where the error is located (as JavaScript's): the
+    message said ``line 2: RuntimeError: boom (line 2)``."""
     with pytest.raises(InvalidInput) as caught:
         compile_python("import json\nraise RuntimeError('boom')\ndef transform(c):\n    pass\n")
-    assert caught.value.message == "line 2: RuntimeError: boom (line 2)"
+    assert caught.value.message == "line 2: top-level code failed: RuntimeError: boom"
+    assert caught.value.location == "line 2"
+    with pytest.raises(InvalidInput) as caught:  # raised in a function it calls
+        compile_python("def f():\n    return 1 / 0\n\nf()\ndef transform(c):\n    pass\n")
+    assert caught.value.message == (
+        "line 2: top-level code failed: ZeroDivisionError: division by zero"
+    )
     with pytest.raises(InvalidInput, match="does not define a function named transform"):
         compile_python("transform = 3\n")
 
@@ -197,7 +205,7 @@ def test_top_level_failure_with_half_a_character_is_a_clear_error() -> None:
     of the error that says what failed and where."""
     with pytest.raises(InvalidInput) as caught:
         compile_python("x = chr(0xD83D)\nraise ValueError('bad ' + x)\ndef transform(c): pass\n")
-    assert caught.value.message == "line 2: ValueError: bad \\ud83d (line 2)"
+    assert caught.value.message == "line 2: top-level code failed: ValueError: bad \\ud83d"
     assert caught.value.message.encode("utf-8")  # storable text
 
 

@@ -153,7 +153,8 @@ def install_filter(libc: Any, program_hex: Any) -> str:
 
 
 def describe(exc: BaseException) -> tuple[str, int | None]:
-    """A one-line message for a user exception, and the user's line if known."""
+    """A one-line message for a user exception, and the user's line if known (not in
+    the message: a record's error adds it, a top-level error is located by it)."""
     line = None
     tb: TracebackType | None = exc.__traceback__
     while tb is not None:
@@ -171,7 +172,7 @@ def describe(exc: BaseException) -> tuple[str, int | None]:
             if isinstance(exc, SystemExit)
             else f"{type(exc).__name__} (its message could not be read)"
         )
-    return (f"{text} (line {line})" if line else text), line
+    return text, line
 
 
 class Capture:
@@ -248,7 +249,8 @@ def run_batch(
         except MemoryError:
             raise
         except BaseException as exc:
-            errors.append([index, describe(exc)[0]])
+            text, line = describe(exc)
+            errors.append([index, f"{text} (line {line})" if line else text])
         parts.append(part)
     restore()  # before our own code runs again: user code may have patched builtins
     lines, dropped = capture.finish()
@@ -304,6 +306,7 @@ def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[
         exec(code, namespace)  # noqa: S102 - running user code is this process' purpose
     except BaseException as exc:
         message, line = describe(exc)
+        message = f"top-level code failed: {message}"
         if isinstance(exc, SyntaxError):
             message, line = f"SyntaxError: {exc.msg}", exc.lineno
         write_frame(out_fd, json.dumps({"error": message, "line": line}).encode())
