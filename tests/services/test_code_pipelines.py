@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import stripe
 from tests.services.conftest import connect
 
 from headwater.kernel.errors import InvalidInput
@@ -107,3 +108,47 @@ def test_preview_runs_unsaved_code_and_shows_its_logs(
     assert ok
     assert all(s.output and s.output["email"] == s.input["email"].strip().lower() for s in ok)
     assert any(line.endswith(ok[0].source_id) for line in result.logs)
+
+
+HOG = {
+    "javascript": """
+function transform(c) {
+  if (c.id === "CULPRIT") { const a = []; while (true) { a.push(new Array(1e6).fill(1.5)); } }
+  return {email: c.email};
+}
+""",
+    "python": """
+def transform(c):
+    if c["id"] == "CULPRIT":
+        hoard = []
+        while True:
+            hoard.append(bytearray(10**8))
+    return {"email": c["email"]}
+""",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["javascript", "python"])
+def test_a_customer_that_exhausts_memory_fails_alone_and_its_page_is_imported(
+    app: App, sandbox: RunningSandbox, kind: str
+) -> None:
+    conn = connect(app, sandbox)
+    client = stripe.StripeClient(sandbox.secret_key, base_addresses={"api": sandbox.url})
+    culprit = client.v1.customers.list({"limit": 100}).data[41].id  # mid-page
+    source = HOG[kind].replace("CULPRIT", culprit)
+    pipeline = manage.create(app, conn.id, "hog", {"kind": kind, "source": source})
+    run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == "succeeded", run.message
+    c = run.counters
+    assert (c["read"], c["failed"]["transform"], c["written"]) == (1500, 1, 1499)
+    [error] = run.errors
+    assert error["source_id"] == culprit
+    runtime = "JavaScript" if kind == "javascript" else "Python"
+    assert error["message"].startswith(f"{runtime} transformation: memory limit of ")
+    assert error["message"].endswith(" MB exceeded (transforming this record on its own)")
+    wh = app.warehouse()
+    ids = {row["_source_id"] for row in wh.identities(pipeline.id)}
+    wh.close()
+    assert len(ids) == 1499
+    assert culprit not in ids

@@ -58,10 +58,7 @@ def batch_failure(t: PythonTransformation, records: list[dict[str, object]]) -> 
 def test_infinite_loop_hits_the_time_limit() -> None:
     with start("while True:\n    pass", time_limit=1.0) as t:
         message = batch_failure(t, EVIL + GOOD)
-        assert message == (
-            "Python transformation, batch 1: time limit of 1 s exceeded; "
-            "its 2 records are counted as failed"
-        )
+        assert message == "Python transformation, batch 1: time limit of 1 s exceeded"
         assert_recovers(t)
 
 

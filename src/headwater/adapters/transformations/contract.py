@@ -11,8 +11,10 @@ with batches of raw Stripe records.  For each input record it returns exactly on
 - `TransformFailure` when the code raised, returned a wrong type, etc. for that record.
 
 When a whole batch fails (time limit, memory limit, worker crash) `transform` raises
-`BatchFailed`; the engine counts every record of the batch as failed and goes on with
-the next batch, and the implementation must be ready to take that next batch.
+`BatchFailed` and must be ready to take the next batch (a new worker or context).  The
+engine retries such a batch in parts to find the record(s) that broke the limit
+(`services/pipelines/bisection.py`), so a call may get any sub-sequence of a batch, and
+records of a failed call may be sent again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,24 @@ from headwater.kernel.records import Outcome, Record
 
 
 class BatchFailed(HeadwaterError):
-    """A whole batch failed (which limit, which batch is in the message)."""
+    """A whole batch failed: `reason` is what happened (``time limit of 5 s exceeded``),
+    `runtime` which runtime (``JavaScript transformation``); the message says both and
+    which batch.  `records_at_fault` is False when the records played no part (the
+    runtime could not start): retrying them in parts would fail the same way."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        runtime: str | None = None,
+        batch: int | None = None,
+        records_at_fault: bool = True,
+    ) -> None:
+        where = f"{runtime}, batch {batch}" if batch is not None else runtime
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.reason = reason
+        self.runtime = runtime or "the transformation"
+        self.records_at_fault = records_at_fault
 
 
 class Transformation(Protocol):

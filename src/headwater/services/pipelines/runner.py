@@ -212,7 +212,7 @@ def _parts(
             run=run,
             source=source,
             warehouse=warehouse,
-            shaper=Shaper(keep, transformation, model, recorder),
+            shaper=Shaper(keep, transformation, model, recorder, stop=stop),
             recorder=recorder,
             events_read=connection.events_read,
             owner=owner,

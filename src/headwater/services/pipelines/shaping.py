@@ -1,7 +1,9 @@
 """Filter → transform → validate: raw source records become warehouse rows.
 
-A failing record never fails the batch: its error is recorded under its step.  Only a
-transformation that fails whole batches several times in a row stops the run.
+A failing record never fails the batch: its error is recorded under its step.  A batch
+that breaks a runtime's limit (time, memory, a worker that died) is retried in parts
+(`bisection`), so only the record(s) that broke it fail.  A transformation that breaks
+its limits on every record of several batches in a row stops the run.
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from headwater.adapters.transformations.contract import BatchFailed, Transformation
+from headwater.adapters.transformations.contract import Transformation
 from headwater.kernel.errors import TerminalError
 from headwater.kernel.model import ConversionError, CustomerModel
 from headwater.kernel.records import IdentityRow, Record, Step, TransformFailure
+from headwater.services.pipelines.bisection import GIVE_UP_LEVEL, transform_apart
+from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
+from headwater.services.pipelines.writer import RunStopped
 
-#: After this many consecutive whole-batch failures the run fails fast.
+#: After this many batches in a row of which no record got through the runtime (every
+#: call of the batch, retries in parts included, broke a limit) the run fails fast.
 MAX_CONSECUTIVE_BATCH_FAILURES = 3
 
 
@@ -46,6 +52,8 @@ class Shaper:
     transformation: Transformation
     model: CustomerModel
     recorder: Recorder
+    #: The run's stop: a stop requested while a batch is retried in parts ends it there.
+    stop: RunStop | None = None
     _failures_in_a_row: int = 0
     _batches: int = 0
 
@@ -77,22 +85,13 @@ class Shaper:
 
     def _transform(self, kept: list[Record], kept_at: list[datetime | None], out: Shaped) -> None:
         self._batches += 1
-        try:
-            outcomes = self.transformation.transform(kept)
-        except BatchFailed as exc:
-            self._failures_in_a_row += 1
-            for record in kept:
-                self.recorder.error(record["id"], Step.TRANSFORM, exc.message)
-                out.failed.append(record["id"])
-            if self._failures_in_a_row >= MAX_CONSECUTIVE_BATCH_FAILURES:
-                raise TransformationBroken(
-                    f"the transformation failed {self._failures_in_a_row} batches in a row "
-                    f"(last: {exc.message}); stopping the run"
-                ) from exc
-            return
-        self._failures_in_a_row = 0
+        # After a batch that gave nothing, retrying the next one stops as soon as both
+        # halves fail: code that breaks its limits on every record costs few calls.
+        give_up = 1 if self._failures_in_a_row else GIVE_UP_LEVEL
+        apart = transform_apart(self.transformation, kept, give_up_level=give_up, check=self._check)
+        self._failures_in_a_row = 0 if apart.passed else self._failures_in_a_row + 1
         to_columns = self.model.to_columns
-        for record, at, outcome in zip(kept, kept_at, outcomes, strict=True):
+        for record, at, outcome in zip(kept, kept_at, apart.outcomes, strict=True):
             source_id = record["id"]
             if outcome is None:
                 self.recorder.counters.skipped += 1
@@ -108,3 +107,13 @@ class Shaper:
                     out.failed.append(source_id)
                     continue
                 out.rows.append(IdentityRow(source_id, at, values))
+        if self._failures_in_a_row >= MAX_CONSECUTIVE_BATCH_FAILURES and apart.failure:
+            raise TransformationBroken(
+                f"the transformation failed {self._failures_in_a_row} batches in a row, "
+                f"every record of them (last: {apart.failure.message}); stopping the run"
+            ) from apart.failure
+
+    def _check(self) -> None:
+        """Before each retry of a batch: a requested stop ends the batch, unrecorded."""
+        if self.stop is not None and self.stop.is_set():
+            raise RunStopped(self.stop.message)

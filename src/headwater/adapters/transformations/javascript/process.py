@@ -149,15 +149,15 @@ class JavaScriptTransformation:
         [reply] = exchange([(worker.proc, orjson.dumps(list(records)))], deadline, limit)
         if isinstance(reply, str):
             self._drop(worker)
-            raise self._fail(self._lost_reason(worker, reply), len(records))
+            raise self._fail(self._lost_reason(worker, reply))
         try:
             got = replies.read(reply, len(records), _NOT_OBJECT, _RECORD_LIMIT)
         except replies.MalformedReply as exc:
             failed = _failure(reply)
             if failed is None:
                 self._drop(worker)  # its glue was tampered with: start afresh
-                raise self._fail(str(exc), len(records)) from None
-            raise self._fail(self._reason(*failed), len(records)) from None
+                raise self._fail(str(exc)) from None
+            raise self._fail(self._reason(*failed)) from None
         self._logs.add(got.logs, got.dropped)
         return got.outcomes
 
@@ -170,7 +170,8 @@ class JavaScriptTransformation:
         try:
             worker = self._spawn(on_error=BatchFailed)
         except BatchFailed as exc:
-            raise self._fail(f"could not start the runtime: {exc.message}", None) from None
+            why = f"could not start the runtime: {exc.message}"
+            raise self._fail(why, records_at_fault=False) from None
         self._holder[0] = worker
         return worker
 
@@ -192,9 +193,13 @@ class JavaScriptTransformation:
             return f"memory limit of {self._memory} MB exceeded (V8 stopped with {name})"
         return reason
 
-    def _fail(self, why: str, count: int | None) -> BatchFailed:
-        tail = f"; its {count} records are counted as failed" if count is not None else ""
-        return BatchFailed(f"JavaScript transformation, batch {self._batch}: {why}{tail}")
+    def _fail(self, why: str, *, records_at_fault: bool = True) -> BatchFailed:
+        return BatchFailed(
+            why,
+            runtime="JavaScript transformation",
+            batch=self._batch,
+            records_at_fault=records_at_fault,
+        )
 
     def logs(self) -> list[str]:
         """Captured console output since the last call (at most ``log_cap`` lines)."""

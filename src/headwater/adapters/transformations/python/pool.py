@@ -215,10 +215,7 @@ class PythonTransformation:
                 workers[index].stop()
                 self._workers[index] = None
         if failure is not None:
-            raise BatchFailed(
-                f"Python transformation, batch {self._batch}: {failure}; "
-                f"its {len(rows)} records are counted as failed"
-            )
+            raise BatchFailed(failure, runtime="Python transformation", batch=self._batch)
         self._recycle()
         return outcomes
 
@@ -231,8 +228,10 @@ class PythonTransformation:
                 worker = self._spawn(on_error=BatchFailed)
             except BatchFailed as exc:
                 raise BatchFailed(
-                    f"Python transformation, batch {self._batch}: "
-                    f"could not start a worker: {exc.message}"
+                    f"could not start a worker: {exc.message}",
+                    runtime="Python transformation",
+                    batch=self._batch,
+                    records_at_fault=False,
                 ) from None
             self._workers[index] = worker
         return worker

@@ -1,0 +1,137 @@
+"""A batch that broke a limit, retried in parts to find the record(s) that broke it.
+
+A runtime fails a whole call when a limit trips (`BatchFailed`: time, memory, a worker
+that died), so one customer that loops or exhausts memory would fail its page of the
+source (up to 100 customers) with it.  `transform_apart` retries such a batch level by
+level: its two halves, then the halves of each part that failed again, and so on down
+to single records.  A part that passes gives its records' outcomes (from that call
+only: no record is taken from two calls); a record that fails on its own broke the
+limit and gets it as its error, as a `TransformFailure`.
+
+Each failing retry may cost a whole time limit, so the retries are bounded:
+
+- at most `MAX_FAILED_RETRIES` failing calls per batch: with 14, any page of 100 with up
+  to two culprits is resolved exactly (7 levels below 100 each: 50, 25, 13, 7, 4, 2, 1);
+- it gives up when every part of a level failed, from level `give_up_level` on (2, the
+  quarters, by default): code that breaks the limit on every record costs 1 + 2 + 4
+  calls per batch, not one per record;
+- a failure that is not the records' doing (`records_at_fault` False: the runtime could
+  not start) is not retried.
+
+When it gives up, the records of the parts that failed are counted failed with the
+limit, and their error says the part was not retried further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from headwater.adapters.transformations.contract import BatchFailed, Transformation
+from headwater.kernel.records import Outcome, Record, TransformFailure
+
+#: Failing retries allowed per batch (each may cost a whole time limit).
+MAX_FAILED_RETRIES = 14
+#: The first level at which every part failing ends the retries (1: halves, 2: quarters).
+GIVE_UP_LEVEL = 2
+
+
+@dataclass
+class Apart:
+    """The outcome of a batch, one per record in order, and how it went."""
+
+    outcomes: list[Outcome]
+    #: Some call passed: not every record of the batch broke a limit.
+    passed: bool
+    #: The last limit a call broke, if any.
+    failure: BatchFailed | None = None
+    calls: int = 1
+    failed_calls: int = 0
+
+
+@dataclass(frozen=True)
+class _Part:
+    start: int
+    end: int
+    failure: BatchFailed  # what the part (or the part it was cut from) broke
+
+
+def transform_apart(
+    transformation: Transformation,
+    records: Sequence[Record],
+    *,
+    give_up_level: int = GIVE_UP_LEVEL,
+    check: Callable[[], None] | None = None,
+) -> Apart:
+    """Transform `records`; on `BatchFailed`, retry in parts (see the module docstring).
+
+    `check` is called before each retry: it raises to stop (a run asked to stop does
+    not wait for the retries of a page; nothing of the page is recorded then)."""
+    try:
+        return Apart(transformation.transform(records), passed=True)
+    except BatchFailed as exc:
+        first = exc
+    apart = Apart([], passed=False, failure=first, failed_calls=1)
+    results: dict[int, Outcome] = {}
+    failing = [_Part(0, len(records), first)]
+    level = 0
+    while failing:
+        parts: list[_Part] = []
+        for part in failing:
+            if part.end - part.start == 1:  # transformed on its own: the culprit
+                results[part.start] = TransformFailure(_alone(part.failure))
+            elif not part.failure.records_at_fault:
+                _fail(results, part, "not retried in parts: the records played no part")
+            else:
+                middle = part.start + (part.end - part.start + 1) // 2
+                parts += [
+                    _Part(part.start, middle, part.failure),
+                    _Part(middle, part.end, part.failure),
+                ]
+        level += 1
+        failing = []
+        for index, part in enumerate(parts):
+            if apart.failed_calls - 1 >= MAX_FAILED_RETRIES:  # the first call is no retry
+                why = f"{MAX_FAILED_RETRIES} retries of its batch in smaller parts had failed"
+                for rest in failing + parts[index:]:
+                    _fail(results, rest, why)
+                failing = []
+                break
+            if check is not None:
+                check()
+            apart.calls += 1
+            try:
+                outcomes = transformation.transform(records[part.start : part.end])
+            except BatchFailed as exc:
+                apart.failed_calls += 1
+                apart.failure = exc
+                failing.append(_Part(part.start, part.end, exc))
+                continue
+            apart.passed = True
+            results.update(zip(range(part.start, part.end), outcomes, strict=True))
+        if failing and len(failing) == len(parts) and level >= give_up_level:
+            for part in failing:
+                if part.end - part.start > 1:
+                    _fail(results, part, "every part of its batch failed again")
+                else:
+                    results[part.start] = TransformFailure(_alone(part.failure))
+            failing = []
+    if len(results) != len(records):  # every record ends in exactly one place
+        raise AssertionError(f"{len(records) - len(results)} records were left unresolved")
+    apart.outcomes = [results[i] for i in range(len(records))]
+    return apart
+
+
+def _alone(failure: BatchFailed) -> str:
+    return f"{failure.runtime}: {failure.reason} (transforming this record on its own)"
+
+
+def _fail(results: dict[int, Outcome], part: _Part, why: str) -> None:
+    count = part.end - part.start
+    failure = part.failure
+    message = (
+        f"{failure.runtime}: {failure.reason} (transforming {count} records, this one "
+        f"among them; {why})"
+    )
+    for index in range(part.start, part.end):
+        results[index] = TransformFailure(message)
