@@ -110,6 +110,10 @@ def test_workspaces_scope_users_and_tokens(home: Path) -> None:
     listed = invoke("users", "invitations")
     assert "bob@example.com" in listed.stdout
     assert "pending" in listed.stdout
+    assert [m["email"] for m in doc("users", "list", "--workspace", acme["id"])] == [
+        "bob@example.com"
+    ]
+    assert "bob@example.com" not in invoke("users", "list").stdout
     gone = doc("users", "revoke-invitation", invitation["id"])
     assert gone["status"] == "revoked"
     elsewhere = invoke("users", "revoke-invitation", invitation["id"], "--workspace", acme["id"])

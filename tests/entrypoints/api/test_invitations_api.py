@@ -60,6 +60,7 @@ def test_an_invited_user_is_a_member_only_once_they_accept(api: Api) -> None:
         assert invitation["status"] == "pending"
         listed = bob.get("/users/invitations").json()["data"]
         assert [i["id"] for i in listed] == [invitation["id"]]
+        assert [m["email"] for m in bob.get("/users").json()["data"]] == ["bob@example.com"]
     with api.signed_in() as ada:
         # Not a member yet: the workspace is neither listed nor reachable.
         assert acme not in [w["id"] for w in ada.get("/workspaces").json()["data"]]
@@ -75,6 +76,8 @@ def test_an_invited_user_is_a_member_only_once_they_accept(api: Api) -> None:
         chosen = ada.post("/auth/workspace", json={"workspace_id": acme})
         assert chosen.status_code == 200, chosen.text
         assert ada.get("/auth/me").json()["workspace"]["id"] == acme
+        members = [m["email"] for m in ada.get("/users").json()["data"]]
+        assert members == ["bob@example.com", "ada@example.com"]
         # Accepting twice grants nothing more and says so.
         again = ada.post(f"/invitations/{invitation['id']}/accept")
         assert again.status_code == 409

@@ -138,6 +138,18 @@ def add_workspace(engine: Engine, row: dict[str, Any], member_id: str | None) ->
     return True
 
 
+def members_of(engine: Engine, workspace_id: str) -> list[tuple[User, datetime]]:
+    """The workspace's members and when each became one, oldest membership first."""
+    query = (
+        select(users, memberships.c.created_at.label("since"))
+        .join(memberships, memberships.c.user_id == users.c.id)
+        .where(memberships.c.workspace_id == workspace_id)
+        .order_by(memberships.c.created_at, users.c.id)
+    )
+    with engine.connect() as conn:
+        return [(_user(row), aware(row.since)) for row in conn.execute(query)]  # type: ignore[misc]
+
+
 def workspace_ids_of(engine: Engine, user_id: str) -> list[str]:
     """The workspaces the user belongs to, oldest membership first."""
     query = (

@@ -113,6 +113,17 @@ class WorkspaceList(BaseModel):
     has_more: bool = Field(description="Whether more workspaces follow this page.")
 
 
+class MemberPublic(BaseModel):
+    id: str = Field(description="The user's id (`usr_…`).")
+    email: str = Field(description="The user's email.")
+    member_since: str = Field(description="When they became a member (ISO 8601, UTC).")
+
+
+class MemberList(BaseModel):
+    data: list[MemberPublic] = Field(description="The members, oldest membership first.")
+    has_more: bool = Field(description="Whether more members follow this page.")
+
+
 class InvitationPublic(BaseModel):
     id: str = Field(description="The invitation's id (`inv_…`).")
     email: str = Field(description="The email invited, as the inviter typed it.")

@@ -81,6 +81,20 @@ def add_user(email: str, password_stdin: bool, workspace_id: str | None, as_json
         say("Added user ", (user.email, "bold"), f" ({user.id}) to workspace {doc['workspace_id']}")
 
 
+@users.command("list")
+@workspace_option
+@json_option
+@handle_errors
+def list_members(workspace_id: str | None, as_json: bool) -> None:
+    """List the workspace's members, oldest membership first."""
+    with workspace_app(workspace_id) as app:
+        docs = workspace_service.members(app)
+    if as_json:
+        print_json(docs)
+        return
+    table(["id", "email", "member since"], [[d["id"], d["email"], d["member_since"]] for d in docs])
+
+
 def _invite(email: str, workspace_id: str | None, as_json: bool) -> None:
     with workspace_app(workspace_id) as app:
         doc = invitation_service.documents(app, [invitation_service.invite(app, email)])[0]

@@ -31,7 +31,7 @@ from headwater.entrypoints.console.flash import Flash, Flashes, Kind
 from headwater.kernel.entities import Workspace
 from headwater.kernel.errors import HeadwaterError, NotFound
 from headwater.services.app import App
-from headwater.services.auth import Principal, sessions, users, workspaces
+from headwater.services.auth import Principal, invitations, sessions, users, workspaces
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -108,6 +108,7 @@ class Viewer:
     email: str
     workspace: Workspace
     workspaces: list[Workspace]
+    invited: int  # invitations to other workspaces waiting for the user's answer
 
 
 def root_app(request: Request) -> App:
@@ -138,6 +139,7 @@ def viewer(request: Request) -> Viewer:
         email=user.email,
         workspace=view.workspace(),
         workspaces=workspaces.workspaces_of(app, principal.user_id),
+        invited=len(invitations.pending(app, principal.user_id)),
     )
 
 

@@ -54,6 +54,15 @@ def workspaces_of(app: App, user_id: str) -> list[Workspace]:
     return found
 
 
+def members(app: App) -> list[dict[str, Any]]:
+    """`app`'s workspace's members, oldest membership first, as the API and the CLI's
+    ``--json`` show them: ``{"id", "email", "member_since"}``."""
+    return [
+        {"id": user.id, "email": user.email, "member_since": since.isoformat()}
+        for user, since in accounts.members_of(app.engine, app.workspace().id)
+    ]
+
+
 def list_workspaces(app: App) -> list[Workspace]:
     """Every workspace of the store, oldest first (for the operator's CLI)."""
     app.workspace()  # the default one exists from the first start

@@ -1,5 +1,5 @@
-"""``/users``: invite an email to the workspace the request acts on (``headwater users
-invite``), list and revoke the workspace's invitations.
+"""``/users``: the members of the workspace the request acts on (``headwater users
+list``), invite an email to it (``users invite``), list and revoke its invitations.
 
 An invitation answers the same whether the email has an account or not (``POST
 /users`` answered 409 for a taken email, ``POST /users/join`` 422 for an unknown one:
@@ -14,9 +14,15 @@ from fastapi import APIRouter, Path
 
 from headwater.entrypoints.api.deps import CheckedInput, CurrentPrincipal, WorkspaceApp
 from headwater.entrypoints.api.json_route import StrictJsonRoute
-from headwater.entrypoints.api.models import InvitationCreate, InvitationList, InvitationPublic
-from headwater.entrypoints.api.paging import Limit, StartingAfter
-from headwater.services.auth import invitations
+from headwater.entrypoints.api.models import (
+    InvitationCreate,
+    InvitationList,
+    InvitationPublic,
+    MemberList,
+    MemberPublic,
+)
+from headwater.entrypoints.api.paging import Limit, StartingAfter, page
+from headwater.services.auth import invitations, workspaces
 
 router = APIRouter(
     route_class=StrictJsonRoute, dependencies=[CheckedInput], prefix="/users", tags=["users"]
@@ -28,6 +34,16 @@ InvitationId = Annotated[str, Path(max_length=40, description="The invitation's 
 def _invite(app: WorkspaceApp, caller: CurrentPrincipal, email: str) -> InvitationPublic:
     invitation = invitations.invite(app, email, invited_by=caller.user_id)
     return InvitationPublic(**invitations.documents(app, [invitation])[0])
+
+
+@router.get("", summary="List the workspace's members")
+def list_members(
+    app: WorkspaceApp, limit: Limit = 20, starting_after: StartingAfter = None
+) -> MemberList:
+    """The workspace's members (users who signed up to it: added to it by the operator,
+    or who accepted an invitation), oldest membership first."""
+    found, has_more = page(workspaces.members(app), limit, starting_after, lambda m: str(m["id"]))
+    return MemberList(data=[MemberPublic(**m) for m in found], has_more=has_more)
 
 
 @router.post("", status_code=202, summary="Invite a user")

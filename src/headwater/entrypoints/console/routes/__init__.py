@@ -7,6 +7,7 @@ from headwater.entrypoints.console.routes import (
     connection_settings,
     editor,
     identity,
+    members,
     pipelines,
     runs,
     settings,
@@ -22,4 +23,5 @@ ROUTERS = (
     settings.router,
     connection_settings.router,
     identity.router,
+    members.router,
 )
