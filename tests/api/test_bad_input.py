@@ -236,7 +236,9 @@ def test_preview_and_validate(tenant: Tenant, conn: dict[str, Any]) -> None:
     assert {s["status"] for s in samples} <= {"ok", "error"}
     for s in samples:
         assert s["input"]["id"] == s["source_id"]
-        assert (s["output"] == {"email": s["input"]["email"]}) == (s["status"] == "ok")
+        assert (s["returned"] == {"email": s["input"]["email"]}) == (s["status"] == "ok")
+        assert (s["output"] is not None) == (s["status"] == "ok")
+        assert s["output"] is None or s["output"]["email"] == s["input"]["email"]
     assert any(line.startswith("seen cus_") for line in shown.json()["logs"])
     checked = http.post(
         "/validate",

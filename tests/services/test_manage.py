@@ -59,8 +59,10 @@ def test_preview_of_an_unsaved_definition_defaults_to_the_suggested_mapping(
     suggested = definition.suggested_mapping(app.model())
     for sample in result.samples:
         assert sample.status == "ok", sample.error
-        assert sample.output is not None
-        assert set(sample.output) == set(suggested)
+        assert sample.returned is not None
+        assert set(sample.returned) == set(suggested)
+        assert sample.output is not None  # the row: every column of the model
+        assert list(sample.output) == [c.name for c in app.model().columns]
 
 
 def test_names_and_descriptions_have_the_same_limits_whatever_the_surface(

@@ -87,6 +87,42 @@ def test_python_errors_show_as_you_type(page: Page, site: Site, connection_id: s
     expect(page.locator("#preview-output")).to_contain_text("seen cus_")
 
 
+# Every other customer gets a created_at that is no datetime: the preview's five samples
+# hold both a row that lands and one that fails.
+CONVERTED = """seen = []
+def transform(customer):
+    seen.append(customer["id"])
+    when = customer["created"] if len(seen) % 2 else "<b>soon</b>"
+    return {"email": customer["email"], "created_at": when,
+            "address": {"city": (customer.get("address") or {}).get("city")}}
+"""
+
+
+def test_the_preview_shows_converted_rows_and_conversion_errors(
+    page: Page, site: Site, connection_id: str
+) -> None:
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{connection_id}/pipelines/new")
+    page.get_by_role("tab", name="Python").click()
+    page.get_by_role("textbox", name="Python source").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(CONVERTED)
+    page.get_by_role("button", name="Reload").click()
+    samples = page.get_by_role("article")
+    landed = samples.filter(has=page.get_by_role("heading", name="Warehouse row")).first
+    # Unix seconds as the warehouse stores them: a datetime; the object as its columns.
+    expect(landed).to_contain_text(re.compile(r'"created_at": "\d{4}-\d\d-\d\dT[0-9:]{8}\+00:00"'))
+    expect(landed).to_contain_text('"address_city": ')
+    expect(landed).not_to_contain_text(re.compile(r'"created_at": \d'))
+    expect(landed.get_by_role("alert")).to_have_count(0)
+    failed = samples.filter(has=page.get_by_role("heading", name="Returned, not written")).first
+    expect(failed.get_by_role("alert")).to_have_text(
+        "validate: property 'created_at' (datetime): cannot convert \"<b>soon</b>\""
+    )
+    assert "&lt;b&gt;soon" in failed.inner_html()  # text, never markup
+    expect(failed.get_by_role("heading", name="Warehouse row")).to_have_count(0)
+
+
 def test_a_live_run_shows_progress_and_can_be_cancelled(page: Page, site: Site) -> None:
     with start_sandbox(customers=3000, seed=5, latency_ms=250) as slow:
         app = site.app()

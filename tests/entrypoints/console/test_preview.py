@@ -6,6 +6,8 @@ template (never markup)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from html.parser import HTMLParser
 
 from headwater.entrypoints.console.web import env
@@ -62,3 +64,39 @@ def test_half_a_character_stays_an_escape() -> None:
     html = env.get_template("preview.html").render(result=result, error=None, problems=[])
     assert "&#34;name&#34;: &#34;a\\ud800b \U0001f600&#34;" in html
     html.encode()  # the answer can be sent
+
+
+def test_a_sample_shows_the_row_a_run_writes_and_the_error_it_records() -> None:
+    """The row is shown as the import converts it (an ISO 8601 datetime, a decimal as
+    text); a sample that fails shows what the code returned, marked as not written,
+    and the run's error, as text."""
+    row = {"email": "a@example.com", "created_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)}
+    row |= {"credit": Decimal("12.500000000"), "since": date(2026, 1, 2)}
+    error = "property 'created_at' (datetime): cannot convert \"<b>soon</b>\""
+    result = Preview(
+        samples=[
+            Sample("cus_1", {"id": "cus_1"}, "ok", row, returned={"created_at": 1767323045}),
+            Sample("cus_2", {"id": "cus_2"}, "error", None, error, "validate", {"x": "<i>"}),
+        ],
+        scanned=2,
+    )
+    html = env.get_template("preview.html").render(result=result, error=None, problems=[])
+    page = _Page()
+    page.feed(html)
+    assert page.pres[1] == json.dumps(
+        {
+            "email": "a@example.com",
+            "created_at": "2026-01-02T03:04:05+00:00",
+            "credit": "12.500000000",
+            "since": "2026-01-02",
+        },
+        indent=2,
+    )
+    assert "Warehouse row" in html
+    assert page.pres[3] == json.dumps({"x": "<i>"}, indent=2)
+    assert "Returned, not written" in html
+    assert (
+        "validate: property &#39;created_at&#39; (datetime): cannot convert &#34;&lt;b&gt;" in html
+    )
+    assert "b" not in page.tags
+    assert "i" not in page.tags

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from headwater.entrypoints.cli.output import (
     opened_app,
     print_json,
     say,
+    shown,
     table,
     warn,
 )
@@ -318,9 +321,12 @@ def delete(pipeline_id: str, yes: bool, as_json: bool) -> None:
 
 
 def _lines(value: Any, prefix: str = "", width: int = 48) -> list[str]:
-    """Flatten nested values into `path: value` lines for side-by-side display."""
+    """Flatten nested values into `path: value` lines for side-by-side display, each
+    value as its JSON document spells it (a datetime in ISO 8601, a decimal as text)."""
     if isinstance(value, dict) and value:
         return [line for k, v in value.items() for line in _lines(v, f"{prefix}{k}.", width)]
+    if isinstance(value, datetime | date | Decimal):
+        value = shown(value)  # a JSON string, as in the --json document
     text = json.dumps(value, ensure_ascii=False, default=str)
     text = text if len(text) <= width else text[: width - 1] + "…"
     return [f"{prefix.rstrip('.')}: {text}"]
@@ -369,11 +375,13 @@ def preview(
     rows = []
     for s in result.samples:
         shown_in = {k: s.input.get(k) for k in PREVIEW_INPUT if s.input.get(k) is not None}
-        shown_out = _lines(s.output) if s.output is not None else []
+        # The row a run would write; its null columns are left out, as the input's are.
+        row = {k: v for k, v in (s.output or {}).items() if v is not None}
+        shown_out = _lines(row) if row else ["(every column null)"] if s.output else []
         if s.status != "ok":
             shown_out.insert(0, f"{s.status.upper()} ({s.step or '-'}): {s.error or ''}")
         rows.append([s.source_id, "\n".join(_lines(shown_in)), "\n".join(shown_out)])
-    table(["customer", "Stripe (input)", "Customer Model (output)"], rows, ids=("customer",))
+    table(["customer", "Stripe (input)", "Warehouse row (output)"], rows, ids=("customer",))
     say(
         f"{len(result.samples)} shown · scanned {result.scanned} · filtered out "
         f"{result.filtered_out}"

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, cast
 from urllib.parse import quote, urlsplit
@@ -52,12 +53,21 @@ def _json(value: object) -> str:
     """Customer data as JSON text, shown as it is: non-ASCII and ``<&'`` stay
     themselves (autoescape makes them text) and keys keep their order (`tojson` wrote
     ``\\u00e9`` and sorted them). A lone surrogate (half a character: no UTF-8 encoder
-    takes it) stays an escape, as JSON writes it."""
-    text = json.dumps(value, ensure_ascii=False, indent=2)
+    takes it) stays an escape, as JSON writes it. Datetimes and dates are ISO 8601 text
+    and decimals text, as the API's documents spell them."""
+    text = json.dumps(value, ensure_ascii=False, indent=2, default=_document_value)
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a pair is one character in a str
+
+
+def _document_value(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 env = jinja2.Environment(

@@ -1,7 +1,9 @@
 """Previews: a definition (saved or not) run on live sample customers, side by side.
 
-Uses the same filter, transformation runtimes and Customer Model validation as a run,
-but writes nothing.  `sample_warning` is the same trial, taken when a pipeline is saved.
+Uses the same filter, transformation runtimes and conversion to the Customer Model's
+types as a run (`landing.land`), but writes nothing: each sample's output is the row the
+import would write, its error the one a run would record.  `sample_warning` is the same
+trial, taken when a pipeline is saved.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from headwater.adapters.connectors.stripe import StripeSource
 from headwater.adapters.transformations.contract import BatchFailed, Transformation
 from headwater.kernel.entities import Pipeline
 from headwater.kernel.errors import HeadwaterError, InvalidInput
-from headwater.kernel.model import ConversionError, CustomerModel
-from headwater.kernel.records import Record, TransformFailure
+from headwater.kernel.model import CustomerModel
+from headwater.kernel.records import Record
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
@@ -25,6 +27,7 @@ from headwater.services.pipelines.definition import (
     compile_predicate,
     compile_transformation,
 )
+from headwater.services.pipelines.landing import Failed, land
 
 MAX_PAGES = 10
 #: Customers a pipeline's definition is tried on when it is saved.
@@ -33,12 +36,18 @@ SAVE_SAMPLE = 50
 
 @dataclass
 class Sample:
+    """One customer: as the source gave it (`input`), what the transformation returned
+    (`returned`, keyed by Customer Model path) and, when it lands, the row the import
+    writes (`output`: every column, flattened, in the model's order, with the typed
+    values the warehouse stores); else why not (`error`, at `step`)."""
+
     source_id: str
     input: Record
     status: str  # "ok" | "skipped" | "error"
     output: dict[str, Any] | None = None
     error: str | None = None
     step: str | None = None
+    returned: dict[str, Any] | None = None
 
 
 @dataclass
@@ -159,18 +168,18 @@ def _run(transform: Transformation, records: list[Record], model: CustomerModel)
     except BatchFailed as exc:
         return [Sample(r["id"], r, "error", error=exc.message, step="transform") for r in records]
     samples = []
+    columns = [c.name for c in model.columns]
     for record, outcome in zip(records, outcomes, strict=True):
         sample = Sample(record["id"], record, "ok")
-        if outcome is None:
+        if isinstance(outcome, dict):
+            sample.returned = outcome
+        landed = land(outcome, model.to_columns)
+        if landed is None:
             sample.status = "skipped"
-        elif isinstance(outcome, TransformFailure):
-            sample.status, sample.error, sample.step = "error", outcome.message, "transform"
+        elif isinstance(landed, Failed):
+            sample.status, sample.error, sample.step = "error", landed.message, landed.step.value
         else:
-            try:
-                model.to_columns(outcome)
-                sample.output = outcome
-            except ConversionError as exc:
-                sample.status, sample.error, sample.step = "error", str(exc), "validate"
-                sample.output = outcome
+            # The import writes every column: one the result leaves out is stored null.
+            sample.output = {name: landed.get(name) for name in columns}
         samples.append(sample)
     return samples

@@ -14,9 +14,10 @@ from datetime import datetime
 
 from headwater.adapters.transformations.contract import Transformation
 from headwater.kernel.errors import TerminalError
-from headwater.kernel.model import ConversionError, CustomerModel
-from headwater.kernel.records import IdentityRow, Record, Step, TransformFailure
+from headwater.kernel.model import CustomerModel
+from headwater.kernel.records import IdentityRow, Record, Step
 from headwater.services.pipelines.bisection import GIVE_UP_LEVEL, transform_apart
+from headwater.services.pipelines.landing import Failed, land
 from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
 from headwater.services.pipelines.writer import RunStopped
@@ -93,20 +94,15 @@ class Shaper:
         to_columns = self.model.to_columns
         for record, at, outcome in zip(kept, kept_at, apart.outcomes, strict=True):
             source_id = record["id"]
-            if outcome is None:
+            landed = land(outcome, to_columns)
+            if landed is None:
                 self.recorder.counters.skipped += 1
                 out.dropped.append(source_id)
-            elif isinstance(outcome, TransformFailure):
-                self.recorder.error(source_id, Step.TRANSFORM, outcome.message)
+            elif isinstance(landed, Failed):
+                self.recorder.error(source_id, landed.step, landed.message)
                 out.failed.append(source_id)
             else:
-                try:
-                    values = to_columns(outcome)
-                except ConversionError as exc:
-                    self.recorder.error(source_id, Step.VALIDATE, str(exc))
-                    out.failed.append(source_id)
-                    continue
-                out.rows.append(IdentityRow(source_id, at, values))
+                out.rows.append(IdentityRow(source_id, at, landed))
         if self._failures_in_a_row >= MAX_CONSECUTIVE_BATCH_FAILURES and apart.failure:
             raise TransformationBroken(
                 f"the transformation failed {self._failures_in_a_row} batches in a row, "

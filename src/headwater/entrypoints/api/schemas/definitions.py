@@ -37,10 +37,22 @@ class Sample(BaseModel):
     input: dict[str, Any] = Field(description="The customer as Stripe returned it.")
     status: str = Field(description="`ok`, `skipped` (the code returned null) or `error`.")
     output: dict[str, Any] | None = Field(
-        description="What the transformation returned (keyed by Customer Model path)."
+        description="The row a run would write to the warehouse for this customer: every "
+        "Customer Model column (objects flattened, `address.city` → `address_city`), in "
+        "the model's order, with the values converted to their types as the import "
+        "converts them (datetimes and dates in ISO 8601, decimals as text, null where the "
+        "transformation gave nothing). Null when the customer is skipped or fails."
     )
-    error: str | None = Field(description="Why this customer fails, or null.")
+    error: str | None = Field(
+        description="Why this customer fails, or null: the error a run would record for "
+        "it (a value that cannot become its property's type names the property)."
+    )
     step: str | None = Field(description="Where it fails: `transform` or `validate`.")
+    returned: dict[str, Any] | None = Field(
+        default=None,
+        description="What the transformation returned, before conversion (keyed by "
+        "Customer Model path); null when it skipped the customer or failed.",
+    )
 
 
 class PreviewPublic(BaseModel):
