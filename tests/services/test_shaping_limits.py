@@ -216,6 +216,11 @@ def test_a_failure_that_is_not_the_records_doing_is_not_retried(recorder: Record
         "Test: could not start a worker: EAGAIN (transforming 4 records, this one among "
         "them; not retried in parts: the records played no part)"
     }
+    s.shape(page(1, [], start=4), [AT])  # alone, but not its doing either
+    assert errors(recorder)["cus_4"] == (
+        "Test: could not start a worker: EAGAIN (transforming this record; not retried "
+        "in parts: the records played no part)"
+    )
 
 
 def test_a_stop_requested_while_a_page_is_retried_ends_it_with_nothing_recorded(

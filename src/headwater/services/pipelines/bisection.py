@@ -74,28 +74,28 @@ def transform_apart(
     apart = Apart([], passed=False, failure=first, failed_calls=1)
     results: dict[int, Outcome] = {}
     failing = [_Part(0, len(records), first)]
+    stopped: str | None = None  # why the retries ended, once they did
     level = 0
     while failing:
         parts: list[_Part] = []
-        for part in failing:
-            if part.end - part.start == 1:  # transformed on its own: the culprit
-                results[part.start] = TransformFailure(_alone(part.failure))
-            elif not part.failure.records_at_fault:
+        for part in failing:  # each part that failed: settled, or cut in two
+            if not part.failure.records_at_fault:
                 _fail(results, part, "not retried in parts: the records played no part")
+            elif part.end - part.start == 1:  # transformed on its own: the culprit
+                results[part.start] = TransformFailure(_alone(part.failure))
+            elif stopped:
+                _fail(results, part, stopped)
             else:
                 middle = part.start + (part.end - part.start + 1) // 2
-                parts += [
-                    _Part(part.start, middle, part.failure),
-                    _Part(middle, part.end, part.failure),
-                ]
+                parts.append(_Part(part.start, middle, part.failure))
+                parts.append(_Part(middle, part.end, part.failure))
         level += 1
         failing = []
         for index, part in enumerate(parts):
             if apart.failed_calls - 1 >= MAX_FAILED_RETRIES:  # the first call is no retry
-                why = f"{MAX_FAILED_RETRIES} retries of its batch in smaller parts had failed"
-                for rest in failing + parts[index:]:
-                    _fail(results, rest, why)
-                failing = []
+                stopped = f"{MAX_FAILED_RETRIES} retries of its batch in smaller parts had failed"
+                for untried in parts[index:]:
+                    _fail(results, untried, stopped)
                 break
             if check is not None:
                 check()
@@ -110,12 +110,7 @@ def transform_apart(
             apart.passed = True
             results.update(zip(range(part.start, part.end), outcomes, strict=True))
         if failing and len(failing) == len(parts) and level >= give_up_level:
-            for part in failing:
-                if part.end - part.start > 1:
-                    _fail(results, part, "every part of its batch failed again")
-                else:
-                    results[part.start] = TransformFailure(_alone(part.failure))
-            failing = []
+            stopped = stopped or "every part of its batch failed again"
     if len(results) != len(records):  # every record ends in exactly one place
         raise AssertionError(f"{len(records) - len(results)} records were left unresolved")
     apart.outcomes = [results[i] for i in range(len(records))]
@@ -128,10 +123,7 @@ def _alone(failure: BatchFailed) -> str:
 
 def _fail(results: dict[int, Outcome], part: _Part, why: str) -> None:
     count = part.end - part.start
-    failure = part.failure
-    message = (
-        f"{failure.runtime}: {failure.reason} (transforming {count} records, this one "
-        f"among them; {why})"
-    )
+    which = "this record" if count == 1 else f"{count} records, this one among them"
+    message = f"{part.failure.runtime}: {part.failure.reason} (transforming {which}; {why})"
     for index in range(part.start, part.end):
         results[index] = TransformFailure(message)
