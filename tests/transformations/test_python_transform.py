@@ -125,6 +125,9 @@ def test_top_level_failure_is_rejected_at_compile_with_line() -> None:
     assert caught.value.message == (
         "line 2: top-level code failed: ZeroDivisionError: division by zero"
     )
+    with pytest.raises(InvalidInput) as caught:  # not transform: it was never called
+        compile_python("import sys\nsys.exit(2)\ndef transform(c):\n    pass\n")
+    assert caught.value.message == "line 2: the top-level code called exit(2)"
     with pytest.raises(InvalidInput, match="does not define a function named transform"):
         compile_python("transform = 3\n")
 

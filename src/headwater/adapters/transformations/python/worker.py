@@ -152,7 +152,7 @@ def install_filter(libc: Any, program_hex: Any) -> str:
     return "seccomp filter: sockets, tracing, mounts, namespaces, signals to others refused"
 
 
-def describe(exc: BaseException) -> tuple[str, int | None]:
+def describe(exc: BaseException, caller: str = "transform") -> tuple[str, int | None]:
     """A one-line message for a user exception, and the user's line if known (not in
     the message: a record's error adds it, a top-level error is located by it)."""
     line = None
@@ -163,12 +163,12 @@ def describe(exc: BaseException) -> tuple[str, int | None]:
         tb = tb.tb_next
     try:  # repr and str run user code (the exit code's, the exception's)
         if isinstance(exc, SystemExit):
-            text = f"transform called exit({exc.code!r})"[:MAX_LINE]
+            text = f"{caller} called exit({exc.code!r})"[:MAX_LINE]
         else:
             text = f"{type(exc).__name__}: {exc}"[:MAX_LINE]
     except BaseException:
         text = (
-            "transform called exit (its code could not be read)"
+            f"{caller} called exit (its code could not be read)"
             if isinstance(exc, SystemExit)
             else f"{type(exc).__name__} (its message could not be read)"
         )
@@ -305,8 +305,9 @@ def start(cfg: dict[str, Any], out_fd: int) -> tuple[Callable[[Any], Any], dict[
         code = compile(str(cfg["source"]), FILENAME, "exec")
         exec(code, namespace)  # noqa: S102 - running user code is this process' purpose
     except BaseException as exc:
-        message, line = describe(exc)
-        message = f"top-level code failed: {message}"
+        message, line = describe(exc, "the top-level code")
+        if not isinstance(exc, SystemExit):
+            message = f"top-level code failed: {message}"
         if isinstance(exc, SyntaxError):
             message, line = f"SyntaxError: {exc.msg}", exc.lineno
         write_frame(out_fd, json.dumps({"error": message, "line": line}).encode())
