@@ -74,6 +74,8 @@ def test_bad_users_are_refused_naming_the_field_and_change_nothing(tenant: Tenan
         assert answer.status_code == status, (body, answer.text)
         assert answer.json()["error"]["field"] == field, (body, answer.text)
         assert PASSWORD not in answer.text
+    told = tenant.http.post("/users", json={"email": "bob@example.com", "password": PASSWORD})
+    assert "headwater users add" in told.json()["error"]["message"]  # why, not "extra input"
     assert tenant.http.get("/users/invitations").json()["data"] == []
     assert users.authenticate(tenant.app, "bob@example.com", PASSWORD) is None
 

@@ -3,9 +3,11 @@ the CLI's ``--json`` output."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 from headwater.kernel.accounts import ApiToken, User
 from headwater.kernel.entities import Workspace
@@ -48,6 +50,19 @@ class InvitationCreate(Strict):
         max_length=320,
         description="The email to invite, whether or not it has an account (nothing tells).",
     )
+    # `POST /users` took a password for a new account: refused with a word of why, not
+    # as an unknown field. (Not in the schema: it is no field of this document.)
+    password: SkipJsonSchema[Any] = Field(default=None, exclude=True)
+
+    @field_validator("password")
+    @classmethod
+    def _no_password(cls, value: Any) -> None:
+        if value is not None:
+            raise PydanticCustomError(
+                "password_refused",
+                "a member invites an email and sets no one's password: send the email "
+                "alone (accounts are made by the operator, `headwater users add`)",
+            )
 
 
 class UserPublic(BaseModel):
