@@ -105,6 +105,24 @@ def record_delivery(
     return True
 
 
+def ask_runs(
+    engine: Engine, asks: Sequence[tuple[str, str]], now: datetime, timing: tuple[float, float]
+) -> None:
+    """Request a run of each (pipeline id, workspace id) in `asks`, as a delivery does,
+    without an event (`record_delivery` for what `timing` means)."""
+    with engine.begin() as conn:
+        for pipeline_id, workspace_id in asks:
+            _ask(conn, pipeline_id, workspace_id, now, timing)
+
+
+def endpoint_connections(engine: Engine) -> list[tuple[str, str]]:
+    """(connection id, workspace id) of every connection with a webhook endpoint."""
+    table = webhook_endpoints.c
+    with engine.connect() as conn:
+        found = conn.execute(select(table.connection_id, table.workspace_id))
+        return [(row.connection_id, row.workspace_id) for row in found]
+
+
 def _insert_new(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
     """INSERT unless the primary key exists (no error either way); True if inserted.
     (RETURNING tells, as psycopg reports no row count for ON CONFLICT DO NOTHING.)"""

@@ -44,6 +44,10 @@ runner would: `run_retries`).
 
 A pipeline disabled, deleted or no longer incremental drops its requests.
 
+A serving process starting asks for a run of every pipeline a delivery would
+(`catch_up`): deliveries made while none listened failed, and Stripe retries them
+only later, so without it the changes made meanwhile would wait minutes or hours.
+
 Concurrency boundary: `Dispatcher` is one thread per serving process that calls
 `dispatch_due` every `interval` seconds (and prunes old event ids now and then); every
 other function here runs on the caller's thread.  Several processes may dispatch at
@@ -103,6 +107,25 @@ def request_runs(
     if not store.record_delivery(app.engine, connection_id, event_id, now, asks, timing):
         return None
     return [p.id for p in wanted]
+
+
+def catch_up(app: App, now: datetime) -> list[str]:
+    """Ask for a run of each wanted pipeline of every connection with a webhook
+    endpoint, as a delivery would; the pipelines' ids.
+
+    A serving process calls it when it starts: deliveries Stripe made while no process
+    listened failed, and Stripe retries them only later (minutes at first, hours in the
+    end), so changes made meanwhile would wait for those retries.  The request is judged
+    as any other: a pipeline with nothing new costs a look at Stripe, not a run."""
+    asks: list[tuple[str, str]] = []
+    for connection_id, workspace_id in store.endpoint_connections(app.engine):
+        try:
+            wanted = wanted_pipelines(app.in_workspace(workspace_id), connection_id)
+        except NotFound:  # deleted meanwhile
+            continue
+        asks.extend((p.id, p.workspace_id) for p in wanted)
+    store.ask_runs(app.engine, asks, now, (QUIET_SECONDS, MOST_WAIT))
+    return [pipeline_id for pipeline_id, _ in asks]
 
 
 def dispatch_due(app: App, now: datetime) -> list[Run]:
@@ -239,6 +262,15 @@ class Dispatcher:
         self._pruned_at: datetime | None = None
 
     def start(self) -> None:
+        """Ask for the runs that catch up with changes made while no process listened
+        (`catch_up`), then dispatch every `interval` seconds."""
+        try:
+            asked = catch_up(self._app, self._clock.now())
+        except Exception:  # the store was unreachable: deliveries will ask instead
+            log.exception("webhook catch-up at start failed")
+        else:
+            if asked:
+                log.info("webhook catch-up: a run of %d pipeline(s) asked for", len(asked))
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
