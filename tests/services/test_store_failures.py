@@ -1,0 +1,87 @@
+"""The metadata store failing under a run: a SQLite file locked by another process for
+longer than the busy timeout, a PostgreSQL store whose connections are dropped.
+
+What must hold: the command says what is wrong in one line (never a traceback), the
+run's record ends as what happened, the store stays intact, and the warehouse holds
+exactly what a fresh import holds once the store is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from tests.services.failure_world import fresh_import, landed, make, seed_shared
+
+from headwater.adapters.store import runs
+from headwater.kernel.settings import Settings
+from headwater.sandbox.testing import RunningSandbox, start_sandbox
+from headwater.services.app import App
+from headwater.services.pipelines import runner
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sb() -> Iterator[RunningSandbox]:
+    with start_sandbox(customers=1500, seed=41) as running:
+        seed_shared(running)
+        yield running
+
+
+@contextmanager
+def write_locked(db: Path) -> Iterator[None]:
+    """Another process holds the SQLite file's write lock until the block ends."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); sys.stdin.read()",
+            str(db),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+
+
+def test_a_store_locked_past_the_busy_timeout_fails_the_command_in_one_clear_line(
+    app: App, home: Path, settings: Settings, sb: RunningSandbox, tmp_path: Path
+) -> None:
+    pipeline = make(app, sb)
+    env = {**os.environ, "HEADWATER_HOME": str(home)}
+    command = [sys.executable, "-m", "headwater", "pipelines", "run", pipeline.id]
+    with write_locked(home / "headwater.db"):
+        locked = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert locked.returncode == 1, locked.stderr[-3000:]
+    assert "Traceback" not in locked.stderr, locked.stderr[-3000:]
+    assert "DELETE FROM" not in locked.stderr  # no SQL shown
+    lines = locked.stderr.strip().splitlines()
+    assert len(lines) == 1, locked.stderr
+    assert lines[0].startswith("error: the metadata store failed: "), lines[0]
+    assert "database is locked (another process held its write lock" in lines[0]
+    # Nothing was left half-started: no live run blocks the next one.
+    assert runs.live_run(app.engine, pipeline.id) is None
+    again = runner.run_pipeline(app, pipeline.id)
+    assert again.status == "succeeded", again.message
+    with contextlib.closing(sqlite3.connect(home / "headwater.db")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    want = fresh_import(settings, tmp_path / "ref", f"duckdb:///{tmp_path / 'ref.duckdb'}", sb)
+    assert landed(app, pipeline.id) == want
