@@ -9,15 +9,20 @@ exactly what a fresh import holds once the store is back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
+from tests.conftest import PG_URL, pg_schema_url
 from tests.services.failure_world import fresh_import, landed, make, seed_shared
 
 from headwater.adapters.store import runs
@@ -85,3 +90,53 @@ def test_a_store_locked_past_the_busy_timeout_fails_the_command_in_one_clear_lin
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     want = fresh_import(settings, tmp_path / "ref", f"duckdb:///{tmp_path / 'ref.duckdb'}", sb)
     assert landed(app, pipeline.id) == want
+
+
+def _terminate(application_name: str) -> int:
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            (application_name,),
+        ).fetchone()
+    return int(found[0]) if found else 0
+
+
+@pytest.mark.postgres
+def test_a_postgres_store_whose_connections_drop_during_a_run_keeps_the_run_s_account(
+    settings: Settings, sb: RunningSandbox, tmp_path: Path, pg_store_schema: str
+) -> None:
+    name = f"hw_store_{secrets.token_hex(4)}"
+    url = f"{pg_schema_url(pg_store_schema)}&application_name={name}"
+    app = App.open(dataclasses.replace(settings, database_url=url))
+    try:
+        pipeline = make(app, sb)
+        sb.control(latency_ms=15)  # a run of a few seconds, for the drops to land in
+        killed = 0
+        done = threading.Event()
+
+        def drops() -> None:
+            nonlocal killed
+            while not done.wait(0.25):
+                killed += _terminate(name)
+
+        dropper = threading.Thread(target=drops)
+        dropper.start()
+        try:
+            ended = runner.run_pipeline(app, pipeline.id)
+        finally:
+            done.set()
+            dropper.join()
+        sb.control(latency_ms=0)
+        assert killed >= 3, "the store's sessions were never dropped"
+        # The run kept its account: it read and wrote every customer, and says so.
+        assert ended.status == "succeeded", ended.message
+        stored = runs.get_run(app.engine, ended.id)
+        assert stored.status == "succeeded"
+        assert stored.counters["written"] == stored.counters["read"] == 1509
+        assert runs.live_run(app.engine, pipeline.id) is None
+        got = landed(app, pipeline.id)
+    finally:
+        app.close()
+    want = fresh_import(settings, tmp_path / "ref", f"duckdb:///{tmp_path / 'ref.duckdb'}", sb)
+    assert got == want
