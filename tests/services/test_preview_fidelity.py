@@ -15,12 +15,13 @@ from typing import Any
 
 import orjson
 import pytest
+import stripe
 from tests.services.conftest import connect
 
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import model
 from headwater.services.app import App
-from headwater.services.pipelines import history, manage, preview, runner
+from headwater.services.pipelines import history, manage, preview, runner, saving
 
 EXTRA = [
     ("balance", "integer"),
@@ -118,3 +119,43 @@ def test_the_preview_shows_the_rows_and_errors_a_run_lands(warehouse_app: App, k
     for s in samples:
         if s["status"] != "skipped":
             assert s["returned"]["credit"] == s["input"]["metadata"].get("crm_id", "none")
+
+
+TRAPPED = """
+def transform(c):
+    if c["metadata"].get("trap") == "memory":
+        hoard = []
+        while True:
+            hoard.append(bytearray(10**7))
+    return {"email": c["email"], "created_at": c["created"]}
+"""
+
+
+def test_a_customer_that_breaks_a_limit_fails_alone_as_in_a_run(app: App) -> None:
+    """A run retries a batch that broke a runtime's limit in parts (`bisection`), so only
+    the customer that broke it fails; the preview (and the trial on save, which warned
+    that every sampled customer fails) failed every sample of its batch with the limit,
+    an error no run records for them."""
+    with start_sandbox(customers=30, seed=9) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        trap = client.v1.customers.create({"email": "t@x.io", "metadata": {"trap": "memory"}})
+        spec = {"kind": "python", "source": TRAPPED}
+        saved = saving.save_new(app, connect(app, sb).id, "trapped", spec)
+        pipeline = saved.pipeline
+        shown = plain(preview.preview(app, pipeline_id=pipeline.id, limit=100).as_dict())
+        run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == "succeeded", run.message
+    # The trial on save, the same retries: one customer of the 31 fails, no warning.
+    assert saved.warnings == []
+    stored = history.page_errors(app, run.id, limit=100)
+    assert [(e["source_id"], e["step"]) for e in stored.items] == [(trap.id, "transform")]
+    samples = {s["source_id"]: s for s in shown["samples"]}
+    assert len(samples) == 31
+    failed = samples.pop(trap.id)
+    assert (failed["step"], failed["error"]) == ("transform", stored.items[0]["message"])
+    assert "memory limit" in failed["error"]
+    assert {s["status"] for s in samples.values()} == {"ok"}
+    wh = app.warehouse()
+    rows = {r["_source_id"]: plain(r["created_at"]) for r in wh.identities(pipeline.id)}
+    wh.close()
+    assert {k: s["output"]["created_at"] for k, s in samples.items()} == rows

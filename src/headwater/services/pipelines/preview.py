@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headwater.adapters.connectors.stripe import StripeSource
-from headwater.adapters.transformations.contract import BatchFailed, Transformation
+from headwater.adapters.transformations.contract import Transformation
 from headwater.kernel.entities import Pipeline
 from headwater.kernel.errors import HeadwaterError, InvalidInput
 from headwater.kernel.model import CustomerModel
@@ -21,6 +21,7 @@ from headwater.kernel.records import Record
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
+from headwater.services.pipelines.bisection import GIVE_UP_LEVEL, transform_apart
 from headwater.services.pipelines.definition import (
     check_filter,
     check_transformation,
@@ -140,7 +141,9 @@ def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> list[Sample]:
         return []
     transform = compile_transformation(pipeline.transformation, model)
     try:
-        return _run(transform, chosen, model)
+        # A glance: retries in parts end as soon as both halves fail (code that breaks
+        # its limit on every record holds the save for 3 calls, not 7).
+        return _run(transform, chosen, model, give_up_level=1)
     finally:
         transform.close()
 
@@ -162,11 +165,15 @@ def _choose(
     return chosen
 
 
-def _run(transform: Transformation, records: list[Record], model: CustomerModel) -> list[Sample]:
-    try:
-        outcomes = transform.transform(records)
-    except BatchFailed as exc:
-        return [Sample(r["id"], r, "error", error=exc.message, step="transform") for r in records]
+def _run(
+    transform: Transformation,
+    records: list[Record],
+    model: CustomerModel,
+    give_up_level: int = GIVE_UP_LEVEL,
+) -> list[Sample]:
+    # As a run's first page: a batch that breaks a runtime's limit is retried in parts,
+    # so only the customer that broke it fails, with the error the run records.
+    outcomes = transform_apart(transform, records, give_up_level=give_up_level).outcomes
     samples = []
     columns = [c.name for c in model.columns]
     for record, outcome in zip(records, outcomes, strict=True):
