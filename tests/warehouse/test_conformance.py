@@ -16,6 +16,7 @@ from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     PROFILE_META_COLUMNS,
     Capabilities,
+    ModelChange,
 )
 from headwater.adapters.warehouse.profile_store import ProfileRecord, ProfileWrite
 from headwater.kernel.errors import InvalidInput, NotFound
@@ -64,8 +65,9 @@ def batch(
     pipeline: str = "p1",
     deletes=(),
     state: PipelineState | None = None,
+    model: int | None = None,
 ) -> WriteBatch:
-    return WriteBatch(pipeline, "conn1", run, list(rows), list(deletes), state)
+    return WriteBatch(pipeline, "conn1", run, list(rows), list(deletes), state, model)
 
 
 def own(warehouse: Warehouse, pipeline: str, run: str) -> None:
@@ -290,12 +292,19 @@ def test_delete_pipeline(warehouse: Warehouse) -> None:
 
 def test_model_changes_alter_both_tables(warehouse: Warehouse, engine: Engine, reopen) -> None:
     write(warehouse, batch(row("cus_1", email="a", age=5)))
-    warehouse.ensure_columns([*COLUMNS, Column("plan", "plan", PropertyType.STRING)])
+    planned = [*COLUMNS, Column("plan", "plan", PropertyType.STRING)]
+    warehouse.ensure_columns(planned)
     write(warehouse, batch(row("cus_2", plan="gold")))
-    warehouse.rename_column("email", "primary_email")
-    warehouse.rename_column("email", "primary_email")  # a retried rename is a no-op
-    warehouse.drop_column("age")
-    warehouse.drop_column("age")
+    renamed = [
+        Column("primary_email", "primary_email", c.type) if c.name == "email" else c
+        for c in planned
+    ]
+    rename = ModelChange(planned, renamed, renamed=[("email", "primary_email")])
+    warehouse.change_model(rename)
+    warehouse.change_model(rename)  # a retried rename is a no-op
+    dropped = [c for c in renamed if c.name != "age"]
+    warehouse.change_model(ModelChange(renamed, dropped, dropped=["age"]))
+    warehouse.change_model(ModelChange(renamed, dropped, dropped=["age"]))
     write(warehouse, batch(row("cus_3", primary_email="c")))
     for table in ("identities", "profiles"):
         names = columns_of(engine, warehouse, table)
@@ -305,9 +314,9 @@ def test_model_changes_alter_both_tables(warehouse: Warehouse, engine: Engine, r
     emails = {i["_source_id"]: i["primary_email"] for i in warehouse.identities()}
     assert emails == {"cus_1": "a", "cus_2": None, "cus_3": "c"}
     with pytest.raises(NotFound, match="nope"):
-        warehouse.rename_column("nope", "other")
+        warehouse.change_model(ModelChange(dropped, dropped, renamed=[("nope", "other")]))
     with pytest.raises(InvalidInput, match="reserved"):
-        warehouse.drop_column("_source_id")
+        warehouse.change_model(ModelChange(dropped, dropped, dropped=["_source_id"]))
     again = reopen()
     try:
         assert again.count() == 3

@@ -10,8 +10,9 @@ import psycopg
 import pytest
 
 from headwater.adapters.warehouse import WarehouseError, WriteBatch
+from headwater.adapters.warehouse.contract import ModelChange
 from headwater.adapters.warehouse.postgres import PostgresWarehouse
-from headwater.kernel.model import DEFAULT_MODEL
+from headwater.kernel.model import DEFAULT_MODEL, Column
 from headwater.kernel.records import IdentityRow
 from headwater.services.identity import Context, identity_settings
 from headwater.services.identity.warehouse import rebuild_in_warehouse
@@ -66,7 +67,8 @@ def test_connection_killed_between_statements_leaves_nothing(pg: PostgresWarehou
 
 def test_stage_follows_model_changes_in_one_session(pg: PostgresWarehouse) -> None:
     pg.write(WriteBatch("p1", "c1", "r1", rows("cus_1")))
-    pg.rename_column("email", "mail")
+    mailed = [Column("mail", "mail", c.type) if c.name == "email" else c for c in COLUMNS]
+    pg.change_model(ModelChange(COLUMNS, mailed, renamed=[("email", "mail")]))
     batch = [IdentityRow("cus_2", None, {"mail": "m"})]
     assert pg.write(WriteBatch("p1", "c1", "r1", batch)).inserted == 1
     assert [i["mail"] for i in pg.identities()] == ["x", "m"]

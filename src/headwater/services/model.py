@@ -4,7 +4,12 @@ What names a property follows it: a rename renames the identifiers and the mappi
 at or under it, and a drop is refused while an identifier or a mapping sets it (either
 was left naming nothing: resolutions, or every run of the pipeline, failed after it).
 JavaScript and Python code name their keys as they run: a key the model no longer has
-is that record's error."""
+is that record's error.
+
+Runs: a rename or drop is refused while a run is running; a run claimed just after that
+check, or that read the model before it was saved, is kept from the old columns by the
+warehouse's model generation (`adapters.warehouse.model_state`: README, "Customer Model
+changes and runs")."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from headwater.adapters.store import objects, run_queries
+from headwater.adapters.warehouse.contract import ModelChange
 from headwater.kernel.entities import Pipeline, utcnow
 from headwater.kernel.errors import Conflict, InvalidInput
 from headwater.kernel.model import CustomerModel, PropertyType
@@ -28,6 +34,7 @@ from headwater.services.profiles import current_settings
 
 def _apply(
     app: App,
+    before: CustomerModel,
     model: CustomerModel,
     changes: ColumnChanges,
     identity: dict[str, Any] | None = None,
@@ -37,23 +44,23 @@ def _apply(
     that follow it, when given, and the `pipelines` whose mappings follow it) in one
     write."""
     if changes.renamed or changes.dropped:
-        # A run imports with the model it started with: a column renamed or dropped
-        # under it would take its values elsewhere, or fail its writes.
+        # A run imports with the model it started with: its writes after the change are
+        # refused (the warehouse's model generation), so it would fail and be retried.
+        # Said at once instead.  A queued run (or one claimed after this check) reads
+        # the model when it starts: the generation keeps it from the old columns.
         running = run_queries.running_in_workspace(app.engine, app.workspace_id)
         if running:
             raise Conflict(
                 f"runs {', '.join(running)} are importing with the current model; rename "
                 "or drop properties once they have ended (or cancel them)"
             )
-    # Alter the warehouse first: if it fails, the saved model still matches the tables.
+    # Alter the warehouse first, in one transaction: if it fails, the saved model still
+    # matches the tables.  From its commit on, `before` is outdated there: a run that
+    # read it (the model is saved below) neither adds its columns back nor writes.
+    change = ModelChange(before.columns, model.columns, changes.renamed, changes.dropped)
     warehouse = app.warehouse()
     try:
-        for old, new in changes.renamed:
-            warehouse.rename_column(old, new)
-        for name in changes.dropped:
-            warehouse.drop_column(name)
-        if changes.added:
-            warehouse.ensure_columns(model.columns)
+        warehouse.change_model(change)
     finally:
         warehouse.close()
     workspace = app.workspace()
@@ -73,14 +80,16 @@ def add(app: App, path: str, ptype: str, description: str = "") -> CustomerModel
     except ValueError:
         allowed = ", ".join(t.value for t in PropertyType)
         raise InvalidInput(f"unknown type {ptype!r}; expected one of {allowed}", path) from None
-    model, changes = add_property(app.model(), path, kind, description)
-    return _apply(app, model, changes)
+    before = app.model()
+    model, changes = add_property(before, path, kind, description)
+    return _apply(app, before, model, changes)
 
 
 def rename(app: App, path: str, new_name: str) -> CustomerModel:
     """Rename a property; identifiers at or under it are renamed with it (a renamed
     identifier was left naming nothing, and every resolution failed after each run)."""
-    model, changes = rename_property(app.model(), path, new_name)
+    before = app.model()
+    model, changes = rename_property(before, path, new_name)
     parent = path.rpartition(".")[0]
     new_path = f"{parent}.{new_name}" if parent else new_name
     stored = current_settings(app).as_dict()
@@ -102,12 +111,13 @@ def rename(app: App, path: str, new_name: str) -> CustomerModel:
         renamed = {moved(key): expression for key, expression in mapping.items()}
         pipeline.transformation = {**pipeline.transformation, "mapping": renamed}
         pipeline.updated_at = now
-    return _apply(app, model, changes, identity, pipelines)
+    return _apply(app, before, model, changes, identity, pipelines)
 
 
 def drop(app: App, path: str) -> CustomerModel:
     """Drop a property; refused while an identifier is at or under it."""
-    model, changes = drop_property(app.model(), path)
+    before = app.model()
+    model, changes = drop_property(before, path)
     used = [p for p in current_settings(app).names if _under(p, path)]
     if used:
         raise InvalidInput(
@@ -123,7 +133,7 @@ def drop(app: App, path: str) -> CustomerModel:
             "(headwater pipelines update)",
             path,
         )
-    return _apply(app, model, changes)
+    return _apply(app, before, model, changes)
 
 
 def _mapping(app: App, path: str) -> list[Pipeline]:

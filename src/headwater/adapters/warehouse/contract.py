@@ -53,7 +53,14 @@ Contract for every implementation:
   (`ownership.claim`), so the purge weighs them like any row it did not write.
 - `delete_pipeline` removes the pipeline's identities (recorded as pending) and its
   ``pipeline_state`` row (no ownership needed: the pipeline is going away).
-- Model changes (`ensure_columns`, `rename_column`, `drop_column`) alter both tables.
+- Model changes alter both tables and keep the model's generation (`model_state`).
+  `ensure_columns` creates the tables and adds the model's missing columns, unless a
+  rename or drop replaced that model: then it alters nothing; either way it returns the
+  `ModelState` (the generation; whether the model is outdated).  `change_model` renames,
+  drops and adds columns in one transaction, raising the generation for a rename or
+  drop.  A `write` with rows whose ``WriteBatch.model`` is not the generation of the
+  tables raises `ModelChanged` and changes nothing (checked in its transaction, after
+  the ownership check, serialised against a concurrent `change_model`).
 - Identity resolution (capability; the rules live in ``services/identity``, the
   statements in `profile_store`).  ``identities_by_key``, ``identities_sharing``,
   ``identities_in_profiles``, ``all_identity_records`` and ``profile_records`` read
@@ -82,6 +89,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from headwater.adapters.warehouse.identity_rebuild import Job, Outcome
+from headwater.adapters.warehouse.model_state import ModelChange, ModelChanged, ModelState
 from headwater.adapters.warehouse.ownership import OwnedState, OwnershipLost
 from headwater.adapters.warehouse.pending import Pending
 from headwater.adapters.warehouse.profile_store import (
@@ -95,7 +103,7 @@ from headwater.kernel.model import Column
 from headwater.kernel.records import IdentityRow
 from headwater.kernel.state import PipelineState
 
-__all__ = ["OwnedState", "OwnershipLost"]
+__all__ = ["ModelChange", "ModelChanged", "ModelState", "OwnedState", "OwnershipLost"]
 
 META_COLUMNS = (
     "_pipeline_id",
@@ -130,6 +138,9 @@ class WriteBatch:
     deletes: Sequence[str] = ()
     #: Saved as the pipeline's state in the batch's transaction (None: left as it is).
     state: PipelineState | None = None
+    #: The model generation the rows were shaped under (`ensure_columns`): a batch with
+    #: rows is refused when a rename or drop changed it since (None: not checked).
+    model: int | None = None
 
 
 @dataclass
@@ -151,12 +162,12 @@ class Warehouse(Protocol):
     #: Whether a write gives a new identity a provisional ``_profile_id`` (see above).
     provisional_ids: ClassVar[bool]
 
-    def ensure_columns(self, columns: Sequence[Column]) -> None:
-        """Create the tables if needed and add any missing model column (never drops)."""
+    def ensure_columns(self, columns: Sequence[Column]) -> ModelState:
+        """Create the tables if needed and add any missing model column (never drops),
+        unless a rename or drop replaced this model (see above)."""
 
-    def rename_column(self, old: str, new: str) -> None: ...
-
-    def drop_column(self, name: str) -> None: ...
+    def change_model(self, change: ModelChange) -> ModelState:
+        """Apply a model change to both tables in one transaction (see above)."""
 
     def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
         """Make `run_id` the pipeline's owner; the state saved here, if any."""

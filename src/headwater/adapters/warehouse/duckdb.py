@@ -5,6 +5,7 @@ file and process, Arrow staging, a merge that counts new rows by the table's gro
 a memory limit that follows the unique indexes (`duckdb_memory`), and write conflicts
 between two connections of one process (a claim meeting a write in flight), which
 DuckDB reports instead of waiting: the transaction is redone until the other ends.
+Tables are altered apart from every other transaction on the file (`duckdb_guard`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import duckdb
 
 from headwater.adapters.warehouse import ownership, rejects, sql
 from headwater.adapters.warehouse.contract import WarehouseError, WriteBatch, WriteResult
+from headwater.adapters.warehouse.duckdb_guard import schema_guard
 from headwater.adapters.warehouse.duckdb_memory import (
     MAX_HEADROOM_MB,
     RESOLUTION_HEADROOM_MB,
@@ -112,6 +114,8 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
                 )
             raise WarehouseError(f"cannot open DuckDB database {target!r}: {exc}{hint}") from None
         self._memory = MemoryBound(memory_headroom_mb, max_headroom_mb)
+        self._guard = schema_guard(self._path)
+        self._guarded = False  # whether the open transaction holds it (shared)
         self._rebuild_headroom = 0  # set by `_rebuild_memory`
         with self._lock:
             self._memory.tune(self._conn)
@@ -119,18 +123,37 @@ class DuckDBWarehouse(SQLWarehouse[Conn]):
     # -- transactions and errors -------------------------------------------------------
 
     def _begin(self) -> Conn:
-        self._conn.begin()
+        # Shared from BEGIN to the end: no table is altered under it (`duckdb_guard`).
+        self._guard.acquire_shared()
+        self._guarded = True
+        try:
+            self._conn.begin()
+        except BaseException:
+            self._unguard()
+            raise
         return self._conn
 
     def _end(self, cur: Conn, commit: bool) -> None:
-        if commit:
-            cur.commit()
-        else:
-            cur.rollback()
+        try:
+            if commit:
+                cur.commit()
+            else:
+                cur.rollback()
+        finally:
+            self._unguard()
 
     def _abandon(self, cur: Conn) -> None:
         with suppress(duckdb.Error):  # a failed COMMIT has already ended it
             cur.rollback()
+        self._unguard()
+
+    def _unguard(self) -> None:
+        if self._guarded:
+            self._guarded = False
+            self._guard.release_shared()
+
+    def _altering(self) -> AbstractContextManager[None]:
+        return self._guard.exclusive()
 
     def map_error(self, exc: Exception, what: str) -> HeadwaterError | None:
         if out_of_memory(exc):

@@ -58,6 +58,7 @@ class PostgresWarehouse(SQLWarehouse[Cursor]):
         )
     )
     nul_forbidden = True
+    model_lock = " FOR SHARE"  # a write waits for a model change under way, and it for them
     provisional_ids = False  # see `SQLWarehouse.provisional_ids`
     stage = STAGE
     ph = staticmethod(_named)

@@ -109,6 +109,9 @@ def create_tables(d: TypeMapper, schema: str, extra: Sequence[str] = ()) -> list
         f"CREATE TABLE IF NOT EXISTS {s}.profile_changes (run_id {t} NOT NULL, "
         f"changed_at {ts} NOT NULL, kind {t} NOT NULL, before_ids {t} NOT NULL, "
         f"after_ids {t} NOT NULL)",
+        # Which Customer Model the tables are at (`model_state`; one row, keyed 1).
+        f"CREATE TABLE IF NOT EXISTS {s}.model_state (id INTEGER PRIMARY KEY, "
+        f"generation BIGINT NOT NULL, outdated {t} NOT NULL, changed_at {ts} NOT NULL)",
         # Whose customers these are (`ownership.bind_workspace`).
         f"CREATE TABLE IF NOT EXISTS {s}.workspace (workspace_id {t} NOT NULL)",
         # Identities written or deleted since the last resolution (`pending`).

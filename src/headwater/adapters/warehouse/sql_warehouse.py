@@ -1,7 +1,7 @@
 """The skeleton every SQL warehouse shares; an engine fills in what differs.
 
 Shared here: the transaction wrapper (one connection per object, serialised by a lock),
-the column cache, model changes (ensure/rename/drop column), ownership and saved state,
+the column cache, model changes (`model_state`), ownership and saved state,
 writes (speculative insert, then merge; refused rows isolated by `rejects`), deletes and
 reads.  An engine subclass (``duckdb.py``, ``postgres.py``) supplies its connection, its
 `TypeMapper`, one `map_error`, and the few statements it runs its own way (staging a
@@ -25,23 +25,30 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from headwater.adapters.warehouse import ownership, pending, profile_store, sql
+from headwater.adapters.warehouse import (
+    model_columns,
+    model_state,
+    ownership,
+    pending,
+    profile_store,
+    sql,
+)
 from headwater.adapters.warehouse.contract import (
     META_COLUMNS,
     Capabilities,
     WriteBatch,
     WriteResult,
 )
+from headwater.adapters.warehouse.model_state import ModelChange, ModelState
 from headwater.adapters.warehouse.profile_methods import ProfileMethods
 from headwater.adapters.warehouse.rejects import Refused, Staged, stage_values, write_isolating
-from headwater.adapters.warehouse.staging import check_row_columns, latest_rows, retyped_columns
+from headwater.adapters.warehouse.staging import check_row_columns, latest_rows
 from headwater.adapters.warehouse.transaction import Transactions, Tx
-from headwater.kernel.errors import NotFound
 from headwater.kernel.model import Column, PropertyType
 from headwater.kernel.records import IdentityRow
 from headwater.kernel.state import PipelineState
@@ -49,8 +56,6 @@ from headwater.kernel.state import PipelineState
 C = TypeVar("C")
 R = TypeVar("R")
 Params = dict[str, Any]
-#: Named parameters of an identity write: pipeline, connection, run, import time.
-_WRITE_PARAMS = ("p", "c", "r", "n")
 
 
 def spelling_of(
@@ -97,6 +102,8 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
     provisional_ids: ClassVar[bool] = True
     #: The relation a batch is staged as, for the statements that read it.
     stage: ClassVar[str]
+    #: How a read locks the `model_state` row against a concurrent change (`model_state`).
+    model_lock: ClassVar[str] = ""
 
     def __init__(self, schema: str, after_merge: Callable[[], None] | None) -> None:
         """`after_merge`, when given, runs inside every write's transaction right after
@@ -172,68 +179,62 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
 
     # -- model changes -----------------------------------------------------------------
 
-    def ensure_columns(self, columns: Sequence[Column]) -> None:
+    def ensure_columns(self, columns: Sequence[Column]) -> ModelState:
         for col in columns:
             sql.check_model_column(col.name)
 
-        def body(tx: Tx[C]) -> None:
+        def body(tx: Tx[C], alter: bool) -> model_columns.Ensured | None:
             self._create_tables(tx.cur)
-            for table in ("identities", "profiles"):
-                have = dict(self._table_columns(tx.cur, table))
-                for col in columns:
-                    if col.name not in have:
-                        self._run_ddl(tx, sql.add_column(self.types, self.schema, table, col))
-                if table == "identities":
-                    self._retyped = retyped_columns(self.types, have, columns)
-            self._columns = None
+            return model_columns.ensure(self._tables(tx), columns, alter=alter)
 
-        self._run("creating tables", body)
+        done = self._run("reading the tables", lambda tx: body(tx, False))
+        if done is None:  # columns to add
+            with self._altering():
+                done = self._run("creating tables", lambda tx: body(tx, True))
+        assert done is not None  # only a look that would alter gives up
+        return self._ensured(done)
 
-    def rename_column(self, old: str, new: str) -> None:
-        sql.check_model_column(old, "old")
-        sql.check_model_column(new, "new")
+    def change_model(self, change: ModelChange) -> ModelState:
+        model_columns.check_names(change)
 
-        def body(tx: Tx[C]) -> None:
-            for table in ("identities", "profiles"):
-                have = {name for name, _ in self._table_columns(tx.cur, table)}
-                if old in have:
-                    self._run_ddl(tx, sql.rename_column(self.schema, table, old, new))
-                elif new not in have:
-                    raise NotFound(f"column {old!r} does not exist in {self.schema}.{table}")
-            self._columns = None
+        def body(tx: Tx[C]) -> model_columns.Ensured:
+            self._create_tables(tx.cur)
+            return model_columns.change(self._tables(tx), change)
 
-        self._run("renaming a column", body)
+        with self._altering():
+            return self._ensured(self._run("changing the Customer Model's columns", body))
 
-    def drop_column(self, name: str) -> None:
-        sql.check_model_column(name)
+    def _tables(self, tx: Tx[C]) -> model_columns.Tables:
+        def columns_of(table: str) -> list[tuple[str, str]]:
+            return self._table_columns(tx.cur, table)
 
-        def body(tx: Tx[C]) -> None:
-            for table in ("identities", "profiles"):
-                self._run_ddl(tx, sql.drop_column(self.schema, table, name))
-            self._columns = None
+        execute, lock = self._execute(tx.cur), self.model_lock
+        return model_columns.Tables(execute, columns_of, self.types, self.schema, self.ph, lock)
 
-        self._run("dropping a column", body)
+    def _ensured(self, done: model_columns.Ensured) -> ModelState:
+        if done.retyped is not None:
+            self._retyped = done.retyped
+        self._columns = None
+        return done.state
 
-    def _run_ddl(self, tx: Tx[C], statement: str) -> None:
-        self._execute(tx.cur)(statement, {})
+    def _altering(self) -> AbstractContextManager[None]:
+        """Held around a transaction that alters tables (DuckDB: `duckdb_guard`)."""
+        return nullcontext()
 
     # -- ownership ---------------------------------------------------------------------
 
     def claim(self, pipeline_id: str, run_id: str) -> PipelineState | None:
+        ph, execute = self.ph, self._execute
         return self._run(
             "claim",
-            lambda tx: ownership.claim(
-                self._execute(tx.cur), self.schema, self.ph, pipeline_id, run_id
-            ),
+            lambda tx: ownership.claim(execute(tx.cur), self.schema, ph, pipeline_id, run_id),
         )
 
     def bind_workspace(self, workspace_id: str, *, take: bool = False) -> str | None:
-        ph, execute = self.ph, self._execute
+        ph, execute, schema = self.ph, self._execute, self.schema
         return self._run(
             "binding to a workspace",
-            lambda tx: ownership.bind_workspace(
-                execute(tx.cur), self.schema, ph, workspace_id, take
-            ),
+            lambda tx: ownership.bind_workspace(execute(tx.cur), schema, ph, workspace_id, take),
         )
 
     def pipeline_state(self, pipeline_id: str) -> ownership.OwnedState | None:
@@ -275,6 +276,8 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
         self, tx: Tx[C], batch: WriteBatch, rows: list[IdentityRow], fresh: bool, commit: bool
     ) -> WriteResult | None:
         self._fence(tx, batch.pipeline_id, batch.run_id, batch.state)
+        if rows and batch.model is not None:
+            model_state.check(self._execute(tx.cur), self.schema, batch.model, self.model_lock)
         columns = self._model_columns(tx.cur)
         check_row_columns(rows, columns)
         staged = stage_values(rows, columns, self.nul_forbidden, self._retyped)
@@ -303,13 +306,9 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
         return result
 
     def _landing(self, batch: WriteBatch, columns: dict[str, PropertyType], count: int) -> Landing:
-        params = dict(
-            zip(
-                _WRITE_PARAMS,
-                (batch.pipeline_id, batch.connection_id, batch.run_id, datetime.now(UTC)),
-                strict=True,
-            )
-        )
+        # Named parameters of an identity write: pipeline, connection, run, import time.
+        params: Params = {"p": batch.pipeline_id, "c": batch.connection_id, "r": batch.run_id}
+        params["n"] = datetime.now(UTC)
         casts = self.types.staged_casts(columns)
         return Landing(self.stage, list(columns), casts, params, count)
 

@@ -14,6 +14,8 @@ state rules of DESIGN.md §6:
    save checks in its transaction that the run still owns it, so a run that another
    run took over fails (`OwnershipLost`) without writing anything more.
 
+Every batch also carries the Customer Model generation its rows were shaped under; a
+rename or drop committed since refuses it (`ModelChanged`, transient: nothing written).
 The metadata store keeps a copy of the state for display only (`RunContext.save_state`).
 """
 
@@ -61,6 +63,7 @@ class RunContext:
     recorder: Recorder
     events_read: bool
     owner: str  # the lease holder executing the run (`lease.new_owner`)
+    model_generation: int  # of the tables the shaper's model matched (`model_state`)
     stop: RunStop  # set when the run must stop at its next batch boundary
     summary: dict[str, Any] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)  # rows the warehouse refused
@@ -92,8 +95,8 @@ class RunContext:
         deletes: Sequence[str] = (),
         state: PipelineState | None = None,
     ) -> WriteBatch:
-        p = self.pipeline
-        return WriteBatch(p.id, p.connection_id, self.run.id, list(rows), list(deletes), state)
+        p, run, generation = self.pipeline, self.run.id, self.model_generation
+        return WriteBatch(p.id, p.connection_id, run, [*rows], [*deletes], state, generation)
 
     def writer(self) -> Writer:
         """A writer for this run: its batch boundaries honour the run's stop requests."""

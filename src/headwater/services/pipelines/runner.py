@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from headwater.adapters.store import queue, run_queries, runs
-from headwater.adapters.warehouse.contract import Warehouse
+from headwater.adapters.warehouse.contract import ModelChanged, Warehouse
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import Conflict
 from headwater.kernel.records import RecordError, Step
@@ -205,6 +205,16 @@ def _parts(
         # statement under way ends and rolls back; what committed stays (state rule 1).
         warehouse = app.warehouse(opened=lambda opened: stop.when_requested(opened.interrupt))
         stack.callback(warehouse.close)
+        # The tables as of the model this run compiles with (read once, above): a model
+        # a rename or drop replaced since is refused here, and its generation rides in
+        # every write, which a rename or drop committed meanwhile refuses (`model_state`).
+        tables = warehouse.ensure_columns(model.columns)
+        if tables.outdated:
+            raise ModelChanged(
+                "the Customer Model changed (a property renamed or dropped) as this run "
+                "started, after it read the model: nothing was written; a retry imports "
+                "with the new model"
+            )
         transformation = compile_transformation(pipeline.transformation, model)
         stack.callback(transformation.close)
         yield RunContext(
@@ -216,6 +226,7 @@ def _parts(
             recorder=recorder,
             events_read=connection.events_read,
             owner=owner,
+            model_generation=tables.generation,
             stop=stop,
             resolve=lambda: _resolve(app, warehouse, run.id, stop),
             release=stack.close,  # before the final status; the exit then has nothing left
