@@ -7,10 +7,15 @@ counts the trigger's firings (sequences ignore rollbacks), so the kill lands onc
 Whatever the point, the run ends with a clear error (or, for resolution, imported and
 saying its profiles wait), and the next run leaves exactly what a fresh full import of
 the same sandbox leaves: the same identities and profiles, nothing twice, nothing lost.
+The same holds when the server goes away for a second under a run (a relay that drops
+every connection and refuses new ones, `relay.py`), once a write of the run committed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import stripe
 from tests.conftest import PG_URL, fresh_schema
 from tests.services.conftest import use_postgres
 from tests.services.failure_world import Landed, fresh_import, landed, make, seed_shared
+from tests.services.relay import Relay
 
 from headwater.adapters.store import runs
 from headwater.kernel.settings import Settings
@@ -28,6 +34,7 @@ from headwater.services import profiles
 from headwater.services.app import App
 from headwater.services.pipelines import engine, runner
 from headwater.services.pipelines.documents import run_warnings
+from headwater.services.warehouse import set_url as use_postgres_at
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -185,3 +192,76 @@ def test_an_incremental_run_s_session_killed_then_the_next_run_lands_exactly(
     assert quiet.status == "succeeded", quiet.message
     assert landed(app, pipeline.id) == got
     assert runs.list_runs(app.engine, [pipeline.id])[2].id == killed.id
+
+
+def _committed(schema: str) -> int:
+    """A fingerprint of the identities committed so far (newest import time, count)."""
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT coalesce(max(_imported_at), 'epoch')::text, count(*) "
+            f'FROM "{schema}".identities'
+        ).fetchone()
+    assert found is not None
+    return hash(found)
+
+
+def _cut_after_a_commit(relay: Relay, schema: str, before: int) -> None:
+    """Cut the relay once a write of the run committed (seen from a direct session),
+    and restore it a second later."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psycopg.Error):  # the tables may not exist yet
+            if _committed(schema) != before:
+                relay.cut()
+                time.sleep(1.0)
+                relay.restore()
+                return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("incremental_kill", [False, True], ids=["first-import", "incremental"])
+def test_a_warehouse_server_gone_for_a_moment_fails_the_run_and_the_next_lands_exactly(
+    settings: Settings,
+    small_batches: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    incremental_kill: bool,
+) -> None:
+    relay = Relay()
+    app = App.open(settings)
+    with fresh_schema("w") as schema, start_sandbox(customers=1500, seed=23) as sb:
+        seed_shared(sb)
+        use_postgres_at(app, f"postgresql://root@127.0.0.1:{relay.port}/test?schema={schema}")
+        pipeline = make(app, sb, incremental=True)
+        if incremental_kill:
+            assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
+            client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+            listed = [c.id for c in client.v1.customers.list({"limit": 100}).auto_paging_iter()]
+            for n, cid in enumerate(listed[:240]):
+                client.v1.customers.update(cid, {"email": f"moved{n % 7}@example.com"})
+            monkeypatch.setattr(engine, "WRITE_BATCH", 100)
+        sb.control(latency_ms=40)  # pages slow enough for the cut to land between writes
+
+        before = _committed(schema)
+        watching = threading.Thread(target=_cut_after_a_commit, args=(relay, schema, before))
+        watching.start()
+        cut = runner.run_pipeline(app, pipeline.id)
+        watching.join()
+        sb.control(latency_ms=0)
+        assert relay.cuts == 1
+        assert cut.status == "failed"
+        assert cut.message is not None
+        assert cut.message.startswith(
+            ("PostgreSQL write failed: ", "cannot connect to PostgreSQL")
+        ), cut.message
+        assert cut.summary.get("transient") is True  # the service retries it
+        again = runner.run_pipeline(app, pipeline.id)
+        assert again.status == "succeeded", again.message
+        assert again.summary["kind"] == ("incremental" if incremental_kill else "full")
+        got = landed(app, pipeline.id)
+        assert got.pending == 0
+        want = _reference(settings, tmp_path, sb)
+    app.close()
+    relay.close()
+    assert got.identities == want.identities
+    assert set(got.profiles) == set(want.profiles)
