@@ -97,7 +97,7 @@ def _build_pipeline(page: Page, shots: Path) -> None:
     expect(email).not_to_have_attribute("aria-invalid", "true")
     page.get_by_role("button", name="Reload").click()
     sample = page.get_by_role("article").first
-    expect(sample.get_by_role("heading", name="Output")).to_be_visible()
+    expect(sample.get_by_role("heading", name="Warehouse row")).to_be_visible()
     expect(sample).to_contain_text('"email"')
     page.screenshot(path=shots / "04-pipeline-editor.png", full_page=True)
 
