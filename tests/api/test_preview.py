@@ -6,11 +6,15 @@ stays beside it, unconverted (`returned`)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from tests.api.conftest import Tenant
 
+from headwater.entrypoints.cli.commands import cli
 from headwater.sandbox.testing import RunningSandbox
 
 PYTHON = """
@@ -25,7 +29,7 @@ def transform(c):
 
 
 def test_a_preview_answers_converted_rows_and_conversion_errors(
-    tenant: Tenant, sandbox: RunningSandbox
+    tenant: Tenant, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     http = tenant.http
     body = {"kind": "stripe", "name": "sb", "api_key": sandbox.secret_key, "base_url": sandbox.url}
@@ -62,3 +66,11 @@ def test_a_preview_answers_converted_rows_and_conversion_errors(
         )
         assert s["output"] is None
         assert s["returned"]["balance"] == f"owes {-s['input']['balance']}"
+    # The CLI's --json prints the same document (DESIGN §8: the documents are one).
+    code_file = tmp_path / "transform.py"
+    code_file.write_text(PYTHON)
+    args = ["pipelines", "preview", "--connection", conn.json()["id"], "--python"]
+    args += [str(code_file), "--limit", "100", "--json"]
+    printed = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert printed.exit_code == 0, printed.output
+    assert json.loads(printed.stdout) == answer.json()
