@@ -9,6 +9,7 @@ warehouse engines."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from headwater.adapters.store import runs as run_store
 from headwater.kernel.entities import Pipeline, Run
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services import model
+from headwater.services import warehouse as warehouse_settings
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.shaping import Shaper
@@ -159,3 +161,24 @@ def test_a_run_queued_before_a_rename_writes_the_renamed_column(
     assert found
     assert landed(app, "legacy_plan") == found
     assert "plan" not in columns(app)
+
+
+def test_a_warehouse_the_workspace_comes_back_to_takes_the_model_it_comes_with(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, tmp_path: Path
+) -> None:
+    """A rename marks the model it replaced outdated in that warehouse.  The same model
+    made again while the workspace used another warehouse, then brought back, was still
+    outdated there: every run failed ("the Customer Model changed") and no column it
+    lacked was added, until the model changed again."""
+    model.add(app, "plan", "string")
+    pipe = make_pipeline(connect(app, sandbox), MAPPING)
+    first = app.warehouse_url()
+    model.rename(app, "plan", "tier")  # `first` holds the model with `plan` outdated
+    warehouse_settings.set_url(app, f"duckdb:///{tmp_path / 'other.duckdb'}")
+    model.rename(app, "tier", "plan")  # the model with `plan` again, made elsewhere
+    warehouse_settings.set_url(app, first)
+    done = runner.run_pipeline(app, pipe.id)
+    assert done.status == "succeeded", done.message
+    found = emails(app)
+    assert found
+    assert landed(app, "plan") == found

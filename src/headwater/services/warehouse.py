@@ -8,6 +8,7 @@ from typing import Any
 from headwater.adapters.store import objects
 from headwater.adapters.store.crypto import warehouse_url_context
 from headwater.adapters.warehouse import check, connect
+from headwater.adapters.warehouse.contract import ModelChange
 from headwater.adapters.warehouse.engines import canonical_url
 from headwater.adapters.warehouse.staging import hide_password
 from headwater.kernel.errors import InvalidInput
@@ -54,7 +55,11 @@ def set_url(app: App, url: str, *, confined: bool = False) -> None:
     check(url)
     warehouse = connect(url)
     try:
-        warehouse.ensure_columns(app.model().columns)
+        # The workspace's model is the current one there, even if a rename or drop made
+        # there earlier replaced the same model (made again meanwhile on another
+        # warehouse): else it stayed outdated there (`model_state`), refusing every run.
+        columns = app.model().columns
+        warehouse.change_model(ModelChange(columns, columns))
         other = warehouse.bind_workspace(app.workspace_id, take=not confined)
     finally:
         warehouse.close()

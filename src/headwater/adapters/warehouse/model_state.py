@@ -63,8 +63,8 @@ class ModelState:
 class ModelChange:
     """A Customer Model change as the warehouse applies it, in one transaction."""
 
-    before: Sequence[Column]  # the model replaced: runs that read it write no more
-    after: Sequence[Column]  # the model saved next; its missing columns are added
+    before: Sequence[Column]  # the model replaced (outdated if renamed or dropped)
+    after: Sequence[Column]  # the model saved next: current; its missing columns added
     renamed: Sequence[tuple[str, str]] = ()  # (old column, new column)
     dropped: Sequence[str] = ()
 
