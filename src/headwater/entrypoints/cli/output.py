@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -130,25 +131,39 @@ def print_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, default=_default, ensure_ascii=False))
 
 
-# A column narrower than its longest word breaks words (`succ|eeded`): when the terminal
-# is narrow, columns give up width down to their longest word (at most this long) first.
-_WORD = 12
-_NARROWEST = 3
+# How narrow a column that cannot hold its longest word may get: its cells then end
+# with "…" (three characters and the ellipsis at least).
+_NARROWEST = 4
+#: An id in a cell (`pipelines list`'s last run, ``run_…``) is never cut either.
+_ID_WORD = re.compile(r"[a-z]+_[0-9a-f]{12}")
 
 
 def _table(columns: Sequence[str], cells: list[list[str]], widths: Sequence[int]) -> Table:
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for name, width in zip(columns, widths, strict=True):
-        t.add_column(name, overflow="fold", width=width)
+        t.add_column(name, overflow="ellipsis", width=width)
     for row in cells:
         t.add_row(*row)
     return t
 
 
-def _rendered_width(t: Table) -> int:
-    with out.capture() as captured:
-        out.print(t)
-    return max((cell_len(line) for line in captured.get().splitlines()), default=0)
+def _lines(t: Table, width: int) -> list[Text]:
+    """`t` rendered `width` wide, line by line, without the padding at line ends."""
+    lines = []
+    for segments in out.render_lines(t, out.options.update(width=width), pad=False):
+        line = Text.assemble(*((s.text, s.style or "") for s in segments if not s.control))
+        line.rstrip()
+        lines.append(line)
+    return lines
+
+
+def _table_width() -> int | None:
+    """The width a table fits: the terminal's, or ``COLUMNS`` when given; None (as wide
+    as its rows) when stdout is not a terminal and no ``COLUMNS`` asks for a width, so
+    that what ``grep`` or ``awk`` read is one whole row per line."""
+    if out.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return out.width
+    return None
 
 
 def _shrink(widths: list[int], floors: list[int], budget: int) -> None:
@@ -163,24 +178,33 @@ def _shrink(widths: list[int], floors: list[int], budget: int) -> None:
 def table(
     columns: Sequence[str], rows: Sequence[Sequence[Any]], ids: Sequence[str] = ("id",)
 ) -> None:
-    """Print rows as a table; nothing is cut: `ids` columns keep their full width on one
-    line (so an id can be copied whole), the other columns wrap, words whole if they can."""
+    """Print rows as a table (README, "Tables").  Piped, one line per row with every
+    value whole (`_table_width`).  On a terminal it fits the width: `ids` columns keep
+    their full width on one line (so an id can be copied whole), the other columns wrap
+    between words, and only when a column cannot hold its longest word does a cell
+    end with "…" (never one holding an id); no word is ever broken in two."""
     cells = [["" if v is None else visible(v) for v in row] for row in rows]
     natural: list[int] = []
-    words: list[int] = []
+    words: list[int] = []  # how narrow each column gets before a word is cut
+    narrowest: list[int] = []  # how narrow it gets at all
     for index, name in enumerate(columns):
         column = [name, *(row[index] for row in cells)]
         natural.append(max(cell_len(line) for cell in column for line in [*cell.splitlines(), ""]))
-        longest = max((cell_len(w) for cell in column for w in cell.split()), default=1)
-        words.append(natural[-1] if name in ids else min(longest, _WORD))
-    # Rich would squeeze every column alike, ids included: the widths are chosen here.
-    budget = out.width - (_rendered_width(_table(columns, [], [1] * len(columns))) - len(columns))
+        every = [w for cell in column for w in cell.split()]
+        longest = max((cell_len(w) for w in every), default=1)
+        an_id = max((cell_len(w) for w in every if _ID_WORD.fullmatch(w)), default=0)
+        words.append(natural[-1] if name in ids else longest)
+        narrowest.append(natural[-1] if name in ids else max(min(longest, _NARROWEST), an_id))
+    ruled = _lines(_table(columns, [], [1] * len(columns)), 1000)  # a header, its rule
+    gaps = max(line.cell_len for line in ruled) - len(columns)
     widths = list(natural)
-    _shrink(widths, words, budget)
-    _shrink(
-        widths, [w if n in ids else _NARROWEST for n, w in zip(columns, words, strict=True)], budget
-    )
-    out.print(_table(columns, cells, widths))
+    width = _table_width()
+    if width is not None:
+        budget = width - gaps
+        _shrink(widths, words, budget)  # words kept whole, wrapped between them
+        _shrink(widths, narrowest, budget)  # then the longest words cut, with "…"
+    for line in _lines(_table(columns, cells, widths), sum(widths) + gaps):
+        out.print(line, soft_wrap=True)
 
 
 def print_error(kind: str, message: str, field: str | None, as_json: bool) -> None:
