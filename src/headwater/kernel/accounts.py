@@ -63,8 +63,8 @@ class ApiToken:
         }
 
 
-#: What an invitation can be. `expired` is never stored: a `pending` invitation past
-#: its `expires_at` is one.
+#: What an invitation can be. A `pending` invitation past its `expires_at` is expired
+#: (stored so once the same email is invited again).
 INVITATION_STATES = ("pending", "accepted", "declined", "revoked", "expired")
 
 
@@ -81,7 +81,7 @@ class Invitation:
     workspace_id: str
     email: str
     invited_by: str | None
-    status: str  # pending, accepted, declined or revoked (see `state`)
+    status: str  # pending, accepted, declined, revoked or expired (see `state`)
     created_at: datetime
     expires_at: datetime
     answered_at: datetime | None = None

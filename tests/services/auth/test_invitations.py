@@ -61,3 +61,19 @@ def test_an_invitation_is_answered_once_and_only_while_live(app: App) -> None:
     states = [i.state(utcnow()) for i in invitations.list_invitations(acme)[0]]
     assert states[:2] == ["revoked", "expired"]
     assert invitations.list_invitations(app) == ([], False)
+
+
+def test_invitations_sent_at_once_to_one_email_make_one(app: App) -> None:
+    """Each invite looked for a pending invitation, then inserted one in a second
+    transaction: eight sent at once (a client retrying, two members inviting the same
+    person) made up to eight, and the invitee saw the workspace listed eight times."""
+    ada = users.add_user(app, "ada@example.com", PASSWORD)
+    acme = app.in_workspace(workspaces.add_workspace(app, "Acme").id)
+    for round_ in range(5):
+        email = "ada@example.com" if round_ == 0 else f"u{round_}@example.com"
+        with ThreadPoolExecutor(8) as pool:
+            sent = pool.map(invitations.invite, [acme] * 8, [email] * 8)
+        ids = {invitation.id for invitation in sent}
+        assert len(ids) == 1, (email, ids)
+    assert len(invitations.pending(app, ada.id)) == 1
+    assert len(invitations.list_invitations(acme)[0]) == 5

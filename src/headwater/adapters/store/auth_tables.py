@@ -1,5 +1,5 @@
 """Metadata store tables for users, memberships, sessions, API tokens and sign-in
-attempts (migration 0007_auth) and invitations (0015_invitations), on the shared
+attempts (migration 0007_auth) and invitations (0015, 0016), on the shared
 `tables.metadata`.
 
 No secret is stored in clear: `password_hash` is argon2, `secret_hash` is the SHA-256
@@ -8,7 +8,7 @@ hex digest of a session id or a token (DESIGN.md §8).
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, String, Table
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, String, Table, text
 
 from headwater.adapters.store.tables import metadata
 
@@ -85,4 +85,13 @@ invitations = Table(
     Column("answered_at", DateTime(timezone=True), nullable=True),
     Index("ix_invitations_email", "email_key", "status"),
     Index("ix_invitations_workspace", "workspace_id", "created_at"),
+    # One pending invitation per workspace and email (0016_one_pending_invitation).
+    Index(
+        "ux_invitations_pending",
+        "workspace_id",
+        "email_key",
+        unique=True,
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, insert, or_, select, text, update
 
 from headwater.adapters.store.auth_tables import invitations, memberships, users
 from headwater.adapters.store.objects import aware
@@ -28,8 +28,29 @@ def _invitation(row: Any) -> Invitation:
     )
 
 
-def add(engine: Engine, invitation: Invitation, email_key: str) -> Invitation:
+def add_or_renew(engine: Engine, invitation: Invitation, email_key: str) -> Invitation:
+    """Store `invitation` of `email_key`, unless the workspace has a pending one of
+    that email: that one then lasts until `invitation.expires_at` and is returned. One
+    pending invitation per workspace and email (a unique index keeps it so): invites
+    of one workspace and email take turns, on SQLite behind the store's write lock
+    (this transaction writes first), on PostgreSQL behind a lock of theirs."""
+    c, now = invitations.c, invitation.created_at
+    mine = and_(
+        c.workspace_id == invitation.workspace_id, c.email_key == email_key, c.status == "pending"
+    )
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            key = f"invitation {invitation.workspace_id} {email_key}"
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+        # A pending invitation past its time is expired: stored so, it leaves its place.
+        conn.execute(update(invitations).where(mine, c.expires_at <= now).values(status="expired"))
+        row = conn.execute(select(invitations).where(mine)).first()
+        if row is not None:
+            until = invitation.expires_at
+            conn.execute(update(invitations).where(c.id == row.id).values(expires_at=until))
+            renewed = _invitation(row)
+            renewed.expires_at = until
+            return renewed
         conn.execute(
             insert(invitations).values(
                 id=invitation.id,
@@ -38,7 +59,7 @@ def add(engine: Engine, invitation: Invitation, email_key: str) -> Invitation:
                 email_key=email_key,
                 invited_by=invitation.invited_by,
                 status=invitation.status,
-                created_at=invitation.created_at,
+                created_at=now,
                 expires_at=invitation.expires_at,
                 answered_at=None,
             )
@@ -154,27 +175,3 @@ def inviter_emails(engine: Engine, user_ids: list[str]) -> dict[str, str]:
     with engine.connect() as conn:
         rows = conn.execute(select(users.c.id, users.c.email).where(users.c.id.in_(user_ids)))
         return {row.id: row.email for row in rows}
-
-
-def renew_pending(
-    engine: Engine, workspace_id: str, email_key: str, now: datetime, until: datetime
-) -> Invitation | None:
-    """The workspace's live pending invitation of `email_key`, now lasting `until`;
-    None when there is none."""
-    c = invitations.c
-    live = and_(
-        c.workspace_id == workspace_id,
-        c.email_key == email_key,
-        c.status == "pending",
-        c.expires_at > now,
-    )
-    with engine.begin() as conn:
-        row = conn.execute(
-            select(invitations).where(live).order_by(c.created_at.desc()).limit(1)
-        ).first()
-        if row is None:
-            return None
-        conn.execute(update(invitations).where(c.id == row.id).values(expires_at=until))
-    found = _invitation(row)
-    found.expires_at = until
-    return found

@@ -39,21 +39,16 @@ def invite(app: App, email: str, *, invited_by: str | None = None) -> Invitation
     about the email: whether it has an account is neither checked nor told."""
     email = users.checked_email(email)
     now = utcnow()
-    workspace_id = app.workspace().id
-    key = users.email_key(email)
-    renewed = store.renew_pending(app.engine, workspace_id, key, now, now + LIFETIME)
-    if renewed is not None:
-        return renewed
     invitation = Invitation(
         id=new_id("inv"),
-        workspace_id=workspace_id,
+        workspace_id=app.workspace().id,
         email=email,
         invited_by=invited_by,
         status="pending",
         created_at=now,
         expires_at=now + LIFETIME,
     )
-    return store.add(app.engine, invitation, key)
+    return store.add_or_renew(app.engine, invitation, users.email_key(email))
 
 
 def list_invitations(
