@@ -104,3 +104,42 @@ def test_identity_set_and_profiles_rebuild_print_the_apis_documents(
     assert set(rebuilt) == set(RebuildPublic.model_fields)
     assert rebuilt["considered"] == 4
     assert rebuilt["removed"] == 0
+
+
+def test_a_confirmation_is_asked_on_stderr_and_not_confirmed_is_an_error(home: Path) -> None:
+    """The question of ``pipelines delete`` and ``model drop-property`` was printed on
+    stdout, before the document of ``--json`` (``Delete ...? [y/N]: {...}``: no JSON for
+    ``jq``), and an answer other than yes, or none (a script without ``--yes``), ended
+    with ``Aborted!`` and no error document.  The question goes to stderr now, and not
+    confirming is an error at ``--yes`` that changes nothing."""
+    with start_sandbox(customers=2, seed=3) as sb:
+        conn = _connection(sb)["id"]
+        pid = doc("pipelines", "add", "--connection", conn, "--name", "P")["id"]
+    doc("model", "add-property", "plan", "string")
+
+    for args, answer in (
+        (("pipelines", "delete", pid), None),
+        (("pipelines", "delete", pid), "n\n"),
+        (("model", "drop-property", "plan"), None),
+    ):
+        refused = invoke(*args, "--json", stdin=answer)
+        assert refused.exit_code == 1, refused.output
+        error = json.loads(refused.stdout)["error"]  # the one document on stdout
+        assert error["type"] == "invalid_input"
+        assert error["field"] == "--yes"
+        assert "not confirmed" in error["message"]
+        assert "[y/N]" in refused.stderr
+        text = invoke(*args, stdin=answer)
+        assert text.exit_code == 1
+        assert text.stdout == ""
+        assert "error: --yes: not confirmed" in text.stderr
+    assert doc("pipelines", "show", pid)["id"] == pid
+    assert "plan" in {p["name"] for p in doc("model", "show")["properties"]}
+
+    deleted = invoke("pipelines", "delete", pid, "--json", stdin="y\n")
+    assert deleted.exit_code == 0, deleted.output
+    assert json.loads(deleted.stdout) == {"id": pid, "deleted": True, "identities_removed": 0}
+    assert "Delete " in deleted.stderr
+    dropped = invoke("model", "drop-property", "plan", "--json", stdin="y\n")
+    assert dropped.exit_code == 0, dropped.output
+    assert "plan" not in {p["name"] for p in json.loads(dropped.stdout)["properties"]}

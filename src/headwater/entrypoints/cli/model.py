@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from headwater.entrypoints.cli.output import handle_errors, json_option, opened_app, print_json, say
+from headwater.entrypoints.cli.output import (
+    confirm,
+    handle_errors,
+    json_option,
+    opened_app,
+    print_json,
+    say,
+)
 from headwater.kernel.model import CustomerModel, PropertyType
 from headwater.services import model as model_service
 
@@ -71,7 +78,6 @@ def rename_property(path: str, new_name: str, as_json: bool) -> None:
 @handle_errors
 def drop_property(path: str, yes: bool, as_json: bool) -> None:
     """Drop the property at PATH and its warehouse columns."""
-    if not yes:
-        click.confirm(f"Drop {path} and its data from the warehouse?", abort=True)
+    confirm(f"Drop {path} and its data from the warehouse?", yes)
     with opened_app() as app:
         _show(model_service.drop(app, path), as_json)

@@ -207,6 +207,21 @@ def table(
         out.print(line, soft_wrap=True)
 
 
+def confirm(question: str, yes: bool) -> None:
+    """Ask `question` unless ``--yes`` (`yes`) answered it.  It is asked on stderr, so
+    that stdout holds only what the command prints (with ``--json``, one document);
+    anything but yes, or no answer at all (a script without ``--yes``), is an error at
+    ``--yes`` and the command changes nothing."""
+    if yes:
+        return
+    try:
+        confirmed = click.confirm(question, err=True)
+    except click.exceptions.Abort:  # end of input, or Ctrl-C, at the question
+        confirmed = False
+    if not confirmed:
+        raise InvalidInput("not confirmed, nothing was changed (--yes confirms)", "--yes")
+
+
 def print_error(kind: str, message: str, field: str | None, as_json: bool) -> None:
     """The one-line error on stderr; with ``--json`` also the API's error document,
     ``{"error": {"type", "message", "field"}}``, as the one document on stdout."""

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from headwater.entrypoints.cli.output import (
+    confirm,
     handle_errors,
     json_option,
     opened_app,
@@ -310,8 +311,7 @@ def delete(pipeline_id: str, yes: bool, as_json: bool) -> None:
     """Delete a pipeline, its runs and the customers it imported.
 
     A queued run of it is cancelled first; while one is running it is refused."""
-    if not yes:
-        click.confirm(f"Delete {pipeline_id} and the customers it imported?", abort=True)
+    confirm(f"Delete {pipeline_id} and the customers it imported?", yes)
     with opened_app() as app:
         removed = manage.delete(app, pipeline_id)
     if as_json:  # the API's answer to DELETE /pipelines/{id}
