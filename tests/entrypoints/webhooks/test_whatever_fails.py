@@ -366,3 +366,33 @@ def test_refused_deliveries_write_nothing_and_say_nothing_more(tmp_path: Path) -
             "event_id": "evt_refusals",
             "runs_requested": 1,
         }
+
+
+def test_changes_made_while_the_webhook_was_removed_land_when_it_is_registered_again(
+    tmp_path: Path,
+) -> None:
+    with world(tmp_path, customers=3, seed=37) as w:
+        pipe = w.pipeline("all")
+        w.start()
+        path = f"/connections/{w.connection.id}/webhook"
+        with w.api() as api:
+            first = api.post(path, json={"url": w.url}).json()
+            made = w.stripe.v1.customers.create({"email": "hooked@example.com"})
+            _wait(lambda: made.id in w.rows(pipe), 30, "a delivered change")
+            _wait(lambda: w.settled(pipe), 30, "the service settling")
+            delivered = api.get(path).json()
+            assert delivered["last_delivery_at"] is not None
+            assert api.delete(path).status_code == 200
+            assert api.get(path).json()["configured"] is False
+            assert [e["id"] for e in w.sandbox.webhooks()] == []
+            unheard = w.stripe.v1.customers.create({"email": "unheard@example.com"})
+            w.stripe.v1.customers.update(made.id, {"email": "changed-unheard@example.com"})
+            time.sleep(1.0)
+            assert unheard.id not in w.rows(pipe)  # nobody told Headwater
+            again = api.post(path, json={"url": w.url}).json()
+            assert again["configured"] is True
+            assert again["stripe_endpoint_id"] not in (None, first["stripe_endpoint_id"])
+            assert again["last_delivery_at"] is None  # a new endpoint: nothing from it yet
+        _wait(lambda: unheard.id in w.rows(pipe), 30, "the changes made while removed")
+        _wait(lambda: w.settled(pipe), 30, "the service settling")
+        assert w.rows(pipe) == w.customers()

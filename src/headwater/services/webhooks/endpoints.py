@@ -2,8 +2,11 @@
 of one made by hand, remove it, show it (the URL to copy, the last delivery).
 
 The signing secret is encrypted at rest (bound to the connection) and only ever shown
-masked.  Registration needs Webhook Endpoints: Write on the key; without it the error
-says how to make the endpoint by hand instead.
+masked.  Storing one (registering, or a hand-made endpoint's secret) asks for a run of
+the connection's incremental pipelines (`followups.catch_up`): changes made while it had
+no endpoint, or a secret that refused Stripe's deliveries, were never delivered.
+Registration needs Webhook Endpoints: Write on the key; without it the error says how
+to make the endpoint by hand instead.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound, mask
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.text import refuse_nul
+from headwater.services.webhooks.followups import catch_up
 from headwater.services.webhooks.receive import secret_context
 
 RECEIVER_PATH = "/api/v1/webhooks/stripe/{connection_id}"
@@ -206,6 +210,9 @@ def _save(
             last_delivery_at=last_delivery_at,
         ),
     )
+    # Changes made while the connection had no endpoint (or another secret, refusing
+    # Stripe's deliveries) were never delivered: a run reads them now, not at the next one.
+    catch_up(app, utcnow(), connection.id)
 
 
 def _manual_path(reason: str, connection: Connection, url: str) -> str:

@@ -109,18 +109,21 @@ def request_runs(
     return [p.id for p in wanted]
 
 
-def catch_up(app: App, now: datetime) -> list[str]:
+def catch_up(app: App, now: datetime, connection_id: str | None = None) -> list[str]:
     """Ask for a run of each wanted pipeline of every connection with a webhook
-    endpoint, as a delivery would; the pipelines' ids.
+    endpoint (or of `connection_id` only), as a delivery would; the pipelines' ids.
 
     A serving process calls it when it starts: deliveries Stripe made while no process
     listened failed, and Stripe retries them only later (minutes at first, hours in the
-    end), so changes made meanwhile would wait for those retries.  The request is judged
-    as any other: a pipeline with nothing new costs a look at Stripe, not a run."""
+    end), so changes made meanwhile would wait for those retries.  Storing an endpoint
+    calls it for its connection: changes made while it had none were never delivered.
+    The request is judged as any other: nothing new costs a look at Stripe, not a run."""
     asks: list[tuple[str, str]] = []
-    for connection_id, workspace_id in store.endpoint_connections(app.engine):
+    for found, workspace_id in store.endpoint_connections(app.engine):
+        if connection_id is not None and found != connection_id:
+            continue
         try:
-            wanted = wanted_pipelines(app.in_workspace(workspace_id), connection_id)
+            wanted = wanted_pipelines(app.in_workspace(workspace_id), found)
         except NotFound:  # deleted meanwhile
             continue
         asks.extend((p.id, p.workspace_id) for p in wanted)
