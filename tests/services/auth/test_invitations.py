@@ -77,3 +77,16 @@ def test_invitations_sent_at_once_to_one_email_make_one(app: App) -> None:
         assert len(ids) == 1, (email, ids)
     assert len(invitations.pending(app, ada.id)) == 1
     assert len(invitations.list_invitations(acme)[0]) == 5
+
+
+def test_a_workspace_has_at_most_max_pending_invitations_waiting(app: App) -> None:
+    """Any user may create a workspace, and each invitation is shown to whoever has the
+    email: without a bound, one workspace could put any number before anyone."""
+    acme = app.in_workspace(workspaces.add_workspace(app, "Acme").id)
+    sent = [invitations.invite(acme, f"u{n}@example.com") for n in range(invitations.MAX_PENDING)]
+    with pytest.raises(Conflict, match="invitations waiting for an answer"):
+        invitations.invite(acme, "one.more@example.com")
+    assert invitations.invite(acme, "u0@example.com").id == sent[0].id  # renewing is fine
+    assert invitations.invite(app, "one.more@example.com").status == "pending"  # elsewhere
+    invitations.revoke(acme, sent[1].id)
+    assert invitations.invite(acme, "one.more@example.com").status == "pending"

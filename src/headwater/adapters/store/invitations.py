@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, text, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 
 from headwater.adapters.store.auth_tables import invitations, memberships, users
 from headwater.adapters.store.objects import aware
 from headwater.adapters.store.tables import workspaces
 from headwater.kernel.accounts import Invitation
-from headwater.kernel.errors import InvalidInput, NotFound
+from headwater.kernel.errors import Conflict, InvalidInput, NotFound
 
 
 def _invitation(row: Any) -> Invitation:
@@ -28,12 +28,18 @@ def _invitation(row: Any) -> Invitation:
     )
 
 
-def add_or_renew(engine: Engine, invitation: Invitation, email_key: str) -> Invitation:
+def add_or_renew(
+    engine: Engine, invitation: Invitation, email_key: str, max_pending: int
+) -> Invitation:
     """Store `invitation` of `email_key`, unless the workspace has a pending one of
     that email: that one then lasts until `invitation.expires_at` and is returned. One
     pending invitation per workspace and email (a unique index keeps it so): invites
     of one workspace and email take turns, on SQLite behind the store's write lock
-    (this transaction writes first), on PostgreSQL behind a lock of theirs."""
+    (this transaction writes first), on PostgreSQL behind a lock of theirs.
+
+    `Conflict` instead of a new invitation when the workspace has `max_pending` live
+    pending ones already (invites of other emails at the same instant may pass it by
+    a few)."""
     c, now = invitations.c, invitation.created_at
     mine = and_(
         c.workspace_id == invitation.workspace_id, c.email_key == email_key, c.status == "pending"
@@ -51,6 +57,14 @@ def add_or_renew(engine: Engine, invitation: Invitation, email_key: str) -> Invi
             renewed = _invitation(row)
             renewed.expires_at = until
             return renewed
+        live = and_(
+            c.workspace_id == invitation.workspace_id, c.status == "pending", c.expires_at > now
+        )
+        if conn.execute(select(func.count()).where(live)).scalar_one() >= max_pending:
+            raise Conflict(
+                f"this workspace has {max_pending} invitations waiting for an answer: "
+                "revoke some, or wait until they are answered or expire"
+            )
         conn.execute(
             insert(invitations).values(
                 id=invitation.id,

@@ -29,6 +29,9 @@ from headwater.services.text import known_id, refuse_nul
 
 LIFETIME = timedelta(days=7)
 MAX_PAGE = 100
+#: Invitations a workspace may have waiting at once: each is shown to whoever has the
+#: email, so a workspace must not be a way to send anyone any number of them.
+MAX_PENDING = 500
 
 
 def invite(app: App, email: str, *, invited_by: str | None = None) -> Invitation:
@@ -36,7 +39,8 @@ def invite(app: App, email: str, *, invited_by: str | None = None) -> Invitation
     for a token or the CLI); a pending invitation of that email is renewed instead.
 
     Raises `InvalidInput` (field ``email``) for a malformed email, and for nothing else
-    about the email: whether it has an account is neither checked nor told."""
+    about the email: whether it has an account is neither checked nor told. `Conflict`
+    when `MAX_PENDING` invitations of the workspace wait for an answer already."""
     email = users.checked_email(email)
     now = utcnow()
     invitation = Invitation(
@@ -48,7 +52,7 @@ def invite(app: App, email: str, *, invited_by: str | None = None) -> Invitation
         created_at=now,
         expires_at=now + LIFETIME,
     )
-    return store.add_or_renew(app.engine, invitation, users.email_key(email))
+    return store.add_or_renew(app.engine, invitation, users.email_key(email), MAX_PENDING)
 
 
 def list_invitations(
