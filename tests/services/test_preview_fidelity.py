@@ -159,3 +159,36 @@ def test_a_customer_that_breaks_a_limit_fails_alone_as_in_a_run(app: App) -> Non
     rows = {r["_source_id"]: plain(r["created_at"]) for r in wh.identities(pipeline.id)}
     wh.close()
     assert {k: s["output"]["created_at"] for k, s in samples.items()} == rows
+
+
+def test_text_the_warehouse_cannot_store_fails_as_in_a_run(
+    warehouse_app: App, warehouse_engine: str
+) -> None:
+    """A PostgreSQL warehouse refuses the NUL character in text: a run records that
+    customer's row as a write error (the rest land); the preview showed it as landing.
+    DuckDB stores it: there the preview shows the row."""
+    app = warehouse_app
+    mapping = {"email": "email", "first_name": "name"}
+    with start_sandbox(customers=5, seed=2) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        nul = client.v1.customers.create({"email": "z@x.io", "name": "Zo\x00e"})
+        spec = {"kind": "mapping", "mapping": mapping}
+        pipeline = manage.create(app, connect(app, sb).id, "nul", spec)
+        shown = plain(preview.preview(app, pipeline_id=pipeline.id, limit=100).as_dict())
+        run = runner.run_pipeline(app, pipeline.id)
+    assert run.status == "succeeded", run.message
+    stored = history.page_errors(app, run.id, limit=100).items
+    samples = {s["source_id"]: s for s in shown["samples"]}
+    assert len(samples) == 6
+    sample = samples.pop(nul.id)
+    assert {s["status"] for s in samples.values()} == {"ok"}
+    if warehouse_engine == "postgres":
+        assert [(e["source_id"], e["step"]) for e in stored] == [(nul.id, "write")]
+        assert (sample["status"], sample["step"]) == ("error", "write")
+        assert sample["error"] == stored[0]["message"]
+        assert "'first_name'" in sample["error"]
+        assert sample["output"] is None
+    else:
+        assert stored == []
+        assert sample["status"] == "ok"
+        assert sample["output"]["first_name"] == "Zo\x00e"

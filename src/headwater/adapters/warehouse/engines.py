@@ -82,6 +82,17 @@ ENGINES: dict[str, Callable[[str, str], Warehouse]] = {
 }
 
 
+def refuses_nul(url: str) -> bool:
+    """Whether the engine at `url` cannot store the NUL character in text (its adapter's
+    ``nul_forbidden``: a row holding one is refused at write, per record), known from
+    the URL alone, without connecting."""
+    if ENGINES.get(url.partition(":")[0].lower()) is _postgres:
+        from headwater.adapters.warehouse.postgres import PostgresWarehouse
+
+        return PostgresWarehouse.nul_forbidden
+    return False
+
+
 def split_schema(url: str) -> tuple[str, str | None]:
     """Take a ``schema=NAME`` query parameter out of `url`; the rest goes to the driver."""
     # Not urlsplit/urlunsplit: they turn duckdb:////abs/path into duckdb://abs/path.

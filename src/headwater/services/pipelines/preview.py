@@ -14,10 +14,12 @@ from typing import Any
 
 from headwater.adapters.connectors.stripe import StripeSource
 from headwater.adapters.transformations.contract import Transformation
+from headwater.adapters.warehouse.engines import refuses_nul
+from headwater.adapters.warehouse.rejects import stage_values
 from headwater.kernel.entities import Pipeline
 from headwater.kernel.errors import HeadwaterError, InvalidInput
 from headwater.kernel.model import CustomerModel
-from headwater.kernel.records import Record
+from headwater.kernel.records import IdentityRow, Record, Step
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
@@ -104,7 +106,7 @@ def preview(
         chosen = _choose(source, keep, limit, result)
     transform = compile_transformation(spec, model)
     try:
-        result.samples = _run(transform, chosen, model)
+        result.samples = _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
         result.logs = transform.logs()
     finally:
         transform.close()
@@ -143,7 +145,7 @@ def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> list[Sample]:
     try:
         # A glance: retries in parts end as soon as both halves fail (code that breaks
         # its limit on every record holds the save for 3 calls, not 7).
-        return _run(transform, chosen, model, give_up_level=1)
+        return _run(transform, chosen, model, refuses_nul(app.warehouse_url()), give_up_level=1)
     finally:
         transform.close()
 
@@ -169,6 +171,7 @@ def _run(
     transform: Transformation,
     records: list[Record],
     model: CustomerModel,
+    nul_forbidden: bool,
     give_up_level: int = GIVE_UP_LEVEL,
 ) -> list[Sample]:
     # As a run's first page: a batch that breaks a runtime's limit is retried in parts,
@@ -176,6 +179,7 @@ def _run(
     outcomes = transform_apart(transform, records, give_up_level=give_up_level).outcomes
     samples = []
     columns = [c.name for c in model.columns]
+    rows: list[IdentityRow] = []
     for record, outcome in zip(records, outcomes, strict=True):
         sample = Sample(record["id"], record, "ok")
         if isinstance(outcome, dict):
@@ -188,5 +192,14 @@ def _run(
         else:
             # The import writes every column: one the result leaves out is stored null.
             sample.output = {name: landed.get(name) for name in columns}
+            rows.append(IdentityRow(sample.source_id, None, landed))
         samples.append(sample)
+    # What the warehouse checks of each row it writes (text holding NUL where the engine
+    # cannot store it): a row it would refuse is the run's write error for that customer.
+    types = {c.name: c.type for c in model.columns}
+    refused = dict(stage_values(rows, types, nul_forbidden).rejected)
+    for sample in samples:
+        if sample.source_id in refused:
+            sample.status, sample.step = "error", Step.WRITE.value
+            sample.error, sample.output = refused[sample.source_id], None
     return samples

@@ -47,7 +47,10 @@ class Sample(BaseModel):
         description="Why this customer fails, or null: the error a run would record for "
         "it (a value that cannot become its property's type names the property)."
     )
-    step: str | None = Field(description="Where it fails: `transform` or `validate`.")
+    step: str | None = Field(
+        description="Where it fails: `transform`, `validate`, or `write` (a value the "
+        "warehouse cannot store, such as text holding NUL on PostgreSQL)."
+    )
     returned: dict[str, Any] | None = Field(
         default=None,
         description="What the transformation returned, before conversion (keyed by "
