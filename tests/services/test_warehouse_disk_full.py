@@ -10,9 +10,11 @@ next run must land exactly what a fresh import lands.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +22,12 @@ import pytest
 import stripe
 from tests.services.failure_world import fresh_import, landed, make, seed_shared
 
+from headwater.adapters.store import runs
 from headwater.kernel.settings import Settings
 from headwater.sandbox.testing import start_sandbox
 from headwater.services.app import App
-from headwater.services.pipelines import engine, runner
+from headwater.services.pipelines import ending, engine, runner
+from headwater.services.pipelines.documents import run_warnings
 from headwater.services.warehouse import set_url
 
 pytestmark = pytest.mark.slow
@@ -128,3 +132,51 @@ def test_a_full_disk_fails_the_run_clearly_and_keeps_what_earlier_runs_imported(
     assert got.identities == want.identities
     assert set(got.profiles) == set(want.profiles)
     assert read_back(path) == (1659, 1659)
+
+
+def test_a_full_disk_under_the_store_and_the_warehouse_still_tells_why_the_run_failed(
+    small_disk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The embedded default: the SQLite store beside the DuckDB file, on one disk.
+    settings = dataclasses.replace(Settings.embedded(small_disk / "home"), run_lease_seconds=2)
+    monkeypatch.setattr(ending, "ENDING_ATTEMPTS", 2)  # a full disk does not wait a lock out
+    monkeypatch.setattr(engine, "WRITE_BATCH", 100)
+    app = App.open(settings)
+    try:
+        with start_sandbox(customers=1500, seed=33) as sb:
+            seed_shared(sb)
+            pipeline = make(app, sb, incremental=False)
+            first = runner.run_pipeline(app, pipeline.id)
+            assert first.status == "succeeded", first.message
+            before = landed(app, pipeline.id)
+            client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+            for n in range(150):
+                client.v1.customers.create({"email": f"late{n}@example.com", "name": "x" * 200})
+
+            filler = fill(small_disk, 64 * 1024)
+            failed = runner.run_pipeline(app, pipeline.id)
+            # Neither its ending nor its progress could be stored: what this process
+            # knows is answered, not the store's stale "running".
+            assert failed.status == "failed", (failed.status, failed.message)
+            assert failed.message is not None
+            assert "No space left on device" in failed.message, failed.message
+            warnings = run_warnings(failed)
+            assert any(
+                "could not be recorded in the metadata store" in w and "disk is full" in w
+                for w in warnings
+            ), warnings
+
+            filler.unlink()
+            time.sleep(2.5)  # its lease lapses: the next run closes it as lost
+            again = runner.run_pipeline(app, pipeline.id)
+            assert again.status == "succeeded", again.message
+            stale = runs.get_run(app.engine, failed.id)
+            assert stale.status == "failed"
+            got = landed(app, pipeline.id)
+            assert set(before.identities) <= set(got.identities)
+            want = fresh_import(
+                settings, tmp_path / "ref", f"duckdb:///{tmp_path / 'ref.duckdb'}", sb
+            )
+    finally:
+        app.close()
+    assert got == want

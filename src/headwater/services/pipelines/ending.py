@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from typing import Any
 
 from headwater.adapters.store import queue, runs
 from headwater.adapters.store.database import describe_error
-from headwater.kernel.entities import Run, RunStatus
+from headwater.kernel.entities import Run, RunStatus, utcnow
 from headwater.services.pipelines.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,17 @@ def record_ending(
     summary: dict[str, Any],
     status: RunStatus,
     message: str | None,
-) -> None:
+) -> Run | None:
     """Record the outcome; unlike progress it is retried (a lock may be held a while).
     A run the service put back (`QUEUED`) returns to the queue; a run closed as lost
-    meanwhile stays closed, with this account added to it."""
+    meanwhile stays closed, with this account added to it.  None once recorded; when
+    the store stayed full, locked or away, the run as it ended here (`unrecorded`)."""
     engine = recorder.engine
     recorder.flush(force=True)
     if recorder.skipped_updates:  # the store was locked or away for a while
         summary["progress_updates_skipped"] = recorder.skipped_updates
     kind = summary.get("kind") or run.kind
+    why = "not tried"
     for attempt in range(ENDING_ATTEMPTS):
         try:
             recorder.store_errors()  # those the last progress update could not store
@@ -56,7 +59,7 @@ def record_ending(
                 back = queue.requeue(engine, run.id, owner, message or "")
                 if back is None:
                     runs.note_after_loss(engine, run.id, owner, message or "")
-                return
+                return None
             ended = runs.finish_run(
                 engine,
                 run.id,
@@ -69,8 +72,37 @@ def record_ending(
             )
             if not ended:  # closed as lost meanwhile: it stays closed, with our account
                 runs.note_after_loss(engine, run.id, owner, message or "")
-            return
+            return None
         except Exception as exc:
-            log.warning("run %s: ending not recorded yet (%s)", run.id, describe_error(exc))
-            time.sleep(min(2.0**attempt, 10.0))
+            why = describe_error(exc)
+            log.warning("run %s: ending not recorded yet (%s)", run.id, why)
+            if attempt + 1 < ENDING_ATTEMPTS:
+                time.sleep(min(2.0**attempt, 10.0))
     log.error("run %s: its ending could not be recorded; its lease will lapse", run.id)
+    return unrecorded(run, recorder, summary, status, message, why)
+
+
+def unrecorded(
+    run: Run,
+    recorder: Recorder,
+    summary: dict[str, Any],
+    status: RunStatus,
+    message: str | None,
+    why: str,
+) -> Run:
+    """The run as it ended, though the store could not record it (`why`): the caller
+    learns its outcome from this process, not the store's stale "running", which its
+    lease's lapse closes later as lost."""
+    warning = (
+        f"this outcome could not be recorded in the metadata store ({why}): the run "
+        "shows as running there until its lease lapses, then as lost"
+    )
+    warnings = [*summary.get("warnings", []), warning]
+    return dataclasses.replace(
+        run,
+        status=status,
+        message=message,
+        summary={**summary, "warnings": warnings},
+        counters=recorder.counters.as_dict(),
+        finished_at=utcnow(),
+    )

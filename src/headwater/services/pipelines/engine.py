@@ -393,7 +393,7 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             ctx.release()
         except Exception:  # a close that failed must not keep the outcome unrecorded
             log.exception("run %s: closing its warehouse or source failed", run.id)
-    record_ending(ctx.run, ctx.owner, ctx.recorder, ctx.summary, status, message)
+    unstored = record_ending(ctx.run, ctx.owner, ctx.recorder, ctx.summary, status, message)
     if interrupted is not None:
         raise interrupted
-    return runs.get_run(ctx.recorder.engine, run.id)
+    return unstored or runs.get_run(ctx.recorder.engine, run.id)
