@@ -5,8 +5,13 @@ Before, the KeyboardInterrupt came out of whatever import it interrupted as a tr
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
 
 #: A real SIGINT, sent by the process to itself while it imports the commands' modules
 #: (the finder runs on that import; Python raises KeyboardInterrupt right after).
@@ -50,3 +55,36 @@ def test_the_package_loads_no_command_until_main_runs() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def _reading_stdin(pid: int) -> bool:
+    """Whether process `pid` waits in read(0, ...) (x86-64 Linux: syscall 0)."""
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().startswith("0 0x0 ")
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_ctrl_c_while_a_command_waits_exits_130(home: Path, json_flag: list[str]) -> None:
+    """Once loaded, a command interrupted with Ctrl-C (here, waiting for a key on
+    stdin) said "Aborted!" but exited 1, the code of a failed command, where the loading
+    above, `pipelines run` and `runs show --follow` exit 130, as shells do."""
+    args = ["connections", "add", "stripe", "--name", "x", *json_flag]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "headwater", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _reading_stdin(process.pid):
+        assert time.monotonic() < deadline, "the command never waited for its key"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert stderr.strip() == "Aborted!"
+    assert process.returncode == 130
+    assert stdout == ""

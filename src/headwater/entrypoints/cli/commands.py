@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
 
+from headwater.entrypoints.cli import EXIT_INTERRUPTED
 from headwater.entrypoints.cli.accounts import tokens, users, workspaces
 from headwater.entrypoints.cli.connections import connections
 from headwater.entrypoints.cli.demo import demo
@@ -72,17 +74,27 @@ def _field(error: click.ClickException) -> str | None:
 
 def main() -> None:
     """Run the command line.  With ``--json``, a usage error (a bad or missing option)
-    is an error document too, like any other failure (`output.print_error`), exit 2."""
-    if "--json" not in sys.argv[1:]:
-        cli()
-        return
+    is an error document too, like any other failure (`output.print_error`), exit 2.
+    Ctrl-C ends any command with "Aborted!" and exit 130, as shells report it (click
+    exits 1, the code of a failed command); `pipelines run` and `runs show --follow`
+    handle it themselves first."""
+    as_json = "--json" in sys.argv[1:]
     try:
         code = cli.main(standalone_mode=False)
     except click.ClickException as exc:
-        kind = "usage" if isinstance(exc, click.UsageError) else "bad_request"
-        print_error(kind, exc.format_message(), _field(exc), as_json=True)
+        if as_json:
+            kind = "usage" if isinstance(exc, click.UsageError) else "bad_request"
+            print_error(kind, exc.format_message(), _field(exc), as_json=True)
+        else:
+            exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
+    except click.exceptions.Abort as exc:  # Ctrl-C, or end of input at a prompt
         click.echo("Aborted!", err=True)
+        sys.exit(EXIT_INTERRUPTED if isinstance(exc.__context__, KeyboardInterrupt) else 1)
+    except KeyboardInterrupt:  # between click's handling and here
+        click.echo("Aborted!", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
