@@ -34,8 +34,9 @@ def seed_shared(sb: RunningSandbox, copies: int = 3) -> None:
             client.v1.customers.create({"email": spelled, "name": f"{email} {n}"})
 
 
-def make(app: App, sb: RunningSandbox, **kw: Any) -> Pipeline:
-    conn = connections.add_stripe(app, "sandbox", sb.secret_key, sb.url, 200.0)
+def make(app: App, sb: RunningSandbox, rps: float = 200.0, **kw: Any) -> Pipeline:
+    """A pipeline of `MAPPING` on a new connection to `sb` (`rps`: its request budget)."""
+    conn = connections.add_stripe(app, "sandbox", sb.secret_key, sb.url, rps)
     spec = {"kind": "mapping", "mapping": MAPPING}
     return manage.create(app, conn.id, "p", spec, **kw)
 

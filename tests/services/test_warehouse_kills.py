@@ -232,7 +232,8 @@ def test_a_warehouse_server_gone_for_a_moment_fails_the_run_and_the_next_lands_e
     with fresh_schema("w") as schema, start_sandbox(customers=1500, seed=23) as sb:
         seed_shared(sb)
         use_postgres_at(app, f"postgresql://root@127.0.0.1:{relay.port}/test?schema={schema}")
-        pipeline = make(app, sb, incremental=True)
+        # 20 requests a second: a full read of 16 pages lasts most of a second at least.
+        pipeline = make(app, sb, rps=20, incremental=True)
         if incremental_kill:
             assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
             client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
