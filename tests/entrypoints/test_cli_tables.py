@@ -178,3 +178,12 @@ def test_tables_at_80_columns_keep_words_and_ids_whole(home: Home, name: str) ->
         _whole_words(shown, wide, 80)
         for identifier in _ids(home, name):
             assert identifier in shown, (identifier, shown)
+
+
+def test_table_cells_spell_values_as_the_json_document_does(home: Home) -> None:
+    """`connections list` showed its events-read column as Python spells it (``True``),
+    where ``connections show`` and ``--json`` say ``true``."""
+    [document] = home.documents["connections"]
+    shown = _cli(home.env, *COMMANDS["connections"])
+    row = next(line for line in shown.splitlines() if document["id"] in line)
+    assert row.split()[-1] == json.dumps(document["permissions"]["events_read"]), row

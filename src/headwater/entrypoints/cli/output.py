@@ -183,7 +183,7 @@ def table(
     their full width on one line (so an id can be copied whole), the other columns wrap
     between words, and only when a column cannot hold its longest word does a cell
     end with "…" (never one holding an id); no word is ever broken in two."""
-    cells = [["" if v is None else visible(v) for v in row] for row in rows]
+    cells = [["" if v is None else visible(shown(v)) for v in row] for row in rows]
     natural: list[int] = []
     words: list[int] = []  # how narrow each column gets before a word is cut
     narrowest: list[int] = []  # how narrow it gets at all
