@@ -86,6 +86,15 @@ def test_register_with_stripe_copy_the_url_and_remove(page: Page, site: Site, sh
     assert secret not in page.content()
     page.screenshot(path=shots / "15-webhook.png", full_page=True)
 
+    # Stripe disables an endpoint whose deliveries keep failing: the status says so.
+    site.sandbox.set_webhook_disabled(endpoint["id"])
+    page.reload()
+    webhook = page.get_by_role("region", name="Webhook")
+    expect(webhook).to_contain_text(f"Stopped: endpoint {endpoint['id']} is disabled at Stripe")
+    site.sandbox.set_webhook_disabled(endpoint["id"], False)
+    page.reload()
+    expect(webhook).to_contain_text(f"On: registered with Stripe as {endpoint['id']}")
+
     webhook.get_by_role("button", name="Remove").click()
     expect(page.get_by_role("status").filter(has_text="Webhook removed")).to_contain_text(
         endpoint["id"]

@@ -396,3 +396,32 @@ def test_changes_made_while_the_webhook_was_removed_land_when_it_is_registered_a
         _wait(lambda: unheard.id in w.rows(pipe), 30, "the changes made while removed")
         _wait(lambda: w.settled(pipe), 30, "the service settling")
         assert w.rows(pipe) == w.customers()
+
+
+def test_the_status_says_when_stripe_disabled_or_deleted_the_endpoint(tmp_path: Path) -> None:
+    """Stripe disables an endpoint whose deliveries keep failing (and a user can disable
+    or delete it in the Dashboard): then nothing arrives, and the status must say so
+    rather than "on" with a last delivery that only grows old."""
+    with world(tmp_path, customers=1, seed=38) as w:
+        w.start()
+        path = f"/connections/{w.connection.id}/webhook"
+        with w.api() as api:
+            made = api.post(path, json={"url": w.url}).json()
+            assert api.get(path).json()["stripe_status"] == "enabled"
+            w.sandbox.set_webhook_disabled(made["stripe_endpoint_id"])
+            shown = api.get(path).json()
+            assert shown["configured"] is True
+            assert shown["stripe_status"] == "disabled"
+            assert "disabled" in shown["warning"]
+            assert made["stripe_endpoint_id"] in shown["warning"]
+            w.stripe.v1.webhook_endpoints.delete(made["stripe_endpoint_id"])
+            shown = api.get(path).json()
+            assert shown["stripe_status"] == "deleted"
+            assert "register" in shown["warning"]
+            again = api.post(path, json={"url": w.url}).json()
+            assert api.get(path).json()["stripe_status"] == "enabled"
+            assert api.get(path).json()["warning"] is None
+            api.delete(path)
+            hand = api.put(f"{path}/secret", json={"secret": HAND_SECRET}).json()
+            assert hand["stripe_status"] is None  # made by hand: Headwater cannot see it
+            assert again["stripe_endpoint_id"] != made["stripe_endpoint_id"]

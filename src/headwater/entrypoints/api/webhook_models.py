@@ -44,10 +44,17 @@ class WebhookPublic(BaseModel):
     last_delivery_at: str | None = Field(
         description="When the last verified delivery arrived (ISO 8601), or null."
     )
+    stripe_status: str | None = Field(
+        default=None,
+        description="Shown (GET): Stripe's status of the endpoint Headwater registered: "
+        "`enabled`, `disabled` (nothing is delivered), `deleted`, or `unknown` (Stripe "
+        "could not be asked); null for one made by hand or none.",
+    )
     warning: str | None = Field(
         default=None,
         description="What is left to do by hand after a change that went through "
-        "(a previous endpoint Stripe could not delete, or one made by hand), or null.",
+        "(a previous endpoint Stripe could not delete, or one made by hand), or why "
+        "nothing is delivered (the endpoint disabled or deleted at Stripe), or null.",
     )
 
 

@@ -253,7 +253,7 @@ def webhook(
         elif url:
             doc = webhook_service.register(app, connection_id, url).public()
         else:
-            doc = webhook_service.show(app, connection_id).public()
+            doc = webhook_service.show(app, connection_id, at_stripe=True).public()
     if as_json:
         print_json(doc)
     elif remove:

@@ -39,8 +39,12 @@ class WebhookSettings:
     connection_id: str
     path: str  # where Stripe must send deliveries, below the public base URL
     endpoint: store.WebhookEndpoint | None
-    #: What is left to do by hand after a change that otherwise went through.
+    #: What is left to do by hand after a change that otherwise went through, or why
+    #: deliveries do not come (the endpoint disabled or deleted at Stripe).
     warning: str | None = None
+    #: Stripe's status of the endpoint Headwater registered, when asked (`show`):
+    #: enabled, disabled, deleted, or unknown (Stripe could not say); None otherwise.
+    stripe_status: str | None = None
 
     def public(self) -> dict[str, Any]:
         found = self.endpoint
@@ -55,6 +59,7 @@ class WebhookSettings:
             "api_version": STRIPE.api_version,
             "created_at": _iso(found.created_at) if found else None,
             "last_delivery_at": _iso(found.last_delivery_at) if found else None,
+            "stripe_status": self.stripe_status,
             "warning": self.warning,
         }
 
@@ -63,10 +68,40 @@ def _iso(ts: datetime | None) -> str | None:
     return ts.isoformat() if ts is not None else None
 
 
-def show(app: App, connection_id: str) -> WebhookSettings:
+def show(app: App, connection_id: str, *, at_stripe: bool = False) -> WebhookSettings:
+    """The settings; `at_stripe` also asks Stripe whether the endpoint Headwater
+    registered still takes deliveries (one short call: what the API, the CLI and the
+    console show, as Stripe disables an endpoint whose deliveries keep failing)."""
     connection = get_connection(app, connection_id)
     path = RECEIVER_PATH.format(connection_id=connection.id)
-    return WebhookSettings(connection.id, path, store.get_endpoint(app.engine, connection.id))
+    settings = WebhookSettings(connection.id, path, store.get_endpoint(app.engine, connection.id))
+    found = settings.endpoint
+    if not at_stripe or found is None or found.stripe_endpoint_id is None:
+        return settings
+    return _with_stripe_status(app, connection, settings, found.stripe_endpoint_id)
+
+
+def _with_stripe_status(
+    app: App, connection: Connection, settings: WebhookSettings, endpoint_id: str
+) -> WebhookSettings:
+    try:
+        key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
+        status = stripe_endpoints.endpoint_status(connection.base_url, key, endpoint_id)
+    except HeadwaterError as exc:
+        left = f"Stripe could not be asked about endpoint {endpoint_id}: {exc.message}"
+        return replace(settings, stripe_status="unknown", warning=left)
+    warnings = {
+        "disabled": (
+            f"endpoint {endpoint_id} is disabled at Stripe (by hand, or by Stripe after "
+            "its deliveries kept failing), so nothing is delivered: enable it in the "
+            "Stripe Dashboard (Developers, Webhooks), or register again"
+        ),
+        "deleted": (
+            f"endpoint {endpoint_id} no longer exists at Stripe, so nothing is delivered: "
+            "register again"
+        ),
+    }
+    return replace(settings, stripe_status=status, warning=warnings.get(status))
 
 
 def receiver_url(public_base_url: str, connection_id: str) -> str:

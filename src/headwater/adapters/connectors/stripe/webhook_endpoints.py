@@ -1,4 +1,5 @@
-"""Stripe's webhook endpoints: create one for Headwater's receiver, delete it.
+"""Stripe's webhook endpoints: create one for Headwater's receiver, ask its status,
+delete it.
 
 A one-off administrative call, not a read: it uses its own short-lived client with the
 pinned API version, retries what Stripe says is transient (the create carries an
@@ -86,6 +87,22 @@ def delete_endpoint(
             return False
         raise
     return True
+
+
+def endpoint_status(
+    base_url: str, api_key: str, endpoint_id: str, *, timeout: float = 5.0, retries: int = 0
+) -> str:
+    """Stripe's status of the endpoint: ``enabled``, ``disabled`` (by hand, or by Stripe
+    after deliveries kept failing: it sends nothing then) or ``deleted``."""
+    try:
+        body = _call(
+            base_url, api_key, "GET", f"/v1/webhook_endpoints/{endpoint_id}", [], timeout, retries
+        )
+    except StripeRequestFailed as exc:
+        if exc.failure.status == 404:
+            return "deleted"
+        raise
+    return "disabled" if body.get("status") == "disabled" else "enabled"
 
 
 def _call(

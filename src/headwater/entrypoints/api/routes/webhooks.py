@@ -132,9 +132,9 @@ async def receive_delivery(
 
 @settings.get("/connections/{connection_id}/webhook", summary="Show a connection's webhook")
 def show_webhook(connection_id: ConnectionId, app: WorkspaceApp) -> WebhookPublic:
-    """The receiver's path (and full URL once known), the Stripe endpoint, the masked
-    signing secret and when the last verified delivery arrived."""
-    return WebhookPublic(**endpoints.show(app, connection_id).public())
+    """The receiver's path (and full URL once known), the Stripe endpoint and its status
+    at Stripe, the masked signing secret and when the last verified delivery arrived."""
+    return WebhookPublic(**endpoints.show(app, connection_id, at_stripe=True).public())
 
 
 @settings.post("/connections/{connection_id}/webhook", summary="Register the webhook with Stripe")

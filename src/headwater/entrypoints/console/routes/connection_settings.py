@@ -28,7 +28,7 @@ router = APIRouter()
 def _webhook(request: Request, who: Viewer, conn: Connection) -> dict[str, Any]:
     """What the Webhook section shows: the settings, the URL Stripe must post to (as
     registered, else as this browser reaches the service) and the base URL to offer."""
-    hook = endpoints.show(who.app, conn.id)
+    hook = endpoints.show(who.app, conn.id, at_stripe=True)
     here = str(request.base_url).rstrip("/")
     url = hook.endpoint.url if hook.endpoint and hook.endpoint.url else here + hook.path
     return {
