@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,7 @@ import pytest
 from tests.conftest import PG_URL, pg_schema_url
 from tests.services.failure_world import fresh_import, landed, make, seed_shared
 
-from headwater.adapters.store import runs
+from headwater.adapters.store import database, progress, runs
 from headwater.kernel.settings import Settings
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
@@ -135,6 +136,61 @@ def test_a_postgres_store_whose_connections_drop_during_a_run_keeps_the_run_s_ac
         assert stored.status == "succeeded"
         assert stored.counters["written"] == stored.counters["read"] == 1509
         assert runs.live_run(app.engine, pipeline.id) is None
+        got = landed(app, pipeline.id)
+    finally:
+        app.close()
+    want = fresh_import(settings, tmp_path / "ref", f"duckdb:///{tmp_path / 'ref.duckdb'}", sb)
+    assert got == want
+
+
+def test_a_store_locked_past_the_busy_timeout_during_a_run_delays_its_account_only(
+    settings: Settings,
+    sb: RunningSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A busy timeout of 0.2 s, so that a lock of 2.5 s outlasts it many times over
+    # (and the 2 s a progress update waits).
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(progress, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    app = App.open(settings)
+    try:
+        pipeline = make(app, sb, rps=20)  # a read of 16 pages: a second or more
+        db = settings.home / "headwater.db"
+        locked = threading.Event()
+
+        def lock_while_running() -> None:
+            with contextlib.closing(sqlite3.connect(db)) as look:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    query = "SELECT count(*) FROM runs WHERE status = 'running'"
+                    if look.execute(query).fetchone()[0]:
+                        break
+                    time.sleep(0.01)
+            with write_locked(db):
+                locked.set()
+                time.sleep(2.5)
+
+        locker = threading.Thread(target=lock_while_running)
+        locker.start()
+        try:
+            ended = runner.run_pipeline(app, pipeline.id)
+        finally:
+            locker.join()
+        assert locked.is_set()
+        refused = [r.getMessage() for r in caplog.records if "database is locked" in r.getMessage()]
+        assert refused, "the lock never stood in the run's way"
+        assert ended.status == "succeeded", ended.message
+        stored = runs.get_run(app.engine, ended.id)  # the ending waited the lock out
+        assert stored.status == "succeeded"
+        assert stored.counters["written"] == stored.counters["read"] == 1509
+        with contextlib.closing(sqlite3.connect(db)) as check:
+            assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        # A state copy the lock refused leaves at most a needless full run: the next
+        # run lands the same rows either way.
+        again = runner.run_pipeline(app, pipeline.id)
+        assert again.status == "succeeded", again.message
         got = landed(app, pipeline.id)
     finally:
         app.close()
