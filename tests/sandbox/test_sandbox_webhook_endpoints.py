@@ -71,3 +71,31 @@ def test_a_key_without_webhook_write_is_refused(sdk) -> None:
             {"url": "https://example.com/h", "enabled_events": ["*"]}
         )
     assert "Webhook Endpoints: Write" in str(caught.value)
+
+
+@pytest.mark.parametrize("how", ["deleted", "disabled"])
+def test_retries_stop_once_the_endpoint_is_deleted_or_disabled(how: str, sdk) -> None:
+    """As at Stripe: a deleted or disabled endpoint gets nothing more, not even the
+    retries of deliveries that failed before (they kept coming, signed with the old
+    endpoint's secret, to a receiver that had moved on)."""
+    receiver = _Receiver()
+    receiver.attempts = -100  # fail every delivery
+    try:
+        with start_sandbox(webhook_retry_seconds=0.3) as sandbox:
+            client = sdk(sandbox)
+            made = client.v1.webhook_endpoints.create(
+                {"url": receiver.url, "enabled_events": ["customer.created"]}
+            )
+            client.v1.customers.create({"email": "failing@example.com"})
+            deadline = time.monotonic() + 10
+            while receiver.attempts < -99 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert receiver.attempts == -99  # the first attempt failed; retries are due
+            if how == "deleted":
+                client.v1.webhook_endpoints.delete(made.id)
+            else:
+                client.v1.webhook_endpoints.update(made.id, {"disabled": True})
+            time.sleep(0.3 + 0.6 + 1.2 + 0.5)  # three retries' worth
+            assert receiver.attempts == -99
+    finally:
+        receiver.close()

@@ -148,6 +148,8 @@ class WebhookHub:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=10.0)
         for attempt in range(1, self.max_attempts + 1):
+            if self.endpoints.get(endpoint.id) is not endpoint or endpoint.disabled:
+                return  # deleted or disabled meanwhile: Stripe retries nothing to it
             # Signed with real time: receivers check the timestamp against their own clock.
             header = sign(event.blob, endpoint.secret, int(time.time()))
             self.stats.webhook_attempts += 1
