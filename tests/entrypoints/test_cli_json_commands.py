@@ -6,6 +6,8 @@ to parse sentences for what the API gives as JSON."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,21 @@ def test_a_confirmation_is_asked_on_stderr_and_not_confirmed_is_an_error(home: P
     dropped = invoke("model", "drop-property", "plan", "--json", stdin="y\n")
     assert dropped.exit_code == 0, dropped.output
     assert "plan" not in {p["name"] for p in json.loads(dropped.stdout)["properties"]}
+
+
+def test_preview_limit_out_of_range_is_a_usage_error_at_the_option(home: Path) -> None:
+    """``pipelines preview --limit 0`` (or 101) failed as ``error: limit: must be
+    between 1 and 100``, exit 1, naming no option, where ``runs list --limit 0`` is a
+    usage error at ``--limit``, exit 2; and the help gave no range."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "headwater", "pipelines", "preview", "pl_x", "--limit", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "Invalid value for '--limit': 0 is not in the range 1<=x<=100" in refused.stderr
+    shown = invoke("pipelines", "preview", "--help").stdout
+    assert "1<=x<=100" in shown
+    assert "--limit" in shown

@@ -343,7 +343,13 @@ PREVIEW_INPUT = ("id", "email", "name", "phone", "address", "created", "metadata
 @click.option("--javascript", type=FILE)
 @click.option("--python", type=FILE)
 @click.option("--filter", "filter_file", type=FILE)
-@click.option("--limit", default=20, show_default=True)
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, preview_service.MOST_SAMPLES),
+    help="How many sample customers to show.",
+)
 @json_option
 @handle_errors
 def preview(

@@ -69,6 +69,10 @@ class Preview:
         }
 
 
+#: The most sample customers a preview shows (the CLI's ``--limit``, the API's ``limit``).
+MOST_SAMPLES = 100
+
+
 def preview(
     app: App,
     *,
@@ -83,8 +87,8 @@ def preview(
     Given a pipeline, `transformation` / `filter` override its own (to try a change
     before saving it).  The definition is validated exactly as on save.
     """
-    if not 1 <= limit <= 100:
-        raise InvalidInput("must be between 1 and 100", "limit")
+    if not 1 <= limit <= MOST_SAMPLES:
+        raise InvalidInput(f"must be between 1 and {MOST_SAMPLES}", "limit")
     model = app.model()
     if pipeline_id:
         pipeline = manage.get(app, pipeline_id)

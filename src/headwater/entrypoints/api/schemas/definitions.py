@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from headwater.entrypoints.api.schemas import Body
 from headwater.entrypoints.api.schemas.pipelines import FILTER, TRANSFORMATION, Transformation
+from headwater.services.pipelines.preview import MOST_SAMPLES
 
 
 class PreviewRequest(Body):
@@ -29,7 +30,7 @@ class PreviewRequest(Body):
     transformation: Transformation | None = Field(
         default=None, description=TRANSFORMATION + " Absent: the pipeline's, or the suggested."
     )
-    limit: int = Field(default=20, ge=1, le=100, description="How many samples to show.")
+    limit: int = Field(default=20, ge=1, le=MOST_SAMPLES, description="How many samples to show.")
 
 
 class Sample(BaseModel):
