@@ -74,3 +74,26 @@ def test_the_key_and_password_questions_are_asked_on_stderr(home: Path) -> None:
     assert json.loads(user.stdout)["email"] == "ann@example.com"
     assert "Password" in user.stderr
     assert "a long secret" not in user.stdout + user.stderr
+
+
+def test_a_password_with_no_terminal_to_ask_it_on_is_an_error_naming_the_option(
+    home: Path,
+) -> None:
+    """``users add EMAIL`` in a script (no terminal, no ``--password-stdin``) printed
+    Python's GetPassWarning, "Password input may be echoed", "Password: Aborted!" and
+    no error document with ``--json``; it is an error naming ``--password-stdin``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "headwater", "users", "add", "ann@example.com", "--json"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["type"] == "invalid_input"
+    assert error["field"] == "--password-stdin"
+    assert "no terminal" in error["message"]
+    assert "Warning" not in done.stderr
+    assert done.stderr.startswith("error: --password-stdin: ")

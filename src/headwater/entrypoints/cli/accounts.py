@@ -47,7 +47,13 @@ def workspace_app(workspace_id: str | None) -> Iterator[App]:
 
 
 def _read_password(from_stdin: bool) -> str:
+    """The password, asked at the terminal (twice), or the first line of stdin."""
     if not from_stdin:
+        if not sys.stdin.isatty():  # Python would read it with a warning that it echoes
+            raise InvalidInput(
+                "no terminal to ask for the password: give it on stdin with --password-stdin",
+                "--password-stdin",
+            )
         return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
     text = sys.stdin.readline()
     if not text:
@@ -70,7 +76,7 @@ def users() -> None:
 @handle_errors
 def add_user(email: str, password_stdin: bool, workspace_id: str | None, as_json: bool) -> None:
     """Add a user with EMAIL, a member of the workspace. The password (at least 8
-    characters) is asked for, or read from stdin with --password-stdin."""
+    characters) is asked for at the terminal, or read from stdin with --password-stdin."""
     password = _read_password(password_stdin)
     with workspace_app(workspace_id) as app:
         user = user_service.add_user(app, email, password)
