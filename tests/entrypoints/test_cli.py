@@ -121,7 +121,7 @@ def test_model_and_warehouse_commands(home: Path, pg_schema: str) -> None:
     assert refused.exit_code == 1
     assert doc("warehouse", "show")["engine"] == "duckdb"  # unchanged
     url = f"postgresql://root@127.0.0.1:5432/test?schema={pg_schema}"
-    assert invoke("warehouse", "set").exit_code == 1  # neither the URL nor --url-env
+    assert invoke("warehouse", "set").exit_code == 2  # neither the URL nor --url-env: usage
     unset = invoke("warehouse", "set", "--url-env", "HW_NOT_SET")
     assert "HW_NOT_SET is not set" in unset.output
     # From the environment: a password in the URL stays out of the process list.

@@ -163,3 +163,33 @@ def test_preview_limit_out_of_range_is_a_usage_error_at_the_option(home: Path) -
     shown = invoke("pipelines", "preview", "--help").stdout
     assert "1<=x<=100" in shown
     assert "--limit" in shown
+
+
+def _main(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "headwater", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_missing_argument_is_a_usage_error_everywhere(home: Path) -> None:
+    """``warehouse set`` with neither URL nor ``--url-env``, and ``pipelines preview``
+    with neither PIPELINE_ID nor ``--connection``, failed as ``error: ...``, exit 1,
+    where every other missing argument or option (``connections update`` with nothing
+    to change, ``runs show`` without RUN_ID) is a usage error, exit 2."""
+    for args, wanted in (
+        (("warehouse", "set"), "give the URL or --url-env VAR"),
+        (("pipelines", "preview"), "give a PIPELINE_ID, or --connection with a definition"),
+    ):
+        plain = _main(*args)
+        assert plain.returncode == 2, plain.stderr
+        assert f"Error: {wanted}" in plain.stderr
+        assert plain.stderr.startswith("Usage: "), plain.stderr
+        as_json = _main(*args, "--json")
+        assert as_json.returncode == 2, as_json.stderr
+        error = json.loads(as_json.stdout)["error"]
+        assert error["type"] == "usage"
+        assert wanted in error["message"]

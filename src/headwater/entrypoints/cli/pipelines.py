@@ -365,7 +365,7 @@ def preview(
 ) -> None:
     """Run a pipeline's definition (or an unsaved one) on live sample customers."""
     if not pipeline_id and not connection_id:
-        raise InvalidInput("give a PIPELINE_ID, or --connection with a definition")
+        raise click.UsageError("give a PIPELINE_ID, or --connection with a definition")
     with opened_app() as app:
         result = preview_service.preview(
             app,

@@ -46,7 +46,7 @@ def show(as_json: bool) -> None:
 def set_(url: str | None, url_env: str | None, as_json: bool) -> None:
     """Use URL (duckdb:///path.duckdb or postgresql://...); tested before it is saved."""
     if (url is None) == (url_env is None):
-        raise InvalidInput("give the URL or --url-env VAR (one of them)", "url")
+        raise click.UsageError("give the URL or --url-env VAR (one of them)")
     if url_env is not None:
         url = os.environ.get(url_env) or ""
         if not url:
