@@ -52,6 +52,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/tokens/{token_id}", None),
     ("POST", "/tokens/{token_id}/revoke", None),
     ("GET", "/workspaces/{workspace_id}", None),
+    ("POST", "/users/invitations/{invitation_id}/revoke", None),
 ]
 #: Routes with a body or query that names an object.
 REFERENCES: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -66,6 +67,12 @@ REFERENCES: list[tuple[str, str, dict[str, Any] | None]] = [
 OWN: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/model/properties/{path}/rename", {"name": "stolen"}),
     ("DELETE", "/model/properties/{path}", None),
+]
+#: Routes of the invited person's own answer: a token (of any workspace) has no person
+#: behind it, so it is refused (403) before any invitation is looked up.
+PERSONAL: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "/invitations/{invitation_id}/accept", None),
+    ("POST", "/invitations/{invitation_id}/decline", None),
 ]
 #: Paths with a parameter that do not name an object of a workspace.
 EXEMPT = {"/webhooks/stripe/{connection_id}"}
@@ -99,6 +106,7 @@ def owned(tenant: Tenant, sandbox: RunningSandbox) -> dict[str, str]:
         "path": "phone",
         "token_id": token.id,
         "workspace_id": tenant.app.workspace_id,
+        "invitation_id": http.post("/users", json={"email": "ada@example.com"}).json()["id"],
     }
 
 
@@ -122,6 +130,7 @@ def _snapshot(tenant: Tenant, ids: dict[str, str]) -> list[Any]:
         http.get("/model").json(),
         http.get(f"/tokens/{ids['token_id']}").json(),
         http.get("/runs").json()["data"],
+        http.get("/users/invitations").json()["data"],
     ]
 
 
@@ -140,6 +149,9 @@ def test_another_workspace_gets_404_for_every_object_and_changes_nothing(
         page = other_tenant.http.get("/runs", params={"starting_after": cursor})
         assert page.status_code == 422
         assert page.json()["error"]["field"] == "starting_after"
+    for method, path, body in PERSONAL:
+        response = other_tenant.http.request(method, _fill(path, owned), json=body)
+        assert response.status_code == 403, (method, path, response.text)
     for method, path, body in OWN:
         # Rename the caller's own `phone`, then drop what it became.
         target = owned | {"path": "stolen" if method == "DELETE" else "phone"}
@@ -148,6 +160,7 @@ def test_another_workspace_gets_404_for_every_object_and_changes_nothing(
     assert _snapshot(tenant, owned) == before
     assert before[1]["name"] == "a"
     assert before[1]["enabled"] is True
+    assert [i["status"] for i in before[7]] == ["pending"]
     assert "phone" in [p["name"] for p in before[4]["properties"]]
     theirs = [p["name"] for p in other_tenant.http.get("/model").json()["properties"]]
     assert "phone" not in theirs
@@ -226,4 +239,4 @@ def test_every_route_naming_an_object_is_in_the_table(tenant: Tenant) -> None:
         if "{" in path and path not in EXEMPT
         for method in operations
     }
-    assert named == {(m, p) for m, p, _ in ROUTES + OWN}
+    assert named == {(m, p) for m, p, _ in ROUTES + OWN + PERSONAL}
