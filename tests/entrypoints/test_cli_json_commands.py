@@ -193,3 +193,12 @@ def test_a_missing_argument_is_a_usage_error_everywhere(home: Path) -> None:
         error = json.loads(as_json.stdout)["error"]
         assert error["type"] == "usage"
         assert wanted in error["message"]
+
+
+def test_pipelines_update_with_nothing_to_change_is_a_usage_error(home: Path) -> None:
+    """``pipelines update ID`` with no option said "Updated pipeline ..." (exit 0) when
+    nothing changed, where ``connections update ID`` with nothing is a usage error."""
+    done = _main("pipelines", "update", "pl_anything")
+    assert done.returncode == 2, done.stderr
+    assert "Error: give what to change (the options of --help)" in done.stderr
+    assert done.stdout == ""

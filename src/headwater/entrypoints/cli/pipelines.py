@@ -179,6 +179,9 @@ def update(
     as_json: bool,
 ) -> None:
     """Change a pipeline; a new filter or transformation makes its next run full."""
+    given = (name, description, mapping, javascript, python, filter_file, schedule, incremental)
+    if all(v is None for v in given) and not (suggested_mapping or clear_filter):
+        raise click.UsageError("give what to change (the options of --help)")
     with opened_app() as app:
         changes = manage.PipelineChanges(
             name=name,
