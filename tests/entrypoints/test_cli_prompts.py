@@ -28,6 +28,9 @@ def _answered(args: list[str], *questions: tuple[str, str]) -> subprocess.Comple
         stdin=slave,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # No controlling terminal: run from a terminal, getpass would ask on that one
+        # (/dev/tty) rather than on the stdin given here.
+        start_new_session=True,
     )
     os.close(slave)
     assert process.stdout is not None
