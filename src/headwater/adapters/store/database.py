@@ -10,7 +10,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, StatementError
+from sqlalchemy.exc import (
+    ArgumentError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    StatementError,
+)
 
 from headwater.adapters.store.crypto import Cipher
 from headwater.kernel.errors import InvalidInput, TransientError, redact
@@ -46,6 +52,22 @@ def describe_error(exc: BaseException) -> str:
         first = (text.strip().splitlines() or [""])[0]
         return redact(f"{type(cause).__name__}: {first}")
     return redact(f"{type(exc).__name__}: {exc}")
+
+
+def store_error(exc: BaseException) -> StoreUnavailable | None:
+    """The store's driver failing for want of the store (a SQLite file locked past the
+    busy timeout, its disk full, a server connection dropped or refused) as
+    `StoreUnavailable`, naming the store; None for any other error."""
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    message = f"the metadata store failed: {describe_error(exc)}"
+    if "database is locked" in message:
+        message += (
+            f" (another process held its write lock for more than "
+            f"{SQLITE_BUSY_TIMEOUT_MS // 1000} s: a long-running command or a tool with the "
+            "file open; try again when it is done)"
+        )
+    return StoreUnavailable(message)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -31,11 +31,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
-from headwater.adapters.store.database import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    StoreUnavailable,
-    describe_error,
-)
+from headwater.adapters.store.database import store_error
 from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.errors import (
     BAD_REQUEST,
@@ -247,23 +243,13 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             print_error(BAD_REQUEST, redact(str(exc)), None, as_json)
             sys.exit(1)
         except DBAPIError as exc:  # the store locked past its busy timeout, or away
-            failure = StoreUnavailable(store_failure(exc))
+            failure = store_error(exc)
+            if failure is None:
+                raise  # a bug's: with its traceback
             print_error(error_type(failure), failure.message, None, as_json)
             sys.exit(1)
 
     return wrapper
-
-
-def store_failure(exc: DBAPIError) -> str:
-    """One line for a metadata store that failed a command (never its SQL)."""
-    message = f"the metadata store failed: {describe_error(exc)}"
-    if "database is locked" in message:
-        seconds = SQLITE_BUSY_TIMEOUT_MS // 1000
-        message += (
-            f" (another process held its write lock for more than {seconds} s: a "
-            "long-running command or a tool with the file open; try again when it is done)"
-        )
-    return message
 
 
 #: Where `headwater --workspace ID` leaves the workspace for `opened_app` (click's meta

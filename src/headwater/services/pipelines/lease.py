@@ -28,7 +28,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from headwater.adapters.store import runs
-from headwater.adapters.store.database import describe_error
+from headwater.adapters.store.database import describe_error, store_error
 from headwater.adapters.store.runs import this_host
 from headwater.kernel.entities import RunStatus, utcnow
 from headwater.kernel.errors import HeadwaterError, TransientError
@@ -97,6 +97,9 @@ class RunStop:
             return self.status, self.message, False
         if isinstance(exc, HeadwaterError):
             return RunStatus.FAILED, exc.message, isinstance(exc, TransientError)
+        store = store_error(exc)  # locked or away: the service retries the run
+        if store is not None:
+            return RunStatus.FAILED, store.message, True
         log.error("run %s failed", run_id, exc_info=exc)  # a surprise: with its traceback
         return RunStatus.FAILED, describe_error(exc), False
 
