@@ -8,12 +8,12 @@ Whatever the point, the run ends with a clear error (or, for resolution, importe
 saying its profiles wait), and the next run leaves exactly what a fresh full import of
 the same sandbox leaves: the same identities and profiles, nothing twice, nothing lost.
 The same holds when the server goes away for a second under a run (a relay that drops
-every connection and refuses new ones, `relay.py`), once a write of the run committed.
+every connection and refuses new ones, `relay.py`) in the middle of a write that follows
+one that committed (the write waits in a trigger while the relay is cut).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -194,28 +194,33 @@ def test_an_incremental_run_s_session_killed_then_the_next_run_lands_exactly(
     assert runs.list_runs(app.engine, [pipeline.id])[2].id == killed.id
 
 
-def _committed(schema: str) -> int:
-    """A fingerprint of the identities committed so far (newest import time, count)."""
+STALL_FUNCTION = """
+CREATE OR REPLACE FUNCTION {s}.hw_die() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('{s}.hw_die_seq') = TG_ARGV[0]::bigint THEN
+    PERFORM pg_sleep(3);  -- the relay is cut here, mid-write
+  END IF;
+  RETURN NULL;
+END $$
+"""
+
+
+def stall(schema: str, nth: int) -> None:
+    """Make the `nth` write statement on identities wait (see `POINTS`' write)."""
+    arm(schema, "write", nth)
     with psycopg.connect(PG_URL, autocommit=True) as conn:
-        found = conn.execute(
-            "SELECT coalesce(max(_imported_at), 'epoch')::text, count(*) "
-            f'FROM "{schema}".identities'
-        ).fetchone()
-    assert found is not None
-    return hash(found)
+        conn.execute(STALL_FUNCTION.replace("{s}", f'"{schema}"'))
 
 
-def _cut_after_a_commit(relay: Relay, schema: str, before: int) -> None:
-    """Cut the relay once a write of the run committed (seen from a direct session),
-    and restore it a second later."""
+def _cut_mid_write(relay: Relay, schema: str, nth: int) -> None:
+    """Cut the relay while the `nth` write statement waits, restore it a second later."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        with contextlib.suppress(psycopg.Error):  # the tables may not exist yet
-            if _committed(schema) != before:
-                relay.cut()
-                time.sleep(1.0)
-                relay.restore()
-                return
+        if fired(schema) >= nth:
+            relay.cut()
+            time.sleep(1.0)
+            relay.restore()
+            return
         time.sleep(0.01)
 
 
@@ -232,8 +237,7 @@ def test_a_warehouse_server_gone_for_a_moment_fails_the_run_and_the_next_lands_e
     with fresh_schema("w") as schema, start_sandbox(customers=1500, seed=23) as sb:
         seed_shared(sb)
         use_postgres_at(app, f"postgresql://root@127.0.0.1:{relay.port}/test?schema={schema}")
-        # 20 requests a second: a full read of 16 pages lasts most of a second at least.
-        pipeline = make(app, sb, rps=20, incremental=True)
+        pipeline = make(app, sb, incremental=True)
         if incremental_kill:
             assert runner.run_pipeline(app, pipeline.id).status == "succeeded"
             client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
@@ -241,14 +245,12 @@ def test_a_warehouse_server_gone_for_a_moment_fails_the_run_and_the_next_lands_e
             for n, cid in enumerate(listed[:240]):
                 client.v1.customers.update(cid, {"email": f"moved{n % 7}@example.com"})
             monkeypatch.setattr(engine, "WRITE_BATCH", 100)
-        sb.control(latency_ms=40)  # pages slow enough for the cut to land between writes
 
-        before = _committed(schema)
-        watching = threading.Thread(target=_cut_after_a_commit, args=(relay, schema, before))
+        stall(schema, 3)  # a write after at least one committed
+        watching = threading.Thread(target=_cut_mid_write, args=(relay, schema, 3))
         watching.start()
         cut = runner.run_pipeline(app, pipeline.id)
         watching.join()
-        sb.control(latency_ms=0)
         assert relay.cuts == 1
         assert cut.status == "failed"
         assert cut.message is not None
