@@ -20,7 +20,7 @@ from headwater.entrypoints.environment import settings_from_env
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import connections, profiles
 from headwater.services.app import App
-from headwater.services.auth import tokens, users, workspaces
+from headwater.services.auth import invitations, tokens, users, workspaces
 from headwater.services.pipelines import manage, runner, saving
 
 pytestmark = pytest.mark.slow
@@ -62,6 +62,8 @@ def _their_objects(home: Path, sandbox: RunningSandbox) -> dict[str, str]:
         assert run.status == "succeeded", run.message
         [profile] = [p["id"] for p in profiles.list_profiles(theirs, limit=1)]
         _raw, token = tokens.create_token(theirs, f"{THEIRS} token")
+        # Theirs to someone else: the signed-in user may neither answer nor revoke it.
+        invitation = invitations.invite(theirs, "someone.else@example.com")
         return {
             "workspace_id": theirs.workspace_id,
             "connection_id": conn.id,
@@ -69,6 +71,7 @@ def _their_objects(home: Path, sandbox: RunningSandbox) -> dict[str, str]:
             "run_id": run.id,
             "profile_id": profile,
             "token_id": token.id,
+            "invitation_id": invitation.id,
         }
     finally:
         app.close()
@@ -89,6 +92,7 @@ def _snapshot(home: Path, ids: dict[str, str]) -> list[object]:
             runner.get_run(theirs, ids["run_id"]).status,
             tokens.get_token(theirs, ids["token_id"]).revoked_at,
             len(manage.list_pipelines(theirs)),
+            [i.status for i in invitations.list_invitations(theirs)[0]],
         ]
     finally:
         app.close()
