@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -115,9 +115,11 @@ def start_serve(
     workers: int = 2,
     args: Sequence[str] = (),
     startup_timeout: float = 60.0,
+    port: int | None = None,
 ) -> Service:
-    """Start `headwater serve` on a free port and wait until `/healthz` answers."""
-    port = free_port()
+    """Start `headwater serve` on `port` (a free one by default) and wait until
+    `/healthz` answers."""
+    port = free_port() if port is None else port
     command = ["serve", "--port", str(port), "--workers", str(workers), *args]
     process = _popen(command, service_env(home, database_url, env))
     service = Service(process, f"http://127.0.0.1:{port}")
@@ -151,3 +153,12 @@ def _drain(stream: IO[str], output: list[str]) -> None:
     for line in stream:
         if len(output) < 5000:
             output.append(line)
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Return once `condition()` is true; `AssertionError` naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.05)

@@ -6,7 +6,6 @@ catches up.  The warehouse is PostgreSQL, read directly."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import timedelta
@@ -17,6 +16,7 @@ import pytest
 from sqlalchemy import update
 from tests.conftest import fresh_schema
 from tests.entrypoints.webhooks.conftest import Hooked, hooked
+from tests.serving import wait_for
 
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store.tables import pipelines
@@ -24,14 +24,6 @@ from headwater.kernel.entities import utcnow
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.05)
 
 
 class Stripe:
@@ -89,12 +81,12 @@ def test_create_update_delete_reach_the_warehouse_by_themselves(tmp_path: Path) 
     ):
         assert len(world.rows()) == 30  # the first (full) run
         made = stripe.create("new@example.com")
-        _wait(lambda: world.rows().get(made) == "new@example.com", 20, "a created customer")
+        wait_for(lambda: world.rows().get(made) == "new@example.com", 20, "a created customer")
         stripe.update(made, "changed@example.com")
-        _wait(lambda: world.rows().get(made) == "changed@example.com", 20, "an update")
+        wait_for(lambda: world.rows().get(made) == "changed@example.com", 20, "an update")
         stripe.delete(made)
-        _wait(lambda: made not in world.rows(), 20, "a deletion")
-        _wait(world.settled, 20, "the service settling")
+        wait_for(lambda: made not in world.rows(), 20, "a deletion")
+        wait_for(world.settled, 20, "the service settling")
         assert world.rows() == stripe.emails()
         kinds = _runs(world)
         assert kinds.count("full") == 1  # the first run; every later one is incremental
@@ -123,8 +115,8 @@ def test_a_burst_of_200_changes_lands_exactly_in_at_most_two_runs(tmp_path: Path
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(change, range(200)))
-        _wait(lambda: sandbox.stats()["webhook_deliveries"] >= delivered + 200, 60, "deliveries")
-        _wait(world.settled, 60, "the service settling")
+        wait_for(lambda: sandbox.stats()["webhook_deliveries"] >= delivered + 200, 60, "deliveries")
+        wait_for(world.settled, 60, "the service settling")
         assert world.rows() == stripe.emails()  # exactly what Stripe holds, read back
         # One run, and at most one follow-up for what arrived while it ran: deliveries
         # that straggle in after a run that read their changes (a loaded machine) ask
@@ -142,14 +134,14 @@ def test_when_deliveries_stop_the_next_scheduled_run_catches_up(tmp_path: Path) 
         closing(Stripe(sandbox)) as stripe,
     ):
         made = stripe.create("before@example.com")
-        _wait(lambda: made in world.rows(), 20, "a delivered change")
-        _wait(world.settled, 30, "the run that settles it")  # then Stripe goes quiet
+        wait_for(lambda: made in world.rows(), 20, "a delivered change")
+        wait_for(world.settled, 30, "the run that settles it")  # then Stripe goes quiet
         [endpoint] = sandbox.webhooks()
         sandbox.set_webhook_disabled(endpoint["id"])  # Stripe stops delivering midway
         missed = [stripe.create(f"missed{i}@example.com") for i in range(5)]
         stripe.update(made, "updated-while-deaf@example.com")
         time.sleep(1.5)  # what a delivery would have taken, and more
-        _wait(world.settled, 20, "the service settling")
+        wait_for(world.settled, 20, "the service settling")
         assert not set(missed) & set(world.rows())
         # The schedule's next slot arrives (moved to now rather than waiting 24 h).
         with world.app.engine.begin() as conn:
@@ -158,7 +150,7 @@ def test_when_deliveries_stop_the_next_scheduled_run_catches_up(tmp_path: Path) 
                 .where(pipelines.c.id == world.pipeline.id)
                 .values(next_run_at=utcnow() - timedelta(seconds=1))
             )
-        _wait(lambda: set(missed) <= set(world.rows()), 30, "the scheduled catch-up")
-        _wait(world.settled, 20, "the service settling")
+        wait_for(lambda: set(missed) <= set(world.rows()), 30, "the scheduled catch-up")
+        wait_for(world.settled, 20, "the service settling")
         assert world.rows() == stripe.emails()
         assert world.rows()[made] == "updated-while-deaf@example.com"

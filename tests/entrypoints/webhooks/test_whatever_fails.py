@@ -7,8 +7,6 @@ changing customers; the PostgreSQL warehouse is compared with what Stripe holds.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ import psycopg
 import pytest
 import stripe
 from tests.conftest import PG_URL, fresh_schema
-from tests.serving import Service, free_port, service_env
+from tests.serving import Service, free_port, start_serve, wait_for
 
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
@@ -40,37 +38,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 MAPPING = {"kind": "mapping", "mapping": {"email": "email", "created_at": "created"}}
 HAND_SECRET = "whsec_played_by_the_test_0123456789"
-
-
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.05)
-
-
-def _serve_on(home: Path, port: int) -> Service:
-    """`headwater serve` on `port` (the one its webhook endpoint was registered with)."""
-    command = [sys.executable, "-m", "headwater", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=service_env(home),
-    )
-    service = Service(process, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None or time.monotonic() > deadline:
-            service.stop()
-            raise RuntimeError(f"headwater serve did not start:\n{service.text()}")
-        try:
-            if httpx.get(f"{service.url}/healthz", timeout=1.0).status_code == 200:
-                return service
-        except httpx.TransportError:
-            time.sleep(0.05)
 
 
 class World:
@@ -108,7 +75,7 @@ class World:
 
     def start(self) -> None:
         assert self.served is None
-        self.served = _serve_on(self.home, self.port)
+        self.served = start_serve(self.home, port=self.port)
 
     def stop(self) -> None:
         assert self.served is not None
@@ -202,14 +169,14 @@ def test_duplicates_racing_and_events_out_of_order_end_in_the_latest_state_once(
         assert [a.status_code for a in answers] == [200] * 12, [a.text for a in answers]
         fresh = [a.json()["event_id"] for a in answers if not a.json()["duplicate"]]
         assert sorted(fresh) == sorted(events[:6])
-        _wait(lambda: w.settled(pipe), 30, "the service settling")
+        wait_for(lambda: w.settled(pipe), 30, "the service settling")
         assert w.rows(pipe) == w.customers()
         assert w.rows(pipe)[made.id] == "v3@example.com"
         assert gone.id not in w.rows(pipe)
         # The oldest update delivered once more, much later: nothing goes back.
         assert w.post(bodies[-2]).json()["duplicate"] is True
         time.sleep(1.0)
-        _wait(lambda: w.settled(pipe), 30, "the service settling")
+        wait_for(lambda: w.settled(pipe), 30, "the service settling")
         assert w.rows(pipe)[made.id] == "v3@example.com"
         assert all(r.status == "succeeded" for r in _runs(w, pipe)), _runs(w, pipe)
 
@@ -230,8 +197,8 @@ def test_changes_while_serve_is_stopped_arrive_on_restart(tmp_path: Path) -> Non
         time.sleep(1.5)  # the first attempts fail: nothing listens
         assert w.sandbox.stats()["webhook_failures"] >= 5
         w.start()
-        _wait(lambda: {m.id for m in made} <= set(w.rows(pipe)), 30, "the retried deliveries")
-        _wait(lambda: w.settled(pipe), 30, "the service settling")
+        wait_for(lambda: {m.id for m in made} <= set(w.rows(pipe)), 30, "the retried deliveries")
+        wait_for(lambda: w.settled(pipe), 30, "the service settling")
         assert w.rows(pipe) == w.customers()
         full = w.pipeline("a fresh full import")
         assert w.rows(pipe) == w.rows(full)
@@ -258,14 +225,14 @@ def test_a_change_moves_a_customer_from_one_pipelines_filter_to_anothers(
             answer = api.post(f"/connections/{w.connection.id}/webhook", json={"url": w.url})
         assert answer.status_code == 200, answer.text
         w.stripe.v1.customers.update(mover.id, {"metadata": {"plan": "pro"}})
-        _wait(lambda: mover.id in w.rows(pro), 30, "the customer entering pro")
-        _wait(lambda: w.settled(free, pro), 30, "the service settling")
+        wait_for(lambda: mover.id in w.rows(pro), 30, "the customer entering pro")
+        wait_for(lambda: w.settled(free, pro), 30, "the service settling")
         assert w.rows(free) == {}
         assert set(w.rows(pro)) == {mover.id, stays.id}
         w.stripe.v1.customers.update(mover.id, {"metadata": {"plan": "free"}, "email": "b@x.io"})
         w.stripe.v1.customers.update(stays.id, {"metadata": {"plan": ""}})  # leaves both
-        _wait(lambda: mover.id in w.rows(free), 30, "the customer back in free")
-        _wait(lambda: w.settled(free, pro), 30, "the service settling")
+        wait_for(lambda: mover.id in w.rows(free), 30, "the customer back in free")
+        wait_for(lambda: w.settled(free, pro), 30, "the service settling")
         assert w.rows(free) == {mover.id: "b@x.io"}
         assert w.rows(pro) == {}
 
@@ -283,10 +250,10 @@ def test_changes_made_while_serve_was_down_land_on_restart_before_stripe_retries
         assert answer.status_code == 200, answer.text
         w.stop()
         made = w.stripe.v1.customers.create({"email": "while-down@example.com"})
-        _wait(lambda: w.sandbox.stats()["webhook_failures"] >= 1, 10, "a failed delivery")
+        wait_for(lambda: w.sandbox.stats()["webhook_failures"] >= 1, 10, "a failed delivery")
         w.start()
-        _wait(lambda: made.id in w.rows(pipe), 30, "the change made while serve was down")
-        _wait(lambda: w.settled(pipe), 30, "the service settling")
+        wait_for(lambda: made.id in w.rows(pipe), 30, "the change made while serve was down")
+        wait_for(lambda: w.settled(pipe), 30, "the service settling")
         assert w.rows(pipe) == w.customers()
 
 
@@ -301,13 +268,13 @@ def test_deliveries_during_a_full_run_are_read_after_it(tmp_path: Path) -> None:
             full = api.post(f"/pipelines/{pipe}/runs", json={"full": True})
             assert full.status_code == 202, full.text
         full_id = full.json()["id"]
-        _wait(lambda: run_store.get_run(w.app.engine, full_id, 0).status == "running", 20, "run")
+        wait_for(lambda: run_store.get_run(w.app.engine, full_id, 0).status == "running", 20, "run")
         existing = list(w.customers())
         made = w.stripe.v1.customers.create({"email": "during-full@example.com"})
         w.stripe.v1.customers.update(existing[5], {"email": "updated-during-full@example.com"})
         w.stripe.v1.customers.delete(existing[7])
         w.sandbox.control(latency_ms=0)
-        _wait(lambda: w.settled(pipe), 60, "the service settling")
+        wait_for(lambda: w.settled(pipe), 60, "the service settling")
         assert run_store.get_run(w.app.engine, full_id, 0).status == "succeeded"
         rows = w.rows(pipe)
         assert rows == w.customers()
@@ -322,7 +289,7 @@ def test_refused_deliveries_write_nothing_and_say_nothing_more(tmp_path: Path) -
         other = connections.add_stripe(w.app, "other", w.sandbox.secret_key, w.sandbox.url, 9.0)
         endpoints.set_secret(w.app, other.id, "whsec_the_other_connections_secret")
         w.start()
-        _wait(lambda: w.settled(pipe), 30, "the catch-up at start")
+        wait_for(lambda: w.settled(pipe), 30, "the catch-up at start")
         runs_before = len(_runs(w, pipe))
         body = b'{"id":"evt_refusals","object":"event","type":"customer.updated"}'
         now = int(datetime.now(UTC).timestamp())
@@ -378,8 +345,8 @@ def test_changes_made_while_the_webhook_was_removed_land_when_it_is_registered_a
         with w.api() as api:
             first = api.post(path, json={"url": w.url}).json()
             made = w.stripe.v1.customers.create({"email": "hooked@example.com"})
-            _wait(lambda: made.id in w.rows(pipe), 30, "a delivered change")
-            _wait(lambda: w.settled(pipe), 30, "the service settling")
+            wait_for(lambda: made.id in w.rows(pipe), 30, "a delivered change")
+            wait_for(lambda: w.settled(pipe), 30, "the service settling")
             delivered = api.get(path).json()
             assert delivered["last_delivery_at"] is not None
             assert api.delete(path).status_code == 200
@@ -393,8 +360,8 @@ def test_changes_made_while_the_webhook_was_removed_land_when_it_is_registered_a
             assert again["configured"] is True
             assert again["stripe_endpoint_id"] not in (None, first["stripe_endpoint_id"])
             assert again["last_delivery_at"] is None  # a new endpoint: nothing from it yet
-        _wait(lambda: unheard.id in w.rows(pipe), 30, "the changes made while removed")
-        _wait(lambda: w.settled(pipe), 30, "the service settling")
+        wait_for(lambda: unheard.id in w.rows(pipe), 30, "the changes made while removed")
+        wait_for(lambda: w.settled(pipe), 30, "the service settling")
         assert w.rows(pipe) == w.customers()
 
 
