@@ -182,21 +182,26 @@ def test_stopping_early_releases_the_readers(big_sandbox: RunningSandbox) -> Non
 
 
 def test_rate_budget_is_respected(big_sandbox: RunningSandbox) -> None:
-    """At 10 requests/s the server never sees more than 10 in any second.  The budget
-    hands out exact send times (`test_stripe_policy`: at most the rate in any second,
-    never two closer than half the spacing); on the way to the server a thread wakes
-    late and a request travels (2-5 ms measured, quiet; 31 ms once under CI's load,
-    which brought two requests 19 ms apart): 100 ms of slack for that."""
+    """At 10 requests/s the server never sees the rate exceeded.  The budget hands out
+    exact send times (`test_stripe_policy`: at most the rate in any second, never two
+    closer than half the spacing); on the way to the server a thread wakes late and a
+    request travels (2-5 ms measured, quiet; 31 ms once under CI's load, which brought
+    two requests 19 ms apart, and once more than 100 ms, which put 11 in a second less
+    that slack).  So the server's side is judged over two seconds with 200 ms of slack
+    (at most 20), and over the whole read (30 requests, at most 10 in any second: they
+    span at least 2 s, less the slack); a budget sending 12/s breaks both."""
     big_sandbox.reset_stats()
     with source_for(big_sandbox, requests_per_second=10.0, workers=4) as source:
         ids = read_ids(source)
     admitted = sorted(row[0] for row in big_sandbox.timeline())
     assert len(ids) == 3000
     assert len(admitted) > 20  # the read spans seconds: the window is what limits it
-    in_any_second = max(
-        bisect.bisect_left(admitted, at + 1.0 - 0.1) - i for i, at in enumerate(admitted)
+    slack = 0.2
+    in_any_two_seconds = max(
+        bisect.bisect_left(admitted, at + 2.0 - slack) - i for i, at in enumerate(admitted)
     )
-    assert in_any_second <= 10
+    assert in_any_two_seconds <= 20
+    assert admitted[-1] - admitted[0] >= (len(admitted) - 1) // 10 - slack
 
 
 @pytest.mark.slow
