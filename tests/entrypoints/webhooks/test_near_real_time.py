@@ -18,6 +18,7 @@ from tests.conftest import fresh_schema
 from tests.entrypoints.webhooks.conftest import Hooked, hooked
 from tests.serving import wait_for
 
+from headwater.adapters.store import objects
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store.tables import pipelines
 from headwater.kernel.entities import utcnow
@@ -96,7 +97,7 @@ def test_create_update_delete_reach_the_warehouse_by_themselves(tmp_path: Path) 
         assert len(kinds) <= 1 + 3 + 1
 
 
-def test_a_burst_of_200_changes_lands_exactly_in_at_most_two_runs(tmp_path: Path) -> None:
+def test_a_burst_of_200_changes_lands_exactly_in_a_few_runs(tmp_path: Path) -> None:
     with (
         start_sandbox(customers=100, seed=22) as sandbox,
         fresh_schema("w") as schema,
@@ -116,12 +117,21 @@ def test_a_burst_of_200_changes_lands_exactly_in_at_most_two_runs(tmp_path: Path
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(change, range(200)))
         wait_for(lambda: sandbox.stats()["webhook_deliveries"] >= delivered + 200, 60, "deliveries")
+        all_delivered = utcnow()
         wait_for(world.settled, 60, "the service settling")
         assert world.rows() == stripe.emails()  # exactly what Stripe holds, read back
-        # One run, and at most one follow-up for what arrived while it ran: deliveries
-        # that straggle in after a run that read their changes (a loaded machine) ask
-        # Stripe first and run nothing.  Never one run per change.
-        assert 1 <= len(_runs(world)) - before <= 2
+        # Never one run per change: the first run when the burst's request is due (a
+        # quiet spell, or MOST_WAIT after the first delivery), while deliveries go on a
+        # follow-up for what arrived during it, and once they stopped at most that
+        # follow-up and the run that settles what the last one read (`changes.SETTLE`).
+        # Deliveries that straggle in after a run that read their changes ask Stripe
+        # first and run nothing.  On an idle machine the burst is one run and the
+        # settling one; under load the deliveries spread over a few seconds more.
+        listed = run_store.list_runs(world.app.engine, [world.pipeline.id], 100)  # newest first
+        runs = listed[: len(listed) - before]
+        assert 1 <= len(runs) <= 3, [(r.kind, r.created_at) for r in runs]
+        after = [r for r in runs if objects.aware(r.created_at) >= all_delivered]
+        assert len(after) <= 2, [(r.kind, r.created_at) for r in runs]
 
 
 def test_when_deliveries_stop_the_next_scheduled_run_catches_up(tmp_path: Path) -> None:
