@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from tests.api.conftest import Tenant
 
 from headwater.entrypoints.cli.commands import cli
+from headwater.sandbox.testing import RunningSandbox
 from headwater.services.auth import sessions, tokens, users, workspaces
 
 PASSWORD = "correct horse battery"
@@ -140,3 +142,49 @@ def test_tokens_and_workspaces_show_the_documents_the_api_shows(tenant: Tenant) 
     text = invoke("tokens", "show", token.id)
     assert "shown" in text.stdout
     assert token.prefix in text.stdout
+
+
+#: Decimal properties and what a transformation returns for them; every document spells
+#: a decimal as its plain text: no exponent, no zeros of the column's scale.
+DECIMALS = {
+    "zero": ("0.0", "0"),
+    "half": ("12.50", "12.5"),
+    "tiny": ("0.000000001", "0.000000001"),
+    "owed": ("-7.250", "-7.25"),
+    "large": ("100000000000000000000", "100000000000000000000"),
+}
+
+
+def test_a_preview_spells_decimals_as_the_api_does(
+    tenant: Tenant, sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decimals (DECIMAL(38, 9)) were spelled by the API and the CLI as Python writes
+    the value at scale 9: ``0E-9``, ``12.500000000``, ``1E-9``; both spell them as plain
+    decimal text, the same in both documents."""
+    body = {"kind": "stripe", "name": "sb", "api_key": sandbox.secret_key, "base_url": sandbox.url}
+    conn = tenant.http.post("/connections", json=body).json()["id"]
+    for name in DECIMALS:
+        added = tenant.http.post("/model/properties", json={"path": name, "type": "decimal"})
+        assert added.status_code == 201, added.text
+    returned = {name: given for name, (given, _) in DECIMALS.items()}
+    code = tmp_path / "transform.py"
+    code.write_text(f"def transform(c):\n    return {returned!r}\n")
+    by_api = tenant.http.post(
+        "/pipelines/preview",
+        json={
+            "connection_id": conn,
+            "transformation": {"kind": "python", "source": code.read_text()},
+            "limit": 1,
+        },
+    )
+    assert by_api.status_code == 200, by_api.text
+    [sample] = by_api.json()["samples"]
+    assert {name: sample["output"][name] for name in DECIMALS} == {
+        name: spelled for name, (_, spelled) in DECIMALS.items()
+    }
+    args = ["pipelines", "preview", "--connection", conn, "--python", str(code), "--limit", "1"]
+    assert cli_doc(*args) == by_api.json()
+    monkeypatch.delenv("COLUMNS", raising=False)  # one line per cell line: searchable
+    text = invoke(*args).stdout
+    for name, (_, spelled) in DECIMALS.items():
+        assert f'{name}: "{spelled}"' in text, text

@@ -72,3 +72,38 @@ def test_profile_values_are_shown_as_their_document_spells_them(home: Path, tmp_
     assert 'metadata: {"plan": "pro"}' in text, text
     assert f"created_at: {values['created_at']}" in text, text
     assert "'" not in text, text
+
+
+#: Decimals as customers give them (metadata text) and as every document spells them.
+AMOUNTS = {
+    "zero@example.com": ("0.0", "0"),
+    "half@example.com": ("12.50", "12.5"),
+    "tiny@example.com": ("0.000000001", "0.000000001"),
+    "owes@example.com": ("-7.25", "-7.25"),
+    "large@example.com": ("100000000000000000000", "100000000000000000000"),
+}
+
+
+def test_decimal_values_are_plain_decimal_text(home: Path, tmp_path: Path) -> None:
+    """A decimal read back from the warehouse (DECIMAL(38, 9)) was printed with the
+    engine's scale and Python's exponent: ``0E-9``, ``12.500000000``, ``1E-9``, in
+    ``profiles show``'s lines and in ``--json``; it is its plain decimal text, as
+    the API spells it: ``0``, ``12.5``, ``0.000000001``, ``100000000000000000000``."""
+    with start_sandbox(customers=0, seed=5) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        for email, (given, _) in AMOUNTS.items():
+            client.v1.customers.create({"email": email, "metadata": {"amount": given}})
+        conn = _connection(sb)
+        assert invoke("model", "add-property", "amount", "decimal").exit_code == 0
+        mapping = tmp_path / "m.json"
+        mapping.write_text(json.dumps({"email": "email", "amount": "metadata.amount"}))
+        pid = doc("pipelines", "add", "--connection", conn["id"], "--name", "P",
+                  "--mapping", str(mapping))["id"]  # fmt: skip
+        assert doc("pipelines", "run", pid)["status"] == "succeeded"
+    for email, (_, spelled) in AMOUNTS.items():
+        [profile] = doc("profiles", "list", "--search", email)
+        shown = doc("profiles", "show", profile["id"])
+        assert shown["values"]["amount"] == spelled, shown["values"]
+        assert shown["identities"][0]["values"]["amount"] == spelled
+        text = invoke("profiles", "show", profile["id"]).stdout
+        assert f"  amount: {spelled}\n" in text, text

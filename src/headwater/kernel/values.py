@@ -188,6 +188,17 @@ def _in_range(out: Decimal) -> Decimal:
     )
 
 
+def decimal_text(value: Decimal) -> str:
+    """`value` as every document spells a decimal: plain decimal text, without the
+    column's scale or an exponent (``0E-9`` is ``0``, ``12.500000000`` is ``12.5``,
+    ``1E+20`` is ``100000000000000000000``), so that the value reads the same whichever
+    engine's scale it was read back at."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
 _TRUE = {"true", "t", "yes", "1"}
 _FALSE = {"false", "f", "no", "0"}
 

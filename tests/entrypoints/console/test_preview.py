@@ -87,7 +87,7 @@ def test_a_sample_shows_the_row_a_run_writes_and_the_error_it_records() -> None:
         {
             "email": "a@example.com",
             "created_at": "2026-01-02T03:04:05+00:00",
-            "credit": "12.500000000",
+            "credit": "12.5",  # as the API spells it
             "since": "2026-01-02",
         },
         indent=2,

@@ -40,6 +40,7 @@ from headwater.kernel.errors import (
     error_type,
     redact,
 )
+from headwater.kernel.values import decimal_text
 from headwater.services.app import App
 
 P = ParamSpec("P")
@@ -119,7 +120,7 @@ def _default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

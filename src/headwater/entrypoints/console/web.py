@@ -31,6 +31,7 @@ from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
 from headwater.entrypoints.console.flash import Flash, Flashes, Kind
 from headwater.kernel.entities import Workspace
 from headwater.kernel.errors import HeadwaterError, NotFound
+from headwater.kernel.values import decimal_text
 from headwater.services.app import App
 from headwater.services.auth import Principal, invitations, sessions, users, workspaces
 
@@ -66,7 +67,7 @@ def _document_value(value: object) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

@@ -15,6 +15,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from headwater.kernel.values import decimal_text
+
 
 class Body(BaseModel):
     """A request body: a field the API does not know is an error, never ignored, and
@@ -41,14 +43,14 @@ class Patch(Body):
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def plain(value: Any) -> Any:
-    """`value` with datetimes and dates as ISO 8601 text and decimals as text, as the
-    CLI's ``--json`` prints them (orjson writes an aware datetime exactly as
-    `datetime.isoformat` does)."""
+    """`value` with datetimes and dates as ISO 8601 text and decimals as plain text
+    (`decimal_text`), as the CLI's ``--json`` prints them (orjson writes an aware
+    datetime exactly as `datetime.isoformat` does)."""
     return orjson.loads(json_bytes(value))
 
 
