@@ -3,9 +3,12 @@
 The kernel's errors map to statuses here and nowhere else: `InvalidInput` 422 (the
 field of its first problem), `NotFound` 404, `Conflict` 409, `Unauthenticated` 401,
 `Forbidden` 403, `RateLimited` 429 with ``Retry-After``, any other terminal error 400,
-a transient one 503. FastAPI's own validation errors are 422 with the field at fault,
-an unknown path 404, an unexpected exception 500 with no detail (the exception is
-logged, its secrets masked).
+a transient one 503. The store's driver failing for want of the store (away, its
+connections dropped or refused, a SQLite file locked too long) is that 503 too,
+`unavailable` naming the metadata store (`store_outage`), wherever in the request it
+fails: checking the caller's credentials as much as in a route. FastAPI's own
+validation errors are 422 with the field at fault, an unknown path 404, an unexpected
+exception 500 with no detail (the exception is logged, its secrets masked).
 
 The 500 is answered by `CatchUnexpected`, a middleware, not by an exception handler:
 Starlette answers a handler's 500 and then raises the exception again to the server,
@@ -23,11 +26,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headwater.adapters.warehouse.staging import hide_password
+from headwater.entrypoints.store_outage import store_unavailable
 from headwater.kernel.errors import (
     HeadwaterError,
     InvalidInput,
@@ -72,7 +77,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _described("The request conflicts with the current state."),
     422: _described("Invalid input; `field` names where."),
     429: _described("Too many attempts; `Retry-After` says in how many seconds to retry."),
-    503: _described("Something it needs (Stripe, the warehouse) cannot be reached now; retry."),
+    503: _described(
+        "Something it needs (Stripe, the warehouse, the metadata store) cannot be reached "
+        "now; retry."
+    ),
 }
 
 #: The HTTP status of each error document type (`kernel.errors.error_type`).
@@ -119,6 +127,15 @@ def _headwater_error(_request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
     return error_response(status, kind, exc.message, field, headers)
+
+
+def _store_failed(request: Request, exc: Exception) -> JSONResponse:
+    """The store away: its `StoreUnavailable` (503); any other database error is a bug's,
+    raised on to `CatchUnexpected` (500)."""
+    failure = store_unavailable(exc, f"{request.method} {request.url.path}")
+    if failure is None:
+        raise exc
+    return _headwater_error(request, failure)
 
 
 def _field(loc: tuple[int | str, ...]) -> str | None:
@@ -210,6 +227,7 @@ class CatchUnexpected:
 def install(api: FastAPI) -> None:
     """Render every error of `api` as an `ErrorDocument`."""
     api.add_exception_handler(HeadwaterError, _headwater_error)
+    api.add_exception_handler(DBAPIError, _store_failed)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(HTTPException, _http_error)
     api.add_middleware(CatchUnexpected)
