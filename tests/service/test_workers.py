@@ -14,6 +14,7 @@ from tests.serving import start_worker
 from headwater.kernel.entities import RunStatus
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.pipelines import runner
+from headwater.services.pipelines.ending import LAPSED_AFTER_WRITES
 from headwater.services.pipelines.engine import WRITE_BATCH
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", STORES)]
@@ -93,7 +94,10 @@ def test_a_paused_worker_past_its_lease_cannot_write_when_it_resumes(
                 60,
                 "the resumed process noted its ending",
             )
-            assert "stopped without writing more" in (world.run(run.id).message or "")
+            # It stopped at its next boundary, or (paused late, on a loaded machine)
+            # every write had committed and it only ended.
+            said = world.run(run.id).message or ""
+            assert "stopped without writing more" in said or LAPSED_AFTER_WRITES in said
             # At most the write it had in flight when it was paused (fenced before the
             # pause; a batch is WRITE_BATCH plus at most one page) committed; no batch
             # it reached after resuming did.

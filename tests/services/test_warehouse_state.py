@@ -9,6 +9,7 @@ position afterwards (a fencing token checked inside the warehouse transaction).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from headwater.kernel.entities import Pipeline, Run, utcnow
 from headwater.kernel.state import PipelineState
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
-from headwater.services.pipelines import engine, manage, runner
+from headwater.services.pipelines import engine, lease, manage, runner
 from headwater.services.warehouse import set_url
 
 MAPPING = {"email": "email", "created_at": "created"}
@@ -215,6 +216,53 @@ def test_two_overlapping_full_runs_never_purge_each_others_customers(
     assert state.last_full_run == second.id
     assert {r["_run_id"] for r in _identities(app, pipeline)} == {second.id}
     assert run(app, pipeline).kind == "incremental"
+    assert warehouse_emails(app, pipeline) == stripe_emails(sb)
+
+
+def test_a_run_stalled_after_its_last_write_and_closed_as_lost_says_what_it_did(
+    warehouse_app: App, sb: RunningSandbox, make_pipeline: MakePipeline, monkeypatch: Any
+) -> None:
+    """A run whose process stalled after its import's last write (a CI worker paused
+    then) and was closed as lost meanwhile added an empty account to the lost run's
+    message ("... the run's own process said: "): it had succeeded as far as it knew."""
+    app = warehouse_app
+    pipeline = make_pipeline(connect(app, sb), mapping=MAPPING)
+    imported_all, release = threading.Event(), threading.Event()
+    run_full = engine.run_full
+
+    def run_full_then_stall(ctx: Any, reason: str) -> None:
+        run_full(ctx, reason)
+        imported_all.set()
+        assert release.wait(60), "the test never released the run"
+
+    monkeypatch.setattr(engine, "run_full", run_full_then_stall)
+    outcome: list[Run] = []
+    first = threading.Thread(
+        target=lambda: outcome.append(runner.run_pipeline(app, pipeline.id, full=True))
+    )
+    first.start()
+    try:
+        assert imported_all.wait(60), "the run never finished its import"
+        stale = runs.live_run(app.engine, pipeline.id)
+        assert stale is not None
+        runs.update_run(
+            app.engine, stale.id, status="failed", message="worker lost", finished_at=utcnow()
+        )
+        stop = lease._HELD[stale.id]
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:  # its next lease beat
+            time.sleep(0.05)
+        assert stop.is_set(), "the run never learnt it lost its lease"
+    finally:
+        release.set()
+        first.join(120)
+    [resumed] = outcome
+    assert resumed.status == "failed"
+    said = "worker lost; after that, the run's own process said: "
+    assert resumed.message is not None
+    assert resumed.message.startswith(said)
+    account = resumed.message.removeprefix(said)
+    assert "every write had committed" in account, resumed.message
     assert warehouse_emails(app, pipeline) == stripe_emails(sb)
 
 

@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 #: How long the run's ending is retried while the store is locked or away.
 ENDING_ATTEMPTS = 12
 
+#: The account of a run whose lease lapsed after its import's every write committed (its
+#: process stalled then): it succeeded as far as it knew, but resolves no identities.
+LAPSED_AFTER_WRITES = (
+    "every write had committed when it learnt its lease had lapsed (this process was "
+    "stalled); it stopped before resolving identities, which the next run resolves"
+)
+
 
 def resolve_into(resolve: Callable[[], dict[str, Any]], summary: dict[str, Any]) -> None:
     """Resolve the run's identities (`resolve`), its outcome and time in `summary`;

@@ -35,7 +35,7 @@ from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import redact
 from headwater.kernel.records import Record, Step
 from headwater.kernel.state import PipelineState
-from headwater.services.pipelines.ending import record_ending, resolve_into
+from headwater.services.pipelines.ending import LAPSED_AFTER_WRITES, record_ending, resolve_into
 from headwater.services.pipelines.garbage import fewer_collections
 from headwater.services.pipelines.lease import RunStop
 from headwater.services.pipelines.recorder import Recorder
@@ -381,10 +381,11 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             f"the run {'was ' if status == RunStatus.CANCELLED else ''}{status}: nothing was "
             "purged and the position stayed at the last committed batch"
         )
-    # A stopped run (cancelled, Ctrl-C, put back in the queue, its lease lost: rule 6)
-    # ends now: its identities stay pending for the next resolution (a first import's
-    # rebuild delayed a cancel; a run that lost its lease wrote profiles afterwards).
+    # A stopped run (cancelled, Ctrl-C, put back in the queue, its lease lost: rule 6,
+    # even after its last write) ends now: its identities stay pending for the next
+    # resolution (a rebuild delayed a cancel; a run that lost its lease wrote profiles).
     lease_lost = ctx.stop.is_set() and ctx.stop.status == RunStatus.FAILED
+    message = LAPSED_AFTER_WRITES if lease_lost and message is None else message
     ended = status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
     if ctx.resolve is not None and ended and not lease_lost:
         resolve_into(ctx.resolve, ctx.summary)  # a stop now ends it (`runner._resolve`)
