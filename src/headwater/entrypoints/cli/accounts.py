@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from headwater.entrypoints.cli.output import (
+    ask_hidden,
     handle_errors,
     json_option,
     opened_app,
@@ -54,7 +55,7 @@ def _read_password(from_stdin: bool) -> str:
                 "no terminal to ask for the password: give it on stdin with --password-stdin",
                 "--password-stdin",
             )
-        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+        return ask_hidden("Password", "password", "password", twice=True)
     text = sys.stdin.readline()
     if not text:
         raise InvalidInput("no password on standard input", "password")

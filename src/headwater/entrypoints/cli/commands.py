@@ -77,8 +77,11 @@ def main() -> None:
     is an error document too, like any other failure (`output.print_error`), exit 2.
     Ctrl-C ends any command with "Aborted!" and exit 130, as shells report it (click
     exits 1, the code of a failed command); `pipelines run` and `runs show --follow`
-    handle it themselves first."""
+    handle it themselves first.  Started with stdin closed (``<&-``), a command reads
+    it as an empty one: no answer to a question, no key or password on it."""
     as_json = "--json" in sys.argv[1:]
+    if sys.stdin is None:  # Python's stdin when fd 0 was closed: every read would fail
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 (the process's)
     try:
         code = cli.main(standalone_mode=False)
     except click.ClickException as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from headwater.entrypoints.cli.output import (
+    ask_hidden,
     handle_errors,
     json_option,
     opened_app,
@@ -43,7 +44,7 @@ def read_key(api_key_env: str | None, api_key_file: Path | None) -> str:
     if api_key_file:
         return text_file(api_key_file, "--api-key-file").strip()
     if sys.stdin.isatty():
-        return str(click.prompt("Stripe API key", hide_input=True))
+        return ask_hidden("Stripe API key", "api_key", "API key")
     line = sys.stdin.readline(MAX_KEY_CHARS + 1)  # an endless stream is not read whole
     if len(line.rstrip("\r\n")) > MAX_KEY_CHARS:
         raise InvalidInput(

@@ -219,6 +219,19 @@ def confirm(question: str, yes: bool) -> None:
         raise InvalidInput("not confirmed, nothing was changed (--yes confirms)", "--yes")
 
 
+def ask_hidden(question: str, field: str, what: str, *, twice: bool = False) -> str:
+    """Ask `question` at the terminal, on stderr, the answer hidden (`twice`: then
+    again, to confirm it).  Ctrl-D (the end of input) there is no answer: an error at
+    `field` (``no {what} given``), printed as every error is (with ``--json``, the
+    error document); Ctrl-C stays an interruption ("Aborted!", exit 130)."""
+    try:
+        return str(click.prompt(question, hide_input=True, confirmation_prompt=twice, err=True))
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        raise InvalidInput(f"no {what} given (end of input at the question)", field) from None
+
+
 def print_error(kind: str, message: str, field: str | None, as_json: bool) -> None:
     """The one-line error on stderr; with ``--json`` also the API's error document,
     ``{"error": {"type", "message", "field"}}``, as the one document on stdout."""
