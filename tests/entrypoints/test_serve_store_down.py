@@ -4,7 +4,8 @@ The store is a database of its own, made unreachable by ending its sessions and
 refusing new ones (``ALLOW_CONNECTIONS false``). Its URL carries a password (the
 server trusts the loopback, so it is never asked for): it must show nowhere. What
 must hold: an authenticated API request answers 503 ``unavailable`` naming the
-metadata store (not 500 ``internal``), and once the store is back the same requests
+metadata store (not 500 ``internal``), a console page is a 503 page saying the store
+failed and to retry (not a bare 500), and once the store is back the same requests
 succeed, without restarting `serve`.
 """
 
@@ -129,3 +130,47 @@ def test_the_api_answers_503_while_the_store_is_away_and_200_once_it_is_back(
         assert client.get("/runs").status_code == 200
         assert browser.get("/api/v1/pipelines").status_code == 200
         assert browser.post("/api/v1/tokens", json={"name": "after"}).status_code == 201
+
+
+def _assert_store_page(answer: httpx.Response) -> None:
+    assert answer.status_code == 503, answer.text[-2000:]
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "the metadata store failed" in answer.text
+    assert "retry in a moment" in answer.text
+    assert STORE_PASSWORD not in answer.text
+
+
+def test_console_pages_say_the_store_failed_with_503_and_work_once_it_is_back(
+    served: Served,
+) -> None:
+    with served.signed_in() as browser:
+        assert browser.get("/sources").status_code == 200
+        assert browser.get("/runs").status_code == 200
+        with unreachable(served.database):
+            page = browser.get("/sources")
+            _assert_store_page(page)
+            assert 'href="/sources">Try again</a>' in page.text
+            # htmx shows the page's heading and alert in the status line.
+            _assert_store_page(browser.get("/runs", headers={"HX-Request": "true"}))
+            # A change: the same page, nothing done.
+            _assert_store_page(browser.post("/model", data={"path": "plan", "type": "string"}))
+            # The editor's own requests get the API's error document.
+            fetched = browser.post(
+                "/editor/preview",
+                json={"connection_id": "conn_x", "limit": 1},
+                headers={"X-Requested-With": "fetch"},
+            )
+            assert fetched.status_code == 503, fetched.text
+            assert fetched.json()["error"]["type"] == "unavailable"
+            assert fetched.json()["error"]["message"].startswith("the metadata store failed")
+            # Signing in needs the store too.
+            with httpx.Client(base_url=served.service.url) as stranger:
+                _assert_store_page(
+                    stranger.post(
+                        "/sign-in",
+                        data={"email": EMAIL, "password": PASSWORD},
+                        headers={"Origin": served.service.url},
+                    )
+                )
+        assert browser.get("/sources").status_code == 200
+        assert browser.get("/runs", headers={"HX-Request": "true"}).status_code == 200

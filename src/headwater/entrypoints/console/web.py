@@ -1,6 +1,10 @@
 """What every page shares: the template environment, who is signed in (`Viewer`), the
 same-origin rule for changes, and how errors become pages.
 
+A transient error is a 503 page saying to retry (with a "Try again" link for a page
+asked for), the metadata store away as much as any (`store_outage`: the driver's own
+errors, wherever in the request, the session's check first among them).
+
 A page needs a live session (the ``headwater_session`` cookie): without one it answers
 with a redirect to the sign-in page; an htmx request gets 200 with ``HX-Redirect`` (a
 303 would be followed by the browser's XHR itself, and htmx would swap the sign-in page
@@ -26,9 +30,11 @@ import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DBAPIError
 
 from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
 from headwater.entrypoints.console.flash import Flash, Flashes, Kind
+from headwater.entrypoints.store_outage import store_unavailable
 from headwater.kernel.entities import Workspace
 from headwater.kernel.errors import HeadwaterError, NotFound
 from headwater.kernel.values import decimal_text
@@ -289,10 +295,31 @@ def install_handlers(console: FastAPI) -> None:
     def _not_found(request: Request, exc: NotFound) -> Response:
         return render(request, "error.html", status=404, title="Not found", message=exc.message)
 
+    @console.exception_handler(DBAPIError)
+    def _store_failed(request: Request, exc: DBAPIError) -> Response:
+        failure = store_unavailable(exc, f"{request.method} {request.url.path}")
+        if failure is None:
+            raise exc  # a bug's: the server's 500
+        return _unavailable(request, failure)
+
     @console.exception_handler(HeadwaterError)
     def _error(request: Request, exc: HeadwaterError) -> Response:
+        if exc.transient:
+            return _unavailable(request, exc)
         status = 409 if type(exc).__name__ == "Conflict" else 400
         return render(request, "error.html", status=status, title="Not done", message=exc.message)
+
+
+def _unavailable(request: Request, exc: HeadwaterError) -> Response:
+    """503 for an error that retrying may mend: a page saying so (htmx shows its heading
+    and alert in the status line), or the error document for the editor's requests."""
+    if request.headers.get("x-requested-with") == "fetch":
+        error = {"type": "unavailable", "message": exc.message, "field": None}
+        return JSONResponse({"error": error}, status_code=503)
+    again = _come_back_to(request) if request.method in SAFE_METHODS else None
+    return render(
+        request, "error.html", status=503, title="Unavailable", message=exc.message, retry=again
+    )
 
 
 def _malformed_message(exc: RequestValidationError) -> str:
