@@ -174,3 +174,20 @@ def test_console_pages_say_the_store_failed_with_503_and_work_once_it_is_back(
                 )
         assert browser.get("/sources").status_code == 200
         assert browser.get("/runs", headers={"HX-Request": "true"}).status_code == 200
+
+
+def test_readyz_and_metrics_answer_503_while_the_store_is_away(served: Served) -> None:
+    bearer = {"Authorization": f"Bearer {served.token}"}
+    with httpx.Client(base_url=served.service.url, headers=bearer) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/metrics").status_code == 200
+        with unreachable(served.database):
+            # The caller cannot be checked (the tokens live in the store): 503 with the
+            # API's error document, naming no host.
+            _assert_unavailable(client.get("/readyz"))
+            _assert_unavailable(client.get("/metrics"))
+            assert "127.0.0.1" not in client.get("/readyz").text
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["store"] == "ok"
+        assert client.get("/metrics").status_code == 200

@@ -3,8 +3,9 @@
 A request of `headwater serve` (the API's, a console page's, `/readyz`'s) reads the store
 through SQLAlchemy, whose driver raises its own errors when the store is away (its
 server stopped, its sessions ended, connections refused) or a SQLite file stays locked.
-Each application turns them, in one handler, into `StoreUnavailable`, a transient error
-(HTTP 503, retry), with `store_unavailable`.
+Each application turns them, in one place, into `StoreUnavailable`, a transient error
+(HTTP 503, retry), with `store_unavailable`: the API and the console in an exception
+handler, `serve`'s own routes in `AnswerStoreOutage`.
 
 The message a client gets names the metadata store and says to retry, never the
 driver's words: they name the store's host, port, database and user, and the request
@@ -15,6 +16,9 @@ anyone. The driver's words go to the service's log, every URL password masked.
 from __future__ import annotations
 
 import logging
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headwater.adapters.store.database import StoreUnavailable, store_error
 from headwater.adapters.warehouse.staging import hide_password
@@ -36,3 +40,37 @@ def store_unavailable(exc: BaseException, request: str) -> StoreUnavailable | No
         return None
     log.warning("%s failed: %s", request, hide_password(failure.message))
     return StoreUnavailable(STORE_FAILED)
+
+
+class AnswerStoreOutage:
+    """ASGI middleware: a request whose handler the store failed (and that has sent
+    nothing yet) gets 503 with the API's error document, ``unavailable``; any other
+    exception goes on. For `serve`'s own routes (``/readyz``, ``/metrics``: the caller's
+    credentials are checked in the store); the API and the console answer their own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            failure = None if started else store_unavailable(exc, _named(scope))
+            if failure is None:
+                raise
+            error = {"type": "unavailable", "message": failure.message, "field": None}
+            await JSONResponse({"error": error}, status_code=503)(scope, receive, send)
+
+
+def _named(scope: Scope) -> str:
+    return f"{scope.get('method', '')} {scope.get('path', '')}"

@@ -11,7 +11,8 @@ without credentials. `/readyz` and `/metrics` do (DESIGN §8: every route but th
 check, sign-in and the webhook receiver), and answer for the caller's workspace alone
 (its warehouse; its runs and customers): Prometheus scrapes `/metrics` with an API token
 (`authorization: {credentials: hw_…}` in its scrape config), or a signed-in user opens
-it in the browser.
+it in the browser. While the store cannot be reached, the caller cannot be checked:
+both answer 503 with the API's error document, ``unavailable`` (`store_outage`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from headwater.entrypoints import api, console, webhooks
+from headwater.entrypoints.store_outage import AnswerStoreOutage
 from headwater.services.app import App
 from headwater.services.auth import Principal, sessions, tokens
 from headwater.services.health import readiness
@@ -43,6 +45,7 @@ def create_http_app(
     `metrics` are the ones this process's run workers observe."""
     root = FastAPI(title="Headwater", openapi_url=None, docs_url=None, redoc_url=None)
     root.state.app = app
+    root.add_middleware(AnswerStoreOutage)
     metrics = metrics or Metrics(app)
 
     @root.get("/healthz", include_in_schema=False)
