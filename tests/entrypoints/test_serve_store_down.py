@@ -53,8 +53,10 @@ def unreachable(database: str) -> Iterator[None]:
     """No session of `database` lives and none can start until the block ends."""
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        # Waiting for each session to end (up to 5 s): a pooled one still alive could
+        # answer the next request.
         conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s",
             (database,),
         )
     try:
