@@ -16,6 +16,7 @@ from headwater.entrypoints.cli.demo import demo
 from headwater.entrypoints.cli.model import model
 from headwater.entrypoints.cli.output import WORKSPACE_META, print_error
 from headwater.entrypoints.cli.pipelines import pipelines
+from headwater.entrypoints.cli.preview import preview as preview_command
 from headwater.entrypoints.cli.profiles import identity, profiles
 from headwater.entrypoints.cli.running import run as run_command
 from headwater.entrypoints.cli.runs import runs
@@ -58,6 +59,7 @@ COMMANDS = (
     serve,
     worker,
 )
+pipelines.add_command(preview_command)
 pipelines.add_command(run_command)
 pipelines.add_command(validate_command)
 for command in COMMANDS:
