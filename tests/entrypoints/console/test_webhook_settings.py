@@ -161,3 +161,60 @@ def test_deleting_a_source_says_which_endpoint_is_left_at_stripe(page: Page, sit
     expect(told).to_have_class(re.compile(r"\bwarning\b"))
     # Headwater did not make it, so it is left to the user, who was told.
     assert [e["id"] for e in site.sandbox.webhooks() if conn.id in e["url"]] == [made["id"]]
+
+
+def _wait_for_text(page: Page, text: str) -> None:
+    """Reload the tab until the Webhook section holds `text` (refusals are counted
+    within about a second of the delivery)."""
+    webhook = page.get_by_role("region", name="Webhook")
+    for _ in range(60):
+        page.reload()
+        if text in webhook.inner_text():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the Webhook section never said {text!r}")
+
+
+def test_a_wrong_signing_secret_shows_as_refused_deliveries(page: Page, site: Site) -> None:
+    conn = site.add_source("Refusing")
+    sign_in(page, site.url)
+    page.goto(f"{site.url}/connections/{conn.id}/settings")
+    page.get_by_role("region", name="Webhook").get_by_role(
+        "button", name="Register with Stripe"
+    ).click()
+    expect(page.get_by_role("status").filter(has_text="Registered")).to_be_visible()
+    right = _stored_secret(site, conn.id)
+    refused = page.get_by_role("definition").filter(
+        has_text=re.compile(r"^(None|\d+) since the secret was stored")
+    )
+    expect(refused).to_have_text(re.compile(r"^None since the secret was stored \(.+\)$"))
+
+    # Another endpoint's secret pasted by mistake: every delivery of this one is refused.
+    wrong = "whsec_another_endpoints_secret_0123"
+    page.get_by_label("Signing secret").fill(wrong)
+    page.get_by_role("button", name="Save signing secret").click()
+    expect(page.get_by_role("status").filter(has_text="Signing secret saved")).to_be_visible()
+    _change_a_customer(site)
+    _wait_for_text(page, "Refusing deliveries")
+    webhook = page.get_by_role("region", name="Webhook")
+    expect(webhook).to_contain_text("Refusing deliveries: deliveries are refused")
+    expect(webhook).to_contain_text("store the endpoint's own")
+    expect(refused).to_have_text(
+        re.compile(
+            r"^[1-9]\d* since the secret was stored \(.+\); the latest at .+ UTC: "
+            r"signature does not match the stored secret$"
+        )
+    )
+    for secret in (right, wrong):
+        assert secret not in page.content()
+
+    # The right secret: counts start again and Stripe's deliveries are accepted.
+    page.get_by_label("Signing secret").fill(right)
+    page.get_by_role("button", name="Save signing secret").click()
+    expect(page.get_by_role("status").filter(has_text="Signing secret saved")).to_be_visible()
+    _change_a_customer(site)
+    _wait_for_a_delivery(page)
+    webhook = page.get_by_role("region", name="Webhook")
+    expect(webhook).to_contain_text("On: registered with Stripe as we_")
+    expect(refused).to_have_text(re.compile(r"^None since the secret was stored \(.+\)$"))
+    assert right not in page.content()

@@ -23,7 +23,7 @@ from headwater.kernel.errors import InvalidInput, TransientError, redact
 
 #: The newest migration.  When the store is at it, opening skips Alembic altogether
 #: (importing it costs ~12 MB and ~80 ms); a test checks this against Alembic's head.
-HEAD_REVISION = "0016_one_pending_invitation"
+HEAD_REVISION = "0017_webhook_refusals"
 
 
 #: How long a SQLite statement waits for another connection's lock before failing.

@@ -3,7 +3,9 @@
 
 - `webhook_endpoints`: one per connection at most: the Stripe endpoint's id (None for
   an endpoint made by hand), its URL, the signing secret (AES-GCM, bound to the
-  connection id) with its masked form, and when the last verified delivery arrived.
+  connection id) with its masked form, when the last verified delivery arrived, and
+  the deliveries refused since the secret was stored (0017: how many, the latest one's
+  time and short reason; added up by `webhooks.add_refusals`, at most once a second).
 - `webhook_events`: event ids already accepted per connection, so that a retried or
   replayed delivery triggers nothing twice; rows older than Stripe's retry horizon are
   pruned.
@@ -20,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Table,
     Text,
@@ -44,6 +47,9 @@ webhook_endpoints = Table(
     Column("secret_masked", String(60), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_delivery_at", DateTime(timezone=True), nullable=True),
+    Column("refused_count", Integer, nullable=False, server_default="0"),
+    Column("last_refused_at", DateTime(timezone=True), nullable=True),
+    Column("last_refusal", String(80), nullable=True),
 )
 
 webhook_events = Table(

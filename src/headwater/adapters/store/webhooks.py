@@ -1,6 +1,7 @@
-"""Reading and writing webhook rows (`webhook_tables`): endpoints, accepted event ids
-and coalesced follow-up requests.  Plain functions of a SQLAlchemy engine; the rules
-(what covers a request, when to enqueue) live in `headwater.services.webhooks`."""
+"""Reading and writing webhook rows (`webhook_tables`): endpoints (with the refused
+deliveries counted on them), accepted event ids and coalesced follow-up requests.
+Plain functions of a SQLAlchemy engine; the rules (what covers a request, when to
+enqueue, when refusals are written) live in `headwater.services.webhooks`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    case,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from headwater.adapters.store.objects import aware
@@ -33,6 +45,23 @@ class WebhookEndpoint:
     secret_masked: str
     created_at: datetime
     last_delivery_at: datetime | None
+    #: Deliveries refused since `created_at` (a new secret starts again at 0), and the
+    #: latest one's time and short reason (`signature`'s fixed reasons).
+    refused_count: int = 0
+    last_refused_at: datetime | None = None
+    last_refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """Refused deliveries to one endpoint, counted in a serving process's memory:
+    `since` is the endpoint's `created_at` when they were judged (its secret)."""
+
+    connection_id: str
+    since: datetime
+    count: int
+    last_at: datetime
+    last_reason: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,26 @@ def delete_endpoint(engine: Engine, connection_id: str) -> bool:
     where = webhook_endpoints.c.connection_id == connection_id
     with engine.begin() as conn:
         return bool(conn.execute(delete(webhook_endpoints).where(where)).rowcount)
+
+
+def add_refusals(engine: Engine, tallies: Sequence[Refusals]) -> None:
+    """Add `tallies` to their endpoints, in one transaction.  A tally whose endpoint was
+    replaced since (a new secret: another `created_at`) or removed changes nothing: its
+    deliveries were judged against a secret no longer stored.  Counts add up, so
+    several serving processes can each add theirs; the latest refusal wins."""
+    table = webhook_endpoints.c
+    with engine.begin() as conn:
+        for tally in tallies:
+            later = or_(table.last_refused_at.is_(None), table.last_refused_at < tally.last_at)
+            conn.execute(
+                update(webhook_endpoints)
+                .where(table.connection_id == tally.connection_id, table.created_at == tally.since)
+                .values(
+                    refused_count=table.refused_count + tally.count,
+                    last_refused_at=case((later, tally.last_at), else_=table.last_refused_at),
+                    last_refusal=case((later, tally.last_reason), else_=table.last_refusal),
+                )
+            )
 
 
 def record_delivery(

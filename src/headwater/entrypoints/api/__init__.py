@@ -11,11 +11,14 @@ authentication.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount
 
 from headwater.entrypoints.api import docs, errors
@@ -23,6 +26,7 @@ from headwater.entrypoints.api.deps import CurrentPrincipal
 from headwater.entrypoints.api.docs import create_docs
 from headwater.entrypoints.api.routes import ROUTERS
 from headwater.services.app import App
+from headwater.services.webhooks.refusals import RefusalCounter
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = "/openapi.json"
@@ -51,6 +55,9 @@ def create_api(app: App) -> FastAPI:
         responses=errors.ERROR_RESPONSES,
     )
     api.state.headwater = app
+    # Refused webhook deliveries, counted in memory and written once a second
+    # (`routes.webhooks`); `mount` writes what is left when the service stops.
+    api.state.webhook_refusals = RefusalCounter(app.engine)
     errors.install(api)
     for router in ROUTERS:
         api.include_router(router)
@@ -66,7 +73,8 @@ def create_api(app: App) -> FastAPI:
 def mount(root: FastAPI, app: App) -> None:
     """Mount the API at ``/api/v1`` and its documentation at ``/api/docs`` on the
     service's root application."""
-    api = Mount(PREFIX, app=create_api(app))
+    made = create_api(app)
+    api = Mount(PREFIX, app=made)
     # Every path under the prefix is the API's to answer, with its own error document,
     # even one holding a newline (``%0A``), which Starlette's pattern would leave to the
     # root application.
@@ -80,6 +88,23 @@ def mount(root: FastAPI, app: App) -> None:
     @root.get(docs.PATH, include_in_schema=False)
     def docs_page() -> RedirectResponse:
         return RedirectResponse(docs.PATH + "/", status_code=308)
+
+    _close_on_exit(root, made.state.webhook_refusals)
+
+
+def _close_on_exit(root: FastAPI, refusals: RefusalCounter) -> None:
+    """Write the refusals counted in the last second when `root` stops serving."""
+    inner = root.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(application: Any) -> AsyncIterator[Any]:
+        try:
+            async with inner(application) as state:
+                yield state
+        finally:
+            await run_in_threadpool(refusals.close)
+
+    root.router.lifespan_context = cast(Any, lifespan)
 
 
 def openapi_document(app: App) -> dict[str, Any]:

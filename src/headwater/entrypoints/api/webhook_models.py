@@ -44,6 +44,26 @@ class WebhookPublic(BaseModel):
     last_delivery_at: str | None = Field(
         description="When the last verified delivery arrived (ISO 8601), or null."
     )
+    latest_delivery: str | None = Field(
+        default=None,
+        description="Whether the latest delivery was `accepted` or `refused` (a "
+        "`warning` then says why and what to do); null before any.",
+    )
+    refused_deliveries: int | None = Field(
+        default=None,
+        description="Deliveries refused since the secret was stored (`created_at`): a bad "
+        "or stale signature, a body that is not an event. Counted within about a second; "
+        "null without a secret.",
+    )
+    last_refused_at: str | None = Field(
+        default=None, description="When the latest refused delivery arrived (ISO 8601), or null."
+    )
+    last_refusal: str | None = Field(
+        default=None,
+        description="Why it was refused, in a few fixed words (`signature does not match "
+        "the stored secret`, `timestamp outside tolerance`, `not an event`, `no "
+        "Stripe-Signature header`, `malformed Stripe-Signature header`), or null.",
+    )
     stripe_status: str | None = Field(
         default=None,
         description="Shown (GET): Stripe's status of the endpoint Headwater registered: "

@@ -9,4 +9,6 @@
 - `endpoints`: a connection's webhook settings (register with Stripe, a hand-made
   endpoint's secret, remove, show).
 - `limits`: the per-connection delivery rate limit and body size limit.
+- `refusals`: refused deliveries counted in memory and written at most once a second,
+  for the connection's status.
 """

@@ -1,5 +1,7 @@
 """A connection's webhook settings: register an endpoint with Stripe, store the secret
-of one made by hand, remove it, show it (the URL to copy, the last delivery).
+of one made by hand, remove it, show it (the URL to copy, the last delivery, and the
+deliveries refused since the secret was stored: a wrong secret refuses every delivery,
+and the status must say so rather than look "on").
 
 The signing secret is encrypted at rest (bound to the connection) and only ever shown
 masked.  Storing one (registering, or a hand-made endpoint's secret) asks for a run of
@@ -25,6 +27,7 @@ from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound, mask
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.text import refuse_nul
+from headwater.services.webhooks import signature
 from headwater.services.webhooks.followups import catch_up
 from headwater.services.webhooks.receive import secret_context
 
@@ -59,6 +62,10 @@ class WebhookSettings:
             "api_version": STRIPE.api_version,
             "created_at": _iso(found.created_at) if found else None,
             "last_delivery_at": _iso(found.last_delivery_at) if found else None,
+            "latest_delivery": latest_delivery(found),
+            "refused_deliveries": found.refused_count if found else None,
+            "last_refused_at": _iso(found.last_refused_at) if found else None,
+            "last_refusal": found.last_refusal if found else None,
             "stripe_status": self.stripe_status,
             "warning": self.warning,
         }
@@ -66,6 +73,48 @@ class WebhookSettings:
 
 def _iso(ts: datetime | None) -> str | None:
     return ts.isoformat() if ts is not None else None
+
+
+def latest_delivery(found: store.WebhookEndpoint | None) -> str | None:
+    """Whether the latest delivery was ``accepted`` or ``refused`` (refusals count from
+    when the secret was stored; a rolled secret keeps the last accepted one); None
+    before any."""
+    if found is None:
+        return None
+    delivered, refused = found.last_delivery_at, found.last_refused_at
+    if refused is not None and (delivered is None or refused > delivered):
+        return "refused"
+    return "accepted" if delivered is not None else None
+
+
+#: What to do about refused deliveries, by their reason (`signature`'s fixed words).
+_REFUSAL_HINTS = {
+    signature.MISMATCH: (
+        "the stored signing secret is not the one this endpoint's deliveries are signed "
+        "with (another endpoint's secret?): store the endpoint's own (its page in the "
+        "Stripe Dashboard, 'Signing secret'), or register again"
+    ),
+    signature.STALE: (
+        "the signatures' times and this server's clock are more than "
+        f"{signature.TOLERANCE_SECONDS} s apart: check the server's clock"
+    ),
+    signature.NOT_EVENT: "what is posted to this URL is not Stripe events",
+}
+_OTHER_HINT = "what is posted to this URL does not carry a valid Stripe-Signature header"
+
+
+def _with_refusals(settings: WebhookSettings) -> WebhookSettings:
+    """A warning when the latest delivery was refused (after any other warning)."""
+    found = settings.endpoint
+    if found is None or latest_delivery(found) != "refused":
+        return settings
+    reason = found.last_refusal or "refused"
+    hint = _REFUSAL_HINTS.get(reason, _OTHER_HINT)
+    left = (
+        f"deliveries are refused ({found.refused_count} since the secret was stored; the "
+        f"latest at {_iso(found.last_refused_at)}: {reason}): {hint}"
+    )
+    return replace(settings, warning=f"{settings.warning}; {left}" if settings.warning else left)
 
 
 def show(app: App, connection_id: str, *, at_stripe: bool = False) -> WebhookSettings:
@@ -76,9 +125,9 @@ def show(app: App, connection_id: str, *, at_stripe: bool = False) -> WebhookSet
     path = RECEIVER_PATH.format(connection_id=connection.id)
     settings = WebhookSettings(connection.id, path, store.get_endpoint(app.engine, connection.id))
     found = settings.endpoint
-    if not at_stripe or found is None or found.stripe_endpoint_id is None:
-        return settings
-    return _with_stripe_status(app, connection, settings, found.stripe_endpoint_id)
+    if at_stripe and found is not None and found.stripe_endpoint_id is not None:
+        settings = _with_stripe_status(app, connection, settings, found.stripe_endpoint_id)
+    return _with_refusals(settings)
 
 
 def _with_stripe_status(

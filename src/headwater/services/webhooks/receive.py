@@ -5,12 +5,15 @@ source of truth, so the run that follows reads what changed from Stripe itself, 
 lost, repeated or reordered delivery loses nothing and applies nothing twice.
 
 An unknown connection, a connection without a signing secret and a bad signature are
-one and the same `BadSignature` to the sender (no connection ids can be probed).
+one and the same `BadSignature` to the sender (no connection ids can be probed).  A
+delivery refused by a connection that has a secret is a `Refused`, which says which
+secret judged it: the connection's status counts those (`refusals`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 
@@ -20,7 +23,7 @@ from headwater.kernel.clock import Clock
 from headwater.kernel.entities import Connection
 from headwater.services.app import App
 from headwater.services.webhooks.followups import request_runs
-from headwater.services.webhooks.signature import BadSignature, verify
+from headwater.services.webhooks.signature import NOT_EVENT, BadSignature, verify
 
 #: The events that can change a customer; any other verified event is acknowledged only.
 CUSTOMER_EVENTS = frozenset({"customer.created", "customer.updated", "customer.deleted"})
@@ -52,6 +55,16 @@ class Verified:
     event_type: str
 
 
+class Refused(BadSignature):
+    """A delivery refused by a connection with a stored secret: `since` is when that
+    secret was stored (its endpoint's `created_at`); `reason` says why, in fixed words."""
+
+    def __init__(self, cause: BadSignature, connection_id: str, since: datetime) -> None:
+        super().__init__(cause.message, cause.reason)
+        self.connection_id = connection_id
+        self.since = since
+
+
 def receive(
     app: App, connection_id: str, payload: bytes, signature: str | None, clock: Clock
 ) -> Delivery:
@@ -62,12 +75,17 @@ def receive(
 def check(
     app: App, connection_id: str, payload: bytes, signature: str | None, clock: Clock
 ) -> Verified:
-    """Verify a delivery (nothing is written); `BadSignature` refuses it."""
-    workspace_id, secret = _read_secret(app, connection_id)
-    if secret is None:
+    """Verify a delivery (nothing is written); `BadSignature` refuses it (`Refused` when
+    the connection has a secret)."""
+    found = _read_secret(app, connection_id)
+    if found is None:
         raise BadSignature(f"no connection {connection_id!r} with a webhook signing secret")
-    verify(payload, signature, secret, clock)
-    event_id, event_type = _event(payload)
+    workspace_id, since, secret = found
+    try:
+        verify(payload, signature, secret, clock)
+        event_id, event_type = _event(payload)
+    except BadSignature as exc:
+        raise Refused(exc, connection_id, since) from None
     return Verified(connection_id, workspace_id, event_id, event_type)
 
 
@@ -82,13 +100,15 @@ def record(app: App, delivery: Verified, clock: Clock) -> Delivery:
     return Delivery(event_id, event_type, duplicate=False, pipelines=tuple(asked))
 
 
-def _read_secret(app: App, connection_id: str) -> tuple[str, str | None]:
+def _read_secret(app: App, connection_id: str) -> tuple[str, datetime, str] | None:
+    """The connection's workspace, when its secret was stored, and the secret."""
     found = objects.find(app.engine, Connection, id=connection_id)
     endpoint = store.get_endpoint(app.engine, connection_id) if found else None
     if not found or endpoint is None:
-        return "", None
+        return None
     context = secret_context(connection_id)
-    return found[0].workspace_id, app.cipher.decrypt(endpoint.secret_encrypted, context=context)
+    secret = app.cipher.decrypt(endpoint.secret_encrypted, context=context)
+    return found[0].workspace_id, endpoint.created_at, secret
 
 
 def _event(payload: bytes) -> tuple[str, str]:
@@ -96,11 +116,11 @@ def _event(payload: bytes) -> tuple[str, str]:
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        raise BadSignature("the signed body is not JSON") from None
+        raise BadSignature("the signed body is not JSON", NOT_EVENT) from None
     event_id = data.get("id") if isinstance(data, dict) else None
     event_type = data.get("type") if isinstance(data, dict) else None
     if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
-        raise BadSignature("the signed body is not a Stripe event (no id)")
+        raise BadSignature("the signed body is not a Stripe event (no id)", NOT_EVENT)
     if not isinstance(event_type, str):
-        raise BadSignature("the signed body is not a Stripe event (no type)")
+        raise BadSignature("the signed body is not a Stripe event (no type)", NOT_EVENT)
     return event_id, event_type

@@ -26,9 +26,23 @@ TOLERANCE_SECONDS = 300
 _MAX_HEADER = 4096
 
 
+#: Why a delivery was refused, in a few fixed words: what a connection's webhook status
+#: shows (`refusals`).  Never built from the delivery (no body, header or secret in it).
+NO_HEADER = "no Stripe-Signature header"
+MALFORMED = "malformed Stripe-Signature header"
+MISMATCH = "signature does not match the stored secret"
+STALE = "timestamp outside tolerance"
+NOT_EVENT = "not an event"
+
+
 class BadSignature(TerminalError):
     """The delivery is not provably from Stripe: missing, malformed, wrong or stale
-    signature.  The reason is for logs; the sender gets one answer for all of them."""
+    signature.  The message is for logs; `reason` is one of the fixed reasons above
+    (shown in the status); the sender gets one answer for all of them."""
+
+    def __init__(self, message: str, reason: str = MALFORMED) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def expected_signature(payload: bytes, secret: str, timestamp: int) -> str:
@@ -46,7 +60,7 @@ def verify(
 ) -> datetime:
     """Check `header` against `payload`; return the signing time or raise `BadSignature`."""
     if not header:
-        raise BadSignature("no Stripe-Signature header")
+        raise BadSignature("no Stripe-Signature header", NO_HEADER)
     if len(header) > _MAX_HEADER:
         raise BadSignature("the Stripe-Signature header is too long")
     timestamp, digests = _parse(header)
@@ -56,13 +70,15 @@ def verify(
     for digest in digests:
         matched |= hmac.compare_digest(expected, digest.encode())
     if not matched:
-        raise BadSignature("no v1 signature matches the body and the endpoint's secret")
+        raise BadSignature("no v1 signature matches the body and the endpoint's secret", MISMATCH)
     now = clock.now()
     skew = now.timestamp() - timestamp
     if abs(skew) > tolerance:
         direction = "old" if skew > 0 else "in the future"
+        seconds = abs(int(skew))
         raise BadSignature(
-            f"the signature's timestamp is {abs(int(skew))} s {direction} (tolerance {tolerance} s)"
+            f"the signature's timestamp is {seconds} s {direction} (tolerance {tolerance} s)",
+            STALE,
         )
     return datetime.fromtimestamp(timestamp, tz=now.tzinfo)
 

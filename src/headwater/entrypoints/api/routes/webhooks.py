@@ -7,6 +7,9 @@ never waited on): 200 for a verified delivery (a duplicate too), 400 for anythin
 unverifiable, an unknown connection included (the same answer, so ids cannot be
 probed), 413 for a body over the size limit, 429 past the connection's rate limit
 (verified deliveries and refused ones are limited apart: see `receive_delivery`).
+A delivery refused by a connection with a stored secret is counted for its status
+(`services.webhooks.refusals`: in memory, written at most once a second), whether it
+got the 400 or, past the refusals' limit, a 429.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from headwater.entrypoints.api.webhook_models import (
     WebhookSecret,
 )
 from headwater.kernel.clock import SystemClock
+from headwater.kernel.entities import utcnow
 from headwater.services.app import App
 from headwater.services.webhooks import endpoints
 from headwater.services.webhooks.limits import DeliveryLimits, RateLimiter, retry_after
-from headwater.services.webhooks.receive import check, record
+from headwater.services.webhooks.receive import Refused, check, record
+from headwater.services.webhooks.refusals import RefusalCounter
 from headwater.services.webhooks.signature import BadSignature
 
 log = logging.getLogger(__name__)
@@ -116,6 +121,9 @@ async def receive_delivery(
     try:
         verified = await run_in_threadpool(check, app, connection_id, payload, signature, clock)
     except BadSignature as exc:
+        if isinstance(exc, Refused):  # the connection's status shows it
+            counter = cast(RefusalCounter, request.app.state.webhook_refusals)
+            counter.add(exc.connection_id, exc.since, exc.reason, utcnow())
         return _refused(request, app, connection_id, exc.message)
     wait = _limiter(request, app, "accepted").take(connection_id)
     if wait > 0:
@@ -133,7 +141,9 @@ async def receive_delivery(
 @settings.get("/connections/{connection_id}/webhook", summary="Show a connection's webhook")
 def show_webhook(connection_id: ConnectionId, app: WorkspaceApp) -> WebhookPublic:
     """The receiver's path (and full URL once known), the Stripe endpoint and its status
-    at Stripe, the masked signing secret and when the last verified delivery arrived."""
+    at Stripe, the masked signing secret, when the last verified delivery arrived, and
+    the deliveries refused since the secret was stored (how many, the latest's time and
+    reason; counted within about a second)."""
     return WebhookPublic(**endpoints.show(app, connection_id, at_stripe=True).public())
 
 
