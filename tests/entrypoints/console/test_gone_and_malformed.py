@@ -82,7 +82,13 @@ def test_a_followed_run_deleted_with_its_pipeline_ends_its_stream(site: Site, vi
             rest = list(events)  # the stream ends, whole (it was cut off)
         assert [name for name, _ in rest][-1:] == ["end"]
         shown = rest[-1][1]
-        if view == "page":
+        # The delete cancels the queued run before it removes the pipeline: a poll in
+        # between (a loaded machine) ends the stream on that truthful outcome instead
+        # (the history's row has no room for why; the page and the table's row say it).
+        if 'class="badge cancelled"' in shown or f'id="row-{pipeline.id}"' in shown:
+            why = f"Import cancelled: pipeline {pipeline.id} was deleted before the run started"
+            assert view == "history" or why in html.unescape(shown)
+        elif view == "page":
             assert '<section id="run-panel"' in shown
             assert "This run no longer exists: it was deleted with its pipeline." in shown
         elif view == "history":
@@ -241,3 +247,22 @@ def test_the_editor_refuses_a_form_body_saying_so(site: Site) -> None:
             refused = client.post(path, data={"name": "x"})
             assert refused.status_code in (200, 400), (path, refused.status_code)
             assert "the body must be a JSON object" in refused.text, path
+
+
+def test_a_cancelled_run_says_why(site: Site) -> None:
+    """A run cancelled before it started (its pipeline disabled in another tab, or
+    deleted) showed "Import cancelled" and nothing more: its page and the pipelines table
+    never said that no one had pressed Cancel."""
+    conn = site.add_source("Why cancelled")
+    pipeline = site.add_pipeline(conn.id, "Disabled with a queued run")
+    app = site.app()
+    try:
+        run = runner.enqueue(app, pipeline.id)
+    finally:
+        app.close()
+    with _signed_in(site) as client:
+        disabled = client.post(f"/pipelines/{pipeline.id}/enable", data={"enabled": "false"})
+        assert disabled.status_code == 200
+        why = "Import cancelled (dropped: the pipeline was disabled before it started)"
+        assert why in html.unescape(disabled.text)  # the pipelines table's row
+        assert why in html.unescape(client.get(f"/runs/{run.id}").text)

@@ -57,10 +57,21 @@ def summary(run: Run) -> str:
     if run.status == RunStatus.SUCCEEDED:
         return " • ".join(["Import completed", *parts])
     if run.status == RunStatus.CANCELLED:
-        return " • ".join(["Import cancelled", *parts])
+        return " • ".join([_cancelled(run.message), *parts])
     if run.status == RunStatus.FAILED:
         return f"Import failed: {run.message or 'unknown error'}"
     return run.status.value.capitalize()
+
+
+def _cancelled(message: str | None) -> str:
+    """ "Import cancelled", and why when it was not on request ("cancelled on request",
+    "cancelled: interrupted (Ctrl-C)", "dropped: the pipeline was disabled ...")."""
+    why = (message or "").strip()
+    if why.startswith("cancelled: "):
+        return f"Import cancelled: {why.removeprefix('cancelled: ')}"
+    if why.startswith("cancelled "):
+        return f"Import {why}"
+    return f"Import cancelled ({why})" if why else "Import cancelled"
 
 
 def progress(run: Run) -> dict[str, Any]:
