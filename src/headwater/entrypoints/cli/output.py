@@ -207,13 +207,16 @@ def table(
 def confirm(question: str, yes: bool) -> None:
     """Ask `question` unless ``--yes`` (`yes`) answered it.  It is asked on stderr, so
     that stdout holds only what the command prints (with ``--json``, one document);
-    anything but yes, or no answer at all (a script without ``--yes``), is an error at
-    ``--yes`` and the command changes nothing."""
+    anything but yes, or no answer at all (a script without ``--yes``, Ctrl-D), is an
+    error at ``--yes`` and the command changes nothing; Ctrl-C stays an interruption
+    ("Aborted!", exit 130)."""
     if yes:
         return
     try:
         confirmed = click.confirm(question, err=True)
-    except click.exceptions.Abort:  # end of input, or Ctrl-C, at the question
+    except click.exceptions.Abort as exc:  # end of input, or Ctrl-C, at the question
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise
         confirmed = False
     if not confirmed:
         raise InvalidInput("not confirmed, nothing was changed (--yes confirms)", "--yes")
