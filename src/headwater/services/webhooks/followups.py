@@ -64,6 +64,7 @@ from headwater.adapters.connectors.stripe.changes import SETTLE, unsettled
 from headwater.adapters.store import objects, queue
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
+from headwater.adapters.store.database import store_error
 from headwater.kernel.clock import Clock, SystemClock
 from headwater.kernel.entities import Connection, Pipeline, Run, RunStatus
 from headwater.kernel.errors import Conflict, HeadwaterError, NotFound
@@ -263,6 +264,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)
         self._pruned_at: datetime | None = None
+        self._failing = False  # the last beat failed (`_failed`)
 
     def start(self) -> None:
         """Ask for the runs that catch up with changes made while no process listened
@@ -289,7 +291,21 @@ class Dispatcher:
                 if self._pruned_at is None or now - self._pruned_at > timedelta(minutes=10):
                     store.prune_events(self._app.engine, now - EVENT_ID_RETENTION)
                     self._pruned_at = now
-            except HeadwaterError as exc:
-                log.warning("webhook follow-ups: %s", exc.message)
-            except Exception:  # the store was briefly unreachable: try again next beat
-                log.exception("webhook follow-ups failed; retrying")
+            except Exception as exc:  # try again next beat
+                self._failed(exc)
+            else:
+                if self._failing:
+                    log.info("webhook follow-ups go on: the metadata store answers again")
+                    self._failing = False
+
+    def _failed(self, exc: Exception) -> None:
+        """Log a failed beat: a store outage (or an error of ours) once when it begins,
+        not at every beat of it (ten a second); a surprise with its traceback, once."""
+        known = exc if isinstance(exc, HeadwaterError) else store_error(exc)
+        if self._failing:
+            return
+        self._failing = True
+        if known is not None:
+            log.warning("webhook follow-ups wait: %s", known.message)
+        else:
+            log.exception("webhook follow-ups failed; retrying")
