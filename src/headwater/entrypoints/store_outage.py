@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from headwater.adapters.store.database import StoreUnavailable, store_error
 from headwater.adapters.warehouse.staging import hide_password
+from headwater.entrypoints.asgi_failures import AnswerFailures
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +43,18 @@ def store_unavailable(exc: BaseException, request: str) -> StoreUnavailable | No
     return StoreUnavailable(STORE_FAILED)
 
 
-class AnswerStoreOutage:
+class AnswerStoreOutage(AnswerFailures):
     """ASGI middleware: a request whose handler the store failed (and that has sent
     nothing yet) gets 503 with the API's error document, ``unavailable``; any other
     exception goes on. For `serve`'s own routes (``/readyz``, ``/metrics``: the caller's
     credentials are checked in the store); the API and the console answer their own."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        except Exception as exc:
-            failure = None if started else store_unavailable(exc, _named(scope))
-            if failure is None:
-                raise
-            error = {"type": "unavailable", "message": failure.message, "field": None}
-            await JSONResponse({"error": error}, status_code=503)(scope, receive, send)
+    def failed(self, exc: Exception, scope: Scope, started: bool) -> ASGIApp | None:
+        failure = None if started else store_unavailable(exc, _named(scope))
+        if failure is None:
+            raise exc
+        error = {"type": "unavailable", "message": failure.message, "field": None}
+        return JSONResponse({"error": error}, status_code=503)
 
 
 def _named(scope: Scope) -> str:

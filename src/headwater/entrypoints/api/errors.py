@@ -29,9 +29,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from headwater.adapters.warehouse.staging import hide_password
+from headwater.entrypoints.asgi_failures import AnswerFailures
 from headwater.entrypoints.store_outage import store_unavailable
 from headwater.kernel.errors import (
     HeadwaterError,
@@ -196,32 +197,15 @@ def _log_unexpected(exc: BaseException) -> None:
     log.error("unexpected error in the API: %s\n%s", what, where)
 
 
-class CatchUnexpected:
+class CatchUnexpected(AnswerFailures):
     """ASGI middleware: an exception no handler took becomes the 500 `ErrorDocument`,
     logged masked, and goes no further (the server keeps the connection open)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        except Exception as exc:
-            _log_unexpected(exc)
-            if started:  # half an answer went out: the server ends the connection
-                return
-            answer = error_response(500, "internal", "an unexpected error happened; it was logged")
-            await answer(scope, receive, send)
+    def failed(self, exc: Exception, _scope: Scope, started: bool) -> ASGIApp | None:
+        _log_unexpected(exc)
+        if started:  # half an answer went out: the server ends the connection
+            return None
+        return error_response(500, "internal", "an unexpected error happened; it was logged")
 
 
 def install(api: FastAPI) -> None:
