@@ -16,6 +16,7 @@ from tests.entrypoints.console.conftest import EMAIL, PASSWORD, Site
 from tests.serving import start_serve
 
 from headwater.entrypoints.environment import settings_from_env
+from headwater.kernel.entities import Pipeline, Run
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
 from headwater.services.app import App
@@ -57,19 +58,24 @@ def _events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
             name, data = "", []
 
 
+def _queued(site: Site, source: str, name: str) -> tuple[Pipeline, Run]:
+    """A new source with a pipeline `name`, and a queued run of it (no worker takes it)."""
+    conn = site.add_source(source)
+    pipeline = site.add_pipeline(conn.id, name)
+    app = site.app()
+    try:
+        return pipeline, runner.enqueue(app, pipeline.id)
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("view", ["page", "history", "row"])
 def test_a_followed_run_deleted_with_its_pipeline_ends_its_stream(site: Site, view: str) -> None:
     """A queued run's live progress, open on its page (or a history row, or the
     pipelines table), while its pipeline is deleted in another tab: the stream failed
     half way (an exception in the server, the answer cut off), so the page kept saying
     "queued" with nothing to tell it otherwise. It now ends with what replaces it."""
-    conn = site.add_source(f"Followed {view}")
-    pipeline = site.add_pipeline(conn.id, f"Deleted while followed ({view})")
-    app = site.app()
-    try:
-        run = runner.enqueue(app, pipeline.id)
-    finally:
-        app.close()
+    pipeline, run = _queued(site, f"Followed {view}", f"Deleted while followed ({view})")
     with _signed_in(site) as client:
         with client.stream("GET", f"/runs/{run.id}/events?view={view}") as stream:
             assert stream.status_code == 200
@@ -253,13 +259,7 @@ def test_a_cancelled_run_says_why(site: Site) -> None:
     """A run cancelled before it started (its pipeline disabled in another tab, or
     deleted) showed "Import cancelled" and nothing more: its page and the pipelines table
     never said that no one had pressed Cancel."""
-    conn = site.add_source("Why cancelled")
-    pipeline = site.add_pipeline(conn.id, "Disabled with a queued run")
-    app = site.app()
-    try:
-        run = runner.enqueue(app, pipeline.id)
-    finally:
-        app.close()
+    pipeline, run = _queued(site, "Why cancelled", "Disabled with a queued run")
     with _signed_in(site) as client:
         disabled = client.post(f"/pipelines/{pipeline.id}/enable", data={"enabled": "false"})
         assert disabled.status_code == 200
