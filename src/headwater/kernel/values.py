@@ -199,6 +199,17 @@ def decimal_text(value: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
+def document_value(value: object) -> str:
+    """A value JSON has no spelling for, as every document (the API's, the CLI's
+    ``--json``, the console's) spells it: a datetime or date in ISO 8601, a decimal as
+    `decimal_text`; for the encoders' ``default``.  Anything else is a `TypeError`."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 _TRUE = {"true", "t", "yes", "1"}
 _FALSE = {"false", "f", "no", "0"}
 

@@ -40,7 +40,7 @@ from headwater.kernel.errors import (
     error_type,
     redact,
 )
-from headwater.kernel.values import decimal_text
+from headwater.kernel.values import document_value
 from headwater.services.app import App
 
 P = ParamSpec("P")
@@ -116,16 +116,8 @@ def warn(message: object, indent: str = "") -> None:
     say(indent, ("warning:", "yellow"), " ", message)
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def print_json(document: Any) -> None:
-    click.echo(json.dumps(document, indent=2, default=_default, ensure_ascii=False))
+    click.echo(json.dumps(document, indent=2, default=document_value, ensure_ascii=False))
 
 
 # How narrow a column that cannot hold its longest word may get: its cells then end
@@ -215,8 +207,7 @@ def confirm(question: str, yes: bool) -> None:
     try:
         confirmed = click.confirm(question, err=True)
     except click.exceptions.Abort as exc:  # end of input, or Ctrl-C, at the question
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            raise
+        _reraise_ctrl_c(exc)
         confirmed = False
     if not confirmed:
         raise InvalidInput("not confirmed, nothing was changed (--yes confirms)", "--yes")
@@ -230,9 +221,14 @@ def ask_hidden(question: str, field: str, what: str, *, twice: bool = False) -> 
     try:
         return str(click.prompt(question, hide_input=True, confirmation_prompt=twice, err=True))
     except click.exceptions.Abort as exc:
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            raise
+        _reraise_ctrl_c(exc)
         raise InvalidInput(f"no {what} given (end of input at the question)", field) from None
+
+
+def _reraise_ctrl_c(abort: click.exceptions.Abort) -> None:
+    """Raise `abort` on when Ctrl-C made it (click aborts on Ctrl-D too, at a question)."""
+    if isinstance(abort.__context__, KeyboardInterrupt):
+        raise abort
 
 
 def print_error(kind: str, message: str, field: str | None, as_json: bool) -> None:
@@ -304,5 +300,5 @@ def shown(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, datetime | date | Decimal):
-        return str(_default(value))
-    return json.dumps(value, default=_default, ensure_ascii=False)
+        return document_value(value)
+    return json.dumps(value, default=document_value, ensure_ascii=False)

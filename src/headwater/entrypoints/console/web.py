@@ -20,8 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
 from urllib.parse import quote, urlsplit
@@ -37,7 +36,7 @@ from headwater.entrypoints.console.flash import Flash, Flashes, Kind
 from headwater.entrypoints.store_outage import store_unavailable
 from headwater.kernel.entities import Workspace
 from headwater.kernel.errors import HeadwaterError, NotFound
-from headwater.kernel.values import decimal_text
+from headwater.kernel.values import document_value
 from headwater.services.app import App
 from headwater.services.auth import Principal, invitations, sessions, users, workspaces
 
@@ -62,19 +61,11 @@ def _json(value: object) -> str:
     ``\\u00e9`` and sorted them). A lone surrogate (half a character: no UTF-8 encoder
     takes it) stays an escape, as JSON writes it. Datetimes and dates are ISO 8601 text
     and decimals text, as the API's documents spell them."""
-    text = json.dumps(value, ensure_ascii=False, indent=2, default=_document_value)
+    text = json.dumps(value, ensure_ascii=False, indent=2, default=document_value)
     return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a pair is one character in a str
-
-
-def _document_value(value: object) -> str:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 env = jinja2.Environment(

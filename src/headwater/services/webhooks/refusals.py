@@ -55,11 +55,8 @@ class RefusalCounter:
     def add(self, connection_id: str, since: datetime, reason: str, at: datetime) -> None:
         """Count one delivery to `connection_id` refused at `at` for `reason`, judged
         with the secret stored at `since`."""
-        key = (connection_id, since)
         with self._lock:
-            found = self._pending.get(key)
-            count = found.count + 1 if found else 1
-            self._pending[key] = store.Refusals(connection_id, since, count, at, reason)
+            self._merge(store.Refusals(connection_id, since, 1, at, reason))
             self._schedule()
 
     def flush(self) -> None:
@@ -104,12 +101,14 @@ class RefusalCounter:
                 self._schedule()
 
     def _merge(self, tally: store.Refusals) -> None:
+        """Under the lock: add `tally` to what is pending for its endpoint (the latest
+        refusal's time and reason win)."""
         key = (tally.connection_id, tally.since)
         found = self._pending.get(key)
         if found is None:
             self._pending[key] = tally
             return
-        newer = found if found.last_at >= tally.last_at else tally
+        newer = found if found.last_at > tally.last_at else tally
         count = found.count + tally.count
         self._pending[key] = store.Refusals(
             tally.connection_id, tally.since, count, newer.last_at, newer.last_reason

@@ -8,14 +8,13 @@ values the way the CLI prints them (datetimes in ISO 8601).
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from headwater.kernel.values import decimal_text
+from headwater.kernel.values import document_value
 
 
 class Body(BaseModel):
@@ -41,12 +40,6 @@ class Patch(Body):
         return value
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def plain(value: Any) -> Any:
     """`value` with datetimes and dates as ISO 8601 text and decimals as plain text
     (`decimal_text`), as the CLI's ``--json`` prints them (orjson writes an aware
@@ -56,4 +49,4 @@ def plain(value: Any) -> Any:
 
 def json_bytes(value: Any) -> bytes:
     """`value` as the JSON the CLI's ``--json`` prints, compact."""
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(value, default=document_value, option=orjson.OPT_NON_STR_KEYS)
