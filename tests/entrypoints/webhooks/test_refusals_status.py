@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from tests.entrypoints.test_cli import doc
+from tests.entrypoints.test_cli import doc, invoke
 from tests.entrypoints.webhooks.conftest import Hooked, hooked
 from tests.serving import wait_for
 
 from headwater.adapters.store import webhooks as store
 from headwater.sandbox.testing import start_sandbox
+from headwater.services import connections
 from headwater.services.webhooks import endpoints
 from headwater.services.webhooks.receive import secret_context
 
@@ -168,3 +170,68 @@ def test_a_flood_of_forged_deliveries_is_not_a_write_per_delivery(home: Path) ->
         assert by_table["webhook_events"] == 0, by_table
         assert max(by_table.values()) < probes / 2, (by_table, elapsed)
         assert api.get(path).json()["refused_deliveries"] == flood
+
+
+TOO_LARGE = "body over the size limit"
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """The process's peak resident memory (``VmHWM``), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+def test_oversized_deliveries_are_counted_for_a_connection_not_for_unknown_ids(
+    home: Path,
+) -> None:
+    with (
+        start_sandbox(customers=0, seed=43) as sandbox,
+        hooked(home, sandbox, workers=0) as world,
+        world.api() as api,
+    ):
+        endpoints.set_secret(world.app, world.connection.id, WRONG)
+        bare = connections.add_stripe(world.app, "bare", sandbox.secret_key, sandbox.url, 9.0)
+        headers = {"content-type": "application/json", "stripe-signature": "t=1,v1=00"}
+        huge = b'{"id":"evt_huge","type":"customer.updated","pad":"' + b"x" * 600_000 + b'"}'
+
+        def streamed(mib: int) -> Iterator[bytes]:  # no Content-Length: counted as read
+            for _ in range(mib * 16):
+                yield b"x" * 65_536
+
+        def post(connection_id: str, content: bytes | Iterator[bytes]) -> httpx.Response:
+            url = world.receiver(connection_id)
+            return httpx.post(url, content=content, headers=headers, timeout=60)
+
+        rss_before = _peak_rss_kib(world.served.pid)
+        declared = post(world.connection.id, huge)  # Content-Length over the limit
+        chunked = post(world.connection.id, streamed(64))
+        assert (declared.status_code, chunked.status_code) == (413, 413), chunked.text
+        # The body was never read whole: 64 MiB streamed, the server's peak barely moved.
+        grown_mib = (_peak_rss_kib(world.served.pid) - rss_before) / 1024
+        assert grown_mib < 16, grown_mib
+        # Ids that name no connection, or one without a secret, get the same answer,
+        # and are counted nowhere.
+        for other in ("conn_not_one", bare.id, world.pipeline.id):
+            answer = post(other, huge)
+            assert (answer.status_code, answer.json()) == (413, declared.json()), other
+
+        path = f"/connections/{world.connection.id}/webhook"
+        wait_for(lambda: api.get(path).json()["refused_deliveries"] == 2, 10, "the counts")
+        time.sleep(1.5)  # anything else counted would be written by now
+        shown: dict[str, Any] = api.get(path).json()
+        assert shown["refused_deliveries"] == 2
+        assert (shown["latest_delivery"], shown["last_refusal"]) == ("refused", TOO_LARGE)
+        assert "over 512 KiB" in shown["warning"]
+        assert "evt_huge" not in str(shown)  # the body is never echoed
+        assert api.get(f"/connections/{bare.id}/webhook").json()["refused_deliveries"] is None
+
+        # The CLI reads the same status from the store, as lines and as JSON.
+        cli = doc("connections", "webhook", world.connection.id)
+        assert (cli["refused_deliveries"], cli["last_refusal"]) == (2, TOO_LARGE)
+        assert cli["warning"] == shown["warning"]
+        lines = invoke("connections", "webhook", world.connection.id)
+        assert lines.exit_code == 0, lines.output
+        assert f"last_refusal: {TOO_LARGE}\n" in lines.stdout
+        assert f"warning: {shown['warning']}\n" in lines.stdout

@@ -52,8 +52,8 @@ class WebhookPublic(BaseModel):
     refused_deliveries: int | None = Field(
         default=None,
         description="Deliveries refused since the secret was stored (`created_at`): a bad "
-        "or stale signature, a body that is not an event. Counted within about a second; "
-        "null without a secret.",
+        "or stale signature, a body that is not an event or over the size limit (413). "
+        "Counted within about a second; null without a secret.",
     )
     last_refused_at: str | None = Field(
         default=None, description="When the latest refused delivery arrived (ISO 8601), or null."
@@ -62,7 +62,8 @@ class WebhookPublic(BaseModel):
         default=None,
         description="Why it was refused, in a few fixed words (`signature does not match "
         "the stored secret`, `timestamp outside tolerance`, `not an event`, `no "
-        "Stripe-Signature header`, `malformed Stripe-Signature header`), or null.",
+        "Stripe-Signature header`, `malformed Stripe-Signature header`, `body over the size "
+        "limit`), or null.",
     )
     stripe_status: str | None = Field(
         default=None,

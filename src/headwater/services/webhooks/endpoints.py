@@ -29,6 +29,7 @@ from headwater.services.connections import get_connection
 from headwater.services.text import refuse_nul
 from headwater.services.webhooks import signature
 from headwater.services.webhooks.followups import catch_up
+from headwater.services.webhooks.limits import MAX_BODY_BYTES
 from headwater.services.webhooks.receive import secret_context
 
 RECEIVER_PATH = "/api/v1/webhooks/stripe/{connection_id}"
@@ -99,6 +100,11 @@ _REFUSAL_HINTS = {
         f"{signature.TOLERANCE_SECONDS} s apart: check the server's clock"
     ),
     signature.NOT_EVENT: "what is posted to this URL is not Stripe events",
+    signature.TOO_LARGE: (
+        f"bodies over {MAX_BODY_BYTES // 1024} KiB are posted to this URL (answered 413): "
+        "Stripe's customer events are a few kilobytes, so something else posts here (a "
+        "proxy in front sending other traffic to this path?)"
+    ),
 }
 _OTHER_HINT = "what is posted to this URL does not carry a valid Stripe-Signature header"
 

@@ -7,7 +7,9 @@ lost, repeated or reordered delivery loses nothing and applies nothing twice.
 An unknown connection, a connection without a signing secret and a bad signature are
 one and the same `BadSignature` to the sender (no connection ids can be probed).  A
 delivery refused by a connection that has a secret is a `Refused`, which says which
-secret judged it: the connection's status counts those (`refusals`).
+secret judged it: the connection's status counts those (`refusals`), and bodies over
+the size limit sent to such a connection too (refused before any check, with the same
+answer for every id: `judging_since` says which secret to count them against).
 """
 
 from __future__ import annotations
@@ -100,15 +102,33 @@ def record(app: App, delivery: Verified, clock: Clock) -> Delivery:
     return Delivery(event_id, event_type, duplicate=False, pipelines=tuple(asked))
 
 
-def _read_secret(app: App, connection_id: str) -> tuple[str, datetime, str] | None:
-    """The connection's workspace, when its secret was stored, and the secret."""
+def judging_since(app: App, connection_id: str) -> datetime | None:
+    """When the secret that judges deliveries to `connection_id` was stored: what a
+    delivery refused before any check (a body over the size limit) is counted against;
+    None when the id names no connection with a secret (nothing is counted then, and
+    the sender gets the same answer)."""
+    found = _endpoint(app, connection_id)
+    return found[1].created_at if found else None
+
+
+def _endpoint(app: App, connection_id: str) -> tuple[Connection, store.WebhookEndpoint] | None:
+    """The connection and its endpoint, when it has one (a stored secret)."""
     found = objects.find(app.engine, Connection, id=connection_id)
     endpoint = store.get_endpoint(app.engine, connection_id) if found else None
     if not found or endpoint is None:
         return None
+    return found[0], endpoint
+
+
+def _read_secret(app: App, connection_id: str) -> tuple[str, datetime, str] | None:
+    """The connection's workspace, when its secret was stored, and the secret."""
+    found = _endpoint(app, connection_id)
+    if found is None:
+        return None
+    connection, endpoint = found
     context = secret_context(connection_id)
     secret = app.cipher.decrypt(endpoint.secret_encrypted, context=context)
-    return found[0].workspace_id, endpoint.created_at, secret
+    return connection.workspace_id, endpoint.created_at, secret
 
 
 def _event(payload: bytes) -> tuple[str, str]:

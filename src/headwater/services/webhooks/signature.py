@@ -33,6 +33,8 @@ MALFORMED = "malformed Stripe-Signature header"
 MISMATCH = "signature does not match the stored secret"
 STALE = "timestamp outside tolerance"
 NOT_EVENT = "not an event"
+#: Judged before any signature is read: the body is over `limits.MAX_BODY_BYTES` (413).
+TOO_LARGE = "body over the size limit"
 
 
 class BadSignature(TerminalError):

@@ -9,13 +9,16 @@ probed), 413 for a body over the size limit, 429 past the connection's rate limi
 (verified deliveries and refused ones are limited apart: see `receive_delivery`).
 A delivery refused by a connection with a stored secret is counted for its status
 (`services.webhooks.refusals`: in memory, written at most once a second), whether it
-got the 400 or, past the refusals' limit, a 429.
+got the 400 or, past the refusals' limit, a 429; so is one answered 413, whose body is
+read only up to the limit (never whole, to be counted or otherwise).  Ids that name no
+such connection get the same answers and are counted nowhere.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Path, Request
@@ -36,9 +39,9 @@ from headwater.kernel.entities import utcnow
 from headwater.services.app import App
 from headwater.services.webhooks import endpoints
 from headwater.services.webhooks.limits import DeliveryLimits, RateLimiter, retry_after
-from headwater.services.webhooks.receive import Refused, check, record
+from headwater.services.webhooks.receive import Refused, check, judging_since, record
 from headwater.services.webhooks.refusals import RefusalCounter
-from headwater.services.webhooks.signature import BadSignature
+from headwater.services.webhooks.signature import TOO_LARGE, BadSignature
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJsonRoute, tags=["webhooks"])
@@ -83,6 +86,24 @@ def _refused(request: Request, app: App, connection_id: str, why: str) -> JSONRe
     return error_response(400, "invalid_signature", _REFUSED)
 
 
+def _count(request: Request, connection_id: str, since: datetime, reason: str) -> None:
+    """Count a refusal for the status of the connection whose secret (stored at
+    `since`) judged it."""
+    counter = cast(RefusalCounter, request.app.state.webhook_refusals)
+    counter.add(connection_id, since, reason, utcnow())
+
+
+async def _too_large(request: Request, app: App, connection_id: str) -> JSONResponse:
+    """The one answer to a body over the size limit, whatever the id; counted for a
+    connection with a stored secret (the id is looked up as for any refusal)."""
+    log.info("webhook delivery to %r refused: the body is over the size limit", connection_id)
+    if NUL not in connection_id:  # no connection has one (and no database keeps one)
+        since = await run_in_threadpool(judging_since, app, connection_id)
+        if since is not None:
+            _count(request, connection_id, since, TOO_LARGE)
+    return error_response(413, "payload_too_large", "the delivery's body is too large")
+
+
 async def _body(request: Request, limit: int) -> bytes | None:
     """The raw body, or None as soon as it is longer than `limit` bytes."""
     declared = request.headers.get("content-length", "")
@@ -112,7 +133,7 @@ async def receive_delivery(
     enabled incremental pipeline of the connection, coalesced, and is answered at once."""
     payload = await _body(request, DeliveryLimits().max_body_bytes)
     if payload is None:
-        return error_response(413, "payload_too_large", "the delivery's body is too large")
+        return await _too_large(request, app, connection_id)
     signature, clock = request.headers.get("stripe-signature"), SystemClock()
     # Verified first, then limited, each kind on its own: forged deliveries use up only
     # the refusals' bucket, never Stripe's (a flood of them got Stripe's own 429s).
@@ -122,8 +143,7 @@ async def receive_delivery(
         verified = await run_in_threadpool(check, app, connection_id, payload, signature, clock)
     except BadSignature as exc:
         if isinstance(exc, Refused):  # the connection's status shows it
-            counter = cast(RefusalCounter, request.app.state.webhook_refusals)
-            counter.add(exc.connection_id, exc.since, exc.reason, utcnow())
+            _count(request, exc.connection_id, exc.since, exc.reason)
         return _refused(request, app, connection_id, exc.message)
     wait = _limiter(request, app, "accepted").take(connection_id)
     if wait > 0:
