@@ -127,9 +127,31 @@ def test_a_stream_that_would_be_the_tail_is_split_even_with_every_slot_busy() ->
             run._left[index] = 300.0  # three pages each
         assert run._room() == 0
         long = Stream(lo=0, newest=3000, oldest=2000, records=1000)  # 2,000 left
-        assert run._pieces("long", long) >= 4
+        assert run._pieces("long", long)[0] >= 4
         short = Stream(lo=0, newest=3000, oldest=200, records=2800)  # 200 left
-        assert run._pieces("short", short) == 1
+        assert run._pieces("short", short)[0] == 1
+    finally:
+        http.close()
+
+
+def test_at_its_end_a_read_cuts_what_is_left_in_pieces_of_under_a_page() -> None:
+    """At 1 s per page, a stream with 2.5 pages left would end the read in a chain of
+    three round trips; once the whole read has left less than two round trips of the
+    budget, it is cut in pieces of under a page (one per page left and a margin), read
+    side by side. Earlier, with much left, the same stream is not split at all."""
+    gate = warm_gate(FakeClock(), latency=1.0, cap=32)
+    run, http = run_on(gate, workers=32)
+    try:
+        stream = Stream(lo=0, newest=3000, oldest=1000, records=500)  # 250 left
+        run._pending = run._active = 7
+        run._left.update(dict.fromkeys(range(6), 60.0))  # six streams on their last page
+        pieces, fill = run._pieces("ending", stream)
+        assert (pieces, fill) == (4, 0.5)
+        lo, split = split_stream(stream, pieces, page_size=100, fill=fill)
+        assert [(w.lo, w.hi) for w in split] == [(500, 750), (250, 500), (0, 250)]  # ~62 each
+        assert lo == 750  # the stream keeps the newest piece, its cursor's second in it
+        run._left.update(dict.fromkeys(range(6), 3000.0))  # 30 pages left each: not yet
+        assert run._pieces("ending", stream) == (1, 1.0)
     finally:
         http.close()
 

@@ -5,7 +5,9 @@ client's `Gate` (an adaptive `ConcurrencyController`) when it has one, else `wor
 A window being paged sequentially shares what is left of it with new windows
 (`windows.split_stream`) when it would otherwise outlast the rest of the read: at once
 while fewer windows are open than requests may be in flight, else queued for the first
-workers that finish, so that the last windows end together with every slot busy.
+workers that finish, so that the last windows end together with every slot busy; and
+at the very end (`ENDGAME_ROUND_TRIPS`), when the budget no longer binds, in pieces of
+under a page, so that what is left is read side by side in one round trip.
 
 Concurrency: `read_windows` starts `workers` threads that take windows from an
 unbounded task queue, read them through the shared `StripeHTTP` (its request budget
@@ -29,7 +31,13 @@ from dataclasses import dataclass
 
 from headwater.adapters.connectors.stripe.http import Cancelled, Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
-from headwater.adapters.connectors.stripe.windows import Stream, Window, plan_window, split_stream
+from headwater.adapters.connectors.stripe.windows import (
+    MIN_PAGES_PER_PIECE,
+    Stream,
+    Window,
+    plan_window,
+    split_stream,
+)
 from headwater.kernel.records import Record
 
 PATH = "/v1/customers"
@@ -37,6 +45,18 @@ PATH = "/v1/customers"
 #: the read (measured at 1 s per page: splitting at twice cost 13 more calls a read
 #: for no shorter end).
 NO_ROOM_SPLIT = 3
+#: The end game: once what the whole read has left takes at most this many round trips
+#: of the budget, a stream still paging shares its rest in pieces of under a page each,
+#: so that what is left is read side by side in one round trip instead of in chains of
+#: pages; the budget would otherwise idle while the chains run (measured at 1 s, cap 32,
+#: 40,000 customers, three reads each: 0.707 of the budget without, 0.739 with; at
+#: 300 ms no change beyond the noise).
+ENDGAME_ROUND_TRIPS = 2.0
+#: Pieces per page a stream likely has left in the end game: densities are estimates
+#: (a piece holding a page and a bit is a chain of two).
+ENDGAME_PIECES_PER_PAGE = 1.25
+#: How full the end game's pieces may be, in pages.
+ENDGAME_FILL = 0.5
 
 
 @dataclass(frozen=True)
@@ -190,9 +210,9 @@ class _Run:
         try:
             while not cursor.finished:
                 # Splitting trusts the order: below the cursor lie only older seconds.
-                pieces = self._pieces(key, stream) if ordered else 1
+                pieces, fill = self._pieces(key, stream) if ordered else (1, 1.0)
                 if pieces > 1:
-                    lo, split = split_stream(stream, pieces, self.page_size)
+                    lo, split = split_stream(stream, pieces, self.page_size, fill)
                     for piece in split:
                         self.submit(piece, stream.density() * _span(piece))
                     stream = Stream(lo, stream.newest, stream.oldest, stream.records)
@@ -219,8 +239,9 @@ class _Run:
         unknown = max(0, self._pending - len(self._left))
         return total + unknown * total / len(self._left) if self._left else 0.0
 
-    def _pieces(self, key: object, stream: Stream) -> int:
-        """In how many windows to read the rest of `stream` (1: do not split).
+    def _pieces(self, key: object, stream: Stream) -> tuple[int, float]:
+        """In how many windows to read the rest of `stream` (1: do not split), and how
+        many pages each should at least hold (`split_stream`'s `fill`).
 
         As many as keep this stream from outlasting the rest of the read: alone it needs
         ``pages left x latency``; the whole read needs ``pages left / budget``, counting
@@ -229,7 +250,10 @@ class _Run:
         in time is not split.  While fewer windows are open than requests may be in
         flight, at most as many pieces as there is room for; with no room, the pieces
         wait for the first workers that finish, so that the read ends with every slot
-        busy instead of in one window's chain of pages.
+        busy instead of in one window's chain of pages.  In the end game (the whole read
+        has left at most `ENDGAME_ROUND_TRIPS` round trips of the budget) the budget no
+        longer binds: every stream is cut in pieces of under a page, one per page left
+        and a margin, all read at once.
         """
         mine = stream.remaining()
         with self._lock:
@@ -239,15 +263,18 @@ class _Run:
         gate = self.http.gate
         latency = gate.mean_latency if gate is not None else None
         if gate is None or latency is None or total <= 0:
-            return spare + 1
+            return spare + 1, MIN_PAGES_PER_PIECE
         # What the read sends per second: the budget, or what the slots carry if fewer.
         rate = min(self.http.limiter.rate, gate.limit / latency)
+        if total / self.page_size <= rate * latency * ENDGAME_ROUND_TRIPS:
+            pages = mine / self.page_size
+            return math.ceil(pages * ENDGAME_PIECES_PER_PAGE), ENDGAME_FILL
         need = math.ceil(mine * latency * rate / total)
         if spare >= 1:
-            return min(spare + 1, need)
+            return min(spare + 1, need), MIN_PAGES_PER_PIECE
         # With no room, only a clear tail: the estimates come from page densities, and
         # a piece that waits for a worker helps only if its stream is far too long.
-        return need if need >= NO_ROOM_SPLIT else 1
+        return (need if need >= NO_ROOM_SPLIT else 1), MIN_PAGES_PER_PIECE
 
     def _spread(self) -> int:
         """How many windows to plan side by side below a first page: as many as there

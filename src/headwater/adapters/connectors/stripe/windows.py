@@ -129,17 +129,20 @@ class Stream:
         return self.density() * (self.oldest - self.lo)
 
 
-def split_stream(stream: Stream, pieces: int, page_size: int) -> tuple[int, list[Window]]:
+def split_stream(
+    stream: Stream, pieces: int, page_size: int, fill: float = MIN_PAGES_PER_PIECE
+) -> tuple[int, list[Window]]:
     """Share what is left of a window being paged in up to `pieces` windows, itself one.
 
     Returns the stream's new lower bound (it keeps the newest piece: its cursor is in
     the second `oldest`, which the piece must include) and the windows split off
     below it, newest first; ``(lo, [])`` when splitting is not worth a partial page
-    (each piece should hold `MIN_PAGES_PER_PIECE` pages at the density seen).  The
-    pieces are disjoint and, with the stream's own, cover ``[lo, oldest + 1)``.
+    (each piece should hold `fill` pages at the density seen: `MIN_PAGES_PER_PIECE`
+    unless the read is ending).  The pieces are disjoint and, with the stream's own,
+    cover ``[lo, oldest + 1)``.
     """
     span = stream.oldest + 1 - stream.lo
-    worth = int(stream.remaining() / page_size // MIN_PAGES_PER_PIECE)
+    worth = int(stream.remaining() / page_size // fill)
     pieces = min(pieces, worth, span)
     if pieces < 2:
         return stream.lo, []
