@@ -5,8 +5,9 @@ refusing new ones (``ALLOW_CONNECTIONS false``). Its URL carries a password (the
 server trusts the loopback, so it is never asked for): it must show nowhere. What
 must hold: an authenticated API request answers 503 ``unavailable`` naming the
 metadata store (not 500 ``internal``), a console page is a 503 page saying the store
-failed and to retry (not a bare 500), and once the store is back the same requests
-succeed, without restarting `serve`.
+failed and to retry (not a bare 500), each with ``Retry-After`` saying in how many
+seconds (as a 429 does), and once the store is back the same requests succeed, without
+restarting `serve`.
 """
 
 from __future__ import annotations
@@ -101,8 +102,16 @@ def served(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
         assert STORE_PASSWORD not in service.text()
 
 
+def _assert_retry_later(answer: httpx.Response) -> None:
+    """A 503 says when to retry: ``Retry-After``, a few whole seconds."""
+    after = answer.headers.get("retry-after", "")
+    assert after.isdigit(), dict(answer.headers)
+    assert 1 <= int(after) <= 30, after
+
+
 def _assert_unavailable(answer: httpx.Response) -> None:
     assert answer.status_code == 503, answer.text
+    _assert_retry_later(answer)
     error = answer.json()["error"]
     assert error["type"] == "unavailable", error
     assert error["message"].startswith("the metadata store failed"), error
@@ -137,6 +146,7 @@ def test_the_api_answers_503_while_the_store_is_away_and_200_once_it_is_back(
 def _assert_store_page(answer: httpx.Response) -> None:
     assert answer.status_code == 503, answer.text[-2000:]
     assert answer.headers["content-type"].startswith("text/html")
+    _assert_retry_later(answer)
     assert "the metadata store failed" in answer.text
     assert "retry in a moment" in answer.text
     assert STORE_PASSWORD not in answer.text
@@ -163,6 +173,7 @@ def test_console_pages_say_the_store_failed_with_503_and_work_once_it_is_back(
                 headers={"X-Requested-With": "fetch"},
             )
             assert fetched.status_code == 503, fetched.text
+            _assert_retry_later(fetched)
             assert fetched.json()["error"]["type"] == "unavailable"
             assert fetched.json()["error"]["message"].startswith("the metadata store failed")
             # Signing in needs the store too.

@@ -7,6 +7,9 @@ Each application turns them, in one place, into `StoreUnavailable`, a transient 
 (HTTP 503, retry), with `store_unavailable`: the API and the console in an exception
 handler, `serve`'s own routes in `AnswerStoreOutage`.
 
+Every such 503 (and any other transient error's, the API's and the console's) says when
+to retry, ``Retry-After: RETRY_AFTER_SECONDS`` (`retry_later`), as a 429 does.
+
 The message a client gets names the metadata store and says to retry, never the
 driver's words: they name the store's host, port, database and user, and the request
 could not be authenticated (the credentials live in the store), so the caller may be
@@ -32,6 +35,19 @@ STORE_FAILED = (
 )
 
 
+#: The ``Retry-After`` of every 503 (a transient error), in seconds. What a 503 waits
+#: for (a store server restarting or failing over, a SQLite lock let go, Stripe or a
+#: warehouse answering again) comes back in seconds, not minutes: 5 keeps a client
+#: that heeds it from asking many times a second meanwhile, each request trying the
+#: store again, without leaving it waiting long once the outage is over.
+RETRY_AFTER_SECONDS = 5
+
+
+def retry_later() -> dict[str, str]:
+    """The headers of a 503: when to retry (`RETRY_AFTER_SECONDS`)."""
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
 def store_unavailable(exc: BaseException, request: str) -> StoreUnavailable | None:
     """`exc` as the `StoreUnavailable` a client is told when it is the store's driver
     failing for want of the store (logged with its cause, masked, and `request`: its
@@ -54,7 +70,7 @@ class AnswerStoreOutage(AnswerFailures):
         if failure is None:
             raise exc
         error = {"type": "unavailable", "message": failure.message, "field": None}
-        return JSONResponse({"error": error}, status_code=503)
+        return JSONResponse({"error": error}, status_code=503, headers=retry_later())
 
 
 def _named(scope: Scope) -> str:

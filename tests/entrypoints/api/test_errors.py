@@ -181,3 +181,17 @@ def test_the_docs_address_without_its_slash_leads_to_the_page(api: Api) -> None:
     assert moved.status_code in (307, 308), moved.text
     assert moved.headers["location"].endswith("/api/docs/")
     assert page.url.path == "/sign-in"  # no session: the page sends the browser to sign in
+
+
+def test_a_transient_error_says_when_to_retry(api: Api) -> None:
+    """A 503 (something the request needs cannot be reached now: here the warehouse,
+    refusing connections; Stripe or the metadata store alike) carried no
+    ``Retry-After``, though a 429 does: a client could only guess when to retry."""
+    warehouse = {"url": "postgresql://nobody@127.0.0.1:1/none"}
+    with api.client(api.token) as client:
+        answer = client.put("/warehouse", json=warehouse)
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["type"] == "unavailable"
+    after = answer.headers.get("retry-after", "")
+    assert after.isdigit(), dict(answer.headers)
+    assert 1 <= int(after) <= 30, after

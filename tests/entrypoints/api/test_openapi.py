@@ -68,6 +68,9 @@ def test_errors_are_one_document_and_both_credentials_are_declared(app: App) -> 
             for status in ("401", "404", "422"):
                 ref = responses[status]["content"]["application/json"]["schema"]["$ref"]
                 assert ref.endswith("/ErrorDocument"), (method, path, status)
+            retry = responses["503"]["headers"]["Retry-After"]
+            assert retry["schema"] == {"type": "integer"}, (method, path)
+            assert retry["description"], (method, path)
             # Sign-in has no credentials yet; Stripe's deliveries carry a signature instead.
             if (method, path) not in UNAUTHENTICATED:
                 assert item[method]["security"], (method, path)

@@ -3,10 +3,11 @@
 The kernel's errors map to statuses here and nowhere else: `InvalidInput` 422 (the
 field of its first problem), `NotFound` 404, `Conflict` 409, `Unauthenticated` 401,
 `Forbidden` 403, `RateLimited` 429 with ``Retry-After``, any other terminal error 400,
-a transient one 503. The store's driver failing for want of the store (away, its
-connections dropped or refused, a SQLite file locked too long) is that 503 too,
-`unavailable` naming the metadata store (`store_outage`), wherever in the request it
-fails: checking the caller's credentials as much as in a route. FastAPI's own
+a transient one 503, with ``Retry-After`` too (`store_outage.RETRY_AFTER_SECONDS`). The
+store's driver failing for want of the store (away, its connections dropped or
+refused, a SQLite file locked too long) is that 503 too, `unavailable` naming the
+metadata store (`store_outage`), wherever in the request it fails: checking the
+caller's credentials as much as in a route. FastAPI's own
 validation errors are 422 with the field at fault, an unknown path 404, an unexpected
 exception 500 with no detail (the exception is logged, its secrets masked).
 
@@ -33,7 +34,7 @@ from starlette.types import ASGIApp, Scope
 
 from headwater.adapters.warehouse.staging import hide_password
 from headwater.entrypoints.asgi_failures import AnswerFailures
-from headwater.entrypoints.store_outage import store_unavailable
+from headwater.entrypoints.store_outage import RETRY_AFTER_SECONDS, retry_later, store_unavailable
 from headwater.kernel.errors import (
     HeadwaterError,
     InvalidInput,
@@ -78,10 +79,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _described("The request conflicts with the current state."),
     422: _described("Invalid input; `field` names where."),
     429: _described("Too many attempts; `Retry-After` says in how many seconds to retry."),
-    503: _described(
-        "Something it needs (Stripe, the warehouse, the metadata store) cannot be reached "
-        "now; retry."
-    ),
+    503: {
+        **_described(
+            "Something it needs (Stripe, the warehouse, the metadata store) cannot be "
+            "reached now; `Retry-After` says in how many seconds to retry."
+        ),
+        "headers": {
+            "Retry-After": {
+                "description": f"Seconds to wait before retrying ({RETRY_AFTER_SECONDS}).",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
 }
 
 #: The HTTP status of each error document type (`kernel.errors.error_type`).
@@ -127,6 +136,8 @@ def _headwater_error(_request: Request, exc: Exception) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthenticated):
         headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        headers.update(retry_later())
     return error_response(status, kind, exc.message, field, headers)
 
 

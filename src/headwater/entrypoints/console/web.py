@@ -2,8 +2,9 @@
 same-origin rule for changes, and how errors become pages.
 
 A transient error is a 503 page saying to retry (with a "Try again" link for a page
-asked for), the metadata store away as much as any (`store_outage`: the driver's own
-errors, wherever in the request, the session's check first among them).
+asked for, and ``Retry-After``), the metadata store away as much as any
+(`store_outage`: the driver's own errors, wherever in the request, the session's check
+first among them).
 
 A page needs a live session (the ``headwater_session`` cookie): without one it answers
 with a redirect to the sign-in page; an htmx request gets 200 with ``HX-Redirect`` (a
@@ -33,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 
 from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
 from headwater.entrypoints.console.flash import Flash, Flashes, Kind
-from headwater.entrypoints.store_outage import store_unavailable
+from headwater.entrypoints.store_outage import retry_later, store_unavailable
 from headwater.kernel.entities import Workspace
 from headwater.kernel.errors import HeadwaterError, NotFound
 from headwater.kernel.values import document_value
@@ -306,11 +307,13 @@ def _unavailable(request: Request, exc: HeadwaterError) -> Response:
     and alert in the status line), or the error document for the editor's requests."""
     if request.headers.get("x-requested-with") == "fetch":
         error = {"type": "unavailable", "message": exc.message, "field": None}
-        return JSONResponse({"error": error}, status_code=503)
+        return JSONResponse({"error": error}, status_code=503, headers=retry_later())
     again = _come_back_to(request) if request.method in SAFE_METHODS else None
-    return render(
+    page = render(
         request, "error.html", status=503, title="Unavailable", message=exc.message, retry=again
     )
+    page.headers.update(retry_later())
+    return page
 
 
 def _malformed_message(exc: RequestValidationError) -> str:
