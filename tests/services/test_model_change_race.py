@@ -4,10 +4,16 @@ a run claimed just after that check (a queued one is not counted) imported with 
 model it read: its values went into the old column, re-created for it, and the renamed
 column stayed empty for its rows.  Each test forces one interleaving of the rename's
 steps (the check, the warehouse change, the model saved) with a run's, on both
-warehouse engines."""
+warehouse engines.  Such a run fails as transient: the service retries it, and so does
+`headwater pipelines run` executing it itself (a CLI subprocess here)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from headwater.services import warehouse as warehouse_settings
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.shaping import Shaper
+from headwater.services.runs.retries import MODEL_CHANGE_RETRIES
 
 MAPPING = {"email": "email", "plan": "email"}
 
@@ -182,3 +189,129 @@ def test_a_warehouse_the_workspace_comes_back_to_takes_the_model_it_comes_with(
     found = emails(app)
     assert found
     assert landed(app, "plan") == found
+
+
+#: `headwater` with its arguments, in a process where each run, as it shapes its first
+#: page, sees a rename commit (`during_first_shape`): the next of the ``old:new`` pairs
+#: in HW_TEST_RENAMES, its check for running imports made just before the run was
+#: claimed (the process holds a DuckDB warehouse: the rename must be made in it).
+RACED_CLI = textwrap.dedent(
+    """
+    import os, runpy, sys
+    from headwater.adapters.store import run_queries
+    from headwater.entrypoints.environment import settings_from_env
+    from headwater.services import model
+    from headwater.services.app import App
+    from headwater.services.pipelines.shaping import Shaper
+
+    real_shape, shaped = Shaper.shape, set()
+    renames = [p.split(":") for p in os.environ["HW_TEST_RENAMES"].split()]
+
+    def shape(self, *args, **kwargs):
+        if id(self) not in shaped and renames:  # a new run's first page
+            shaped.add(id(self))
+            old, new = renames.pop(0)
+            checked = run_queries.running_in_workspace
+            run_queries.running_in_workspace = lambda *_: []
+            app = App.open(settings_from_env())
+            try:
+                model.rename(app, old, new)
+            finally:
+                run_queries.running_in_workspace = checked
+                app.close()
+        return real_shape(self, *args, **kwargs)
+
+    Shaper.shape = shape
+    sys.argv = ["headwater", *sys.argv[1:]]
+    runpy.run_module("headwater", run_name="__main__")
+    """
+)
+
+
+def cli(home: Path, *args: str, renames: str = "") -> subprocess.CompletedProcess[str]:
+    """`headwater *args`; with `renames` (``old:new ...``), one rename raced per run."""
+    program = ["-c", RACED_CLI] if renames else ["-m", "headwater"]
+    return subprocess.run(
+        [sys.executable, *program, *args],
+        env={**os.environ, "HEADWATER_HOME": str(home), "HW_TEST_RENAMES": renames},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def retry_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "retrying" in line]
+
+
+def test_pipelines_run_retries_a_run_the_model_changed_under(
+    warehouse_app: App, planned: Pipeline, sandbox: RunningSandbox, home: Path
+) -> None:
+    """With no service up, `pipelines run` executes the run itself: the rename refused
+    its writes and it failed as transient, which only the service retried; the user got
+    a failed run to run again.  It is run again here, once, and the document is the
+    retry's."""
+    app = warehouse_app
+    done = cli(home, "pipelines", "run", planned.id, "--json", renames="plan:legacy_plan")
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(done.stdout)  # one document, the last run's
+    assert document["status"] == "succeeded", document["message"]
+    assert document["attempt"] == 2
+    first = runner.get_run(app, document["retry_of"])
+    assert first.status == "failed"
+    assert "renamed or dropped" in (first.message or "")
+    assert first.summary.get("transient") is True  # what the service retries
+    [line] = retry_lines(done.stderr)  # one line per retry, on stderr
+    assert first.id in line
+    assert f"1 of {MODEL_CHANGE_RETRIES}" in line
+    assert [r.id for r in runner.list_runs(app, planned.id)] == [document["id"], first.id]
+    rows = identities(app)
+    ids = [row["_source_id"] for row in rows]
+    assert len(ids) == len(set(ids)) == sandbox.stats()["customers"]  # every customer once
+    assert all(row["legacy_plan"] == row["email"] for row in rows)
+    assert "plan" not in columns(app)
+
+
+def test_pipelines_run_retries_a_model_change_a_bounded_number_of_times(
+    warehouse_app: App, planned: Pipeline, home: Path
+) -> None:
+    """A model that changes under every run (one rename raced per run) ends the command
+    after its retries, failed, with the last run's document: it does not loop."""
+    app = warehouse_app
+    chain = " ".join(f"p{n}:p{n + 1}" for n in range(MODEL_CHANGE_RETRIES + 2))
+    done = cli(home, "pipelines", "run", planned.id, "--json", renames=f"plan:p0 {chain}")
+    assert done.returncode == 1, done.stderr[-3000:]
+    document = json.loads(done.stdout)
+    assert document["status"] == "failed"
+    assert document["summary"].get("model_changed") is True
+    assert document["attempt"] == MODEL_CHANGE_RETRIES + 1
+    assert len(retry_lines(done.stderr)) == MODEL_CHANGE_RETRIES
+    ended = runner.list_runs(app, planned.id)
+    assert [r.attempt for r in ended] == list(range(MODEL_CHANGE_RETRIES + 1, 0, -1))
+    assert all(r.status == "failed" for r in ended)
+    assert app.model().find(f"p{MODEL_CHANGE_RETRIES}") is not None  # no rename after
+
+
+def test_pipelines_run_retries_no_other_failure(
+    app: App, sandbox: RunningSandbox, make_pipeline: MakePipeline, home: Path
+) -> None:
+    """A run that failed on another transient cause (its warehouse unreachable, which
+    the service retries with a backoff) ends the command failed, retried by no one."""
+    pipeline = make_pipeline(connect(app, sandbox))
+    warehouse_settings.save_url(app, "postgresql://nobody@127.0.0.1:1/none")
+    done = cli(home, "pipelines", "run", pipeline.id, "--json")
+    assert done.returncode == 1, done.stderr[-3000:]
+    document = json.loads(done.stdout)
+    assert document["status"] == "failed"
+    assert document["summary"].get("transient") is True  # the service would retry it
+    assert document["attempt"] == 1
+    assert retry_lines(done.stderr) == []
+    assert [r.id for r in runner.list_runs(app, pipeline.id)] == [document["id"]]
+
+
+def identities(app: App) -> list[dict[str, Any]]:
+    warehouse = app.warehouse()
+    try:
+        return list(warehouse.identities())
+    finally:
+        warehouse.close()

@@ -16,6 +16,7 @@ from headwater.kernel.entities import Run
 from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.documents import run_document, run_outcome
+from headwater.services.runs import retries
 from headwater.services.runs.follow import follow
 from headwater.services.runs.worker import any_worker_alive
 
@@ -29,7 +30,9 @@ def run(pipeline_id: str, full: bool, as_json: bool) -> None:
     """Run a pipeline now and follow it until it ends.
 
     When a service (`headwater serve` or `headwater worker`) is up, the run is queued
-    for it and followed here; otherwise this command executes it itself.
+    for it and followed here; otherwise this command executes it itself, and runs it
+    again (up to 3 times, a line on stderr each) when a Customer Model change (a
+    property renamed or dropped) refused its writes, as the service would.
 
     \b
     Exit codes:
@@ -67,9 +70,19 @@ def _follow_queued(app: App, pipeline_id: str, full: bool, as_json: bool) -> Run
 
 
 def _execute_here(app: App, pipeline_id: str, full: bool, as_json: bool) -> Run:
+    """Execute the run here; one the Customer Model changed under is retried here, as
+    the service would (`retries.retry_model_change`): a line on stderr for each retry."""
     try:
         with live_progress(sys.stderr.isatty()) as progress:
-            return runner.run_here(app, pipeline_id, full=full, on_progress=progress)
+            ended = runner.run_here(app, pipeline_id, full=full, on_progress=progress)
+            while (retry := retries.retry_model_change(app, ended)) is not None:
+                _say_err(
+                    f"run {ended.id} failed: the Customer Model changed under it (a property "
+                    f"renamed or dropped); retrying with the new model as run {retry.id} "
+                    f"(retry {retry.attempt - 1} of {retries.MODEL_CHANGE_RETRIES})"
+                )
+                ended = runner.run_here(app, pipeline_id, full=full, on_progress=progress)
+            return ended
     except KeyboardInterrupt:
         _say_err(
             "interrupted: the run ended cancelled; what it committed is kept and the next "

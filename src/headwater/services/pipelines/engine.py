@@ -37,7 +37,7 @@ from headwater.kernel.records import Record, Step
 from headwater.kernel.state import PipelineState
 from headwater.services.pipelines.ending import LAPSED_AFTER_WRITES, record_ending, resolve_into
 from headwater.services.pipelines.garbage import fewer_collections
-from headwater.services.pipelines.lease import RunStop
+from headwater.services.pipelines.lease import RunStop, transient_summary
 from headwater.services.pipelines.recorder import Recorder
 from headwater.services.pipelines.shaping import Shaper, created_max
 from headwater.services.pipelines.writer import RunStopped, Writer
@@ -373,8 +373,8 @@ def _execute(ctx: RunContext, full: bool) -> Run:
         status, message, interrupted = RunStatus.CANCELLED, "cancelled: interrupted (Ctrl-C)", exc
     except Exception as exc:  # stopped, failed, or a surprise: the run still ends cleanly
         status, message, transient = ctx.stop.ending(exc, run.id)
-        if transient:  # the service retries it (issue 11)
-            ctx.summary["transient"] = True
+        if transient:  # the service retries it (issue 11); why, when a model change
+            ctx.summary.update(transient_summary(exc))
     if status != RunStatus.SUCCEEDED:
         ctx.summary["purged"] = 0
         ctx.summary["note"] = (

@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from headwater.adapters.store import runs
 from headwater.adapters.store.database import describe_error, store_error
 from headwater.adapters.store.runs import this_host
+from headwater.adapters.warehouse.contract import ModelChanged
 from headwater.kernel.entities import RunStatus, utcnow
 from headwater.kernel.errors import HeadwaterError, TransientError
 from headwater.services.runs.logcontext import in_this_context
@@ -102,6 +103,17 @@ class RunStop:
             return RunStatus.FAILED, store.message, True
         log.error("run %s failed", run_id, exc_info=exc)  # a surprise: with its traceback
         return RunStatus.FAILED, describe_error(exc), False
+
+
+def transient_summary(exc: Exception) -> dict[str, bool]:
+    """What the summary of a run that `exc` failed as transient (`RunStop.ending`)
+    records: ``transient`` (the service retries it, `retries.retry_after`) and, when a
+    Customer Model change refused its writes (`ModelChanged`), ``model_changed`` too:
+    the one cause `pipelines run` retries when it executes the run itself, and its
+    message alone would not say so (`retries.retry_model_change`)."""
+    if isinstance(exc, ModelChanged):
+        return {"transient": True, "model_changed": True}
+    return {"transient": True}
 
 
 def _notify(listeners: list[Callable[[], None]]) -> None:

@@ -24,7 +24,13 @@ from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
 from headwater.services.pipelines.definition import compile_predicate, compile_transformation
 from headwater.services.pipelines.engine import RunContext, execute, next_run_kind
-from headwater.services.pipelines.lease import LeaseKeeper, RunStop, cancel_here, new_owner
+from headwater.services.pipelines.lease import (
+    LeaseKeeper,
+    RunStop,
+    cancel_here,
+    new_owner,
+    transient_summary,
+)
 from headwater.services.pipelines.recorder import Progress, Recorder
 from headwater.services.pipelines.shaping import Shaper
 from headwater.services.text import known_id
@@ -149,7 +155,8 @@ def _execute_claimed(
         except Exception as exc:  # setup failed (warehouse unreachable, bad key, ...),
             # or a stop interrupted it (a wait on the warehouse): it ends as that stop.
             status, message, transient = stop.ending(exc, run.id)
-            return _end(app, run, owner, status, message, transient=transient)
+            summary = transient_summary(exc) if transient else {}
+            return _end(app, run, owner, status, message, summary)
 
 
 def _stored_errors(app: App, run: Run) -> list[RecordError]:
@@ -174,14 +181,18 @@ def cancel_run(app: App, run_id: str) -> Run:
 
 
 def _end(
-    app: App, run: Run, owner: str, status: RunStatus, message: str, *, transient: bool = False
+    app: App,
+    run: Run,
+    owner: str,
+    status: RunStatus,
+    message: str,
+    summary: dict[str, Any] | None = None,
 ) -> Run:
-    summary = {"transient": True} if transient else {}
     if status == RunStatus.QUEUED:  # the service stopped during setup: back to the queue
         queue.requeue(app.engine, run.id, owner, message)
         return runs.get_run(app.engine, run.id)
     runs.finish_run(
-        app.engine, run.id, owner, status=status.value, message=message, summary=summary
+        app.engine, run.id, owner, status=status.value, message=message, summary=summary or {}
     )
     return runs.get_run(app.engine, run.id)
 

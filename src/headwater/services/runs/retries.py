@@ -8,6 +8,12 @@ Terminal causes (a bad key, a missing permission, an invalid definition), cancel
 runs and runs closed as lost are not retried.  The retry is enqueued like any run, so
 the database's one-live-run rule holds: when another run of the pipeline went live
 meanwhile (run now, a schedule tick), that run stands for the retry.
+
+`headwater pipelines run` executing a run itself (no service is up) retries one of
+those causes alone, at once: a Customer Model change that refused the run's writes
+(its summary also says ``model_changed``; `retry_model_change`).  Stripe's transient
+failures were already retried inside the run; an unreachable warehouse is the user's
+to look at, not a loop's.
 """
 
 from __future__ import annotations
@@ -23,16 +29,46 @@ from headwater.services.pipelines import manage
 
 log = logging.getLogger(__name__)
 
+#: How many retries `retry_model_change` makes of a run (attempts 2 to 4).  A retry
+#: reads the model anew, and renames and drops are refused while a run is running: it
+#: fails again only when another change passed that check just before it was claimed
+#: (a script renaming properties one after another: one failure per change at most).
+#: More than a few means the model keeps changing, or is refused whatever is read:
+#: running again would only loop, so the failed run is reported.
+MODEL_CHANGE_RETRIES = 3
+
+
+def failed_transiently(run: Run) -> bool:
+    """Whether `run` failed on a transient cause: what the service retries."""
+    return run.status == RunStatus.FAILED and bool(run.summary.get("transient"))
+
 
 def retry_after(app: App, ended: Run) -> Run | None:
     """Enqueue the retry of `ended` if it failed on a transient cause and has retries
     left; the retry run, or None."""
-    if ended.status != RunStatus.FAILED or not ended.summary.get("transient"):
+    if not failed_transiently(ended):
         return None
     wait = timedelta(seconds=app.settings.run_retry_seconds * 2 ** (ended.attempt - 1))
     retry = next_attempt(app, ended, f"which failed on a transient cause: {ended.message}", wait)
-    if retry is None:
+    return None if retry is None else _enqueue(app, ended, retry)
+
+
+def retry_model_change(app: App, ended: Run) -> Run | None:
+    """Enqueue the retry of `ended`, claimable at once, if it failed as transient
+    because the Customer Model changed under it (`failed_transiently`, and its summary
+    says ``model_changed``) and has retries left (`MODEL_CHANGE_RETRIES`); the retry
+    run, or None.  For `pipelines run`, which executes it (`runner.run_here` claims
+    it): with no service up, no one else would."""
+    if not failed_transiently(ended) or ended.summary.get("model_changed") is not True:
         return None
+    why = f"which failed because the Customer Model changed under it: {ended.message}"
+    retry = next_attempt(app, ended, why, retries=MODEL_CHANGE_RETRIES)
+    return None if retry is None else _enqueue(app, ended, retry)
+
+
+def _enqueue(app: App, ended: Run, retry: runs.Retry) -> Run | None:
+    """Enqueue `retry` of `ended` as a run of its pipeline's, full if `ended` was; None
+    when the pipeline is gone or disabled, or another of its runs is live."""
     try:
         pipeline = manage.get(app, ended.pipeline_id)
     except NotFound:
@@ -48,16 +84,17 @@ def retry_after(app: App, ended: Run) -> Run | None:
 
 
 def next_attempt(
-    app: App, ended: Run, why: str, wait: timedelta = timedelta(0)
+    app: App, ended: Run, why: str, wait: timedelta = timedelta(0), retries: int | None = None
 ) -> runs.Retry | None:
     """The retry of `ended` (`why`: what befell it), not started before `wait`, or None
-    when it has had its `run_retries` or a cancel was asked (it failed, or was lost,
-    before it saw the cancel: the user wants it over)."""
-    if ended.cancel_requested or ended.attempt > app.settings.run_retries:
+    when it has had its `retries` (default `run_retries`) or a cancel was asked (it
+    failed, or was lost, before it saw the cancel: the user wants it over)."""
+    limit = app.settings.run_retries if retries is None else retries
+    if ended.cancel_requested or ended.attempt > limit:
         return None
     return runs.Retry(
         attempt=ended.attempt + 1,
         retry_of=ended.id,
         not_before=utcnow() + wait,
-        reason=f"retry {ended.attempt} of {app.settings.run_retries} of run {ended.id}, {why}",
+        reason=f"retry {ended.attempt} of {limit} of run {ended.id}, {why}",
     )
