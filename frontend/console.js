@@ -64,27 +64,61 @@ document.addEventListener("htmx:afterSettle", () => {
 });
 
 // Live fragments: an element with data-live="URL" shows each server-sent event's HTML
-// (already escaped by the server's templates) until the stream says "end".
+// (already escaped by the server's templates) until the stream says "end". While the
+// metadata store is away the stream stays open and says "outage" (plain text, put in
+// the status line as text): the element keeps what it showed until the next event.
+// A (re)connection refused with 503 (the store away as the stream started) is tried
+// again after the answer's Retry-After, said in the status line meanwhile; any other
+// refusal (signed out, the run gone) ends the following, as an EventSource does.
 function followLive(root) {
   for (const el of root.querySelectorAll("[data-live]")) {
-    if (el.dataset.following) continue;
-    el.dataset.following = "1";
-    const source = new EventSource(el.dataset.live);
-    source.addEventListener("progress", (e) => { el.innerHTML = e.data; htmx.process(el); });
-    source.addEventListener("end", (e) => {
-      source.close();
-      const selector = el.dataset.liveEnd;
-      const target = (selector && document.querySelector(selector)) || el;
-      const holder = document.createElement("template");
-      holder.innerHTML = e.data;
-      const fresh = holder.content.firstElementChild;
-      const focused = target.contains(document.activeElement) ? document.activeElement.id || "" : null;
-      target.replaceWith(holder.content);
-      if (fresh) { htmx.process(fresh); enhance(fresh); }
-      if (focused !== null) refocus(fresh, focused);
-    });
-    source.onerror = () => { if (source.readyState === EventSource.CLOSED) el.dataset.following = ""; };
+    if (!el.dataset.following) follow(el);
   }
+}
+let liveNote = null; // what the live streams put in the status line, until cleared
+function showLiveNote(text) {
+  const line = document.getElementById("status-message");
+  if (line && text !== null) line.textContent = text;
+  else if (line && liveNote !== null && line.textContent === liveNote) line.textContent = "";
+  liveNote = text;
+}
+function follow(el) {
+  el.dataset.following = "1";
+  const source = new EventSource(el.dataset.live);
+  source.addEventListener("outage", (e) => showLiveNote(e.data));
+  source.addEventListener("progress", (e) => { showLiveNote(null); el.innerHTML = e.data; htmx.process(el); });
+  source.addEventListener("end", (e) => {
+    source.close();
+    showLiveNote(null);
+    const selector = el.dataset.liveEnd;
+    const target = (selector && document.querySelector(selector)) || el;
+    const holder = document.createElement("template");
+    holder.innerHTML = e.data;
+    const fresh = holder.content.firstElementChild;
+    const focused = target.contains(document.activeElement) ? document.activeElement.id || "" : null;
+    target.replaceWith(holder.content);
+    if (fresh) { htmx.process(fresh); enhance(fresh); }
+    if (focused !== null) refocus(fresh, focused);
+  });
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) followAgain(el); };
+}
+// Asks the stream's URL again why it was refused: a 503 is asked again after its
+// Retry-After (its page's reason in the status line), a stream is followed again.
+async function followAgain(el) {
+  el.dataset.following = "retry";
+  const stop = new AbortController();
+  let answer = null;
+  try { answer = await fetch(el.dataset.live, { signal: stop.signal, headers: { Accept: "text/event-stream" } }); } catch { /* no answer */ }
+  const streams = answer?.ok && (answer.headers.get("content-type") || "").startsWith("text/event-stream");
+  const page = answer?.status === 503 ? await answer.text().catch(() => "") : "";
+  const reason = page && refusalText({ responseText: page, status: 503, statusText: answer.statusText });
+  stop.abort();
+  if (!el.isConnected) return;
+  if (streams) { follow(el); return; }
+  if (answer?.status !== 503) { el.dataset.following = ""; return; }
+  const seconds = Number(answer.headers.get("retry-after")) || 5;
+  showLiveNote(`${(reason || "The server is unavailable").replace(/\.$/, "")}. Live updates are paused, retrying in ${seconds} s…`);
+  setTimeout(() => { if (el.isConnected) followAgain(el); }, seconds * 1000);
 }
 
 // Code editors: a <textarea data-code="javascript|python"> becomes CodeMirror 6; the

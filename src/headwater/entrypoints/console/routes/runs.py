@@ -1,6 +1,13 @@
 """Runs: the workspace's history with a chart, one run's page, cancelling, and the
 server-sent events that carry a live run's progress to the pipelines table and to the
-run page."""
+run page.
+
+A live stream outlasts a metadata store outage: while the store is away it stays open,
+says so once ("outage", `STORE_AWAY`: the page keeps the last progress it showed) and
+tries the store again every `OUTAGE_POLL_SECONDS`; once the store answers, progress
+goes on. Ending the stream instead would leave the page still: the browser's
+reconnect would get the console's 503, after which an EventSource never retries.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.concurrency import run_in_threadpool
 
+from headwater.adapters.store.database import store_error
 from headwater.entrypoints.console import views
 from headwater.entrypoints.console.routes.pipelines import row_context
 from headwater.entrypoints.console.web import (
@@ -22,9 +31,11 @@ from headwater.entrypoints.console.web import (
     render,
     root_app,
 )
+from headwater.entrypoints.store_outage import store_unavailable
 from headwater.kernel.entities import Run
 from headwater.kernel.errors import Conflict, InvalidInput, NotFound
 from headwater.services import connections
+from headwater.services.app import App
 from headwater.services.auth import sessions
 from headwater.services.pipelines import documents, history, manage, runner
 
@@ -32,6 +43,12 @@ router = APIRouter()
 
 #: How often a live stream looks at its run (the recorder flushes about as often).
 POLL_SECONDS = 0.5
+
+#: While the metadata store is away, how often a live stream tries it again.
+OUTAGE_POLL_SECONDS = 1.0
+
+#: What a live page shows (as text) while the store is away, until the next progress.
+STORE_AWAY = "The metadata store is unavailable: live updates are paused, retrying…"
 
 
 def _history(request: Request, who: Viewer, runs: list[Run], **ctx: Any) -> Response:
@@ -136,6 +153,19 @@ def _fragments(who: Viewer, run: Run, view: str) -> tuple[str, str]:
     return name, html
 
 
+def _poll(root: App, who: Viewer, run_id: str, view: str) -> tuple[str, str] | None:
+    """The event showing run `run_id` now (`_fragments`; "end" with its gone notice once
+    deleted with its pipeline, a queued run); None once the session has ended. Checked
+    at each poll, not only once: signed out (or ended by a new password), the stream
+    stops; the page's next request signs in. Raises what the store raises."""
+    if sessions.principal_for_session(root, who.session) is None:
+        return None
+    try:
+        return _fragments(who, runner.get_run(who.app, run_id), view)
+    except NotFound:
+        return "end", env.get_template("run_gone.html").render(run_id=run_id, view=view)
+
+
 @router.get("/runs/{run_id}/events")
 async def events(request: Request, run_id: str, who: CurrentViewer, view: str = "page") -> Response:
     root = root_app(request)
@@ -143,19 +173,25 @@ async def events(request: Request, run_id: str, who: CurrentViewer, view: str = 
     await run_in_threadpool(manage.get, who.app, first.pipeline_id)
 
     async def stream() -> AsyncIterator[str]:
-        last = ""
+        last, away = "", False
         while not await request.is_disconnected():
-            # The session is checked at each poll, not only once: signed out (or ended
-            # by a new password), the stream stops; the page's next request signs in.
-            if await run_in_threadpool(sessions.principal_for_session, root, who.session) is None:
-                return
             try:
-                run = await run_in_threadpool(runner.get_run, who.app, run_id)
-                name, html = await run_in_threadpool(_fragments, who, run, view)
-            except NotFound:  # deleted with its pipeline meanwhile (a queued run)
-                gone = env.get_template("run_gone.html").render(run_id=run_id, view=view)
-                yield _event("end", gone)
+                polled = await run_in_threadpool(_poll, root, who, run_id, view)
+            except DBAPIError as exc:
+                if store_error(exc) is None:
+                    raise  # a bug's
+                if not away:  # said (and logged) once per outage
+                    store_unavailable(exc, f"GET {request.url.path}")
+                    yield _event("outage", STORE_AWAY)
+                # The next answer is sent even when unchanged: the page learns the
+                # store is back.
+                last, away = "", True
+                await asyncio.sleep(OUTAGE_POLL_SECONDS)
+                continue
+            away = False
+            if polled is None:
                 return
+            name, html = polled
             if html != last or name == "end":
                 yield _event(name, html)
                 last = html
