@@ -20,6 +20,13 @@ Each failing retry may cost a whole time limit, so the retries are bounded:
 
 When it gives up, the records of the parts that failed are counted failed with the
 limit, and their error says the part was not retried further.
+
+A preview (and the trial on save) must answer while the user edits, and level by level
+costs a time limit per failing level: 7 for code that loops on every one of 20 samples
+(the 20, their halves, their quarters), 6 for one sample among 20 (down to it through
+halves).  `transform_samples` tries each sample on its own instead, in order: a sample
+that passes costs its own time, one that breaks the limit a time limit, and the tries
+stop after `SAMPLE_FAILED_TRIES` of those.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ from headwater.kernel.records import Outcome, Record, TransformFailure
 MAX_FAILED_RETRIES = 14
 #: The first level at which every part failing ends the retries (1: halves, 2: quarters).
 GIVE_UP_LEVEL = 2
+#: Samples of a preview tried on their own that may break a limit before the rest are not
+#: tried: with 2, a preview answers within 3 time limits (the batch, then two samples
+#: alone; 15 s with the 5 s limit) plus the time the samples that pass take; it names
+#: one or two culprits among its samples (those after the second are not tried), and
+#: of code that breaks the limit on every sample the first two, the others not tried.
+SAMPLE_FAILED_TRIES = 2
+_PLAYED_NO_PART = "not retried in parts: the records played no part"
 
 
 @dataclass
@@ -80,7 +94,7 @@ def transform_apart(
         parts: list[_Part] = []
         for part in failing:  # each part that failed: settled, or cut in two
             if not part.failure.records_at_fault:
-                _fail(results, part, "not retried in parts: the records played no part")
+                _fail(results, part, _PLAYED_NO_PART)
             elif part.end - part.start == 1:  # transformed on its own: the culprit
                 results[part.start] = TransformFailure(_alone(part.failure))
             elif stopped:
@@ -115,6 +129,55 @@ def transform_apart(
         raise AssertionError(f"{len(records) - len(results)} records were left unresolved")
     apart.outcomes = [results[i] for i in range(len(records))]
     return apart
+
+
+def transform_samples(
+    transformation: Transformation,
+    records: Sequence[Record],
+    *,
+    failed_tries: int = SAMPLE_FAILED_TRIES,
+) -> Apart:
+    """A preview's `records` as one batch; if that broke a limit, each on its own, in
+    order, until `failed_tries` of them broke a limit too: the rest are not tried and
+    fail with the batch's limit, saying so (see the module docstring)."""
+    try:
+        return Apart(transformation.transform(records), passed=True)
+    except BatchFailed as exc:
+        first = exc
+    apart = Apart([], passed=False, failure=first, failed_calls=1)
+    if len(records) == 1 and first.records_at_fault:  # it was on its own
+        apart.outcomes = [TransformFailure(_alone(first))]
+        return apart
+    results: dict[int, Outcome] = {}
+    for index, record in enumerate(records):
+        if not first.records_at_fault:  # the runtime could not start
+            _fail(results, _Part(index, len(records), first), _PLAYED_NO_PART)
+            break
+        if apart.failed_calls - 1 >= failed_tries:  # the first call is no try on its own
+            untried = TransformFailure(_not_tried(first, len(records), failed_tries))
+            results.update(dict.fromkeys(range(index, len(records)), untried))
+            break
+        apart.calls += 1
+        try:
+            [results[index]] = transformation.transform([record])
+        except BatchFailed as exc:
+            apart.failed_calls += 1
+            apart.failure = exc
+            if not exc.records_at_fault:
+                _fail(results, _Part(index, len(records), exc), _PLAYED_NO_PART)
+                break
+            results[index] = TransformFailure(_alone(exc))
+            continue
+        apart.passed = True
+    apart.outcomes = [results[i] for i in range(len(records))]
+    return apart
+
+
+def _not_tried(failure: BatchFailed, count: int, tries: int) -> str:
+    return (
+        f"{failure.runtime}: {failure.reason} (transforming the {count} samples together;"
+        f" not tried on its own: the tries on their own stop after {tries} broke a limit)"
+    )
 
 
 def _alone(failure: BatchFailed) -> str:

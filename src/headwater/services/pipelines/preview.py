@@ -23,7 +23,7 @@ from headwater.kernel.records import IdentityRow, Record, Step
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
-from headwater.services.pipelines.bisection import GIVE_UP_LEVEL, transform_apart
+from headwater.services.pipelines.bisection import transform_samples
 from headwater.services.pipelines.definition import (
     check_filter,
     check_transformation,
@@ -147,9 +147,7 @@ def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> list[Sample]:
         return []
     transform = compile_transformation(pipeline.transformation, model)
     try:
-        # A glance: retries in parts end as soon as both halves fail (code that breaks
-        # its limit on every record holds the save for 3 calls, not 7).
-        return _run(transform, chosen, model, refuses_nul(app.warehouse_url()), give_up_level=1)
+        return _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
     finally:
         transform.close()
 
@@ -176,11 +174,11 @@ def _run(
     records: list[Record],
     model: CustomerModel,
     nul_forbidden: bool,
-    give_up_level: int = GIVE_UP_LEVEL,
 ) -> list[Sample]:
-    # As a run's first page: a batch that breaks a runtime's limit is retried in parts,
-    # so only the customer that broke it fails, with the error the run records.
-    outcomes = transform_apart(transform, records, give_up_level=give_up_level).outcomes
+    # A batch that breaks a runtime's limit is retried sample by sample, so only the
+    # customer that broke it fails, with the error a run records for it; to answer
+    # within a few time limits, only the first two that break it alone are tried.
+    outcomes = transform_samples(transform, records).outcomes
     samples = []
     columns = [c.name for c in model.columns]
     rows: list[IdentityRow] = []

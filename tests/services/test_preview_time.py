@@ -1,0 +1,195 @@
+"""A preview whose code breaks its time limit answers within a few time limits.
+
+A batch that breaks a limit is retried in parts so that only the customer that broke it
+fails; a preview (and the trial on save) retried its samples as a run retries a page,
+level by level, a time limit per failing level: code that looped on every one of 20
+samples took 7 (the 20, their halves, their quarters: 36 s with the 5 s limit), code that
+looped on one sample 6 (31 s; the trial on save of 50 samples 7: 36 s), far too long for
+the editor's live preview.  It now tries the samples on their own
+(`bisection.transform_samples`).  Bounds are in time limits plus, measured in the same
+test, a preview of code that passes (reading the samples, starting the worker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from inspect import signature
+from typing import Any
+
+import pytest
+import stripe
+from tests.services.conftest import connect
+
+from headwater.adapters.transformations.contract import BatchFailed
+from headwater.adapters.transformations.javascript import compile_javascript
+from headwater.adapters.transformations.python import compile_python
+from headwater.kernel.records import Outcome, Record, TransformFailure
+from headwater.sandbox.testing import start_sandbox
+from headwater.services.app import App
+from headwater.services.pipelines import preview, saving
+from headwater.services.pipelines.bisection import SAMPLE_FAILED_TRIES, transform_samples
+
+#: The time limit a preview's code runs under (the runtimes' default: both the same).
+TIME_LIMIT: float = signature(compile_python).parameters["time_limit"].default
+assert signature(compile_javascript).parameters["time_limit"].default == TIME_LIMIT
+
+CODE = {
+    "python": {
+        "fine": 'def transform(c):\n    return {"email": c["email"]}\n',
+        "every": "def transform(c):\n    while True:\n        pass\n",
+        "one": (
+            "def transform(c):\n"
+            '    while c["metadata"].get("trap") == "loop":\n'
+            "        pass\n"
+            '    return {"email": c["email"]}\n'
+        ),
+    },
+    "javascript": {
+        "fine": "function transform(c) { return {email: c.email}; }",
+        "every": "function transform(c) { while (true) {} }",
+        "one": (
+            "function transform(c) {\n"
+            '  while (c.metadata.trap === "loop") {}\n'
+            "  return {email: c.email};\n"
+            "}"
+        ),
+    },
+}
+EXCEEDED = f"time limit of {TIME_LIMIT:g} s exceeded"
+
+
+def timed_preview(
+    app: App, connection_id: str, kind: str, code: str
+) -> tuple[float, list[dict[str, Any]]]:
+    spec = {"kind": kind, "source": CODE[kind][code]}
+    started = time.monotonic()
+    shown = preview.preview(app, connection_id=connection_id, transformation=spec)
+    return time.monotonic() - started, shown.as_dict()["samples"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(CODE))
+def test_code_that_loops_on_every_sample_answers_within_a_few_time_limits(
+    app: App, kind: str
+) -> None:
+    with start_sandbox(customers=30, seed=5) as sb:
+        connection_id = connect(app, sb).id
+        startup, fine = timed_preview(app, connection_id, kind, "fine")
+        took, samples = timed_preview(app, connection_id, kind, "every")
+    assert {s["status"] for s in fine} == {"ok"}
+    assert took < 4 * TIME_LIMIT + startup, (took, startup)
+    assert len(samples) == 20  # the default sample size, every one answered
+    assert {(s["status"], s["step"]) for s in samples} == {("error", "transform")}
+    assert all(EXCEEDED in s["error"] for s in samples)
+    # The customers the code was tried on alone are named; the rest say they were not.
+    alone = [s for s in samples if s["error"].endswith("(transforming this record on its own)")]
+    assert 1 <= len(alone) <= 2
+    rest = [s for s in samples if s not in alone]
+    assert rest
+    assert all("not tried on its own" in s["error"] for s in rest)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(CODE))
+def test_code_that_loops_on_one_sample_names_it_within_a_few_time_limits(
+    app: App, kind: str
+) -> None:
+    with start_sandbox(customers=30, seed=6) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        trap = client.v1.customers.create({"email": "t@x.io", "metadata": {"trap": "loop"}})
+        connection_id = connect(app, sb).id
+        startup, _fine = timed_preview(app, connection_id, kind, "fine")
+        took, samples = timed_preview(app, connection_id, kind, "one")
+        # The trial on save, the same retries on its 31 samples: no warning for one.
+        started = time.monotonic()
+        spec = {"kind": kind, "source": CODE[kind]["one"]}
+        saved = saving.save_new(app, connection_id, "trapped", spec)
+        trial = time.monotonic() - started
+    assert took < 3 * TIME_LIMIT + startup, (took, startup)
+    assert trial < 3 * TIME_LIMIT + startup, (trial, startup)
+    assert saved.warnings == []
+    by_id = {s["source_id"]: s for s in samples}
+    assert len(by_id) == 20
+    failed = by_id.pop(trap.id)
+    assert (failed["status"], failed["step"]) == ("error", "transform")
+    assert failed["error"].endswith(f"{EXCEEDED} (transforming this record on its own)")
+    assert {s["status"] for s in by_id.values()} == {"ok"}
+    assert all(s["output"]["email"] == s["input"]["email"] for s in by_id.values())
+
+
+class Culprits:
+    """A contract-shaped stand-in: a call fails with the time limit when one of its
+    records is a culprit (every record with `every`); it counts the calls' sizes."""
+
+    def __init__(self, culprits: set[int], *, every: bool = False, at_fault: bool = True):
+        self.culprits, self.every, self.at_fault = culprits, every, at_fault
+        self.calls: list[int] = []
+
+    def transform(self, records: Sequence[Record]) -> list[Outcome]:
+        self.calls.append(len(records))
+        if self.every or any(r["n"] in self.culprits for r in records):
+            raise BatchFailed(EXCEEDED, runtime="R", records_at_fault=self.at_fault)
+        return [{"email": f"{r['n']}@x.io"} for r in records]
+
+    def logs(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def errors(outcomes: list[Outcome]) -> list[str | None]:
+    return [o.message if isinstance(o, TransformFailure) else None for o in outcomes]
+
+
+ALONE = f"R: {EXCEEDED} (transforming this record on its own)"
+UNTRIED = (
+    f"R: {EXCEEDED} (transforming the 20 samples together; not tried on its own:"
+    f" the tries on their own stop after {SAMPLE_FAILED_TRIES} broke a limit)"
+)
+SAMPLES = [{"n": n} for n in range(20)]
+
+
+@pytest.mark.parametrize(
+    ("culprits", "calls", "expected"),
+    [
+        ({7}, [20] + [1] * 20, [None] * 7 + [ALONE] + [None] * 12),
+        # Past the second culprit nothing is tried: a third would cost a time limit more.
+        ({3, 11}, [20] + [1] * 12, [None] * 3 + [ALONE] + [None] * 7 + [ALONE] + [UNTRIED] * 8),
+        ({0, 2, 5}, [20, 1, 1, 1], [ALONE, None, ALONE] + [UNTRIED] * 17),
+    ],
+)
+def test_samples_are_tried_on_their_own_until_two_break_the_limit(
+    culprits: set[int], calls: list[int], expected: list[str | None]
+) -> None:
+    stand_in = Culprits(culprits)
+    apart = transform_samples(stand_in, SAMPLES)
+    assert stand_in.calls == calls
+    assert errors(apart.outcomes) == expected
+    assert apart.failed_calls == 1 + min(len(culprits), SAMPLE_FAILED_TRIES)
+
+
+def test_code_that_breaks_the_limit_on_every_sample_costs_three_calls() -> None:
+    stand_in = Culprits(set(), every=True)
+    apart = transform_samples(stand_in, SAMPLES)
+    assert stand_in.calls == [20, 1, 1]
+    assert errors(apart.outcomes) == [ALONE, ALONE] + [UNTRIED] * 18
+    assert not apart.passed
+
+
+def test_a_runtime_that_cannot_start_is_not_tried_sample_by_sample() -> None:
+    stand_in = Culprits(set(), every=True, at_fault=False)
+    apart = transform_samples(stand_in, SAMPLES)
+    assert stand_in.calls == [20]
+    assert set(errors(apart.outcomes)) == {
+        f"R: {EXCEEDED} (transforming 20 records, this one among them;"
+        " not retried in parts: the records played no part)"
+    }
+
+
+def test_one_sample_that_breaks_the_limit_is_tried_once() -> None:
+    stand_in = Culprits({0})
+    apart = transform_samples(stand_in, SAMPLES[:1])
+    assert stand_in.calls == [1]
+    assert errors(apart.outcomes) == [ALONE]
