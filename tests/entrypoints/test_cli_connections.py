@@ -114,9 +114,9 @@ def test_update_changes_only_what_is_given_and_refuses_bad_values(
     assert same["base_url"] == conn["base_url"]
 
     for args, field in (
-        (("--requests-per-second", "0"), "requests_per_second"),
-        (("--name", "   "), "name"),
-        (("--base-url", "ftp://example.com"), "base_url"),
+        (("--requests-per-second", "0"), "--requests-per-second: "),
+        (("--name", "   "), "--name: "),
+        (("--base-url", "ftp://example.com"), "--base-url: "),
         # Nothing answers there (the key comes with a new URL).
         (("--base-url", "http://127.0.0.1:9", "--api-key-env", "HW_KEY"), "http://127.0.0.1:9"),
         # A new URL without a key: the saved key is never sent there.

@@ -77,7 +77,10 @@ class InvalidInput(TerminalError):
     """User input rejected; `location` says where (e.g. ``conditions[1]``, ``email``).
 
     `problems` lists every error found (at least one); the message shows them all,
-    one per line, and `location` is the first one's.
+    one per line, and `location` is the first one's.  `in_document` (set by `of`): the
+    problems are located inside a submitted document (a mapping's properties, a filter's
+    conditions, a transformation's lines), so `location` may hold a word the user chose
+    (a property called ``name``) rather than a field of the request.
     """
 
     def __init__(
@@ -86,14 +89,17 @@ class InvalidInput(TerminalError):
         # Given `problems`, `message` and `location` are expected to render them.
         self.problems = tuple(problems) or (Problem(message, location),)
         self.location = location
+        self.in_document = False
         super().__init__(f"{location}: {message}" if location else message)
 
     @classmethod
     def of(cls, problems: Iterable[Problem]) -> InvalidInput:
-        """One error carrying every problem (there must be at least one)."""
+        """One error carrying every problem found in a document (there must be at
+        least one)."""
         found = tuple(problems)
         error = cls("\n".join(str(p) for p in found), None, found)
         error.location = found[0].location
+        error.in_document = True
         return error
 
 

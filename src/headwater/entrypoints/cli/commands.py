@@ -14,7 +14,7 @@ from headwater.entrypoints.cli.accounts import tokens, users, workspaces
 from headwater.entrypoints.cli.connections import connections
 from headwater.entrypoints.cli.demo import demo
 from headwater.entrypoints.cli.model import model
-from headwater.entrypoints.cli.output import WORKSPACE_META, print_error
+from headwater.entrypoints.cli.output import WORKSPACE_META, option_name, print_error
 from headwater.entrypoints.cli.pipelines import pipelines
 from headwater.entrypoints.cli.preview import preview as preview_command
 from headwater.entrypoints.cli.profiles import identity, profiles
@@ -70,7 +70,7 @@ def _field(error: click.ClickException) -> str | None:
     """The option or argument a usage error is about (``--requests-per-second``)."""
     param = getattr(error, "param", None)
     if isinstance(param, click.Option) and param.opts:
-        return max(param.opts, key=len)
+        return option_name(param)
     return param.human_readable_name if isinstance(param, click.Parameter) else None
 
 

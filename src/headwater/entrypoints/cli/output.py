@@ -231,12 +231,64 @@ def _reraise_ctrl_c(abort: click.exceptions.Abort) -> None:
         raise abort
 
 
-def print_error(kind: str, message: str, field: str | None, as_json: bool) -> None:
-    """The one-line error on stderr; with ``--json`` also the API's error document,
-    ``{"error": {"type", "message", "field"}}``, as the one document on stdout."""
+def print_error(
+    kind: str, message: str, field: str | None, as_json: bool, shown: str | None = None
+) -> None:
+    """The one-line error on stderr (`shown`, else `message`); with ``--json`` also the
+    API's error document, ``{"error": {"type", "message", "field"}}``, as the one
+    document on stdout."""
     if as_json:
         print_json({"error": {"type": kind, "message": message, "field": field}})
-    say(("error:", "red"), " ", message, to=err)
+    say(("error:", "red"), " ", message if shown is None else shown, to=err)
+
+
+def option_name(option: click.Option) -> str:
+    """How an error names `option`: its longest spelling (``--requests-per-second``)."""
+    return max(option.opts, key=len)
+
+
+def _root(location: str) -> str:
+    """A location's first part: ``identifiers`` of ``identifiers[1]``, ``a`` of ``a.b``."""
+    return re.split(r"[.\[]", location, maxsplit=1)[0]
+
+
+def _option_at(location: str) -> str | None:
+    """The option of the running command that gives the field at `location`, spelled as
+    typed, with the rest of the location (``--identifiers[1]``); None if none does.
+
+    An option gives the field its parameter or its long spelling names (``--connection``
+    sets ``connection_id``; ``--filter``, stored as ``filter_file``, the ``filter``).  A
+    location that begins with the value of one of the command's arguments names that
+    value (``model add-property description``), whatever option shares its name."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return None
+    root = _root(location)
+    params = context.command.params
+    values = [context.params.get(p.name or "") for p in params if isinstance(p, click.Argument)]
+    if any(isinstance(v, str) and _root(v) == root for v in values):
+        return None
+    for param in params:
+        if not isinstance(param, click.Option) or not param.opts:
+            continue
+        fields = {param.name, *(o[2:].replace("-", "_") for o in param.opts if o[:2] == "--")}
+        if root in fields:
+            return option_name(param) + location[len(root) :]
+    return None
+
+
+def shown_message(exc: HeadwaterError) -> str:
+    """`exc`'s message as the command line prints it: located at a field that an option
+    of the running command gives, it names the option (``--requests-per-second: must
+    be...``, where the API says ``requests_per_second: must be...``); else unchanged.
+    Problems inside a document (a mapping's property ``name``) keep their locations."""
+    if not isinstance(exc, InvalidInput) or exc.in_document or not exc.location:
+        return exc.message
+    prefix = f"{exc.location}: "
+    option = _option_at(exc.location)
+    if option is None or not exc.message.startswith(prefix):
+        return exc.message
+    return f"{option}: {exc.message.removeprefix(prefix)}"
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -250,7 +302,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except HeadwaterError as exc:
             field = exc.location if isinstance(exc, InvalidInput) else None
-            print_error(error_type(exc), exc.message, field, as_json)
+            print_error(error_type(exc), exc.message, field, as_json, shown_message(exc))
             sys.exit(1)
         except (OSError, ValueError) as exc:
             print_error(BAD_REQUEST, redact(str(exc)), None, as_json)
