@@ -157,7 +157,10 @@ class JavaScriptTransformation:
             if failed is None:
                 self._drop(worker)  # its glue was tampered with: start afresh
                 raise self._fail(str(exc)) from None
-            raise self._fail(self._reason(*failed)) from None
+            kind, detail, exits = failed
+            if exits:  # V8 did not stop (a builtin deaf to it): the worker is exiting
+                self._drop(worker)
+            raise self._fail(self._reason(kind, detail)) from None
         self._logs.add(got.logs, got.dropped)
         return got.outcomes
 
@@ -227,16 +230,16 @@ def _out_of_memory(proc: subprocess.Popen[bytes]) -> str | None:
     return None
 
 
-def _failure(reply: bytes) -> tuple[str, str] | None:
+def _failure(reply: bytes) -> tuple[str, str, bool] | None:
     """The worker's own report of a failed batch (``{"failed": ..., "detail": ...}``:
-    a limit reached), or None."""
+    a limit reached, and ``"exits": true`` when the worker exits after it), or None."""
     try:
         data = orjson.loads(reply)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(data, dict) or data.get("failed") is None:
         return None
-    return str(data["failed"]), str(data.get("detail"))
+    return str(data["failed"]), str(data.get("detail")), data.get("exits") is True
 
 
 def _shutdown(holder: list[_Worker | None]) -> None:

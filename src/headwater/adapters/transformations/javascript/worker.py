@@ -21,6 +21,16 @@ JSON array of records, answered with the prelude's ``{"out": [...], "errors": [.
 "logs": [...], "dropped": n}`` or with ``{"failed": "time" | "memory" | "runtime",
 "detail": text}``; after a failure the isolate is thrown away and rebuilt from the
 source for the next batch.
+
+A batch over its time limit may have been spending that time on memory: V8 grows a
+huge array or string step by step, collecting garbage as it nears the limit, and a
+builtin such as ``Array.prototype.fill`` on ``new Array(1e9)`` does not stop when told
+to.  So V8 gets `STOP_GRACE` to stop, and the batch fails on the memory limit when
+the memory it held (the data segment past what the runtime held when capped) had
+reached `NEAR_LIMIT` of the limit, or V8 did not stop and that memory grew by
+`GROWING` of the limit during the grace; otherwise on the time limit (a loop, even one
+making garbage, holds little or stops growing).  A V8 that did not stop is not waited
+for: the reply says ``"exits": true`` and the worker exits.
 """
 
 from __future__ import annotations
@@ -51,6 +61,14 @@ SECCOMP_MODE_FILTER = 2
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
 #: Room on top of the memory limit for the batch's JSON text in both directions.
 TEXT_ALLOWANCE_MB = 64
+#: Share of the memory limit held that puts a batch over its time limit down to memory.
+NEAR_LIMIT = 0.75
+#: Seconds V8 gets to stop a batch over its time limit (see the module docstring).
+STOP_GRACE = 1.0
+#: Share of the memory limit that a V8 that did not stop must grow by in `STOP_GRACE`
+#: for the batch to be put down to memory.
+GROWING = 0.125
+MB = 1024 * 1024
 _LINE = re.compile(r"<anonymous>:(\d+):\s*(.*)")
 
 
@@ -104,6 +122,29 @@ class Isolate:
         self.time_limit = float(cfg["time_limit"])
         self.memory_mb = int(cfg["memory_mb"])
         self.ctx: MiniRacer | None = None
+        self.base = 0  # the data segment when capped (`cap`)
+        self.wedged = False  # V8 did not stop: the worker must exit after its reply
+        self.abandoned: MiniRacer | None = None
+
+    def cap(self) -> None:
+        """Cap the process's memory at what it holds now plus the limit (`cap_memory`)."""
+        self.base = cap_memory(self.memory_mb)
+
+    def over_time(self) -> str:
+        """Which limit a batch (or the top-level code) that ran out of time broke:
+        ``"memory"`` or ``"time"`` (see the module docstring).  V8 is stopped, or
+        marked wedged, when this returns."""
+        ctx = self.ctx
+        assert ctx is not None
+        held = data_segment_bytes() - self.base
+        try:  # a call queued behind the stopped one: it runs once V8 has stopped
+            ctx.eval("0", timeout_sec=STOP_GRACE)
+        except JSTimeoutException:
+            self.wedged = True
+        now = data_segment_bytes() - self.base
+        growing = self.wedged and now - held >= GROWING * self.memory_mb * MB
+        near = max(held, now) >= NEAR_LIMIT * self.memory_mb * MB
+        return "memory" if ctx.was_hard_memory_limit_reached() or near or growing else "time"
 
     def build(self, ready: Callable[[], object] | None = None) -> None:
         """A new context running the user's code; `ready` is called just before that
@@ -120,6 +161,10 @@ class Isolate:
         except JSParseException as exc:
             raise _source_error(exc) from None
         except JSTimeoutException:
+            if self.over_time() == "memory":
+                raise SourceError(
+                    f"top-level code exceeded the memory limit of {self.memory_mb} MB"
+                ) from None
             raise SourceError(
                 f"top-level code did not finish within {self.time_limit:g} s"
             ) from None
@@ -144,14 +189,13 @@ class Isolate:
         if bound is not True:
             raise SourceError("the code does not define a function named transform")
 
-    def run(self, text: str) -> str | dict[str, str]:
+    def run(self, text: str) -> str | dict[str, Any]:
         """The prelude's reply for one batch, or ``{"failed": kind, "detail": ...}``."""
         if self.ctx is None:
             try:
                 self.build()
             except SourceError as exc:
-                self.discard()
-                return {"failed": "runtime", "detail": f"could not restart: {exc.message}"}
+                return self.fail("runtime", f"could not restart: {exc.message}")
         ctx = self.ctx
         assert ctx is not None
         try:
@@ -165,7 +209,7 @@ class Isolate:
             left = self.time_limit - (time.monotonic() - started)
             ctx.eval("0", timeout_sec=max(left, 0.001))
         except JSTimeoutException:
-            return self.fail("time")
+            return self.fail(self.over_time())
         except JSOOMException:
             return self.fail("memory")
         except JSEvalException as exc:
@@ -179,11 +223,15 @@ class Isolate:
             return self.fail("memory")
         return reply
 
-    def fail(self, kind: str, detail: str = "") -> dict[str, str]:
+    def fail(self, kind: str, detail: str = "") -> dict[str, Any]:
         self.discard()
+        if self.wedged:
+            return {"failed": kind, "detail": detail, "exits": True}
         return {"failed": kind, "detail": detail}
 
     def discard(self) -> None:
+        if self.wedged:  # closing (even collecting) it would wait for V8 to stop: kept
+            self.abandoned, self.ctx = self.ctx, None  # until the worker exits
         if self.ctx is not None:
             # A round trip first lets mini-racer deliver a cancelled call's last
             # callback; closing before that makes it fire on a closed event loop.
@@ -203,11 +251,13 @@ def data_segment_bytes() -> int:
 
 
 def cap_memory(memory_mb: int) -> int:
-    """Cap the data segment at what the runtime holds now plus the limit."""
-    limit = data_segment_bytes() + (memory_mb + TEXT_ALLOWANCE_MB) * 1024 * 1024
+    """Cap the data segment at what the runtime holds now plus the limit; return what
+    it held."""
+    base = data_segment_bytes()
+    limit = base + (memory_mb + TEXT_ALLOWANCE_MB) * MB
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return limit
+    return base
 
 
 def lock_down(program_hex: Any) -> None:
@@ -248,9 +298,11 @@ def main() -> None:
     lock_down(cfg.get("seccomp"))
     isolate = Isolate(cfg)
     try:  # capped before the top-level code runs: what it allocates counts too
-        isolate.build(ready=lambda: cap_memory(isolate.memory_mb))
+        isolate.build(ready=isolate.cap)
     except SourceError as exc:
         write_frame(out_fd, orjson.dumps({"error": exc.message, "where": exc.where}))
+        if isolate.wedged:
+            os._exit(0)
         return
     write_frame(out_fd, b'{"ok":true}')
     while (frame := read_frame(in_fd)) is not None:
@@ -261,6 +313,8 @@ def main() -> None:
             write_frame(out_fd, b'{"failed":"memory","detail":""}')
             os._exit(3)
         write_frame(out_fd, body)
+        if isolate.wedged:
+            os._exit(0)
 
 
 if __name__ == "__main__":

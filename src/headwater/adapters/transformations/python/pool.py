@@ -2,7 +2,9 @@
 
 Each worker is a fresh interpreter (``python -I -S``) with an empty environment and
 only its two pipes; the records of a batch are split over the workers and sent as
-one JSON frame each.  A worker that exceeds the batch time limit is killed; one that
+one JSON frame each.  A worker that exceeds the batch time limit is killed (the
+batch fails on the memory limit instead when its address space had reached
+`NEAR_LIMIT` of it: a value grown step by step, not a loop); one that
 runs out of memory, crashes or exits is reaped; either way the batch raises
 `BatchFailed` and a new worker is started (from the same source) when the next
 batch comes.  Workers are also recycled before they can reach their lifetime CPU
@@ -46,6 +48,14 @@ _RECORD_LIMIT = replies.SizeLimit(MAX_RECORD_BYTES, "bytes", "dict")
 STARTUP_ALLOWANCE = 3.0
 _F_SETPIPE_SZ = 1031  # Linux fcntl
 _MIN_CHUNK = 64  # records; smaller batches are not worth splitting over workers
+#: Share of the memory limit a worker over the time limit must hold (address space,
+#: which RLIMIT_AS caps) for the batch to fail on memory rather than on time.
+NEAR_LIMIT = 0.75
+#: A worker over the time limit holding this share of the memory limit is watched for
+#: up to MEMORY_GRACE seconds more before it is killed: reaching NEAR_LIMIT or its own
+#: MemoryError then fails the batch on memory.  One holding less is killed at once.
+WATCHED, MEMORY_GRACE = 0.25, 1.0
+_MEMORY_EXIT = 3  # the worker's exit code after reporting a MemoryError
 #: Modules a worker imports before its chroot: all that user code can import there,
 #: with what they import lazily on first use (``_strptime`` for ``strptime``, the
 #: codecs looked up by name), which the chroot would otherwise refuse.
@@ -208,7 +218,7 @@ class PythonTransformation:
         for index, (reply, chunk) in enumerate(zip(replies, chunks, strict=True)):
             try:
                 if isinstance(reply, str):
-                    raise _BadReply(reply)
+                    raise _BadReply(self._over_time(workers[index]) if reply == limit else reply)
                 outcomes += self._parse(reply, len(chunk), workers[index], ids[index])
             except _BadReply as exc:
                 failure = failure or str(exc)
@@ -218,6 +228,21 @@ class PythonTransformation:
             raise BatchFailed(failure, runtime="Python transformation", batch=self._batch)
         self._recycle()
         return outcomes
+
+    def _over_time(self, worker: _Worker) -> str:
+        """Which limit a worker still busy at the deadline broke (it is not killed yet):
+        a value grown step by step under a short time limit is still growing then."""
+        limit, proc = self._memory * 1024 * 1024, worker.proc
+        size, end = _address_space(proc.pid), time.monotonic() + MEMORY_GRACE
+        watched = size >= WATCHED * limit
+        while watched and size < NEAR_LIMIT * limit and time.monotonic() < end:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+            size = _address_space(proc.pid)
+        if size >= NEAR_LIMIT * limit or (watched and proc.poll() == _MEMORY_EXIT):
+            return f"memory limit of {self._memory} MB exceeded"
+        return f"time limit of {self._time_limit:g} s exceeded"
 
     def _live(self, index: int) -> _Worker:
         worker = self._workers[index]
@@ -319,3 +344,15 @@ def _orjson_dir() -> str | None:
     """The directory holding the orjson package, for the worker's faster JSON."""
     origin: Any = getattr(orjson, "__file__", None)
     return str(Path(origin).parent.parent) if origin else None
+
+
+def _address_space(pid: int) -> int:
+    """A process's address space in bytes (``VmSize``), 0 if it cannot be read."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open(f"/proc/{pid}/status", encoding="ascii") as status,
+    ):
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
