@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 from tests.service.conftest import BIG, STORES, World, pause, slow, wait_for
+from tests.services.test_lease import just_renewed, page_pace
 from tests.serving import start_worker
 
 from headwater.kernel.entities import RunStatus
@@ -16,6 +18,7 @@ from headwater.sandbox.testing import RunningSandbox
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.ending import LAPSED_AFTER_WRITES
 from headwater.services.pipelines.engine import WRITE_BATCH
+from headwater.services.pipelines.lease import CANCEL_CHECK_SECONDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("service_store", STORES)]
 
@@ -134,3 +137,33 @@ def test_cancel_a_queued_run_at_once_and_a_running_one_at_a_batch_boundary(
     assert ended.message == "cancelled on request"
     assert world.warehouse_rows(second.id) == ended.counters["written"] < BIG
     assert world.run(waiting.id).status == RunStatus.CANCELLED
+
+
+def test_a_cancel_from_another_process_stops_a_workers_run_within_the_cancel_check(
+    pg_world: World, big_sandbox: RunningSandbox
+) -> None:
+    """The worker process learnt of a cancel asked elsewhere (here the test's process:
+    `runs cancel` in a shell, or another `serve`) at its run's next lease renewal, a
+    tenth of the lease (3 s by default; measured 0.5 to 3.0 s, with the page).  Its lease
+    thread reads the request every `CANCEL_CHECK_SECONDS`: here renewals are 6 s apart
+    and the cancel comes just after one; what committed is kept."""
+    world = pg_world
+    [pipeline] = world.pipelines(big_sandbox, 1)
+    slow(big_sandbox, latency_ms=250)  # BIG in pages of 100, one at a time: 27 s or more
+    big_sandbox.reset_stats()
+    run = runner.enqueue(world.app, pipeline.id)
+    with start_worker(world.home, database_url=world.database_url, env=world.env(60)):
+        wait_for(lambda: world.run(run.id).counters.get("read"), 60, "the run read a page")
+        just_renewed(world.app.engine, run.id)
+        asked = time.monotonic()
+        assert runner.cancel_run(world.app, run.id).cancel_requested
+        while world.run(run.id).live and time.monotonic() - asked < 30:
+            time.sleep(0.02)
+        took = time.monotonic() - asked
+    pace = page_pace(big_sandbox)
+    slow(big_sandbox, on=False)
+    ended = world.run(run.id)
+    assert ended.status == RunStatus.CANCELLED, ended.message
+    assert world.warehouse_rows(pipeline.id) == ended.counters["written"] < BIG
+    bound = 2 * CANCEL_CHECK_SECONDS + pace
+    assert took < bound, f"the cancel took {took:.2f} s (bound {bound:.2f} s, a page {pace:.2f} s)"

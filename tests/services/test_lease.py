@@ -4,6 +4,7 @@ a lost lease to the engine's thread through `RunStop`."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Engine
 from tests.services.conftest import MakePipeline, connect
 
 from headwater.adapters.store import runs
@@ -19,7 +21,7 @@ from headwater.kernel.errors import TransientError
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.app import App
 from headwater.services.pipelines import runner
-from headwater.services.pipelines.lease import LeaseKeeper, RunStop
+from headwater.services.pipelines.lease import CANCEL_CHECK_SECONDS, LeaseKeeper, RunStop
 
 LEASE = timedelta(seconds=0.5)
 
@@ -136,3 +138,54 @@ def test_a_cancel_asked_in_the_process_running_the_run_acts_at_once(
     assert run.status == RunStatus.CANCELLED, run.message
     assert run.message == "cancelled on request"
     assert took < 2, f"the cancel took {took:.1f} s"
+
+
+def page_pace(sb: RunningSandbox) -> float:
+    """The longest time between two pages of customers the run got (one page's reading
+    and processing, measured on the sandbox)."""
+    answered = sorted(b for _, b, _, op in sb.timeline() if op == "GET /v1/customers")
+    assert len(answered) > 2, answered
+    return max(b - a for a, b in itertools.pairwise(answered))
+
+
+def just_renewed(engine: Engine, run_id: str) -> None:
+    """Return just after the run's lease thread renewed its lease (the worst moment for a
+    cancel that waits for the next renewal)."""
+    first = runs.get_run(engine, run_id, 0).lease_expires_at
+    wait_until(lambda: runs.get_run(engine, run_id, 0).lease_expires_at != first, 60)
+
+
+def test_a_cancel_from_another_process_acts_within_the_cancel_check_not_a_lease_beat(
+    app: App, make_pipeline: MakePipeline
+) -> None:
+    """A cancel asked in another process than the run's (`runs cancel` in a shell while
+    `pipelines run` executes it) was seen at the run's next lease renewal, a tenth of
+    the lease (3 s by default; with the page, up to about 5 s).  The lease thread reads
+    the request every `CANCEL_CHECK_SECONDS` between renewals.  Here a renewal is 6 s
+    apart and the cancel comes just after one; the store is asked directly, as the
+    other process does (this process's `cancel_here` would act at once)."""
+    long_lease = App.open(dataclasses.replace(app.settings, run_lease_seconds=60))
+    try:
+        with start_sandbox(customers=10_000, seed=49) as sb:
+            pipeline = make_pipeline(connect(long_lease, sb, rps=5))  # 100 pages: 20 s
+            ended: list[Run] = []
+            thread = threading.Thread(
+                target=lambda: ended.append(runner.run_pipeline(long_lease, pipeline.id))
+            )
+            thread.start()
+            wait_until(lambda: runs.live_run(long_lease.engine, pipeline.id) is not None)
+            live = runs.live_run(long_lease.engine, pipeline.id)
+            assert live is not None
+            just_renewed(long_lease.engine, live.id)
+            asked = time.monotonic()
+            assert runs.request_cancel(long_lease.engine, live.id).cancel_requested
+            thread.join(120)
+            took = time.monotonic() - asked
+            pace = page_pace(sb)
+    finally:
+        long_lease.close()
+    [run] = ended
+    assert run.status == RunStatus.CANCELLED, run.message
+    assert run.message == "cancelled on request"
+    bound = 2 * CANCEL_CHECK_SECONDS + pace
+    assert took < bound, f"the cancel took {took:.2f} s (bound {bound:.2f} s, a page {pace:.2f} s)"

@@ -229,9 +229,20 @@ def renew_lease(engine: Engine, run_id: str, owner: str, until: datetime) -> Lea
     return Lease(held=True, cancel_requested=bool(asked))
 
 
+def cancel_asked(engine: Engine, run_id: str, owner: str) -> bool:
+    """Whether run `run_id`, held by `owner`, was asked to stop: one read by key, with
+    no write, cheap enough for its lease thread to ask between renewals."""
+    with engine.connect() as conn:
+        asked = conn.execute(
+            select(runs.c.cancel_requested).where(runs.c.id == run_id, runs.c.owner == owner)
+        ).scalar()
+    return bool(asked)
+
+
 def request_cancel(engine: Engine, run_id: str) -> Run:
     """Cancel a run: a queued one ends `cancelled` now; a running one is asked to stop
-    (its owner sees the request at its next lease renewal).  Refused when it ended."""
+    (its owner's lease thread reads the request within half a second, `cancel_asked`).
+    Refused when it ended."""
     now = utcnow()
     with engine.begin() as conn:
         ended = conn.execute(

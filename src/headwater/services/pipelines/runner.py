@@ -170,7 +170,8 @@ def _stored_errors(app: App, run: Run) -> list[RecordError]:
 def cancel_run(app: App, run_id: str) -> Run:
     """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to
     stop and ends `cancelled` at its next page or batch boundary (at once when this
-    process runs it, else within a lease beat, and a page), keeping what committed.
+    process runs it, else within `lease.CANCEL_CHECK_SECONDS` and a page), keeping
+    what committed.
     Refused (`Conflict`) when the run already ended."""
     run_id = known_id(run_id, "run")
     runs.get_run(app.engine, run_id, 0, app.workspace_id)  # NotFound for another's
