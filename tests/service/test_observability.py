@@ -9,6 +9,7 @@ import pytest
 from tests.service.conftest import World, wait_for
 from tests.serving import start_serve
 
+from headwater.entrypoints.store_outage import RETRY_AFTER_SECONDS
 from headwater.kernel.entities import RunStatus
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services.auth import tokens, workspaces
@@ -53,6 +54,7 @@ def test_readyz_metrics_and_logs_of_a_run(world: World, small_sandbox: RunningSa
         save_url(world.app, "postgresql://nobody@127.0.0.1:1/none")
         unready = httpx.get(f"{served.url}/readyz", headers=auth)
         assert unready.status_code == 503
+        assert unready.headers["retry-after"] == str(RETRY_AFTER_SECONDS)  # as every 503
         assert unready.json()["checks"]["store"] == "ok"
         assert unready.json()["checks"]["warehouse"].startswith("unreachable: ")
     lines = [json.loads(line) for line in served.output if line.startswith("{")]

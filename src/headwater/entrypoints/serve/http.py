@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from headwater.entrypoints import api, console, webhooks
-from headwater.entrypoints.store_outage import AnswerStoreOutage
+from headwater.entrypoints.store_outage import AnswerStoreOutage, retry_later
 from headwater.services.app import App
 from headwater.services.auth import Principal, sessions, tokens
 from headwater.services.health import readiness
@@ -64,7 +64,8 @@ def create_http_app(
         checks = await run_in_threadpool(readiness, replace(app, workspace_id=caller))
         ready = all(v == "ok" for v in checks.values())
         body = {"status": "ready" if ready else "not ready", "checks": checks}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        # Not ready is a 503 like any other: it says when to ask again.
+        return JSONResponse(body, 200 if ready else 503, {} if ready else retry_later())
 
     @root.get("/metrics", include_in_schema=False)
     async def metrics_(request: Request) -> Response:
