@@ -222,18 +222,43 @@ RACED_CLI = textwrap.dedent(
         return real_shape(self, *args, **kwargs)
 
     Shaper.shape = shape
+
+    if os.environ.get("HW_TEST_RETRY_STORE_FAILS"):  # the store away at the retry's enqueue
+        import sqlite3
+        from sqlalchemy.exc import OperationalError
+        from headwater.adapters.store import runs
+
+        real_create = runs.create_run
+
+        def create_run(*args, retry=None, **kwargs):
+            if retry is None:
+                return real_create(*args, **kwargs)
+            print("HW_TEST: the retry's enqueue failed", file=sys.stderr)
+            locked = sqlite3.OperationalError("database is locked")
+            raise OperationalError("INSERT INTO runs", {}, locked)
+
+        runs.create_run = create_run
     sys.argv = ["headwater", *sys.argv[1:]]
     runpy.run_module("headwater", run_name="__main__")
     """
 )
 
 
-def cli(home: Path, *args: str, renames: str = "") -> subprocess.CompletedProcess[str]:
-    """`headwater *args`; with `renames` (``old:new ...``), one rename raced per run."""
+def cli(
+    home: Path, *args: str, renames: str = "", retry_store_fails: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`headwater *args`; with `renames` (``old:new ...``), one rename raced per run;
+    with `retry_store_fails`, the store's driver failing each retry's enqueue."""
     program = ["-c", RACED_CLI] if renames else ["-m", "headwater"]
+    fails = "1" if retry_store_fails else ""
     return subprocess.run(
         [sys.executable, *program, *args],
-        env={**os.environ, "HEADWATER_HOME": str(home), "HW_TEST_RENAMES": renames},
+        env={
+            **os.environ,
+            "HEADWATER_HOME": str(home),
+            "HW_TEST_RENAMES": renames,
+            "HW_TEST_RETRY_STORE_FAILS": fails,
+        },
         capture_output=True,
         text=True,
         timeout=180,
@@ -290,6 +315,31 @@ def test_pipelines_run_retries_a_model_change_a_bounded_number_of_times(
     assert [r.attempt for r in ended] == list(range(MODEL_CHANGE_RETRIES + 1, 0, -1))
     assert all(r.status == "failed" for r in ended)
     assert app.model().find(f"p{MODEL_CHANGE_RETRIES}") is not None  # no rename after
+
+
+def test_pipelines_run_reports_the_failed_run_when_its_retry_cannot_be_queued(
+    warehouse_app: App, planned: Pipeline, home: Path
+) -> None:
+    """The store failing as the retry is enqueued (its driver's OperationalError) ended
+    the command on "the metadata store failed", without the failed run's document.  It
+    now says on one line that the retry could not be queued and why, tries once, and
+    ends as the failed run: its document, its exit code."""
+    app = warehouse_app
+    renames = "plan:legacy_plan"
+    done = cli(
+        home, "pipelines", "run", planned.id, "--json", renames=renames, retry_store_fails=True
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    document = json.loads(done.stdout)  # the failed run's, not an error document
+    assert document["status"] == "failed"
+    assert document["summary"].get("model_changed") is True
+    assert document["attempt"] == 1
+    assert done.stderr.count("HW_TEST: the retry's enqueue failed") == 1  # tried once
+    [line] = [line for line in done.stderr.splitlines() if "could not be queued" in line]
+    assert document["id"] in line
+    assert "the metadata store failed: OperationalError: database is locked" in line
+    assert retry_lines(done.stderr) == []
+    assert [r.id for r in runner.list_runs(app, planned.id)] == [document["id"]]
 
 
 def test_pipelines_run_retries_no_other_failure(

@@ -7,7 +7,9 @@ import sys
 from typing import NoReturn
 
 import click
+from sqlalchemy.exc import DBAPIError
 
+from headwater.adapters.store.database import store_error
 from headwater.entrypoints.cli import EXIT_INTERRUPTED
 from headwater.entrypoints.cli.output import err, handle_errors, json_option, opened_app, print_json
 from headwater.entrypoints.cli.progress import live_progress
@@ -75,7 +77,7 @@ def _execute_here(app: App, pipeline_id: str, full: bool, as_json: bool) -> Run:
     try:
         with live_progress(sys.stderr.isatty()) as progress:
             ended = runner.run_here(app, pipeline_id, full=full, on_progress=progress)
-            while (retry := retries.retry_model_change(app, ended)) is not None:
+            while (retry := _retry_model_change(app, ended)) is not None:
                 _say_err(
                     f"run {ended.id} failed: the Customer Model changed under it (a property "
                     f"renamed or dropped); retrying with the new model as run {retry.id} "
@@ -91,6 +93,24 @@ def _execute_here(app: App, pipeline_id: str, full: bool, as_json: bool) -> Run:
         # The run this process executed (none when Ctrl-C came before it was claimed).
         mine = [r for r in runner.list_runs(app, pipeline_id, limit=5) if r.pid == os.getpid()]
         _interrupted(app, mine[0].id if as_json and mine else None)
+
+
+def _retry_model_change(app: App, ended: Run) -> Run | None:
+    """`retries.retry_model_change` of `ended`; None, with a line on stderr, when the
+    store failed as the retry was enqueued (`store_error`): the command then ends as
+    `ended` did, its document and exit code, rather than on the store's error.  Tried
+    once: a store locked past its busy timeout or away is not waited for here."""
+    try:
+        return retries.retry_model_change(app, ended)
+    except DBAPIError as exc:
+        failure = store_error(exc)
+        if failure is None:
+            raise  # a bug's: with its traceback
+        _say_err(
+            f"run {ended.id} failed: the Customer Model changed under it (a property "
+            f"renamed or dropped); its retry could not be queued: {failure.message}"
+        )
+        return None
 
 
 def _interrupted(app: App, run_id: str | None) -> NoReturn:
