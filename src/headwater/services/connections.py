@@ -29,6 +29,7 @@ from headwater.kernel.errors import HeadwaterError, InvalidInput, mask_secret
 from headwater.services.app import App
 from headwater.services.auth.names import checked_name
 from headwater.services.text import known_id, refuse_nul
+from headwater.services.webhooks import lookup
 
 STRIPE_API = "https://api.stripe.com"
 MAX_REQUESTS_PER_SECOND = float(
@@ -242,6 +243,7 @@ def delete_connection(app: App, connection_id: str) -> str | None:
     # One transaction: the webhook settings go with the connection (the foreign key
     # cascades), or nothing goes (`Conflict` while a pipeline uses it).
     objects.remove(app.engine, Connection, connection.id)
+    lookup.forget(app, connection.id)  # its deliveries are refused at once here
     return None if endpoint is None else _remove_at_stripe(app, connection, endpoint)
 
 

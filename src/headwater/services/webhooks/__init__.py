@@ -9,6 +9,8 @@
 - `endpoints`: a connection's webhook settings (register with Stripe, a hand-made
   endpoint's secret, remove, show).
 - `limits`: the per-connection delivery rate limit and body size limit.
+- `lookup`: a connection's endpoint as verifying needs it, kept about a second in the
+  serving process (forgotten at once when this process changes it).
 - `refusals`: refused deliveries counted in memory and written at most once a second,
   for the connection's status.
 """

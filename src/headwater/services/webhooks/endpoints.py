@@ -27,7 +27,7 @@ from headwater.kernel.errors import HeadwaterError, InvalidInput, NotFound, mask
 from headwater.services.app import App
 from headwater.services.connections import get_connection
 from headwater.services.text import refuse_nul
-from headwater.services.webhooks import signature
+from headwater.services.webhooks import lookup, signature
 from headwater.services.webhooks.followups import catch_up
 from headwater.services.webhooks.limits import MAX_BODY_BYTES
 from headwater.services.webhooks.receive import secret_context
@@ -276,6 +276,7 @@ def remove(app: App, connection_id: str) -> WebhookSettings:
                 exc.permission,
             ) from None
     store.delete_endpoint(app.engine, connection.id)
+    lookup.forget(app, connection.id)  # refused at once by this process
     return settings
 
 
@@ -300,6 +301,7 @@ def _save(
             last_delivery_at=last_delivery_at,
         ),
     )
+    lookup.forget(app, connection.id)  # this process judges by the new secret at once
     # Changes made while the connection had no endpoint (or another secret, refusing
     # Stripe's deliveries) were never delivered: a run reads them now, not at the next one.
     catch_up(app, utcnow(), connection.id)

@@ -2,10 +2,13 @@
 
 The rate limit is a token bucket per connection id, kept in this process (each
 serving process enforces it on what it receives), one for verified deliveries and one
-for refused ones: a delivery is verified first (two key look-ups in the store, a
-decryption and an HMAC), then charged to the bucket of its kind.  So a flood of forged
+for refused ones: a delivery is verified first (the connection's endpoint looked up,
+a decryption and an HMAC), then charged to the bucket of its kind.  So a flood of forged
 deliveries (anyone who knows a receiver URL can send them) uses up only the refusals'
-bucket and gets 429s, while Stripe's own deliveries go on; before, one bucket was
+bucket and gets 429s, while Stripe's own deliveries go on.  The look-up (two key reads
+in the store) is kept about a second in this process (`lookup`), so such a flood reads
+the store about once a second per connection id, not twice per delivery; what it costs
+per delivery is a decryption and an HMAC, in this process only.  Before, one bucket was
 charged before the check, and the flood got Stripe's deliveries refused (429) too.  A
 refused delivery costs Stripe nothing but a retry later, and loses nothing: the Events
 API stays the truth.  Ids that are not connections have buckets of their id too, so

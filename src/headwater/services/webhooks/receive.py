@@ -10,6 +10,8 @@ delivery refused by a connection that has a secret is a `Refused`, which says wh
 secret judged it: the connection's status counts those (`refusals`), and bodies over
 the size limit sent to such a connection too (refused before any check, with the same
 answer for every id: `judging_since` says which secret to count them against).
+The look-up of a connection's endpoint is kept a moment in the serving process
+(`lookup`), so a flood of forged deliveries is not two store reads per delivery.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from headwater.adapters.store import webhooks as store
 from headwater.kernel.clock import Clock
 from headwater.kernel.entities import Connection
 from headwater.services.app import App
+from headwater.services.webhooks import lookup
 from headwater.services.webhooks.followups import request_runs
 from headwater.services.webhooks.signature import NOT_EVENT, BadSignature, verify
 
@@ -107,28 +110,34 @@ def judging_since(app: App, connection_id: str) -> datetime | None:
     delivery refused before any check (a body over the size limit) is counted against;
     None when the id names no connection with a secret (nothing is counted then, and
     the sender gets the same answer)."""
-    found = _endpoint(app, connection_id)
-    return found[1].created_at if found else None
+    found = _lookup(app, connection_id)
+    return found.since if found else None
 
 
-def _endpoint(app: App, connection_id: str) -> tuple[Connection, store.WebhookEndpoint] | None:
-    """The connection and its endpoint, when it has one (a stored secret)."""
-    found = objects.find(app.engine, Connection, id=connection_id)
-    endpoint = store.get_endpoint(app.engine, connection_id) if found else None
-    if not found or endpoint is None:
-        return None
-    return found[0], endpoint
+def _lookup(app: App, connection_id: str) -> lookup.Endpoint | None:
+    """The connection's endpoint as verifying needs it, when it has one (a stored
+    secret); kept a moment in this process (`lookup`)."""
+
+    def load() -> lookup.Endpoint | None:
+        found = objects.find(app.engine, Connection, id=connection_id)
+        endpoint = store.get_endpoint(app.engine, connection_id) if found else None
+        if not found or endpoint is None:
+            return None
+        workspace_id = found[0].workspace_id
+        return lookup.Endpoint(workspace_id, endpoint.created_at, endpoint.secret_encrypted)
+
+    return lookup.LOOKUPS.get(lookup.key(app, connection_id), load)
 
 
 def _read_secret(app: App, connection_id: str) -> tuple[str, datetime, str] | None:
-    """The connection's workspace, when its secret was stored, and the secret."""
-    found = _endpoint(app, connection_id)
+    """The connection's workspace, when its secret was stored, and the secret
+    (decrypted for this delivery only)."""
+    found = _lookup(app, connection_id)
     if found is None:
         return None
-    connection, endpoint = found
     context = secret_context(connection_id)
-    secret = app.cipher.decrypt(endpoint.secret_encrypted, context=context)
-    return connection.workspace_id, endpoint.created_at, secret
+    secret = app.cipher.decrypt(found.secret_encrypted, context=context)
+    return found.workspace_id, found.since, secret
 
 
 def _event(payload: bytes) -> tuple[str, str]:
