@@ -8,18 +8,15 @@ no option of the command gives) is printed as the service located it."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cli_process import run_cli
 
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
-MAIN = "from headwater.entrypoints.cli import main; main()"
 KEY = {"KEY": "sk_test_sandbox"}
 
 
@@ -29,25 +26,14 @@ def sandbox() -> Iterator[RunningSandbox]:
         yield sb
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", MAIN, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )
-
-
 def _refused(*args: str, env: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
     """The one-line error the command prints on stderr, and its ``--json`` document."""
-    plain = _run(*args, env=env)
+    plain = run_cli(*args, env=env)
     assert plain.returncode == 1, (plain.stdout, plain.stderr)
     assert plain.stdout == "", plain.stdout
     assert plain.stderr.startswith("error: "), plain.stderr
     shown = plain.stderr.removeprefix("error: ").rstrip("\n")
-    as_json = _run(*args, "--json", env=env)
+    as_json = run_cli(*args, "--json", env=env)
     assert as_json.returncode == 1, (as_json.stdout, as_json.stderr)
     assert as_json.stderr == plain.stderr  # the same line, with --json too
     document: dict[str, Any] = json.loads(as_json.stdout)["error"]
@@ -55,7 +41,7 @@ def _refused(*args: str, env: dict[str, str] | None = None) -> tuple[str, dict[s
 
 
 def _connection(sb: RunningSandbox) -> str:
-    done = _run(
+    done = run_cli(
         "connections", "add", "stripe", "--name", "Sandbox", "--base-url", sb.url,
         "--api-key-env", "KEY", "--json", env=KEY,
     )  # fmt: skip
@@ -129,7 +115,7 @@ def test_pipeline_errors_name_the_options_and_a_mapping_keeps_its_properties(
 
     # A Customer Model property called `name`: a mapping's error located there is about
     # that property of the --mapping file, not about --name.
-    added = _run("model", "add-property", "name", "string")
+    added = run_cli("model", "add-property", "name", "string")
     assert added.returncode == 0, added.stderr
     mapping = tmp_path / "mapping.json"
     mapping.write_text('{"name": 5}')
@@ -139,7 +125,7 @@ def test_pipeline_errors_name_the_options_and_a_mapping_keeps_its_properties(
     assert document["field"] == "name"
 
     # A model path given as an argument, equal to an option's name, stays the path.
-    added = _run("model", "add-property", "description", "string")
+    added = run_cli("model", "add-property", "description", "string")
     assert added.returncode == 0, added.stderr
     again = ("model", "add-property", "description", "string", "--description", "d")
     shown, document = _refused(*again)

@@ -7,26 +7,13 @@ so a script reading the document (``| jq .id``) got no JSON at all."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from tests.cli_process import run_cli
+
 from headwater.sandbox.testing import start_sandbox
-
-MAIN = "from headwater.entrypoints.cli import main; main()"
-
-
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", MAIN, *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-        check=False,
-    )
 
 
 def _error(done: subprocess.CompletedProcess[str], code: int = 1) -> dict[str, Any]:
@@ -41,15 +28,15 @@ def _error(done: subprocess.CompletedProcess[str], code: int = 1) -> dict[str, A
 
 
 def test_a_failed_command_prints_the_error_document(home: Path) -> None:
-    missing = _error(_run("connections", "show", "conn_nope", "--json"))
+    missing = _error(run_cli("connections", "show", "conn_nope", "--json"))
     assert missing["type"] == "not_found"
     assert "conn_nope" in missing["message"]
     assert missing["field"] is None
 
-    run = _error(_run("runs", "show", "run_nope", "--json"))
+    run = _error(run_cli("runs", "show", "run_nope", "--json"))
     assert run["type"] == "not_found"
 
-    unset = _run(
+    unset = run_cli(
         "connections", "add", "stripe", "--name", "x", "--api-key-env", "NOPE_UNSET", "--json"
     )
     error = _error(unset)
@@ -64,7 +51,7 @@ def test_a_failed_command_prints_the_error_document(home: Path) -> None:
 def test_a_rejected_key_and_an_unreachable_stripe_are_error_documents(home: Path) -> None:
     key = "sk_test_NotTheSandboxKey123"
     with start_sandbox(customers=1) as sb:
-        bad = _run(
+        bad = run_cli(
             "connections", "add", "stripe", "--name", "x", "--base-url", sb.url,
             "--api-key-env", "KEY", "--json", env={"KEY": key},
         )  # fmt: skip
@@ -74,7 +61,7 @@ def test_a_rejected_key_and_an_unreachable_stripe_are_error_documents(home: Path
     assert "invalid or revoked" in error["message"]
     assert key not in bad.stdout + bad.stderr
 
-    down = _run(
+    down = run_cli(
         "connections", "add", "stripe", "--name", "x", "--base-url", "http://127.0.0.1:9",
         "--api-key-env", "KEY", "--json", env={"KEY": "sk_test_sandbox"},
     )  # fmt: skip
@@ -84,7 +71,7 @@ def test_a_rejected_key_and_an_unreachable_stripe_are_error_documents(home: Path
 
 
 def test_a_usage_error_is_an_error_document_with_exit_code_2(home: Path) -> None:
-    bad_number = _run(
+    bad_number = run_cli(
         "connections", "add", "stripe", "--name", "x", "--requests-per-second", "abc", "--json"
     )
     error = _error(bad_number, code=2)
@@ -92,11 +79,11 @@ def test_a_usage_error_is_an_error_document_with_exit_code_2(home: Path) -> None
     assert error["field"] == "--requests-per-second"
     assert "'abc' is not a valid float" in error["message"]
 
-    missing = _error(_run("connections", "add", "stripe", "--json"), code=2)
+    missing = _error(run_cli("connections", "add", "stripe", "--json"), code=2)
     assert missing["field"] == "--name"
 
     # Without --json, a usage error stays click's text, exit 2.
-    plain = _run("connections", "add", "stripe", "--requests-per-second", "abc")
+    plain = run_cli("connections", "add", "stripe", "--requests-per-second", "abc")
     assert plain.returncode == 2
     assert plain.stdout == ""
     assert "is not a valid float" in plain.stderr
