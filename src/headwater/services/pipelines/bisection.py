@@ -145,14 +145,15 @@ def transform_samples(
     except BatchFailed as exc:
         first = exc
     apart = Apart([], passed=False, failure=first, failed_calls=1)
-    if len(records) == 1 and first.records_at_fault:  # it was on its own
+    results: dict[int, Outcome] = {}
+    if not first.records_at_fault:  # the runtime could not start: no sample is tried
+        _fail(results, _Part(0, len(records), first), _PLAYED_NO_PART)
+        apart.outcomes = [results[i] for i in range(len(records))]
+        return apart
+    if len(records) == 1:  # it was on its own
         apart.outcomes = [TransformFailure(_alone(first))]
         return apart
-    results: dict[int, Outcome] = {}
     for index, record in enumerate(records):
-        if not first.records_at_fault:  # the runtime could not start
-            _fail(results, _Part(index, len(records), first), _PLAYED_NO_PART)
-            break
         if apart.failed_calls - 1 >= failed_tries:  # the first call is no try on its own
             untried = TransformFailure(_not_tried(first, len(records), failed_tries))
             results.update(dict.fromkeys(range(index, len(records)), untried))
