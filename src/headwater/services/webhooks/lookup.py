@@ -75,14 +75,15 @@ class Lookups:
                 if kept is not None:  # another thread looked it up meanwhile
                     return kept[1]
                 began, forgotten = self._clock(), self._forgotten
+            found, loaded = None, False
             try:
-                found = load()
+                found, loaded = load(), True
             finally:
+                # Kept as the lock is let go: a thread coming between would load again.
                 with self._lock:
                     self._loading.pop(key, None)
-            with self._lock:
-                if forgotten == self._forgotten:
-                    self._keep(key, began + self._seconds, found)
+                    if loaded and forgotten == self._forgotten:
+                        self._keep(key, began + self._seconds, found)
         return found
 
     def forget(self, key: Key) -> None:
