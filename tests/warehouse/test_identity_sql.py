@@ -106,6 +106,63 @@ def test_values_of_every_type_and_size_equal_the_python_rebuild(
         assert model(found[profile_id]) == {c: expected.values.get(c) for c in COLUMNS_NAMES}
 
 
+def _twin_rebuild(
+    warehouse: Warehouse, settings: Any, context: Context, twin: MemoryIdentityStore | None = None
+) -> MemoryIdentityStore:
+    """The Python rebuild of the warehouse's identities, applied to a twin store (given:
+    one holding the profiles of the last rebuild)."""
+    twin = twin or MemoryIdentityStore(settings)
+    for i in WarehouseIdentityStore(warehouse, settings).all_identities():
+        twin.load(i)
+    twin.apply(rebuild(twin, settings, context))
+    return twin
+
+
+def test_a_rebuild_follows_key_order_not_the_order_rows_are_stored_in(
+    warehouse: Warehouse,
+) -> None:
+    """Where the rules fall back on identity-key order (a new profile's id from its
+    smallest identity, equal values by key, a split profile's heir among equal parts),
+    the rebuild orders by key, whatever order the rows were written in (here: the
+    reverse), and agrees with the Python rebuild, the first time and after a split."""
+    settings = identity_settings(MODEL, ["email"])
+    for p in ("p2", "p1"):  # p2 first: rows stored after the ones they follow
+        rows = [
+            IdentityRow(f"cus_{k}", AT, {"email": f"grp{k // 4}@x.io", "address_city": f"{p} {k}"})
+            for k in range(11, -1, -1)
+        ]
+        write(warehouse, batch(*rows, pipeline=p))
+    first = Context("rebuild-1", AT, ("p1", "p2"))
+    twin = _twin_rebuild(warehouse, settings, first)
+    with warehouse.resolution_lock():
+        rebuild_in_warehouse(warehouse, settings, first)
+    found = {p["_profile_id"]: p for p in warehouse.profiles()}
+    assert found.keys() == twin.profile_rows.keys()
+    assert len(found) == 3
+    for profile_id, expected in twin.profile_rows.items():
+        assert found[profile_id]["address_city"] == expected.values["address_city"]
+        assert found[profile_id]["address_city"].startswith("p1 ")
+    # Each profile of eight splits in two equal parts: the part holding its smallest
+    # identity keeps the id.
+    later = AT + timedelta(hours=1)
+    moved = [
+        IdentityRow(f"cus_{k}", later, {"email": f"new{k // 4}@x.io"}) for k in (11, 10, 7, 6, 3, 2)
+    ]
+    write(warehouse, batch(*moved, pipeline="p1"))
+    write(warehouse, batch(*moved, pipeline="p2"))
+    second = Context("rebuild-2", later, ("p1", "p2"))
+    twin = _twin_rebuild(warehouse, settings, second, twin)
+    with warehouse.resolution_lock():
+        done = rebuild_in_warehouse(warehouse, settings, second)
+    assert len(done.splits) == 3
+    found = {p["_profile_id"]: p for p in warehouse.profiles()}
+    assert found.keys() == twin.profile_rows.keys()
+    assert len(found) == 6
+    for profile_id, expected in twin.profile_rows.items():
+        assert found[profile_id]["_identity_count"] == expected.identity_count
+        assert model(found[profile_id])["email"] == expected.values["email"]
+
+
 def test_new_identity_settings_rebuild_the_keys_and_the_profiles(warehouse: Warehouse) -> None:
     """The key table remembers the settings it was built with: other settings make the
     next resolution a rebuild, even with nothing pending."""

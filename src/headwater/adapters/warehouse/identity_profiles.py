@@ -1,14 +1,14 @@
 """A full rebuild's ids, values and writes, set-based (step 5 of `identity_rebuild`).
 
-Input: the work tables ``hw_ik`` (identities numbered in key order, with their former
-profile ids) and ``hw_c`` (each identity's component).  The id rules of
+Input: the work tables ``hw_ik`` (identities numbered in no order, with their keys and
+former profile ids) and ``hw_c`` (each identity's component).  The id rules of
 ``services/identity/ids.py``, as windowed queries:
 
 - ``hw_ov``: identities per (component, former profile): the overlaps;
 - each former profile's heir: its largest overlap, ties to the component whose smallest
-  identity comes first; each component's id: among the formers it is heir of, the
-  largest by former ``_identity_count``, ties to the smallest id; a component heir of
-  none gets a new id (`new_id`, the same formula as ``ids.new_profile_id``);
+  identity (by key: ``hw_cm.mn``) comes first; each component's id: among the formers it
+  is heir of, the largest by former ``_identity_count``, ties to the smallest id; a
+  component heir of none gets a new id (`new_id`, the same formula as ``ids.new_profile_id``);
 - merges and splits: components with two formers, formers in two components.
 
 Values: per column, the non-null value of the identity with the latest
@@ -96,16 +96,21 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         f"ON p._profile_id = CAST(w.former AS {sp.profile_key}) GROUP BY c.comp, w.former",
         {},
     )
+    # ``mn``: the component's identity of smallest key (of a component of one, that
+    # one: only the others are ordered).
+    first = sp.first_member.format("c.n", f"w.p{c}", f"w.s{c}")
     execute(
-        f"{sp.temp.format('hw_cm')} SELECT comp, min(n) AS mn, count(*) AS size "
-        "FROM hw_c GROUP BY comp",
+        f"{sp.temp.format('hw_cm')} WITH g AS (SELECT comp, min(n) AS mn, count(*) AS size "
+        "FROM hw_c GROUP BY comp) SELECT comp, mn, size FROM g WHERE size = 1 UNION ALL "
+        f"SELECT c.comp, {first} AS mn, count(*) AS size FROM hw_c AS c JOIN hw_ik AS w "
+        "ON w.n = c.n WHERE c.comp IN (SELECT comp FROM g WHERE size > 1) GROUP BY c.comp",
         {},
     )
     identity_values.analyse(execute, sp, "hw_ov", "hw_cm")
     heir = (
         "SELECT former, comp FROM (SELECT o.former, o.comp, row_number() OVER "
-        "(PARTITION BY o.former ORDER BY o.k DESC, m.mn) AS r FROM hw_ov AS o "
-        "JOIN hw_cm AS m ON m.comp = o.comp) AS x WHERE r = 1"
+        f"(PARTITION BY o.former ORDER BY o.k DESC, f.p{c}, f.s{c}) AS r FROM hw_ov AS o "
+        "JOIN hw_cm AS m ON m.comp = o.comp JOIN hw_ik AS f ON f.n = m.mn) AS x WHERE r = 1"
     )
     size = (
         "SELECT o.former, coalesce(max(p._identity_count), sum(o.k)) AS size FROM hw_ov AS o "
@@ -203,7 +208,7 @@ def _memberships(execute: Execute, schema: str, sp: Spelling) -> int:
     """Set every identity's ``_profile_id`` that changed; returns how many."""
     s = sql.quote(schema)
     execute(
-        f"{sp.temp.format('hw_mv')} SELECT w.p, w.s, d.id FROM hw_ik AS w JOIN hw_c AS c "
+        f"{sp.temp.format('hw_mv')} SELECT w.n, w.p, w.s, d.id FROM hw_ik AS w JOIN hw_c AS c "
         "ON c.n = w.n JOIN hw_id AS d ON d.comp = c.comp "
         "WHERE w.former IS NULL OR w.former <> d.id",
         {},
@@ -224,9 +229,10 @@ def _memberships(execute: Execute, schema: str, sp: Spelling) -> int:
     for name, _ in rebuilt:
         execute(f"DROP INDEX IF EXISTS {s}.{sql.quote(name)}", {})
     unique = _drop_unique(execute, s, sp, "identities") if many else []
+    found = f"i.{sp.row_id} = m.n" if sp.row_id else "i._pipeline_id = m.p AND i._source_id = m.s"
     execute(
         f"UPDATE {s}.identities AS i SET _profile_id = CAST(m.id AS {sp.profile_key}) "
-        "FROM hw_mv AS m WHERE i._pipeline_id = m.p AND i._source_id = m.s",
+        f"FROM hw_mv AS m WHERE {found}",
         {},
     )
     _add_unique(execute, s, "identities", unique)

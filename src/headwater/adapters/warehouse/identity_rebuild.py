@@ -6,10 +6,12 @@ components holding two or more first-identifier values, where the guard's order 
 links decides (`Job.guard`, the service's own rule), and the few merges and splits to
 log.  The steps, each one or a few statements over work tables of one transaction:
 
-1. ``hw_ik``: every identity with a number ``n`` in identity-key order, its former
-   profile id, its keys, and its *node*: the smallest ``n`` of its first-identifier
-   group (links of the first identifier never trip the guard and can be taken first),
-   or its own ``n`` without a first identifier.
+1. ``hw_ik``: every identity with a number ``n`` (unique, in no order: `Spelling.
+   numbered`; numbering in key order was a sort of every key, a fifth of a rebuild),
+   its former profile id, its keys, and its *node*: the smallest ``n`` of its
+   first-identifier group (links of the first identifier never trip the guard and can
+   be taken first), or its own ``n`` without a first identifier.  Where the rules fall
+   back on identity-key order, the steps after order by the key itself.
 2. ``hw_e``: edges between nodes for the other links, only where one can exist: a
    (connection, source id) held twice, and a value of identifier r >= 2 held by two
    identities eligible at rank r (no earlier identifier on both: their masks of
@@ -141,9 +143,8 @@ def _work_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec) -> i
             f" LEFT JOIN (SELECT {', '.join(arrays)}) AS f "
             "ON f.p = i._pipeline_id AND f.s = i._source_id"
         )
-    c = sp.collate
     rows = (
-        f"SELECT row_number() OVER (ORDER BY i._pipeline_id{c}, i._source_id{c}) AS n, "
+        f"SELECT {sp.numbered} AS n, "
         "i._pipeline_id AS p, i._source_id AS s, i._connection_id AS c, "
         f"i._source_updated_at AS at, CAST(i._profile_id AS {sp.text}) AS former, "
         f"{', '.join(inner)} FROM {s}.identities AS i{joined}"

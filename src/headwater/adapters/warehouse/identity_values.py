@@ -1,7 +1,8 @@
 """A full rebuild's profile values, set-based (``hw_new``; see `identity_profiles`).
 
 Per column, the non-null value of the identity with the latest ``_source_updated_at``,
-ties by pipeline order then identity key.  Ordered aggregates (one sort per column
+ties by pipeline order then identity key (the key itself: ``hw_ik``'s numbers have no
+order).  Ordered aggregates (one sort per column
 and profile) cost far more than the rest of a rebuild, so:
 
 - a profile of one identity takes its row as is;
@@ -70,19 +71,23 @@ def values(
     params: dict[str, Any] = {f"o{j}": p for j, p in enumerate(order)}
     ranks = " ".join(f"WHEN {sp.ph(f'o{j}')} THEN {j}" for j in range(len(order)))
     rank = f"CASE w.p {ranks} ELSE {len(order)} END" if order else "0"
+    c = sp.collate
     execute(
-        f"{sp.temp.format('hw_m')} SELECT c.comp, w.p, w.s, row_number() OVER (PARTITION BY "
-        f"c.comp ORDER BY w.at IS NULL, w.at DESC, {rank}, w.n) AS pr FROM hw_c AS c "
-        "JOIN hw_id AS d ON d.comp = c.comp JOIN hw_ik AS w ON w.n = c.n WHERE d.size > 1",
+        f"{sp.temp.format('hw_m')} SELECT c.comp, w.n, w.p, w.s, row_number() OVER (PARTITION "
+        f"BY c.comp ORDER BY w.at IS NULL, w.at DESC, {rank}, w.p{c}, w.s{c}) AS pr "
+        "FROM hw_c AS c JOIN hw_id AS d ON d.comp = c.comp JOIN hw_ik AS w ON w.n = c.n "
+        "WHERE d.size > 1",
         params,
     )
     picked = "".join(f", i.{n}" for n in names)
-    join = f"JOIN {s}.identities AS i ON i._pipeline_id = w.p AND i._source_id = w.s"
+    join = identity_join(s, sp, "w")
     analyse(execute, sp, "hw_m")
-    put(
-        f"SELECT d.id, d.size{picked} FROM hw_id AS d JOIN hw_ik AS w ON w.n = d.mn {join} "
-        "WHERE d.size = 1"
+    single = (
+        f"JOIN {s}.identities AS i ON i.{sp.row_id} = d.mn"
+        if sp.row_id
+        else f"JOIN hw_ik AS w ON w.n = d.mn {join}"
     )
+    put(f"SELECT d.id, d.size{picked} FROM hw_id AS d {single} WHERE d.size = 1")
     if reserve is not None:
         reserve(_ranked_bytes(execute, schema, sp, names))
     if sp.first_by is not None:
@@ -117,6 +122,14 @@ def values(
     )
     if direct is None:
         analyse(execute, sp, "hw_new")
+
+
+def identity_join(s: str, sp: Spelling, alias: str) -> str:
+    """Joins ``identities`` as ``i`` to the work table row `alias` (``n``, ``p``, ``s``):
+    by the number where it is the row's id (`Spelling.row_id`), else by key."""
+    if sp.row_id:
+        return f"JOIN {s}.identities AS i ON i.{sp.row_id} = {alias}.n"
+    return f"JOIN {s}.identities AS i ON i._pipeline_id = {alias}.p AND i._source_id = {alias}.s"
 
 
 def _sink(

@@ -125,6 +125,9 @@ def on_postgres(sp: Spelling) -> Spelling:
         probe_setup="SELECT set_config('enable_seqscan', 'off', true), "
         "set_config('jit', 'off', true)",
         key_indexes=True,
+        numbered="row_number() OVER ()",
+        row_id=None,
+        first_member='(array_agg({0} ORDER BY {1} COLLATE "C", {2} COLLATE "C"))[1]',
         rebuild_setup=(
             "SET LOCAL work_mem = '64MB'",
             "SET LOCAL maintenance_work_mem = '256MB'",

@@ -128,6 +128,15 @@ class Spelling:
     probe_setup: str | None = None
     #: Whether the key table gets indexes (point lookups; DuckDB joins by hashing).
     key_indexes: bool = False
+    #: Numbers the identities ``i`` of a full rebuild: unique, in no order (no sort of a
+    #: million keys; where the rules need identity-key order, the rebuild orders by key).
+    numbered: str = "i.rowid"
+    #: The column of ``identities`` that a rebuild's number is (DuckDB's ``rowid``: the
+    #: rebuild fetches rows by it within its transaction); None: rows are found by key.
+    row_id: str | None = "rowid"
+    #: The number ``{0}`` of the member with the smallest (pipeline ``{1}``, source
+    #: ``{2}``) of a group (an aggregate).
+    first_member: str = "arg_min({0}, ({1}, {2}))"
     #: Statements run first in a full rebuild's transaction (engine tuning).
     rebuild_setup: tuple[str, ...] = ()
     #: Statements gathering the statistics of work tables ``{0}`` (PostgreSQL: without,
