@@ -5,9 +5,12 @@ the connection's workspace and its endpoint (two key look-ups in the store): so 
 flood of forged deliveries to a real connection id was two store reads per delivery.
 What the look-up found (the workspace, when the secret was stored, and the secret
 *encrypted*, decrypted again for each delivery: no plaintext secret is kept), or that
-the id names no connection with a secret, is kept `LOOKUP_SECONDS`, for at most
-`MAX_LOOKUPS` ids (the least recently used forgotten), and one look-up of an id runs
-at a time: a flood reads the store about once a second per id, whatever its rate.
+the id names no connection with a secret (a miss), is kept `LOOKUP_SECONDS`, and one
+look-up of an id runs at a time: a flood reads the store about once a second per id,
+whatever its rate.  What was found is kept for at most `MAX_LOOKUPS` ids, misses for
+at most `MAX_MISSES` apart (each the least recently used forgotten): anyone can post to
+made-up ids, and were misses kept with what was found, a flood to more ids than the
+bound would push the real connections out and have every real delivery read the store.
 
 Storing or removing a secret, or deleting the connection, in this process forgets the
 id's look-up at once (`forget`); another process's change is seen within
@@ -29,8 +32,13 @@ from headwater.services.app import App
 #: serving process (or the CLI) judges deliveries here within this time, which costs
 #: nothing: Stripe retries a refused delivery for days.
 LOOKUP_SECONDS = 1.0
-#: The most ids whose look-up is kept (as `RateLimiter`'s `max_keys`).
+#: The most ids whose endpoint was found and is kept (as `RateLimiter`'s `max_keys`).
 MAX_LOOKUPS = 10_000
+#: The most ids kept as naming no connection with a secret, apart from those found so
+#: that misses never push them out.  A miss spares a store read only to a flood that
+#: repeats its made-up ids; one spread over more ids reads the store once per new id
+#: whatever the bound.  As many as `MAX_LOOKUPS`: a miss costs no more memory.
+MAX_MISSES = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,21 +51,27 @@ class Endpoint:
 
 
 Key = tuple[str, str]
+#: Look-ups (until when, what was found) in least recently used order.
+_Kept = OrderedDict[Key, tuple[float, Endpoint | None]]
 
 
 class Lookups:
-    """Look-ups by key, each kept `seconds`; at most `max_keys` kept (oldest forgotten)."""
+    """Look-ups by key, each kept `seconds`: at most `max_keys` that found an endpoint
+    and, apart, at most `max_misses` that found none (in each the oldest forgotten)."""
 
     def __init__(
         self,
         seconds: float = LOOKUP_SECONDS,
         max_keys: int = MAX_LOOKUPS,
         clock: Callable[[], float] = time.monotonic,
+        max_misses: int = MAX_MISSES,
     ) -> None:
         self._seconds = seconds
-        self._max_keys = max_keys
         self._clock = clock
-        self._kept: OrderedDict[Key, tuple[float, Endpoint | None]] = OrderedDict()
+        # A key is in at most one of them: found, or a miss (None).
+        self._found: _Kept = OrderedDict()
+        self._missing: _Kept = OrderedDict()
+        self._max_keys, self._max_misses = max_keys, max_misses
         self._loading: dict[Key, threading.Lock] = {}
         self._forgotten = 0  # how many times `forget` ran: a look-up begun before is not kept
         self._lock = threading.Lock()
@@ -89,21 +103,30 @@ class Lookups:
     def forget(self, key: Key) -> None:
         """Look `key` up again on its next use (its endpoint changed)."""
         with self._lock:
-            self._kept.pop(key, None)
+            self._found.pop(key, None)
+            self._missing.pop(key, None)
             self._forgotten += 1
 
     def _fresh(self, key: Key) -> tuple[float, Endpoint | None] | None:
-        kept = self._kept.get(key)
-        if kept is None or kept[0] <= self._clock():
-            return None
-        self._kept.move_to_end(key)
-        return kept
+        for kept in (self._found, self._missing):
+            entry = kept.get(key)
+            if entry is not None:
+                if entry[0] <= self._clock():
+                    return None
+                kept.move_to_end(key)
+                return entry
+        return None
 
     def _keep(self, key: Key, until: float, found: Endpoint | None) -> None:
-        self._kept[key] = (until, found)
-        self._kept.move_to_end(key)
-        while len(self._kept) > self._max_keys:
-            self._kept.popitem(last=False)
+        if found is None:
+            into, bound, other = self._missing, self._max_misses, self._found
+        else:
+            into, bound, other = self._found, self._max_keys, self._missing
+        other.pop(key, None)
+        into[key] = (until, found)
+        into.move_to_end(key)
+        while len(into) > bound:
+            into.popitem(last=False)
 
 
 #: This process's look-ups, of every store it opens (keyed by the store's URL too).
