@@ -21,6 +21,7 @@ from headwater.entrypoints.console import web
 from headwater.entrypoints.console.flash import Flashes
 from headwater.entrypoints.console.headers import ConsoleHeaders
 from headwater.entrypoints.console.routes import ROUTERS
+from headwater.entrypoints.console.store_watch import StoreWatch
 from headwater.services.app import App
 
 STATIC = Path(__file__).parent / "static"
@@ -31,6 +32,7 @@ def create_console(app: App) -> FastAPI:
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state.headwater = app
     console.state.flashes = Flashes()
+    console.state.store_watch = StoreWatch(app.engine)  # live streams' store probe
     console.add_middleware(ConsoleHeaders)
     web.install_handlers(console)
     console.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")

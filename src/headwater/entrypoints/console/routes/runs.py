@@ -4,9 +4,10 @@ run page.
 
 A live stream outlasts a metadata store outage: while the store is away it stays open,
 says so once ("outage", `STORE_AWAY`: the page keeps the last progress it showed) and
-tries the store again every `OUTAGE_POLL_SECONDS`; once the store answers, progress
-goes on. Ending the stream instead would leave the page still: the browser's
-reconnect would get the console's 503, after which an EventSource never retries.
+waits for the store to answer the serving process's one probe of it (`store_watch`:
+a try every `OUTAGE_POLL_SECONDS`, however many streams wait); once it does, progress
+goes on. Ending the stream instead would leave the page still: the browser's reconnect
+would get the console's 503, after which an EventSource never retries.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from headwater.adapters.store.database import store_error
 from headwater.entrypoints.console import views
 from headwater.entrypoints.console.routes.pipelines import row_context
+from headwater.entrypoints.console.store_watch import store_watch
 from headwater.entrypoints.console.web import (
     CurrentViewer,
     Viewer,
@@ -43,9 +45,6 @@ router = APIRouter()
 
 #: How often a live stream looks at its run (the recorder flushes about as often).
 POLL_SECONDS = 0.5
-
-#: While the metadata store is away, how often a live stream tries it again.
-OUTAGE_POLL_SECONDS = 1.0
 
 #: What a live page shows (as text) while the store is away, until the next progress.
 STORE_AWAY = "The metadata store is unavailable: live updates are paused, retrying…"
@@ -168,7 +167,7 @@ def _poll(root: App, who: Viewer, run_id: str, view: str) -> tuple[str, str] | N
 
 @router.get("/runs/{run_id}/events")
 async def events(request: Request, run_id: str, who: CurrentViewer, view: str = "page") -> Response:
-    root = root_app(request)
+    root, watch = root_app(request), store_watch(request)
     first = await run_in_threadpool(runner.get_run, who.app, run_id)
     await run_in_threadpool(manage.get, who.app, first.pipeline_id)
 
@@ -186,7 +185,7 @@ async def events(request: Request, run_id: str, who: CurrentViewer, view: str = 
                 # The next answer is sent even when unchanged: the page learns the
                 # store is back.
                 last, away = "", True
-                await asyncio.sleep(OUTAGE_POLL_SECONDS)
+                await watch.back()  # cancelled, with the stream, if its client leaves
                 continue
             away = False
             if polled is None:
