@@ -30,12 +30,12 @@ from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import (
     IdentityRecord,
     KeyRows,
-    Spelling,
     T,
     identity_select,
     records,
     unnest,
 )
+from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.model import PropertyType
 
 KEYS = "identity_keys"

@@ -28,7 +28,8 @@ from datetime import datetime
 
 from headwater.adapters.warehouse import identity_values, sql
 from headwater.adapters.warehouse.ownership import Execute
-from headwater.adapters.warehouse.profile_store import ChangeRecord, Spelling
+from headwater.adapters.warehouse.profile_store import ChangeRecord
+from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.model import PropertyType
 
 T = PropertyType

@@ -42,7 +42,8 @@ from headwater.adapters.warehouse import (
 from headwater.adapters.warehouse.identity_keys import Key, KeySpec
 from headwater.adapters.warehouse.identity_values import Reserve
 from headwater.adapters.warehouse.ownership import Execute
-from headwater.adapters.warehouse.profile_store import Spelling, log_changes, unnest
+from headwater.adapters.warehouse.profile_store import log_changes, unnest
+from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.model import PropertyType
 
 WORK = ("hw_ik", "hw_e", "hw_adj", "hw_lab", "hw_step", "hw_next", "hw_c")

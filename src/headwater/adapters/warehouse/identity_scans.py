@@ -35,11 +35,11 @@ from headwater.adapters.warehouse import sql
 from headwater.adapters.warehouse.ownership import Execute
 from headwater.adapters.warehouse.profile_store import (
     IdentityRecord,
-    Spelling,
     identity_select,
     records,
     unnest,
 )
+from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.model import PropertyType
 
 Key = str | int

@@ -28,7 +28,7 @@ from typing import Any
 
 from headwater.adapters.warehouse import sql
 from headwater.adapters.warehouse.ownership import Execute
-from headwater.adapters.warehouse.profile_store import Spelling
+from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.model import PropertyType
 
 T = PropertyType

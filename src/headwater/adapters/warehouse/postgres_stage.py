@@ -10,8 +10,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from headwater.adapters.warehouse import sql
-from headwater.adapters.warehouse.profile_store import Spelling
 from headwater.adapters.warehouse.rejects import RejectedData, Staged
+from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.model import PropertyType
 
 T = PropertyType

@@ -16,7 +16,8 @@ from typing import Any
 
 from headwater.adapters.warehouse import sql
 from headwater.adapters.warehouse.ownership import Execute
-from headwater.adapters.warehouse.profile_store import ProfileRecord, Spelling, record_of
+from headwater.adapters.warehouse.profile_store import ProfileRecord, record_of
+from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.errors import InvalidInput
 from headwater.kernel.model import PropertyType
 

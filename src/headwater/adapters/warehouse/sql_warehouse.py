@@ -36,6 +36,7 @@ from headwater.adapters.warehouse import (
     ownership,
     pending,
     profile_store,
+    spelling,
     sql,
 )
 from headwater.adapters.warehouse.contract import (
@@ -60,9 +61,9 @@ Params = dict[str, Any]
 
 def spelling_of(
     types: sql.TypeMapper, ph: ownership.Placeholder, **other: Any
-) -> profile_store.Spelling:
+) -> spelling.Spelling:
     """How `profile_store`'s statements spell an engine's placeholders and types."""
-    return profile_store.Spelling(
+    return spelling.Spelling(
         ph,
         types.text,
         types.integer,
@@ -92,7 +93,7 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
 
     engine: ClassVar[str]
     types: ClassVar[sql.TypeMapper]
-    spelling: ClassVar[profile_store.Spelling]
+    spelling: ClassVar[spelling.Spelling]
     #: Whether the engine cannot store NUL characters in text (PostgreSQL).
     nul_forbidden: ClassVar[bool] = False
     #: Whether a write gives a new identity its provisional profile id
