@@ -70,7 +70,7 @@ def write(
     # are computed, not compared first.
     empty = not execute(f"SELECT 1 FROM {s}.profiles LIMIT 1", {})
     _ids(execute, schema, sp, run_id)
-    merges, splits = _logged(execute)
+    merges, splits = _logged(execute, sp.text)
     identity_values.drop(execute, "hw_ov", "hw_cm")  # each work table as soon as done with it
     if empty:
         unique = _drop_unique(execute, s, sp, "profiles")  # built once, after (below)
@@ -94,7 +94,7 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
         # A former id naming no profile (a write's provisional id) is no former profile.
         f"{sp.temp.format('hw_ov')} SELECT c.comp, w.former, count(*) AS k FROM hw_c AS c "
         f"JOIN hw_ik AS w ON w.n = c.n JOIN {s}.profiles AS p "
-        f"ON p._profile_id = CAST(w.former AS {sp.profile_key}) GROUP BY c.comp, w.former",
+        "ON p._profile_id = w.former GROUP BY c.comp, w.former",
         {},
     )
     # ``mn``: the component's identity of smallest key (of a component of one, that
@@ -115,16 +115,16 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
     )
     size = (
         "SELECT o.former, coalesce(max(p._identity_count), sum(o.k)) AS size FROM hw_ov AS o "
-        f"LEFT JOIN {s}.profiles AS p ON CAST(p._profile_id AS {sp.text}) = o.former "
+        f"LEFT JOIN {s}.profiles AS p ON p._profile_id = o.former "
         "GROUP BY o.former"
     )
     wins = (
         "SELECT comp, former FROM (SELECT h.comp, h.former, row_number() OVER (PARTITION BY "
-        f"h.comp ORDER BY f.size DESC, h.former{c}) AS r FROM heir AS h JOIN size AS f "
+        "h.comp ORDER BY f.size DESC, h.former) AS r FROM heir AS h JOIN size AS f "
         "ON f.former = h.former) AS y WHERE r = 1"
     )
     digest = sql.profile_md5(sp.ph("run"), "w.p", "w.s")
-    made = sql.uuid_layout("x.h", sp.uuid_bits)
+    made = sql.uuid_value("x.h", sp.profile_key, sp.uuid_bits)
     execute(
         f"{sp.temp.format('hw_id')} WITH heir AS ({heir}), size AS ({size}), wins AS ({wins}) "
         f"SELECT x.comp, x.mn, x.size, coalesce(x.former, {made}) AS id FROM "
@@ -138,19 +138,22 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
 
 
 def _logged(
-    execute: Execute,
+    execute: Execute, t: str
 ) -> tuple[list[tuple[tuple[str, ...], str]], list[tuple[str, tuple[str, ...]]]]:
-    """The merges (components holding two formers) and splits (formers in two)."""
+    """The merges (components holding two formers) and splits (formers in two); `t`:
+    the text type (ids are kept as the engine's UUIDs, and logged as text)."""
     merged: dict[str, list[str]] = {}
     for after, before in execute(
-        "SELECT i.id, o.former FROM hw_ov AS o JOIN hw_id AS i ON i.comp = o.comp WHERE o.comp "
+        f"SELECT CAST(i.id AS {t}), CAST(o.former AS {t}) FROM hw_ov AS o JOIN hw_id AS i "
+        "ON i.comp = o.comp WHERE o.comp "
         "IN (SELECT comp FROM hw_ov GROUP BY comp HAVING count(*) > 1)",
         {},
     ):
         merged.setdefault(after, []).append(before)
     split: dict[str, list[str]] = {}
     for before, after in execute(
-        "SELECT o.former, i.id FROM hw_ov AS o JOIN hw_id AS i ON i.comp = o.comp WHERE "
+        f"SELECT CAST(o.former AS {t}), CAST(i.id AS {t}) FROM hw_ov AS o JOIN hw_id AS i "
+        "ON i.comp = o.comp WHERE "
         "o.former IN (SELECT former FROM hw_ov GROUP BY former HAVING count(*) > 1)",
         {},
     ):
@@ -169,7 +172,7 @@ def _write_profiles(
 ) -> tuple[int, int]:
     """Remove the profiles no component kept, rewrite the changed ones; the counts."""
     s = sql.quote(schema)
-    pid = f"CAST(p._profile_id AS {sp.text})"
+    pid = "p._profile_id"  # the ids of hw_new are of its type
     differs = "".join(f" OR p.{sql.quote(n)} IS DISTINCT FROM nw.{sql.quote(n)}" for n in columns)
     execute(
         f"{sp.temp.format('hw_chg')} SELECT nw.id FROM hw_new AS nw LEFT JOIN {s}.profiles AS p "

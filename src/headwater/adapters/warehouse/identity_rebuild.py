@@ -147,7 +147,7 @@ def _work_table(execute: Execute, schema: str, sp: Spelling, spec: KeySpec) -> i
     rows = (
         f"SELECT {sp.numbered} AS n, "
         "i._pipeline_id AS p, i._source_id AS s, i._connection_id AS c, "
-        f"i._source_updated_at AS at, CAST(i._profile_id AS {sp.text}) AS former, "
+        "i._source_updated_at AS at, i._profile_id AS former, "
         f"{', '.join(inner)} FROM {s}.identities AS i{joined}"
     )
     picked = "".join(f", {k} AS k{j + 1}" for j, k in enumerate(keys))

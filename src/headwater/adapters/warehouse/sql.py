@@ -164,7 +164,7 @@ def identity_upsert(
     inserted, staged = cols, values
     if key is not None:  # the insert alone: an update keeps its profile id
         inserted = ["_profile_id", *cols]
-        made = uuid_bits("s._hw_pid") if bits else f"CAST({uuid_layout('s._hw_pid')} AS {key})"
+        made = uuid_value("s._hw_pid", key, bits)
         staged = [made, *values]
         hashed = profile_md5(p_run, p_pipe, "t._source_id")
         # OFFSET 0: PostgreSQL would otherwise inline the hash into each of its 7 uses.
@@ -207,6 +207,12 @@ def uuid_layout(h: str, bits: bool = False) -> str:
         f"'-' || translate(substr({h}, 17, 1), '0123456789abcdef', '89ab89ab89ab89ab') || "
         f"substr({h}, 18, 3) || '-' || substr({h}, 21, 12))"
     )
+
+
+def uuid_value(h: str, key: str, bits: bool = False) -> str:
+    """SQL of the profile id (of type `key`, the engine's UUID) made of the hexadecimal
+    MD5 `h`, as `uuid_layout` writes it (with `bits`, on the number: `uuid_bits`)."""
+    return uuid_bits(h) if bits else f"CAST({uuid_layout(h)} AS {key})"
 
 
 def uuid_bits(h: str) -> str:
