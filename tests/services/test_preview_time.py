@@ -193,3 +193,98 @@ def test_one_sample_that_breaks_the_limit_is_tried_once() -> None:
     apart = transform_samples(stand_in, SAMPLES[:1])
     assert stand_in.calls == [1]
     assert errors(apart.outcomes) == [ALONE]
+
+
+#: Code that loops on the customers marked ``trap: loop`` only.
+TRAPPED = {kind: CODE[kind]["one"] for kind in CODE}
+SHORT = 0.5  # a time limit short enough for the trial below to stay quick
+
+
+def short_limits(spec: dict[str, Any], model: object) -> Any:
+    if spec["kind"] == "javascript":
+        return compile_javascript(spec["source"], time_limit=SHORT)
+    return compile_python(spec["source"], time_limit=SHORT)
+
+
+@pytest.mark.parametrize("kind", list(CODE))
+def test_the_trial_on_save_counts_untried_samples_as_not_tried(
+    app: App, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code that loops on the first two of 20 samples: the tries on their own stop there,
+    and the 18 others are not known to fail.  The warning said "20 of 20 sampled
+    customers fail"; it now says 2 fail and 18 were not tried."""
+    monkeypatch.setattr(preview, "compile_transformation", short_limits)
+    with start_sandbox(customers=18, seed=7) as sb:
+        client = stripe.StripeClient(sb.secret_key, base_addresses={"api": sb.url})
+        traps = [  # created last: the newest, so the first two samples
+            client.v1.customers.create({"email": f"t{n}@x.io", "metadata": {"trap": "loop"}})
+            for n in range(2)
+        ]
+        connection_id = connect(app, sb).id
+        started = time.monotonic()
+        saved = saving.save_new(
+            app, connection_id, "trapped", {"kind": kind, "source": TRAPPED[kind]}
+        )
+        took = time.monotonic() - started
+    [warning] = saved.warnings
+    assert warning.startswith("2 of the 20 sampled customers fail (transform)"), warning
+    assert f"18 were not tried on their own after {SAMPLE_FAILED_TRIES} broke a limit" in warning
+    assert "20 of 20" not in warning
+    assert f"First error: {traps[-1].id}: " in warning  # the newest, tried first
+    assert f"time limit of {SHORT:g} s exceeded (transforming this record on its own)" in warning
+    assert took < 10 * SHORT + 5, took
+
+
+def tried(culprits: set[int]) -> tuple[list[preview.Sample], int]:
+    """The 20 samples as the trial sees them when the samples `culprits` break the limit
+    alone (every other sample tried passes)."""
+    apart = transform_samples(Culprits(culprits), SAMPLES)
+    samples = [
+        preview.Sample(f"cus_{n}", SAMPLES[n], "ok")
+        if message is None
+        else preview.Sample(f"cus_{n}", SAMPLES[n], "error", error=message, step="transform")
+        for n, message in enumerate(errors(apart.outcomes))
+    ]
+    return samples, apart.untried
+
+
+@pytest.mark.parametrize(
+    ("culprits", "untried", "warned"),
+    [
+        (
+            {0, 1},
+            18,
+            "2 of the 20 sampled customers fail (transform) and would not be imported;"
+            " 18 were not tried on their own after 2 broke a limit, 0 of the 2 tried passed."
+            f" First error: cus_0: {ALONE}",
+        ),
+        (
+            {0, 2},
+            17,
+            "2 of the 20 sampled customers fail (transform) and would not be imported;"
+            " 17 were not tried on their own after 2 broke a limit, 1 of the 3 tried passed."
+            f" First error: cus_0: {ALONE}",
+        ),
+        ({0, 3}, 16, None),  # as many known to pass as known to fail: not most
+        ({3, 11}, 8, None),  # 9 tried passed
+        ({7}, 0, None),
+    ],
+)
+def test_the_trial_warns_only_when_most_samples_tried_fail(
+    culprits: set[int], untried: int, warned: str | None
+) -> None:
+    samples, counted = tried(culprits)
+    assert counted == untried
+    assert preview.trial_warning(samples, counted) == warned
+
+
+def test_with_every_sample_tried_the_warning_is_as_before() -> None:
+    fails = [
+        preview.Sample(f"cus_{n}", {}, "error", error="bad", step="validate") for n in range(11)
+    ]
+    passes = [preview.Sample(f"cus_{n}", {}, "ok") for n in range(11, 20)]
+    assert preview.trial_warning(fails + passes) == (
+        "11 of 20 sampled customers fail (validate); they would not be imported."
+        " First error: cus_0: bad"
+    )
+    assert preview.trial_warning(fails[:10] + passes + passes[:1]) is None  # 10 of 20

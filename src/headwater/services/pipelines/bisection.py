@@ -26,7 +26,8 @@ costs a time limit per failing level: 7 for code that loops on every one of 20 s
 (the 20, their halves, their quarters), 6 for one sample among 20 (down to it through
 halves).  `transform_samples` tries each sample on its own instead, in order: a sample
 that passes costs its own time, one that breaks the limit a time limit, and the tries
-stop after `SAMPLE_FAILED_TRIES` of those.
+stop after `SAMPLE_FAILED_TRIES` of those.  The samples after that are counted apart
+(`Apart.untried`): the trial on save does not count them as failing.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Apart:
     failure: BatchFailed | None = None
     calls: int = 1
     failed_calls: int = 0
+    #: `transform_samples` only: how many records, the last ones, were not tried on
+    #: their own (their outcome is the batch's limit, not known to be theirs).
+    untried: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ def transform_samples(
         if apart.failed_calls - 1 >= failed_tries:  # the first call is no try on its own
             untried = TransformFailure(_not_tried(first, len(records), failed_tries))
             results.update(dict.fromkeys(range(index, len(records)), untried))
+            apart.untried = len(records) - index
             break
         apart.calls += 1
         try:

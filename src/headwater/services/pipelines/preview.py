@@ -23,7 +23,7 @@ from headwater.kernel.records import IdentityRow, Record, Step
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
-from headwater.services.pipelines.bisection import transform_samples
+from headwater.services.pipelines.bisection import SAMPLE_FAILED_TRIES, transform_samples
 from headwater.services.pipelines.definition import (
     check_filter,
     check_transformation,
@@ -110,7 +110,7 @@ def preview(
         chosen = _choose(source, keep, limit, result)
     transform = compile_transformation(spec, model)
     try:
-        result.samples = _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
+        result.samples, _untried = _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
         result.logs = transform.logs()
     finally:
         transform.close()
@@ -119,32 +119,54 @@ def preview(
 
 def sample_warning(app: App, pipeline: Pipeline, size: int = SAVE_SAMPLE) -> str | None:
     """Try a saved pipeline's filter and transformation on up to `size` of the newest live
-    customers; a warning (with the first error) when most of those the filter keeps fail.
+    customers; a warning (with the first error) when most of those the filter keeps fail
+    (see `trial_warning`).
 
     Saving never depends on the trial: a source that cannot be reached (after one quick
     retry) or a runtime that cannot start gives a warning too, never an error.
     """
     try:
-        samples = _try_on_sample(app, pipeline, size)
+        samples, untried = _try_on_sample(app, pipeline, size)
     except HeadwaterError as exc:
         return f"could not try the pipeline on sample customers: {exc.message}"
-    failed = [s for s in samples if s.status == "error"]
-    if len(failed) * 2 <= len(samples):
+    return trial_warning(samples, untried)
+
+
+def trial_warning(samples: list[Sample], untried: int = 0) -> str | None:
+    """The trial's warning, when more of the samples whose outcome is known fail than
+    pass (skipped ones pass: they would not be imported, by design).
+
+    The last `untried` samples were not tried on their own (`transform_samples` stopped
+    after `SAMPLE_FAILED_TRIES` broke a limit alone): they are not known to fail, so
+    they count neither way, and the warning says how many there were.  With every
+    sample tried this is the rule it always was: more than half of them fail.
+    """
+    known = samples[: len(samples) - untried]
+    failed = [s for s in known if s.status == "error"]
+    if len(failed) * 2 <= len(known):
         return None
     first = failed[0]
+    found = f"First error: {first.source_id}: {first.error}"
+    if not untried:
+        return (
+            f"{len(failed)} of {len(samples)} sampled customers fail ({first.step}); they"
+            f" would not be imported. {found}"
+        )
     return (
-        f"{len(failed)} of {len(samples)} sampled customers fail ({first.step}); they would "
-        f"not be imported. First error: {first.source_id}: {first.error}"
+        f"{len(failed)} of the {len(samples)} sampled customers fail ({first.step}) and"
+        f" would not be imported; {untried} were not tried on their own after"
+        f" {SAMPLE_FAILED_TRIES} broke a limit, {len(known) - len(failed)} of the"
+        f" {len(known)} tried passed. {found}"
     )
 
 
-def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> list[Sample]:
+def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> tuple[list[Sample], int]:
     model = app.model()
     keep = compile_predicate(pipeline.filter)
     with open_source(app, get_connection(app, pipeline.connection_id), glance=True) as source:
         chosen = _choose(source, keep, size, Preview())
     if not chosen:
-        return []
+        return [], 0
     transform = compile_transformation(pipeline.transformation, model)
     try:
         return _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
@@ -174,11 +196,14 @@ def _run(
     records: list[Record],
     model: CustomerModel,
     nul_forbidden: bool,
-) -> list[Sample]:
+) -> tuple[list[Sample], int]:
+    """The samples, and how many of them, the last ones, were not tried on their own."""
     # A batch that breaks a runtime's limit is retried sample by sample, so only the
     # customer that broke it fails, with the error a run records for it; to answer
-    # within a few time limits, only the first two that break it alone are tried.
-    outcomes = transform_samples(transform, records).outcomes
+    # within a few time limits, only the first two that break it alone are tried: the
+    # others show the batch's limit, saying they were not tried on their own.
+    apart = transform_samples(transform, records)
+    outcomes = apart.outcomes
     samples = []
     columns = [c.name for c in model.columns]
     rows: list[IdentityRow] = []
@@ -204,4 +229,4 @@ def _run(
         if sample.source_id in refused:
             sample.status, sample.step = "error", Step.WRITE.value
             sample.error, sample.output = refused[sample.source_id], None
-    return samples
+    return samples, apart.untried
