@@ -13,7 +13,13 @@ charged before the check, and the flood got Stripe's deliveries refused (429) to
 refused delivery costs Stripe nothing but a retry later, and loses nothing: the Events
 API stays the truth.  Ids that are not connections have buckets of their id too, so
 probing many ids is limited per id and never reveals which exist (the answer is the
-same 400 or 429).
+same 400 or 429).  Each limiter keeps at most `MAX_BUCKETS` buckets of connections (ids
+with a stored secret, as the look-up says) and, apart, at most `MAX_BUCKETS` of other
+ids, in each the least recently used forgotten (and a forgotten bucket comes back
+full): were they kept together, a flood to more made-up ids than the bound would push
+out the bucket of a real connection being flooded too, and give it a fresh burst of
+refusals again and again.  An id keeps its bucket when it becomes a connection or
+stops being one.
 
 Why per process and not a counter in the metadata store, though with N `serve`
 processes behind a load balancer a connection may get N times the rate: a shared
@@ -47,36 +53,54 @@ class DeliveryLimits:
     max_body_bytes: int = MAX_BODY_BYTES
 
 
+#: The most buckets a limiter keeps of connections, and apart of other ids (as the
+#: look-up's `MAX_LOOKUPS` and `MAX_MISSES`).
+MAX_BUCKETS = 10_000
+
+#: Buckets (tokens, when last charged) in least recently used order.
+_Buckets = OrderedDict[str, tuple[float, float]]
+
+
 class RateLimiter:
-    """Token buckets by key; at most `max_keys` remembered (oldest forgotten)."""
+    """Token buckets by key: at most `max_keys` of known keys (connections) and, apart,
+    at most `max_unknown` of unknown ones (in each the oldest forgotten)."""
 
     def __init__(
         self,
         limits: DeliveryLimits,
         clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10_000,
+        max_keys: int = MAX_BUCKETS,
+        max_unknown: int = MAX_BUCKETS,
     ) -> None:
         self._limits = limits
         self._clock = clock
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # A key is in at most one of them.
+        self._known: _Buckets = OrderedDict()
+        self._unknown: _Buckets = OrderedDict()
+        self._max_keys, self._max_unknown = max_keys, max_unknown
         self._lock = threading.Lock()
 
-    def take(self, key: str) -> float:
-        """Take one token for `key`: 0.0 when allowed, else seconds until one is free."""
+    def take(self, key: str, *, known: bool = True) -> float:
+        """Take one token for `key` (`known`: it names a connection): 0.0 when allowed,
+        else seconds until one is free."""
         limits = self._limits
         now = self._clock()
+        if known:
+            into, bound, other = self._known, self._max_keys, self._unknown
+        else:
+            into, bound, other = self._unknown, self._max_unknown, self._known
         with self._lock:
-            tokens, then = self._buckets.pop(key, (limits.burst, now))
+            found = into.pop(key, None) or other.pop(key, None)
+            tokens, then = found or (limits.burst, now)
             tokens = min(limits.burst, tokens + (now - then) * limits.per_second)
             wait = 0.0
             if tokens >= 1.0:
                 tokens -= 1.0
             else:
                 wait = (1.0 - tokens) / limits.per_second
-            self._buckets[key] = (tokens, now)
-            while len(self._buckets) > self._max_keys:
-                self._buckets.popitem(last=False)
+            into[key] = (tokens, now)
+            while len(into) > bound:
+                into.popitem(last=False)
         return wait
 
 

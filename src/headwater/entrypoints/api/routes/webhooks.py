@@ -77,10 +77,14 @@ def _rate_limited(wait: float) -> JSONResponse:
     )
 
 
-def _refused(request: Request, app: App, connection_id: str, why: str) -> JSONResponse:
-    """The one answer to a delivery that cannot be verified (the reason is logged)."""
+def _refused(
+    request: Request, app: App, connection_id: str, why: str, *, known: bool
+) -> JSONResponse:
+    """The one answer to a delivery that cannot be verified (the reason is logged);
+    `known`: the id names a connection with a stored secret (its bucket is kept apart
+    from made-up ids', which cannot push it out: `limits`)."""
     log.info("webhook delivery to %r refused: %s", connection_id, why)
-    wait = _limiter(request, app, "refused").take(connection_id)
+    wait = _limiter(request, app, "refused").take(connection_id, known=known)
     if wait > 0:
         return _rate_limited(wait)
     return error_response(400, "invalid_signature", _REFUSED)
@@ -138,14 +142,15 @@ async def receive_delivery(
     # Verified first, then limited, each kind on its own: forged deliveries use up only
     # the refusals' bucket, never Stripe's (a flood of them got Stripe's own 429s).
     if NUL in connection_id:  # no connection has one (and no database keeps one)
-        return _refused(request, app, connection_id, "no connection has this id")
+        return _refused(request, app, connection_id, "no connection has this id", known=False)
     try:
         verified = await run_in_threadpool(check, app, connection_id, payload, signature, clock)
     except BadSignature as exc:
+        known = isinstance(exc, Refused)  # judged by a connection's stored secret
         if isinstance(exc, Refused):  # the connection's status shows it
             _count(request, exc.connection_id, exc.since, exc.reason)
-        return _refused(request, app, connection_id, exc.message)
-    wait = _limiter(request, app, "accepted").take(connection_id)
+        return _refused(request, app, connection_id, exc.message, known=known)
+    wait = _limiter(request, app, "accepted").take(connection_id, known=True)
     if wait > 0:
         return _rate_limited(wait)
     done = await run_in_threadpool(record, app, verified, clock)
