@@ -36,9 +36,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from headwater.services.webhooks.split_lru import SplitLRU
 
 #: Stripe's customer events are a few kilobytes; 512 KiB leaves room for large metadata.
 MAX_BODY_BYTES = 512 * 1024
@@ -57,9 +58,6 @@ class DeliveryLimits:
 #: look-up's `MAX_LOOKUPS` and `MAX_MISSES`).
 MAX_BUCKETS = 10_000
 
-#: Buckets (tokens, when last charged) in least recently used order.
-_Buckets = OrderedDict[str, tuple[float, float]]
-
 
 class RateLimiter:
     """Token buckets by key: at most `max_keys` of known keys (connections) and, apart,
@@ -74,10 +72,8 @@ class RateLimiter:
     ) -> None:
         self._limits = limits
         self._clock = clock
-        # A key is in at most one of them.
-        self._known: _Buckets = OrderedDict()
-        self._unknown: _Buckets = OrderedDict()
-        self._max_keys, self._max_unknown = max_keys, max_unknown
+        # (tokens, when last charged) by key, known keys apart from unknown ones.
+        self._buckets: SplitLRU[str, tuple[float, float]] = SplitLRU(max_keys, max_unknown)
         self._lock = threading.Lock()
 
     def take(self, key: str, *, known: bool = True) -> float:
@@ -85,22 +81,15 @@ class RateLimiter:
         else seconds until one is free."""
         limits = self._limits
         now = self._clock()
-        if known:
-            into, bound, other = self._known, self._max_keys, self._unknown
-        else:
-            into, bound, other = self._unknown, self._max_unknown, self._known
         with self._lock:
-            found = into.pop(key, None) or other.pop(key, None)
-            tokens, then = found or (limits.burst, now)
+            tokens, then = self._buckets.get(key) or (limits.burst, now)
             tokens = min(limits.burst, tokens + (now - then) * limits.per_second)
             wait = 0.0
             if tokens >= 1.0:
                 tokens -= 1.0
             else:
                 wait = (1.0 - tokens) / limits.per_second
-            into[key] = (tokens, now)
-            while len(into) > bound:
-                into.popitem(last=False)
+            self._buckets.put(key, (tokens, now), known=known)
         return wait
 
 

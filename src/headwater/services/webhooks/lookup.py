@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from headwater.services.app import App
+from headwater.services.webhooks.split_lru import SplitLRU
 
 #: How long a look-up is kept.  A secret stored, rolled or removed through another
 #: serving process (or the CLI) judges deliveries here within this time, which costs
@@ -52,7 +52,6 @@ class Endpoint:
 
 Key = tuple[str, str]
 #: Look-ups (until when, what was found) in least recently used order.
-_Kept = OrderedDict[Key, tuple[float, Endpoint | None]]
 
 
 class Lookups:
@@ -68,10 +67,8 @@ class Lookups:
     ) -> None:
         self._seconds = seconds
         self._clock = clock
-        # A key is in at most one of them: found, or a miss (None).
-        self._found: _Kept = OrderedDict()
-        self._missing: _Kept = OrderedDict()
-        self._max_keys, self._max_misses = max_keys, max_misses
+        # Found entries and misses (None) apart: a flood of misses forgets only misses.
+        self._kept: SplitLRU[Key, tuple[float, Endpoint | None]] = SplitLRU(max_keys, max_misses)
         self._loading: dict[Key, threading.Lock] = {}
         self._forgotten = 0  # how many times `forget` ran: a look-up begun before is not kept
         self._lock = threading.Lock()
@@ -103,30 +100,17 @@ class Lookups:
     def forget(self, key: Key) -> None:
         """Look `key` up again on its next use (its endpoint changed)."""
         with self._lock:
-            self._found.pop(key, None)
-            self._missing.pop(key, None)
+            self._kept.pop(key)
             self._forgotten += 1
 
     def _fresh(self, key: Key) -> tuple[float, Endpoint | None] | None:
-        for kept in (self._found, self._missing):
-            entry = kept.get(key)
-            if entry is not None:
-                if entry[0] <= self._clock():
-                    return None
-                kept.move_to_end(key)
-                return entry
-        return None
+        entry = self._kept.get(key)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        return entry
 
     def _keep(self, key: Key, until: float, found: Endpoint | None) -> None:
-        if found is None:
-            into, bound, other = self._missing, self._max_misses, self._found
-        else:
-            into, bound, other = self._found, self._max_keys, self._missing
-        other.pop(key, None)
-        into[key] = (until, found)
-        into.move_to_end(key)
-        while len(into) > bound:
-            into.popitem(last=False)
+        self._kept.put(key, (until, found), known=found is not None)
 
 
 #: This process's look-ups, of every store it opens (keyed by the store's URL too).
