@@ -234,3 +234,39 @@ def test_the_worker_holding_v8_is_locked_down_before_v8_starts() -> None:
         assert t.transform([{"n": 1}]) == [{"n": 2}]
     finally:
         t.close()
+
+
+def test_the_worker_holding_v8_sees_no_files_and_runs_as_no_account() -> None:
+    """Code that escaped V8 ran as the server's user with the whole file system in
+    view: the store (and the key that decrypts its secrets), the warehouse file.  The
+    worker now loads V8 and its ICU data, then chroots to an empty directory (and, as
+    root, takes a user id of its own) before any context is made; V8 keeps working
+    there, locale formatting (ICU) included, also in a context rebuilt after a limit."""
+    t = compile_javascript(
+        "function transform(c) { if (c.loop) { for (;;) {} }\n"
+        "  return {n: c.n + 1, d: new Date(0).toLocaleString('de-DE', {timeZone: 'UTC'}),\n"
+        "          f: new Intl.NumberFormat('en-IN').format(1234567)}; }",
+        time_limit=0.5,
+    )
+    try:
+        pid = t.pid()
+        assert pid is not None
+        root = os.readlink(f"/proc/{pid}/root")
+        may_chroot = os.geteuid() == 0 or os.readlink(f"/proc/{pid}/ns/user") != os.readlink(
+            "/proc/self/ns/user"
+        )
+        if may_chroot:
+            assert root != "/"
+            assert os.listdir(root) == []
+        if os.geteuid() == 0:
+            status = Path(f"/proc/{pid}/status").read_text()
+            uids = status.split("\nUid:\t")[1].split("\n")[0].split()
+            assert int(uids[0]) >= 1_000_000
+            assert len(set(uids)) == 1
+        expected = {"n": 2, "d": "1.1.1970, 00:00:00", "f": "12,34,567"}
+        assert t.transform([{"n": 1}]) == [expected]
+        with pytest.raises(BatchFailed):
+            t.transform([{"n": 1, "loop": True}])
+        assert t.transform([{"n": 1}]) == [expected]  # a context made after the chroot
+    finally:
+        t.close()

@@ -10,12 +10,14 @@ Only this thread talks to the worker: one batch at a time, no callbacks.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import weakref
 from collections.abc import Sequence
@@ -49,6 +51,21 @@ _OUT_OF_MEMORY_SIGNALS = {signal.SIGTRAP, signal.SIGABRT, signal.SIGSEGV, signal
 @cache
 def _worker_source() -> str:
     return Path(__file__).with_name("worker.py").read_text(encoding="utf-8")
+
+
+@cache
+def _empty_root() -> str:
+    """The empty directory the workers of this process chroot to (not writable, not
+    even by its owner; removed when the process exits)."""
+    path = Path(tempfile.mkdtemp(prefix="headwater-js-root-"))
+    path.chmod(0o500)
+    atexit.register(_remove_root, path)
+    return str(path)
+
+
+def _remove_root(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()
 
 
 @cache
@@ -87,6 +104,7 @@ class JavaScriptTransformation:
             "memory_mb": memory_limit_mb,
             "log_cap": log_cap,
             "max_chars": MAX_RECORD_CHARS,
+            "root": _empty_root(),
         }
         self._logs = CappedLog(log_cap)
         self._batch = 0

@@ -54,11 +54,13 @@ from py_mini_racer import (
     JSParseException,
     JSTimeoutException,
     MiniRacer,
+    init_mini_racer,
 )
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 4, 22, 38
 SECCOMP_MODE_FILTER = 2
 CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
+UID_BASE = 1_000_000  # above any account's uid; plus the worker's pid (as Python's)
 #: Room on top of the memory limit for the batch's JSON text in both directions.
 TEXT_ALLOWANCE_MB = 64
 #: Share of the memory limit held that puts a batch over its time limit down to memory.
@@ -241,12 +243,17 @@ class Isolate:
             self.ctx = None
 
 
+#: This process's ``/proc/self/status``, opened before the chroot hides ``/proc``.
+_STATUS: list[int] = []
+
+
 def data_segment_bytes() -> int:
     """This process's private writable memory (``VmData``), which RLIMIT_DATA caps."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmData:"):
-                return int(line.split()[1]) * 1024
+    if not _STATUS:
+        _STATUS.append(os.open("/proc/self/status", os.O_RDONLY))
+    for line in os.pread(_STATUS[0], 1 << 16, 0).decode("ascii").splitlines():
+        if line.startswith("VmData:"):
+            return int(line.split()[1]) * 1024
     return 0
 
 
@@ -260,14 +267,19 @@ def cap_memory(memory_mb: int) -> int:
     return base
 
 
-def lock_down(program_hex: Any) -> None:
+def lock_down(program_hex: Any, root: str) -> None:
     """Before V8 starts (its threads inherit all of it): a network namespace of its own
-    when one can be made, no new privileges, not dumpable, and the seccomp program the
-    parent built (the Python workers' filter: sockets, tracing, mounts, namespaces,
-    signals to other processes refused).  Files stay reachable (see docs/isolation.md)."""
+    when one can be made; V8 loaded (its library and ICU data: all the files it reads)
+    and the process confined to the empty directory `root` (`confine`); no new
+    privileges, not dumpable, and the seccomp program the parent built (the Python
+    workers' filter: sockets, tracing, mounts, chroot, namespaces, signals to other
+    processes refused)."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:  # not root: inside a user namespace, if allowed
         libc.unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    init_mini_racer(ignore_duplicate_init=True)  # reads its files; starts no thread
+    data_segment_bytes()  # opens /proc/self/status while it can
+    confine(libc, root)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     if isinstance(program_hex, str):
@@ -278,6 +290,27 @@ def lock_down(program_hex: Any) -> None:
 
         fprog = Program(len(program.raw) // 8, ctypes.addressof(program))
         libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)
+
+
+def confine(libc: Any, root: str) -> None:
+    """Chroot to `root` (as root, or as root of the user namespace `lock_down` made;
+    refused where such namespaces come without capabilities: `root` is then only the
+    working directory) and, as the machine's root, take a user id no account has, so
+    that files are "other" to the worker and other processes are out of its reach."""
+    try:
+        os.chroot(root)
+    except OSError:
+        os.chdir(root)
+        return
+    os.chdir("/")
+    if os.geteuid() == 0:
+        uid = UID_BASE + os.getpid()
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a new user id resets it
+        if os.getppid() == 1:
+            os._exit(1)  # the parent is already gone
 
 
 def main() -> None:
@@ -295,7 +328,7 @@ def main() -> None:
     import orjson
 
     cfg = json.loads(first)
-    lock_down(cfg.get("seccomp"))
+    lock_down(cfg.get("seccomp"), str(cfg["root"]))
     isolate = Isolate(cfg)
     try:  # capped before the top-level code runs: what it allocates counts too
         isolate.build(ready=isolate.cap)
