@@ -288,3 +288,48 @@ def test_with_every_sample_tried_the_warning_is_as_before() -> None:
         " First error: cus_0: bad"
     )
     assert preview.trial_warning(fails[:10] + passes + passes[:1]) is None  # 10 of 20
+
+
+class DiesAt(Culprits):
+    """`Culprits` whose runtime cannot start again from call `dies_at` (1-based) on."""
+
+    def __init__(self, culprits: set[int], dies_at: int) -> None:
+        super().__init__(culprits)
+        self.dies_at = dies_at
+
+    def transform(self, records: Sequence[Record]) -> list[Outcome]:
+        if len(self.calls) + 1 >= self.dies_at:
+            self.calls.append(len(records))
+            raise BatchFailed("could not start", runtime="R", records_at_fault=False)
+        return super().transform(records)
+
+
+def test_samples_left_when_the_runtime_fails_midway_are_not_counted_as_failing() -> None:
+    """Sample 3 breaks the limit alone, 0-2 and 4 pass, then the runtime cannot start
+    again: the 15 samples left were never tried, yet the trial counted them as failing
+    and warned "16 of 20 sampled customers fail".  They are now counted apart, and the
+    warning says the trial was cut short, and why."""
+    apart = transform_samples(DiesAt({3}, dies_at=7), SAMPLES)
+    assert apart.untried == 15
+    assert errors(apart.outcomes)[:5] == [None, None, None, ALONE, None]
+    samples = [
+        preview.Sample(f"cus_{n}", SAMPLES[n], "ok")
+        if message is None
+        else preview.Sample(f"cus_{n}", SAMPLES[n], "error", error=message, step="transform")
+        for n, message in enumerate(errors(apart.outcomes))
+    ]
+    assert preview.trial_warning(samples, apart.untried, apart.untried_why) == (
+        "could not try the pipeline on 15 of the 20 sampled customers: the runtime failed"
+        " (R: could not start); 4 of the 5 tried passed"
+    )
+    # When most of those tried fail, that is the warning, with the same reason.
+    apart = transform_samples(DiesAt({0}, dies_at=3), SAMPLES)
+    assert apart.untried == 19
+    samples = [preview.Sample("cus_0", {}, "error", error="bad", step="transform")] + [
+        preview.Sample(f"cus_{n}", {}, "error", error="x", step="transform") for n in range(1, 20)
+    ]
+    assert preview.trial_warning(samples, apart.untried, apart.untried_why) == (
+        "1 of the 20 sampled customers fail (transform) and would not be imported;"
+        " 19 were not tried on their own: the runtime failed (R: could not start),"
+        " 0 of the 1 tried passed. First error: cus_0: bad"
+    )

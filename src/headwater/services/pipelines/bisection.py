@@ -27,7 +27,8 @@ costs a time limit per failing level: 7 for code that loops on every one of 20 s
 halves).  `transform_samples` tries each sample on its own instead, in order: a sample
 that passes costs its own time, one that breaks the limit a time limit, and the tries
 stop after `SAMPLE_FAILED_TRIES` of those.  The samples after that are counted apart
-(`Apart.untried`): the trial on save does not count them as failing.
+(`Apart.untried`, with why): the trial on save does not count them as failing; nor
+those left when the runtime itself fails midway (it could not start again).
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ class Apart:
     calls: int = 1
     failed_calls: int = 0
     #: `transform_samples` only: how many records, the last ones, were not tried on
-    #: their own (their outcome is the batch's limit, not known to be theirs).
+    #: their own (their outcome is the batch's limit, not known to be theirs), and why.
     untried: int = 0
+    untried_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ def transform_samples(
             untried = TransformFailure(_not_tried(first, len(records), failed_tries))
             results.update(dict.fromkeys(range(index, len(records)), untried))
             apart.untried = len(records) - index
+            apart.untried_why = f"after {failed_tries} broke a limit"
             break
         apart.calls += 1
         try:
@@ -169,8 +172,10 @@ def transform_samples(
         except BatchFailed as exc:
             apart.failed_calls += 1
             apart.failure = exc
-            if not exc.records_at_fault:
+            if not exc.records_at_fault:  # this one and the rest: not known either way
                 _fail(results, _Part(index, len(records), exc), _PLAYED_NO_PART)
+                apart.untried = len(records) - index
+                apart.untried_why = f"the runtime failed ({exc.runtime}: {exc.reason})"
                 break
             results[index] = TransformFailure(_alone(exc))
             continue

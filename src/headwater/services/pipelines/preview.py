@@ -23,7 +23,11 @@ from headwater.kernel.records import IdentityRow, Record, Step
 from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
-from headwater.services.pipelines.bisection import SAMPLE_FAILED_TRIES, transform_samples
+from headwater.services.pipelines.bisection import (
+    SAMPLE_FAILED_TRIES,
+    Apart,
+    transform_samples,
+)
 from headwater.services.pipelines.definition import (
     check_filter,
     check_transformation,
@@ -110,7 +114,7 @@ def preview(
         chosen = _choose(source, keep, limit, result)
     transform = compile_transformation(spec, model)
     try:
-        result.samples, _untried = _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
+        result.samples, _apart = _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
         result.logs = transform.logs()
     finally:
         transform.close()
@@ -126,24 +130,33 @@ def sample_warning(app: App, pipeline: Pipeline, size: int = SAVE_SAMPLE) -> str
     retry) or a runtime that cannot start gives a warning too, never an error.
     """
     try:
-        samples, untried = _try_on_sample(app, pipeline, size)
+        samples, apart = _try_on_sample(app, pipeline, size)
     except HeadwaterError as exc:
         return f"could not try the pipeline on sample customers: {exc.message}"
-    return trial_warning(samples, untried)
+    return trial_warning(samples, apart.untried, apart.untried_why) if apart else None
 
 
-def trial_warning(samples: list[Sample], untried: int = 0) -> str | None:
+def trial_warning(samples: list[Sample], untried: int = 0, why: str = "") -> str | None:
     """The trial's warning, when more of the samples whose outcome is known fail than
     pass (skipped ones pass: they would not be imported, by design).
 
-    The last `untried` samples were not tried on their own (`transform_samples` stopped
-    after `SAMPLE_FAILED_TRIES` broke a limit alone): they are not known to fail, so
-    they count neither way, and the warning says how many there were.  With every
-    sample tried this is the rule it always was: more than half of them fail.
+    The last `untried` samples were not tried on their own, `why` (`transform_samples`
+    stopped after `SAMPLE_FAILED_TRIES` broke a limit alone, or the runtime failed):
+    they are not known to fail, so they count neither way, and the warning says how
+    many there were.  A trial the runtime cut short says so even when most of those
+    tried pass.  With every sample tried this is the rule it always was: more than half
+    of them fail.
     """
     known = samples[: len(samples) - untried]
     failed = [s for s in known if s.status == "error"]
+    why = why or f"after {SAMPLE_FAILED_TRIES} broke a limit"
+    tally = f"{len(known) - len(failed)} of the {len(known)} tried passed"
     if len(failed) * 2 <= len(known):
+        if untried and why.startswith("the runtime failed"):
+            return (
+                f"could not try the pipeline on {untried} of the {len(samples)} sampled"
+                f" customers: {why}; {tally}"
+            )
         return None
     first = failed[0]
     found = f"First error: {first.source_id}: {first.error}"
@@ -154,19 +167,18 @@ def trial_warning(samples: list[Sample], untried: int = 0) -> str | None:
         )
     return (
         f"{len(failed)} of the {len(samples)} sampled customers fail ({first.step}) and"
-        f" would not be imported; {untried} were not tried on their own after"
-        f" {SAMPLE_FAILED_TRIES} broke a limit, {len(known) - len(failed)} of the"
-        f" {len(known)} tried passed. {found}"
+        f" would not be imported; {untried} were not tried on their own"
+        f"{'' if why.startswith('after') else ':'} {why}, {tally}. {found}"
     )
 
 
-def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> tuple[list[Sample], int]:
+def _try_on_sample(app: App, pipeline: Pipeline, size: int) -> tuple[list[Sample], Apart | None]:
     model = app.model()
     keep = compile_predicate(pipeline.filter)
     with open_source(app, get_connection(app, pipeline.connection_id), glance=True) as source:
         chosen = _choose(source, keep, size, Preview())
     if not chosen:
-        return [], 0
+        return [], None
     transform = compile_transformation(pipeline.transformation, model)
     try:
         return _run(transform, chosen, model, refuses_nul(app.warehouse_url()))
@@ -196,8 +208,9 @@ def _run(
     records: list[Record],
     model: CustomerModel,
     nul_forbidden: bool,
-) -> tuple[list[Sample], int]:
-    """The samples, and how many of them, the last ones, were not tried on their own."""
+) -> tuple[list[Sample], Apart]:
+    """The samples, and how they went (`Apart.untried`: how many, the last ones, were
+    not tried on their own, and why)."""
     # A batch that breaks a runtime's limit is retried sample by sample, so only the
     # customer that broke it fails, with the error a run records for it; to answer
     # within a few time limits, only the first two that break it alone are tried: the
@@ -229,4 +242,4 @@ def _run(
         if sample.source_id in refused:
             sample.status, sample.step = "error", Step.WRITE.value
             sample.error, sample.output = refused[sample.source_id], None
-    return samples, apart.untried
+    return samples, apart
