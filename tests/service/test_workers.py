@@ -13,7 +13,8 @@ from tests.service.conftest import BIG, STORES, World, pause, slow, wait_for
 from tests.services.test_lease import just_renewed, page_pace
 from tests.serving import start_worker
 
-from headwater.kernel.entities import RunStatus
+from headwater.adapters.store import runs
+from headwater.kernel.entities import Run, RunStatus
 from headwater.sandbox.testing import RunningSandbox
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.ending import LAPSED_AFTER_WRITES
@@ -49,9 +50,11 @@ def test_two_worker_processes_drain_the_queue_each_run_executed_once(
         assert world.warehouse_rows(pipeline.id, run_id) == 5
 
 
-def test_a_worker_killed_mid_run_has_its_run_failed_and_the_pipeline_runs_again(
+def test_a_worker_killed_mid_run_has_its_run_failed_and_retried_by_another(
     pg_world: World, small_sandbox: RunningSandbox
 ) -> None:
+    """The run of a worker killed mid-run is closed as lost by another worker, which
+    retries it at once (it was not retried: a "Run now" stayed undone)."""
     world = pg_world
     [pipeline] = world.pipelines(small_sandbox, 1)
     small_sandbox.control(latency_ms=60_000)  # the run waits on Stripe: alive, no progress
@@ -66,10 +69,18 @@ def test_a_worker_killed_mid_run_has_its_run_failed_and_the_pipeline_runs_again(
         # Another worker closes it (its process is gone, or its lease lapsed) ...
         wait_for(lambda: world.run(run.id).status == RunStatus.FAILED, 30, "closed as lost")
         assert (world.run(run.id).message or "").startswith("worker lost on ")
-        # ... and the pipeline is runnable again.
-        again = runner.enqueue(world.app, pipeline.id)
+        # ... and retries it: the retry runs and imports what the lost run did not.
+        wait_for(lambda: _retry_of(world, pipeline.id, run.id) is not None, 30, "retried")
+        again = _retry_of(world, pipeline.id, run.id)
+        assert again is not None
+        assert again.attempt == 2
         wait_for(lambda: world.run(again.id).status == RunStatus.SUCCEEDED, 60, "ran again")
     assert world.warehouse_rows(pipeline.id) == 5
+
+
+def _retry_of(world: World, pipeline_id: str, run_id: str) -> Run | None:
+    found = runs.list_runs(world.app.engine, [pipeline_id], 20)
+    return next((r for r in found if r.retry_of == run_id), None)
 
 
 def _written(world: World, run_id: str) -> bool:

@@ -20,7 +20,8 @@ class Settings:
       renews it every tenth of that, so a run whose process died or hung is closed
       about this long after its last renewal (DESIGN.md §7).
     - `run_retries`: how many times the service retries a run that failed on a transient
-      cause (Stripe or the warehouse unreachable), each retry its own run.
+      cause (Stripe or the warehouse unreachable) or whose worker was lost (at once),
+      each retry its own run.
     - `run_retry_seconds`: the wait before the first retry; it doubles for each next one.
     - `webhook_rate` / `webhook_burst`: Stripe deliveries accepted per connection and
       second on average / in a burst (more answer 429, and Stripe retries later).

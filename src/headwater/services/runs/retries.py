@@ -4,8 +4,13 @@ A run that failed because Stripe or the warehouse could not be reached (its summ
 says ``transient``) gets a retry: a new queued run of the same pipeline, numbered
 `attempt + 1`, pointing at the run it retries, not claimed before its backoff passed
 (`run_retry_seconds`, doubled for each next attempt), up to `run_retries` retries.
-Terminal causes (a bad key, a missing permission, an invalid definition), cancelled
-runs and runs closed as lost are not retried.  The retry is enqueued like any run, so
+Terminal causes (a bad key, a missing permission, an invalid definition) and cancelled
+runs are not retried.  A run closed as lost (its worker died: no runner is left to
+retry it) is retried by the housekeeping that closed it (`retry_lost`), at once, up to
+the same number of retries: a "Run now" of a pipeline without a schedule was otherwise
+never done.  A run
+closed as lost when another run of its pipeline is enqueued is not: that run stands
+for it.  The retry is enqueued like any run, so
 the database's one-live-run rule holds: when another run of the pipeline went live
 meanwhile (run now, a schedule tick), that run stands for the retry.
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from headwater.adapters.store import runs
+from headwater.adapters.store import queue, runs
 from headwater.kernel.entities import Run, RunKind, RunStatus, utcnow
 from headwater.kernel.errors import Conflict, NotFound
 from headwater.services.app import App
@@ -51,6 +56,21 @@ def retry_after(app: App, ended: Run) -> Run | None:
     wait = timedelta(seconds=app.settings.run_retry_seconds * 2 ** (ended.attempt - 1))
     retry = next_attempt(app, ended, f"which failed on a transient cause: {ended.message}", wait)
     return None if retry is None else _enqueue(app, ended, retry)
+
+
+def retry_lost(app: App, run_id: str) -> Run | None:
+    """Enqueue the retry of run `run_id` if it was closed as lost (`queue.LOST_PREFIX`)
+    and has retries left, claimable at once (as the webhooks' follow-ups retry a lost
+    run: a lost worker is no outage to wait out, and finding it lost took a lease
+    already); the retry, or None (see the module docstring)."""
+    try:
+        lost = runs.get_run(app.engine, run_id, 0)
+    except NotFound:
+        return None
+    if lost.status != RunStatus.FAILED or not (lost.message or "").startswith(queue.LOST_PREFIX):
+        return None
+    retry = next_attempt(app, lost, f"whose worker was lost: {lost.message}")
+    return None if retry is None else _enqueue(app, lost, retry)
 
 
 def retry_model_change(app: App, ended: Run) -> Run | None:

@@ -195,6 +195,11 @@ class Workers:
     def _reap(self) -> None:
         for run_id in runs.reap_lapsed(self.app.engine, utcnow()):
             log.warning("run %s closed as failed: its worker was lost", run_id)
+            retry = retries.retry_lost(self.app, run_id)
+            if retry is not None:
+                log.info(
+                    "run %s enqueued to retry %s, not before %s", retry.id, run_id, retry.not_before
+                )
 
     def _tick(self) -> None:
         scheduler.tick_all(self.app, self.clock)

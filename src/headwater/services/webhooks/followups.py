@@ -39,8 +39,11 @@ is newer than what the pipeline read).  So a request whose run is enqueued stays
 a *settling* check (`settling`), judged the same way once that run ended; one whose
 run failed or was cancelled then goes (the runner's retries are for failures: a
 settling check never runs one again), except a run closed as lost: its process died,
-so no runner retries it, and the check enqueues its retry instead (as many as the
-runner would: `run_retries`).
+so no runner retries it.  The worker housekeeping that closes it enqueues its retry
+(`retries.retry_lost`), which holds the check while it is live and covers it once
+claimed; a run closed as lost otherwise (by the next run created for the pipeline, or
+with no retry from the housekeeping) gets its retry from the check instead (as many as
+the runner would: `run_retries`; one of the two wins, the other meets a live run).
 
 A pipeline disabled, deleted or no longer incremental drops its requests.
 
