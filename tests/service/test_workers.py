@@ -118,7 +118,10 @@ def test_a_paused_worker_past_its_lease_cannot_write_when_it_resumes(
             assert world.warehouse_rows(pipeline.id, run.id) <= kept + WRITE_BATCH + 100
             assert world.run(run.id).status == RunStatus.FAILED
             slow(big_sandbox, on=False)
-            again = runner.enqueue(world.app, pipeline.id)
+            # The worker that closed it retried it at once; the retry owns the pipeline
+            # (the resumed process was fenced off) and imports the rest.
+            again = _retry_of(world, pipeline.id, run.id)
+            assert again is not None
             wait_for(lambda: world.run(again.id).status == RunStatus.SUCCEEDED, 60, "ran again")
     assert world.warehouse_rows(pipeline.id) == BIG
 
