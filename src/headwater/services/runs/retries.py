@@ -8,9 +8,8 @@ Terminal causes (a bad key, a missing permission, an invalid definition) and can
 runs are not retried.  A run closed as lost (its worker died: no runner is left to
 retry it) is retried by the housekeeping that closed it (`retry_lost`), at once, up to
 the same number of retries: a "Run now" of a pipeline without a schedule was otherwise
-never done.  A run
-closed as lost when another run of its pipeline is enqueued is not: that run stands
-for it.  The retry is enqueued like any run, so
+never done.  A run closed as lost when another run of its pipeline is enqueued is not:
+that run stands for it.  The retry is enqueued like any run, so
 the database's one-live-run rule holds: when another run of the pipeline went live
 meanwhile (run now, a schedule tick), that run stands for the retry.
 
@@ -59,18 +58,26 @@ def retry_after(app: App, ended: Run) -> Run | None:
 
 
 def retry_lost(app: App, run_id: str) -> Run | None:
-    """Enqueue the retry of run `run_id` if it was closed as lost (`queue.LOST_PREFIX`)
-    and has retries left, claimable at once (as the webhooks' follow-ups retry a lost
-    run: a lost worker is no outage to wait out, and finding it lost took a lease
-    already); the retry, or None (see the module docstring)."""
+    """Enqueue the retry of run `run_id` if it was closed as lost and has retries left
+    (`lost_retry`), claimable at once (as the webhooks' follow-ups retry a lost run: a
+    lost worker is no outage to wait out, and finding it lost took a lease already);
+    the retry, or None (see the module docstring)."""
+    found = lost_retry(app, run_id, "whose worker was lost")
+    return None if found is None else _enqueue(app, *found)
+
+
+def lost_retry(app: App, run_id: str, why: str) -> tuple[Run, runs.Retry] | None:
+    """Run `run_id` and its retry (`why`: what befell it), claimable at once, if it was
+    closed as lost (`queue.LOST_PREFIX`) and has retries left (`next_attempt`); else
+    None."""
     try:
         lost = runs.get_run(app.engine, run_id, 0)
     except NotFound:
         return None
     if lost.status != RunStatus.FAILED or not (lost.message or "").startswith(queue.LOST_PREFIX):
         return None
-    retry = next_attempt(app, lost, f"whose worker was lost: {lost.message}")
-    return None if retry is None else _enqueue(app, lost, retry)
+    retry = next_attempt(app, lost, f"{why}: {lost.message}")
+    return None if retry is None else (lost, retry)
 
 
 def retry_model_change(app: App, ended: Run) -> Run | None:

@@ -64,7 +64,7 @@ import threading
 from datetime import datetime, timedelta
 
 from headwater.adapters.connectors.stripe.changes import SETTLE, unsettled
-from headwater.adapters.store import objects, queue
+from headwater.adapters.store import objects
 from headwater.adapters.store import runs as run_store
 from headwater.adapters.store import webhooks as store
 from headwater.adapters.store.database import store_error
@@ -204,17 +204,10 @@ SETTLE_WAIT = timedelta(seconds=SETTLE + 1)
 
 def _retry_of_lost(app: App, run_id: str | None) -> run_store.Retry | None:
     """A retry of run `run_id` if it was closed as lost (its worker died, so no runner
-    retries it), by the runner's rule (`retries.next_attempt`); else None."""
-    try:
-        lost = run_store.get_run(app.engine, run_id, 0) if run_id else None
-    except NotFound:
-        return None
-    if lost is None or lost.status != RunStatus.FAILED:
-        return None
-    if not (lost.message or "").startswith(queue.LOST_PREFIX):
-        return None
+    retries it), by the runner's rule (`retries.lost_retry`); else None."""
     why = "whose worker was lost before it read the changes a webhook announced"
-    return retries.next_attempt(app, lost, why)
+    found = retries.lost_retry(app, run_id, why) if run_id else None
+    return None if found is None else found[1]
 
 
 def _succeeded(app: App, run_id: str) -> bool:
