@@ -318,7 +318,7 @@ def test_samples_left_when_the_runtime_fails_midway_are_not_counted_as_failing()
         else preview.Sample(f"cus_{n}", SAMPLES[n], "error", error=message, step="transform")
         for n, message in enumerate(errors(apart.outcomes))
     ]
-    assert preview.trial_warning(samples, apart.untried, apart.untried_why) == (
+    assert preview.trial_warning(samples, apart.untried, apart.cut_short) == (
         "could not try the pipeline on 15 of the 20 sampled customers: the runtime failed"
         " (R: could not start); 4 of the 5 tried passed"
     )
@@ -328,7 +328,7 @@ def test_samples_left_when_the_runtime_fails_midway_are_not_counted_as_failing()
     samples = [preview.Sample("cus_0", {}, "error", error="bad", step="transform")] + [
         preview.Sample(f"cus_{n}", {}, "error", error="x", step="transform") for n in range(1, 20)
     ]
-    assert preview.trial_warning(samples, apart.untried, apart.untried_why) == (
+    assert preview.trial_warning(samples, apart.untried, apart.cut_short) == (
         "1 of the 20 sampled customers fail (transform) and would not be imported;"
         " 19 were not tried on their own: the runtime failed (R: could not start),"
         " 0 of the 1 tried passed. First error: cus_0: bad"

@@ -27,8 +27,8 @@ costs a time limit per failing level: 7 for code that loops on every one of 20 s
 halves).  `transform_samples` tries each sample on its own instead, in order: a sample
 that passes costs its own time, one that breaks the limit a time limit, and the tries
 stop after `SAMPLE_FAILED_TRIES` of those.  The samples after that are counted apart
-(`Apart.untried`, with why): the trial on save does not count them as failing; nor
-those left when the runtime itself fails midway (it could not start again).
+(`Apart.untried`): the trial on save does not count them as failing; nor
+those left when the runtime itself fails midway (`Apart.cut_short`).
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ class Apart:
     calls: int = 1
     failed_calls: int = 0
     #: `transform_samples` only: how many records, the last ones, were not tried on
-    #: their own (their outcome is the batch's limit, not known to be theirs), and why.
+    #: their own (their outcome is the batch's limit, not known to be theirs), and,
+    #: when the runtime itself cut the tries short, its failure (else the tries' cap).
     untried: int = 0
-    untried_why: str = ""
+    cut_short: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,6 @@ def transform_samples(
             untried = TransformFailure(_not_tried(first, len(records), failed_tries))
             results.update(dict.fromkeys(range(index, len(records)), untried))
             apart.untried = len(records) - index
-            apart.untried_why = f"after {failed_tries} broke a limit"
             break
         apart.calls += 1
         try:
@@ -175,7 +175,7 @@ def transform_samples(
             if not exc.records_at_fault:  # this one and the rest: not known either way
                 _fail(results, _Part(index, len(records), exc), _PLAYED_NO_PART)
                 apart.untried = len(records) - index
-                apart.untried_why = f"the runtime failed ({exc.runtime}: {exc.reason})"
+                apart.cut_short = f"{exc.runtime}: {exc.reason}"
                 break
             results[index] = TransformFailure(_alone(exc))
             continue

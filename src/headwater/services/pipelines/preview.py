@@ -133,26 +133,26 @@ def sample_warning(app: App, pipeline: Pipeline, size: int = SAVE_SAMPLE) -> str
         samples, apart = _try_on_sample(app, pipeline, size)
     except HeadwaterError as exc:
         return f"could not try the pipeline on sample customers: {exc.message}"
-    return trial_warning(samples, apart.untried, apart.untried_why) if apart else None
+    return trial_warning(samples, apart.untried, apart.cut_short) if apart else None
 
 
-def trial_warning(samples: list[Sample], untried: int = 0, why: str = "") -> str | None:
+def trial_warning(samples: list[Sample], untried: int = 0, cut_short: str = "") -> str | None:
     """The trial's warning, when more of the samples whose outcome is known fail than
     pass (skipped ones pass: they would not be imported, by design).
 
-    The last `untried` samples were not tried on their own, `why` (`transform_samples`
-    stopped after `SAMPLE_FAILED_TRIES` broke a limit alone, or the runtime failed):
-    they are not known to fail, so they count neither way, and the warning says how
-    many there were.  A trial the runtime cut short says so even when most of those
-    tried pass.  With every sample tried this is the rule it always was: more than half
-    of them fail.
+    The last `untried` samples were not tried on their own: `transform_samples` stopped
+    after `SAMPLE_FAILED_TRIES` broke a limit alone, or the runtime failed (`cut_short`,
+    its failure).  They are not known to fail, so they count neither way, and the
+    warning says how many there were and why.  A trial the runtime cut short says so
+    even when most of those tried pass.  With every sample tried this is the rule it
+    always was: more than half of them fail.
     """
     known = samples[: len(samples) - untried]
     failed = [s for s in known if s.status == "error"]
-    why = why or f"after {SAMPLE_FAILED_TRIES} broke a limit"
     tally = f"{len(known) - len(failed)} of the {len(known)} tried passed"
+    why = f"the runtime failed ({cut_short})" if cut_short else ""
     if len(failed) * 2 <= len(known):
-        if untried and why.startswith("the runtime failed"):
+        if untried and cut_short:
             return (
                 f"could not try the pipeline on {untried} of the {len(samples)} sampled"
                 f" customers: {why}; {tally}"
@@ -165,10 +165,11 @@ def trial_warning(samples: list[Sample], untried: int = 0, why: str = "") -> str
             f"{len(failed)} of {len(samples)} sampled customers fail ({first.step}); they"
             f" would not be imported. {found}"
         )
+    because = f": {why}" if cut_short else f" after {SAMPLE_FAILED_TRIES} broke a limit"
     return (
         f"{len(failed)} of the {len(samples)} sampled customers fail ({first.step}) and"
-        f" would not be imported; {untried} were not tried on their own"
-        f"{'' if why.startswith('after') else ':'} {why}, {tally}. {found}"
+        f" would not be imported; {untried} were not tried on their own{because},"
+        f" {tally}. {found}"
     )
 
 
