@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.entrypoints.test_cli import _connection, doc, invoke
 
 from headwater.sandbox.testing import start_sandbox
+from headwater.services.app import App
+from headwater.services.pipelines import runner
 
 
 @pytest.mark.slow
@@ -124,6 +127,37 @@ def test_runs_show_follow_exits_as_pipelines_run_does(home: Path, tmp_path: Path
         assert invoke("runs", "show", run_id, "--follow").exit_code == code
         assert invoke("runs", "show", run_id).exit_code == 0
     assert "Exit codes" in invoke("runs", "show", "--help").stdout
+
+
+@pytest.mark.parametrize("where", ["opening the store", "reading the run"])
+def test_ctrl_c_anywhere_in_runs_show_follow_json_still_prints_the_document(
+    home: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """``runs show --follow --json`` promises one document when Ctrl-C stops the
+    following.  A Ctrl-C that landed while the command opened the store (seconds on a
+    loaded machine, waiting on the service's writes) ended it with exit 130 and nothing
+    on stdout, which CI saw as an empty document; now it says it stopped following and
+    prints the run as it stands wherever the Ctrl-C lands."""
+    with start_sandbox(customers=5, seed=65) as sb:
+        conn = _connection(sb)["id"]
+        pid = doc("pipelines", "add", "--connection", conn, "--name", "p")["id"]
+        run_id = doc("pipelines", "run", pid)["id"]
+    target, name = (App, "open") if where == "opening the store" else (runner, "get_run")
+    real = getattr(target, name)
+    pressed: list[bool] = []
+
+    def ctrl_c_once(*args: Any, **kwargs: Any) -> Any:
+        if not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, ctrl_c_once)
+    followed = invoke("runs", "show", run_id, "--follow", "--json")
+    assert pressed
+    assert followed.exit_code == 130, followed.output
+    assert f"stopped following; run {run_id} goes on" in followed.stderr
+    assert json.loads(followed.stdout)["id"] == run_id  # one document, the run's
 
 
 @pytest.mark.slow

@@ -20,7 +20,6 @@ from headwater.entrypoints.cli.output import (
 )
 from headwater.entrypoints.cli.progress import live_progress
 from headwater.kernel.entities import Run, RunStatus
-from headwater.services.app import App
 from headwater.services.pipelines import runner
 from headwater.services.pipelines.documents import (
     RunOutcome,
@@ -139,28 +138,36 @@ def show(run_id: str, error_limit: int, follow: bool, as_json: bool) -> None:
       1    not found (with --follow: failed or cancelled)
       130  with --follow: interrupted with Ctrl-C; the run goes on
     """
+    if follow:
+        sys.exit(_shown(_followed(run_id, error_limit, as_json), as_json))
     with opened_app() as app:
-        if follow:
-            _follow(app, run_id, error_limit if as_json else None)
         run = runner.get_run(app, run_id, error_limit)
+    _shown(run, as_json)
+
+
+def _shown(run: Run, as_json: bool) -> int:
+    """Print `run` (its document with --json); the exit code following it ends with."""
     if as_json:
         print_json(run_document(run))
     else:
         print_run(run)
-    if follow:
-        sys.exit(EXIT_CODES.get(run_outcome(run), 1))
+    return EXIT_CODES.get(run_outcome(run), 1)
 
 
-def _follow(app: App, run_id: str, json_errors: int | None) -> None:
-    """Follow the run to its end; on Ctrl-C exit 130, with --json (`json_errors`, the
-    errors to show) after the run's document as it stands: one document, as promised."""
+def _followed(run_id: str, error_limit: int, as_json: bool) -> Run:
+    """The run followed to its end.  On Ctrl-C, wherever it lands (opening the store
+    takes seconds on a loaded machine), exit 130, with --json after the run's document
+    as it stands: one document, as promised."""
     try:
-        with live_progress(sys.stderr.isatty()) as progress:
-            following.follow(app, run_id, progress)
+        with opened_app() as app:
+            with live_progress(sys.stderr.isatty()) as progress:
+                following.follow(app, run_id, progress)
+            return runner.get_run(app, run_id, error_limit)
     except KeyboardInterrupt:
         err.print(f"stopped following; run {run_id} goes on", highlight=False, markup=False)
-        if json_errors is not None:
-            print_json(run_document(runner.get_run(app, run_id, json_errors)))
+        if as_json:
+            with opened_app() as app:
+                print_json(run_document(runner.get_run(app, run_id, error_limit)))
         sys.exit(EXIT_INTERRUPTED)
 
 
