@@ -5,6 +5,7 @@ Before, the KeyboardInterrupt came out of whatever import it interrupted as a tr
 
 from __future__ import annotations
 
+import ast
 import signal
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def test_ctrl_c_while_the_commands_load_aborts_without_a_traceback() -> None:
         check=False,
     )
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.stderr == "Aborted!\n"
+    assert done.stderr.strip() == "Aborted!"  # after a new line, as for any Ctrl-C
     assert done.returncode == 130
     assert done.stdout == ""
 
@@ -100,3 +101,42 @@ def test_ctrl_c_while_a_command_waits_exits_130(
     assert "not confirmed" not in stderr
     assert process.returncode == 130
     assert stdout == ""
+
+
+#: Runs the command line as the console script does and prints, at exit, the modules of
+#: the command line and the server it loaded.
+LOADED_AT_EXIT = """
+import atexit, sys
+def loaded():
+    names = ("headwater.entrypoints", "fastapi", "uvicorn", "playwright")
+    print(sorted(m for m in sys.modules if m.startswith(names)), file=sys.stderr)
+atexit.register(loaded)
+from headwater.entrypoints.cli import main
+main()
+"""
+
+
+def test_a_command_loads_its_own_group_not_every_command(home: Path) -> None:
+    """Every command loaded every other one (the server, FastAPI and the API's schemas,
+    the demo, the accounts...): 2.2 s of imports of a quiet machine before
+    `headwater connections list` did anything, more than the command itself, and
+    seconds more on a loaded one.  A command now loads its group only."""
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_AT_EXIT, "connections", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
+    loaded = set(ast.literal_eval(done.stderr.strip().splitlines()[-1]))
+    assert "headwater.entrypoints.cli.connections" in loaded
+    for other in (
+        "headwater.entrypoints.cli.pipelines",
+        "headwater.entrypoints.cli.demo",
+        "headwater.entrypoints.cli.accounts",
+        "headwater.entrypoints.serve.command",
+        "fastapi",
+        "uvicorn",
+    ):
+        assert other not in loaded, sorted(loaded)

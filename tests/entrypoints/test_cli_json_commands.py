@@ -27,7 +27,10 @@ LONG_RUNNING = {"demo", "sandbox", "serve", "worker"}
 def _commands(command: click.Command, path: tuple[str, ...] = ()) -> dict[str, click.Command]:
     if isinstance(command, click.Group):
         found: dict[str, click.Command] = {}
-        for name, sub in command.commands.items():
+        context = click.Context(command)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            assert sub is not None, name
             found |= _commands(sub, (*path, name))
         return found
     return {" ".join(path): command}

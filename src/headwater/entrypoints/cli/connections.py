@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from headwater.entrypoints.cli.files import text_file
 from headwater.entrypoints.cli.output import (
     ask_hidden,
     handle_errors,
@@ -19,7 +20,6 @@ from headwater.entrypoints.cli.output import (
     table,
     warn,
 )
-from headwater.entrypoints.cli.pipelines import text_file
 from headwater.kernel.errors import InvalidInput
 from headwater.services import connections as connection_service
 from headwater.services.webhooks import endpoints as webhook_service

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from headwater.entrypoints.cli.files import FILE, json_file
 from headwater.entrypoints.cli.output import (
     handle_errors,
     json_option,
@@ -21,7 +22,7 @@ from headwater.entrypoints.cli.output import (
     shown,
     table,
 )
-from headwater.entrypoints.cli.pipelines import FILE, json_file, transformation_from
+from headwater.entrypoints.cli.pipelines import transformation_from
 from headwater.services.pipelines import preview as preview_service
 
 

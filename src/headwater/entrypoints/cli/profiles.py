@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from headwater.entrypoints.cli.files import text_file
 from headwater.entrypoints.cli.output import (
     handle_errors,
     json_option,
@@ -17,7 +18,6 @@ from headwater.entrypoints.cli.output import (
     shown,
     table,
 )
-from headwater.entrypoints.cli.pipelines import text_file
 from headwater.services.profiles import (
     blocked_from_text,
     current_settings,

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
+from headwater.entrypoints.cli.files import FILE, json_file, text_file
 from headwater.entrypoints.cli.output import handle_errors, json_option, opened_app, print_json, say
-from headwater.entrypoints.cli.pipelines import FILE, json_file, text_file
 from headwater.kernel.errors import Problem
 from headwater.services.pipelines.definition import validate_definition
 
