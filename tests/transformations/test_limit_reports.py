@@ -5,6 +5,9 @@ loop that was not there.  Real workers, as a run, a preview and the trial use th
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
 
 from headwater.adapters.transformations.contract import BatchFailed
@@ -42,14 +45,44 @@ def _python(attack: str) -> object:
     return compile_python(source, time_limit=SHORT)  # the default 512 MB
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid`, all its threads (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: Below this share of a core during the time limit, the worker was starved (CI's
+#: load): the allocation did not run at the speed these tests rely on.
+STARVED = 0.6
+
+
+def _failure_at_speed(t: Any, tries: int = 5) -> BatchFailed:
+    """The evil batch's failure.  Under CI's load the worker sometimes got a fraction
+    of a core: the allocation then held too little at the time limit to be put down to
+    memory, which is right (it could not know), but not what these tests check; such a
+    try is made again.  A worker that got the CPU and still names time fails the test."""
+    for _ in range(tries):
+        pid = t.pid()
+        before = _cpu_seconds(pid)
+        with pytest.raises(BatchFailed) as caught:
+            t.transform(EVIL)
+        try:
+            used = _cpu_seconds(pid) - before
+        except OSError:  # the worker exited (V8 did not stop): it was busy
+            used = SHORT
+        if not caught.value.reason.startswith("time limit") or used >= STARVED * SHORT:
+            return caught.value
+    raise AssertionError(f"the worker got under {STARVED:.0%} of a core in {tries} tries")
+
+
 @pytest.mark.parametrize("attack", JS_ALLOCATIONS.values(), ids=JS_ALLOCATIONS.keys())
 def test_javascript_allocation_under_a_short_time_limit_names_memory(attack: str) -> None:
     t = _javascript(attack)
     try:
-        with pytest.raises(BatchFailed) as caught:
-            t.transform(EVIL)  # type: ignore[attr-defined]
-        assert caught.value.reason.startswith("memory limit of 256 MB exceeded")
-        assert "time limit" not in caught.value.message
+        failed = _failure_at_speed(t)
+        assert failed.reason.startswith("memory limit of 256 MB exceeded")
+        assert "time limit" not in failed.message
         assert t.transform(GOOD) == [{"email": "a@b.com"}]  # type: ignore[attr-defined]
     finally:
         t.close()  # type: ignore[attr-defined]
