@@ -83,6 +83,8 @@ class Service:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+        if exc is not None:  # pytest shows a failed test's stdout: what the process said
+            print(f"--- the last lines of process {self.pid} ---\n{''.join(self.output[-80:])}")
 
 
 def service_env(
