@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from tests.services.conftest import MakePipeline, connect
 
-from headwater.adapters.store import queue
+from headwater.adapters.store import queue, tables
 from headwater.adapters.store import runs as run_store
 from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
@@ -48,12 +49,24 @@ def retries_of(app: App, pipeline: Pipeline) -> list[Run]:
     return sorted((r for r in found if r.retry_of), key=lambda r: r.attempt)
 
 
-def test_a_run_closed_as_lost_is_retried_at_once_up_to_the_run_retries(
+def due_now(app: App, run: Run) -> None:
+    """Its backoff passes: `run` may be claimed now."""
+    with app.engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.runs).where(tables.runs.c.id == run.id).values(not_before=None)
+        )
+
+
+def test_a_run_closed_as_lost_is_retried_at_once_then_after_a_backoff(
     app: App, empty_sandbox: RunningSandbox, make_pipeline: MakePipeline
 ) -> None:
+    """The first loss is retried at once; a retry lost again waits as a transient
+    failure's retry does (`run_retry_seconds`, doubled each time): a run that kills its
+    worker (out of memory) was retried as fast as each attempt died and was found dead."""
     pipe = make_pipeline(connect(app, empty_sandbox), enabled=True)
     run = runner.enqueue(app, pipe.id)
     for attempt in range(1, app.settings.run_retries + 2):
+        due_now(app, run)
         lose(app, run)
         housekeeping(app)
         closed = run_store.get_run(app.engine, run.id, 0)
@@ -66,7 +79,9 @@ def test_a_run_closed_as_lost_is_retried_at_once_up_to_the_run_retries(
         assert live is not None
         assert (live.status, live.retry_of, live.attempt) == (RunStatus.QUEUED, run.id, attempt + 1)
         assert live.not_before is not None
-        assert live.not_before <= utcnow()
+        wait = 0 if attempt == 1 else app.settings.run_retry_seconds * 2 ** (attempt - 2)
+        waits = (live.not_before - utcnow()).total_seconds()
+        assert wait - 5 <= waits <= wait, (attempt, waits)
         assert f"whose worker was lost: {closed.message}" in (live.message or "")
         run = live
     assert len(retries_of(app, pipe)) == app.settings.run_retries

@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from tests.services.conftest import MakePipeline, connect
+from tests.services.test_lost_runs import due_now
 
 from headwater.adapters.connectors.stripe.changes import SETTLE, unsettled
 from headwater.adapters.store import queue
@@ -168,6 +169,11 @@ def test_a_request_whose_run_was_closed_as_lost_runs_again_as_a_retry(
     request_runs(app, conn.id, "evt_lost", asked)
     [run] = dispatch_due(app, asked + timedelta(seconds=QUIET_SECONDS + 1))
     for attempt in range(1, app.settings.run_retries + 2):
+        if attempt > 1:  # at once after a first loss, then as the runner's (`lost_wait`)
+            wait = 0 if attempt == 2 else app.settings.run_retry_seconds * 2 ** (attempt - 3)
+            assert run.not_before is not None
+            assert wait - 5 <= (run.not_before - utcnow()).total_seconds() <= wait
+            due_now(app, run)
         lapsed = utcnow() - timedelta(seconds=1)  # its worker died: no renewal came
         claimed = queue.claim_next(app.engine, "worker", lapsed)
         assert claimed is not None

@@ -6,12 +6,13 @@ says ``transient``) gets a retry: a new queued run of the same pipeline, numbere
 (`run_retry_seconds`, doubled for each next attempt), up to `run_retries` retries.
 Terminal causes (a bad key, a missing permission, an invalid definition) and cancelled
 runs are not retried.  A run closed as lost (its worker died: no runner is left to
-retry it) is retried by the housekeeping that closed it (`retry_lost`), at once, up to
-the same number of retries: a "Run now" of a pipeline without a schedule was otherwise
-never done.  A run closed as lost when another run of its pipeline is enqueued is not:
-that run stands for it.  The retry is enqueued like any run, so
-the database's one-live-run rule holds: when another run of the pipeline went live
-meanwhile (run now, a schedule tick), that run stands for the retry.
+retry it) is retried by the housekeeping that closed it (`retry_lost`), up to the same
+number of retries: a "Run now" of a pipeline without a schedule was otherwise never
+done.  The first loss is retried at once; a retry lost again waits as a transient
+failure's retry does (`lost_wait`).  A run closed as lost when another run of its
+pipeline is enqueued is not: that run stands for it.  The retry is enqueued like any
+run, so the database's one-live-run rule holds: when another run of the pipeline went
+live meanwhile (run now, a schedule tick), that run stands for the retry.
 
 `headwater pipelines run` executing a run itself (no service is up) retries one of
 those causes alone, at once: a Customer Model change that refused the run's writes
@@ -59,15 +60,14 @@ def retry_after(app: App, ended: Run) -> Run | None:
 
 def retry_lost(app: App, run_id: str) -> Run | None:
     """Enqueue the retry of run `run_id` if it was closed as lost and has retries left
-    (`lost_retry`), claimable at once (as the webhooks' follow-ups retry a lost run: a
-    lost worker is no outage to wait out, and finding it lost took a lease already);
-    the retry, or None (see the module docstring)."""
+    (`lost_retry`, as the webhooks' follow-ups retry a lost run); the retry, or None
+    (see the module docstring)."""
     found = lost_retry(app, run_id, "whose worker was lost")
     return None if found is None else _enqueue(app, *found)
 
 
 def lost_retry(app: App, run_id: str, why: str) -> tuple[Run, runs.Retry] | None:
-    """Run `run_id` and its retry (`why`: what befell it), claimable at once, if it was
+    """Run `run_id` and its retry (`why`: what befell it; waiting `lost_wait`), if it was
     closed as lost (`queue.LOST_PREFIX`) and has retries left (`next_attempt`); else
     None."""
     try:
@@ -76,8 +76,18 @@ def lost_retry(app: App, run_id: str, why: str) -> tuple[Run, runs.Retry] | None
         return None
     if lost.status != RunStatus.FAILED or not (lost.message or "").startswith(queue.LOST_PREFIX):
         return None
-    retry = next_attempt(app, lost, f"{why}: {lost.message}")
+    retry = next_attempt(app, lost, f"{why}: {lost.message}", lost_wait(app, lost))
     return None if retry is None else (lost, retry)
+
+
+def lost_wait(app: App, lost: Run) -> timedelta:
+    """How long the retry of `lost` waits: nothing after a first attempt (a killed
+    worker or a lost machine is no outage to wait out, and finding it lost took a lease
+    already); a retry lost again waits as a transient failure's retry does (a run that
+    kills its worker, out of memory, is not retried as fast as each attempt dies)."""
+    if lost.attempt == 1:
+        return timedelta(0)
+    return timedelta(seconds=app.settings.run_retry_seconds * 2 ** (lost.attempt - 2))
 
 
 def retry_model_change(app: App, ended: Run) -> Run | None:
