@@ -53,11 +53,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 #: Below this share of a core during the time limit, the worker was starved (CI's
-#: load): the allocation did not run at the speed these tests rely on.
-STARVED = 0.6
+#: load): the allocation did not run at the speed these tests rely on.  The whole
+#: process counts (V8's threads for a call end with it), garbage collector threads
+#: included: a loop at full speed uses 0.49 s of a 0.5 s limit; CI's load once left an
+#: allocation 0.3 s or more, and it held too little.
+STARVED = 0.9
 
 
-def _failure_at_speed(t: Any, tries: int = 5) -> BatchFailed:
+def _failure_at_speed(t: Any, tries: int = 8) -> BatchFailed:
     """The evil batch's failure.  Under CI's load the worker sometimes got a fraction
     of a core: the allocation then held too little at the time limit to be put down to
     memory, which is right (it could not know), but not what these tests check; such a
