@@ -60,7 +60,7 @@ def _cpu_seconds(pid: int) -> float:
 STARVED = 0.9
 
 
-def _failure_at_speed(t: Any, tries: int = 8) -> BatchFailed:
+def _failure_at_speed(t: Any, batch: list[dict[str, Any]] = EVIL, tries: int = 8) -> BatchFailed:
     """The evil batch's failure.  Under CI's load the worker sometimes got a fraction
     of a core: the allocation then held too little at the time limit to be put down to
     memory, which is right (it could not know), but not what these tests check; such a
@@ -69,7 +69,7 @@ def _failure_at_speed(t: Any, tries: int = 8) -> BatchFailed:
         pid = t.pid()
         before = _cpu_seconds(pid)
         with pytest.raises(BatchFailed) as caught:
-            t.transform(EVIL)
+            t.transform(batch)
         try:
             used = _cpu_seconds(pid) - before
         except OSError:  # the worker exited (V8 did not stop): it was busy
@@ -137,10 +137,11 @@ def test_javascript_loop_after_an_allocation_names_time() -> None:
         "while (true) {}"
     )
     try:
-        for evil, reason in (("grow", "memory limit of 256 MB exceeded"), ("loop", "time limit")):
-            with pytest.raises(BatchFailed) as caught:
-                t.transform([{"evil": evil, "email": "A@B.COM"}])  # type: ignore[attr-defined]
-            assert caught.value.reason.startswith(reason)
+        grown = _failure_at_speed(t, [{"evil": "grow", "email": "A@B.COM"}])
+        assert grown.reason.startswith("memory limit of 256 MB exceeded")
+        with pytest.raises(BatchFailed) as caught:
+            t.transform([{"evil": "loop", "email": "A@B.COM"}])  # type: ignore[attr-defined]
+        assert caught.value.reason == "time limit of 0.5 s exceeded"
         assert t.transform(GOOD) == [{"email": "a@b.com"}]  # type: ignore[attr-defined]
     finally:
         t.close()  # type: ignore[attr-defined]
