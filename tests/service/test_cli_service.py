@@ -5,13 +5,13 @@ service's queue and follows the run; Ctrl-C stops following, not the run;
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+from tests.processes import cpu_seconds
 from tests.service.conftest import World, slow, wait_for
 from tests.serving import service_env, start_serve
 
@@ -32,22 +32,15 @@ def _cli(world: World, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of the process `pid` (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _settled(process: subprocess.Popen[str], timeout: float = 60) -> None:
     """Wait until `process` idles (under 10% of a core over half a second): past its
     imports, which take seconds on a loaded machine, and waiting on what it follows.
     A Ctrl-C sent sooner lands in the imports, before the CLI handles it."""
     deadline = time.monotonic() + timeout
-    before = _cpu_seconds(process.pid)
+    before = cpu_seconds(process.pid)
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        now = _cpu_seconds(process.pid)
+        now = cpu_seconds(process.pid)
         if now - before < 0.05:
             return
         before = now

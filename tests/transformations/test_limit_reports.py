@@ -5,10 +5,10 @@ loop that was not there.  Real workers, as a run, a preview and the trial use th
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
+from tests.processes import cpu_seconds
 
 from headwater.adapters.transformations.contract import BatchFailed
 from headwater.adapters.transformations.javascript import compile_javascript
@@ -45,13 +45,6 @@ def _python(attack: str) -> object:
     return compile_python(source, time_limit=SHORT)  # the default 512 MB
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of process `pid`, all its threads (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 #: Below this share of a core during the time limit, the worker was starved (CI's
 #: load): the allocation did not run at the speed these tests rely on.  The whole
 #: process counts (V8's threads for a call end with it), garbage collector threads
@@ -67,11 +60,11 @@ def _failure_at_speed(t: Any, batch: list[dict[str, Any]] = EVIL, tries: int = 8
     try is made again.  A worker that got the CPU and still names time fails the test."""
     for _ in range(tries):
         pid = t.pid() if hasattr(t, "pid") else t.pids()[0]  # JavaScript, Python
-        before = _cpu_seconds(pid)
+        before = cpu_seconds(pid)
         with pytest.raises(BatchFailed) as caught:
             t.transform(batch)
         try:
-            used = _cpu_seconds(pid) - before
+            used = cpu_seconds(pid) - before
         except OSError:  # the worker exited (V8 did not stop): it was busy
             used = SHORT
         if not caught.value.reason.startswith("time limit") or used >= STARVED * SHORT:
