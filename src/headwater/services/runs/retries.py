@@ -53,8 +53,8 @@ def retry_after(app: App, ended: Run) -> Run | None:
     left; the retry run, or None."""
     if not failed_transiently(ended):
         return None
-    wait = timedelta(seconds=app.settings.run_retry_seconds * 2 ** (ended.attempt - 1))
-    retry = next_attempt(app, ended, f"which failed on a transient cause: {ended.message}", wait)
+    why = f"which failed on a transient cause: {ended.message}"
+    retry = next_attempt(app, ended, why, backoff(app, ended.attempt))
     return None if retry is None else _enqueue(app, ended, retry)
 
 
@@ -85,9 +85,13 @@ def lost_wait(app: App, lost: Run) -> timedelta:
     worker or a lost machine is no outage to wait out, and finding it lost took a lease
     already); a retry lost again waits as a transient failure's retry does (a run that
     kills its worker, out of memory, is not retried as fast as each attempt dies)."""
-    if lost.attempt == 1:
-        return timedelta(0)
-    return timedelta(seconds=app.settings.run_retry_seconds * 2 ** (lost.attempt - 2))
+    return timedelta(0) if lost.attempt == 1 else backoff(app, lost.attempt - 1)
+
+
+def backoff(app: App, retry: int) -> timedelta:
+    """The wait before the `retry`-th retry (1, 2, ...): `run_retry_seconds`, doubled
+    each time."""
+    return timedelta(seconds=app.settings.run_retry_seconds * 2 ** (retry - 1))
 
 
 def retry_model_change(app: App, ended: Run) -> Run | None:
