@@ -52,7 +52,7 @@ def test_a_user_added_with_a_password_on_stdin_can_sign_in(home: Path) -> None:
     assert "already exists" in again.stderr
     short = invoke("users", "add", "bob@example.com", "--password-stdin", stdin="short\n")
     assert short.exit_code == 1
-    assert "password: must be at least 8 characters" in short.stderr
+    assert "--password-stdin: must be at least 8 characters" in short.stderr
     assert len(_rows(users)) == 1
 
 

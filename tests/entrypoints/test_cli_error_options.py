@@ -8,12 +8,14 @@ no option of the command gives) is printed as the service located it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.cli_process import run_cli
+from tests.cli_process import MAIN, run_cli
 
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
@@ -142,3 +144,31 @@ def test_a_field_no_option_gives_is_printed_as_located(home: Path) -> None:
     )
     assert shown == "--api-key-env: environment variable NOPE_UNSET is not set"
     assert document["field"] == "--api-key-env"
+
+
+def test_a_secret_read_through_an_option_names_that_option(home: Path, tmp_path: Path) -> None:
+    """A key or password given by ``--api-key-env``, ``--api-key-file`` or
+    ``--password-stdin`` is refused at the option the user typed, not at the API's
+    ``api_key`` or ``password`` (which name nothing the user can type)."""
+    bad = {"KEY": "sk_test_" + "!" * 30}
+    shown, document = _refused(
+        "connections", "add", "stripe", "--name", "x", "--api-key-env", "KEY", env=bad
+    )
+    assert shown.startswith("--api-key-env: the key after sk_test_ is"), shown
+    assert document["field"] == "api_key"
+    assert document["message"].startswith("api_key: the key after sk_test_ is")
+
+    key = tmp_path / "key"
+    key.write_text("sk_test_short\n")
+    shown, document = _refused(
+        "connections", "add", "stripe", "--name", "x", "--api-key-file", str(key)
+    )
+    assert shown.startswith("--api-key-file: the key after sk_test_ is"), shown
+    assert document["field"] == "api_key"
+
+    done = subprocess.run(
+        [sys.executable, "-c", MAIN, "users", "add", "bob@example.com", "--password-stdin"],
+        input="short\n", capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "error: --password-stdin: must be at least 8 characters long\n"

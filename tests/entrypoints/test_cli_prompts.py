@@ -117,7 +117,9 @@ def _error_document(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert "Traceback" not in done.stderr, done.stderr
     document = json.loads(done.stdout)  # exactly one JSON document, nothing else
     assert set(document) == {"error"}, document
-    assert done.stderr.rstrip().endswith(f"error: {document['error']['message']}")
+    # The same message; the command line may name the option that read the field.
+    shown, message = done.stderr.rstrip().rsplit("error: ", 1)[1], document["error"]["message"]
+    assert shown.partition(": ")[2] == message.partition(": ")[2], (shown, message)
     error: dict[str, Any] = document["error"]
     return error
 

@@ -247,6 +247,11 @@ def option_name(option: click.Option) -> str:
     return max(option.opts, key=len)
 
 
+#: How an option reads a field's value rather than taking it: ``--api-key-env VAR``
+#: and ``--api-key-file FILE`` give ``api_key``, ``--password-stdin`` ``password``.
+READ_THROUGH = ("_env", "_file", "_stdin")
+
+
 def _root(location: str) -> str:
     """A location's first part: ``identifiers`` of ``identifiers[1]``, ``a`` of ``a.b``."""
     return re.split(r"[.\[]", location, maxsplit=1)[0]
@@ -259,7 +264,9 @@ def _option_at(location: str) -> str | None:
     An option gives the field its parameter or its long spelling names (``--connection``
     sets ``connection_id``; ``--filter``, stored as ``filter_file``, the ``filter``).  A
     location that begins with the value of one of the command's arguments names that
-    value (``model add-property description``), whatever option shares its name."""
+    value (``model add-property description``), whatever option shares its name.  An
+    option the user gave that reads the field (`READ_THROUGH`: ``--api-key-file``)
+    names it too."""
     context = click.get_current_context(silent=True)
     if context is None:
         return None
@@ -273,6 +280,10 @@ def _option_at(location: str) -> str | None:
             continue
         fields = {param.name, *(o[2:].replace("-", "_") for o in param.opts if o[:2] == "--")}
         if root in fields:
+            return option_name(param) + location[len(root) :]
+    through = {f"{root}{way}" for way in READ_THROUGH}
+    for param in params:  # a secret read through an option the user gave
+        if isinstance(param, click.Option) and param.name in through and context.params[param.name]:
             return option_name(param) + location[len(root) :]
     return None
 
