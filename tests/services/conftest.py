@@ -16,10 +16,11 @@ from inspect import signature
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from tests.conftest import PG_URL, fresh_schema, pg_schema_url
 
-from headwater.adapters.store import objects
-from headwater.kernel.entities import Connection, Pipeline
+from headwater.adapters.store import objects, tables
+from headwater.kernel.entities import Connection, Pipeline, Run
 from headwater.kernel.settings import Settings
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from headwater.services import connections
@@ -114,3 +115,11 @@ def make_pipeline(app: App) -> MakePipeline:
 
 def reload(app: App, pipeline: Pipeline) -> Pipeline:
     return objects.get(app.engine, Pipeline, pipeline.id)
+
+
+def due_now(app: App, run: Run) -> None:
+    """Its backoff passes: `run` may be claimed now."""
+    with app.engine.begin() as conn:
+        conn.execute(
+            sa.update(tables.runs).where(tables.runs.c.id == run.id).values(not_before=None)
+        )

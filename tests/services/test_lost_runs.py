@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
-from tests.services.conftest import MakePipeline, connect
+from tests.services.conftest import MakePipeline, connect, due_now
 
-from headwater.adapters.store import queue, tables
+from headwater.adapters.store import queue
 from headwater.adapters.store import runs as run_store
 from headwater.kernel.entities import Pipeline, Run, RunStatus, utcnow
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
@@ -47,14 +46,6 @@ def housekeeping(app: App) -> None:
 def retries_of(app: App, pipeline: Pipeline) -> list[Run]:
     found = run_store.list_runs(app.engine, [pipeline.id], 50)
     return sorted((r for r in found if r.retry_of), key=lambda r: r.attempt)
-
-
-def due_now(app: App, run: Run) -> None:
-    """Its backoff passes: `run` may be claimed now."""
-    with app.engine.begin() as conn:
-        conn.execute(
-            sa.update(tables.runs).where(tables.runs.c.id == run.id).values(not_before=None)
-        )
 
 
 def test_a_run_closed_as_lost_is_retried_at_once_then_after_a_backoff(

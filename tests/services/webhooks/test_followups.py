@@ -8,8 +8,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from tests.services.conftest import MakePipeline, connect
-from tests.services.test_lost_runs import due_now
+from tests.services.conftest import MakePipeline, connect, due_now
 
 from headwater.adapters.connectors.stripe.changes import SETTLE, unsettled
 from headwater.adapters.store import queue
