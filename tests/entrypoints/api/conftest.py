@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from headwater.entrypoints.api import mount
 from headwater.kernel.settings import Settings
 from headwater.services.app import App
-from headwater.services.auth import tokens, users
+from headwater.services.auth import sessions, tokens, users
 
 PASSWORD = "correct horse battery"
 
@@ -49,6 +49,15 @@ def serving(asgi: FastAPI, *, behind_proxy: bool = False) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+def assert_host_only_session(set_cookie: str) -> None:
+    """`set_cookie` gives the session as a browser keeps it over https: by the
+    ``__Host-`` name, Secure, HttpOnly, SameSite=Lax, for every path, host-only."""
+    assert set_cookie.startswith(f"{sessions.SECURE_COOKIE}=")
+    for attribute in ("Secure", "HttpOnly", "Path=/", "SameSite=lax"):
+        assert attribute in set_cookie
+    assert "domain" not in set_cookie.lower()
 
 
 def root_app(app: App) -> FastAPI:

@@ -8,7 +8,13 @@ import logging
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.entrypoints.api.conftest import PASSWORD, Api, root_app, serving
+from tests.entrypoints.api.conftest import (
+    PASSWORD,
+    Api,
+    assert_host_only_session,
+    root_app,
+    serving,
+)
 
 from headwater.adapters.store.auth_tables import sessions as session_table
 from headwater.services.auth import sessions
@@ -121,13 +127,33 @@ def test_sign_in_from_another_site_is_refused(api: Api) -> None:
     assert sessions.COOKIE not in response.headers.get("set-cookie", "")
 
 
-def test_the_cookie_is_secure_over_https(api: Api) -> None:
-    """Behind a proxy that terminates TLS (``X-Forwarded-Proto: https``)."""
+def test_over_https_the_cookie_is_a_secure_host_only_cookie(api: Api) -> None:
+    """Behind a proxy that terminates TLS (``X-Forwarded-Proto: https``) the session is
+    ``__Host-headwater_session``: the browser keeps it only as Secure, from this very
+    host, for every path, so no other host of the domain can set or shadow it; and a
+    cookie by the plain name, which such a host could have set, is not a session there.
+    (The client talks plain http to the server, so it is handed each cookie itself: a
+    cookie jar sends a Secure cookie over https only.)"""
+    https = {"X-Forwarded-Proto": "https"}
     with serving(root_app(api.app), behind_proxy=True) as url:
-        response = httpx.post(
-            f"{url}/api/v1/auth/login",
-            json={"email": api.email, "password": PASSWORD},
-            headers={"X-Forwarded-Proto": "https", "Origin": url.replace("http:", "https:")},
-        )
-    assert response.status_code == 200, response.text
-    assert "Secure" in response.headers["set-cookie"]
+        origin = {**https, "Origin": url.replace("http:", "https:")}
+        with httpx.Client(base_url=f"{url}/api/v1", headers=origin) as client:
+            response = client.post("/auth/login", json={"email": api.email, "password": PASSWORD})
+            assert response.status_code == 200, response.text
+            assert_host_only_session(response.headers["set-cookie"])
+            raw = client.cookies[sessions.SECURE_COOKIE]
+            hosted = {"Cookie": f"{sessions.SECURE_COOKIE}={raw}"}
+            assert client.get("/auth/me", headers=hosted).json()["authenticated_by"] == "session"
+            out = client.post("/auth/logout", headers=hosted)
+            assert out.status_code == 204
+            forgotten = out.headers["set-cookie"]
+            assert forgotten.startswith(f"{sessions.SECURE_COOKIE}=")
+            assert "Secure" in forgotten  # a browser ignores a __Host- cookie without it
+            assert client.get("/auth/me", headers=hosted).status_code == 401  # signed out
+        with api.signed_in() as other:  # a session signed in over plain http
+            session = other.cookies[sessions.COOKIE]
+        with httpx.Client(base_url=f"{url}/api/v1", headers=https) as fresh:
+            plain = fresh.get("/auth/me", headers={"Cookie": f"{sessions.COOKIE}={session}"})
+            assert plain.status_code == 401  # the plain name is no session over https
+            same = fresh.get("/auth/me", headers={"Cookie": f"{sessions.SECURE_COOKIE}={session}"})
+            assert same.status_code == 200

@@ -70,12 +70,19 @@ class Site:
             app.close()
 
 
+def home_with_user(home: Path) -> Path:
+    """A data directory `home` whose store has the user `EMAIL` (password `PASSWORD`)."""
+    app = App.open(settings_from_env({"HEADWATER_HOME": str(home)}))
+    try:
+        users.add_user(app, EMAIL, PASSWORD)
+    finally:
+        app.close()
+    return home
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    home = tmp_path_factory.mktemp("console-home")
-    app = App.open(settings_from_env({"HEADWATER_HOME": str(home)}))
-    users.add_user(app, EMAIL, PASSWORD)
-    app.close()
+    home = home_with_user(tmp_path_factory.mktemp("console-home"))
     with (
         start_sandbox(customers=600, seed=11) as sandbox,
         # A short lease: a cancel is seen within a beat (a tenth of it), see test_editor.

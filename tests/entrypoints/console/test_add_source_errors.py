@@ -10,13 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.entrypoints.console.conftest import EMAIL, PASSWORD
+from tests.entrypoints.console.conftest import EMAIL, PASSWORD, home_with_user
 from tests.serving import start_serve
 
-from headwater.entrypoints.environment import settings_from_env
 from headwater.sandbox.testing import start_sandbox
-from headwater.services.app import App
-from headwater.services.auth import users
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +24,7 @@ def _field_error(page: str, field: str) -> str | None:
 
 
 def test_an_unreachable_url_is_shown_at_the_url_and_a_bad_key_at_the_key(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    app = App.open(settings_from_env({"HEADWATER_HOME": str(home)}))
-    users.add_user(app, EMAIL, PASSWORD)
-    app.close()
+    home = home_with_user(tmp_path / "home")
     with (
         start_sandbox(customers=1) as sandbox,
         start_serve(home, workers=0) as served,

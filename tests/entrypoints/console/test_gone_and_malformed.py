@@ -8,19 +8,16 @@ import contextlib
 import html
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.entrypoints.console.conftest import EMAIL, PASSWORD, Site
+from tests.entrypoints.console.conftest import EMAIL, PASSWORD, Site, home_with_user
 from tests.serving import start_serve
 
-from headwater.entrypoints.environment import settings_from_env
 from headwater.kernel.entities import Pipeline, Run
 from headwater.sandbox.testing import start_sandbox
 from headwater.services import connections
-from headwater.services.app import App
-from headwater.services.auth import users, workspaces
+from headwater.services.auth import workspaces
 from headwater.services.pipelines import manage, runner, saving
 
 pytestmark = pytest.mark.slow
@@ -29,10 +26,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The console's server with no run worker: runs enqueued stay queued."""
-    home: Path = tmp_path_factory.mktemp("console-idle")
-    app = App.open(settings_from_env({"HEADWATER_HOME": str(home)}))
-    users.add_user(app, EMAIL, PASSWORD)
-    app.close()
+    home = home_with_user(tmp_path_factory.mktemp("console-idle"))
     with start_sandbox(customers=20, seed=5) as sandbox, start_serve(home, workers=0) as served:
         yield Site(served.url, home, sandbox)
 

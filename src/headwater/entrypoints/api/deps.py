@@ -43,7 +43,8 @@ session_cookie = APIKeyCookie(
     name=sessions.COOKIE,
     auto_error=False,
     scheme_name="session",
-    description="The session cookie set by `POST /auth/login` (HttpOnly, SameSite=Lax). "
+    description="The session cookie set by `POST /auth/login` (HttpOnly, SameSite=Lax; "
+    f"over https `{sessions.SECURE_COOKIE}`, Secure). "
     "A request that changes state with it must be same-origin.",
 )
 
@@ -68,22 +69,44 @@ def _origin(scheme: str, netloc: str) -> tuple[str, str | None, int | None] | No
     return scheme.lower(), parts.hostname, port
 
 
+def _over_https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def session_cookie_name(request: Request) -> str:
+    """The session cookie's name for this request: `sessions.SECURE_COOKIE` over https
+    (only that name is a session there), `sessions.COOKIE` over plain http."""
+    return sessions.SECURE_COOKIE if _over_https(request) else sessions.COOKIE
+
+
+def session_from(request: Request) -> str | None:
+    """The raw session the request's cookie carries, if any (`session_cookie_name`)."""
+    return request.cookies.get(session_cookie_name(request)) or None
+
+
 def set_session_cookie(response: Response, request: Request, raw: str) -> None:
     """Give the browser its session (the API's sign-in and the console's alike):
-    HttpOnly, SameSite=Lax, Secure when served over https."""
+    HttpOnly, SameSite=Lax, for every path; over https Secure and host-only, by the
+    ``__Host-`` name (`session_cookie_name`)."""
     response.set_cookie(
-        sessions.COOKIE,
+        session_cookie_name(request),
         raw,
         max_age=int(sessions.LIFETIME.total_seconds()),
         path="/",
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
     )
 
 
-def forget_session_cookie(response: Response) -> None:
-    response.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="lax")
+def forget_session_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        session_cookie_name(request),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_over_https(request),  # a __Host- cookie is only ever Secure
+    )
 
 
 def same_origin(request: Request) -> bool:
@@ -110,7 +133,9 @@ async def principal(
     request: Request,
     app: RootApp,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    session: Annotated[str | None, Depends(session_cookie)],
+    # Names the cookie scheme in the OpenAPI document; the session is read by the
+    # request's own name for it (`session_from`: ``__Host-`` over https).
+    _documented: Annotated[str | None, Depends(session_cookie)],
 ) -> Principal:
     """Who is calling: 401 when no credentials come or they are forged, expired or
     revoked; 403 for a cookie request that changes state from another origin.
@@ -127,7 +152,7 @@ async def principal(
         return found
     if request.headers.get("authorization"):
         raise Unauthenticated("send an API token as `Authorization: Bearer hw_…`")
-    if session:
+    if session := session_from(request):
         found = await run_in_threadpool(sessions.principal_for_session, app, session)
         if found is None:
             raise Unauthenticated("the session has expired or was signed out: sign in again")

@@ -32,7 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
 
-from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin
+from headwater.entrypoints.api.deps import SAFE_METHODS, same_origin, session_from
 from headwater.entrypoints.console.flash import Flash, Flashes, Kind
 from headwater.entrypoints.store_outage import retry_later, store_unavailable
 from headwater.kernel.entities import Workspace
@@ -127,7 +127,7 @@ def root_app(request: Request) -> App:
 def viewer(request: Request) -> Viewer:
     """The dependency of every page but sign-in (see the module)."""
     app = root_app(request)
-    raw = request.cookies.get(sessions.COOKIE, "")
+    raw = session_from(request) or ""
     principal = sessions.principal_for_session(app, raw) if raw else None
     if principal is None or principal.user_id is None:
         raise SignInRequired

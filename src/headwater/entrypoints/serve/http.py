@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from headwater.entrypoints import api, console, webhooks
+from headwater.entrypoints.api.deps import session_from
 from headwater.entrypoints.store_outage import AnswerStoreOutage, retry_later
 from headwater.services.app import App
 from headwater.services.auth import Principal, sessions, tokens
@@ -94,6 +95,6 @@ def _caller(app: App, request: Request) -> str | None:
     found: Principal | None = None
     if scheme.lower() == "bearer" and credentials:
         found = tokens.principal_for_token(app, credentials.strip())
-    elif session := request.cookies.get(sessions.COOKIE):
+    elif session := session_from(request):
         found = sessions.principal_for_session(app, session)
     return None if found is None else found.workspace_id

@@ -37,6 +37,11 @@ from headwater.services.auth.principal import Principal, digest
 from headwater.services.text import refuse_nul
 
 COOKIE = "headwater_session"
+#: The session cookie's name over https: a browser keeps a ``__Host-`` cookie only when
+#: it is Secure, set by this very host (no Domain) for every path, so no other host of
+#: the domain can set or shadow it.  Over plain http (a local console) it cannot be
+#: Secure, so it keeps the plain name there.
+SECURE_COOKIE = f"__Host-{COOKIE}"
 LIFETIME = timedelta(days=7)
 WINDOW = timedelta(minutes=15)
 ACCOUNT_LIMIT = 5

@@ -11,6 +11,7 @@ from headwater.entrypoints.api.deps import (
     RootApp,
     cross_site,
     forget_session_cookie,
+    session_from,
     set_session_cookie,
 )
 from headwater.entrypoints.api.json_route import StrictJsonRoute
@@ -58,11 +59,11 @@ def login(body: LoginCreate, request: Request, response: Response, app: RootApp)
 def logout(request: Request, app: RootApp, caller: CurrentPrincipal) -> Response:
     """Revoke the session: its cookie is refused from now on, and the browser is told to
     forget it. With an API token, nothing is revoked (revoke the token instead)."""
-    raw = request.cookies.get(sessions.COOKIE)
+    raw = session_from(request)
     if caller.session_id is not None and raw:
         sessions.sign_out(app, raw)
     response = Response(status_code=204)
-    forget_session_cookie(response)
+    forget_session_cookie(response, request)
     return response
 
 
@@ -78,7 +79,7 @@ def choose_workspace(
 ) -> MePublic:
     """Make the session act on another of the user's workspaces (404 for a workspace the
     user is not a member of). An API token always acts on its own workspace (403)."""
-    raw = request.cookies.get(sessions.COOKIE)
+    raw = session_from(request)
     if caller.session_id is None or not raw:
         raise Forbidden("an API token acts on its own workspace; sign in to choose one")
     session = sessions.choose_workspace(app, raw, body.workspace_id)

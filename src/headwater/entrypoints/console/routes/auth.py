@@ -61,7 +61,7 @@ def sign_in(
 def sign_out(request: Request, who: CurrentViewer) -> Response:
     sessions.sign_out(root_app(request), who.session)
     response = redirect("/sign-in")
-    forget_session_cookie(response)
+    forget_session_cookie(response, request)
     return response
 
 
