@@ -47,6 +47,7 @@ from typing import Any
 
 import psycopg
 
+from engines import engine_list
 from headwater.adapters.warehouse import Warehouse, WriteBatch, connect
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import IdentityRow
@@ -243,7 +244,7 @@ def main() -> None:
     parser.add_argument("--identities", type=int, default=1_000_000)
     parser.add_argument("--changes", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--engines", default="duckdb,postgresql")
+    parser.add_argument("--engines", type=engine_list, default="duckdb,postgresql")
     parser.add_argument("--pg-url", default="postgresql://root@127.0.0.1:5432/test")
     parser.add_argument(
         "--statements", action="store_true", help="print each statement of the incremental step"
@@ -256,7 +257,7 @@ def main() -> None:
     args = parser.parse_args()
     global REALISTIC
     REALISTIC = args.realistic
-    engines = args.engines.split(",")
+    engines = args.engines
     if "duckdb" in engines:
         with tempfile.TemporaryDirectory() as tmp:
             files: list[Path] = []

@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import psutil
 
+from engines import engine_list
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from paging import yardstick
 from timeline import describe
@@ -204,12 +205,12 @@ def throughput(customers: int, engines: list[str]) -> bool:
             f"(sandbox CPU {(sandbox_cpu(sb) - cpu) / seen * 1e6:.1f} us/customer)"
         )
         for engine in engines:
-            url = fresh_pg_schema() if engine == "postgres" else "default"
+            url = fresh_pg_schema() if engine == "postgresql" else "default"
             cpu = sandbox_cpu(sb)
             try:
                 result = import_once(sb, url, rps=1000.0)
             finally:
-                if engine == "postgres":
+                if engine == "postgresql":
                     drop_pg_schema(url)
             written = result["counters"]["written"]
             resolution = result["resolution_seconds"]  # as in `latency_bound`
@@ -401,9 +402,11 @@ def main() -> None:
     parser.add_argument("--latency-customers", type=int, default=40_000)
     parser.add_argument("--scenarios", default="", help="indexes of SCENARIOS to run, e.g. 0,1")
     parser.add_argument("--pending", type=int, default=50_000, help="0: no incremental run")
-    parser.add_argument("--engines", default="duckdb,postgres")
+    parser.add_argument(
+        "--engines", type=engine_list, default="duckdb,postgresql", help="duckdb,postgresql"
+    )
     args = parser.parse_args()
-    ok = throughput(args.customers, args.engines.split(",")) if args.customers else True
+    ok = throughput(args.customers, args.engines) if args.customers else True
     if args.latency_customers:
         ok &= budget(args.latency_customers, args.scenarios)
     if args.pending:
