@@ -6,14 +6,16 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from headwater.adapters.store import queue, runs
-from headwater.adapters.store.database import describe_error
+from headwater.adapters.store.database import describe_error, store_error
 from headwater.kernel.entities import Run, RunStatus, utcnow
 from headwater.services.pipelines.recorder import Recorder
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How long the run's ending is retried while the store is locked or away.
 ENDING_ATTEMPTS = 12
@@ -48,45 +50,59 @@ def record_ending(
     summary: dict[str, Any],
     status: RunStatus,
     message: str | None,
-) -> Run | None:
+) -> Run:
     """Record the outcome; unlike progress it is retried (a lock may be held a while).
     A run the service put back (`QUEUED`) returns to the queue; a run closed as lost
-    meanwhile stays closed, with this account added to it.  None once recorded; when
-    the store stayed full, locked or away, the run as it ended here (`unrecorded`)."""
+    meanwhile stays closed, with this account added to it.  The run as the store then
+    keeps it (read back, retried too); when the store stayed full, locked or away, the
+    run as it ended here (`unrecorded`)."""
     engine = recorder.engine
     recorder.flush(force=True)
     if recorder.skipped_updates:  # the store was locked or away for a while
         summary["progress_updates_skipped"] = recorder.skipped_updates
     kind = summary.get("kind") or run.kind
-    why = "not tried"
+
+    def record() -> None:
+        recorder.store_errors()  # those the last progress update could not store
+        if status == RunStatus.QUEUED:  # the service is stopping: back to the queue
+            if queue.requeue(engine, run.id, owner, message or "") is None:
+                runs.note_after_loss(engine, run.id, owner, message or "")
+            return
+        ended = runs.finish_run(
+            engine,
+            run.id,
+            owner,
+            status=status.value,
+            message=message,
+            summary=summary,
+            counters=recorder.counters.as_dict(),
+            kind=kind,
+        )
+        if not ended:  # closed as lost meanwhile: it stays closed, with our account
+            runs.note_after_loss(engine, run.id, owner, message or "")
+
+    try:
+        retried(run.id, "recording its ending", record, every_error=True)
+    except Exception as exc:
+        log.error("run %s: its ending could not be recorded; its lease will lapse", run.id)
+        return unrecorded(run, recorder, summary, status, message, describe_error(exc))
+    return retried(run.id, "reading its ending back", lambda: runs.get_run(engine, run.id))
+
+
+def retried(run_id: str, what: str, action: Callable[[], T], *, every_error: bool = False) -> T:
+    """`action` on the metadata store for run `run_id`, tried again (`ENDING_ATTEMPTS`
+    times, waiting longer each time) while the store is locked, full or away: a dropped
+    connection is replaced at the next try (the pool pings first).  Other errors are
+    raised at once unless `every_error`; the last failure is raised."""
     for attempt in range(ENDING_ATTEMPTS):
         try:
-            recorder.store_errors()  # those the last progress update could not store
-            if status == RunStatus.QUEUED:  # the service is stopping: back to the queue
-                back = queue.requeue(engine, run.id, owner, message or "")
-                if back is None:
-                    runs.note_after_loss(engine, run.id, owner, message or "")
-                return None
-            ended = runs.finish_run(
-                engine,
-                run.id,
-                owner,
-                status=status.value,
-                message=message,
-                summary=summary,
-                counters=recorder.counters.as_dict(),
-                kind=kind,
-            )
-            if not ended:  # closed as lost meanwhile: it stays closed, with our account
-                runs.note_after_loss(engine, run.id, owner, message or "")
-            return None
+            return action()
         except Exception as exc:
-            why = describe_error(exc)
-            log.warning("run %s: ending not recorded yet (%s)", run.id, why)
-            if attempt + 1 < ENDING_ATTEMPTS:
-                time.sleep(min(2.0**attempt, 10.0))
-    log.error("run %s: its ending could not be recorded; its lease will lapse", run.id)
-    return unrecorded(run, recorder, summary, status, message, why)
+            if attempt + 1 == ENDING_ATTEMPTS or not (every_error or store_error(exc)):
+                raise
+            log.warning("run %s: %s failed, trying again (%s)", run_id, what, describe_error(exc))
+            time.sleep(min(2.0**attempt, 10.0))
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def unrecorded(

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater.adapters.connectors.contract import Change, HistoryExpired, PermissionMissing, Source
-from headwater.adapters.store import objects, runs
+from headwater.adapters.store import objects
 from headwater.adapters.store.database import describe_error
 from headwater.adapters.warehouse.contract import Warehouse, WriteBatch, WriteResult
 from headwater.kernel.entities import Pipeline, Run, RunKind, RunStatus, utcnow
@@ -394,7 +394,7 @@ def _execute(ctx: RunContext, full: bool) -> Run:
             ctx.release()
         except Exception:  # a close that failed must not keep the outcome unrecorded
             log.exception("run %s: closing its warehouse or source failed", run.id)
-    unstored = record_ending(ctx.run, ctx.owner, ctx.recorder, ctx.summary, status, message)
+    ended_run = record_ending(ctx.run, ctx.owner, ctx.recorder, ctx.summary, status, message)
     if interrupted is not None:
         raise interrupted
-    return unstored or runs.get_run(ctx.recorder.engine, run.id)
+    return ended_run

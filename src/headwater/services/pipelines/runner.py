@@ -23,6 +23,7 @@ from headwater.services.app import App
 from headwater.services.connections import get_connection, open_source
 from headwater.services.pipelines import manage
 from headwater.services.pipelines.definition import compile_predicate, compile_transformation
+from headwater.services.pipelines.ending import retried
 from headwater.services.pipelines.engine import RunContext, execute, next_run_kind
 from headwater.services.pipelines.lease import (
     LeaseKeeper,
@@ -163,7 +164,11 @@ def _stored_errors(app: App, run: Run) -> list[RecordError]:
     """The errors an earlier attempt of `run` stored, if it is resuming (it counted)."""
     if not run.counters:
         return []
-    earlier = runs.get_run(app.engine, run.id, runs.MAX_STORED_ERRORS).errors
+    earlier = retried(
+        run.id,
+        "reading its stored errors",
+        lambda: runs.get_run(app.engine, run.id, runs.MAX_STORED_ERRORS),
+    ).errors
     return [RecordError(e["source_id"], Step(e["step"]), e["message"]) for e in earlier]
 
 
@@ -189,13 +194,24 @@ def _end(
     message: str,
     summary: dict[str, Any] | None = None,
 ) -> Run:
-    if status == RunStatus.QUEUED:  # the service stopped during setup: back to the queue
-        queue.requeue(app.engine, run.id, owner, message)
+    """End a run that never reached the engine, and read it back: both retried while
+    the store is away (its failure may be why the run ends), as the engine's are."""
+
+    def end() -> Run:
+        if status == RunStatus.QUEUED:  # the service stopped during setup: back to the queue
+            queue.requeue(app.engine, run.id, owner, message)
+        else:  # a no-op when an earlier try recorded it (the run is no longer held)
+            runs.finish_run(
+                app.engine,
+                run.id,
+                owner,
+                status=status.value,
+                message=message,
+                summary=summary or {},
+            )
         return runs.get_run(app.engine, run.id)
-    runs.finish_run(
-        app.engine, run.id, owner, status=status.value, message=message, summary=summary or {}
-    )
-    return runs.get_run(app.engine, run.id)
+
+    return retried(run.id, "ending it", end)
 
 
 @contextlib.contextmanager
