@@ -206,8 +206,18 @@ def test_two_stripe_accounts_unify_by_email_variants_and_phone(
     assert (f"three:{anon}" in with_dan) != (f"three:{anon}" in with_eve)  # exactly one
     assert len(found) == 4
     _rebuild_changes_nothing(app, considered=10)
-    [ann] = profiles.list_profiles(app, search="Ann B")
+    [ann] = profiles.list_profiles(app, search="ann@example")
     assert ann["identity_count"] == 3
+    # Its name is the latest full read's: each is stamped with Stripe's time to the
+    # second (the `Date` of its first answer), and reads in one second tie, which
+    # pipeline order breaks (one, two, three).
+    stamps = {
+        i["pipeline"]: i["source_updated_at"]
+        for i in profiles.show_profile(app, ann["id"])["identities"]
+    }
+    assert stamps["one"] <= stamps["two"] <= stamps["three"]
+    latest = "Ann B" if stamps["three"] > stamps["two"] else "Ann"
+    assert ann["values"]["first_name"] == latest
 
 
 def test_a_resolution_waiting_for_the_lock_takes_the_settings_saved_meanwhile(

@@ -14,6 +14,9 @@ Contract:
   sees every change made during and after that read.  (Taken with a full read
   prepared and not begun, it may begin that read and mark a point before its first
   page was served: the same guarantee, without waiting for a request of its own.)
+- `read_time()`, after `event_position` was taken for a prepared full read: when that
+  read began by the source's clock (records are stamped with it, as changes are with
+  their times, so "latest" never depends on this machine's clock); else None.
 - `read_created_since(created)`: like `read_full`, limited to records created at or
   after `created` (unix seconds).
 - `read_changes(position)` yields `ChangeBatch` objects in chronological order; each
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from headwater.kernel.errors import TerminalError
@@ -83,6 +87,11 @@ class Source(Protocol):
     def read_full(self) -> Pages: ...
 
     def event_position(self) -> dict[str, Any]: ...
+
+    def read_time(self) -> datetime | None:
+        """When the full read an `event_position` was taken for began, by the source's
+        clock (its records are as of that time or later, as its changes' times are);
+        None when no position was taken for it (the caller's clock then stands in)."""
 
     def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]: ...
 

@@ -191,7 +191,7 @@ def _save_without_purge(ctx: RunContext, state: PipelineState, read_errors: int)
 
 def _write_full(ctx: RunContext, pages: Iterable[list[Record]]) -> tuple[int, set[str]]:
     """Shape and write every page; the newest `created` seen and the records that failed."""
-    read_at = utcnow()
+    read_at = ctx.source.read_time() or utcnow()  # Stripe's clock, as changes' times are
     max_created = 0
     failed: set[str] = set()
     pending: list[Any] = []

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -36,6 +37,7 @@ class StripeSource:
         self._changes = ChangeReader(self.http, settings.page_size, settings.workers)
         self._reads: list[ReadingProcess] = []  # ended by `close` if not before
         self._ahead: _Ahead | None = None  # `read_full_ahead`'s, until used
+        self._read_time: datetime | None = None  # `event_position`'s for a full read
 
     @property
     def api_calls(self) -> int:
@@ -76,6 +78,7 @@ class StripeSource:
         )
         self._reads = [r for r in self._reads if r.running]
         self._reads.append(read)
+        self._read_time = None  # until a position is taken for this read
         return read
 
     def read_newest(self, max_pages: int = 5) -> Iterator[list[Record]]:
@@ -107,9 +110,18 @@ class StripeSource:
             reply = self.http.get("/v1/customers", params)
             elapsed = time.monotonic() - sent
         served = served_after(reply.server_time, elapsed)
-        if served is None:
+        if served is None or reply.server_time is None:
             raise MalformedResponse("Stripe's response has no usable Date header")
+        self._read_time = datetime.fromtimestamp(reply.server_time, UTC)
         return read.position(reply.raw, served, elapsed)
+
+    def read_time(self) -> datetime | None:
+        """The ``Date`` of the answer to the full read's first page (Stripe's clock, whole
+        seconds rounded down), once `event_position` was taken for it: not after that
+        page was served, so not after any change the read missed, and not before any
+        change a page served within that second holds (as the `served_after` second
+        of the position could be: changes read again from it would then date later)."""
+        return self._read_time
 
     def read_changes(self, position: dict[str, Any]) -> Iterator[ChangeBatch]:
         yield from self._changes.read(position)
