@@ -232,6 +232,28 @@ def test_update_counts_and_overwrites(warehouse: Warehouse) -> None:
     assert first["_profile_id"] == written_id(warehouse, "run1", "cus_1")  # kept
 
 
+def test_a_change_read_again_never_moves_the_source_time_back(warehouse: Warehouse) -> None:
+    """A full read stamps what it reads with its read time; the next incremental run reads
+    the changes of the seconds before that read again, stamped with their (earlier) event
+    times. The stamp keeps the later time (the values are the newest either way): it
+    moved back, and among identities of one profile the one read again then lost its
+    place as the latest, so the profile's values depended on which runs had read what,
+    and differed from a fresh import of the same customers (CI, 4 December 2026)."""
+    read = datetime(2024, 5, 1, 12, 30, 5, tzinfo=UTC)
+    event = datetime(2024, 5, 1, 12, 30, 3, tzinfo=UTC)
+    later = datetime(2024, 5, 1, 12, 31, tzinfo=UTC)
+    write(warehouse, batch(IdentityRow("cus_1", read, {"email": "a"})))
+    write(warehouse, batch(IdentityRow("cus_1", event, {"email": "b"}), run="run2"))
+    [again] = warehouse.identities()
+    assert (again["email"], again["_source_updated_at"]) == ("b", read)
+    write(warehouse, batch(IdentityRow("cus_1", later, {"email": "c"}), run="run3"))
+    [newer] = warehouse.identities()
+    assert (newer["email"], newer["_source_updated_at"]) == ("c", later)
+    write(warehouse, batch(IdentityRow("cus_1", None, {"email": "d"}), run="run4"))
+    [unstamped] = warehouse.identities()
+    assert (unstamped["email"], unstamped["_source_updated_at"]) == ("d", later)
+
+
 def test_deletes_remove_identity_and_record_it_pending(warehouse: Warehouse) -> None:
     write(warehouse, batch(row("cus_1"), row("cus_2"), row("cus_3")))
     resolve_by_hand(warehouse, "cus_1", "cus_2", "cus_3")

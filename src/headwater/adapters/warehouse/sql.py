@@ -175,9 +175,15 @@ def identity_upsert(
         f"SELECT {p_pipe}, {p_conn}, s._source_id, s._source_updated_at, {p_run}, {p_now}"
         f"{''.join(', ' + v for v in staged)} {source}"
     )
-    updated = ["_connection_id", "_source_updated_at", "_run_id", "_imported_at", *cols]
+    updated = ["_connection_id", "_run_id", "_imported_at", *cols]
+    # The source time never moves back: a change read again (the next incremental run
+    # reads the changes of the seconds before a full read, stamped with their event
+    # times, earlier than the full read's) keeps the later stamp; the values are the
+    # newest either way.  Profile values order identities by this time.
+    was, new = "identities._source_updated_at", "excluded._source_updated_at"
+    later = f"greatest(coalesce({was}, {new}), coalesce({new}, {was}))"
     tail = " ON CONFLICT (_pipeline_id, _source_id) DO UPDATE SET " + ", ".join(
-        f"{c} = excluded.{c}" for c in updated
+        [f"_source_updated_at = {later}", *(f"{c} = excluded.{c}" for c in updated)]
     )
     return insert, tail
 
