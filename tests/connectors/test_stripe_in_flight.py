@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from tests.connectors.conftest import FakeClock, run_on, source_for, warm_gate
 
@@ -12,7 +14,7 @@ from headwater.adapters.connectors.stripe import StripeSettings
 from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
 from headwater.adapters.connectors.stripe.flight import Gate, gate_for
 from headwater.adapters.connectors.stripe.full import _Run, read_pages
-from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.http import StripeHTTP, refusal
 from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.windows import Stream, Window, split_stream
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
@@ -199,3 +201,35 @@ def test_a_read_plans_fewer_windows_than_stripe_refused_in_flight() -> None:
     clock.now += 0.3
     gate.done(flights.pop(), Outcome.RATE_LIMITED)
     assert gate.wanted() == 8  # refused at 10: a ceiling of 9, less a margin
+
+
+def test_a_real_429_tells_the_controller_which_limiter_refused(
+    slow_sandbox: RunningSandbox,
+) -> None:
+    """The sandbox names the limiter in ``Stripe-Rate-Limited-Reason`` as Stripe does: a
+    concurrency limiter's 429 is a concurrency signal (the controller goes to the level
+    below it), a rate limiter's is not."""
+    headers = {"Authorization": f"Bearer {slow_sandbox.secret_key}"}
+
+    def refusals(requests: int) -> list[httpx.Response]:
+        with (
+            httpx.Client(base_url=slow_sandbox.url, headers=headers) as client,
+            ThreadPoolExecutor(requests) as pool,
+        ):
+            answers = list(pool.map(lambda _: client.get("/v1/customers"), range(requests)))
+        return [answer for answer in answers if answer.status_code == 429]
+
+    slow_sandbox.control(latency_ms=300, concurrency_limit=1)
+    try:
+        crowded = refusals(4)
+    finally:
+        slow_sandbox.control(latency_ms=20, concurrency_limit=0)
+    assert crowded
+    assert {refusal(answer) for answer in crowded} == {Outcome.CONCURRENCY_LIMITED}
+    slow_sandbox.control(endpoint_rate_limit=1)
+    try:
+        hurried = refusals(4)
+    finally:
+        slow_sandbox.control(endpoint_rate_limit=0)
+    assert hurried
+    assert {refusal(answer) for answer in hurried} == {Outcome.RATE_LIMITED}

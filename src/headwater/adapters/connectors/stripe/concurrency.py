@@ -64,7 +64,10 @@ class Outcome(Enum):
     """What became of a request, as far as concurrency is concerned."""
 
     ANSWERED = "answered"  # any answer but a 429: its latency is a sample
-    RATE_LIMITED = "rate_limited"  # a 429, whichever limiter refused it
+    RATE_LIMITED = "rate_limited"  # a 429 of a rate limiter, or of one not named
+    #: A 429 of a concurrency limiter (``Stripe-Rate-Limited-Reason: global-concurrency``
+    #: or ``endpoint-concurrency``): the level it was sent at is over the limit.
+    CONCURRENCY_LIMITED = "concurrency_limited"
     FAILED = "failed"  # timeout, connection error, 5xx: no signal, only a freed slot
 
 
@@ -212,8 +215,8 @@ class ConcurrencyController:
         """`flight` has its answer (or its error); adapt the limit to what it says."""
         self._in_flight -= 1
         now = self._clock()
-        if outcome is Outcome.RATE_LIMITED:
-            self._on_rate_limited(flight, now)
+        if outcome is Outcome.RATE_LIMITED or outcome is Outcome.CONCURRENCY_LIMITED:
+            self._on_rate_limited(flight, now, outcome is Outcome.CONCURRENCY_LIMITED)
         elif outcome is Outcome.ANSWERED:
             self._on_answered(flight, now)
 
@@ -222,7 +225,7 @@ class ConcurrencyController:
         self._limit = max(1.0, self._limit * factor)
         self._cut_at = now
 
-    def _on_rate_limited(self, flight: Flight, now: float) -> None:
+    def _on_rate_limited(self, flight: Flight, now: float, concurrency: bool) -> None:
         refused_at = float(max(1, flight.level - 1))
         if flight.started_at < self._cut_at:
             # Sent before the last cut: the same episode; sharpen the ceiling only.
@@ -230,10 +233,15 @@ class ConcurrencyController:
             return
         # A refused probe above the known ceiling: the limit goes back to the level below
         # it, without halving (halving cost a round trip or two at half the budget for
-        # each probe, every `probe_after`).
-        probe = self._ceiling is not None and refused_at >= self._ceiling
-        self._limit = min(self._limit, refused_at if probe else refused_at + 1)
-        self._cut(1.0 if probe else self.settings.backoff, now)
+        # each probe, every `probe_after`).  So does the first refusal that Stripe says
+        # its concurrency limiter made: the level it was sent at is the news, and halving
+        # left the budget half used for a round trip or two at the start of every read.
+        # Refused again below that level (other clients of the key, a lower limit), the
+        # limit is halved.
+        known = self._ceiling
+        exact = (known is None and concurrency) or (known is not None and refused_at >= known)
+        self._limit = min(self._limit, refused_at if exact else refused_at + 1)
+        self._cut(1.0 if exact else self.settings.backoff, now)
         self._ceiling = refused_at
         self._ceiling_until = now + self.settings.probe_after
 

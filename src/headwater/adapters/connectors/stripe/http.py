@@ -257,7 +257,7 @@ class StripeHTTP:
         try:
             response = self._wire(path, params)
             if response.status_code == 429:
-                outcome = Outcome.RATE_LIMITED
+                outcome = refusal(response)
             elif response.status_code < 500:
                 outcome = Outcome.ANSWERED
             return response
@@ -303,6 +303,14 @@ def _decode(response: httpx.Response) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def refusal(response: httpx.Response) -> Outcome:
+    """What a 429 says to the concurrency controller: Stripe names the limiter that
+    refused in ``Stripe-Rate-Limited-Reason`` (``global-concurrency``,
+    ``endpoint-concurrency``, ``global-rate``, ...); a refusal not named is a rate's."""
+    reason = response.headers.get("stripe-rate-limited-reason", "").strip().lower()
+    return Outcome.CONCURRENCY_LIMITED if reason.endswith("-concurrency") else Outcome.RATE_LIMITED
 
 
 def _server_time(headers: Mapping[str, str]) -> int | None:
