@@ -19,7 +19,9 @@ the latency's spread), never more than `cap`, and adapts while the run goes:
   round trip.  Stripe's concurrency limit is not published, so it is found this way
   and re-checked rarely: a probe costs about one 429 per `probe_after` seconds, and a
   refused probe (at or above the ceiling) only returns the limit to the level below
-  it, without halving.
+  it, without halving.  Nor does the first 429 that Stripe names a concurrency
+  limiter's (`Outcome.CONCURRENCY_LIMITED`, from ``Stripe-Rate-Limited-Reason``): the
+  level it was refused at is the news; refused again below it, the limit halves.
 - **Multiplicative decrease on latency growth**: when recent latency (a short average)
   exceeds the baseline by `latency_growth` times, the server is queueing our requests:
   the limit is multiplied by `latency_backoff`, once per round trip while it lasts.
