@@ -48,6 +48,7 @@ from typing import Any
 import psycopg
 
 from engines import engine_list
+from figures import at_most
 from headwater.adapters.warehouse import Warehouse, WriteBatch, connect
 from headwater.kernel.model import DEFAULT_MODEL
 from headwater.kernel.records import IdentityRow
@@ -212,17 +213,17 @@ def bench_engine(
         "(its writes and the close that makes them durable)"
     )
     print(
-        f"  rebuild               {rebuilt:8.2f} s   ratio {rebuilt / imported:.3f}   "
+        f"  rebuild               {rebuilt:8.2f} s   ratio {at_most(rebuilt / imported)}   "
         f"peak RSS {rebuild_rss:.0f} MB"
     )
     print(
         f"  growth n/4 -> n       {small['rebuild']:8.2f} s -> {rebuilt:.2f} s   "
-        f"ratio {rebuilt / small['rebuild']:.2f}"
+        f"ratio {at_most(rebuilt / small['rebuild'], 2)}"
     )
     print(f"  close after rebuild   {full['close']:8.2f} s   (counted in the rebuild)")
     print(
         f"  incremental ({args.changes:,})   {incremental:8.3f} s   "
-        f"share of rebuild {incremental / rebuilt:.4f}"
+        f"share of rebuild {at_most(incremental / rebuilt, 4)}"
     )
     print(f"  peak RSS (process)    {rss:8.0f} MB")
     if rebuild_steps:

@@ -39,6 +39,7 @@ import httpx
 import psutil
 
 from engines import engine_list
+from figures import at_least
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 from paging import yardstick
 from timeline import describe
@@ -222,7 +223,7 @@ def throughput(customers: int, engines: list[str]) -> bool:
             print(
                 f"{engine:>8}: {written:,} customers in {result['seconds'] - resolution:.1f}s "
                 f"(and identity resolution {resolution:.1f}s) = {rate:,.0f}/s; ratio to "
-                f"yardstick {ratio:.2f} (target >= 0.80; issue 16: >= 0.45 at 1,000,000); "
+                f"yardstick {at_least(ratio, 2)} (target >= 0.80; issue 16: >= 0.45 at 1,000,000); "
                 f"peak RSS {result['peak_rss_mb']:.0f} MB (target < 400) "
                 f"{'OK' if good else 'MISSED'}"
             )
@@ -305,7 +306,7 @@ def latency_bound(sb: RunningSandbox, scenario: Scenario, customers: int) -> boo
     good = good and rate >= scenario.target * allowed and failed == 0 and limited <= 0.02
     print(
         f"  {scenario.label}: {measured}{written:,} customers "
-        f"in {imported:.1f}s = {rate:,.0f}/s = {rate / allowed:.3f} of the "
+        f"in {imported:.1f}s = {rate:,.0f}/s = {at_least(rate / allowed)} of the "
         f"{allowed:,.0f}/s allowed (target >= {scenario.target:.2f}); {requests} requests "
         f"({written / requests:.1f} customers each), {stats['rate_limited']} answered 429 "
         f"({limited:.1%}, target <= 2%), {failed} failed {'OK' if good else 'MISSED'}"
@@ -387,7 +388,7 @@ def incremental(pending: int) -> bool:
         f"  incremental: {pending:,} pending changes at 300 ms median (p99 900 ms): "
         f"{result['kind']} run in {result['seconds'] - resolution:.1f}s (and identity "
         f"resolution {resolution:.1f}s) = {rate:,.0f} events/s = "
-        f"{rate / allowed:.3f} of the {allowed:,.0f}/s the events budget allows (target "
+        f"{at_least(rate / allowed)} of the {allowed:,.0f}/s the events budget allows (target "
         f">= 0.80); {events} event requests ({pending / max(events, 1):.1f} events each), "
         f"{stats['rate_limited']} answered 429, {failed} failed; peak RSS "
         f"{result['peak_rss_mb']:.0f} MB {'OK' if good else 'MISSED'}"
