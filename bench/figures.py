@@ -24,3 +24,14 @@ def at_least(value: float, digits: int = 3) -> str:
 def at_most(value: float, digits: int = 3) -> str:
     """`value` with `digits` decimals, rounded up (for a target it must stay under)."""
     return _rounded(value, digits, ROUND_CEILING)
+
+
+def over_runs(ratios: list[float], target: float) -> str:
+    """One line on a scenario's runs: their mean, range and how many met `target`
+    (each run draws other latencies from the sandbox: one run is one draw)."""
+    met = sum(1 for r in ratios if r >= target)
+    mean = sum(ratios) / len(ratios)
+    return (
+        f"over {len(ratios)} runs: mean {at_least(mean)} ({at_least(min(ratios))} to "
+        f"{at_least(max(ratios))}), target >= {target:.2f} met in {met} of {len(ratios)}"
+    )

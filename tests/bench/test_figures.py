@@ -49,3 +49,10 @@ def test_the_two_bounds_are_at_most_one_last_digit_apart(value: float) -> None:
     low, high = float(at_least(value)), float(at_most(value))
     assert low <= value <= high
     assert high - low <= 0.001 + 1e-12
+
+
+def test_runs_of_a_scenario_are_summed_up_without_flattering_them() -> None:
+    line = _FIGURES.over_runs([0.907, 0.909, 0.916, 0.919, 0.919, 0.928], 0.92)
+    assert line == "over 6 runs: mean 0.916 (0.907 to 0.928), target >= 0.92 met in 1 of 6"
+    assert "met in 0 of 2" in _FIGURES.over_runs([0.8996, 0.8999], 0.9)
+    assert "mean 0.899" in _FIGURES.over_runs([0.8996, 0.8999], 0.9)
