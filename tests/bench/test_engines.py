@@ -6,22 +6,13 @@ skipped ``postgres`` (the name `bench/import.py` used) and printed nothing."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from tests.bench.bench_files import BENCH, load
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-# Loaded from its file: bench/ is no package, and on sys.path its modules (sandbox.py,
-# service.py, warehouse.py ...) would shadow any top-level module of those names.
-_SPEC = importlib.util.spec_from_file_location("bench_engines", BENCH / "engines.py")
-assert _SPEC is not None
-assert _SPEC.loader is not None
-_ENGINES = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_ENGINES)
-engine_list = _ENGINES.engine_list
+engine_list = load("engines").engine_list
 
 
 def test_both_spellings_of_postgresql_name_one_engine() -> None:

@@ -6,18 +6,10 @@ exactly when the measurement did."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from tests.bench.bench_files import load
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-# Loaded from its file, as in test_engines.py: bench/ is no package.
-_SPEC = importlib.util.spec_from_file_location("bench_figures", BENCH / "figures.py")
-assert _SPEC is not None
-assert _SPEC.loader is not None
-_FIGURES = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_FIGURES)
+_FIGURES = load("figures")
 at_least, at_most = _FIGURES.at_least, _FIGURES.at_most
 
 

@@ -1,0 +1,23 @@
+"""A module of bench/ loaded from its file, for the tests of the benches.
+
+bench/ is no package, and on sys.path its modules (sandbox.py, service.py,
+warehouse.py ...) would shadow any top-level module of those names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load(name: str) -> ModuleType:
+    """bench/`name`.py as a module of its own (``bench_<name>``)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
