@@ -408,13 +408,20 @@ def incremental(pending: int) -> bool:
     return good
 
 
+def runs(text: str) -> int:
+    """`--repeat`: a whole number of runs, at least one."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of runs, 1 or more: {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--latency-customers", type=int, default=40_000)
     parser.add_argument("--scenarios", default="", help="indexes of SCENARIOS to run, e.g. 0,1")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs of each latency scenario, one after another"
+        "--repeat", type=runs, default=1, help="runs of each latency scenario, one after another"
     )
     parser.add_argument("--pending", type=int, default=50_000, help="0: no incremental run")
     parser.add_argument(

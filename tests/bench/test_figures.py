@@ -6,8 +6,11 @@ exactly when the measurement did."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
-from tests.bench.bench_files import load
+from tests.bench.bench_files import BENCH, load
 
 _FIGURES = load("figures")
 at_least, at_most = _FIGURES.at_least, _FIGURES.at_most
@@ -48,3 +51,17 @@ def test_runs_of_a_scenario_are_summed_up_without_flattering_them() -> None:
     assert line == "over 6 runs: mean 0.916 (0.907 to 0.928), target >= 0.92 met in 1 of 6"
     assert "met in 0 of 2" in _FIGURES.over_runs([0.8996, 0.8999], 0.9)
     assert "mean 0.899" in _FIGURES.over_runs([0.8996, 0.8999], 0.9)
+
+
+@pytest.mark.parametrize("count", ["0", "-2", "three"])
+def test_a_repeat_of_no_runs_is_refused_before_anything_runs(count: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "import.py"), "--customers", "1000", "--repeat", count],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "argument --repeat: must be a whole number of runs, 1 or more" in done.stderr
+    assert done.stdout == ""  # no sandbox started, no import measured
