@@ -7,6 +7,8 @@ warehouse.py ...) would shadow any top-level module of those names.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,3 +23,14 @@ def load(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """bench/`script` run with `args` in a process of its own, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

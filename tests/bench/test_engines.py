@@ -6,11 +6,9 @@ skipped ``postgres`` (the name `bench/import.py` used) and printed nothing."""
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 
 import pytest
-from tests.bench.bench_files import BENCH, load
+from tests.bench.bench_files import load, run
 
 engine_list = load("engines").engine_list
 
@@ -37,13 +35,7 @@ BENCHES = [
 
 @pytest.mark.parametrize("script", BENCHES)
 def test_the_benches_refuse_an_unknown_engine_before_running(script: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / script[0]), *script[1:], "--engines", "mysql"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run(script[0], *script[1:], "--engines", "mysql")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "argument --engines: unknown engine 'mysql'" in done.stderr
     assert "duckdb, postgresql" in done.stderr

@@ -6,11 +6,8 @@ exactly when the measurement did."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from tests.bench.bench_files import BENCH, load
+from tests.bench.bench_files import load, run
 
 _FIGURES = load("figures")
 at_least, at_most = _FIGURES.at_least, _FIGURES.at_most
@@ -55,13 +52,7 @@ def test_runs_of_a_scenario_are_summed_up_without_flattering_them() -> None:
 
 @pytest.mark.parametrize("count", ["0", "-2", "three"])
 def test_a_repeat_of_no_runs_is_refused_before_anything_runs(count: str) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "import.py"), "--customers", "1000", "--repeat", count],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run("import.py", "--customers", "1000", "--repeat", count)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "argument --repeat: must be a whole number of runs, 1 or more" in done.stderr
     assert done.stdout == ""  # no sandbox started, no import measured
