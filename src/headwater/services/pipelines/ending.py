@@ -94,15 +94,15 @@ def retried(run_id: str, what: str, action: Callable[[], T], *, every_error: boo
     times, waiting longer each time) while the store is locked, full or away: a dropped
     connection is replaced at the next try (the pool pings first).  Other errors are
     raised at once unless `every_error`; the last failure is raised."""
-    for attempt in range(ENDING_ATTEMPTS):
+    for attempt in range(ENDING_ATTEMPTS - 1):
         try:
             return action()
         except Exception as exc:
-            if attempt + 1 == ENDING_ATTEMPTS or not (every_error or store_error(exc)):
+            if not (every_error or store_error(exc)):
                 raise
             log.warning("run %s: %s failed, trying again (%s)", run_id, what, describe_error(exc))
             time.sleep(min(2.0**attempt, 10.0))
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return action()  # the last try: its failure is raised
 
 
 def unrecorded(
