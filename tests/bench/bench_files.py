@@ -1,4 +1,5 @@
-"""A module of bench/ loaded from its file, for the tests of the benches.
+"""The benches as their tests need them: a module of bench/ loaded from its file
+(`load`), a bench script run in a process of its own (`run`).
 
 bench/ is no package, and on sys.path its modules (sandbox.py, service.py,
 warehouse.py ...) would shadow any top-level module of those names.
