@@ -1,7 +1,7 @@
 """A full rebuild's ids, values and writes, set-based (step 5 of `identity_rebuild`).
 
-Input: the work tables ``hw_ik`` (identities numbered in no order, with their keys and
-former profile ids) and ``hw_c`` (each identity's component).  The id rules of
+Input: the work table ``hw_ik`` (identities numbered in no order, with their keys,
+former profile ids and components ``comp``).  The id rules of
 ``services/identity/ids.py``, as windowed queries:
 
 - ``hw_ov``: identities per (component, former profile): the overlaps;
@@ -92,19 +92,18 @@ def _ids(execute: Execute, schema: str, sp: Spelling, run_id: str) -> None:
     s, c = sql.quote(schema), sp.collate
     execute(
         # A former id naming no profile (a write's provisional id) is no former profile.
-        f"{sp.temp.format('hw_ov')} SELECT c.comp, w.former, count(*) AS k FROM hw_c AS c "
-        f"JOIN hw_ik AS w ON w.n = c.n JOIN {s}.profiles AS p "
-        "ON p._profile_id = w.former GROUP BY c.comp, w.former",
+        f"{sp.temp.format('hw_ov')} SELECT w.comp, w.former, count(*) AS k FROM hw_ik AS w "
+        f"JOIN {s}.profiles AS p ON p._profile_id = w.former GROUP BY w.comp, w.former",
         {},
     )
     # ``mn``: the component's identity of smallest key (of a component of one, that
     # one: only the others are ordered).
-    first = sp.first_member.format("c.n", f"w.p{c}", f"w.s{c}")
+    first = sp.first_member.format("w.n", f"w.p{c}", f"w.s{c}")
     execute(
         f"{sp.temp.format('hw_cm')} WITH g AS (SELECT comp, min(n) AS mn, count(*) AS size "
-        "FROM hw_c GROUP BY comp) SELECT comp, mn, size FROM g WHERE size = 1 UNION ALL "
-        f"SELECT c.comp, {first} AS mn, count(*) AS size FROM hw_c AS c JOIN hw_ik AS w "
-        "ON w.n = c.n WHERE c.comp IN (SELECT comp FROM g WHERE size > 1) GROUP BY c.comp",
+        "FROM hw_ik GROUP BY comp) SELECT comp, mn, size FROM g WHERE size = 1 UNION ALL "
+        f"SELECT w.comp, {first} AS mn, count(*) AS size FROM hw_ik AS w "
+        "WHERE w.comp IN (SELECT comp FROM g WHERE size > 1) GROUP BY w.comp",
         {},
     )
     identity_values.analyse(execute, sp, "hw_ov", "hw_cm")
@@ -212,8 +211,8 @@ def _memberships(execute: Execute, schema: str, sp: Spelling) -> int:
     """Set every identity's ``_profile_id`` that changed; returns how many."""
     s = sql.quote(schema)
     execute(
-        f"{sp.temp.format('hw_mv')} SELECT w.n, w.p, w.s, d.id FROM hw_ik AS w JOIN hw_c AS c "
-        "ON c.n = w.n JOIN hw_id AS d ON d.comp = c.comp "
+        f"{sp.temp.format('hw_mv')} SELECT w.n, w.p, w.s, d.id FROM hw_ik AS w "
+        "JOIN hw_id AS d ON d.comp = w.comp "
         "WHERE w.former IS NULL OR w.former <> d.id",
         {},
     )

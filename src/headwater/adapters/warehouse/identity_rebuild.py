@@ -20,7 +20,7 @@ log.  The steps, each one or a few statements over work tables of one transactio
    and representatives of eligible classes to each other: the same connectivity as
    the pairwise links, in linear size.
 3. ``hw_lab``: connected components of the nodes by minimum-label propagation with
-   pointer jumping (a few rounds), ``hw_c`` each identity's component.
+   pointer jumping (a few rounds); each identity's component joins its row (``comp``).
 4. Components with two or more first-identifier values are handed to the guard.
 5. Ids, values and writes: `identity_profiles`.
 """
@@ -46,7 +46,7 @@ from headwater.adapters.warehouse.profile_store import log_changes, unnest
 from headwater.adapters.warehouse.spelling import Spelling
 from headwater.kernel.model import PropertyType
 
-WORK = ("hw_ik", "hw_e", "hw_adj", "hw_lab", "hw_step", "hw_next", "hw_c")
+WORK = ("hw_ik", "hw_e", "hw_adj", "hw_lab", "hw_step", "hw_next", "hw_w")
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def _edges(execute: Execute, sp: Spelling, spec: KeySpec) -> None:
 
 
 def _components(execute: Execute, sp: Spelling) -> None:
-    """Step 3 (``hw_lab``, then ``hw_c``)."""
+    """Step 3 (``hw_lab``, then ``hw_ik.comp``)."""
     execute(f"{sp.temp.format('hw_adj')} SELECT a, b FROM hw_e UNION ALL SELECT b, a FROM hw_e", {})
     execute(
         f"{sp.temp.format('hw_lab')} SELECT a AS node, least(a, min(b)) AS lab "
@@ -249,12 +249,17 @@ def _components(execute: Execute, sp: Spelling) -> None:
         execute("ALTER TABLE hw_next RENAME TO hw_lab", {})
         if not changed[0][0]:
             break
+    # Each identity's component joins its row (``hw_ik`` again, with ``comp``): the
+    # steps after read both, and a join of a million rows by ``n`` in each of them
+    # cost more than this one copy.
     execute(
-        f"{sp.temp.format('hw_c')} SELECT w.n, coalesce(l.lab, w.node) AS comp "
+        f"{sp.temp.format('hw_w')} SELECT w.*, coalesce(l.lab, w.node) AS comp "
         "FROM hw_ik AS w LEFT JOIN hw_lab AS l ON l.node = w.node",
         {},
     )
-    identity_values.analyse(execute, sp, "hw_c")
+    execute("DROP TABLE hw_ik", {})
+    execute("ALTER TABLE hw_w RENAME TO hw_ik", {})
+    identity_values.analyse(execute, sp, "hw_ik")
 
 
 def _guarded(execute: Execute, sp: Spelling, job: Job) -> None:
@@ -269,8 +274,8 @@ def _guarded(execute: Execute, sp: Spelling, job: Job) -> None:
     width = len(job.spec.rules)
     keys = "".join(f", w.k{j + 1}" for j in range(width))
     rows = execute(
-        f"SELECT c.comp, c.n, w.p, w.s, w.c{keys} FROM hw_c AS c JOIN hw_ik AS w ON w.n = c.n "
-        f"WHERE c.comp IN (SELECT {unnest(sp, 'comps', sp.integer)})",
+        f"SELECT w.comp, w.n, w.p, w.s, w.c{keys} FROM hw_ik AS w "
+        f"WHERE w.comp IN (SELECT {unnest(sp, 'comps', sp.integer)})",
         {"comps": [int(r[0]) for r in found]},
     )
     by_component: dict[int, list[Member]] = {}
@@ -287,7 +292,7 @@ def _guarded(execute: Execute, sp: Spelling, job: Job) -> None:
                 moved_to.extend([label] * len(part))
     if moved_n:
         execute(
-            f"UPDATE hw_c SET comp = x.comp FROM (SELECT {unnest(sp, 'n', sp.integer)} AS n, "
-            f"{unnest(sp, 'c', sp.integer)} AS comp) AS x WHERE hw_c.n = x.n",
+            f"UPDATE hw_ik SET comp = x.comp FROM (SELECT {unnest(sp, 'n', sp.integer)} AS n, "
+            f"{unnest(sp, 'c', sp.integer)} AS comp) AS x WHERE hw_ik.n = x.n",
             {"n": moved_n, "c": moved_to},
         )

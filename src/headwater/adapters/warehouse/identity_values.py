@@ -59,7 +59,7 @@ def values(
     reserve: Reserve | None = None,
     direct: datetime | None = None,
 ) -> None:
-    """Create ``hw_new (id, size, columns...)`` from ``hw_id``, ``hw_c`` and ``hw_ik``;
+    """Create ``hw_new (id, size, columns...)`` from ``hw_id`` and ``hw_ik``;
     `reserve` is told what the values of the profiles of several identities need.
     With `direct` (a time), the values go straight into ``profiles``, stamped with it:
     a resolution into an empty ``profiles`` has nothing to compare them with, and one
@@ -73,9 +73,9 @@ def values(
     rank = f"CASE w.p {ranks} ELSE {len(order)} END" if order else "0"
     c = sp.collate
     execute(
-        f"{sp.temp.format('hw_m')} SELECT c.comp, w.n, w.p, w.s, row_number() OVER (PARTITION "
-        f"BY c.comp ORDER BY w.at IS NULL, w.at DESC, {rank}, w.p{c}, w.s{c}) AS pr "
-        "FROM hw_c AS c JOIN hw_id AS d ON d.comp = c.comp JOIN hw_ik AS w ON w.n = c.n "
+        f"{sp.temp.format('hw_m')} SELECT w.comp, w.n, w.p, w.s, row_number() OVER (PARTITION "
+        f"BY w.comp ORDER BY w.at IS NULL, w.at DESC, {rank}, w.p{c}, w.s{c}) AS pr "
+        "FROM hw_ik AS w JOIN hw_id AS d ON d.comp = w.comp "
         "WHERE d.size > 1",
         params,
     )
