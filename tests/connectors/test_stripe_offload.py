@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import orjson
 import psutil
@@ -104,6 +107,48 @@ def test_a_read_in_a_child_counts_its_calls_and_leaves_no_process(
         calls = source.api_calls
     assert len(ids) == len(set(ids)) == 3000
     assert calls == big_sandbox.stats()["requests"] > 30
+    assert readers() == []
+
+
+def pipe_size(fd: int) -> int:
+    return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+
+
+def test_the_frames_pipe_holds_several_pages() -> None:
+    """At Linux's default 64 KiB (less than a page of 100 customers) the two processes
+    took turns at every page; the pipe now holds `PIPE_BYTES`."""
+    allowed = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    if allowed < offload.PIPE_BYTES and os.geteuid() != 0:
+        pytest.skip(f"this system lets a pipe hold at most {allowed} bytes")
+    child, frames = offload._start_child()
+    try:
+        assert pipe_size(frames) >= offload.PIPE_BYTES > 64 << 10
+    finally:
+        child.kill()
+        child.wait()
+        os.close(frames)
+        for stream in (child.stdin, child.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_a_pipe_the_system_will_not_widen_keeps_its_size_and_carries_the_read(
+    big_sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = fcntl.fcntl
+    refused: list[int] = []
+
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETPIPE_SZ:
+            refused.append(fd)
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(offload.fcntl, "fcntl", refusing)
+    with source_for(big_sandbox) as source:
+        ids = [c["id"] for page in source.read_full() for c in page]
+    assert refused
+    assert len(ids) == len(set(ids)) == 3000
     assert readers() == []
 
 
