@@ -7,6 +7,7 @@ between its writes and its resolution leaves a state the next resolution repairs
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,8 @@ from tests.identity.test_properties import IDENTIFIER_SETS, Create, Delete, Filt
 from tests.identity.test_properties import steps as change_steps
 from tests.identity.world import ORDER, PIPELINES, T0, identity, settings_for
 
-from headwater.adapters.warehouse import Warehouse, WriteBatch
+from headwater.adapters.warehouse import Warehouse, WriteBatch, sql
+from headwater.adapters.warehouse.sql_warehouse import SQLWarehouse
 from headwater.kernel.records import IdentityRow
 from headwater.services.identity import Context, IdentityKey
 from headwater.services.identity.ids import new_profile_id
@@ -62,6 +64,37 @@ def test_provisional_ids_are_no_profiles_and_a_killed_run_is_repaired(wh: Wareho
     assert rows[d].profile_id == provisional(world, d, "run_3")
     assert {p["_profile_id"] for p in wh.profiles()}.isdisjoint(pending_ids)
     assert wh.profile_changes() == []
+
+
+def test_both_writes_mint_provisional_ids_on_the_number_where_the_engine_can(
+    wh: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first batch is tried as a plain insert, later ones merged: both mint the ids
+    the same way, on the 128-bit number where the engine has it (`sql.uuid_bits`:
+    three times faster than cutting the MD5's text; the plain insert used to cut it,
+    15% of a first import's insert statement), and both give `new_profile_id`'s ids."""
+    if not wh.provisional_ids:
+        pytest.skip("this engine writes no provisional ids")
+    assert isinstance(wh, SQLWarehouse)
+    inserts: list[str] = []
+    real = wh._insert
+
+    def spied(cur: Any, statement: str, params: Any) -> bool:
+        inserts.append(statement)
+        return real(cur, statement, params)
+
+    monkeypatch.setattr(wh, "_insert", spied)
+    wh.claim("pl_1", "run_1")
+    wh.write(WriteBatch("pl_1", PIPELINES["pl_1"], "run_1", [IdentityRow("a", T0, {})]))
+    wh.write(WriteBatch("pl_1", PIPELINES["pl_1"], "run_1", [IdentityRow("a", T0, {})]))
+    wh.write(WriteBatch("pl_1", PIPELINES["pl_1"], "run_1", [IdentityRow("b", T0, {})]))
+    assert len(inserts) == 2  # the second batch met "a" and was merged, the third too
+    minted = sql.uuid_bits("s._hw_pid") if wh.types.uuid_bits else "substr(s._hw_pid"
+    assert all(minted in statement for statement in inserts)
+    ids = {r["_source_id"]: r["_profile_id"] for r in wh.identities("pl_1")}
+    for source in ("a", "b"):
+        expected = new_profile_id("run_1", identity("pl_1", source, None))
+        assert ids[source] == expected
 
 
 def test_the_resolution_after_a_run_moves_only_the_other_members(wh: Warehouse) -> None:

@@ -326,6 +326,7 @@ class SQLWarehouse(ProfileMethods, Transactions[C], ABC, Generic[C]):
             placeholders,
             landing.casts,
             self.types.profile_key if self.provisional_ids else None,
+            self.types.uuid_bits,
         )
         if not self._insert(tx.cur, insert, landing.params):
             return None
