@@ -86,7 +86,7 @@ META = struct.Struct("<qqI")
 #: 100 customers: the reading process then waited for the run at every page and the
 #: run for it at every frame, a few switches a page).  1 MiB is what an unprivileged
 #: process may ask for (``/proc/sys/fs/pipe-max-size``).  Measured at zero latency:
-#: 300,000 customers into DuckDB 11.5-12.5 s against 12.9-13.9 s (three runs each, the
+#: 300,000 customers into DuckDB 11.5-12.5 s against 12.9-13.9 s (five runs each, the
 #: whole CLI run), 1,000,000 in 31.1 s and 31.9 s against 35.7 s and 33.7 s; 256 KiB did
 #: as well as 1 MiB, 4 MiB no better.
 PIPE_BYTES = 1 << 20
