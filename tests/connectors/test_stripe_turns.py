@@ -16,7 +16,8 @@ from headwater.adapters.connectors.stripe import StripeSettings
 from headwater.adapters.connectors.stripe.concurrency import ConcurrencySettings, Outcome
 from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Turns, gate_for
 from headwater.adapters.connectors.stripe.full import read_pages
-from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
+from headwater.adapters.connectors.stripe.http import Decode, Reply, StripeHTTP
+from headwater.adapters.connectors.stripe.pagination import json_object
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
 
@@ -170,8 +171,9 @@ class Recording(StripeHTTP):
         params: Any,
         stop: threading.Event | None = None,
         priority: float = 0.0,
+        decode: Decode = json_object,
     ) -> Reply:
-        reply = super().get(path, params, stop, priority)
+        reply = super().get(path, params, stop, priority, decode)
         lo, hi = params.get("created[gte]"), params.get("created[lt]")
         created = [int(r["created"]) for r in reply.body["data"]]
         with self._record:

@@ -29,8 +29,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from headwater.adapters.connectors.stripe.http import Cancelled, Reply, StripeHTTP
-from headwater.adapters.connectors.stripe.pagination import Cursor, parse_list
+from headwater.adapters.connectors.stripe.http import Cancelled, Decode, Reply, StripeHTTP
+from headwater.adapters.connectors.stripe.pagination import (
+    Cursor,
+    json_object,
+    paging_view,
+    parse_list,
+)
 from headwater.adapters.connectors.stripe.windows import (
     MIN_PAGES_PER_PIECE,
     Stream,
@@ -64,7 +69,9 @@ class Page:
     """Customers read in one response: the first `len(records)` of its ``data``.
 
     `raw` is the response body as Stripe sent it, so that another process can decode
-    the page itself instead of receiving it decoded and re-encoded.
+    the page itself instead of receiving it decoded and re-encoded.  Read with
+    ``paging_only``, each record holds only the ``id`` and ``created`` that paging reads
+    (`pagination.paging_view`): `raw` is then the page.
     """
 
     records: list[Record]
@@ -127,8 +134,10 @@ class _Run:
         page_size: int,
         workers: int,
         first: Reply | None = None,
+        decode: Decode = json_object,
     ) -> None:
         self.http = http
+        self._decode = decode
         self._first = first  # the root window's first page, read before the read began
         self.page_size = page_size
         self.workers = workers
@@ -187,7 +196,7 @@ class _Run:
             reply, self._first = self._first, None
             expected = self._expected.pop(window, math.inf)
         if reply is None:
-            reply = self.http.get(PATH, params, self.stop, expected)
+            reply = self.http.get(PATH, params, self.stop, expected, self._decode)
         data, has_more = parse_list(reply.body, f"GET {PATH}")
         plan = plan_window(window, data, has_more, spread=self._spread())
         density = _density(data)
@@ -219,7 +228,9 @@ class _Run:
                 params = {"limit": self.page_size, **Window(stream.lo, window.hi).params()}
                 # The windows with most left go first: they would end last.
                 left = stream.remaining()
-                reply = self.http.get(PATH, {**params, **cursor.params()}, self.stop, left)
+                reply = self.http.get(
+                    PATH, {**params, **cursor.params()}, self.stop, left, self._decode
+                )
                 data, has_more = parse_list(reply.body, f"GET {PATH}")
                 if data:
                     self._emit(Page(data, reply.raw))
@@ -348,12 +359,14 @@ def read_pages(
     page_size: int = 100,
     workers: int = 4,
     first: Reply | None = None,
+    paging_only: bool = False,
 ) -> Iterator[Page]:
     """Yield every customer in `root` exactly once, in pages, reading in parallel.
 
     `first`, if given, is the answer to the root window's first request (``limit`` of
-    `page_size` and the window's bounds), read before: the read starts from it."""
-    run = _Run(http, page_size, workers, first)
+    `page_size` and the window's bounds), read before: the read starts from it.  With
+    `paging_only`, the pages' records hold only what paging reads (see `Page`)."""
+    run = _Run(http, page_size, workers, first, paging_view if paging_only else json_object)
     run.submit(root)
     threads = [
         threading.Thread(target=run.work, name=f"stripe-read-{i}", daemon=True)

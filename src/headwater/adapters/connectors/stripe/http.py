@@ -15,7 +15,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-import orjson
 
 from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Action, StripeSettings
@@ -27,11 +26,15 @@ from headwater.adapters.connectors.stripe.errors import (
     StripeRequestFailed,
 )
 from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Outcome, Turns
+from headwater.adapters.connectors.stripe.pagination import json_object
 from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.retry import RetryPolicy
 from headwater.kernel.errors import redact
 
 Params = Mapping[str, str | int | list[str]]
+#: How a successful response's body is decoded: a dict, or None if it is not a JSON
+#: object (the answer is then retried like a failure).
+Decode = Callable[[bytes], dict[str, Any] | None]
 
 __all__ = ["Cancelled", "Params", "Reply", "StripeHTTP"]
 
@@ -184,9 +187,11 @@ class StripeHTTP:
         params: Params,
         stop: threading.Event | None = None,
         priority: float = 0.0,
+        decode: Decode = json_object,
     ) -> Reply:
         """GET `path`; retry transient failures; raise a typed error otherwise.  Of the
-        requests waiting for a send time, those of higher `priority` go first."""
+        requests waiting for a send time, those of higher `priority` go first.  The
+        reply's body is `decode` of the response's."""
         attempts = self.settings.max_retries + 1
         last: ApiFailure | None = None
         last_network: str | None = None
@@ -210,7 +215,7 @@ class StripeHTTP:
             headers = response.headers
             action = self.policy.action(response.status_code, headers)
             if action is Action.OK:
-                body = _decode(response)
+                body = decode(response.content)
                 if body is not None:
                     return Reply(
                         body,
@@ -297,14 +302,6 @@ class StripeHTTP:
             raise Cancelled
 
 
-def _decode(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def refusal(response: httpx.Response) -> Outcome:
     """What a 429 says to the concurrency controller: Stripe names the limiter that
     refused in ``Stripe-Rate-Limited-Reason`` (``global-concurrency``,
@@ -325,7 +322,7 @@ def _server_time(headers: Mapping[str, str]) -> int | None:
 
 def _failure(response: httpx.Response) -> ApiFailure:
     request_id = response.headers.get("request-id")
-    body = _decode(response)
+    body = json_object(response.content)
     error = body.get("error") if body else None
     if not isinstance(error, dict):
         snippet = response.text[:200].strip() or None

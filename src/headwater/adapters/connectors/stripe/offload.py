@@ -71,6 +71,7 @@ from headwater.adapters.connectors.stripe.channel import (
     write_frame,
 )
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
+from headwater.adapters.connectors.stripe.errors import MalformedResponse
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.kernel.records import Record
 
@@ -239,7 +240,7 @@ class ReadingProcess:
             while True:
                 frame, take = self._next()
                 if frame.tag == b"P":
-                    data: list[Record] = orjson.loads(frame.payload)["data"]  # the one decode
+                    data = _page_data(frame.payload)  # the one decode
                     yield data if take == len(data) else data[:take]
                 elif frame.tag == b"D":
                     return
@@ -247,6 +248,23 @@ class ReadingProcess:
                     raise ChannelBroken(f"the reading process sent an unknown frame {frame.tag!r}")
         finally:
             self._end()
+
+
+def _page_data(raw: bytes) -> list[Record]:
+    """The customers of a page the reading process paged through (with simdjson:
+    `pagination.paging_view`); one that orjson refuses (where the two parsers differ)
+    fails the read, saying so, instead of an unexplained decoding error."""
+    try:
+        data = orjson.loads(raw)["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise MalformedResponse(
+            f"Stripe returned a page of GET /v1/customers that could not be decoded: {exc}"
+        ) from exc
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise MalformedResponse(
+            "Stripe returned a page of GET /v1/customers with no list of objects"
+        )
+    return data
 
 
 def _start_child() -> tuple[subprocess.Popen[bytes], int]:

@@ -4,10 +4,60 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
+import simdjson
+
 from headwater.adapters.connectors.stripe.errors import MalformedResponse, PaginationLoop
 from headwater.kernel.records import Record
 
 Direction = Literal["starting_after", "ending_before"]
+
+
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """A response body decoded whole, or None if it is not a JSON object."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def paging_view(raw: bytes) -> dict[str, Any] | None:
+    """A list page's body as paging reads it: ``has_more``, and of each item of
+    ``data`` only its ``id`` and ``created`` (None for an item that is no object); None
+    if the body is not a JSON object.  `parse_list` accepts and refuses it as it would
+    the body decoded whole.
+
+    The reading process pages through the list and hands each page on as Stripe sent it
+    (the run decodes it once, whole): building every customer's objects to read two
+    fields of each cost it 2.8 us per customer of Stripe's example customer, simdjson's
+    parse of the same page and those fields 0.5 us.  A value that is no scalar reads as
+    None.  A body simdjson refuses is decoded by orjson, which decides (it takes
+    integers past 64 bits as floats, which simdjson refuses): what paging accepts is what
+    the run's decode accepts.  (One difference is left: of a key repeated in one object
+    simdjson reads the first value, orjson the last.)
+    """
+    try:
+        doc = simdjson.Parser().parse(raw)
+    except (ValueError, RuntimeError):  # UnicodeDecodeError is a ValueError
+        return json_object(raw)
+    if not isinstance(doc, simdjson.Object):
+        return None
+    data = doc.get("data")
+    return {
+        "data": [_fields(i) for i in data] if isinstance(data, simdjson.Array) else _scalar(data),
+        "has_more": _scalar(doc.get("has_more")),
+    }
+
+
+def _fields(item: Any) -> dict[str, Any] | None:
+    if not isinstance(item, simdjson.Object):
+        return None
+    return {"id": _scalar(item.get("id")), "created": _scalar(item.get("created"))}
+
+
+def _scalar(value: Any) -> Any:
+    return None if isinstance(value, simdjson.Object | simdjson.Array) else value
 
 
 def parse_list(body: dict[str, Any], what: str) -> tuple[list[Record], bool]:

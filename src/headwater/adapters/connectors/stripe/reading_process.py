@@ -106,6 +106,7 @@ def serve() -> None:
             page_size=settings.page_size,
             workers=settings.workers,
             first=first,
+            paging_only=True,  # the run decodes each page, whole
         ):
             if position_due:  # while the windows are read
                 send_position()
