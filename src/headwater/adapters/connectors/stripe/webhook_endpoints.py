@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
-import orjson
 
 from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Action
@@ -26,6 +25,7 @@ from headwater.adapters.connectors.stripe.errors import (
     SourceUnreachable,
     StripeRequestFailed,
 )
+from headwater.adapters.connectors.stripe.pagination import json_object
 from headwater.adapters.connectors.stripe.retry import RetryPolicy
 
 WRITE_PERMISSION = "Webhook Endpoints: Write"
@@ -136,7 +136,7 @@ def _call(
             network = None
             action = policy.action(response.status_code, response.headers)
             if action is Action.OK:
-                decoded = _decode(response.content)
+                decoded = json_object(response.content)
                 if decoded is not None:
                     return decoded
                 action, last = Action.RETRY, ApiFailure(200, message="not a JSON object")
@@ -173,16 +173,8 @@ def _group(form: list[tuple[str, str]]) -> dict[str, str | list[str]]:
     return grouped
 
 
-def _decode(content: bytes) -> dict[str, object] | None:
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _failure(response: httpx.Response) -> ApiFailure:
-    body = _decode(response.content) or {}
+    body = json_object(response.content) or {}
     error = body.get("error")
     request_id = response.headers.get("request-id")
     if not isinstance(error, dict):
