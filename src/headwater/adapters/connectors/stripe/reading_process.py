@@ -25,7 +25,7 @@ from headwater.adapters.connectors.stripe.background import Background
 from headwater.adapters.connectors.stripe.changes import ChangeReader
 from headwater.adapters.connectors.stripe.channel import error_to_data, read_frame, write_frame
 from headwater.adapters.connectors.stripe.declaration import StripeSettings
-from headwater.adapters.connectors.stripe.flight import gate_for
+from headwater.adapters.connectors.stripe.flight import Gate, gate_for
 from headwater.adapters.connectors.stripe.full import read_pages
 from headwater.adapters.connectors.stripe.http import Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.offload import META
@@ -76,17 +76,7 @@ def serve() -> None:
     http = StripeHTTP(settings, limiter=limiter, gate=gate)
     done = threading.Event()
     cpu.watch(gate, done, lambda: http.api_calls)  # at low latency: fewer in flight
-    # From `ReadingProcess.position`: the root window's first page, read by the run,
-    # and the server second before which the event position goes.
-    first, served = None, None
-    start = request.get("start")
-    if start is not None:
-        raw = str(start["first"]).encode()
-        first, served = Reply(orjson.loads(raw), None, None, raw), int(start["served"])
-        gate.answered_elsewhere(float(start["latency"]))
-    position = None
-    if served is not None:
-        position = _position(http, settings.page_size, served, limiter.reserved)
+    first, position = _started(request.get("start"), http, gate, settings, limiter.reserved)
 
     def send(tag: bytes, payload: bytes = b"", take: int = 0) -> None:
         write_frame(out, tag, payload, META.pack(http.api_calls, http.retries, take))
@@ -137,6 +127,23 @@ class _Reserving(RequestBudget):
         wait = super().reserve()
         self.reserved.set()
         return wait
+
+
+def _started(
+    start: dict[str, Any] | None,
+    http: StripeHTTP,
+    gate: Gate,
+    settings: StripeSettings,
+    sent: threading.Event,
+) -> tuple[Reply | None, Background[dict[str, Any]] | None]:
+    """From `ReadingProcess.position` (`start`, if the run read the root window's first
+    page): that page, and the event position before the server second it names."""
+    if start is None:
+        return None, None
+    raw = str(start["first"]).encode()
+    gate.answered_elsewhere(float(start["latency"]))
+    first = Reply(orjson.loads(raw), None, None, raw)
+    return first, _position(http, settings.page_size, int(start["served"]), sent)
 
 
 def _position(
