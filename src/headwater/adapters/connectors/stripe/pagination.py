@@ -33,9 +33,10 @@ def paging_view(raw: bytes) -> dict[str, Any] | None:
     fields of each cost it 2.8 us per customer of Stripe's example customer, simdjson's
     parse of the same page and those fields 0.5 us.  A value that is no scalar reads as
     None.  A body simdjson refuses is decoded by orjson, which decides (it takes
-    integers past 64 bits as floats, which simdjson refuses): what paging accepts is what
-    the run's decode accepts.  (One difference is left: of a key repeated in one object
-    simdjson reads the first value, orjson the last.)
+    integers past 64 bits as floats, which simdjson refuses), so paging refuses nothing
+    the run's decode accepts; a page paging accepts and the run's decode refuses (none is
+    known) fails the read there, named (`offload._page_data`).  Of a key repeated in one
+    object simdjson reads the first value, orjson the last.
     """
     try:
         doc = simdjson.Parser().parse(raw)
