@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 from tests.conftest import PG_URL, fresh_schema
 from tests.entrypoints.console.conftest import Site, sign_in
 
@@ -273,6 +273,15 @@ def test_customer_model_refusals_keep_what_was_typed(page: Page, site: Site) -> 
     expect(page.get_by_label("Property to drop")).to_have_value("email")
 
 
+def _parsed_late(route: Route) -> None:
+    """Answer the page with a script that holds its parser back (a loaded machine's race)."""
+    response = route.fetch()
+    stall = "<script>const t = Date.now(); while (Date.now() - t < 700) {}</script>"
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-security-policy"}
+    body = response.text().replace("<body", stall + "<body", 1)
+    route.fulfill(response=response, headers=headers, body=body)
+
+
 def test_runs_history_is_paged(page: Page, site: Site) -> None:
     """The Runs page stopped at the newest 100 runs, the older ones out of reach."""
     pipeline = site.add_pipeline(site.add_source("Paged").id, "paged")
@@ -286,11 +295,16 @@ def test_runs_history_is_paged(page: Page, site: Site) -> None:
     finally:
         app.close()
     sign_in(page, site.url)
+
+    page.route(re.compile(r".*/runs\?after=.*"), _parsed_late)
     page.goto(site.url + "/runs")
     table = page.get_by_role("table", name="Runs")
     pages = page.get_by_role("navigation", name="Pages of runs")
     newest = table.get_by_role("row").nth(1).get_by_role("link").first.get_attribute("href")
     pages.get_by_role("link", name="Next page").click()
+    # The click returns once the next page is committed, before its table is parsed:
+    # read the rows only when the oldest run's row is there.
+    expect(table.locator(f'a[href="/runs/{made[0]}"]')).to_have_count(1)
     older = [
         link.get_attribute("href") for link in table.get_by_role("row").get_by_role("link").all()
     ]
