@@ -8,34 +8,17 @@ import time
 from collections import Counter
 from typing import Any
 
-import httpx
 import pytest
 import stripe
 from tests.connectors.conftest import source_for, stripe_client
+from tests.connectors.wires import Recording
 
 from headwater.adapters.connectors.stripe import StripeSettings, StripeSource
 from headwater.adapters.connectors.stripe.errors import RetriesExhausted
 from headwater.adapters.connectors.stripe.full import read_pages, read_windows
-from headwater.adapters.connectors.stripe.http import StripeHTTP
+from headwater.adapters.connectors.stripe.http import StripeHTTP, connect
 from headwater.adapters.connectors.stripe.windows import Window
 from headwater.sandbox.testing import RunningSandbox, start_sandbox
-
-
-class Recording(httpx.BaseTransport):
-    """A real HTTP transport that remembers every request's query parameters."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.queries: list[dict[str, str]] = []
-        self.lock = threading.Lock()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        with self.lock:
-            self.queries.append(dict(request.url.params))
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def recorded_read(sandbox: RunningSandbox, workers: int) -> tuple[list[str], Recording, int]:
@@ -44,8 +27,8 @@ def recorded_read(sandbox: RunningSandbox, workers: int) -> tuple[list[str], Rec
     settings = StripeSettings(
         base_url=sandbox.url, api_key=sandbox.secret_key, requests_per_second=500.0
     )
-    transport = Recording()
-    http = StripeHTTP(settings, transport=transport)
+    transport = Recording(connect(settings))
+    http = StripeHTTP(settings, wire=transport)
     try:
         pages = read_windows(http, Window(0), page_size=100, workers=workers)
         ids = [str(c["id"]) for page in pages for c in page]

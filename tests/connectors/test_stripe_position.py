@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import orjson
+from tests.connectors.wires import HandlerWire
 
 from headwater.adapters.connectors.stripe import StripeSettings
 from headwater.adapters.connectors.stripe.changes import (
@@ -81,7 +82,7 @@ def test_a_change_after_the_first_page_was_served_is_after_the_position() -> Non
     the change made after the page was served before the position, and lose it."""
     server = Server(hold=POSITION_MARGIN + 1.5)
     settings = StripeSettings(base_url="http://stripe.test", api_key="sk_test_" + "x" * 24)
-    http = StripeHTTP(settings, transport=httpx.MockTransport(server))
+    http = StripeHTTP(settings, wire=HandlerWire(server))
     try:  # as `StripeSource.event_position` and the reading process do it
         sent = time.monotonic()
         reply = http.get("/v1/customers", {"limit": 100, **Window(0).params()})

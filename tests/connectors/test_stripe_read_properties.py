@@ -14,6 +14,7 @@ from collections import Counter
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.connectors.wires import HandlerWire
 
 from headwater.adapters.connectors.stripe import StripeSettings
 from headwater.adapters.connectors.stripe.full import read_windows
@@ -111,7 +112,7 @@ def test_the_parallel_read_returns_each_customer_exactly_once(
     config = StripeSettings(
         base_url="http://stripe.test", api_key="sk_test_x", requests_per_second=1e6
     )
-    http = StripeHTTP(config, transport=httpx.MockTransport(stripe))
+    http = StripeHTTP(config, wire=HandlerWire(stripe))
     try:
         pages = read_windows(http, Window(0), page_size=page_size, workers=workers)
         ids = [str(c["id"]) for page in pages for c in page]

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
+from tests.connectors.wires import HandlerWire
 
 from headwater.adapters.connectors.stripe import StripeSettings
 from headwater.adapters.connectors.stripe.changes import SETTLE, ChangeReader, unsettled
@@ -58,7 +59,7 @@ class Events:
 
 def _read(server: Events, position: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     settings = StripeSettings(base_url="http://stripe.test", api_key="sk_test_" + "x" * 24)
-    http = StripeHTTP(settings, transport=httpx.MockTransport(server))
+    http = StripeHTTP(settings, wire=HandlerWire(server))
     try:
         batches = list(ChangeReader(http, page_size=2).read(position))
     finally:

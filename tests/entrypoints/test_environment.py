@@ -105,3 +105,31 @@ def test_an_unreachable_database_names_the_variable_and_the_host(home: Path) -> 
     assert "host 127.0.0.1 port 1" in lines[0]
     assert "'postgresql://u:***@127.0.0.1:1/db'" in lines[0]
     assert "s3cret" not in result.output
+
+
+def test_proxies_are_read_lower_case_first(tmp_path: Path) -> None:
+    settings = settings_from_env(
+        {
+            "HEADWATER_HOME": str(tmp_path),
+            "HTTPS_PROXY": "http://upper:1",
+            "https_proxy": "http://lower:2",
+            "HTTP_PROXY": "http://plain:3",
+            "ALL_PROXY": "",
+            "no_proxy": "localhost,.internal",
+        }
+    )
+    assert settings.proxies == (
+        ("http", "http://plain:3"),
+        ("https", "http://lower:2"),
+        ("no", "localhost,.internal"),
+    )
+    assert settings.proxy_for("https://api.stripe.com") == "http://lower:2"
+    assert settings.proxy_for("https://stripe.internal") is None
+
+
+def test_a_proxy_of_another_kind_is_refused_without_its_credentials(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput) as info:
+        settings_from_env({"HEADWATER_HOME": str(tmp_path), "ALL_PROXY": "socks5://u:pw@h:1"})
+    assert info.value.location == "ALL_PROXY"
+    assert "http:// or https://" in str(info.value)
+    assert "pw" not in str(info.value)

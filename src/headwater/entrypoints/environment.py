@@ -13,6 +13,11 @@
   doubles for each next one.
 - ``HEADWATER_WEBHOOK_RATE``, ``HEADWATER_WEBHOOK_BURST``: Stripe webhook deliveries
   accepted per connection and second on average (default 50) and in a burst (400).
+- ``HEADWATER_STRIPE_MAX_IN_FLIGHT``: the most requests a Stripe connection's full read
+  keeps in flight (default 20, at most 64).
+- ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY`` (or in lower case, which
+  wins): the proxy through which Stripe is reached (an ``http://`` or ``https://``
+  URL), and the hosts reached directly (comma-separated names or domain suffixes).
 """
 
 from __future__ import annotations
@@ -51,7 +56,27 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
         if burst
         else defaults.webhook_burst,
         stripe_max_in_flight=_in_flight_cap(in_flight) if in_flight else 20,
+        proxies=_proxies(env),
     )
+
+
+def _proxies(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    found: list[tuple[str, str]] = []
+    for scheme in ("http", "https", "all", "no"):
+        name = f"{scheme}_proxy"
+        if env.get(name) is None:
+            name = name.upper()
+        value = (env.get(name) or "").strip()
+        if not value:
+            continue
+        if scheme != "no" and not value.lower().startswith(("http://", "https://")):
+            raise InvalidInput(
+                "must be an http:// or https:// proxy URL (Headwater's Stripe client "
+                f"speaks to no other kind); got one starting {value.split(':')[0]!r}",
+                name,
+            )
+        found.append((scheme, value))
+    return tuple(found)
 
 
 def _positive(name: str, text: str) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Settings:
       second on average / in a burst (more answer 429, and Stripe retries later).
     - `stripe_max_in_flight`: the most requests a Stripe connection's full read keeps
       in flight (it adapts below this cap to what its budget and latency need).
+    - `proxies`: the outbound proxies, as the usual variables give them (``http``,
+      ``https``, ``all``: a proxy's URL; ``no``: the hosts reached directly).
     """
 
     home: Path
@@ -38,6 +41,7 @@ class Settings:
     webhook_rate: float = 50.0
     webhook_burst: float = 400.0
     stripe_max_in_flight: int = 20
+    proxies: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def embedded(cls, home: Path, secret_key: str | None = None) -> Settings:
@@ -46,6 +50,34 @@ class Settings:
             home=home, database_url=f"sqlite:///{home / 'headwater.db'}", secret_key=secret_key
         )
 
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy through which to reach `url`: its scheme's, else ``all``'s, unless
+        its host is one of ``no``'s (``*``, a name, a domain suffix, with or without a
+        port); None: directly."""
+        proxies = dict(self.proxies)
+        parts = urlsplit(url)
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+        if not proxy or not parts.hostname:
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return None if _bypassed(parts.hostname, port, proxies.get("no", "")) else proxy
+
     @property
     def default_warehouse_url(self) -> str:
         return f"duckdb:///{self.home / 'warehouse.duckdb'}"
+
+
+def _bypassed(host: str, port: int, no_proxy: str) -> bool:
+    """Whether `no_proxy` (``*``, or names and domain suffixes, each perhaps with a
+    port: ``localhost,.internal,stripe.test:8080``) names `host` at `port`."""
+    host = host.lower()
+    for entry in no_proxy.lower().replace(" ", "").split(","):
+        if entry == "*":
+            return True
+        name, at = entry.rsplit(":", 1) if entry.count(":") == 1 else (entry, "")
+        if at and at != str(port):
+            continue
+        name = name.lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False

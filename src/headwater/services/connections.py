@@ -55,7 +55,7 @@ def add_stripe(
     api_key = api_key.strip()
     check_key_format(api_key)
     base_url = _check_base_url(base_url)
-    access = _verified(base_url, api_key)
+    access = _verified(app, base_url, api_key)
     conn_id = new_id("conn")
     connection = Connection(
         id=conn_id,
@@ -113,11 +113,11 @@ def _check_base_url(base_url: str) -> str:
     return url
 
 
-def _verified(base_url: str, api_key: str) -> KeyAccess:
+def _verified(app: App, base_url: str, api_key: str) -> KeyAccess:
     """The key's access, checked live; a key Stripe refuses is bad input at ``api_key``
     (Stripe's answer is kept in the message, with its Request-Id)."""
     try:
-        return verify_key(base_url, api_key)
+        return verify_key(base_url, api_key, proxy=app.settings.proxy_for(base_url))
     except (InvalidKey, PermissionMissing) as exc:
         raise InvalidInput(exc.message, "api_key") from exc
 
@@ -165,7 +165,7 @@ def rotate_key(app: App, connection_id: str, api_key: str) -> Connection:
     connection = get_connection(app, connection_id)
     api_key = api_key.strip()
     check_key_format(api_key)
-    access = _verified(connection.base_url, api_key)
+    access = _verified(app, connection.base_url, api_key)
     _same_account(connection, api_key, access)
     fields = _take_key(app, connection, api_key, access)
     return objects.save(app.engine, connection, only=fields)
@@ -211,7 +211,7 @@ def update_connection(
             )
         api_key = api_key.strip()
         check_key_format(api_key)
-        access = _verified(url, api_key)
+        access = _verified(app, url, api_key)
         _same_account(connection, api_key, access)
         connection.base_url = url
         fields += _take_key(app, connection, api_key, access)
@@ -289,6 +289,7 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
             max_retries=GLANCE_RETRIES,
             timeout=GLANCE_TIMEOUT,
             budget_file=budget,
+            proxy=app.settings.proxy_for(connection.base_url),
         )
     else:
         settings = StripeSettings(
@@ -297,5 +298,6 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
             requests_per_second=connection.requests_per_second,
             workers=app.settings.stripe_max_in_flight,
             budget_file=budget,
+            proxy=app.settings.proxy_for(connection.base_url),
         )
     return StripeSource(settings)

@@ -50,7 +50,9 @@ def log_json_lines(level: int = logging.INFO) -> None:
 
 
 def quiet_http_clients() -> None:
-    """httpx logs every request at INFO: a line per Stripe page is noise, not news
+    """httpx logs every request at INFO, and urllib3 (the Stripe client's wire) warns
+    whenever more requests were under way than connections kept: noise, not news
     (retries and failures are logged by the Stripe client itself)."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)

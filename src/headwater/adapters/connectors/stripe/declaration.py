@@ -132,11 +132,15 @@ class StripeSettings:
     #: A file through which the request budgets of every process reading this
     #: connection are one (`ratelimit.RequestBudget`); None: this client's own.
     budget_file: str | None = None
+    #: The proxy through which Stripe is reached (`Settings.proxy_for`); None: directly.
+    proxy: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
         if not self.base_url.startswith(("http://", "https://")):
             raise InvalidInput("must start with http:// or https://", "base_url")
+        if self.proxy is not None and not self.proxy.lower().startswith(("http://", "https://")):
+            raise InvalidInput("must start with http:// or https://", "proxy")
         positive = {
             "requests_per_second": self.requests_per_second,
             "timeout": self.timeout,

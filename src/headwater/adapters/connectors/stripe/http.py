@@ -1,8 +1,8 @@
 """The Stripe HTTP client: pinned version, shared rate budget, bounded retries.
 
 One `StripeHTTP` serves one connection; all its threads share the keep-alive
-`httpx.Client` and the request budget, so the requests/second budget holds for the
-connection as a whole.
+connection pool (`wire.PooledWire`) and the request budget, so the requests/second
+budget holds for the connection as a whole.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-
-import httpx
 
 from headwater.adapters.connectors.contract import PermissionMissing
 from headwater.adapters.connectors.stripe.declaration import STRIPE, Action, StripeSettings
@@ -29,9 +27,9 @@ from headwater.adapters.connectors.stripe.flight import Cancelled, Gate, Outcome
 from headwater.adapters.connectors.stripe.pagination import json_object
 from headwater.adapters.connectors.stripe.ratelimit import RequestBudget
 from headwater.adapters.connectors.stripe.retry import RetryPolicy
+from headwater.adapters.connectors.stripe.wire import Answer, Params, PooledWire, Wire, WireError
 from headwater.kernel.errors import redact
 
-Params = Mapping[str, str | int | list[str]]
 #: How a successful response's body is decoded: a dict, or None if it is not a JSON
 #: object (the answer is then retried like a failure).
 Decode = Callable[[bytes], dict[str, Any] | None]
@@ -51,6 +49,19 @@ class Reply:
     raw: bytes = b""  # the body as Stripe sent it (`body` is its decoding)
 
 
+def connect(settings: StripeSettings) -> PooledWire:
+    """The wire to `settings`' Stripe, its requests signed with its key and pinned to
+    the API version: keep-alive connections for as many workers, and two more."""
+    headers = {
+        "Authorization": f"Bearer {settings.api_key}",
+        "Stripe-Version": STRIPE.api_version,
+        "User-Agent": "headwater-stripe-connector",
+    }
+    return PooledWire(
+        settings.base_url, headers, settings.timeout, settings.workers + 2, settings.proxy
+    )
+
+
 class StripeHTTP:
     """A thread-safe GET client for the Stripe API."""
 
@@ -60,7 +71,7 @@ class StripeHTTP:
         *,
         limiter: RequestBudget | None = None,
         sleep: Callable[[float], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
+        wire: Wire | None = None,
         gate: Gate | None = None,
         interruptible: bool = False,
     ) -> None:
@@ -86,18 +97,7 @@ class StripeHTTP:
         self._retries = 0
         self._under_way = 0  # requests on the wire (`_wire`)
         self._closed = False
-        pool = settings.workers + 2
-        self._client = httpx.Client(
-            base_url=settings.base_url,
-            headers={
-                "Authorization": f"Bearer {settings.api_key}",
-                "Stripe-Version": STRIPE.api_version,
-                "User-Agent": "headwater-stripe-connector",
-            },
-            timeout=httpx.Timeout(settings.timeout),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            transport=transport,
-        )
+        self._pool = wire or connect(settings)
 
     @property
     def api_calls(self) -> int:
@@ -133,9 +133,9 @@ class StripeHTTP:
             self._closed = True
             if self._under_way:
                 return
-        self._client.close()
+        self._pool.close()
 
-    def _wire(self, path: str, params: Params) -> httpx.Response:
+    def _wire(self, path: str, params: Params) -> Answer:
         """The request itself, counted as it goes on the wire (from a thread of its own
         if `interruptible`); none after `close` or `interrupt`."""
         with self._lock:
@@ -147,10 +147,10 @@ class StripeHTTP:
             return self._carry(path, params)
         return self._on_wire(path, params)
 
-    def _carry(self, path: str, params: Params) -> httpx.Response:
+    def _carry(self, path: str, params: Params) -> Answer:
         """`_on_wire` on a thread of its own; wait for its end or for `interrupt` (the
         request then goes on, and its answer is dropped when it comes)."""
-        outcome: list[httpx.Response | BaseException] = []
+        outcome: list[Answer | BaseException] = []
 
         def carry() -> None:
             try:
@@ -169,17 +169,17 @@ class StripeHTTP:
             raise outcome[0]
         return outcome[0]
 
-    def _on_wire(self, path: str, params: Params) -> httpx.Response:
+    def _on_wire(self, path: str, params: Params) -> Answer:
         """The request counted in `_under_way`; the client is closed after it if `close`
         came meanwhile."""
         try:
-            return self._client.get(path, params=params)
+            return self._pool.get(path, params)
         finally:
             with self._lock:
                 self._under_way -= 1
                 last = self._closed and not self._under_way
             if last:
-                self._client.close()
+                self._pool.close()
 
     def get(
         self,
@@ -202,8 +202,8 @@ class StripeHTTP:
                     self._retries += 1
             try:
                 response = self._send(path, params, stop, priority)
-            except httpx.TransportError as exc:
-                last, last_network = None, f"{type(exc).__name__}: {exc}"
+            except WireError as exc:
+                last, last_network = None, str(exc)
                 unreached += 1
                 budget = self.settings.network_retries
                 if budget is not None and unreached > budget:
@@ -240,7 +240,7 @@ class StripeHTTP:
 
     def _send(
         self, path: str, params: Params, stop: threading.Event | None, priority: float
-    ) -> httpx.Response:
+    ) -> Answer:
         """One request: a slot in flight (if gated), its turn and a send time, then the
         wire."""
         gate = self.gate
@@ -302,7 +302,7 @@ class StripeHTTP:
             raise Cancelled
 
 
-def refusal(response: httpx.Response) -> Outcome:
+def refusal(response: Answer) -> Outcome:
     """What a 429 says to the concurrency controller: Stripe names the limiter that
     refused in ``Stripe-Rate-Limited-Reason`` (``global-concurrency``,
     ``endpoint-concurrency``, ``global-rate``, ...); a refusal not named is a rate's."""
@@ -320,7 +320,7 @@ def _server_time(headers: Mapping[str, str]) -> int | None:
         return None
 
 
-def _failure(response: httpx.Response) -> ApiFailure:
+def _failure(response: Answer) -> ApiFailure:
     request_id = response.headers.get("request-id")
     body = json_object(response.content)
     error = body.get("error") if body else None

@@ -78,6 +78,7 @@ def verify_key(
     timeout: float = 10.0,
     *,
     backoff_base: float = StripeSettings.backoff_base,
+    proxy: str | None = None,
 ) -> KeyAccess:
     """Check the key against Stripe: Customers: Read is required, Events: Read probed.
 
@@ -96,6 +97,7 @@ def verify_key(
         timeout=timeout,
         backoff_base=backoff_base,
         network_retries=VERIFY_NETWORK_RETRIES,
+        proxy=proxy,
     )
     http = StripeHTTP(settings)
     try:

@@ -55,8 +55,9 @@ def _log_to_parent() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for name in ("httpx", "httpcore"):  # a line per request: noise (retries are logged)
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # The Stripe client logs its retries and failures itself; urllib3 would add a line
+    # whenever more requests were under way than connections kept (one is then closed).
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def serve() -> None:
