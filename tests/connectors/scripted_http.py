@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,7 +27,21 @@ class Seen:
     headers: dict[str, str]
 
 
-class ScriptedServer:
+class Background:
+    """A real HTTP server on a free loopback port, serving from a thread of its own."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class ScriptedServer(Background):
     """A real HTTP server answering from a script; the last entry repeats forever."""
 
     def __init__(self) -> None:
@@ -50,24 +65,27 @@ class ScriptedServer:
                 body = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                respond(self, reply.status, reply.headers.items(), body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-        self.thread.start()
+        super().__init__(Handler)
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+
+def respond(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+) -> None:
+    """Answer `handler`'s request with `body`, its length set."""
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def error_body(type_: str, message: str, code: str | None = None) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import http.client
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import httpx
+from tests.connectors.scripted_http import Background, respond
 
 from headwater.adapters.connectors.stripe.wire import Answer, Params, Wire, WireError
 
@@ -54,7 +55,7 @@ class Recording:
         self.inner.close()
 
 
-class ForwardProxy:
+class ForwardProxy(Background):
     """A real HTTP forward proxy (plain HTTP targets, no CONNECT) that remembers each
     request line it forwarded and the ``Proxy-Authorization`` it came with."""
 
@@ -80,23 +81,11 @@ class ForwardProxy:
                     body = answer.read()
                 finally:
                     upstream.close()
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                hop = ("content-length", "connection", "transfer-encoding")
+                kept = [(k, v) for k, v in answer.getheaders() if k.lower() not in hop]
+                respond(self, answer.status, kept, body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
