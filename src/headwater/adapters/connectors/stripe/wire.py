@@ -1,9 +1,9 @@
 """The wire under `StripeHTTP`: GET requests over a pool of keep-alive connections.
 
 urllib3's connection pool, not httpx's client: a page of 100 customers cost httpx
-about 0.4 ms more of the reading process's CPU than urllib3 (a third of everything
-the reading process spends on a customer at zero latency; docs/performance.md), and
-the reading process sends nothing but GETs to one host.  Thread-safe: the reading
+about 0.4 ms more of the reading process's CPU than urllib3 (a quarter of what the
+reading process then spent on a page at zero latency; docs/performance.md), and the
+reading process sends nothing but GETs to one host.  Thread-safe: the reading
 process's workers share one `PooledWire`.
 """
 
