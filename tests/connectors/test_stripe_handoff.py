@@ -1,4 +1,4 @@
-"""The hand-off between a full read's workers and its consumer (`full._Handoff`)."""
+"""The hand-off between a full read's workers and its consumer (`handoff.Handoff`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 from tests.connectors.conftest import eventually
 
-from headwater.adapters.connectors.stripe import full
-from headwater.adapters.connectors.stripe.full import Page, _Done, _Handoff
+from headwater.adapters.connectors.stripe import handoff as module
+from headwater.adapters.connectors.stripe.handoff import Handoff
 
 
 class CountingCondition(threading.Condition):
@@ -27,43 +27,39 @@ class CountingCondition(threading.Condition):
             CountingCondition.woken += 1
 
 
-def page(n: int) -> Page:
-    return Page([{"id": f"cus_{n}", "created": n}], b"")
-
-
-def test_a_page_taken_wakes_one_waiting_worker_not_all(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_item_taken_wakes_one_waiting_worker_not_all(monkeypatch: pytest.MonkeyPatch) -> None:
     """When the consumer is the slower side every worker waits for room; woken all at
     once for each page taken (the code before: ten wake-ups here), twenty workers cost
     the reading process 140,000 context switches for 3,000 pages."""
     monkeypatch.setattr(CountingCondition, "waiting", 0)
     monkeypatch.setattr(CountingCondition, "woken", 0)
-    monkeypatch.setattr(full.threading, "Condition", CountingCondition)
-    handoff = _Handoff(1)
-    assert handoff.put(page(0))
-    workers = [threading.Thread(target=handoff.put, args=(page(n),)) for n in range(1, 11)]
-    for worker in workers:
-        worker.start()
-    assert eventually(lambda: CountingCondition.waiting == 10)
-    before = CountingCondition.woken
-    assert isinstance(handoff.get(), Page)
-    assert eventually(lambda: CountingCondition.waiting == 9)
-    time.sleep(0.05)  # any other waiter woken would have run by now
-    assert CountingCondition.woken - before == 1
-    taken = [handoff.get() for _ in range(10)]  # the others, one at a time, in full
-    for worker in workers:
-        worker.join(5)
-    assert sorted(int(p.records[0]["created"]) for p in taken if isinstance(p, Page)) == list(
-        range(1, 11)
-    )
+    monkeypatch.setattr(module.threading, "Condition", CountingCondition)
+    handoff: Handoff[int] = Handoff(1)
+    assert handoff.put(0)
+    workers = [threading.Thread(target=handoff.put, args=(n,), daemon=True) for n in range(1, 11)]
+    try:
+        for worker in workers:
+            worker.start()
+        assert eventually(lambda: CountingCondition.waiting == 10)
+        before = CountingCondition.woken
+        assert handoff.get() == 0
+        assert eventually(lambda: CountingCondition.waiting == 9)
+        time.sleep(0.05)  # any other waiter woken would have run by now
+        assert CountingCondition.woken - before == 1
+        taken = [handoff.get() for _ in range(10)]  # the others, one at a time, in full
+    finally:
+        handoff.close()  # a failure leaves no worker waiting
+        for worker in workers:
+            worker.join(5)
+    assert sorted(taken) == list(range(1, 11))
 
 
-def test_close_frees_every_waiting_worker_and_the_end_reaches_the_consumer() -> None:
-    handoff = _Handoff(1)
-    assert handoff.put(page(0))
+def test_close_frees_every_waiting_worker() -> None:
+    handoff: Handoff[int] = Handoff(1)
+    assert handoff.put(0)
     results: list[bool] = []
     workers = [
-        threading.Thread(target=lambda n=n: results.append(handoff.put(page(n))))
-        for n in range(1, 6)
+        threading.Thread(target=lambda n=n: results.append(handoff.put(n))) for n in range(1, 6)
     ]
     for worker in workers:
         worker.start()
@@ -73,14 +69,18 @@ def test_close_frees_every_waiting_worker_and_the_end_reaches_the_consumer() -> 
         worker.join(5)
     assert results == [False] * 5
 
-    ended = _Handoff(2)
+
+def test_the_last_item_reaches_a_waiting_consumer_and_a_failure_goes_first() -> None:
+    ended: Handoff[object] = Handoff(2)
     got: list[object] = []
     consumer = threading.Thread(target=lambda: got.append(ended.get()))
     consumer.start()
     time.sleep(0.05)
-    failure = RuntimeError("read failed")
-    ended.finish(failure)
+    ended.finish("end")
     consumer.join(5)
-    assert got == [failure]
-    ended.finish(_Done())
-    assert isinstance(ended.get(), _Done)
+    assert got == ["end"]
+    assert ended.put(1)
+    assert ended.put(2)
+    failure = RuntimeError("read failed")
+    ended.finish(failure, first=True)  # whatever the room
+    assert [ended.get(), ended.get(), ended.get()] == [failure, 1, 2]

@@ -25,10 +25,10 @@ import itertools
 import math
 import queue
 import threading
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from headwater.adapters.connectors.stripe.handoff import Handoff
 from headwater.adapters.connectors.stripe.http import Cancelled, Decode, Reply, StripeHTTP
 from headwater.adapters.connectors.stripe.pagination import (
     Cursor,
@@ -82,59 +82,6 @@ class _Done:
     """The end-of-read marker."""
 
 
-class _Handoff:
-    """A bounded queue of pages between the workers and the consumer, closable.
-
-    Each page put wakes the consumer, and each page taken one worker waiting for room:
-    not every waiter.  When the consumer is the slower side, every worker holding a
-    page waits for room; woken all at once for each page taken, 20 of them switched in
-    and out of the CPU some 45 times a page (at zero latency, 300,000 customers: 140,000
-    context switches of the reading process, and a third of its CPU).
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self._items: deque[Page | BaseException | _Done] = deque()
-        self._capacity = capacity
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)  # for the workers: room, or closed
-        self._ready = threading.Condition(self._lock)  # for the consumer: an item
-        self._closed = False
-
-    def put(self, page: Page) -> bool:
-        """Block until there is room; False when the consumer has gone."""
-        with self._lock:
-            while len(self._items) >= self._capacity and not self._closed:
-                self._room.wait()
-            if self._closed:
-                return False
-            self._items.append(page)
-            self._ready.notify()
-            return True
-
-    def finish(self, last: BaseException | _Done) -> None:
-        """Queue the error or the end; an error goes ahead of the pages still queued."""
-        with self._lock:
-            if isinstance(last, BaseException):
-                self._items.appendleft(last)
-            else:
-                self._items.append(last)
-            self._ready.notify()
-
-    def get(self) -> Page | BaseException | _Done:
-        with self._lock:
-            while not self._items:
-                self._ready.wait()
-            item = self._items.popleft()
-            self._room.notify()
-            return item
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._room.notify_all()
-            self._ready.notify_all()
-
-
 class _Run:
     """One parallel read: a task queue of windows, a bounded hand-off of pages."""
 
@@ -153,7 +100,7 @@ class _Run:
         self.workers = workers
         self.tasks: queue.Queue[Window | None] = queue.Queue()  # None: end of work
         # Bounded: a slow consumer blocks the readers instead of filling memory.
-        self.pages = _Handoff(2 * workers)
+        self.pages: Handoff[Page | BaseException | _Done] = Handoff(2 * workers)
         self.stop = threading.Event()  # workers must cease
         self._lock = threading.Lock()
         self._pending = 0  # windows submitted and not finished: queued or being read
@@ -331,7 +278,7 @@ class _Run:
             first, self._failed = not self._failed, True
         self.halt()
         if first:
-            self.pages.finish(exc)
+            self.pages.finish(exc, first=True)  # ahead of the pages still queued
             self.end_work()
 
     def _finished_one(self) -> None:
