@@ -281,6 +281,7 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
     key = app.cipher.decrypt(connection.api_key_encrypted, context=connection.id)
     # Every run and check of the connection in this installation shares its budget.
     budget = str(app.settings.home / "budgets" / connection.id)
+    proxy = app.settings.proxy_for(connection.base_url)
     if glance:
         settings = StripeSettings(
             base_url=connection.base_url,
@@ -289,7 +290,7 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
             max_retries=GLANCE_RETRIES,
             timeout=GLANCE_TIMEOUT,
             budget_file=budget,
-            proxy=app.settings.proxy_for(connection.base_url),
+            proxy=proxy,
         )
     else:
         settings = StripeSettings(
@@ -298,6 +299,6 @@ def open_source(app: App, connection: Connection, *, glance: bool = False) -> St
             requests_per_second=connection.requests_per_second,
             workers=app.settings.stripe_max_in_flight,
             budget_file=budget,
-            proxy=app.settings.proxy_for(connection.base_url),
+            proxy=proxy,
         )
     return StripeSource(settings)

@@ -100,4 +100,7 @@ class PooledWire:
         return Answer(response.status, response.headers, response.data)
 
     def close(self) -> None:
-        self._pool.clear() if isinstance(self._pool, urllib3.ProxyManager) else self._pool.close()
+        if isinstance(self._pool, urllib3.ProxyManager):
+            self._pool.clear()
+        else:
+            self._pool.close()
